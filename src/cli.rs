@@ -1,0 +1,167 @@
+//! The command line: clap-derive flags as the user typed them, turned into a validated
+//! [`Config`] and handed to the command that runs. Owns exit codes: 0 ok, 1 runtime error,
+//! 2 usage or configuration error.
+
+use crate::config::{Config, ConfigError, DetectOverrides};
+use crate::format::Format;
+use crate::replay::{self, ReplayError};
+use crate::report::Problems;
+use crate::source::Input;
+use crate::time::Span;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Find exposure windows in data-access logs.
+///
+/// exposure keeps a per-table baseline of who normally reads each table and reports the
+/// windows in which unusual principals read it: which table, from when to when, and who.
+#[derive(Debug, Parser)]
+#[command(
+    name = "exposure",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay archived access logs and print the exposure windows found, as JSON lines.
+    ///
+    /// Inputs are read in the order given, as one stream (`-` is stdin; gzip is detected).
+    /// Alerts go to stdout (or --out); problems and a summary go to stderr.
+    Replay(ReplayArgs),
+}
+
+/// Flags shared by every command that runs the detector.
+#[derive(Debug, Args, Clone)]
+pub struct DetectFlags {
+    /// TOML configuration file (see README: Configuration).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Input format.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// How long a table only learns its baseline after its first read [default: 7d].
+    #[arg(long, value_name = "DURATION", help_heading = "Detection")]
+    pub learn: Option<Span>,
+
+    /// Distinct novel principals within --span that open a window [default: 3].
+    #[arg(long, value_name = "N", help_heading = "Detection")]
+    pub min_principals: Option<u32>,
+
+    /// How long a novel principal stays pending [default: 1h].
+    #[arg(long, value_name = "DURATION", help_heading = "Detection")]
+    pub span: Option<Span>,
+
+    /// A window closes after this long without a novel read [default: 30m].
+    #[arg(long, value_name = "DURATION", help_heading = "Detection")]
+    pub quiet: Option<Span>,
+
+    /// A principal stays normal this long after its last normal read [default: 30d].
+    #[arg(long, value_name = "DURATION", help_heading = "Detection")]
+    pub forget_after: Option<Span>,
+
+    /// How far out of order events may arrive [default: 5m].
+    #[arg(long, value_name = "DURATION", help_heading = "Detection")]
+    pub lateness: Option<Span>,
+
+    /// Principals that are always normal (glob; repeatable).
+    #[arg(long, value_name = "GLOB", help_heading = "Detection")]
+    pub allow: Vec<String>,
+
+    /// Also emit `update` alerts when a window's novel principals double.
+    #[arg(long, help_heading = "Detection")]
+    pub updates: bool,
+}
+
+impl DetectFlags {
+    /// Loads and validates the configuration these flags point at.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let overrides = DetectOverrides {
+            learn: self.learn,
+            forget_after: self.forget_after,
+            span: self.span,
+            quiet: self.quiet,
+            min_principals: self.min_principals,
+            lateness: self.lateness,
+            allow: self.allow.clone(),
+            updates: self.updates,
+        };
+        Config::load(self.config.as_deref(), &overrides, self.format)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub detect: DetectFlags,
+
+    /// Write alerts to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Stop with exit code 1 at the first malformed line instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// How many skipped or late lines to show on stderr (all are counted).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_reports: usize,
+
+    /// Log files to replay, in order (`-` for stdin).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Replay(args) => run_replay(args),
+    }
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = args.detect.config()?;
+    let inputs: Vec<Input> = args.paths.iter().map(|p| Input::from_arg(p)).collect();
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
+    };
+    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    let outcome = replay::replay(&config, &inputs, args.strict, &mut out, &mut problems);
+    problems.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(ReplayError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    eprintln!("{}", outcome.summary);
+    Ok(if outcome.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The exit code for an error: 2 for configuration problems, 1 for the rest.
+pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    if error.chain().any(|e| e.is::<ConfigError>()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}

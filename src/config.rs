@@ -1,0 +1,366 @@
+//! The validated configuration: the TOML file (`--config`) merged with command-line flags
+//! (flags win), checked once so that the rest of the code never sees an invalid value. Every
+//! error names the key (and for the file, the line and column) at fault.
+
+use crate::detect::DetectorSettings;
+use crate::detect::policy::{
+    DEFAULT_READ_ACTIONS, Policies, ReadActions, TablePolicy, TableRule, Thresholds, compile_glob,
+    compile_glob_set,
+};
+use crate::format::Format;
+use crate::format::jsonl::{FieldPaths, JsonLinesParser};
+use crate::time::{EpochUnit, Span};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A configuration problem: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    pub detect: DetectSection,
+    pub input: InputSection,
+    pub tables: Vec<TableSection>,
+}
+
+/// `[detect]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectSection {
+    pub learn: Option<Span>,
+    pub forget_after: Option<Span>,
+    pub span: Option<Span>,
+    pub quiet: Option<Span>,
+    pub min_principals: Option<u32>,
+    pub lateness: Option<Span>,
+    pub read_actions: Option<Vec<String>>,
+    pub allow: Vec<String>,
+    pub updates: bool,
+}
+
+/// `[input]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputSection {
+    pub format: Option<Format>,
+    pub max_line_bytes: Option<usize>,
+    pub ts_unit: EpochUnit,
+    pub fields: FieldPaths,
+}
+
+/// One `[[tables]]` rule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableSection {
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub ignore: bool,
+    pub learn: Option<Span>,
+    pub forget_after: Option<Span>,
+    pub span: Option<Span>,
+    pub quiet: Option<Span>,
+    pub min_principals: Option<u32>,
+    pub allow: Vec<String>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+/// Detector settings given on the command line; each overrides the file's `[detect]`.
+#[derive(Debug, Default, Clone)]
+pub struct DetectOverrides {
+    pub learn: Option<Span>,
+    pub forget_after: Option<Span>,
+    pub span: Option<Span>,
+    pub quiet: Option<Span>,
+    pub min_principals: Option<u32>,
+    pub lateness: Option<Span>,
+    pub allow: Vec<String>,
+    pub updates: bool,
+}
+
+/// How to read input.
+#[derive(Debug, Clone)]
+pub struct InputSettings {
+    pub format: Format,
+    pub max_line_bytes: usize,
+    pub jsonl: JsonLinesParser,
+}
+
+/// Everything validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub detector: DetectorSettings,
+    pub input: InputSettings,
+}
+
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+impl Config {
+    /// Merges `file` (if any) with command-line `flags` and validates the result.
+    pub fn build(
+        file: ConfigFile,
+        flags: &DetectOverrides,
+        format: Option<Format>,
+    ) -> Result<Config, ConfigError> {
+        let d = &file.detect;
+        let base = Thresholds::default();
+        let defaults = Thresholds {
+            learn: flags.learn.or(d.learn).unwrap_or(base.learn),
+            forget_after: flags
+                .forget_after
+                .or(d.forget_after)
+                .unwrap_or(base.forget_after),
+            span: flags.span.or(d.span).unwrap_or(base.span),
+            quiet: flags.quiet.or(d.quiet).unwrap_or(base.quiet),
+            min_principals: flags
+                .min_principals
+                .or(d.min_principals)
+                .unwrap_or(base.min_principals),
+        };
+        check_thresholds("detect", &defaults)?;
+        let mut allow_patterns = d.allow.clone();
+        allow_patterns.extend(flags.allow.iter().cloned());
+        let allow = compile_glob_set(&allow_patterns)
+            .map_err(|e| invalid("detect.allow", e.to_string()))?;
+
+        let mut rules = Vec::with_capacity(file.tables.len());
+        for (i, table) in file.tables.iter().enumerate() {
+            let key = |k: &str| format!("tables[{i}].{k}");
+            if table.pattern.is_empty() {
+                return Err(invalid(key("match"), "is required (a glob on table names)"));
+            }
+            let matcher = compile_glob(&table.pattern)
+                .map_err(|e| invalid(key("match"), e.to_string()))?
+                .compile_matcher();
+            let thresholds = Thresholds {
+                learn: table.learn.unwrap_or(defaults.learn),
+                forget_after: table.forget_after.unwrap_or(defaults.forget_after),
+                span: table.span.unwrap_or(defaults.span),
+                quiet: table.quiet.unwrap_or(defaults.quiet),
+                min_principals: table.min_principals.unwrap_or(defaults.min_principals),
+            };
+            check_thresholds(&format!("tables[{i}]"), &thresholds)?;
+            let mut patterns = allow_patterns.clone();
+            patterns.extend(table.allow.iter().cloned());
+            let allow =
+                compile_glob_set(&patterns).map_err(|e| invalid(key("allow"), e.to_string()))?;
+            rules.push(TableRule {
+                matcher,
+                policy: Arc::new(TablePolicy {
+                    rule: Some(table.pattern.clone()),
+                    ignore: table.ignore,
+                    thresholds,
+                    allow,
+                }),
+            });
+        }
+
+        let read_actions = match &d.read_actions {
+            Some(actions) if actions.is_empty() => {
+                return Err(invalid(
+                    "detect.read_actions",
+                    "must name at least one action",
+                ));
+            }
+            Some(actions) => actions.clone(),
+            None => DEFAULT_READ_ACTIONS.iter().map(|a| a.to_string()).collect(),
+        };
+
+        let max_line_bytes = file.input.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+        if !(64..=(256 << 20)).contains(&max_line_bytes) {
+            return Err(invalid(
+                "input.max_line_bytes",
+                "must be between 64 and 268435456",
+            ));
+        }
+        let jsonl = JsonLinesParser::new(&file.input.fields, file.input.ts_unit)
+            .map_err(|e| invalid("input.fields", e))?;
+
+        Ok(Config {
+            detector: DetectorSettings {
+                policies: Policies {
+                    default: Arc::new(TablePolicy {
+                        rule: None,
+                        ignore: false,
+                        thresholds: defaults,
+                        allow,
+                    }),
+                    rules,
+                },
+                read_actions: ReadActions::new(read_actions),
+                lateness: flags
+                    .lateness
+                    .or(d.lateness)
+                    .unwrap_or(DetectorSettings::default().lateness),
+                emit_updates: flags.updates || d.updates,
+            },
+            input: InputSettings {
+                format: format.or(file.input.format).unwrap_or_default(),
+                max_line_bytes,
+                jsonl,
+            },
+        })
+    }
+
+    /// Loads `path` (if given) and builds the configuration.
+    pub fn load(
+        path: Option<&Path>,
+        flags: &DetectOverrides,
+        format: Option<Format>,
+    ) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        Config::build(file, flags, format)
+    }
+}
+
+fn check_thresholds(section: &str, t: &Thresholds) -> Result<(), ConfigError> {
+    if t.min_principals == 0 {
+        return Err(invalid(
+            format!("{section}.min_principals"),
+            "must be at least 1",
+        ));
+    }
+    for (name, value) in [
+        ("span", t.span),
+        ("quiet", t.quiet),
+        ("forget_after", t.forget_after),
+    ] {
+        if value.micros() <= 0 {
+            return Err(invalid(
+                format!("{section}.{name}"),
+                "must be longer than 0",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "test.toml".into(),
+            message: e.to_string(),
+        })?;
+        Config::build(file, &DetectOverrides::default(), None)
+    }
+
+    #[test]
+    fn a_full_file_builds() {
+        let config = build(
+            r#"
+            [detect]
+            learn = "3d"
+            min_principals = 4
+            lateness = "1m"
+            allow = ["svc-*"]
+            read_actions = ["SELECT", "COPY"]
+            [input]
+            max_line_bytes = 4096
+            ts_unit = "ms"
+            [input.fields]
+            principal = "user.name"
+            [[tables]]
+            match = "hr.*"
+            min_principals = 8
+            allow = ["payroll@*"]
+            [[tables]]
+            match = "tmp.*"
+            ignore = true
+            "#,
+        )
+        .unwrap();
+        let p = &config.detector.policies;
+        assert_eq!(p.default.thresholds.learn, Span::from_secs(3 * 86_400));
+        assert_eq!(p.default.thresholds.min_principals, 4);
+        assert_eq!(p.resolve("hr.pay").thresholds.min_principals, 8);
+        assert_eq!(
+            p.resolve("hr.pay").thresholds.learn,
+            Span::from_secs(3 * 86_400)
+        );
+        assert!(p.resolve("hr.pay").is_allowed("payroll@x"));
+        assert!(p.resolve("hr.pay").is_allowed("svc-x"));
+        assert!(!p.default.is_allowed("payroll@x"));
+        assert!(p.resolve("tmp.x").ignore);
+        assert_eq!(config.detector.lateness, Span::from_secs(60));
+        assert_eq!(config.input.max_line_bytes, 4096);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: ConfigFile =
+            toml::from_str("[detect]\nmin_principals = 4\nquiet = \"10m\"").unwrap();
+        let flags = DetectOverrides {
+            min_principals: Some(9),
+            ..Default::default()
+        };
+        let config = Config::build(file, &flags, None).unwrap();
+        let t = config.detector.policies.default.thresholds;
+        assert_eq!((t.min_principals, t.quiet), (9, Span::from_secs(600)));
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_the_key() {
+        for (text, needle) in [
+            ("[detect]\nmin_princpals = 3", "min_princpals"),
+            ("[detect]\nspan = \"soon\"", "bad duration"),
+            ("[detect]\nmin_principals = 0", "detect.min_principals"),
+            ("[detect]\nquiet = \"0\"", "detect.quiet"),
+            ("[detect]\nread_actions = []", "detect.read_actions"),
+            ("[[tables]]\nmin_principals = 2", "tables[0].match"),
+            ("[[tables]]\nmatch = \"a[\"", "tables[0].match"),
+            (
+                "[[tables]]\nmatch = \"a\"\nmin_principals = 0",
+                "tables[0].min_principals",
+            ),
+            ("[input]\nmax_line_bytes = 1", "input.max_line_bytes"),
+            (
+                "[input.fields]\nprincipal = \"a\"\ntable = \"a.b\"",
+                "input.fields",
+            ),
+            ("[input]\nformat = \"xml\"", "format"),
+            ("[surprise]\n", "surprise"),
+        ] {
+            let err = build(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} -> {err}");
+        }
+    }
+}

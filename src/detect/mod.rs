@@ -1,0 +1,589 @@
+//! The detector: a pure state machine over access events in event time. It owns the product's
+//! contract (learning, baseline, novel and pending principals, opening, extending and closing
+//! exposure windows, no poisoning) and nothing else: no clock, no files, no tokio. Sources feed it
+//! with [`Detector::observe`], time moves with [`Detector::advance`], and alerts come out in a
+//! `Vec` the caller drains.
+//!
+//! Determinism: reads pass through a [`ReorderBuffer`] and are applied in event-time order; reads
+//! of the same instant are applied sorted by (table, principal) name; window closes due at an
+//! instant are applied before that instant's reads, sorted by table name. Interned ids never decide
+//! an order, so any arrival order within `lateness` gives byte-identical alerts.
+
+pub mod alert;
+pub mod policy;
+pub mod reorder;
+
+pub use alert::{ALERT_SCHEMA, Alert, AlertStatus, ClosedBy, PrincipalActivity, Severity};
+pub use policy::{Policies, ReadActions, TablePolicy, TableRule, Thresholds};
+pub use reorder::{BufferedRead, ReorderBuffer};
+
+use crate::event::AccessEvent;
+use crate::intern::{Id, Interner};
+use crate::time::{MICROS_PER_SEC, Micros, Span, Ts};
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+/// Everything the detector is configured with.
+#[derive(Debug, Clone)]
+pub struct DetectorSettings {
+    pub policies: Policies,
+    pub read_actions: ReadActions,
+    /// How far out of order events may arrive and still be used.
+    pub lateness: Span,
+    /// Emit `update` alerts when a window's novel principals double.
+    pub emit_updates: bool,
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        DetectorSettings {
+            policies: Policies::default(),
+            read_actions: ReadActions::default(),
+            lateness: Span::from_secs(300),
+            emit_updates: false,
+        }
+    }
+}
+
+/// What became of one observed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// A read of a watched table, queued for detection.
+    Read,
+    /// Not a read (a write, DDL, ...): it only moves event time.
+    NotRead,
+    /// A read of a table whose policy ignores it.
+    Ignored,
+    /// Older than the watermark by `behind`: counted, not used.
+    Late { behind: Micros },
+}
+
+/// Counters kept by the detector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetectorStats {
+    pub reads: u64,
+    pub non_reads: u64,
+    pub ignored: u64,
+    pub late: u64,
+    pub windows_opened: u64,
+    pub alerts: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    principal: Id,
+    first_novel: Ts,
+    last_read: Ts,
+    reads: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    first_read: Ts,
+    last_read: Ts,
+    reads: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Window {
+    start: Ts,
+    end: Ts,
+    reads: u64,
+    principals: FxHashMap<Id, Activity>,
+    baseline_principals: usize,
+    /// Novel principals in the last alert sent for this window (for `update` rate limiting).
+    alerted_principals: usize,
+}
+
+#[derive(Debug, Clone)]
+struct TableState {
+    name: Arc<str>,
+    policy: Arc<TablePolicy>,
+    /// End of learning: the first read plus `learn`.
+    learn_until: Option<Ts>,
+    /// Normal principals and the time of their last normal read.
+    baseline: FxHashMap<Id, Ts>,
+    /// Novel principals not (yet) in a window. Fewer than `min_principals`: reaching it opens one.
+    pending: Vec<Pending>,
+    window: Option<Window>,
+}
+
+impl TableState {
+    /// Pending principals whose `span` ran out without a window join the baseline: a new hire
+    /// is not an incident.
+    fn graduate_pending(&mut self, now: Ts) {
+        let span = self.policy.thresholds.span.micros();
+        let baseline = &mut self.baseline;
+        self.pending.retain(|p| {
+            if now - p.first_novel < span {
+                return true;
+            }
+            let last = baseline.entry(p.principal).or_insert(p.last_read);
+            *last = (*last).max(p.last_read);
+            false
+        });
+    }
+
+    fn normal_principals(&self, now: Ts) -> usize {
+        let forget = self.policy.thresholds.forget_after.micros();
+        self.baseline
+            .values()
+            .filter(|&&last| now - last <= forget)
+            .count()
+    }
+}
+
+/// A due window close, ordered by (deadline, table name): never by id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CloseTimer {
+    deadline: Ts,
+    table_name: Arc<str>,
+    table: Id,
+}
+
+const PRUNE_EVERY: Micros = 86_400 * MICROS_PER_SEC;
+
+/// The exposure-window detector.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    settings: DetectorSettings,
+    tables: Vec<TableState>,
+    table_names: Interner,
+    principal_names: Interner,
+    reorder: ReorderBuffer,
+    same_instant: Vec<BufferedRead>,
+    /// Tables whose window opened during the instant being applied.
+    opened_now: Vec<Id>,
+    timers: BinaryHeap<Reverse<CloseTimer>>,
+    /// Event time up to which everything has been applied.
+    now: Option<Ts>,
+    next_prune: Ts,
+    stats: DetectorStats,
+}
+
+impl Detector {
+    pub fn new(settings: DetectorSettings) -> Detector {
+        let reorder = ReorderBuffer::new(settings.lateness.micros());
+        Detector {
+            settings,
+            tables: Vec::new(),
+            table_names: Interner::default(),
+            principal_names: Interner::default(),
+            reorder,
+            same_instant: Vec::new(),
+            opened_now: Vec::new(),
+            timers: BinaryHeap::new(),
+            now: None,
+            next_prune: Ts::MIN,
+            stats: DetectorStats::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &DetectorSettings {
+        &self.settings
+    }
+
+    pub fn stats(&self) -> DetectorStats {
+        self.stats
+    }
+
+    /// Distinct tables seen.
+    pub fn table_count(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Windows open now.
+    pub fn open_windows(&self) -> usize {
+        self.tables.iter().filter(|t| t.window.is_some()).count()
+    }
+
+    /// Events before this time are late.
+    pub fn watermark(&self) -> Option<Ts> {
+        self.reorder.watermark()
+    }
+
+    /// The newest event time observed.
+    pub fn newest_event(&self) -> Option<Ts> {
+        self.reorder.newest()
+    }
+
+    /// Whether `action` counts as a read.
+    #[inline]
+    pub fn is_read_action(&mut self, action: Option<&str>) -> bool {
+        self.settings.read_actions.is_read(action)
+    }
+
+    /// The id of table `name`, resolving its policy on first sight.
+    #[inline]
+    pub fn table_id(&mut self, name: &str) -> Id {
+        let id = self.table_names.intern(name);
+        if id as usize == self.tables.len() {
+            self.tables.push(TableState {
+                name: Arc::clone(self.table_names.name(id)),
+                policy: self.settings.policies.resolve(name),
+                learn_until: None,
+                baseline: FxHashMap::default(),
+                pending: Vec::new(),
+                window: None,
+            });
+        }
+        id
+    }
+
+    /// The id of principal `name`.
+    #[inline]
+    pub fn principal_id(&mut self, name: &str) -> Id {
+        self.principal_names.intern(name)
+    }
+
+    /// Observes one event; alerts it causes are pushed onto `alerts`.
+    #[inline]
+    pub fn observe(&mut self, event: &AccessEvent<'_>, alerts: &mut Vec<Alert>) -> Observed {
+        let incoming = if !self.is_read_action(event.action) {
+            Incoming::NotRead
+        } else {
+            let table = self.table_id(event.table);
+            if self.tables[table as usize].policy.ignore {
+                Incoming::Ignored
+            } else {
+                Incoming::Read(table, self.principal_id(event.principal))
+            }
+        };
+        self.accept(event.ts, incoming, alerts)
+    }
+
+    /// Observes one event by ids: `read` is `Some((table, principal))` for a read (see
+    /// [`Detector::is_read_action`]) and `None` for anything else, which only moves event time.
+    #[inline]
+    pub fn observe_ids(
+        &mut self,
+        ts: Ts,
+        read: Option<(Id, Id)>,
+        alerts: &mut Vec<Alert>,
+    ) -> Observed {
+        let incoming = match read {
+            Some((table, _)) if self.tables[table as usize].policy.ignore => Incoming::Ignored,
+            Some((table, principal)) => Incoming::Read(table, principal),
+            None => Incoming::NotRead,
+        };
+        self.accept(ts, incoming, alerts)
+    }
+
+    #[inline]
+    fn accept(&mut self, ts: Ts, incoming: Incoming, alerts: &mut Vec<Alert>) -> Observed {
+        if let Some(watermark) = self.reorder.watermark() {
+            if ts < watermark {
+                self.stats.late += 1;
+                return Observed::Late {
+                    behind: watermark - ts,
+                };
+            }
+        }
+        self.reorder.note(ts);
+        let outcome = match incoming {
+            Incoming::Read(table, principal) => {
+                self.stats.reads += 1;
+                self.reorder.push(ts, table, principal);
+                Observed::Read
+            }
+            Incoming::NotRead => {
+                self.stats.non_reads += 1;
+                Observed::NotRead
+            }
+            Incoming::Ignored => {
+                self.stats.ignored += 1;
+                Observed::Ignored
+            }
+        };
+        if let Some(watermark) = self.reorder.watermark() {
+            self.release_before(watermark, alerts);
+        }
+        outcome
+    }
+
+    /// Moves event time to `watermark` without an event: reads before it are applied, windows
+    /// quiet by then are closed, and later events before it count as late. Used by live mode
+    /// when streams are silent; replay never calls it.
+    pub fn advance(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
+        self.reorder.raise_floor(watermark);
+        if let Some(w) = self.reorder.watermark() {
+            self.release_before(w, alerts);
+        }
+    }
+
+    /// The input ended: applies every buffered read, then closes the windows still open (sorted
+    /// by table name) with `closed_by = end_of_input`.
+    pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
+        while let Some(ts) = self.reorder.earliest() {
+            self.apply_instant(ts, alerts);
+        }
+        let mut open: Vec<Id> = (0..self.tables.len() as Id)
+            .filter(|&t| self.tables[t as usize].window.is_some())
+            .collect();
+        open.sort_by(|a, b| {
+            self.tables[*a as usize]
+                .name
+                .cmp(&self.tables[*b as usize].name)
+        });
+        let as_of = self.now.unwrap_or_default();
+        for table in open {
+            self.close_window(table, as_of, ClosedBy::EndOfInput, alerts);
+        }
+        self.timers.clear();
+    }
+
+    /// Applies every buffered read before `watermark`, then the closes due by it.
+    fn release_before(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
+        while let Some(ts) = self.reorder.earliest() {
+            if ts >= watermark {
+                break;
+            }
+            self.apply_instant(ts, alerts);
+        }
+        // Every read before the watermark is applied, and a read at the watermark could no longer
+        // extend a window due then, so closes due by the watermark are final.
+        self.move_time(watermark, alerts);
+    }
+
+    /// Applies all buffered reads at instant `ts`, in (table name, principal name) order.
+    fn apply_instant(&mut self, ts: Ts, alerts: &mut Vec<Alert>) {
+        let mut group = std::mem::take(&mut self.same_instant);
+        group.clear();
+        while let Some(read) = self.reorder.pop_at(ts) {
+            group.push(read);
+        }
+        if group.len() > 1 {
+            let (tables, principals) = (&self.table_names, &self.principal_names);
+            group.sort_by(|a, b| {
+                tables
+                    .name(a.table)
+                    .cmp(tables.name(b.table))
+                    .then_with(|| {
+                        principals
+                            .name(a.principal)
+                            .cmp(principals.name(b.principal))
+                    })
+            });
+        }
+        self.move_time(ts, alerts);
+        for read in &group {
+            self.apply_read(read.ts, read.table, read.principal, alerts);
+        }
+        self.same_instant = group;
+        // Open alerts wait for the whole instant, so that they list every principal of it.
+        for table in std::mem::take(&mut self.opened_now) {
+            let alert = self.alert(table, AlertStatus::Open, ts, None);
+            self.push_alert(alert, alerts);
+        }
+    }
+
+    /// Moves the detector's clock to `now`: fires closes due by then and prunes forgotten state.
+    fn move_time(&mut self, now: Ts, alerts: &mut Vec<Alert>) {
+        if self.now.is_some_and(|n| n >= now) {
+            return;
+        }
+        self.now = Some(now);
+        while let Some(Reverse(timer)) = self.timers.peek() {
+            if timer.deadline > now {
+                break;
+            }
+            let Reverse(timer) = self.timers.pop().expect("peeked");
+            let state = &self.tables[timer.table as usize];
+            let Some(window) = &state.window else {
+                continue;
+            };
+            let deadline = window.end + state.policy.thresholds.quiet.micros();
+            if deadline <= now {
+                self.close_window(timer.table, deadline, ClosedBy::Quiet, alerts);
+            } else {
+                // The window was extended since this timer was set: wait for the new deadline.
+                self.timers.push(Reverse(CloseTimer { deadline, ..timer }));
+            }
+        }
+        if now >= self.next_prune {
+            self.prune(now);
+            self.next_prune = now.saturating_add(PRUNE_EVERY);
+        }
+    }
+
+    /// Drops baseline entries past `forget_after`: they are no longer normal, so dropping them
+    /// changes no result and keeps state bounded on a long run.
+    fn prune(&mut self, now: Ts) {
+        for state in &mut self.tables {
+            let forget = state.policy.thresholds.forget_after.micros();
+            state.baseline.retain(|_, last| now - *last <= forget);
+        }
+    }
+
+    /// The rules of the README, for one read at `ts` (time has been moved to `ts`).
+    fn apply_read(&mut self, ts: Ts, table: Id, principal: Id, alerts: &mut Vec<Alert>) {
+        let emit_updates = self.settings.emit_updates;
+        let state = &mut self.tables[table as usize];
+        let thresholds = state.policy.thresholds;
+
+        // 1. Learning: every read joins the baseline.
+        let learn_until = *state
+            .learn_until
+            .get_or_insert_with(|| ts.saturating_add(thresholds.learn.micros()));
+        if ts < learn_until {
+            let last = state.baseline.entry(principal).or_insert(ts);
+            *last = (*last).max(ts);
+            return;
+        }
+
+        // 2. Baseline: a normal principal's read refreshes it.
+        state.graduate_pending(ts);
+        if let Some(last) = state.baseline.get_mut(&principal) {
+            if ts - *last <= thresholds.forget_after.micros() {
+                *last = (*last).max(ts);
+                return;
+            }
+        }
+        if state
+            .policy
+            .is_allowed(self.principal_names.name(principal))
+        {
+            state.baseline.insert(principal, ts);
+            return;
+        }
+
+        // 3-5. A novel read: extends the open window, or makes the principal pending.
+        if let Some(window) = &mut state.window {
+            let activity = window.principals.entry(principal).or_insert(Activity {
+                first_read: ts,
+                last_read: ts,
+                reads: 0,
+            });
+            activity.last_read = ts;
+            activity.reads += 1;
+            window.reads += 1;
+            window.end = window.end.max(ts);
+            if emit_updates && window.principals.len() >= 2 * window.alerted_principals {
+                window.alerted_principals = window.principals.len();
+                let alert = self.alert(table, AlertStatus::Update, ts, None);
+                self.push_alert(alert, alerts);
+            }
+            return;
+        }
+        match state.pending.iter_mut().find(|p| p.principal == principal) {
+            Some(pending) => {
+                pending.last_read = ts;
+                pending.reads += 1;
+            }
+            None => state.pending.push(Pending {
+                principal,
+                first_novel: ts,
+                last_read: ts,
+                reads: 1,
+            }),
+        }
+        if state.pending.len() >= thresholds.min_principals as usize {
+            self.open_window(table, ts);
+        }
+    }
+
+    /// Rule 4: opens a window from the pending principals; `window_start` is the earliest
+    /// first read. Its `open` alert is sent once the whole instant is applied.
+    fn open_window(&mut self, table: Id, now: Ts) {
+        let state = &mut self.tables[table as usize];
+        let pending = std::mem::take(&mut state.pending);
+        let start = pending.iter().map(|p| p.first_novel).min().unwrap_or(now);
+        let principals: FxHashMap<Id, Activity> = pending
+            .iter()
+            .map(|p| {
+                let activity = Activity {
+                    first_read: p.first_novel,
+                    last_read: p.last_read,
+                    reads: p.reads,
+                };
+                (p.principal, activity)
+            })
+            .collect();
+        state.window = Some(Window {
+            start,
+            end: now,
+            reads: pending.iter().map(|p| p.reads).sum(),
+            alerted_principals: principals.len(),
+            principals,
+            baseline_principals: state.normal_principals(now),
+        });
+        let deadline = now + state.policy.thresholds.quiet.micros();
+        self.timers.push(Reverse(CloseTimer {
+            deadline,
+            table_name: Arc::clone(&state.name),
+            table,
+        }));
+        self.stats.windows_opened += 1;
+        self.opened_now.push(table);
+    }
+
+    /// Rule 6: closes a window. Its principals do not join the baseline (rule 7: no poisoning).
+    fn close_window(&mut self, table: Id, as_of: Ts, closed_by: ClosedBy, alerts: &mut Vec<Alert>) {
+        let alert = self.alert(table, AlertStatus::Closed, as_of, Some(closed_by));
+        self.tables[table as usize].window = None;
+        self.push_alert(alert, alerts);
+    }
+
+    fn push_alert(&mut self, alert: Alert, alerts: &mut Vec<Alert>) {
+        self.stats.alerts += 1;
+        alerts.push(alert);
+    }
+
+    fn alert(
+        &self,
+        table: Id,
+        status: AlertStatus,
+        as_of: Ts,
+        closed_by: Option<ClosedBy>,
+    ) -> Alert {
+        let state = &self.tables[table as usize];
+        let window = state
+            .window
+            .as_ref()
+            .expect("an alert describes an open window");
+        let mut principals: Vec<PrincipalActivity> = window
+            .principals
+            .iter()
+            .map(|(&id, a)| PrincipalActivity {
+                principal: self.principal_names.name(id).to_string(),
+                first_read: a.first_read,
+                last_read: a.last_read,
+                reads: a.reads,
+            })
+            .collect();
+        principals.sort_by(|a, b| (a.first_read, &a.principal).cmp(&(b.first_read, &b.principal)));
+        Alert {
+            schema: ALERT_SCHEMA.to_string(),
+            id: alert::window_id(&state.name, window.start),
+            status,
+            table: state.name.to_string(),
+            window_start: window.start,
+            window_end: window.end,
+            duration_s: (window.end - window.start) as f64 / MICROS_PER_SEC as f64,
+            novel_principals: principals.len(),
+            principals,
+            reads: window.reads,
+            baseline_principals: window.baseline_principals,
+            severity: Severity::rate(
+                window.principals.len(),
+                window.baseline_principals,
+                state.policy.thresholds.min_principals,
+            ),
+            as_of,
+            closed_by,
+        }
+    }
+}
+
+/// How an event enters the detector.
+#[derive(Debug, Clone, Copy)]
+enum Incoming {
+    Read(Id, Id),
+    NotRead,
+    Ignored,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! What the detector is told: thresholds, per-table overrides chosen by glob (first match wins),
+//! allowed principals, and which actions count as reads. Built and validated by `config`; the
+//! detector only reads it.
+
+use crate::time::Span;
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// The numbers that shape detection on one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// How long after its first read a table only learns its baseline.
+    pub learn: Span,
+    /// How long a principal stays normal for a table after its last normal read.
+    pub forget_after: Span,
+    /// How long a novel principal stays pending, and the span within which `min_principals`
+    /// first novel reads open a window.
+    pub span: Span,
+    /// How long without a novel read closes an open window.
+    pub quiet: Span,
+    /// How many distinct pending principals within `span` open a window.
+    pub min_principals: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            learn: Span::from_secs(7 * 86_400),
+            forget_after: Span::from_secs(30 * 86_400),
+            span: Span::from_secs(3_600),
+            quiet: Span::from_secs(1_800),
+            min_principals: 3,
+        }
+    }
+}
+
+/// The resolved policy of one table.
+#[derive(Debug, Clone)]
+pub struct TablePolicy {
+    /// The `match` pattern of the `[[tables]]` rule that chose this policy, if any.
+    pub rule: Option<String>,
+    /// An ignored table keeps no state and never alerts.
+    pub ignore: bool,
+    pub thresholds: Thresholds,
+    /// Principals that are always normal on this table.
+    pub allow: GlobSet,
+}
+
+impl TablePolicy {
+    pub fn is_allowed(&self, principal: &str) -> bool {
+        !self.allow.is_empty() && self.allow.is_match(principal)
+    }
+}
+
+/// One `[[tables]]` rule: a glob on the table name and the policy it selects.
+#[derive(Debug, Clone)]
+pub struct TableRule {
+    pub matcher: GlobMatcher,
+    pub policy: Arc<TablePolicy>,
+}
+
+/// All table policies: the rules in order, then the default.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    pub default: Arc<TablePolicy>,
+    pub rules: Vec<TableRule>,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            default: Arc::new(TablePolicy {
+                rule: None,
+                ignore: false,
+                thresholds: Thresholds::default(),
+                allow: GlobSet::empty(),
+            }),
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl Policies {
+    /// The policy for `table`: the first rule whose pattern matches, else the default.
+    pub fn resolve(&self, table: &str) -> Arc<TablePolicy> {
+        self.rules
+            .iter()
+            .find(|rule| rule.matcher.is_match(table))
+            .map(|rule| Arc::clone(&rule.policy))
+            .unwrap_or_else(|| Arc::clone(&self.default))
+    }
+}
+
+/// Compiles a name pattern: `*` and `?` match any characters, dots and slashes included.
+pub fn compile_glob(pattern: &str) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(false).build()
+}
+
+/// Compiles a list of name patterns into one set.
+pub fn compile_glob_set(patterns: &[String]) -> Result<GlobSet, globset::Error> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(compile_glob(pattern)?);
+    }
+    builder.build()
+}
+
+/// The default actions that count as reads (compared case-insensitively).
+pub const DEFAULT_READ_ACTIONS: &[&str] = &[
+    "select",
+    "read",
+    "get",
+    "getobject",
+    "query",
+    "scan",
+    "export",
+    "copy",
+    "tabledataread",
+];
+
+/// Decides whether an event's action is a read. An absent action is a read.
+#[derive(Debug, Clone)]
+pub struct ReadActions {
+    lowercase: Vec<Box<str>>,
+    /// Verdicts by exact spelling: actions are few, so each spelling is folded once.
+    seen: FxHashMap<Box<str>, bool>,
+}
+
+impl Default for ReadActions {
+    fn default() -> Self {
+        ReadActions::new(DEFAULT_READ_ACTIONS.iter().map(|a| a.to_string()))
+    }
+}
+
+impl ReadActions {
+    pub fn new(actions: impl IntoIterator<Item = String>) -> ReadActions {
+        ReadActions {
+            lowercase: actions
+                .into_iter()
+                .map(|a| a.to_lowercase().into_boxed_str())
+                .collect(),
+            seen: FxHashMap::default(),
+        }
+    }
+
+    /// Whether `action` (as logged) is a read.
+    #[inline]
+    pub fn is_read(&mut self, action: Option<&str>) -> bool {
+        let Some(action) = action else { return true };
+        if let Some(&verdict) = self.seen.get(action) {
+            return verdict;
+        }
+        let folded = action.to_lowercase();
+        let verdict = self.lowercase.iter().any(|a| **a == *folded);
+        if self.seen.len() < 4096 {
+            self.seen.insert(action.into(), verdict);
+        }
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_reads_case_insensitively_and_absent_is_a_read() {
+        let mut reads = ReadActions::default();
+        assert!(reads.is_read(Some("SELECT")));
+        assert!(reads.is_read(Some("GetObject")));
+        assert!(reads.is_read(Some("tableDataRead")));
+        assert!(reads.is_read(None));
+        assert!(!reads.is_read(Some("INSERT")));
+        assert!(!reads.is_read(Some("PutObject")));
+        assert!(!reads.is_read(Some("")));
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let hr = Arc::new(TablePolicy {
+            rule: Some("warehouse.hr.*".into()),
+            ignore: false,
+            thresholds: Thresholds {
+                min_principals: 5,
+                ..Thresholds::default()
+            },
+            allow: compile_glob_set(&["svc-payroll@*".into()]).unwrap(),
+        });
+        let scratch = Arc::new(TablePolicy {
+            rule: Some("*.scratch.*".into()),
+            ignore: true,
+            thresholds: Thresholds::default(),
+            allow: GlobSet::empty(),
+        });
+        let policies = Policies {
+            rules: vec![
+                TableRule {
+                    matcher: compile_glob("warehouse.hr.*").unwrap().compile_matcher(),
+                    policy: hr,
+                },
+                TableRule {
+                    matcher: compile_glob("*.scratch.*").unwrap().compile_matcher(),
+                    policy: scratch,
+                },
+            ],
+            ..Policies::default()
+        };
+        assert_eq!(
+            policies
+                .resolve("warehouse.hr.salaries")
+                .thresholds
+                .min_principals,
+            5
+        );
+        assert!(
+            policies
+                .resolve("warehouse.hr.salaries")
+                .is_allowed("svc-payroll@corp")
+        );
+        assert!(!policies.resolve("warehouse.hr.salaries").ignore);
+        assert!(policies.resolve("warehouse.scratch.tmp").ignore);
+        assert_eq!(policies.resolve("sales.orders").rule, None);
+    }
+}

@@ -1,0 +1,534 @@
+//! The canonical JSON-lines format: one object per line with a timestamp, a principal, a table and
+//! an optional action, found at configurable dotted paths (`userIdentity.arn`). Parsing is one pass
+//! of serde_json over the line that keeps only the mapped fields, borrowing their text.
+
+use super::{ParseError, ParsedEvent};
+use crate::time::{EpochUnit, parse_ts_str, ts_from_epoch_float, ts_from_epoch_int};
+use serde::Deserializer as _;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Where each field of an event lives in the JSON object (`[input.fields]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FieldPaths {
+    pub ts: String,
+    pub principal: String,
+    pub table: String,
+    pub action: String,
+}
+
+impl Default for FieldPaths {
+    fn default() -> Self {
+        FieldPaths {
+            ts: "ts".into(),
+            principal: "principal".into(),
+            table: "table".into(),
+            action: "action".into(),
+        }
+    }
+}
+
+const TS: usize = 0;
+const PRINCIPAL: usize = 1;
+const TABLE: usize = 2;
+const ACTION: usize = 3;
+
+/// The mapped paths as a tree of object keys, walked once per line.
+#[derive(Debug, Clone)]
+struct Node {
+    children: Vec<(Box<str>, Child)>,
+}
+
+#[derive(Debug, Clone)]
+enum Child {
+    Slot(usize),
+    Inner(Node),
+}
+
+impl Node {
+    #[inline]
+    fn child(&self, key: &str) -> Option<&Child> {
+        self.children
+            .iter()
+            .find(|(k, _)| **k == *key)
+            .map(|(_, c)| c)
+    }
+
+    fn insert(&mut self, path: &[&str], slot: usize) -> Result<(), String> {
+        let (head, rest) = path.split_first().expect("paths are not empty");
+        let position = self.children.iter().position(|(k, _)| **k == **head);
+        match (position, rest.is_empty()) {
+            (None, true) => self.children.push(((*head).into(), Child::Slot(slot))),
+            (None, false) => {
+                let mut node = Node {
+                    children: Vec::new(),
+                };
+                node.insert(rest, slot)?;
+                self.children.push(((*head).into(), Child::Inner(node)));
+            }
+            (Some(i), false) => match &mut self.children[i].1 {
+                Child::Inner(node) => node.insert(rest, slot)?,
+                Child::Slot(_) => return Err(format!("`{head}` is both a field and an object")),
+            },
+            (Some(_), true) => return Err(format!("`{head}` is mapped twice")),
+        }
+        Ok(())
+    }
+}
+
+/// Parses canonical JSON lines with a given field mapping.
+#[derive(Debug, Clone)]
+pub struct JsonLinesParser {
+    root: Node,
+    names: [String; 4],
+    epoch_unit: EpochUnit,
+}
+
+impl JsonLinesParser {
+    /// Builds a parser; fails when a path is empty or two paths collide.
+    pub fn new(fields: &FieldPaths, epoch_unit: EpochUnit) -> Result<JsonLinesParser, String> {
+        let names = [
+            fields.ts.clone(),
+            fields.principal.clone(),
+            fields.table.clone(),
+            fields.action.clone(),
+        ];
+        let mut root = Node {
+            children: Vec::new(),
+        };
+        for (slot, path) in names.iter().enumerate() {
+            let parts: Vec<&str> = path.split('.').collect();
+            if parts.iter().any(|p| p.is_empty()) {
+                return Err(format!("field path {path:?} has an empty segment"));
+            }
+            root.insert(&parts, slot)
+                .map_err(|e| format!("field path {path:?}: {e}"))?;
+        }
+        Ok(JsonLinesParser {
+            root,
+            names,
+            epoch_unit,
+        })
+    }
+
+    /// Parses one line (without its newline). Blank lines give `Ok(None)`.
+    pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Option<ParsedEvent<'a>>, ParseError> {
+        let text = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
+            column: e.valid_up_to() + 1,
+        })?;
+        if text.trim_ascii().is_empty() {
+            return Ok(None);
+        }
+        let mut slots: [Option<Value<'a>>; 4] = [None, None, None, None];
+        let mut de = serde_json::Deserializer::from_str(text);
+        let walked = de
+            .deserialize_map(ObjectVisitor {
+                node: &self.root,
+                slots: &mut slots,
+            })
+            .and_then(|()| de.end());
+        if let Err(e) = walked {
+            return Err(ParseError::Json {
+                message: strip_position(&e),
+                column: e.column().max(1),
+            });
+        }
+        let [ts, principal, table, action] = slots;
+        Ok(Some(ParsedEvent {
+            ts: self.timestamp(ts)?,
+            principal: self.text(PRINCIPAL, principal)?,
+            table: self.text(TABLE, table)?,
+            action: match action {
+                None | Some(Value::Null) => None,
+                Some(Value::Str(s)) => Some(s),
+                Some(other) => return Err(self.wrong_type(ACTION, "a string", &other)),
+            },
+        }))
+    }
+
+    fn timestamp(&self, value: Option<Value<'_>>) -> Result<i64, ParseError> {
+        let field = || self.names[TS].clone();
+        let parsed = match value {
+            None | Some(Value::Null) => return Err(ParseError::MissingField { field: field() }),
+            Some(Value::Str(s)) => parse_ts_str(&s, self.epoch_unit),
+            Some(Value::I64(v)) => ts_from_epoch_int(v, self.epoch_unit),
+            Some(Value::U64(v)) => {
+                ts_from_epoch_int(i64::try_from(v).unwrap_or(i64::MAX), self.epoch_unit)
+            }
+            Some(Value::F64(v)) => ts_from_epoch_float(v, self.epoch_unit),
+            Some(other) => {
+                return Err(self.wrong_type(TS, "an RFC 3339 string or an epoch number", &other));
+            }
+        };
+        parsed.map_err(|source| ParseError::Timestamp {
+            field: field(),
+            source,
+        })
+    }
+
+    fn text<'a>(&self, slot: usize, value: Option<Value<'a>>) -> Result<Cow<'a, str>, ParseError> {
+        match value {
+            None | Some(Value::Null) => Err(ParseError::MissingField {
+                field: self.names[slot].clone(),
+            }),
+            Some(Value::Str(s)) if s.trim().is_empty() => Err(ParseError::EmptyField {
+                field: self.names[slot].clone(),
+            }),
+            Some(Value::Str(s)) => Ok(s),
+            Some(other) => Err(self.wrong_type(slot, "a string", &other)),
+        }
+    }
+
+    fn wrong_type(&self, slot: usize, expected: &'static str, found: &Value<'_>) -> ParseError {
+        ParseError::WrongType {
+            field: self.names[slot].clone(),
+            expected,
+            found: found.describe(),
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column N"; the reporter prints the position itself.
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// A mapped field's value, keeping only what the event needs.
+#[derive(Debug, Clone, PartialEq)]
+enum Value<'a> {
+    Str(Cow<'a, str>),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Null,
+    Object,
+    Array,
+}
+
+impl Value<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Value::Str(s) => format!("string {s:?}"),
+            Value::I64(v) => format!("number {v}"),
+            Value::U64(v) => format!("number {v}"),
+            Value::F64(v) => format!("number {v}"),
+            Value::Bool(v) => format!("boolean {v}"),
+            Value::Null => "null".into(),
+            Value::Object => "an object".into(),
+            Value::Array => "an array".into(),
+        }
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Value<'de>, E> {
+        Ok(Value::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value<'de>, E> {
+        Ok(Value::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value<'de>, E> {
+        Ok(Value::Str(Cow::Owned(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value<'de>, E> {
+        Ok(Value::I64(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value<'de>, E> {
+        Ok(Value::U64(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value<'de>, E> {
+        Ok(Value::F64(v))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value<'de>, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value<'de>, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value<'de>, E> {
+        Ok(Value::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Value::Object)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Value::Array)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Value<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(ValueVisitor)
+    }
+}
+
+/// An object key, borrowed unless it had escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Walks one object level: captures mapped leaves, descends into mapped objects, skips the rest.
+struct ObjectVisitor<'n, 's, 'de> {
+    node: &'n Node,
+    slots: &'s mut [Option<Value<'de>>; 4],
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match self.node.child(&key) {
+                Some(Child::Slot(slot)) => {
+                    self.slots[*slot] = Some(map.next_value::<Value<'de>>()?)
+                }
+                Some(Child::Inner(node)) => map.next_value_seed(NestedSeed {
+                    node,
+                    slots: &mut *self.slots,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value on a mapped path's way: an object is walked, anything else is skipped (its leaves
+/// are then reported missing).
+struct NestedSeed<'n, 's, 'de> {
+    node: &'n Node,
+    slots: &'s mut [Option<Value<'de>>; 4],
+}
+
+impl<'de> DeserializeSeed<'de> for NestedSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NestedSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        ObjectVisitor {
+            node: self.node,
+            slots: self.slots,
+        }
+        .visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser() -> JsonLinesParser {
+        JsonLinesParser::new(&FieldPaths::default(), EpochUnit::Auto).unwrap()
+    }
+
+    const T: i64 = 1_773_842_531_512_000;
+
+    #[test]
+    fn parses_the_canonical_line_and_ignores_other_fields() {
+        let line = br#"{"ts":"2026-03-18T14:02:11.512Z","principal":"alice@corp","table":"hr.salaries","action":"SELECT","rows":12,"extra":{"a":[1,2]}}"#;
+        let event = parser().parse(line).unwrap().unwrap();
+        assert_eq!(event.ts, T);
+        assert_eq!(event.principal, "alice@corp");
+        assert_eq!(event.table, "hr.salaries");
+        assert_eq!(event.action.as_deref(), Some("SELECT"));
+        assert!(matches!(event.principal, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn timestamps_in_every_accepted_shape() {
+        for ts in [
+            r#""2026-03-18T16:02:11.512+02:00""#,
+            "1773842531512",
+            "1773842531.512",
+            r#""1773842531512""#,
+        ] {
+            let line = format!(r#"{{"ts":{ts},"principal":"a","table":"t"}}"#);
+            let event = parser().parse(line.as_bytes()).unwrap().unwrap();
+            assert_eq!(event.ts, T, "{ts}");
+            assert_eq!(event.action, None);
+        }
+    }
+
+    #[test]
+    fn dotted_paths_reach_into_nested_objects() {
+        let fields = FieldPaths {
+            ts: "eventTime".into(),
+            principal: "userIdentity.arn".into(),
+            table: "resource.table.name".into(),
+            action: "eventName".into(),
+        };
+        let parser = JsonLinesParser::new(&fields, EpochUnit::Auto).unwrap();
+        let line = br#"{"eventName":"GetObject","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/bob"},"resource":{"table":{"name":"s3://b/k"}},"eventTime":"2026-03-18T14:02:11.512Z"}"#;
+        let event = parser.parse(line).unwrap().unwrap();
+        assert_eq!(event.principal, "arn:aws:iam::1:user/bob");
+        assert_eq!(event.table, "s3://b/k");
+        let missing =
+            br#"{"eventName":"GetObject","userIdentity":"bob","resource":{},"eventTime":1}"#;
+        assert_eq!(
+            parser.parse(missing).unwrap_err(),
+            ParseError::MissingField {
+                field: "userIdentity.arn".into()
+            }
+        );
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let line = br#"{"ts":1773842531512,"principal":"a\u0040corp","table":"s\/t"}"#;
+        let event = parser().parse(line).unwrap().unwrap();
+        assert_eq!(event.principal, "a@corp");
+        assert_eq!(event.table, "s/t");
+    }
+
+    #[test]
+    fn every_kind_of_bad_line_is_a_precise_error() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"not json", "not_json"),
+            (br#"{"ts":1773842531512,"principal":"a""#, "not_json"),
+            (br#"[1,2]"#, "not_json"),
+            (
+                br#"{"ts":1773842531512,"principal":"a","table":"t"} x"#,
+                "not_json",
+            ),
+            (
+                b"{\"ts\":1773842531512,\"principal\":\"a\xff\",\"table\":\"t\"}",
+                "invalid_utf8",
+            ),
+            (br#"{"principal":"a","table":"t"}"#, "missing_field"),
+            (br#"{"ts":1773842531512,"table":"t"}"#, "missing_field"),
+            (
+                br#"{"ts":1773842531512,"principal":"a","table":null}"#,
+                "missing_field",
+            ),
+            (
+                br#"{"ts":1773842531512,"principal":7,"table":"t"}"#,
+                "wrong_type",
+            ),
+            (br#"{"ts":true,"principal":"a","table":"t"}"#, "wrong_type"),
+            (
+                br#"{"ts":1773842531512,"principal":"a","table":"t","action":5}"#,
+                "wrong_type",
+            ),
+            (
+                br#"{"ts":1773842531512,"principal":"  ","table":"t"}"#,
+                "empty_field",
+            ),
+            (
+                br#"{"ts":"last tuesday","principal":"a","table":"t"}"#,
+                "bad_timestamp",
+            ),
+            (
+                br#"{"ts":"2026-02-30T00:00:00Z","principal":"a","table":"t"}"#,
+                "bad_timestamp",
+            ),
+        ];
+        for (line, kind) in cases {
+            let err = parser().parse(line).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                *kind,
+                "{} -> {err}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let err = parser()
+            .parse(b"{\"ts\":1,\"principal\":\"a\xff\"}")
+            .unwrap_err();
+        assert_eq!(err.column(), Some(23));
+        let err = parser().parse(br#"{"ts":1, principal}"#).unwrap_err();
+        assert_eq!(err.column(), Some(10));
+        assert_eq!(err.to_string(), "not valid JSON: key must be a string");
+    }
+
+    #[test]
+    fn blank_lines_are_not_events() {
+        assert_eq!(parser().parse(b"").unwrap(), None);
+        assert_eq!(parser().parse(b"  \r").unwrap(), None);
+    }
+
+    #[test]
+    fn colliding_paths_are_rejected() {
+        let fields = FieldPaths {
+            principal: "user".into(),
+            table: "user.table".into(),
+            ..FieldPaths::default()
+        };
+        assert!(JsonLinesParser::new(&fields, EpochUnit::Auto).is_err());
+        let fields = FieldPaths {
+            principal: "a..b".into(),
+            ..FieldPaths::default()
+        };
+        assert!(JsonLinesParser::new(&fields, EpochUnit::Auto).is_err());
+    }
+}

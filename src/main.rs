@@ -1,0 +1,17 @@
+//! The `exposure` binary: parses flags, runs, prints an error chain once. All logic is in the
+//! library.
+
+use clap::Parser;
+use exposure::cli::{self, Cli};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("exposure: error: {error:#}");
+            cli::exit_code_for(&error)
+        }
+    }
+}

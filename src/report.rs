@@ -1,0 +1,169 @@
+//! What the user is told about the run on stderr: the first few bad lines as `FILE:LINE:COL:
+//! reason`, late events, unreadable inputs, and the one-line summary at the end. Counting never
+//! stops; only printing is capped.
+
+use crate::format::ParseError;
+use crate::time::{Micros, Span};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::time::Duration;
+
+/// Counts problems with the input and reports the first `max_shown` of them.
+pub struct Problems {
+    out: Box<dyn Write + Send>,
+    max_shown: usize,
+    shown: usize,
+    hidden: u64,
+    pub malformed: u64,
+    pub late: u64,
+    pub unreadable_inputs: u64,
+    pub malformed_by_kind: BTreeMap<&'static str, u64>,
+}
+
+impl Problems {
+    pub fn new(out: Box<dyn Write + Send>, max_shown: usize) -> Problems {
+        Problems {
+            out,
+            max_shown,
+            shown: 0,
+            hidden: 0,
+            malformed: 0,
+            late: 0,
+            unreadable_inputs: 0,
+            malformed_by_kind: BTreeMap::new(),
+        }
+    }
+
+    /// Where a line is, as `FILE:LINE` or `FILE:LINE:COL`.
+    pub fn location(input: &str, line: u64, error: &ParseError) -> String {
+        match error.column() {
+            Some(column) => format!("{input}:{line}:{column}"),
+            None => format!("{input}:{line}"),
+        }
+    }
+
+    pub fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {
+        self.malformed += 1;
+        *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
+        let location = Problems::location(input, line, error);
+        self.show(format_args!("{location}: skipped: {error}"));
+    }
+
+    pub fn late(&mut self, input: &str, line: u64, behind: Micros, lateness: Span) {
+        self.late += 1;
+        self.show(format_args!(
+            "{input}:{line}: late: {} behind the watermark (lateness {lateness}); not used",
+            Span(behind)
+        ));
+    }
+
+    /// An input that could not be opened or read to its end; always shown.
+    pub fn unreadable(&mut self, input: &str, what: &str, error: &dyn fmt::Display) {
+        self.unreadable_inputs += 1;
+        let _ = writeln!(self.out, "exposure: {input}: {what}: {error}");
+    }
+
+    fn show(&mut self, message: fmt::Arguments<'_>) {
+        if self.shown < self.max_shown {
+            self.shown += 1;
+            let _ = writeln!(self.out, "{message}");
+        } else {
+            self.hidden += 1;
+        }
+    }
+
+    /// Says how many problems were counted but not shown.
+    pub fn finish(&mut self) {
+        if self.hidden > 0 {
+            let _ = writeln!(
+                self.out,
+                "exposure: {} more skipped or late lines not shown (--max-reports)",
+                self.hidden
+            );
+        }
+        let _ = self.out.flush();
+    }
+}
+
+/// The end-of-run summary line.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub inputs: usize,
+    pub events: u64,
+    pub reads: u64,
+    pub malformed: u64,
+    pub late: u64,
+    pub tables: usize,
+    pub alerts: u64,
+    pub windows: u64,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exposure: {} input{}, {} events, {} reads, {} malformed, {} late, {} tables, {} windows, {} alerts in {:.2}s ({:.2} M events/s)",
+            self.inputs,
+            if self.inputs == 1 { "" } else { "s" },
+            self.events,
+            self.reads,
+            self.malformed,
+            self.late,
+            self.tables,
+            self.windows,
+            self.alerts,
+            self.elapsed.as_secs_f64(),
+            self.events_per_sec() / 1e6,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn shows_the_first_few_and_counts_all() {
+        let sink = Shared::default();
+        let mut problems = Problems::new(Box::new(sink.clone()), 2);
+        let error = ParseError::Json {
+            message: "expected value".into(),
+            column: 3,
+        };
+        for line in 1..=5 {
+            problems.malformed("a.jsonl", line, &error);
+        }
+        problems.late("a.jsonl", 9, 90_000_000, Span::from_secs(60));
+        problems.finish();
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "a.jsonl:1:3: skipped: not valid JSON: expected value\n\
+             a.jsonl:2:3: skipped: not valid JSON: expected value\n\
+             exposure: 4 more skipped or late lines not shown (--max-reports)\n"
+        );
+        assert_eq!((problems.malformed, problems.late), (5, 1));
+        assert_eq!(problems.malformed_by_kind["not_json"], 5);
+    }
+}

@@ -1,0 +1,250 @@
+//! Event time: the `Ts` type (microseconds since the Unix epoch, UTC), parsing of the timestamp
+//! shapes that access logs use, human durations (`30s`, `15m`, `2h`, `7d`), and the RFC 3339
+//! rendering used in alerts. Owns no clock: nothing here reads the wall time.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::fmt;
+
+/// A point in event time: microseconds since 1970-01-01T00:00:00Z.
+pub type Ts = i64;
+
+/// A span of event time in microseconds.
+pub type Micros = i64;
+
+pub const MICROS_PER_SEC: i64 = 1_000_000;
+
+/// How integer (and float) epoch timestamps are to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpochUnit {
+    /// Guess from the magnitude: below 10^11 seconds, below 10^14 milliseconds, below 10^17
+    /// microseconds, otherwise nanoseconds. Unambiguous for every date from 1973 to 5138.
+    #[default]
+    Auto,
+    S,
+    Ms,
+    Us,
+    Ns,
+}
+
+impl EpochUnit {
+    fn resolve(self, magnitude: f64) -> EpochUnit {
+        match self {
+            EpochUnit::Auto => {
+                let m = magnitude.abs();
+                if m < 1e11 {
+                    EpochUnit::S
+                } else if m < 1e14 {
+                    EpochUnit::Ms
+                } else if m < 1e17 {
+                    EpochUnit::Us
+                } else {
+                    EpochUnit::Ns
+                }
+            }
+            unit => unit,
+        }
+    }
+}
+
+/// Why a timestamp could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TsError {
+    #[error(
+        "bad timestamp {0:?}: expected RFC 3339 (e.g. 2026-03-18T14:02:11.512Z) or epoch seconds/milliseconds"
+    )]
+    Unparsable(String),
+    #[error("timestamp {0} is out of range")]
+    OutOfRange(String),
+}
+
+/// Converts an integer epoch value in `unit` to `Ts`.
+pub fn ts_from_epoch_int(value: i64, unit: EpochUnit) -> Result<Ts, TsError> {
+    let out = match unit.resolve(value as f64) {
+        EpochUnit::S => value.checked_mul(MICROS_PER_SEC),
+        EpochUnit::Ms => value.checked_mul(1_000),
+        EpochUnit::Us => Some(value),
+        EpochUnit::Ns | EpochUnit::Auto => Some(value.div_euclid(1_000)),
+    };
+    out.filter(|ts| in_range(*ts))
+        .ok_or_else(|| TsError::OutOfRange(value.to_string()))
+}
+
+/// Converts a fractional epoch value (e.g. `1773842531.512`) in `unit` to `Ts`.
+pub fn ts_from_epoch_float(value: f64, unit: EpochUnit) -> Result<Ts, TsError> {
+    if !value.is_finite() {
+        return Err(TsError::OutOfRange(value.to_string()));
+    }
+    let scale = match unit.resolve(value) {
+        EpochUnit::S => 1e6,
+        EpochUnit::Ms => 1e3,
+        EpochUnit::Us => 1.0,
+        EpochUnit::Ns | EpochUnit::Auto => 1e-3,
+    };
+    let micros = (value * scale).round();
+    if micros.abs() >= 9.0e18 || !in_range(micros as i64) {
+        return Err(TsError::OutOfRange(value.to_string()));
+    }
+    Ok(micros as i64)
+}
+
+/// Parses a timestamp string: RFC 3339 with any offset, or a string of epoch digits.
+pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
+    let trimmed = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(trimmed) {
+        let ts = dt.timestamp_micros();
+        return if in_range(ts) {
+            Ok(ts)
+        } else {
+            Err(TsError::OutOfRange(text.to_string()))
+        };
+    }
+    if !trimmed.is_empty()
+        && trimmed
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'))
+    {
+        if let Ok(v) = trimmed.parse::<i64>() {
+            return ts_from_epoch_int(v, unit);
+        }
+    }
+    Err(TsError::Unparsable(text.to_string()))
+}
+
+/// Years 1000..=9999 only: keeps every `Ts` printable as RFC 3339 and every sum of a `Ts` and a
+/// configured duration far from overflow.
+fn in_range(ts: Ts) -> bool {
+    const MIN: Ts = -30_610_224_000 * MICROS_PER_SEC; // 1000-01-01
+    const MAX: Ts = 253_402_300_799 * MICROS_PER_SEC; // 9999-12-31T23:59:59
+    (MIN..=MAX).contains(&ts)
+}
+
+/// Renders `ts` as RFC 3339 UTC with millisecond precision, e.g. `2026-03-18T14:02:11.512Z`.
+pub fn format_ts(ts: Ts) -> String {
+    match DateTime::<Utc>::from_timestamp_micros(ts) {
+        Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => ts.to_string(),
+    }
+}
+
+/// A configured duration, such as `30s`, `15m`, `2h`, `7d` or `1h30m`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Micros);
+
+impl Span {
+    pub fn from_secs(secs: i64) -> Span {
+        Span(secs * MICROS_PER_SEC)
+    }
+
+    pub fn micros(self) -> Micros {
+        self.0
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = std::time::Duration::from_micros(self.0.max(0) as u64);
+        write!(f, "{}", humantime::format_duration(d))
+    }
+}
+
+impl std::str::FromStr for Span {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Span, String> {
+        let text = text.trim();
+        if text == "0" {
+            return Ok(Span(0));
+        }
+        let d = humantime::parse_duration(text).map_err(|e| {
+            format!("bad duration {text:?} ({e}); use e.g. 30s, 15m, 2h, 7d or 1h30m")
+        })?;
+        let micros = i64::try_from(d.as_micros())
+            .ok()
+            .filter(|m| *m <= 100 * 366 * 86_400 * MICROS_PER_SEC)
+            .ok_or_else(|| format!("duration {text:?} is too long (at most 100 years)"))?;
+        Ok(Span(micros))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Span, D::Error> {
+        let text = String::deserialize(de)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Ts = 1_773_842_531_512_000; // 2026-03-18T14:02:11.512Z
+
+    #[test]
+    fn rfc3339_with_any_offset_normalises_to_utc() {
+        for text in [
+            "2026-03-18T14:02:11.512Z",
+            "2026-03-18T16:02:11.512+02:00",
+            "2026-03-18T09:02:11.512-05:00",
+            "2026-03-18t14:02:11.512z",
+        ] {
+            assert_eq!(parse_ts_str(text, EpochUnit::Auto), Ok(T), "{text}");
+        }
+        assert_eq!(format_ts(T), "2026-03-18T14:02:11.512Z");
+    }
+
+    #[test]
+    fn epoch_units_are_guessed_from_magnitude() {
+        let secs = 1_773_842_531_i64;
+        assert_eq!(
+            ts_from_epoch_int(secs, EpochUnit::Auto),
+            Ok(secs * MICROS_PER_SEC)
+        );
+        assert_eq!(ts_from_epoch_int(secs * 1000 + 512, EpochUnit::Auto), Ok(T));
+        assert_eq!(ts_from_epoch_int(T, EpochUnit::Auto), Ok(T));
+        assert_eq!(ts_from_epoch_int(T * 1000, EpochUnit::Auto), Ok(T));
+        assert_eq!(
+            ts_from_epoch_float(1_773_842_531.512, EpochUnit::Auto),
+            Ok(T)
+        );
+        assert_eq!(parse_ts_str("1773842531512", EpochUnit::Auto), Ok(T));
+        assert!(ts_from_epoch_int(1_773_842_531_512_000, EpochUnit::S).is_err());
+    }
+
+    #[test]
+    fn garbage_and_out_of_range_are_errors() {
+        assert!(matches!(
+            parse_ts_str("yesterday", EpochUnit::Auto),
+            Err(TsError::Unparsable(_))
+        ));
+        assert!(parse_ts_str("2026-13-40T00:00:00Z", EpochUnit::Auto).is_err());
+        assert!(ts_from_epoch_float(f64::NAN, EpochUnit::Auto).is_err());
+        assert!(ts_from_epoch_int(i64::MAX, EpochUnit::Ns).is_ok());
+        assert!(ts_from_epoch_int(i64::MAX / 2, EpochUnit::S).is_err());
+    }
+
+    #[test]
+    fn spans_parse_human_durations() {
+        assert_eq!("30s".parse::<Span>(), Ok(Span::from_secs(30)));
+        assert_eq!("15m".parse::<Span>(), Ok(Span::from_secs(900)));
+        assert_eq!("2h".parse::<Span>(), Ok(Span::from_secs(7200)));
+        assert_eq!("7d".parse::<Span>(), Ok(Span::from_secs(7 * 86_400)));
+        assert_eq!("1h30m".parse::<Span>(), Ok(Span::from_secs(5400)));
+        assert_eq!("0".parse::<Span>(), Ok(Span(0)));
+        assert!("soon".parse::<Span>().is_err());
+        assert!("-5m".parse::<Span>().is_err());
+    }
+}
