@@ -221,7 +221,7 @@ impl Detector {
         let id = self.table_names.intern(name);
         if id as usize == self.tables.len() {
             self.tables.push(TableState {
-                name: Arc::clone(self.table_names.name(id)),
+                name: Arc::from(self.table_names.name(id)),
                 policy: self.settings.policies.resolve(name),
                 learn_until: None,
                 baseline: FxHashMap::default(),
@@ -316,8 +316,8 @@ impl Detector {
     /// The input ended: applies every buffered read, then closes the windows still open (sorted
     /// by table name) with `closed_by = end_of_input`.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
-        while let Some(ts) = self.reorder.earliest() {
-            self.apply_instant(ts, alerts);
+        while !self.reorder.is_empty() {
+            self.apply_earliest(alerts);
         }
         let mut open: Vec<Id> = (0..self.tables.len() as Id)
             .filter(|&t| self.tables[t as usize].window.is_some())
@@ -336,27 +336,25 @@ impl Detector {
 
     /// Applies every buffered read before `watermark`, then the closes due by it.
     fn release_before(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
-        while let Some(ts) = self.reorder.earliest() {
-            if ts >= watermark {
-                break;
-            }
-            self.apply_instant(ts, alerts);
+        while self.reorder.earliest().is_some_and(|ts| ts < watermark) {
+            self.apply_earliest(alerts);
         }
         // Every read before the watermark is applied, and a read at the watermark could no longer
         // extend a window due then, so closes due by the watermark are final.
         self.move_time(watermark, alerts);
     }
 
-    /// Applies all buffered reads at instant `ts`, in (table name, principal name) order.
-    fn apply_instant(&mut self, ts: Ts, alerts: &mut Vec<Alert>) {
+    /// Applies all buffered reads at the earliest instant, in (table name, principal name) order.
+    fn apply_earliest(&mut self, alerts: &mut Vec<Alert>) {
         let mut group = std::mem::take(&mut self.same_instant);
         group.clear();
-        while let Some(read) = self.reorder.pop_at(ts) {
-            group.push(read);
-        }
+        let Some(ts) = self.reorder.pop_earliest(&mut group) else {
+            self.same_instant = group;
+            return;
+        };
         if group.len() > 1 {
             let (tables, principals) = (&self.table_names, &self.principal_names);
-            group.sort_by(|a, b| {
+            group.sort_unstable_by(|a, b| {
                 tables
                     .name(a.table)
                     .cmp(tables.name(b.table))

@@ -1,52 +1,57 @@
 //! The reorder buffer: holds reads until no earlier one can still arrive (the watermark, newest
 //! event time minus `lateness`), then hands them out in event-time order. This is what makes the
 //! detector's result independent of arrival order within the allowed lateness.
+//!
+//! Reads leave in time order and every read that enters is at or after the watermark, so keys
+//! only ever grow: a radix heap (a monotone priority queue) does the job with O(1) pushes and
+//! cheap pops, where a binary heap would sift through thousands of reads for each one. Peeking
+//! can move the heap's base past the watermark; a read that then arrives between the two (older
+//! than everything buffered, yet not late) waits in a small binary heap that drains first.
 
 use crate::intern::Id;
 use crate::time::{Micros, Ts};
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// A read waiting for the watermark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BufferedRead {
     pub ts: Ts,
-    /// Arrival number: keeps the heap order total. Never decides the detector's order, which
-    /// sorts reads of equal time by name (see `Detector::release`).
-    pub seq: u64,
     pub table: Id,
     pub principal: Id,
 }
 
-impl Ord for BufferedRead {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.ts, self.seq).cmp(&(other.ts, other.seq))
-    }
+/// Order-preserving map of a timestamp onto `u64`.
+#[inline]
+fn key(ts: Ts) -> u64 {
+    (ts as u64) ^ (1 << 63)
 }
 
-impl PartialOrd for BufferedRead {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// Reads in a min-heap by time, and the watermark that releases them.
+/// Reads in a radix heap by time, and the watermark that releases them.
 #[derive(Debug, Clone)]
 pub struct ReorderBuffer {
-    heap: BinaryHeap<Reverse<BufferedRead>>,
+    /// `buckets[0]` holds reads at `last`; `buckets[b]` reads whose key differs from `key(last)`
+    /// first in bit `b - 1` (counting from the least significant).
+    buckets: Vec<Vec<BufferedRead>>,
+    /// The time all buckets are relative to: at or before every buffered read.
+    last: Ts,
+    /// Reads older than `last` (hence older than every read in `buckets`).
+    underflow: BinaryHeap<Reverse<BufferedRead>>,
+    len: usize,
     lateness: Micros,
-    next_seq: u64,
     newest: Option<Ts>,
-    /// A floor for the watermark set from outside (e.g. by `exposure learn` state).
+    /// A floor for the watermark set from outside (wall clock in `watch`).
     floor: Option<Ts>,
 }
 
 impl ReorderBuffer {
     pub fn new(lateness: Micros) -> ReorderBuffer {
         ReorderBuffer {
-            heap: BinaryHeap::new(),
+            buckets: vec![Vec::new(); 65],
+            last: Ts::MIN,
+            underflow: BinaryHeap::new(),
+            len: 0,
             lateness,
-            next_seq: 0,
             newest: None,
             floor: None,
         }
@@ -55,7 +60,7 @@ impl ReorderBuffer {
     /// Events before the watermark are late: every read before it has been released.
     #[inline]
     pub fn watermark(&self) -> Option<Ts> {
-        let from_events = self.newest.map(|t| t - self.lateness);
+        let from_events = self.newest.map(|t| t.saturating_sub(self.lateness));
         match (from_events, self.floor) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -81,39 +86,84 @@ impl ReorderBuffer {
     }
 
     #[inline]
+    fn bucket_of(&self, ts: Ts) -> usize {
+        let diff = key(ts) ^ key(self.last);
+        (64 - diff.leading_zeros()) as usize
+    }
+
+    /// Buffers a read. The caller pushes only reads at or after the watermark, so never one
+    /// older than a read already handed out.
+    #[inline]
     pub fn push(&mut self, ts: Ts, table: Id, principal: Id) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.heap.push(Reverse(BufferedRead {
+        let read = BufferedRead {
             ts,
-            seq,
             table,
             principal,
-        }));
-    }
-
-    /// The earliest buffered read's time.
-    #[inline]
-    pub fn earliest(&self) -> Option<Ts> {
-        self.heap.peek().map(|r| r.0.ts)
-    }
-
-    /// Takes the earliest buffered read if its time is `ts`.
-    #[inline]
-    pub fn pop_at(&mut self, ts: Ts) -> Option<BufferedRead> {
-        if self.earliest() == Some(ts) {
-            self.heap.pop().map(|r| r.0)
+        };
+        self.len += 1;
+        if ts < self.last {
+            self.underflow.push(Reverse(read));
         } else {
-            None
+            let bucket = self.bucket_of(ts);
+            self.buckets[bucket].push(read);
         }
     }
 
+    /// The earliest buffered read's time (moving the earliest reads into bucket 0).
+    #[inline]
+    pub fn earliest(&mut self) -> Option<Ts> {
+        if self.len == 0 {
+            return None;
+        }
+        if let Some(Reverse(read)) = self.underflow.peek() {
+            return Some(read.ts);
+        }
+        if self.buckets[0].is_empty() {
+            let b = (1..self.buckets.len())
+                .find(|&b| !self.buckets[b].is_empty())
+                .expect("len > 0");
+            let moving = std::mem::take(&mut self.buckets[b]);
+            self.last = moving.iter().map(|r| r.ts).min().expect("not empty");
+            for read in &moving {
+                let bucket = self.bucket_of(read.ts);
+                self.buckets[bucket].push(*read);
+            }
+            // Keep the emptied bucket's allocation for reuse.
+            let mut moving = moving;
+            moving.clear();
+            if self.buckets[b].is_empty() {
+                self.buckets[b] = moving;
+            }
+        }
+        Some(self.last)
+    }
+
+    /// Takes all buffered reads at the earliest time, appending them to `out`; returns that time.
+    #[inline]
+    pub fn pop_earliest(&mut self, out: &mut Vec<BufferedRead>) -> Option<Ts> {
+        let ts = self.earliest()?;
+        if !self.underflow.is_empty() {
+            while let Some(Reverse(read)) = self.underflow.peek() {
+                if read.ts != ts {
+                    break;
+                }
+                out.push(*read);
+                self.underflow.pop();
+                self.len -= 1;
+            }
+            return Some(ts);
+        }
+        self.len -= self.buckets[0].len();
+        out.append(&mut self.buckets[0]);
+        Some(ts)
+    }
+
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
 }
 
@@ -125,16 +175,68 @@ mod tests {
     fn releases_in_time_order_and_moves_the_watermark() {
         let mut buf = ReorderBuffer::new(10);
         assert_eq!(buf.watermark(), None);
-        for (ts, p) in [(100, 0), (95, 1), (103, 2)] {
+        for (ts, p) in [(100, 0), (95, 1), (103, 2), (95, 3)] {
             buf.note(ts);
             buf.push(ts, 0, p);
         }
         assert_eq!(buf.watermark(), Some(93));
         assert_eq!(buf.earliest(), Some(95));
-        assert_eq!(buf.pop_at(100), None);
-        assert_eq!(buf.pop_at(95).map(|r| r.principal), Some(1));
-        assert_eq!(buf.pop_at(100).map(|r| r.principal), Some(0));
+        let mut out = Vec::new();
+        assert_eq!(buf.pop_earliest(&mut out), Some(95));
+        let mut principals: Vec<Id> = out.iter().map(|r| r.principal).collect();
+        principals.sort();
+        assert_eq!(principals, vec![1, 3]);
+        out.clear();
+        assert_eq!(buf.pop_earliest(&mut out), Some(100));
+        assert_eq!(out[0].principal, 0);
+        buf.push(101, 0, 4);
+        assert_eq!(buf.earliest(), Some(101));
+        assert_eq!(buf.len(), 2);
+        // The peek moved the base to 101; a read at 100.5 (not late) still comes out first.
+        buf.push(100, 0, 5);
+        out.clear();
+        assert_eq!(buf.pop_earliest(&mut out), Some(100));
+        assert_eq!(out[0].principal, 5);
         buf.raise_floor(200);
         assert_eq!(buf.watermark(), Some(200));
+    }
+
+    #[test]
+    fn equals_a_sort_on_random_monotone_input() {
+        // Pushes within a sliding window, pops below a watermark: the output is sorted.
+        let mut buf = ReorderBuffer::new(0);
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        let mut released = Vec::new();
+        let mut pushed = Vec::new();
+        let mut out = Vec::new();
+        for i in 0..20_000i64 {
+            let ts = -5_000 + i * 10 + (next() % 3_000) as i64;
+            let floor = -5_000 + (i - 300) * 10;
+            if ts >= floor {
+                buf.push(ts, 0, i as u32);
+                pushed.push(ts);
+            }
+            while buf.earliest().is_some_and(|e| e < floor) {
+                out.clear();
+                let t = buf.pop_earliest(&mut out).unwrap();
+                released.extend(out.iter().map(|r| {
+                    assert_eq!(r.ts, t);
+                    r.ts
+                }));
+            }
+        }
+        out.clear();
+        while buf.pop_earliest(&mut out).is_some() {}
+        released.extend(out.iter().map(|r| r.ts));
+        let mut sorted = released.clone();
+        sorted.sort();
+        assert_eq!(released, sorted);
+        assert_eq!(released.len(), pushed.len());
     }
 }

@@ -118,8 +118,16 @@ impl JsonLinesParser {
         let text = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
             column: e.valid_up_to() + 1,
         })?;
-        if text.trim_ascii().is_empty() {
-            return Ok(None);
+        let start = text.len() - text.trim_ascii_start().len();
+        match text.as_bytes().get(start) {
+            None => return Ok(None),
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(ParseError::Json {
+                    message: "expected a JSON object (a line starting with `{`)".into(),
+                    column: start + 1,
+                });
+            }
         }
         let mut slots: [Option<Value<'a>>; 4] = [None, None, None, None];
         let mut de = serde_json::Deserializer::from_str(text);
@@ -506,6 +514,9 @@ mod tests {
             .parse(b"{\"ts\":1,\"principal\":\"a\xff\"}")
             .unwrap_err();
         assert_eq!(err.column(), Some(23));
+        let err = parser().parse(b"  [1]").unwrap_err();
+        assert_eq!(err.column(), Some(3));
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
         let err = parser().parse(br#"{"ts":1, principal}"#).unwrap_err();
         assert_eq!(err.column(), Some(10));
         assert_eq!(err.to_string(), "not valid JSON: key must be a string");

@@ -1,0 +1,96 @@
+//! A synthetic access log for benchmarks: `tables` tables, `principals` principals, events over
+//! two weeks in ms-precision RFC 3339, each table read mostly by its own regular readers, ~10%
+//! writes, a little disorder (within seconds), and an occasional burst of novel readers. Shared by
+//! `benches/replay.rs` and `examples/synth.rs` (which writes it to stdout for whole-binary runs).
+
+#![allow(dead_code)]
+
+use std::io::Write;
+
+/// A small, fast, deterministic generator (SplitMix64).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Shape of the generated log.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    pub events: u64,
+    pub tables: u64,
+    pub principals: u64,
+    pub seed: u64,
+}
+
+impl Shape {
+    pub fn new(events: u64) -> Shape {
+        Shape {
+            events,
+            tables: 200,
+            principals: 20_000,
+            seed: 42,
+        }
+    }
+}
+
+const START_MS: i64 = 1_772_582_400_000; // 2026-03-04T00:00:00Z
+const SPAN_MS: i64 = 14 * 86_400_000;
+
+/// Writes `shape.events` JSON lines to `out`.
+pub fn write_jsonl(shape: Shape, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut rng = Rng::new(shape.seed);
+    let step = (SPAN_MS as f64 / shape.events as f64).max(0.001);
+    let readers_per_table = (shape.principals / 20).max(4);
+    let mut line = String::with_capacity(160);
+    for i in 0..shape.events {
+        let jitter = rng.below(4_000) as i64;
+        let ts = START_MS + (i as f64 * step) as i64 + jitter;
+        let table = rng.below(shape.tables);
+        // Mostly the table's own readers (a window of the principal space), sometimes anyone.
+        let principal = if rng.below(1000) == 0 {
+            rng.below(shape.principals)
+        } else {
+            (table * 97 + rng.below(readers_per_table)) % shape.principals
+        };
+        let action = match rng.below(10) {
+            0 => "INSERT",
+            1 => "select",
+            _ => "SELECT",
+        };
+        line.clear();
+        use std::fmt::Write as _;
+        let secs = ts.div_euclid(1000);
+        let dt = chrono::DateTime::from_timestamp(secs, (ts.rem_euclid(1000) * 1_000_000) as u32)
+            .expect("in range");
+        let _ = writeln!(
+            line,
+            r#"{{"ts":"{}","principal":"user{principal:05}@corp.example","table":"warehouse.schema{:02}.table{table:03}","action":"{action}"}}"#,
+            dt.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            table % 17,
+        );
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The generated log in memory.
+pub fn jsonl(shape: Shape) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(shape.events as usize * 130);
+    write_jsonl(shape, &mut buf).expect("writing to memory");
+    buf
+}

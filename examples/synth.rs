@@ -1,0 +1,26 @@
+//! Writes a synthetic access log (see `benches/synth.rs`) to stdout, for whole-binary
+//! measurements: `cargo run --release --example synth -- 20000000 > /tmp/20m.jsonl`.
+
+#[path = "../benches/synth.rs"]
+mod synth;
+
+use std::io::{BufWriter, Write};
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let events: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut shape = synth::Shape::new(events);
+    if let Some(tables) = args.next().and_then(|a| a.parse().ok()) {
+        shape.tables = tables;
+    }
+    if let Some(principals) = args.next().and_then(|a| a.parse().ok()) {
+        shape.principals = principals;
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    synth::write_jsonl(shape, &mut out)?;
+    out.flush()
+}

@@ -1,0 +1,98 @@
+//! The bundled sample: exactly one exposure window, on the exposed table, within a minute of the
+//! truth the generator recorded, and the same bytes from every way of feeding it in.
+
+use crate::{TestEnv, repo};
+use chrono::DateTime;
+use serde_json::Value;
+
+fn truth() -> Value {
+    let text = std::fs::read_to_string(repo("sample-logs/incident.truth.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn secs(v: &Value) -> i64 {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .timestamp()
+}
+
+#[test]
+fn the_incident_is_one_window_with_the_right_table_bounds_and_principals() {
+    let env = TestEnv::new();
+    let sample = repo("sample-logs/incident.jsonl");
+    let run = env.run(&["replay", sample.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let alerts = run.alerts();
+    let statuses: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["open", "closed"], "{}", run.stdout);
+
+    let truth = truth();
+    let closed = &alerts[1];
+    assert_eq!(closed["table"], truth["table"]);
+    assert_eq!(closed["id"], alerts[0]["id"]);
+    assert!((secs(&closed["window_start"]) - secs(&truth["window_start"])).abs() <= 60);
+    assert!((secs(&closed["window_end"]) - secs(&truth["window_end"])).abs() <= 60);
+    let mut principals: Vec<&str> = closed["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["principal"].as_str().unwrap())
+        .collect();
+    principals.sort();
+    let expected: Vec<&str> = truth["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(principals, expected);
+    assert_eq!(closed["closed_by"], "quiet");
+    assert_eq!(closed["severity"], "critical");
+    assert!(run.stderr.contains("0 malformed"), "{}", run.stderr);
+}
+
+#[test]
+fn plain_gzip_stdin_and_out_file_give_identical_bytes() {
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+    let env = TestEnv::new();
+    let bytes = std::fs::read(repo("sample-logs/incident.jsonl")).unwrap();
+    let plain = env.write("incident.jsonl", &bytes);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    let gzipped = env.write("incident.log.gz", gz.finish().unwrap());
+
+    let reference = env.run(&["replay", plain.to_str().unwrap()]);
+    assert!(!reference.stdout.is_empty());
+    let from_gz = env.run(&["replay", gzipped.to_str().unwrap()]);
+    assert_eq!(from_gz.stdout, reference.stdout);
+    let from_stdin = env.run_with_stdin(&["replay", "-"], &bytes);
+    assert_eq!(from_stdin.stdout, reference.stdout);
+    let to_file = env.run(&["replay", "--out", "alerts.jsonl", plain.to_str().unwrap()]);
+    assert_eq!(to_file.code, 0);
+    assert_eq!(to_file.stdout, "");
+    assert_eq!(
+        std::fs::read_to_string(env.path("alerts.jsonl")).unwrap(),
+        reference.stdout
+    );
+}
+
+#[test]
+fn split_files_replay_as_one_stream() {
+    let env = TestEnv::new();
+    let text = std::fs::read_to_string(repo("sample-logs/incident.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (a, b) = lines.split_at(lines.len() * 2 / 3);
+    let first = env.write("a.jsonl", a.join("\n") + "\n");
+    let second = env.write("b.jsonl", b.join("\n"));
+    let whole = env.run(&[
+        "replay",
+        repo("sample-logs/incident.jsonl").to_str().unwrap(),
+    ]);
+    let split = env.run(&["replay", first.to_str().unwrap(), second.to_str().unwrap()]);
+    assert_eq!(split.stdout, whole.stdout);
+    assert!(split.stderr.contains("2 inputs"), "{}", split.stderr);
+}
