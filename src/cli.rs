@@ -37,6 +37,10 @@ pub enum Command {
     ///
     /// Inputs are read in the order given, as one stream (`-` is stdin; gzip is detected).
     /// Alerts go to stdout (or --out); problems and a summary go to stderr.
+    #[command(after_help = "Examples:\n  \
+        exposure replay sample-logs/incident.jsonl\n  \
+        exposure replay --config exposure.toml --out alerts.jsonl logs/2026-03-*.jsonl.gz\n  \
+        zcat archive.log.gz | exposure replay --lateness 15m -")]
     Replay(ReplayArgs),
 }
 

@@ -4,7 +4,6 @@
 
 use crate::time::Span;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 /// The numbers that shape detection on one table.
@@ -123,9 +122,14 @@ pub const DEFAULT_READ_ACTIONS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct ReadActions {
     lowercase: Vec<Box<str>>,
-    /// Verdicts by exact spelling: actions are few, so each spelling is folded once.
-    seen: FxHashMap<Box<str>, bool>,
+    /// Verdicts by exact spelling, most recent hit first in line: logs use a handful of
+    /// actions, so a short scan beats hashing.
+    known: Vec<(Box<str>, bool)>,
+    last_hit: usize,
 }
+
+/// Spellings remembered; past this, new spellings are folded on every lookup.
+const MAX_KNOWN_ACTIONS: usize = 256;
 
 impl Default for ReadActions {
     fn default() -> Self {
@@ -140,7 +144,8 @@ impl ReadActions {
                 .into_iter()
                 .map(|a| a.to_lowercase().into_boxed_str())
                 .collect(),
-            seen: FxHashMap::default(),
+            known: Vec::new(),
+            last_hit: 0,
         }
     }
 
@@ -148,13 +153,20 @@ impl ReadActions {
     #[inline]
     pub fn is_read(&mut self, action: Option<&str>) -> bool {
         let Some(action) = action else { return true };
-        if let Some(&verdict) = self.seen.get(action) {
-            return verdict;
+        if let Some((spelling, verdict)) = self.known.get(self.last_hit) {
+            if **spelling == *action {
+                return *verdict;
+            }
+        }
+        if let Some(i) = self.known.iter().position(|(s, _)| **s == *action) {
+            self.last_hit = i;
+            return self.known[i].1;
         }
         let folded = action.to_lowercase();
         let verdict = self.lowercase.iter().any(|a| **a == *folded);
-        if self.seen.len() < 4096 {
-            self.seen.insert(action.into(), verdict);
+        if self.known.len() < MAX_KNOWN_ACTIONS {
+            self.known.push((action.into(), verdict));
+            self.last_hit = self.known.len() - 1;
         }
         verdict
     }
