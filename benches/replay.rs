@@ -77,14 +77,17 @@ fn bench(c: &mut Criterion) {
         .and_then(|mut f| f.write_all(&data))
         .expect("write bench input");
     let inputs = [Input::File(path)];
-    group.bench_function("replay_end_to_end", |b| {
-        b.iter(|| {
-            let mut out = Vec::new();
-            let mut problems = Problems::new(Box::new(std::io::sink()), 0);
-            let outcome = replay(&config, &inputs, false, &mut out, &mut problems).expect("replay");
-            black_box((outcome.summary.events, out.len()))
-        })
-    });
+    for threads in [1, 2] {
+        group.bench_function(format!("replay_end_to_end_{threads}_thread"), |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                let mut problems = Problems::new(Box::new(std::io::sink()), 0);
+                let outcome = replay(&config, &inputs, false, threads, &mut out, &mut problems)
+                    .expect("replay");
+                black_box((outcome.summary.events, out.len()))
+            })
+        });
+    }
     group.finish();
 }
 

@@ -1,7 +1,7 @@
 //! Writes a synthetic access log (see `benches/synth.rs`) to stdout, for whole-binary
 //! measurements: `cargo run --release --example synth -- 20000000 > /tmp/20m.jsonl`.
 
-#[path = "../benches/synth.rs"]
+#[path = "../benches/synth/mod.rs"]
 mod synth;
 
 use std::io::{BufWriter, Write};

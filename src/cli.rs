@@ -122,6 +122,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_reports: usize,
 
+    /// Threads: 1 reads and detects on one thread; 2 (the default where two cores are free)
+    /// parses on a second one. The alerts are the same either way.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: Option<u8>,
+
     /// Log files to replay, in order (`-` for stdin).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -144,7 +149,18 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     };
     let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
-    let outcome = replay::replay(&config, &inputs, args.strict, &mut out, &mut problems);
+    let threads = args
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(2)));
+    let outcome = replay::replay(
+        &config,
+        &inputs,
+        args.strict,
+        threads,
+        &mut out,
+        &mut problems,
+    );
     problems.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,

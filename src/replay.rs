@@ -1,14 +1,23 @@
 //! `exposure replay`: reads the inputs in the order given as one stream of events, feeds the
 //! detector, and writes alerts as JSON lines. No wall clock touches detection: the same input
 //! always gives the same bytes.
+//!
+//! The work is split in two stages joined by batches of parsed events: *reading* (open, gunzip,
+//! split lines, parse, classify the action) and *detecting* (intern names, reorder, apply the
+//! rules, write alerts). With two threads the stages run side by side; with one they alternate.
+//! Either way the detector sees the same events in the same order, so the output is identical.
 
 use crate::config::Config;
-use crate::detect::{Alert, Detector, Observed};
+use crate::detect::{Alert, Detector, Observed, ReadActions};
 use crate::format::ParseError;
 use crate::report::{Problems, Summary};
 use crate::source::Input;
 use crate::source::lines::{Line, LineReader};
+use crate::time::Ts;
 use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::mpsc;
 use std::time::Instant;
 
 /// A replay that had to stop.
@@ -27,75 +36,105 @@ pub struct ReplayOutcome {
     pub complete: bool,
 }
 
-/// Replays `inputs` through a detector built from `config`, writing alerts to `out`.
+/// Events parsed from one input, their strings back to back in `text`.
+struct EventBatch {
+    input: usize,
+    text: String,
+    events: Vec<BatchedEvent>,
+}
+
+/// One parsed event; `read` holds the (table, principal) ranges in the batch's text for a read,
+/// and is `None` for any other action.
+struct BatchedEvent {
+    ts: Ts,
+    line: u64,
+    read: Option<(Range<u32>, Range<u32>)>,
+}
+
+const BATCH_EVENTS: usize = 4096;
+
+impl EventBatch {
+    fn new(input: usize) -> EventBatch {
+        EventBatch {
+            input,
+            text: String::with_capacity(BATCH_EVENTS * 48),
+            events: Vec::with_capacity(BATCH_EVENTS),
+        }
+    }
+
+    fn push_str(&mut self, s: &str) -> Range<u32> {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        start..self.text.len() as u32
+    }
+
+    fn str(&self, range: &Range<u32>) -> &str {
+        &self.text[range.start as usize..range.end as usize]
+    }
+}
+
+/// Replays `inputs` through a detector built from `config`, writing alerts to `out`. With
+/// `threads` above one, reading runs on a second thread.
 pub fn replay(
     config: &Config,
     inputs: &[Input],
     strict: bool,
+    threads: usize,
     out: &mut dyn Write,
     problems: &mut Problems,
 ) -> Result<ReplayOutcome, ReplayError> {
     let started = Instant::now();
-    let mut detector = Detector::new(config.detector.clone());
-    let mut alerts: Vec<Alert> = Vec::new();
-    let mut events = 0u64;
-    let lateness = config.detector.lateness;
-    let parser = &config.input.jsonl;
+    let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
+    let problems = Mutex::new(problems);
+    let mut detecting = Detecting {
+        detector: Detector::new(config.detector.clone()),
+        alerts: Vec::new(),
+        events: 0,
+    };
 
-    for input in inputs {
-        let name = input.display_name();
-        let reader = match input.open() {
-            Ok(reader) => reader,
-            Err(e) => {
-                problems.unreadable(&name, "cannot open", &e);
-                continue;
-            }
-        };
-        let mut lines = LineReader::new(reader, config.input.max_line_bytes);
-        loop {
-            let (line_no, line) = match lines.next_line() {
-                Ok(Some(next)) => next,
-                Ok(None) => break,
-                Err(e) => {
-                    problems.unreadable(&name, "read error, rest of input skipped", &e);
+    let read_result = if threads > 1 {
+        let (sender, receiver) = mpsc::sync_channel::<EventBatch>(4);
+        std::thread::scope(|scope| {
+            let (names, problems) = (&names, &problems);
+            let reader = scope.spawn(move || {
+                read_inputs(config, inputs, strict, names, problems, |batch| {
+                    sender.send(batch).is_ok()
+                })
+            });
+            let mut detected = Ok(());
+            for batch in receiver.iter() {
+                detected = detecting.batch(&batch, names, config, out, problems);
+                if detected.is_err() {
                     break;
                 }
-            };
-            let parsed = match line {
-                Line::Text(bytes) => parser.parse(bytes),
-                Line::TooLong => Err(ParseError::TooLong {
-                    max_line_bytes: config.input.max_line_bytes,
-                }),
-            };
-            match parsed {
-                Ok(Some(event)) => {
-                    events += 1;
-                    if let Observed::Late { behind } =
-                        detector.observe(&event.as_event(), &mut alerts)
-                    {
-                        problems.late(&name, line_no, behind, lateness);
-                    }
-                    if !alerts.is_empty() {
-                        write_alerts(out, &mut alerts)?;
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    if strict {
-                        return Err(ReplayError::Strict {
-                            location: Problems::location(&name, line_no, &error),
-                            error,
-                        });
-                    }
-                    problems.malformed(&name, line_no, &error);
-                }
             }
-        }
-    }
+            // Hanging up stops the reader if detection failed (e.g. a closed stdout).
+            drop(receiver);
+            let read = reader.join().expect("the reader thread does not panic");
+            detected.and(read)
+        })
+    } else {
+        let mut detected = Ok(());
+        let read = read_inputs(config, inputs, strict, &names, &problems, |batch| {
+            detected = detecting.batch(&batch, &names, config, out, &problems);
+            detected.is_ok()
+        });
+        detected.and(read)
+    };
+    read_result?;
+
+    let Detecting {
+        mut detector,
+        mut alerts,
+        events,
+    } = detecting;
     detector.finish(&mut alerts);
     write_alerts(out, &mut alerts)?;
     out.flush().map_err(ReplayError::Output)?;
 
+    let problems = problems
+        .into_inner()
+        .expect("no thread panicked holding it");
     let stats = detector.stats();
     Ok(ReplayOutcome {
         summary: Summary {
@@ -111,6 +150,124 @@ pub fn replay(
         },
         complete: problems.unreadable_inputs == 0,
     })
+}
+
+/// The reading stage: parses every input into batches and hands each to `deliver`, which says
+/// whether to go on. Bad lines are reported and skipped (or end the run with `strict`).
+fn read_inputs(
+    config: &Config,
+    inputs: &[Input],
+    strict: bool,
+    names: &[String],
+    problems: &Mutex<&mut Problems>,
+    mut deliver: impl FnMut(EventBatch) -> bool,
+) -> Result<(), ReplayError> {
+    let parser = &config.input.jsonl;
+    let mut read_actions: ReadActions = config.detector.read_actions.clone();
+    let report = |f: &mut dyn FnMut(&mut Problems)| f(&mut problems.lock().expect("not poisoned"));
+    for (index, input) in inputs.iter().enumerate() {
+        let name = &names[index];
+        let reader = match input.open() {
+            Ok(reader) => reader,
+            Err(e) => {
+                report(&mut |p| p.unreadable(name, "cannot open", &e));
+                continue;
+            }
+        };
+        let mut lines = LineReader::new(reader, config.input.max_line_bytes);
+        let mut batch = EventBatch::new(index);
+        loop {
+            let (line_no, line) = match lines.next_line() {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    report(&mut |p| p.unreadable(name, "read error, rest of input skipped", &e));
+                    break;
+                }
+            };
+            let parsed = match line {
+                Line::Text(bytes) => parser.parse(bytes),
+                Line::TooLong => Err(ParseError::TooLong {
+                    max_line_bytes: config.input.max_line_bytes,
+                }),
+            };
+            match parsed {
+                Ok(Some(event)) => {
+                    let read = read_actions.is_read(event.action.as_deref()).then(|| {
+                        let table = batch.push_str(&event.table);
+                        (table, batch.push_str(&event.principal))
+                    });
+                    batch.events.push(BatchedEvent {
+                        ts: event.ts,
+                        line: line_no,
+                        read,
+                    });
+                    if batch.events.len() == BATCH_EVENTS
+                        && !deliver(std::mem::replace(&mut batch, EventBatch::new(index)))
+                    {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    if strict {
+                        // Events before the bad line are still detected on.
+                        deliver(batch);
+                        return Err(ReplayError::Strict {
+                            location: Problems::location(name, line_no, &error),
+                            error,
+                        });
+                    }
+                    report(&mut |p| p.malformed(name, line_no, &error));
+                }
+            }
+        }
+        if !batch.events.is_empty() && !deliver(batch) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The detecting stage.
+struct Detecting {
+    detector: Detector,
+    alerts: Vec<Alert>,
+    events: u64,
+}
+
+impl Detecting {
+    fn batch(
+        &mut self,
+        batch: &EventBatch,
+        names: &[String],
+        config: &Config,
+        out: &mut dyn Write,
+        problems: &Mutex<&mut Problems>,
+    ) -> Result<(), ReplayError> {
+        self.events += batch.events.len() as u64;
+        for event in &batch.events {
+            let read = event
+                .read
+                .as_ref()
+                .map(|(table, principal)| (batch.str(table), batch.str(principal)));
+            let observed = self
+                .detector
+                .observe_classified(event.ts, read, &mut self.alerts);
+            if let Observed::Late { behind } = observed {
+                let name = &names[batch.input];
+                let lateness = config.detector.lateness;
+                problems
+                    .lock()
+                    .expect("not poisoned")
+                    .late(name, event.line, behind, lateness);
+            }
+            if !self.alerts.is_empty() {
+                write_alerts(out, &mut self.alerts)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes and clears `alerts`, one JSON object per line.

@@ -90,7 +90,11 @@ pub fn ts_from_epoch_float(value: f64, unit: EpochUnit) -> Result<Ts, TsError> {
 
 /// Parses a timestamp string: RFC 3339 with any offset, or a string of epoch digits.
 pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
-    let trimmed = text.trim();
+    let trimmed = if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        text.trim()
+    } else {
+        text
+    };
     // The common shape (UTC, `Z`) through humantime's strict RFC 3339 parser, several times
     // faster than chrono's general one; every other shape through chrono.
     if trimmed.ends_with('Z') {

@@ -241,17 +241,34 @@ impl Detector {
     /// Observes one event; alerts it causes are pushed onto `alerts`.
     #[inline]
     pub fn observe(&mut self, event: &AccessEvent<'_>, alerts: &mut Vec<Alert>) -> Observed {
-        let incoming = if !self.is_read_action(event.action) {
-            Incoming::NotRead
-        } else {
-            let table = self.table_id(event.table);
-            if self.tables[table as usize].policy.ignore {
-                Incoming::Ignored
-            } else {
-                Incoming::Read(table, self.principal_id(event.principal))
+        let read = self
+            .is_read_action(event.action)
+            .then_some((event.table, event.principal));
+        self.observe_classified(event.ts, read, alerts)
+    }
+
+    /// Observes one event whose action was already classified (see
+    /// [`Detector::is_read_action`]): `read` is `Some((table, principal))` for a read and `None`
+    /// for anything else, which only moves event time.
+    #[inline]
+    pub fn observe_classified(
+        &mut self,
+        ts: Ts,
+        read: Option<(&str, &str)>,
+        alerts: &mut Vec<Alert>,
+    ) -> Observed {
+        let incoming = match read {
+            None => Incoming::NotRead,
+            Some((table, principal)) => {
+                let table = self.table_id(table);
+                if self.tables[table as usize].policy.ignore {
+                    Incoming::Ignored
+                } else {
+                    Incoming::Read(table, self.principal_id(principal))
+                }
             }
         };
-        self.accept(event.ts, incoming, alerts)
+        self.accept(ts, incoming, alerts)
     }
 
     /// Observes one event by ids: `read` is `Some((table, principal))` for a read (see

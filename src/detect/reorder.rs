@@ -33,6 +33,8 @@ pub struct ReorderBuffer {
     /// `buckets[0]` holds reads at `last`; `buckets[b]` reads whose key differs from `key(last)`
     /// first in bit `b - 1` (counting from the least significant).
     buckets: Vec<Vec<BufferedRead>>,
+    /// Bit `b` set when `buckets[b]` is not empty.
+    occupied: u128,
     /// The time all buckets are relative to: at or before every buffered read.
     last: Ts,
     /// Reads older than `last` (hence older than every read in `buckets`).
@@ -48,6 +50,7 @@ impl ReorderBuffer {
     pub fn new(lateness: Micros) -> ReorderBuffer {
         ReorderBuffer {
             buckets: vec![Vec::new(); 65],
+            occupied: 0,
             last: Ts::MIN,
             underflow: BinaryHeap::new(),
             len: 0,
@@ -106,6 +109,7 @@ impl ReorderBuffer {
         } else {
             let bucket = self.bucket_of(ts);
             self.buckets[bucket].push(read);
+            self.occupied |= 1 << bucket;
         }
     }
 
@@ -118,15 +122,15 @@ impl ReorderBuffer {
         if let Some(Reverse(read)) = self.underflow.peek() {
             return Some(read.ts);
         }
-        if self.buckets[0].is_empty() {
-            let b = (1..self.buckets.len())
-                .find(|&b| !self.buckets[b].is_empty())
-                .expect("len > 0");
+        if self.occupied & 1 == 0 {
+            let b = self.occupied.trailing_zeros() as usize;
             let moving = std::mem::take(&mut self.buckets[b]);
+            self.occupied &= !(1 << b);
             self.last = moving.iter().map(|r| r.ts).min().expect("not empty");
             for read in &moving {
                 let bucket = self.bucket_of(read.ts);
                 self.buckets[bucket].push(*read);
+                self.occupied |= 1 << bucket;
             }
             // Keep the emptied bucket's allocation for reuse.
             let mut moving = moving;
@@ -155,6 +159,7 @@ impl ReorderBuffer {
         }
         self.len -= self.buckets[0].len();
         out.append(&mut self.buckets[0]);
+        self.occupied &= !1;
         Some(ts)
     }
 

@@ -126,6 +126,8 @@ fn strict_stops_at_the_first_bad_line_with_exit_1() {
         let path = corpus(stem);
         let run = env.run(&["replay", "--strict", &path]);
         assert_eq!(run.code, 1, "{stem}: {}", run.stderr);
+        let single = env.run(&["replay", "--strict", "--threads", "1", &path]);
+        assert_eq!((single.code, &single.stdout), (1, &run.stdout), "{stem}");
         assert!(
             run.stderr.contains(&format!("{path}{place}")),
             "{stem}: {}",

@@ -71,6 +71,10 @@ fn plain_gzip_stdin_and_out_file_give_identical_bytes() {
     assert_eq!(from_gz.stdout, reference.stdout);
     let from_stdin = env.run_with_stdin(&["replay", "-"], &bytes);
     assert_eq!(from_stdin.stdout, reference.stdout);
+    for threads in ["1", "2"] {
+        let run = env.run(&["replay", "--threads", threads, plain.to_str().unwrap()]);
+        assert_eq!(run.stdout, reference.stdout, "--threads {threads}");
+    }
     let to_file = env.run(&["replay", "--out", "alerts.jsonl", plain.to_str().unwrap()]);
     assert_eq!(to_file.code, 0);
     assert_eq!(to_file.stdout, "");
