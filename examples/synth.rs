@@ -1,5 +1,6 @@
 //! Writes a synthetic access log (see `benches/synth.rs`) to stdout, for whole-binary
-//! measurements: `cargo run --release --example synth -- 20000000 > /tmp/20m.jsonl`.
+//! measurements: `cargo run --release --example synth -- EVENTS [TABLES [PRINCIPALS
+//! [READERS_PER_TABLE]]] > FILE`, defaults 1000000 200 20000 1000.
 
 #[path = "../benches/synth/mod.rs"]
 mod synth;
@@ -18,6 +19,9 @@ fn main() -> std::io::Result<()> {
     }
     if let Some(principals) = args.next().and_then(|a| a.parse().ok()) {
         shape.principals = principals;
+    }
+    if let Some(readers) = args.next().and_then(|a| a.parse().ok()) {
+        shape.readers_per_table = readers;
     }
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());

@@ -34,6 +34,8 @@ pub struct Shape {
     pub events: u64,
     pub tables: u64,
     pub principals: u64,
+    /// How many distinct principals read each table (a window of the principal space).
+    pub readers_per_table: u64,
     pub seed: u64,
 }
 
@@ -43,6 +45,7 @@ impl Shape {
             events,
             tables: 200,
             principals: 20_000,
+            readers_per_table: 1_000,
             seed: 42,
         }
     }
@@ -55,7 +58,7 @@ const SPAN_MS: i64 = 14 * 86_400_000;
 pub fn write_jsonl(shape: Shape, out: &mut dyn Write) -> std::io::Result<()> {
     let mut rng = Rng::new(shape.seed);
     let step = (SPAN_MS as f64 / shape.events as f64).max(0.001);
-    let readers_per_table = (shape.principals / 20).max(4);
+    let readers_per_table = shape.readers_per_table.clamp(1, shape.principals);
     let mut line = String::with_capacity(160);
     for i in 0..shape.events {
         let jitter = rng.below(4_000) as i64;
