@@ -8,7 +8,7 @@ mod synth;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::detect::Detector;
-use exposure::replay::replay;
+use exposure::replay::{ReplayOptions, replay};
 use exposure::report::Problems;
 use exposure::source::Input;
 use exposure::source::lines::{Line, LineReader};
@@ -82,8 +82,12 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut out = Vec::new();
                 let mut problems = Problems::new(Box::new(std::io::sink()), 0);
-                let outcome = replay(&config, &inputs, false, threads, &mut out, &mut problems)
-                    .expect("replay");
+                let options = ReplayOptions {
+                    threads,
+                    ..ReplayOptions::default()
+                };
+                let outcome =
+                    replay(&config, &inputs, &options, &mut out, &mut problems).expect("replay");
                 black_box((outcome.summary.events, out.len()))
             })
         });

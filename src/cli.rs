@@ -4,14 +4,15 @@
 
 use crate::config::{Config, ConfigError, DetectOverrides};
 use crate::format::Format;
-use crate::replay::{self, ReplayError};
+use crate::replay::{self, ReplayError, ReplayOptions};
 use crate::report::Problems;
-use crate::source::Input;
-use crate::time::Span;
+use crate::source::parquet::{SchemaError, TimeFilter};
+use crate::source::{InputError, expand_inputs};
+use crate::time::{EpochUnit, Span, Ts, parse_ts_str};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,6 +87,24 @@ pub struct DetectFlags {
     /// Also emit `update` alerts when a window's novel principals double.
     #[arg(long, help_heading = "Detection")]
     pub updates: bool,
+
+    /// Only watch tables matching GLOB (repeatable); Parquet row groups whose table statistics
+    /// rule them out are not read.
+    #[arg(long = "table", value_name = "GLOB", help_heading = "Selection")]
+    pub tables: Vec<String>,
+
+    /// Only use events at or after TIME (RFC 3339 or epoch); Parquet row groups wholly before
+    /// it are not read.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
+    pub from: Option<Ts>,
+
+    /// Only use events before TIME (RFC 3339 or epoch).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
+    pub until: Option<Ts>,
+}
+
+fn parse_time(text: &str) -> Result<Ts, String> {
+    parse_ts_str(text, EpochUnit::Auto).map_err(|e| e.to_string())
 }
 
 impl DetectFlags {
@@ -100,6 +119,7 @@ impl DetectFlags {
             lateness: self.lateness,
             allow: self.allow.clone(),
             updates: self.updates,
+            only_tables: self.tables.clone(),
         };
         Config::load(self.config.as_deref(), &overrides, self.format)
     }
@@ -122,6 +142,10 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_reports: usize,
 
+    /// No progress bar (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+
     /// Threads: 1 reads and detects on one thread; 2 (the default where two cores are free)
     /// parses on a second one. The alerts are the same either way.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
@@ -141,7 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = args.detect.config()?;
-    let inputs: Vec<Input> = args.paths.iter().map(|p| Input::from_arg(p)).collect();
+    let inputs = expand_inputs(&args.paths, config.input.format)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -153,14 +177,16 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .threads
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(2)));
-    let outcome = replay::replay(
-        &config,
-        &inputs,
-        args.strict,
+    let options = ReplayOptions {
+        strict: args.strict,
         threads,
-        &mut out,
-        &mut problems,
-    );
+        filter: TimeFilter {
+            from: args.detect.from,
+            until: args.detect.until,
+        },
+        progress: !args.no_progress && io::stderr().is_terminal(),
+    };
+    let outcome = replay::replay(&config, &inputs, &options, &mut out, &mut problems);
     problems.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -177,9 +203,19 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The exit code for an error: 2 for configuration problems, 1 for the rest.
+/// The exit code for an error: 2 for configuration, input-naming and schema problems, 1 for
+/// the rest.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
-    if error.chain().any(|e| e.is::<ConfigError>()) {
+    let usage = |e: &(dyn std::error::Error + 'static)| {
+        e.is::<ConfigError>()
+            || e.is::<InputError>()
+            || e.is::<SchemaError>()
+            || matches!(
+                e.downcast_ref::<ReplayError>(),
+                Some(ReplayError::Schema(_))
+            )
+    };
+    if error.chain().any(usage) {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)

@@ -5,7 +5,7 @@
 use crate::detect::DetectorSettings;
 use crate::detect::policy::{
     DEFAULT_READ_ACTIONS, Policies, ReadActions, TablePolicy, TableRule, Thresholds, compile_glob,
-    compile_glob_set,
+    compile_glob_set, literal_prefix,
 };
 use crate::format::Format;
 use crate::format::jsonl::{FieldPaths, JsonLinesParser};
@@ -109,6 +109,8 @@ pub struct DetectOverrides {
     pub lateness: Option<Span>,
     pub allow: Vec<String>,
     pub updates: bool,
+    /// `--table`: only these tables (globs) are watched.
+    pub only_tables: Vec<String>,
 }
 
 /// How to read input.
@@ -117,6 +119,10 @@ pub struct InputSettings {
     pub format: Format,
     pub max_line_bytes: usize,
     pub jsonl: JsonLinesParser,
+    /// The field mapping (JSON paths; Parquet column names).
+    pub fields: FieldPaths,
+    /// How integer epoch times are read.
+    pub ts_unit: EpochUnit,
 }
 
 /// Everything validated.
@@ -208,6 +214,14 @@ impl Config {
         }
         let jsonl = JsonLinesParser::new(&file.input.fields, file.input.ts_unit)
             .map_err(|e| invalid("input.fields", e))?;
+        let only = if flags.only_tables.is_empty() {
+            None
+        } else {
+            Some(
+                compile_glob_set(&flags.only_tables)
+                    .map_err(|e| invalid("--table", e.to_string()))?,
+            )
+        };
 
         Ok(Config {
             detector: DetectorSettings {
@@ -219,6 +233,12 @@ impl Config {
                         allow,
                     }),
                     rules,
+                    only,
+                    only_prefixes: flags
+                        .only_tables
+                        .iter()
+                        .map(|p| literal_prefix(p).to_string())
+                        .collect(),
                 },
                 read_actions: ReadActions::new(read_actions),
                 lateness: flags
@@ -231,6 +251,8 @@ impl Config {
                 format: format.or(file.input.format).unwrap_or_default(),
                 max_line_bytes,
                 jsonl,
+                fields: file.input.fields.clone(),
+                ts_unit: file.input.ts_unit,
             },
         })
     }

@@ -58,6 +58,22 @@ impl Problems {
         ));
     }
 
+    /// A Parquet row that cannot be used (a null or empty mapped value, a bad time).
+    pub fn bad_row(
+        &mut self,
+        input: &str,
+        row_group: usize,
+        row: u64,
+        column: &str,
+        problem: &str,
+    ) {
+        self.malformed += 1;
+        *self.malformed_by_kind.entry("bad_row").or_default() += 1;
+        self.show(format_args!(
+            "{input}: row group {row_group}, row {row}: skipped: column `{column}` {problem}"
+        ));
+    }
+
     /// An input that could not be opened or read to its end; always shown.
     pub fn unreadable(&mut self, input: &str, what: &str, error: &dyn fmt::Display) {
         self.unreadable_inputs += 1;
@@ -97,6 +113,8 @@ pub struct Summary {
     pub tables: usize,
     pub alerts: u64,
     pub windows: u64,
+    /// Events outside `--from`/`--until`.
+    pub filtered: u64,
     pub elapsed: Duration,
 }
 
@@ -122,7 +140,15 @@ impl fmt::Display for Summary {
             self.alerts,
             self.elapsed.as_secs_f64(),
             self.events_per_sec() / 1e6,
-        )
+        )?;
+        if self.filtered > 0 {
+            write!(
+                f,
+                "; {} events outside --from/--until skipped",
+                self.filtered
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -320,6 +320,13 @@ impl Detector {
         outcome
     }
 
+    /// From now on, only [`Detector::advance`] moves the watermark: for sources that know a
+    /// lower bound of every event still to come (sorted Parquet row groups), so that the result
+    /// is that of sorted input whatever `lateness` says.
+    pub fn use_external_watermark(&mut self) {
+        self.reorder.use_external_watermark();
+    }
+
     /// Moves event time to `watermark` without an event: reads before it are applied, windows
     /// quiet by then are closed, and later events before it count as late. Used by live mode
     /// when streams are silent; replay never calls it.

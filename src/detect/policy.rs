@@ -64,6 +64,10 @@ pub struct TableRule {
 pub struct Policies {
     pub default: Arc<TablePolicy>,
     pub rules: Vec<TableRule>,
+    /// `--table`: when set, tables that match none of these are ignored.
+    pub only: Option<GlobSet>,
+    /// The literal prefixes of the `--table` globs, for pruning by statistics.
+    pub only_prefixes: Vec<String>,
 }
 
 impl Default for Policies {
@@ -76,6 +80,8 @@ impl Default for Policies {
                 allow: GlobSet::empty(),
             }),
             rules: Vec::new(),
+            only: None,
+            only_prefixes: Vec::new(),
         }
     }
 }
@@ -83,12 +89,28 @@ impl Default for Policies {
 impl Policies {
     /// The policy for `table`: the first rule whose pattern matches, else the default.
     pub fn resolve(&self, table: &str) -> Arc<TablePolicy> {
+        if self.only.as_ref().is_some_and(|only| !only.is_match(table)) {
+            return Arc::new(TablePolicy {
+                rule: Some("--table".into()),
+                ignore: true,
+                thresholds: self.default.thresholds,
+                allow: GlobSet::empty(),
+            });
+        }
         self.rules
             .iter()
             .find(|rule| rule.matcher.is_match(table))
             .map(|rule| Arc::clone(&rule.policy))
             .unwrap_or_else(|| Arc::clone(&self.default))
     }
+}
+
+/// The part of a glob before its first special character: every match starts with it.
+pub fn literal_prefix(pattern: &str) -> &str {
+    let end = pattern
+        .find(['*', '?', '[', '{', '\\'])
+        .unwrap_or(pattern.len());
+    &pattern[..end]
 }
 
 /// Compiles a name pattern: `*` and `?` match any characters, dots and slashes included.
@@ -186,6 +208,24 @@ mod tests {
         assert!(!reads.is_read(Some("INSERT")));
         assert!(!reads.is_read(Some("PutObject")));
         assert!(!reads.is_read(Some("")));
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(literal_prefix("warehouse.hr.*"), "warehouse.hr.");
+        assert_eq!(literal_prefix("*.pii"), "");
+        assert_eq!(literal_prefix("exact"), "exact");
+        assert_eq!(literal_prefix("a?c"), "a");
+    }
+
+    #[test]
+    fn only_ignores_the_other_tables() {
+        let policies = Policies {
+            only: Some(compile_glob_set(&["hr.*".into()]).unwrap()),
+            ..Policies::default()
+        };
+        assert!(!policies.resolve("hr.pay").ignore);
+        assert!(policies.resolve("sales.orders").ignore);
     }
 
     #[test]

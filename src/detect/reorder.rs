@@ -7,11 +7,13 @@
 //! cheap pops, where a binary heap would sift through thousands of reads for each one. Peeking
 //! can move the heap's base past the watermark; a read that then arrives between the two (older
 //! than everything buffered, yet not late) waits in a small binary heap that drains first.
+//! Reads that arrive in order (the common case: one shipper, or a sorted archive) skip both and
+//! queue in a plain FIFO run.
 
 use crate::intern::Id;
 use crate::time::{Micros, Ts};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// A read waiting for the watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,8 +41,15 @@ pub struct ReorderBuffer {
     last: Ts,
     /// Reads older than `last` (hence older than every read in `buckets`).
     underflow: BinaryHeap<Reverse<BufferedRead>>,
+    /// Reads in `buckets`.
+    radix_len: usize,
+    /// Reads that arrived in time order.
+    run: VecDeque<BufferedRead>,
     len: usize,
     lateness: Micros,
+    /// When set, only `raise_floor` moves the watermark (the source knows better than
+    /// `lateness`, e.g. from Parquet statistics).
+    external: bool,
     newest: Option<Ts>,
     /// A floor for the watermark set from outside (wall clock in `watch`).
     floor: Option<Ts>,
@@ -53,16 +62,27 @@ impl ReorderBuffer {
             occupied: 0,
             last: Ts::MIN,
             underflow: BinaryHeap::new(),
+            radix_len: 0,
+            run: VecDeque::new(),
             len: 0,
             lateness,
+            external: false,
             newest: None,
             floor: None,
         }
     }
 
+    /// Lets only [`ReorderBuffer::raise_floor`] move the watermark from now on.
+    pub fn use_external_watermark(&mut self) {
+        self.external = true;
+    }
+
     /// Events before the watermark are late: every read before it has been released.
     #[inline]
     pub fn watermark(&self) -> Option<Ts> {
+        if self.external {
+            return self.floor;
+        }
         let from_events = self.newest.map(|t| t.saturating_sub(self.lateness));
         match (from_events, self.floor) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -104,27 +124,27 @@ impl ReorderBuffer {
             principal,
         };
         self.len += 1;
-        if ts < self.last {
+        if self.run.back().is_none_or(|back| ts >= back.ts) {
+            self.run.push_back(read);
+        } else if ts < self.last {
             self.underflow.push(Reverse(read));
         } else {
             let bucket = self.bucket_of(ts);
             self.buckets[bucket].push(read);
             self.occupied |= 1 << bucket;
+            self.radix_len += 1;
         }
     }
 
-    /// The earliest buffered read's time (moving the earliest reads into bucket 0).
+    /// The earliest read in the radix heap, after moving the reads at that time into bucket 0.
     #[inline]
-    pub fn earliest(&mut self) -> Option<Ts> {
-        if self.len == 0 {
+    fn radix_earliest(&mut self) -> Option<Ts> {
+        if self.radix_len == 0 {
             return None;
-        }
-        if let Some(Reverse(read)) = self.underflow.peek() {
-            return Some(read.ts);
         }
         if self.occupied & 1 == 0 {
             let b = self.occupied.trailing_zeros() as usize;
-            let moving = std::mem::take(&mut self.buckets[b]);
+            let mut moving = std::mem::take(&mut self.buckets[b]);
             self.occupied &= !(1 << b);
             self.last = moving.iter().map(|r| r.ts).min().expect("not empty");
             for read in &moving {
@@ -132,34 +152,54 @@ impl ReorderBuffer {
                 self.buckets[bucket].push(*read);
                 self.occupied |= 1 << bucket;
             }
-            // Keep the emptied bucket's allocation for reuse.
-            let mut moving = moving;
+            // Keep the emptied bucket's allocation for reuse (nothing moves back up into it).
             moving.clear();
-            if self.buckets[b].is_empty() {
-                self.buckets[b] = moving;
-            }
+            self.buckets[b] = moving;
         }
         Some(self.last)
+    }
+
+    /// The earliest buffered read's time.
+    #[inline]
+    pub fn earliest(&mut self) -> Option<Ts> {
+        if self.len == 0 {
+            return None;
+        }
+        let run = self.run.front().map(|r| r.ts);
+        let underflow = self.underflow.peek().map(|r| r.0.ts);
+        let radix = if underflow.is_some() {
+            None // underflow reads are older than every radix read
+        } else {
+            self.radix_earliest()
+        };
+        [run, underflow, radix].into_iter().flatten().min()
     }
 
     /// Takes all buffered reads at the earliest time, appending them to `out`; returns that time.
     #[inline]
     pub fn pop_earliest(&mut self, out: &mut Vec<BufferedRead>) -> Option<Ts> {
         let ts = self.earliest()?;
-        if !self.underflow.is_empty() {
-            while let Some(Reverse(read)) = self.underflow.peek() {
-                if read.ts != ts {
-                    break;
-                }
-                out.push(*read);
-                self.underflow.pop();
-                self.len -= 1;
+        let before = out.len();
+        while let Some(Reverse(read)) = self.underflow.peek() {
+            if read.ts != ts {
+                break;
             }
-            return Some(ts);
+            out.push(*read);
+            self.underflow.pop();
         }
-        self.len -= self.buckets[0].len();
-        out.append(&mut self.buckets[0]);
-        self.occupied &= !1;
+        if self.underflow.is_empty() && self.radix_earliest() == Some(ts) {
+            self.radix_len -= self.buckets[0].len();
+            out.append(&mut self.buckets[0]);
+            self.occupied &= !1;
+        }
+        while let Some(read) = self.run.front() {
+            if read.ts != ts {
+                break;
+            }
+            out.push(*read);
+            self.run.pop_front();
+        }
+        self.len -= out.len() - before;
         Some(ts)
     }
 
@@ -204,6 +244,40 @@ mod tests {
         assert_eq!(out[0].principal, 5);
         buf.raise_floor(200);
         assert_eq!(buf.watermark(), Some(200));
+    }
+
+    #[test]
+    fn run_radix_and_underflow_release_together_in_order() {
+        let mut buf = ReorderBuffer::new(0);
+        let mut out = Vec::new();
+        buf.push(10, 0, 0); // run
+        buf.push(20, 0, 1); // run
+        buf.push(15, 0, 2); // radix
+        buf.push(30, 0, 3); // run
+        assert_eq!(buf.earliest(), Some(10));
+        assert_eq!(buf.pop_earliest(&mut out), Some(10));
+        assert_eq!(buf.earliest(), Some(15)); // moves the radix base to 15
+        buf.push(12, 0, 4); // below the base: underflow
+        buf.push(20, 0, 5); // radix, same instant as a run read
+        let mut order = Vec::new();
+        while let Some(ts) = buf.pop_earliest(&mut out) {
+            order.push(ts);
+        }
+        assert_eq!(order, vec![12, 15, 20, 30]);
+        let mut principals: Vec<Id> = out.iter().map(|r| r.principal).collect();
+        principals[3..5].sort();
+        assert_eq!(principals, vec![0, 4, 2, 1, 5, 3]);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_external_watermark_ignores_lateness() {
+        let mut buf = ReorderBuffer::new(10);
+        buf.use_external_watermark();
+        buf.note(1_000);
+        assert_eq!(buf.watermark(), None);
+        buf.raise_floor(50);
+        assert_eq!(buf.watermark(), Some(50));
     }
 
     #[test]

@@ -12,9 +12,13 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// One JSON object per line: `{"ts": ..., "principal": ..., "table": ..., "action": ...}`.
+    /// Parquet where a file starts with `PAR1`, JSON lines otherwise.
     #[default]
+    Auto,
+    /// One JSON object per line: `{"ts": ..., "principal": ..., "table": ..., "action": ...}`.
     Jsonl,
+    /// Parquet files (columns mapped like JSON fields).
+    Parquet,
 }
 
 /// Why one record was skipped.

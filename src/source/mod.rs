@@ -1,18 +1,142 @@
-//! Where events come from: files (plain or gzip) and stdin, read as lines. Sources only deliver
-//! bytes and positions; parsing is `format`'s and detection is `detect`'s.
+//! Where events come from: files (plain or gzip JSON lines, Parquet), directories and globs of
+//! them, and stdin. Sources only deliver bytes, batches and positions; parsing is `format`'s and
+//! detection is `detect`'s.
 
 pub mod lines;
+pub mod parquet;
 
+use crate::format::Format;
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// One input named on the command line.
+/// One input, after directories and globs are expanded and formats are recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Stdin,
+    /// A line-oriented file (JSON lines, plain or gzip).
     File(PathBuf),
+    /// A Parquet file.
+    Parquet(PathBuf),
+}
+
+/// An input argument that names nothing usable: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{0}: no such file or directory")]
+    Missing(String),
+    #[error("{pattern}: no file matches")]
+    NoMatch { pattern: String },
+    #[error("{pattern}: bad glob: {message}")]
+    BadGlob { pattern: String, message: String },
+    #[error("{0}: not a Parquet file (--format parquet)")]
+    NotParquet(String),
+    #[error("Parquet cannot be read from stdin; give a file")]
+    ParquetFromStdin,
+    #[error("cannot mix Parquet and JSON-lines inputs in one run ({parquet} and {jsonl})")]
+    Mixed { parquet: String, jsonl: String },
+}
+
+/// Turns command-line arguments into inputs: `-` is stdin; a directory is every data file below
+/// it (recursively, sorted by path, hidden and `_`-prefixed files skipped); an argument with
+/// `*`, `?` or `[` that names no file is a glob. Each file's format is recognised from its first
+/// bytes (`PAR1`) unless `format` forces one.
+pub fn expand_inputs(args: &[String], format: Format) -> Result<Vec<Input>, InputError> {
+    let mut inputs = Vec::new();
+    for arg in args {
+        if arg == "-" {
+            if format == Format::Parquet {
+                return Err(InputError::ParquetFromStdin);
+            }
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        let path = Path::new(arg);
+        let files = if path.is_dir() {
+            files_below(path, |_| true)
+        } else if path.exists() {
+            vec![path.to_path_buf()]
+        } else if arg.contains(['*', '?', '[']) {
+            glob_files(arg)?
+        } else {
+            return Err(InputError::Missing(arg.clone()));
+        };
+        for file in files {
+            let is_parquet = parquet::looks_like_parquet(&file);
+            inputs.push(match format {
+                Format::Parquet if !is_parquet => {
+                    return Err(InputError::NotParquet(file.display().to_string()));
+                }
+                Format::Parquet => Input::Parquet(file),
+                Format::Jsonl => Input::File(file),
+                Format::Auto if is_parquet => Input::Parquet(file),
+                Format::Auto => Input::File(file),
+            });
+        }
+    }
+    let parquet = inputs.iter().find(|i| matches!(i, Input::Parquet(_)));
+    let lines = inputs.iter().find(|i| !matches!(i, Input::Parquet(_)));
+    if let (Some(parquet), Some(lines)) = (parquet, lines) {
+        return Err(InputError::Mixed {
+            parquet: parquet.display_name(),
+            jsonl: lines.display_name(),
+        });
+    }
+    Ok(inputs)
+}
+
+fn is_data_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    !(name.starts_with('.') || name.starts_with('_') || name.ends_with(".tmp"))
+}
+
+fn files_below(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && is_data_file(e.path()) && keep(e.path()))
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, InputError> {
+    let glob = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| InputError::BadGlob {
+            pattern: pattern.to_string(),
+            message: e.to_string(),
+        })?
+        .compile_matcher();
+    // Walk from the longest directory prefix without glob characters.
+    let literal: PathBuf = Path::new(pattern)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    let root = if literal.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        literal
+    };
+    let relative = !Path::new(pattern).is_absolute() && !pattern.starts_with("./");
+    let files = files_below(&root, |p| {
+        let shown = if relative {
+            p.strip_prefix("./").unwrap_or(p)
+        } else {
+            p
+        };
+        glob.is_match(shown)
+    });
+    if files.is_empty() {
+        return Err(InputError::NoMatch {
+            pattern: pattern.to_string(),
+        });
+    }
+    Ok(files)
 }
 
 impl Input {
@@ -28,7 +152,7 @@ impl Input {
     pub fn display_name(&self) -> String {
         match self {
             Input::Stdin => "<stdin>".into(),
-            Input::File(path) => path.display().to_string(),
+            Input::File(path) | Input::Parquet(path) => path.display().to_string(),
         }
     }
 
@@ -36,7 +160,7 @@ impl Input {
     pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
         match self {
             Input::Stdin => decompressed(BufReader::with_capacity(1 << 16, io::stdin())),
-            Input::File(path) => open_file(path),
+            Input::File(path) | Input::Parquet(path) => open_file(path),
         }
     }
 }

@@ -168,20 +168,26 @@ fn reports_are_capped_but_everything_is_counted() {
 }
 
 #[test]
-fn a_missing_input_is_reported_and_the_others_still_replayed() {
+fn a_missing_input_is_a_usage_error_before_anything_runs() {
     let env = TestEnv::new();
     let good = env.write(
         "good.jsonl",
         "{\"ts\":1773842400000,\"principal\":\"a\",\"table\":\"t\"}\n",
     );
     let run = env.run(&["replay", "nope.jsonl", good.to_str().unwrap()]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains("nope.jsonl: cannot open"),
+        run.stderr.contains("nope.jsonl: no such file or directory"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("1 events"), "{}", run.stderr);
+    let glob = env.run(&["replay", "logs/*.jsonl"]);
+    assert_eq!(glob.code, 2, "{}", glob.stderr);
+    assert!(
+        glob.stderr.contains("logs/*.jsonl: no file matches"),
+        "{}",
+        glob.stderr
+    );
 }
 
 #[test]

@@ -1,40 +1,25 @@
-//! `exposure replay`: reads the inputs in the order given as one stream of events, feeds the
-//! detector, and writes alerts as JSON lines. No wall clock touches detection: the same input
-//! always gives the same bytes.
+//! Replay of line-oriented inputs (JSON lines, plain or gzip, and stdin), read in the order
+//! given as one stream of events.
 //!
 //! The work is split in two stages joined by batches of parsed events: *reading* (open, gunzip,
 //! split lines, parse, classify the action) and *detecting* (intern names, reorder, apply the
 //! rules, write alerts). With two threads the stages run side by side; with one they alternate.
 //! Either way the detector sees the same events in the same order, so the output is identical.
 
+use super::{ReplayError, ReplayOptions, ReplayOutcome, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, ReadActions};
 use crate::format::ParseError;
 use crate::report::{Problems, Summary};
 use crate::source::Input;
 use crate::source::lines::{Line, LineReader};
+use crate::source::parquet::TimeFilter;
 use crate::time::Ts;
-use std::io::{self, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::Instant;
-
-/// A replay that had to stop.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("{location}: {error} (--strict stops at the first bad line)")]
-    Strict { location: String, error: ParseError },
-    #[error("cannot write alerts: {0}")]
-    Output(#[source] io::Error),
-}
-
-/// How the replay went: the summary and whether every input was read to its end.
-#[derive(Debug)]
-pub struct ReplayOutcome {
-    pub summary: Summary,
-    pub complete: bool,
-}
 
 /// Events parsed from one input, their strings back to back in `text`.
 struct EventBatch {
@@ -74,15 +59,15 @@ impl EventBatch {
 }
 
 /// Replays `inputs` through a detector built from `config`, writing alerts to `out`. With
-/// `threads` above one, reading runs on a second thread.
-pub fn replay(
+/// `options.threads` above one, reading runs on a second thread.
+pub fn replay_lines(
     config: &Config,
     inputs: &[Input],
-    strict: bool,
-    threads: usize,
+    options: &ReplayOptions,
     out: &mut dyn Write,
     problems: &mut Problems,
 ) -> Result<ReplayOutcome, ReplayError> {
+    let (strict, threads) = (options.strict, options.threads);
     let started = Instant::now();
     let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
     let problems = Mutex::new(problems);
@@ -90,6 +75,8 @@ pub fn replay(
         detector: Detector::new(config.detector.clone()),
         alerts: Vec::new(),
         events: 0,
+        filtered: 0,
+        filter: options.filter,
     };
 
     let read_result = if threads > 1 {
@@ -127,6 +114,8 @@ pub fn replay(
         mut detector,
         mut alerts,
         events,
+        filtered,
+        ..
     } = detecting;
     detector.finish(&mut alerts);
     write_alerts(out, &mut alerts)?;
@@ -146,6 +135,7 @@ pub fn replay(
             tables: detector.table_count(),
             alerts: stats.alerts,
             windows: stats.windows_opened,
+            filtered,
             elapsed: started.elapsed(),
         },
         complete: problems.unreadable_inputs == 0,
@@ -234,6 +224,9 @@ struct Detecting {
     detector: Detector,
     alerts: Vec<Alert>,
     events: u64,
+    /// Events outside `--from`/`--until`.
+    filtered: u64,
+    filter: TimeFilter,
 }
 
 impl Detecting {
@@ -245,8 +238,12 @@ impl Detecting {
         out: &mut dyn Write,
         problems: &Mutex<&mut Problems>,
     ) -> Result<(), ReplayError> {
-        self.events += batch.events.len() as u64;
         for event in &batch.events {
+            if !self.filter.keeps(event.ts) {
+                self.filtered += 1;
+                continue;
+            }
+            self.events += 1;
             let read = event
                 .read
                 .as_ref()
@@ -268,13 +265,4 @@ impl Detecting {
         }
         Ok(())
     }
-}
-
-/// Writes and clears `alerts`, one JSON object per line.
-pub fn write_alerts(out: &mut dyn Write, alerts: &mut Vec<Alert>) -> Result<(), ReplayError> {
-    for alert in alerts.drain(..) {
-        serde_json::to_writer(&mut *out, &alert).map_err(|e| ReplayError::Output(e.into()))?;
-        out.write_all(b"\n").map_err(ReplayError::Output)?;
-    }
-    Ok(())
 }

@@ -1,0 +1,326 @@
+//! Replay of Parquet archives.
+//!
+//! Ordering: every row group of every file is placed by the minimum of its time column (from
+//! the row-group statistics), then by file and row-group order. Before the detector moves past
+//! a row group, the watermark is raised only to the minimum time of the next one: every read of
+//! an earlier time has been seen by then, so the result equals the replay of all events sorted,
+//! however files overlap and however rows are ordered inside a row group. Without time
+//! statistics (some writers omit them) the files are read in the order given, and `lateness`
+//! applies as for JSON lines.
+//!
+//! With two threads, one decodes row groups while the other detects.
+
+use super::{ReplayError, ReplayOptions, ReplayOutcome, write_alerts};
+use crate::config::Config;
+use crate::detect::{Alert, Detector};
+use crate::report::{Problems, Summary};
+use crate::source::Input;
+use crate::source::parquet::{BadRow, BatchDecoder, ParquetInput, RowGroupSpan, TimeFilter};
+use crate::time::{Ts, format_ts};
+use arrow_array::RecordBatch;
+use std::io::Write;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Rows per decoded batch.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// One row group to read, in replay order.
+#[derive(Debug, Clone)]
+struct Step {
+    file: usize,
+    row_group: usize,
+    rows: u64,
+    min_ts: Option<Ts>,
+}
+
+/// What the decoding side hands to the detecting side.
+enum Decoded {
+    Batch { step: usize, batch: RecordBatch },
+    Done { step: usize },
+    Failed { step: usize, error: String },
+}
+
+/// Whether a row group whose table column lies within `[min, max]` can hold a table starting
+/// with one of `prefixes` (statistics may be truncated, but stay bounds).
+fn may_hold_prefix(span: &RowGroupSpan, prefixes: &[String]) -> bool {
+    let (Some(min), Some(max)) = (&span.min_table, &span.max_table) else {
+        return true;
+    };
+    prefixes.iter().any(|p| {
+        let p = p.as_bytes();
+        max.as_slice() >= p && (min.as_slice() <= p || min.starts_with(p))
+    })
+}
+
+pub fn replay_parquet(
+    config: &Config,
+    inputs: &[Input],
+    options: &ReplayOptions,
+    out: &mut dyn Write,
+    problems: &mut Problems,
+) -> Result<ReplayOutcome, ReplayError> {
+    let started = Instant::now();
+    let mut files: Vec<ParquetInput> = Vec::new();
+    for input in inputs {
+        let Input::Parquet(path) = input else {
+            continue;
+        };
+        match ParquetInput::open(path, &config.input.fields, config.input.ts_unit) {
+            Ok(file) => files.push(file),
+            Err(error) => {
+                let error = ReplayError::from(error);
+                if options.strict || matches!(error, ReplayError::Schema(_)) {
+                    return Err(error);
+                }
+                problems.unreadable(&path.display().to_string(), "skipped", &error);
+            }
+        }
+    }
+    let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+
+    let prefixes = &config.detector.policies.only_prefixes;
+    let mut plan: Vec<Step> = Vec::new();
+    let mut pruned_rows = 0u64;
+    for (file, input) in files.iter().enumerate() {
+        for span in &input.row_groups {
+            let keep = options.filter.overlaps(span.min_ts, span.max_ts)
+                && (prefixes.is_empty() || may_hold_prefix(span, prefixes));
+            if keep {
+                plan.push(Step {
+                    file,
+                    row_group: span.index,
+                    rows: span.rows,
+                    min_ts: span.min_ts,
+                });
+            } else {
+                pruned_rows += span.rows;
+            }
+        }
+    }
+    let ordered = plan.iter().all(|s| s.min_ts.is_some());
+    if ordered {
+        plan.sort_by_key(|s| (s.min_ts, s.file, s.row_group));
+    }
+
+    let mut detecting = Detecting {
+        detector: Detector::new(config.detector.clone()),
+        decoders: files.iter().map(ParquetInput::decoder).collect(),
+        alerts: Vec::new(),
+        bad: Vec::new(),
+        events: 0,
+        filtered: 0,
+        progress: options
+            .progress
+            .then(|| progress_bar(plan.iter().map(|s| s.rows).sum())),
+    };
+    if ordered {
+        detecting.detector.use_external_watermark();
+    }
+
+    let decode = |deliver: &mut dyn FnMut(Decoded) -> bool| {
+        for (index, step) in plan.iter().enumerate() {
+            let reader = match files[step.file].read_row_group(step.row_group, BATCH_ROWS) {
+                Ok(reader) => reader,
+                Err(error) => {
+                    if !deliver(Decoded::Failed { step: index, error }) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut failed = false;
+            for batch in reader {
+                let message = match batch {
+                    Ok(batch) => Decoded::Batch { step: index, batch },
+                    Err(e) => {
+                        failed = true;
+                        Decoded::Failed {
+                            step: index,
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                if !deliver(message) {
+                    return;
+                }
+                if failed {
+                    break;
+                }
+            }
+            if !failed && !deliver(Decoded::Done { step: index }) {
+                return;
+            }
+        }
+    };
+
+    let context = Context {
+        plan: &plan,
+        names: &names,
+        ordered,
+        strict: options.strict,
+        filter: options.filter,
+    };
+    let result = if options.threads > 1 {
+        let (sender, receiver) = mpsc::sync_channel::<Decoded>(4);
+        std::thread::scope(|scope| {
+            let decode = &decode;
+            scope.spawn(move || decode(&mut |m| sender.send(m).is_ok()));
+            let mut result = Ok(());
+            for message in receiver.iter() {
+                result = detecting.handle(message, &context, out, problems);
+                if result.is_err() {
+                    break;
+                }
+            }
+            drop(receiver);
+            result
+        })
+    } else {
+        let mut result = Ok(());
+        decode(&mut |message| {
+            result = detecting.handle(message, &context, out, problems);
+            result.is_ok()
+        });
+        result
+    };
+    if let Some(bar) = &detecting.progress {
+        bar.finish_and_clear();
+    }
+    result?;
+
+    let Detecting {
+        mut detector,
+        mut alerts,
+        events,
+        filtered,
+        ..
+    } = detecting;
+    detector.finish(&mut alerts);
+    write_alerts(out, &mut alerts)?;
+    out.flush().map_err(ReplayError::Output)?;
+    let stats = detector.stats();
+    Ok(ReplayOutcome {
+        summary: Summary {
+            inputs: inputs.len(),
+            events,
+            reads: stats.reads,
+            malformed: problems.malformed,
+            late: stats.late,
+            tables: detector.table_count(),
+            alerts: stats.alerts,
+            windows: stats.windows_opened,
+            filtered: filtered + pruned_rows,
+            elapsed: started.elapsed(),
+        },
+        complete: problems.unreadable_inputs == 0,
+    })
+}
+
+fn progress_bar(rows: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(rows);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, at {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+struct Context<'a> {
+    plan: &'a [Step],
+    names: &'a [String],
+    ordered: bool,
+    strict: bool,
+    filter: TimeFilter,
+}
+
+/// The detecting side.
+struct Detecting {
+    detector: Detector,
+    decoders: Vec<BatchDecoder>,
+    alerts: Vec<Alert>,
+    bad: Vec<BadRow>,
+    events: u64,
+    filtered: u64,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl Detecting {
+    fn handle(
+        &mut self,
+        message: Decoded,
+        context: &Context<'_>,
+        out: &mut dyn Write,
+        problems: &mut Problems,
+    ) -> Result<(), ReplayError> {
+        match message {
+            Decoded::Batch { step, batch } => {
+                let step = &context.plan[step];
+                let name = &context.names[step.file];
+                self.bad.clear();
+                let counts = self.decoders[step.file].observe(
+                    &batch,
+                    &mut self.detector,
+                    &context.filter,
+                    &mut self.alerts,
+                    &mut self.bad,
+                );
+                let counts = match counts {
+                    Ok(counts) => counts,
+                    Err(error) => {
+                        return self.failed(context, step, error, problems);
+                    }
+                };
+                for bad in &self.bad {
+                    problems.bad_row(
+                        name,
+                        step.row_group,
+                        bad.row as u64,
+                        bad.column,
+                        &bad.problem,
+                    );
+                }
+                self.events += counts.events;
+                self.filtered += counts.filtered;
+                if let Some(bar) = &self.progress {
+                    bar.inc(batch.num_rows() as u64);
+                    if let Some(newest) = self.detector.newest_event() {
+                        bar.set_message(format_ts(newest));
+                    }
+                }
+            }
+            Decoded::Done { step } => {
+                if context.ordered {
+                    if let Some(next) = context.plan.get(step + 1).and_then(|s| s.min_ts) {
+                        self.detector.advance(next, &mut self.alerts);
+                    }
+                }
+            }
+            Decoded::Failed { step, error } => {
+                return self.failed(context, &context.plan[step], error, problems);
+            }
+        }
+        write_alerts(out, &mut self.alerts)
+    }
+
+    fn failed(
+        &mut self,
+        context: &Context<'_>,
+        step: &Step,
+        error: String,
+        problems: &mut Problems,
+    ) -> Result<(), ReplayError> {
+        let name = &context.names[step.file];
+        let what = format!("row group {} unreadable, skipped", step.row_group);
+        if context.strict {
+            return Err(ReplayError::StrictUnreadable(format!(
+                "{name}: {what}: {error}"
+            )));
+        }
+        problems.unreadable(name, &what, &error);
+        Ok(())
+    }
+}

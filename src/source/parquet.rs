@@ -1,0 +1,626 @@
+//! Parquet inputs: opening a file, checking that its schema carries the mapped columns, reading
+//! row-group statistics (time bounds, table bounds) for ordering and pruning, and decoding record
+//! batches into detector calls without a string per row: string columns are read as dictionaries
+//! and each dictionary is mapped to detector ids once.
+
+use crate::detect::{Alert, Detector, Observed};
+use crate::format::jsonl::FieldPaths;
+use crate::intern::Id;
+use crate::time::{EpochUnit, Ts, parse_ts_str, ts_from_epoch_int};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::statistics::Statistics;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The first bytes of every Parquet file.
+pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
+
+/// A Parquet file whose schema does not fit the field mapping: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: column `{column}` {problem}")]
+pub struct SchemaError {
+    pub path: String,
+    pub column: String,
+    pub problem: String,
+}
+
+/// Why a Parquet input could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetInputError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("{path}: not a readable Parquet file: {message}")]
+    Unreadable { path: String, message: String },
+}
+
+/// Time and table bounds of one row group, from its statistics when the writer kept them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowGroupSpan {
+    pub index: usize,
+    pub rows: u64,
+    pub min_ts: Option<Ts>,
+    pub max_ts: Option<Ts>,
+    pub min_table: Option<Vec<u8>>,
+    pub max_table: Option<Vec<u8>>,
+}
+
+/// How the time column is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TsKind {
+    Timestamp(TimeUnit),
+    Int,
+    Text,
+}
+
+/// An opened Parquet file with its mapped columns located.
+#[derive(Debug, Clone)]
+pub struct ParquetInput {
+    pub path: PathBuf,
+    metadata: ArrowReaderMetadata,
+    projection: ProjectionMask,
+    ts_kind: TsKind,
+    epoch_unit: EpochUnit,
+    pub row_groups: Vec<RowGroupSpan>,
+    /// Column positions in the projected batches.
+    columns: Columns,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    ts: usize,
+    principal: usize,
+    table: usize,
+    action: Option<usize>,
+}
+
+fn string_like(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => string_like(values),
+        _ => false,
+    }
+}
+
+fn dictionary_of_strings() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+impl ParquetInput {
+    /// Opens `path`, checks the mapped columns, and reads row-group statistics.
+    pub fn open(
+        path: &Path,
+        fields: &FieldPaths,
+        epoch_unit: EpochUnit,
+    ) -> Result<ParquetInput, ParquetInputError> {
+        let shown = path.display().to_string();
+        let unreadable = |message: String| ParquetInputError::Unreadable {
+            path: shown.clone(),
+            message,
+        };
+        let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| unreadable(e.to_string()))?;
+        let schema = plain.schema().clone();
+        let find = |name: &str, required: bool| -> Result<Option<usize>, SchemaError> {
+            match schema.index_of(name) {
+                Ok(i) => Ok(Some(i)),
+                Err(_) if !required => Ok(None),
+                Err(_) => Err(SchemaError {
+                    path: shown.clone(),
+                    column: name.to_string(),
+                    problem: format!(
+                        "is missing (columns: {}; map others with [input.fields])",
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+            }
+        };
+        let ts = find(&fields.ts, true)?.expect("required");
+        let principal = find(&fields.principal, true)?.expect("required");
+        let table = find(&fields.table, true)?.expect("required");
+        let action = find(&fields.action, false)?;
+
+        let wrong = |index: usize, expected: &str| SchemaError {
+            path: shown.clone(),
+            column: schema.field(index).name().clone(),
+            problem: format!(
+                "has type {}, expected {expected}",
+                schema.field(index).data_type()
+            ),
+        };
+        let ts_kind = match schema.field(ts).data_type() {
+            DataType::Timestamp(unit, _) => TsKind::Timestamp(*unit),
+            DataType::Int64 | DataType::Int32 => TsKind::Int,
+            t if string_like(t) => TsKind::Text,
+            _ => {
+                return Err(
+                    wrong(ts, "a timestamp, an integer epoch or an RFC 3339 string").into(),
+                );
+            }
+        };
+        for index in [Some(principal), Some(table), action].into_iter().flatten() {
+            if !string_like(schema.field(index).data_type()) {
+                return Err(wrong(index, "a string").into());
+            }
+        }
+
+        // Read the mapped string columns as dictionaries, whatever the writer's Arrow hint said.
+        let strings = [Some(principal), Some(table), action];
+        let fields_with_dicts: Vec<Field> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if strings.contains(&Some(i)) {
+                    f.as_ref().clone().with_data_type(dictionary_of_strings())
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        let options =
+            ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(fields_with_dicts)));
+        let metadata = ArrowReaderMetadata::try_new(Arc::clone(plain.metadata()), options)
+            .map_err(|e| unreadable(e.to_string()))?;
+
+        let mut roots: Vec<usize> = [Some(ts), Some(principal), Some(table), action]
+            .into_iter()
+            .flatten()
+            .collect();
+        roots.sort_unstable();
+        let position = |i: usize| roots.iter().position(|r| *r == i).expect("projected");
+        let columns = Columns {
+            ts: position(ts),
+            principal: position(principal),
+            table: position(table),
+            action: action.map(position),
+        };
+        let projection = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
+
+        let parquet_schema = metadata.parquet_schema();
+        let leaf = |name: &str| {
+            parquet_schema
+                .columns()
+                .iter()
+                .position(|c| c.path().parts() == [name.to_string()])
+        };
+        let ts_leaf = leaf(&fields.ts);
+        let table_leaf = leaf(&fields.table);
+        let row_groups = metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .enumerate()
+            .map(|(index, rg)| {
+                let ts_stats = ts_leaf.and_then(|l| rg.column(l).statistics());
+                let (min_ts, max_ts) = ts_bounds(ts_stats, ts_kind, epoch_unit);
+                let table_stats = table_leaf.and_then(|l| rg.column(l).statistics());
+                let (min_table, max_table) = match table_stats {
+                    Some(Statistics::ByteArray(s)) => (
+                        s.min_opt().map(|v| v.data().to_vec()),
+                        s.max_opt().map(|v| v.data().to_vec()),
+                    ),
+                    _ => (None, None),
+                };
+                RowGroupSpan {
+                    index,
+                    rows: rg.num_rows().max(0) as u64,
+                    min_ts,
+                    max_ts,
+                    min_table,
+                    max_table,
+                }
+            })
+            .collect();
+
+        Ok(ParquetInput {
+            path: path.to_path_buf(),
+            metadata,
+            projection,
+            ts_kind,
+            epoch_unit,
+            row_groups,
+            columns,
+        })
+    }
+
+    /// Total rows in the file.
+    pub fn rows(&self) -> u64 {
+        self.row_groups.iter().map(|rg| rg.rows).sum()
+    }
+
+    /// A reader of the mapped columns of one row group.
+    pub fn read_row_group(
+        &self,
+        row_group: usize,
+        batch_size: usize,
+    ) -> Result<ParquetRecordBatchReader, String> {
+        let file = File::open(&self.path).map_err(|e| e.to_string())?;
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+            .with_projection(self.projection.clone())
+            .with_row_groups(vec![row_group])
+            .with_batch_size(batch_size)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// A decoder for this file's batches.
+    pub fn decoder(&self) -> BatchDecoder {
+        BatchDecoder {
+            columns: self.columns,
+            ts_kind: self.ts_kind,
+            epoch_unit: self.epoch_unit,
+            ts: Vec::new(),
+            principals: DictionaryIds::default(),
+            tables: DictionaryIds::default(),
+            actions: ActionVerdicts::default(),
+        }
+    }
+}
+
+/// A row group's time bounds from its statistics, in the column's own unit.
+fn ts_bounds(
+    stats: Option<&Statistics>,
+    kind: TsKind,
+    unit: EpochUnit,
+) -> (Option<Ts>, Option<Ts>) {
+    let convert = |v: i64| -> Option<Ts> {
+        match kind {
+            TsKind::Timestamp(u) => Some(timestamp_to_micros(v, u)),
+            TsKind::Int => ts_from_epoch_int(v, unit).ok(),
+            TsKind::Text => None,
+        }
+    };
+    match (stats, kind) {
+        (_, TsKind::Text) => (None, None),
+        (Some(Statistics::Int64(s)), _) => (
+            s.min_opt().and_then(|v| convert(*v)),
+            s.max_opt().and_then(|v| convert(*v)),
+        ),
+        (Some(Statistics::Int32(s)), _) => (
+            s.min_opt().and_then(|v| convert(i64::from(*v))),
+            s.max_opt().and_then(|v| convert(i64::from(*v))),
+        ),
+        _ => (None, None),
+    }
+}
+
+#[inline]
+fn timestamp_to_micros(value: i64, unit: TimeUnit) -> Ts {
+    match unit {
+        TimeUnit::Second => value.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => value.saturating_mul(1_000),
+        TimeUnit::Microsecond => value,
+        TimeUnit::Nanosecond => value.div_euclid(1_000),
+    }
+}
+
+/// Detector ids for the values of the last dictionary seen, rebuilt when the dictionary changes.
+#[derive(Default)]
+struct DictionaryIds {
+    values: Option<ArrayRef>,
+    ids: Vec<Option<Id>>,
+}
+
+/// Read verdicts for the values of the last action dictionary seen.
+#[derive(Default)]
+struct ActionVerdicts {
+    values: Option<ArrayRef>,
+    reads: Vec<bool>,
+}
+
+/// Rows that could not be used, with why, for the caller to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    pub row: usize,
+    pub column: &'static str,
+    pub problem: String,
+}
+
+/// Counts from one batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchCounts {
+    pub events: u64,
+    pub late: u64,
+    pub filtered: u64,
+}
+
+/// Which rows to use: `--from`, `--until`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeFilter {
+    pub from: Option<Ts>,
+    pub until: Option<Ts>,
+}
+
+impl TimeFilter {
+    #[inline]
+    pub fn keeps(&self, ts: Ts) -> bool {
+        self.from.is_none_or(|f| ts >= f) && self.until.is_none_or(|u| ts < u)
+    }
+
+    /// Whether a span `[min, max]` can hold a kept time.
+    pub fn overlaps(&self, min: Option<Ts>, max: Option<Ts>) -> bool {
+        let after_from = match (self.from, max) {
+            (Some(f), Some(max)) => max >= f,
+            _ => true,
+        };
+        let before_until = match (self.until, min) {
+            (Some(u), Some(min)) => min < u,
+            _ => true,
+        };
+        after_from && before_until
+    }
+}
+
+/// Turns record batches of one file into detector calls.
+pub struct BatchDecoder {
+    columns: Columns,
+    ts_kind: TsKind,
+    epoch_unit: EpochUnit,
+    ts: Vec<Option<Ts>>,
+    principals: DictionaryIds,
+    tables: DictionaryIds,
+    actions: ActionVerdicts,
+}
+
+fn as_string_dictionary(array: &ArrayRef) -> Result<DictionaryArray<Int32Type>, String> {
+    if let Some(dict) = array.as_dictionary_opt::<Int32Type>() {
+        if matches!(dict.values().data_type(), DataType::Utf8) {
+            return Ok(dict.clone());
+        }
+    }
+    let cast = arrow_cast::cast(array, &dictionary_of_strings()).map_err(|e| e.to_string())?;
+    Ok(cast.as_dictionary::<Int32Type>().clone())
+}
+
+impl DictionaryIds {
+    fn refresh(&mut self, dict: &DictionaryArray<Int32Type>, intern: &mut impl FnMut(&str) -> Id) {
+        let values = dict.values();
+        if self.values.as_ref().is_some_and(|v| Arc::ptr_eq(v, values)) {
+            return;
+        }
+        let strings = values.as_string::<i32>();
+        self.ids = (0..strings.len())
+            .map(|i| {
+                (strings.is_valid(i) && !strings.value(i).is_empty())
+                    .then(|| intern(strings.value(i)))
+            })
+            .collect();
+        self.values = Some(Arc::clone(values));
+    }
+}
+
+impl BatchDecoder {
+    /// Feeds every row of `batch` to `detector`; rows that cannot be used go to `bad`, reads
+    /// later than the watermark to `late` (by row).
+    pub fn observe(
+        &mut self,
+        batch: &RecordBatch,
+        detector: &mut Detector,
+        filter: &TimeFilter,
+        alerts: &mut Vec<Alert>,
+        bad: &mut Vec<BadRow>,
+    ) -> Result<BatchCounts, String> {
+        let rows = batch.num_rows();
+        self.decode_ts(batch.column(self.columns.ts), bad)?;
+        let principals = as_string_dictionary(batch.column(self.columns.principal))?;
+        let tables = as_string_dictionary(batch.column(self.columns.table))?;
+        self.principals
+            .refresh(&principals, &mut |s| detector.principal_id(s));
+        self.tables.refresh(&tables, &mut |s| detector.table_id(s));
+        let actions = match self.columns.action {
+            Some(i) => {
+                let dict = as_string_dictionary(batch.column(i))?;
+                let values = dict.values();
+                if !self
+                    .actions
+                    .values
+                    .as_ref()
+                    .is_some_and(|v| Arc::ptr_eq(v, values))
+                {
+                    let strings = values.as_string::<i32>();
+                    self.actions.reads = (0..strings.len())
+                        .map(|k| {
+                            detector.is_read_action(strings.is_valid(k).then(|| strings.value(k)))
+                        })
+                        .collect();
+                    self.actions.values = Some(Arc::clone(values));
+                }
+                Some(dict)
+            }
+            None => None,
+        };
+
+        let principal_keys = principals.keys();
+        let table_keys = tables.keys();
+        let any_nulls = principal_keys.null_count() > 0
+            || table_keys.null_count() > 0
+            || actions.as_ref().is_some_and(|a| a.keys().null_count() > 0);
+        let mut counts = BatchCounts::default();
+        for row in 0..rows {
+            let Some(ts) = self.ts[row] else { continue };
+            if !filter.keeps(ts) {
+                counts.filtered += 1;
+                continue;
+            }
+            let is_read = match &actions {
+                None => true,
+                Some(a) => {
+                    if any_nulls && a.keys().is_null(row) {
+                        true
+                    } else {
+                        self.actions.reads[a.keys().value(row) as usize]
+                    }
+                }
+            };
+            let read = if is_read {
+                if any_nulls && (principal_keys.is_null(row) || table_keys.is_null(row)) {
+                    let column = if principal_keys.is_null(row) {
+                        "principal"
+                    } else {
+                        "table"
+                    };
+                    bad.push(BadRow {
+                        row,
+                        column,
+                        problem: "is null".into(),
+                    });
+                    continue;
+                }
+                let principal = self.principals.ids[principal_keys.value(row) as usize];
+                let table = self.tables.ids[table_keys.value(row) as usize];
+                match (table, principal) {
+                    (Some(t), Some(p)) => Some((t, p)),
+                    (None, _) => {
+                        bad.push(BadRow {
+                            row,
+                            column: "table",
+                            problem: "is empty".into(),
+                        });
+                        continue;
+                    }
+                    (_, None) => {
+                        bad.push(BadRow {
+                            row,
+                            column: "principal",
+                            problem: "is empty".into(),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            counts.events += 1;
+            if let Observed::Late { .. } = detector.observe_ids(ts, read, alerts) {
+                counts.late += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Fills `self.ts` with one time per row (`None` for rows reported bad).
+    fn decode_ts(&mut self, column: &ArrayRef, bad: &mut Vec<BadRow>) -> Result<(), String> {
+        self.ts.clear();
+        let rows = column.len();
+        match self.ts_kind {
+            TsKind::Timestamp(unit) => {
+                let values: Box<dyn Fn(usize) -> i64> = match unit {
+                    TimeUnit::Second => {
+                        let a = column.as_primitive::<TimestampSecondType>().clone();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Millisecond => {
+                        let a = column.as_primitive::<TimestampMillisecondType>().clone();
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Microsecond => {
+                        let a = column.as_primitive::<TimestampMicrosecondType>().clone();
+                        let v = a.values().clone();
+                        if a.null_count() == 0 {
+                            self.ts.extend(v.iter().map(|t| Some(*t)));
+                            return Ok(());
+                        }
+                        Box::new(move |i| a.value(i))
+                    }
+                    TimeUnit::Nanosecond => {
+                        let a = column.as_primitive::<TimestampNanosecondType>().clone();
+                        Box::new(move |i| a.value(i))
+                    }
+                };
+                for i in 0..rows {
+                    if column.is_null(i) {
+                        bad.push(BadRow {
+                            row: i,
+                            column: "ts",
+                            problem: "is null".into(),
+                        });
+                        self.ts.push(None);
+                    } else {
+                        self.ts.push(Some(timestamp_to_micros(values(i), unit)));
+                    }
+                }
+            }
+            TsKind::Int => {
+                let as_i64 =
+                    arrow_cast::cast(column, &DataType::Int64).map_err(|e| e.to_string())?;
+                let ints = as_i64.as_primitive::<Int64Type>();
+                for i in 0..rows {
+                    if ints.is_null(i) {
+                        bad.push(BadRow {
+                            row: i,
+                            column: "ts",
+                            problem: "is null".into(),
+                        });
+                        self.ts.push(None);
+                        continue;
+                    }
+                    match ts_from_epoch_int(ints.value(i), self.epoch_unit) {
+                        Ok(ts) => self.ts.push(Some(ts)),
+                        Err(e) => {
+                            bad.push(BadRow {
+                                row: i,
+                                column: "ts",
+                                problem: e.to_string(),
+                            });
+                            self.ts.push(None);
+                        }
+                    }
+                }
+            }
+            TsKind::Text => {
+                let text = arrow_cast::cast(column, &DataType::Utf8).map_err(|e| e.to_string())?;
+                let strings = text.as_string::<i32>();
+                for i in 0..rows {
+                    if strings.is_null(i) {
+                        bad.push(BadRow {
+                            row: i,
+                            column: "ts",
+                            problem: "is null".into(),
+                        });
+                        self.ts.push(None);
+                        continue;
+                    }
+                    match parse_ts_str(strings.value(i), self.epoch_unit) {
+                        Ok(ts) => self.ts.push(Some(ts)),
+                        Err(e) => {
+                            bad.push(BadRow {
+                                row: i,
+                                column: "ts",
+                                problem: e.to_string(),
+                            });
+                            self.ts.push(None);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the file at `path` starts with the Parquet magic bytes.
+pub fn looks_like_parquet(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == PARQUET_MAGIC)
+}
