@@ -2,12 +2,13 @@
 //! [`Config`] and handed to the command that runs. Owns exit codes: 0 ok, 1 runtime error,
 //! 2 usage or configuration error.
 
+use crate::archive;
 use crate::config::{Config, ConfigError, DetectOverrides};
 use crate::format::Format;
 use crate::replay::{self, ReplayError, ReplayOptions};
 use crate::report::Problems;
 use crate::source::parquet::{SchemaError, TimeFilter};
-use crate::source::{InputError, expand_inputs};
+use crate::source::{Input, InputError, expand_inputs};
 use crate::time::{EpochUnit, Span, Ts, parse_ts_str};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +44,46 @@ pub enum Command {
         exposure replay --config exposure.toml --out alerts.jsonl logs/2026-03-*.jsonl.gz\n  \
         zcat archive.log.gz | exposure replay --lateness 15m -")]
     Replay(ReplayArgs),
+
+    /// Convert access logs into a Parquet archive (canonical schema, zstd, sorted by time, one
+    /// folder per day) that `exposure replay` reads back with the same results.
+    #[command(after_help = "Examples:\n  \
+        exposure archive sample-logs/incident.jsonl --out archive/\n  \
+        exposure replay archive/")]
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// TOML configuration file: `[input]` (field mapping) and `detect.lateness` (when a day is
+    /// complete) apply.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Input format (JSON lines).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// How late events may arrive: a day is written once the newest event is this far past
+    /// its end [default: 5m].
+    #[arg(long, value_name = "DURATION")]
+    pub lateness: Option<Span>,
+
+    /// The archive folder (created if needed; day folders are added to it).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Stop with exit code 1 at the first malformed line instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// How many skipped lines to show on stderr (all are counted).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_reports: usize,
+
+    /// Log files to convert, in order (`-` for stdin).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 /// Flags shared by every command that runs the detector.
@@ -160,7 +201,30 @@ pub struct ReplayArgs {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Archive(args) => run_archive(args),
     }
+}
+
+fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
+    let overrides = DetectOverrides {
+        lateness: args.lateness,
+        ..DetectOverrides::default()
+    };
+    let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
+    let inputs = expand_inputs(&args.paths, config.input.format)?;
+    if let Some(parquet) = inputs.iter().find(|i| matches!(i, Input::Parquet(_))) {
+        return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
+    }
+    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    let summary = archive::archive(&config, &inputs, &args.out, args.strict, &mut problems);
+    problems.finish();
+    let summary = summary?;
+    eprintln!("{summary}");
+    Ok(if problems.unreadable_inputs == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@
 //! [`event::AccessEvent`]s; [`source`] reads files and streams; [`config`] validates what the user
 //! asked for; [`replay`] wires them together for `exposure replay`.
 
+pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod detect;

@@ -17,6 +17,10 @@ pub struct FieldPaths {
     pub principal: String,
     pub table: String,
     pub action: String,
+    /// Optional row count of the access (kept by `exposure archive`; never required).
+    pub rows: String,
+    /// Optional byte count of the access (kept by `exposure archive`; never required).
+    pub bytes: String,
 }
 
 impl Default for FieldPaths {
@@ -26,6 +30,8 @@ impl Default for FieldPaths {
             principal: "principal".into(),
             table: "table".into(),
             action: "action".into(),
+            rows: "rows".into(),
+            bytes: "bytes".into(),
         }
     }
 }
@@ -34,6 +40,8 @@ const TS: usize = 0;
 const PRINCIPAL: usize = 1;
 const TABLE: usize = 2;
 const ACTION: usize = 3;
+const ROWS: usize = 4;
+const SLOTS: usize = 6;
 
 /// The mapped paths as a tree of object keys, walked once per line.
 #[derive(Debug, Clone)]
@@ -82,7 +90,7 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct JsonLinesParser {
     root: Node,
-    names: [String; 4],
+    names: [String; SLOTS],
     epoch_unit: EpochUnit,
 }
 
@@ -94,6 +102,8 @@ impl JsonLinesParser {
             fields.principal.clone(),
             fields.table.clone(),
             fields.action.clone(),
+            fields.rows.clone(),
+            fields.bytes.clone(),
         ];
         let mut root = Node {
             children: Vec::new(),
@@ -103,8 +113,11 @@ impl JsonLinesParser {
             if parts.iter().any(|p| p.is_empty()) {
                 return Err(format!("field path {path:?} has an empty segment"));
             }
-            root.insert(&parts, slot)
-                .map_err(|e| format!("field path {path:?}: {e}"))?;
+            let inserted = root.insert(&parts, slot);
+            // The optional extras give way to the four fields that matter.
+            if slot < ROWS {
+                inserted.map_err(|e| format!("field path {path:?}: {e}"))?;
+            }
         }
         Ok(JsonLinesParser {
             root,
@@ -129,7 +142,7 @@ impl JsonLinesParser {
                 });
             }
         }
-        let mut slots: [Option<Value<'a>>; 4] = [None, None, None, None];
+        let mut slots: [Option<Value<'a>>; SLOTS] = Default::default();
         let mut de = serde_json::Deserializer::from_str(text);
         let walked = de
             .deserialize_map(ObjectVisitor {
@@ -143,7 +156,7 @@ impl JsonLinesParser {
                 column: e.column().max(1),
             });
         }
-        let [ts, principal, table, action] = slots;
+        let [ts, principal, table, action, rows, bytes] = slots;
         Ok(Some(ParsedEvent {
             ts: self.timestamp(ts)?,
             principal: self.text(PRINCIPAL, principal)?,
@@ -153,6 +166,8 @@ impl JsonLinesParser {
                 Some(Value::Str(s)) => Some(s),
                 Some(other) => return Err(self.wrong_type(ACTION, "a string", &other)),
             },
+            rows: rows.and_then(Value::count),
+            bytes: bytes.and_then(Value::count),
         }))
     }
 
@@ -221,6 +236,15 @@ enum Value<'a> {
 }
 
 impl Value<'_> {
+    /// A non-negative count, if this is one (extras of the wrong type are dropped, not errors).
+    fn count(self) -> Option<i64> {
+        match self {
+            Value::I64(v) if v >= 0 => Some(v),
+            Value::U64(v) => i64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Value::Str(s) => format!("string {s:?}"),
@@ -311,7 +335,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 /// Walks one object level: captures mapped leaves, descends into mapped objects, skips the rest.
 struct ObjectVisitor<'n, 's, 'de> {
     node: &'n Node,
-    slots: &'s mut [Option<Value<'de>>; 4],
+    slots: &'s mut [Option<Value<'de>>; SLOTS],
 }
 
 impl<'de> Visitor<'de> for ObjectVisitor<'_, '_, 'de> {
@@ -344,7 +368,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, '_, 'de> {
 /// are then reported missing).
 struct NestedSeed<'n, 's, 'de> {
     node: &'n Node,
-    slots: &'s mut [Option<Value<'de>>; 4],
+    slots: &'s mut [Option<Value<'de>>; SLOTS],
 }
 
 impl<'de> DeserializeSeed<'de> for NestedSeed<'_, '_, 'de> {

@@ -79,6 +79,9 @@ pub struct ParsedEvent<'a> {
     pub principal: Cow<'a, str>,
     pub table: Cow<'a, str>,
     pub action: Option<Cow<'a, str>>,
+    /// Extras some logs carry; `None` when absent or not a count.
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
 }
 
 impl ParsedEvent<'_> {

@@ -34,6 +34,8 @@ pub enum InputError {
     NotParquet(String),
     #[error("Parquet cannot be read from stdin; give a file")]
     ParquetFromStdin,
+    #[error("{0}: is already Parquet; `exposure replay` reads it directly")]
+    ArchiveOfParquet(String),
     #[error("cannot mix Parquet and JSON-lines inputs in one run ({parquet} and {jsonl})")]
     Mixed { parquet: String, jsonl: String },
 }

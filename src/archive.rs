@@ -1,0 +1,321 @@
+//! `exposure archive`: converts access logs into a Parquet archive in the canonical schema —
+//! `ts` timestamp(µs, UTC), `principal`, `table`, `action` (dictionary-encoded strings), `rows`,
+//! `bytes` (nullable int64) — zstd-compressed, sorted by time, row groups of about a million rows
+//! with statistics, one folder per day (`dt=YYYY-MM-DD/part-NNNNN.parquet`).
+//!
+//! Events are buffered per day and a day is written once the newest event is `lateness` past
+//! its end (or at the end of the input), so memory holds about a day of events. An event for a
+//! day already written goes into a further part file of that day: nothing is dropped. Each file
+//! is written under a hidden temporary name, synced, then renamed, so an interrupted run never
+//! leaves a file that looks complete.
+
+use crate::config::Config;
+use crate::format::ParseError;
+use crate::intern::{Id, Interner};
+use crate::report::Problems;
+use crate::source::Input;
+use crate::source::lines::{Line, LineReader};
+use crate::time::{MICROS_PER_SEC, Ts, format_ts};
+use arrow_array::builder::{Int64Builder, StringDictionaryBuilder};
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Rows per row group.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+const DAY: i64 = 86_400 * MICROS_PER_SEC;
+
+/// An archive that had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{location}: {error} (--strict stops at the first bad line)")]
+    Strict { location: String, error: ParseError },
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+/// What was archived.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveSummary {
+    pub events: u64,
+    pub malformed: u64,
+    pub files: Vec<PathBuf>,
+    pub days: usize,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for ArchiveSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exposure: archived {} events into {} files over {} days, {} malformed lines skipped, in {:.2}s",
+            self.events,
+            self.files.len(),
+            self.days,
+            self.malformed,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// One buffered event, its strings interned.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    ts: Ts,
+    principal: Id,
+    table: Id,
+    action: Option<Id>,
+    rows: Option<i64>,
+    bytes: Option<i64>,
+}
+
+/// The canonical archive schema.
+pub fn archive_schema() -> SchemaRef {
+    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("principal", dict(), false),
+        Field::new("table", dict(), false),
+        Field::new("action", dict(), true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("bytes", DataType::Int64, true),
+    ]))
+}
+
+/// Builds the archive: reads `inputs`, writes day partitions under `out_dir`.
+pub fn archive(
+    config: &Config,
+    inputs: &[Input],
+    out_dir: &Path,
+    strict: bool,
+    problems: &mut Problems,
+) -> Result<ArchiveSummary, ArchiveError> {
+    let started = Instant::now();
+    let mut writer = DayWriter {
+        out_dir: out_dir.to_path_buf(),
+        names: Interner::default(),
+        days: BTreeMap::new(),
+        written_days: std::collections::BTreeSet::new(),
+        files: Vec::new(),
+    };
+    let lateness = config.detector.lateness.micros();
+    let mut newest: Option<Ts> = None;
+    let mut events = 0u64;
+    for input in inputs {
+        let name = input.display_name();
+        let reader = match input.open() {
+            Ok(reader) => reader,
+            Err(e) => {
+                problems.unreadable(&name, "cannot open", &e);
+                continue;
+            }
+        };
+        let mut lines = LineReader::new(reader, config.input.max_line_bytes);
+        loop {
+            let (line_no, line) = match lines.next_line() {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    problems.unreadable(&name, "read error, rest of input skipped", &e);
+                    break;
+                }
+            };
+            let parsed = match line {
+                Line::Text(bytes) => config.input.jsonl.parse(bytes),
+                Line::TooLong => Err(ParseError::TooLong {
+                    max_line_bytes: config.input.max_line_bytes,
+                }),
+            };
+            let event = match parsed {
+                Ok(Some(event)) => event,
+                Ok(None) => continue,
+                Err(error) if strict => {
+                    return Err(ArchiveError::Strict {
+                        location: Problems::location(&name, line_no, &error),
+                        error,
+                    });
+                }
+                Err(error) => {
+                    problems.malformed(&name, line_no, &error);
+                    continue;
+                }
+            };
+            events += 1;
+            let row = Row {
+                ts: event.ts,
+                principal: writer.names.intern(&event.principal),
+                table: writer.names.intern(&event.table),
+                action: event.action.as_deref().map(|a| writer.names.intern(a)),
+                rows: event.rows,
+                bytes: event.bytes,
+            };
+            writer
+                .days
+                .entry(event.ts.div_euclid(DAY))
+                .or_default()
+                .push(row);
+            if newest.is_none_or(|n| event.ts > n) {
+                newest = Some(event.ts);
+                // Days that ended more than `lateness` ago are complete.
+                let complete_before = (event.ts - lateness).div_euclid(DAY);
+                writer.flush_days_before(complete_before)?;
+            }
+        }
+    }
+    writer.flush_days_before(i64::MAX)?;
+    Ok(ArchiveSummary {
+        events,
+        malformed: problems.malformed,
+        days: writer.written_days.len(),
+        files: writer.files,
+        elapsed: started.elapsed(),
+    })
+}
+
+struct DayWriter {
+    out_dir: PathBuf,
+    names: Interner,
+    /// Buffered rows by day number (days since the epoch).
+    days: BTreeMap<i64, Vec<Row>>,
+    written_days: std::collections::BTreeSet<i64>,
+    files: Vec<PathBuf>,
+}
+
+impl DayWriter {
+    fn flush_days_before(&mut self, day: i64) -> Result<(), ArchiveError> {
+        while let Some(entry) = self.days.first_entry() {
+            if *entry.key() >= day {
+                break;
+            }
+            let (day, rows) = entry.remove_entry();
+            self.write_day(day, rows)?;
+        }
+        Ok(())
+    }
+
+    fn write_day(&mut self, day: i64, mut rows: Vec<Row>) -> Result<(), ArchiveError> {
+        let names = &self.names;
+        // Time first, then names, so that the file's content never depends on arrival order.
+        rows.sort_unstable_by(|a, b| {
+            a.ts.cmp(&b.ts)
+                .then_with(|| names.name(a.table).cmp(names.name(b.table)))
+                .then_with(|| names.name(a.principal).cmp(names.name(b.principal)))
+                .then_with(|| {
+                    let action = |r: &Row| r.action.map(|id| names.name(id));
+                    action(a).cmp(&action(b))
+                })
+                .then_with(|| (a.rows, a.bytes).cmp(&(b.rows, b.bytes)))
+        });
+        let date = &format_ts(day * DAY)[..10];
+        let dir = self.out_dir.join(format!("dt={date}"));
+        let failed = |path: &Path, message: String| ArchiveError::Write {
+            path: path.to_path_buf(),
+            message,
+        };
+        fs::create_dir_all(&dir).map_err(|e| failed(&dir, e.to_string()))?;
+        let part = next_part_number(&dir);
+        let path = dir.join(format!("part-{part:05}.parquet"));
+        let temp = dir.join(format!(".part-{part:05}.parquet.tmp"));
+        self.write_file(&temp, &rows)
+            .map_err(|message| failed(&temp, message))?;
+        fs::rename(&temp, &path).map_err(|e| failed(&path, e.to_string()))?;
+        if let Ok(dir_handle) = File::open(&dir) {
+            let _ = dir_handle.sync_all();
+        }
+        self.written_days.insert(day);
+        self.files.push(path);
+        Ok(())
+    }
+
+    fn write_file(&self, path: &Path, rows: &[Row]) -> Result<(), String> {
+        let schema = archive_schema();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
+            ))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_dictionary_enabled(true)
+            .set_sorting_columns(Some(vec![SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            }]))
+            .set_created_by(format!("exposure {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let file = File::create(path).map_err(|e| e.to_string())?;
+        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))
+            .map_err(|e| e.to_string())?;
+        for chunk in rows.chunks(ROW_GROUP_ROWS) {
+            let batch = self.batch(&schema, chunk)?;
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            writer.flush().map_err(|e| e.to_string())?;
+        }
+        let file = writer.into_inner().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())
+    }
+
+    fn batch(&self, schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch, String> {
+        let ts = TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.ts))
+            .with_timezone("UTC");
+        let strings = |pick: &dyn Fn(&Row) -> Option<Id>| -> ArrayRef {
+            let mut builder = StringDictionaryBuilder::<Int32Type>::new();
+            for row in rows {
+                match pick(row) {
+                    Some(id) => {
+                        builder.append_value(self.names.name(id));
+                    }
+                    None => builder.append_null(),
+                }
+            }
+            Arc::new(builder.finish())
+        };
+        let counts = |pick: &dyn Fn(&Row) -> Option<i64>| -> ArrayRef {
+            let mut builder = Int64Builder::with_capacity(rows.len());
+            for row in rows {
+                builder.append_option(pick(row));
+            }
+            Arc::new(builder.finish())
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(ts),
+            strings(&|r| Some(r.principal)),
+            strings(&|r| Some(r.table)),
+            strings(&|r| r.action),
+            counts(&|r| r.rows),
+            counts(&|r| r.bytes),
+        ];
+        RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
+    }
+}
+
+/// The next free part number in a day folder.
+fn next_part_number(dir: &Path) -> u32 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("part-")?
+                .strip_suffix(".parquet")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |n| n + 1)
+}
