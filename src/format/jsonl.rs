@@ -459,6 +459,7 @@ mod tests {
             principal: "userIdentity.arn".into(),
             table: "resource.table.name".into(),
             action: "eventName".into(),
+            ..FieldPaths::default()
         };
         let parser = JsonLinesParser::new(&fields, EpochUnit::Auto).unwrap();
         let line = br#"{"eventName":"GetObject","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/bob"},"resource":{"table":{"name":"s3://b/k"}},"eventTime":"2026-03-18T14:02:11.512Z"}"#;
@@ -544,6 +545,23 @@ mod tests {
         let err = parser().parse(br#"{"ts":1, principal}"#).unwrap_err();
         assert_eq!(err.column(), Some(10));
         assert_eq!(err.to_string(), "not valid JSON: key must be a string");
+    }
+
+    #[test]
+    fn rows_and_bytes_are_optional_extras() {
+        let line = br#"{"ts":1773842531512,"principal":"a","table":"t","rows":12,"bytes":"many"}"#;
+        let event = parser().parse(line).unwrap().unwrap();
+        assert_eq!((event.rows, event.bytes), (Some(12), None));
+        let fields = FieldPaths {
+            table: "rows".into(),
+            ..FieldPaths::default()
+        };
+        let event = JsonLinesParser::new(&fields, EpochUnit::Auto)
+            .unwrap()
+            .parse(br#"{"ts":1773842531512,"principal":"a","rows":"t"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!((event.table.as_ref(), event.rows), ("t", None));
     }
 
     #[test]
