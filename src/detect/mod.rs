@@ -10,6 +10,7 @@
 //! an order, so any arrival order within `lateness` gives byte-identical alerts.
 
 pub mod alert;
+pub mod baseline;
 pub mod policy;
 pub mod reorder;
 
@@ -20,6 +21,7 @@ pub use reorder::{BufferedRead, ReorderBuffer};
 use crate::event::AccessEvent;
 use crate::intern::{Id, Interner};
 use crate::time::{MICROS_PER_SEC, Micros, Span, Ts};
+use baseline::Baseline;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -104,7 +106,7 @@ struct TableState {
     /// End of learning: the first read plus `learn`.
     learn_until: Option<Ts>,
     /// Normal principals and the time of their last normal read.
-    baseline: FxHashMap<Id, Ts>,
+    baseline: Baseline,
     /// Novel principals not (yet) in a window. Fewer than `min_principals`: reaching it opens one.
     pending: Vec<Pending>,
     window: Option<Window>,
@@ -120,8 +122,7 @@ impl TableState {
             if now - p.first_novel < span {
                 return true;
             }
-            let last = baseline.entry(p.principal).or_insert(p.last_read);
-            *last = (*last).max(p.last_read);
+            baseline.record(p.principal, p.last_read);
             false
         });
     }
@@ -129,8 +130,8 @@ impl TableState {
     fn normal_principals(&self, now: Ts) -> usize {
         let forget = self.policy.thresholds.forget_after.micros();
         self.baseline
-            .values()
-            .filter(|&&last| now - last <= forget)
+            .last_reads()
+            .filter(|&last| now - last <= forget)
             .count()
     }
 }
@@ -142,6 +143,9 @@ struct CloseTimer {
     table_name: Arc<str>,
     table: Id,
 }
+
+/// How many reads ahead the baseline slot is prefetched.
+const PREFETCH_DISTANCE: usize = 16;
 
 const PRUNE_EVERY: Micros = 86_400 * MICROS_PER_SEC;
 
@@ -224,7 +228,7 @@ impl Detector {
                 name: Arc::from(self.table_names.name(id)),
                 policy: self.settings.policies.resolve(name),
                 learn_until: None,
-                baseline: FxHashMap::default(),
+                baseline: Baseline::default(),
                 pending: Vec::new(),
                 window: None,
             });
@@ -361,6 +365,13 @@ impl Detector {
     /// Applies every buffered read before `watermark`, then the closes due by it.
     fn release_before(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
         while self.reorder.earliest().is_some_and(|ts| ts < watermark) {
+            // Start loading the baseline slot of a read a few places ahead: by the time it is
+            // applied, its cache miss is paid.
+            if let Some(ahead) = self.reorder.queued_ahead(PREFETCH_DISTANCE) {
+                self.tables[ahead.table as usize]
+                    .baseline
+                    .prefetch(ahead.principal);
+            }
             self.apply_earliest(alerts);
         }
         // Every read before the watermark is applied, and a read at the watermark could no longer
@@ -435,7 +446,7 @@ impl Detector {
     fn prune(&mut self, now: Ts) {
         for state in &mut self.tables {
             let forget = state.policy.thresholds.forget_after.micros();
-            state.baseline.retain(|_, last| now - *last <= forget);
+            state.baseline.retain(|last| now - last <= forget);
         }
     }
 
@@ -450,14 +461,13 @@ impl Detector {
             .learn_until
             .get_or_insert_with(|| ts.saturating_add(thresholds.learn.micros()));
         if ts < learn_until {
-            let last = state.baseline.entry(principal).or_insert(ts);
-            *last = (*last).max(ts);
+            state.baseline.record(principal, ts);
             return;
         }
 
         // 2. Baseline: a normal principal's read refreshes it.
         state.graduate_pending(ts);
-        if let Some(last) = state.baseline.get_mut(&principal) {
+        if let Some(last) = state.baseline.get_mut(principal) {
             if ts - *last <= thresholds.forget_after.micros() {
                 *last = (*last).max(ts);
                 return;
@@ -467,7 +477,7 @@ impl Detector {
             .policy
             .is_allowed(self.principal_names.name(principal))
         {
-            state.baseline.insert(principal, ts);
+            state.baseline.record(principal, ts);
             return;
         }
 

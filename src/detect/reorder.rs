@@ -162,17 +162,19 @@ impl ReorderBuffer {
     /// The earliest buffered read's time.
     #[inline]
     pub fn earliest(&mut self) -> Option<Ts> {
-        if self.len == 0 {
-            return None;
-        }
         let run = self.run.front().map(|r| r.ts);
-        let underflow = self.underflow.peek().map(|r| r.0.ts);
-        let radix = if underflow.is_some() {
-            None // underflow reads are older than every radix read
-        } else {
-            self.radix_earliest()
+        if self.radix_len == 0 && self.underflow.is_empty() {
+            return run;
+        }
+        let other = match self.underflow.peek() {
+            // Underflow reads are older than every radix read.
+            Some(Reverse(read)) => Some(read.ts),
+            None => self.radix_earliest(),
         };
-        [run, underflow, radix].into_iter().flatten().min()
+        match (run, other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Takes all buffered reads at the earliest time, appending them to `out`; returns that time.
@@ -201,6 +203,13 @@ impl ReorderBuffer {
         }
         self.len -= out.len() - before;
         Some(ts)
+    }
+
+    /// The read `distance` places into the in-order run, if there is one: what will most
+    /// likely be applied soon (a hint for prefetching, not an order).
+    #[inline]
+    pub fn queued_ahead(&self, distance: usize) -> Option<&BufferedRead> {
+        self.run.get(distance)
     }
 
     pub fn len(&self) -> usize {

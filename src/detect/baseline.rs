@@ -1,0 +1,199 @@
+//! A table's baseline: principal id -> time of its last normal read, in a flat open-addressing
+//! table (linear probing, at most half full). One probe usually touches one cache line, and the
+//! slot of a principal can be prefetched before its read is applied: with hundreds of thousands
+//! of (table, principal) pairs, that look-up is the detector's main cost.
+
+use crate::intern::Id;
+use crate::time::Ts;
+
+const EMPTY: Id = Id::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    principal: Id,
+    last_read: Ts,
+}
+
+const VACANT: Slot = Slot {
+    principal: EMPTY,
+    last_read: 0,
+};
+
+/// Principal -> last normal read.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+#[inline]
+fn home(principal: Id, mask: usize) -> usize {
+    // Fibonacci hashing: spreads dense ids over the table.
+    ((principal as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+}
+
+impl Baseline {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn find(&self, principal: Id) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = home(principal, mask);
+        loop {
+            let slot = &self.slots[i];
+            if slot.principal == principal {
+                return Some(i);
+            }
+            if slot.principal == EMPTY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The last normal read of `principal`, if any.
+    #[inline]
+    pub fn get(&self, principal: Id) -> Option<Ts> {
+        self.find(principal).map(|i| self.slots[i].last_read)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, principal: Id) -> Option<&mut Ts> {
+        self.find(principal).map(|i| &mut self.slots[i].last_read)
+    }
+
+    /// Records a normal read at `ts` (keeping the later of two times).
+    #[inline]
+    pub fn record(&mut self, principal: Id, ts: Ts) {
+        debug_assert_ne!(principal, EMPTY);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = home(principal, mask);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.principal == principal {
+                slot.last_read = slot.last_read.max(ts);
+                return;
+            }
+            if slot.principal == EMPTY {
+                *slot = Slot {
+                    principal,
+                    last_read: ts,
+                };
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(16);
+        self.rebuild(capacity, |_| true);
+    }
+
+    fn rebuild(&mut self, capacity: usize, keep: impl Fn(Ts) -> bool) {
+        let old = std::mem::replace(&mut self.slots, vec![VACANT; capacity]);
+        self.len = 0;
+        for slot in old {
+            if slot.principal != EMPTY && keep(slot.last_read) {
+                self.record(slot.principal, slot.last_read);
+            }
+        }
+    }
+
+    /// Keeps the principals whose last read satisfies `keep`, shrinking the table if it can.
+    pub fn retain(&mut self, keep: impl Fn(Ts) -> bool) {
+        let kept = self
+            .slots
+            .iter()
+            .filter(|s| s.principal != EMPTY && keep(s.last_read))
+            .count();
+        if kept == self.len {
+            return;
+        }
+        let capacity = (kept * 2).next_power_of_two().max(16);
+        self.rebuild(capacity, keep);
+    }
+
+    /// Last-read times of every principal.
+    pub fn last_reads(&self) -> impl Iterator<Item = Ts> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.principal != EMPTY)
+            .map(|s| s.last_read)
+    }
+
+    /// Asks the CPU to start loading `principal`'s slot: a hint only, never a fault.
+    #[inline]
+    pub fn prefetch(&self, principal: Id) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let slot = &self.slots[home(principal, self.slots.len() - 1)];
+        prefetch_read(slot as *const Slot as *const i8);
+    }
+}
+
+#[inline]
+fn prefetch_read(address: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: prefetching is a hint; it never dereferences or faults, even for a bad address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(address) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn behaves_like_a_map() {
+        let mut baseline = Baseline::default();
+        let mut model: HashMap<Id, Ts> = HashMap::new();
+        let mut state = 99u64;
+        for step in 0..50_000i64 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let principal = (state >> 40) as Id % 3_000;
+            let ts = step * 10 - (state % 7) as i64;
+            baseline.record(principal, ts);
+            let entry = model.entry(principal).or_insert(ts);
+            *entry = (*entry).max(ts);
+            if step % 10_000 == 9_999 {
+                let cutoff = ts - 20_000;
+                baseline.retain(|last| last >= cutoff);
+                model.retain(|_, last| *last >= cutoff);
+            }
+        }
+        assert_eq!(baseline.len(), model.len());
+        for (principal, ts) in &model {
+            assert_eq!(baseline.get(*principal), Some(*ts));
+        }
+        assert_eq!(baseline.get(4_000), None);
+        let mut times: Vec<Ts> = baseline.last_reads().collect();
+        let mut expected: Vec<Ts> = model.values().copied().collect();
+        times.sort();
+        expected.sort();
+        assert_eq!(times, expected);
+        *baseline
+            .get_mut(model.keys().next().copied().unwrap())
+            .unwrap() = 1;
+        baseline.prefetch(17);
+    }
+}
