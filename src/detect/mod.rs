@@ -160,6 +160,9 @@ pub struct Detector {
     same_instant: Vec<BufferedRead>,
     /// Tables whose window opened during the instant being applied.
     opened_now: Vec<Id>,
+    /// The instant being collected by `observe_sorted`, and its reads.
+    instant_ts: Option<Ts>,
+    instant: Vec<BufferedRead>,
     timers: BinaryHeap<Reverse<CloseTimer>>,
     /// Event time up to which everything has been applied.
     now: Option<Ts>,
@@ -178,6 +181,8 @@ impl Detector {
             reorder,
             same_instant: Vec::new(),
             opened_now: Vec::new(),
+            instant_ts: None,
+            instant: Vec::new(),
             timers: BinaryHeap::new(),
             now: None,
             next_prune: Ts::MIN,
@@ -201,6 +206,20 @@ impl Detector {
     /// Windows open now.
     pub fn open_windows(&self) -> usize {
         self.tables.iter().filter(|t| t.window.is_some()).count()
+    }
+
+    /// Starts loading the baseline slot of (`table`, `principal`) into the cache: for sources
+    /// that know which reads come next.
+    #[inline]
+    pub fn prefetch(&self, table: Id, principal: Id) {
+        if let Some(state) = self.tables.get(table as usize) {
+            state.baseline.prefetch(principal);
+        }
+    }
+
+    /// Reads waiting in the reorder buffer.
+    pub fn buffered(&self) -> usize {
+        self.reorder.len()
     }
 
     /// Events before this time are late.
@@ -294,6 +313,7 @@ impl Detector {
 
     #[inline]
     fn accept(&mut self, ts: Ts, incoming: Incoming, alerts: &mut Vec<Alert>) -> Observed {
+        self.flush_instant(alerts);
         if let Some(watermark) = self.reorder.watermark() {
             if ts < watermark {
                 self.stats.late += 1;
@@ -335,6 +355,7 @@ impl Detector {
     /// quiet by then are closed, and later events before it count as late. Used by live mode
     /// when streams are silent; replay never calls it.
     pub fn advance(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
+        self.flush_instant(alerts);
         self.reorder.raise_floor(watermark);
         if let Some(w) = self.reorder.watermark() {
             self.release_before(w, alerts);
@@ -344,6 +365,7 @@ impl Detector {
     /// The input ended: applies every buffered read, then closes the windows still open (sorted
     /// by table name) with `closed_by = end_of_input`.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
+        self.flush_instant(alerts);
         while !self.reorder.is_empty() {
             self.apply_earliest(alerts);
         }
@@ -379,14 +401,20 @@ impl Detector {
         self.move_time(watermark, alerts);
     }
 
-    /// Applies all buffered reads at the earliest instant, in (table name, principal name) order.
+    /// Applies all buffered reads at the earliest instant.
     fn apply_earliest(&mut self, alerts: &mut Vec<Alert>) {
         let mut group = std::mem::take(&mut self.same_instant);
         group.clear();
-        let Some(ts) = self.reorder.pop_earliest(&mut group) else {
-            self.same_instant = group;
-            return;
-        };
+        if let Some(ts) = self.reorder.pop_earliest(&mut group) {
+            self.apply_instant(ts, &mut group, alerts);
+        }
+        self.same_instant = group;
+    }
+
+    /// Applies the reads of instant `ts`: closes due by `ts` first, then the reads in
+    /// (table name, principal name) order, then the `open` alerts of the instant (so that they
+    /// list every principal of it).
+    fn apply_instant(&mut self, ts: Ts, group: &mut [BufferedRead], alerts: &mut Vec<Alert>) {
         if group.len() > 1 {
             let (tables, principals) = (&self.table_names, &self.principal_names);
             group.sort_unstable_by(|a, b| {
@@ -401,15 +429,69 @@ impl Detector {
             });
         }
         self.move_time(ts, alerts);
-        for read in &group {
+        for read in group.iter() {
             self.apply_read(read.ts, read.table, read.principal, alerts);
         }
-        self.same_instant = group;
-        // Open alerts wait for the whole instant, so that they list every principal of it.
         for table in std::mem::take(&mut self.opened_now) {
             let alert = self.alert(table, AlertStatus::Open, ts, None);
             self.push_alert(alert, alerts);
         }
+    }
+
+    /// Observes one event from a source that guarantees time order (a Parquet row group marked
+    /// sorted by time that no later input overlaps): its reads skip the reorder buffer and are
+    /// applied one instant at a time. Only valid while nothing is buffered; an event out of
+    /// order anyway is counted late.
+    #[inline]
+    pub fn observe_sorted(
+        &mut self,
+        ts: Ts,
+        read: Option<(Id, Id)>,
+        alerts: &mut Vec<Alert>,
+    ) -> Observed {
+        debug_assert!(
+            self.reorder.is_empty(),
+            "observe_sorted needs an empty reorder buffer"
+        );
+        let floor = match self.instant_ts {
+            Some(instant) => Some(instant),
+            None => self.reorder.watermark(),
+        };
+        if let Some(floor) = floor.filter(|f| ts < *f) {
+            self.stats.late += 1;
+            return Observed::Late { behind: floor - ts };
+        }
+        self.reorder.note(ts);
+        let Some((table, principal)) = read else {
+            self.stats.non_reads += 1;
+            return Observed::NotRead;
+        };
+        if self.tables[table as usize].policy.ignore {
+            self.stats.ignored += 1;
+            return Observed::Ignored;
+        }
+        if self.instant_ts != Some(ts) {
+            self.flush_instant(alerts);
+            self.instant_ts = Some(ts);
+        }
+        self.stats.reads += 1;
+        self.instant.push(BufferedRead {
+            ts,
+            table,
+            principal,
+        });
+        Observed::Read
+    }
+
+    /// Applies the instant collected by [`Detector::observe_sorted`].
+    fn flush_instant(&mut self, alerts: &mut Vec<Alert>) {
+        let Some(ts) = self.instant_ts.take() else {
+            return;
+        };
+        let mut group = std::mem::take(&mut self.instant);
+        self.apply_instant(ts, &mut group, alerts);
+        group.clear();
+        self.instant = group;
     }
 
     /// Moves the detector's clock to `now`: fires closes due by then and prunes forgotten state.

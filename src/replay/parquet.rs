@@ -32,6 +32,8 @@ struct Step {
     row_group: usize,
     rows: u64,
     min_ts: Option<Ts>,
+    max_ts: Option<Ts>,
+    sorted_by_ts: bool,
 }
 
 /// What the decoding side hands to the detecting side.
@@ -92,6 +94,8 @@ pub fn replay_parquet(
                     row_group: span.index,
                     rows: span.rows,
                     min_ts: span.min_ts,
+                    max_ts: span.max_ts,
+                    sorted_by_ts: span.sorted_by_ts,
                 });
             } else {
                 pruned_rows += span.rows;
@@ -113,6 +117,7 @@ pub fn replay_parquet(
         progress: options
             .progress
             .then(|| progress_bar(plan.iter().map(|s| s.rows).sum())),
+        in_order_step: None,
     };
     if ordered {
         detecting.detector.use_external_watermark();
@@ -246,9 +251,31 @@ struct Detecting {
     events: u64,
     filtered: u64,
     progress: Option<indicatif::ProgressBar>,
+    /// The step being read and whether its rows skip the reorder buffer.
+    in_order_step: Option<(usize, bool)>,
 }
 
 impl Detecting {
+    /// Whether the rows of `step` may skip the reorder buffer: the writer declared them sorted
+    /// by time, they all come before the next row group's first time (so nothing read later
+    /// is earlier), and nothing is buffered from before.
+    fn in_order(&mut self, step: usize, context: &Context<'_>) -> bool {
+        if let Some((current, in_order)) = self.in_order_step {
+            if current == step {
+                return in_order;
+            }
+        }
+        let this = &context.plan[step];
+        let before_next = match context.plan.get(step + 1) {
+            None => true,
+            Some(next) => matches!((this.max_ts, next.min_ts), (Some(max), Some(min)) if max < min),
+        };
+        let in_order =
+            context.ordered && this.sorted_by_ts && before_next && self.detector.buffered() == 0;
+        self.in_order_step = Some((step, in_order));
+        in_order
+    }
+
     fn handle(
         &mut self,
         message: Decoded,
@@ -258,6 +285,7 @@ impl Detecting {
     ) -> Result<(), ReplayError> {
         match message {
             Decoded::Batch { step, batch } => {
+                let in_order = self.in_order(step, context);
                 let step = &context.plan[step];
                 let name = &context.names[step.file];
                 self.bad.clear();
@@ -265,6 +293,7 @@ impl Detecting {
                     &batch,
                     &mut self.detector,
                     &context.filter,
+                    in_order,
                     &mut self.alerts,
                     &mut self.bad,
                 );

@@ -24,6 +24,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How many rows ahead an in-order batch prefetches baseline slots.
+const PREFETCH_ROWS: usize = 16;
+
 /// The first bytes of every Parquet file.
 pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 
@@ -54,6 +57,9 @@ pub struct RowGroupSpan {
     pub max_ts: Option<Ts>,
     pub min_table: Option<Vec<u8>>,
     pub max_table: Option<Vec<u8>>,
+    /// The writer declared the rows sorted by time (`sorting_columns`), as `exposure archive`
+    /// does.
+    pub sorted_by_ts: bool,
 }
 
 /// How the time column is stored.
@@ -219,8 +225,13 @@ impl ParquetInput {
                     ),
                     _ => (None, None),
                 };
+                let sorted_by_ts = rg
+                    .sorting_columns()
+                    .and_then(|columns| columns.first())
+                    .is_some_and(|c| Some(c.column_idx as usize) == ts_leaf && !c.descending);
                 RowGroupSpan {
                     index,
+                    sorted_by_ts,
                     rows: rg.num_rows().max(0) as u64,
                     min_ts,
                     max_ts,
@@ -410,11 +421,14 @@ impl DictionaryIds {
 impl BatchDecoder {
     /// Feeds every row of `batch` to `detector`; rows that cannot be used go to `bad`, reads
     /// later than the watermark to `late` (by row).
+    /// With `in_order`, the rows are known to come in time order after everything the detector
+    /// has seen, and skip its reorder buffer ([`Detector::observe_sorted`]).
     pub fn observe(
         &mut self,
         batch: &RecordBatch,
         detector: &mut Detector,
         filter: &TimeFilter,
+        in_order: bool,
         alerts: &mut Vec<Alert>,
         bad: &mut Vec<BadRow>,
     ) -> Result<BatchCounts, String> {
@@ -455,6 +469,15 @@ impl BatchDecoder {
             || actions.as_ref().is_some_and(|a| a.keys().null_count() > 0);
         let mut counts = BatchCounts::default();
         for row in 0..rows {
+            if in_order && row + PREFETCH_ROWS < rows && !any_nulls {
+                // This read is applied right away: warm the baseline slot of one a few rows on.
+                let ahead = row + PREFETCH_ROWS;
+                let table = self.tables.ids[table_keys.value(ahead) as usize];
+                let principal = self.principals.ids[principal_keys.value(ahead) as usize];
+                if let (Some(t), Some(p)) = (table, principal) {
+                    detector.prefetch(t, p);
+                }
+            }
             let Some(ts) = self.ts[row] else { continue };
             if !filter.keeps(ts) {
                 counts.filtered += 1;
@@ -509,7 +532,12 @@ impl BatchDecoder {
                 None
             };
             counts.events += 1;
-            if let Observed::Late { .. } = detector.observe_ids(ts, read, alerts) {
+            let observed = if in_order {
+                detector.observe_sorted(ts, read, alerts)
+            } else {
+                detector.observe_ids(ts, read, alerts)
+            };
+            if let Observed::Late { .. } = observed {
                 counts.late += 1;
             }
         }
