@@ -510,10 +510,11 @@ impl Detector {
                 continue;
             };
             let deadline = window.end + state.policy.thresholds.quiet.micros();
-            if deadline <= now {
+            if deadline == timer.deadline {
                 self.close_window(timer.table, deadline, ClosedBy::Quiet, alerts);
             } else {
-                // The window was extended since this timer was set: wait for the new deadline.
+                // The window was extended since this timer was set: queue it again at its true
+                // deadline, so that closes come out in deadline order however far time jumped.
                 self.timers.push(Reverse(CloseTimer { deadline, ..timer }));
             }
         }

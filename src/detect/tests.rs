@@ -511,3 +511,43 @@ fn pruning_keeps_state_bounded_and_results_equal() {
     );
     assert!(alerts.is_empty());
 }
+
+#[test]
+fn closes_come_out_in_deadline_order_however_far_time_jumps() {
+    // t's first timer (107) goes stale when w extends it to 111; hr.pay is due at 110. One jump
+    // of the watermark past both must still close hr.pay first.
+    let mut detector = Detector::new(settings());
+    let mut alerts = Vec::new();
+    let events = [
+        learning(),
+        vec![
+            (100, "t", "x", ""),
+            (101, "t", "y", ""),
+            (102, "t", "z", ""),
+            (103, "hr.pay", "a", ""),
+            (104, "hr.pay", "b", ""),
+            (105, "hr.pay", "c", ""),
+            (106, "t", "w", ""),
+        ],
+    ]
+    .concat();
+    for (minute, table, principal, _) in events {
+        let event = AccessEvent {
+            ts: m(minute),
+            principal,
+            table,
+            action: None,
+        };
+        detector.observe(&event, &mut alerts);
+    }
+    detector.advance(m(200), &mut alerts);
+    assert_eq!(
+        summary(&alerts),
+        vec![
+            "open t 100-102 x,y,z",
+            "open hr.pay 103-105 a,b,c",
+            "closed hr.pay 103-105 a,b,c quiet",
+            "closed t 100-106 x,y,z,w quiet",
+        ]
+    );
+}
