@@ -89,7 +89,7 @@ fn scenario() -> impl Strategy<Value = (Vec<Ev>, Vec<i64>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
     #[test]
     fn arrival_order_within_lateness_never_changes_alerts((events, delays) in scenario(), seed in any::<u64>()) {
