@@ -6,11 +6,11 @@
 //! rules, write alerts). With two threads the stages run side by side; with one they alternate.
 //! Either way the detector sees the same events in the same order, so the output is identical.
 
-use super::{ReplayError, ReplayOptions, ReplayOutcome, write_alerts};
+use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, ReadActions};
 use crate::format::ParseError;
-use crate::report::{Problems, Summary};
+use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::{Line, LineReader};
 use crate::source::parquet::TimeFilter;
@@ -110,36 +110,24 @@ pub fn replay_lines(
     };
     read_result?;
 
+    let problems = problems
+        .into_inner()
+        .expect("no thread panicked holding it");
     let Detecting {
-        mut detector,
-        mut alerts,
+        detector,
+        alerts,
         events,
         filtered,
         ..
     } = detecting;
-    detector.finish(&mut alerts);
-    write_alerts(out, &mut alerts)?;
-    out.flush().map_err(ReplayError::Output)?;
-
-    let problems = problems
-        .into_inner()
-        .expect("no thread panicked holding it");
-    let stats = detector.stats();
-    Ok(ReplayOutcome {
-        summary: Summary {
-            inputs: inputs.len(),
-            events,
-            reads: stats.reads,
-            malformed: problems.malformed,
-            late: stats.late,
-            tables: detector.table_count(),
-            alerts: stats.alerts,
-            windows: stats.windows_opened,
-            filtered,
-            elapsed: started.elapsed(),
-        },
-        complete: problems.unreadable_inputs == 0,
-    })
+    debug_assert!(alerts.is_empty(), "alerts are written as they come");
+    finish(
+        detector,
+        out,
+        (inputs.len(), events, filtered),
+        problems,
+        started,
+    )
 }
 
 /// The reading stage: parses every input into batches and hands each to `deliver`, which says

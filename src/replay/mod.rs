@@ -81,6 +81,37 @@ pub fn replay(
     }
 }
 
+/// Ends a replay: flushes the detector's open windows and the output, and sums up.
+fn finish(
+    mut detector: crate::detect::Detector,
+    out: &mut dyn Write,
+    counts: (usize, u64, u64),
+    problems: &Problems,
+    started: std::time::Instant,
+) -> Result<ReplayOutcome, ReplayError> {
+    let (inputs, events, filtered) = counts;
+    let mut alerts = Vec::new();
+    detector.finish(&mut alerts);
+    write_alerts(out, &mut alerts)?;
+    out.flush().map_err(ReplayError::Output)?;
+    let stats = detector.stats();
+    Ok(ReplayOutcome {
+        summary: Summary {
+            inputs,
+            events,
+            reads: stats.reads,
+            malformed: problems.malformed,
+            late: stats.late,
+            tables: detector.table_count(),
+            alerts: stats.alerts,
+            windows: stats.windows_opened,
+            filtered,
+            elapsed: started.elapsed(),
+        },
+        complete: problems.unreadable_inputs == 0,
+    })
+}
+
 /// Writes and clears `alerts`, one JSON object per line.
 pub fn write_alerts(out: &mut dyn Write, alerts: &mut Vec<Alert>) -> Result<(), ReplayError> {
     for alert in alerts.drain(..) {

@@ -10,10 +10,10 @@
 //!
 //! With two threads, one decodes row groups while the other detects.
 
-use super::{ReplayError, ReplayOptions, ReplayOutcome, write_alerts};
+use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector};
-use crate::report::{Problems, Summary};
+use crate::report::Problems;
 use crate::source::Input;
 use crate::source::parquet::{BadRow, BatchDecoder, ParquetInput, RowGroupSpan, TimeFilter};
 use crate::time::{Ts, format_ts};
@@ -195,31 +195,13 @@ pub fn replay_parquet(
     result?;
 
     let Detecting {
-        mut detector,
-        mut alerts,
+        detector,
         events,
         filtered,
         ..
     } = detecting;
-    detector.finish(&mut alerts);
-    write_alerts(out, &mut alerts)?;
-    out.flush().map_err(ReplayError::Output)?;
-    let stats = detector.stats();
-    Ok(ReplayOutcome {
-        summary: Summary {
-            inputs: inputs.len(),
-            events,
-            reads: stats.reads,
-            malformed: problems.malformed,
-            late: stats.late,
-            tables: detector.table_count(),
-            alerts: stats.alerts,
-            windows: stats.windows_opened,
-            filtered: filtered + pruned_rows,
-            elapsed: started.elapsed(),
-        },
-        complete: problems.unreadable_inputs == 0,
-    })
+    let counts = (inputs.len(), events, filtered + pruned_rows);
+    finish(detector, out, counts, problems, started)
 }
 
 fn progress_bar(rows: u64) -> indicatif::ProgressBar {

@@ -6,7 +6,7 @@
 use crate::detect::{Alert, Detector, Observed};
 use crate::format::jsonl::FieldPaths;
 use crate::intern::Id;
-use crate::time::{EpochUnit, Ts, parse_ts_str, ts_from_epoch_int};
+use crate::time::{EpochUnit, Ts, TsError, parse_ts_str, ts_from_epoch_int};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
@@ -544,6 +544,24 @@ impl BatchDecoder {
         Ok(counts)
     }
 
+    /// Records row `row`'s time, or why it has none (`None`: the value is null).
+    fn push_ts(&mut self, row: usize, parsed: Option<Result<Ts, TsError>>, bad: &mut Vec<BadRow>) {
+        let problem = match parsed {
+            Some(Ok(ts)) => {
+                self.ts.push(Some(ts));
+                return;
+            }
+            Some(Err(e)) => e.to_string(),
+            None => "is null".to_string(),
+        };
+        bad.push(BadRow {
+            row,
+            column: "ts",
+            problem,
+        });
+        self.ts.push(None);
+    }
+
     /// Fills `self.ts` with one time per row (`None` for rows reported bad).
     fn decode_ts(&mut self, column: &ArrayRef, bad: &mut Vec<BadRow>) -> Result<(), String> {
         self.ts.clear();
@@ -591,52 +609,20 @@ impl BatchDecoder {
                     arrow_cast::cast(column, &DataType::Int64).map_err(|e| e.to_string())?;
                 let ints = as_i64.as_primitive::<Int64Type>();
                 for i in 0..rows {
-                    if ints.is_null(i) {
-                        bad.push(BadRow {
-                            row: i,
-                            column: "ts",
-                            problem: "is null".into(),
-                        });
-                        self.ts.push(None);
-                        continue;
-                    }
-                    match ts_from_epoch_int(ints.value(i), self.epoch_unit) {
-                        Ok(ts) => self.ts.push(Some(ts)),
-                        Err(e) => {
-                            bad.push(BadRow {
-                                row: i,
-                                column: "ts",
-                                problem: e.to_string(),
-                            });
-                            self.ts.push(None);
-                        }
-                    }
+                    let parsed = ints
+                        .is_valid(i)
+                        .then(|| ts_from_epoch_int(ints.value(i), self.epoch_unit));
+                    self.push_ts(i, parsed, bad);
                 }
             }
             TsKind::Text => {
                 let text = arrow_cast::cast(column, &DataType::Utf8).map_err(|e| e.to_string())?;
                 let strings = text.as_string::<i32>();
                 for i in 0..rows {
-                    if strings.is_null(i) {
-                        bad.push(BadRow {
-                            row: i,
-                            column: "ts",
-                            problem: "is null".into(),
-                        });
-                        self.ts.push(None);
-                        continue;
-                    }
-                    match parse_ts_str(strings.value(i), self.epoch_unit) {
-                        Ok(ts) => self.ts.push(Some(ts)),
-                        Err(e) => {
-                            bad.push(BadRow {
-                                row: i,
-                                column: "ts",
-                                problem: e.to_string(),
-                            });
-                            self.ts.push(None);
-                        }
-                    }
+                    let parsed = strings
+                        .is_valid(i)
+                        .then(|| parse_ts_str(strings.value(i), self.epoch_unit));
+                    self.push_ts(i, parsed, bad);
                 }
             }
         }
