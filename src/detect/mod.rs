@@ -160,9 +160,6 @@ pub struct Detector {
     same_instant: Vec<BufferedRead>,
     /// Tables whose window opened during the instant being applied.
     opened_now: Vec<Id>,
-    /// The instant being collected by `observe_sorted`, and its reads.
-    instant_ts: Option<Ts>,
-    instant: Vec<BufferedRead>,
     timers: BinaryHeap<Reverse<CloseTimer>>,
     /// Event time up to which everything has been applied.
     now: Option<Ts>,
@@ -181,8 +178,6 @@ impl Detector {
             reorder,
             same_instant: Vec::new(),
             opened_now: Vec::new(),
-            instant_ts: None,
-            instant: Vec::new(),
             timers: BinaryHeap::new(),
             now: None,
             next_prune: Ts::MIN,
@@ -206,15 +201,6 @@ impl Detector {
     /// Windows open now.
     pub fn open_windows(&self) -> usize {
         self.tables.iter().filter(|t| t.window.is_some()).count()
-    }
-
-    /// Starts loading the baseline slot of (`table`, `principal`) into the cache: for sources
-    /// that know which reads come next.
-    #[inline]
-    pub fn prefetch(&self, table: Id, principal: Id) {
-        if let Some(state) = self.tables.get(table as usize) {
-            state.baseline.prefetch(principal);
-        }
     }
 
     /// Reads waiting in the reorder buffer.
@@ -313,7 +299,6 @@ impl Detector {
 
     #[inline]
     fn accept(&mut self, ts: Ts, incoming: Incoming, alerts: &mut Vec<Alert>) -> Observed {
-        self.flush_instant(alerts);
         if let Some(watermark) = self.reorder.watermark() {
             if ts < watermark {
                 self.stats.late += 1;
@@ -355,7 +340,6 @@ impl Detector {
     /// quiet by then are closed, and later events before it count as late. Used by live mode
     /// when streams are silent; replay never calls it.
     pub fn advance(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
-        self.flush_instant(alerts);
         self.reorder.raise_floor(watermark);
         if let Some(w) = self.reorder.watermark() {
             self.release_before(w, alerts);
@@ -365,7 +349,6 @@ impl Detector {
     /// The input ended: applies every buffered read, then closes the windows still open (sorted
     /// by table name) with `closed_by = end_of_input`.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
-        self.flush_instant(alerts);
         while !self.reorder.is_empty() {
             self.apply_earliest(alerts);
         }
@@ -377,7 +360,9 @@ impl Detector {
                 .name
                 .cmp(&self.tables[*b as usize].name)
         });
-        let as_of = self.now.unwrap_or_default();
+        // The newest event seen, whatever the source: not `now`, which depends on how the
+        // watermark moved.
+        let as_of = self.reorder.newest().or(self.now).unwrap_or_default();
         for table in open {
             self.close_window(table, as_of, ClosedBy::EndOfInput, alerts);
         }
@@ -432,66 +417,172 @@ impl Detector {
         for read in group.iter() {
             self.apply_read(read.ts, read.table, read.principal, alerts);
         }
+        self.emit_opens(ts, alerts);
+    }
+
+    /// Sends the `open` alerts of the windows opened during instant `ts`.
+    fn emit_opens(&mut self, ts: Ts, alerts: &mut Vec<Alert>) {
         for table in std::mem::take(&mut self.opened_now) {
+            if let Some(window) = &mut self.tables[table as usize].window {
+                window.alerted_principals = window.principals.len();
+            }
             let alert = self.alert(table, AlertStatus::Open, ts, None);
             self.push_alert(alert, alerts);
         }
     }
 
-    /// Observes one event from a source that guarantees time order (a Parquet row group marked
-    /// sorted by time that no later input overlaps): its reads skip the reorder buffer and are
-    /// applied one instant at a time. Only valid while nothing is buffered; an event out of
-    /// order anyway is counted late.
+    /// Applies a chunk of reads that is complete up to `until` (nothing earlier than `until` can
+    /// arrive later) and in time order, **table by table**: each table's baseline then stays in
+    /// cache while its reads are applied, instead of every read touching a different table.
+    /// Tables are independent, so only the order of the alerts needs care: they are sorted into
+    /// the order [`Detector::observe`] gives — at each time, quiet closes due then (by table
+    /// name), then `update`s and then `open`s of that instant (by table name). Needs an empty
+    /// reorder buffer; the reads must not be earlier than any read applied before.
+    pub fn apply_chunk(
+        &mut self,
+        reads: &[BufferedRead],
+        until: Option<Ts>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        debug_assert!(
+            self.reorder.is_empty(),
+            "apply_chunk needs an empty reorder buffer"
+        );
+        // Group by table, keeping time order within each: a stable counting sort by the rank of
+        // the table's name (the order reads of one instant are applied in).
+        let mut ranked: Vec<Id> = Vec::new();
+        let mut rank = vec![Id::MAX; self.tables.len()];
+        for read in reads.iter() {
+            if rank[read.table as usize] == Id::MAX {
+                rank[read.table as usize] = 0;
+                ranked.push(read.table);
+            }
+        }
+        ranked.sort_by(|a, b| self.table_names.name(*a).cmp(self.table_names.name(*b)));
+        let mut offsets = vec![0usize; ranked.len() + 1];
+        for (r, table) in ranked.iter().enumerate() {
+            rank[*table as usize] = r as Id;
+        }
+        for read in reads.iter() {
+            offsets[rank[read.table as usize] as usize + 1] += 1;
+        }
+        for r in 1..offsets.len() {
+            offsets[r] += offsets[r - 1];
+        }
+        let mut by_table = vec![
+            BufferedRead {
+                ts: 0,
+                table: 0,
+                principal: 0
+            };
+            reads.len()
+        ];
+        for read in reads.iter() {
+            let slot = &mut offsets[rank[read.table as usize] as usize];
+            by_table[*slot] = *read;
+            *slot += 1;
+        }
+        let reads = &mut by_table[..];
+        let mut tagged: Vec<(Ts, u8, Alert)> = Vec::new();
+        let mut scratch: Vec<Alert> = Vec::new();
+        let mut start = 0;
+        while start < reads.len() {
+            let table = reads[start].table;
+            let end = start
+                + reads[start..]
+                    .iter()
+                    .take_while(|r| r.table == table)
+                    .count();
+            let mut i = start;
+            while i < end {
+                let ts = reads[i].ts;
+                let group_end = i + reads[i..end].iter().take_while(|r| r.ts == ts).count();
+                let group = &mut reads[i..group_end];
+                if group.len() > 1 {
+                    let principals = &self.principal_names;
+                    group.sort_by(|a, b| {
+                        principals
+                            .name(a.principal)
+                            .cmp(principals.name(b.principal))
+                    });
+                }
+                self.close_if_quiet(table, ts, &mut scratch);
+                tagged.extend(scratch.drain(..).map(|a| (a.as_of, 0, a)));
+                for read in group.iter() {
+                    self.apply_read(read.ts, read.table, read.principal, &mut scratch);
+                }
+                tagged.extend(scratch.drain(..).map(|a| (ts, 1, a)));
+                self.emit_opens(ts, &mut scratch);
+                tagged.extend(scratch.drain(..).map(|a| (ts, 2, a)));
+                i = group_end;
+            }
+            start = end;
+        }
+        // Then time moves to the end of the chunk: closes due by then, on every table, in
+        // deadline order (the timers of windows opened or extended above are in the heap).
+        let last = reads.iter().map(|r| r.ts).max();
+        let end = match (until, last) {
+            (Some(u), Some(l)) => Some(u.max(l)),
+            (u, l) => u.or(l),
+        };
+        if let Some(end) = end {
+            self.move_time(end, &mut scratch);
+            tagged.extend(scratch.drain(..).map(|a| (a.as_of, 0, a)));
+        }
+        tagged.sort_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| a.2.table.cmp(&b.2.table))
+        });
+        alerts.extend(tagged.into_iter().map(|(_, _, alert)| alert));
+    }
+
+    /// Closes `table`'s window if it has been quiet by `now`.
+    fn close_if_quiet(&mut self, table: Id, now: Ts, alerts: &mut Vec<Alert>) {
+        let state = &self.tables[table as usize];
+        if let Some(window) = &state.window {
+            let deadline = window.end + state.policy.thresholds.quiet.micros();
+            if deadline <= now {
+                self.close_window(table, deadline, ClosedBy::Quiet, alerts);
+            }
+        }
+    }
+
+    /// Takes one event from a source that guarantees time order for a whole chunk (a Parquet
+    /// row group declared sorted by time that no later input overlaps): a read is appended to
+    /// `chunk` for [`Detector::apply_chunk`] instead of entering the reorder buffer. An event
+    /// before the watermark is counted late all the same.
     #[inline]
-    pub fn observe_sorted(
+    pub fn collect_in_order(
         &mut self,
         ts: Ts,
         read: Option<(Id, Id)>,
-        alerts: &mut Vec<Alert>,
+        chunk: &mut Vec<BufferedRead>,
     ) -> Observed {
-        debug_assert!(
-            self.reorder.is_empty(),
-            "observe_sorted needs an empty reorder buffer"
-        );
-        let floor = match self.instant_ts {
-            Some(instant) => Some(instant),
-            None => self.reorder.watermark(),
-        };
-        if let Some(floor) = floor.filter(|f| ts < *f) {
+        if let Some(floor) = self.reorder.watermark().filter(|w| ts < *w) {
             self.stats.late += 1;
             return Observed::Late { behind: floor - ts };
         }
         self.reorder.note(ts);
-        let Some((table, principal)) = read else {
-            self.stats.non_reads += 1;
-            return Observed::NotRead;
-        };
-        if self.tables[table as usize].policy.ignore {
-            self.stats.ignored += 1;
-            return Observed::Ignored;
+        match read {
+            None => {
+                self.stats.non_reads += 1;
+                Observed::NotRead
+            }
+            Some((table, _)) if self.tables[table as usize].policy.ignore => {
+                self.stats.ignored += 1;
+                Observed::Ignored
+            }
+            Some((table, principal)) => {
+                self.stats.reads += 1;
+                chunk.push(BufferedRead {
+                    ts,
+                    table,
+                    principal,
+                });
+                Observed::Read
+            }
         }
-        if self.instant_ts != Some(ts) {
-            self.flush_instant(alerts);
-            self.instant_ts = Some(ts);
-        }
-        self.stats.reads += 1;
-        self.instant.push(BufferedRead {
-            ts,
-            table,
-            principal,
-        });
-        Observed::Read
-    }
-
-    /// Applies the instant collected by [`Detector::observe_sorted`].
-    fn flush_instant(&mut self, alerts: &mut Vec<Alert>) {
-        let Some(ts) = self.instant_ts.take() else {
-            return;
-        };
-        let mut group = std::mem::take(&mut self.instant);
-        self.apply_instant(ts, &mut group, alerts);
-        group.clear();
-        self.instant = group;
     }
 
     /// Moves the detector's clock to `now`: fires closes due by then and prunes forgotten state.
@@ -575,7 +666,11 @@ impl Detector {
             activity.reads += 1;
             window.reads += 1;
             window.end = window.end.max(ts);
-            if emit_updates && window.principals.len() >= 2 * window.alerted_principals {
+            let opened_this_instant = window.alerted_principals == 0;
+            if emit_updates
+                && !opened_this_instant
+                && window.principals.len() >= 2 * window.alerted_principals
+            {
                 window.alerted_principals = window.principals.len();
                 let alert = self.alert(table, AlertStatus::Update, ts, None);
                 self.push_alert(alert, alerts);
@@ -620,7 +715,8 @@ impl Detector {
             start,
             end: now,
             reads: pending.iter().map(|p| p.reads).sum(),
-            alerted_principals: principals.len(),
+            // Set when the `open` alert goes out, at the end of the instant.
+            alerted_principals: 0,
             principals,
             baseline_principals: state.normal_principals(now),
         });

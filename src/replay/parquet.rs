@@ -12,7 +12,7 @@
 
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
-use crate::detect::{Alert, Detector};
+use crate::detect::{Alert, BufferedRead, Detector};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::parquet::{BadRow, BatchDecoder, ParquetInput, RowGroupSpan, TimeFilter};
@@ -118,6 +118,7 @@ pub fn replay_parquet(
             .progress
             .then(|| progress_bar(plan.iter().map(|s| s.rows).sum())),
         in_order_step: None,
+        chunk: Vec::new(),
     };
     if ordered {
         detecting.detector.use_external_watermark();
@@ -235,6 +236,8 @@ struct Detecting {
     progress: Option<indicatif::ProgressBar>,
     /// The step being read and whether its rows skip the reorder buffer.
     in_order_step: Option<(usize, bool)>,
+    /// The reads of an in-order row group, applied when it is complete.
+    chunk: Vec<BufferedRead>,
 }
 
 impl Detecting {
@@ -271,11 +274,12 @@ impl Detecting {
                 let step = &context.plan[step];
                 let name = &context.names[step.file];
                 self.bad.clear();
+                let chunk = in_order.then_some(&mut self.chunk);
                 let counts = self.decoders[step.file].observe(
                     &batch,
                     &mut self.detector,
                     &context.filter,
-                    in_order,
+                    chunk,
                     &mut self.alerts,
                     &mut self.bad,
                 );
@@ -303,18 +307,30 @@ impl Detecting {
                     }
                 }
             }
-            Decoded::Done { step } => {
-                if context.ordered {
-                    if let Some(next) = context.plan.get(step + 1).and_then(|s| s.min_ts) {
-                        self.detector.advance(next, &mut self.alerts);
-                    }
-                }
-            }
+            Decoded::Done { step } => self.row_group_done(step, context),
             Decoded::Failed { step, error } => {
-                return self.failed(context, &context.plan[step], error, problems);
+                self.failed(context, &context.plan[step], error, problems)?;
+                // What was read of the row group still counts; the rest is lost.
+                self.row_group_done(step, context);
             }
         }
         write_alerts(out, &mut self.alerts)
+    }
+
+    /// A row group is read: apply it if it was collected in order, then let the watermark move
+    /// up to the next row group's first time.
+    fn row_group_done(&mut self, step: usize, context: &Context<'_>) {
+        let next = context.plan.get(step + 1).and_then(|s| s.min_ts);
+        if self.in_order(step, context) {
+            self.detector
+                .apply_chunk(&self.chunk, next, &mut self.alerts);
+            self.chunk.clear();
+        }
+        if context.ordered {
+            if let Some(next) = next {
+                self.detector.advance(next, &mut self.alerts);
+            }
+        }
     }
 
     fn failed(

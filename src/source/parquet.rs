@@ -3,7 +3,7 @@
 //! batches into detector calls without a string per row: string columns are read as dictionaries
 //! and each dictionary is mapped to detector ids once.
 
-use crate::detect::{Alert, Detector, Observed};
+use crate::detect::{Alert, BufferedRead, Detector, Observed};
 use crate::format::jsonl::FieldPaths;
 use crate::intern::Id;
 use crate::time::{EpochUnit, Ts, TsError, parse_ts_str, ts_from_epoch_int};
@@ -23,9 +23,6 @@ use parquet::file::statistics::Statistics;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// How many rows ahead an in-order batch prefetches baseline slots.
-const PREFETCH_ROWS: usize = 16;
 
 /// The first bytes of every Parquet file.
 pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
@@ -421,14 +418,15 @@ impl DictionaryIds {
 impl BatchDecoder {
     /// Feeds every row of `batch` to `detector`; rows that cannot be used go to `bad`, reads
     /// later than the watermark to `late` (by row).
-    /// With `in_order`, the rows are known to come in time order after everything the detector
-    /// has seen, and skip its reorder buffer ([`Detector::observe_sorted`]).
+    /// With `in_order: Some(chunk)`, the rows are known to come in time order after everything
+    /// the detector has seen: their reads are collected in `chunk` for
+    /// [`Detector::apply_chunk`] instead of entering the reorder buffer.
     pub fn observe(
         &mut self,
         batch: &RecordBatch,
         detector: &mut Detector,
         filter: &TimeFilter,
-        in_order: bool,
+        mut in_order: Option<&mut Vec<BufferedRead>>,
         alerts: &mut Vec<Alert>,
         bad: &mut Vec<BadRow>,
     ) -> Result<BatchCounts, String> {
@@ -469,15 +467,6 @@ impl BatchDecoder {
             || actions.as_ref().is_some_and(|a| a.keys().null_count() > 0);
         let mut counts = BatchCounts::default();
         for row in 0..rows {
-            if in_order && row + PREFETCH_ROWS < rows && !any_nulls {
-                // This read is applied right away: warm the baseline slot of one a few rows on.
-                let ahead = row + PREFETCH_ROWS;
-                let table = self.tables.ids[table_keys.value(ahead) as usize];
-                let principal = self.principals.ids[principal_keys.value(ahead) as usize];
-                if let (Some(t), Some(p)) = (table, principal) {
-                    detector.prefetch(t, p);
-                }
-            }
             let Some(ts) = self.ts[row] else { continue };
             if !filter.keeps(ts) {
                 counts.filtered += 1;
@@ -532,10 +521,9 @@ impl BatchDecoder {
                 None
             };
             counts.events += 1;
-            let observed = if in_order {
-                detector.observe_sorted(ts, read, alerts)
-            } else {
-                detector.observe_ids(ts, read, alerts)
+            let observed = match in_order.as_deref_mut() {
+                Some(chunk) => detector.collect_in_order(ts, read, chunk),
+                None => detector.observe_ids(ts, read, alerts),
             };
             if let Observed::Late { .. } = observed {
                 counts.late += 1;
