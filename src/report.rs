@@ -102,6 +102,11 @@ impl Problems {
     }
 }
 
+/// A progress bar's rate as `1.23 M/s` (a key for indicatif templates).
+pub fn write_rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = write!(out, "{:.2} M/s", state.per_sec() / 1e6);
+}
+
 /// The end-of-run summary line.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {

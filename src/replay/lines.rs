@@ -77,6 +77,7 @@ pub fn replay_lines(
         events: 0,
         filtered: 0,
         filter: options.filter,
+        progress: options.progress.then(progress_spinner),
     };
 
     let read_result = if threads > 1 {
@@ -113,6 +114,9 @@ pub fn replay_lines(
     let problems = problems
         .into_inner()
         .expect("no thread panicked holding it");
+    if let Some(bar) = &detecting.progress {
+        bar.finish_and_clear();
+    }
     let Detecting {
         detector,
         alerts,
@@ -215,6 +219,19 @@ struct Detecting {
     /// Events outside `--from`/`--until`.
     filtered: u64,
     filter: TimeFilter,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+fn progress_spinner() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} {spinner} {human_pos} events, {rate}, input {prefix}, at {msg}",
+        )
+        .expect("a valid template")
+        .with_key("rate", crate::report::write_rate),
+    );
+    bar
 }
 
 impl Detecting {
@@ -226,6 +243,13 @@ impl Detecting {
         out: &mut dyn Write,
         problems: &Mutex<&mut Problems>,
     ) -> Result<(), ReplayError> {
+        if let Some(bar) = &self.progress {
+            bar.inc(batch.events.len() as u64);
+            bar.set_prefix(format!("{}/{}", batch.input + 1, names.len()));
+            if let Some(newest) = self.detector.newest_event() {
+                bar.set_message(crate::time::format_ts(newest));
+            }
+        }
         for event in &batch.events {
             if !self.filter.keeps(event.ts) {
                 self.filtered += 1;

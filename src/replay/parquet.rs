@@ -55,6 +55,7 @@ fn may_hold_prefix(span: &RowGroupSpan, prefixes: &[String]) -> bool {
     })
 }
 
+/// Replays Parquet `inputs` (see the module comment for the order) into `out`.
 pub fn replay_parquet(
     config: &Config,
     inputs: &[Input],
@@ -209,9 +210,10 @@ fn progress_bar(rows: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(rows);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, at {msg}",
+            "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows, {rate}, at {msg}",
         )
         .expect("a valid template")
+        .with_key("rate", crate::report::write_rate)
         .progress_chars("=> "),
     );
     bar
