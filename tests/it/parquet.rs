@@ -279,3 +279,32 @@ fn bad_json_lines_are_skipped_and_counted_by_archive_as_by_replay() {
         run.stderr
     );
 }
+
+#[test]
+fn formats_are_recognised_and_not_mixed() {
+    let env = TestEnv::new();
+    let forced = env.run(&["replay", "--format", "parquet", &sample()]);
+    assert_eq!(forced.code, 2, "{}", forced.stderr);
+    assert!(
+        forced.stderr.contains("not a Parquet file"),
+        "{}",
+        forced.stderr
+    );
+    let mixed = env.run(&["replay", &fixture("duckdb_tstz.parquet"), &sample()]);
+    assert_eq!(mixed.code, 2, "{}", mixed.stderr);
+    assert!(
+        mixed
+            .stderr
+            .contains("cannot mix Parquet and JSON-lines inputs"),
+        "{}",
+        mixed.stderr
+    );
+    let stdin = env.run(&["replay", "--format", "parquet", "-"]);
+    assert_eq!(stdin.code, 2, "{}", stdin.stderr);
+    // A Parquet file named like JSON is still Parquet: the magic bytes decide.
+    let renamed = env.path("events.jsonl");
+    std::fs::copy(fixture("duckdb_tstz.parquet"), &renamed).unwrap();
+    let auto = env.run(&["replay", renamed.to_str().unwrap()]);
+    assert_eq!(auto.code, 0, "{}", auto.stderr);
+    assert_eq!(auto.stdout, env.run(&["replay", &sample()]).stdout);
+}
