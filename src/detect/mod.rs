@@ -432,12 +432,13 @@ impl Detector {
     }
 
     /// Applies a chunk of reads that is complete up to `until` (nothing earlier than `until` can
-    /// arrive later) and in time order, **table by table**: each table's baseline then stays in
+    /// arrive later), in any order, **table by table**: each table's baseline then stays in
     /// cache while its reads are applied, instead of every read touching a different table.
     /// Tables are independent, so only the order of the alerts needs care: they are sorted into
     /// the order [`Detector::observe`] gives — at each time, quiet closes due then (by table
     /// name), then `update`s and then `open`s of that instant (by table name). Needs an empty
-    /// reorder buffer; the reads must not be earlier than any read applied before.
+    /// reorder buffer; the reads must not be earlier than any read applied before (the
+    /// watermark sees to that in [`Detector::collect_in_order`]).
     pub fn apply_chunk(
         &mut self,
         reads: &[BufferedRead],
@@ -493,6 +494,9 @@ impl Detector {
                     .iter()
                     .take_while(|r| r.table == table)
                     .count();
+            // Time order within the table (already so for a sorted row group: then this is one
+            // linear pass).
+            reads[start..end].sort_by_key(|r| r.ts);
             let mut i = start;
             while i < end {
                 let ts = reads[i].ts;
@@ -548,10 +552,9 @@ impl Detector {
         }
     }
 
-    /// Takes one event from a source that guarantees time order for a whole chunk (a Parquet
-    /// row group declared sorted by time that no later input overlaps): a read is appended to
-    /// `chunk` for [`Detector::apply_chunk`] instead of entering the reorder buffer. An event
-    /// before the watermark is counted late all the same.
+    /// Takes one event of a chunk that no later input overlaps (a Parquet row group that ends
+    /// before the next one starts): a read is appended to `chunk` for [`Detector::apply_chunk`]
+    /// instead of entering the reorder buffer. An event before the watermark is counted late.
     #[inline]
     pub fn collect_in_order(
         &mut self,

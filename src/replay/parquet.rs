@@ -33,7 +33,6 @@ struct Step {
     rows: u64,
     min_ts: Option<Ts>,
     max_ts: Option<Ts>,
-    sorted_by_ts: bool,
 }
 
 /// What the decoding side hands to the detecting side.
@@ -96,7 +95,6 @@ pub fn replay_parquet(
                     rows: span.rows,
                     min_ts: span.min_ts,
                     max_ts: span.max_ts,
-                    sorted_by_ts: span.sorted_by_ts,
                 });
             } else {
                 pruned_rows += span.rows;
@@ -243,9 +241,9 @@ struct Detecting {
 }
 
 impl Detecting {
-    /// Whether the rows of `step` may skip the reorder buffer: the writer declared them sorted
-    /// by time, they all come before the next row group's first time (so nothing read later
-    /// is earlier), and nothing is buffered from before.
+    /// Whether the rows of `step` may skip the reorder buffer: they all come before the next
+    /// row group's first time (so nothing read later is earlier) and nothing is buffered from
+    /// before.
     fn in_order(&mut self, step: usize, context: &Context<'_>) -> bool {
         if let Some((current, in_order)) = self.in_order_step {
             if current == step {
@@ -257,8 +255,7 @@ impl Detecting {
             None => true,
             Some(next) => matches!((this.max_ts, next.min_ts), (Some(max), Some(min)) if max < min),
         };
-        let in_order =
-            context.ordered && this.sorted_by_ts && before_next && self.detector.buffered() == 0;
+        let in_order = context.ordered && before_next && self.detector.buffered() == 0;
         self.in_order_step = Some((step, in_order));
         in_order
     }

@@ -54,9 +54,6 @@ pub struct RowGroupSpan {
     pub max_ts: Option<Ts>,
     pub min_table: Option<Vec<u8>>,
     pub max_table: Option<Vec<u8>>,
-    /// The writer declared the rows sorted by time (`sorting_columns`), as `exposure archive`
-    /// does.
-    pub sorted_by_ts: bool,
 }
 
 /// How the time column is stored.
@@ -222,13 +219,8 @@ impl ParquetInput {
                     ),
                     _ => (None, None),
                 };
-                let sorted_by_ts = rg
-                    .sorting_columns()
-                    .and_then(|columns| columns.first())
-                    .is_some_and(|c| Some(c.column_idx as usize) == ts_leaf && !c.descending);
                 RowGroupSpan {
                     index,
-                    sorted_by_ts,
                     rows: rg.num_rows().max(0) as u64,
                     min_ts,
                     max_ts,
@@ -418,9 +410,8 @@ impl DictionaryIds {
 impl BatchDecoder {
     /// Feeds every row of `batch` to `detector`; rows that cannot be used go to `bad`, reads
     /// later than the watermark to `late` (by row).
-    /// With `in_order: Some(chunk)`, the rows are known to come in time order after everything
-    /// the detector has seen: their reads are collected in `chunk` for
-    /// [`Detector::apply_chunk`] instead of entering the reorder buffer.
+    /// With `in_order: Some(chunk)`, no later input overlaps these rows: their reads are
+    /// collected in `chunk` for [`Detector::apply_chunk`] instead of entering the reorder buffer.
     pub fn observe(
         &mut self,
         batch: &RecordBatch,
