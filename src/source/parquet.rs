@@ -469,7 +469,10 @@ impl BatchDecoder {
                     if any_nulls && a.keys().is_null(row) {
                         true
                     } else {
-                        self.actions.reads[a.keys().value(row) as usize]
+                        // A key outside the dictionary (a corrupt file) counts as a read: never
+                        // a panic, and never a read silently dropped.
+                        let key = usize::try_from(a.keys().value(row)).unwrap_or(usize::MAX);
+                        self.actions.reads.get(key).copied().unwrap_or(true)
                     }
                 }
             };
@@ -487,15 +490,20 @@ impl BatchDecoder {
                     });
                     continue;
                 }
-                let principal = self.principals.ids[principal_keys.value(row) as usize];
-                let table = self.tables.ids[table_keys.value(row) as usize];
+                let lookup = |ids: &[Option<Id>], key: i32| {
+                    usize::try_from(key)
+                        .ok()
+                        .and_then(|k| ids.get(k).copied().flatten())
+                };
+                let principal = lookup(&self.principals.ids, principal_keys.value(row));
+                let table = lookup(&self.tables.ids, table_keys.value(row));
                 match (table, principal) {
                     (Some(t), Some(p)) => Some((t, p)),
                     (None, _) => {
                         bad.push(BadRow {
                             row,
                             column: "table",
-                            problem: "is empty".into(),
+                            problem: "is empty (or not in its dictionary)".into(),
                         });
                         continue;
                     }
@@ -503,7 +511,7 @@ impl BatchDecoder {
                         bad.push(BadRow {
                             row,
                             column: "principal",
-                            problem: "is empty".into(),
+                            problem: "is empty (or not in its dictionary)".into(),
                         });
                         continue;
                     }
