@@ -9,7 +9,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use exposure::archive::archive;
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::format::Format;
-use exposure::replay::{ReplayOptions, replay};
 use exposure::report::Problems;
 use exposure::source::{Input, expand_inputs};
 use std::hint::black_box;
@@ -32,17 +31,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     for threads in [1, 2] {
         group.bench_function(format!("replay_{threads}_thread"), |b| {
-            b.iter(|| {
-                let options = ReplayOptions {
-                    threads,
-                    ..ReplayOptions::default()
-                };
-                let mut out = Vec::new();
-                let mut problems = Problems::new(Box::new(std::io::sink()), 0);
-                let outcome =
-                    replay(&config, &inputs, &options, &mut out, &mut problems).expect("replay");
-                black_box((outcome.summary.events, out.len()))
-            })
+            b.iter(|| black_box(synth::replay_once(&config, &inputs, threads)))
         });
     }
     group.finish();

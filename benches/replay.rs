@@ -8,8 +8,6 @@ mod synth;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::detect::Detector;
-use exposure::replay::{ReplayOptions, replay};
-use exposure::report::Problems;
 use exposure::source::Input;
 use exposure::source::lines::{Line, LineReader};
 use std::hint::black_box;
@@ -79,17 +77,7 @@ fn bench(c: &mut Criterion) {
     let inputs = [Input::File(path)];
     for threads in [1, 2] {
         group.bench_function(format!("replay_end_to_end_{threads}_thread"), |b| {
-            b.iter(|| {
-                let mut out = Vec::new();
-                let mut problems = Problems::new(Box::new(std::io::sink()), 0);
-                let options = ReplayOptions {
-                    threads,
-                    ..ReplayOptions::default()
-                };
-                let outcome =
-                    replay(&config, &inputs, &options, &mut out, &mut problems).expect("replay");
-                black_box((outcome.summary.events, out.len()))
-            })
+            b.iter(|| black_box(synth::replay_once(&config, &inputs, threads)))
         });
     }
     group.finish();

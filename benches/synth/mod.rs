@@ -97,3 +97,22 @@ pub fn jsonl(shape: Shape) -> Vec<u8> {
     write_jsonl(shape, &mut buf).expect("writing to memory");
     buf
 }
+
+/// One whole replay of `inputs` with `threads`, alerts to memory: what the end-to-end benches
+/// time. Returns (events, bytes of alerts).
+pub fn replay_once(
+    config: &exposure::config::Config,
+    inputs: &[exposure::source::Input],
+    threads: usize,
+) -> (u64, usize) {
+    use exposure::replay::{ReplayOptions, replay};
+    use exposure::report::Problems;
+    let options = ReplayOptions {
+        threads,
+        ..ReplayOptions::default()
+    };
+    let mut out = Vec::new();
+    let mut problems = Problems::new(Box::new(std::io::sink()), 0);
+    let outcome = replay(config, inputs, &options, &mut out, &mut problems).expect("replay");
+    (outcome.summary.events, out.len())
+}

@@ -64,9 +64,8 @@ fn learning() -> Vec<Ev> {
     events
 }
 
-fn run_with(settings: DetectorSettings, events: &[Ev]) -> Vec<Alert> {
-    let mut detector = Detector::new(settings);
-    let mut alerts = Vec::new();
+/// Observes `events` in the order given (an empty action is none: a read).
+fn feed(detector: &mut Detector, events: &[Ev], alerts: &mut Vec<Alert>) {
     for &(minute, table, principal, action) in events {
         let event = AccessEvent {
             ts: m(minute),
@@ -74,8 +73,14 @@ fn run_with(settings: DetectorSettings, events: &[Ev]) -> Vec<Alert> {
             table,
             action: (!action.is_empty()).then_some(action),
         };
-        detector.observe(&event, &mut alerts);
+        detector.observe(&event, alerts);
     }
+}
+
+fn run_with(settings: DetectorSettings, events: &[Ev]) -> Vec<Alert> {
+    let mut detector = Detector::new(settings);
+    let mut alerts = Vec::new();
+    feed(&mut detector, events, &mut alerts);
     detector.finish(&mut alerts);
     alerts
 }
@@ -451,7 +456,7 @@ fn out_of_order_within_lateness_gives_identical_alerts() {
 fn advance_closes_quiet_windows_without_events() {
     let mut detector = Detector::new(settings());
     let mut alerts = Vec::new();
-    for (minute, table, principal, action) in [
+    let events = [
         learning(),
         vec![
             (100, "t", "x", ""),
@@ -459,19 +464,8 @@ fn advance_closes_quiet_windows_without_events() {
             (102, "t", "z", ""),
         ],
     ]
-    .concat()
-    {
-        let action = (!action.is_empty()).then_some(action);
-        detector.observe(
-            &AccessEvent {
-                ts: m(minute),
-                principal,
-                table,
-                action,
-            },
-            &mut alerts,
-        );
-    }
+    .concat();
+    feed(&mut detector, &events, &mut alerts);
     assert!(alerts.is_empty(), "the open waits for the watermark");
     detector.advance(m(103), &mut alerts);
     assert_eq!(summary(&alerts), vec!["open t 100-102 x,y,z"]);
@@ -531,15 +525,7 @@ fn closes_come_out_in_deadline_order_however_far_time_jumps() {
         ],
     ]
     .concat();
-    for (minute, table, principal, _) in events {
-        let event = AccessEvent {
-            ts: m(minute),
-            principal,
-            table,
-            action: None,
-        };
-        detector.observe(&event, &mut alerts);
-    }
+    feed(&mut detector, &events, &mut alerts);
     detector.advance(m(200), &mut alerts);
     assert_eq!(
         summary(&alerts),
