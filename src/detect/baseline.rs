@@ -128,6 +128,14 @@ impl Baseline {
         self.rebuild(capacity, keep);
     }
 
+    /// Every (principal, last normal read) pair, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (Id, Ts)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.principal != EMPTY)
+            .map(|s| (s.principal, s.last_read))
+    }
+
     /// Last-read times of every principal.
     pub fn last_reads(&self) -> impl Iterator<Item = Ts> + '_ {
         self.slots

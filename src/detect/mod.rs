@@ -13,10 +13,12 @@ pub mod alert;
 pub mod baseline;
 pub mod policy;
 pub mod reorder;
+pub mod snapshot;
 
 pub use alert::{ALERT_SCHEMA, Alert, AlertStatus, ClosedBy, PrincipalActivity, Severity};
 pub use policy::{Policies, ReadActions, TablePolicy, TableRule, Thresholds};
 pub use reorder::{BufferedRead, ReorderBuffer};
+pub use snapshot::DetectorSnapshot;
 
 use crate::event::AccessEvent;
 use crate::intern::{Id, Interner};

@@ -216,6 +216,20 @@ impl ReorderBuffer {
         self.len
     }
 
+    /// Every buffered read, in no particular order (for checkpoints).
+    pub fn iter(&self) -> impl Iterator<Item = &BufferedRead> + '_ {
+        self.underflow
+            .iter()
+            .map(|Reverse(read)| read)
+            .chain(self.buckets.iter().flatten())
+            .chain(self.run.iter())
+    }
+
+    /// The floor raised from outside, if any.
+    pub fn floor(&self) -> Option<Ts> {
+        self.floor
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -1,0 +1,256 @@
+//! Detector state as plain data, for live mode's checkpoints and `exposure learn`: per-table
+//! baselines, pending principals, open windows, the reads still waiting in the reorder buffer,
+//! and the clock. Names, never interned ids, so a snapshot outlives the process that wrote it,
+//! and restoring one compacts the interners (forgotten names are simply not there any more).
+//!
+//! Policies are not part of it: they are resolved again from the configuration on restore, so
+//! a changed `[[tables]]` rule takes effect at the next start.
+
+use super::{
+    Activity, CloseTimer, Detector, DetectorSettings, DetectorStats, Pending, TableState, Window,
+};
+use crate::detect::baseline::Baseline;
+use crate::time::Ts;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+/// The whole detector state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSnapshot {
+    /// Event time up to which everything has been applied.
+    pub now: Option<Ts>,
+    pub next_prune: Ts,
+    /// Newest event time seen.
+    pub newest: Option<Ts>,
+    /// Watermark floor raised by the wall clock.
+    pub floor: Option<Ts>,
+    pub stats: StatsSnapshot,
+    /// Sorted by table name.
+    pub tables: Vec<TableSnapshot>,
+    /// Reads not yet applied, sorted by (time, table, principal).
+    pub buffered: Vec<BufferedSnapshot>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    pub reads: u64,
+    pub non_reads: u64,
+    pub ignored: u64,
+    pub late: u64,
+    pub windows_opened: u64,
+    pub alerts: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSnapshot {
+    pub table: String,
+    pub learn_until: Option<Ts>,
+    /// (principal, last normal read), sorted by principal.
+    pub baseline: Vec<(String, Ts)>,
+    pub pending: Vec<PendingSnapshot>,
+    pub window: Option<WindowSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingSnapshot {
+    pub principal: String,
+    pub first_novel: Ts,
+    pub last_read: Ts,
+    pub reads: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSnapshot {
+    pub start: Ts,
+    pub end: Ts,
+    pub reads: u64,
+    pub baseline_principals: usize,
+    pub alerted_principals: usize,
+    /// Sorted by principal.
+    pub principals: Vec<ActivitySnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitySnapshot {
+    pub principal: String,
+    pub first_read: Ts,
+    pub last_read: Ts,
+    pub reads: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BufferedSnapshot {
+    pub ts: Ts,
+    pub table: String,
+    pub principal: String,
+}
+
+impl Detector {
+    /// The detector's state as plain data. Deterministic: the same state gives the same
+    /// snapshot, whatever order names were interned in.
+    pub fn snapshot(&self) -> DetectorSnapshot {
+        let principal = |id| self.principal_names.name(id).to_string();
+        let mut tables: Vec<TableSnapshot> = self
+            .tables
+            .iter()
+            .map(|state| {
+                let mut baseline: Vec<(String, Ts)> = state
+                    .baseline
+                    .entries()
+                    .map(|(id, last)| (principal(id), last))
+                    .collect();
+                baseline.sort();
+                TableSnapshot {
+                    table: state.name.to_string(),
+                    learn_until: state.learn_until,
+                    baseline,
+                    pending: state
+                        .pending
+                        .iter()
+                        .map(|p| PendingSnapshot {
+                            principal: principal(p.principal),
+                            first_novel: p.first_novel,
+                            last_read: p.last_read,
+                            reads: p.reads,
+                        })
+                        .collect(),
+                    window: state.window.as_ref().map(|w| {
+                        let mut principals: Vec<ActivitySnapshot> = w
+                            .principals
+                            .iter()
+                            .map(|(&id, a)| ActivitySnapshot {
+                                principal: principal(id),
+                                first_read: a.first_read,
+                                last_read: a.last_read,
+                                reads: a.reads,
+                            })
+                            .collect();
+                        principals.sort_by(|a, b| a.principal.cmp(&b.principal));
+                        WindowSnapshot {
+                            start: w.start,
+                            end: w.end,
+                            reads: w.reads,
+                            baseline_principals: w.baseline_principals,
+                            alerted_principals: w.alerted_principals,
+                            principals,
+                        }
+                    }),
+                }
+            })
+            // A table seen once and holding nothing is not worth keeping.
+            .filter(|t| t.learn_until.is_some() || t.window.is_some() || !t.pending.is_empty())
+            .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        let mut buffered: Vec<BufferedSnapshot> = self
+            .reorder
+            .iter()
+            .map(|read| BufferedSnapshot {
+                ts: read.ts,
+                table: self.table_names.name(read.table).to_string(),
+                principal: principal(read.principal),
+            })
+            .collect();
+        buffered.sort();
+        let s = self.stats;
+        DetectorSnapshot {
+            now: self.now,
+            next_prune: self.next_prune,
+            newest: self.reorder.newest(),
+            floor: self.reorder.floor(),
+            stats: StatsSnapshot {
+                reads: s.reads,
+                non_reads: s.non_reads,
+                ignored: s.ignored,
+                late: s.late,
+                windows_opened: s.windows_opened,
+                alerts: s.alerts,
+            },
+            tables,
+            buffered,
+        }
+    }
+
+    /// A detector in the state `snapshot` describes, with `settings` (policies are resolved
+    /// anew). `Detector::restore(s, d.snapshot())` behaves exactly like `d` from then on.
+    pub fn restore(settings: DetectorSettings, snapshot: &DetectorSnapshot) -> Detector {
+        let mut detector = Detector::new(settings);
+        for table in &snapshot.tables {
+            let id = detector.table_id(&table.table);
+            let mut baseline = Baseline::default();
+            for (principal, last) in &table.baseline {
+                baseline.record(detector.principal_names.intern(principal), *last);
+            }
+            let pending = table
+                .pending
+                .iter()
+                .map(|p| Pending {
+                    principal: detector.principal_names.intern(&p.principal),
+                    first_novel: p.first_novel,
+                    last_read: p.last_read,
+                    reads: p.reads,
+                })
+                .collect();
+            let window = table.window.as_ref().map(|w| Window {
+                start: w.start,
+                end: w.end,
+                reads: w.reads,
+                baseline_principals: w.baseline_principals,
+                alerted_principals: w.alerted_principals,
+                principals: w
+                    .principals
+                    .iter()
+                    .map(|a| {
+                        let activity = Activity {
+                            first_read: a.first_read,
+                            last_read: a.last_read,
+                            reads: a.reads,
+                        };
+                        (detector.principal_names.intern(&a.principal), activity)
+                    })
+                    .collect::<FxHashMap<_, _>>(),
+            });
+            let state: &mut TableState = &mut detector.tables[id as usize];
+            state.learn_until = table.learn_until;
+            state.baseline = baseline;
+            state.pending = pending;
+            if let Some(window) = &window {
+                detector.timers.push(Reverse(CloseTimer {
+                    deadline: window.end + state.policy.thresholds.quiet.micros(),
+                    table_name: Arc::clone(&state.name),
+                    table: id,
+                }));
+            }
+            state.window = window;
+        }
+        if let Some(newest) = snapshot.newest {
+            detector.reorder.note(newest);
+        }
+        if let Some(floor) = snapshot.floor {
+            detector.reorder.raise_floor(floor);
+        }
+        for read in &snapshot.buffered {
+            let table = detector.table_id(&read.table);
+            let principal = detector.principal_names.intern(&read.principal);
+            detector.reorder.push(read.ts, table, principal);
+        }
+        detector.now = snapshot.now;
+        detector.next_prune = snapshot.next_prune;
+        let s = snapshot.stats;
+        detector.stats = DetectorStats {
+            reads: s.reads,
+            non_reads: s.non_reads,
+            ignored: s.ignored,
+            late: s.late,
+            windows_opened: s.windows_opened,
+            alerts: s.alerts,
+        };
+        detector
+    }
+}
