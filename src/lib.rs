@@ -13,6 +13,7 @@ pub mod detect;
 pub mod event;
 pub mod format;
 pub mod intern;
+pub mod live;
 pub mod replay;
 pub mod report;
 pub mod source;

@@ -1,0 +1,3 @@
+//! `exposure watch`: live mode.
+
+pub mod tail;

@@ -1,0 +1,783 @@
+//! Following files like `tail -F`: the files named by paths and globs are read as they grow, new
+//! files that match are picked up, and rotation is survived. A file is identified by a
+//! **fingerprint** of its first bytes (up to [`FINGERPRINT_BYTES`]), not by its path or inode
+//! alone, so that:
+//!
+//! - a file renamed away (logrotate `create`) is read to its end through the open handle, and
+//!   its last line is flushed even without a newline; the new file at the path is read from its
+//!   start;
+//! - a file truncated in place (logrotate `copytruncate`) is read from its new start, and if
+//!   the copy is among the followed paths the rest of the old content is read from the copy;
+//! - a deleted file is read to its end, then dropped;
+//! - a restart resumes each file at the byte offset its checkpoint recorded, wherever the file
+//!   moved meanwhile.
+//!
+//! Only whole lines are handed out; a partial last line waits for its newline. Polling (no
+//! inotify) keeps it portable and cheap: one `fstat` per followed file per poll, and the globs
+//! are expanded again every `scan_every`.
+
+use crate::source::lines::Line;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How many leading bytes identify a file.
+pub const FINGERPRINT_BYTES: usize = 1024;
+
+/// How many bytes are read from one file per poll: bounds latency for the other files.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A hash of a file's first `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub len: u32,
+    pub hash: u64,
+}
+
+impl Fingerprint {
+    pub fn of(head: &[u8]) -> Fingerprint {
+        let head = &head[..head.len().min(FINGERPRINT_BYTES)];
+        let digest = Sha256::digest(head);
+        let mut hash = [0u8; 8];
+        hash.copy_from_slice(&digest[..8]);
+        Fingerprint {
+            len: head.len() as u32,
+            hash: u64::from_le_bytes(hash),
+        }
+    }
+
+    /// Whether a file starting with `head` is the file this fingerprint was taken of.
+    pub fn matches(&self, head: &[u8]) -> bool {
+        let len = self.len as usize;
+        len > 0 && head.len() >= len && Fingerprint::of(&head[..len]) == *self
+    }
+}
+
+/// Where reading of one file stands: what a checkpoint records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCursor {
+    /// Where the file was last seen (informative: files are found by fingerprint).
+    pub path: PathBuf,
+    pub fingerprint: Fingerprint,
+    /// Byte offset just after the last whole line handed out.
+    pub offset: u64,
+    /// Lines handed out before `offset` (for error locations).
+    pub line: u64,
+}
+
+/// How to follow.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Read files never seen before (and not in the checkpoint) from their start instead of
+    /// their end. Files that appear after the start are always read from their start.
+    pub from_beginning: bool,
+    /// How often the globs are expanded again.
+    pub scan_every: Duration,
+    /// How long a file that no longer matches any path (renamed away, deleted) is still read
+    /// from while it keeps growing, before it is dropped.
+    pub rotate_wait: Duration,
+    pub max_line_bytes: usize,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            from_beginning: false,
+            scan_every: Duration::from_millis(250),
+            rotate_wait: Duration::from_secs(2),
+            max_line_bytes: crate::config::DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+}
+
+/// Something noteworthy that happened to a followed file (for the logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileEvent {
+    Opened {
+        path: PathBuf,
+        offset: u64,
+    },
+    Resumed {
+        path: PathBuf,
+        offset: u64,
+    },
+    Renamed {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    Truncated {
+        path: PathBuf,
+    },
+    Dropped {
+        path: PathBuf,
+    },
+    /// A checkpointed file that no path matches any more: what was after its offset is lost.
+    Missing {
+        path: PathBuf,
+        offset: u64,
+    },
+    Unreadable {
+        path: PathBuf,
+        error: String,
+    },
+}
+
+/// One file being followed.
+#[derive(Debug)]
+struct Followed {
+    path: PathBuf,
+    file: File,
+    dev: u64,
+    ino: u64,
+    fingerprint: Fingerprint,
+    /// End of the last whole line handed out.
+    offset: u64,
+    /// Lines handed out up to `offset`.
+    line: u64,
+    /// Bytes after `offset` already read: the partial last line.
+    partial: Vec<u8>,
+    /// The partial line is over `max_line_bytes`: skip to the next newline.
+    skipping: bool,
+    /// Seen at a matching path in the last scan.
+    seen: bool,
+    /// When it was last found at a matching path or last grew.
+    alive_at: Instant,
+}
+
+impl Followed {
+    fn cursor(&self) -> FileCursor {
+        FileCursor {
+            path: self.path.clone(),
+            fingerprint: self.fingerprint,
+            offset: self.offset,
+            line: self.line,
+        }
+    }
+}
+
+/// Follows a set of paths and globs.
+#[derive(Debug)]
+pub struct Follower {
+    patterns: Vec<Pattern>,
+    options: FollowOptions,
+    files: Vec<Followed>,
+    /// Checkpointed cursors not matched to a file yet.
+    restored: Vec<FileCursor>,
+    first_scan: bool,
+    last_scan: Option<Instant>,
+    events: Vec<FileEvent>,
+    buf: Vec<u8>,
+    /// A file changed under us: scan at the next poll.
+    rescan: bool,
+}
+
+#[derive(Debug)]
+enum Pattern {
+    Literal(PathBuf),
+    Glob {
+        root: PathBuf,
+        matcher: globset::GlobMatcher,
+    },
+}
+
+/// The line handed out, with where it comes from.
+#[derive(Debug)]
+pub struct LineAt<'a> {
+    pub path: &'a Path,
+    /// 1-based line number.
+    pub line: u64,
+    pub content: Line<'a>,
+}
+
+impl Follower {
+    /// Follows `paths` (files or globs), resuming the files in `restored` at their offsets.
+    pub fn new(
+        paths: &[String],
+        options: FollowOptions,
+        restored: Vec<FileCursor>,
+    ) -> Result<Follower, String> {
+        let patterns = paths
+            .iter()
+            .map(|p| Pattern::parse(p))
+            .collect::<Result<_, _>>()?;
+        Ok(Follower {
+            patterns,
+            options,
+            files: Vec::new(),
+            restored,
+            first_scan: true,
+            last_scan: None,
+            events: Vec::new(),
+            buf: vec![0; READ_CHUNK],
+            rescan: false,
+        })
+    }
+
+    /// Where each followed file stands.
+    pub fn cursors(&self) -> Vec<FileCursor> {
+        let mut cursors: Vec<FileCursor> = self.files.iter().map(Followed::cursor).collect();
+        // Checkpointed files not found yet are kept: they may come back (a mount, say).
+        cursors.extend(self.restored.iter().cloned());
+        cursors
+    }
+
+    /// Files followed now.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// What happened to files since the last call.
+    pub fn take_events(&mut self) -> Vec<FileEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Scans for files if due, then reads what each file has gained, handing out every whole
+    /// line. Returns the number of bytes read.
+    pub fn poll(&mut self, on_line: &mut dyn FnMut(LineAt<'_>)) -> u64 {
+        let now = Instant::now();
+        if self.rescan
+            || self
+                .last_scan
+                .is_none_or(|t| now.duration_since(t) >= self.options.scan_every)
+        {
+            self.rescan = false;
+            self.scan(on_line);
+            self.last_scan = Some(now);
+        }
+        let mut read = 0;
+        for i in 0..self.files.len() {
+            read += self.read_file(i, on_line);
+        }
+        self.drop_rotated_away(now, on_line);
+        read
+    }
+
+    /// Reads what file `i` gained since the last read (at most one chunk).
+    fn read_file(&mut self, i: usize, on_line: &mut dyn FnMut(LineAt<'_>)) -> u64 {
+        let max_line = self.options.max_line_bytes;
+        let f = &mut self.files[i];
+        let position = f.offset + f.partial.len() as u64;
+        let n = match f.file.read_at(&mut self.buf, position) {
+            Ok(n) => n,
+            Err(e) => {
+                self.events.push(FileEvent::Unreadable {
+                    path: f.path.clone(),
+                    error: e.to_string(),
+                });
+                return 0;
+            }
+        };
+        if n == 0 {
+            return 0;
+        }
+        if !read_head(&f.file).is_ok_and(|h| f.fingerprint.matches(&h)) {
+            // Truncated (and perhaps written again) since the last read: the next scan tells a
+            // copy from a restart in place.
+            self.rescan = true;
+            return 0;
+        }
+        f.alive_at = Instant::now();
+        let mut chunk = &self.buf[..n];
+        while let Some(newline) = memchr::memchr(b'\n', chunk) {
+            let (head, rest) = chunk.split_at(newline);
+            chunk = &rest[1..];
+            let consumed = f.partial.len() + head.len() + 1;
+            f.line += 1;
+            let content = if f.skipping || f.partial.len() + head.len() > max_line {
+                Line::TooLong
+            } else if f.partial.is_empty() {
+                Line::Text(strip_cr(head))
+            } else {
+                f.partial.extend_from_slice(head);
+                Line::Text(strip_cr(&f.partial))
+            };
+            on_line(LineAt {
+                path: &f.path,
+                line: f.line,
+                content,
+            });
+            f.offset += consumed as u64;
+            f.partial.clear();
+            f.skipping = false;
+        }
+        if !chunk.is_empty() {
+            if f.partial.len() + chunk.len() > max_line {
+                // Keep counting bytes, not holding them: the line is reported when it ends.
+                f.skipping = true;
+                let held = f.partial.len() + chunk.len();
+                f.partial.clear();
+                f.partial.resize(held.min(max_line + 1), 0);
+                f.offset += (held - f.partial.len()) as u64;
+            } else {
+                f.partial.extend_from_slice(chunk);
+            }
+        }
+        if (f.fingerprint.len as usize) < FINGERPRINT_BYTES {
+            // The file grew: identify it by more of its start.
+            if let Ok(head) = read_head(&f.file) {
+                f.fingerprint = Fingerprint::of(&head);
+            }
+        }
+        n as u64
+    }
+
+    /// Hands out the partial last line of file `i` as a whole line (its file ended for good).
+    fn flush_partial(&mut self, i: usize, on_line: &mut dyn FnMut(LineAt<'_>)) {
+        let f = &mut self.files[i];
+        if f.partial.is_empty() {
+            return;
+        }
+        f.line += 1;
+        let content = if f.skipping {
+            Line::TooLong
+        } else {
+            Line::Text(strip_cr(&f.partial))
+        };
+        on_line(LineAt {
+            path: &f.path,
+            line: f.line,
+            content,
+        });
+        f.offset += f.partial.len() as u64;
+        f.partial.clear();
+        f.skipping = false;
+    }
+
+    /// Drops files no path matches any more once they stopped growing for `rotate_wait`,
+    /// after flushing their last line.
+    fn drop_rotated_away(&mut self, now: Instant, on_line: &mut dyn FnMut(LineAt<'_>)) {
+        let mut i = 0;
+        while i < self.files.len() {
+            let f = &self.files[i];
+            let gone = !f.seen && now.duration_since(f.alive_at) >= self.options.rotate_wait;
+            if gone && self.read_file(i, on_line) == 0 {
+                self.flush_partial(i, on_line);
+                let f = self.files.remove(i);
+                self.events.push(FileEvent::Dropped { path: f.path });
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    /// Expands the patterns and matches what it finds to the followed files.
+    fn scan(&mut self, on_line: &mut dyn FnMut(LineAt<'_>)) {
+        let mut found: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+        for pattern in &self.patterns {
+            pattern.expand(&mut found);
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        for f in &mut self.files {
+            f.seen = false;
+        }
+        let now = Instant::now();
+        // 1. The usual case: the same file at the same path, not truncated.
+        let mut rest: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+        for (path, meta) in found {
+            let same = self.files.iter_mut().find(|f| {
+                f.path == path
+                    && (f.dev, f.ino) == (meta.dev(), meta.ino())
+                    && meta.len() >= f.offset + f.partial.len() as u64
+                    && read_head(&f.file).is_ok_and(|h| f.fingerprint.matches(&h))
+            });
+            match same {
+                Some(f) => {
+                    f.seen = true;
+                    f.alive_at = now;
+                }
+                None => rest.push((path, meta)),
+            }
+        }
+        // 2. Everything else is told apart by its first bytes.
+        let mut candidates: Vec<(PathBuf, fs::Metadata, File, Vec<u8>)> = Vec::new();
+        for (path, meta) in rest {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) => {
+                    // Gone between listing and opening, or unreadable: try again next scan.
+                    if e.kind() != io::ErrorKind::NotFound {
+                        self.events.push(FileEvent::Unreadable {
+                            path: path.clone(),
+                            error: e.to_string(),
+                        });
+                    }
+                    continue;
+                }
+            };
+            // Nothing to identify an empty file by yet: it is read from its start once it has
+            // bytes.
+            if let Ok(head) = read_head(&file).map_err(|_| ()).and_then(non_empty) {
+                candidates.push((path, meta, file, head));
+            }
+        }
+        // 2a. A followed file with this start: moved (renamed), or this is the copy of one
+        // truncated in place or deleted (copytruncate).
+        let mut unmatched = Vec::new();
+        for (path, meta, file, head) in candidates {
+            let identity = (meta.dev(), meta.ino());
+            let matched = self
+                .files
+                .iter()
+                .position(|f| !f.seen && f.fingerprint.matches(&head));
+            let Some(i) = matched else {
+                unmatched.push((path, meta, file, head));
+                continue;
+            };
+            let f = &mut self.files[i];
+            if (f.dev, f.ino) == identity {
+                if f.path != path {
+                    self.events.push(FileEvent::Renamed {
+                        from: f.path.clone(),
+                        to: path.clone(),
+                    });
+                    f.path = path;
+                }
+                f.seen = true;
+                f.alive_at = now;
+                continue;
+            }
+            let moved_out = f.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true)
+                || !read_head(&f.file).is_ok_and(|h| f.fingerprint.matches(&h));
+            if moved_out && meta.len() >= f.offset {
+                // The content continues in this copy: read the rest from it.
+                self.events.push(FileEvent::Renamed {
+                    from: f.path.clone(),
+                    to: path.clone(),
+                });
+                f.file = file;
+                (f.dev, f.ino) = identity;
+                f.path = path;
+                f.seen = true;
+                f.alive_at = now;
+                continue;
+            }
+            unmatched.push((path, meta, file, head));
+        }
+        for (path, meta, file, head) in unmatched {
+            let identity = (meta.dev(), meta.ino());
+            // A file truncated in place (no copy of it found): its old partial line ends here;
+            // the new content is read from the start.
+            if let Some(i) = self
+                .files
+                .iter()
+                .position(|f| !f.seen && f.path == path && (f.dev, f.ino) == identity)
+            {
+                self.events
+                    .push(FileEvent::Truncated { path: path.clone() });
+                self.flush_partial(i, on_line);
+                let f = &mut self.files[i];
+                f.fingerprint = Fingerprint::of(&head);
+                f.offset = 0;
+                f.line = 0;
+                f.seen = true;
+                f.alive_at = now;
+                continue;
+            }
+            // A checkpointed file, wherever it is now.
+            if let Some(r) = self.restored.iter().position(|c| {
+                c.fingerprint.matches(&head) && (meta.len() >= c.offset || c.path == path)
+            }) {
+                let cursor = self.restored.remove(r);
+                let (offset, line) = if meta.len() >= cursor.offset {
+                    (cursor.offset, cursor.line)
+                } else {
+                    // Truncated meanwhile: nothing to resume.
+                    (0, 0)
+                };
+                self.events.push(FileEvent::Resumed {
+                    path: path.clone(),
+                    offset,
+                });
+                self.follow(path, file, identity, &head, offset, line, now);
+                continue;
+            }
+            // A new file: from its end if it was there before we started (like tail), else from
+            // its start.
+            let (offset, line) = if self.first_scan && !self.options.from_beginning {
+                match end_of_last_line(&file, meta.len()) {
+                    Ok(end) => end,
+                    Err(e) => {
+                        self.events.push(FileEvent::Unreadable {
+                            path,
+                            error: e.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                (0, 0)
+            };
+            self.events.push(FileEvent::Opened {
+                path: path.clone(),
+                offset,
+            });
+            self.follow(path, file, identity, &head, offset, line, now);
+        }
+        if self.first_scan {
+            for cursor in self.restored.drain(..) {
+                self.events.push(FileEvent::Missing {
+                    path: cursor.path,
+                    offset: cursor.offset,
+                });
+            }
+        }
+        self.first_scan = false;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn follow(
+        &mut self,
+        path: PathBuf,
+        file: File,
+        (dev, ino): (u64, u64),
+        head: &[u8],
+        offset: u64,
+        line: u64,
+        now: Instant,
+    ) {
+        self.files.push(Followed {
+            path,
+            file,
+            dev,
+            ino,
+            fingerprint: Fingerprint::of(head),
+            offset,
+            line,
+            partial: Vec::new(),
+            skipping: false,
+            seen: true,
+            alive_at: now,
+        });
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn non_empty(head: Vec<u8>) -> Result<Vec<u8>, ()> {
+    if head.is_empty() { Err(()) } else { Ok(head) }
+}
+
+fn read_head(file: &File) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; FINGERPRINT_BYTES];
+    let mut len = 0;
+    while len < head.len() {
+        let n = file.read_at(&mut head[len..], len as u64)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    head.truncate(len);
+    Ok(head)
+}
+
+/// The offset just after the last newline of a file of `size` bytes, and the lines before it.
+fn end_of_last_line(file: &File, size: u64) -> io::Result<(u64, u64)> {
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut position, mut lines, mut end) = (0u64, 0u64, 0u64);
+    while position < size {
+        let n = file.read_at(&mut buf, position)?;
+        if n == 0 {
+            break;
+        }
+        for i in memchr::memchr_iter(b'\n', &buf[..n]) {
+            lines += 1;
+            end = position + i as u64 + 1;
+        }
+        position += n as u64;
+    }
+    Ok((end, lines))
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Pattern, String> {
+        if !text.contains(['*', '?', '[', '{']) {
+            return Ok(Pattern::Literal(PathBuf::from(text)));
+        }
+        let glob = globset::GlobBuilder::new(text)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("bad glob `{text}`: {e}"))?;
+        // Walk from the deepest folder without glob characters.
+        let mut root = PathBuf::new();
+        for part in Path::new(text).components() {
+            let s = part.as_os_str().to_string_lossy();
+            if s.contains(['*', '?', '[', '{']) {
+                break;
+            }
+            root.push(part);
+        }
+        if root.as_os_str().is_empty() {
+            root = PathBuf::from(".");
+        }
+        Ok(Pattern::Glob {
+            root,
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    fn expand(&self, found: &mut Vec<(PathBuf, fs::Metadata)>) {
+        match self {
+            Pattern::Literal(path) => {
+                if let Ok(meta) = fs::metadata(path) {
+                    if meta.is_file() {
+                        found.push((path.clone(), meta));
+                    }
+                }
+            }
+            Pattern::Glob { root, matcher } => {
+                let walk = walkdir::WalkDir::new(root).follow_links(true).max_depth(16);
+                for entry in walk.into_iter().filter_map(Result::ok) {
+                    let path = entry.path();
+                    let candidate = path.strip_prefix("./").unwrap_or(path);
+                    if !matcher.is_match(candidate) {
+                        continue;
+                    }
+                    if let Ok(meta) = fs::metadata(path) {
+                        if meta.is_file() {
+                            found.push((path.to_path_buf(), meta));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines(follower: &mut Follower) -> Vec<String> {
+        let mut out = Vec::new();
+        follower.poll(&mut |at| match at.content {
+            Line::Text(t) => out.push(String::from_utf8_lossy(t).into_owned()),
+            Line::TooLong => out.push("<too long>".into()),
+        });
+        out
+    }
+
+    fn options() -> FollowOptions {
+        FollowOptions {
+            scan_every: Duration::ZERO,
+            rotate_wait: Duration::ZERO,
+            ..FollowOptions::default()
+        }
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn starts_at_the_end_and_waits_for_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        append(&log, "old 1\nold 2\npart");
+        let paths = [log.display().to_string()];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        assert!(lines(&mut f).is_empty());
+        append(&log, "ial\nnew");
+        assert_eq!(lines(&mut f), ["partial"]);
+        append(&log, " line\r\n");
+        assert_eq!(lines(&mut f), ["new line"]);
+        assert_eq!(f.cursors()[0].line, 4);
+    }
+
+    #[test]
+    fn follows_rename_and_create_and_flushes_the_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        append(&log, "");
+        let paths = [log.display().to_string()];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        lines(&mut f);
+        append(&log, "one\ntwo\n");
+        assert_eq!(lines(&mut f), ["one", "two"]);
+        append(&log, "three\nunterminated");
+        fs::rename(&log, dir.path().join("a.log.1")).unwrap();
+        append(&log, "fresh\n");
+        let mut got = lines(&mut f);
+        got.extend(lines(&mut f));
+        assert_eq!(got, ["three", "fresh", "unterminated"]);
+    }
+
+    #[test]
+    fn copytruncate_reads_the_rest_from_the_copy_when_it_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        append(&log, "");
+        let paths = [format!("{}/a.log*", dir.path().display())];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        lines(&mut f);
+        append(&log, "one\n");
+        assert_eq!(lines(&mut f), ["one"]);
+        append(&log, "two\n");
+        fs::copy(&log, dir.path().join("a.log.1")).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .unwrap();
+        append(&log, "after\n");
+        let mut got = lines(&mut f);
+        got.extend(lines(&mut f));
+        got.sort();
+        assert_eq!(got, ["after", "two"]);
+    }
+
+    #[test]
+    fn resumes_from_a_cursor_after_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        append(&log, "");
+        let paths = [format!("{}/*.log", dir.path().display())];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        lines(&mut f);
+        append(&log, "one\n");
+        assert_eq!(lines(&mut f), ["one"]);
+        let cursors = f.cursors();
+        drop(f);
+        append(&log, "two\n");
+        fs::rename(&log, dir.path().join("b.log")).unwrap();
+        let mut f = Follower::new(&paths, options(), cursors).unwrap();
+        assert_eq!(lines(&mut f), ["two"]);
+        assert!(matches!(
+            f.take_events()[0],
+            FileEvent::Resumed { offset: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn overlong_lines_are_reported_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        append(&log, "");
+        let paths = [log.display().to_string()];
+        let options = FollowOptions {
+            max_line_bytes: 8,
+            ..options()
+        };
+        let mut f = Follower::new(&paths, options, Vec::new()).unwrap();
+        lines(&mut f);
+        append(&log, "0123456789abc");
+        assert!(lines(&mut f).is_empty());
+        append(&log, "def\nok\n");
+        assert_eq!(lines(&mut f), ["<too long>", "ok"]);
+        assert_eq!(f.cursors()[0].offset, 16 + 1 + 3);
+    }
+}
