@@ -249,6 +249,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             until: args.detect.until,
         },
         progress: !args.no_progress && io::stderr().is_terminal(),
+        keep_state: false,
     };
     let outcome = replay::replay(&config, &inputs, &options, &mut out, &mut problems);
     problems.finish();

@@ -97,6 +97,16 @@ pub struct Alert {
 
 impl Alert {
     /// One JSON line (without the newline).
+    /// What makes this alert event unique in a window's lifecycle: a live run delivers each
+    /// key once, even across restarts.
+    pub fn delivery_key(&self) -> String {
+        match self.status {
+            AlertStatus::Open => format!("{}:open", self.id),
+            AlertStatus::Update => format!("{}:update:{}", self.id, self.novel_principals),
+            AlertStatus::Closed => format!("{}:closed", self.id),
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an alert always serializes")
     }

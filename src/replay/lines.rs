@@ -131,6 +131,7 @@ pub fn replay_lines(
         (inputs.len(), events, filtered),
         problems,
         started,
+        options.keep_state,
     )
 }
 

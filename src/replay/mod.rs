@@ -24,6 +24,9 @@ pub struct ReplayOptions {
     pub filter: TimeFilter,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Keep the detector's state at the end instead of closing open windows (`exposure
+    /// learn`): the outcome then carries its snapshot.
+    pub keep_state: bool,
 }
 
 impl Default for ReplayOptions {
@@ -33,6 +36,7 @@ impl Default for ReplayOptions {
             threads: 1,
             filter: TimeFilter::default(),
             progress: false,
+            keep_state: false,
         }
     }
 }
@@ -64,6 +68,8 @@ impl From<ParquetInputError> for ReplayError {
 pub struct ReplayOutcome {
     pub summary: Summary,
     pub complete: bool,
+    /// The detector's state at the end, with `keep_state`.
+    pub state: Option<crate::detect::DetectorSnapshot>,
 }
 
 /// Replays `inputs` (all JSON lines or all Parquet) through a detector built from `config`.
@@ -88,10 +94,14 @@ fn finish(
     counts: (usize, u64, u64),
     problems: &Problems,
     started: std::time::Instant,
+    keep_state: bool,
 ) -> Result<ReplayOutcome, ReplayError> {
     let (inputs, events, filtered) = counts;
     let mut alerts = Vec::new();
-    detector.finish(&mut alerts);
+    let state = keep_state.then(|| detector.snapshot());
+    if !keep_state {
+        detector.finish(&mut alerts);
+    }
     write_alerts(out, &mut alerts)?;
     out.flush().map_err(ReplayError::Output)?;
     let stats = detector.stats();
@@ -109,6 +119,7 @@ fn finish(
             elapsed: started.elapsed(),
         },
         complete: problems.unreadable_inputs == 0,
+        state,
     })
 }
 

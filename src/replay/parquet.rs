@@ -201,7 +201,7 @@ pub fn replay_parquet(
         ..
     } = detecting;
     let counts = (inputs.len(), events, filtered + pruned_rows);
-    finish(detector, out, counts, problems, started)
+    finish(detector, out, counts, problems, started, options.keep_state)
 }
 
 fn progress_bar(rows: u64) -> indicatif::ProgressBar {

@@ -1,0 +1,154 @@
+//! The checkpoint in the state dir: everything `exposure watch` needs to resume after a stop or
+//! a crash — the detector's state, where each followed file was read up to, and the alerts
+//! already emitted for windows still open. Versioned JSON, written atomically (temp file,
+//! fsync, rename, fsync of the folder), so a crash leaves either the old or the new one. An
+//! unknown version or a corrupt file is an error that names the file, never a silent reset.
+
+use super::tail::FileCursor;
+use crate::detect::DetectorSnapshot;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+const FORMAT: &str = "exposure.checkpoint";
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// What a checkpoint holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub format: String,
+    pub version: u32,
+    /// RFC 3339, for people reading the file.
+    pub written_at: String,
+    /// `watch` or `learn`.
+    pub written_by: String,
+    pub detector: DetectorSnapshot,
+    pub files: Vec<FileCursor>,
+    /// Keys (`id:status[:novel]`) of the alerts emitted for windows still open: never emitted
+    /// twice.
+    pub emitted: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot read checkpoint {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "checkpoint {path} is corrupt ({message}); move it away to start afresh (the baseline \
+         would be learned again)"
+    )]
+    Corrupt { path: PathBuf, message: String },
+    #[error(
+        "checkpoint {path} has version {found}, this exposure reads version \
+         {CHECKPOINT_VERSION}; use the exposure release that wrote it"
+    )]
+    UnknownVersion { path: PathBuf, found: String },
+}
+
+impl Checkpoint {
+    pub fn new(
+        written_by: &str,
+        detector: DetectorSnapshot,
+        files: Vec<FileCursor>,
+        emitted: Vec<String>,
+    ) -> Checkpoint {
+        Checkpoint {
+            format: FORMAT.to_string(),
+            version: CHECKPOINT_VERSION,
+            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            written_by: written_by.to_string(),
+            detector,
+            files,
+            emitted,
+        }
+    }
+
+    /// The checkpoint in `state_dir`, if there is one.
+    pub fn load(state_dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
+        let path = state_dir.join(CHECKPOINT_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(CheckpointError::Io { path, source }),
+        };
+        let corrupt = |message: String| CheckpointError::Corrupt {
+            path: path.clone(),
+            message,
+        };
+        // The version first, so that a newer layout is named as such, not as corruption.
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            version: Option<serde_json::Value>,
+        }
+        let header: Header = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if header.format.as_deref() != Some(FORMAT) {
+            return Err(corrupt(format!("`format` is not \"{FORMAT}\"")));
+        }
+        match header.version {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(CHECKPOINT_VERSION as u64) => {
+            }
+            other => {
+                return Err(CheckpointError::UnknownVersion {
+                    path,
+                    found: other.map_or("none".into(), |v| v.to_string()),
+                });
+            }
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// Writes the checkpoint into `state_dir` atomically.
+    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
+        write_atomically(&state_dir.join(CHECKPOINT_FILE), &bytes)
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = dir.join(format!(".{name}.tmp"));
+    let mut file = File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Detector, DetectorSettings};
+
+    #[test]
+    fn round_trips_and_refuses_unknown_versions_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Checkpoint::load(dir.path()).unwrap().is_none());
+        let snapshot = Detector::new(DetectorSettings::default()).snapshot();
+        let checkpoint = Checkpoint::new("watch", snapshot, Vec::new(), vec!["x:open".into()]);
+        checkpoint.save(dir.path()).unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Some(checkpoint));
+
+        let path = dir.path().join(CHECKPOINT_FILE);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replace("\"version\":1", "\"version\":7")).unwrap();
+        let error = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("has version 7"), "{error}");
+
+        fs::write(&path, &text[..text.len() / 2]).unwrap();
+        let error = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("is corrupt"), "{error}");
+    }
+}
