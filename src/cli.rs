@@ -51,6 +51,137 @@ pub enum Command {
         exposure archive sample-logs/incident.jsonl --out archive/\n  \
         exposure replay archive/")]
     Archive(ArchiveArgs),
+
+    /// Follow access logs as they are written (like `tail -F`) and alert while an exposure is
+    /// going on. Runs until SIGINT or SIGTERM; state (baseline, open windows, file offsets,
+    /// undelivered alerts) is kept in --state-dir and resumed on the next start.
+    #[command(after_help = "Examples:\n  \
+        exposure watch --state-dir /var/lib/exposure '/var/log/warehouse/*.jsonl'\n  \
+        exposure watch --config exposure.toml --state-dir state --metrics-addr 127.0.0.1:9464 app.log\n  \
+        journalctl -f -o cat | exposure watch --state-dir state -")]
+    Watch(WatchArgs),
+
+    /// Learn the baseline from history (JSON lines or Parquet) into a state dir, so that
+    /// `exposure watch --state-dir DIR` starts armed instead of learning for `learn`.
+    #[command(after_help = "Examples:\n  \
+        exposure learn --state-dir state archive/\n  \
+        exposure watch --state-dir state '/var/log/warehouse/*.jsonl'")]
+    Learn(LearnArgs),
+}
+
+/// How `watch` moves event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatermarkMode {
+    PerSource,
+    Lateness,
+}
+
+/// How logs on stderr look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Logging")]
+    pub log_format: LogFormat,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
+    #[arg(
+        long,
+        value_name = "FILTER",
+        default_value = "info",
+        help_heading = "Logging"
+    )]
+    pub log_level: String,
+}
+
+impl LogArgs {
+    fn init(&self) -> anyhow::Result<()> {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| {
+            ConfigError::Invalid {
+                key: "--log-level".into(),
+                message: e.to_string(),
+            }
+        })?;
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .with_target(false);
+        match self.log_format {
+            LogFormat::Text => builder.with_ansi(io::stderr().is_terminal()).init(),
+            LogFormat::Json => builder.json().flatten_event(true).init(),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub detect: DetectFlags,
+
+    /// Folder for the checkpoint, the outbox of alerts and delivery records (created if
+    /// needed; one process at a time).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+
+    /// Read files never seen before from their start, not their end.
+    #[arg(long)]
+    pub from_beginning: bool,
+
+    /// How often the checkpoint is written when something changed.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub checkpoint_every: Span,
+
+    /// How long to sleep when no input has anything new.
+    #[arg(long, value_name = "DURATION", default_value = "20ms")]
+    pub poll_every: Span,
+
+    /// How event time moves: `per-source` trusts each input (file, stdin) to be written in time
+    /// order and alerts at once; `lateness` waits `--lateness` for out-of-order events, as
+    /// replay does (use it when one file interleaves several unsynchronised writers).
+    #[arg(long, value_enum, default_value_t = WatermarkMode::PerSource)]
+    pub watermark: WatermarkMode,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// Files or globs to follow (`-` for stdin).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    #[command(flatten)]
+    pub detect: DetectFlags,
+
+    /// The state dir `exposure watch` will use.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+
+    /// Replace a checkpoint already in the state dir.
+    #[arg(long)]
+    pub force: bool,
+
+    /// How many skipped lines to show on stderr (all are counted).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_reports: usize,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// History to learn from: JSON-lines files, Parquet files or folders, in order.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -202,7 +333,54 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Archive(args) => run_archive(args),
+        Command::Watch(args) => run_watch(args),
+        Command::Learn(args) => run_learn(args),
     }
+}
+
+fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    args.log.init()?;
+    let config = args.detect.config()?;
+    if args.detect.from.is_some() || args.detect.until.is_some() {
+        return Err(ConfigError::Invalid {
+            key: "--from/--until".into(),
+            message: "only `replay` and `learn` select by time".into(),
+        }
+        .into());
+    }
+    let options = crate::live::WatchOptions {
+        paths: args.paths,
+        state_dir: args.state_dir,
+        from_beginning: args.from_beginning,
+        checkpoint_every: args.checkpoint_every.to_std(),
+        poll_every: args.poll_every.to_std(),
+        metrics_addr: args.metrics_addr,
+        per_source_order: args.watermark == WatermarkMode::PerSource,
+        drain_timeout: std::time::Duration::from_secs(2),
+    };
+    crate::live::watch(config, options, Vec::new())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
+    args.log.init()?;
+    let config = args.detect.config()?;
+    let inputs = expand_inputs(&args.paths, config.input.format)?;
+    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    let outcome = crate::live::learn(&config, &inputs, &args.state_dir, args.force, &mut problems);
+    problems.finish();
+    let outcome = outcome?;
+    eprintln!("{}", outcome.summary);
+    eprintln!(
+        "exposure: baseline learned into {}; start `exposure watch --state-dir {}`",
+        args.state_dir.display(),
+        args.state_dir.display()
+    );
+    Ok(if outcome.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
@@ -273,6 +451,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let usage = |e: &(dyn std::error::Error + 'static)| {
         e.is::<ConfigError>()
+            || e.is::<crate::live::checkpoint::CheckpointError>()
             || e.is::<InputError>()
             || e.is::<SchemaError>()
             || matches!(

@@ -97,16 +97,13 @@ pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
     };
     // The common shape (UTC, `Z`) through humantime's strict RFC 3339 parser, several times
     // faster than chrono's general one; every other shape through chrono.
-    if trimmed.ends_with('Z') {
-        if let Ok(time) = humantime::parse_rfc3339(trimmed) {
-            if let Ok(since) = time.duration_since(std::time::UNIX_EPOCH) {
-                if let Ok(ts) = i64::try_from(since.as_micros()) {
-                    if in_range(ts) {
-                        return Ok(ts);
-                    }
-                }
-            }
-        }
+    if trimmed.ends_with('Z')
+        && let Ok(time) = humantime::parse_rfc3339(trimmed)
+        && let Ok(since) = time.duration_since(std::time::UNIX_EPOCH)
+        && let Ok(ts) = i64::try_from(since.as_micros())
+        && in_range(ts)
+    {
+        return Ok(ts);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(trimmed) {
         let ts = dt.timestamp_micros();
@@ -121,10 +118,9 @@ pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
             .bytes()
             .enumerate()
             .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'))
+        && let Ok(v) = trimmed.parse::<i64>()
     {
-        if let Ok(v) = trimmed.parse::<i64>() {
-            return ts_from_epoch_int(v, unit);
-        }
+        return ts_from_epoch_int(v, unit);
     }
     Err(TsError::Unparsable(text.to_string()))
 }
@@ -156,6 +152,10 @@ impl Span {
 
     pub fn micros(self) -> Micros {
         self.0
+    }
+
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.0.max(0) as u64)
     }
 }
 

@@ -301,13 +301,13 @@ impl Detector {
 
     #[inline]
     fn accept(&mut self, ts: Ts, incoming: Incoming, alerts: &mut Vec<Alert>) -> Observed {
-        if let Some(watermark) = self.reorder.watermark() {
-            if ts < watermark {
-                self.stats.late += 1;
-                return Observed::Late {
-                    behind: watermark - ts,
-                };
-            }
+        if let Some(watermark) = self.reorder.watermark()
+            && ts < watermark
+        {
+            self.stats.late += 1;
+            return Observed::Late {
+                behind: watermark - ts,
+            };
         }
         self.reorder.note(ts);
         let outcome = match incoming {
@@ -646,11 +646,11 @@ impl Detector {
 
         // 2. Baseline: a normal principal's read refreshes it.
         state.graduate_pending(ts);
-        if let Some(last) = state.baseline.get_mut(principal) {
-            if ts - *last <= thresholds.forget_after.micros() {
-                *last = (*last).max(ts);
-                return;
-            }
+        if let Some(last) = state.baseline.get_mut(principal)
+            && ts - *last <= thresholds.forget_after.micros()
+        {
+            *last = (*last).max(ts);
+            return;
         }
         if state
             .policy

@@ -175,10 +175,10 @@ impl ReadActions {
     #[inline]
     pub fn is_read(&mut self, action: Option<&str>) -> bool {
         let Some(action) = action else { return true };
-        if let Some((spelling, verdict)) = self.known.get(self.last_hit) {
-            if **spelling == *action {
-                return *verdict;
-            }
+        if let Some((spelling, verdict)) = self.known.get(self.last_hit)
+            && **spelling == *action
+        {
+            return *verdict;
         }
         if let Some(i) = self.known.iter().position(|(s, _)| **s == *action) {
             self.last_hit = i;

@@ -1,5 +1,289 @@
-//! `exposure watch`: live mode.
+//! `exposure watch` (live mode) and `exposure learn`. Owns the wiring of a long-running
+//! service: the detection loop ([`engine`]) on its own thread, fed by [`tail`] and stdin; the
+//! durable [`outbox`] between detection and the sinks; one delivery task per sink
+//! ([`deliver`]); the [`checkpoint`]; [`metrics`]; signals. Detection itself is the same
+//! [`crate::detect::Detector`] replay uses.
 
 pub mod checkpoint;
+pub mod deliver;
+pub mod engine;
+pub mod metrics;
 pub mod outbox;
 pub mod tail;
+
+use crate::config::Config;
+use crate::source::lines::{Line, LineReader};
+use anyhow::Context;
+use checkpoint::Checkpoint;
+use deliver::{Backoff, Delivery, Sink, StdoutSink};
+use engine::{Engine, EngineOptions, StdinBatch};
+use metrics::Metrics;
+use outbox::{Outbox, SinkCursor};
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+use tail::{FollowOptions, Follower};
+
+/// How `watch` runs.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Files and globs to follow; `-` is stdin.
+    pub paths: Vec<String>,
+    pub state_dir: PathBuf,
+    pub from_beginning: bool,
+    pub checkpoint_every: Duration,
+    pub poll_every: Duration,
+    pub metrics_addr: Option<SocketAddr>,
+    /// See [`engine::EngineOptions::per_source_order`].
+    pub per_source_order: bool,
+    /// How long shutdown waits for sinks to deliver what is journaled.
+    pub drain_timeout: Duration,
+}
+
+/// The lock that keeps two instances off one state dir (released when the process ends, even
+/// by `kill -9`).
+fn lock_state_dir(state_dir: &std::path::Path) -> anyhow::Result<File> {
+    fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create state dir {}", state_dir.display()))?;
+    let path = state_dir.join("lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "state dir {} is in use by another exposure process",
+            state_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Runs `exposure watch` until SIGINT or SIGTERM (or the end of stdin when it is the only
+/// input).
+pub fn watch(
+    config: Config,
+    options: WatchOptions,
+    sinks: Vec<Box<dyn Sink>>,
+) -> anyhow::Result<()> {
+    if config.input.format == crate::format::Format::Parquet {
+        anyhow::bail!(crate::config::ConfigError::Invalid {
+            key: "input.format".into(),
+            message: "Parquet files cannot be followed; use `exposure replay` or `exposure learn`"
+                .into(),
+        });
+    }
+    let _lock = lock_state_dir(&options.state_dir)?;
+    let checkpoint = Checkpoint::load(&options.state_dir)?;
+    match &checkpoint {
+        Some(c) => tracing::info!(
+            state_dir = %options.state_dir.display(), written_at = %c.written_at,
+            written_by = %c.written_by, tables = c.detector.tables.len(), files = c.files.len(),
+            "resuming from the checkpoint"
+        ),
+        None => {
+            tracing::info!(state_dir = %options.state_dir.display(), "no checkpoint: starting afresh")
+        }
+    }
+    let outbox = Outbox::open(&options.state_dir)
+        .with_context(|| format!("cannot open the outbox in {}", options.state_dir.display()))?;
+    let metrics = Arc::new(Metrics::default());
+
+    let file_paths: Vec<String> = options
+        .paths
+        .iter()
+        .filter(|p| *p != "-")
+        .cloned()
+        .collect();
+    let follower = if file_paths.is_empty() {
+        None
+    } else {
+        let follow = FollowOptions {
+            from_beginning: options.from_beginning,
+            max_line_bytes: config.input.max_line_bytes,
+            ..FollowOptions::default()
+        };
+        let restored = checkpoint
+            .as_ref()
+            .map(|c| c.files.clone())
+            .unwrap_or_default();
+        Some(Follower::new(&file_paths, follow, restored)?)
+    };
+    let stdin = options
+        .paths
+        .iter()
+        .any(|p| p == "-")
+        .then(|| read_stdin(config.input.max_line_bytes));
+
+    let mut sinks = sinks;
+    sinks.insert(0, Box::new(StdoutSink));
+    let (appended_tx, appended_rx) = tokio::sync::watch::channel(outbox.next_seq() - 1);
+    let (stop_sinks_tx, stop_sinks_rx) = tokio::sync::watch::channel(false);
+    let mut deliveries = Vec::new();
+    let mut acks = Vec::new();
+    for sink in sinks {
+        let cursor = SinkCursor::open(&options.state_dir, sink.name())?;
+        let acked = Arc::new(AtomicU64::new(cursor.acked()));
+        acks.push(Arc::clone(&acked));
+        let dead_letters = options
+            .state_dir
+            .join("sinks")
+            .join(format!("{}.dead-letter.jsonl", sink.name()));
+        deliveries.push(Delivery {
+            metrics: metrics.sink(sink.name()),
+            sink,
+            cursor,
+            acked,
+            backoff: Backoff::default(),
+            dead_letters,
+        });
+    }
+
+    let engine = Engine::new(
+        config,
+        checkpoint.as_ref(),
+        outbox,
+        Arc::clone(&metrics),
+        appended_tx,
+        acks,
+        EngineOptions {
+            state_dir: options.state_dir.clone(),
+            checkpoint_every: options.checkpoint_every,
+            poll_every: options.poll_every,
+            per_source_order: options.per_source_order,
+        },
+    );
+    drop(checkpoint);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        if let Some(addr) = options.metrics_addr {
+            let listener = metrics::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            tracing::info!(%addr, "serving metrics on /metrics");
+            tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
+        }
+        let tasks: Vec<_> = deliveries
+            .into_iter()
+            .map(|d| tokio::spawn(d.run(appended_rx.clone(), stop_sinks_rx.clone())))
+            .collect();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine_stop = Arc::clone(&stop);
+        let engine = std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || engine.run(follower, stdin, &engine_stop))
+            .context("cannot start the detection thread")?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(engine.join());
+        });
+        tracing::info!("watching");
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot handle SIGTERM")?;
+        let mut done_rx = done_rx;
+        let engine_result = tokio::select! {
+            result = &mut done_rx => result,
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); stop.store(true, Relaxed); done_rx.await }
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); stop.store(true, Relaxed); done_rx.await }
+        };
+        // Give the sinks a moment to deliver what was journaled; the rest waits in the outbox.
+        let _ = stop_sinks_tx.send(true);
+        let drained = tokio::time::timeout(options.drain_timeout, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("sinks not drained in time; undelivered alerts stay in the outbox");
+        }
+        match engine_result {
+            Ok(Ok(result)) => result.context("detection stopped"),
+            Ok(Err(_)) | Err(_) => anyhow::bail!("the detection thread panicked"),
+        }
+    })
+}
+
+/// Reads stdin on a helper thread in batches of whole lines.
+fn read_stdin(max_line_bytes: usize) -> mpsc::Receiver<StdinBatch> {
+    let (sender, receiver) = mpsc::sync_channel::<StdinBatch>(64);
+    std::thread::spawn(move || {
+        let mut lines = LineReader::new(Box::new(std::io::stdin()), max_line_bytes);
+        let mut batch: StdinBatch = Vec::new();
+        loop {
+            match lines.next_line() {
+                Ok(Some((line, content))) => {
+                    let content = match content {
+                        Line::Text(bytes) => Some(bytes.to_vec()),
+                        Line::TooLong => None,
+                    };
+                    batch.push((line, content));
+                    // A line that arrives alone is handed over at once (latency); a flood is
+                    // batched.
+                    if (batch.len() >= 1024 || !lines.has_buffered_line())
+                        && sender.send(std::mem::take(&mut batch)).is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read stdin");
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = sender.send(batch);
+        }
+    });
+    receiver
+}
+
+/// `exposure learn`: replays history into a fresh state dir, so that `watch` starts with the
+/// baseline learned instead of learning for `learn`.
+pub fn learn(
+    config: &Config,
+    inputs: &[crate::source::Input],
+    state_dir: &std::path::Path,
+    force: bool,
+    problems: &mut crate::report::Problems,
+) -> anyhow::Result<crate::replay::ReplayOutcome> {
+    let _lock = lock_state_dir(state_dir)?;
+    if !force && state_dir.join(checkpoint::CHECKPOINT_FILE).exists() {
+        anyhow::bail!(
+            "{} already holds a checkpoint; --force replaces it (the state it holds is lost)",
+            state_dir.display()
+        );
+    }
+    let options = crate::replay::ReplayOptions {
+        keep_state: true,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+        ..Default::default()
+    };
+    let mut alerts = Vec::new();
+    let mut outcome = crate::replay::replay(config, inputs, &options, &mut alerts, problems)?;
+    let snapshot = outcome.state.take().expect("keep_state gives the state");
+    let windows = alerts
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    if windows > 0 {
+        tracing::warn!(
+            alerts = windows,
+            "the history holds exposure windows (see `exposure replay`); they are not alerted"
+        );
+    }
+    Checkpoint::new("learn", snapshot, Vec::new(), Vec::new())
+        .save(state_dir)
+        .with_context(|| format!("cannot write the checkpoint in {}", state_dir.display()))?;
+    Ok(outcome)
+}

@@ -105,6 +105,20 @@ impl Outbox {
                 emitted.insert(record.alert.delivery_key());
             }
         }
+        // Sequence numbers never go back, even when every segment was delivered and deleted:
+        // the sinks' acknowledgements remember how far they went.
+        for entry in fs::read_dir(state_dir.join("sinks"))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "ack") {
+                let name = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                let acked = SinkCursor::open(state_dir, &name)?.acked();
+                next_seq = next_seq.max(acked + 1);
+            }
+        }
         let segment_no = numbers.last().map_or(1, |n| n + 1);
         let segment = OpenOptions::new()
             .create(true)
@@ -128,6 +142,23 @@ impl Outbox {
     /// Whether an alert with this key was emitted already.
     pub fn was_emitted(&self, key: &str) -> bool {
         self.emitted.contains(key)
+    }
+
+    /// Marks `keys` (from a checkpoint) as emitted.
+    pub fn remember(&mut self, keys: impl IntoIterator<Item = String>) {
+        self.emitted.extend(keys);
+    }
+
+    /// The emitted keys of the windows whose ids are in `open`, sorted.
+    pub fn emitted_keys_of(&self, open: &HashSet<String>) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .emitted
+            .iter()
+            .filter(|k| k.split(':').next().is_some_and(|id| open.contains(id)))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// The sequence number the next alert gets.

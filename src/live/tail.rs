@@ -200,7 +200,7 @@ impl Follower {
         paths: &[String],
         options: FollowOptions,
         restored: Vec<FileCursor>,
-    ) -> Result<Follower, String> {
+    ) -> Result<Follower, crate::source::InputError> {
         let patterns = paths
             .iter()
             .map(|p| Pattern::parse(p))
@@ -224,6 +224,11 @@ impl Follower {
         // Checkpointed files not found yet are kept: they may come back (a mount, say).
         cursors.extend(self.restored.iter().cloned());
         cursors
+    }
+
+    /// Whether some file ends in a partial line (an event not handed out yet).
+    pub fn holds_partial_line(&self) -> bool {
+        self.files.iter().any(|f| !f.partial.is_empty())
     }
 
     /// Files followed now.
@@ -598,14 +603,17 @@ fn end_of_last_line(file: &File, size: u64) -> io::Result<(u64, u64)> {
 }
 
 impl Pattern {
-    fn parse(text: &str) -> Result<Pattern, String> {
+    fn parse(text: &str) -> Result<Pattern, crate::source::InputError> {
         if !text.contains(['*', '?', '[', '{']) {
             return Ok(Pattern::Literal(PathBuf::from(text)));
         }
         let glob = globset::GlobBuilder::new(text)
             .literal_separator(true)
             .build()
-            .map_err(|e| format!("bad glob `{text}`: {e}"))?;
+            .map_err(|e| crate::source::InputError::BadGlob {
+                pattern: text.to_string(),
+                message: e.to_string(),
+            })?;
         // Walk from the deepest folder without glob characters.
         let mut root = PathBuf::new();
         for part in Path::new(text).components() {
@@ -627,10 +635,10 @@ impl Pattern {
     fn expand(&self, found: &mut Vec<(PathBuf, fs::Metadata)>) {
         match self {
             Pattern::Literal(path) => {
-                if let Ok(meta) = fs::metadata(path) {
-                    if meta.is_file() {
-                        found.push((path.clone(), meta));
-                    }
+                if let Ok(meta) = fs::metadata(path)
+                    && meta.is_file()
+                {
+                    found.push((path.clone(), meta));
                 }
             }
             Pattern::Glob { root, matcher } => {
@@ -641,10 +649,10 @@ impl Pattern {
                     if !matcher.is_match(candidate) {
                         continue;
                     }
-                    if let Ok(meta) = fs::metadata(path) {
-                        if meta.is_file() {
-                            found.push((path.to_path_buf(), meta));
-                        }
+                    if let Ok(meta) = fs::metadata(path)
+                        && meta.is_file()
+                    {
+                        found.push((path.to_path_buf(), meta));
                     }
                 }
             }

@@ -245,10 +245,10 @@ impl Detecting {
     /// row group's first time (so nothing read later is earlier) and nothing is buffered from
     /// before.
     fn in_order(&mut self, step: usize, context: &Context<'_>) -> bool {
-        if let Some((current, in_order)) = self.in_order_step {
-            if current == step {
-                return in_order;
-            }
+        if let Some((current, in_order)) = self.in_order_step
+            && current == step
+        {
+            return in_order;
         }
         let this = &context.plan[step];
         let before_next = match context.plan.get(step + 1) {
@@ -325,10 +325,10 @@ impl Detecting {
                 .apply_chunk(&self.chunk, next, &mut self.alerts);
             self.chunk.clear();
         }
-        if context.ordered {
-            if let Some(next) = next {
-                self.detector.advance(next, &mut self.alerts);
-            }
+        if context.ordered
+            && let Some(next) = next
+        {
+            self.detector.advance(next, &mut self.alerts);
         }
     }
 

@@ -38,6 +38,11 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// Whether a whole line is already buffered (the next call returns without reading).
+    pub fn has_buffered_line(&self) -> bool {
+        memchr(b'\n', &self.buf[self.start..self.end]).is_some()
+    }
+
     /// The next line and its 1-based number, or `None` at the end. A last line without a
     /// newline is still a line.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {

@@ -381,10 +381,10 @@ pub struct BatchDecoder {
 }
 
 fn as_string_dictionary(array: &ArrayRef) -> Result<DictionaryArray<Int32Type>, String> {
-    if let Some(dict) = array.as_dictionary_opt::<Int32Type>() {
-        if matches!(dict.values().data_type(), DataType::Utf8) {
-            return Ok(dict.clone());
-        }
+    if let Some(dict) = array.as_dictionary_opt::<Int32Type>()
+        && matches!(dict.values().data_type(), DataType::Utf8)
+    {
+        return Ok(dict.clone());
     }
     let cast = arrow_cast::cast(array, &dictionary_of_strings()).map_err(|e| e.to_string())?;
     Ok(cast.as_dictionary::<Int32Type>().clone())

@@ -5,6 +5,7 @@ mod malformed;
 mod parquet;
 mod properties;
 mod sample;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,413 @@
+//! The detection loop of `exposure watch`, on its own thread: reads whole lines from the
+//! followed files and stdin, parses them with the same parser and feeds the same detector as
+//! `replay`, moves time on by the wall clock when the inputs are quiet, journals the alerts in
+//! the outbox, and writes checkpoints. Everything it does is synchronous and in one place, so a
+//! checkpoint always pairs a detector state with exactly the input offsets that produced it.
+
+use super::checkpoint::Checkpoint;
+use super::metrics::Metrics;
+use super::outbox::Outbox;
+use super::tail::{FileEvent, Follower};
+use crate::config::Config;
+use crate::detect::{Alert, Detector, Observed, ReadActions, alert};
+use crate::format::ParseError;
+use crate::source::lines::Line;
+use crate::time::{MICROS_PER_SEC, Ts, format_ts};
+use std::collections::HashSet;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+/// Lines read from stdin by a helper thread: (line number, content; `None` for an over-long
+/// line).
+pub type StdinBatch = Vec<(u64, Option<Vec<u8>>)>;
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub state_dir: PathBuf,
+    pub checkpoint_every: Duration,
+    /// Sleep between polls when nothing was read.
+    pub poll_every: Duration,
+    /// Trust each input to be in time order (see [`Engine::move_time_by_sources`]).
+    pub per_source_order: bool,
+}
+
+/// An input that has been quiet this long is taken to have written everything up to its
+/// newest event time, that instant included.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// The newest event time of one input, and when it was read (by the wall clock).
+#[derive(Debug, Clone, Copy)]
+struct SourceClock {
+    newest: Ts,
+    read_at: Instant,
+}
+
+/// At most this many bad lines are logged one by one per minute; the rest are counted.
+const REPORTS_PER_MINUTE: u32 = 20;
+
+pub struct Engine {
+    config: Config,
+    detector: Detector,
+    read_actions: ReadActions,
+    alerts: Vec<Alert>,
+    outbox: Outbox,
+    metrics: Arc<Metrics>,
+    /// Told the newest journal sequence number after each append.
+    appended: tokio::sync::watch::Sender<u64>,
+    /// Each sink's acknowledged sequence number.
+    sink_acks: Vec<Arc<AtomicU64>>,
+    options: EngineOptions,
+    last_checkpoint: Instant,
+    dirty: bool,
+    /// The newest event time and when it arrived (by the wall clock).
+    newest_seen: Option<(Ts, Instant)>,
+    reports_this_minute: (Instant, u32, u64),
+    sources: std::collections::HashMap<String, SourceClock>,
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        checkpoint: Option<&Checkpoint>,
+        outbox: Outbox,
+        metrics: Arc<Metrics>,
+        appended: tokio::sync::watch::Sender<u64>,
+        sink_acks: Vec<Arc<AtomicU64>>,
+        options: EngineOptions,
+    ) -> Engine {
+        let detector = match checkpoint {
+            Some(c) => Detector::restore(config.detector.clone(), &c.detector),
+            None => Detector::new(config.detector.clone()),
+        };
+        let mut outbox = outbox;
+        if let Some(c) = checkpoint {
+            outbox.remember(c.emitted.iter().cloned());
+        }
+        Engine {
+            read_actions: config.detector.read_actions.clone(),
+            config,
+            detector,
+            alerts: Vec::new(),
+            outbox,
+            metrics,
+            appended,
+            sink_acks,
+            options,
+            last_checkpoint: Instant::now(),
+            dirty: false,
+            newest_seen: None,
+            reports_this_minute: (Instant::now(), 0, 0),
+            sources: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Runs until `stop` is set (or stdin, the only input, ends), then writes a final
+    /// checkpoint.
+    pub fn run(
+        mut self,
+        mut follower: Option<Follower>,
+        stdin: Option<mpsc::Receiver<StdinBatch>>,
+        stop: &AtomicBool,
+    ) -> io::Result<()> {
+        let mut stdin = stdin;
+        loop {
+            let mut progressed = 0u64;
+            if let Some(follower) = &mut follower {
+                progressed += follower.poll(&mut |at| {
+                    let name = at.path.display().to_string();
+                    self.handle_line(&name, at.line, at.content);
+                });
+                for event in follower.take_events() {
+                    log_file_event(&event);
+                }
+                self.metrics
+                    .files_followed
+                    .store(follower.file_count() as u64, Relaxed);
+            }
+            if let Some(receiver) = &stdin {
+                loop {
+                    match receiver.try_recv() {
+                        Ok(batch) => {
+                            progressed += batch.len() as u64;
+                            for (line, content) in batch {
+                                let content = match &content {
+                                    Some(bytes) => Line::Text(bytes),
+                                    None => Line::TooLong,
+                                };
+                                self.handle_line("-", line, content);
+                            }
+                        }
+                        Err(mpsc::TryRecvError::Empty) => break,
+                        Err(mpsc::TryRecvError::Disconnected) => {
+                            tracing::info!("stdin ended");
+                            stdin = None;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.note_newest();
+            // A partial last line is an event not seen yet: time waits for it.
+            let partial = follower.as_ref().is_some_and(Follower::holds_partial_line);
+            if self.options.per_source_order {
+                self.move_time_by_sources(partial);
+            }
+            if progressed == 0 && !partial {
+                self.move_time_by_wall_clock();
+            }
+            self.journal_alerts()?;
+            self.update_metrics();
+            if stop.load(Relaxed) || (follower.is_none() && stdin.is_none()) {
+                break;
+            }
+            if self.dirty && self.last_checkpoint.elapsed() >= self.options.checkpoint_every {
+                self.checkpoint(follower.as_ref())?;
+            }
+            if progressed == 0 {
+                std::thread::sleep(self.options.poll_every);
+            }
+        }
+        self.checkpoint(follower.as_ref())?;
+        tracing::info!(
+            events = self.metrics.events_read.load(Relaxed),
+            alerts = self.metrics.alerts_emitted.load(Relaxed),
+            "stopped; final checkpoint written"
+        );
+        Ok(())
+    }
+
+    fn handle_line(&mut self, input: &str, line: u64, content: Line<'_>) {
+        self.dirty = true;
+        let parsed = match content {
+            Line::Text(bytes) => self.config.input.jsonl.parse(bytes),
+            Line::TooLong => Err(ParseError::TooLong {
+                max_line_bytes: self.config.input.max_line_bytes,
+            }),
+        };
+        let event = match parsed {
+            Ok(Some(event)) => event,
+            Ok(None) => return,
+            Err(error) => {
+                self.metrics.malformed.fetch_add(1, Relaxed);
+                self.report(|| {
+                    tracing::warn!(
+                        input,
+                        line,
+                        column = error.column(),
+                        kind = error.kind(),
+                        "skipped: {error}"
+                    )
+                });
+                return;
+            }
+        };
+        self.metrics.events_read.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        match self.sources.get_mut(input) {
+            Some(clock) => {
+                clock.newest = clock.newest.max(event.ts);
+                clock.read_at = now;
+            }
+            None => {
+                let clock = SourceClock {
+                    newest: event.ts,
+                    read_at: now,
+                };
+                self.sources.insert(input.to_string(), clock);
+            }
+        }
+        let read = self
+            .read_actions
+            .is_read(event.action.as_deref())
+            .then_some((&*event.table, &*event.principal));
+        if read.is_some() {
+            self.metrics.reads.fetch_add(1, Relaxed);
+        }
+        let observed = self
+            .detector
+            .observe_classified(event.ts, read, &mut self.alerts);
+        if let Observed::Late { behind } = observed {
+            self.metrics.late.fetch_add(1, Relaxed);
+            self.report(|| {
+                tracing::warn!(
+                    input,
+                    line,
+                    behind_s = behind / MICROS_PER_SEC,
+                    "late event not used (older than the watermark by more than lateness allows)"
+                )
+            });
+        }
+    }
+
+    /// Logs a bad line, at most [`REPORTS_PER_MINUTE`] a minute; counts the others.
+    fn report(&mut self, log: impl FnOnce()) {
+        let (since, shown, suppressed) = &mut self.reports_this_minute;
+        if since.elapsed() >= Duration::from_secs(60) {
+            if *suppressed > 0 {
+                tracing::warn!(
+                    suppressed = *suppressed,
+                    "more bad or late lines were not logged one by one"
+                );
+            }
+            *since = Instant::now();
+            *shown = 0;
+            *suppressed = 0;
+        }
+        if *shown < REPORTS_PER_MINUTE {
+            *shown += 1;
+            log();
+        } else {
+            *suppressed += 1;
+        }
+    }
+
+    fn note_newest(&mut self) {
+        let newest = self.detector.newest_event();
+        if let Some(newest) = newest
+            && self.newest_seen.is_none_or(|(ts, _)| ts != newest)
+        {
+            self.newest_seen = Some((newest, Instant::now()));
+        }
+    }
+
+    /// Each input (a followed file, stdin) is written in time order, so no event still to come
+    /// is older than the oldest of the inputs' newest event times: the watermark moves there
+    /// at once instead of waiting for `lateness`, and an `open` goes out as soon as the read
+    /// that crosses the threshold is read. An input quiet for [`SETTLE`] has written its
+    /// newest instant whole; one quiet for `lateness` (by the wall clock) no longer holds time
+    /// back. An event older than the watermark is late (counted, logged, not used), as always.
+    fn move_time_by_sources(&mut self, partial: bool) {
+        let lateness = self.config.detector.lateness.to_std();
+        let floor = self
+            .sources
+            .values()
+            .filter(|c| c.read_at.elapsed() < lateness.max(SETTLE * 2))
+            .map(|c| c.newest + Ts::from(!partial && c.read_at.elapsed() >= SETTLE))
+            .min();
+        let Some(floor) = floor else { return };
+        if self.detector.watermark().is_none_or(|w| floor > w) {
+            let before = self.alerts.len();
+            self.detector.advance(floor, &mut self.alerts);
+            if self.alerts.len() > before {
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// When the inputs are quiet, event time goes on with the wall clock: it is taken to be the
+    /// newest event time plus the wall-clock time since that event arrived. The watermark
+    /// follows (minus `lateness`), so a window with no novel read for `quiet` closes even if
+    /// no further event comes. Replay never does this.
+    fn move_time_by_wall_clock(&mut self) {
+        let Some((newest, arrived)) = self.newest_seen else {
+            return;
+        };
+        let elapsed = arrived.elapsed().as_micros() as i64;
+        let clock = newest.saturating_add(elapsed);
+        let watermark = clock - self.config.detector.lateness.micros();
+        if self.detector.watermark().is_none_or(|w| watermark > w) {
+            let before = self.alerts.len();
+            self.detector.advance(watermark, &mut self.alerts);
+            if self.alerts.len() > before {
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Writes the alerts produced so far to the outbox (skipping any emitted before a restart).
+    fn journal_alerts(&mut self) -> io::Result<()> {
+        let mut last = None;
+        for alert in self.alerts.drain(..) {
+            match self.outbox.append(&alert)? {
+                Some(seq) => {
+                    last = Some(seq);
+                    self.metrics.alerts_emitted.fetch_add(1, Relaxed);
+                    tracing::info!(
+                        id = %alert.id, status = ?alert.status, table = %alert.table,
+                        window_start = %format_ts(alert.window_start),
+                        window_end = %format_ts(alert.window_end),
+                        novel_principals = alert.novel_principals,
+                        "alert"
+                    );
+                }
+                None => {
+                    tracing::debug!(key = %alert.delivery_key(), "already emitted before a restart")
+                }
+            }
+        }
+        if let Some(seq) = last {
+            self.appended.send_replace(seq);
+        }
+        Ok(())
+    }
+
+    fn update_metrics(&self) {
+        self.metrics
+            .open_windows
+            .store(self.detector.open_windows() as u64, Relaxed);
+        if let Some(newest) = self.detector.newest_event() {
+            self.metrics.newest_event_us.store(newest, Relaxed);
+        }
+    }
+
+    fn checkpoint(&mut self, follower: Option<&Follower>) -> io::Result<()> {
+        let snapshot = self.detector.snapshot();
+        let open: HashSet<String> = snapshot
+            .tables
+            .iter()
+            .filter_map(|t| {
+                t.window
+                    .as_ref()
+                    .map(|w| alert::window_id(&t.table, w.start))
+            })
+            .collect();
+        let emitted = self.outbox.emitted_keys_of(&open);
+        let files = follower.map(Follower::cursors).unwrap_or_default();
+        Checkpoint::new("watch", snapshot, files, emitted).save(&self.options.state_dir)?;
+        let acked = self
+            .sink_acks
+            .iter()
+            .map(|a| a.load(Relaxed))
+            .min()
+            .unwrap_or(u64::MAX);
+        self.outbox.after_checkpoint(acked)?;
+        self.metrics
+            .checkpoint_at_us
+            .store(chrono::Utc::now().timestamp_micros(), Relaxed);
+        self.last_checkpoint = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn log_file_event(event: &FileEvent) {
+    match event {
+        FileEvent::Opened { path, offset } => {
+            tracing::info!(path = %path.display(), offset, "following")
+        }
+        FileEvent::Resumed { path, offset } => {
+            tracing::info!(path = %path.display(), offset, "resuming at the checkpoint")
+        }
+        FileEvent::Renamed { from, to } => {
+            tracing::info!(from = %from.display(), to = %to.display(), "file moved")
+        }
+        FileEvent::Truncated { path } => {
+            tracing::info!(path = %path.display(), "file truncated; reading from its start")
+        }
+        FileEvent::Dropped { path } => {
+            tracing::info!(path = %path.display(), "rotated away or deleted, read to its end")
+        }
+        FileEvent::Missing { path, offset } => tracing::warn!(
+            path = %path.display(), offset,
+            "a checkpointed file is gone; what was written after the offset was not read"
+        ),
+        FileEvent::Unreadable { path, error } => {
+            tracing::warn!(path = %path.display(), error = %error, "cannot read")
+        }
+    }
+}

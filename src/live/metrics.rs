@@ -1,0 +1,217 @@
+//! Prometheus text metrics for `exposure watch`: counters the detection loop and the sinks bump
+//! (lock-free atomics), rendered on `GET /metrics` by a small HTTP/1.1 server on the address
+//! given with `--metrics-addr`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Per-sink delivery counters.
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    pub delivered: AtomicU64,
+    pub retries: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    /// Journal records not yet acknowledged by the sink.
+    pub pending: AtomicU64,
+}
+
+/// Everything `/metrics` reports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_read: AtomicU64,
+    pub reads: AtomicU64,
+    pub malformed: AtomicU64,
+    pub late: AtomicU64,
+    pub open_windows: AtomicU64,
+    pub alerts_emitted: AtomicU64,
+    pub files_followed: AtomicU64,
+    /// Newest event time (µs since the epoch; 0 before the first event).
+    pub newest_event_us: AtomicI64,
+    /// When the last checkpoint was written (µs since the epoch; 0 before the first).
+    pub checkpoint_at_us: AtomicI64,
+    pub sinks: Mutex<Vec<(String, Arc<SinkMetrics>)>>,
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl Metrics {
+    /// Registers sink `name` and returns its counters.
+    pub fn sink(&self, name: &str) -> Arc<SinkMetrics> {
+        let counters = Arc::new(SinkMetrics::default());
+        self.sinks
+            .lock()
+            .expect("not poisoned")
+            .push((name.to_string(), Arc::clone(&counters)));
+        counters
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
+            );
+        };
+        let counter = |c: &AtomicU64| c.load(Relaxed).to_string();
+        metric(
+            "events_read_total",
+            "counter",
+            "Events parsed from the inputs.",
+            counter(&self.events_read),
+        );
+        metric(
+            "reads_total",
+            "counter",
+            "Read events of watched tables.",
+            counter(&self.reads),
+        );
+        metric(
+            "malformed_total",
+            "counter",
+            "Lines skipped as malformed.",
+            counter(&self.malformed),
+        );
+        metric(
+            "late_total",
+            "counter",
+            "Events older than the watermark (not used).",
+            counter(&self.late),
+        );
+        metric(
+            "open_windows",
+            "gauge",
+            "Exposure windows open now.",
+            counter(&self.open_windows),
+        );
+        metric(
+            "alerts_emitted_total",
+            "counter",
+            "Alert events written to the outbox.",
+            counter(&self.alerts_emitted),
+        );
+        metric(
+            "files_followed",
+            "gauge",
+            "Files followed now.",
+            counter(&self.files_followed),
+        );
+        let now = now_us();
+        let newest = self.newest_event_us.load(Relaxed);
+        let behind = if newest == 0 {
+            "NaN".to_string()
+        } else {
+            format!("{:.3}", (now - newest) as f64 / 1e6)
+        };
+        metric(
+            "seconds_behind",
+            "gauge",
+            "Wall clock minus the newest event time.",
+            behind,
+        );
+        let checkpoint = self.checkpoint_at_us.load(Relaxed);
+        let age = if checkpoint == 0 {
+            "NaN".to_string()
+        } else {
+            format!("{:.3}", (now - checkpoint) as f64 / 1e6)
+        };
+        metric(
+            "checkpoint_age_seconds",
+            "gauge",
+            "Seconds since the last checkpoint was written.",
+            age,
+        );
+        let sinks = self.sinks.lock().expect("not poisoned");
+        for (name, kind, help, get) in [
+            (
+                "sink_delivered_total",
+                "counter",
+                "Alert events a sink acknowledged.",
+                (|s: &SinkMetrics| s.delivered.load(Relaxed)) as fn(&SinkMetrics) -> u64,
+            ),
+            (
+                "sink_retries_total",
+                "counter",
+                "Failed delivery attempts that will be retried.",
+                |s| s.retries.load(Relaxed),
+            ),
+            (
+                "sink_dead_lettered_total",
+                "counter",
+                "Alert events a sink rejected for good (moved to the dead-letter file).",
+                |s| s.dead_lettered.load(Relaxed),
+            ),
+            (
+                "sink_pending",
+                "gauge",
+                "Alert events in the outbox not yet acknowledged by a sink.",
+                |s| s.pending.load(Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
+            );
+            for (sink, counters) in sinks.iter() {
+                let _ = writeln!(
+                    out,
+                    "exposure_{name}{{sink=\"{}\"}} {}",
+                    sink.replace('\\', "\\\\").replace('"', "\\\""),
+                    get(counters)
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Serves `metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut request = Vec::with_capacity(1024);
+            let mut buf = [0u8; 1024];
+            // Read the request head (bounded); the body, if any, is ignored.
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) if n > 0 => request.extend_from_slice(&buf[..n]),
+                    _ => return,
+                }
+            }
+            let head = String::from_utf8_lossy(&request);
+            let target = head.split_whitespace().nth(1).unwrap_or("");
+            let (status, content_type, body) = if head.starts_with("GET ")
+                && (target == "/metrics" || target.starts_with("/metrics?"))
+            {
+                ("200 OK", "text/plain; version=0.0.4", metrics.render())
+            } else {
+                ("404 Not Found", "text/plain", "try /metrics\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+/// Binds `addr` for [`serve`].
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

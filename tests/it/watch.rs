@@ -1,0 +1,524 @@
+//! `exposure watch` and `exposure learn`, run for real: files appended, rotated, truncated and
+//! deleted under a running watcher, stdin, wall-clock closes, metrics, and `kill -9` restarts.
+
+use super::TestEnv;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"
+[detect]
+learn = "0s"
+min_principals = 3
+span = "10m"
+quiet = "2s"
+lateness = "1s"
+allow = ["svc-*"]
+"#;
+
+/// A running `exposure watch` whose stdout is collected line by line.
+struct Watcher {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(env: &TestEnv, extra: &[&str]) -> Watcher {
+        Watcher::start_with(env, extra, Stdio::null())
+    }
+
+    fn start_with(env: &TestEnv, extra: &[&str], stdin: Stdio) -> Watcher {
+        if !env.path("watch.toml").exists() {
+            env.write("watch.toml", CONFIG);
+        }
+        let mut args = vec![
+            "watch",
+            "--config",
+            "watch.toml",
+            "--state-dir",
+            "state",
+            "--checkpoint-every",
+            "100ms",
+            "--log-level",
+            "warn",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = env
+            .command(&args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start exposure watch");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Watcher {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn alerts(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// Waits until an alert satisfies `want`; panics after `timeout`.
+    fn wait_for(&self, what: &str, timeout: Duration, want: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(alert) = self.alerts().into_iter().find(&want) {
+                return alert;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no {what} alert after {timeout:?}; got {:?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> (i32, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        self.reader.take().unwrap().join().unwrap();
+        let lines = self.lines.lock().unwrap().clone();
+        (code, lines)
+    }
+
+    fn kill9(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.reader.take().unwrap().join().unwrap();
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn read_line(principal: &str, table: &str) -> String {
+    format!(
+        "{{\"ts\":\"{}\",\"principal\":\"{principal}\",\"table\":\"{table}\",\"action\":\"SELECT\"}}\n",
+        now_rfc3339()
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn principals(alert: &Value) -> Vec<String> {
+    alert["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["principal"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn is(status: &'static str) -> impl Fn(&Value) -> bool {
+    move |a| a["status"] == status
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn appended_reads_open_a_window_at_once_and_the_wall_clock_closes_it() {
+    let env = TestEnv::new();
+    let log = env.write("app.log", read_line("svc-etl", "hr.salaries"));
+    let watcher = Watcher::start(&env, &["--metrics-addr", "127.0.0.1:0", "app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    for p in ["eve", "mallory"] {
+        append(&log, &read_line(p, "hr.salaries"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        watcher.alerts().is_empty(),
+        "two novel principals are not a window"
+    );
+    let appended = Instant::now();
+    append(&log, &read_line("trudy", "hr.salaries"));
+    let open = watcher.wait_for("open", WAIT, is("open"));
+    let latency = appended.elapsed();
+    assert_eq!(open["table"], "hr.salaries");
+    assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
+    // Well under `lateness` (1s) plus the poll: the per-source watermark does not wait.
+    assert!(
+        latency < Duration::from_millis(900),
+        "open after {latency:?}"
+    );
+    // Nothing more is written: quiet (2s) + lateness (1s) by the wall clock closes it.
+    let closed = watcher.wait_for("closed", WAIT, is("closed"));
+    assert_eq!(closed["closed_by"], "quiet");
+    assert_eq!(closed["id"], open["id"]);
+    assert_eq!(closed["window_end"], open["window_end"]);
+    let (code, lines) = watcher.stop();
+    assert_eq!(code, 0);
+    assert_eq!(lines.len(), 2);
+}
+
+#[test]
+fn the_old_file_starts_at_its_end_unless_from_beginning() {
+    let env = TestEnv::new();
+    let mut old = String::new();
+    for p in ["a", "b", "c"] {
+        old.push_str(&read_line(p, "t"));
+    }
+    env.write("old.log", &old);
+    let watcher = Watcher::start(&env, &["old.log"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, lines) = watcher.stop();
+    assert!(lines.is_empty(), "{lines:?}");
+    std::fs::remove_dir_all(env.path("state")).unwrap();
+    let watcher = Watcher::start(&env, &["--from-beginning", "old.log"]);
+    watcher.wait_for("open", WAIT, is("open"));
+}
+
+#[test]
+fn survives_rename_and_create_rotation_mid_window() {
+    let env = TestEnv::new();
+    let log = env.path("app.log");
+    append(&log, &read_line("svc-etl", "pay"));
+    let watcher = Watcher::start(&env, &["app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, &read_line("eve", "pay"));
+    // The last line before rotation has no newline yet: it is finished in the rotated file.
+    let line = read_line("mallory", "pay");
+    let (head, tail) = line.split_at(20);
+    append(&log, head);
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::rename(&log, env.path("app.log.1")).unwrap();
+    append(&env.path("app.log.1"), tail);
+    append(&log, &read_line("trudy", "pay"));
+    let open = watcher.wait_for("open", WAIT, is("open"));
+    assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
+}
+
+#[test]
+fn survives_copytruncate_and_reads_the_new_content_from_its_start() {
+    let env = TestEnv::new();
+    let log = env.path("app.log");
+    append(&log, &read_line("svc-etl", "pay"));
+    let watcher = Watcher::start(&env, &["app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, &read_line("eve", "pay"));
+    append(&log, &read_line("mallory", "pay"));
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::copy(&log, env.path("app.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, &read_line("trudy", "pay"));
+    let open = watcher.wait_for("open", WAIT, is("open"));
+    assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
+}
+
+#[test]
+fn a_deleted_file_is_read_to_its_end_and_its_last_line_flushed() {
+    let env = TestEnv::new();
+    let log = env.path("a.log");
+    append(&log, &read_line("svc-etl", "pay"));
+    let watcher = Watcher::start(&env, &["*.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, &read_line("eve", "pay"));
+    append(&log, &read_line("mallory", "pay"));
+    let last = read_line("trudy", "pay");
+    append(&log, last.trim_end());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(watcher.alerts().is_empty(), "a partial line is never used");
+    std::fs::remove_file(&log).unwrap();
+    let open = watcher.wait_for("open", WAIT, is("open"));
+    assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
+}
+
+#[test]
+fn many_files_by_glob_and_files_created_later_are_read_from_their_start() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.path("logs")).unwrap();
+    append(
+        &env.path("logs/host-00.jsonl"),
+        &read_line("svc-etl", "pay"),
+    );
+    let watcher = Watcher::start(&env, &["logs/*.jsonl"]);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 1..=12 {
+        let name = format!("logs/host-{i:02}.jsonl");
+        append(&env.path(&name), &read_line(&format!("user-{i:02}"), "pay"));
+    }
+    let open = watcher.wait_for("open", WAIT, is("open"));
+    assert!(principals(&open).len() >= 3);
+    // Every reader ends up in the window.
+    let closed = watcher.wait_for("closed", WAIT, is("closed"));
+    assert_eq!(principals(&closed).len(), 12);
+}
+
+#[test]
+fn reads_stdin() {
+    let env = TestEnv::new();
+    let mut watcher = Watcher::start_with(&env, &["-"], Stdio::piped());
+    let mut stdin = watcher.child.stdin.take().unwrap();
+    stdin
+        .write_all(read_line("svc-etl", "pay").as_bytes())
+        .unwrap();
+    for p in ["eve", "mallory", "trudy"] {
+        stdin.write_all(read_line(p, "pay").as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    watcher.wait_for("open", WAIT, is("open"));
+    drop(stdin);
+    // The end of stdin, the only input, ends the run cleanly.
+    let code = watcher.child.wait().unwrap().code();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn serves_prometheus_metrics() {
+    let env = TestEnv::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["--metrics-addr", &addr, "app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, &read_line("svc-etl", "pay"));
+    append(&log, "not json\n");
+    std::thread::sleep(Duration::from_millis(400));
+    let body = http_get(&addr, "/metrics");
+    for needle in [
+        "exposure_events_read_total 1",
+        "exposure_malformed_total 1",
+        "exposure_open_windows 0",
+        "exposure_seconds_behind ",
+        "exposure_checkpoint_age_seconds ",
+        "exposure_sink_delivered_total{sink=\"stdout\"} 0",
+    ] {
+        assert!(body.contains(needle), "{needle} missing in\n{body}");
+    }
+    drop(watcher);
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+#[test]
+fn a_corrupt_or_unknown_checkpoint_is_an_error_not_a_reset() {
+    let env = TestEnv::new();
+    env.write("app.log", "");
+    std::fs::create_dir(env.path("state")).unwrap();
+    env.write(
+        "state/checkpoint.json",
+        "{\"format\":\"exposure.checkpoint\",\"ver",
+    );
+    let run = env.run(&["watch", "--state-dir", "state", "app.log"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("checkpoint.json is corrupt"),
+        "{}",
+        run.stderr
+    );
+    env.write(
+        "state/checkpoint.json",
+        "{\"format\":\"exposure.checkpoint\",\"version\":99}",
+    );
+    let run = env.run(&["watch", "--state-dir", "state", "app.log"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("has version 99"), "{}", run.stderr);
+}
+
+#[test]
+fn learn_arms_a_new_deployment_with_the_history_baseline() {
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        CONFIG.replace("learn = \"0s\"", "learn = \"1h\""),
+    );
+    // A week of history two weeks ago: alice, bob and carol read `pay`.
+    let day = 86_400;
+    let start = chrono::Utc::now().timestamp() - 14 * day;
+    let mut history = String::new();
+    for d in 0..7 {
+        for p in ["alice", "bob", "carol"] {
+            let ts = start + d * day + 3600;
+            history.push_str(&format!(
+                "{{\"ts\":{ts},\"principal\":\"{p}\",\"table\":\"pay\",\"action\":\"SELECT\"}}\n"
+            ));
+        }
+    }
+    env.write("history.jsonl", history);
+    let run = env.run(&[
+        "learn",
+        "--config",
+        "watch.toml",
+        "--state-dir",
+        "state",
+        "history.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let again = env.run(&["learn", "--state-dir", "state", "history.jsonl"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // Known readers are normal at once (no learning period), new ones are novel.
+    for p in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        append(&log, &read_line(p, "pay"));
+    }
+    let open = watcher.wait_for("open", WAIT, is("open"));
+    assert_eq!(principals(&open), ["dave", "erin", "frank"]);
+    assert_eq!(open["baseline_principals"], 3);
+}
+
+/// Events of a busy archive with three incidents, in time order (past times, so that the
+/// wall clock closes nothing while it is read).
+fn busy_history(events: usize) -> String {
+    let start = 1_773_792_000i64; // 2026-03-18
+    let mut text = String::with_capacity(events * 90);
+    for i in 0..events {
+        let ts = start + i as i64;
+        let table = format!("db.t{}", i % 7);
+        let mut principal = format!("svc-{}", i % 13);
+        // Bursts of novel readers on db.t3 in three stretches.
+        for burst in [events / 5, events / 2, 4 * events / 5] {
+            if (burst..burst + 40).contains(&i) && i % 7 == 3 {
+                principal = format!("intruder-{}", i - burst);
+            }
+        }
+        text.push_str(&format!(
+            "{{\"ts\":{ts},\"principal\":\"{principal}\",\"table\":\"{table}\",\"action\":\"SELECT\"}}\n"
+        ));
+    }
+    text
+}
+
+fn checkpointed_offset(state: &Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(state.join("checkpoint.json")) else {
+        return 0;
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return 0;
+    };
+    v["files"][0]["offset"].as_u64().unwrap_or(0)
+}
+
+/// Runs watchers (restarting after each `kill -9` in `kills`) until the whole file is read
+/// and checkpointed; returns every alert line any of them printed.
+fn watch_to_the_end(env: &TestEnv, file: &Path, kills: &[u64]) -> Vec<String> {
+    let size = std::fs::metadata(file).unwrap().len();
+    let mut lines = Vec::new();
+    for &after_ms in kills {
+        let watcher = Watcher::start(env, &["--from-beginning", "history.jsonl"]);
+        std::thread::sleep(Duration::from_millis(after_ms));
+        lines.extend(watcher.kill9());
+    }
+    let watcher = Watcher::start(env, &["--from-beginning", "history.jsonl"]);
+    let start = Instant::now();
+    while checkpointed_offset(&env.path("state")) < size {
+        assert!(start.elapsed() < Duration::from_secs(60), "never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, rest) = watcher.stop();
+    assert_eq!(code, 0);
+    lines.extend(rest);
+    lines
+}
+
+#[test]
+fn kill_9_at_random_points_loses_and_duplicates_no_alert() {
+    let history = busy_history(60_000);
+    let config = CONFIG.replace("quiet = \"2s\"", "quiet = \"1m\"");
+    let reference_env = TestEnv::new();
+    reference_env.write("watch.toml", &config);
+    let file = reference_env.write("history.jsonl", &history);
+    let reference = watch_to_the_end(&reference_env, &file, &[]);
+    let reference: BTreeSet<String> = reference.into_iter().collect();
+    assert!(
+        reference.iter().filter(|l| l.contains("\"open\"")).count() == 3,
+        "{reference:?}"
+    );
+
+    // Kill points from a seed, so that a failure can be replayed.
+    let seed = std::env::var("EXPOSURE_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    let mut x = seed | 1;
+    let kills: Vec<u64> = (0..5)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            50 + x % 400
+        })
+        .collect();
+    let env = TestEnv::new();
+    env.write("watch.toml", &config);
+    let file = env.write("history.jsonl", &history);
+    let lines = watch_to_the_end(&env, &file, &kills);
+    let got: BTreeSet<String> = lines.iter().cloned().collect();
+    assert_eq!(
+        got, reference,
+        "seed {seed} (EXPOSURE_KILL_SEED), kills {kills:?}"
+    );
+    // An alert is printed again only if its delivery was not recorded: at most once per kill.
+    let repeats = lines.len() - got.len();
+    assert!(
+        repeats <= kills.len(),
+        "{repeats} repeats for {} kills",
+        kills.len()
+    );
+}
