@@ -34,8 +34,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter that names something else skips this.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if args.iter().any(|a| !a.starts_with('-') && !"watch_latency".contains(a.as_str())) {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args
+        .iter()
+        .any(|a| !a.starts_with('-') && !"watch_latency".contains(a.as_str()))
+    {
         return;
     }
     let seconds = env_u64("EXPOSURE_LATENCY_SECS", 30);
@@ -94,17 +100,16 @@ fn main() {
             let start = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 if let Some(kib) = rss_kib(pid) {
-                    rss.lock().unwrap().push((start.elapsed().as_secs_f64(), kib));
+                    rss.lock()
+                        .unwrap()
+                        .push((start.elapsed().as_secs_f64(), kib));
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
         })
     };
 
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     let start = Instant::now();
     let tick = Duration::from_millis(10);
     let per_tick = (load_eps / 100).max(1);
@@ -158,7 +163,9 @@ fn main() {
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort();
     let missing = sent.lock().unwrap().len();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
     println!(
         "watch_latency: {} probes ({missing} without an alert), load {:.0} events/s for {:.0} s",
         latencies.len(),

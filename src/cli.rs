@@ -67,6 +67,23 @@ pub enum Command {
         exposure learn --state-dir state archive/\n  \
         exposure watch --state-dir state '/var/log/warehouse/*.jsonl'")]
     Learn(LearnArgs),
+
+    /// Send a clearly marked test alert (open, then resolved) to every sink in the config
+    /// file's `[[sinks]]`, and report how each went.
+    #[command(
+        after_help = "Example:\n  EXPOSURE_PD_ROUTING_KEY=... exposure sink-test --config exposure.toml"
+    )]
+    SinkTest(SinkTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SinkTestArgs {
+    /// TOML configuration file with `[[sinks]]`.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// How `watch` moves event time.
@@ -335,7 +352,53 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archive(args) => run_archive(args),
         Command::Watch(args) => run_watch(args),
         Command::Learn(args) => run_learn(args),
+        Command::SinkTest(args) => run_sink_test(args),
     }
+}
+
+fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
+    use crate::detect::AlertStatus;
+    args.log.init()?;
+    let config = Config::load(Some(&args.config), &DetectOverrides::default(), None)?;
+    if config.sinks.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "sinks".into(),
+            message: format!("{} has no [[sinks]] to test", args.config.display()),
+        }
+        .into());
+    }
+    let scratch = std::env::temp_dir().join(format!("exposure-sink-test-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("sinks"))?;
+    let sinks = crate::sink::build(&config.sinks, &scratch)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut failed = 0;
+    for mut built in sinks {
+        let result = runtime.block_on(async {
+            for status in [AlertStatus::Open, AlertStatus::Closed] {
+                let alert = crate::sink::test_alert(status);
+                built.sink.deliver(&alert).await.map_err(|e| (status, e))?;
+            }
+            Ok::<(), (AlertStatus, crate::live::deliver::DeliveryError)>(())
+        });
+        match result {
+            Ok(()) => println!("{}: ok (test alert opened and resolved)", built.sink.name()),
+            Err((status, e)) => {
+                failed += 1;
+                println!(
+                    "{}: FAILED sending the {status:?} test alert: {e}",
+                    built.sink.name()
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
@@ -358,7 +421,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         per_source_order: args.watermark == WatermarkMode::PerSource,
         drain_timeout: std::time::Duration::from_secs(2),
     };
-    crate::live::watch(config, options, Vec::new())?;
+    crate::live::watch(config, options)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,6 +43,7 @@ pub struct ConfigFile {
     pub detect: DetectSection,
     pub input: InputSection,
     pub tables: Vec<TableSection>,
+    pub sinks: Vec<crate::sink::SinkSection>,
 }
 
 /// `[detect]`
@@ -130,6 +131,8 @@ pub struct InputSettings {
 pub struct Config {
     pub detector: DetectorSettings,
     pub input: InputSettings,
+    /// `[[sinks]]`, validated (secrets are read when the sinks are built).
+    pub sinks: Vec<crate::sink::SinkSection>,
 }
 
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
@@ -253,6 +256,10 @@ impl Config {
                 jsonl,
                 fields: file.input.fields.clone(),
                 ts_unit: file.input.ts_unit,
+            },
+            sinks: {
+                crate::sink::validate(&file.sinks)?;
+                file.sinks.clone()
             },
         })
     }

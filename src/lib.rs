@@ -16,5 +16,6 @@ pub mod intern;
 pub mod live;
 pub mod replay;
 pub mod report;
+pub mod sink;
 pub mod source;
 pub mod time;

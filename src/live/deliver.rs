@@ -10,18 +10,26 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::watch;
 
-/// Where alerts go.
+/// What a sink's delivery returns.
+pub type SinkFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+
+/// Where alerts go (see [`crate::sink`]).
 pub trait Sink: Send {
     /// A name for logs, metrics and the acknowledgement file.
     fn name(&self) -> &str;
 
     /// Delivers one alert event; `Ok` once the receiver has it.
-    fn deliver<'a>(
-        &'a mut self,
-        alert: &'a Alert,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+    fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a>;
+
+    /// Called about once a second: for sinks that re-send state (Alertmanager). Failures are
+    /// logged by the sink; the next tick tries again.
+    fn tick(&mut self) -> SinkFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Why a delivery failed.
@@ -37,32 +45,6 @@ pub enum DeliveryError {
     /// Rejected for good (another 4xx): dead-lettered, never retried.
     #[error("{reason}")]
     Rejected { reason: String },
-}
-
-/// Alerts as JSON lines on stdout (the default sink of `watch`).
-pub struct StdoutSink;
-
-impl Sink for StdoutSink {
-    fn name(&self) -> &str {
-        "stdout"
-    }
-
-    fn deliver<'a>(
-        &'a mut self,
-        alert: &'a Alert,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
-        Box::pin(async move {
-            let mut line = alert.to_json();
-            line.push('\n');
-            let mut out = io::stdout().lock();
-            out.write_all(line.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| DeliveryError::Retry {
-                    reason: format!("stdout: {e}"),
-                    after: Some(Duration::from_secs(5)),
-                })
-        })
-    }
 }
 
 /// The longest `Retry-After` honoured.
@@ -130,7 +112,14 @@ impl Delivery {
         mut appended: watch::Receiver<u64>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let mut last_tick = Instant::now();
         loop {
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                last_tick = Instant::now();
+                if let Err(e) = self.sink.tick().await {
+                    tracing::warn!(sink = self.sink.name(), error = %e, "periodic re-send failed");
+                }
+            }
             let records = match self.cursor.next_records(256) {
                 Ok(records) => records,
                 Err(e) => {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::source::lines::{Line, LineReader};
 use anyhow::Context;
 use checkpoint::Checkpoint;
-use deliver::{Backoff, Delivery, Sink, StdoutSink};
+use deliver::{Delivery, Sink};
 use engine::{Engine, EngineOptions, StdinBatch};
 use metrics::Metrics;
 use outbox::{Outbox, SinkCursor};
@@ -64,11 +64,7 @@ fn lock_state_dir(state_dir: &std::path::Path) -> anyhow::Result<File> {
 
 /// Runs `exposure watch` until SIGINT or SIGTERM (or the end of stdin when it is the only
 /// input).
-pub fn watch(
-    config: Config,
-    options: WatchOptions,
-    sinks: Vec<Box<dyn Sink>>,
-) -> anyhow::Result<()> {
+pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     if config.input.format == crate::format::Format::Parquet {
         anyhow::bail!(crate::config::ConfigError::Invalid {
             key: "input.format".into(),
@@ -118,13 +114,21 @@ pub fn watch(
         .any(|p| p == "-")
         .then(|| read_stdin(config.input.max_line_bytes));
 
-    let mut sinks = sinks;
-    sinks.insert(0, Box::new(StdoutSink));
+    // Without `[[sinks]]`, alerts go to stdout.
+    let sinks = if config.sinks.is_empty() {
+        vec![crate::sink::BuiltSink {
+            sink: Box::new(crate::sink::jsonl::JsonlSink::new("stdout".into(), "-"))
+                as Box<dyn Sink>,
+            backoff: deliver::Backoff::default(),
+        }]
+    } else {
+        crate::sink::build(&config.sinks, &options.state_dir)?
+    };
     let (appended_tx, appended_rx) = tokio::sync::watch::channel(outbox.next_seq() - 1);
     let (stop_sinks_tx, stop_sinks_rx) = tokio::sync::watch::channel(false);
     let mut deliveries = Vec::new();
     let mut acks = Vec::new();
-    for sink in sinks {
+    for crate::sink::BuiltSink { sink, backoff } in sinks {
         let cursor = SinkCursor::open(&options.state_dir, sink.name())?;
         let acked = Arc::new(AtomicU64::new(cursor.acked()));
         acks.push(Arc::clone(&acked));
@@ -137,7 +141,7 @@ pub fn watch(
             sink,
             cursor,
             acked,
-            backoff: Backoff::default(),
+            backoff,
             dead_letters,
         });
     }

@@ -5,6 +5,7 @@ mod malformed;
 mod parquet;
 mod properties;
 mod sample;
+mod sinks;
 mod watch;
 
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CONFIG: &str = r#"
+pub const CONFIG: &str = r#"
 [detect]
 learn = "0s"
 min_principals = 3
@@ -21,18 +21,27 @@ allow = ["svc-*"]
 "#;
 
 /// A running `exposure watch` whose stdout is collected line by line.
-struct Watcher {
+pub struct Watcher {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Watcher {
-    fn start(env: &TestEnv, extra: &[&str]) -> Watcher {
+    pub fn start(env: &TestEnv, extra: &[&str]) -> Watcher {
         Watcher::start_with(env, extra, Stdio::null())
     }
 
     fn start_with(env: &TestEnv, extra: &[&str], stdin: Stdio) -> Watcher {
+        Watcher::start_full(env, extra, stdin, &[])
+    }
+
+    /// With `vars` set in the watcher's environment.
+    pub fn start_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Watcher {
+        Watcher::start_full(env, extra, Stdio::null(), vars)
+    }
+
+    fn start_full(env: &TestEnv, extra: &[&str], stdin: Stdio, vars: &[(&str, &str)]) -> Watcher {
         if !env.path("watch.toml").exists() {
             env.write("watch.toml", CONFIG);
         }
@@ -50,6 +59,7 @@ impl Watcher {
         args.extend_from_slice(extra);
         let mut child = env
             .command(&args)
+            .envs(vars.iter().copied())
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -70,7 +80,7 @@ impl Watcher {
         }
     }
 
-    fn alerts(&self) -> Vec<Value> {
+    pub fn alerts(&self) -> Vec<Value> {
         self.lines
             .lock()
             .unwrap()
@@ -80,7 +90,7 @@ impl Watcher {
     }
 
     /// Waits until an alert satisfies `want`; panics after `timeout`.
-    fn wait_for(&self, what: &str, timeout: Duration, want: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(&self, what: &str, timeout: Duration, want: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
             if let Some(alert) = self.alerts().into_iter().find(&want) {
@@ -96,7 +106,7 @@ impl Watcher {
     }
 
     /// SIGTERM, and the exit status.
-    fn stop(mut self) -> (i32, Vec<String>) {
+    pub fn stop(mut self) -> (i32, Vec<String>) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -108,7 +118,7 @@ impl Watcher {
         (code, lines)
     }
 
-    fn kill9(mut self) -> Vec<String> {
+    pub fn kill9(mut self) -> Vec<String> {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         self.reader.take().unwrap().join().unwrap();
@@ -127,14 +137,14 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn read_line(principal: &str, table: &str) -> String {
+pub fn read_line(principal: &str, table: &str) -> String {
     format!(
         "{{\"ts\":\"{}\",\"principal\":\"{principal}\",\"table\":\"{table}\",\"action\":\"SELECT\"}}\n",
         now_rfc3339()
     )
 }
 
-fn append(path: &Path, text: &str) {
+pub fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

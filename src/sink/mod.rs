@@ -1,0 +1,438 @@
+//! Alert sinks: where `exposure watch` delivers alerts — Prometheus Alertmanager, PagerDuty
+//! Events v2, generic webhooks, and JSON-lines files or stdout. Owns the `[[sinks]]`
+//! configuration, secrets (from environment variables or files only, never logged), and the
+//! translation of HTTP outcomes into "delivered", "retry" or "rejected for good". Ordering,
+//! durability and retries live in [`crate::live::deliver`].
+
+pub mod alertmanager;
+pub mod http;
+pub mod jsonl;
+pub mod pagerduty;
+pub mod webhook;
+
+use crate::config::ConfigError;
+use crate::detect::Alert;
+use crate::live::deliver::{Backoff, DeliveryError, Sink};
+use crate::time::Span;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One `[[sinks]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkSection {
+    /// Prometheus Alertmanager, API v2.
+    Alertmanager {
+        name: Option<String>,
+        url: String,
+        /// Extra labels on every alert.
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        /// How often a firing alert is sent again [60s].
+        resend_every: Option<Span>,
+        /// How long a resolved alert keeps being sent [5m].
+        resolved_for: Option<Span>,
+        /// Per-request timeout [10s].
+        timeout: Option<Span>,
+        /// First retry delay [500ms]; doubles up to `retry_max` [60s], with jitter.
+        retry_initial: Option<Span>,
+        retry_max: Option<Span>,
+    },
+    /// PagerDuty Events API v2.
+    Pagerduty {
+        name: Option<String>,
+        #[serde(default = "pagerduty::default_url")]
+        url: String,
+        routing_key_env: Option<String>,
+        routing_key_file: Option<PathBuf>,
+        /// `payload.source` [this host's name].
+        source: Option<String>,
+        /// Per-request timeout [10s].
+        timeout: Option<Span>,
+        /// First retry delay [500ms]; doubles up to `retry_max` [60s], with jitter.
+        retry_initial: Option<Span>,
+        retry_max: Option<Span>,
+    },
+    /// The alert JSON, POSTed as is.
+    Webhook {
+        name: Option<String>,
+        url: String,
+        /// Header name -> environment variable holding its value.
+        #[serde(default)]
+        headers_env: BTreeMap<String, String>,
+        /// Per-request timeout [10s].
+        timeout: Option<Span>,
+        /// First retry delay [500ms]; doubles up to `retry_max` [60s], with jitter.
+        retry_initial: Option<Span>,
+        retry_max: Option<Span>,
+    },
+    /// JSON lines appended to a file, or stdout (`-`).
+    Jsonl { name: Option<String>, path: String },
+}
+
+/// Settings every HTTP sink takes.
+#[derive(Debug, Clone, Copy, Default)]
+struct HttpSection {
+    timeout: Option<Span>,
+    retry_initial: Option<Span>,
+    retry_max: Option<Span>,
+}
+
+impl HttpSection {
+    fn timeout(&self) -> Duration {
+        self.timeout.map_or(Duration::from_secs(10), Span::to_std)
+    }
+
+    fn backoff(&self) -> Backoff {
+        let default = Backoff::default();
+        Backoff {
+            initial: self.retry_initial.map_or(default.initial, Span::to_std),
+            max: self.retry_max.map_or(default.max, Span::to_std),
+        }
+    }
+}
+
+/// A sink built from its section, with its retry policy.
+pub struct BuiltSink {
+    pub sink: Box<dyn Sink>,
+    pub backoff: Backoff,
+}
+
+impl SinkSection {
+    fn kind(&self) -> &'static str {
+        match self {
+            SinkSection::Alertmanager { .. } => "alertmanager",
+            SinkSection::Pagerduty { .. } => "pagerduty",
+            SinkSection::Webhook { .. } => "webhook",
+            SinkSection::Jsonl { .. } => "jsonl",
+        }
+    }
+
+    fn http(&self) -> HttpSection {
+        match *self {
+            SinkSection::Alertmanager {
+                timeout,
+                retry_initial,
+                retry_max,
+                ..
+            }
+            | SinkSection::Pagerduty {
+                timeout,
+                retry_initial,
+                retry_max,
+                ..
+            }
+            | SinkSection::Webhook {
+                timeout,
+                retry_initial,
+                retry_max,
+                ..
+            } => HttpSection {
+                timeout,
+                retry_initial,
+                retry_max,
+            },
+            SinkSection::Jsonl { .. } => HttpSection::default(),
+        }
+    }
+
+    fn given_name(&self) -> Option<&str> {
+        match self {
+            SinkSection::Alertmanager { name, .. }
+            | SinkSection::Pagerduty { name, .. }
+            | SinkSection::Webhook { name, .. }
+            | SinkSection::Jsonl { name, .. } => name.as_deref(),
+        }
+    }
+}
+
+/// The names of `sections`: `name` if given, else the kind (`webhook`, `webhook-2`, ...).
+pub fn sink_names(sections: &[SinkSection]) -> Result<Vec<String>, ConfigError> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, section) in sections.iter().enumerate() {
+        let name = match section.given_name() {
+            Some(name) => {
+                let ok = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !ok {
+                    return Err(ConfigError::Invalid {
+                        key: format!("sinks[{i}].name"),
+                        message: "use letters, digits, `-` and `_` (it names files)".into(),
+                    });
+                }
+                name.to_string()
+            }
+            None => {
+                let kind = section.kind();
+                let same = names
+                    .iter()
+                    .filter(|n| *n == kind || n.starts_with(&format!("{kind}-")))
+                    .count();
+                if same == 0 {
+                    kind.to_string()
+                } else {
+                    format!("{kind}-{}", same + 1)
+                }
+            }
+        };
+        if names.contains(&name) {
+            return Err(ConfigError::Invalid {
+                key: format!("sinks[{i}].name"),
+                message: format!("`{name}` names two sinks"),
+            });
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+fn check_url(key: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("`{url}` is not a URL: {e}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("`{url}`: only http and https are supported"),
+        });
+    }
+    Ok(parsed)
+}
+
+/// Checks what can be checked without the environment (URLs, names).
+pub fn validate(sections: &[SinkSection]) -> Result<(), ConfigError> {
+    sink_names(sections)?;
+    for (i, section) in sections.iter().enumerate() {
+        match section {
+            SinkSection::Alertmanager { url, .. }
+            | SinkSection::Pagerduty { url, .. }
+            | SinkSection::Webhook { url, .. } => {
+                check_url(&format!("sinks[{i}].url"), url)?;
+            }
+            SinkSection::Jsonl { path, .. } => {
+                if path.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key: format!("sinks[{i}].path"),
+                        message: "is required (a file, or `-` for stdout)".into(),
+                    });
+                }
+            }
+        }
+        if let SinkSection::Pagerduty {
+            routing_key_env,
+            routing_key_file,
+            ..
+        } = section
+            && routing_key_env.is_some() == routing_key_file.is_some()
+        {
+            return Err(ConfigError::Invalid {
+                key: format!("sinks[{i}].routing_key_env"),
+                message: "give exactly one of routing_key_env and routing_key_file".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A secret value: never shown by `Debug`.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn secret_from_env(key: &str, var: &str) -> Result<Secret, ConfigError> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_string())),
+        _ => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("environment variable `{var}` is not set (or empty)"),
+        }),
+    }
+}
+
+fn secret_from_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_string())),
+        Ok(_) => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{} is empty", path.display()),
+        }),
+        Err(e) => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }),
+    }
+}
+
+/// Builds the sinks of `sections` (reading secrets); `state_dir` holds what a sink keeps
+/// between runs (Alertmanager's firing alerts).
+pub fn build(sections: &[SinkSection], state_dir: &Path) -> Result<Vec<BuiltSink>, ConfigError> {
+    let names = sink_names(sections)?;
+    let mut sinks = Vec::new();
+    for (i, (section, name)) in sections.iter().zip(names).enumerate() {
+        let key = |k: &str| format!("sinks[{i}].{k}");
+        let settings = section.http();
+        let built = match section {
+            SinkSection::Alertmanager {
+                url,
+                labels,
+                resend_every,
+                resolved_for,
+                ..
+            } => BuiltSink {
+                sink: Box::new(alertmanager::AlertmanagerSink::new(
+                    name.clone(),
+                    check_url(&key("url"), url)?,
+                    http::client(settings.timeout())?,
+                    labels.clone(),
+                    resend_every.map_or(Duration::from_secs(60), Span::to_std),
+                    resolved_for.map_or(Duration::from_secs(300), Span::to_std),
+                    state_dir.join("sinks").join(format!("{name}.firing.json")),
+                )),
+                backoff: settings.backoff(),
+            },
+            SinkSection::Pagerduty {
+                url,
+                routing_key_env,
+                routing_key_file,
+                source,
+                ..
+            } => {
+                let routing_key = match (routing_key_env, routing_key_file) {
+                    (Some(var), _) => secret_from_env(&key("routing_key_env"), var)?,
+                    (None, Some(path)) => secret_from_file(&key("routing_key_file"), path)?,
+                    (None, None) => {
+                        return Err(ConfigError::Invalid {
+                            key: key("routing_key_env"),
+                            message: "give routing_key_env or routing_key_file".into(),
+                        });
+                    }
+                };
+                BuiltSink {
+                    sink: Box::new(pagerduty::PagerDutySink::new(
+                        name.clone(),
+                        check_url(&key("url"), url)?,
+                        http::client(settings.timeout())?,
+                        routing_key,
+                        source.clone().unwrap_or_else(hostname),
+                    )),
+                    backoff: settings.backoff(),
+                }
+            }
+            SinkSection::Webhook {
+                url, headers_env, ..
+            } => {
+                let mut headers = Vec::new();
+                for (header, var) in headers_env {
+                    let value = secret_from_env(&key(&format!("headers_env.{header}")), var)?;
+                    headers.push((header.clone(), value));
+                }
+                BuiltSink {
+                    sink: Box::new(webhook::WebhookSink::new(
+                        name.clone(),
+                        check_url(&key("url"), url)?,
+                        http::client(settings.timeout())?,
+                        headers,
+                    )),
+                    backoff: settings.backoff(),
+                }
+            }
+            SinkSection::Jsonl { path, .. } => BuiltSink {
+                sink: Box::new(jsonl::JsonlSink::new(name.clone(), path)),
+                backoff: Backoff::default(),
+            },
+        };
+        sinks.push(built);
+    }
+    Ok(sinks)
+}
+
+/// This machine's name, for `source` fields.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "exposure".to_string())
+}
+
+/// A clearly marked alert for `exposure sink-test`, in the given status.
+pub fn test_alert(status: crate::detect::AlertStatus) -> Alert {
+    use crate::detect::{ALERT_SCHEMA, AlertStatus, ClosedBy, PrincipalActivity, Severity};
+    let now = chrono::Utc::now().timestamp_micros();
+    let start = now - 60 * 1_000_000;
+    let table = "exposure.sink_test";
+    Alert {
+        schema: ALERT_SCHEMA.to_string(),
+        id: format!("exp-test-{}", crate::detect::alert::window_id(table, start)),
+        status,
+        table: table.to_string(),
+        window_start: start,
+        window_end: now,
+        duration_s: 60.0,
+        principals: vec![PrincipalActivity {
+            principal: "exposure-sink-test".into(),
+            first_read: start,
+            last_read: now,
+            reads: 1,
+        }],
+        novel_principals: 1,
+        reads: 1,
+        baseline_principals: 0,
+        severity: Severity::Medium,
+        as_of: now,
+        closed_by: (status == AlertStatus::Closed).then_some(ClosedBy::Quiet),
+    }
+}
+
+/// The one-line description of an alert used as a summary by the paging sinks.
+pub fn summary(alert: &Alert) -> String {
+    let test = if alert.id.starts_with("exp-test-") {
+        "[TEST from exposure sink-test] "
+    } else {
+        ""
+    };
+    let mut text = format!(
+        "{test}Exposure window on {}: {} novel principal{} since {}",
+        alert.table,
+        alert.novel_principals,
+        if alert.novel_principals == 1 { "" } else { "s" },
+        crate::time::format_ts(alert.window_start),
+    );
+    if alert.status == crate::detect::AlertStatus::Closed {
+        text.push_str(&format!(
+            ", ended {}",
+            crate::time::format_ts(alert.window_end)
+        ));
+    }
+    text
+}
+
+/// Classifies an HTTP outcome: 2xx delivered; 408, 429 and 5xx retried (honouring
+/// `Retry-After`); any other status rejected for good, with the response body.
+pub fn classify(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> Result<(), DeliveryError> {
+    let body: String = body.chars().take(1024).collect();
+    match status {
+        200..=299 => Ok(()),
+        408 | 429 | 500..=599 => Err(DeliveryError::Retry {
+            reason: format!("HTTP {status}: {body}"),
+            after: retry_after,
+        }),
+        _ => Err(DeliveryError::Rejected {
+            reason: format!("HTTP {status}: {body}"),
+        }),
+    }
+}

@@ -1,0 +1,598 @@
+//! Paging sinks, delivered for real: PagerDuty and webhook sinks against a local HTTP server that
+//! validates bodies and scripts failures, a real Prometheus Alertmanager, and `kill -9` while a
+//! sink is down.
+
+use super::TestEnv;
+use super::watch::{CONFIG, Watcher, append, read_line};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request the server received.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+    at: Instant,
+    /// The status the server answered.
+    status: u16,
+}
+
+/// A scripted answer: status, extra headers, body.
+type Answer<'a> = (u16, &'a [(&'a str, &'a str)], &'a str);
+/// The same, owned.
+type OwnedAnswer = (u16, Vec<(String, String)>, String);
+
+/// A local HTTP/1.1 server on 127.0.0.1 that answers from a script (then 202), recording
+/// every request.
+struct ScriptedServer {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ScriptedServer {
+    fn start(script: &[Answer<'_>]) -> ScriptedServer {
+        ScriptedServer::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
+    }
+
+    fn start_on(listener: TcpListener, script: &[Answer<'_>]) -> ScriptedServer {
+        let port = listener.local_addr().unwrap().port();
+        let script: VecDeque<OwnedAnswer> = script
+            .iter()
+            .map(|(s, h, b)| {
+                let headers = h
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (*s, headers, b.to_string())
+            })
+            .collect();
+        let script = Arc::new(Mutex::new(script));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        listener.set_nonblocking(true).unwrap();
+        {
+            let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(false).unwrap();
+                            serve(stream, &script, &received);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        ScriptedServer {
+            port,
+            received,
+            stop,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let start = Instant::now();
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} of {n} requests after {timeout:?}: {got:#?}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+type Script = Mutex<VecDeque<OwnedAnswer>>;
+
+fn serve(stream: TcpStream, script: &Script, received: &Mutex<Vec<Received>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    let (status, extra, text) = script.lock().unwrap().pop_front().unwrap_or((
+        202,
+        Vec::new(),
+        "{\"status\":\"success\"}".into(),
+    ));
+    received.lock().unwrap().push(Received {
+        path: request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string(),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: Instant::now(),
+        status,
+    });
+    let mut response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        text.len()
+    );
+    for (k, v) in extra {
+        response.push_str(&format!("{k}: {v}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&text);
+    let mut stream = stream;
+    let _ = stream.write_all(response.as_bytes());
+}
+
+const ROUTING_KEY: &str = "R0123456789abcdef0123456789abcde";
+
+fn config_with(sinks: &str) -> String {
+    format!("{CONFIG}\n{sinks}")
+}
+
+/// Reads that open a window on `pay` (and, with `quiet = 2s` and no more reads, close it).
+fn make_window(log: &Path) {
+    append(log, &read_line("svc-etl", "pay"));
+    std::thread::sleep(Duration::from_millis(300));
+    for p in ["eve", "mallory", "trudy"] {
+        append(log, &read_line(p, "pay"));
+    }
+}
+
+/// The checks PagerDuty makes on an Events v2 body.
+fn assert_valid_pagerduty_event(event: &Value) {
+    assert_eq!(event["routing_key"].as_str().unwrap().len(), 32, "{event}");
+    let action = event["event_action"].as_str().unwrap();
+    assert!(["trigger", "resolve"].contains(&action), "{event}");
+    let dedup = event["dedup_key"].as_str().unwrap();
+    assert!(!dedup.is_empty() && dedup.len() <= 255, "{event}");
+    let payload = &event["payload"];
+    let summary = payload["summary"].as_str().unwrap();
+    assert!(
+        !summary.is_empty() && summary.chars().count() <= 1024,
+        "{event}"
+    );
+    assert!(!payload["source"].as_str().unwrap().is_empty(), "{event}");
+    assert!(
+        ["critical", "error", "warning", "info"].contains(&payload["severity"].as_str().unwrap()),
+        "{event}"
+    );
+    chrono::DateTime::parse_from_rfc3339(payload["timestamp"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["custom_details"]["table"], "pay");
+}
+
+#[test]
+fn pagerduty_gets_trigger_then_resolve_through_500s() {
+    let server = ScriptedServer::start(&[(500, &[], "oops"), (500, &[], "oops again")]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"pagerduty\"\nurl = \"{}\"\nrouting_key_env = \"TEST_PD_KEY\"\nretry_initial = \"50ms\"\n",
+            server.url()
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_PD_KEY", ROUTING_KEY)]);
+    std::thread::sleep(Duration::from_millis(300));
+    make_window(&log);
+    let got = server.wait_for(4, Duration::from_secs(15));
+    let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 500, 202, 202]);
+    for r in &got {
+        assert_eq!(r.path, "/v2/enqueue");
+        assert_valid_pagerduty_event(&r.body);
+    }
+    let delivered: Vec<&str> = got[2..]
+        .iter()
+        .map(|r| r.body["event_action"].as_str().unwrap())
+        .collect();
+    assert_eq!(delivered, ["trigger", "resolve"]);
+    assert_eq!(got[2].body["dedup_key"], got[3].body["dedup_key"]);
+    assert!(
+        got[2].body["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("3 novel principals")
+    );
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
+    // The secret is in no file of the state dir.
+    for entry in walk(&env.path("state")) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !text.contains(ROUTING_KEY),
+            "{} holds the key",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_429_is_retried_after_retry_after_and_a_400_is_dead_lettered() {
+    let server = ScriptedServer::start(&[
+        (429, &[("Retry-After", "1")], "slow down"),
+        (400, &[], "{\"error\":\"bad payload\"}"),
+    ]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"{}/hook?x=1\"\nheaders_env = {{ Authorization = \"TEST_HOOK_AUTH\" }}\nretry_initial = \"50ms\"\n",
+            server.url()
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_HOOK_AUTH", "Bearer s3cret")]);
+    std::thread::sleep(Duration::from_millis(300));
+    make_window(&log);
+    let got = server.wait_for(3, Duration::from_secs(15));
+    assert_eq!(got[0].status, 429);
+    assert_eq!(got[1].status, 400);
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(950),
+        "Retry-After honoured"
+    );
+    // The 400 was the `open`: dead-lettered; the `closed` still went through.
+    assert_eq!(got[0].body["status"], "open");
+    assert_eq!(got[1].body["status"], "open");
+    assert_eq!(got[2].body["status"], "closed");
+    assert_eq!(got[2].status, 202);
+    assert_eq!(got.len(), 3);
+    for r in &got {
+        assert_eq!(r.path, "/hook?x=1");
+        assert!(
+            r.headers
+                .contains(&("authorization".into(), "Bearer s3cret".into()))
+        );
+        assert_eq!(r.body["schema"], "exposure.alert/v1");
+    }
+    let dead = std::fs::read_to_string(env.path("state/sinks/webhook.dead-letter.jsonl")).unwrap();
+    let dead: Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(dead["alert"]["status"], "open");
+    assert!(
+        dead["reason"].as_str().unwrap().contains("HTTP 400"),
+        "{dead}"
+    );
+    assert!(
+        dead["reason"].as_str().unwrap().contains("bad payload"),
+        "{dead}"
+    );
+    drop(watcher);
+}
+
+#[test]
+fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
+    // A port with nothing listening on it yet.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretry_initial = \"100ms\"\nretry_max = \"300ms\"\n"
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    make_window(&log);
+    // Open and closed are journaled (the close comes by the wall clock, quiet 2s + lateness 1s).
+    let start = Instant::now();
+    while journaled(&env.path("state/outbox")) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "alerts never journaled"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    watcher.kill9();
+    let watcher = Watcher::start(&env, &["app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
+    let got = server.wait_for(2, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let got_after = server.received();
+    assert_eq!(got_after.len(), 2, "nothing duplicated: {got_after:#?}");
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|r| r.body["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["open", "closed"]);
+    assert_eq!(got[0].body["id"], got[1].body["id"]);
+    drop(watcher);
+}
+
+fn journaled(outbox: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(outbox) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn sink_test_reports_each_sink() {
+    let good = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "sinks.toml",
+        format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"{}/ok\"\n[[sinks]]\nkind = \"webhook\"\nname = \"refusing\"\nurl = \"{}/no\"\n",
+            good.url(),
+            good.url()
+        ),
+    );
+    let run = env.run(&["sink-test", "--config", "sinks.toml"]);
+    // Both answered 202: both ok.
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("webhook: ok"), "{}", run.stdout);
+    assert!(run.stdout.contains("refusing: ok"), "{}", run.stdout);
+    let got = good.received();
+    assert_eq!(got.len(), 4);
+    assert!(got[0].body["id"].as_str().unwrap().starts_with("exp-test-"));
+
+    let bad = ScriptedServer::start(&[(403, &[], "forbidden")]);
+    env.write(
+        "bad.toml",
+        format!("[[sinks]]\nkind = \"webhook\"\nurl = \"{}/\"\n", bad.url()),
+    );
+    let run = env.run(&["sink-test", "--config", "bad.toml"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("FAILED") && run.stdout.contains("HTTP 403"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn bad_sink_config_names_the_key() {
+    let env = TestEnv::new();
+    env.write(
+        "a.toml",
+        "[[sinks]]\nkind = \"webhook\"\nurl = \"ftp://x\"\n",
+    );
+    let run = env.run(&["sink-test", "--config", "a.toml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("sinks[0].url"), "{}", run.stderr);
+    env.write(
+        "b.toml",
+        "[[sinks]]\nkind = \"pagerduty\"\nrouting_key_env = \"NOPE_NOT_SET\"\n",
+    );
+    let run = env.run(&["sink-test", "--config", "b.toml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("NOPE_NOT_SET"), "{}", run.stderr);
+    env.write(
+        "c.toml",
+        "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nretries = 3\n",
+    );
+    let run = env.run(&["sink-test", "--config", "c.toml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("retries"), "{}", run.stderr);
+}
+
+/// A real Alertmanager on 127.0.0.1, clustering off, notifying a local webhook receiver.
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    fn start(receiver: &str) -> Alertmanager {
+        let binary = ["/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager"]
+            .into_iter()
+            .find(|b| Path::new(b).exists())
+            .expect(
+                "Prometheus Alertmanager is not installed: `apt-get install prometheus-alertmanager` \
+                 (.ci/run does)",
+            );
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "route:\n  receiver: hook\n  group_by: ['table']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {receiver}/am\n        send_resolved: true\n"
+        );
+        std::fs::write(dir.path().join("am.yml"), config).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(binary)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("am.yml").display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let url = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        while http_get(&url, "/-/ready").is_none_or(|(status, _)| status != 200) {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "alertmanager never ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Alertmanager {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())?;
+    // Alertmanager answers small bodies; chunked encoding shows as hex lines around JSON.
+    let body = if body.trim_start().starts_with('[') || body.trim_start().starts_with('{') {
+        body
+    } else {
+        body.lines()
+            .filter(|l| l.starts_with('[') || l.starts_with('{'))
+            .collect()
+    };
+    Some((status, body))
+}
+
+#[test]
+fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
+    let receiver = ScriptedServer::start(&[]);
+    let am = Alertmanager::start(&receiver.url());
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\nlabels = {{ team = \"security\" }}\n[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n",
+            am.url
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    make_window(&log);
+    let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
+
+    // While open: listed by Alertmanager with our labels and startsAt = window_start.
+    let start = Instant::now();
+    let listed = loop {
+        if let Some((200, body)) = http_get(&am.url, "/api/v2/alerts") {
+            let alerts: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if let Some(a) = alerts
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["labels"]["alertname"] == "ExposureWindow")
+            {
+                break a.clone();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not listed by alertmanager"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(listed["labels"]["table"], "pay");
+    assert_eq!(listed["labels"]["severity"], "high");
+    assert_eq!(listed["labels"]["team"], "security");
+    assert_eq!(listed["labels"]["window_id"], open["id"]);
+    let instant = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert_eq!(instant(&listed["startsAt"]), instant(&open["window_start"]));
+
+    // On close: the receiver gets a `resolved` notification for it.
+    let start = Instant::now();
+    loop {
+        let resolved = receiver.received().into_iter().find(|r| {
+            r.body["status"] == "resolved"
+                && r.body["alerts"][0]["labels"]["window_id"] == open["id"]
+        });
+        if let Some(r) = resolved {
+            assert_eq!(r.path, "/am");
+            let ends = instant(&r.body["alerts"][0]["endsAt"]);
+            assert_eq!(ends, instant(&open["window_end"]));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no resolved notification: {:#?}",
+            receiver.received()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let firing_first = receiver
+        .received()
+        .iter()
+        .position(|r| r.body["status"] == "firing");
+    assert!(firing_first.is_some(), "the firing notification came first");
+    drop(watcher);
+}
