@@ -3,7 +3,9 @@
 //!
 //! A writer appends a background load of normal reads (allowed service principals on 50
 //! tables, `EXPOSURE_LOAD_EPS` events/s, default 100 000) to a followed file, and every 250 ms
-//! a probe on a fresh table: two novel readers, then the third that crosses `min_principals`.
+//! a probe on one of 20 probe tables: two new readers, then the third that crosses
+//! `min_principals`. (`quiet` is 1s, so each probe's window has closed before its table is
+//! probed again, 5 s later: state stays bounded as it would in production.)
 //! The latency of a probe is from the `write` of that third line until the watcher's `open`
 //! alert for the table is read from its stdout. The default `lateness` (5m) is used, so the
 //! figure shows the per-source watermark at work. Reports p50/p99/max latency, the load
@@ -51,7 +53,7 @@ fn main() {
     std::fs::write(&log, "").unwrap();
     std::fs::write(
         dir.path().join("bench.toml"),
-        "[detect]\nlearn = \"0s\"\nmin_principals = 3\nspan = \"10m\"\nquiet = \"1h\"\nallow = [\"svc-*\"]\n",
+        "[detect]\nlearn = \"0s\"\nmin_principals = 3\nspan = \"10m\"\nquiet = \"1s\"\nallow = [\"svc-*\"]\n",
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_exposure"))
@@ -138,13 +140,13 @@ fn main() {
         written += per_tick;
         if Instant::now() >= next_probe {
             probes += 1;
-            let table = format!("probe.t{probes}");
+            let table = format!("probe.t{}", probes % 20);
             buf.clear();
-            line(&mut buf, "novel-a", &table);
-            line(&mut buf, "novel-b", &table);
+            line(&mut buf, &format!("novel-{probes}-a"), &table);
+            line(&mut buf, &format!("novel-{probes}-b"), &table);
             file.write_all(buf.as_bytes()).unwrap();
             buf.clear();
-            line(&mut buf, "novel-c", &table);
+            line(&mut buf, &format!("novel-{probes}-c"), &table);
             sent.lock().unwrap().insert(table, Instant::now());
             file.write_all(buf.as_bytes()).unwrap();
             next_probe += Duration::from_millis(250);
