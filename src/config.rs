@@ -69,6 +69,10 @@ pub struct InputSection {
     pub max_line_bytes: Option<usize>,
     pub ts_unit: EpochUnit,
     pub fields: FieldPaths,
+    pub cloudtrail: crate::format::cloudtrail::Options,
+    pub pgaudit: crate::format::pgaudit::Options,
+    pub snowflake: crate::format::snowflake::Options,
+    pub databricks: crate::format::databricks::Options,
 }
 
 /// One `[[tables]]` rule.
@@ -124,6 +128,8 @@ pub struct InputSettings {
     pub fields: FieldPaths,
     /// How integer epoch times are read.
     pub ts_unit: EpochUnit,
+    /// Settings of the vendor formats.
+    pub vendor: crate::format::vendor::VendorOptions,
 }
 
 /// Everything validated.
@@ -256,6 +262,17 @@ impl Config {
                 jsonl,
                 fields: file.input.fields.clone(),
                 ts_unit: file.input.ts_unit,
+                vendor: {
+                    let i = &file.input;
+                    crate::format::pgaudit::Parser::new(&i.pgaudit)
+                        .map_err(|e| invalid("input.pgaudit.log_line_prefix", e))?;
+                    crate::format::vendor::VendorOptions {
+                        cloudtrail: i.cloudtrail.clone(),
+                        pgaudit: i.pgaudit.clone(),
+                        snowflake: i.snowflake.clone(),
+                        databricks: i.databricks.clone(),
+                    }
+                },
             },
             sinks: {
                 crate::sink::validate(&file.sinks)?;

@@ -18,6 +18,8 @@ pub struct Problems {
     pub malformed: u64,
     pub late: u64,
     pub unreadable_inputs: u64,
+    /// Well-formed records that are not data accesses (management events, other log lines).
+    pub not_access: u64,
     pub malformed_by_kind: BTreeMap<&'static str, u64>,
 }
 
@@ -31,6 +33,7 @@ impl Problems {
             malformed: 0,
             late: 0,
             unreadable_inputs: 0,
+            not_access: 0,
             malformed_by_kind: BTreeMap::new(),
         }
     }
@@ -48,6 +51,11 @@ impl Problems {
         *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
         let location = Problems::location(input, line, error);
         self.show(format_args!("{location}: skipped: {error}"));
+    }
+
+    /// Counts `n` records that are not access events (never shown: they are expected).
+    pub fn not_access(&mut self, n: u64) {
+        self.not_access += n;
     }
 
     pub fn late(&mut self, input: &str, line: u64, behind: Micros, lateness: Span) {
@@ -120,6 +128,8 @@ pub struct Summary {
     pub windows: u64,
     /// Events outside `--from`/`--until`.
     pub filtered: u64,
+    /// Records that are not access events.
+    pub not_access: u64,
     pub elapsed: Duration,
 }
 
@@ -146,6 +156,9 @@ impl fmt::Display for Summary {
             self.elapsed.as_secs_f64(),
             self.events_per_sec() / 1e6,
         )?;
+        if self.not_access > 0 {
+            write!(f, "; {} records not access events", self.not_access)?;
+        }
         if self.filtered > 0 {
             write!(
                 f,

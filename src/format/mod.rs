@@ -2,7 +2,13 @@
 //! it cannot. Parsers are pure (no I/O) so that every source — files, stdin, a live tail — shares
 //! them, and so that they can be fuzzed.
 
+pub mod cloudtrail;
+pub mod databricks;
+pub mod gcp;
 pub mod jsonl;
+pub mod pgaudit;
+pub mod snowflake;
+pub mod vendor;
 
 use crate::event::AccessEvent;
 use crate::time::{Ts, TsError};
@@ -10,15 +16,40 @@ use std::borrow::Cow;
 
 /// The input formats `exposure` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// Parquet where a file starts with `PAR1`, JSON lines otherwise.
+    /// Parquet where a file starts with `PAR1`; otherwise recognised from the first line
+    /// (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, else canonical JSON lines).
     #[default]
     Auto,
     /// One JSON object per line: `{"ts": ..., "principal": ..., "table": ..., "action": ...}`.
     Jsonl,
     /// Parquet files (columns mapped like JSON fields).
     Parquet,
+    /// AWS CloudTrail log files or one-record-per-line exports.
+    Cloudtrail,
+    /// Google Cloud audit log entries (BigQuery data access), exported as JSON lines.
+    GcpAudit,
+    /// PostgreSQL logs with pgaudit lines (stderr layout or csvlog).
+    Pgaudit,
+    /// Snowflake ACCESS_HISTORY rows as JSON lines.
+    Snowflake,
+    /// Databricks audit logs (delivered JSON or system.access.audit exports).
+    Databricks,
+}
+
+impl Format {
+    /// A vendor format, read through [`vendor::RecordReader`].
+    pub fn is_vendor(self) -> bool {
+        matches!(
+            self,
+            Format::Cloudtrail
+                | Format::GcpAudit
+                | Format::Pgaudit
+                | Format::Snowflake
+                | Format::Databricks
+        )
+    }
 }
 
 /// Why one record was skipped.

@@ -10,7 +10,8 @@ use super::outbox::Outbox;
 use super::tail::{FileEvent, Follower};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, ReadActions, alert};
-use crate::format::ParseError;
+use crate::format::vendor::{Item, RecordReader, RecordResult};
+use crate::format::{Format, ParseError};
 use crate::source::lines::Line;
 use crate::time::{MICROS_PER_SEC, Ts, format_ts};
 use std::collections::HashSet;
@@ -67,6 +68,8 @@ pub struct Engine {
     newest_seen: Option<(Ts, Instant)>,
     reports_this_minute: (Instant, u32, u64),
     sources: std::collections::HashMap<String, SourceClock>,
+    /// Record readers of the vendor formats, per input.
+    readers: std::collections::HashMap<String, RecordReader>,
 }
 
 impl Engine {
@@ -103,6 +106,7 @@ impl Engine {
             newest_seen: None,
             reports_this_minute: (Instant::now(), 0, 0),
             sources: std::collections::HashMap::new(),
+            readers: std::collections::HashMap::new(),
         }
     }
 
@@ -151,9 +155,13 @@ impl Engine {
                     }
                 }
             }
+            if progressed == 0 {
+                self.flush_records();
+            }
             self.note_newest();
-            // A partial last line is an event not seen yet: time waits for it.
-            let partial = follower.as_ref().is_some_and(Follower::holds_partial_line);
+            // A partial last line (or record) is an event not seen yet: time waits for it.
+            let partial = follower.as_ref().is_some_and(Follower::holds_partial_line)
+                || self.readers.values().any(RecordReader::has_pending);
             if self.options.per_source_order {
                 self.move_time_by_sources(partial);
             }
@@ -183,54 +191,117 @@ impl Engine {
 
     fn handle_line(&mut self, input: &str, line: u64, content: Line<'_>) {
         self.dirty = true;
+        if self.config.input.format != Format::Jsonl {
+            let reader = self.readers.entry(input.to_string()).or_insert_with(|| {
+                RecordReader::new(self.config.input.format, &self.config.input.vendor)
+                    .expect("checked with the configuration")
+            });
+            if let Line::Text(bytes) = &content {
+                reader.recognise(bytes);
+            }
+            if !reader.is_canonical() && reader.format() != Format::Auto {
+                let mut done = Vec::new();
+                match content {
+                    Line::Text(bytes) => reader.line(line, bytes, &mut done),
+                    Line::TooLong => done.push((
+                        line,
+                        Err(ParseError::TooLong {
+                            max_line_bytes: self.config.input.max_line_bytes,
+                        }),
+                    )),
+                }
+                self.handle_records(input, done);
+                return;
+            }
+        }
         let parsed = match content {
             Line::Text(bytes) => self.config.input.jsonl.parse(bytes),
             Line::TooLong => Err(ParseError::TooLong {
                 max_line_bytes: self.config.input.max_line_bytes,
             }),
         };
-        let event = match parsed {
-            Ok(Some(event)) => event,
-            Ok(None) => return,
-            Err(error) => {
-                self.metrics.malformed.fetch_add(1, Relaxed);
-                self.report(|| {
-                    tracing::warn!(
-                        input,
-                        line,
-                        column = error.column(),
-                        kind = error.kind(),
-                        "skipped: {error}"
-                    )
-                });
-                return;
+        match parsed {
+            Ok(Some(event)) => {
+                let read = self.read_actions.is_read(event.action.as_deref());
+                let read = read.then_some((&*event.table, &*event.principal));
+                self.observe(input, line, event.ts, read);
             }
-        };
+            Ok(None) => {}
+            Err(error) => self.malformed(input, line, &error),
+        }
+    }
+
+    /// Vendor records completed by a line (or by a flush).
+    fn handle_records(&mut self, input: &str, done: Vec<RecordResult>) {
+        for (line, result) in done {
+            match result {
+                Ok(items) => {
+                    for item in items {
+                        match item {
+                            Item::Event(e) => {
+                                let read = e.read.then_some((&*e.table, &*e.principal));
+                                self.observe(input, line, e.ts, read);
+                            }
+                            Item::NotAccess => {
+                                self.metrics.not_access.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                }
+                Err(error) => self.malformed(input, line, &error),
+            }
+        }
+    }
+
+    /// Completes the multi-line records the inputs left open (they went quiet).
+    fn flush_records(&mut self) {
+        let mut flushed = Vec::new();
+        for (input, reader) in &mut self.readers {
+            if reader.has_pending() {
+                let mut done = Vec::new();
+                reader.flush(&mut done);
+                flushed.push((input.clone(), done));
+            }
+        }
+        for (input, done) in flushed {
+            self.handle_records(&input, done);
+        }
+    }
+
+    fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {
+        self.metrics.malformed.fetch_add(1, Relaxed);
+        self.report(|| {
+            tracing::warn!(
+                input,
+                line,
+                column = error.column(),
+                kind = error.kind(),
+                "skipped: {error}"
+            )
+        });
+    }
+
+    /// One event: `read` is `Some((table, principal))` for a read.
+    fn observe(&mut self, input: &str, line: u64, ts: Ts, read: Option<(&str, &str)>) {
         self.metrics.events_read.fetch_add(1, Relaxed);
         let now = Instant::now();
         match self.sources.get_mut(input) {
             Some(clock) => {
-                clock.newest = clock.newest.max(event.ts);
+                clock.newest = clock.newest.max(ts);
                 clock.read_at = now;
             }
             None => {
                 let clock = SourceClock {
-                    newest: event.ts,
+                    newest: ts,
                     read_at: now,
                 };
                 self.sources.insert(input.to_string(), clock);
             }
         }
-        let read = self
-            .read_actions
-            .is_read(event.action.as_deref())
-            .then_some((&*event.table, &*event.principal));
         if read.is_some() {
             self.metrics.reads.fetch_add(1, Relaxed);
         }
-        let observed = self
-            .detector
-            .observe_classified(event.ts, read, &mut self.alerts);
+        let observed = self.detector.observe_classified(ts, read, &mut self.alerts);
         if let Observed::Late { behind } = observed {
             self.metrics.late.fetch_add(1, Relaxed);
             self.report(|| {

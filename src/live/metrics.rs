@@ -26,6 +26,8 @@ pub struct Metrics {
     pub events_read: AtomicU64,
     pub reads: AtomicU64,
     pub malformed: AtomicU64,
+    /// Well-formed records that are not access events.
+    pub not_access: AtomicU64,
     pub late: AtomicU64,
     pub open_windows: AtomicU64,
     pub alerts_emitted: AtomicU64,
@@ -79,6 +81,12 @@ impl Metrics {
             "counter",
             "Lines skipped as malformed.",
             counter(&self.malformed),
+        );
+        metric(
+            "not_access_total",
+            "counter",
+            "Records that are not access events (management calls, other log lines).",
+            counter(&self.not_access),
         );
         metric(
             "late_total",

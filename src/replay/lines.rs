@@ -10,6 +10,7 @@ use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, ReadActions};
 use crate::format::ParseError;
+use crate::format::vendor::{Item, RecordReader, RecordResult};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::{Line, LineReader};
@@ -157,8 +158,12 @@ fn read_inputs(
                 continue;
             }
         };
-        let mut lines = LineReader::new(reader, config.input.max_line_bytes);
+        let max_line_bytes = line_cap(config);
+        let mut lines = LineReader::new(reader, max_line_bytes);
         let mut batch = EventBatch::new(index);
+        let mut records = RecordReader::new(config.input.format, &config.input.vendor)
+            .expect("checked with the configuration");
+        let mut done: Vec<RecordResult> = Vec::new();
         loop {
             let (line_no, line) = match lines.next_line() {
                 Ok(Some(next)) => next,
@@ -168,11 +173,43 @@ fn read_inputs(
                     break;
                 }
             };
+            if let Line::Text(bytes) = &line {
+                records.recognise(bytes);
+            }
+            if !records.is_canonical() && records.format() != crate::format::Format::Auto {
+                match line {
+                    Line::Text(bytes) => records.line(line_no, bytes, &mut done),
+                    Line::TooLong => {
+                        done.push((line_no, Err(ParseError::TooLong { max_line_bytes })))
+                    }
+                }
+                for (line_no, result) in done.drain(..) {
+                    match result {
+                        Ok(items) => push_items(&mut batch, line_no, items, &mut |p| {
+                            report(&mut |problems| problems.not_access(p))
+                        }),
+                        Err(error) => {
+                            if strict {
+                                deliver(batch);
+                                return Err(ReplayError::Strict {
+                                    location: Problems::location(name, line_no, &error),
+                                    error,
+                                });
+                            }
+                            report(&mut |p| p.malformed(name, line_no, &error));
+                        }
+                    }
+                }
+                if batch.events.len() >= BATCH_EVENTS
+                    && !deliver(std::mem::replace(&mut batch, EventBatch::new(index)))
+                {
+                    return Ok(());
+                }
+                continue;
+            }
             let parsed = match line {
                 Line::Text(bytes) => parser.parse(bytes),
-                Line::TooLong => Err(ParseError::TooLong {
-                    max_line_bytes: config.input.max_line_bytes,
-                }),
+                Line::TooLong => Err(ParseError::TooLong { max_line_bytes }),
             };
             match parsed {
                 Ok(Some(event)) => {
@@ -205,11 +242,67 @@ fn read_inputs(
                 }
             }
         }
+        records.flush(&mut done);
+        for (line_no, result) in done.drain(..) {
+            match result {
+                Ok(items) => push_items(&mut batch, line_no, items, &mut |p| {
+                    report(&mut |problems| problems.not_access(p))
+                }),
+                Err(error) => {
+                    if strict {
+                        deliver(batch);
+                        return Err(ReplayError::Strict {
+                            location: Problems::location(name, line_no, &error),
+                            error,
+                        });
+                    }
+                    report(&mut |p| p.malformed(name, line_no, &error));
+                }
+            }
+        }
         if !batch.events.is_empty() && !deliver(batch) {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// The longest line read: CloudTrail files are often one JSON line of many megabytes.
+fn line_cap(config: &Config) -> usize {
+    if config.input.format == crate::format::Format::Cloudtrail {
+        config.input.max_line_bytes.max(512 << 20)
+    } else {
+        config.input.max_line_bytes
+    }
+}
+
+/// Adds a vendor record's events to `batch`; counts the records that are no access.
+fn push_items(
+    batch: &mut EventBatch,
+    line: u64,
+    items: Vec<Item>,
+    not_access: &mut dyn FnMut(u64),
+) {
+    let mut skipped = 0;
+    for item in items {
+        match item {
+            Item::Event(event) => {
+                let read = event.read.then(|| {
+                    let table = batch.push_str(&event.table);
+                    (table, batch.push_str(&event.principal))
+                });
+                batch.events.push(BatchedEvent {
+                    ts: event.ts,
+                    line,
+                    read,
+                });
+            }
+            Item::NotAccess => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        not_access(skipped);
+    }
 }
 
 /// The detecting stage.

@@ -116,6 +116,7 @@ fn finish(
             alerts: stats.alerts,
             windows: stats.windows_opened,
             filtered,
+            not_access: problems.not_access,
             elapsed: started.elapsed(),
         },
         complete: problems.unreadable_inputs == 0,

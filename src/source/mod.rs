@@ -71,9 +71,8 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Vec<Input>, Inpu
                     return Err(InputError::NotParquet(file.display().to_string()));
                 }
                 Format::Parquet => Input::Parquet(file),
-                Format::Jsonl => Input::File(file),
                 Format::Auto if is_parquet => Input::Parquet(file),
-                Format::Auto => Input::File(file),
+                _ => Input::File(file),
             });
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real `exposure` binary, run in temp dirs through [`TestEnv`].
 
 mod cli;
+mod formats;
 mod malformed;
 mod parquet;
 mod properties;

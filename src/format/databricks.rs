@@ -1,0 +1,72 @@
+//! Databricks audit logs: delivered JSON (`timestamp` epoch ms, `userIdentity.email`,
+//! `serviceName`, `actionName`, `requestParams`) and exports of the `system.access.audit` table
+//! (`event_time`, `user_identity.email`, `service_name`, `action_name`, `request_params`).
+//!
+//! Which actions are reads (`read_actions` in `[input.databricks]`): by default the Unity
+//! Catalog actions that hand out access to a table's data for reading —
+//! `generateTemporaryTableCredential` with `operation` `READ` (every engine reading a table
+//! through Unity Catalog asks for one), and `getTable` (issued whenever a query resolves the
+//! table, so it covers SQL warehouses, which do not vend credentials). Metadata-only actions
+//! (`listTables`, `getCatalog`...) and failed requests (`response.statusCode` >= 400) are not
+//! access events; other Unity Catalog actions on a table are non-reads.
+
+use super::ParseError;
+use super::vendor::json::{at, required, string, time};
+use super::vendor::{Item, VendorEvent};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `[input.databricks]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    pub read_actions: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            read_actions: vec!["generateTemporaryTableCredential".into(), "getTable".into()],
+        }
+    }
+}
+
+pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
+    let ts = time(entry, &["timestamp", "event_time"])?;
+    let service = string(entry, &["serviceName", "service_name"]).unwrap_or("");
+    let action = string(entry, &["actionName", "action_name"]).unwrap_or("");
+    if service != "unityCatalog" {
+        return Ok(vec![Item::NotAccess]);
+    }
+    let status = at(entry, "response.statusCode")
+        .or_else(|| at(entry, "response.status_code"))
+        .and_then(Value::as_i64)
+        .unwrap_or(200);
+    if status >= 400 {
+        return Ok(vec![Item::NotAccess]);
+    }
+    // `request_params` in system-table exports may be a JSON string.
+    let params = entry
+        .get("requestParams")
+        .or_else(|| entry.get("request_params"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let params = match params {
+        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+        other => other,
+    };
+    let Some(table) = string(&params, &["full_name_arg", "table_full_name", "full_name"]) else {
+        return Ok(vec![Item::NotAccess]);
+    };
+    let mut read = options.read_actions.iter().any(|a| a == action);
+    if action == "generateTemporaryTableCredential" {
+        read &= string(&params, &["operation"]).is_none_or(|op| op.eq_ignore_ascii_case("READ"));
+    }
+    let principal = required(entry, &["userIdentity.email", "user_identity.email"])?;
+    Ok(vec![Item::Event(VendorEvent {
+        ts,
+        principal: principal.to_string(),
+        table: table.to_string(),
+        read,
+    })])
+}

@@ -1,0 +1,480 @@
+//! PostgreSQL server logs with pgaudit lines, in the stderr layout (any `log_line_prefix`) and
+//! as csvlog (PostgreSQL 15's 26 columns). The AUDIT payload is CSV: AUDIT_TYPE, STATEMENT_ID,
+//! SUBSTATEMENT_ID, CLASS, COMMAND, OBJECT_TYPE, OBJECT_NAME, STATEMENT, PARAMETER; `CLASS=READ`
+//! is a read of OBJECT_NAME (`schema.table`, as pgaudit logs it; with `prefix_database`,
+//! `database.schema.table`). The principal is the session user (`%u`, or csvlog's `user_name`).
+//! Other audit classes are non-reads (they move event time); other log lines are not access
+//! events.
+
+use super::ParseError;
+use super::vendor::{Item, VendorEvent, json::parse_time_text};
+use serde::Deserialize;
+
+/// `[input.pgaudit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// The server's `log_line_prefix` (stderr layout).
+    pub log_line_prefix: String,
+    /// Tables as `database.schema.table` instead of pgaudit's `schema.table`.
+    pub prefix_database: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            log_line_prefix: "%m [%p] %q%u@%d ".to_string(),
+            prefix_database: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Literal(String),
+    /// `%X`.
+    Field(char),
+    /// `%q`: non-session processes stop the prefix here.
+    SessionOnly,
+}
+
+/// Parses pgaudit records (a stderr message with its continuation lines, or a csvlog row).
+#[derive(Debug, Clone)]
+pub struct Parser {
+    prefix: Vec<Token>,
+    prefix_database: bool,
+}
+
+/// What the prefix gave.
+#[derive(Debug, Default)]
+struct Prefix<'a> {
+    time: Option<&'a str>,
+    user: Option<&'a str>,
+    database: Option<&'a str>,
+}
+
+fn tokenize(prefix: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let mut literal = String::new();
+    let mut chars = prefix.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            literal.push(c);
+            continue;
+        }
+        let Some(e) = chars.next() else {
+            return Err("log_line_prefix ends with a lone `%`".into());
+        };
+        if e == '%' {
+            literal.push('%');
+            continue;
+        }
+        if !literal.is_empty() {
+            tokens.push(Token::Literal(std::mem::take(&mut literal)));
+        }
+        match e {
+            'q' => tokens.push(Token::SessionOnly),
+            'a' | 'u' | 'd' | 'r' | 'h' | 'b' | 'p' | 'P' | 't' | 'm' | 'n' | 'i' | 'e' | 'c'
+            | 'l' | 's' | 'v' | 'x' | 'Q' => tokens.push(Token::Field(e)),
+            other => return Err(format!("log_line_prefix escape `%{other}` is not known")),
+        }
+    }
+    if !literal.is_empty() {
+        tokens.push(Token::Literal(literal));
+    }
+    Ok(tokens)
+}
+
+/// The length of a `YYYY-MM-DD HH:MM:SS[.fff] ZONE` timestamp at the start of `text`.
+fn timestamp_len(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let shape = digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && b.get(10) == Some(&b' ')
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19);
+    if !shape {
+        return None;
+    }
+    let mut end = 19;
+    if b.get(end) == Some(&b'.') {
+        end += 1;
+        while b.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+    }
+    // The zone: ` UTC`, ` +02`, ` CET`...
+    if b.get(end) == Some(&b' ') {
+        let zone = b[end + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'+' || **c == b'-')
+            .count();
+        if zone > 0 {
+            end += 1 + zone;
+        }
+    }
+    Some(end)
+}
+
+/// Whether a line looks like a PostgreSQL log line (starts with a timestamp).
+pub fn looks_like(line: &[u8]) -> bool {
+    std::str::from_utf8(&line[..line.len().min(64)])
+        .ok()
+        .or_else(|| std::str::from_utf8(&line[..line.len().min(40)]).ok())
+        .and_then(timestamp_len)
+        .is_some()
+}
+
+/// Whether a record is a csvlog row (timestamp then a comma).
+fn is_csv(text: &[u8]) -> bool {
+    let head = &text[..text.len().min(64)];
+    let head = match std::str::from_utf8(head) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+    };
+    timestamp_len(head).is_some_and(|n| head.as_bytes().get(n) == Some(&b','))
+}
+
+fn quotes_balanced(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'"', text).count() % 2 == 0
+}
+
+impl Parser {
+    pub fn new(options: &Options) -> Result<Parser, String> {
+        Ok(Parser {
+            prefix: tokenize(&options.log_line_prefix)?,
+            prefix_database: options.prefix_database,
+        })
+    }
+
+    /// Whether `line` continues the record `pending`.
+    pub fn continues(&self, pending: &[u8], line: &[u8]) -> bool {
+        if is_csv(pending) {
+            !quotes_balanced(pending)
+        } else {
+            line.first() == Some(&b'\t')
+        }
+    }
+
+    /// The part of a continuation line that belongs to the message.
+    pub fn continuation<'a>(&self, line: &'a [u8]) -> &'a [u8] {
+        line.strip_prefix(b"\t").unwrap_or(line)
+    }
+
+    /// Whether `text` is a whole record as far as its own bytes tell.
+    pub fn is_complete(&self, text: &[u8]) -> bool {
+        !is_csv(text) || quotes_balanced(text)
+    }
+
+    /// Stderr messages may go on in TAB-indented lines; a csvlog row never does once complete.
+    pub fn may_continue(&self, text: &[u8]) -> bool {
+        !is_csv(text)
+    }
+
+    /// Parses one whole record.
+    pub fn parse_record(&self, text: &[u8]) -> Result<Vec<Item>, ParseError> {
+        let text = std::str::from_utf8(text).map_err(|e| ParseError::Utf8 {
+            column: e.valid_up_to() + 1,
+        })?;
+        if is_csv(text.as_bytes()) {
+            self.parse_csvlog(text)
+        } else {
+            self.parse_stderr(text)
+        }
+    }
+
+    fn parse_csvlog(&self, text: &str) -> Result<Vec<Item>, ParseError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let record = reader
+            .records()
+            .next()
+            .ok_or_else(|| missing("log_time"))?
+            .map_err(|e| ParseError::Json {
+                message: format!("not a csvlog row: {e}"),
+                column: 1,
+            })?;
+        if record.len() < 14 {
+            return Err(ParseError::MissingField {
+                field: format!("csvlog column 14 (message); the row has {}", record.len()),
+            });
+        }
+        let message = &record[13];
+        let Some(payload) = message.strip_prefix("AUDIT: ") else {
+            return Ok(vec![Item::NotAccess]);
+        };
+        self.audit(&record[0], &record[1], &record[2], payload)
+    }
+
+    fn parse_stderr(&self, text: &str) -> Result<Vec<Item>, ParseError> {
+        let (prefix, rest) = self.match_prefix(text).ok_or_else(|| ParseError::Json {
+            message: "the line does not start with the log_line_prefix (set \
+                      input.pgaudit.log_line_prefix to the server's)"
+                .into(),
+            column: 1,
+        })?;
+        let Some(payload) = rest
+            .strip_prefix("LOG:  AUDIT: ")
+            .or_else(|| rest.strip_prefix("LOG: AUDIT: "))
+        else {
+            return Ok(vec![Item::NotAccess]);
+        };
+        let time = prefix
+            .time
+            .ok_or_else(|| missing("%m or %t in log_line_prefix"))?;
+        let user = prefix
+            .user
+            .ok_or_else(|| missing("%u in log_line_prefix"))?;
+        self.audit(time, user, prefix.database.unwrap_or(""), payload)
+    }
+
+    /// Matches the prefix at the start of `line`; returns what it held and the rest.
+    fn match_prefix<'a>(&self, line: &'a str) -> Option<(Prefix<'a>, &'a str)> {
+        let mut prefix = Prefix::default();
+        let mut pos = 0;
+        let mut tokens = self.prefix.iter().peekable();
+        while let Some(token) = tokens.next() {
+            let rest = &line[pos..];
+            match token {
+                Token::Literal(s) => {
+                    if !rest.starts_with(s.as_str()) {
+                        return None;
+                    }
+                    pos += s.len();
+                }
+                Token::SessionOnly => {}
+                Token::Field(c) => {
+                    let len = match c {
+                        'm' | 't' => timestamp_len(rest)?,
+                        'n' => rest
+                            .bytes()
+                            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+                            .count(),
+                        _ => match tokens.peek() {
+                            Some(Token::Literal(next)) => rest.find(next.as_str())?,
+                            _ => rest.find(char::is_whitespace).unwrap_or(rest.len()),
+                        },
+                    };
+                    let value = &rest[..len];
+                    match c {
+                        'm' | 't' | 'n' => prefix.time = Some(value),
+                        'u' => prefix.user = Some(value),
+                        'd' => prefix.database = Some(value),
+                        _ => {}
+                    }
+                    pos += len;
+                }
+            }
+        }
+        Some((prefix, &line[pos..]))
+    }
+
+    fn audit(
+        &self,
+        time: &str,
+        user: &str,
+        database: &str,
+        payload: &str,
+    ) -> Result<Vec<Item>, ParseError> {
+        let ts = if time.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            let secs: f64 = time.parse().map_err(|_| bad_time(time))?;
+            crate::time::ts_from_epoch_float(secs, crate::time::EpochUnit::S).map_err(|source| {
+                ParseError::Timestamp {
+                    field: "log time".into(),
+                    source,
+                }
+            })?
+        } else {
+            parse_time_text(time).map_err(|source| ParseError::Timestamp {
+                field: "log time (set log_timezone = 'UTC' or a numeric offset)".into(),
+                source,
+            })?
+        };
+        if user.is_empty() {
+            return Err(missing("user"));
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(payload.as_bytes());
+        let fields = reader
+            .records()
+            .next()
+            .ok_or_else(|| missing("AUDIT payload"))?
+            .map_err(|e| ParseError::Json {
+                message: format!("AUDIT payload is not CSV: {e}"),
+                column: 1,
+            })?;
+        if fields.len() < 7 {
+            return Err(ParseError::MissingField {
+                field: format!(
+                    "AUDIT payload OBJECT_NAME (7th field; {} fields)",
+                    fields.len()
+                ),
+            });
+        }
+        let class = &fields[3];
+        let object = &fields[6];
+        if object.is_empty() {
+            // A statement pgaudit could not tie to a relation (log_relation off, or no table).
+            return Ok(vec![Item::NotAccess]);
+        }
+        let table = if self.prefix_database && !database.is_empty() {
+            format!("{database}.{object}")
+        } else {
+            object.to_string()
+        };
+        Ok(vec![Item::Event(VendorEvent {
+            ts,
+            principal: user.to_string(),
+            table,
+            read: class == "READ",
+        })])
+    }
+}
+
+fn missing(field: &str) -> ParseError {
+    ParseError::MissingField {
+        field: field.to_string(),
+    }
+}
+
+fn bad_time(text: &str) -> ParseError {
+    ParseError::Timestamp {
+        field: "log time".into(),
+        source: crate::time::TsError::Unparsable(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Format;
+    use crate::format::vendor::{RecordReader, VendorOptions};
+
+    fn events(lines: &[&str]) -> Vec<(u64, Result<Vec<Item>, ParseError>)> {
+        let mut reader = RecordReader::new(Format::Pgaudit, &VendorOptions::default()).unwrap();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            reader.line(i as u64 + 1, line.as_bytes(), &mut out);
+        }
+        reader.flush(&mut out);
+        out
+    }
+
+    fn read(ts: &str, principal: &str, table: &str) -> Item {
+        Item::Event(VendorEvent {
+            ts: parse_time_text(ts).unwrap(),
+            principal: principal.into(),
+            table: table.into(),
+            read: true,
+        })
+    }
+
+    #[test]
+    fn stderr_lines_with_multi_line_statements() {
+        let got = events(&[
+            "2026-11-26 22:04:42.297 UTC [11179] alice@shop LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,\"SELECT a,",
+            "\tb FROM orders\",<not logged>",
+            "2026-11-26 22:04:43.001 UTC [11180] bob@shop LOG:  connection authorized: user=bob",
+            "2026-11-26 22:04:44.5 UTC [11181] carol@shop LOG:  AUDIT: SESSION,2,1,WRITE,INSERT,TABLE,public.orders,INSERT ...,<not logged>",
+            "2026-11-26 22:04:45.000 UTC [11182] dave@shop LOG:  AUDIT: SESSION,3,1,READ,SELECT,TABLE,public.pay,select 1,<not logged>",
+        ]);
+        let lines: Vec<u64> = got.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [1, 3, 4, 5]);
+        assert_eq!(
+            got[0].1,
+            Ok(vec![read(
+                "2026-11-26 22:04:42.297 UTC",
+                "alice",
+                "public.orders"
+            )])
+        );
+        assert_eq!(got[1].1, Ok(vec![Item::NotAccess]));
+        assert!(matches!(&got[2].1, Ok(items) if matches!(&items[0], Item::Event(e) if !e.read)));
+        assert_eq!(
+            got[3].1,
+            Ok(vec![read("2026-11-26 22:04:45 UTC", "dave", "public.pay")])
+        );
+    }
+
+    #[test]
+    fn csvlog_rows_with_quoted_newlines() {
+        let got = events(&[
+            "2026-11-26 22:04:42.297 UTC,\"alice\",\"shop\",11179,\"[local]\",6746a1,1,\"SELECT\",2026-11-26 22:04:40 UTC,3/7,0,LOG,00000,\"AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,\"\"SELECT a,",
+            "b FROM orders\"\",<not logged>\",,,,,,,,,\"psql\",\"client backend\",,0",
+            "2026-11-26 22:04:43.000 UTC,\"bob\",\"shop\",11180,\"[local]\",6746a2,1,\"idle\",2026-11-26 22:04:40 UTC,3/8,0,LOG,00000,\"disconnection\",,,,,,,,,\"psql\",\"client backend\",,0",
+        ]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0],
+            (
+                1,
+                Ok(vec![read(
+                    "2026-11-26 22:04:42.297 UTC",
+                    "alice",
+                    "public.orders"
+                )])
+            )
+        );
+        assert_eq!(got[1], (3, Ok(vec![Item::NotAccess])));
+    }
+
+    #[test]
+    fn custom_prefixes_and_database_prefix() {
+        let options = VendorOptions {
+            pgaudit: Options {
+                log_line_prefix: "%t:%r:%u@%d:[%p]:".into(),
+                prefix_database: true,
+            },
+            ..VendorOptions::default()
+        };
+        let mut reader = RecordReader::new(Format::Pgaudit, &options).unwrap();
+        let mut out = Vec::new();
+        reader.line(
+            7,
+            b"2026-11-26 22:04:42 UTC:10.0.0.1(5432):eve@hr:[42]:LOG:  AUDIT: OBJECT,1,1,READ,SELECT,TABLE,public.salaries,select *,<none>",
+            &mut out,
+        );
+        reader.flush(&mut out);
+        assert_eq!(
+            out,
+            [(
+                7,
+                Ok(vec![read(
+                    "2026-11-26 22:04:42 UTC",
+                    "eve",
+                    "hr.public.salaries"
+                )])
+            )]
+        );
+        let mut out = Vec::new();
+        reader.line(8, b"not a postgres line", &mut out);
+        reader.flush(&mut out);
+        assert!(
+            out[0]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("log_line_prefix")
+        );
+        assert!(
+            Parser::new(&Options {
+                log_line_prefix: "%Z".into(),
+                prefix_database: false
+            })
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! Logs as the warehouses and clouds write them: CloudTrail, Google Cloud audit (BigQuery),
+//! pgaudit, Snowflake ACCESS_HISTORY and Databricks audit. Each parser turns one *record* into
+//! access events (a record may hold several: a CloudTrail file's `Records`, a query's
+//! referenced tables) or says it is not an access event (a management call, a failed request, a
+//! non-audit log line) — which is counted apart from malformed input.
+//!
+//! [`RecordReader`] turns lines into records: one line is one record, except for pgaudit, whose
+//! messages continue on further lines (stderr: TAB-indented; csvlog: quoted newlines). It also
+//! recognises the format of an input from its first line when the format is `auto`.
+
+use super::{Format, ParseError, cloudtrail, databricks, gcp, pgaudit, snowflake};
+use crate::time::Ts;
+use serde::Deserialize;
+
+/// One access event from a vendor log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorEvent {
+    pub ts: Ts,
+    pub principal: String,
+    /// The table (or object) accessed.
+    pub table: String,
+    /// A read; otherwise it only moves event time (a write, DDL...).
+    pub read: bool,
+}
+
+/// What one record held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Event(VendorEvent),
+    /// A well-formed record that is not a data access (counted, never an error).
+    NotAccess,
+}
+
+/// Per-format settings: `[input.cloudtrail]`, `[input.pgaudit]`, `[input.snowflake]`,
+/// `[input.databricks]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VendorOptions {
+    pub cloudtrail: cloudtrail::Options,
+    pub pgaudit: pgaudit::Options,
+    pub snowflake: snowflake::Options,
+    pub databricks: databricks::Options,
+}
+
+/// The result of one record, with the line it started on.
+pub type RecordResult = (u64, Result<Vec<Item>, ParseError>);
+
+/// Lines in, records out, for one input.
+#[derive(Debug)]
+pub struct RecordReader {
+    format: Format,
+    options: VendorOptions,
+    pgaudit: Option<pgaudit::Parser>,
+    /// A multi-line record still open: its first line number and text so far.
+    pending: Option<(u64, Vec<u8>)>,
+}
+
+impl RecordReader {
+    /// A reader for `format` (`Auto`: recognised from the first non-empty line).
+    pub fn new(format: Format, options: &VendorOptions) -> Result<RecordReader, String> {
+        let mut reader = RecordReader {
+            format,
+            options: options.clone(),
+            pgaudit: None,
+            pending: None,
+        };
+        if format == Format::Pgaudit {
+            reader.pgaudit = Some(pgaudit::Parser::new(&options.pgaudit)?);
+        }
+        Ok(reader)
+    }
+
+    /// The format, once known.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Whether the format is the canonical JSON lines (handled by the fast path instead).
+    pub fn is_canonical(&self) -> bool {
+        self.format == Format::Jsonl
+    }
+
+    /// Settles the format from a line when it is `Auto`.
+    pub fn recognise(&mut self, line: &[u8]) {
+        if self.format != Format::Auto || line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        self.format = sniff(line);
+        if self.format == Format::Pgaudit {
+            match pgaudit::Parser::new(&self.options.pgaudit) {
+                Ok(parser) => self.pgaudit = Some(parser),
+                // The prefix was checked with the configuration; fall back to canonical.
+                Err(_) => self.format = Format::Jsonl,
+            }
+        }
+    }
+
+    /// Feeds line `line_no`; the records it completes are appended to `out`.
+    pub fn line(&mut self, line_no: u64, bytes: &[u8], out: &mut Vec<RecordResult>) {
+        self.recognise(bytes);
+        match self.format {
+            Format::Pgaudit => self.pgaudit_line(line_no, bytes, out),
+            Format::Auto if bytes.iter().all(u8::is_ascii_whitespace) => {}
+            format => {
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    return;
+                }
+                out.push((line_no, parse_json_record(format, &self.options, bytes)));
+            }
+        }
+    }
+
+    /// The input ended (or went quiet): completes a pending multi-line record.
+    pub fn flush(&mut self, out: &mut Vec<RecordResult>) {
+        if let Some((line_no, text)) = self.pending.take() {
+            let parser = self.pgaudit.as_ref().expect("pending only for pgaudit");
+            out.push((line_no, parser.parse_record(&text)));
+        }
+    }
+
+    /// Whether a record is waiting for more lines.
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn pgaudit_line(&mut self, line_no: u64, bytes: &[u8], out: &mut Vec<RecordResult>) {
+        let parser = self.pgaudit.as_ref().expect("set with the format");
+        if let Some((_, text)) = &mut self.pending {
+            if parser.continues(text, bytes) {
+                text.push(b'\n');
+                text.extend_from_slice(parser.continuation(bytes));
+                if parser.is_complete(text) {
+                    let (first, text) = self.pending.take().expect("pending");
+                    out.push((first, parser.parse_record(&text)));
+                }
+                return;
+            }
+            let (first, text) = self.pending.take().expect("pending");
+            out.push((first, parser.parse_record(&text)));
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        let text = bytes.to_vec();
+        if parser.is_complete(&text) && !parser.may_continue(&text) {
+            out.push((line_no, parser.parse_record(&text)));
+        } else {
+            self.pending = Some((line_no, text));
+        }
+    }
+}
+
+/// Recognises a format from one line.
+pub fn sniff(line: &[u8]) -> Format {
+    let trimmed = line.trim_ascii_start();
+    if !trimmed.starts_with(b"{") {
+        if pgaudit::looks_like(trimmed) {
+            return Format::Pgaudit;
+        }
+        return Format::Jsonl;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(trimmed) else {
+        return Format::Jsonl;
+    };
+    let has = |k: &str| value.get(k).is_some();
+    if has("Records") || (has("eventVersion") && has("eventSource")) {
+        Format::Cloudtrail
+    } else if has("protoPayload") {
+        Format::GcpAudit
+    } else if has("query_start_time") || has("QUERY_START_TIME") {
+        Format::Snowflake
+    } else if (has("serviceName") && has("actionName"))
+        || (has("service_name") && has("action_name"))
+    {
+        Format::Databricks
+    } else {
+        Format::Jsonl
+    }
+}
+
+fn parse_json_record(
+    format: Format,
+    options: &VendorOptions,
+    bytes: &[u8],
+) -> Result<Vec<Item>, ParseError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Json {
+        message: e.to_string(),
+        column: e.column(),
+    })?;
+    if !value.is_object() {
+        return Err(ParseError::Json {
+            message: "expected a JSON object".into(),
+            column: 1,
+        });
+    }
+    match format {
+        Format::Cloudtrail => cloudtrail::parse(&value, &options.cloudtrail),
+        Format::GcpAudit => gcp::parse(&value),
+        Format::Snowflake => snowflake::parse(&value, &options.snowflake),
+        Format::Databricks => databricks::parse(&value, &options.databricks),
+        other => unreachable!("{other:?} is not a JSON vendor format"),
+    }
+}
+
+/// Helpers shared by the JSON formats.
+pub(crate) mod json {
+    use crate::format::ParseError;
+    use crate::time::{EpochUnit, Ts, parse_ts_str, ts_from_epoch_float, ts_from_epoch_int};
+    use serde_json::Value;
+
+    /// The value at a dotted path.
+    pub fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+        path.split('.').try_fold(value, |v, key| v.get(key))
+    }
+
+    /// The first non-empty string among `paths`.
+    pub fn string<'a>(value: &'a Value, paths: &[&str]) -> Option<&'a str> {
+        paths
+            .iter()
+            .filter_map(|p| at(value, p).and_then(Value::as_str))
+            .find(|s| !s.is_empty())
+    }
+
+    pub fn missing(field: &str) -> ParseError {
+        ParseError::MissingField {
+            field: field.to_string(),
+        }
+    }
+
+    /// A required string field.
+    pub fn required<'a>(value: &'a Value, paths: &[&str]) -> Result<&'a str, ParseError> {
+        string(value, paths).ok_or_else(|| missing(paths[0]))
+    }
+
+    /// A time: RFC 3339 (or `YYYY-MM-DD HH:MM:SS[.fff] [offset]`), or epoch numbers (unit
+    /// guessed from the magnitude).
+    pub fn time(value: &Value, paths: &[&str]) -> Result<Ts, ParseError> {
+        let (path, v) = paths
+            .iter()
+            .find_map(|p| at(value, p).filter(|v| !v.is_null()).map(|v| (*p, v)))
+            .ok_or_else(|| missing(paths[0]))?;
+        let bad = |source| ParseError::Timestamp {
+            field: path.to_string(),
+            source,
+        };
+        match v {
+            Value::String(s) => parse_time_text(s).map_err(bad),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => ts_from_epoch_int(i, EpochUnit::Auto).map_err(bad),
+                None => ts_from_epoch_float(n.as_f64().unwrap_or(f64::NAN), EpochUnit::Auto)
+                    .map_err(bad),
+            },
+            other => Err(ParseError::WrongType {
+                field: path.to_string(),
+                expected: "a timestamp",
+                found: type_name(other).to_string(),
+            }),
+        }
+    }
+
+    fn type_name(value: &Value) -> &'static str {
+        match value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+
+    /// RFC 3339, or the SQL shapes warehouses export (`2026-03-18 10:00:00.123 -0700`,
+    /// `2026-03-18 10:00:00.123 UTC`, `2026-03-18 10:00:00`: UTC).
+    pub fn parse_time_text(text: &str) -> Result<Ts, crate::time::TsError> {
+        if let Ok(ts) = parse_ts_str(text, EpochUnit::Auto) {
+            return Ok(ts);
+        }
+        let t = text.trim();
+        for format in [
+            "%Y-%m-%d %H:%M:%S%.f %z",
+            "%Y-%m-%d %H:%M:%S%.f%:z",
+            "%Y-%m-%dT%H:%M:%S%.f%z",
+        ] {
+            if let Ok(dt) = chrono::DateTime::parse_from_str(t, format) {
+                return Ok(dt.timestamp_micros());
+            }
+        }
+        let naive = t
+            .strip_suffix(" UTC")
+            .or_else(|| t.strip_suffix(" GMT"))
+            .or_else(|| t.strip_suffix('Z'))
+            .unwrap_or(t);
+        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(naive, format) {
+                return Ok(dt.and_utc().timestamp_micros());
+            }
+        }
+        Err(crate::time::TsError::Unparsable(text.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_formats_from_a_line() {
+        assert_eq!(sniff(br#"{"Records":[]}"#), Format::Cloudtrail);
+        assert_eq!(
+            sniff(br#"{"eventVersion":"1.08","eventSource":"s3.amazonaws.com"}"#),
+            Format::Cloudtrail
+        );
+        assert_eq!(
+            sniff(br#"{"protoPayload":{},"timestamp":"x"}"#),
+            Format::GcpAudit
+        );
+        assert_eq!(sniff(br#"{"QUERY_START_TIME":"x"}"#), Format::Snowflake);
+        assert_eq!(
+            sniff(br#"{"serviceName":"unityCatalog","actionName":"getTable"}"#),
+            Format::Databricks
+        );
+        assert_eq!(
+            sniff(br#"{"ts":1,"principal":"a","table":"t"}"#),
+            Format::Jsonl
+        );
+        assert_eq!(
+            sniff(b"2026-11-26 22:04:42.297 UTC [11179] alice@postgres LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,select 1,<not logged>"),
+            Format::Pgaudit
+        );
+        assert_eq!(sniff(b"garbage"), Format::Jsonl);
+    }
+
+    #[test]
+    fn reads_sql_style_times() {
+        let t = |s| json::parse_time_text(s).unwrap();
+        assert_eq!(
+            t("2026-03-18 10:00:00.000 -0700"),
+            t("2026-03-18T17:00:00Z")
+        );
+        assert_eq!(t("2026-03-18 10:00:00.5 UTC"), t("2026-03-18T10:00:00.5Z"));
+        assert_eq!(t("2026-03-18 10:00:00"), t("2026-03-18T10:00:00Z"));
+    }
+}
