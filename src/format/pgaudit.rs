@@ -144,7 +144,7 @@ fn is_csv(text: &[u8]) -> bool {
 }
 
 fn quotes_balanced(text: &[u8]) -> bool {
-    memchr::memchr_iter(b'"', text).count() % 2 == 0
+    memchr::memchr_iter(b'"', text).count().is_multiple_of(2)
 }
 
 impl Parser {
