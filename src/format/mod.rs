@@ -77,13 +77,18 @@ pub enum ParseError {
     },
     #[error("line is longer than {max_line_bytes} bytes (max_line_bytes)")]
     TooLong { max_line_bytes: usize },
+    /// A record of a vendor format that does not have that format's shape.
+    #[error("{message}")]
+    Record { message: String, column: usize },
 }
 
 impl ParseError {
     /// The 1-based column (byte) where the problem is, when known.
     pub fn column(&self) -> Option<usize> {
         match self {
-            ParseError::Json { column, .. } | ParseError::Utf8 { column } => Some(*column),
+            ParseError::Json { column, .. }
+            | ParseError::Utf8 { column }
+            | ParseError::Record { column, .. } => Some(*column),
             _ => None,
         }
     }
@@ -98,6 +103,7 @@ impl ParseError {
             ParseError::EmptyField { .. } => "empty_field",
             ParseError::Timestamp { .. } => "bad_timestamp",
             ParseError::TooLong { .. } => "too_long",
+            ParseError::Record { .. } => "bad_record",
         }
     }
 }

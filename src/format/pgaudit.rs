@@ -200,7 +200,7 @@ impl Parser {
             .records()
             .next()
             .ok_or_else(|| missing("log_time"))?
-            .map_err(|e| ParseError::Json {
+            .map_err(|e| ParseError::Record {
                 message: format!("not a csvlog row: {e}"),
                 column: 1,
             })?;
@@ -217,7 +217,7 @@ impl Parser {
     }
 
     fn parse_stderr(&self, text: &str) -> Result<Vec<Item>, ParseError> {
-        let (prefix, rest) = self.match_prefix(text).ok_or_else(|| ParseError::Json {
+        let (prefix, rest) = self.match_prefix(text).ok_or_else(|| ParseError::Record {
             message: "the line does not start with the log_line_prefix (set \
                       input.pgaudit.log_line_prefix to the server's)"
                 .into(),
@@ -242,26 +242,43 @@ impl Parser {
     fn match_prefix<'a>(&self, line: &'a str) -> Option<(Prefix<'a>, &'a str)> {
         let mut prefix = Prefix::default();
         let mut pos = 0;
+        // Where `%q` was: a line of a non-session process ends its prefix there.
+        let mut session_only: Option<(usize, Option<&'a str>)> = None;
+        let fail = |session_only: Option<(usize, Option<&'a str>)>| {
+            session_only.map(|(at, time)| {
+                let prefix = Prefix {
+                    time,
+                    ..Prefix::default()
+                };
+                (prefix, &line[at..])
+            })
+        };
         let mut tokens = self.prefix.iter().peekable();
         while let Some(token) = tokens.next() {
             let rest = &line[pos..];
             match token {
                 Token::Literal(s) => {
                     if !rest.starts_with(s.as_str()) {
-                        return None;
+                        return fail(session_only);
                     }
                     pos += s.len();
                 }
-                Token::SessionOnly => {}
+                Token::SessionOnly => session_only = Some((pos, prefix.time)),
                 Token::Field(c) => {
                     let len = match c {
-                        'm' | 't' => timestamp_len(rest)?,
+                        'm' | 't' => match timestamp_len(rest) {
+                            Some(len) => len,
+                            None => return fail(session_only),
+                        },
                         'n' => rest
                             .bytes()
                             .take_while(|b| b.is_ascii_digit() || *b == b'.')
                             .count(),
                         _ => match tokens.peek() {
-                            Some(Token::Literal(next)) => rest.find(next.as_str())?,
+                            Some(Token::Literal(next)) => match rest.find(next.as_str()) {
+                                Some(len) => len,
+                                None => return fail(session_only),
+                            },
                             _ => rest.find(char::is_whitespace).unwrap_or(rest.len()),
                         },
                     };
@@ -311,7 +328,7 @@ impl Parser {
             .records()
             .next()
             .ok_or_else(|| missing("AUDIT payload"))?
-            .map_err(|e| ParseError::Json {
+            .map_err(|e| ParseError::Record {
                 message: format!("AUDIT payload is not CSV: {e}"),
                 column: 1,
             })?;
@@ -428,6 +445,14 @@ mod tests {
             )
         );
         assert_eq!(got[1], (3, Ok(vec![Item::NotAccess])));
+    }
+
+    #[test]
+    fn lines_of_non_session_processes_end_their_prefix_at_q() {
+        let got = events(&[
+            "2026-11-26 22:04:40.000 UTC [11000] LOG:  database system is ready to accept connections",
+        ]);
+        assert_eq!(got, [(1, Ok(vec![Item::NotAccess]))]);
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod cli;
 mod formats;
 mod malformed;
 mod parquet;
+mod postgres;
 mod properties;
 mod sample;
 mod sinks;
