@@ -4,6 +4,7 @@
 
 pub mod lines;
 pub mod parquet;
+pub mod rows;
 
 use crate::format::Format;
 use flate2::read::MultiGzDecoder;
@@ -19,6 +20,9 @@ pub enum Input {
     File(PathBuf),
     /// A Parquet file.
     Parquet(PathBuf),
+    /// A Parquet file of a vendor format's rows (a Snowflake ACCESS_HISTORY export), read as
+    /// JSON lines: one object per row.
+    ParquetRows(PathBuf),
 }
 
 /// An input argument that names nothing usable: exit code 2.
@@ -72,6 +76,7 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Vec<Input>, Inpu
                 }
                 Format::Parquet => Input::Parquet(file),
                 Format::Auto if is_parquet => Input::Parquet(file),
+                vendor if vendor.is_vendor() && is_parquet => Input::ParquetRows(file),
                 _ => Input::File(file),
             });
         }
@@ -153,7 +158,9 @@ impl Input {
     pub fn display_name(&self) -> String {
         match self {
             Input::Stdin => "<stdin>".into(),
-            Input::File(path) | Input::Parquet(path) => path.display().to_string(),
+            Input::File(path) | Input::Parquet(path) | Input::ParquetRows(path) => {
+                path.display().to_string()
+            }
         }
     }
 
@@ -162,6 +169,7 @@ impl Input {
         match self {
             Input::Stdin => decompressed(BufReader::with_capacity(1 << 16, io::stdin())),
             Input::File(path) | Input::Parquet(path) => open_file(path),
+            Input::ParquetRows(path) => Ok(Box::new(rows::ParquetRows::open(path)?)),
         }
     }
 }

@@ -211,3 +211,58 @@ fn an_exposure_in_cloudtrail_records_is_found() {
         "arn:aws:iam::123456789012:role/Analyst/alice"
     );
 }
+
+#[test]
+fn snowflake_access_history_unloaded_as_parquet_reads_like_its_json_export() {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let env = TestEnv::new();
+    let base = |t: &str| {
+        format!("[{{\"objectDomain\":\"Table\",\"objectName\":\"HR.PUBLIC.{t}\",\"columns\":[]}}]")
+    };
+    let t0 = 1_773_828_000_000_000i64; // 2026-03-18T10:00:00Z
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "QUERY_START_TIME",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![t0, t0 + 1_000_000]).with_timezone("UTC"),
+            ),
+        ),
+        (
+            "USER_NAME",
+            Arc::new(StringArray::from(vec!["ALICE", "BOB"])),
+        ),
+        (
+            "BASE_OBJECTS_ACCESSED",
+            Arc::new(StringArray::from(vec![base("SALARIES"), base("PEOPLE")])),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let path = env.path("access_history.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    env.write("c.toml", "[detect]\nlearn = \"0s\"\nmin_principals = 2\n");
+    let run = env.run(&[
+        "replay",
+        "--config",
+        "c.toml",
+        "--format",
+        "snowflake",
+        "--table",
+        "HR.PUBLIC.*",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 events, 2 reads, 0 malformed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("2 tables"), "{}", run.stderr);
+}
