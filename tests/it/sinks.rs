@@ -596,3 +596,42 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
     assert!(firing_first.is_some(), "the firing notification came first");
     drop(watcher);
 }
+
+#[test]
+fn alertmanager_firing_alerts_are_re_sent_and_resolutions_repeated() {
+    let server = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\nresend_every = \"1s\"\nresolved_for = \"3s\"\n",
+            server.url()
+        ))
+        .replace("quiet = \"2s\"", "quiet = \"4s\""),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    std::thread::sleep(Duration::from_millis(300));
+    make_window(&log);
+    // quiet 4s + lateness 1s: about five seconds firing, then three seconds of resolutions.
+    std::thread::sleep(Duration::from_secs(10));
+    drop(watcher);
+    let got = server.received();
+    let ends: Vec<(Instant, String)> = got
+        .iter()
+        .map(|r| {
+            assert_eq!(r.path, "/api/v2/alerts");
+            let alert = &r.body[0];
+            assert_eq!(alert["labels"]["alertname"], "ExposureWindow");
+            (r.at, alert["endsAt"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let window_end = &got.last().unwrap().body[0]["annotations"]["window_end"];
+    let firing = ends.iter().filter(|(_, e)| e != window_end).count();
+    let resolved = ends.iter().filter(|(_, e)| e == window_end).count();
+    assert!(firing >= 3, "firing sent {firing} times: {ends:?}");
+    assert!(resolved >= 2, "resolution sent {resolved} times: {ends:?}");
+    // Never a firing alert after the first resolution.
+    let first_resolved = ends.iter().position(|(_, e)| e == window_end).unwrap();
+    assert!(ends[first_resolved..].iter().all(|(_, e)| e == window_end));
+}
