@@ -10,7 +10,9 @@
 //! leaves a file that looks complete.
 
 use crate::config::Config;
+use crate::format::Format;
 use crate::format::ParseError;
+use crate::format::vendor::{Item, RecordReader, RecordResult};
 use crate::intern::{Id, Interner};
 use crate::report::Problems;
 use crate::source::Input;
@@ -125,54 +127,91 @@ pub fn archive(
             }
         };
         let mut lines = LineReader::new(reader, config.input.max_line_bytes);
-        loop {
-            let (line_no, line) = match lines.next_line() {
-                Ok(Some(next)) => next,
-                Ok(None) => break,
+        let mut records = RecordReader::new(config.input.format, &config.input.vendor)
+            .expect("checked with the configuration");
+        let mut done: Vec<RecordResult> = Vec::new();
+        let mut at_end = false;
+        while !at_end {
+            match lines.next_line() {
+                Ok(Some((line_no, line))) => {
+                    if let Line::Text(bytes) = &line {
+                        records.recognise(bytes);
+                    }
+                    if records.is_canonical() || records.format() == Format::Auto {
+                        let parsed = match line {
+                            Line::Text(bytes) => config.input.jsonl.parse(bytes),
+                            Line::TooLong => Err(ParseError::TooLong {
+                                max_line_bytes: config.input.max_line_bytes,
+                            }),
+                        };
+                        match parsed {
+                            Ok(Some(event)) => {
+                                events += 1;
+                                let row = Row {
+                                    ts: event.ts,
+                                    principal: writer.names.intern(&event.principal),
+                                    table: writer.names.intern(&event.table),
+                                    action: event.action.as_deref().map(|a| writer.names.intern(a)),
+                                    rows: event.rows,
+                                    bytes: event.bytes,
+                                };
+                                writer.add(row, &mut newest, lateness)?;
+                            }
+                            Ok(None) => {}
+                            Err(error) => done.push((line_no, Err(error))),
+                        }
+                    } else {
+                        match line {
+                            Line::Text(bytes) => records.line(line_no, bytes, &mut done),
+                            Line::TooLong => done.push((
+                                line_no,
+                                Err(ParseError::TooLong {
+                                    max_line_bytes: config.input.max_line_bytes,
+                                }),
+                            )),
+                        }
+                    }
+                }
+                Ok(None) => {
+                    records.flush(&mut done);
+                    at_end = true;
+                }
                 Err(e) => {
                     problems.unreadable(&name, "read error, rest of input skipped", &e);
-                    break;
+                    records.flush(&mut done);
+                    at_end = true;
                 }
-            };
-            let parsed = match line {
-                Line::Text(bytes) => config.input.jsonl.parse(bytes),
-                Line::TooLong => Err(ParseError::TooLong {
-                    max_line_bytes: config.input.max_line_bytes,
-                }),
-            };
-            let event = match parsed {
-                Ok(Some(event)) => event,
-                Ok(None) => continue,
-                Err(error) if strict => {
-                    return Err(ArchiveError::Strict {
-                        location: Problems::location(&name, line_no, &error),
-                        error,
-                    });
+            }
+            for (line_no, result) in done.drain(..) {
+                match result {
+                    Ok(items) => {
+                        for item in items {
+                            let Item::Event(e) = item else {
+                                problems.not_access(1);
+                                continue;
+                            };
+                            events += 1;
+                            // Vendor events carry their read verdict as the action.
+                            let action = if e.read { "read" } else { "write" };
+                            let row = Row {
+                                ts: e.ts,
+                                principal: writer.names.intern(&e.principal),
+                                table: writer.names.intern(&e.table),
+                                action: Some(writer.names.intern(action)),
+                                rows: None,
+                                bytes: None,
+                            };
+                            writer.add(row, &mut newest, lateness)?;
+                        }
+                    }
+                    Err(error) if strict => {
+                        return Err(ArchiveError::Strict {
+                            location: Problems::location(&name, line_no, &error),
+                            error,
+                        });
+                    }
+                    Err(error) => problems.malformed(&name, line_no, &error),
                 }
-                Err(error) => {
-                    problems.malformed(&name, line_no, &error);
-                    continue;
-                }
-            };
-            events += 1;
-            let row = Row {
-                ts: event.ts,
-                principal: writer.names.intern(&event.principal),
-                table: writer.names.intern(&event.table),
-                action: event.action.as_deref().map(|a| writer.names.intern(a)),
-                rows: event.rows,
-                bytes: event.bytes,
-            };
-            writer
-                .days
-                .entry(event.ts.div_euclid(DAY))
-                .or_default()
-                .push(row);
-            if newest.is_none_or(|n| event.ts > n) {
-                newest = Some(event.ts);
-                // Days that ended more than `lateness` ago are complete.
-                let complete_before = (event.ts - lateness).div_euclid(DAY);
-                writer.flush_days_before(complete_before)?;
             }
         }
     }
@@ -196,6 +235,19 @@ struct DayWriter {
 }
 
 impl DayWriter {
+    /// Buffers `row` in its day, writing the days that ended more than `lateness` before the
+    /// newest event.
+    fn add(&mut self, row: Row, newest: &mut Option<Ts>, lateness: Ts) -> Result<(), ArchiveError> {
+        let ts = row.ts;
+        self.days.entry(ts.div_euclid(DAY)).or_default().push(row);
+        if newest.is_none_or(|n| ts > n) {
+            *newest = Some(ts);
+            let complete_before = (ts - lateness).div_euclid(DAY);
+            self.flush_days_before(complete_before)?;
+        }
+        Ok(())
+    }
+
     fn flush_days_before(&mut self, day: i64) -> Result<(), ArchiveError> {
         while let Some(entry) = self.days.first_entry() {
             if *entry.key() >= day {

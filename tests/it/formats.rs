@@ -210,6 +210,20 @@ fn an_exposure_in_cloudtrail_records_is_found() {
         alerts[0]["principals"][0]["principal"],
         "arn:aws:iam::123456789012:role/Analyst/alice"
     );
+
+    // Archived to Parquet, the same events give the same alerts.
+    let archived = env.run(&[
+        "archive",
+        "--config",
+        "c.toml",
+        "trail.jsonl",
+        "--out",
+        "lake",
+    ]);
+    assert_eq!(archived.code, 0, "{}", archived.stderr);
+    let again = env.run(&["replay", "--config", "c.toml", "lake"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, run.stdout);
 }
 
 #[test]
