@@ -192,10 +192,12 @@ impl Engine {
     fn handle_line(&mut self, input: &str, line: u64, content: Line<'_>) {
         self.dirty = true;
         if self.config.input.format != Format::Jsonl {
-            let reader = self.readers.entry(input.to_string()).or_insert_with(|| {
-                RecordReader::new(self.config.input.format, &self.config.input.vendor)
-                    .expect("checked with the configuration")
-            });
+            if !self.readers.contains_key(input) {
+                let reader = RecordReader::new(self.config.input.format, &self.config.input.vendor)
+                    .expect("checked with the configuration");
+                self.readers.insert(input.to_string(), reader);
+            }
+            let reader = self.readers.get_mut(input).expect("inserted");
             if let Line::Text(bytes) = &content {
                 reader.recognise(bytes);
             }
