@@ -192,18 +192,10 @@ impl Parser {
     }
 
     fn parse_csvlog(&self, text: &str) -> Result<Vec<Item>, ParseError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        let record = reader
-            .records()
-            .next()
-            .ok_or_else(|| missing("log_time"))?
-            .map_err(|e| ParseError::Record {
-                message: format!("not a csvlog row: {e}"),
-                column: 1,
-            })?;
+        let record = split_csv(text, 14).map_err(|message| ParseError::Record {
+            message: format!("not a csvlog row: {message}"),
+            column: 1,
+        })?;
         if record.len() < 14 {
             return Err(ParseError::MissingField {
                 field: format!("csvlog column 14 (message); the row has {}", record.len()),
@@ -320,18 +312,12 @@ impl Parser {
         if user.is_empty() {
             return Err(missing("user"));
         }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(payload.as_bytes());
-        let fields = reader
-            .records()
-            .next()
-            .ok_or_else(|| missing("AUDIT payload"))?
-            .map_err(|e| ParseError::Record {
-                message: format!("AUDIT payload is not CSV: {e}"),
-                column: 1,
-            })?;
+        // AUDIT_TYPE, STATEMENT_ID, SUBSTATEMENT_ID, CLASS, COMMAND, OBJECT_TYPE, OBJECT_NAME:
+        // the statement after them is not needed.
+        let fields = split_csv(payload, 7).map_err(|message| ParseError::Record {
+            message: format!("AUDIT payload is not CSV: {message}"),
+            column: 1,
+        })?;
         if fields.len() < 7 {
             return Err(ParseError::MissingField {
                 field: format!(
@@ -358,6 +344,52 @@ impl Parser {
             read: class == "READ",
         })])
     }
+}
+
+/// The first `max` fields of a CSV record (RFC 4180: `"` quotes, `""` escapes a quote inside).
+fn split_csv(text: &str, max: usize) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
+    use std::borrow::Cow;
+    let mut fields = Vec::with_capacity(max);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while fields.len() < max {
+        if bytes.get(i) == Some(&b'"') {
+            let mut value = String::new();
+            let mut start = i + 1;
+            let mut j = start;
+            loop {
+                match memchr::memchr(b'"', &bytes[j..]) {
+                    None => return Err(format!("a quote opened at byte {} is not closed", i + 1)),
+                    Some(k) => {
+                        j += k;
+                        if bytes.get(j + 1) == Some(&b'"') {
+                            value.push_str(&text[start..=j]);
+                            j += 2;
+                            start = j;
+                        } else {
+                            value.push_str(&text[start..j]);
+                            break;
+                        }
+                    }
+                }
+            }
+            fields.push(Cow::Owned(value));
+            i = j + 1;
+            match bytes.get(i) {
+                None => break,
+                Some(b',') => i += 1,
+                Some(_) => return Err(format!("text after a closing quote at byte {}", i + 1)),
+            }
+        } else {
+            let end = memchr::memchr(b',', &bytes[i..]).map_or(bytes.len(), |k| i + k);
+            fields.push(Cow::Borrowed(&text[i..end]));
+            if end == bytes.len() {
+                break;
+            }
+            i = end + 1;
+        }
+    }
+    Ok(fields)
 }
 
 fn missing(field: &str) -> ParseError {
@@ -445,6 +477,15 @@ mod tests {
             )
         );
         assert_eq!(got[1], (3, Ok(vec![Item::NotAccess])));
+    }
+
+    #[test]
+    fn splits_csv_with_quotes_commas_and_newlines() {
+        let got = split_csv("a,\"b,\"\"c\"\"\nd\",,e", 10).unwrap();
+        assert_eq!(got, ["a", "b,\"c\"\nd", "", "e"]);
+        assert_eq!(split_csv("a,b,c", 2).unwrap(), ["a", "b"]);
+        assert!(split_csv("\"open", 3).is_err());
+        assert!(split_csv("\"x\"y", 3).is_err());
     }
 
     #[test]

@@ -258,6 +258,46 @@ pub(crate) mod json {
         }
     }
 
+    /// The common shape of database logs, `YYYY-MM-DD HH:MM:SS[.fff] UTC`, without chrono's
+    /// general parser.
+    fn sql_utc(text: &str) -> Option<Ts> {
+        let t = text
+            .strip_suffix(" UTC")
+            .or_else(|| text.strip_suffix(" GMT"))?;
+        let b = t.as_bytes();
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b' '
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let s = t.get(r)?;
+            if !s.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        };
+        let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+        let time = chrono::NaiveTime::from_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+        let mut micros = 0i64;
+        if b.len() > 19 {
+            if b[19] != b'.' || b.len() == 20 || b.len() > 29 {
+                return None;
+            }
+            let digits = &t[20..];
+            if !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let padded = format!("{digits:0<9}");
+            micros = padded[..6].parse().ok()?;
+        }
+        Some(date.and_time(time).and_utc().timestamp_micros() + micros)
+    }
+
     fn type_name(value: &Value) -> &'static str {
         match value {
             Value::Null => "null",
@@ -272,6 +312,9 @@ pub(crate) mod json {
     /// RFC 3339, or the SQL shapes warehouses export (`2026-03-18 10:00:00.123 -0700`,
     /// `2026-03-18 10:00:00.123 UTC`, `2026-03-18 10:00:00`: UTC).
     pub fn parse_time_text(text: &str) -> Result<Ts, crate::time::TsError> {
+        if let Some(ts) = sql_utc(text) {
+            return Ok(ts);
+        }
         if let Ok(ts) = parse_ts_str(text, EpochUnit::Auto) {
             return Ok(ts);
         }
