@@ -65,7 +65,7 @@ pub enum Observed {
 }
 
 /// Counters kept by the detector.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DetectorStats {
     pub reads: u64,
     pub non_reads: u64,

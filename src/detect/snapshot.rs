@@ -27,21 +27,11 @@ pub struct DetectorSnapshot {
     pub newest: Option<Ts>,
     /// Watermark floor raised by the wall clock.
     pub floor: Option<Ts>,
-    pub stats: StatsSnapshot,
+    pub stats: DetectorStats,
     /// Sorted by table name.
     pub tables: Vec<TableSnapshot>,
     /// Reads not yet applied, sorted by (time, table, principal).
     pub buffered: Vec<BufferedSnapshot>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatsSnapshot {
-    pub reads: u64,
-    pub non_reads: u64,
-    pub ignored: u64,
-    pub late: u64,
-    pub windows_opened: u64,
-    pub alerts: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,20 +148,12 @@ impl Detector {
             })
             .collect();
         buffered.sort();
-        let s = self.stats;
         DetectorSnapshot {
             now: self.now,
             next_prune: self.next_prune,
             newest: self.reorder.newest(),
             floor: self.reorder.floor(),
-            stats: StatsSnapshot {
-                reads: s.reads,
-                non_reads: s.non_reads,
-                ignored: s.ignored,
-                late: s.late,
-                windows_opened: s.windows_opened,
-                alerts: s.alerts,
-            },
+            stats: self.stats,
             tables,
             buffered,
         }
@@ -242,15 +224,7 @@ impl Detector {
         }
         detector.now = snapshot.now;
         detector.next_prune = snapshot.next_prune;
-        let s = snapshot.stats;
-        detector.stats = DetectorStats {
-            reads: s.reads,
-            non_reads: s.non_reads,
-            ignored: s.ignored,
-            late: s.late,
-            windows_opened: s.windows_opened,
-            alerts: s.alerts,
-        };
+        detector.stats = snapshot.stats;
         detector
     }
 }

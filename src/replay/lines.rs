@@ -183,22 +183,10 @@ fn read_inputs(
                         done.push((line_no, Err(ParseError::TooLong { max_line_bytes })))
                     }
                 }
-                for (line_no, result) in done.drain(..) {
-                    match result {
-                        Ok(items) => push_items(&mut batch, line_no, items, &mut |p| {
-                            report(&mut |problems| problems.not_access(p))
-                        }),
-                        Err(error) => {
-                            if strict {
-                                deliver(batch);
-                                return Err(ReplayError::Strict {
-                                    location: Problems::location(name, line_no, &error),
-                                    error,
-                                });
-                            }
-                            report(&mut |p| p.malformed(name, line_no, &error));
-                        }
-                    }
+                if let Err(e) = take_records(&mut done, &mut batch, name, strict, problems) {
+                    // Events before the bad record are still detected on.
+                    deliver(batch);
+                    return Err(e);
                 }
                 if batch.events.len() >= BATCH_EVENTS
                     && !deliver(std::mem::replace(&mut batch, EventBatch::new(index)))
@@ -243,22 +231,9 @@ fn read_inputs(
             }
         }
         records.flush(&mut done);
-        for (line_no, result) in done.drain(..) {
-            match result {
-                Ok(items) => push_items(&mut batch, line_no, items, &mut |p| {
-                    report(&mut |problems| problems.not_access(p))
-                }),
-                Err(error) => {
-                    if strict {
-                        deliver(batch);
-                        return Err(ReplayError::Strict {
-                            location: Problems::location(name, line_no, &error),
-                            error,
-                        });
-                    }
-                    report(&mut |p| p.malformed(name, line_no, &error));
-                }
-            }
+        if let Err(e) = take_records(&mut done, &mut batch, name, strict, problems) {
+            deliver(batch);
+            return Err(e);
         }
         if !batch.events.is_empty() && !deliver(batch) {
             return Ok(());
@@ -274,6 +249,31 @@ fn line_cap(config: &Config) -> usize {
     } else {
         config.input.max_line_bytes
     }
+}
+
+/// Moves the finished vendor records into `batch`: their events, counts of records that are no
+/// access, reports of bad ones — or, with `strict`, the first bad one as the error.
+fn take_records(
+    done: &mut Vec<RecordResult>,
+    batch: &mut EventBatch,
+    name: &str,
+    strict: bool,
+    problems: &Mutex<&mut Problems>,
+) -> Result<(), ReplayError> {
+    for (line_no, result) in done.drain(..) {
+        let mut problems = problems.lock().expect("not poisoned");
+        match result {
+            Ok(items) => push_items(batch, line_no, items, &mut |n| problems.not_access(n)),
+            Err(error) if strict => {
+                return Err(ReplayError::Strict {
+                    location: Problems::location(name, line_no, &error),
+                    error,
+                });
+            }
+            Err(error) => problems.malformed(name, line_no, &error),
+        }
+    }
+    Ok(())
 }
 
 /// Adds a vendor record's events to `batch`; counts the records that are no access.

@@ -176,6 +176,18 @@ fn within(a: SystemTime, b: SystemTime, slack: Duration) -> bool {
     d <= slack
 }
 
+/// The principals of an alert, sorted.
+fn roles(alert: &Value) -> Vec<&str> {
+    let mut roles: Vec<&str> = alert["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["principal"].as_str().unwrap())
+        .collect();
+    roles.sort();
+    roles
+}
+
 const CONFIG: &str = "[detect]\nlearn = \"4s\"\nspan = \"30s\"\nquiet = \"3s\"\nlateness = \"1s\"\nmin_principals = 3\n";
 
 #[test]
@@ -243,15 +255,9 @@ fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {
     });
     drop(watcher);
 
-    let mut roles: Vec<&str> = closed["principals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["principal"].as_str().unwrap())
-        .collect();
-    roles.sort();
     assert_eq!(
-        roles, intruders,
+        roles(&closed),
+        intruders,
         "live: exactly the roles that read after the GRANT"
     );
 
@@ -273,14 +279,7 @@ fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {
         assert_eq!(windows.len(), 1, "{}: {alerts:#?}", file.display());
         let w = windows[0];
         assert_eq!(w["table"], "public.salaries");
-        let mut roles: Vec<&str> = w["principals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["principal"].as_str().unwrap())
-            .collect();
-        roles.sort();
-        assert_eq!(roles, intruders, "{}", file.display());
+        assert_eq!(roles(w), intruders, "{}", file.display());
         let slack = Duration::from_secs(2);
         assert!(within(ts(&w["window_start"]), first_read, slack), "{w}");
         assert!(within(ts(&w["window_end"]), last_read, slack), "{w}");

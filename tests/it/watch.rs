@@ -224,14 +224,24 @@ fn the_old_file_starts_at_its_end_unless_from_beginning() {
     watcher.wait_for("open", WAIT, is("open"));
 }
 
+/// A watcher on `pattern`, after a normal read and one novel read (eve) of `pay` in `file`.
+fn watching_one_novel_reader(
+    env: &TestEnv,
+    file: &str,
+    pattern: &str,
+) -> (Watcher, std::path::PathBuf) {
+    let log = env.path(file);
+    append(&log, &read_line("svc-etl", "pay"));
+    let watcher = Watcher::start(env, &[pattern]);
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, &read_line("eve", "pay"));
+    (watcher, log)
+}
+
 #[test]
 fn survives_rename_and_create_rotation_mid_window() {
     let env = TestEnv::new();
-    let log = env.path("app.log");
-    append(&log, &read_line("svc-etl", "pay"));
-    let watcher = Watcher::start(&env, &["app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
-    append(&log, &read_line("eve", "pay"));
+    let (watcher, log) = watching_one_novel_reader(&env, "app.log", "app.log");
     // The last line before rotation has no newline yet: it is finished in the rotated file.
     let line = read_line("mallory", "pay");
     let (head, tail) = line.split_at(20);
@@ -247,11 +257,7 @@ fn survives_rename_and_create_rotation_mid_window() {
 #[test]
 fn survives_copytruncate_and_reads_the_new_content_from_its_start() {
     let env = TestEnv::new();
-    let log = env.path("app.log");
-    append(&log, &read_line("svc-etl", "pay"));
-    let watcher = Watcher::start(&env, &["app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
-    append(&log, &read_line("eve", "pay"));
+    let (watcher, log) = watching_one_novel_reader(&env, "app.log", "app.log");
     append(&log, &read_line("mallory", "pay"));
     std::thread::sleep(Duration::from_millis(300));
     std::fs::copy(&log, env.path("app.log.1")).unwrap();
@@ -268,11 +274,7 @@ fn survives_copytruncate_and_reads_the_new_content_from_its_start() {
 #[test]
 fn a_deleted_file_is_read_to_its_end_and_its_last_line_flushed() {
     let env = TestEnv::new();
-    let log = env.path("a.log");
-    append(&log, &read_line("svc-etl", "pay"));
-    let watcher = Watcher::start(&env, &["*.log"]);
-    std::thread::sleep(Duration::from_millis(300));
-    append(&log, &read_line("eve", "pay"));
+    let (watcher, log) = watching_one_novel_reader(&env, "a.log", "*.log");
     append(&log, &read_line("mallory", "pay"));
     let last = read_line("trudy", "pay");
     append(&log, last.trim_end());
