@@ -39,17 +39,22 @@ struct Ev {
     read: bool,
 }
 
+impl Ev {
+    fn access(&self) -> AccessEvent<'static> {
+        AccessEvent {
+            ts: self.ts,
+            principal: PRINCIPALS[self.principal],
+            table: TABLES[self.table],
+            action: Some(if self.read { "SELECT" } else { "INSERT" }),
+        }
+    }
+}
+
 fn alerts_json(events: &[Ev]) -> String {
     let mut detector = Detector::new(settings());
     let mut alerts: Vec<Alert> = Vec::new();
     for e in events {
-        let event = AccessEvent {
-            ts: e.ts,
-            principal: PRINCIPALS[e.principal],
-            table: TABLES[e.table],
-            action: Some(if e.read { "SELECT" } else { "INSERT" }),
-        };
-        detector.observe(&event, &mut alerts);
+        detector.observe(&e.access(), &mut alerts);
     }
     detector.finish(&mut alerts);
     alerts.iter().map(|a| a.to_json() + "\n").collect()
@@ -220,13 +225,7 @@ fn alerts_json_with_restarts(events: &[Ev], stops: &[usize]) -> String {
             assert_eq!(restored.snapshot(), detector.snapshot());
             detector = restored;
         }
-        let event = AccessEvent {
-            ts: e.ts,
-            principal: PRINCIPALS[e.principal],
-            table: TABLES[e.table],
-            action: Some(if e.read { "SELECT" } else { "INSERT" }),
-        };
-        detector.observe(&event, &mut alerts);
+        detector.observe(&e.access(), &mut alerts);
     }
     detector.finish(&mut alerts);
     alerts.iter().map(|a| a.to_json() + "\n").collect()
