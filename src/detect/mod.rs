@@ -354,6 +354,14 @@ impl Detector {
         while !self.reorder.is_empty() {
             self.apply_earliest(alerts);
         }
+        // Time reaches what the event-driven watermark would have: the newest event minus
+        // `lateness`. A source with its own watermark (sorted Parquet row groups) may not have
+        // got there if its last events were not reads; closes due by then are quiet closes,
+        // whatever the source.
+        if let Some(newest) = self.reorder.newest() {
+            let settled = newest.saturating_sub(self.settings.lateness.micros());
+            self.move_time(settled, alerts);
+        }
         let mut open: Vec<Id> = (0..self.tables.len() as Id)
             .filter(|&t| self.tables[t as usize].window.is_some())
             .collect();
