@@ -10,7 +10,6 @@
 //! leaves a file that looks complete.
 
 use crate::config::Config;
-use crate::format::Format;
 use crate::format::ParseError;
 use crate::format::vendor::{Item, RecordReader, RecordResult};
 use crate::intern::{Id, Interner};
@@ -134,10 +133,8 @@ pub fn archive(
         while !at_end {
             match lines.next_line() {
                 Ok(Some((line_no, line))) => {
-                    if let Line::Text(bytes) = &line {
-                        records.recognise(bytes);
-                    }
-                    if records.is_canonical() || records.format() == Format::Auto {
+                    let max_line_bytes = config.input.max_line_bytes;
+                    if let Some(line) = records.route(line_no, line, max_line_bytes, &mut done) {
                         let parsed = match line {
                             Line::Text(bytes) => config.input.jsonl.parse(bytes),
                             Line::TooLong => Err(ParseError::TooLong {
@@ -159,16 +156,6 @@ pub fn archive(
                             }
                             Ok(None) => {}
                             Err(error) => done.push((line_no, Err(error))),
-                        }
-                    } else {
-                        match line {
-                            Line::Text(bytes) => records.line(line_no, bytes, &mut done),
-                            Line::TooLong => done.push((
-                                line_no,
-                                Err(ParseError::TooLong {
-                                    max_line_bytes: config.input.max_line_bytes,
-                                }),
-                            )),
                         }
                     }
                 }

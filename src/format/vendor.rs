@@ -9,6 +9,7 @@
 //! recognises the format of an input from its first line when the format is `auto`.
 
 use super::{Format, ParseError, cloudtrail, databricks, gcp, pgaudit, snowflake};
+use crate::source::lines::Line;
 use crate::time::Ts;
 use serde::Deserialize;
 
@@ -93,6 +94,30 @@ impl RecordReader {
                 Err(_) => self.format = Format::Jsonl,
             }
         }
+    }
+
+    /// Routes one line of input: a line of a vendor format is fed to this reader (the records it
+    /// completes are appended to `out`, an over-long line as an error) and `None` comes back;
+    /// a canonical JSON line (or one read before the format is known) comes back for the
+    /// caller's fast parser.
+    pub fn route<'a>(
+        &mut self,
+        line_no: u64,
+        line: Line<'a>,
+        max_line_bytes: usize,
+        out: &mut Vec<RecordResult>,
+    ) -> Option<Line<'a>> {
+        if let Line::Text(bytes) = &line {
+            self.recognise(bytes);
+        }
+        if self.is_canonical() || self.format == Format::Auto {
+            return Some(line);
+        }
+        match line {
+            Line::Text(bytes) => self.line(line_no, bytes, out),
+            Line::TooLong => out.push((line_no, Err(ParseError::TooLong { max_line_bytes }))),
+        }
+        None
     }
 
     /// Feeds line `line_no`; the records it completes are appended to `out`.

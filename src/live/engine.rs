@@ -189,7 +189,7 @@ impl Engine {
         Ok(())
     }
 
-    fn handle_line(&mut self, input: &str, line: u64, content: Line<'_>) {
+    fn handle_line(&mut self, input: &str, line: u64, mut content: Line<'_>) {
         self.dirty = true;
         if self.config.input.format != Format::Jsonl {
             if !self.readers.contains_key(input) {
@@ -198,22 +198,14 @@ impl Engine {
                 self.readers.insert(input.to_string(), reader);
             }
             let reader = self.readers.get_mut(input).expect("inserted");
-            if let Line::Text(bytes) = &content {
-                reader.recognise(bytes);
-            }
-            if !reader.is_canonical() && reader.format() != Format::Auto {
-                let mut done = Vec::new();
-                match content {
-                    Line::Text(bytes) => reader.line(line, bytes, &mut done),
-                    Line::TooLong => done.push((
-                        line,
-                        Err(ParseError::TooLong {
-                            max_line_bytes: self.config.input.max_line_bytes,
-                        }),
-                    )),
+            let mut done = Vec::new();
+            let max_line_bytes = self.config.input.max_line_bytes;
+            match reader.route(line, content, max_line_bytes, &mut done) {
+                Some(canonical) => content = canonical,
+                None => {
+                    self.handle_records(input, done);
+                    return;
                 }
-                self.handle_records(input, done);
-                return;
             }
         }
         let parsed = match content {

@@ -607,29 +607,8 @@ impl Pattern {
         if !text.contains(['*', '?', '[', '{']) {
             return Ok(Pattern::Literal(PathBuf::from(text)));
         }
-        let glob = globset::GlobBuilder::new(text)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| crate::source::InputError::BadGlob {
-                pattern: text.to_string(),
-                message: e.to_string(),
-            })?;
-        // Walk from the deepest folder without glob characters.
-        let mut root = PathBuf::new();
-        for part in Path::new(text).components() {
-            let s = part.as_os_str().to_string_lossy();
-            if s.contains(['*', '?', '[', '{']) {
-                break;
-            }
-            root.push(part);
-        }
-        if root.as_os_str().is_empty() {
-            root = PathBuf::from(".");
-        }
-        Ok(Pattern::Glob {
-            root,
-            matcher: glob.compile_matcher(),
-        })
+        let (root, matcher) = crate::source::glob_root(text)?;
+        Ok(Pattern::Glob { root, matcher })
     }
 
     fn expand(&self, found: &mut Vec<(PathBuf, fs::Metadata)>) {

@@ -173,16 +173,7 @@ fn read_inputs(
                     break;
                 }
             };
-            if let Line::Text(bytes) = &line {
-                records.recognise(bytes);
-            }
-            if !records.is_canonical() && records.format() != crate::format::Format::Auto {
-                match line {
-                    Line::Text(bytes) => records.line(line_no, bytes, &mut done),
-                    Line::TooLong => {
-                        done.push((line_no, Err(ParseError::TooLong { max_line_bytes })))
-                    }
-                }
+            let Some(line) = records.route(line_no, line, max_line_bytes, &mut done) else {
                 if let Err(e) = take_records(&mut done, &mut batch, name, strict, problems) {
                     // Events before the bad record are still detected on.
                     deliver(batch);
@@ -194,7 +185,7 @@ fn read_inputs(
                     return Ok(());
                 }
                 continue;
-            }
+            };
             let parsed = match line {
                 Line::Text(bytes) => parser.parse(bytes),
                 Line::TooLong => Err(ParseError::TooLong { max_line_bytes }),

@@ -109,7 +109,9 @@ fn files_below(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     files
 }
 
-fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, InputError> {
+/// A glob's matcher, and the folder to walk for it: the longest leading path without glob
+/// characters (`.` if none).
+pub(crate) fn glob_root(pattern: &str) -> Result<(PathBuf, globset::GlobMatcher), InputError> {
     let glob = globset::GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
@@ -118,16 +120,24 @@ fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, InputError> {
             message: e.to_string(),
         })?
         .compile_matcher();
-    // Walk from the longest directory prefix without glob characters.
     let literal: PathBuf = Path::new(pattern)
         .components()
-        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .take_while(|c| {
+            !c.as_os_str()
+                .to_string_lossy()
+                .contains(['*', '?', '[', '{'])
+        })
         .collect();
     let root = if literal.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
         literal
     };
+    Ok((root, glob))
+}
+
+fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, InputError> {
+    let (root, glob) = glob_root(pattern)?;
     let relative = !Path::new(pattern).is_absolute() && !pattern.starts_with("./");
     let files = files_below(&root, |p| {
         let shown = if relative {
