@@ -12,7 +12,7 @@
 use super::checkpoint::write_atomically;
 use crate::detect::Alert;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,11 @@ pub struct Outbox {
     dir: PathBuf,
     segment: File,
     segment_no: u64,
-    segment_records: u64,
+    /// (sequence number, key) of the records in the current segment.
+    current: Vec<(u64, String)>,
+    /// The same for each sealed segment, by segment number: what deleting it forgets, known
+    /// without reading it again.
+    sealed: BTreeMap<u64, Vec<(u64, String)>>,
     next_seq: u64,
     /// Keys of every alert in the journal: emitted, never again.
     emitted: HashSet<String>,
@@ -95,15 +99,20 @@ impl Outbox {
         fs::create_dir_all(&dir)?;
         fs::create_dir_all(state_dir.join("sinks"))?;
         let mut emitted = HashSet::new();
+        let mut sealed = BTreeMap::new();
         let mut next_seq = 1;
         let numbers = segments(&dir)?;
         for &no in &numbers {
             let mut records = Vec::new();
             read_records(&segment_path(&dir, no), 0, usize::MAX, &mut records)?;
+            let mut held = Vec::with_capacity(records.len());
             for record in records {
                 next_seq = next_seq.max(record.seq + 1);
-                emitted.insert(record.alert.delivery_key());
+                let key = record.alert.delivery_key();
+                emitted.insert(key.clone());
+                held.push((record.seq, key));
             }
+            sealed.insert(no, held);
         }
         // Sequence numbers never go back, even when every segment was delivered and deleted:
         // the sinks' acknowledgements remember how far they went.
@@ -128,7 +137,8 @@ impl Outbox {
             dir,
             segment,
             segment_no,
-            segment_records: 0,
+            current: Vec::new(),
+            sealed,
             next_seq,
             emitted,
         })
@@ -183,7 +193,7 @@ impl Outbox {
         self.segment.write_all(&line)?;
         self.segment.sync_data()?;
         self.next_seq += 1;
-        self.segment_records += 1;
+        self.current.push((seq, key.clone()));
         self.emitted.insert(key);
         Ok(Some(seq))
     }
@@ -191,26 +201,28 @@ impl Outbox {
     /// Called right after a checkpoint was written: starts a new segment (if the current one
     /// holds anything) and deletes the sealed segments every sink in `acked` has acknowledged.
     pub fn after_checkpoint(&mut self, acked: u64) -> io::Result<()> {
-        if self.segment_records > 0 {
+        if !self.current.is_empty() {
+            self.sealed
+                .insert(self.segment_no, std::mem::take(&mut self.current));
             self.segment_no += 1;
             self.segment = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(segment_path(&self.dir, self.segment_no))?;
-            self.segment_records = 0;
         }
-        for no in segments(&self.dir)? {
-            if no >= self.segment_no {
-                break;
+        let delivered: Vec<u64> = self
+            .sealed
+            .iter()
+            .filter(|(_, records)| records.iter().all(|(seq, _)| *seq <= acked))
+            .map(|(no, _)| *no)
+            .collect();
+        for no in delivered {
+            match fs::remove_file(segment_path(&self.dir, no)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
-            let path = segment_path(&self.dir, no);
-            let mut records = Vec::new();
-            read_records(&path, 0, usize::MAX, &mut records)?;
-            if records.iter().all(|r| r.seq <= acked) {
-                for r in &records {
-                    self.emitted.remove(&r.alert.delivery_key());
-                }
-                fs::remove_file(&path)?;
+            for (_, key) in self.sealed.remove(&no).unwrap_or_default() {
+                self.emitted.remove(&key);
             }
         }
         Ok(())
