@@ -280,12 +280,15 @@ impl Follower {
         if n == 0 {
             return 0;
         }
-        if !read_head(&f.file).is_ok_and(|h| f.fingerprint.matches(&h)) {
-            // Truncated (and perhaps written again) since the last read: the next scan tells a
-            // copy from a restart in place.
-            self.rescan = true;
-            return 0;
-        }
+        let head = match read_head(&f.file) {
+            Ok(head) if f.fingerprint.matches(&head) => head,
+            _ => {
+                // Truncated (and perhaps written again) since the last read: the next scan
+                // tells a copy from a restart in place.
+                self.rescan = true;
+                return 0;
+            }
+        };
         f.alive_at = Instant::now();
         let mut chunk = &self.buf[..n];
         while let Some(newline) = memchr::memchr(b'\n', chunk) {
@@ -324,9 +327,7 @@ impl Follower {
         }
         if (f.fingerprint.len as usize) < FINGERPRINT_BYTES {
             // The file grew: identify it by more of its start.
-            if let Ok(head) = read_head(&f.file) {
-                f.fingerprint = Fingerprint::of(&head);
-            }
+            f.fingerprint = Fingerprint::of(&head);
         }
         n as u64
     }
