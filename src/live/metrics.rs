@@ -63,79 +63,79 @@ impl Metrics {
                 "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
             );
         };
-        let counter = |c: &AtomicU64| c.load(Relaxed).to_string();
-        metric(
-            "events_read_total",
-            "counter",
-            "Events parsed from the inputs.",
-            counter(&self.events_read),
-        );
-        metric(
-            "reads_total",
-            "counter",
-            "Read events of watched tables.",
-            counter(&self.reads),
-        );
-        metric(
-            "malformed_total",
-            "counter",
-            "Lines skipped as malformed.",
-            counter(&self.malformed),
-        );
-        metric(
-            "not_access_total",
-            "counter",
-            "Records that are not access events (management calls, other log lines).",
-            counter(&self.not_access),
-        );
-        metric(
-            "late_total",
-            "counter",
-            "Events older than the watermark (not used).",
-            counter(&self.late),
-        );
-        metric(
-            "open_windows",
-            "gauge",
-            "Exposure windows open now.",
-            counter(&self.open_windows),
-        );
-        metric(
-            "alerts_emitted_total",
-            "counter",
-            "Alert events written to the outbox.",
-            counter(&self.alerts_emitted),
-        );
-        metric(
-            "files_followed",
-            "gauge",
-            "Files followed now.",
-            counter(&self.files_followed),
-        );
+        let counts: [(&str, &str, &str, &AtomicU64); 8] = [
+            (
+                "events_read_total",
+                "counter",
+                "Events parsed from the inputs.",
+                &self.events_read,
+            ),
+            (
+                "reads_total",
+                "counter",
+                "Read events of watched tables.",
+                &self.reads,
+            ),
+            (
+                "malformed_total",
+                "counter",
+                "Lines skipped as malformed.",
+                &self.malformed,
+            ),
+            (
+                "not_access_total",
+                "counter",
+                "Records that are not access events (management calls, other log lines).",
+                &self.not_access,
+            ),
+            (
+                "late_total",
+                "counter",
+                "Events older than the watermark (not used).",
+                &self.late,
+            ),
+            (
+                "open_windows",
+                "gauge",
+                "Exposure windows open now.",
+                &self.open_windows,
+            ),
+            (
+                "alerts_emitted_total",
+                "counter",
+                "Alert events written to the outbox.",
+                &self.alerts_emitted,
+            ),
+            (
+                "files_followed",
+                "gauge",
+                "Files followed now.",
+                &self.files_followed,
+            ),
+        ];
+        for (name, kind, help, count) in counts {
+            metric(name, kind, help, count.load(Relaxed).to_string());
+        }
+        // Seconds from a time (µs since the epoch; 0: not yet) to now.
         let now = now_us();
-        let newest = self.newest_event_us.load(Relaxed);
-        let behind = if newest == 0 {
-            "NaN".to_string()
-        } else {
-            format!("{:.3}", (now - newest) as f64 / 1e6)
+        let since = |at: i64| {
+            if at == 0 {
+                "NaN".to_string()
+            } else {
+                format!("{:.3}", (now - at) as f64 / 1e6)
+            }
         };
         metric(
             "seconds_behind",
             "gauge",
             "Wall clock minus the newest event time.",
-            behind,
+            since(self.newest_event_us.load(Relaxed)),
         );
-        let checkpoint = self.checkpoint_at_us.load(Relaxed);
-        let age = if checkpoint == 0 {
-            "NaN".to_string()
-        } else {
-            format!("{:.3}", (now - checkpoint) as f64 / 1e6)
-        };
         metric(
             "checkpoint_age_seconds",
             "gauge",
             "Seconds since the last checkpoint was written.",
-            age,
+            since(self.checkpoint_at_us.load(Relaxed)),
         );
         let sinks = self.sinks.lock().expect("not poisoned");
         for (name, kind, help, get) in [
