@@ -151,20 +151,8 @@ impl Baseline {
             return;
         }
         let slot = &self.slots[home(principal, self.slots.len() - 1)];
-        prefetch_read(slot as *const Slot as *const i8);
+        crate::intern::prefetch(slot);
     }
-}
-
-#[inline]
-fn prefetch_read(address: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: prefetching is a hint; it never dereferences or faults, even for a bad address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(address) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }
 
 #[cfg(test)]

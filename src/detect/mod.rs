@@ -167,6 +167,30 @@ pub struct Detector {
     now: Option<Ts>,
     next_prune: Ts,
     stats: DetectorStats,
+    /// Set by [`Detector::apply_in_chunks`]: reads wait here instead of in the reorder buffer.
+    deferred: Option<Deferred>,
+    /// Buffers [`Detector::apply_chunk`] reuses from one chunk to the next.
+    chunk_scratch: ChunkScratch,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ChunkScratch {
+    by_table: Vec<BufferedRead>,
+    /// Alerts with the (time, kind) they sort by.
+    tagged: Vec<(Ts, u8, Alert)>,
+    alerts: Vec<Alert>,
+}
+
+/// Reads collected for chunked application (replay): applied table by table once the chunk is
+/// big enough, up to the watermark; the rest wait for the next chunk.
+#[derive(Debug, Clone)]
+struct Deferred {
+    reads: Vec<BufferedRead>,
+    /// Reads that are final (before the watermark), taken out of `reads` at a flush.
+    ready: Vec<BufferedRead>,
+    /// Flush when `reads` holds this many.
+    flush_at: usize,
+    chunk: usize,
 }
 
 impl Detector {
@@ -184,7 +208,60 @@ impl Detector {
             now: None,
             next_prune: Ts::MIN,
             stats: DetectorStats::default(),
+            deferred: None,
+            chunk_scratch: ChunkScratch::default(),
         }
+    }
+
+    /// From now on, reads are applied in chunks of about `chunk` reads, **table by table**
+    /// (see [`Detector::apply_chunk`]), instead of one by one as the watermark passes them:
+    /// each table's baseline then stays in cache while its reads are applied. Alerts are the
+    /// same, in the same order; they only come out later (at the end of a chunk), which suits
+    /// replay and not a live service. Call on a fresh detector.
+    pub fn apply_in_chunks(&mut self, chunk: usize) {
+        debug_assert!(self.reorder.is_empty(), "call before the first event");
+        let chunk = chunk.max(1);
+        self.deferred = Some(Deferred {
+            reads: Vec::with_capacity(chunk),
+            ready: Vec::with_capacity(chunk),
+            flush_at: chunk,
+            chunk,
+        });
+    }
+
+    /// Leaves chunked application: reads that are final are applied, the others go to the
+    /// reorder buffer, as if they had been observed one by one.
+    pub fn apply_one_by_one(&mut self, alerts: &mut Vec<Alert>) {
+        self.flush_deferred(alerts);
+        if let Some(deferred) = self.deferred.take() {
+            for read in deferred.reads {
+                self.reorder.push(read.ts, read.table, read.principal);
+            }
+        }
+    }
+
+    /// Applies the deferred reads before the watermark, table by table.
+    fn flush_deferred(&mut self, alerts: &mut Vec<Alert>) {
+        let Some(watermark) = self.reorder.watermark() else {
+            return;
+        };
+        let Some(mut deferred) = self.deferred.take() else {
+            return;
+        };
+        let Deferred { reads, ready, .. } = &mut deferred;
+        ready.clear();
+        reads.retain(|read| {
+            let is_final = read.ts < watermark;
+            if is_final {
+                ready.push(*read);
+            }
+            !is_final
+        });
+        self.apply_chunk(ready, Some(watermark), alerts);
+        // Reads that stay are looked at again at the next flush: let the chunk grow with them so
+        // that a long `lateness` costs no more than a short one per read.
+        deferred.flush_at = deferred.chunk.max(2 * deferred.reads.len());
+        self.deferred = Some(deferred);
     }
 
     pub fn settings(&self) -> &DetectorSettings {
@@ -207,7 +284,13 @@ impl Detector {
 
     /// Reads waiting in the reorder buffer.
     pub fn buffered(&self) -> usize {
-        self.reorder.len()
+        self.reorder.len() + self.deferred.as_ref().map_or(0, |d| d.reads.len())
+    }
+
+    /// Reads observed and not yet applied, in no particular order.
+    fn waiting_reads(&self) -> impl Iterator<Item = &BufferedRead> + '_ {
+        let deferred = self.deferred.as_ref().map(|d| &d.reads[..]).unwrap_or(&[]);
+        self.reorder.iter().chain(deferred)
     }
 
     /// Events before this time are late.
@@ -247,6 +330,23 @@ impl Detector {
     #[inline]
     pub fn principal_id(&mut self, name: &str) -> Id {
         self.principal_names.intern(name)
+    }
+
+    /// The ids of many reads' (table, principal) names, appended to `ids` in order: the same as
+    /// [`Detector::table_id`] and [`Detector::principal_id`] on each, with the principals'
+    /// look-ups overlapping (see [`Interner::intern_many`]).
+    pub fn read_ids<'a>(&mut self, reads: &[(&'a str, &'a str)], ids: &mut Vec<(Id, Id)>) {
+        let mut principals = Vec::with_capacity(reads.len());
+        self.principal_names.intern_many(
+            reads.iter().map(|(_, principal)| *principal),
+            &mut principals,
+        );
+        ids.extend(
+            reads
+                .iter()
+                .zip(principals)
+                .map(|((table, _), principal)| (self.table_id(table), principal)),
+        );
     }
 
     /// Observes one event; alerts it causes are pushed onto `alerts`.
@@ -313,7 +413,21 @@ impl Detector {
         let outcome = match incoming {
             Incoming::Read(table, principal) => {
                 self.stats.reads += 1;
-                self.reorder.push(ts, table, principal);
+                let read = BufferedRead {
+                    ts,
+                    table,
+                    principal,
+                };
+                match &mut self.deferred {
+                    Some(deferred) => {
+                        deferred.reads.push(read);
+                        if deferred.reads.len() >= deferred.flush_at {
+                            self.flush_deferred(alerts);
+                        }
+                        return Observed::Read;
+                    }
+                    None => self.reorder.push(ts, table, principal),
+                }
                 Observed::Read
             }
             Incoming::NotRead => {
@@ -325,7 +439,9 @@ impl Detector {
                 Observed::Ignored
             }
         };
-        if let Some(watermark) = self.reorder.watermark() {
+        if self.deferred.is_none()
+            && let Some(watermark) = self.reorder.watermark()
+        {
             self.release_before(watermark, alerts);
         }
         outcome
@@ -343,6 +459,10 @@ impl Detector {
     /// when streams are silent; replay never calls it.
     pub fn advance(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
         self.reorder.raise_floor(watermark);
+        if self.deferred.is_some() {
+            self.flush_deferred(alerts);
+            return;
+        }
         if let Some(w) = self.reorder.watermark() {
             self.release_before(w, alerts);
         }
@@ -351,6 +471,10 @@ impl Detector {
     /// The input ended: applies every buffered read, then closes the windows still open (sorted
     /// by table name) with `closed_by = end_of_input`.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {
+        if let Some(deferred) = self.deferred.take() {
+            // The input ended: every deferred read is final.
+            self.apply_chunk(&deferred.reads, None, alerts);
+        }
         while !self.reorder.is_empty() {
             self.apply_earliest(alerts);
         }
@@ -459,75 +583,60 @@ impl Detector {
             self.reorder.is_empty(),
             "apply_chunk needs an empty reorder buffer"
         );
-        // Group by table, keeping time order within each: a stable counting sort by the rank of
-        // the table's name (the order reads of one instant are applied in).
-        let mut ranked: Vec<Id> = Vec::new();
-        let mut rank = vec![Id::MAX; self.tables.len()];
-        for read in reads.iter() {
-            if rank[read.table as usize] == Id::MAX {
-                rank[read.table as usize] = 0;
-                ranked.push(read.table);
-            }
-        }
-        ranked.sort_by(|a, b| self.table_names.name(*a).cmp(self.table_names.name(*b)));
-        let mut offsets = vec![0usize; ranked.len() + 1];
-        for (r, table) in ranked.iter().enumerate() {
-            rank[*table as usize] = r as Id;
-        }
-        for read in reads.iter() {
-            offsets[rank[read.table as usize] as usize + 1] += 1;
-        }
-        for r in 1..offsets.len() {
-            offsets[r] += offsets[r - 1];
-        }
-        let mut by_table = vec![
-            BufferedRead {
-                ts: 0,
-                table: 0,
-                principal: 0
-            };
-            reads.len()
-        ];
-        for read in reads.iter() {
-            let slot = &mut offsets[rank[read.table as usize] as usize];
-            by_table[*slot] = *read;
-            *slot += 1;
-        }
+        let mut scratch = std::mem::take(&mut self.chunk_scratch);
+        let ChunkScratch {
+            by_table,
+            tagged,
+            alerts: emitted,
+        } = &mut scratch;
+        self.group_by_table(reads, by_table);
         let reads = &mut by_table[..];
-        let mut tagged: Vec<(Ts, u8, Alert)> = Vec::new();
-        let mut scratch: Vec<Alert> = Vec::new();
         let mut start = 0;
         while start < reads.len() {
             let table = reads[start].table;
-            let end = start
-                + reads[start..]
-                    .iter()
-                    .take_while(|r| r.table == table)
-                    .count();
+            let mut end = start + 1;
+            while end < reads.len() && reads[end].table == table {
+                end += 1;
+            }
             // Time order within the table (already so for a sorted row group: then this is one
             // linear pass).
             reads[start..end].sort_by_key(|r| r.ts);
             let mut i = start;
             while i < end {
                 let ts = reads[i].ts;
-                let group_end = i + reads[i..end].iter().take_while(|r| r.ts == ts).count();
-                let group = &mut reads[i..group_end];
-                if group.len() > 1 {
+                let mut group_end = i + 1;
+                while group_end < end && reads[group_end].ts == ts {
+                    group_end += 1;
+                }
+                if group_end - i > 1 {
                     let principals = &self.principal_names;
-                    group.sort_by(|a, b| {
+                    reads[i..group_end].sort_by(|a, b| {
                         principals
                             .name(a.principal)
                             .cmp(principals.name(b.principal))
                     });
                 }
-                self.close_if_quiet(table, ts, &mut scratch);
-                tagged.extend(scratch.drain(..).map(|a| (a.as_of, 0, a)));
-                for read in group.iter() {
-                    self.apply_read(read.ts, read.table, read.principal, &mut scratch);
+                if self.tables[table as usize].window.is_some() {
+                    self.close_if_quiet(table, ts, emitted);
+                    tagged.extend(emitted.drain(..).map(|a| (a.as_of, 0, a)));
                 }
-                tagged.extend(scratch.drain(..).map(|a| (ts, 1, a)));
-                self.emit_opens(ts, &mut scratch);
-                tagged.extend(scratch.drain(..).map(|a| (ts, 2, a)));
+                // Start loading the baseline slots of the table's next reads.
+                let baseline = &self.tables[table as usize].baseline;
+                let ahead =
+                    (i + PREFETCH_DISTANCE).min(end)..(group_end + PREFETCH_DISTANCE).min(end);
+                for read in &reads[ahead] {
+                    baseline.prefetch(read.principal);
+                }
+                for read in &reads[i..group_end] {
+                    self.apply_read(read.ts, read.table, read.principal, emitted);
+                }
+                if !emitted.is_empty() {
+                    tagged.extend(emitted.drain(..).map(|a| (ts, 1, a)));
+                }
+                if !self.opened_now.is_empty() {
+                    self.emit_opens(ts, emitted);
+                    tagged.extend(emitted.drain(..).map(|a| (ts, 2, a)));
+                }
                 i = group_end;
             }
             start = end;
@@ -540,15 +649,55 @@ impl Detector {
             (u, l) => u.or(l),
         };
         if let Some(end) = end {
-            self.move_time(end, &mut scratch);
-            tagged.extend(scratch.drain(..).map(|a| (a.as_of, 0, a)));
+            self.move_time(end, emitted);
+            tagged.extend(emitted.drain(..).map(|a| (a.as_of, 0, a)));
         }
         tagged.sort_by(|a, b| {
             (a.0, a.1)
                 .cmp(&(b.0, b.1))
                 .then_with(|| a.2.table.cmp(&b.2.table))
         });
-        alerts.extend(tagged.into_iter().map(|(_, _, alert)| alert));
+        alerts.extend(tagged.drain(..).map(|(_, _, alert)| alert));
+        self.chunk_scratch = scratch;
+    }
+
+    /// Copies `reads` into `by_table` grouped by table, tables in name order (the order reads
+    /// of one instant are applied in), keeping arrival order within each table: a stable
+    /// counting sort.
+    fn group_by_table(&self, reads: &[BufferedRead], by_table: &mut Vec<BufferedRead>) {
+        let mut ranked: Vec<Id> = Vec::new();
+        let mut rank = vec![Id::MAX; self.tables.len()];
+        for read in reads {
+            if rank[read.table as usize] == Id::MAX {
+                rank[read.table as usize] = 0;
+                ranked.push(read.table);
+            }
+        }
+        ranked.sort_by(|a, b| self.table_names.name(*a).cmp(self.table_names.name(*b)));
+        let mut offsets = vec![0usize; ranked.len() + 1];
+        for (r, table) in ranked.iter().enumerate() {
+            rank[*table as usize] = r as Id;
+        }
+        for read in reads {
+            offsets[rank[read.table as usize] as usize + 1] += 1;
+        }
+        for r in 1..offsets.len() {
+            offsets[r] += offsets[r - 1];
+        }
+        by_table.clear();
+        by_table.resize(
+            reads.len(),
+            BufferedRead {
+                ts: 0,
+                table: 0,
+                principal: 0,
+            },
+        );
+        for read in reads {
+            let slot = &mut offsets[rank[read.table as usize] as usize];
+            by_table[*slot] = *read;
+            *slot += 1;
+        }
     }
 
     /// Closes `table`'s window if it has been quiet by `now`.

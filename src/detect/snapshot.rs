@@ -138,9 +138,10 @@ impl Detector {
             .filter(|t| t.learn_until.is_some() || t.window.is_some() || !t.pending.is_empty())
             .collect();
         tables.sort_by(|a, b| a.table.cmp(&b.table));
+        // Deferred reads (chunked application) are restored into the reorder buffer: applied one
+        // by one from there, they give the same alerts.
         let mut buffered: Vec<BufferedSnapshot> = self
-            .reorder
-            .iter()
+            .waiting_reads()
             .map(|read| BufferedSnapshot {
                 ts: read.ts,
                 table: self.table_names.name(read.table).to_string(),

@@ -1,6 +1,10 @@
 //! The canonical JSON-lines format: one object per line with a timestamp, a principal, a table and
 //! an optional action, found at configurable dotted paths (`userIdentity.arn`). Parsing is one pass
 //! of serde_json over the line that keeps only the mapped fields, borrowing their text.
+//!
+//! When every field is a top-level key (the canonical shape), a first pass expects each field's
+//! type and nothing else; a line it does not take (any error, any unusual value) goes through the
+//! general pass, which alone decides what is wrong with it. Both give the same event.
 
 use super::{ParseError, ParsedEvent};
 use crate::time::{EpochUnit, parse_ts_str, ts_from_epoch_float, ts_from_epoch_int};
@@ -92,6 +96,8 @@ pub struct JsonLinesParser {
     root: Node,
     names: [String; SLOTS],
     epoch_unit: EpochUnit,
+    /// Every path is one key: the fast first pass applies.
+    flat: bool,
 }
 
 impl JsonLinesParser {
@@ -119,10 +125,12 @@ impl JsonLinesParser {
                 inserted.map_err(|e| format!("field path {path:?}: {e}"))?;
             }
         }
+        let flat = names.iter().all(|name| !name.contains('.'));
         Ok(JsonLinesParser {
             root,
             names,
             epoch_unit,
+            flat,
         })
     }
 
@@ -141,6 +149,11 @@ impl JsonLinesParser {
                     column: start + 1,
                 });
             }
+        }
+        if self.flat
+            && let Some(event) = self.parse_flat(text)
+        {
+            return Ok(Some(event));
         }
         let mut slots: [Option<Value<'a>>; SLOTS] = Default::default();
         let mut de = serde_json::Deserializer::from_str(text);
@@ -171,6 +184,28 @@ impl JsonLinesParser {
         }))
     }
 
+    /// The fast pass for flat mappings: `None` for any line it does not take as it is.
+    fn parse_flat<'a>(&self, text: &'a str) -> Option<ParsedEvent<'a>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let fields = de.deserialize_map(FlatVisitor { parser: self }).ok()?;
+        de.end().ok()?;
+        let ts = match fields.ts? {
+            FlatTs::Text(s) => parse_ts_str(&s, self.epoch_unit),
+            FlatTs::Int(v) => ts_from_epoch_int(v, self.epoch_unit),
+            FlatTs::Float(v) => ts_from_epoch_float(v, self.epoch_unit),
+        }
+        .ok()?;
+        let present = |s: Option<Cow<'a, str>>| s.filter(|s| !is_blank(s));
+        Some(ParsedEvent {
+            ts,
+            principal: present(fields.principal)?,
+            table: present(fields.table)?,
+            action: fields.action.flatten(),
+            rows: fields.rows.flatten(),
+            bytes: fields.bytes.flatten(),
+        })
+    }
+
     fn timestamp(&self, value: Option<Value<'_>>) -> Result<i64, ParseError> {
         let field = || self.names[TS].clone();
         let parsed = match value {
@@ -196,7 +231,7 @@ impl JsonLinesParser {
             None | Some(Value::Null) => Err(ParseError::MissingField {
                 field: self.names[slot].clone(),
             }),
-            Some(Value::Str(s)) if s.trim().is_empty() => Err(ParseError::EmptyField {
+            Some(Value::Str(s)) if is_blank(&s) => Err(ParseError::EmptyField {
                 field: self.names[slot].clone(),
             }),
             Some(Value::Str(s)) => Ok(s),
@@ -209,6 +244,77 @@ impl JsonLinesParser {
             field: self.names[slot].clone(),
             expected,
             found: found.describe(),
+        }
+    }
+}
+
+/// Empty or only white space (checked without trimming: the first other character ends it).
+#[inline]
+fn is_blank(s: &str) -> bool {
+    s.chars().all(char::is_whitespace)
+}
+
+/// The mapped fields of a flat line as the fast pass found them.
+#[derive(Default)]
+struct FlatFields<'a> {
+    ts: Option<FlatTs<'a>>,
+    principal: Option<Cow<'a, str>>,
+    table: Option<Cow<'a, str>>,
+    /// `Some(None)`: present and null.
+    action: Option<Option<Cow<'a, str>>>,
+    rows: Option<Option<i64>>,
+    bytes: Option<Option<i64>>,
+}
+
+enum FlatTs<'a> {
+    Text(Cow<'a, str>),
+    Int(i64),
+    Float(f64),
+}
+
+/// Reads one flat object, asking serde_json for each mapped field's expected type: anything
+/// else is an error here (and the general pass reports it).
+struct FlatVisitor<'p> {
+    parser: &'p JsonLinesParser,
+}
+
+impl<'de> Visitor<'de> for FlatVisitor<'_> {
+    type Value = FlatFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlatFields<'de>, A::Error> {
+        let mut fields = FlatFields::default();
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            match self.parser.names.iter().position(|name| *name == *key) {
+                Some(TS) => fields.ts = Some(map.next_value::<FlatTs<'de>>()?),
+                Some(PRINCIPAL) => fields.principal = Some(map.next_value::<Text<'de>>()?.0),
+                Some(TABLE) => fields.table = Some(map.next_value::<Text<'de>>()?.0),
+                Some(ACTION) => {
+                    let action = map.next_value::<Option<Text<'de>>>()?;
+                    fields.action = Some(action.map(|a| a.0));
+                }
+                Some(ROWS) => fields.rows = Some(map.next_value::<Value<'de>>()?.count()),
+                Some(_) => fields.bytes = Some(map.next_value::<Value<'de>>()?.count()),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for FlatTs<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        match Value::deserialize(de)? {
+            Value::Str(s) => Ok(FlatTs::Text(s)),
+            Value::I64(v) => Ok(FlatTs::Int(v)),
+            Value::U64(v) => Ok(FlatTs::Int(i64::try_from(v).unwrap_or(i64::MAX))),
+            Value::F64(v) => Ok(FlatTs::Float(v)),
+            _ => Err(de::Error::custom("not a timestamp")),
         }
     }
 }
@@ -310,25 +416,25 @@ impl<'de> de::Deserialize<'de> for Value<'de> {
     }
 }
 
-/// An object key, borrowed unless it had escapes.
-struct Key<'de>(Cow<'de, str>);
+/// A string (an object key or a value), borrowed unless it had escapes.
+struct Text<'de>(Cow<'de, str>);
 
-impl<'de> de::Deserialize<'de> for Key<'de> {
+impl<'de> de::Deserialize<'de> for Text<'de> {
     fn deserialize<D: de::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
+                f.write_str("a string")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
             }
         }
-        de.deserialize_str(KeyVisitor)
+        de.deserialize_str(TextVisitor)
     }
 }
 
@@ -346,7 +452,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             match self.node.child(&key) {
                 Some(Child::Slot(slot)) => {
                     self.slots[*slot] = Some(map.next_value::<Value<'de>>()?)
@@ -425,6 +531,70 @@ mod tests {
     }
 
     const T: i64 = 1_773_842_531_512_000;
+
+    /// The fast pass for flat mappings takes only lines it reads exactly as the general pass
+    /// does: every line gives the same event or the same error either way.
+    #[test]
+    fn the_fast_pass_and_the_general_pass_agree_on_every_line() {
+        let mut lines: Vec<Vec<u8>> = [
+            r#"{"ts":"2026-03-18T14:02:11.512Z","principal":"a","table":"t","action":"SELECT"}"#,
+            r#"{"ts":"2026-03-18T16:02:11+02:00","principal":"a","table":"t"}"#,
+            r#"{"ts":1773842531512,"principal":"a","table":"t","action":null}"#,
+            r#"{"ts":1773842531.512,"principal":"a","table":"t","rows":5,"bytes":-1}"#,
+            r#"{"ts":18446744073709551615,"principal":"a","table":"t"}"#,
+            r#"{"ts":"1773842531512","principal":"a","table":"t","rows":"5","bytes":{"x":1}}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a\u00e9\n","table":"t\"q","action":"GET"}"#,
+            r#"{"t\u0073":"2026-03-18T14:02:11Z","principal":"a","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a","principal":"b","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":{"a":1},"principal":"b","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"b","principal":{"a":1},"table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"  ","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"\u2003","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":7,"table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a","table":"t","action":7}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a","table":"t","action":["x"]}"#,
+            r#"{"ts":null,"principal":"a","table":"t"}"#,
+            r#"{"ts":true,"principal":"a","table":"t"}"#,
+            r#"{"ts":"yesterday","principal":"a","table":"t"}"#,
+            r#"{"ts":"2026-02-30T00:00:00Z","principal":"a","table":"t"}"#,
+            r#"{"ts":" 2026-03-18T14:02:11Z ","principal":"a","table":"t"}"#,
+            r#"{"principal":"a","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","table":"t"}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a","table":"t"} x"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a","table":"t""#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a","table":"t",}"#,
+            r#"{"ts":"2026-03-18T14:02:11Z","principal":"a","table":"t","x":[1,{"y":null}]}"#,
+            r#"  {"ts":"2026-03-18T14:02:11Z","principal":"a","table":"t"}  "#,
+            r#"[1,2]"#,
+            r#"{}"#,
+            "",
+        ]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+        lines.push(
+            b"{\"ts\":\"2026-03-18T14:02:11Z\",\"principal\":\"\xff\",\"table\":\"t\"}".to_vec(),
+        );
+        for file in std::fs::read_dir("tests/data/malformed").unwrap() {
+            let text = std::fs::read(file.unwrap().path()).unwrap();
+            lines.extend(text.split(|b| *b == b'\n').map(<[u8]>::to_vec));
+        }
+        let fast = parser();
+        assert!(fast.flat);
+        let general = JsonLinesParser {
+            flat: false,
+            ..parser()
+        };
+        for line in &lines {
+            assert_eq!(
+                fast.parse(line),
+                general.parse(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
 
     #[test]
     fn parses_the_canonical_line_and_ignores_other_fields() {

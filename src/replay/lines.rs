@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, ReadActions};
 use crate::format::ParseError;
 use crate::format::vendor::{Item, RecordReader, RecordResult};
+use crate::intern::Id;
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::{Line, LineReader};
@@ -72,13 +73,16 @@ pub fn replay_lines(
     let started = Instant::now();
     let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
     let problems = Mutex::new(problems);
+    let mut detector = Detector::new(config.detector.clone());
+    detector.apply_in_chunks(super::CHUNK_READS);
     let mut detecting = Detecting {
-        detector: Detector::new(config.detector.clone()),
+        detector,
         alerts: Vec::new(),
         events: 0,
         filtered: 0,
         filter: options.filter,
         progress: options.progress.then(progress_spinner),
+        ids: Vec::new(),
     };
 
     let read_result = if threads > 1 {
@@ -305,6 +309,8 @@ struct Detecting {
     filtered: u64,
     filter: TimeFilter,
     progress: Option<indicatif::ProgressBar>,
+    /// The (table, principal) ids of a batch's reads.
+    ids: Vec<(Id, Id)>,
 }
 
 fn progress_spinner() -> indicatif::ProgressBar {
@@ -335,8 +341,22 @@ impl Detecting {
                 bar.set_message(crate::time::format_ts(newest));
             }
         }
+        // Names to ids for the whole batch at once (their look-ups overlap), then the events.
+        let filter = self.filter;
+        let names_of_reads: Vec<(&str, &str)> = batch
+            .events
+            .iter()
+            .filter(|event| filter.keeps(event.ts))
+            .filter_map(|event| {
+                let (table, principal) = event.read.as_ref()?;
+                Some((batch.str(table), batch.str(principal)))
+            })
+            .collect();
+        self.ids.clear();
+        self.detector.read_ids(&names_of_reads, &mut self.ids);
+        let mut ids = self.ids.iter();
         for event in &batch.events {
-            if !self.filter.keeps(event.ts) {
+            if !filter.keeps(event.ts) {
                 self.filtered += 1;
                 continue;
             }
@@ -344,10 +364,8 @@ impl Detecting {
             let read = event
                 .read
                 .as_ref()
-                .map(|(table, principal)| (batch.str(table), batch.str(principal)));
-            let observed = self
-                .detector
-                .observe_classified(event.ts, read, &mut self.alerts);
+                .map(|_| *ids.next().expect("one per read"));
+            let observed = self.detector.observe_ids(event.ts, read, &mut self.alerts);
             if let Observed::Late { behind } = observed {
                 let name = &names[batch.input];
                 let lateness = config.detector.lateness;

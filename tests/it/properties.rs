@@ -213,9 +213,13 @@ proptest! {
 
 /// Alerts when the detector is checkpointed after each event index in `stops` (snapshot,
 /// through JSON, restored into a fresh detector), as `exposure watch` does across restarts.
-fn alerts_json_with_restarts(events: &[Ev], stops: &[usize]) -> String {
+fn alerts_json_with_restarts(events: &[Ev], stops: &[usize], chunk: Option<usize>) -> String {
     use exposure::detect::DetectorSnapshot;
     let mut detector = Detector::new(settings());
+    // Replay applies reads in chunks; `exposure learn` snapshots such a detector.
+    if let Some(chunk) = chunk {
+        detector.apply_in_chunks(chunk);
+    }
     let mut alerts: Vec<Alert> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         if stops.iter().any(|s| s % events.len() == i) {
@@ -238,6 +242,7 @@ proptest! {
     fn snapshot_and_restore_anywhere_never_changes_alerts(
         (events, delays) in scenario(),
         stops in prop::collection::vec(any::<usize>(), 1..5),
+        chunk in prop::option::of(1usize..40),
     ) {
         // Out of order within lateness, so that the reorder buffer holds reads at the stops.
         let mut arrival: Vec<(i64, usize, Ev)> = events
@@ -248,6 +253,46 @@ proptest! {
             .collect();
         arrival.sort_by_key(|(at, i, _)| (*at, *i));
         let shuffled: Vec<Ev> = arrival.into_iter().map(|(_, _, e)| e).collect();
-        prop_assert_eq!(alerts_json_with_restarts(&shuffled, &stops), alerts_json(&events));
+        prop_assert_eq!(alerts_json_with_restarts(&shuffled, &stops, chunk), alerts_json(&events));
+    }
+}
+
+/// Alerts when reads are applied in chunks of `chunk` reads, table by table, as replay of line
+/// inputs does (`Detector::apply_in_chunks`); with `keep` set, the detector leaves chunked
+/// application after that many events and goes on one read at a time.
+fn alerts_json_applied_in_chunks(events: &[Ev], chunk: usize, keep: Option<usize>) -> String {
+    let mut detector = Detector::new(settings());
+    detector.apply_in_chunks(chunk);
+    let mut alerts: Vec<Alert> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if keep == Some(i) {
+            detector.apply_one_by_one(&mut alerts);
+        }
+        detector.observe(&e.access(), &mut alerts);
+    }
+    detector.finish(&mut alerts);
+    alerts.iter().map(|a| a.to_json() + "\n").collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reads_applied_in_chunks_give_identical_alerts(
+        (events, delays) in scenario(),
+        chunk in 1usize..80,
+        keep in prop::option::of(any::<usize>()),
+    ) {
+        // Out of order within lateness: chunks end at reads that are not yet final.
+        let mut arrival: Vec<(i64, usize, Ev)> = events
+            .iter()
+            .zip(&delays)
+            .enumerate()
+            .map(|(i, (e, d))| (e.ts + d, i, e.clone()))
+            .collect();
+        arrival.sort_by_key(|(at, i, _)| (*at, *i));
+        let shuffled: Vec<Ev> = arrival.into_iter().map(|(_, _, e)| e).collect();
+        let keep = keep.map(|k| k % (shuffled.len() + 1));
+        prop_assert_eq!(alerts_json_applied_in_chunks(&shuffled, chunk, keep), alerts_json(&events));
     }
 }
