@@ -161,7 +161,11 @@ impl Interner {
 
     #[cold]
     fn insert(&mut self, name: &str, hash: u64, vacant: usize) -> Id {
-        let id = Id::try_from(self.offsets.len()).expect("fewer than 2^32 distinct names");
+        // `Id::MAX` stays free: tables of ids use it for "none".
+        let id = Id::try_from(self.offsets.len())
+            .ok()
+            .filter(|&id| id != Id::MAX)
+            .expect("fewer than 2^32 - 1 distinct names");
         let offset = u32::try_from(self.arena.len())
             .ok()
             .filter(|&o| o != VACANT)

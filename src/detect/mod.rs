@@ -157,6 +157,9 @@ pub struct Detector {
     settings: DetectorSettings,
     tables: Vec<TableState>,
     table_names: Interner,
+    /// `ignored[table]`: the table's policy ignores it (looked up on every event, so kept
+    /// apart from the table's state).
+    ignored: Vec<bool>,
     principal_names: Interner,
     reorder: ReorderBuffer,
     same_instant: Vec<BufferedRead>,
@@ -200,6 +203,7 @@ impl Detector {
             settings,
             tables: Vec::new(),
             table_names: Interner::default(),
+            ignored: Vec::new(),
             principal_names: Interner::default(),
             reorder,
             same_instant: Vec::new(),
@@ -314,9 +318,11 @@ impl Detector {
     pub fn table_id(&mut self, name: &str) -> Id {
         let id = self.table_names.intern(name);
         if id as usize == self.tables.len() {
+            let policy = self.settings.policies.resolve(name);
+            self.ignored.push(policy.ignore);
             self.tables.push(TableState {
                 name: Arc::from(self.table_names.name(id)),
-                policy: self.settings.policies.resolve(name),
+                policy,
                 learn_until: None,
                 baseline: Baseline::default(),
                 pending: Vec::new(),
@@ -372,7 +378,7 @@ impl Detector {
             None => Incoming::NotRead,
             Some((table, principal)) => {
                 let table = self.table_id(table);
-                if self.tables[table as usize].policy.ignore {
+                if self.ignored[table as usize] {
                     Incoming::Ignored
                 } else {
                     Incoming::Read(table, self.principal_id(principal))
@@ -392,7 +398,7 @@ impl Detector {
         alerts: &mut Vec<Alert>,
     ) -> Observed {
         let incoming = match read {
-            Some((table, _)) if self.tables[table as usize].policy.ignore => Incoming::Ignored,
+            Some((table, _)) if self.ignored[table as usize] => Incoming::Ignored,
             Some((table, principal)) => Incoming::Read(table, principal),
             None => Incoming::NotRead,
         };
@@ -684,7 +690,7 @@ impl Detector {
         for r in 1..offsets.len() {
             offsets[r] += offsets[r - 1];
         }
-        by_table.clear();
+        // Every slot is written below: only a longer chunk than before needs new ones.
         by_table.resize(
             reads.len(),
             BufferedRead {
@@ -731,7 +737,7 @@ impl Detector {
                 self.stats.non_reads += 1;
                 Observed::NotRead
             }
-            Some((table, _)) if self.tables[table as usize].policy.ignore => {
+            Some((table, _)) if self.ignored[table as usize] => {
                 self.stats.ignored += 1;
                 Observed::Ignored
             }
