@@ -126,7 +126,7 @@ fn finish(
 
 /// Reads applied per chunk, table by table (see [`crate::detect::Detector::apply_in_chunks`]):
 /// enough that each table gets a run of reads, few enough to stay in cache.
-const CHUNK_READS: usize = 1 << 18;
+pub const CHUNK_READS: usize = 1 << 18;
 
 /// Writes and clears `alerts`, one JSON object per line.
 pub fn write_alerts(out: &mut dyn Write, alerts: &mut Vec<Alert>) -> Result<(), ReplayError> {
