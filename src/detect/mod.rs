@@ -8,6 +8,10 @@
 //! of the same instant are applied sorted by (table, principal) name; window closes due at an
 //! instant are applied before that instant's reads, sorted by table name. Interned ids never decide
 //! an order, so any arrival order within `lateness` gives byte-identical alerts.
+//!
+//! Speed: replay applies reads in chunks, table by table ([`Detector::apply_in_chunks`],
+//! [`Detector::apply_chunk`]) and puts the alerts back in the order above; tables are
+//! independent, so only that order needs care.
 
 pub mod alert;
 pub mod baseline;
