@@ -1,7 +1,9 @@
 //! Parquet replay throughput (decode + detect) on a generated archive: 2 M events, 200 tables,
 //! 20 000 principals, written by `exposure archive` (sorted, zstd, dictionary strings). Run:
 //! `cargo bench --bench parquet`. Target: at least 30 M events/s on one core; the DuckDB
-//! reference on the same kind of archive is `benches/duckdb_compare.py`.
+//! reference on the same kind of archive is `benches/duckdb_compare.py`. `decode_only_1_thread`
+//! reads the same row groups with the same projection and dictionary types as replay, and does
+//! nothing with them: the ceiling of any replay on this machine, measured in the same run.
 
 mod synth;
 
@@ -9,8 +11,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use exposure::archive::archive;
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::format::Format;
+use exposure::format::jsonl::FieldPaths;
 use exposure::report::Problems;
+use exposure::source::parquet::ParquetInput;
 use exposure::source::{Input, expand_inputs};
+use exposure::time::EpochUnit;
 use std::hint::black_box;
 
 const EVENTS: u64 = 2_000_000;
@@ -34,6 +39,33 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(synth::replay_once(&config, &inputs, threads)))
         });
     }
+    let files: Vec<ParquetInput> = inputs
+        .iter()
+        .map(|input| match input {
+            Input::Parquet(path) => {
+                ParquetInput::open(path, &FieldPaths::default(), EpochUnit::default())
+                    .expect("our own archive")
+            }
+            other => panic!("not a Parquet input: {other:?}"),
+        })
+        .collect();
+    group.bench_function("decode_only_1_thread", |b| {
+        b.iter(|| {
+            let mut rows = 0usize;
+            for file in &files {
+                for row_group in &file.row_groups {
+                    let reader = file
+                        .read_row_group(row_group.index, exposure::replay::parquet::BATCH_ROWS)
+                        .expect("readable");
+                    for batch in reader {
+                        rows += batch.expect("decodes").num_rows();
+                    }
+                }
+            }
+            assert_eq!(rows as u64, EVENTS);
+            black_box(rows)
+        })
+    });
     group.finish();
 }
 

@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 /// Rows per decoded batch.
-const BATCH_ROWS: usize = 64 * 1024;
+pub const BATCH_ROWS: usize = 64 * 1024;
 
 /// One row group to read, in replay order.
 #[derive(Debug, Clone)]
