@@ -93,21 +93,26 @@ fn scenario() -> impl Strategy<Value = (Vec<Ev>, Vec<i64>)> {
     })
 }
 
+/// The events in the order they arrive when each is delivered at ts + delay (delay <= lateness:
+/// never late, often reordered); `tie` orders equal arrival times.
+fn delivered(events: &[Ev], delays: &[i64], tie: impl Fn(usize) -> u64) -> Vec<Ev> {
+    let mut arrival: Vec<(i64, u64, Ev)> = events
+        .iter()
+        .zip(delays)
+        .enumerate()
+        .map(|(i, (e, d))| (e.ts + d, tie(i), e.clone()))
+        .collect();
+    arrival.sort_by_key(|(at, tie, _)| (*at, *tie));
+    arrival.into_iter().map(|(_, _, e)| e).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
     #[test]
     fn arrival_order_within_lateness_never_changes_alerts((events, delays) in scenario(), seed in any::<u64>()) {
         let sorted = alerts_json(&events);
-        // Deliver each event at ts + delay (delay <= lateness): never late, often reordered.
-        let mut arrival: Vec<(i64, u64, Ev)> = events
-            .iter()
-            .zip(&delays)
-            .enumerate()
-            .map(|(i, (e, d))| (e.ts + d, (i as u64).wrapping_mul(seed | 1).rotate_left(17), e.clone()))
-            .collect();
-        arrival.sort_by_key(|(at, tie, _)| (*at, *tie));
-        let shuffled: Vec<Ev> = arrival.into_iter().map(|(_, _, e)| e).collect();
+        let shuffled = delivered(&events, &delays, |i| (i as u64).wrapping_mul(seed | 1).rotate_left(17));
         prop_assert_eq!(alerts_json(&shuffled), sorted);
     }
 
@@ -245,14 +250,7 @@ proptest! {
         chunk in prop::option::of(1usize..40),
     ) {
         // Out of order within lateness, so that the reorder buffer holds reads at the stops.
-        let mut arrival: Vec<(i64, usize, Ev)> = events
-            .iter()
-            .zip(&delays)
-            .enumerate()
-            .map(|(i, (e, d))| (e.ts + d, i, e.clone()))
-            .collect();
-        arrival.sort_by_key(|(at, i, _)| (*at, *i));
-        let shuffled: Vec<Ev> = arrival.into_iter().map(|(_, _, e)| e).collect();
+        let shuffled = delivered(&events, &delays, |i| i as u64);
         prop_assert_eq!(alerts_json_with_restarts(&shuffled, &stops, chunk), alerts_json(&events));
     }
 }
@@ -284,14 +282,7 @@ proptest! {
         keep in prop::option::of(any::<usize>()),
     ) {
         // Out of order within lateness: chunks end at reads that are not yet final.
-        let mut arrival: Vec<(i64, usize, Ev)> = events
-            .iter()
-            .zip(&delays)
-            .enumerate()
-            .map(|(i, (e, d))| (e.ts + d, i, e.clone()))
-            .collect();
-        arrival.sort_by_key(|(at, i, _)| (*at, *i));
-        let shuffled: Vec<Ev> = arrival.into_iter().map(|(_, _, e)| e).collect();
+        let shuffled = delivered(&events, &delays, |i| i as u64);
         let keep = keep.map(|k| k % (shuffled.len() + 1));
         prop_assert_eq!(alerts_json_applied_in_chunks(&shuffled, chunk, keep), alerts_json(&events));
     }
