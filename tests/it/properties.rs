@@ -56,6 +56,11 @@ fn alerts_json(events: &[Ev]) -> String {
     for e in events {
         detector.observe(&e.access(), &mut alerts);
     }
+    finished_json(detector, alerts)
+}
+
+/// Ends the input and renders every alert, one JSON line each.
+fn finished_json(mut detector: Detector, mut alerts: Vec<Alert>) -> String {
     detector.finish(&mut alerts);
     alerts.iter().map(|a| a.to_json() + "\n").collect()
 }
@@ -200,8 +205,7 @@ fn alerts_json_in_chunks(events: &[Ev], cuts: &[usize]) -> String {
         }
         start = end;
     }
-    detector.finish(&mut alerts);
-    alerts.iter().map(|a| a.to_json() + "\n").collect()
+    finished_json(detector, alerts)
 }
 
 proptest! {
@@ -236,8 +240,7 @@ fn alerts_json_with_restarts(events: &[Ev], stops: &[usize], chunk: Option<usize
         }
         detector.observe(&e.access(), &mut alerts);
     }
-    detector.finish(&mut alerts);
-    alerts.iter().map(|a| a.to_json() + "\n").collect()
+    finished_json(detector, alerts)
 }
 
 proptest! {
@@ -268,8 +271,7 @@ fn alerts_json_applied_in_chunks(events: &[Ev], chunk: usize, keep: Option<usize
         }
         detector.observe(&e.access(), &mut alerts);
     }
-    detector.finish(&mut alerts);
-    alerts.iter().map(|a| a.to_json() + "\n").collect()
+    finished_json(detector, alerts)
 }
 
 proptest! {
