@@ -90,18 +90,19 @@ pub fn ts_from_epoch_float(value: f64, unit: EpochUnit) -> Result<Ts, TsError> {
 
 /// Parses a timestamp string: RFC 3339 with any offset, or a string of epoch digits.
 pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
-    let trimmed = if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
-        text.trim()
-    } else {
+    // Trimming only when an end may be white space: `trim` costs as much as the checks below.
+    let bytes = text.as_bytes();
+    let trimmed = if bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+    {
         text
+    } else {
+        text.trim()
     };
     // The common shape (UTC, `Z`) through humantime's strict RFC 3339 parser, several times
     // faster than chrono's general one; every other shape through chrono.
     if trimmed.ends_with('Z')
-        && let Ok(time) = humantime::parse_rfc3339(trimmed)
-        && let Ok(since) = time.duration_since(std::time::UNIX_EPOCH)
-        && let Ok(ts) = i64::try_from(since.as_micros())
-        && in_range(ts)
+        && let Some(ts) = parse_utc_z(trimmed)
     {
         return Ok(ts);
     }
@@ -123,6 +124,19 @@ pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
         return ts_from_epoch_int(v, unit);
     }
     Err(TsError::Unparsable(text.to_string()))
+}
+
+/// An RFC 3339 time in UTC (`...Z`) through humantime; `None` if it is not one or out of range.
+#[inline]
+fn parse_utc_z(text: &str) -> Option<Ts> {
+    let time = humantime::parse_rfc3339(text).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    // Seconds since 1970 of a year up to 9999 fit an i64 of microseconds.
+    let ts = i64::try_from(since.as_secs())
+        .ok()?
+        .checked_mul(MICROS_PER_SEC)?
+        .checked_add(i64::from(since.subsec_micros()))?;
+    in_range(ts).then_some(ts)
 }
 
 /// Years 1000..=9999 only: keeps every `Ts` printable as RFC 3339 and every sum of a `Ts` and a

@@ -15,6 +15,7 @@
 
 pub mod alert;
 pub mod baseline;
+mod chunk_order;
 pub mod policy;
 pub mod reorder;
 pub mod snapshot;
@@ -178,11 +179,14 @@ pub struct Detector {
     deferred: Option<Deferred>,
     /// Buffers [`Detector::apply_chunk`] reuses from one chunk to the next.
     chunk_scratch: ChunkScratch,
+    /// The principal ids [`Detector::read_ids`] looks up, reused.
+    read_ids_scratch: Vec<Id>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct ChunkScratch {
     by_table: Vec<BufferedRead>,
+    order: chunk_order::OrderScratch,
     /// Alerts with the (time, kind) they sort by.
     tagged: Vec<(Ts, u8, Alert)>,
     alerts: Vec<Alert>,
@@ -218,6 +222,7 @@ impl Detector {
             stats: DetectorStats::default(),
             deferred: None,
             chunk_scratch: ChunkScratch::default(),
+            read_ids_scratch: Default::default(),
         }
     }
 
@@ -322,18 +327,25 @@ impl Detector {
     pub fn table_id(&mut self, name: &str) -> Id {
         let id = self.table_names.intern(name);
         if id as usize == self.tables.len() {
-            let policy = self.settings.policies.resolve(name);
-            self.ignored.push(policy.ignore);
-            self.tables.push(TableState {
-                name: Arc::from(self.table_names.name(id)),
-                policy,
-                learn_until: None,
-                baseline: Baseline::default(),
-                pending: Vec::new(),
-                window: None,
-            });
+            self.add_table(id, name);
         }
         id
+    }
+
+    /// The state of table `id`, just interned, with its policy resolved.
+    #[cold]
+    fn add_table(&mut self, id: Id, name: &str) {
+        debug_assert_eq!(id as usize, self.tables.len());
+        let policy = self.settings.policies.resolve(name);
+        self.ignored.push(policy.ignore);
+        self.tables.push(TableState {
+            name: Arc::from(self.table_names.name(id)),
+            policy,
+            learn_until: None,
+            baseline: Baseline::default(),
+            pending: Vec::new(),
+            window: None,
+        });
     }
 
     /// The id of principal `name`.
@@ -346,17 +358,20 @@ impl Detector {
     /// [`Detector::table_id`] and [`Detector::principal_id`] on each, with the principals'
     /// look-ups overlapping (see [`Interner::intern_many`]).
     pub fn read_ids<'a>(&mut self, reads: &[(&'a str, &'a str)], ids: &mut Vec<(Id, Id)>) {
-        let mut principals = Vec::with_capacity(reads.len());
+        let mut principals = std::mem::take(&mut self.read_ids_scratch);
+        principals.clear();
         self.principal_names.intern_many(
             reads.iter().map(|(_, principal)| *principal),
             &mut principals,
         );
+        // Tables one by one: there are few, and their slots stay in cache.
         ids.extend(
             reads
                 .iter()
-                .zip(principals)
-                .map(|((table, _), principal)| (self.table_id(table), principal)),
+                .zip(&principals)
+                .map(|((table, _), principal)| (self.table_id(table), *principal)),
         );
+        self.read_ids_scratch = principals;
     }
 
     /// Observes one event; alerts it causes are pushed onto `alerts`.
@@ -596,10 +611,16 @@ impl Detector {
         let mut scratch = std::mem::take(&mut self.chunk_scratch);
         let ChunkScratch {
             by_table,
+            order,
             tagged,
             alerts: emitted,
         } = &mut scratch;
-        self.group_by_table(reads, by_table);
+        // Grouped by table, tables in name order (the order reads of one instant are applied
+        // in), time order within each table.
+        let names = &self.table_names;
+        let by_name =
+            |tables: &mut Vec<Id>| tables.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
+        chunk_order::order_chunk(reads, self.tables.len(), by_name, order, by_table);
         let reads = &mut by_table[..];
         let mut start = 0;
         while start < reads.len() {
@@ -608,9 +629,6 @@ impl Detector {
             while end < reads.len() && reads[end].table == table {
                 end += 1;
             }
-            // Time order within the table (already so for a sorted row group: then this is one
-            // linear pass).
-            reads[start..end].sort_by_key(|r| r.ts);
             let mut i = start;
             while i < end {
                 let ts = reads[i].ts;
@@ -669,45 +687,6 @@ impl Detector {
         });
         alerts.extend(tagged.drain(..).map(|(_, _, alert)| alert));
         self.chunk_scratch = scratch;
-    }
-
-    /// Copies `reads` into `by_table` grouped by table, tables in name order (the order reads
-    /// of one instant are applied in), keeping arrival order within each table: a stable
-    /// counting sort.
-    fn group_by_table(&self, reads: &[BufferedRead], by_table: &mut Vec<BufferedRead>) {
-        let mut ranked: Vec<Id> = Vec::new();
-        let mut rank = vec![Id::MAX; self.tables.len()];
-        for read in reads {
-            if rank[read.table as usize] == Id::MAX {
-                rank[read.table as usize] = 0;
-                ranked.push(read.table);
-            }
-        }
-        ranked.sort_by(|a, b| self.table_names.name(*a).cmp(self.table_names.name(*b)));
-        let mut offsets = vec![0usize; ranked.len() + 1];
-        for (r, table) in ranked.iter().enumerate() {
-            rank[*table as usize] = r as Id;
-        }
-        for read in reads {
-            offsets[rank[read.table as usize] as usize + 1] += 1;
-        }
-        for r in 1..offsets.len() {
-            offsets[r] += offsets[r - 1];
-        }
-        // Every slot is written below: only a longer chunk than before needs new ones.
-        by_table.resize(
-            reads.len(),
-            BufferedRead {
-                ts: 0,
-                table: 0,
-                principal: 0,
-            },
-        );
-        for read in reads {
-            let slot = &mut offsets[rank[read.table as usize] as usize];
-            by_table[*slot] = *read;
-            *slot += 1;
-        }
     }
 
     /// Closes `table`'s window if it has been quiet by `now`.
