@@ -335,9 +335,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub no_progress: bool,
 
-    /// Threads: 1 reads and detects on one thread; 2 (the default where two cores are free)
-    /// parses on a second one. The alerts are the same either way.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Threads (default: one per core). 1 reads, parses and detects on one thread. With N above
+    /// 1, JSON lines are parsed on N threads while one reads and one detects, and Parquet row
+    /// groups are decoded on a second thread. The alerts are the same either way.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
     pub threads: Option<u8>,
 
     /// Log files to replay, in order (`-` for stdin).
@@ -481,7 +482,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let threads = args
         .threads
         .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(2)));
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(64)));
     let options = ReplayOptions {
         strict: args.strict,
         threads,

@@ -1,15 +1,20 @@
 //! Replay of line-oriented inputs (JSON lines, plain or gzip, and stdin), read in the order
 //! given as one stream of events.
 //!
-//! The work is split in two stages joined by batches of parsed events: *reading* (open, gunzip,
-//! split lines, parse, classify the action) and *detecting* (intern names, reorder, apply the
-//! rules, write alerts). With two threads the stages run side by side; with one they alternate.
-//! Either way the detector sees the same events in the same order, so the output is identical.
+//! The work is split in three stages joined by [`Block`]s of a few thousand lines, numbered in
+//! input order: *reading* (open, gunzip, split lines, parse vendor records), *parsing* (canonical
+//! JSON lines into events, classify the action) and *detecting* (report bad lines, intern names,
+//! reorder, apply the rules, write alerts). With one thread, reading parses each line as it
+//! comes. With `N` threads, one thread reads, `N` parse blocks side by side and the calling
+//! thread detects, taking the blocks back in input order. Either way the detector sees the same
+//! events in the same order and bad lines are reported in the same order, so the output is
+//! identical.
 
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, ReadActions};
 use crate::format::ParseError;
+use crate::format::jsonl::JsonLinesParser;
 use crate::format::vendor::{Item, RecordReader, RecordResult};
 use crate::intern::Id;
 use crate::report::Problems;
@@ -17,15 +22,15 @@ use crate::source::Input;
 use crate::source::lines::{Line, LineReader};
 use crate::source::parquet::TimeFilter;
 use crate::time::Ts;
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::ops::Range;
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Events parsed from one input, their strings back to back in `text`.
 struct EventBatch {
-    input: usize,
     text: String,
     events: Vec<BatchedEvent>,
 }
@@ -38,14 +43,14 @@ struct BatchedEvent {
     read: Option<(Range<u32>, Range<u32>)>,
 }
 
-const BATCH_EVENTS: usize = 4096;
+/// Lines per block.
+const BLOCK_LINES: usize = 4096;
 
 impl EventBatch {
-    fn new(input: usize) -> EventBatch {
+    fn new() -> EventBatch {
         EventBatch {
-            input,
-            text: String::with_capacity(BATCH_EVENTS * 48),
-            events: Vec::with_capacity(BATCH_EVENTS),
+            text: String::with_capacity(BLOCK_LINES * 48),
+            events: Vec::with_capacity(BLOCK_LINES),
         }
     }
 
@@ -60,8 +65,127 @@ impl EventBatch {
     }
 }
 
+/// Consecutive lines of one input, as reading cut them: canonical JSON lines still to parse
+/// (`raw`, only when parsing runs on other threads), and what is known already — events, bad
+/// lines and records in line order, and whether the input could not be read on after them.
+struct Block {
+    input: usize,
+    raw: RawLines,
+    batch: EventBatch,
+    problems: Vec<(u64, ParseError)>,
+    /// Vendor records that are no data access.
+    not_access: u64,
+    /// The input could not be opened or read on: what failed, and why.
+    unreadable: Option<(&'static str, io::Error)>,
+}
+
+impl Block {
+    fn new(input: usize) -> Block {
+        Block {
+            input,
+            raw: RawLines::default(),
+            batch: EventBatch::new(),
+            problems: Vec::new(),
+            not_access: 0,
+            unreadable: None,
+        }
+    }
+
+    fn lines(&self) -> usize {
+        self.raw.lines.len() + self.batch.events.len() + self.problems.len()
+    }
+
+    /// Parses the raw lines (the parsing stage).
+    fn parse(&mut self, parsing: &mut LineParsing<'_>) {
+        let raw = std::mem::take(&mut self.raw);
+        let mut start = 0;
+        for &(line_no, end) in &raw.lines {
+            let line = match end {
+                TOO_LONG => Line::TooLong,
+                end => {
+                    let line = Line::Text(&raw.text[start..end as usize]);
+                    start = end as usize;
+                    line
+                }
+            };
+            parsing.parse(line_no, line, &mut self.batch, &mut self.problems);
+        }
+    }
+}
+
+/// Lines back to back, each with its number and where it ends ([`TOO_LONG`]: skipped whole).
+#[derive(Default)]
+struct RawLines {
+    text: Vec<u8>,
+    lines: Vec<(u64, u32)>,
+}
+
+const TOO_LONG: u32 = u32::MAX;
+
+impl RawLines {
+    fn push(&mut self, line_no: u64, line: Line<'_>) {
+        let end = match line {
+            Line::Text(bytes) => {
+                self.text.extend_from_slice(bytes);
+                // A block holds a few thousand lines of at most `max_line_bytes` each.
+                u32::try_from(self.text.len()).expect("a block is under 4 GiB")
+            }
+            Line::TooLong => TOO_LONG,
+        };
+        self.lines.push((line_no, end));
+    }
+}
+
+/// Parses canonical JSON lines into a batch: the parser, and the actions seen so far.
+struct LineParsing<'c> {
+    parser: &'c JsonLinesParser,
+    read_actions: ReadActions,
+    max_line_bytes: usize,
+}
+
+impl<'c> LineParsing<'c> {
+    fn new(config: &'c Config) -> LineParsing<'c> {
+        LineParsing {
+            parser: &config.input.jsonl,
+            read_actions: config.detector.read_actions.clone(),
+            max_line_bytes: line_cap(config),
+        }
+    }
+
+    #[inline]
+    fn parse(
+        &mut self,
+        line_no: u64,
+        line: Line<'_>,
+        batch: &mut EventBatch,
+        problems: &mut Vec<(u64, ParseError)>,
+    ) {
+        let parsed = match line {
+            Line::Text(bytes) => self.parser.parse(bytes),
+            Line::TooLong => Err(ParseError::TooLong {
+                max_line_bytes: self.max_line_bytes,
+            }),
+        };
+        match parsed {
+            Ok(Some(event)) => {
+                let read = self.read_actions.is_read(event.action.as_deref()).then(|| {
+                    let table = batch.push_str(&event.table);
+                    (table, batch.push_str(&event.principal))
+                });
+                batch.events.push(BatchedEvent {
+                    ts: event.ts,
+                    line: line_no,
+                    read,
+                });
+            }
+            Ok(None) => {}
+            Err(error) => problems.push((line_no, error)),
+        }
+    }
+}
+
 /// Replays `inputs` through a detector built from `config`, writing alerts to `out`. With
-/// `options.threads` above one, reading runs on a second thread.
+/// `options.threads` above one, reading and parsing run on other threads.
 pub fn replay_lines(
     config: &Config,
     inputs: &[Input],
@@ -69,10 +193,8 @@ pub fn replay_lines(
     out: &mut dyn Write,
     problems: &mut Problems,
 ) -> Result<ReplayOutcome, ReplayError> {
-    let (strict, threads) = (options.strict, options.threads);
     let started = Instant::now();
     let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
-    let problems = Mutex::new(problems);
     let mut detector = Detector::new(config.detector.clone());
     detector.apply_in_chunks(super::CHUNK_READS);
     let mut detecting = Detecting {
@@ -81,44 +203,24 @@ pub fn replay_lines(
         events: 0,
         filtered: 0,
         filter: options.filter,
+        strict: options.strict,
         progress: options.progress.then(progress_spinner),
         ids: Vec::new(),
     };
+    let mut detect = |block: Block| detecting.block(block, &names, config, out, problems);
 
-    let read_result = if threads > 1 {
-        let (sender, receiver) = mpsc::sync_channel::<EventBatch>(4);
-        std::thread::scope(|scope| {
-            let (names, problems) = (&names, &problems);
-            let reader = scope.spawn(move || {
-                read_inputs(config, inputs, strict, names, problems, |batch| {
-                    sender.send(batch).is_ok()
-                })
-            });
-            let mut detected = Ok(());
-            for batch in receiver.iter() {
-                detected = detecting.batch(&batch, names, config, out, problems);
-                if detected.is_err() {
-                    break;
-                }
-            }
-            // Hanging up stops the reader if detection failed (e.g. a closed stdout).
-            drop(receiver);
-            let read = reader.join().expect("the reader thread does not panic");
-            detected.and(read)
-        })
+    if options.threads > 1 {
+        read_in_parallel(config, inputs, options.threads, &mut detect)?;
     } else {
+        let mut parsing = LineParsing::new(config);
         let mut detected = Ok(());
-        let read = read_inputs(config, inputs, strict, &names, &problems, |batch| {
-            detected = detecting.batch(&batch, &names, config, out, &problems);
+        read_inputs(config, inputs, Some(&mut parsing), |block| {
+            detected = detect(block);
             detected.is_ok()
         });
-        detected.and(read)
-    };
-    read_result?;
+        detected?;
+    }
 
-    let problems = problems
-        .into_inner()
-        .expect("no thread panicked holding it");
     if let Some(bar) = &detecting.progress {
         bar.finish_and_clear();
     }
@@ -140,31 +242,81 @@ pub fn replay_lines(
     )
 }
 
-/// The reading stage: parses every input into batches and hands each to `deliver`, which says
-/// whether to go on. Bad lines are reported and skipped (or end the run with `strict`).
+/// Reading on one thread, parsing on `threads` others, detecting (`detect`) on this one, in
+/// input order. A `detect` error stops the others: they find their channel closed.
+fn read_in_parallel(
+    config: &Config,
+    inputs: &[Input],
+    threads: usize,
+    detect: &mut dyn FnMut(Block) -> Result<(), ReplayError>,
+) -> Result<(), ReplayError> {
+    let (to_parse, blocks) = mpsc::sync_channel::<(u64, Block)>(2 * threads);
+    let (to_detect, parsed) = mpsc::sync_channel::<(u64, Block)>(2 * threads);
+    // Shared by the parsing threads alone: when the last one stops, reading stops too.
+    let blocks = Arc::new(Mutex::new(blocks));
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut seq = 0u64;
+            read_inputs(config, inputs, None, |block| {
+                seq += 1;
+                to_parse.send((seq - 1, block)).is_ok()
+            });
+        });
+        for _ in 0..threads {
+            let (blocks, to_detect) = (Arc::clone(&blocks), to_detect.clone());
+            scope.spawn(move || {
+                let mut parsing = LineParsing::new(config);
+                loop {
+                    let next = blocks.lock().expect("not poisoned").recv();
+                    let Ok((seq, mut block)) = next else { break };
+                    block.parse(&mut parsing);
+                    if to_detect.send((seq, block)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop((blocks, to_detect));
+        // Owned here, so that returning early drops it before the threads are joined.
+        let parsed = parsed;
+        // Blocks come back in any order: each waits here until those before it are detected.
+        let mut waiting: BTreeMap<u64, Block> = BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, block) in parsed.iter() {
+            waiting.insert(seq, block);
+            while let Some(block) = waiting.remove(&next) {
+                next += 1;
+                // Returning drops `parsed`: the parsing threads, then reading, stop.
+                detect(block)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The reading stage: cuts every input into blocks and hands each to `deliver`, which says
+/// whether to go on. Canonical lines are parsed here with `parsing`, or left raw for the parsing
+/// stage without it; vendor records are parsed here.
 fn read_inputs(
     config: &Config,
     inputs: &[Input],
-    strict: bool,
-    names: &[String],
-    problems: &Mutex<&mut Problems>,
-    mut deliver: impl FnMut(EventBatch) -> bool,
-) -> Result<(), ReplayError> {
-    let parser = &config.input.jsonl;
-    let mut read_actions: ReadActions = config.detector.read_actions.clone();
-    let report = |f: &mut dyn FnMut(&mut Problems)| f(&mut problems.lock().expect("not poisoned"));
+    mut parsing: Option<&mut LineParsing<'_>>,
+    mut deliver: impl FnMut(Block) -> bool,
+) {
+    let max_line_bytes = line_cap(config);
     for (index, input) in inputs.iter().enumerate() {
-        let name = &names[index];
+        let mut block = Block::new(index);
         let reader = match input.open() {
             Ok(reader) => reader,
             Err(e) => {
-                report(&mut |p| p.unreadable(name, "cannot open", &e));
+                block.unreadable = Some(("cannot open", e));
+                if !deliver(block) {
+                    return;
+                }
                 continue;
             }
         };
-        let max_line_bytes = line_cap(config);
         let mut lines = LineReader::new(reader, max_line_bytes);
-        let mut batch = EventBatch::new(index);
         let mut records = RecordReader::new(config.input.format, &config.input.vendor)
             .expect("checked with the configuration");
         let mut done: Vec<RecordResult> = Vec::new();
@@ -173,68 +325,38 @@ fn read_inputs(
                 Ok(Some(next)) => next,
                 Ok(None) => break,
                 Err(e) => {
-                    report(&mut |p| p.unreadable(name, "read error, rest of input skipped", &e));
+                    block.unreadable = Some(("read error, rest of input skipped", e));
                     break;
                 }
             };
-            let Some(line) = records.route(line_no, line, max_line_bytes, &mut done) else {
-                if let Err(e) = take_records(&mut done, &mut batch, name, strict, problems) {
-                    // Events before the bad record are still detected on.
-                    deliver(batch);
-                    return Err(e);
-                }
-                if batch.events.len() >= BATCH_EVENTS
-                    && !deliver(std::mem::replace(&mut batch, EventBatch::new(index)))
-                {
-                    return Ok(());
-                }
-                continue;
-            };
-            let parsed = match line {
-                Line::Text(bytes) => parser.parse(bytes),
-                Line::TooLong => Err(ParseError::TooLong { max_line_bytes }),
-            };
-            match parsed {
-                Ok(Some(event)) => {
-                    let read = read_actions.is_read(event.action.as_deref()).then(|| {
-                        let table = batch.push_str(&event.table);
-                        (table, batch.push_str(&event.principal))
-                    });
-                    batch.events.push(BatchedEvent {
-                        ts: event.ts,
-                        line: line_no,
-                        read,
-                    });
-                    if batch.events.len() == BATCH_EVENTS
-                        && !deliver(std::mem::replace(&mut batch, EventBatch::new(index)))
+            match records.route(line_no, line, max_line_bytes, &mut done) {
+                Some(line) => match parsing.as_deref_mut() {
+                    Some(parsing) => {
+                        parsing.parse(line_no, line, &mut block.batch, &mut block.problems)
+                    }
+                    None => block.raw.push(line_no, line),
+                },
+                None => {
+                    if !block.raw.lines.is_empty()
+                        && !deliver(std::mem::replace(&mut block, Block::new(index)))
                     {
-                        return Ok(());
+                        return;
                     }
+                    take_records(&mut done, &mut block);
                 }
-                Ok(None) => {}
-                Err(error) => {
-                    if strict {
-                        // Events before the bad line are still detected on.
-                        deliver(batch);
-                        return Err(ReplayError::Strict {
-                            location: Problems::location(name, line_no, &error),
-                            error,
-                        });
-                    }
-                    report(&mut |p| p.malformed(name, line_no, &error));
-                }
+            }
+            if block.lines() >= BLOCK_LINES
+                && !deliver(std::mem::replace(&mut block, Block::new(index)))
+            {
+                return;
             }
         }
         records.flush(&mut done);
-        if let Err(e) = take_records(&mut done, &mut batch, name, strict, problems) {
-            deliver(batch);
-            return Err(e);
-        }
-        if !batch.events.is_empty() && !deliver(batch) {
-            return Ok(());
+        take_records(&mut done, &mut block);
+        if !deliver(block) {
+            return;
         }
     }
-    Ok(())
 }
 
 /// The longest line read: CloudTrail files are often one JSON line of many megabytes.
@@ -246,57 +368,32 @@ fn line_cap(config: &Config) -> usize {
     }
 }
 
-/// Moves the finished vendor records into `batch`: their events, counts of records that are no
-/// access, reports of bad ones — or, with `strict`, the first bad one as the error.
-fn take_records(
-    done: &mut Vec<RecordResult>,
-    batch: &mut EventBatch,
-    name: &str,
-    strict: bool,
-    problems: &Mutex<&mut Problems>,
-) -> Result<(), ReplayError> {
-    for (line_no, result) in done.drain(..) {
-        let mut problems = problems.lock().expect("not poisoned");
+/// Moves the finished vendor records into `block`: their events, bad ones, and the count of
+/// records that are no access.
+fn take_records(done: &mut Vec<RecordResult>, block: &mut Block) {
+    for (line, result) in done.drain(..) {
         match result {
-            Ok(items) => push_items(batch, line_no, items, &mut |n| problems.not_access(n)),
-            Err(error) if strict => {
-                return Err(ReplayError::Strict {
-                    location: Problems::location(name, line_no, &error),
-                    error,
-                });
+            Ok(items) => {
+                for item in items {
+                    match item {
+                        Item::Event(event) => {
+                            let batch = &mut block.batch;
+                            let read = event.read.then(|| {
+                                let table = batch.push_str(&event.table);
+                                (table, batch.push_str(&event.principal))
+                            });
+                            batch.events.push(BatchedEvent {
+                                ts: event.ts,
+                                line,
+                                read,
+                            });
+                        }
+                        Item::NotAccess => block.not_access += 1,
+                    }
+                }
             }
-            Err(error) => problems.malformed(name, line_no, &error),
+            Err(error) => block.problems.push((line, error)),
         }
-    }
-    Ok(())
-}
-
-/// Adds a vendor record's events to `batch`; counts the records that are no access.
-fn push_items(
-    batch: &mut EventBatch,
-    line: u64,
-    items: Vec<Item>,
-    not_access: &mut dyn FnMut(u64),
-) {
-    let mut skipped = 0;
-    for item in items {
-        match item {
-            Item::Event(event) => {
-                let read = event.read.then(|| {
-                    let table = batch.push_str(&event.table);
-                    (table, batch.push_str(&event.principal))
-                });
-                batch.events.push(BatchedEvent {
-                    ts: event.ts,
-                    line,
-                    read,
-                });
-            }
-            Item::NotAccess => skipped += 1,
-        }
-    }
-    if skipped > 0 {
-        not_access(skipped);
     }
 }
 
@@ -308,6 +405,7 @@ struct Detecting {
     /// Events outside `--from`/`--until`.
     filtered: u64,
     filter: TimeFilter,
+    strict: bool,
     progress: Option<indicatif::ProgressBar>,
     /// The (table, principal) ids of a batch's reads.
     ids: Vec<(Id, Id)>,
@@ -326,17 +424,57 @@ fn progress_spinner() -> indicatif::ProgressBar {
 }
 
 impl Detecting {
-    fn batch(
+    /// Takes the next block in input order: reports its bad lines, detects on its events, then
+    /// reports an input that could not be read on. With `strict`, the first bad line ends the
+    /// run, after the events before it.
+    fn block(
         &mut self,
-        batch: &EventBatch,
+        mut block: Block,
         names: &[String],
         config: &Config,
         out: &mut dyn Write,
-        problems: &Mutex<&mut Problems>,
+        problems: &mut Problems,
+    ) -> Result<(), ReplayError> {
+        let name = &names[block.input];
+        if block.not_access > 0 {
+            problems.not_access(block.not_access);
+        }
+        let mut first_bad = None;
+        for (line, error) in block.problems {
+            if self.strict {
+                first_bad = Some((line, error));
+                break;
+            }
+            problems.malformed(name, line, &error);
+        }
+        if let Some((line, _)) = &first_bad {
+            block.batch.events.retain(|event| event.line < *line);
+        }
+        self.batch(&block.batch, block.input, names, config, out, problems)?;
+        if let Some((line, error)) = first_bad {
+            return Err(ReplayError::Strict {
+                location: Problems::location(name, line, &error),
+                error,
+            });
+        }
+        if let Some((what, error)) = &block.unreadable {
+            problems.unreadable(name, what, error);
+        }
+        Ok(())
+    }
+
+    fn batch(
+        &mut self,
+        batch: &EventBatch,
+        input: usize,
+        names: &[String],
+        config: &Config,
+        out: &mut dyn Write,
+        problems: &mut Problems,
     ) -> Result<(), ReplayError> {
         if let Some(bar) = &self.progress {
             bar.inc(batch.events.len() as u64);
-            bar.set_prefix(format!("{}/{}", batch.input + 1, names.len()));
+            bar.set_prefix(format!("{}/{}", input + 1, names.len()));
             if let Some(newest) = self.detector.newest_event() {
                 bar.set_message(crate::time::format_ts(newest));
             }
@@ -367,12 +505,8 @@ impl Detecting {
                 .map(|_| *ids.next().expect("one per read"));
             let observed = self.detector.observe_ids(event.ts, read, &mut self.alerts);
             if let Observed::Late { behind } = observed {
-                let name = &names[batch.input];
                 let lateness = config.detector.lateness;
-                problems
-                    .lock()
-                    .expect("not poisoned")
-                    .late(name, event.line, behind, lateness);
+                problems.late(&names[input], event.line, behind, lateness);
             }
             if !self.alerts.is_empty() {
                 write_alerts(out, &mut self.alerts)?;

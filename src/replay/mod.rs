@@ -18,7 +18,8 @@ use std::io::{self, Write};
 pub struct ReplayOptions {
     /// Stop at the first bad line or unreadable file.
     pub strict: bool,
-    /// 1: read and detect on one thread; 2: read (decode, parse) on a second one.
+    /// 1: read, parse and detect on one thread. Above 1: JSON lines are parsed on this many
+    /// threads beside a reading and a detecting one; Parquet is decoded on a second thread.
     pub threads: usize,
     /// `--from` / `--until`.
     pub filter: TimeFilter,

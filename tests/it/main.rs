@@ -3,6 +3,7 @@
 mod cli;
 mod formats;
 mod malformed;
+mod parallel;
 mod parquet;
 mod postgres;
 mod properties;
