@@ -43,8 +43,11 @@ struct BatchedEvent {
     read: Option<(Range<u32>, Range<u32>)>,
 }
 
-/// Lines per block.
+/// Lines per block, at most.
 const BLOCK_LINES: usize = 4096;
+
+/// Bytes of raw lines per block, at most (and one line more): long lines make short blocks.
+const BLOCK_BYTES: usize = 1 << 20;
 
 impl EventBatch {
     fn new() -> EventBatch {
@@ -91,8 +94,10 @@ impl Block {
         }
     }
 
-    fn lines(&self) -> usize {
-        self.raw.lines.len() + self.batch.events.len() + self.problems.len()
+    /// Whether the block is big enough to hand on.
+    fn is_full(&self) -> bool {
+        self.raw.lines.len() + self.batch.events.len() + self.problems.len() >= BLOCK_LINES
+            || self.raw.text.len() >= BLOCK_BYTES
     }
 
     /// Parses the raw lines (the parsing stage).
@@ -103,8 +108,8 @@ impl Block {
             let line = match end {
                 TOO_LONG => Line::TooLong,
                 end => {
-                    let line = Line::Text(&raw.text[start..end as usize]);
-                    start = end as usize;
+                    let line = Line::Text(&raw.text[start..end]);
+                    start = end;
                     line
                 }
             };
@@ -117,18 +122,17 @@ impl Block {
 #[derive(Default)]
 struct RawLines {
     text: Vec<u8>,
-    lines: Vec<(u64, u32)>,
+    lines: Vec<(u64, usize)>,
 }
 
-const TOO_LONG: u32 = u32::MAX;
+const TOO_LONG: usize = usize::MAX;
 
 impl RawLines {
     fn push(&mut self, line_no: u64, line: Line<'_>) {
         let end = match line {
             Line::Text(bytes) => {
                 self.text.extend_from_slice(bytes);
-                // A block holds a few thousand lines of at most `max_line_bytes` each.
-                u32::try_from(self.text.len()).expect("a block is under 4 GiB")
+                self.text.len()
             }
             Line::TooLong => TOO_LONG,
         };
@@ -345,9 +349,7 @@ fn read_inputs(
                     take_records(&mut done, &mut block);
                 }
             }
-            if block.lines() >= BLOCK_LINES
-                && !deliver(std::mem::replace(&mut block, Block::new(index)))
-            {
+            if block.is_full() && !deliver(std::mem::replace(&mut block, Block::new(index))) {
                 return;
             }
         }

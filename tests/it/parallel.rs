@@ -25,7 +25,11 @@ fn input(part: usize) -> String {
         } else {
             format!("user{}@corp", (n * 7919) % 13)
         };
-        let action = if n.is_multiple_of(11) { "INSERT" } else { "SELECT" };
+        let action = if n.is_multiple_of(11) {
+            "INSERT"
+        } else {
+            "SELECT"
+        };
         text.push_str(&format!(
             r#"{{"ts":"{}","principal":"{principal}","table":"{table}","action":"{action}"}}"#,
             chrono::DateTime::from_timestamp(ts, 0)
