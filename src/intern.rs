@@ -79,6 +79,36 @@ fn entry(arena: &[u8], offset: u32) -> (Id, &[u8]) {
     (id, &arena[at + HEADER..at + HEADER + len])
 }
 
+/// Whether two byte strings are equal, compared here 4 or 8 bytes at a time: names are short,
+/// and a call to `memcmp` with its size dispatch costs more than comparing them inline.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w4 = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    let w8 = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    match n {
+        0 => true,
+        // Bytes 0, n/2 and n-1 are every byte of a string of 1 to 3.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        // The first and the last four bytes (overlapping) are every byte of 4 to 7.
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        _ => {
+            let mut at = 0;
+            while at + 8 < n {
+                if w8(a, at) != w8(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            // The last eight bytes, overlapping the word before when `n` is not a multiple of 8.
+            w8(a, n - 8) == w8(b, n - 8)
+        }
+    }
+}
+
 /// Asks the CPU to start loading the cache line at `ptr`: a hint only, never a fault. Shared
 /// by the look-ups that know their next addresses ahead (interning, baselines).
 #[inline(always)]
@@ -105,7 +135,7 @@ impl Interner {
             if slot.offset == VACANT {
                 return Err(i);
             }
-            if slot.hash == high && entry(&self.arena, slot.offset).1 == name {
+            if slot.hash == high && same_bytes(entry(&self.arena, slot.offset).1, name) {
                 return Ok(i);
             }
             i = (i + 1) & mask;
@@ -229,6 +259,21 @@ impl Interner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_agrees_with_equality_at_every_length_and_position() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            assert!(same_bytes(&a, &a.clone()), "{n}");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "{n} {at}");
+            }
+            let longer = [&a[..], b"x"].concat();
+            assert!(!same_bytes(&a, &longer), "{n}");
+        }
+    }
 
     #[test]
     fn ids_are_dense_and_stable() {

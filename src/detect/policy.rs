@@ -2,6 +2,7 @@
 //! allowed principals, and which actions count as reads. Built and validated by `config`; the
 //! detector only reads it.
 
+use crate::intern::same_bytes;
 use crate::time::Span;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use std::sync::Arc;
@@ -176,11 +177,15 @@ impl ReadActions {
     pub fn is_read(&mut self, action: Option<&str>) -> bool {
         let Some(action) = action else { return true };
         if let Some((spelling, verdict)) = self.known.get(self.last_hit)
-            && **spelling == *action
+            && same_bytes(spelling.as_bytes(), action.as_bytes())
         {
             return *verdict;
         }
-        if let Some(i) = self.known.iter().position(|(s, _)| **s == *action) {
+        if let Some(i) = self
+            .known
+            .iter()
+            .position(|(s, _)| same_bytes(s.as_bytes(), action.as_bytes()))
+        {
             self.last_hit = i;
             return self.known[i].1;
         }
