@@ -126,12 +126,20 @@ impl RecordReader {
         match self.format {
             Format::Pgaudit => self.pgaudit_line(line_no, bytes, out),
             Format::Auto if bytes.iter().all(u8::is_ascii_whitespace) => {}
-            format => {
-                if bytes.iter().all(u8::is_ascii_whitespace) {
-                    return;
-                }
-                out.push((line_no, parse_json_record(format, &self.options, bytes)));
+            format => parse_record_line(format, &self.options, line_no, bytes, out),
+        }
+    }
+
+    /// The format, once known, when each line is one whole record that needs nothing from the
+    /// lines around it (the JSON vendor formats): such lines may be parsed anywhere, in any
+    /// order, with [`parse_record_line`]. `None` for canonical JSON lines and for pgaudit, whose
+    /// records can span lines.
+    pub fn record_per_line(&self) -> Option<Format> {
+        match self.format {
+            Format::Cloudtrail | Format::GcpAudit | Format::Snowflake | Format::Databricks => {
+                Some(self.format)
             }
+            _ => None,
         }
     }
 
@@ -200,6 +208,20 @@ pub fn sniff(line: &[u8]) -> Format {
         Format::Databricks
     } else {
         Format::Jsonl
+    }
+}
+
+/// Parses line `line_no` of a format with a record per line (see
+/// [`RecordReader::record_per_line`]) and appends the record to `out`; a blank line is none.
+pub fn parse_record_line(
+    format: Format,
+    options: &VendorOptions,
+    line_no: u64,
+    bytes: &[u8],
+    out: &mut Vec<RecordResult>,
+) {
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        out.push((line_no, parse_json_record(format, options, bytes)));
     }
 }
 

@@ -13,9 +13,10 @@
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, ReadActions};
+use crate::format::Format;
 use crate::format::ParseError;
 use crate::format::jsonl::JsonLinesParser;
-use crate::format::vendor::{Item, RecordReader, RecordResult};
+use crate::format::vendor::{Item, RecordReader, RecordResult, VendorOptions, parse_record_line};
 use crate::intern::Id;
 use crate::report::Problems;
 use crate::source::Input;
@@ -68,12 +69,15 @@ impl EventBatch {
     }
 }
 
-/// Consecutive lines of one input, as reading cut them: canonical JSON lines still to parse
-/// (`raw`, only when parsing runs on other threads), and what is known already — events, bad
-/// lines and records in line order, and whether the input could not be read on after them.
+/// Consecutive lines of one input, as reading cut them: lines still to parse (`raw`, only when
+/// parsing runs on other threads: canonical JSON lines, or lines of a vendor format with a record
+/// per line), and what is known already — events, bad lines and records in line order, and
+/// whether the input could not be read on after them.
 struct Block {
     input: usize,
     raw: RawLines,
+    /// The format of the raw lines: `None` for canonical JSON lines.
+    raw_format: Option<Format>,
     batch: EventBatch,
     problems: Vec<(u64, ParseError)>,
     /// Vendor records that are no data access.
@@ -87,6 +91,7 @@ impl Block {
         Block {
             input,
             raw: RawLines::default(),
+            raw_format: None,
             batch: EventBatch::new(),
             problems: Vec::new(),
             not_access: 0,
@@ -100,10 +105,20 @@ impl Block {
             || self.raw.text.len() >= BLOCK_BYTES
     }
 
+    /// Whether raw lines of `format` may join this block (a block's raw lines are of one
+    /// format, and come before anything parsed by the reading stage).
+    fn takes_raw(&self, format: Option<Format>) -> bool {
+        self.raw.lines.is_empty()
+            || (self.raw_format == format
+                && self.batch.events.is_empty()
+                && self.problems.is_empty())
+    }
+
     /// Parses the raw lines (the parsing stage).
     fn parse(&mut self, parsing: &mut LineParsing<'_>) {
         let raw = std::mem::take(&mut self.raw);
         let mut start = 0;
+        let mut records = Vec::new();
         for &(line_no, end) in &raw.lines {
             let line = match end {
                 TOO_LONG => Line::TooLong,
@@ -113,7 +128,19 @@ impl Block {
                     line
                 }
             };
-            parsing.parse(line_no, line, &mut self.batch, &mut self.problems);
+            match (self.raw_format, line) {
+                (None, line) => parsing.parse(line_no, line, &mut self.batch, &mut self.problems),
+                (Some(format), Line::Text(bytes)) => {
+                    parse_record_line(format, parsing.vendor, line_no, bytes, &mut records);
+                    take_records(&mut records, self);
+                }
+                (Some(_), Line::TooLong) => self.problems.push((
+                    line_no,
+                    ParseError::TooLong {
+                        max_line_bytes: parsing.max_line_bytes,
+                    },
+                )),
+            }
         }
     }
 }
@@ -143,6 +170,7 @@ impl RawLines {
 /// Parses canonical JSON lines into a batch: the parser, and the actions seen so far.
 struct LineParsing<'c> {
     parser: &'c JsonLinesParser,
+    vendor: &'c VendorOptions,
     read_actions: ReadActions,
     max_line_bytes: usize,
 }
@@ -151,6 +179,7 @@ impl<'c> LineParsing<'c> {
     fn new(config: &'c Config) -> LineParsing<'c> {
         LineParsing {
             parser: &config.input.jsonl,
+            vendor: &config.input.vendor,
             read_actions: config.detector.read_actions.clone(),
             max_line_bytes: line_cap(config),
         }
@@ -333,12 +362,40 @@ fn read_inputs(
                     break;
                 }
             };
+            // Without `parsing`, lines that parse on their own are left to the parsing stage.
+            if parsing.is_none() {
+                if let Line::Text(bytes) = &line {
+                    records.recognise(bytes);
+                }
+                let format = records.record_per_line();
+                if format.is_some() || records.is_canonical() {
+                    if !block.takes_raw(format)
+                        && !deliver(std::mem::replace(&mut block, Block::new(index)))
+                    {
+                        return;
+                    }
+                    block.raw_format = format;
+                    block.raw.push(line_no, line);
+                    if block.is_full() && !deliver(std::mem::replace(&mut block, Block::new(index)))
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            }
             match records.route(line_no, line, max_line_bytes, &mut done) {
                 Some(line) => match parsing.as_deref_mut() {
                     Some(parsing) => {
                         parsing.parse(line_no, line, &mut block.batch, &mut block.problems)
                     }
-                    None => block.raw.push(line_no, line),
+                    None => {
+                        if !block.takes_raw(None)
+                            && !deliver(std::mem::replace(&mut block, Block::new(index)))
+                        {
+                            return;
+                        }
+                        block.raw.push(line_no, line)
+                    }
                 },
                 None => {
                     if !block.raw.lines.is_empty()

@@ -1,8 +1,9 @@
 //! JSON lines parsed on many threads: the alerts, the reports of bad lines (in input order) and
 //! where `--strict` stops are the same for any `--threads`, over inputs of many blocks with bad
-//! lines, a gzip input cut short and windows that open and close.
+//! lines, a gzip input cut short and windows that open and close; and the same for every vendor
+//! format (records parsed on the parsing threads, or by the reading thread for pgaudit).
 
-use crate::TestEnv;
+use crate::{TestEnv, repo};
 
 const LINES_PER_INPUT: usize = 30_000;
 const BASE: i64 = 1_772_582_400; // 2026-03-04T00:00:00Z
@@ -42,10 +43,13 @@ fn input(part: usize) -> String {
 }
 
 fn reports(stderr: &str) -> Vec<&str> {
-    // Everything but the summary line, whose elapsed time and rate vary.
+    // Every line, the summary without its elapsed time and rate.
     stderr
         .lines()
-        .filter(|l| !l.contains(" events/s)"))
+        .map(|l| match l.find(" alerts in ") {
+            Some(end) => &l[..end],
+            None => l,
+        })
         .collect()
 }
 
@@ -138,5 +142,63 @@ fn any_thread_count_gives_the_same_alerts_reports_and_strict_stop() {
             (1, &strict_one.stdout, &strict_one.stderr),
             "--strict --threads {threads}"
         );
+    }
+}
+
+#[test]
+fn vendor_formats_give_the_same_events_and_reports_on_any_thread_count() {
+    let env = TestEnv::new();
+    for (format, folder, fixture) in [
+        ("cloudtrail", "cloudtrail", "records.jsonl"),
+        ("gcp-audit", "gcp-audit", "data_access.jsonl"),
+        ("snowflake", "snowflake", "access_history.jsonl"),
+        ("databricks", "databricks", "audit.jsonl"),
+        ("pgaudit", "pgaudit", "postgresql.log"),
+    ] {
+        let read = |name: &str| {
+            std::fs::read_to_string(repo(&format!("tests/data/formats/{folder}/{name}"))).unwrap()
+        };
+        // Good records and bad ones, over several blocks (times repeat: later copies are late).
+        let once = format!(
+            "{}\n{}\n",
+            read(fixture).trim_end(),
+            read("malformed.txt").trim_end()
+        );
+        let path = env.write(
+            &format!("{folder}.log"),
+            once.repeat(5_000 / once.lines().count() + 2),
+        );
+        let path = path.to_str().unwrap();
+        for given in [format, "auto"] {
+            let run = |threads: &str| {
+                env.run(&[
+                    "replay",
+                    "--format",
+                    given,
+                    "--max-reports",
+                    "100000",
+                    "--threads",
+                    threads,
+                    "--learn",
+                    "1m",
+                    path,
+                ])
+            };
+            let one = run("1");
+            assert_eq!(one.code, 0, "{folder} as {given}: {}", one.stderr);
+            assert!(
+                one.stderr.contains(" skipped: "),
+                "{folder}: {}",
+                one.stderr
+            );
+            for threads in ["2", "3"] {
+                let many = run(threads);
+                assert_eq!(
+                    (many.code, &many.stdout, reports(&many.stderr)),
+                    (one.code, &one.stdout, reports(&one.stderr)),
+                    "{folder} as {given}, --threads {threads}"
+                );
+            }
+        }
     }
 }
