@@ -134,12 +134,7 @@ impl Block {
                     parse_record_line(format, parsing.vendor, line_no, bytes, &mut records);
                     take_records(&mut records, self);
                 }
-                (Some(_), Line::TooLong) => self.problems.push((
-                    line_no,
-                    ParseError::TooLong {
-                        max_line_bytes: parsing.max_line_bytes,
-                    },
-                )),
+                (Some(_), Line::TooLong) => self.problems.push((line_no, parsing.too_long())),
             }
         }
     }
@@ -185,6 +180,13 @@ impl<'c> LineParsing<'c> {
         }
     }
 
+    /// The error of a line longer than the cap.
+    fn too_long(&self) -> ParseError {
+        ParseError::TooLong {
+            max_line_bytes: self.max_line_bytes,
+        }
+    }
+
     #[inline]
     fn parse(
         &mut self,
@@ -195,9 +197,7 @@ impl<'c> LineParsing<'c> {
     ) {
         let parsed = match line {
             Line::Text(bytes) => self.parser.parse(bytes),
-            Line::TooLong => Err(ParseError::TooLong {
-                max_line_bytes: self.max_line_bytes,
-            }),
+            Line::TooLong => Err(self.too_long()),
         };
         match parsed {
             Ok(Some(event)) => {
@@ -367,17 +367,8 @@ fn read_inputs(
                 if let Line::Text(bytes) = &line {
                     records.recognise(bytes);
                 }
-                let format = records.record_per_line();
-                if format.is_some() || records.is_canonical() {
-                    if !block.takes_raw(format)
-                        && !deliver(std::mem::replace(&mut block, Block::new(index)))
-                    {
-                        return;
-                    }
-                    block.raw_format = format;
-                    block.raw.push(line_no, line);
-                    if block.is_full() && !deliver(std::mem::replace(&mut block, Block::new(index)))
-                    {
+                if let Some(format) = records.record_per_line() {
+                    if !push_raw(&mut block, Some(format), line_no, line, &mut deliver) {
                         return;
                     }
                     continue;
@@ -389,24 +380,20 @@ fn read_inputs(
                         parsing.parse(line_no, line, &mut block.batch, &mut block.problems)
                     }
                     None => {
-                        if !block.takes_raw(None)
-                            && !deliver(std::mem::replace(&mut block, Block::new(index)))
-                        {
+                        if !push_raw(&mut block, None, line_no, line, &mut deliver) {
                             return;
                         }
-                        block.raw.push(line_no, line)
+                        continue;
                     }
                 },
                 None => {
-                    if !block.raw.lines.is_empty()
-                        && !deliver(std::mem::replace(&mut block, Block::new(index)))
-                    {
+                    if !block.raw.lines.is_empty() && !hand_on(&mut block, &mut deliver) {
                         return;
                     }
                     take_records(&mut done, &mut block);
                 }
             }
-            if block.is_full() && !deliver(std::mem::replace(&mut block, Block::new(index))) {
+            if block.is_full() && !hand_on(&mut block, &mut deliver) {
                 return;
             }
         }
@@ -416,6 +403,29 @@ fn read_inputs(
             return;
         }
     }
+}
+
+/// Hands `block` on and starts the next block of the same input; `false`: stop reading.
+fn hand_on(block: &mut Block, deliver: &mut impl FnMut(Block) -> bool) -> bool {
+    let input = block.input;
+    deliver(std::mem::replace(block, Block::new(input)))
+}
+
+/// Adds a raw line of `format` (`None`: canonical) to `block`, handing the block on first if it
+/// holds something else and after if it is full; `false`: stop reading.
+fn push_raw(
+    block: &mut Block,
+    format: Option<Format>,
+    line_no: u64,
+    line: Line<'_>,
+    deliver: &mut impl FnMut(Block) -> bool,
+) -> bool {
+    if !block.takes_raw(format) && !hand_on(block, deliver) {
+        return false;
+    }
+    block.raw_format = format;
+    block.raw.push(line_no, line);
+    !block.is_full() || hand_on(block, deliver)
 }
 
 /// The longest line read: CloudTrail files are often one JSON line of many megabytes.
