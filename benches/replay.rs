@@ -11,8 +11,9 @@ mod synth;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::detect::Detector;
+use exposure::format::Line;
 use exposure::source::Input;
-use exposure::source::lines::{Line, LineReader};
+use exposure::source::lines::LineReader;
 use std::hint::black_box;
 use std::io::Write;
 
@@ -119,7 +120,7 @@ fn bench(c: &mut Criterion) {
                 let mut alerts = Vec::new();
                 while let Some((_, Line::Text(line))) = lines.next_line().expect("memory") {
                     let event = parser.parse(line).expect("valid").expect("not blank");
-                    detector.observe(&event.as_event(), &mut alerts);
+                    detector.observe(&event, &mut alerts);
                 }
                 detector.finish(&mut alerts);
                 black_box(alerts.len())

@@ -11,7 +11,7 @@
 //! figure shows the per-source watermark at work. Reports p50/p99/max latency, the load
 //! reached, and the watcher's resident memory over the run (it must stay flat).
 //!
-//! `EXPOSURE_LATENCY_SECS` sets the duration (default 30; the README's memory figure is from
+//! `EXPOSURE_LATENCY_SECS` sets the duration (default 30; docs/performance.md's memory figure is from
 //! 600).
 
 use std::collections::HashMap;

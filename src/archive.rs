@@ -10,12 +10,12 @@
 //! leaves a file that looks complete.
 
 use crate::config::Config;
-use crate::format::ParseError;
-use crate::format::vendor::{Item, RecordReader, RecordResult};
+use crate::event::AccessEvent;
+use crate::format::{DecodeSink, ParseError};
 use crate::intern::{Id, Interner};
 use crate::report::Problems;
 use crate::source::Input;
-use crate::source::lines::{Line, LineReader};
+use crate::source::lines::LineReader;
 use crate::time::{MICROS_PER_SEC, Ts, format_ts};
 use arrow_array::builder::{Int64Builder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
@@ -106,102 +106,59 @@ pub fn archive(
     problems: &mut Problems,
 ) -> Result<ArchiveSummary, ArchiveError> {
     let started = Instant::now();
-    let mut writer = DayWriter {
+    let writer = DayWriter {
         out_dir: out_dir.to_path_buf(),
         names: Interner::default(),
         days: BTreeMap::new(),
         written_days: std::collections::BTreeSet::new(),
         files: Vec::new(),
     };
-    let lateness = config.detector.lateness.micros();
-    let mut newest: Option<Ts> = None;
-    let mut events = 0u64;
+    let mut run = Archiving {
+        writer,
+        newest: None,
+        lateness: config.detector.lateness.micros(),
+        events: 0,
+        strict,
+        problems,
+        input: String::new(),
+        failed: None,
+    };
     for input in inputs {
-        let name = input.display_name();
+        run.input = input.display_name();
         let reader = match input.open() {
             Ok(reader) => reader,
             Err(e) => {
-                problems.unreadable(&name, "cannot open", &e);
+                run.problems.unreadable(&run.input, "cannot open", &e);
                 continue;
             }
         };
-        let mut lines = LineReader::new(reader, config.input.max_line_bytes);
-        let mut records = RecordReader::new(config.input.format, &config.input.vendor)
-            .expect("checked with the configuration");
-        let mut done: Vec<RecordResult> = Vec::new();
-        let mut at_end = false;
-        while !at_end {
+        let mut decoder = config.decoder();
+        let mut lines = LineReader::new(reader, decoder.max_line_bytes());
+        loop {
             match lines.next_line() {
-                Ok(Some((line_no, line))) => {
-                    let max_line_bytes = config.input.max_line_bytes;
-                    if let Some(line) = records.route(line_no, line, max_line_bytes, &mut done) {
-                        let parsed = match line {
-                            Line::Text(bytes) => config.input.jsonl.parse(bytes),
-                            Line::TooLong => Err(ParseError::TooLong {
-                                max_line_bytes: config.input.max_line_bytes,
-                            }),
-                        };
-                        match parsed {
-                            Ok(Some(event)) => {
-                                events += 1;
-                                let row = Row {
-                                    ts: event.ts,
-                                    principal: writer.names.intern(&event.principal),
-                                    table: writer.names.intern(&event.table),
-                                    action: event.action.as_deref().map(|a| writer.names.intern(a)),
-                                    rows: event.rows,
-                                    bytes: event.bytes,
-                                };
-                                writer.add(row, &mut newest, lateness)?;
-                            }
-                            Ok(None) => {}
-                            Err(error) => done.push((line_no, Err(error))),
-                        }
-                    }
-                }
-                Ok(None) => {
-                    records.flush(&mut done);
-                    at_end = true;
-                }
+                Ok(Some((line_no, line))) => decoder.line(line_no, line, &mut run),
+                Ok(None) => break,
                 Err(e) => {
-                    problems.unreadable(&name, "read error, rest of input skipped", &e);
-                    records.flush(&mut done);
-                    at_end = true;
+                    run.problems
+                        .unreadable(&run.input, "read error, rest of input skipped", &e);
+                    break;
                 }
             }
-            for (line_no, result) in done.drain(..) {
-                match result {
-                    Ok(items) => {
-                        for item in items {
-                            let Item::Event(e) = item else {
-                                problems.not_access(1);
-                                continue;
-                            };
-                            events += 1;
-                            // Vendor events carry their read verdict as the action.
-                            let action = if e.read { "read" } else { "write" };
-                            let row = Row {
-                                ts: e.ts,
-                                principal: writer.names.intern(&e.principal),
-                                table: writer.names.intern(&e.table),
-                                action: Some(writer.names.intern(action)),
-                                rows: None,
-                                bytes: None,
-                            };
-                            writer.add(row, &mut newest, lateness)?;
-                        }
-                    }
-                    Err(error) if strict => {
-                        return Err(ArchiveError::Strict {
-                            location: Problems::location(&name, line_no, &error),
-                            error,
-                        });
-                    }
-                    Err(error) => problems.malformed(&name, line_no, &error),
-                }
+            if let Some(error) = run.failed.take() {
+                return Err(error);
             }
         }
+        decoder.finish(&mut run);
+        if let Some(error) = run.failed.take() {
+            return Err(error);
+        }
     }
+    let Archiving {
+        mut writer,
+        events,
+        problems,
+        ..
+    } = run;
     writer.flush_days_before(i64::MAX)?;
     Ok(ArchiveSummary {
         events,
@@ -210,6 +167,59 @@ pub fn archive(
         files: writer.files,
         elapsed: started.elapsed(),
     })
+}
+
+/// One archive run: what the decoder gives is buffered by day and written.
+struct Archiving<'p> {
+    writer: DayWriter,
+    newest: Option<Ts>,
+    lateness: Ts,
+    events: u64,
+    strict: bool,
+    problems: &'p mut Problems,
+    /// The input being read, for messages.
+    input: String,
+    /// What stops the run (a write error; with `strict`, a bad line), once it happened.
+    failed: Option<ArchiveError>,
+}
+
+impl DecodeSink for Archiving<'_> {
+    fn event(&mut self, _line: u64, event: &AccessEvent<'_>, _read: bool) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.events += 1;
+        let names = &mut self.writer.names;
+        let row = Row {
+            ts: event.ts,
+            principal: names.intern(&event.principal),
+            table: names.intern(&event.table),
+            action: event.archived_action().map(|a| names.intern(a)),
+            rows: event.rows,
+            bytes: event.bytes,
+        };
+        if let Err(error) = self.writer.add(row, &mut self.newest, self.lateness) {
+            self.failed = Some(error);
+        }
+    }
+
+    fn not_access(&mut self, _line: u64) {
+        self.problems.not_access(1);
+    }
+
+    fn malformed(&mut self, line: u64, error: ParseError) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.strict {
+            self.failed = Some(ArchiveError::Strict {
+                location: Problems::location(&self.input, line, &error),
+                error,
+            });
+        } else {
+            self.problems.malformed(&self.input, line, &error);
+        }
+    }
 }
 
 struct DayWriter {

@@ -7,8 +7,9 @@ use crate::config::{Config, ConfigError, DetectOverrides};
 use crate::format::Format;
 use crate::replay::{self, ReplayError, ReplayOptions};
 use crate::report::Problems;
-use crate::source::parquet::{SchemaError, TimeFilter};
+use crate::source::parquet::SchemaError;
 use crate::source::{Input, InputError, expand_inputs};
+use crate::time::TimeFilter;
 use crate::time::{EpochUnit, Span, Ts, parse_ts_str};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -237,7 +238,7 @@ pub struct ArchiveArgs {
 /// Flags shared by every command that runs the detector.
 #[derive(Debug, Args, Clone)]
 pub struct DetectFlags {
-    /// TOML configuration file (see README: Configuration).
+    /// TOML configuration file (see docs/configuration.md and examples/exposure.toml).
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -369,7 +370,8 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let scratch = std::env::temp_dir().join(format!("exposure-sink-test-{}", std::process::id()));
-    std::fs::create_dir_all(scratch.join("sinks"))?;
+    let scratch = crate::state::StateDir::new(scratch);
+    std::fs::create_dir_all(scratch.sinks_dir())?;
     let sinks = crate::sink::build(&config.sinks, &scratch)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -381,7 +383,7 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
                 let alert = crate::sink::test_alert(status);
                 built.sink.deliver(&alert).await.map_err(|e| (status, e))?;
             }
-            Ok::<(), (AlertStatus, crate::live::deliver::DeliveryError)>(())
+            Ok::<(), (AlertStatus, crate::sink::DeliveryError)>(())
         });
         match result {
             Ok(()) => println!("{}: ok (test alert opened and resolved)", built.sink.name()),
@@ -394,7 +396,7 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = std::fs::remove_dir_all(scratch.root());
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -414,7 +416,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     }
     let options = crate::live::WatchOptions {
         paths: args.paths,
-        state_dir: args.state_dir,
+        state_dir: crate::state::StateDir::new(args.state_dir),
         from_beginning: args.from_beginning,
         checkpoint_every: args.checkpoint_every.to_std(),
         poll_every: args.poll_every.to_std(),
@@ -431,7 +433,13 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let config = args.detect.config()?;
     let inputs = expand_inputs(&args.paths, config.input.format)?;
     let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
-    let outcome = crate::live::learn(&config, &inputs, &args.state_dir, args.force, &mut problems);
+    let outcome = crate::live::learn(
+        &config,
+        &inputs,
+        &crate::state::StateDir::new(&args.state_dir),
+        args.force,
+        &mut problems,
+    );
     problems.finish();
     let outcome = outcome?;
     eprintln!("{}", outcome.summary);
@@ -515,6 +523,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let usage = |e: &(dyn std::error::Error + 'static)| {
         e.is::<ConfigError>()
+            || e.is::<crate::sink::SinkConfigError>()
             || e.is::<crate::live::checkpoint::CheckpointError>()
             || e.is::<InputError>()
             || e.is::<SchemaError>()
@@ -527,5 +536,49 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// `--format` values: each format's name in kebab case, with its description.
+impl clap::ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Format::Auto,
+            Format::Jsonl,
+            Format::Parquet,
+            Format::Cloudtrail,
+            Format::GcpAudit,
+            Format::Pgaudit,
+            Format::Snowflake,
+            Format::Databricks,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Format::Auto => PossibleValue::new("auto").help(
+                "Parquet where a file starts with `PAR1`; otherwise recognised from the first line \
+                 (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, else canonical JSON lines)",
+            ),
+            Format::Jsonl => PossibleValue::new("jsonl").help(
+                "One JSON object per line: `{\"ts\": ..., \"principal\": ..., \"table\": ..., \"action\": ...}`",
+            ),
+            Format::Parquet => {
+                PossibleValue::new("parquet").help("Parquet files (columns mapped like JSON fields)")
+            }
+            Format::Cloudtrail => PossibleValue::new("cloudtrail")
+                .help("AWS CloudTrail log files or one-record-per-line exports"),
+            Format::GcpAudit => PossibleValue::new("gcp-audit").help(
+                "Google Cloud audit log entries (BigQuery data access), exported as JSON lines",
+            ),
+            Format::Pgaudit => PossibleValue::new("pgaudit")
+                .help("PostgreSQL logs with pgaudit lines (stderr layout or csvlog)"),
+            Format::Snowflake => {
+                PossibleValue::new("snowflake").help("Snowflake ACCESS_HISTORY rows as JSON lines")
+            }
+            Format::Databricks => PossibleValue::new("databricks")
+                .help("Databricks audit logs (delivered JSON or system.access.audit exports)"),
+        })
     }
 }

@@ -4,11 +4,12 @@
 
 use crate::detect::DetectorSettings;
 use crate::detect::policy::{
-    DEFAULT_READ_ACTIONS, Policies, ReadActions, TablePolicy, TableRule, Thresholds, compile_glob,
-    compile_glob_set, literal_prefix,
+    Policies, TablePolicy, TableRule, Thresholds, compile_glob, compile_glob_set, literal_prefix,
 };
-use crate::format::Format;
+use crate::event::{DEFAULT_READ_ACTIONS, ReadActions};
+use crate::format::decode::DEFAULT_MAX_LINE_BYTES;
 use crate::format::jsonl::{FieldPaths, JsonLinesParser};
+use crate::format::{Decoder, Format};
 use crate::time::{EpochUnit, Span};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,15 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+}
+
+impl From<crate::sink::SinkConfigError> for ConfigError {
+    fn from(e: crate::sink::SinkConfigError) -> ConfigError {
+        ConfigError::Invalid {
+            key: e.key,
+            message: e.message,
+        }
+    }
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -140,8 +150,6 @@ pub struct Config {
     /// `[[sinks]]`, validated (secrets are read when the sinks are built).
     pub sinks: Vec<crate::sink::SinkSection>,
 }
-
-pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 impl Config {
     /// Merges `file` (if any) with command-line `flags` and validates the result.
@@ -279,6 +287,20 @@ impl Config {
                 file.sinks.clone()
             },
         })
+    }
+
+    /// A decoder for one input stream: the format, field mapping, vendor settings, read
+    /// actions and line cap configured here.
+    pub fn decoder(&self) -> Decoder {
+        let input = &self.input;
+        Decoder::new(
+            input.format,
+            &input.jsonl,
+            &input.vendor,
+            &self.detector.read_actions,
+            input.max_line_bytes,
+        )
+        .expect("the vendor settings were checked when the configuration was built")
     }
 
     /// Loads `path` (if given) and builds the configuration.

@@ -1,15 +1,165 @@
-//! `AccessEvent`: the one shape every log format parses into — who (`principal`) did what
-//! (`action`) to which `table`, when (`ts`). Borrowed from the input buffer: no allocation per event.
+//! `AccessEvent`: the one shape every log format decodes into — who (`principal`) did what
+//! (`action`) to which `table`, when (`ts`) — and [`ReadActions`], which decides whether an
+//! event is a read. Strings borrow from the input where they can (no allocation per canonical
+//! line) and are owned where the input escaped them or a vendor record built them.
 
+use crate::intern::same_bytes;
 use crate::time::Ts;
+use std::borrow::Cow;
 
-/// One data-access event, borrowing its strings from the line or batch it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One data-access event.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessEvent<'a> {
     pub ts: Ts,
-    pub principal: &'a str,
-    pub table: &'a str,
-    /// The action as logged (`SELECT`, `GetObject`, ...); `None` when the log has none, which
-    /// counts as a read.
-    pub action: Option<&'a str>,
+    pub principal: Cow<'a, str>,
+    pub table: Cow<'a, str>,
+    /// The action as logged (`SELECT`, `GetObject`, ...); `None` when the log has none.
+    pub action: Option<Cow<'a, str>>,
+    /// The format's own verdict, for formats that decide what a read is themselves (the vendor
+    /// logs): `Some(true)` a read, `Some(false)` another access. `None`: decided from `action`
+    /// by [`ReadActions`].
+    pub is_read: Option<bool>,
+    /// Extras some logs carry; `None` when absent or not a count.
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
+}
+
+impl<'a> AccessEvent<'a> {
+    /// An event whose action is classified by [`ReadActions`].
+    pub fn new(ts: Ts, principal: &'a str, table: &'a str, action: Option<&'a str>) -> Self {
+        AccessEvent {
+            ts,
+            principal: Cow::Borrowed(principal),
+            table: Cow::Borrowed(table),
+            action: action.map(Cow::Borrowed),
+            is_read: None,
+            rows: None,
+            bytes: None,
+        }
+    }
+
+    /// An event of a vendor log, which says itself whether it is a read.
+    pub fn classified(
+        ts: Ts,
+        principal: String,
+        table: String,
+        read: bool,
+    ) -> AccessEvent<'static> {
+        AccessEvent {
+            ts,
+            principal: Cow::Owned(principal),
+            table: Cow::Owned(table),
+            action: None,
+            is_read: Some(read),
+            rows: None,
+            bytes: None,
+        }
+    }
+
+    /// Whether the event is a read: the format's verdict, else the action's.
+    #[inline]
+    pub fn is_read_by(&self, read_actions: &mut ReadActions) -> bool {
+        match self.is_read {
+            Some(read) => read,
+            None => read_actions.is_read(self.action.as_deref()),
+        }
+    }
+
+    /// The action to store in an archive: as logged, or `read`/`write` for a format's verdict
+    /// (so that replaying the archive classifies it the same way with the default actions).
+    pub fn archived_action(&self) -> Option<&str> {
+        match self.is_read {
+            Some(true) => Some("read"),
+            Some(false) => Some("write"),
+            None => self.action.as_deref(),
+        }
+    }
+}
+
+/// The default actions that count as reads (compared case-insensitively).
+pub const DEFAULT_READ_ACTIONS: &[&str] = &[
+    "select",
+    "read",
+    "get",
+    "getobject",
+    "query",
+    "scan",
+    "export",
+    "copy",
+    "tabledataread",
+];
+
+/// Decides whether an event's action is a read. An absent action is a read.
+#[derive(Debug, Clone)]
+pub struct ReadActions {
+    lowercase: Vec<Box<str>>,
+    /// Verdicts by exact spelling, most recent hit first in line: logs use a handful of
+    /// actions, so a short scan beats hashing.
+    known: Vec<(Box<str>, bool)>,
+    last_hit: usize,
+}
+
+/// Spellings remembered; past this, new spellings are folded on every lookup.
+const MAX_KNOWN_ACTIONS: usize = 256;
+
+impl Default for ReadActions {
+    fn default() -> Self {
+        ReadActions::new(DEFAULT_READ_ACTIONS.iter().map(|a| a.to_string()))
+    }
+}
+
+impl ReadActions {
+    pub fn new(actions: impl IntoIterator<Item = String>) -> ReadActions {
+        ReadActions {
+            lowercase: actions
+                .into_iter()
+                .map(|a| a.to_lowercase().into_boxed_str())
+                .collect(),
+            known: Vec::new(),
+            last_hit: 0,
+        }
+    }
+
+    /// Whether `action` (as logged) is a read.
+    #[inline]
+    pub fn is_read(&mut self, action: Option<&str>) -> bool {
+        let Some(action) = action else { return true };
+        if let Some((spelling, verdict)) = self.known.get(self.last_hit)
+            && same_bytes(spelling.as_bytes(), action.as_bytes())
+        {
+            return *verdict;
+        }
+        if let Some(i) = self
+            .known
+            .iter()
+            .position(|(s, _)| same_bytes(s.as_bytes(), action.as_bytes()))
+        {
+            self.last_hit = i;
+            return self.known[i].1;
+        }
+        let folded = action.to_lowercase();
+        let verdict = self.lowercase.iter().any(|a| **a == *folded);
+        if self.known.len() < MAX_KNOWN_ACTIONS {
+            self.known.push((action.into(), verdict));
+            self.last_hit = self.known.len() - 1;
+        }
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_reads_case_insensitively_and_absent_is_a_read() {
+        let mut reads = ReadActions::default();
+        assert!(reads.is_read(Some("SELECT")));
+        assert!(reads.is_read(Some("GetObject")));
+        assert!(reads.is_read(Some("tableDataRead")));
+        assert!(reads.is_read(None));
+        assert!(!reads.is_read(Some("INSERT")));
+        assert!(!reads.is_read(Some("PutObject")));
+        assert!(!reads.is_read(Some("")));
+    }
 }

@@ -2,11 +2,19 @@
 //! normally read a sensitive table start reading it. The library holds the whole tool; the binary
 //! in `main.rs` only parses flags and calls [`cli::run`].
 //!
-//! Layout: [`detect`] is the pure detection core; [`format`] turns log bytes (canonical JSON lines
-//! and the vendors' logs) into events; [`source`] reads files and streams; [`config`] validates
-//! what the user asked for; [`replay`] wires them together for `exposure replay`, [`archive`]
-//! for `exposure archive`, [`live`] for `exposure watch` and `exposure learn` (following files,
-//! checkpoints, the outbox); [`sink`] delivers alerts (Alertmanager, PagerDuty, webhooks, files).
+//! Layers, each using only those below it (CONTRIBUTING.md has a line per module):
+//!
+//! 1. [`time`], [`intern`], [`event`]: domain types — event time, interned names, the one
+//!    [`event::AccessEvent`] shape and what counts as a read.
+//! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`]: pure decoding, raw lines
+//!    to events through the one pipeline, [`format::Decoder`]. Neither uses the other.
+//! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet); [`sink`]:
+//!    where alerts go (the [`sink::Sink`] trait, Alertmanager, PagerDuty, webhooks, files);
+//!    [`state`]: the state directory's layout, lock and atomic writes; [`report`]: stderr.
+//! 4. [`config`]: what the user wrote, validated once, handed down as specs and decoders.
+//! 5. [`replay`], [`archive`], [`live`]: each command's wiring of sources, decoders, the
+//!    detector and sinks.
+//! 6. [`cli`]: flags to commands.
 
 pub mod archive;
 pub mod cli;
@@ -20,4 +28,5 @@ pub mod replay;
 pub mod report;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod time;

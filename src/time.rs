@@ -218,6 +218,33 @@ impl serde::Serialize for Span {
     }
 }
 
+/// Which events to use: `--from`, `--until` (any input: JSON lines, vendor logs, Parquet).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeFilter {
+    pub from: Option<Ts>,
+    pub until: Option<Ts>,
+}
+
+impl TimeFilter {
+    #[inline]
+    pub fn keeps(&self, ts: Ts) -> bool {
+        self.from.is_none_or(|f| ts >= f) && self.until.is_none_or(|u| ts < u)
+    }
+
+    /// Whether a span `[min, max]` can hold a kept time.
+    pub fn overlaps(&self, min: Option<Ts>, max: Option<Ts>) -> bool {
+        let after_from = match (self.from, max) {
+            (Some(f), Some(max)) => max >= f,
+            _ => true,
+        };
+        let before_until = match (self.until, min) {
+            (Some(u), Some(min)) => min < u,
+            _ => true,
+        };
+        after_from && before_until
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

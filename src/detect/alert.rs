@@ -29,7 +29,7 @@ pub enum ClosedBy {
     EndOfInput,
 }
 
-/// How bad an exposure looks; see the README for the rule.
+/// How bad an exposure looks; see docs/detection.md for the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

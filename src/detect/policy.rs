@@ -2,7 +2,6 @@
 //! allowed principals, and which actions count as reads. Built and validated by `config`; the
 //! detector only reads it.
 
-use crate::intern::same_bytes;
 use crate::time::Span;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use std::sync::Arc;
@@ -128,92 +127,9 @@ pub fn compile_glob_set(patterns: &[String]) -> Result<GlobSet, globset::Error> 
     builder.build()
 }
 
-/// The default actions that count as reads (compared case-insensitively).
-pub const DEFAULT_READ_ACTIONS: &[&str] = &[
-    "select",
-    "read",
-    "get",
-    "getobject",
-    "query",
-    "scan",
-    "export",
-    "copy",
-    "tabledataread",
-];
-
-/// Decides whether an event's action is a read. An absent action is a read.
-#[derive(Debug, Clone)]
-pub struct ReadActions {
-    lowercase: Vec<Box<str>>,
-    /// Verdicts by exact spelling, most recent hit first in line: logs use a handful of
-    /// actions, so a short scan beats hashing.
-    known: Vec<(Box<str>, bool)>,
-    last_hit: usize,
-}
-
-/// Spellings remembered; past this, new spellings are folded on every lookup.
-const MAX_KNOWN_ACTIONS: usize = 256;
-
-impl Default for ReadActions {
-    fn default() -> Self {
-        ReadActions::new(DEFAULT_READ_ACTIONS.iter().map(|a| a.to_string()))
-    }
-}
-
-impl ReadActions {
-    pub fn new(actions: impl IntoIterator<Item = String>) -> ReadActions {
-        ReadActions {
-            lowercase: actions
-                .into_iter()
-                .map(|a| a.to_lowercase().into_boxed_str())
-                .collect(),
-            known: Vec::new(),
-            last_hit: 0,
-        }
-    }
-
-    /// Whether `action` (as logged) is a read.
-    #[inline]
-    pub fn is_read(&mut self, action: Option<&str>) -> bool {
-        let Some(action) = action else { return true };
-        if let Some((spelling, verdict)) = self.known.get(self.last_hit)
-            && same_bytes(spelling.as_bytes(), action.as_bytes())
-        {
-            return *verdict;
-        }
-        if let Some(i) = self
-            .known
-            .iter()
-            .position(|(s, _)| same_bytes(s.as_bytes(), action.as_bytes()))
-        {
-            self.last_hit = i;
-            return self.known[i].1;
-        }
-        let folded = action.to_lowercase();
-        let verdict = self.lowercase.iter().any(|a| **a == *folded);
-        if self.known.len() < MAX_KNOWN_ACTIONS {
-            self.known.push((action.into(), verdict));
-            self.last_hit = self.known.len() - 1;
-        }
-        verdict
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn actions_are_reads_case_insensitively_and_absent_is_a_read() {
-        let mut reads = ReadActions::default();
-        assert!(reads.is_read(Some("SELECT")));
-        assert!(reads.is_read(Some("GetObject")));
-        assert!(reads.is_read(Some("tableDataRead")));
-        assert!(reads.is_read(None));
-        assert!(!reads.is_read(Some("INSERT")));
-        assert!(!reads.is_read(Some("PutObject")));
-        assert!(!reads.is_read(Some("")));
-    }
 
     #[test]
     fn literal_prefixes() {

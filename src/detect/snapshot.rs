@@ -6,9 +6,9 @@
 //! Policies are not part of it: they are resolved again from the configuration on restore, so
 //! a changed `[[tables]]` rule takes effect at the next start.
 
-use super::{
-    Activity, CloseTimer, Detector, DetectorSettings, DetectorStats, Pending, TableState, Window,
-};
+use super::clock::CloseTimer;
+use super::rules::{Activity, Pending, TableState, Window};
+use super::{Detector, DetectorSettings, DetectorStats};
 use crate::detect::baseline::Baseline;
 use crate::time::Ts;
 use rustc_hash::FxHashMap;

@@ -1,8 +1,10 @@
-//! Table-driven tests of every rule in the README, with explicit event times (minutes after a
+//! Table-driven tests of every rule of docs/detection.md, with explicit event times (minutes after a
 //! fixed base) and short thresholds: learn 60m, span 10m, quiet 5m, forget_after 1d, min 3.
 
 use super::*;
 use crate::detect::policy::{compile_glob, compile_glob_set};
+use crate::event::AccessEvent;
+use crate::time::MICROS_PER_SEC;
 use globset::GlobSet;
 
 const BASE: Ts = 1_773_792_000 * MICROS_PER_SEC; // 2026-03-18T00:00:00Z
@@ -67,12 +69,12 @@ fn learning() -> Vec<Ev> {
 /// Observes `events` in the order given (an empty action is none: a read).
 fn feed(detector: &mut Detector, events: &[Ev], alerts: &mut Vec<Alert>) {
     for &(minute, table, principal, action) in events {
-        let event = AccessEvent {
-            ts: m(minute),
+        let event = AccessEvent::new(
+            m(minute),
             principal,
             table,
-            action: (!action.is_empty()).then_some(action),
-        };
+            (!action.is_empty()).then_some(action),
+        );
         detector.observe(&event, alerts);
     }
 }
@@ -414,12 +416,7 @@ fn late_events_are_counted_and_not_used() {
     let mut detector = Detector::new(settings());
     let mut alerts = Vec::new();
     let mut observe = |minute: i64, principal: &str| {
-        let event = AccessEvent {
-            ts: m(minute),
-            principal,
-            table: "t",
-            action: None,
-        };
+        let event = AccessEvent::new(m(minute), principal, "t", None);
         detector.observe(&event, &mut alerts)
     };
     assert_eq!(observe(0, "alice"), Observed::Read);
@@ -481,21 +478,11 @@ fn pruning_keeps_state_bounded_and_results_equal() {
     let mut alerts = Vec::new();
     let names: Vec<String> = (0..1000).map(|i| format!("p{i}")).collect();
     for (i, name) in names.iter().enumerate() {
-        let event = AccessEvent {
-            ts: m(i as i64 / 20),
-            principal: name,
-            table: "t",
-            action: None,
-        };
+        let event = AccessEvent::new(m(i as i64 / 20), name, "t", None);
         detector.observe(&event, &mut alerts);
     }
     for day in 1..40 {
-        let event = AccessEvent {
-            ts: m(day * 24 * 60),
-            principal: "alice",
-            table: "t",
-            action: None,
-        };
+        let event = AccessEvent::new(m(day * 24 * 60), "alice", "t", None);
         detector.observe(&event, &mut alerts);
     }
     assert!(

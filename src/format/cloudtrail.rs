@@ -11,8 +11,9 @@
 //! - `arn`: `userIdentity.arn` as logged (`arn:aws:sts::123:assumed-role/Analyst/alice`).
 
 use super::ParseError;
+use super::vendor::Item;
 use super::vendor::json::{at, required, string, time};
-use super::vendor::{Item, VendorEvent};
+use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -74,12 +75,9 @@ fn record(r: &Value, options: &Options) -> Result<Item, ParseError> {
     };
     let principal = principal(r, options.principal)?;
     let read = r.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
-    Ok(Item::Event(VendorEvent {
-        ts,
-        principal,
-        table,
-        read,
-    }))
+    Ok(Item::Event(AccessEvent::classified(
+        ts, principal, table, read,
+    )))
 }
 
 fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {

@@ -11,8 +11,9 @@
 //! access events; other Unity Catalog actions on a table are non-reads.
 
 use super::ParseError;
+use super::vendor::Item;
 use super::vendor::json::{at, required, string, time};
-use super::vendor::{Item, VendorEvent};
+use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -63,10 +64,10 @@ pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
         read &= string(&params, &["operation"]).is_none_or(|op| op.eq_ignore_ascii_case("READ"));
     }
     let principal = required(entry, &["userIdentity.email", "user_identity.email"])?;
-    Ok(vec![Item::Event(VendorEvent {
+    Ok(vec![Item::Event(AccessEvent::classified(
         ts,
-        principal: principal.to_string(),
-        table: table.to_string(),
+        principal.to_string(),
+        table.to_string(),
         read,
-    })])
+    ))])
 }

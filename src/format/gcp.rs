@@ -6,8 +6,9 @@
 //! methods, entries without a principal) is not an access event.
 
 use super::ParseError;
+use super::vendor::Item;
 use super::vendor::json::{at, required, string, time};
-use super::vendor::{Item, VendorEvent};
+use crate::event::AccessEvent;
 use serde_json::Value;
 
 /// `projects/P/datasets/D/tables/T` (possibly followed by `/...`) -> `P.D.T`.
@@ -31,12 +32,12 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
     };
     let event = |table: String, read: bool| -> Result<Item, ParseError> {
         let principal = required(payload, &["authenticationInfo.principalEmail"])?;
-        Ok(Item::Event(VendorEvent {
+        Ok(Item::Event(AccessEvent::classified(
             ts,
-            principal: principal.to_string(),
+            principal.to_string(),
             table,
             read,
-        }))
+        )))
     };
     let resource = string(payload, &["resourceName"]).and_then(table_name);
     if metadata.get("tableDataRead").is_some() {

@@ -6,7 +6,8 @@
 //! type and nothing else; a line it does not take (any error, any unusual value) goes through the
 //! general pass, which alone decides what is wrong with it. Both give the same event.
 
-use super::{ParseError, ParsedEvent};
+use super::ParseError;
+use crate::event::AccessEvent;
 use crate::time::{EpochUnit, parse_ts_str, ts_from_epoch_float, ts_from_epoch_int};
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -141,7 +142,7 @@ impl JsonLinesParser {
     }
 
     /// Parses one line (without its newline). Blank lines give `Ok(None)`.
-    pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Option<ParsedEvent<'a>>, ParseError> {
+    pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Option<AccessEvent<'a>>, ParseError> {
         let text = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
             column: e.valid_up_to() + 1,
         })?;
@@ -176,7 +177,7 @@ impl JsonLinesParser {
             });
         }
         let [ts, principal, table, action, rows, bytes] = slots;
-        Ok(Some(ParsedEvent {
+        Ok(Some(AccessEvent {
             ts: self.timestamp(ts)?,
             principal: self.text(PRINCIPAL, principal)?,
             table: self.text(TABLE, table)?,
@@ -185,13 +186,14 @@ impl JsonLinesParser {
                 Some(Value::Str(s)) => Some(s),
                 Some(other) => return Err(self.wrong_type(ACTION, "a string", &other)),
             },
+            is_read: None,
             rows: rows.and_then(Value::count),
             bytes: bytes.and_then(Value::count),
         }))
     }
 
     /// The fast pass for flat mappings: `None` for any line it does not take as it is.
-    fn parse_flat<'a>(&self, text: &'a str) -> Option<ParsedEvent<'a>> {
+    fn parse_flat<'a>(&self, text: &'a str) -> Option<AccessEvent<'a>> {
         let mut de = serde_json::Deserializer::from_str(text);
         let fields = de.deserialize_map(FlatVisitor { parser: self }).ok()?;
         de.end().ok()?;
@@ -202,11 +204,12 @@ impl JsonLinesParser {
         }
         .ok()?;
         let present = |s: Option<Cow<'a, str>>| s.filter(|s| !is_blank(s));
-        Some(ParsedEvent {
+        Some(AccessEvent {
             ts,
             principal: present(fields.principal)?,
             table: present(fields.table)?,
             action: fields.action.flatten(),
+            is_read: None,
             rows: fields.rows.flatten(),
             bytes: fields.bytes.flatten(),
         })

@@ -4,18 +4,19 @@
 
 pub mod cloudtrail;
 pub mod databricks;
+pub mod decode;
 pub mod gcp;
 pub mod jsonl;
 pub mod pgaudit;
 pub mod snowflake;
 pub mod vendor;
 
-use crate::event::AccessEvent;
-use crate::time::{Ts, TsError};
-use std::borrow::Cow;
+pub use decode::{DecodeSink, Decoder, Line};
+
+use crate::time::TsError;
 
 /// The input formats `exposure` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// Parquet where a file starts with `PAR1`; otherwise recognised from the first line
@@ -39,7 +40,7 @@ pub enum Format {
 }
 
 impl Format {
-    /// A vendor format, read through [`vendor::RecordReader`].
+    /// A vendor format, read through [`vendor::RecordReader`] in the [`Decoder`].
     pub fn is_vendor(self) -> bool {
         matches!(
             self,
@@ -104,30 +105,6 @@ impl ParseError {
             ParseError::Timestamp { .. } => "bad_timestamp",
             ParseError::TooLong { .. } => "too_long",
             ParseError::Record { .. } => "bad_record",
-        }
-    }
-}
-
-/// A parsed record whose strings may borrow from the input or, when the input escaped them,
-/// own their unescaped text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParsedEvent<'a> {
-    pub ts: Ts,
-    pub principal: Cow<'a, str>,
-    pub table: Cow<'a, str>,
-    pub action: Option<Cow<'a, str>>,
-    /// Extras some logs carry; `None` when absent or not a count.
-    pub rows: Option<i64>,
-    pub bytes: Option<i64>,
-}
-
-impl ParsedEvent<'_> {
-    pub fn as_event(&self) -> AccessEvent<'_> {
-        AccessEvent {
-            ts: self.ts,
-            principal: &self.principal,
-            table: &self.table,
-            action: self.action.as_deref(),
         }
     }
 }

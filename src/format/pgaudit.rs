@@ -7,7 +7,8 @@
 //! events.
 
 use super::ParseError;
-use super::vendor::{Item, VendorEvent, json::parse_time_text};
+use super::vendor::{Item, json::parse_time_text};
+use crate::event::AccessEvent;
 use serde::Deserialize;
 
 /// `[input.pgaudit]`
@@ -337,12 +338,12 @@ impl Parser {
         } else {
             object.to_string()
         };
-        Ok(vec![Item::Event(VendorEvent {
+        Ok(vec![Item::Event(AccessEvent::classified(
             ts,
-            principal: user.to_string(),
+            user.to_string(),
             table,
-            read: class == "READ",
-        })])
+            class == "READ",
+        ))])
     }
 }
 
@@ -422,12 +423,12 @@ mod tests {
     }
 
     fn read(ts: &str, principal: &str, table: &str) -> Item {
-        Item::Event(VendorEvent {
-            ts: parse_time_text(ts).unwrap(),
-            principal: principal.into(),
-            table: table.into(),
-            read: true,
-        })
+        Item::Event(AccessEvent::classified(
+            parse_time_text(ts).unwrap(),
+            principal.to_string(),
+            table.to_string(),
+            true,
+        ))
     }
 
     #[test]
@@ -450,7 +451,9 @@ mod tests {
             )])
         );
         assert_eq!(got[1].1, Ok(vec![Item::NotAccess]));
-        assert!(matches!(&got[2].1, Ok(items) if matches!(&items[0], Item::Event(e) if !e.read)));
+        assert!(
+            matches!(&got[2].1, Ok(items) if matches!(&items[0], Item::Event(e) if e.is_read == Some(false)))
+        );
         assert_eq!(
             got[3].1,
             Ok(vec![read("2026-11-26 22:04:45 UTC", "dave", "public.pay")])

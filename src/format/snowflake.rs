@@ -7,8 +7,9 @@
 //! event.
 
 use super::ParseError;
+use super::vendor::Item;
 use super::vendor::json::{required, time};
-use super::vendor::{Item, VendorEvent};
+use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -71,12 +72,12 @@ pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
             .and_then(Value::as_str)
             .unwrap_or("");
         if TABLE_DOMAINS.contains(&domain.as_str()) && !name.is_empty() {
-            items.push(Item::Event(VendorEvent {
+            items.push(Item::Event(AccessEvent::classified(
                 ts,
-                principal: user.to_string(),
-                table: name.to_string(),
-                read: true,
-            }));
+                user.to_string(),
+                name.to_string(),
+                true,
+            )));
         }
     }
     if items.is_empty() {

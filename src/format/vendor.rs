@@ -9,25 +9,13 @@
 //! recognises the format of an input from its first line when the format is `auto`.
 
 use super::{Format, ParseError, cloudtrail, databricks, gcp, pgaudit, snowflake};
-use crate::source::lines::Line;
-use crate::time::Ts;
+use crate::event::AccessEvent;
 use serde::Deserialize;
-
-/// One access event from a vendor log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VendorEvent {
-    pub ts: Ts,
-    pub principal: String,
-    /// The table (or object) accessed.
-    pub table: String,
-    /// A read; otherwise it only moves event time (a write, DDL...).
-    pub read: bool,
-}
 
 /// What one record held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    Event(VendorEvent),
+    Event(AccessEvent<'static>),
     /// A well-formed record that is not a data access (counted, never an error).
     NotAccess,
 }
@@ -47,7 +35,7 @@ pub struct VendorOptions {
 pub type RecordResult = (u64, Result<Vec<Item>, ParseError>);
 
 /// Lines in, records out, for one input.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RecordReader {
     format: Format,
     options: VendorOptions,
@@ -76,9 +64,9 @@ impl RecordReader {
         self.format
     }
 
-    /// Whether the format is the canonical JSON lines (handled by the fast path instead).
-    pub fn is_canonical(&self) -> bool {
-        self.format == Format::Jsonl
+    /// The settings of the vendor formats.
+    pub fn options(&self) -> &VendorOptions {
+        &self.options
     }
 
     /// Settles the format from a line when it is `Auto`.
@@ -94,30 +82,6 @@ impl RecordReader {
                 Err(_) => self.format = Format::Jsonl,
             }
         }
-    }
-
-    /// Routes one line of input: a line of a vendor format is fed to this reader (the records it
-    /// completes are appended to `out`, an over-long line as an error) and `None` comes back;
-    /// a canonical JSON line (or one read before the format is known) comes back for the
-    /// caller's fast parser.
-    pub fn route<'a>(
-        &mut self,
-        line_no: u64,
-        line: Line<'a>,
-        max_line_bytes: usize,
-        out: &mut Vec<RecordResult>,
-    ) -> Option<Line<'a>> {
-        if let Line::Text(bytes) = &line {
-            self.recognise(bytes);
-        }
-        if self.is_canonical() || self.format == Format::Auto {
-            return Some(line);
-        }
-        match line {
-            Line::Text(bytes) => self.line(line_no, bytes, out),
-            Line::TooLong => out.push((line_no, Err(ParseError::TooLong { max_line_bytes }))),
-        }
-        None
     }
 
     /// Feeds line `line_no`; the records it completes are appended to `out`.

@@ -4,14 +4,14 @@
 //! fsync, rename, fsync of the folder), so a crash leaves either the old or the new one. An
 //! unknown version or a corrupt file is an error that names the file, never a silent reset.
 
-use super::tail::FileCursor;
 use crate::detect::DetectorSnapshot;
+use crate::source::tail::FileCursor;
+use crate::state::{StateDir, write_atomically};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::PathBuf;
 
-pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 const FORMAT: &str = "exposure.checkpoint";
 pub const CHECKPOINT_VERSION: u32 = 1;
 
@@ -71,8 +71,8 @@ impl Checkpoint {
     }
 
     /// The checkpoint in `state_dir`, if there is one.
-    pub fn load(state_dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
-        let path = state_dir.join(CHECKPOINT_FILE);
+    pub fn load(state_dir: &StateDir) -> Result<Option<Checkpoint>, CheckpointError> {
+        let path = state_dir.checkpoint();
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -108,23 +108,10 @@ impl Checkpoint {
     }
 
     /// Writes the checkpoint into `state_dir` atomically.
-    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
+    pub fn save(&self, state_dir: &StateDir) -> io::Result<()> {
         let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
-        write_atomically(&state_dir.join(CHECKPOINT_FILE), &bytes)
+        write_atomically(&state_dir.checkpoint(), &bytes)
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a mix.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = dir.join(format!(".{name}.tmp"));
-    let mut file = File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temp, path)?;
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -135,20 +122,31 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_unknown_versions_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Checkpoint::load(dir.path()).unwrap().is_none());
+        assert!(
+            Checkpoint::load(&StateDir::new(dir.path()))
+                .unwrap()
+                .is_none()
+        );
         let snapshot = Detector::new(DetectorSettings::default()).snapshot();
         let checkpoint = Checkpoint::new("watch", snapshot, Vec::new(), vec!["x:open".into()]);
-        checkpoint.save(dir.path()).unwrap();
-        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Some(checkpoint));
+        checkpoint.save(&StateDir::new(dir.path())).unwrap();
+        assert_eq!(
+            Checkpoint::load(&StateDir::new(dir.path())).unwrap(),
+            Some(checkpoint)
+        );
 
-        let path = dir.path().join(CHECKPOINT_FILE);
+        let path = StateDir::new(dir.path()).checkpoint();
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, text.replace("\"version\":1", "\"version\":7")).unwrap();
-        let error = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        let error = Checkpoint::load(&StateDir::new(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("has version 7"), "{error}");
 
         fs::write(&path, &text[..text.len() / 2]).unwrap();
-        let error = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        let error = Checkpoint::load(&StateDir::new(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("is corrupt"), "{error}");
     }
 }

@@ -5,6 +5,8 @@
 use super::metrics::SinkMetrics;
 use super::outbox::{Record, SinkCursor};
 use crate::detect::Alert;
+use crate::sink::backoff::MAX_RETRY_AFTER;
+use crate::sink::{Backoff, DeliveryError, Sink};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,85 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::watch;
-
-/// What a sink's delivery returns.
-pub type SinkFuture<'a> =
-    std::pin::Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
-
-/// Where alerts go (see [`crate::sink`]).
-pub trait Sink: Send {
-    /// A name for logs, metrics and the acknowledgement file.
-    fn name(&self) -> &str;
-
-    /// Delivers one alert event; `Ok` once the receiver has it.
-    fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a>;
-
-    /// Called about once a second: for sinks that re-send state (Alertmanager). Failures are
-    /// logged by the sink; the next tick tries again.
-    fn tick(&mut self) -> SinkFuture<'_> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// Why a delivery failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    /// Worth trying again (connection refused, timeout, 408, 429, 5xx), after `after` if the
-    /// receiver said so.
-    #[error("{reason}")]
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
-    /// Rejected for good (another 4xx): dead-lettered, never retried.
-    #[error("{reason}")]
-    Rejected { reason: String },
-}
-
-/// The longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-
-/// How retries back off.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait before attempt `attempt + 1` (0-based): doubling, capped, with "full jitter"
-    /// (uniform in its upper half) so that many instances do not retry in step.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.max);
-        let jitter = jitter_fraction();
-        base.mul_f64(0.5 + 0.5 * jitter)
-    }
-}
-
-/// A number in [0, 1) that differs between calls and processes (no RNG crate needed for this).
-fn jitter_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// One sink's delivery task state.
 pub struct Delivery {

@@ -7,16 +7,15 @@
 use super::checkpoint::Checkpoint;
 use super::metrics::Metrics;
 use super::outbox::Outbox;
-use super::tail::{FileEvent, Follower};
 use crate::config::Config;
-use crate::detect::{Alert, Detector, Observed, ReadActions, alert};
-use crate::format::vendor::{Item, RecordReader, RecordResult};
-use crate::format::{Format, ParseError};
-use crate::source::lines::Line;
+use crate::detect::{Alert, Detector, Observed, alert};
+use crate::event::AccessEvent;
+use crate::format::Line;
+use crate::format::{DecodeSink, Decoder, ParseError};
+use crate::source::tail::{FileEvent, Follower};
 use crate::time::{MICROS_PER_SEC, Ts, format_ts};
 use std::collections::HashSet;
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ pub type StdinBatch = Vec<(u64, Option<Vec<u8>>)>;
 /// How the loop runs.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    pub state_dir: PathBuf,
+    pub state_dir: crate::state::StateDir,
     pub checkpoint_every: Duration,
     /// Sleep between polls when nothing was read.
     pub poll_every: Duration,
@@ -53,7 +52,6 @@ const REPORTS_PER_MINUTE: u32 = 20;
 pub struct Engine {
     config: Config,
     detector: Detector,
-    read_actions: ReadActions,
     alerts: Vec<Alert>,
     outbox: Outbox,
     metrics: Arc<Metrics>,
@@ -68,8 +66,29 @@ pub struct Engine {
     newest_seen: Option<(Ts, Instant)>,
     reports_this_minute: (Instant, u32, u64),
     sources: std::collections::HashMap<String, SourceClock>,
-    /// Record readers of the vendor formats, per input.
-    readers: std::collections::HashMap<String, RecordReader>,
+    /// A decoder per input.
+    decoders: std::collections::HashMap<String, Decoder>,
+}
+
+/// Takes what one input's decoder gives.
+struct Observing<'e> {
+    engine: &'e mut Engine,
+    input: &'e str,
+}
+
+impl DecodeSink for Observing<'_> {
+    fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool) {
+        let read = read.then_some((&*event.table, &*event.principal));
+        self.engine.observe(self.input, line, event.ts, read);
+    }
+
+    fn not_access(&mut self, _line: u64) {
+        self.engine.metrics.not_access.fetch_add(1, Relaxed);
+    }
+
+    fn malformed(&mut self, line: u64, error: ParseError) {
+        self.engine.malformed(self.input, line, &error);
+    }
 }
 
 impl Engine {
@@ -92,7 +111,6 @@ impl Engine {
             outbox.remember(c.emitted.iter().cloned());
         }
         Engine {
-            read_actions: config.detector.read_actions.clone(),
             config,
             detector,
             alerts: Vec::new(),
@@ -106,7 +124,7 @@ impl Engine {
             newest_seen: None,
             reports_this_minute: (Instant::now(), 0, 0),
             sources: std::collections::HashMap::new(),
-            readers: std::collections::HashMap::new(),
+            decoders: std::collections::HashMap::new(),
         }
     }
 
@@ -161,7 +179,7 @@ impl Engine {
             self.note_newest();
             // A partial last line (or record) is an event not seen yet: time waits for it.
             let partial = follower.as_ref().is_some_and(Follower::holds_partial_line)
-                || self.readers.values().any(RecordReader::has_pending);
+                || self.decoders.values().any(Decoder::has_pending);
             if self.options.per_source_order {
                 self.move_time_by_sources(partial);
             }
@@ -189,77 +207,39 @@ impl Engine {
         Ok(())
     }
 
-    fn handle_line(&mut self, input: &str, line: u64, mut content: Line<'_>) {
+    fn handle_line(&mut self, input: &str, line: u64, content: Line<'_>) {
         self.dirty = true;
-        if self.config.input.format != Format::Jsonl {
-            if !self.readers.contains_key(input) {
-                let reader = RecordReader::new(self.config.input.format, &self.config.input.vendor)
-                    .expect("checked with the configuration");
-                self.readers.insert(input.to_string(), reader);
-            }
-            let reader = self.readers.get_mut(input).expect("inserted");
-            let mut done = Vec::new();
-            let max_line_bytes = self.config.input.max_line_bytes;
-            match reader.route(line, content, max_line_bytes, &mut done) {
-                Some(canonical) => content = canonical,
-                None => {
-                    self.handle_records(input, done);
-                    return;
-                }
-            }
-        }
-        let parsed = match content {
-            Line::Text(bytes) => self.config.input.jsonl.parse(bytes),
-            Line::TooLong => Err(ParseError::TooLong {
-                max_line_bytes: self.config.input.max_line_bytes,
-            }),
+        // The decoders are set aside while the engine takes what they decode.
+        let mut decoders = std::mem::take(&mut self.decoders);
+        let decoder = match decoders.get_mut(input) {
+            Some(decoder) => decoder,
+            None => decoders
+                .entry(input.to_string())
+                .or_insert_with(|| self.config.decoder()),
         };
-        match parsed {
-            Ok(Some(event)) => {
-                let read = self.read_actions.is_read(event.action.as_deref());
-                let read = read.then_some((&*event.table, &*event.principal));
-                self.observe(input, line, event.ts, read);
-            }
-            Ok(None) => {}
-            Err(error) => self.malformed(input, line, &error),
-        }
-    }
-
-    /// Vendor records completed by a line (or by a flush).
-    fn handle_records(&mut self, input: &str, done: Vec<RecordResult>) {
-        for (line, result) in done {
-            match result {
-                Ok(items) => {
-                    for item in items {
-                        match item {
-                            Item::Event(e) => {
-                                let read = e.read.then_some((&*e.table, &*e.principal));
-                                self.observe(input, line, e.ts, read);
-                            }
-                            Item::NotAccess => {
-                                self.metrics.not_access.fetch_add(1, Relaxed);
-                            }
-                        }
-                    }
-                }
-                Err(error) => self.malformed(input, line, &error),
-            }
-        }
+        decoder.line(
+            line,
+            content,
+            &mut Observing {
+                engine: self,
+                input,
+            },
+        );
+        self.decoders = decoders;
     }
 
     /// Completes the multi-line records the inputs left open (they went quiet).
     fn flush_records(&mut self) {
-        let mut flushed = Vec::new();
-        for (input, reader) in &mut self.readers {
-            if reader.has_pending() {
-                let mut done = Vec::new();
-                reader.flush(&mut done);
-                flushed.push((input.clone(), done));
+        let mut decoders = std::mem::take(&mut self.decoders);
+        for (input, decoder) in &mut decoders {
+            if decoder.has_pending() {
+                decoder.finish(&mut Observing {
+                    engine: self,
+                    input,
+                });
             }
         }
-        for (input, done) in flushed {
-            self.handle_records(&input, done);
-        }
+        self.decoders = decoders;
     }
 
     fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {

@@ -1,5 +1,5 @@
 //! `exposure watch` (live mode) and `exposure learn`. Owns the wiring of a long-running
-//! service: the detection loop ([`engine`]) on its own thread, fed by [`tail`] and stdin; the
+//! service: the detection loop ([`engine`]) on its own thread, fed by [`crate::source::tail`] and stdin; the
 //! durable [`outbox`] between detection and the sinks; one delivery task per sink
 //! ([`deliver`]); the [`checkpoint`]; [`metrics`]; signals. Detection itself is the same
 //! [`crate::detect::Detector`] replay uses.
@@ -9,30 +9,30 @@ pub mod deliver;
 pub mod engine;
 pub mod metrics;
 pub mod outbox;
-pub mod tail;
 
 use crate::config::Config;
-use crate::source::lines::{Line, LineReader};
+use crate::format::Line;
+use crate::sink::Sink;
+use crate::source::lines::LineReader;
+use crate::source::tail::{FollowOptions, Follower};
+use crate::state::StateDir;
 use anyhow::Context;
 use checkpoint::Checkpoint;
-use deliver::{Delivery, Sink};
+use deliver::Delivery;
 use engine::{Engine, EngineOptions, StdinBatch};
 use metrics::Metrics;
 use outbox::{Outbox, SinkCursor};
-use std::fs::{self, File};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
-use tail::{FollowOptions, Follower};
 
 /// How `watch` runs.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// Files and globs to follow; `-` is stdin.
     pub paths: Vec<String>,
-    pub state_dir: PathBuf,
+    pub state_dir: StateDir,
     pub from_beginning: bool,
     pub checkpoint_every: Duration,
     pub poll_every: Duration,
@@ -41,25 +41,6 @@ pub struct WatchOptions {
     pub per_source_order: bool,
     /// How long shutdown waits for sinks to deliver what is journaled.
     pub drain_timeout: Duration,
-}
-
-/// The lock that keeps two instances off one state dir (released when the process ends, even
-/// by `kill -9`).
-fn lock_state_dir(state_dir: &std::path::Path) -> anyhow::Result<File> {
-    fs::create_dir_all(state_dir)
-        .with_context(|| format!("cannot create state dir {}", state_dir.display()))?;
-    let path = state_dir.join("lock");
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "state dir {} is in use by another exposure process",
-            state_dir.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
-    }
 }
 
 /// Runs `exposure watch` until SIGINT or SIGTERM (or the end of stdin when it is the only
@@ -72,20 +53,24 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
                 .into(),
         });
     }
-    let _lock = lock_state_dir(&options.state_dir)?;
+    let _lock = options.state_dir.lock()?;
     let checkpoint = Checkpoint::load(&options.state_dir)?;
     match &checkpoint {
         Some(c) => tracing::info!(
-            state_dir = %options.state_dir.display(), written_at = %c.written_at,
+            state_dir = %options.state_dir.root().display(), written_at = %c.written_at,
             written_by = %c.written_by, tables = c.detector.tables.len(), files = c.files.len(),
             "resuming from the checkpoint"
         ),
         None => {
-            tracing::info!(state_dir = %options.state_dir.display(), "no checkpoint: starting afresh")
+            tracing::info!(state_dir = %options.state_dir.root().display(), "no checkpoint: starting afresh")
         }
     }
-    let outbox = Outbox::open(&options.state_dir)
-        .with_context(|| format!("cannot open the outbox in {}", options.state_dir.display()))?;
+    let outbox = Outbox::open(&options.state_dir).with_context(|| {
+        format!(
+            "cannot open the outbox in {}",
+            options.state_dir.root().display()
+        )
+    })?;
     let metrics = Arc::new(Metrics::default());
 
     let file_paths: Vec<String> = options
@@ -99,7 +84,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     } else {
         let follow = FollowOptions {
             from_beginning: options.from_beginning,
-            max_line_bytes: config.input.max_line_bytes,
+            max_line_bytes: config.decoder().max_line_bytes(),
             ..FollowOptions::default()
         };
         let restored = checkpoint
@@ -112,14 +97,14 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         .paths
         .iter()
         .any(|p| p == "-")
-        .then(|| read_stdin(config.input.max_line_bytes));
+        .then(|| read_stdin(config.decoder().max_line_bytes()));
 
     // Without `[[sinks]]`, alerts go to stdout.
     let sinks = if config.sinks.is_empty() {
         vec![crate::sink::BuiltSink {
             sink: Box::new(crate::sink::jsonl::JsonlSink::new("stdout".into(), "-"))
                 as Box<dyn Sink>,
-            backoff: deliver::Backoff::default(),
+            backoff: crate::sink::Backoff::default(),
         }]
     } else {
         crate::sink::build(&config.sinks, &options.state_dir)?
@@ -132,10 +117,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         let cursor = SinkCursor::open(&options.state_dir, sink.name())?;
         let acked = Arc::new(AtomicU64::new(cursor.acked()));
         acks.push(Arc::clone(&acked));
-        let dead_letters = options
-            .state_dir
-            .join("sinks")
-            .join(format!("{}.dead-letter.jsonl", sink.name()));
+        let dead_letters = options.state_dir.dead_letters(sink.name());
         deliveries.push(Delivery {
             metrics: metrics.sink(sink.name()),
             sink,
@@ -257,15 +239,15 @@ fn read_stdin(max_line_bytes: usize) -> mpsc::Receiver<StdinBatch> {
 pub fn learn(
     config: &Config,
     inputs: &[crate::source::Input],
-    state_dir: &std::path::Path,
+    state_dir: &StateDir,
     force: bool,
     problems: &mut crate::report::Problems,
 ) -> anyhow::Result<crate::replay::ReplayOutcome> {
-    let _lock = lock_state_dir(state_dir)?;
-    if !force && state_dir.join(checkpoint::CHECKPOINT_FILE).exists() {
+    let _lock = state_dir.lock()?;
+    if !force && state_dir.checkpoint().exists() {
         anyhow::bail!(
             "{} already holds a checkpoint; --force replaces it (the state it holds is lost)",
-            state_dir.display()
+            state_dir.root().display()
         );
     }
     let options = crate::replay::ReplayOptions {
@@ -288,6 +270,11 @@ pub fn learn(
     }
     Checkpoint::new("learn", snapshot, Vec::new(), Vec::new())
         .save(state_dir)
-        .with_context(|| format!("cannot write the checkpoint in {}", state_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot write the checkpoint in {}",
+                state_dir.root().display()
+            )
+        })?;
     Ok(outcome)
 }

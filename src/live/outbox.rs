@@ -9,8 +9,8 @@
 //! their keys and drops the repeats. A segment is sealed right after each checkpoint and
 //! deleted once every sink acknowledged it, so what it held can never be regenerated.
 
-use super::checkpoint::write_atomically;
 use crate::detect::Alert;
+use crate::state::{StateDir, write_atomically};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -94,10 +94,10 @@ fn read_records(path: &Path, offset: u64, limit: usize, out: &mut Vec<Record>) -
 impl Outbox {
     /// Opens the journal in `state_dir/outbox`, learning the keys it holds, and starts a new
     /// segment.
-    pub fn open(state_dir: &Path) -> io::Result<Outbox> {
-        let dir = state_dir.join("outbox");
+    pub fn open(state_dir: &StateDir) -> io::Result<Outbox> {
+        let dir = state_dir.outbox_dir();
         fs::create_dir_all(&dir)?;
-        fs::create_dir_all(state_dir.join("sinks"))?;
+        fs::create_dir_all(state_dir.sinks_dir())?;
         let mut emitted = HashSet::new();
         let mut sealed = BTreeMap::new();
         let mut next_seq = 1;
@@ -116,17 +116,9 @@ impl Outbox {
         }
         // Sequence numbers never go back, even when every segment was delivered and deleted:
         // the sinks' acknowledgements remember how far they went.
-        for entry in fs::read_dir(state_dir.join("sinks"))? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "ack") {
-                let name = path
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                let acked = SinkCursor::open(state_dir, &name)?.acked();
-                next_seq = next_seq.max(acked + 1);
-            }
+        for name in state_dir.acked_sinks()? {
+            let acked = SinkCursor::open(state_dir, &name)?.acked();
+            next_seq = next_seq.max(acked + 1);
         }
         let segment_no = numbers.last().map_or(1, |n| n + 1);
         let segment = OpenOptions::new()
@@ -246,8 +238,8 @@ struct AckFile {
 
 impl SinkCursor {
     /// The cursor of sink `name` in `state_dir`'s journal.
-    pub fn open(state_dir: &Path, name: &str) -> io::Result<SinkCursor> {
-        let ack_path = state_dir.join("sinks").join(format!("{name}.ack"));
+    pub fn open(state_dir: &StateDir, name: &str) -> io::Result<SinkCursor> {
+        let ack_path = state_dir.sink_ack(name);
         let acked = match fs::read(&ack_path) {
             Ok(bytes) => {
                 serde_json::from_slice::<AckFile>(&bytes)
@@ -263,7 +255,7 @@ impl SinkCursor {
             Err(e) => return Err(e),
         };
         Ok(SinkCursor {
-            dir: state_dir.join("outbox"),
+            dir: state_dir.outbox_dir(),
             ack_path,
             acked,
             segment_no: 0,
@@ -334,7 +326,7 @@ mod tests {
     #[test]
     fn delivers_in_order_once_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let mut outbox = Outbox::open(dir.path()).unwrap();
+        let mut outbox = Outbox::open(&StateDir::new(dir.path())).unwrap();
         assert_eq!(
             outbox.append(&alert("a", AlertStatus::Open)).unwrap(),
             Some(1)
@@ -344,7 +336,7 @@ mod tests {
             outbox.append(&alert("a", AlertStatus::Closed)).unwrap(),
             Some(2)
         );
-        let mut cursor = SinkCursor::open(dir.path(), "stdout").unwrap();
+        let mut cursor = SinkCursor::open(&StateDir::new(dir.path()), "stdout").unwrap();
         let got: Vec<u64> = cursor
             .next_records(10)
             .unwrap()
@@ -356,12 +348,12 @@ mod tests {
 
         // A crash: everything is still there, the repeat is still known.
         drop(outbox);
-        let mut outbox = Outbox::open(dir.path()).unwrap();
+        let mut outbox = Outbox::open(&StateDir::new(dir.path())).unwrap();
         assert_eq!(
             outbox.append(&alert("a", AlertStatus::Closed)).unwrap(),
             None
         );
-        let mut cursor = SinkCursor::open(dir.path(), "stdout").unwrap();
+        let mut cursor = SinkCursor::open(&StateDir::new(dir.path()), "stdout").unwrap();
         assert_eq!(cursor.acked(), 1);
         let got: Vec<u64> = cursor
             .next_records(10)

@@ -12,16 +12,15 @@
 
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
-use crate::detect::{Alert, Detector, Observed, ReadActions};
-use crate::format::Format;
-use crate::format::ParseError;
-use crate::format::jsonl::JsonLinesParser;
-use crate::format::vendor::{Item, RecordReader, RecordResult, VendorOptions, parse_record_line};
+use crate::detect::{Alert, Detector, Observed};
+use crate::event::AccessEvent;
+use crate::format::Line;
+use crate::format::{DecodeSink, Decoder, Format, ParseError};
 use crate::intern::Id;
 use crate::report::Problems;
 use crate::source::Input;
-use crate::source::lines::{Line, LineReader};
-use crate::source::parquet::TimeFilter;
+use crate::source::lines::LineReader;
+use crate::time::TimeFilter;
 use crate::time::Ts;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -76,8 +75,8 @@ impl EventBatch {
 struct Block {
     input: usize,
     raw: RawLines,
-    /// The format of the raw lines: `None` for canonical JSON lines.
-    raw_format: Option<Format>,
+    /// The format of the raw lines (settled by the reading stage's decoder).
+    raw_format: Format,
     batch: EventBatch,
     problems: Vec<(u64, ParseError)>,
     /// Vendor records that are no data access.
@@ -91,7 +90,7 @@ impl Block {
         Block {
             input,
             raw: RawLines::default(),
-            raw_format: None,
+            raw_format: Format::Jsonl,
             batch: EventBatch::new(),
             problems: Vec::new(),
             not_access: 0,
@@ -107,18 +106,17 @@ impl Block {
 
     /// Whether raw lines of `format` may join this block (a block's raw lines are of one
     /// format, and come before anything parsed by the reading stage).
-    fn takes_raw(&self, format: Option<Format>) -> bool {
+    fn takes_raw(&self, format: Format) -> bool {
         self.raw.lines.is_empty()
             || (self.raw_format == format
                 && self.batch.events.is_empty()
                 && self.problems.is_empty())
     }
 
-    /// Parses the raw lines (the parsing stage).
-    fn parse(&mut self, parsing: &mut LineParsing<'_>) {
+    /// Decodes the raw lines (the parsing stage).
+    fn parse(&mut self, decoder: &mut Decoder) {
         let raw = std::mem::take(&mut self.raw);
         let mut start = 0;
-        let mut records = Vec::new();
         for &(line_no, end) in &raw.lines {
             let line = match end {
                 TOO_LONG => Line::TooLong,
@@ -128,15 +126,33 @@ impl Block {
                     line
                 }
             };
-            match (self.raw_format, line) {
-                (None, line) => parsing.parse(line_no, line, &mut self.batch, &mut self.problems),
-                (Some(format), Line::Text(bytes)) => {
-                    parse_record_line(format, parsing.vendor, line_no, bytes, &mut records);
-                    take_records(&mut records, self);
-                }
-                (Some(_), Line::TooLong) => self.problems.push((line_no, parsing.too_long())),
-            }
+            decoder.independent_line(self.raw_format, line_no, line, self);
         }
+    }
+}
+
+/// What the decoder gives lands in the block, in line order.
+impl DecodeSink for Block {
+    #[inline]
+    fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool) {
+        let batch = &mut self.batch;
+        let read = read.then(|| {
+            let table = batch.push_str(&event.table);
+            (table, batch.push_str(&event.principal))
+        });
+        batch.events.push(BatchedEvent {
+            ts: event.ts,
+            line,
+            read,
+        });
+    }
+
+    fn not_access(&mut self, _line: u64) {
+        self.not_access += 1;
+    }
+
+    fn malformed(&mut self, line: u64, error: ParseError) {
+        self.problems.push((line, error));
     }
 }
 
@@ -159,61 +175,6 @@ impl RawLines {
             Line::TooLong => TOO_LONG,
         };
         self.lines.push((line_no, end));
-    }
-}
-
-/// Parses canonical JSON lines into a batch: the parser, and the actions seen so far.
-struct LineParsing<'c> {
-    parser: &'c JsonLinesParser,
-    vendor: &'c VendorOptions,
-    read_actions: ReadActions,
-    max_line_bytes: usize,
-}
-
-impl<'c> LineParsing<'c> {
-    fn new(config: &'c Config) -> LineParsing<'c> {
-        LineParsing {
-            parser: &config.input.jsonl,
-            vendor: &config.input.vendor,
-            read_actions: config.detector.read_actions.clone(),
-            max_line_bytes: line_cap(config),
-        }
-    }
-
-    /// The error of a line longer than the cap.
-    fn too_long(&self) -> ParseError {
-        ParseError::TooLong {
-            max_line_bytes: self.max_line_bytes,
-        }
-    }
-
-    #[inline]
-    fn parse(
-        &mut self,
-        line_no: u64,
-        line: Line<'_>,
-        batch: &mut EventBatch,
-        problems: &mut Vec<(u64, ParseError)>,
-    ) {
-        let parsed = match line {
-            Line::Text(bytes) => self.parser.parse(bytes),
-            Line::TooLong => Err(self.too_long()),
-        };
-        match parsed {
-            Ok(Some(event)) => {
-                let read = self.read_actions.is_read(event.action.as_deref()).then(|| {
-                    let table = batch.push_str(&event.table);
-                    (table, batch.push_str(&event.principal))
-                });
-                batch.events.push(BatchedEvent {
-                    ts: event.ts,
-                    line: line_no,
-                    read,
-                });
-            }
-            Ok(None) => {}
-            Err(error) => problems.push((line_no, error)),
-        }
     }
 }
 
@@ -245,9 +206,8 @@ pub fn replay_lines(
     if options.threads > 1 {
         read_in_parallel(config, inputs, options.threads, &mut detect)?;
     } else {
-        let mut parsing = LineParsing::new(config);
         let mut detected = Ok(());
-        read_inputs(config, inputs, Some(&mut parsing), |block| {
+        read_inputs(config, inputs, false, |block| {
             detected = detect(block);
             detected.is_ok()
         });
@@ -290,7 +250,7 @@ fn read_in_parallel(
     std::thread::scope(|scope| {
         scope.spawn(move || {
             let mut seq = 0u64;
-            read_inputs(config, inputs, None, |block| {
+            read_inputs(config, inputs, true, |block| {
                 seq += 1;
                 to_parse.send((seq - 1, block)).is_ok()
             });
@@ -298,11 +258,11 @@ fn read_in_parallel(
         for _ in 0..threads {
             let (blocks, to_detect) = (Arc::clone(&blocks), to_detect.clone());
             scope.spawn(move || {
-                let mut parsing = LineParsing::new(config);
+                let mut decoder = config.decoder();
                 loop {
                     let next = blocks.lock().expect("not poisoned").recv();
                     let Ok((seq, mut block)) = next else { break };
-                    block.parse(&mut parsing);
+                    block.parse(&mut decoder);
                     if to_detect.send((seq, block)).is_err() {
                         break;
                     }
@@ -328,15 +288,14 @@ fn read_in_parallel(
 }
 
 /// The reading stage: cuts every input into blocks and hands each to `deliver`, which says
-/// whether to go on. Canonical lines are parsed here with `parsing`, or left raw for the parsing
-/// stage without it; vendor records are parsed here.
+/// whether to go on. Lines are decoded here, or, with `parallel`, those that are whole records
+/// (canonical JSON lines, JSON vendor records) are left raw for the parsing stage.
 fn read_inputs(
     config: &Config,
     inputs: &[Input],
-    mut parsing: Option<&mut LineParsing<'_>>,
+    parallel: bool,
     mut deliver: impl FnMut(Block) -> bool,
 ) {
-    let max_line_bytes = line_cap(config);
     for (index, input) in inputs.iter().enumerate() {
         let mut block = Block::new(index);
         let reader = match input.open() {
@@ -349,10 +308,8 @@ fn read_inputs(
                 continue;
             }
         };
-        let mut lines = LineReader::new(reader, max_line_bytes);
-        let mut records = RecordReader::new(config.input.format, &config.input.vendor)
-            .expect("checked with the configuration");
-        let mut done: Vec<RecordResult> = Vec::new();
+        let mut decoder = config.decoder();
+        let mut lines = LineReader::new(reader, decoder.max_line_bytes());
         loop {
             let (line_no, line) = match lines.next_line() {
                 Ok(Some(next)) => next,
@@ -362,43 +319,24 @@ fn read_inputs(
                     break;
                 }
             };
-            // Without `parsing`, lines that parse on their own are left to the parsing stage.
-            if parsing.is_none() {
-                if let Line::Text(bytes) = &line {
-                    records.recognise(bytes);
-                }
-                if let Some(format) = records.record_per_line() {
-                    if !push_raw(&mut block, Some(format), line_no, line, &mut deliver) {
+            if parallel {
+                if let Some(format) = decoder.independent_format(line) {
+                    if !push_raw(&mut block, format, line_no, line, &mut deliver) {
                         return;
                     }
                     continue;
                 }
-            }
-            match records.route(line_no, line, max_line_bytes, &mut done) {
-                Some(line) => match parsing.as_deref_mut() {
-                    Some(parsing) => {
-                        parsing.parse(line_no, line, &mut block.batch, &mut block.problems)
-                    }
-                    None => {
-                        if !push_raw(&mut block, None, line_no, line, &mut deliver) {
-                            return;
-                        }
-                        continue;
-                    }
-                },
-                None => {
-                    if !block.raw.lines.is_empty() && !hand_on(&mut block, &mut deliver) {
-                        return;
-                    }
-                    take_records(&mut done, &mut block);
+                // Decoded here: what is decoded must follow the raw lines before it.
+                if !block.raw.lines.is_empty() && !hand_on(&mut block, &mut deliver) {
+                    return;
                 }
             }
+            decoder.line(line_no, line, &mut block);
             if block.is_full() && !hand_on(&mut block, &mut deliver) {
                 return;
             }
         }
-        records.flush(&mut done);
-        take_records(&mut done, &mut block);
+        decoder.finish(&mut block);
         if !deliver(block) {
             return;
         }
@@ -411,11 +349,11 @@ fn hand_on(block: &mut Block, deliver: &mut impl FnMut(Block) -> bool) -> bool {
     deliver(std::mem::replace(block, Block::new(input)))
 }
 
-/// Adds a raw line of `format` (`None`: canonical) to `block`, handing the block on first if it
-/// holds something else and after if it is full; `false`: stop reading.
+/// Adds a raw line of `format` to `block`, handing the block on first if it holds something
+/// else and after if it is full; `false`: stop reading.
 fn push_raw(
     block: &mut Block,
-    format: Option<Format>,
+    format: Format,
     line_no: u64,
     line: Line<'_>,
     deliver: &mut impl FnMut(Block) -> bool,
@@ -426,44 +364,6 @@ fn push_raw(
     block.raw_format = format;
     block.raw.push(line_no, line);
     !block.is_full() || hand_on(block, deliver)
-}
-
-/// The longest line read: CloudTrail files are often one JSON line of many megabytes.
-fn line_cap(config: &Config) -> usize {
-    if config.input.format == crate::format::Format::Cloudtrail {
-        config.input.max_line_bytes.max(512 << 20)
-    } else {
-        config.input.max_line_bytes
-    }
-}
-
-/// Moves the finished vendor records into `block`: their events, bad ones, and the count of
-/// records that are no access.
-fn take_records(done: &mut Vec<RecordResult>, block: &mut Block) {
-    for (line, result) in done.drain(..) {
-        match result {
-            Ok(items) => {
-                for item in items {
-                    match item {
-                        Item::Event(event) => {
-                            let batch = &mut block.batch;
-                            let read = event.read.then(|| {
-                                let table = batch.push_str(&event.table);
-                                (table, batch.push_str(&event.principal))
-                            });
-                            batch.events.push(BatchedEvent {
-                                ts: event.ts,
-                                line,
-                                read,
-                            });
-                        }
-                        Item::NotAccess => block.not_access += 1,
-                    }
-                }
-            }
-            Err(error) => block.problems.push((line, error)),
-        }
-    }
 }
 
 /// The detecting stage.

@@ -10,7 +10,8 @@ use crate::detect::Alert;
 use crate::format::ParseError;
 use crate::report::{Problems, Summary};
 use crate::source::Input;
-use crate::source::parquet::{ParquetInputError, SchemaError, TimeFilter};
+use crate::source::parquet::{ParquetInputError, SchemaError};
+use crate::time::TimeFilter;
 use std::io::{self, Write};
 
 /// How to replay.

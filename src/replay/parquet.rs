@@ -13,9 +13,11 @@
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, BufferedRead, Detector};
+use crate::intern::Id;
 use crate::report::Problems;
 use crate::source::Input;
-use crate::source::parquet::{BadRow, BatchDecoder, ParquetInput, RowGroupSpan, TimeFilter};
+use crate::source::parquet::{BadRow, BatchDecoder, DecodedRow, Names, ParquetInput, RowGroupSpan};
+use crate::time::TimeFilter;
 use crate::time::{Ts, format_ts};
 use arrow_array::RecordBatch;
 use std::io::Write;
@@ -118,6 +120,7 @@ pub fn replay_parquet(
             .then(|| progress_bar(plan.iter().map(|s| s.rows).sum())),
         in_order_step: None,
         chunk: Vec::new(),
+        rows: Vec::new(),
     };
     if ordered {
         detecting.detector.use_external_watermark();
@@ -238,6 +241,27 @@ struct Detecting {
     in_order_step: Option<(usize, bool)>,
     /// The reads of an in-order row group, applied when it is complete.
     chunk: Vec<BufferedRead>,
+    /// The rows of the batch at hand.
+    rows: Vec<DecodedRow>,
+}
+
+/// The detector names tables and principals, and decides reads, for the Parquet decoder.
+struct DetectorNames<'d>(&'d mut Detector);
+
+impl Names for DetectorNames<'_> {
+    #[inline]
+    fn table_id(&mut self, name: &str) -> Id {
+        self.0.table_id(name)
+    }
+
+    #[inline]
+    fn principal_id(&mut self, name: &str) -> Id {
+        self.0.principal_id(name)
+    }
+
+    fn is_read_action(&mut self, action: Option<&str>) -> bool {
+        self.0.is_read_action(action)
+    }
 }
 
 impl Detecting {
@@ -273,21 +297,31 @@ impl Detecting {
                 let step = &context.plan[step];
                 let name = &context.names[step.file];
                 self.bad.clear();
-                let chunk = in_order.then_some(&mut self.chunk);
-                let counts = self.decoders[step.file].observe(
+                self.rows.clear();
+                let filtered = self.decoders[step.file].decode(
                     &batch,
-                    &mut self.detector,
+                    &mut DetectorNames(&mut self.detector),
                     &context.filter,
-                    chunk,
-                    &mut self.alerts,
+                    &mut self.rows,
                     &mut self.bad,
                 );
-                let counts = match counts {
-                    Ok(counts) => counts,
+                let filtered = match filtered {
+                    Ok(filtered) => filtered,
                     Err(error) => {
                         return self.failed(context, step, error, problems);
                     }
                 };
+                // With `in_order`, no later input overlaps these rows: their reads are
+                // collected for `Detector::apply_chunk` instead of entering the reorder buffer.
+                for row in &self.rows {
+                    if in_order {
+                        self.detector
+                            .collect_in_order(row.ts, row.read, &mut self.chunk);
+                    } else {
+                        self.detector
+                            .observe_ids(row.ts, row.read, &mut self.alerts);
+                    }
+                }
                 for bad in &self.bad {
                     problems.bad_row(
                         name,
@@ -297,8 +331,8 @@ impl Detecting {
                         &bad.problem,
                     );
                 }
-                self.events += counts.events;
-                self.filtered += counts.filtered;
+                self.events += self.rows.len() as u64;
+                self.filtered += filtered;
                 if let Some(bar) = &self.progress {
                     bar.inc(batch.num_rows() as u64);
                     if let Some(newest) = self.detector.newest_event() {

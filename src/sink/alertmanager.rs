@@ -6,9 +6,9 @@
 //! `resolved_for`. What is firing is kept in `STATE/sinks/NAME.firing.json`, so that re-sending
 //! goes on across restarts.
 
+use super::{DeliveryError, Sink, SinkFuture};
 use crate::detect::{Alert, AlertStatus, Severity};
-use crate::live::checkpoint::write_atomically;
-use crate::live::deliver::{DeliveryError, Sink, SinkFuture};
+use crate::state::write_atomically;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;

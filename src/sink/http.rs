@@ -1,19 +1,19 @@
 //! The HTTP client the sinks share: reqwest over rustls (no OpenSSL), a per-sink timeout, and
 //! one function that POSTs JSON and classifies the outcome.
 
+use super::DeliveryError;
+use super::SinkConfigError;
 use super::{Secret, classify};
-use crate::config::ConfigError;
-use crate::live::deliver::DeliveryError;
 use std::time::Duration;
 
 /// A client with `timeout` per request.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+pub fn client(timeout: Duration) -> Result<reqwest::Client, SinkConfigError> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("exposure/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| ConfigError::Invalid {
+        .map_err(|e| SinkConfigError {
             key: "sinks".into(),
             message: format!("cannot build an HTTP client: {e}"),
         })

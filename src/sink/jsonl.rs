@@ -1,7 +1,7 @@
 //! JSON lines appended to a file (flushed and synced per alert) or written to stdout (`-`).
 
+use super::{DeliveryError, Sink, SinkFuture};
 use crate::detect::Alert;
-use crate::live::deliver::{DeliveryError, Sink, SinkFuture};
 use std::io::Write;
 use std::time::Duration;
 

@@ -2,22 +2,66 @@
 //! Events v2, generic webhooks, and JSON-lines files or stdout. Owns the `[[sinks]]`
 //! configuration, secrets (from environment variables or files only, never logged), and the
 //! translation of HTTP outcomes into "delivered", "retry" or "rejected for good". Ordering,
-//! durability and retries live in [`crate::live::deliver`].
+//! durability (the outbox, one delivery task per sink) is `live`'s; retry timing is [`backoff`]'s.
 
 pub mod alertmanager;
+pub mod backoff;
 pub mod http;
 pub mod jsonl;
 pub mod pagerduty;
 pub mod webhook;
 
-use crate::config::ConfigError;
+pub use backoff::Backoff;
+
 use crate::detect::Alert;
-use crate::live::deliver::{Backoff, DeliveryError, Sink};
+use crate::state::StateDir;
 use crate::time::Span;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// What a sink's delivery returns.
+pub type SinkFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+
+/// Where alerts go (see [`crate::sink`]).
+pub trait Sink: Send {
+    /// A name for logs, metrics and the acknowledgement file.
+    fn name(&self) -> &str;
+
+    /// Delivers one alert event; `Ok` once the receiver has it.
+    fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a>;
+
+    /// Called about once a second: for sinks that re-send state (Alertmanager). Failures are
+    /// logged by the sink; the next tick tries again.
+    fn tick(&mut self) -> SinkFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Why a delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth trying again (connection refused, timeout, 408, 429, 5xx), after `after` if the
+    /// receiver said so.
+    #[error("{reason}")]
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Rejected for good (another 4xx): dead-lettered, never retried.
+    #[error("{reason}")]
+    Rejected { reason: String },
+}
+
+/// A `[[sinks]]` entry that cannot be used: the key at fault, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("config key `{key}`: {message}")]
+pub struct SinkConfigError {
+    pub key: String,
+    pub message: String,
+}
 
 /// One `[[sinks]]` entry as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -149,7 +193,7 @@ impl SinkSection {
 }
 
 /// The names of `sections`: `name` if given, else the kind (`webhook`, `webhook-2`, ...).
-pub fn sink_names(sections: &[SinkSection]) -> Result<Vec<String>, ConfigError> {
+pub fn sink_names(sections: &[SinkSection]) -> Result<Vec<String>, SinkConfigError> {
     let mut names: Vec<String> = Vec::new();
     for (i, section) in sections.iter().enumerate() {
         let name = match section.given_name() {
@@ -159,7 +203,7 @@ pub fn sink_names(sections: &[SinkSection]) -> Result<Vec<String>, ConfigError> 
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
                 if !ok {
-                    return Err(ConfigError::Invalid {
+                    return Err(SinkConfigError {
                         key: format!("sinks[{i}].name"),
                         message: "use letters, digits, `-` and `_` (it names files)".into(),
                     });
@@ -180,7 +224,7 @@ pub fn sink_names(sections: &[SinkSection]) -> Result<Vec<String>, ConfigError> 
             }
         };
         if names.contains(&name) {
-            return Err(ConfigError::Invalid {
+            return Err(SinkConfigError {
                 key: format!("sinks[{i}].name"),
                 message: format!("`{name}` names two sinks"),
             });
@@ -190,13 +234,13 @@ pub fn sink_names(sections: &[SinkSection]) -> Result<Vec<String>, ConfigError> 
     Ok(names)
 }
 
-fn check_url(key: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
+fn check_url(key: &str, url: &str) -> Result<reqwest::Url, SinkConfigError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| SinkConfigError {
         key: key.into(),
         message: format!("`{url}` is not a URL: {e}"),
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ConfigError::Invalid {
+        return Err(SinkConfigError {
             key: key.into(),
             message: format!("`{url}`: only http and https are supported"),
         });
@@ -205,7 +249,7 @@ fn check_url(key: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
 }
 
 /// Checks what can be checked without the environment (URLs, names).
-pub fn validate(sections: &[SinkSection]) -> Result<(), ConfigError> {
+pub fn validate(sections: &[SinkSection]) -> Result<(), SinkConfigError> {
     sink_names(sections)?;
     for (i, section) in sections.iter().enumerate() {
         match section {
@@ -216,7 +260,7 @@ pub fn validate(sections: &[SinkSection]) -> Result<(), ConfigError> {
             }
             SinkSection::Jsonl { path, .. } => {
                 if path.is_empty() {
-                    return Err(ConfigError::Invalid {
+                    return Err(SinkConfigError {
                         key: format!("sinks[{i}].path"),
                         message: "is required (a file, or `-` for stdout)".into(),
                     });
@@ -230,7 +274,7 @@ pub fn validate(sections: &[SinkSection]) -> Result<(), ConfigError> {
         } = section
             && routing_key_env.is_some() == routing_key_file.is_some()
         {
-            return Err(ConfigError::Invalid {
+            return Err(SinkConfigError {
                 key: format!("sinks[{i}].routing_key_env"),
                 message: "give exactly one of routing_key_env and routing_key_file".into(),
             });
@@ -249,24 +293,24 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn secret_from_env(key: &str, var: &str) -> Result<Secret, ConfigError> {
+fn secret_from_env(key: &str, var: &str) -> Result<Secret, SinkConfigError> {
     match std::env::var(var) {
         Ok(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_string())),
-        _ => Err(ConfigError::Invalid {
+        _ => Err(SinkConfigError {
             key: key.into(),
             message: format!("environment variable `{var}` is not set (or empty)"),
         }),
     }
 }
 
-fn secret_from_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+fn secret_from_file(key: &str, path: &Path) -> Result<Secret, SinkConfigError> {
     match std::fs::read_to_string(path) {
         Ok(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_string())),
-        Ok(_) => Err(ConfigError::Invalid {
+        Ok(_) => Err(SinkConfigError {
             key: key.into(),
             message: format!("{} is empty", path.display()),
         }),
-        Err(e) => Err(ConfigError::Invalid {
+        Err(e) => Err(SinkConfigError {
             key: key.into(),
             message: format!("cannot read {}: {e}", path.display()),
         }),
@@ -275,7 +319,10 @@ fn secret_from_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
 
 /// Builds the sinks of `sections` (reading secrets); `state_dir` holds what a sink keeps
 /// between runs (Alertmanager's firing alerts).
-pub fn build(sections: &[SinkSection], state_dir: &Path) -> Result<Vec<BuiltSink>, ConfigError> {
+pub fn build(
+    sections: &[SinkSection],
+    state_dir: &StateDir,
+) -> Result<Vec<BuiltSink>, SinkConfigError> {
     let names = sink_names(sections)?;
     let mut sinks = Vec::new();
     for (i, (section, name)) in sections.iter().zip(names).enumerate() {
@@ -296,7 +343,7 @@ pub fn build(sections: &[SinkSection], state_dir: &Path) -> Result<Vec<BuiltSink
                     labels.clone(),
                     resend_every.map_or(Duration::from_secs(60), Span::to_std),
                     resolved_for.map_or(Duration::from_secs(300), Span::to_std),
-                    state_dir.join("sinks").join(format!("{name}.firing.json")),
+                    state_dir.sink_firing(&name),
                 )),
                 backoff: settings.backoff(),
             },
@@ -311,7 +358,7 @@ pub fn build(sections: &[SinkSection], state_dir: &Path) -> Result<Vec<BuiltSink
                     (Some(var), _) => secret_from_env(&key("routing_key_env"), var)?,
                     (None, Some(path)) => secret_from_file(&key("routing_key_file"), path)?,
                     (None, None) => {
-                        return Err(ConfigError::Invalid {
+                        return Err(SinkConfigError {
                             key: key("routing_key_env"),
                             message: "give routing_key_env or routing_key_file".into(),
                         });

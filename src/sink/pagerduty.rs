@@ -2,8 +2,8 @@
 //! grows), `resolve` when it closes. `dedup_key` is the alert id, so one window is one incident.
 
 use super::Secret;
+use super::{Sink, SinkFuture};
 use crate::detect::{Alert, AlertStatus, Severity};
-use crate::live::deliver::{Sink, SinkFuture};
 use serde_json::json;
 
 pub fn default_url() -> String {

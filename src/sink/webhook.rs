@@ -2,8 +2,8 @@
 //! headers whose values come from environment variables.
 
 use super::Secret;
+use super::{Sink, SinkFuture};
 use crate::detect::Alert;
-use crate::live::deliver::{Sink, SinkFuture};
 
 pub struct WebhookSink {
     name: String,

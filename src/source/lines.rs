@@ -4,13 +4,7 @@
 use memchr::memchr;
 use std::io::{self, Read};
 
-/// One line of input, without its `\n`.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Line<'a> {
-    Text(&'a [u8]),
-    /// A line longer than the cap; its bytes were skipped.
-    TooLong,
-}
+use crate::format::Line;
 
 /// Reads lines from `R` through one reusable buffer.
 pub struct LineReader<R> {

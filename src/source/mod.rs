@@ -5,6 +5,7 @@
 pub mod lines;
 pub mod parquet;
 pub mod rows;
+pub mod tail;
 
 use crate::format::Format;
 use flate2::read::MultiGzDecoder;

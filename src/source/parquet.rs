@@ -3,10 +3,9 @@
 //! batches into detector calls without a string per row: string columns are read as dictionaries
 //! and each dictionary is mapped to detector ids once.
 
-use crate::detect::{Alert, BufferedRead, Detector, Observed};
 use crate::format::jsonl::FieldPaths;
 use crate::intern::Id;
-use crate::time::{EpochUnit, Ts, TsError, parse_ts_str, ts_from_epoch_int};
+use crate::time::{EpochUnit, TimeFilter, Ts, TsError, parse_ts_str, ts_from_epoch_int};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
@@ -339,42 +338,23 @@ pub struct BadRow {
     pub problem: String,
 }
 
-/// Counts from one batch.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BatchCounts {
-    pub events: u64,
-    pub late: u64,
-    pub filtered: u64,
+/// Gives table and principal names their ids and says which actions are reads (in replay,
+/// the detector's own ids and read actions).
+pub trait Names {
+    fn table_id(&mut self, name: &str) -> Id;
+    fn principal_id(&mut self, name: &str) -> Id;
+    fn is_read_action(&mut self, action: Option<&str>) -> bool;
 }
 
-/// Which rows to use: `--from`, `--until`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TimeFilter {
-    pub from: Option<Ts>,
-    pub until: Option<Ts>,
+/// One usable row: its time and, for a read, its (table, principal) ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodedRow {
+    pub ts: Ts,
+    pub read: Option<(Id, Id)>,
 }
 
-impl TimeFilter {
-    #[inline]
-    pub fn keeps(&self, ts: Ts) -> bool {
-        self.from.is_none_or(|f| ts >= f) && self.until.is_none_or(|u| ts < u)
-    }
-
-    /// Whether a span `[min, max]` can hold a kept time.
-    pub fn overlaps(&self, min: Option<Ts>, max: Option<Ts>) -> bool {
-        let after_from = match (self.from, max) {
-            (Some(f), Some(max)) => max >= f,
-            _ => true,
-        };
-        let before_until = match (self.until, min) {
-            (Some(u), Some(min)) => min < u,
-            _ => true,
-        };
-        after_from && before_until
-    }
-}
-
-/// Turns record batches of one file into detector calls.
+/// Decodes the record batches of one file into rows of ids, each name interned once per
+/// dictionary.
 pub struct BatchDecoder {
     columns: Columns,
     ts_kind: TsKind,
@@ -416,26 +396,23 @@ impl DictionaryIds {
 }
 
 impl BatchDecoder {
-    /// Feeds every row of `batch` to `detector`; rows that cannot be used go to `bad`, reads
-    /// later than the watermark to `late` (by row).
-    /// With `in_order: Some(chunk)`, no later input overlaps these rows: their reads are
-    /// collected in `chunk` for [`Detector::apply_chunk`] instead of entering the reorder buffer.
-    pub fn observe(
+    /// Appends the rows of `batch` that `filter` keeps to `decoded`, in row order; rows that
+    /// cannot be used go to `bad`. Returns how many rows the filter left out.
+    pub fn decode(
         &mut self,
         batch: &RecordBatch,
-        detector: &mut Detector,
+        names: &mut impl Names,
         filter: &TimeFilter,
-        mut in_order: Option<&mut Vec<BufferedRead>>,
-        alerts: &mut Vec<Alert>,
+        decoded: &mut Vec<DecodedRow>,
         bad: &mut Vec<BadRow>,
-    ) -> Result<BatchCounts, String> {
+    ) -> Result<u64, String> {
         let rows = batch.num_rows();
         self.decode_ts(batch.column(self.columns.ts), bad)?;
         let principals = as_string_dictionary(batch.column(self.columns.principal))?;
         let tables = as_string_dictionary(batch.column(self.columns.table))?;
         self.principals
-            .refresh(&principals, &mut |s| detector.principal_id(s));
-        self.tables.refresh(&tables, &mut |s| detector.table_id(s));
+            .refresh(&principals, &mut |s| names.principal_id(s));
+        self.tables.refresh(&tables, &mut |s| names.table_id(s));
         let actions = match self.columns.action {
             Some(i) => {
                 let dict = as_string_dictionary(batch.column(i))?;
@@ -449,7 +426,7 @@ impl BatchDecoder {
                     let strings = values.as_string::<i32>();
                     self.actions.reads = (0..strings.len())
                         .map(|k| {
-                            detector.is_read_action(strings.is_valid(k).then(|| strings.value(k)))
+                            names.is_read_action(strings.is_valid(k).then(|| strings.value(k)))
                         })
                         .collect();
                     self.actions.values = Some(Arc::clone(values));
@@ -464,11 +441,12 @@ impl BatchDecoder {
         let any_nulls = principal_keys.null_count() > 0
             || table_keys.null_count() > 0
             || actions.as_ref().is_some_and(|a| a.keys().null_count() > 0);
-        let mut counts = BatchCounts::default();
+        let mut filtered = 0;
+        decoded.reserve(rows);
         for row in 0..rows {
             let Some(ts) = self.ts[row] else { continue };
             if !filter.keeps(ts) {
-                counts.filtered += 1;
+                filtered += 1;
                 continue;
             }
             let is_read = match &actions {
@@ -528,16 +506,9 @@ impl BatchDecoder {
             } else {
                 None
             };
-            counts.events += 1;
-            let observed = match in_order.as_deref_mut() {
-                Some(chunk) => detector.collect_in_order(ts, read, chunk),
-                None => detector.observe_ids(ts, read, alerts),
-            };
-            if let Observed::Late { .. } = observed {
-                counts.late += 1;
-            }
+            decoded.push(DecodedRow { ts, read });
         }
-        Ok(counts)
+        Ok(filtered)
     }
 
     /// Records row `row`'s time, or why it has none (`None`: the value is null).

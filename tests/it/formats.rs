@@ -3,17 +3,17 @@
 //! panic, and `replay --format X` runs end to end.
 
 use super::TestEnv;
+use exposure::config::{Config, DetectOverrides};
+use exposure::event::AccessEvent;
 use exposure::format::Format;
-use exposure::format::vendor::{Item, RecordReader, VendorOptions};
+use exposure::format::{DecodeSink, Line, ParseError};
 use exposure::time::format_ts;
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 fn data(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/formats")
-        .join(path)
+    super::repo("tests/data/formats").join(path)
 }
 
 fn text(path: &Path) -> String {
@@ -29,27 +29,35 @@ fn text(path: &Path) -> String {
     }
 }
 
-/// What a reader makes of `input`, one JSON value per event (or `"not_access"`).
+/// What the decoding pipeline makes of `input` in `format`: one JSON value per event (or
+/// `"not_access"`), and the errors.
 fn read_all(format: Format, input: &str) -> (Vec<Value>, Vec<String>) {
-    let mut reader = RecordReader::new(format, &VendorOptions::default()).unwrap();
-    let mut done = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        reader.line(i as u64 + 1, line.as_bytes(), &mut done);
+    #[derive(Default)]
+    struct Collected {
+        items: Vec<Value>,
+        errors: Vec<String>,
     }
-    reader.flush(&mut done);
-    let (mut items, mut errors) = (Vec::new(), Vec::new());
-    for (line, result) in done {
-        match result {
-            Ok(list) => items.extend(list.into_iter().map(|item| match item {
-                Item::Event(e) => json!({
-                    "ts": format_ts(e.ts), "principal": e.principal, "table": e.table, "read": e.read,
-                }),
-                Item::NotAccess => json!("not_access"),
-            })),
-            Err(e) => errors.push(format!("line {line}: {e}")),
+    impl DecodeSink for Collected {
+        fn event(&mut self, _line: u64, e: &AccessEvent<'_>, read: bool) {
+            self.items.push(json!({
+                "ts": format_ts(e.ts), "principal": e.principal, "table": e.table, "read": read,
+            }));
+        }
+        fn not_access(&mut self, _line: u64) {
+            self.items.push(json!("not_access"));
+        }
+        fn malformed(&mut self, line: u64, error: ParseError) {
+            self.errors.push(format!("line {line}: {error}"));
         }
     }
-    (items, errors)
+    let config = Config::load(None, &DetectOverrides::default(), Some(format)).unwrap();
+    let mut decoder = config.decoder();
+    let mut out = Collected::default();
+    for (i, line) in input.lines().enumerate() {
+        decoder.line(i as u64 + 1, Line::Text(line.as_bytes()), &mut out);
+    }
+    decoder.finish(&mut out);
+    (out.items, out.errors)
 }
 
 fn expected(path: &str) -> Vec<Value> {
@@ -279,4 +287,32 @@ fn snowflake_access_history_unloaded_as_parquet_reads_like_its_json_export() {
         run.stderr
     );
     assert!(run.stderr.contains("2 tables"), "{}", run.stderr);
+}
+
+/// Guard: every format folder under `tests/data/formats` has its fixtures checked above — an
+/// expectation in [`FIXTURES`] and a malformed corpus — so a new folder cannot go untested.
+#[test]
+fn every_format_folder_has_an_expectation_and_a_malformed_corpus() {
+    let root = data("");
+    let mut folders: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_type().unwrap().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert!(!folders.is_empty());
+    for folder in folders {
+        let covered = FIXTURES
+            .iter()
+            .any(|(_, _, expected)| expected.starts_with(&format!("{folder}/")));
+        assert!(
+            covered,
+            "tests/data/formats/{folder} has no entry in FIXTURES"
+        );
+        assert!(
+            data(&format!("{folder}/malformed.txt")).exists(),
+            "tests/data/formats/{folder} has no malformed.txt corpus"
+        );
+    }
 }

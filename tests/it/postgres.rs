@@ -7,7 +7,7 @@
 //! reads.
 
 use super::TestEnv;
-use super::watch::Watcher;
+use super::util::Watcher;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -41,12 +41,12 @@ struct Ev {
 
 impl Ev {
     fn access(&self) -> AccessEvent<'static> {
-        AccessEvent {
-            ts: self.ts,
-            principal: PRINCIPALS[self.principal],
-            table: TABLES[self.table],
-            action: Some(if self.read { "SELECT" } else { "INSERT" }),
-        }
+        AccessEvent::new(
+            self.ts,
+            PRINCIPALS[self.principal],
+            TABLES[self.table],
+            Some(if self.read { "SELECT" } else { "INSERT" }),
+        )
     }
 }
 

@@ -3,7 +3,8 @@
 //! sink is down.
 
 use super::TestEnv;
-use super::watch::{CONFIG, Watcher, append, read_line};
+use super::util::{Watcher, append, read_line};
+use super::watch::CONFIG;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -214,7 +215,6 @@ fn pagerduty_gets_trigger_then_resolve_through_500s() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_PD_KEY", ROUTING_KEY)]);
-    std::thread::sleep(Duration::from_millis(300));
     make_window(&log);
     let got = server.wait_for(4, Duration::from_secs(15));
     let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
@@ -277,7 +277,6 @@ fn a_429_is_retried_after_retry_after_and_a_400_is_dead_lettered() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_HOOK_AUTH", "Bearer s3cret")]);
-    std::thread::sleep(Duration::from_millis(300));
     make_window(&log);
     let got = server.wait_for(3, Duration::from_secs(15));
     assert_eq!(got[0].status, 429);
@@ -331,7 +330,6 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
     make_window(&log);
     // Open and closed are journaled (the close comes by the wall clock, quiet 2s + lateness 1s).
     let start = Instant::now();
@@ -344,7 +342,6 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
     }
     watcher.kill9();
     let watcher = Watcher::start(&env, &["app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
     let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
     let got = server.wait_for(2, Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
@@ -538,7 +535,6 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
     make_window(&log);
     let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
 
@@ -611,7 +607,6 @@ fn alertmanager_firing_alerts_are_re_sent_and_resolutions_repeated() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
     make_window(&log);
     // quiet 4s + lateness 1s: about five seconds firing, then three seconds of resolutions.
     std::thread::sleep(Duration::from_secs(10));

@@ -2,12 +2,12 @@
 //! deleted under a running watcher, stdin, wall-clock closes, metrics, and `kill -9` restarts.
 
 use super::TestEnv;
+use super::util::{Watcher, append, read_line};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub const CONFIG: &str = r#"
@@ -20,138 +20,6 @@ lateness = "1s"
 allow = ["svc-*"]
 "#;
 
-/// A running `exposure watch` whose stdout is collected line by line.
-pub struct Watcher {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watcher {
-    pub fn start(env: &TestEnv, extra: &[&str]) -> Watcher {
-        Watcher::start_with(env, extra, Stdio::null())
-    }
-
-    fn start_with(env: &TestEnv, extra: &[&str], stdin: Stdio) -> Watcher {
-        Watcher::start_full(env, extra, stdin, &[])
-    }
-
-    /// With `vars` set in the watcher's environment.
-    pub fn start_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Watcher {
-        Watcher::start_full(env, extra, Stdio::null(), vars)
-    }
-
-    fn start_full(env: &TestEnv, extra: &[&str], stdin: Stdio, vars: &[(&str, &str)]) -> Watcher {
-        if !env.path("watch.toml").exists() {
-            env.write("watch.toml", CONFIG);
-        }
-        let mut args = vec![
-            "watch",
-            "--config",
-            "watch.toml",
-            "--state-dir",
-            "state",
-            "--checkpoint-every",
-            "100ms",
-            "--log-level",
-            "warn",
-        ];
-        args.extend_from_slice(extra);
-        let mut child = env
-            .command(&args)
-            .envs(vars.iter().copied())
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start exposure watch");
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Watcher {
-            child,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    pub fn alerts(&self) -> Vec<Value> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-
-    /// Waits until an alert satisfies `want`; panics after `timeout`.
-    pub fn wait_for(&self, what: &str, timeout: Duration, want: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            if let Some(alert) = self.alerts().into_iter().find(&want) {
-                return alert;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "no {what} alert after {timeout:?}; got {:?}",
-                self.lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, and the exit status.
-    pub fn stop(mut self) -> (i32, Vec<String>) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
-        self.reader.take().unwrap().join().unwrap();
-        let lines = self.lines.lock().unwrap().clone();
-        (code, lines)
-    }
-
-    pub fn kill9(mut self) -> Vec<String> {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.reader.take().unwrap().join().unwrap();
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-pub fn read_line(principal: &str, table: &str) -> String {
-    format!(
-        "{{\"ts\":\"{}\",\"principal\":\"{principal}\",\"table\":\"{table}\",\"action\":\"SELECT\"}}\n",
-        now_rfc3339()
-    )
-}
-
-pub fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
 
 fn principals(alert: &Value) -> Vec<String> {
     alert["principals"]
@@ -180,7 +48,6 @@ fn appended_reads_open_a_window_at_once_and_the_wall_clock_closes_it() {
     );
     let log = env.write("app.log", read_line("svc-etl", "hr.salaries"));
     let watcher = Watcher::start(&env, &["--metrics-addr", "127.0.0.1:0", "app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
     for p in ["eve", "mallory"] {
         append(&log, &read_line(p, "hr.salaries"));
     }
@@ -233,7 +100,6 @@ fn watching_one_novel_reader(
     let log = env.path(file);
     append(&log, &read_line("svc-etl", "pay"));
     let watcher = Watcher::start(env, &[pattern]);
-    std::thread::sleep(Duration::from_millis(300));
     append(&log, &read_line("eve", "pay"));
     (watcher, log)
 }
@@ -294,7 +160,6 @@ fn many_files_by_glob_and_files_created_later_are_read_from_their_start() {
         &read_line("svc-etl", "pay"),
     );
     let watcher = Watcher::start(&env, &["logs/*.jsonl"]);
-    std::thread::sleep(Duration::from_millis(300));
     for i in 1..=12 {
         let name = format!("logs/host-{i:02}.jsonl");
         append(&env.path(&name), &read_line(&format!("user-{i:02}"), "pay"));
@@ -335,7 +200,6 @@ fn serves_prometheus_metrics() {
     let addr = format!("127.0.0.1:{port}");
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["--metrics-addr", &addr, "app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
     append(&log, &read_line("svc-etl", "pay"));
     append(&log, "not json\n");
     std::thread::sleep(Duration::from_millis(400));
@@ -423,7 +287,6 @@ fn learn_arms_a_new_deployment_with_the_history_baseline() {
 
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    std::thread::sleep(Duration::from_millis(300));
     // Known readers are normal at once (no learning period), new ones are novel.
     for p in ["alice", "bob", "carol", "dave", "erin", "frank"] {
         append(&log, &read_line(p, "pay"));

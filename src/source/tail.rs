@@ -16,7 +16,7 @@
 //! inotify) keeps it portable and cheap: one `fstat` per followed file per poll, and the globs
 //! are expanded again every `scan_every`.
 
-use crate::source::lines::Line;
+use crate::format::Line;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -90,7 +90,7 @@ impl Default for FollowOptions {
             from_beginning: false,
             scan_every: Duration::from_millis(250),
             rotate_wait: Duration::from_secs(2),
-            max_line_bytes: crate::config::DEFAULT_MAX_LINE_BYTES,
+            max_line_bytes: crate::format::decode::DEFAULT_MAX_LINE_BYTES,
         }
     }
 }

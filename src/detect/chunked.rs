@@ -1,0 +1,222 @@
+//! An optimisation, not a rule: replay applies reads in chunks, **table by table**, so that each
+//! table's baseline stays in cache while its reads are applied, and then puts the alerts back
+//! in exactly the order one-by-one application gives. Proven equal by the property tests
+//! `reads_applied_in_chunks_give_identical_alerts` (src/detect/tests.rs) and the golden and
+//! equivalence tests of replay (tests/it/parallel.rs, tests/it/properties.rs).
+
+use super::alert::Alert;
+use super::chunk_order;
+use super::clock::PREFETCH_DISTANCE;
+use super::reorder::BufferedRead;
+use super::{Detector, Observed};
+use crate::intern::Id;
+use crate::time::Ts;
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct ChunkScratch {
+    pub(super) by_table: Vec<BufferedRead>,
+    pub(super) order: chunk_order::OrderScratch,
+    /// Alerts with the (time, kind) they sort by.
+    pub(super) tagged: Vec<(Ts, u8, Alert)>,
+    pub(super) alerts: Vec<Alert>,
+}
+
+/// Reads collected for chunked application (replay): applied table by table once the chunk is
+/// big enough, up to the watermark; the rest wait for the next chunk.
+#[derive(Debug, Clone)]
+pub(super) struct Deferred {
+    pub(super) reads: Vec<BufferedRead>,
+    /// Reads that are final (before the watermark), taken out of `reads` at a flush.
+    pub(super) ready: Vec<BufferedRead>,
+    /// Flush when `reads` holds this many.
+    pub(super) flush_at: usize,
+    pub(super) chunk: usize,
+}
+
+impl Detector {
+    /// From now on, reads are applied in chunks of about `chunk` reads, **table by table**
+    /// (see [`Detector::apply_chunk`]), instead of one by one as the watermark passes them:
+    /// each table's baseline then stays in cache while its reads are applied. Alerts are the
+    /// same, in the same order; they only come out later (at the end of a chunk), which suits
+    /// replay and not a live service. Call on a fresh detector.
+    pub fn apply_in_chunks(&mut self, chunk: usize) {
+        debug_assert!(self.reorder.is_empty(), "call before the first event");
+        let chunk = chunk.max(1);
+        self.deferred = Some(Deferred {
+            reads: Vec::with_capacity(chunk),
+            ready: Vec::with_capacity(chunk),
+            flush_at: chunk,
+            chunk,
+        });
+    }
+
+    /// Leaves chunked application: reads that are final are applied, the others go to the
+    /// reorder buffer, as if they had been observed one by one.
+    pub fn apply_one_by_one(&mut self, alerts: &mut Vec<Alert>) {
+        self.flush_deferred(alerts);
+        if let Some(deferred) = self.deferred.take() {
+            for read in deferred.reads {
+                self.reorder.push(read.ts, read.table, read.principal);
+            }
+        }
+    }
+
+    /// Applies the deferred reads before the watermark, table by table.
+    pub(super) fn flush_deferred(&mut self, alerts: &mut Vec<Alert>) {
+        let Some(watermark) = self.reorder.watermark() else {
+            return;
+        };
+        let Some(mut deferred) = self.deferred.take() else {
+            return;
+        };
+        let Deferred { reads, ready, .. } = &mut deferred;
+        ready.clear();
+        reads.retain(|read| {
+            let is_final = read.ts < watermark;
+            if is_final {
+                ready.push(*read);
+            }
+            !is_final
+        });
+        self.apply_chunk(ready, Some(watermark), alerts);
+        // Reads that stay are looked at again at the next flush: let the chunk grow with them so
+        // that a long `lateness` costs no more than a short one per read.
+        deferred.flush_at = deferred.chunk.max(2 * deferred.reads.len());
+        self.deferred = Some(deferred);
+    }
+
+    /// Applies a chunk of reads that is complete up to `until` (nothing earlier than `until` can
+    /// arrive later), in any order, **table by table**: each table's baseline then stays in
+    /// cache while its reads are applied, instead of every read touching a different table.
+    /// Tables are independent, so only the order of the alerts needs care: they are sorted into
+    /// the order [`Detector::observe`] gives — at each time, quiet closes due then (by table
+    /// name), then `update`s and then `open`s of that instant (by table name). Needs an empty
+    /// reorder buffer; the reads must not be earlier than any read applied before (the
+    /// watermark sees to that in [`Detector::collect_in_order`]).
+    pub fn apply_chunk(
+        &mut self,
+        reads: &[BufferedRead],
+        until: Option<Ts>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        debug_assert!(
+            self.reorder.is_empty(),
+            "apply_chunk needs an empty reorder buffer"
+        );
+        let mut scratch = std::mem::take(&mut self.chunk_scratch);
+        let ChunkScratch {
+            by_table,
+            order,
+            tagged,
+            alerts: emitted,
+        } = &mut scratch;
+        // Grouped by table, tables in name order (the order reads of one instant are applied
+        // in), time order within each table.
+        let names = &self.table_names;
+        let by_name =
+            |tables: &mut Vec<Id>| tables.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
+        chunk_order::order_chunk(reads, self.tables.len(), by_name, order, by_table);
+        let reads = &mut by_table[..];
+        let mut start = 0;
+        while start < reads.len() {
+            let table = reads[start].table;
+            let mut end = start + 1;
+            while end < reads.len() && reads[end].table == table {
+                end += 1;
+            }
+            let mut i = start;
+            while i < end {
+                let ts = reads[i].ts;
+                let mut group_end = i + 1;
+                while group_end < end && reads[group_end].ts == ts {
+                    group_end += 1;
+                }
+                if group_end - i > 1 {
+                    let principals = &self.principal_names;
+                    reads[i..group_end].sort_by(|a, b| {
+                        principals
+                            .name(a.principal)
+                            .cmp(principals.name(b.principal))
+                    });
+                }
+                if self.tables[table as usize].window.is_some() {
+                    self.close_if_quiet(table, ts, emitted);
+                    tagged.extend(emitted.drain(..).map(|a| (a.as_of, 0, a)));
+                }
+                // Start loading the baseline slots of the table's next reads.
+                let baseline = &self.tables[table as usize].baseline;
+                let ahead =
+                    (i + PREFETCH_DISTANCE).min(end)..(group_end + PREFETCH_DISTANCE).min(end);
+                for read in &reads[ahead] {
+                    baseline.prefetch(read.principal);
+                }
+                for read in &reads[i..group_end] {
+                    self.apply_read(read.ts, read.table, read.principal, emitted);
+                }
+                if !emitted.is_empty() {
+                    tagged.extend(emitted.drain(..).map(|a| (ts, 1, a)));
+                }
+                if !self.opened_now.is_empty() {
+                    self.emit_opens(ts, emitted);
+                    tagged.extend(emitted.drain(..).map(|a| (ts, 2, a)));
+                }
+                i = group_end;
+            }
+            start = end;
+        }
+        // Then time moves to the end of the chunk: closes due by then, on every table, in
+        // deadline order (the timers of windows opened or extended above are in the heap).
+        let last = reads.iter().map(|r| r.ts).max();
+        let end = match (until, last) {
+            (Some(u), Some(l)) => Some(u.max(l)),
+            (u, l) => u.or(l),
+        };
+        if let Some(end) = end {
+            self.move_time(end, emitted);
+            tagged.extend(emitted.drain(..).map(|a| (a.as_of, 0, a)));
+        }
+        tagged.sort_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| a.2.table.cmp(&b.2.table))
+        });
+        alerts.extend(tagged.drain(..).map(|(_, _, alert)| alert));
+        self.chunk_scratch = scratch;
+    }
+
+    /// Takes one event of a chunk that no later input overlaps (a Parquet row group that ends
+    /// before the next one starts): a read is appended to `chunk` for [`Detector::apply_chunk`]
+    /// instead of entering the reorder buffer. An event before the watermark is counted late.
+    #[inline]
+    pub fn collect_in_order(
+        &mut self,
+        ts: Ts,
+        read: Option<(Id, Id)>,
+        chunk: &mut Vec<BufferedRead>,
+    ) -> Observed {
+        if let Some(floor) = self.reorder.watermark().filter(|w| ts < *w) {
+            self.stats.late += 1;
+            return Observed::Late { behind: floor - ts };
+        }
+        self.reorder.note(ts);
+        match read {
+            None => {
+                self.stats.non_reads += 1;
+                Observed::NotRead
+            }
+            Some((table, _)) if self.ignored[table as usize] => {
+                self.stats.ignored += 1;
+                Observed::Ignored
+            }
+            Some((table, principal)) => {
+                self.stats.reads += 1;
+                chunk.push(BufferedRead {
+                    ts,
+                    table,
+                    principal,
+                });
+                Observed::Read
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The rules of the detection contract (docs/detection.md, "How detection works"), one read
+//! at a time, in the order they are numbered there: learning (1), the baseline (2), novel reads
+//! and pending principals (3), opening a window (4), extending it (5), closing it (6), no
+//! poisoning (7). Time is [`super::clock`]'s; what order reads come in is decided before they
+//! get here.
+
+use super::Detector;
+use super::alert::{self, ALERT_SCHEMA, Alert, AlertStatus, ClosedBy, PrincipalActivity, Severity};
+use super::baseline::Baseline;
+use super::clock::CloseTimer;
+use super::policy::TablePolicy;
+use crate::intern::Id;
+use crate::time::{MICROS_PER_SEC, Ts};
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub(super) principal: Id,
+    pub(super) first_novel: Ts,
+    pub(super) last_read: Ts,
+    pub(super) reads: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Activity {
+    pub(super) first_read: Ts,
+    pub(super) last_read: Ts,
+    pub(super) reads: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Window {
+    pub(super) start: Ts,
+    pub(super) end: Ts,
+    pub(super) reads: u64,
+    pub(super) principals: FxHashMap<Id, Activity>,
+    pub(super) baseline_principals: usize,
+    /// Novel principals in the last alert sent for this window (for `update` rate limiting).
+    pub(super) alerted_principals: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct TableState {
+    pub(super) name: Arc<str>,
+    pub(super) policy: Arc<TablePolicy>,
+    /// End of learning: the first read plus `learn`.
+    pub(super) learn_until: Option<Ts>,
+    /// Normal principals and the time of their last normal read.
+    pub(super) baseline: Baseline,
+    /// Novel principals not (yet) in a window. Fewer than `min_principals`: reaching it opens one.
+    pub(super) pending: Vec<Pending>,
+    pub(super) window: Option<Window>,
+}
+
+impl TableState {
+    /// Pending principals whose `span` ran out without a window join the baseline: a new hire
+    /// is not an incident.
+    pub(super) fn graduate_pending(&mut self, now: Ts) {
+        let span = self.policy.thresholds.span.micros();
+        let baseline = &mut self.baseline;
+        self.pending.retain(|p| {
+            if now - p.first_novel < span {
+                return true;
+            }
+            baseline.record(p.principal, p.last_read);
+            false
+        });
+    }
+
+    pub(super) fn normal_principals(&self, now: Ts) -> usize {
+        let forget = self.policy.thresholds.forget_after.micros();
+        self.baseline
+            .last_reads()
+            .filter(|&last| now - last <= forget)
+            .count()
+    }
+}
+
+impl Detector {
+    /// Sends the `open` alerts of the windows opened during instant `ts`.
+    pub(super) fn emit_opens(&mut self, ts: Ts, alerts: &mut Vec<Alert>) {
+        for table in std::mem::take(&mut self.opened_now) {
+            if let Some(window) = &mut self.tables[table as usize].window {
+                window.alerted_principals = window.principals.len();
+            }
+            let alert = self.alert(table, AlertStatus::Open, ts, None);
+            self.push_alert(alert, alerts);
+        }
+    }
+
+    /// Closes `table`'s window if it has been quiet by `now`.
+    pub(super) fn close_if_quiet(&mut self, table: Id, now: Ts, alerts: &mut Vec<Alert>) {
+        let state = &self.tables[table as usize];
+        if let Some(window) = &state.window {
+            let deadline = window.end + state.policy.thresholds.quiet.micros();
+            if deadline <= now {
+                self.close_window(table, deadline, ClosedBy::Quiet, alerts);
+            }
+        }
+    }
+
+    /// The rules of docs/detection.md, for one read at `ts` (time has been moved to `ts`).
+    pub(super) fn apply_read(&mut self, ts: Ts, table: Id, principal: Id, alerts: &mut Vec<Alert>) {
+        let emit_updates = self.settings.emit_updates;
+        let state = &mut self.tables[table as usize];
+        let thresholds = state.policy.thresholds;
+
+        // 1. Learning: every read joins the baseline.
+        let learn_until = *state
+            .learn_until
+            .get_or_insert_with(|| ts.saturating_add(thresholds.learn.micros()));
+        if ts < learn_until {
+            state.baseline.record(principal, ts);
+            return;
+        }
+
+        // 2. Baseline: a normal principal's read refreshes it.
+        state.graduate_pending(ts);
+        if let Some(last) = state.baseline.get_mut(principal)
+            && ts - *last <= thresholds.forget_after.micros()
+        {
+            *last = (*last).max(ts);
+            return;
+        }
+        if state
+            .policy
+            .is_allowed(self.principal_names.name(principal))
+        {
+            state.baseline.record(principal, ts);
+            return;
+        }
+
+        // 3-5. A novel read: extends the open window, or makes the principal pending.
+        if let Some(window) = &mut state.window {
+            let activity = window.principals.entry(principal).or_insert(Activity {
+                first_read: ts,
+                last_read: ts,
+                reads: 0,
+            });
+            activity.last_read = ts;
+            activity.reads += 1;
+            window.reads += 1;
+            window.end = window.end.max(ts);
+            let opened_this_instant = window.alerted_principals == 0;
+            if emit_updates
+                && !opened_this_instant
+                && window.principals.len() >= 2 * window.alerted_principals
+            {
+                window.alerted_principals = window.principals.len();
+                let alert = self.alert(table, AlertStatus::Update, ts, None);
+                self.push_alert(alert, alerts);
+            }
+            return;
+        }
+        match state.pending.iter_mut().find(|p| p.principal == principal) {
+            Some(pending) => {
+                pending.last_read = ts;
+                pending.reads += 1;
+            }
+            None => state.pending.push(Pending {
+                principal,
+                first_novel: ts,
+                last_read: ts,
+                reads: 1,
+            }),
+        }
+        if state.pending.len() >= thresholds.min_principals as usize {
+            self.open_window(table, ts);
+        }
+    }
+
+    /// Rule 4: opens a window from the pending principals; `window_start` is the earliest
+    /// first read. Its `open` alert is sent once the whole instant is applied.
+    pub(super) fn open_window(&mut self, table: Id, now: Ts) {
+        let state = &mut self.tables[table as usize];
+        let pending = std::mem::take(&mut state.pending);
+        let start = pending.iter().map(|p| p.first_novel).min().unwrap_or(now);
+        let principals: FxHashMap<Id, Activity> = pending
+            .iter()
+            .map(|p| {
+                let activity = Activity {
+                    first_read: p.first_novel,
+                    last_read: p.last_read,
+                    reads: p.reads,
+                };
+                (p.principal, activity)
+            })
+            .collect();
+        state.window = Some(Window {
+            start,
+            end: now,
+            reads: pending.iter().map(|p| p.reads).sum(),
+            // Set when the `open` alert goes out, at the end of the instant.
+            alerted_principals: 0,
+            principals,
+            baseline_principals: state.normal_principals(now),
+        });
+        let deadline = now + state.policy.thresholds.quiet.micros();
+        self.timers.push(Reverse(CloseTimer {
+            deadline,
+            table_name: Arc::clone(&state.name),
+            table,
+        }));
+        self.stats.windows_opened += 1;
+        self.opened_now.push(table);
+    }
+
+    /// Rule 6: closes a window. Its principals do not join the baseline (rule 7: no poisoning).
+    pub(super) fn close_window(
+        &mut self,
+        table: Id,
+        as_of: Ts,
+        closed_by: ClosedBy,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let alert = self.alert(table, AlertStatus::Closed, as_of, Some(closed_by));
+        self.tables[table as usize].window = None;
+        self.push_alert(alert, alerts);
+    }
+
+    pub(super) fn push_alert(&mut self, alert: Alert, alerts: &mut Vec<Alert>) {
+        self.stats.alerts += 1;
+        alerts.push(alert);
+    }
+
+    pub(super) fn alert(
+        &self,
+        table: Id,
+        status: AlertStatus,
+        as_of: Ts,
+        closed_by: Option<ClosedBy>,
+    ) -> Alert {
+        let state = &self.tables[table as usize];
+        let window = state
+            .window
+            .as_ref()
+            .expect("an alert describes an open window");
+        let mut principals: Vec<PrincipalActivity> = window
+            .principals
+            .iter()
+            .map(|(&id, a)| PrincipalActivity {
+                principal: self.principal_names.name(id).to_string(),
+                first_read: a.first_read,
+                last_read: a.last_read,
+                reads: a.reads,
+            })
+            .collect();
+        principals.sort_by(|a, b| (a.first_read, &a.principal).cmp(&(b.first_read, &b.principal)));
+        Alert {
+            schema: ALERT_SCHEMA.to_string(),
+            id: alert::window_id(&state.name, window.start),
+            status,
+            table: state.name.to_string(),
+            window_start: window.start,
+            window_end: window.end,
+            duration_s: (window.end - window.start) as f64 / MICROS_PER_SEC as f64,
+            novel_principals: principals.len(),
+            principals,
+            reads: window.reads,
+            baseline_principals: window.baseline_principals,
+            severity: Severity::rate(
+                window.principals.len(),
+                window.baseline_principals,
+                state.policy.thresholds.min_principals,
+            ),
+            as_of,
+            closed_by,
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The one decoding pipeline: the raw lines of one input in, [`AccessEvent`]s out. Every command
+//! (`replay`, `archive`, `learn`, `watch`) decodes through a [`Decoder`]; nothing else parses.
+//!
+//! A decoder owns, for one input stream: recognising its format (`auto`), framing lines into
+//! records (one line, or a multi-line pgaudit record), mapping fields (canonical JSON lines) or
+//! reading the vendor's shape, deciding which events are reads ([`ReadActions`]), and the line
+//! cap of the format ([`Decoder::max_line_bytes`], which the source that splits lines uses).
+//! What it decodes goes to a [`DecodeSink`], in line order: events, records that are no data
+//! access, and what could not be decoded with why. Sources deliver only raw lines and their
+//! numbers; a new input (a Kafka topic, an object store) is one new source feeding a decoder.
+
+use super::jsonl::JsonLinesParser;
+use super::vendor::{Item, RecordReader, RecordResult, VendorOptions, parse_record_line};
+use super::{Format, ParseError};
+use crate::event::{AccessEvent, ReadActions};
+
+/// One line of input, without its `\n`, as a source delivers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line<'a> {
+    Text(&'a [u8]),
+    /// A line longer than the cap; its bytes were skipped.
+    TooLong,
+}
+
+/// Where a decoder puts what it decoded, in line order.
+pub trait DecodeSink {
+    /// An access event that started on line `line`; `read`: whether it is a read.
+    fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool);
+    /// A well-formed record that is no data access (a management call, a non-audit line).
+    fn not_access(&mut self, line: u64);
+    /// A record that could not be decoded, and why.
+    fn malformed(&mut self, line: u64, error: ParseError);
+}
+
+/// The longest line, unless configured (`[input] max_line_bytes`).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The longest line of a CloudTrail input: its files are often one JSON document of many
+/// megabytes.
+const CLOUDTRAIL_MAX_LINE_BYTES: usize = 512 << 20;
+
+/// Decodes one input stream. Build one per input from the configuration
+/// (`Config::decoder`); cloning a fresh decoder is cheap.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    records: RecordReader,
+    jsonl: JsonLinesParser,
+    read_actions: ReadActions,
+    max_line_bytes: usize,
+    /// Records completed by the last line (scratch, kept for its allocation).
+    done: Vec<RecordResult>,
+}
+
+impl Decoder {
+    /// A decoder for `format` (`Auto`: recognised from the first non-blank line).
+    /// `max_line_bytes` is the configured cap; a format may raise it.
+    pub fn new(
+        format: Format,
+        jsonl: &JsonLinesParser,
+        vendor: &VendorOptions,
+        read_actions: &ReadActions,
+        max_line_bytes: usize,
+    ) -> Result<Decoder, String> {
+        let max_line_bytes = if format == Format::Cloudtrail {
+            max_line_bytes.max(CLOUDTRAIL_MAX_LINE_BYTES)
+        } else {
+            max_line_bytes
+        };
+        Ok(Decoder {
+            records: RecordReader::new(format, vendor)?,
+            jsonl: jsonl.clone(),
+            read_actions: read_actions.clone(),
+            max_line_bytes,
+            done: Vec::new(),
+        })
+    }
+
+    /// The longest line this input may have; longer ones come as [`Line::TooLong`].
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
+    }
+
+    /// The input's format, once known (`Auto` until a non-blank line was seen).
+    pub fn format(&self) -> Format {
+        self.records.format()
+    }
+
+    /// Decodes line `line_no` into `out` (a multi-line record comes out when it is complete).
+    #[inline]
+    pub fn line(&mut self, line_no: u64, line: Line<'_>, out: &mut impl DecodeSink) {
+        if let Line::Text(bytes) = line {
+            self.records.recognise(bytes);
+        }
+        match self.records.format() {
+            Format::Jsonl | Format::Auto => self.canonical(line_no, line, out),
+            _ => match line {
+                Line::Text(bytes) => {
+                    self.records.line(line_no, bytes, &mut self.done);
+                    self.drain(out);
+                }
+                Line::TooLong => out.malformed(line_no, self.too_long()),
+            },
+        }
+    }
+
+    /// The input ended, or went quiet: completes a record still waiting for more lines.
+    pub fn finish(&mut self, out: &mut impl DecodeSink) {
+        self.records.flush(&mut self.done);
+        self.drain(out);
+    }
+
+    /// Whether a record is waiting for more lines (event time must wait for it).
+    pub fn has_pending(&self) -> bool {
+        self.records.has_pending()
+    }
+
+    /// For decoding on several threads: recognises the format from `line`, then says whether
+    /// each line of this input is a whole record that needs nothing from the lines around it
+    /// (canonical JSON lines and the JSON vendor formats) and may be decoded by any decoder with
+    /// [`Decoder::independent_line`]. `None`: decode it here, in order, with [`Decoder::line`].
+    pub fn independent_format(&mut self, line: Line<'_>) -> Option<Format> {
+        if let Line::Text(bytes) = line {
+            self.records.recognise(bytes);
+        }
+        match self.records.format() {
+            Format::Auto => Some(Format::Jsonl),
+            Format::Jsonl => Some(Format::Jsonl),
+            _ => self.records.record_per_line(),
+        }
+    }
+
+    /// Decodes a line of an input whose format `format` another decoder settled with
+    /// [`Decoder::independent_format`].
+    #[inline]
+    pub fn independent_line(
+        &mut self,
+        format: Format,
+        line_no: u64,
+        line: Line<'_>,
+        out: &mut impl DecodeSink,
+    ) {
+        match (format, line) {
+            (Format::Jsonl, line) => self.canonical(line_no, line, out),
+            (format, Line::Text(bytes)) => {
+                parse_record_line(
+                    format,
+                    self.records.options(),
+                    line_no,
+                    bytes,
+                    &mut self.done,
+                );
+                self.drain(out);
+            }
+            (_, Line::TooLong) => out.malformed(line_no, self.too_long()),
+        }
+    }
+
+    #[inline]
+    fn canonical(&mut self, line_no: u64, line: Line<'_>, out: &mut impl DecodeSink) {
+        let parsed = match line {
+            Line::Text(bytes) => self.jsonl.parse(bytes),
+            Line::TooLong => Err(self.too_long()),
+        };
+        match parsed {
+            Ok(Some(event)) => {
+                let read = event.is_read_by(&mut self.read_actions);
+                out.event(line_no, &event, read);
+            }
+            Ok(None) => {}
+            Err(error) => out.malformed(line_no, error),
+        }
+    }
+
+    fn too_long(&self) -> ParseError {
+        ParseError::TooLong {
+            max_line_bytes: self.max_line_bytes,
+        }
+    }
+
+    /// Hands the completed vendor records to `out`.
+    fn drain(&mut self, out: &mut impl DecodeSink) {
+        for (line, result) in self.done.drain(..) {
+            match result {
+                Ok(items) => {
+                    for item in items {
+                        match item {
+                            Item::Event(event) => {
+                                let read = event.is_read_by(&mut self.read_actions);
+                                out.event(line, &event, read);
+                            }
+                            Item::NotAccess => out.not_access(line),
+                        }
+                    }
+                }
+                Err(error) => out.malformed(line, error),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::EpochUnit;
+
+    /// What a decoder gave, as text, in order.
+    #[derive(Default)]
+    struct Collected(Vec<String>);
+
+    impl DecodeSink for Collected {
+        fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool) {
+            let kind = if read { "read" } else { "other" };
+            let (principal, table) = (&event.principal, &event.table);
+            self.0.push(format!("{line} {kind} {principal} {table}"));
+        }
+        fn not_access(&mut self, line: u64) {
+            self.0.push(format!("{line} not access"));
+        }
+        fn malformed(&mut self, line: u64, error: ParseError) {
+            self.0.push(format!("{line} malformed: {}", error.kind()));
+        }
+    }
+
+    fn decoder(format: Format, max_line_bytes: usize) -> Decoder {
+        let jsonl = JsonLinesParser::new(&Default::default(), EpochUnit::Auto).unwrap();
+        let vendor = VendorOptions::default();
+        Decoder::new(
+            format,
+            &jsonl,
+            &vendor,
+            &ReadActions::default(),
+            max_line_bytes,
+        )
+        .unwrap()
+    }
+
+    fn decode(decoder: &mut Decoder, lines: &[Line<'_>]) -> Vec<String> {
+        let mut out = Collected::default();
+        for (i, line) in lines.iter().enumerate() {
+            decoder.line(i as u64 + 1, *line, &mut out);
+        }
+        decoder.finish(&mut out);
+        out.0
+    }
+
+    #[test]
+    fn canonical_lines_are_classified_by_their_action() {
+        let lines = [
+            Line::Text(br#"{"ts":1,"principal":"a","table":"t","action":"SELECT"}"#),
+            Line::Text(b""),
+            Line::Text(br#"{"ts":2,"principal":"b","table":"t","action":"INSERT"}"#),
+            Line::Text(b"{"),
+            Line::TooLong,
+        ];
+        assert_eq!(
+            decode(&mut decoder(Format::Auto, 1 << 20), &lines),
+            [
+                "1 read a t",
+                "3 other b t",
+                "4 malformed: not_json",
+                "5 malformed: too_long"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vendor_format_is_recognised_and_multi_line_records_complete_at_the_end() {
+        let lines = [
+            Line::Text(b"2026-11-26 22:04:42.297 UTC [11179] alice@db LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,\"SELECT *"),
+            Line::Text(b"\tFROM orders\",<not logged>"),
+            Line::Text(b"2026-11-26 22:04:43.000 UTC [11179] alice@db LOG:  checkpoint starting"),
+        ];
+        let mut decoder = decoder(Format::Auto, 1 << 20);
+        assert_eq!(
+            decode(&mut decoder, &lines),
+            ["1 read alice public.orders", "3 not access"]
+        );
+        assert_eq!(decoder.format(), Format::Pgaudit);
+    }
+
+    #[test]
+    fn cloudtrail_raises_the_line_cap_in_every_command() {
+        assert_eq!(decoder(Format::Jsonl, 1000).max_line_bytes(), 1000);
+        assert_eq!(
+            decoder(Format::Cloudtrail, 1000).max_line_bytes(),
+            CLOUDTRAIL_MAX_LINE_BYTES
+        );
+    }
+
+    #[test]
+    fn independent_lines_decode_the_same_on_another_decoder() {
+        let line = br#"{"eventVersion":"1.08","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventCategory":"Data","eventTime":"2026-03-18T10:00:00Z","userIdentity":{"arn":"arn:aws:iam::1:user/a"},"requestParameters":{"bucketName":"b","key":"k"}}"#;
+        let mut reading = decoder(Format::Auto, 1 << 20);
+        let format = reading.independent_format(Line::Text(line)).unwrap();
+        assert_eq!(format, Format::Cloudtrail);
+        let (mut here, mut there) = (Collected::default(), Collected::default());
+        reading.line(1, Line::Text(line), &mut here);
+        decoder(Format::Auto, 1 << 20).independent_line(format, 1, Line::Text(line), &mut there);
+        assert_eq!(here.0, there.0);
+        assert_eq!(here.0.len(), 1);
+    }
+}

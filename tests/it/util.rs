@@ -1,0 +1,250 @@
+//! Shared helpers of the integration tests: [`TestEnv`] runs the real binary in a temp dir,
+//! [`repo`] finds fixtures, [`Watcher`] runs `exposure watch` and waits for it to be ready
+//! (its `watching` line) instead of sleeping.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+
+/// A temp dir and a way to run the binary in it.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a run of the binary gave.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The alert lines on stdout, parsed.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        TestEnv::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_exposure"));
+        cmd.args(args).current_dir(self.dir.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run exposure"))
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn exposure");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("feed stdin");
+        Run::from(child.wait_with_output().expect("wait"))
+    }
+}
+
+/// The repository root (for sample-logs/ and tests/data/).
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A running `exposure watch` whose stdout is collected line by line.
+pub struct Watcher {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long a watcher may take to say it is watching.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Watcher {
+    pub fn start(env: &TestEnv, extra: &[&str]) -> Watcher {
+        Watcher::start_with(env, extra, Stdio::null())
+    }
+
+    pub fn start_with(env: &TestEnv, extra: &[&str], stdin: Stdio) -> Watcher {
+        Watcher::start_full(env, extra, stdin, &[])
+    }
+
+    /// With `vars` set in the watcher's environment.
+    pub fn start_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Watcher {
+        Watcher::start_full(env, extra, Stdio::null(), vars)
+    }
+
+    fn start_full(env: &TestEnv, extra: &[&str], stdin: Stdio, vars: &[(&str, &str)]) -> Watcher {
+        if !env.path("watch.toml").exists() {
+            env.write("watch.toml", super::watch::CONFIG);
+        }
+        let mut args = vec![
+            "watch",
+            "--config",
+            "watch.toml",
+            "--state-dir",
+            "state",
+            "--checkpoint-every",
+            "100ms",
+            "--log-level",
+            "info",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = env
+            .command(&args)
+            .envs(vars.iter().copied())
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start exposure watch");
+        // Ready once it says `watching` (the files are open, the sinks started); its log is
+        // passed on to the test's output.
+        let stderr = child.stderr.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" watching") {
+                    let _ = ready_tx.send(());
+                }
+                eprintln!("{line}");
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut watcher = Watcher {
+            child,
+            lines,
+            reader: Some(reader),
+        };
+        if ready_rx.recv_timeout(READY_TIMEOUT).is_err() {
+            let status = watcher.child.try_wait().unwrap();
+            panic!("exposure watch did not get ready in {READY_TIMEOUT:?} (exit: {status:?})");
+        }
+        watcher
+    }
+
+    pub fn alerts(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// Waits until an alert satisfies `want`; panics after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, want: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(alert) = self.alerts().into_iter().find(&want) {
+                return alert;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no {what} alert after {timeout:?}; got {:?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(mut self) -> (i32, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        self.reader.take().unwrap().join().unwrap();
+        let lines = self.lines.lock().unwrap().clone();
+        (code, lines)
+    }
+
+    pub fn kill9(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.reader.take().unwrap().join().unwrap();
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+pub fn read_line(principal: &str, table: &str) -> String {
+    format!(
+        "{{\"ts\":\"{}\",\"principal\":\"{principal}\",\"table\":\"{table}\",\"action\":\"SELECT\"}}\n",
+        now_rfc3339()
+    )
+}
+
+pub fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
