@@ -3,6 +3,7 @@
 mod cli;
 mod config_example;
 mod formats;
+mod golden;
 mod layering;
 mod malformed;
 mod parallel;
@@ -15,4 +16,3 @@ mod util;
 mod watch;
 
 pub use util::{Run, TestEnv, repo};
-

@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use std::path::{Path, PathBuf};
 
 /// A temp dir and a way to run the binary in it.
 pub struct TestEnv {

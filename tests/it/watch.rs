@@ -20,7 +20,6 @@ lateness = "1s"
 allow = ["svc-*"]
 "#;
 
-
 fn principals(alert: &Value) -> Vec<String> {
     alert["principals"]
         .as_array()
