@@ -103,6 +103,9 @@ pub struct Watcher {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How long the first poll of the files may take after `watching` (see `start_full`).
+const FIRST_POLL: Duration = Duration::from_millis(300);
+
 /// How long a watcher may take to say it is watching.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -173,6 +176,10 @@ impl Watcher {
             let status = watcher.child.try_wait().unwrap();
             panic!("exposure watch did not get ready in {READY_TIMEOUT:?} (exit: {status:?})");
         }
+        // `watching` comes before the detection thread's first poll, which is when a followed
+        // file that already exists is positioned at its end; nothing signals that poll yet, so
+        // lines appended before it could be skipped. Until it is signalled, give it time.
+        std::thread::sleep(FIRST_POLL);
         watcher
     }
 
