@@ -539,46 +539,14 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     }
 }
 
-/// `--format` values: each format's name in kebab case, with its description.
+/// `--format` values: each format's name, with its description (both from `format`, which does
+/// not depend on clap).
 impl clap::ValueEnum for Format {
     fn value_variants<'a>() -> &'a [Self] {
-        &[
-            Format::Auto,
-            Format::Jsonl,
-            Format::Parquet,
-            Format::Cloudtrail,
-            Format::GcpAudit,
-            Format::Pgaudit,
-            Format::Snowflake,
-            Format::Databricks,
-        ]
+        &Format::ALL
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        use clap::builder::PossibleValue;
-        Some(match self {
-            Format::Auto => PossibleValue::new("auto").help(
-                "Parquet where a file starts with `PAR1`; otherwise recognised from the first line \
-                 (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, else canonical JSON lines)",
-            ),
-            Format::Jsonl => PossibleValue::new("jsonl").help(
-                "One JSON object per line: `{\"ts\": ..., \"principal\": ..., \"table\": ..., \"action\": ...}`",
-            ),
-            Format::Parquet => {
-                PossibleValue::new("parquet").help("Parquet files (columns mapped like JSON fields)")
-            }
-            Format::Cloudtrail => PossibleValue::new("cloudtrail")
-                .help("AWS CloudTrail log files or one-record-per-line exports"),
-            Format::GcpAudit => PossibleValue::new("gcp-audit").help(
-                "Google Cloud audit log entries (BigQuery data access), exported as JSON lines",
-            ),
-            Format::Pgaudit => PossibleValue::new("pgaudit")
-                .help("PostgreSQL logs with pgaudit lines (stderr layout or csvlog)"),
-            Format::Snowflake => {
-                PossibleValue::new("snowflake").help("Snowflake ACCESS_HISTORY rows as JSON lines")
-            }
-            Format::Databricks => PossibleValue::new("databricks")
-                .help("Databricks audit logs (delivered JSON or system.access.audit exports)"),
-        })
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.describe()))
     }
 }

@@ -289,6 +289,11 @@ impl Config {
         })
     }
 
+    /// The longest line an input may have (the configured cap, raised by some formats).
+    pub fn max_line_bytes(&self) -> usize {
+        crate::format::decode::max_line_bytes(self.input.format, self.input.max_line_bytes)
+    }
+
     /// A decoder for one input stream: the format, field mapping, vendor settings, read
     /// actions and line cap configured here.
     pub fn decoder(&self) -> Decoder {

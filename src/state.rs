@@ -24,13 +24,25 @@ pub struct StateDir {
     root: PathBuf,
 }
 
-/// Another process holds the state directory, or it cannot be locked.
+/// Another process holds the state directory, or it cannot be created or locked.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("state dir {0} is in use by another exposure process")]
     InUse(PathBuf),
-    #[error("cannot lock {path}: {source}")]
-    Io {
+    #[error("cannot create state dir {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create {path}")]
+    CreateLock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot lock {path}")]
+    Lock {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -52,19 +64,21 @@ impl StateDir {
         &self.root
     }
 
-    /// Creates the directory (and `sinks/`) if missing, then takes its lock.
+    /// Creates the directory if missing, then takes its lock.
     pub fn lock(&self) -> Result<StateLock, LockError> {
-        let io_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LockError::Io { path, source }
-        };
-        fs::create_dir_all(self.sinks_dir()).map_err(io_error(&self.root))?;
+        fs::create_dir_all(&self.root).map_err(|source| LockError::CreateDir {
+            path: self.root.clone(),
+            source,
+        })?;
         let path = self.root.join("lock");
-        let file = File::create(&path).map_err(io_error(&path))?;
+        let file = match File::create(&path) {
+            Ok(file) => file,
+            Err(source) => return Err(LockError::CreateLock { path, source }),
+        };
         match file.try_lock() {
             Ok(()) => Ok(StateLock { _file: file }),
             Err(fs::TryLockError::WouldBlock) => Err(LockError::InUse(self.root.clone())),
-            Err(fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
+            Err(fs::TryLockError::Error(source)) => Err(LockError::Lock { path, source }),
         }
     }
 

@@ -8,7 +8,7 @@ use super::alert::Alert;
 use super::chunk_order;
 use super::clock::PREFETCH_DISTANCE;
 use super::reorder::BufferedRead;
-use super::{Detector, Observed};
+use super::{Detector, Incoming, Observed};
 use crate::intern::Id;
 use crate::time::Ts;
 
@@ -194,29 +194,15 @@ impl Detector {
         read: Option<(Id, Id)>,
         chunk: &mut Vec<BufferedRead>,
     ) -> Observed {
-        if let Some(floor) = self.reorder.watermark().filter(|w| ts < *w) {
-            self.stats.late += 1;
-            return Observed::Late { behind: floor - ts };
+        let incoming = self.incoming_by_ids(read);
+        let outcome = self.admit(ts, incoming);
+        if let (Observed::Read, Incoming::Read(table, principal)) = (outcome, incoming) {
+            chunk.push(BufferedRead {
+                ts,
+                table,
+                principal,
+            });
         }
-        self.reorder.note(ts);
-        match read {
-            None => {
-                self.stats.non_reads += 1;
-                Observed::NotRead
-            }
-            Some((table, _)) if self.ignored[table as usize] => {
-                self.stats.ignored += 1;
-                Observed::Ignored
-            }
-            Some((table, principal)) => {
-                self.stats.reads += 1;
-                chunk.push(BufferedRead {
-                    ts,
-                    table,
-                    principal,
-                });
-                Observed::Read
-            }
-        }
+        outcome
     }
 }

@@ -274,16 +274,25 @@ impl Detector {
         read: Option<(Id, Id)>,
         alerts: &mut Vec<Alert>,
     ) -> Observed {
-        let incoming = match read {
-            Some((table, _)) if self.ignored[table as usize] => Incoming::Ignored,
-            Some((table, principal)) => Incoming::Read(table, principal),
-            None => Incoming::NotRead,
-        };
+        let incoming = self.incoming_by_ids(read);
         self.accept(ts, incoming, alerts)
     }
 
+    /// How a read given by ids (or another event: `None`) enters: ignored tables apart.
     #[inline]
-    fn accept(&mut self, ts: Ts, incoming: Incoming, alerts: &mut Vec<Alert>) -> Observed {
+    fn incoming_by_ids(&self, read: Option<(Id, Id)>) -> Incoming {
+        match read {
+            Some((table, _)) if self.ignored[table as usize] => Incoming::Ignored,
+            Some((table, principal)) => Incoming::Read(table, principal),
+            None => Incoming::NotRead,
+        }
+    }
+
+    /// What every event goes through first: an event before the watermark is late (counted,
+    /// refused); any other is noted by event time and counted. `Observed::Read` means the read
+    /// is the caller's to queue.
+    #[inline]
+    fn admit(&mut self, ts: Ts, incoming: Incoming) -> Observed {
         if let Some(watermark) = self.reorder.watermark()
             && ts < watermark
         {
@@ -293,24 +302,9 @@ impl Detector {
             };
         }
         self.reorder.note(ts);
-        let outcome = match incoming {
-            Incoming::Read(table, principal) => {
+        match incoming {
+            Incoming::Read(..) => {
                 self.stats.reads += 1;
-                let read = BufferedRead {
-                    ts,
-                    table,
-                    principal,
-                };
-                match &mut self.deferred {
-                    Some(deferred) => {
-                        deferred.reads.push(read);
-                        if deferred.reads.len() >= deferred.flush_at {
-                            self.flush_deferred(alerts);
-                        }
-                        return Observed::Read;
-                    }
-                    None => self.reorder.push(ts, table, principal),
-                }
                 Observed::Read
             }
             Incoming::NotRead => {
@@ -321,7 +315,30 @@ impl Detector {
                 self.stats.ignored += 1;
                 Observed::Ignored
             }
-        };
+        }
+    }
+
+    #[inline]
+    fn accept(&mut self, ts: Ts, incoming: Incoming, alerts: &mut Vec<Alert>) -> Observed {
+        let outcome = self.admit(ts, incoming);
+        match (outcome, incoming) {
+            (Observed::Late { .. }, _) => return outcome,
+            (Observed::Read, Incoming::Read(table, principal)) => match &mut self.deferred {
+                Some(deferred) => {
+                    deferred.reads.push(BufferedRead {
+                        ts,
+                        table,
+                        principal,
+                    });
+                    if deferred.reads.len() >= deferred.flush_at {
+                        self.flush_deferred(alerts);
+                    }
+                    return outcome;
+                }
+                None => self.reorder.push(ts, table, principal),
+            },
+            _ => {}
+        }
         if self.deferred.is_none()
             && let Some(watermark) = self.reorder.watermark()
         {

@@ -39,9 +39,17 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 /// megabytes.
 const CLOUDTRAIL_MAX_LINE_BYTES: usize = 512 << 20;
 
-/// Decodes one input stream. Build one per input from the configuration
-/// (`Config::decoder`); cloning a fresh decoder is cheap.
-#[derive(Debug, Clone)]
+/// The longest line an input of `format` may have, given the configured cap: CloudTrail raises it.
+pub fn max_line_bytes(format: Format, configured: usize) -> usize {
+    if format == Format::Cloudtrail {
+        configured.max(CLOUDTRAIL_MAX_LINE_BYTES)
+    } else {
+        configured
+    }
+}
+
+/// Decodes one input stream: build one per input (`Config::decoder`).
+#[derive(Debug)]
 pub struct Decoder {
     records: RecordReader,
     jsonl: JsonLinesParser,
@@ -61,16 +69,11 @@ impl Decoder {
         read_actions: &ReadActions,
         max_line_bytes: usize,
     ) -> Result<Decoder, String> {
-        let max_line_bytes = if format == Format::Cloudtrail {
-            max_line_bytes.max(CLOUDTRAIL_MAX_LINE_BYTES)
-        } else {
-            max_line_bytes
-        };
         Ok(Decoder {
             records: RecordReader::new(format, vendor)?,
             jsonl: jsonl.clone(),
             read_actions: read_actions.clone(),
-            max_line_bytes,
+            max_line_bytes: self::max_line_bytes(format, max_line_bytes),
             done: Vec::new(),
         })
     }
@@ -123,8 +126,7 @@ impl Decoder {
             self.records.recognise(bytes);
         }
         match self.records.format() {
-            Format::Auto => Some(Format::Jsonl),
-            Format::Jsonl => Some(Format::Jsonl),
+            Format::Auto | Format::Jsonl => Some(Format::Jsonl),
             _ => self.records.record_per_line(),
         }
     }

@@ -15,31 +15,71 @@ pub use decode::{DecodeSink, Decoder, Line};
 
 use crate::time::TsError;
 
-/// The input formats `exposure` reads.
+/// The input formats `exposure` reads ([`Format::describe`] says what each is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// Parquet where a file starts with `PAR1`; otherwise recognised from the first line
-    /// (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, else canonical JSON lines).
     #[default]
     Auto,
-    /// One JSON object per line: `{"ts": ..., "principal": ..., "table": ..., "action": ...}`.
     Jsonl,
-    /// Parquet files (columns mapped like JSON fields).
     Parquet,
-    /// AWS CloudTrail log files or one-record-per-line exports.
     Cloudtrail,
-    /// Google Cloud audit log entries (BigQuery data access), exported as JSON lines.
     GcpAudit,
-    /// PostgreSQL logs with pgaudit lines (stderr layout or csvlog).
     Pgaudit,
-    /// Snowflake ACCESS_HISTORY rows as JSON lines.
     Snowflake,
-    /// Databricks audit logs (delivered JSON or system.access.audit exports).
     Databricks,
 }
 
 impl Format {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [Format; 8] = [
+        Format::Auto,
+        Format::Jsonl,
+        Format::Parquet,
+        Format::Cloudtrail,
+        Format::GcpAudit,
+        Format::Pgaudit,
+        Format::Snowflake,
+        Format::Databricks,
+    ];
+
+    /// The name users write (`--format`, `[input] format`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
+            Format::Cloudtrail => "cloudtrail",
+            Format::GcpAudit => "gcp-audit",
+            Format::Pgaudit => "pgaudit",
+            Format::Snowflake => "snowflake",
+            Format::Databricks => "databricks",
+        }
+    }
+
+    /// What the format is, in one sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Format::Auto => {
+                "Parquet where a file starts with `PAR1`; otherwise recognised from the first line \
+                 (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, else canonical JSON lines)"
+            }
+            Format::Jsonl => {
+                "One JSON object per line: `{\"ts\": ..., \"principal\": ..., \"table\": ..., \"action\": ...}`"
+            }
+            Format::Parquet => "Parquet files (columns mapped like JSON fields)",
+            Format::Cloudtrail => "AWS CloudTrail log files or one-record-per-line exports",
+            Format::GcpAudit => {
+                "Google Cloud audit log entries (BigQuery data access), exported as JSON lines"
+            }
+            Format::Pgaudit => "PostgreSQL logs with pgaudit lines (stderr layout or csvlog)",
+            Format::Snowflake => "Snowflake ACCESS_HISTORY rows as JSON lines",
+            Format::Databricks => {
+                "Databricks audit logs (delivered JSON or system.access.audit exports)"
+            }
+        }
+    }
+
     /// A vendor format, read through [`vendor::RecordReader`] in the [`Decoder`].
     pub fn is_vendor(self) -> bool {
         matches!(
@@ -105,6 +145,19 @@ impl ParseError {
             ParseError::Timestamp { .. } => "bad_timestamp",
             ParseError::TooLong { .. } => "too_long",
             ParseError::Record { .. } => "bad_record",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_format_name_is_the_one_the_config_file_takes() {
+        for format in Format::ALL {
+            let parsed: Format = serde_json::from_value(format.name().into()).unwrap();
+            assert_eq!(parsed, format);
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct VendorOptions {
 pub type RecordResult = (u64, Result<Vec<Item>, ParseError>);
 
 /// Lines in, records out, for one input.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RecordReader {
     format: Format,
     options: VendorOptions,

@@ -10,8 +10,7 @@ use super::outbox::Outbox;
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, alert};
 use crate::event::AccessEvent;
-use crate::format::Line;
-use crate::format::{DecodeSink, Decoder, ParseError};
+use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::source::tail::{FileEvent, Follower};
 use crate::time::{MICROS_PER_SEC, Ts, format_ts};
 use std::collections::HashSet;
@@ -66,9 +65,10 @@ pub struct Engine {
     newest_seen: Option<(Ts, Instant)>,
     reports_this_minute: (Instant, u32, u64),
     sources: std::collections::HashMap<String, SourceClock>,
-    /// A decoder per input.
-    decoders: std::collections::HashMap<String, Decoder>,
 }
+
+/// A decoder per input (kept by [`Engine::run`] beside the engine, which takes what they decode).
+type Decoders = std::collections::HashMap<String, Decoder>;
 
 /// Takes what one input's decoder gives.
 struct Observing<'e> {
@@ -124,7 +124,6 @@ impl Engine {
             newest_seen: None,
             reports_this_minute: (Instant::now(), 0, 0),
             sources: std::collections::HashMap::new(),
-            decoders: std::collections::HashMap::new(),
         }
     }
 
@@ -137,12 +136,13 @@ impl Engine {
         stop: &AtomicBool,
     ) -> io::Result<()> {
         let mut stdin = stdin;
+        let mut decoders = Decoders::new();
         loop {
             let mut progressed = 0u64;
             if let Some(follower) = &mut follower {
                 progressed += follower.poll(&mut |at| {
                     let name = at.path.display().to_string();
-                    self.handle_line(&name, at.line, at.content);
+                    self.handle_line(&mut decoders, &name, at.line, at.content);
                 });
                 for event in follower.take_events() {
                     log_file_event(&event);
@@ -161,7 +161,7 @@ impl Engine {
                                     Some(bytes) => Line::Text(bytes),
                                     None => Line::TooLong,
                                 };
-                                self.handle_line("-", line, content);
+                                self.handle_line(&mut decoders, "-", line, content);
                             }
                         }
                         Err(mpsc::TryRecvError::Empty) => break,
@@ -174,12 +174,12 @@ impl Engine {
                 }
             }
             if progressed == 0 {
-                self.flush_records();
+                self.flush_records(&mut decoders);
             }
             self.note_newest();
             // A partial last line (or record) is an event not seen yet: time waits for it.
             let partial = follower.as_ref().is_some_and(Follower::holds_partial_line)
-                || self.decoders.values().any(Decoder::has_pending);
+                || decoders.values().any(Decoder::has_pending);
             if self.options.per_source_order {
                 self.move_time_by_sources(partial);
             }
@@ -207,31 +207,24 @@ impl Engine {
         Ok(())
     }
 
-    fn handle_line(&mut self, input: &str, line: u64, content: Line<'_>) {
+    fn handle_line(&mut self, decoders: &mut Decoders, input: &str, line: u64, content: Line<'_>) {
         self.dirty = true;
-        // The decoders are set aside while the engine takes what they decode.
-        let mut decoders = std::mem::take(&mut self.decoders);
         let decoder = match decoders.get_mut(input) {
             Some(decoder) => decoder,
             None => decoders
                 .entry(input.to_string())
                 .or_insert_with(|| self.config.decoder()),
         };
-        decoder.line(
-            line,
-            content,
-            &mut Observing {
-                engine: self,
-                input,
-            },
-        );
-        self.decoders = decoders;
+        let mut observing = Observing {
+            engine: self,
+            input,
+        };
+        decoder.line(line, content, &mut observing);
     }
 
     /// Completes the multi-line records the inputs left open (they went quiet).
-    fn flush_records(&mut self) {
-        let mut decoders = std::mem::take(&mut self.decoders);
-        for (input, decoder) in &mut decoders {
+    fn flush_records(&mut self, decoders: &mut Decoders) {
+        for (input, decoder) in decoders {
             if decoder.has_pending() {
                 decoder.finish(&mut Observing {
                     engine: self,
@@ -239,7 +232,6 @@ impl Engine {
                 });
             }
         }
-        self.decoders = decoders;
     }
 
     fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {

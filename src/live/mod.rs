@@ -1,8 +1,8 @@
 //! `exposure watch` (live mode) and `exposure learn`. Owns the wiring of a long-running
-//! service: the detection loop ([`engine`]) on its own thread, fed by [`crate::source::tail`] and stdin; the
-//! durable [`outbox`] between detection and the sinks; one delivery task per sink
+//! service: the detection loop ([`engine`]) on its own thread, fed by [`crate::source::tail`]
+//! and stdin; the durable [`outbox`] between detection and the sinks; one delivery task per sink
 //! ([`deliver`]); the [`checkpoint`]; [`metrics`]; signals. Detection itself is the same
-//! [`crate::detect::Detector`] replay uses.
+//! [`crate::detect::Detector`] replay uses, and decoding the same [`crate::format::Decoder`].
 
 pub mod checkpoint;
 pub mod deliver;
@@ -84,7 +84,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     } else {
         let follow = FollowOptions {
             from_beginning: options.from_beginning,
-            max_line_bytes: config.decoder().max_line_bytes(),
+            max_line_bytes: config.max_line_bytes(),
             ..FollowOptions::default()
         };
         let restored = checkpoint
@@ -97,7 +97,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         .paths
         .iter()
         .any(|p| p == "-")
-        .then(|| read_stdin(config.decoder().max_line_bytes()));
+        .then(|| read_stdin(config.max_line_bytes()));
 
     // Without `[[sinks]]`, alerts go to stdout.
     let sinks = if config.sinks.is_empty() {

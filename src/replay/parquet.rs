@@ -313,11 +313,13 @@ impl Detecting {
                 };
                 // With `in_order`, no later input overlaps these rows: their reads are
                 // collected for `Detector::apply_chunk` instead of entering the reorder buffer.
-                for row in &self.rows {
-                    if in_order {
+                if in_order {
+                    for row in &self.rows {
                         self.detector
                             .collect_in_order(row.ts, row.read, &mut self.chunk);
-                    } else {
+                    }
+                } else {
+                    for row in &self.rows {
                         self.detector
                             .observe_ids(row.ts, row.read, &mut self.alerts);
                     }

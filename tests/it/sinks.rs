@@ -3,8 +3,7 @@
 //! sink is down.
 
 use super::TestEnv;
-use super::util::{Watcher, append, read_line};
-use super::watch::CONFIG;
+use super::util::{CONFIG, Watcher, append, read_line};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -96,6 +96,18 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// The configuration a [`Watcher`] runs with unless the test wrote its own `watch.toml`: short
+/// spans so that windows open and close within a test.
+pub const CONFIG: &str = r#"
+[detect]
+learn = "0s"
+min_principals = 3
+span = "10m"
+quiet = "2s"
+lateness = "1s"
+allow = ["svc-*"]
+"#;
+
 /// A running `exposure watch` whose stdout is collected line by line.
 pub struct Watcher {
     pub child: Child,
@@ -125,7 +137,7 @@ impl Watcher {
 
     fn start_full(env: &TestEnv, extra: &[&str], stdin: Stdio, vars: &[(&str, &str)]) -> Watcher {
         if !env.path("watch.toml").exists() {
-            env.write("watch.toml", super::watch::CONFIG);
+            env.write("watch.toml", CONFIG);
         }
         let mut args = vec![
             "watch",

@@ -2,23 +2,13 @@
 //! deleted under a running watcher, stdin, wall-clock closes, metrics, and `kill -9` restarts.
 
 use super::TestEnv;
-use super::util::{Watcher, append, read_line};
+use super::util::{CONFIG, Watcher, append, read_line};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-pub const CONFIG: &str = r#"
-[detect]
-learn = "0s"
-min_principals = 3
-span = "10m"
-quiet = "2s"
-lateness = "1s"
-allow = ["svc-*"]
-"#;
 
 fn principals(alert: &Value) -> Vec<String> {
     alert["principals"]
