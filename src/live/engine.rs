@@ -129,14 +129,21 @@ impl Engine {
 
     /// Runs until `stop` is set (or stdin, the only input, ends), then writes a final
     /// checkpoint.
+    ///
+    /// `ready` is told once the first poll is done and its checkpoint written: every followed
+    /// file is then positioned (existing files at their end, unless `--from-beginning`) and
+    /// that position is durable, so a line appended from then on is read, even across a
+    /// `kill -9`.
     pub fn run(
         mut self,
         mut follower: Option<Follower>,
         stdin: Option<mpsc::Receiver<StdinBatch>>,
         stop: &AtomicBool,
+        ready: impl FnOnce(),
     ) -> io::Result<()> {
         let mut stdin = stdin;
         let mut decoders = Decoders::new();
+        let mut ready = Some(ready);
         loop {
             let mut progressed = 0u64;
             if let Some(follower) = &mut follower {
@@ -191,7 +198,12 @@ impl Engine {
             if stop.load(Relaxed) || (follower.is_none() && stdin.is_none()) {
                 break;
             }
-            if self.dirty && self.last_checkpoint.elapsed() >= self.options.checkpoint_every {
+            if let Some(ready) = ready.take() {
+                self.checkpoint(follower.as_ref())?;
+                self.metrics.ready.store(true, Relaxed);
+                ready();
+            } else if self.dirty && self.last_checkpoint.elapsed() >= self.options.checkpoint_every
+            {
                 self.checkpoint(follower.as_ref())?;
             }
             if progressed == 0 {

@@ -1,12 +1,13 @@
 //! Prometheus text metrics for `exposure watch`: counters the detection loop and the sinks bump
 //! (lock-free atomics), rendered on `GET /metrics` by a small HTTP/1.1 server on the address
-//! given with `--metrics-addr`.
+//! given with `--metrics-addr`; `GET /ready` answers 200 once the inputs are positioned and
+//! checkpointed (503 before), for a readiness probe.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -37,6 +38,8 @@ pub struct Metrics {
     /// When the last checkpoint was written (µs since the epoch; 0 before the first).
     pub checkpoint_at_us: AtomicI64,
     pub sinks: Mutex<Vec<(String, Arc<SinkMetrics>)>>,
+    /// Set once the first poll is done and checkpointed (`GET /ready` answers 200 from then).
+    pub ready: AtomicBool,
 }
 
 fn now_us() -> i64 {
@@ -202,12 +205,22 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             }
             let head = String::from_utf8_lossy(&request);
             let target = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, content_type, body) = if head.starts_with("GET ")
-                && (target == "/metrics" || target.starts_with("/metrics?"))
-            {
-                ("200 OK", "text/plain; version=0.0.4", metrics.render())
-            } else {
-                ("404 Not Found", "text/plain", "try /metrics\n".to_string())
+            let path = target.split('?').next().unwrap_or("");
+            let (status, content_type, body) = match (head.starts_with("GET "), path) {
+                (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+                (true, "/ready") if metrics.ready.load(Relaxed) => {
+                    ("200 OK", "text/plain", "ready\n".to_string())
+                }
+                (true, "/ready") => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "starting\n".to_string(),
+                ),
+                _ => (
+                    "404 Not Found",
+                    "text/plain",
+                    "try /metrics or /ready\n".to_string(),
+                ),
             };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

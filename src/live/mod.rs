@@ -153,7 +153,8 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
             let listener = metrics::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-            tracing::info!(%addr, "serving metrics on /metrics");
+            let addr = listener.local_addr().unwrap_or(addr);
+            tracing::info!(%addr, "serving metrics on /metrics and /ready");
             tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
         }
         let tasks: Vec<_> = deliveries
@@ -162,19 +163,29 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
             .collect();
 
         let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
         let engine_stop = Arc::clone(&stop);
         let engine = std::thread::Builder::new()
             .name("detect".into())
-            .spawn(move || engine.run(follower, stdin, &engine_stop))
+            .spawn(move || {
+                engine.run(follower, stdin, &engine_stop, move || {
+                    let _ = ready_tx.send(());
+                })
+            })
             .context("cannot start the detection thread")?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             let _ = done_tx.send(engine.join());
         });
-        tracing::info!("watching");
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot handle SIGTERM")?;
         let mut done_rx = done_rx;
+        // `watching` means ready: the inputs are positioned and that is checkpointed.
+        tokio::spawn(async move {
+            if ready_rx.await.is_ok() {
+                tracing::info!("watching");
+            }
+        });
         let engine_result = tokio::select! {
             result = &mut done_rx => result,
             _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); stop.store(true, Relaxed); done_rx.await }

@@ -3,7 +3,7 @@
 //! sink is down.
 
 use super::TestEnv;
-use super::util::{CONFIG, Watcher, append, read_line};
+use super::util::{CONFIG, Watcher, append, eventually, http_get, read_line};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -88,19 +88,12 @@ impl ScriptedServer {
     }
 
     fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let start = Instant::now();
-        loop {
+        eventually(timeout, || {
             let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "{} of {n} requests after {timeout:?}: {got:#?}",
-                got.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            (got.len() >= n)
+                .then(|| got.clone())
+                .ok_or_else(|| format!("{} of {n} requests: {got:#?}", got.len()))
+        })
     }
 }
 
@@ -331,14 +324,12 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
     let watcher = Watcher::start(&env, &["app.log"]);
     make_window(&log);
     // Open and closed are journaled (the close comes by the wall clock, quiet 2s + lateness 1s).
-    let start = Instant::now();
-    while journaled(&env.path("state/outbox")) < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "alerts never journaled"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(15), || {
+        let n = journaled(&env.path("state/outbox"));
+        (n >= 2)
+            .then_some(())
+            .ok_or(format!("{n} of 2 alerts journaled"))
+    });
     watcher.kill9();
     let watcher = Watcher::start(&env, &["app.log"]);
     let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
@@ -472,14 +463,12 @@ impl Alertmanager {
             .spawn()
             .expect("start alertmanager");
         let url = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while http_get(&url, "/-/ready").is_none_or(|(status, _)| status != 200) {
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "alertmanager never ready"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(Duration::from_secs(15), || {
+            match alertmanager_get(&url, "/-/ready") {
+                Some((200, _)) => Ok(()),
+                other => Err(format!("alertmanager not ready: {other:?}")),
+            }
+        });
         Alertmanager {
             child,
             url,
@@ -495,20 +484,8 @@ impl Drop for Alertmanager {
     }
 }
 
-fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
-    let addr = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
+fn alertmanager_get(base: &str, path: &str) -> Option<(u16, String)> {
+    let (status, body) = http_get(base, path)?;
     // Alertmanager answers small bodies; chunked encoding shows as hex lines around JSON.
     let body = if body.trim_start().starts_with('[') || body.trim_start().starts_with('{') {
         body
@@ -538,25 +515,17 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
     let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
 
     // While open: listed by Alertmanager with our labels and startsAt = window_start.
-    let start = Instant::now();
-    let listed = loop {
-        if let Some((200, body)) = http_get(&am.url, "/api/v2/alerts") {
-            let alerts: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            if let Some(a) = alerts
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|a| a["labels"]["alertname"] == "ExposureWindow")
-            {
-                break a.clone();
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "not listed by alertmanager"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let listed = eventually(Duration::from_secs(10), || {
+        let body = alertmanager_get(&am.url, "/api/v2/alerts").map(|(_, body)| body);
+        let alerts: Value = serde_json::from_str(body.as_deref().unwrap_or("")).unwrap_or_default();
+        alerts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["labels"]["alertname"] == "ExposureWindow")
+            .cloned()
+            .ok_or(format!("not listed by alertmanager: {alerts}"))
+    });
     assert_eq!(listed["labels"]["table"], "pay");
     assert_eq!(listed["labels"]["severity"], "high");
     assert_eq!(listed["labels"]["team"], "security");
@@ -565,25 +534,20 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
     assert_eq!(instant(&listed["startsAt"]), instant(&open["window_start"]));
 
     // On close: the receiver gets a `resolved` notification for it.
-    let start = Instant::now();
-    loop {
-        let resolved = receiver.received().into_iter().find(|r| {
-            r.body["status"] == "resolved"
-                && r.body["alerts"][0]["labels"]["window_id"] == open["id"]
-        });
-        if let Some(r) = resolved {
-            assert_eq!(r.path, "/am");
-            let ends = instant(&r.body["alerts"][0]["endsAt"]);
-            assert_eq!(ends, instant(&open["window_end"]));
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no resolved notification: {:#?}",
-            receiver.received()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let resolved = eventually(Duration::from_secs(20), || {
+        let received = receiver.received();
+        received
+            .iter()
+            .find(|r| {
+                r.body["status"] == "resolved"
+                    && r.body["alerts"][0]["labels"]["window_id"] == open["id"]
+            })
+            .cloned()
+            .ok_or(format!("no resolved notification: {received:#?}"))
+    });
+    assert_eq!(resolved.path, "/am");
+    let ends = instant(&resolved.body["alerts"][0]["endsAt"]);
+    assert_eq!(ends, instant(&open["window_end"]));
     let firing_first = receiver
         .received()
         .iter()

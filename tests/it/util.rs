@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: [`TestEnv`] runs the real binary in a temp dir,
-//! [`repo`] finds fixtures, [`Watcher`] runs `exposure watch` and waits for it to be ready
-//! (its `watching` line) instead of sleeping.
+//! [`repo`] finds fixtures, [`Watcher`] runs `exposure watch` and waits for what it does —
+//! ready (its `watching` line, logged once the inputs are positioned and checkpointed), lines
+//! read (its `/metrics`), alerts (its stdout) — instead of sleeping.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -113,10 +114,9 @@ pub struct Watcher {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Where its `/metrics` and `/ready` are served.
+    pub metrics_addr: String,
 }
-
-/// How long the first poll of the files may take after `watching` (see `start_full`).
-const FIRST_POLL: Duration = Duration::from_millis(300);
 
 /// How long a watcher may take to say it is watching.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -151,6 +151,10 @@ impl Watcher {
             "info",
         ];
         args.extend_from_slice(extra);
+        // Always served (on a free port unless the test chose one), so tests can wait on it.
+        if !extra.contains(&"--metrics-addr") {
+            args.extend_from_slice(&["--metrics-addr", "127.0.0.1:0"]);
+        }
         let mut child = env
             .command(&args)
             .envs(vars.iter().copied())
@@ -163,8 +167,13 @@ impl Watcher {
         // passed on to the test's output.
         let stderr = child.stderr.take().unwrap();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("serving metrics") {
+                    let addr = line.rsplit("addr=").next().unwrap_or_default();
+                    let _ = addr_tx.send(addr.trim().to_string());
+                }
                 if line.contains(" watching") {
                     let _ = ready_tx.send(());
                 }
@@ -183,16 +192,43 @@ impl Watcher {
             child,
             lines,
             reader: Some(reader),
+            metrics_addr: String::new(),
         };
         if ready_rx.recv_timeout(READY_TIMEOUT).is_err() {
             let status = watcher.child.try_wait().unwrap();
             panic!("exposure watch did not get ready in {READY_TIMEOUT:?} (exit: {status:?})");
         }
-        // `watching` comes before the detection thread's first poll, which is when a followed
-        // file that already exists is positioned at its end; nothing signals that poll yet, so
-        // lines appended before it could be skipped. Until it is signalled, give it time.
-        std::thread::sleep(FIRST_POLL);
+        watcher.metrics_addr = addr_rx
+            .try_recv()
+            .expect("metrics served before `watching`");
         watcher
+    }
+
+    /// The value of metric `exposure_{name}` now (`None` if not served).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (status, body) = http_get(&self.metrics_addr, "/metrics")?;
+        assert_eq!(status, 200, "{body}");
+        let prefix = format!("exposure_{name} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Waits until the watcher has taken in `lines` lines (events, malformed and not-access
+    /// records) in all; panics after a while.
+    pub fn wait_lines(&self, lines: u64) {
+        let taken = || {
+            ["events_read_total", "malformed_total", "not_access_total"]
+                .iter()
+                .map(|m| self.metric(m).unwrap_or(0.0) as u64)
+                .sum::<u64>()
+        };
+        eventually(READY_TIMEOUT, || {
+            let n = taken();
+            (n >= lines)
+                .then_some(())
+                .ok_or(format!("read {n} of {lines} lines"))
+        });
     }
 
     pub fn alerts(&self) -> Vec<Value> {
@@ -206,18 +242,12 @@ impl Watcher {
 
     /// Waits until an alert satisfies `want`; panics after `timeout`.
     pub fn wait_for(&self, what: &str, timeout: Duration, want: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            if let Some(alert) = self.alerts().into_iter().find(&want) {
-                return alert;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "no {what} alert after {timeout:?}; got {:?}",
-                self.lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(timeout, || {
+            self.alerts()
+                .into_iter()
+                .find(&want)
+                .ok_or_else(|| format!("no {what} alert; got {:?}", self.lines.lock().unwrap()))
+        })
     }
 
     /// SIGTERM, and the exit status.
@@ -266,4 +296,34 @@ pub fn append(path: &Path, text: &str) {
         .open(path)
         .unwrap();
     f.write_all(text.as_bytes()).unwrap();
+}
+
+/// `GET path` from `addr` (host:port or a URL): the status and the body.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let addr = addr.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// Polls `check` until it gives a value; panics with its last complaint after `timeout`. The one
+/// polling loop of the tests: they wait for what they need, never for a fixed time.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(why) if start.elapsed() >= timeout => panic!("after {timeout:?}: {why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! deleted under a running watcher, stdin, wall-clock closes, metrics, and `kill -9` restarts.
 
 use super::TestEnv;
-use super::util::{CONFIG, Watcher, append, read_line};
+use super::util::{CONFIG, Watcher, append, eventually, http_get, read_line};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -40,7 +40,7 @@ fn appended_reads_open_a_window_at_once_and_the_wall_clock_closes_it() {
     for p in ["eve", "mallory"] {
         append(&log, &read_line(p, "hr.salaries"));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    watcher.wait_lines(2);
     assert!(
         watcher.alerts().is_empty(),
         "two novel principals are not a window"
@@ -72,7 +72,7 @@ fn the_old_file_starts_at_its_end_unless_from_beginning() {
     }
     env.write("old.log", &old);
     let watcher = Watcher::start(&env, &["old.log"]);
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(watcher.metric("events_read_total"), Some(0.0));
     let (_, lines) = watcher.stop();
     assert!(lines.is_empty(), "{lines:?}");
     std::fs::remove_dir_all(env.path("state")).unwrap();
@@ -101,6 +101,8 @@ fn survives_rename_and_create_rotation_mid_window() {
     let line = read_line("mallory", "pay");
     let (head, tail) = line.split_at(20);
     append(&log, head);
+    // Let the tailer take the partial head in before the rename (a partial line is not counted
+    // anywhere, so there is nothing to wait on).
     std::thread::sleep(Duration::from_millis(100));
     std::fs::rename(&log, env.path("app.log.1")).unwrap();
     append(&env.path("app.log.1"), tail);
@@ -114,7 +116,7 @@ fn survives_copytruncate_and_reads_the_new_content_from_its_start() {
     let env = TestEnv::new();
     let (watcher, log) = watching_one_novel_reader(&env, "app.log", "app.log");
     append(&log, &read_line("mallory", "pay"));
-    std::thread::sleep(Duration::from_millis(300));
+    watcher.wait_lines(2);
     std::fs::copy(&log, env.path("app.log.1")).unwrap();
     std::fs::OpenOptions::new()
         .write(true)
@@ -133,7 +135,7 @@ fn a_deleted_file_is_read_to_its_end_and_its_last_line_flushed() {
     append(&log, &read_line("mallory", "pay"));
     let last = read_line("trudy", "pay");
     append(&log, last.trim_end());
-    std::thread::sleep(Duration::from_millis(200));
+    watcher.wait_lines(2);
     assert!(watcher.alerts().is_empty(), "a partial line is never used");
     std::fs::remove_file(&log).unwrap();
     let open = watcher.wait_for("open", WAIT, is("open"));
@@ -180,19 +182,21 @@ fn reads_stdin() {
 }
 
 #[test]
-fn serves_prometheus_metrics() {
+fn serves_prometheus_metrics_and_readiness() {
     let env = TestEnv::new();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
     let log = env.write("app.log", "");
-    let watcher = Watcher::start(&env, &["--metrics-addr", &addr, "app.log"]);
+    let watcher = Watcher::start(&env, &["app.log"]);
+    // Ready: the file is positioned and that is checkpointed before `watching` is logged.
+    assert_eq!(
+        http_get(&watcher.metrics_addr, "/ready"),
+        Some((200, "ready\n".into()))
+    );
+    assert!(env.path("state/checkpoint.json").exists());
     append(&log, &read_line("svc-etl", "pay"));
     append(&log, "not json\n");
-    std::thread::sleep(Duration::from_millis(400));
-    let body = http_get(&addr, "/metrics");
+    watcher.wait_lines(2);
+    let (status, body) = http_get(&watcher.metrics_addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
     for needle in [
         "exposure_events_read_total 1",
         "exposure_malformed_total 1",
@@ -203,17 +207,8 @@ fn serves_prometheus_metrics() {
     ] {
         assert!(body.contains(needle), "{needle} missing in\n{body}");
     }
+    assert_eq!(http_get(&watcher.metrics_addr, "/nope").unwrap().0, 404);
     drop(watcher);
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
 }
 
 #[test]
@@ -328,11 +323,12 @@ fn watch_to_the_end(env: &TestEnv, file: &Path, kills: &[u64]) -> Vec<String> {
         lines.extend(watcher.kill9());
     }
     let watcher = Watcher::start(env, &["--from-beginning", "history.jsonl"]);
-    let start = Instant::now();
-    while checkpointed_offset(&env.path("state")) < size {
-        assert!(start.elapsed() < Duration::from_secs(60), "never caught up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(60), || {
+        let offset = checkpointed_offset(&env.path("state"));
+        (offset >= size)
+            .then_some(())
+            .ok_or(format!("checkpointed {offset} of {size} bytes"))
+    });
     std::thread::sleep(Duration::from_millis(300));
     let (code, rest) = watcher.stop();
     assert_eq!(code, 0);
