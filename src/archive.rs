@@ -12,7 +12,7 @@
 use crate::config::Config;
 use crate::event::AccessEvent;
 use crate::format::{DecodeSink, ParseError};
-use crate::intern::{Id, Interner};
+use crate::intern::Interner;
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::LineReader;
@@ -73,9 +73,9 @@ impl std::fmt::Display for ArchiveSummary {
 #[derive(Debug, Clone, Copy)]
 struct Row {
     ts: Ts,
-    principal: Id,
-    table: Id,
-    action: Option<Id>,
+    principal: u32,
+    table: u32,
+    action: Option<u32>,
     rows: Option<i64>,
     bytes: Option<i64>,
 }
@@ -321,7 +321,7 @@ impl DayWriter {
     fn batch(&self, schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch, String> {
         let ts = TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.ts))
             .with_timezone("UTC");
-        let strings = |pick: &dyn Fn(&Row) -> Option<Id>| -> ArrayRef {
+        let strings = |pick: &dyn Fn(&Row) -> Option<u32>| -> ArrayRef {
             let mut builder = StringDictionaryBuilder::<Int32Type>::new();
             for row in rows {
                 match pick(row) {

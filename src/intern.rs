@@ -1,4 +1,5 @@
-//! Interning of table and principal names into dense `u32` ids, so that the detector's hot path
+//! Interning of table and principal names into dense ids ([`TableId`], [`PrincipalId`]: `u32`
+//! newtypes that cannot be swapped), so that the detector's hot path
 //! hashes a small integer instead of a string, and a Parquet dictionary can be mapped to ids once
 //! per column chunk. Ids depend on arrival order: never let one reach an alert or a sort order.
 //!
@@ -9,9 +10,65 @@
 //! once, so that they overlap.
 
 use std::hash::{BuildHasher, Hasher};
+use std::marker::PhantomData;
 
-/// A dense id handed out by an [`Interner`].
-pub type Id = u32;
+/// A dense id handed out by an [`Interner`]: `0, 1, 2, …` in order of first sight, so it can
+/// index a `Vec`. `u32::MAX` is never handed out (tables of ids use it for "none").
+pub trait DenseId: Copy + Eq + std::fmt::Debug {
+    fn from_index(index: u32) -> Self;
+    fn index(self) -> u32;
+}
+
+impl DenseId for u32 {
+    #[inline(always)]
+    fn from_index(index: u32) -> u32 {
+        index
+    }
+    #[inline(always)]
+    fn index(self) -> u32 {
+        self
+    }
+}
+
+/// A `u32` newtype that is a [`DenseId`]: ids of different things cannot be swapped.
+macro_rules! dense_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(u32);
+
+        impl $name {
+            /// Never handed out: "no id" in tables of ids.
+            pub const NONE: $name = $name(u32::MAX);
+
+            /// The id as a `Vec` index.
+            #[inline(always)]
+            pub fn at(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl DenseId for $name {
+            #[inline(always)]
+            fn from_index(index: u32) -> $name {
+                $name(index)
+            }
+            #[inline(always)]
+            fn index(self) -> u32 {
+                self.0
+            }
+        }
+    };
+}
+
+dense_id!(
+    /// A table, as the detector knows it (its name is in the detector's table interner).
+    TableId
+);
+dense_id!(
+    /// A principal, as the detector knows it (its name is in the detector's principal interner).
+    PrincipalId
+);
 
 /// A table slot: eight bytes, so that the table of 20 000 names stays in L2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +93,24 @@ const HEADER: usize = 8;
 /// overlap instead of coming one after the other.
 const GROUP: usize = 256;
 
-/// Maps names to dense ids and back.
+/// Maps names to dense ids of type `I` and back.
 #[derive(Debug, Clone)]
-pub struct Interner {
+pub struct Interner<I = u32> {
     /// Open addressing with linear probing, at most half full; a power of two long.
     slots: Vec<Slot>,
     arena: Vec<u8>,
     /// `offsets[id]` is where name `id`'s entry starts in the arena.
     offsets: Vec<u32>,
+    id: PhantomData<I>,
 }
 
-impl Default for Interner {
+impl<I> Default for Interner<I> {
     fn default() -> Self {
         Interner {
             slots: vec![EMPTY; 64],
             arena: Vec::new(),
             offsets: Vec::new(),
+            id: PhantomData,
         }
     }
 }
@@ -71,7 +130,7 @@ fn home(hash: u64, mask: usize) -> usize {
 }
 
 #[inline]
-fn entry(arena: &[u8], offset: u32) -> (Id, &[u8]) {
+fn entry(arena: &[u8], offset: u32) -> (u32, &[u8]) {
     let at = offset as usize;
     let header = &arena[at..at + HEADER];
     let id = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
@@ -123,7 +182,7 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
     let _ = ptr;
 }
 
-impl Interner {
+impl<I: DenseId> Interner<I> {
     /// Where `name` (with hash `hash`) is, or the empty slot where it would go.
     #[inline]
     fn probe(&self, name: &[u8], hash: u64) -> Result<usize, usize> {
@@ -143,16 +202,16 @@ impl Interner {
     }
 
     #[inline]
-    fn intern_hashed(&mut self, name: &str, hash: u64) -> Id {
+    fn intern_hashed(&mut self, name: &str, hash: u64) -> I {
         match self.probe(name.as_bytes(), hash) {
-            Ok(i) => entry(&self.arena, self.slots[i].offset).0,
+            Ok(i) => I::from_index(entry(&self.arena, self.slots[i].offset).0),
             Err(i) => self.insert(name, hash, i),
         }
     }
 
     /// The id of `name`, allocating one on first sight.
     #[inline]
-    pub fn intern(&mut self, name: &str) -> Id {
+    pub fn intern(&mut self, name: &str) -> I {
         self.intern_hashed(name, hash_name(name.as_bytes()))
     }
 
@@ -162,7 +221,7 @@ impl Interner {
     pub fn intern_many<'a>(
         &mut self,
         names: impl ExactSizeIterator<Item = &'a str>,
-        ids: &mut Vec<Id>,
+        ids: &mut Vec<I>,
     ) {
         let mut group: Vec<(&str, u64)> = Vec::with_capacity(GROUP.min(names.len()));
         let mut names = names.peekable();
@@ -190,11 +249,11 @@ impl Interner {
     }
 
     #[cold]
-    fn insert(&mut self, name: &str, hash: u64, vacant: usize) -> Id {
-        // `Id::MAX` stays free: tables of ids use it for "none".
-        let id = Id::try_from(self.offsets.len())
+    fn insert(&mut self, name: &str, hash: u64, vacant: usize) -> I {
+        // `u32::MAX` stays free: tables of ids use it for "none".
+        let id = u32::try_from(self.offsets.len())
             .ok()
-            .filter(|&id| id != Id::MAX)
+            .filter(|&id| id != u32::MAX)
             .expect("fewer than 2^32 - 1 distinct names");
         let offset = u32::try_from(self.arena.len())
             .ok()
@@ -212,7 +271,7 @@ impl Interner {
         if self.offsets.len() * 2 > self.slots.len() {
             self.grow();
         }
-        id
+        I::from_index(id)
     }
 
     fn grow(&mut self) {
@@ -234,16 +293,16 @@ impl Interner {
     }
 
     /// The id of `name` if it was interned before.
-    pub fn get(&self, name: &str) -> Option<Id> {
+    pub fn get(&self, name: &str) -> Option<I> {
         self.probe(name.as_bytes(), hash_name(name.as_bytes()))
             .ok()
-            .map(|i| entry(&self.arena, self.slots[i].offset).0)
+            .map(|i| I::from_index(entry(&self.arena, self.slots[i].offset).0))
     }
 
     /// The name behind `id`.
     #[inline]
-    pub fn name(&self, id: Id) -> &str {
-        let bytes = entry(&self.arena, self.offsets[id as usize]).1;
+    pub fn name(&self, id: I) -> &str {
+        let bytes = entry(&self.arena, self.offsets[id.index() as usize]).1;
         std::str::from_utf8(bytes).expect("only &str goes in")
     }
 
@@ -277,7 +336,7 @@ mod tests {
 
     #[test]
     fn ids_are_dense_and_stable() {
-        let mut names = Interner::default();
+        let mut names: Interner = Interner::default();
         assert_eq!(names.intern("alice"), 0);
         assert_eq!(names.intern("bob"), 1);
         assert_eq!(names.intern("alice"), 0);
@@ -293,8 +352,8 @@ mod tests {
 
     #[test]
     fn many_names_round_trip() {
-        let mut names = Interner::default();
-        let ids: Vec<Id> = (0..50_000)
+        let mut names: Interner = Interner::default();
+        let ids: Vec<u32> = (0..50_000)
             .map(|i| names.intern(&format!("user{i}@corp")))
             .collect();
         for (i, id) in ids.iter().enumerate() {
@@ -310,9 +369,9 @@ mod tests {
         let names: Vec<String> = (0..5_000)
             .map(|i| format!("p{}", (i * 7919) % 1_300))
             .collect();
-        let mut one_by_one = Interner::default();
-        let expected: Vec<Id> = names.iter().map(|n| one_by_one.intern(n)).collect();
-        let mut at_once = Interner::default();
+        let mut one_by_one: Interner = Interner::default();
+        let expected: Vec<u32> = names.iter().map(|n| one_by_one.intern(n)).collect();
+        let mut at_once: Interner = Interner::default();
         let mut ids = vec![7];
         at_once.intern_many(names.iter().map(String::as_str), &mut ids);
         assert_eq!(ids[0], 7, "appends");

@@ -6,7 +6,7 @@
 //!
 //! 1. [`time`], [`intern`], [`event`]: domain types — event time, interned names, the one
 //!    [`event::AccessEvent`] shape and what counts as a read.
-//! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`]: pure decoding, raw lines
+//! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure decoding, raw lines
 //!    to events through the one pipeline, [`format::Decoder`]. Neither uses the other.
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet); [`sink`]:
 //!    where alerts go (the [`sink::Sink`] trait, Alertmanager, PagerDuty, webhooks, files);

@@ -4,14 +4,14 @@
 //! slot of a principal can be prefetched before its read is applied: with hundreds of thousands
 //! of (table, principal) pairs, that look-up is the detector's main cost.
 
-use crate::intern::Id;
+use crate::intern::PrincipalId;
 use crate::time::Ts;
 
-const EMPTY: Id = Id::MAX;
+const EMPTY: PrincipalId = PrincipalId::NONE;
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    principal: Id,
+    principal: PrincipalId,
     last_read: Ts,
 }
 
@@ -28,9 +28,9 @@ pub struct Baseline {
 }
 
 #[inline]
-fn home(principal: Id, mask: usize) -> usize {
+fn home(principal: PrincipalId, mask: usize) -> usize {
     // Fibonacci hashing: spreads dense ids over the table.
-    ((principal as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+    ((principal.at() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
 }
 
 impl Baseline {
@@ -43,7 +43,7 @@ impl Baseline {
     }
 
     #[inline]
-    fn find(&self, principal: Id) -> Option<usize> {
+    fn find(&self, principal: PrincipalId) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -63,18 +63,18 @@ impl Baseline {
 
     /// The last normal read of `principal`, if any.
     #[inline]
-    pub fn get(&self, principal: Id) -> Option<Ts> {
+    pub fn get(&self, principal: PrincipalId) -> Option<Ts> {
         self.find(principal).map(|i| self.slots[i].last_read)
     }
 
     #[inline]
-    pub fn get_mut(&mut self, principal: Id) -> Option<&mut Ts> {
+    pub fn get_mut(&mut self, principal: PrincipalId) -> Option<&mut Ts> {
         self.find(principal).map(|i| &mut self.slots[i].last_read)
     }
 
     /// Records a normal read at `ts` (keeping the later of two times).
     #[inline]
-    pub fn record(&mut self, principal: Id, ts: Ts) {
+    pub fn record(&mut self, principal: PrincipalId, ts: Ts) {
         debug_assert_ne!(principal, EMPTY);
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
@@ -129,7 +129,7 @@ impl Baseline {
     }
 
     /// Every (principal, last normal read) pair, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = (Id, Ts)> + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = (PrincipalId, Ts)> + '_ {
         self.slots
             .iter()
             .filter(|s| s.principal != EMPTY)
@@ -146,7 +146,7 @@ impl Baseline {
 
     /// Asks the CPU to start loading `principal`'s slot: a hint only, never a fault.
     #[inline]
-    pub fn prefetch(&self, principal: Id) {
+    pub fn prefetch(&self, principal: PrincipalId) {
         if self.slots.is_empty() {
             return;
         }
@@ -158,16 +158,17 @@ impl Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intern::DenseId;
     use std::collections::HashMap;
 
     #[test]
     fn behaves_like_a_map() {
         let mut baseline = Baseline::default();
-        let mut model: HashMap<Id, Ts> = HashMap::new();
+        let mut model: HashMap<PrincipalId, Ts> = HashMap::new();
         let mut state = 99u64;
         for step in 0..50_000i64 {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-            let principal = (state >> 40) as Id % 3_000;
+            let principal = PrincipalId::from_index((state >> 40) as u32 % 3_000);
             let ts = step * 10 - (state % 7) as i64;
             baseline.record(principal, ts);
             let entry = model.entry(principal).or_insert(ts);
@@ -182,7 +183,7 @@ mod tests {
         for (principal, ts) in &model {
             assert_eq!(baseline.get(*principal), Some(*ts));
         }
-        assert_eq!(baseline.get(4_000), None);
+        assert_eq!(baseline.get(PrincipalId::from_index(4_000)), None);
         let mut times: Vec<Ts> = baseline.last_reads().collect();
         let mut expected: Vec<Ts> = model.values().copied().collect();
         times.sort();
@@ -191,6 +192,6 @@ mod tests {
         *baseline
             .get_mut(model.keys().next().copied().unwrap())
             .unwrap() = 1;
-        baseline.prefetch(17);
+        baseline.prefetch(PrincipalId::from_index(17));
     }
 }

@@ -11,7 +11,7 @@
 //! once insertion has done more moves than a budget allows, so no input makes it quadratic.
 
 use super::reorder::BufferedRead;
-use crate::intern::Id;
+use crate::intern::{PrincipalId, TableId};
 
 /// Time buckets of the first pass: enough that a table rarely has two reads in one bucket.
 const TIME_BUCKETS: usize = 1 << 14;
@@ -24,7 +24,8 @@ const MOVES_PER_READ: usize = 8;
 pub(super) struct OrderScratch {
     by_time: Vec<BufferedRead>,
     offsets: Vec<usize>,
-    rank: Vec<Id>,
+    /// Each table's rank, by table id; `u32::MAX` for a table not in the chunk.
+    rank: Vec<u32>,
 }
 
 /// Writes `reads` into `out` grouped by table, tables in the order of `rank_tables` (which is
@@ -33,7 +34,7 @@ pub(super) struct OrderScratch {
 pub(super) fn order_chunk(
     reads: &[BufferedRead],
     table_count: usize,
-    rank_tables: impl FnOnce(&mut Vec<Id>),
+    rank_tables: impl FnOnce(&mut Vec<TableId>),
     scratch: &mut OrderScratch,
     out: &mut Vec<BufferedRead>,
 ) {
@@ -51,28 +52,26 @@ pub(super) fn order_chunk(
 
     // The tables present, ranked; then a stable counting sort by rank.
     rank.clear();
-    rank.resize(table_count, Id::MAX);
-    let mut present: Vec<Id> = Vec::new();
+    rank.resize(table_count, u32::MAX);
+    let mut present: Vec<TableId> = Vec::new();
     for read in source {
-        let slot = &mut rank[read.table as usize];
-        if *slot == Id::MAX {
+        let slot = &mut rank[read.table.at()];
+        if *slot == u32::MAX {
             *slot = 0;
             present.push(read.table);
         }
     }
     rank_tables(&mut present);
     for (r, table) in present.iter().enumerate() {
-        rank[*table as usize] = r as Id;
+        rank[table.at()] = r as u32;
     }
     offsets.clear();
     offsets.resize(present.len() + 1, 0);
     for read in source {
-        offsets[rank[read.table as usize] as usize + 1] += 1;
+        offsets[rank[read.table.at()] as usize + 1] += 1;
     }
     prefix_sums(offsets);
-    scatter(source, out, offsets, |read| {
-        rank[read.table as usize] as usize
-    });
+    scatter(source, out, offsets, |read| rank[read.table.at()] as usize);
 
     // What is left out of order: reads of one table in one time bucket. (`offsets[r]` is now
     // where rank `r`'s reads end.)
@@ -127,8 +126,8 @@ fn scatter(
         reads.len(),
         BufferedRead {
             ts: 0,
-            table: 0,
-            principal: 0,
+            table: TableId::NONE,
+            principal: PrincipalId::NONE,
         },
     );
     for read in reads {
@@ -165,11 +164,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn read(ts: i64, table: Id, principal: Id) -> BufferedRead {
+    use crate::intern::DenseId;
+
+    fn read(ts: i64, table: u32, principal: u32) -> BufferedRead {
         BufferedRead {
             ts,
-            table,
-            principal,
+            table: TableId::from_index(table),
+            principal: PrincipalId::from_index(principal),
         }
     }
 
@@ -177,7 +178,7 @@ mod tests {
         let mut out = Vec::new();
         let mut scratch = OrderScratch::default();
         // Rank: descending id, to show the rank (not the id) decides.
-        let rank = |present: &mut Vec<Id>| present.sort_by(|a, b| b.cmp(a));
+        let rank = |present: &mut Vec<TableId>| present.sort_by(|a, b| b.cmp(a));
         order_chunk(reads, tables, rank, &mut scratch, &mut out);
         out
     }
@@ -230,7 +231,7 @@ mod tests {
     #[test]
     fn skewed_time_falls_back_without_losing_reads() {
         // One far outlier puts every other read in the first bucket, in reverse order.
-        let mut reads: Vec<BufferedRead> = (0..5_000).rev().map(|t| read(t, 0, t as Id)).collect();
+        let mut reads: Vec<BufferedRead> = (0..5_000).rev().map(|t| read(t, 0, t as u32)).collect();
         reads.push(read(i64::MAX / 2, 0, 9));
         reads.push(read(i64::MIN / 2, 1, 9));
         let (got, want) = (ordered(&reads, 2), expected(&reads));

@@ -9,7 +9,7 @@ use super::chunk_order;
 use super::clock::PREFETCH_DISTANCE;
 use super::reorder::BufferedRead;
 use super::{Detector, Incoming, Observed};
-use crate::intern::Id;
+use crate::intern::{PrincipalId, TableId};
 use crate::time::Ts;
 
 #[derive(Debug, Clone, Default)]
@@ -35,7 +35,7 @@ pub(super) struct Deferred {
 
 impl Detector {
     /// From now on, reads are applied in chunks of about `chunk` reads, **table by table**
-    /// (see [`Detector::apply_chunk`]), instead of one by one as the watermark passes them:
+    /// (see [`super::ById::apply_chunk`]), instead of one by one as the watermark passes them:
     /// each table's baseline then stays in cache while its reads are applied. Alerts are the
     /// same, in the same order; they only come out later (at the end of a chunk), which suits
     /// replay and not a live service. Call on a fresh detector.
@@ -92,8 +92,8 @@ impl Detector {
     /// the order [`Detector::observe`] gives — at each time, quiet closes due then (by table
     /// name), then `update`s and then `open`s of that instant (by table name). Needs an empty
     /// reorder buffer; the reads must not be earlier than any read applied before (the
-    /// watermark sees to that in [`Detector::collect_in_order`]).
-    pub fn apply_chunk(
+    /// watermark sees to that in [`super::ById::collect_in_order`]).
+    pub(super) fn apply_chunk(
         &mut self,
         reads: &[BufferedRead],
         until: Option<Ts>,
@@ -114,7 +114,7 @@ impl Detector {
         // in), time order within each table.
         let names = &self.table_names;
         let by_name =
-            |tables: &mut Vec<Id>| tables.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
+            |tables: &mut Vec<TableId>| tables.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
         chunk_order::order_chunk(reads, self.tables.len(), by_name, order, by_table);
         let reads = &mut by_table[..];
         let mut start = 0;
@@ -139,12 +139,12 @@ impl Detector {
                             .cmp(principals.name(b.principal))
                     });
                 }
-                if self.tables[table as usize].window.is_some() {
+                if self.tables[table.at()].window.is_some() {
                     self.close_if_quiet(table, ts, emitted);
                     tagged.extend(emitted.drain(..).map(|a| (a.as_of, 0, a)));
                 }
                 // Start loading the baseline slots of the table's next reads.
-                let baseline = &self.tables[table as usize].baseline;
+                let baseline = &self.tables[table.at()].baseline;
                 let ahead =
                     (i + PREFETCH_DISTANCE).min(end)..(group_end + PREFETCH_DISTANCE).min(end);
                 for read in &reads[ahead] {
@@ -185,13 +185,13 @@ impl Detector {
     }
 
     /// Takes one event of a chunk that no later input overlaps (a Parquet row group that ends
-    /// before the next one starts): a read is appended to `chunk` for [`Detector::apply_chunk`]
-    /// instead of entering the reorder buffer. An event before the watermark is counted late.
+    /// before the next one starts): a read is appended to `chunk` for [`super::ById::apply_chunk`]
+    /// instead of entering the reorder buffer (see [`super::ById::collect_in_order`]).
     #[inline]
-    pub fn collect_in_order(
+    pub(super) fn collect_in_order(
         &mut self,
         ts: Ts,
-        read: Option<(Id, Id)>,
+        read: Option<(TableId, PrincipalId)>,
         chunk: &mut Vec<BufferedRead>,
     ) -> Observed {
         let incoming = self.incoming_by_ids(read);

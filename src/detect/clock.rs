@@ -5,7 +5,7 @@
 use super::Detector;
 use super::alert::{Alert, ClosedBy};
 use super::reorder::BufferedRead;
-use crate::intern::Id;
+use crate::intern::{DenseId, TableId};
 use crate::time::{MICROS_PER_SEC, Micros, Ts};
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub(super) struct CloseTimer {
     pub(super) deadline: Ts,
     pub(super) table_name: Arc<str>,
-    pub(super) table: Id,
+    pub(super) table: TableId,
 }
 
 /// How many reads ahead the baseline slot is prefetched.
@@ -63,14 +63,11 @@ impl Detector {
             let settled = newest.saturating_sub(self.settings.lateness.micros());
             self.move_time(settled, alerts);
         }
-        let mut open: Vec<Id> = (0..self.tables.len() as Id)
-            .filter(|&t| self.tables[t as usize].window.is_some())
+        let mut open: Vec<TableId> = (0..self.tables.len() as u32)
+            .map(TableId::from_index)
+            .filter(|t| self.tables[t.at()].window.is_some())
             .collect();
-        open.sort_by(|a, b| {
-            self.tables[*a as usize]
-                .name
-                .cmp(&self.tables[*b as usize].name)
-        });
+        open.sort_by(|a, b| self.tables[a.at()].name.cmp(&self.tables[b.at()].name));
         // The newest event seen, whatever the source: not `now`, which depends on how the
         // watermark moved.
         let as_of = self.reorder.newest().or(self.now).unwrap_or_default();
@@ -86,7 +83,7 @@ impl Detector {
             // Start loading the baseline slot of a read a few places ahead: by the time it is
             // applied, its cache miss is paid.
             if let Some(ahead) = self.reorder.queued_ahead(PREFETCH_DISTANCE) {
-                self.tables[ahead.table as usize]
+                self.tables[ahead.table.at()]
                     .baseline
                     .prefetch(ahead.principal);
             }
@@ -147,7 +144,7 @@ impl Detector {
                 break;
             }
             let Reverse(timer) = self.timers.pop().expect("peeked");
-            let state = &self.tables[timer.table as usize];
+            let state = &self.tables[timer.table.at()];
             let Some(window) = &state.window else {
                 continue;
             };

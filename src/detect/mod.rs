@@ -10,11 +10,17 @@
 //! an order, so any arrival order within `lateness` gives byte-identical alerts.
 //!
 //! Speed: replay applies reads in chunks, table by table ([`Detector::apply_in_chunks`],
-//! [`Detector::apply_chunk`]) and puts the alerts back in the order above; tables are
-//! independent, so only that order needs care.
+//! [`ById::apply_chunk`]) and puts the alerts back in the order above; tables are
+//! independent, so only that order needs care. Its fast paths hand in ids instead of names,
+//! through [`Detector::by_id`]: the everyday surface stays observe, advance, finish.
+//!
+//! Files: `rules.rs` is the contract of docs/detection.md, rule by rule; `clock.rs` moves time
+//! (watermark, close timers, end of input); `chunked.rs` is the chunked optimisation;
+//! `by_id.rs` the id surface; `snapshot.rs` checkpoints.
 
 pub mod alert;
 pub mod baseline;
+mod by_id;
 mod chunk_order;
 mod chunked;
 mod clock;
@@ -24,6 +30,7 @@ mod rules;
 pub mod snapshot;
 
 pub use alert::{ALERT_SCHEMA, Alert, AlertStatus, ClosedBy, PrincipalActivity, Severity};
+pub use by_id::ById;
 pub use policy::{Policies, TablePolicy, TableRule, Thresholds};
 pub use reorder::{BufferedRead, ReorderBuffer};
 pub use snapshot::DetectorSnapshot;
@@ -33,7 +40,7 @@ use clock::CloseTimer;
 use rules::TableState;
 
 use crate::event::{AccessEvent, ReadActions};
-use crate::intern::{Id, Interner};
+use crate::intern::{Interner, PrincipalId, TableId};
 use crate::time::{Micros, Span, Ts};
 use baseline::Baseline;
 use std::cmp::Reverse;
@@ -91,15 +98,15 @@ pub struct DetectorStats {
 pub struct Detector {
     settings: DetectorSettings,
     tables: Vec<TableState>,
-    table_names: Interner,
+    table_names: Interner<TableId>,
     /// `ignored[table]`: the table's policy ignores it (looked up on every event, so kept
     /// apart from the table's state).
     ignored: Vec<bool>,
-    principal_names: Interner,
+    principal_names: Interner<PrincipalId>,
     reorder: ReorderBuffer,
     same_instant: Vec<BufferedRead>,
     /// Tables whose window opened during the instant being applied.
-    opened_now: Vec<Id>,
+    opened_now: Vec<TableId>,
     timers: BinaryHeap<Reverse<CloseTimer>>,
     /// Event time up to which everything has been applied.
     now: Option<Ts>,
@@ -107,10 +114,10 @@ pub struct Detector {
     stats: DetectorStats,
     /// Set by [`Detector::apply_in_chunks`]: reads wait here instead of in the reorder buffer.
     deferred: Option<Deferred>,
-    /// Buffers [`Detector::apply_chunk`] reuses from one chunk to the next.
+    /// Buffers [`ById::apply_chunk`] reuses from one chunk to the next.
     chunk_scratch: ChunkScratch,
     /// The principal ids [`Detector::read_ids`] looks up, reused.
-    read_ids_scratch: Vec<Id>,
+    read_ids_scratch: Vec<PrincipalId>,
 }
 
 impl Detector {
@@ -174,17 +181,11 @@ impl Detector {
         self.reorder.newest()
     }
 
-    /// Whether `action` counts as a read.
-    #[inline]
-    pub fn is_read_action(&mut self, action: Option<&str>) -> bool {
-        self.settings.read_actions.is_read(action)
-    }
-
     /// The id of table `name`, resolving its policy on first sight.
     #[inline]
-    pub fn table_id(&mut self, name: &str) -> Id {
+    fn table_id(&mut self, name: &str) -> TableId {
         let id = self.table_names.intern(name);
-        if id as usize == self.tables.len() {
+        if id.at() == self.tables.len() {
             self.add_table(id, name);
         }
         id
@@ -192,8 +193,8 @@ impl Detector {
 
     /// The state of table `id`, just interned, with its policy resolved.
     #[cold]
-    fn add_table(&mut self, id: Id, name: &str) {
-        debug_assert_eq!(id as usize, self.tables.len());
+    fn add_table(&mut self, id: TableId, name: &str) {
+        debug_assert_eq!(id.at(), self.tables.len());
         let policy = self.settings.policies.resolve(name);
         self.ignored.push(policy.ignore);
         self.tables.push(TableState {
@@ -206,16 +207,17 @@ impl Detector {
         });
     }
 
-    /// The id of principal `name`.
-    #[inline]
-    pub fn principal_id(&mut self, name: &str) -> Id {
-        self.principal_names.intern(name)
+    /// The detector by ids, for sources that resolve names once per batch (see [`ById`]).
+    pub fn by_id(&mut self) -> ById<'_> {
+        ById(self)
     }
 
-    /// The ids of many reads' (table, principal) names, appended to `ids` in order: the same as
-    /// [`Detector::table_id`] and [`Detector::principal_id`] on each, with the principals'
-    /// look-ups overlapping (see [`Interner::intern_many`]).
-    pub fn read_ids<'a>(&mut self, reads: &[(&'a str, &'a str)], ids: &mut Vec<(Id, Id)>) {
+    /// See [`ById::reads`].
+    fn read_ids<'a>(
+        &mut self,
+        reads: &[(&'a str, &'a str)],
+        ids: &mut Vec<(TableId, PrincipalId)>,
+    ) {
         let mut principals = std::mem::take(&mut self.read_ids_scratch);
         principals.clear();
         self.principal_names.intern_many(
@@ -241,8 +243,7 @@ impl Detector {
         self.observe_classified(event.ts, read, alerts)
     }
 
-    /// Observes one event whose action was already classified (see
-    /// [`Detector::is_read_action`]): `read` is `Some((table, principal))` for a read and `None`
+    /// Observes one event whose action was already classified (by the format's decoder): `read` is `Some((table, principal))` for a read and `None`
     /// for anything else, which only moves event time.
     #[inline]
     pub fn observe_classified(
@@ -255,23 +256,22 @@ impl Detector {
             None => Incoming::NotRead,
             Some((table, principal)) => {
                 let table = self.table_id(table);
-                if self.ignored[table as usize] {
+                if self.ignored[table.at()] {
                     Incoming::Ignored
                 } else {
-                    Incoming::Read(table, self.principal_id(principal))
+                    Incoming::Read(table, self.principal_names.intern(principal))
                 }
             }
         };
         self.accept(ts, incoming, alerts)
     }
 
-    /// Observes one event by ids: `read` is `Some((table, principal))` for a read (see
-    /// [`Detector::is_read_action`]) and `None` for anything else, which only moves event time.
+    /// See [`ById::observe`].
     #[inline]
-    pub fn observe_ids(
+    fn observe_ids(
         &mut self,
         ts: Ts,
-        read: Option<(Id, Id)>,
+        read: Option<(TableId, PrincipalId)>,
         alerts: &mut Vec<Alert>,
     ) -> Observed {
         let incoming = self.incoming_by_ids(read);
@@ -280,9 +280,9 @@ impl Detector {
 
     /// How a read given by ids (or another event: `None`) enters: ignored tables apart.
     #[inline]
-    fn incoming_by_ids(&self, read: Option<(Id, Id)>) -> Incoming {
+    fn incoming_by_ids(&self, read: Option<(TableId, PrincipalId)>) -> Incoming {
         match read {
-            Some((table, _)) if self.ignored[table as usize] => Incoming::Ignored,
+            Some((table, _)) if self.ignored[table.at()] => Incoming::Ignored,
             Some((table, principal)) => Incoming::Read(table, principal),
             None => Incoming::NotRead,
         }
@@ -351,7 +351,7 @@ impl Detector {
 /// How an event enters the detector.
 #[derive(Debug, Clone, Copy)]
 enum Incoming {
-    Read(Id, Id),
+    Read(TableId, PrincipalId),
     NotRead,
     Ignored,
 }

@@ -10,7 +10,7 @@
 //! Reads that arrive in order (the common case: one shipper, or a sorted archive) skip both and
 //! queue in a plain FIFO run.
 
-use crate::intern::Id;
+use crate::intern::{PrincipalId, TableId};
 use crate::time::{Micros, Ts};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -19,8 +19,8 @@ use std::collections::{BinaryHeap, VecDeque};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BufferedRead {
     pub ts: Ts,
-    pub table: Id,
-    pub principal: Id,
+    pub table: TableId,
+    pub principal: PrincipalId,
 }
 
 /// Order-preserving map of a timestamp onto `u64`.
@@ -117,7 +117,7 @@ impl ReorderBuffer {
     /// Buffers a read. The caller pushes only reads at or after the watermark, so never one
     /// older than a read already handed out.
     #[inline]
-    pub fn push(&mut self, ts: Ts, table: Id, principal: Id) {
+    pub fn push(&mut self, ts: Ts, table: TableId, principal: PrincipalId) {
         let read = BufferedRead {
             ts,
             table,
@@ -238,6 +238,16 @@ impl ReorderBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intern::DenseId;
+
+    /// Pushes a read of table 0 by principal `principal`.
+    fn push(buf: &mut ReorderBuffer, ts: Ts, principal: u32) {
+        buf.push(
+            ts,
+            TableId::from_index(0),
+            PrincipalId::from_index(principal),
+        );
+    }
 
     #[test]
     fn releases_in_time_order_and_moves_the_watermark() {
@@ -245,26 +255,26 @@ mod tests {
         assert_eq!(buf.watermark(), None);
         for (ts, p) in [(100, 0), (95, 1), (103, 2), (95, 3)] {
             buf.note(ts);
-            buf.push(ts, 0, p);
+            push(&mut buf, ts, p);
         }
         assert_eq!(buf.watermark(), Some(93));
         assert_eq!(buf.earliest(), Some(95));
         let mut out = Vec::new();
         assert_eq!(buf.pop_earliest(&mut out), Some(95));
-        let mut principals: Vec<Id> = out.iter().map(|r| r.principal).collect();
+        let mut principals: Vec<u32> = out.iter().map(|r| r.principal.index()).collect();
         principals.sort();
         assert_eq!(principals, vec![1, 3]);
         out.clear();
         assert_eq!(buf.pop_earliest(&mut out), Some(100));
-        assert_eq!(out[0].principal, 0);
-        buf.push(101, 0, 4);
+        assert_eq!(out[0].principal.index(), 0);
+        push(&mut buf, 101, 4);
         assert_eq!(buf.earliest(), Some(101));
         assert_eq!(buf.len(), 2);
         // The peek moved the base to 101; a read at 100.5 (not late) still comes out first.
-        buf.push(100, 0, 5);
+        push(&mut buf, 100, 5);
         out.clear();
         assert_eq!(buf.pop_earliest(&mut out), Some(100));
-        assert_eq!(out[0].principal, 5);
+        assert_eq!(out[0].principal.index(), 5);
         buf.raise_floor(200);
         assert_eq!(buf.watermark(), Some(200));
     }
@@ -273,21 +283,21 @@ mod tests {
     fn run_radix_and_underflow_release_together_in_order() {
         let mut buf = ReorderBuffer::new(0);
         let mut out = Vec::new();
-        buf.push(10, 0, 0); // run
-        buf.push(20, 0, 1); // run
-        buf.push(15, 0, 2); // radix
-        buf.push(30, 0, 3); // run
+        push(&mut buf, 10, 0); // run
+        push(&mut buf, 20, 1); // run
+        push(&mut buf, 15, 2); // radix
+        push(&mut buf, 30, 3); // run
         assert_eq!(buf.earliest(), Some(10));
         assert_eq!(buf.pop_earliest(&mut out), Some(10));
         assert_eq!(buf.earliest(), Some(15)); // moves the radix base to 15
-        buf.push(12, 0, 4); // below the base: underflow
-        buf.push(20, 0, 5); // radix, same instant as a run read
+        push(&mut buf, 12, 4); // below the base: underflow
+        push(&mut buf, 20, 5); // radix, same instant as a run read
         let mut order = Vec::new();
         while let Some(ts) = buf.pop_earliest(&mut out) {
             order.push(ts);
         }
         assert_eq!(order, vec![12, 15, 20, 30]);
-        let mut principals: Vec<Id> = out.iter().map(|r| r.principal).collect();
+        let mut principals: Vec<u32> = out.iter().map(|r| r.principal.index()).collect();
         principals[3..5].sort();
         assert_eq!(principals, vec![0, 4, 2, 1, 5, 3]);
         assert!(buf.is_empty());
@@ -321,7 +331,7 @@ mod tests {
             let ts = -5_000 + i * 10 + (next() % 3_000) as i64;
             let floor = -5_000 + (i - 300) * 10;
             if ts >= floor {
-                buf.push(ts, 0, i as u32);
+                push(&mut buf, ts, i as u32);
                 pushed.push(ts);
             }
             while buf.earliest().is_some_and(|e| e < floor) {

@@ -9,7 +9,7 @@ use super::alert::{self, ALERT_SCHEMA, Alert, AlertStatus, ClosedBy, PrincipalAc
 use super::baseline::Baseline;
 use super::clock::CloseTimer;
 use super::policy::TablePolicy;
-use crate::intern::Id;
+use crate::intern::{PrincipalId, TableId};
 use crate::time::{MICROS_PER_SEC, Ts};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
-    pub(super) principal: Id,
+    pub(super) principal: PrincipalId,
     pub(super) first_novel: Ts,
     pub(super) last_read: Ts,
     pub(super) reads: u64,
@@ -35,7 +35,7 @@ pub(super) struct Window {
     pub(super) start: Ts,
     pub(super) end: Ts,
     pub(super) reads: u64,
-    pub(super) principals: FxHashMap<Id, Activity>,
+    pub(super) principals: FxHashMap<PrincipalId, Activity>,
     pub(super) baseline_principals: usize,
     /// Novel principals in the last alert sent for this window (for `update` rate limiting).
     pub(super) alerted_principals: usize,
@@ -82,7 +82,7 @@ impl Detector {
     /// Sends the `open` alerts of the windows opened during instant `ts`.
     pub(super) fn emit_opens(&mut self, ts: Ts, alerts: &mut Vec<Alert>) {
         for table in std::mem::take(&mut self.opened_now) {
-            if let Some(window) = &mut self.tables[table as usize].window {
+            if let Some(window) = &mut self.tables[table.at()].window {
                 window.alerted_principals = window.principals.len();
             }
             let alert = self.alert(table, AlertStatus::Open, ts, None);
@@ -91,8 +91,8 @@ impl Detector {
     }
 
     /// Closes `table`'s window if it has been quiet by `now`.
-    pub(super) fn close_if_quiet(&mut self, table: Id, now: Ts, alerts: &mut Vec<Alert>) {
-        let state = &self.tables[table as usize];
+    pub(super) fn close_if_quiet(&mut self, table: TableId, now: Ts, alerts: &mut Vec<Alert>) {
+        let state = &self.tables[table.at()];
         if let Some(window) = &state.window {
             let deadline = window.end + state.policy.thresholds.quiet.micros();
             if deadline <= now {
@@ -102,9 +102,15 @@ impl Detector {
     }
 
     /// The rules of docs/detection.md, for one read at `ts` (time has been moved to `ts`).
-    pub(super) fn apply_read(&mut self, ts: Ts, table: Id, principal: Id, alerts: &mut Vec<Alert>) {
+    pub(super) fn apply_read(
+        &mut self,
+        ts: Ts,
+        table: TableId,
+        principal: PrincipalId,
+        alerts: &mut Vec<Alert>,
+    ) {
         let emit_updates = self.settings.emit_updates;
-        let state = &mut self.tables[table as usize];
+        let state = &mut self.tables[table.at()];
         let thresholds = state.policy.thresholds;
 
         // 1. Learning: every read joins the baseline.
@@ -173,11 +179,11 @@ impl Detector {
 
     /// Rule 4: opens a window from the pending principals; `window_start` is the earliest
     /// first read. Its `open` alert is sent once the whole instant is applied.
-    pub(super) fn open_window(&mut self, table: Id, now: Ts) {
-        let state = &mut self.tables[table as usize];
+    pub(super) fn open_window(&mut self, table: TableId, now: Ts) {
+        let state = &mut self.tables[table.at()];
         let pending = std::mem::take(&mut state.pending);
         let start = pending.iter().map(|p| p.first_novel).min().unwrap_or(now);
-        let principals: FxHashMap<Id, Activity> = pending
+        let principals: FxHashMap<PrincipalId, Activity> = pending
             .iter()
             .map(|p| {
                 let activity = Activity {
@@ -210,13 +216,13 @@ impl Detector {
     /// Rule 6: closes a window. Its principals do not join the baseline (rule 7: no poisoning).
     pub(super) fn close_window(
         &mut self,
-        table: Id,
+        table: TableId,
         as_of: Ts,
         closed_by: ClosedBy,
         alerts: &mut Vec<Alert>,
     ) {
         let alert = self.alert(table, AlertStatus::Closed, as_of, Some(closed_by));
-        self.tables[table as usize].window = None;
+        self.tables[table.at()].window = None;
         self.push_alert(alert, alerts);
     }
 
@@ -227,12 +233,12 @@ impl Detector {
 
     pub(super) fn alert(
         &self,
-        table: Id,
+        table: TableId,
         status: AlertStatus,
         as_of: Ts,
         closed_by: Option<ClosedBy>,
     ) -> Alert {
-        let state = &self.tables[table as usize];
+        let state = &self.tables[table.at()];
         let window = state
             .window
             .as_ref()

@@ -199,7 +199,7 @@ impl Detector {
                     })
                     .collect::<FxHashMap<_, _>>(),
             });
-            let state: &mut TableState = &mut detector.tables[id as usize];
+            let state: &mut TableState = &mut detector.tables[id.at()];
             state.learn_until = table.learn_until;
             state.baseline = baseline;
             state.pending = pending;

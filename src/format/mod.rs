@@ -1,4 +1,4 @@
-//! Log formats: each turns the bytes of one record into an [`AccessEvent`] or says precisely why
+//! Log formats: each turns the bytes of one record into an [`AccessEvent`](crate::event::AccessEvent) or says precisely why
 //! it cannot. Parsers are pure (no I/O) so that every source — files, stdin, a live tail — shares
 //! them, and so that they can be fuzzed.
 

@@ -30,7 +30,7 @@ pub struct EngineOptions {
     pub checkpoint_every: Duration,
     /// Sleep between polls when nothing was read.
     pub poll_every: Duration,
-    /// Trust each input to be in time order (see [`Engine::move_time_by_sources`]).
+    /// Trust each input to be in time order (see `Engine::move_time_by_sources`).
     pub per_source_order: bool,
 }
 

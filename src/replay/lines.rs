@@ -1,7 +1,7 @@
 //! Replay of line-oriented inputs (JSON lines, plain or gzip, and stdin), read in the order
 //! given as one stream of events.
 //!
-//! The work is split in three stages joined by [`Block`]s of a few thousand lines, numbered in
+//! The work is split in three stages joined by `Block`s of a few thousand lines, numbered in
 //! input order: *reading* (open, gunzip, split lines, parse vendor records), *parsing* (canonical
 //! JSON lines into events, classify the action) and *detecting* (report bad lines, intern names,
 //! reorder, apply the rules, write alerts). With one thread, reading parses each line as it
@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed};
 use crate::event::AccessEvent;
 use crate::format::{DecodeSink, Decoder, Format, Line, ParseError};
-use crate::intern::Id;
+use crate::intern::{PrincipalId, TableId};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::LineReader;
@@ -376,7 +376,7 @@ struct Detecting {
     strict: bool,
     progress: Option<indicatif::ProgressBar>,
     /// The (table, principal) ids of a batch's reads.
-    ids: Vec<(Id, Id)>,
+    ids: Vec<(TableId, PrincipalId)>,
 }
 
 fn progress_spinner() -> indicatif::ProgressBar {
@@ -459,7 +459,7 @@ impl Detecting {
             })
             .collect();
         self.ids.clear();
-        self.detector.read_ids(&names_of_reads, &mut self.ids);
+        self.detector.by_id().reads(&names_of_reads, &mut self.ids);
         let mut ids = self.ids.iter();
         for event in &batch.events {
             if !filter.keeps(event.ts) {
@@ -471,7 +471,10 @@ impl Detecting {
                 .read
                 .as_ref()
                 .map(|_| *ids.next().expect("one per read"));
-            let observed = self.detector.observe_ids(event.ts, read, &mut self.alerts);
+            let observed = self
+                .detector
+                .by_id()
+                .observe(event.ts, read, &mut self.alerts);
             if let Observed::Late { behind } = observed {
                 let lateness = config.detector.lateness;
                 problems.late(&names[input], event.line, behind, lateness);

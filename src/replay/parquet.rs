@@ -12,8 +12,8 @@
 
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
-use crate::detect::{Alert, BufferedRead, Detector};
-use crate::intern::Id;
+use crate::detect::{Alert, BufferedRead, ById, Detector};
+use crate::intern::{PrincipalId, TableId};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::parquet::{BadRow, BatchDecoder, DecodedRow, Names, ParquetInput, RowGroupSpan};
@@ -246,21 +246,19 @@ struct Detecting {
 }
 
 /// The detector names tables and principals, and decides reads, for the Parquet decoder.
-struct DetectorNames<'d>(&'d mut Detector);
-
-impl Names for DetectorNames<'_> {
+impl Names for ById<'_> {
     #[inline]
-    fn table_id(&mut self, name: &str) -> Id {
-        self.0.table_id(name)
+    fn table_id(&mut self, name: &str) -> TableId {
+        self.table(name)
     }
 
     #[inline]
-    fn principal_id(&mut self, name: &str) -> Id {
-        self.0.principal_id(name)
+    fn principal_id(&mut self, name: &str) -> PrincipalId {
+        self.principal(name)
     }
 
     fn is_read_action(&mut self, action: Option<&str>) -> bool {
-        self.0.is_read_action(action)
+        ById::is_read_action(self, action)
     }
 }
 
@@ -300,7 +298,7 @@ impl Detecting {
                 self.rows.clear();
                 let filtered = self.decoders[step.file].decode(
                     &batch,
-                    &mut DetectorNames(&mut self.detector),
+                    &mut self.detector.by_id(),
                     &context.filter,
                     &mut self.rows,
                     &mut self.bad,
@@ -312,16 +310,15 @@ impl Detecting {
                     }
                 };
                 // With `in_order`, no later input overlaps these rows: their reads are
-                // collected for `Detector::apply_chunk` instead of entering the reorder buffer.
+                // collected for `ById::apply_chunk` instead of entering the reorder buffer.
+                let mut detector = self.detector.by_id();
                 if in_order {
                     for row in &self.rows {
-                        self.detector
-                            .collect_in_order(row.ts, row.read, &mut self.chunk);
+                        detector.collect_in_order(row.ts, row.read, &mut self.chunk);
                     }
                 } else {
                     for row in &self.rows {
-                        self.detector
-                            .observe_ids(row.ts, row.read, &mut self.alerts);
+                        detector.observe(row.ts, row.read, &mut self.alerts);
                     }
                 }
                 for bad in &self.bad {
@@ -358,6 +355,7 @@ impl Detecting {
         let next = context.plan.get(step + 1).and_then(|s| s.min_ts);
         if self.in_order(step, context) {
             self.detector
+                .by_id()
                 .apply_chunk(&self.chunk, next, &mut self.alerts);
             self.chunk.clear();
         }

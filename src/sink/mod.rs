@@ -74,13 +74,13 @@ pub enum SinkSection {
         /// Extra labels on every alert.
         #[serde(default)]
         labels: BTreeMap<String, String>,
-        /// How often a firing alert is sent again [60s].
+        /// How often a firing alert is sent again (default 60s).
         resend_every: Option<Span>,
-        /// How long a resolved alert keeps being sent [5m].
+        /// How long a resolved alert keeps being sent (default 5m).
         resolved_for: Option<Span>,
-        /// Per-request timeout [10s].
+        /// Per-request timeout (default 10s).
         timeout: Option<Span>,
-        /// First retry delay [500ms]; doubles up to `retry_max` [60s], with jitter.
+        /// First retry delay (default 500ms); doubles up to `retry_max` (default 60s), with jitter.
         retry_initial: Option<Span>,
         retry_max: Option<Span>,
     },
@@ -91,11 +91,11 @@ pub enum SinkSection {
         url: String,
         routing_key_env: Option<String>,
         routing_key_file: Option<PathBuf>,
-        /// `payload.source` [this host's name].
+        /// `payload.source` (default this host's name).
         source: Option<String>,
-        /// Per-request timeout [10s].
+        /// Per-request timeout (default 10s).
         timeout: Option<Span>,
-        /// First retry delay [500ms]; doubles up to `retry_max` [60s], with jitter.
+        /// First retry delay (default 500ms); doubles up to `retry_max` (default 60s), with jitter.
         retry_initial: Option<Span>,
         retry_max: Option<Span>,
     },
@@ -106,9 +106,9 @@ pub enum SinkSection {
         /// Header name -> environment variable holding its value.
         #[serde(default)]
         headers_env: BTreeMap<String, String>,
-        /// Per-request timeout [10s].
+        /// Per-request timeout (default 10s).
         timeout: Option<Span>,
-        /// First retry delay [500ms]; doubles up to `retry_max` [60s], with jitter.
+        /// First retry delay (default 500ms); doubles up to `retry_max` (default 60s), with jitter.
         retry_initial: Option<Span>,
         retry_max: Option<Span>,
     },

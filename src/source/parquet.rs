@@ -4,7 +4,7 @@
 //! and each dictionary is mapped to detector ids once.
 
 use crate::format::jsonl::FieldPaths;
-use crate::intern::Id;
+use crate::intern::{DenseId, PrincipalId, TableId};
 use crate::time::{EpochUnit, TimeFilter, Ts, TsError, parse_ts_str, ts_from_epoch_int};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -312,16 +312,21 @@ fn timestamp_to_micros(value: i64, unit: TimeUnit) -> Ts {
 }
 
 /// Detector ids for the values of the last dictionary seen, rebuilt when the dictionary changes.
-#[derive(Default)]
-struct DictionaryIds {
+struct DictionaryIds<I> {
     values: Option<ArrayRef>,
-    /// The id of each dictionary value; [`NO_ID`] for a null or empty one. Four bytes each, so
+    /// The id of each dictionary value; `u32::MAX` for a null or empty one. Four bytes each, so
     /// that a dictionary of 20 000 principals stays in L2.
-    ids: Vec<Id>,
+    ids: Vec<I>,
 }
 
-/// A dictionary value with no id (null or empty).
-const NO_ID: Id = Id::MAX;
+impl<I> Default for DictionaryIds<I> {
+    fn default() -> Self {
+        DictionaryIds {
+            values: None,
+            ids: Vec::new(),
+        }
+    }
+}
 
 /// Read verdicts for the values of the last action dictionary seen.
 #[derive(Default)]
@@ -341,8 +346,8 @@ pub struct BadRow {
 /// Gives table and principal names their ids and says which actions are reads (in replay,
 /// the detector's own ids and read actions).
 pub trait Names {
-    fn table_id(&mut self, name: &str) -> Id;
-    fn principal_id(&mut self, name: &str) -> Id;
+    fn table_id(&mut self, name: &str) -> TableId;
+    fn principal_id(&mut self, name: &str) -> PrincipalId;
     fn is_read_action(&mut self, action: Option<&str>) -> bool;
 }
 
@@ -350,7 +355,7 @@ pub trait Names {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodedRow {
     pub ts: Ts,
-    pub read: Option<(Id, Id)>,
+    pub read: Option<(TableId, PrincipalId)>,
 }
 
 /// Decodes the record batches of one file into rows of ids, each name interned once per
@@ -360,8 +365,8 @@ pub struct BatchDecoder {
     ts_kind: TsKind,
     epoch_unit: EpochUnit,
     ts: Vec<Option<Ts>>,
-    principals: DictionaryIds,
-    tables: DictionaryIds,
+    principals: DictionaryIds<PrincipalId>,
+    tables: DictionaryIds<TableId>,
     actions: ActionVerdicts,
 }
 
@@ -375,8 +380,8 @@ fn as_string_dictionary(array: &ArrayRef) -> Result<DictionaryArray<Int32Type>, 
     Ok(cast.as_dictionary::<Int32Type>().clone())
 }
 
-impl DictionaryIds {
-    fn refresh(&mut self, dict: &DictionaryArray<Int32Type>, intern: &mut impl FnMut(&str) -> Id) {
+impl<I: DenseId> DictionaryIds<I> {
+    fn refresh(&mut self, dict: &DictionaryArray<Int32Type>, intern: &mut impl FnMut(&str) -> I) {
         let values = dict.values();
         if self.values.as_ref().is_some_and(|v| Arc::ptr_eq(v, values)) {
             return;
@@ -387,11 +392,21 @@ impl DictionaryIds {
                 if strings.is_valid(i) && !strings.value(i).is_empty() {
                     intern(strings.value(i))
                 } else {
-                    NO_ID
+                    I::from_index(u32::MAX)
                 }
             })
             .collect();
         self.values = Some(Arc::clone(values));
+    }
+
+    /// The id of dictionary key `key`: `None` for a null or empty value, or a key outside the
+    /// dictionary (a corrupt file).
+    #[inline]
+    fn lookup(&self, key: i32) -> Option<I> {
+        usize::try_from(key)
+            .ok()
+            .and_then(|k| self.ids.get(k).copied())
+            .filter(|id| id.index() != u32::MAX)
     }
 }
 
@@ -476,14 +491,8 @@ impl BatchDecoder {
                     });
                     continue;
                 }
-                let lookup = |ids: &[Id], key: i32| {
-                    usize::try_from(key)
-                        .ok()
-                        .and_then(|k| ids.get(k).copied())
-                        .filter(|&id| id != NO_ID)
-                };
-                let principal = lookup(&self.principals.ids, principal_keys.value(row));
-                let table = lookup(&self.tables.ids, table_keys.value(row));
+                let principal = self.principals.lookup(principal_keys.value(row));
+                let table = self.tables.lookup(table_keys.value(row));
                 match (table, principal) {
                     (Some(t), Some(p)) => Some((t, p)),
                     (None, _) => {

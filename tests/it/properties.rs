@@ -188,18 +188,19 @@ fn alerts_json_in_chunks(events: &[Ev], cuts: &[usize]) -> String {
     let mut start = 0;
     for end in bounds {
         let mut chunk: Vec<BufferedRead> = Vec::new();
+        let mut by_id = detector.by_id();
         for e in &events[start..end] {
-            let read = detector.is_read_action(Some(if e.read { "SELECT" } else { "INSERT" }));
+            let read = by_id.is_read_action(Some(if e.read { "SELECT" } else { "INSERT" }));
             let ids = read.then(|| {
                 (
-                    detector.table_id(TABLES[e.table]),
-                    detector.principal_id(PRINCIPALS[e.principal]),
+                    by_id.table(TABLES[e.table]),
+                    by_id.principal(PRINCIPALS[e.principal]),
                 )
             });
-            detector.collect_in_order(e.ts, ids, &mut chunk);
+            by_id.collect_in_order(e.ts, ids, &mut chunk);
         }
         let next = events.get(end).map(|e| e.ts);
-        detector.apply_chunk(&chunk, next, &mut alerts);
+        by_id.apply_chunk(&chunk, next, &mut alerts);
         if let Some(next) = next {
             detector.advance(next, &mut alerts);
         }
