@@ -4,8 +4,9 @@
 //!
 //! Layers, each using only those below it (CONTRIBUTING.md has a line per module):
 //!
-//! 1. [`time`], [`intern`], [`event`]: domain types — event time, interned names, the one
-//!    [`event::AccessEvent`] shape and what counts as a read.
+//! 1. [`time`], [`intern`], [`event`], [`watermark`]: domain types — event time, interned
+//!    names, the one [`event::AccessEvent`] shape and what counts as a read, event time over
+//!    many input streams.
 //! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure decoding, raw lines
 //!    to events through the one pipeline, [`format::Decoder`]. Neither uses the other.
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet); [`sink`]:
@@ -30,3 +31,4 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod time;
+pub mod watermark;

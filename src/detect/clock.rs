@@ -33,11 +33,15 @@ impl Detector {
 
     /// Moves event time to `watermark` without an event: reads before it are applied, windows
     /// quiet by then are closed, and later events before it count as late. Used by live mode
-    /// when streams are silent; replay never calls it.
+    /// when streams are silent and by sources that know a lower bound of what is still to come
+    /// (several inputs, Parquet row groups). Applying reads in chunks, reads wait until a chunk
+    /// is full (their alerts are the same, only later).
     pub fn advance(&mut self, watermark: Ts, alerts: &mut Vec<Alert>) {
         self.reorder.raise_floor(watermark);
-        if self.deferred.is_some() {
-            self.flush_deferred(alerts);
+        if let Some(deferred) = &self.deferred {
+            if deferred.reads.len() >= deferred.flush_at {
+                self.flush_deferred(alerts);
+            }
             return;
         }
         if let Some(w) = self.reorder.watermark() {

@@ -1,5 +1,9 @@
-//! Replay of line-oriented inputs (JSON lines, plain or gzip, and stdin), read in the order
-//! given as one stream of events.
+//! Replay of line-oriented inputs (JSON lines, plain or gzip, and stdin). Each input is a
+//! stream of its own, in time order up to `lateness`; inputs may overlap in time (regions,
+//! hosts, the parts of an unload) and are merged by event time ([`crate::watermark`]): a
+//! look-ahead finds where each input starts, reading always goes on with the input that is
+//! furthest behind, and the detector's watermark is the minimum over the inputs still open.
+//! Only an event more than `lateness` behind its own input is late.
 //!
 //! The work is split in three stages joined by `Block`s of a few thousand lines, numbered in
 //! input order: *reading* (open, gunzip, split lines, parse vendor records), *parsing* (canonical
@@ -21,9 +25,11 @@ use crate::source::Input;
 use crate::source::lines::LineReader;
 use crate::time::TimeFilter;
 use crate::time::Ts;
+use crate::watermark::{Late, Watermarks};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::Range;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -82,6 +88,8 @@ struct Block {
     not_access: u64,
     /// The input could not be opened or read on: what failed, and why.
     unreadable: Option<(&'static str, io::Error)>,
+    /// The last block of its input.
+    ends: bool,
 }
 
 impl Block {
@@ -94,6 +102,7 @@ impl Block {
             problems: Vec::new(),
             not_access: 0,
             unreadable: None,
+            ends: false,
         }
     }
 
@@ -188,25 +197,35 @@ pub fn replay_lines(
 ) -> Result<ReplayOutcome, ReplayError> {
     let started = Instant::now();
     let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
+    let starts: Vec<Option<Ts>> = inputs.iter().map(|i| first_event_time(config, i)).collect();
     let mut detector = Detector::new(config.detector.clone());
+    detector.use_external_watermark();
     detector.apply_in_chunks(super::CHUNK_READS);
+    let mut watermarks = Watermarks::new(config.detector.lateness.micros());
+    for start in &starts {
+        watermarks.add(*start);
+    }
+    let schedule = Schedule::new(&starts);
     let mut detecting = Detecting {
         detector,
+        watermarks,
         alerts: Vec::new(),
         events: 0,
         filtered: 0,
+        late: 0,
         filter: options.filter,
         strict: options.strict,
         progress: options.progress.then(progress_spinner),
         ids: Vec::new(),
+        schedule: &schedule,
     };
     let mut detect = |block: Block| detecting.block(block, &names, config, out, problems);
 
     if options.threads > 1 {
-        read_in_parallel(config, inputs, options.threads, &mut detect)?;
+        read_in_parallel(config, inputs, &schedule, options.threads, &mut detect)?;
     } else {
         let mut detected = Ok(());
-        read_inputs(config, inputs, false, |block| {
+        read_inputs(config, inputs, &schedule, false, |block| {
             detected = detect(block);
             detected.is_ok()
         });
@@ -221,17 +240,84 @@ pub fn replay_lines(
         alerts,
         events,
         filtered,
+        late,
         ..
     } = detecting;
     debug_assert!(alerts.is_empty(), "alerts are written as they come");
     finish(
         detector,
         out,
-        (inputs.len(), events, filtered),
+        (inputs.len(), events, filtered, late),
         problems,
         started,
         options.keep_state,
     )
+}
+
+/// The time of the first event of `input`, found by decoding its first records (`None` for
+/// stdin, which cannot be read twice, and for an input with no event or that cannot be read:
+/// reading will say why).
+fn first_event_time(config: &Config, input: &Input) -> Option<Ts> {
+    struct First(Option<Ts>);
+    impl DecodeSink for First {
+        fn event(&mut self, _line: u64, event: &AccessEvent<'_>, _read: bool) {
+            self.0.get_or_insert(event.ts);
+        }
+        fn not_access(&mut self, _line: u64) {}
+        fn malformed(&mut self, _line: u64, _error: ParseError) {}
+    }
+    if matches!(input, Input::Stdin) {
+        return None;
+    }
+    let mut decoder = config.decoder();
+    let mut lines = LineReader::new(input.open().ok()?, decoder.max_line_bytes());
+    let mut first = First(None);
+    while first.0.is_none() {
+        match lines.next_line() {
+            Ok(Some((line_no, line))) => decoder.line(line_no, line, &mut first),
+            Ok(None) | Err(_) => {
+                decoder.finish(&mut first);
+                break;
+            }
+        }
+    }
+    first.0
+}
+
+/// Which input to read next: the one furthest behind in event time, so that inputs that
+/// overlap are read side by side and little waits in the detector for the slowest. The
+/// detecting stage reports how far each input has got; inputs are opened in the order of their
+/// first event (an input with none known first).
+struct Schedule {
+    /// Input indices by (first event time, index).
+    by_start: Vec<usize>,
+    starts: Vec<Option<Ts>>,
+    /// The newest event time detected of each input (`i64::MIN`: none yet).
+    reached: Vec<AtomicI64>,
+}
+
+impl Schedule {
+    fn new(starts: &[Option<Ts>]) -> Schedule {
+        let mut by_start: Vec<usize> = (0..starts.len()).collect();
+        by_start.sort_by_key(|&i| (starts[i].unwrap_or(Ts::MIN), i));
+        Schedule {
+            by_start,
+            starts: starts.to_vec(),
+            reached: starts.iter().map(|_| AtomicI64::new(Ts::MIN)).collect(),
+        }
+    }
+
+    /// Where input `input` is: the newest event time detected, or its start.
+    fn position(&self, input: usize) -> Ts {
+        let reached = self.reached[input].load(Relaxed);
+        reached.max(self.starts[input].unwrap_or(Ts::MIN))
+    }
+
+    fn report(&self, input: usize, newest: Option<Ts>) {
+        if let Some(newest) = newest {
+            self.reached[input].fetch_max(newest, Relaxed);
+        }
+    }
 }
 
 /// Reading on one thread, parsing on `threads` others, detecting (`detect`) on this one, in
@@ -239,6 +325,7 @@ pub fn replay_lines(
 fn read_in_parallel(
     config: &Config,
     inputs: &[Input],
+    schedule: &Schedule,
     threads: usize,
     detect: &mut dyn FnMut(Block) -> Result<(), ReplayError>,
 ) -> Result<(), ReplayError> {
@@ -249,7 +336,7 @@ fn read_in_parallel(
     std::thread::scope(|scope| {
         scope.spawn(move || {
             let mut seq = 0u64;
-            read_inputs(config, inputs, true, |block| {
+            read_inputs(config, inputs, schedule, true, |block| {
                 seq += 1;
                 to_parse.send((seq - 1, block)).is_ok()
             });
@@ -286,59 +373,146 @@ fn read_in_parallel(
     })
 }
 
-/// The reading stage: cuts every input into blocks and hands each to `deliver`, which says
-/// whether to go on. Lines are decoded here, or, with `parallel`, those that are whole records
-/// (canonical JSON lines, JSON vendor records) are left raw for the parsing stage.
+/// An input being read.
+struct Reading {
+    lines: LineReader<Box<dyn io::Read + Send>>,
+    decoder: Decoder,
+    block: Block,
+}
+
+/// What reading a block of an input came to.
+enum Step {
+    /// A block was handed on; the input has more.
+    More,
+    /// The input's last block was handed on.
+    Ended,
+    /// The receiver wants no more.
+    Stop,
+}
+
+/// The reading stage: cuts the inputs into blocks, a block of the input furthest behind at a
+/// time (see [`Schedule`]), and hands each to `deliver`, which says whether to go on. Lines are
+/// decoded here, or, with `parallel`, those that are whole records (canonical JSON lines, JSON
+/// vendor records) are left raw for the parsing stage.
 fn read_inputs(
     config: &Config,
     inputs: &[Input],
+    schedule: &Schedule,
     parallel: bool,
     mut deliver: impl FnMut(Block) -> bool,
 ) {
-    for (index, input) in inputs.iter().enumerate() {
-        let mut block = Block::new(index);
-        let reader = match input.open() {
-            Ok(reader) => reader,
-            Err(e) => {
-                block.unreadable = Some(("cannot open", e));
-                if !deliver(block) {
-                    return;
-                }
-                continue;
+    let mut reading: Vec<(usize, Reading)> = Vec::new();
+    let mut unopened = schedule.by_start.iter().copied().peekable();
+    loop {
+        // The open input furthest behind, unless the next one to open starts before it.
+        let behind = reading
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (input, _))| (schedule.position(*input), *input))
+            .map(|(at, (input, _))| (at, schedule.position(*input)));
+        let open_next = match (behind, unopened.peek()) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some((_, position)), Some(&next)) => {
+                schedule.starts[next].unwrap_or(Ts::MIN) <= position
             }
         };
-        let mut decoder = config.decoder();
-        let mut lines = LineReader::new(reader, decoder.max_line_bytes());
-        loop {
-            let (line_no, line) = match lines.next_line() {
-                Ok(Some(next)) => next,
-                Ok(None) => break,
-                Err(e) => {
-                    block.unreadable = Some(("read error, rest of input skipped", e));
-                    break;
-                }
-            };
-            if parallel {
-                if let Some(format) = decoder.independent_format(line) {
-                    if !push_raw(&mut block, format, line_no, line, &mut deliver) {
-                        return;
-                    }
+        let step = if open_next {
+            let input = unopened.next().expect("peeked");
+            match open(config, &inputs[input], input) {
+                Ok(opened) => {
+                    reading.push((input, opened));
                     continue;
                 }
-                // Decoded here: what is decoded must follow the raw lines before it.
-                if !block.raw.lines.is_empty() && !hand_on(&mut block, &mut deliver) {
-                    return;
+                Err(block) => {
+                    if deliver(*block) {
+                        continue;
+                    }
+                    Step::Stop
                 }
             }
-            decoder.line(line_no, line, &mut block);
-            if block.is_full() && !hand_on(&mut block, &mut deliver) {
-                return;
+        } else {
+            let Some((at, _)) = behind else { return };
+            let step = read_block(&mut reading[at].1, parallel, &mut deliver);
+            if matches!(step, Step::Ended) {
+                reading.swap_remove(at);
             }
-        }
-        decoder.finish(&mut block);
-        if !deliver(block) {
+            step
+        };
+        if matches!(step, Step::Stop) {
             return;
         }
+    }
+}
+
+/// Opens `input`, or gives its only block, saying it cannot be opened.
+fn open(config: &Config, input: &Input, index: usize) -> Result<Reading, Box<Block>> {
+    let mut block = Block::new(index);
+    match input.open() {
+        Ok(reader) => {
+            let decoder = config.decoder();
+            Ok(Reading {
+                lines: LineReader::new(reader, decoder.max_line_bytes()),
+                decoder,
+                block,
+            })
+        }
+        Err(e) => {
+            block.unreadable = Some(("cannot open", e));
+            block.ends = true;
+            Err(Box::new(block))
+        }
+    }
+}
+
+/// Reads lines of one input until a block is handed on.
+fn read_block(
+    reading: &mut Reading,
+    parallel: bool,
+    deliver: &mut impl FnMut(Block) -> bool,
+) -> Step {
+    let Reading {
+        lines,
+        decoder,
+        block,
+    } = reading;
+    let handed = |ok: bool| if ok { Step::More } else { Step::Stop };
+    loop {
+        let (line_no, line) = match lines.next_line() {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(e) => {
+                block.unreadable = Some(("read error, rest of input skipped", e));
+                break;
+            }
+        };
+        if parallel {
+            if let Some(format) = decoder.independent_format(line) {
+                match push_raw(block, format, line_no, line, deliver) {
+                    Pushed::Kept => continue,
+                    Pushed::HandedOn(ok) => return handed(ok),
+                }
+            }
+            // Decoded here: what is decoded must follow the raw lines before it.
+            if !block.raw.lines.is_empty() {
+                // The line is decoded into the next block.
+                let ok = hand_on(block, deliver);
+                decoder.line(line_no, line, block);
+                return handed(ok);
+            }
+        }
+        decoder.line(line_no, line, block);
+        if block.is_full() {
+            return handed(hand_on(block, deliver));
+        }
+    }
+    decoder.finish(block);
+    block.ends = true;
+    let input = block.input;
+    if deliver(std::mem::replace(block, Block::new(input))) {
+        Step::Ended
+    } else {
+        Step::Stop
     }
 }
 
@@ -348,30 +522,51 @@ fn hand_on(block: &mut Block, deliver: &mut impl FnMut(Block) -> bool) -> bool {
     deliver(std::mem::replace(block, Block::new(input)))
 }
 
+/// What [`push_raw`] did.
+enum Pushed {
+    /// The line joined the block, which is not full.
+    Kept,
+    /// A block was handed on (`false`: stop reading); the line is in the block at hand.
+    HandedOn(bool),
+}
+
 /// Adds a raw line of `format` to `block`, handing the block on first if it holds something
-/// else and after if it is full; `false`: stop reading.
+/// else and after if it is full.
 fn push_raw(
     block: &mut Block,
     format: Format,
     line_no: u64,
     line: Line<'_>,
     deliver: &mut impl FnMut(Block) -> bool,
-) -> bool {
-    if !block.takes_raw(format) && !hand_on(block, deliver) {
-        return false;
+) -> Pushed {
+    let mut handed = None;
+    if !block.takes_raw(format) {
+        handed = Some(hand_on(block, deliver));
     }
     block.raw_format = format;
     block.raw.push(line_no, line);
-    !block.is_full() || hand_on(block, deliver)
+    if handed.is_none() && block.is_full() {
+        handed = Some(hand_on(block, deliver));
+    }
+    match handed {
+        None => Pushed::Kept,
+        Some(ok) => Pushed::HandedOn(ok),
+    }
 }
 
 /// The detecting stage.
-struct Detecting {
+struct Detecting<'s> {
     detector: Detector,
+    /// Each input's event time; the detector's watermark is theirs.
+    watermarks: Watermarks,
     alerts: Vec<Alert>,
     events: u64,
     /// Events outside `--from`/`--until`.
     filtered: u64,
+    /// Events more than `lateness` behind their own input (not used).
+    late: u64,
+    /// Told how far each input has got.
+    schedule: &'s Schedule,
     filter: TimeFilter,
     strict: bool,
     progress: Option<indicatif::ProgressBar>,
@@ -391,7 +586,7 @@ fn progress_spinner() -> indicatif::ProgressBar {
     bar
 }
 
-impl Detecting {
+impl Detecting<'_> {
     /// Takes the next block in input order: reports its bad lines, detects on its events, then
     /// reports an input that could not be read on. With `strict`, the first bad line ends the
     /// run, after the events before it.
@@ -427,6 +622,15 @@ impl Detecting {
         }
         if let Some((what, error)) = &block.unreadable {
             problems.unreadable(name, what, error);
+        }
+        if block.ends {
+            self.watermarks.end(block.input);
+        }
+        self.schedule
+            .report(block.input, self.watermarks.newest(block.input));
+        if let Some(watermark) = self.watermarks.watermark() {
+            self.detector.advance(watermark, &mut self.alerts);
+            write_alerts(out, &mut self.alerts)?;
         }
         Ok(())
     }
@@ -471,14 +675,20 @@ impl Detecting {
                 .read
                 .as_ref()
                 .map(|_| *ids.next().expect("one per read"));
+            if let Err(Late { behind }) = self.watermarks.observe(input, event.ts) {
+                self.late += 1;
+                let lateness = config.detector.lateness;
+                problems.late(&names[input], event.line, behind, lateness);
+                continue;
+            }
             let observed = self
                 .detector
                 .by_id()
                 .observe(event.ts, read, &mut self.alerts);
-            if let Observed::Late { behind } = observed {
-                let lateness = config.detector.lateness;
-                problems.late(&names[input], event.line, behind, lateness);
-            }
+            debug_assert!(
+                !matches!(observed, Observed::Late { .. }),
+                "the watermark is never ahead of an input"
+            );
             if !self.alerts.is_empty() {
                 write_alerts(out, &mut self.alerts)?;
             }

@@ -93,12 +93,12 @@ pub fn replay(
 fn finish(
     mut detector: crate::detect::Detector,
     out: &mut dyn Write,
-    counts: (usize, u64, u64),
+    counts: (usize, u64, u64, u64),
     problems: &Problems,
     started: std::time::Instant,
     keep_state: bool,
 ) -> Result<ReplayOutcome, ReplayError> {
-    let (inputs, events, filtered) = counts;
+    let (inputs, events, filtered, late_before) = counts;
     let mut alerts = Vec::new();
     let state = keep_state.then(|| detector.snapshot());
     if !keep_state {
@@ -113,7 +113,7 @@ fn finish(
             events,
             reads: stats.reads,
             malformed: problems.malformed,
-            late: stats.late,
+            late: stats.late + late_before,
             tables: detector.table_count(),
             alerts: stats.alerts,
             windows: stats.windows_opened,

@@ -203,7 +203,7 @@ pub fn replay_parquet(
         filtered,
         ..
     } = detecting;
-    let counts = (inputs.len(), events, filtered + pruned_rows);
+    let counts = (inputs.len(), events, filtered + pruned_rows, 0);
     finish(detector, out, counts, problems, started, options.keep_state)
 }
 
