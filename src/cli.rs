@@ -5,7 +5,7 @@
 use crate::archive;
 use crate::config::{Config, ConfigError, DetectOverrides};
 use crate::format::Format;
-use crate::replay::{self, ReplayError, ReplayOptions};
+use crate::replay::{self, Disorder, ReplayError, ReplayOptions};
 use crate::report::Problems;
 use crate::source::parquet::SchemaError;
 use crate::source::{Input, InputError, expand_inputs};
@@ -342,9 +342,43 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
     pub threads: Option<u8>,
 
-    /// Log files to replay, in order (`-` for stdin).
+    /// An input out of order beyond --lateness (an event more than that behind the input's
+    /// newest) is not sorted: its late events are reported and left out, and the exit code is
+    /// 1. By default every event is then sorted by time and replayed again.
+    #[arg(long)]
+    pub no_sort: bool,
+
+    /// Memory for sorting out-of-order inputs before sorted runs go to temporary files
+    /// (TMPDIR), e.g. 512M, 4G.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub sort_memory: usize,
+
+    /// Log files to replay, in any order (`-` for stdin).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
+}
+
+/// A size such as `512M`, `4G`, `65536` (bytes; K, M, G, T are powers of 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a size such as 512M or 4G"))?;
+    let shift = match unit.trim_end_matches(['B', 'b', 'i']) {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        other => return Err(format!("`{other}`: unknown unit (K, M, G or T)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}`: too large"))
 }
 
 /// Runs the parsed command line.
@@ -500,6 +534,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         },
         progress: !args.no_progress && io::stderr().is_terminal(),
         keep_state: false,
+        disorder: if args.no_sort {
+            Disorder::Refuse
+        } else {
+            Disorder::Sort {
+                memory: args.sort_memory,
+            }
+        },
     };
     let outcome = replay::replay(&config, &inputs, &options, &mut out, &mut problems);
     problems.finish();
@@ -511,6 +552,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     eprintln!("{}", outcome.summary);
+    if let (Some(out_of_order), true) = (&outcome.out_of_order, args.no_sort) {
+        eprintln!(
+            "exposure: {out_of_order}: those events were left out (--no-sort); without \
+             --no-sort they are sorted, or raise --lateness"
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(if outcome.complete {
         ExitCode::SUCCESS
     } else {

@@ -82,6 +82,11 @@ impl Problems {
         ));
     }
 
+    /// Something the user must know about the run; always shown.
+    pub fn notice(&mut self, message: &str) {
+        let _ = writeln!(self.out, "{message}");
+    }
+
     /// An input that could not be opened or read to its end; always shown.
     pub fn unreadable(&mut self, input: &str, what: &str, error: &dyn fmt::Display) {
         self.unreadable_inputs += 1;

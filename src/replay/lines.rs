@@ -14,7 +14,7 @@
 //! events in the same order and bad lines are reported in the same order, so the output is
 //! identical.
 
-use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
+use super::{OutOfOrder, ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed};
 use crate::event::AccessEvent;
@@ -24,7 +24,7 @@ use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::LineReader;
 use crate::time::TimeFilter;
-use crate::time::Ts;
+use crate::time::{Micros, Ts};
 use crate::watermark::{Late, Watermarks};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -35,17 +35,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Events parsed from one input, their strings back to back in `text`.
-struct EventBatch {
+pub(super) struct EventBatch {
     text: String,
-    events: Vec<BatchedEvent>,
+    pub(super) events: Vec<BatchedEvent>,
 }
 
 /// One parsed event; `read` holds the (table, principal) ranges in the batch's text for a read,
 /// and is `None` for any other action.
-struct BatchedEvent {
-    ts: Ts,
+pub(super) struct BatchedEvent {
+    pub(super) ts: Ts,
     line: u64,
-    read: Option<(Range<u32>, Range<u32>)>,
+    pub(super) read: Option<(Range<u32>, Range<u32>)>,
 }
 
 /// Lines per block, at most.
@@ -68,7 +68,7 @@ impl EventBatch {
         start..self.text.len() as u32
     }
 
-    fn str(&self, range: &Range<u32>) -> &str {
+    pub(super) fn str(&self, range: &Range<u32>) -> &str {
         &self.text[range.start as usize..range.end as usize]
     }
 }
@@ -77,12 +77,12 @@ impl EventBatch {
 /// parsing runs on other threads: canonical JSON lines, or lines of a vendor format with a record
 /// per line), and what is known already — events, bad lines and records in line order, and
 /// whether the input could not be read on after them.
-struct Block {
+pub(super) struct Block {
     input: usize,
     raw: RawLines,
     /// The format of the raw lines (settled by the reading stage's decoder).
     raw_format: Format,
-    batch: EventBatch,
+    pub(super) batch: EventBatch,
     problems: Vec<(u64, ParseError)>,
     /// Vendor records that are no data access.
     not_access: u64,
@@ -194,6 +194,7 @@ pub fn replay_lines(
     options: &ReplayOptions,
     out: &mut dyn Write,
     problems: &mut Problems,
+    report_late: bool,
 ) -> Result<ReplayOutcome, ReplayError> {
     let started = Instant::now();
     let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
@@ -218,6 +219,8 @@ pub fn replay_lines(
         progress: options.progress.then(progress_spinner),
         ids: Vec::new(),
         schedule: &schedule,
+        report_late,
+        first_late: None,
     };
     let mut detect = |block: Block| detecting.block(block, &names, config, out, problems);
 
@@ -241,17 +244,25 @@ pub fn replay_lines(
         events,
         filtered,
         late,
+        first_late,
         ..
     } = detecting;
     debug_assert!(alerts.is_empty(), "alerts are written as they come");
-    finish(
+    let mut outcome = finish(
         detector,
         out,
         (inputs.len(), events, filtered, late),
         problems,
         started,
         options.keep_state,
-    )
+    )?;
+    outcome.out_of_order = first_late.map(|(input, line, behind)| OutOfOrder {
+        input: names[input].clone(),
+        line,
+        behind,
+        events: late,
+    });
+    Ok(outcome)
 }
 
 /// The time of the first event of `input`, found by decoding its first records (`None` for
@@ -374,14 +385,14 @@ fn read_in_parallel(
 }
 
 /// An input being read.
-struct Reading {
+pub(super) struct Reading {
     lines: LineReader<Box<dyn io::Read + Send>>,
     decoder: Decoder,
     block: Block,
 }
 
 /// What reading a block of an input came to.
-enum Step {
+pub(super) enum Step {
     /// A block was handed on; the input has more.
     More,
     /// The input's last block was handed on.
@@ -446,7 +457,7 @@ fn read_inputs(
 }
 
 /// Opens `input`, or gives its only block, saying it cannot be opened.
-fn open(config: &Config, input: &Input, index: usize) -> Result<Reading, Box<Block>> {
+pub(super) fn open(config: &Config, input: &Input, index: usize) -> Result<Reading, Box<Block>> {
     let mut block = Block::new(index);
     match input.open() {
         Ok(reader) => {
@@ -466,7 +477,7 @@ fn open(config: &Config, input: &Input, index: usize) -> Result<Reading, Box<Blo
 }
 
 /// Reads lines of one input until a block is handed on.
-fn read_block(
+pub(super) fn read_block(
     reading: &mut Reading,
     parallel: bool,
     deliver: &mut impl FnMut(Block) -> bool,
@@ -567,6 +578,10 @@ struct Detecting<'s> {
     late: u64,
     /// Told how far each input has got.
     schedule: &'s Schedule,
+    /// Report each late event (else only the first is kept, for the caller).
+    report_late: bool,
+    /// The first late event: (input, line, how far behind).
+    first_late: Option<(usize, u64, Micros)>,
     filter: TimeFilter,
     strict: bool,
     progress: Option<indicatif::ProgressBar>,
@@ -677,8 +692,11 @@ impl Detecting<'_> {
                 .map(|_| *ids.next().expect("one per read"));
             if let Err(Late { behind }) = self.watermarks.observe(input, event.ts) {
                 self.late += 1;
-                let lateness = config.detector.lateness;
-                problems.late(&names[input], event.line, behind, lateness);
+                self.first_late.get_or_insert((input, event.line, behind));
+                if self.report_late {
+                    let lateness = config.detector.lateness;
+                    problems.late(&names[input], event.line, behind, lateness);
+                }
                 continue;
             }
             let observed = self

@@ -4,6 +4,7 @@
 
 pub mod lines;
 pub mod parquet;
+pub mod sorted;
 
 use crate::config::Config;
 use crate::detect::Alert;
@@ -12,7 +13,7 @@ use crate::report::{Problems, Summary};
 use crate::source::Input;
 use crate::source::parquet::{ParquetInputError, SchemaError};
 use crate::time::TimeFilter;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 
 /// How to replay.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +30,19 @@ pub struct ReplayOptions {
     /// Keep the detector's state at the end instead of closing open windows (`exposure
     /// learn`): the outcome then carries its snapshot.
     pub keep_state: bool,
+    /// What to do with an input out of order beyond `lateness`.
+    pub disorder: Disorder,
+}
+
+/// What to do when an input is out of order beyond `lateness` (an event more than `lateness`
+/// behind the input's newest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disorder {
+    /// Replay again with every event sorted by time, in memory up to `memory` bytes and on
+    /// disk beyond. Alerts are held back until the first pass knows whether it is needed.
+    Sort { memory: usize },
+    /// Report the late events, leave them out, and say so (`--no-sort`): the exit code is 1.
+    Refuse,
 }
 
 impl Default for ReplayOptions {
@@ -39,6 +53,9 @@ impl Default for ReplayOptions {
             filter: TimeFilter::default(),
             progress: false,
             keep_state: false,
+            disorder: Disorder::Sort {
+                memory: sorted::DEFAULT_SORT_MEMORY,
+            },
         }
     }
 }
@@ -54,6 +71,37 @@ pub enum ReplayError {
     Schema(#[from] SchemaError),
     #[error("cannot write alerts: {0}")]
     Output(#[source] io::Error),
+    #[error("cannot sort events in temporary files: {0}")]
+    Temp(#[source] io::Error),
+    #[error(
+        "{0}; stdin cannot be read twice to sort it: write it to a file first, or pass --no-sort"
+    )]
+    UnorderedStdin(OutOfOrder),
+}
+
+/// The first event found more than `lateness` behind its own input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfOrder {
+    pub input: String,
+    pub line: u64,
+    /// How far behind the input's watermark (its newest event time − lateness).
+    pub behind: crate::time::Micros,
+    /// Events found so.
+    pub events: u64,
+}
+
+impl std::fmt::Display for OutOfOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: out of order beyond lateness ({} behind; {} event{} so in all)",
+            self.input,
+            self.line,
+            crate::time::Span(self.behind),
+            self.events,
+            if self.events == 1 { "" } else { "s" }
+        )
+    }
 }
 
 impl From<ParquetInputError> for ReplayError {
@@ -72,6 +120,9 @@ pub struct ReplayOutcome {
     pub complete: bool,
     /// The detector's state at the end, with `keep_state`.
     pub state: Option<crate::detect::DetectorSnapshot>,
+    /// Whether an input was out of order beyond `lateness`: its events were sorted
+    /// ([`Disorder::Sort`]) or left out as late ([`Disorder::Refuse`]).
+    pub out_of_order: Option<OutOfOrder>,
 }
 
 /// Replays `inputs` (all JSON lines or all Parquet) through a detector built from `config`.
@@ -83,10 +134,40 @@ pub fn replay(
     problems: &mut Problems,
 ) -> Result<ReplayOutcome, ReplayError> {
     if inputs.iter().any(|i| matches!(i, Input::Parquet(_))) {
-        parquet::replay_parquet(config, inputs, options, out, problems)
-    } else {
-        lines::replay_lines(config, inputs, options, out, problems)
+        return parquet::replay_parquet(config, inputs, options, out, problems);
     }
+    let Disorder::Sort { memory } = options.disorder else {
+        return lines::replay_lines(config, inputs, options, out, problems, true);
+    };
+    // Alerts wait in a temporary file until it is known that no input needs sorting.
+    let spool = tempfile::tempfile().map_err(ReplayError::Temp)?;
+    let mut spool = io::BufWriter::with_capacity(1 << 16, spool);
+    let outcome = lines::replay_lines(config, inputs, options, &mut spool, problems, false)?;
+    let Some(out_of_order) = outcome.out_of_order else {
+        let mut spool = spool
+            .into_inner()
+            .map_err(|e| ReplayError::Temp(e.into_error()))?;
+        spool.rewind().map_err(ReplayError::Temp)?;
+        io::copy(&mut spool, out).map_err(ReplayError::Output)?;
+        return Ok(outcome);
+    };
+    if inputs.iter().any(|i| matches!(i, Input::Stdin)) {
+        return Err(ReplayError::UnorderedStdin(out_of_order));
+    }
+    problems.notice(&format!(
+        "exposure: {out_of_order}: sorting every event by time and replaying again (--no-sort \
+         refuses instead)"
+    ));
+    let (mut outcome, runs) =
+        sorted::replay_sorted(config, inputs, options, memory, out, problems)?;
+    if runs > 0 {
+        problems.notice(&format!(
+            "exposure: sorted in {runs} runs on disk (--sort-memory {} MiB)",
+            memory >> 20
+        ));
+    }
+    outcome.out_of_order = Some(out_of_order);
+    Ok(outcome)
 }
 
 /// Ends a replay: flushes the detector's open windows and the output, and sums up.
@@ -123,6 +204,7 @@ fn finish(
         },
         complete: problems.unreadable_inputs == 0,
         state,
+        out_of_order: None,
     })
 }
 

@@ -145,7 +145,7 @@ fn flags_and_config_change_detection() {
 }
 
 #[test]
-fn late_events_are_reported_and_counted() {
+fn late_events_are_sorted_or_with_no_sort_reported_and_counted() {
     let env = TestEnv::new();
     let log = env.write(
         "late.jsonl",
@@ -153,8 +153,25 @@ fn late_events_are_reported_and_counted() {
          {\"ts\":\"2026-03-18T11:00:00Z\",\"principal\":\"b\",\"table\":\"t\"}\n\
          {\"ts\":\"2026-03-18T10:30:00Z\",\"principal\":\"c\",\"table\":\"t\"}\n",
     );
+    // By default the input is sorted: nothing is late.
     let run = env.run(&["replay", log.to_str().unwrap()]);
     assert_eq!(run.code, 0);
+    assert!(
+        run.stderr.contains(
+            "late.jsonl:3: out of order beyond lateness (25m behind; 1 event so in all): sorting"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("3 events, 3 reads, 0 malformed, 0 late"),
+        "{}",
+        run.stderr
+    );
+    // Refused: reported line by line, counted, left out, exit code 1.
+    let run = env.run(&["replay", "--no-sort", log.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
     assert!(
         run.stderr
             .contains("late.jsonl:3: late: 25m behind the watermark (lateness 5m); not used"),

@@ -6,6 +6,7 @@ mod formats;
 mod golden;
 mod layering;
 mod malformed;
+mod overlap;
 mod parallel;
 mod parquet;
 mod postgres;

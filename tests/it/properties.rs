@@ -290,3 +290,87 @@ proptest! {
         prop_assert_eq!(alerts_json_applied_in_chunks(&shuffled, chunk, keep), alerts_json(&events));
     }
 }
+
+/// Alerts when `events` (each stream within lateness of sorted) are split over `streams`
+/// streams by `assign`, and read in blocks of random sizes, picking a stream at random each
+/// time, as replay of several overlapping inputs does: per-stream watermarks, the detector's
+/// the minimum of them, announced starts from a look-ahead (or none).
+fn alerts_json_from_streams(
+    events: &[Ev],
+    streams: usize,
+    assign: &[usize],
+    picks: &[(usize, usize)],
+    announce: bool,
+    chunk: Option<usize>,
+) -> String {
+    use exposure::watermark::Watermarks;
+    let mut split: Vec<Vec<&Ev>> = vec![Vec::new(); streams];
+    for (i, e) in events.iter().enumerate() {
+        split[assign[i % assign.len()] % streams].push(e);
+    }
+    let mut detector = Detector::new(settings());
+    detector.use_external_watermark();
+    if let Some(chunk) = chunk {
+        detector.apply_in_chunks(chunk);
+    }
+    let mut watermarks = Watermarks::new(LATENESS);
+    for stream in &split {
+        watermarks.add(if announce {
+            stream.first().map(|e| e.ts)
+        } else {
+            None
+        });
+    }
+    let mut at = vec![0usize; streams];
+    let mut alerts: Vec<Alert> = Vec::new();
+    let mut picks = picks.iter().cycle();
+    while (0..streams).any(|s| at[s] < split[s].len()) {
+        let &(pick, block) = picks.next().expect("cycles");
+        let Some(s) = (0..streams)
+            .map(|k| (pick + k) % streams)
+            .find(|&s| at[s] < split[s].len())
+        else {
+            break;
+        };
+        let end = (at[s] + 1 + block).min(split[s].len());
+        for e in &split[s][at[s]..end] {
+            assert!(watermarks.observe(s, e.ts).is_ok(), "within lateness");
+            detector.observe(&e.access(), &mut alerts);
+        }
+        at[s] = end;
+        if at[s] == split[s].len() {
+            watermarks.end(s);
+        }
+        if let Some(watermark) = watermarks.watermark() {
+            detector.advance(watermark, &mut alerts);
+        }
+    }
+    for (s, stream) in split.iter().enumerate() {
+        if stream.is_empty() {
+            watermarks.end(s);
+        }
+    }
+    assert_eq!(detector.stats().late, 0, "never late across streams");
+    finished_json(detector, alerts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn overlapping_streams_read_in_any_interleaving_give_identical_alerts(
+        (events, delays) in scenario(),
+        streams in 1usize..=8,
+        assign in prop::collection::vec(any::<usize>(), 1..40),
+        picks in prop::collection::vec((any::<usize>(), 0usize..50), 1..30),
+        announce in any::<bool>(),
+        chunk in prop::option::of(1usize..60),
+    ) {
+        // Each stream is a subsequence of one within lateness of sorted: so is each stream.
+        let shuffled = delivered(&events, &delays, |i| i as u64);
+        prop_assert_eq!(
+            alerts_json_from_streams(&shuffled, streams, &assign, &picks, announce, chunk),
+            alerts_json(&events)
+        );
+    }
+}

@@ -57,8 +57,10 @@ impl TestEnv {
         self.dir.path().join(name)
     }
 
+    /// Writes `name` (creating its folders) and gives its path.
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path(name);
+        std::fs::create_dir_all(path.parent().expect("in the temp dir")).expect("create folders");
         std::fs::write(&path, contents).expect("write test file");
         path
     }
