@@ -475,8 +475,24 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
         &mut problems,
     );
     problems.finish();
-    let outcome = outcome?;
+    let learned = outcome?;
+    let outcome = &learned.outcome;
     eprintln!("{}", outcome.summary);
+    if learned.windows > 0 {
+        eprintln!(
+            "exposure: the history holds {} exposure window{} (not alerted; `exposure replay` \
+             lists them all){}",
+            learned.windows,
+            if learned.windows == 1 { "" } else { "s" },
+            match learned.still_open {
+                0 => String::new(),
+                n => format!(
+                    "; {n} still open at its end: `watch` extends and closes {}",
+                    if n == 1 { "it" } else { "them" }
+                ),
+            }
+        );
+    }
     eprintln!(
         "exposure: baseline learned into {}; start `exposure watch --state-dir {}`",
         args.state_dir.display(),

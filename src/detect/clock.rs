@@ -49,6 +49,23 @@ impl Detector {
         }
     }
 
+    /// The history ends here and another run takes over (`learn`, then `watch`): every
+    /// buffered read is applied and time moves to the newest event, so that nothing older is
+    /// taken from now on and nothing of the history waits to be alerted later. Windows still
+    /// open stay open: the run that takes over extends and closes them.
+    pub fn settle(&mut self, alerts: &mut Vec<Alert>) {
+        if let Some(deferred) = self.deferred.take() {
+            self.apply_chunk(&deferred.reads, None, alerts);
+        }
+        while !self.reorder.is_empty() {
+            self.apply_earliest(alerts);
+        }
+        if let Some(newest) = self.reorder.newest() {
+            self.reorder.raise_floor(newest);
+            self.move_time(newest, alerts);
+        }
+    }
+
     /// The input ended: applies every buffered read, then closes the windows still open (sorted
     /// by table name) with `closed_by = end_of_input`.
     pub fn finish(&mut self, alerts: &mut Vec<Alert>) {

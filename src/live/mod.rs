@@ -245,15 +245,27 @@ fn read_stdin(max_line_bytes: usize) -> mpsc::Receiver<StdinBatch> {
     receiver
 }
 
+/// What `exposure learn` found in the history.
+#[derive(Debug)]
+pub struct Learned {
+    pub outcome: crate::replay::ReplayOutcome,
+    /// Exposure windows the history holds (not alerted: `exposure replay` shows them).
+    pub windows: u64,
+    /// Of those, the ones still open at the end of the history: `watch` extends them and
+    /// sends their `closed` when they end.
+    pub still_open: usize,
+}
+
 /// `exposure learn`: replays history into a fresh state dir, so that `watch` starts with the
-/// baseline learned instead of learning for `learn`.
+/// baseline learned instead of learning for `learn`. Everything read is applied (the history
+/// is complete: time moves to its newest event), so `watch` alerts on nothing older.
 pub fn learn(
     config: &Config,
     inputs: &[crate::source::Input],
     state_dir: &StateDir,
     force: bool,
     problems: &mut crate::report::Problems,
-) -> anyhow::Result<crate::replay::ReplayOutcome> {
+) -> anyhow::Result<Learned> {
     let _lock = state_dir.lock()?;
     if !force && state_dir.checkpoint().exists() {
         anyhow::bail!(
@@ -269,16 +281,11 @@ pub fn learn(
     let mut alerts = Vec::new();
     let mut outcome = crate::replay::replay(config, inputs, &options, &mut alerts, problems)?;
     let snapshot = outcome.state.take().expect("keep_state gives the state");
-    let windows = alerts
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
+    let still_open = snapshot
+        .tables
+        .iter()
+        .filter(|t| t.window.is_some())
         .count();
-    if windows > 0 {
-        tracing::warn!(
-            alerts = windows,
-            "the history holds exposure windows (see `exposure replay`); they are not alerted"
-        );
-    }
     Checkpoint::new("learn", snapshot, Vec::new(), Vec::new())
         .save(state_dir)
         .with_context(|| {
@@ -287,5 +294,9 @@ pub fn learn(
                 state_dir.root().display()
             )
         })?;
-    Ok(outcome)
+    Ok(Learned {
+        windows: outcome.summary.windows,
+        still_open,
+        outcome,
+    })
 }

@@ -181,10 +181,13 @@ fn finish(
 ) -> Result<ReplayOutcome, ReplayError> {
     let (inputs, events, filtered, late_before) = counts;
     let mut alerts = Vec::new();
-    let state = keep_state.then(|| detector.snapshot());
-    if !keep_state {
+    let state = if keep_state {
+        detector.settle(&mut alerts);
+        Some(detector.snapshot())
+    } else {
         detector.finish(&mut alerts);
-    }
+        None
+    };
     write_alerts(out, &mut alerts)?;
     out.flush().map_err(ReplayError::Output)?;
     let stats = detector.stats();

@@ -386,3 +386,98 @@ fn kill_9_at_random_points_loses_and_duplicates_no_alert() {
         kills.len()
     );
 }
+
+/// The sample's lines with an event time before `cut` (`before`) or at or after it, in the
+/// file's order: history and what comes after it, as a hand-off from `learn` to `watch` has
+/// them.
+fn sample_split_at(cut: &str, before: bool) -> String {
+    let cut = chrono::DateTime::parse_from_rfc3339(cut).unwrap();
+    let text = std::fs::read_to_string(super::util::repo("sample-logs/incident.jsonl")).unwrap();
+    text.lines()
+        .filter(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let ts = match &v["ts"] {
+                Value::Number(ms) => {
+                    chrono::DateTime::from_timestamp_millis(ms.as_i64().unwrap()).unwrap()
+                }
+                Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc(),
+                other => panic!("{other}"),
+            };
+            (ts < cut) == before
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[test]
+fn watch_after_learn_alerts_on_nothing_of_the_history() {
+    let env = TestEnv::new();
+    let sample = super::util::repo("sample-logs/incident.jsonl");
+    let run = env.run(&["learn", "--state-dir", "state", sample.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the history holds 1 exposure window (not alerted"),
+        "{}",
+        run.stderr
+    );
+    let checkpoint: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        checkpoint["detector"]["buffered"],
+        serde_json::json!([]),
+        "learn applies everything it read"
+    );
+
+    env.write("live/app.jsonl", "");
+    let watcher = Watcher::start(&env, &["live/app.jsonl"]);
+    // A live read now: time moves on by it and by the wall clock; nothing of March comes out.
+    append(&env.path("live/app.jsonl"), &read_line("svc-etl", "pay"));
+    watcher.wait_lines(1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, lines) = watcher.stop();
+    assert_eq!(code, 0);
+    assert!(lines.is_empty(), "no alert of the history: {lines:?}");
+}
+
+#[test]
+fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the_history_on() {
+    let env = TestEnv::new();
+    // The cut falls inside the sample's window: its `open` is history, its `closed` is not.
+    let cut = "2026-03-16T15:00:00Z";
+    env.write("history.jsonl", sample_split_at(cut, true));
+    env.write("live.jsonl", sample_split_at(cut, false));
+    let whole = env.run(&[
+        "replay",
+        super::util::repo("sample-logs/incident.jsonl")
+            .to_str()
+            .unwrap(),
+    ]);
+    let replayed: Vec<&str> = whole.stdout.lines().collect();
+    assert_eq!(replayed.len(), 2);
+
+    let run = env.run(&["learn", "--state-dir", "state", "history.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 still open at its end"),
+        "{}",
+        run.stderr
+    );
+    env.write(
+        "watch.toml",
+        "[detect]\n", // the defaults, as replay had them
+    );
+    let watcher = Watcher::start(
+        &env,
+        &["--from-beginning", "--watermark", "lateness", "live.jsonl"],
+    );
+    let closed = watcher.wait_for("closed", WAIT, is("closed"));
+    let (code, lines) = watcher.stop();
+    assert_eq!(code, 0);
+    assert_eq!(
+        lines,
+        [replayed[1]],
+        "only the close, byte for byte: {closed}"
+    );
+}
