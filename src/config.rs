@@ -66,6 +66,7 @@ pub struct DetectSection {
     pub quiet: Option<Span>,
     pub min_principals: Option<u32>,
     pub lateness: Option<Span>,
+    pub max_ahead: Option<Span>,
     pub read_actions: Option<Vec<String>>,
     pub allow: Vec<String>,
     pub updates: bool,
@@ -262,6 +263,7 @@ impl Config {
                     .lateness
                     .or(d.lateness)
                     .unwrap_or(DetectorSettings::default().lateness),
+                max_ahead: d.max_ahead.unwrap_or(DetectorSettings::default().max_ahead),
                 emit_updates: flags.updates || d.updates,
             },
             input: InputSettings {

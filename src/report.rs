@@ -17,6 +17,8 @@ pub struct Problems {
     hidden: u64,
     pub malformed: u64,
     pub late: u64,
+    /// Events far ahead of their input and not confirmed by the next one (a wrong clock).
+    pub quarantined: u64,
     pub unreadable_inputs: u64,
     /// Well-formed records that are not data accesses (management events, other log lines).
     pub not_access: u64,
@@ -32,6 +34,7 @@ impl Problems {
             hidden: 0,
             malformed: 0,
             late: 0,
+            quarantined: 0,
             unreadable_inputs: 0,
             not_access: 0,
             malformed_by_kind: BTreeMap::new(),
@@ -63,6 +66,17 @@ impl Problems {
         self.show(format_args!(
             "{input}:{line}: late: {} behind the watermark (lateness {lateness}); not used",
             Span(behind)
+        ));
+    }
+
+    /// An event `ahead` past its input's newest that the next event did not confirm: a wrong
+    /// clock, not used (see `crate::watermark`).
+    pub fn quarantined(&mut self, input: &str, line: u64, ahead: Micros, max_ahead: Span) {
+        self.quarantined += 1;
+        self.show(format_args!(
+            "{input}:{line}: quarantined: {} ahead of its input (max_ahead {max_ahead}) and the \
+             next event is not; a wrong clock? not used",
+            Span(ahead)
         ));
     }
 
@@ -133,6 +147,8 @@ pub struct Summary {
     pub windows: u64,
     /// Events outside `--from`/`--until`.
     pub filtered: u64,
+    /// Events quarantined for a wrong clock.
+    pub quarantined: u64,
     /// Records that are not access events.
     pub not_access: u64,
     pub elapsed: Duration,
@@ -163,6 +179,13 @@ impl fmt::Display for Summary {
         )?;
         if self.not_access > 0 {
             write!(f, "; {} records not access events", self.not_access)?;
+        }
+        if self.quarantined > 0 {
+            write!(
+                f,
+                "; {} events quarantined (far ahead of their input)",
+                self.quarantined
+            )?;
         }
         if self.filtered > 0 {
             write!(

@@ -10,8 +10,16 @@
 //! only from its start on. A stream with no known start holds time where it is until its first
 //! event.
 //!
-//! Whether an event is late depends only on its own stream, never on how the streams'
-//! reading interleaved: the same events give the same verdicts however they were split and read.
+//! A wrong clock must not blind the detector: one event dated next year would move its
+//! stream's time a year on and make every later event late. So an event more than `max_ahead`
+//! past its stream's newest is **held** and does not move time: if the stream's next event is
+//! consistent with it (not late after it), time really jumped (a quiet night, a gap in the
+//! export) and the held event is released; if not, it is **quarantined** — reported, never
+//! used. A held event that is the last of its stream is released.
+//!
+//! Whether an event is late, held or quarantined depends only on its own stream, never on how
+//! the streams' reading interleaved: the same events give the same verdicts however they were
+//! split and read.
 
 use crate::time::{Micros, Ts};
 use std::collections::BTreeSet;
@@ -28,12 +36,15 @@ struct Stream {
     ended: bool,
     /// Events found more than `lateness` behind the stream's newest.
     late: u64,
+    /// The time of an event held for being far ahead (see the module's documentation).
+    held: Option<Ts>,
 }
 
 /// Per-stream event time and the watermark over all of them.
 #[derive(Debug, Clone)]
 pub struct Watermarks {
     lateness: Micros,
+    max_ahead: Micros,
     streams: Vec<Stream>,
     /// Started streams that have not ended.
     open: Vec<StreamId>,
@@ -50,10 +61,35 @@ pub struct Late {
     pub behind: Micros,
 }
 
+/// What to do with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Use it.
+    Take,
+    /// More than `lateness` behind its stream: do not use it.
+    Late(Late),
+    /// More than `max_ahead` past its stream's newest: keep it aside; a later call says
+    /// whether to use it ([`Held::Release`]) or not ([`Held::Quarantine`]).
+    Hold,
+}
+
+/// What becomes of the event a stream held, decided by its next event or its end. It comes
+/// before that next event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Time did jump: use it (before the event that confirmed it).
+    Release,
+    /// A wrong clock: report it, never use it.
+    Quarantine,
+}
+
 impl Watermarks {
-    pub fn new(lateness: Micros) -> Watermarks {
+    /// Streams allowed `lateness` of disorder, whose events more than `max_ahead` past their
+    /// stream's newest are held until confirmed.
+    pub fn new(lateness: Micros, max_ahead: Micros) -> Watermarks {
         Watermarks {
             lateness,
+            max_ahead,
             streams: Vec::new(),
             open: Vec::new(),
             waiting: BTreeSet::new(),
@@ -69,6 +105,7 @@ impl Watermarks {
             started: false,
             ended: false,
             late: 0,
+            held: None,
         });
         match starts_at {
             Some(start) => {
@@ -79,28 +116,42 @@ impl Watermarks {
         id
     }
 
-    /// Takes an event at `ts` of `stream`: `Err` if it is more than `lateness` behind the
-    /// newest event of that stream (or its announced start).
+    /// Takes an event at `ts` of `stream`: what became of the event the stream held, if any
+    /// (handle it first), and what to do with this one.
     #[inline]
-    pub fn observe(&mut self, stream: StreamId, ts: Ts) -> Result<(), Late> {
-        let state = &mut self.streams[stream];
-        if !state.started {
+    pub fn observe(&mut self, stream: StreamId, ts: Ts) -> (Option<Held>, Verdict) {
+        if !self.streams[stream].started {
             self.start(stream);
         }
+        let lateness = self.lateness;
+        let max_ahead = self.max_ahead;
         let state = &mut self.streams[stream];
-        match state.newest {
-            Some(newest) if ts < newest.saturating_sub(self.lateness) => {
+        let held = state.held.take().map(|held| {
+            if ts >= held.saturating_sub(lateness) {
+                state.newest = Some(state.newest.map_or(held, |n| n.max(held)));
+                Held::Release
+            } else {
+                Held::Quarantine
+            }
+        });
+        let verdict = match state.newest {
+            Some(newest) if ts < newest.saturating_sub(lateness) => {
                 state.late += 1;
-                Err(Late {
-                    behind: newest.saturating_sub(self.lateness) - ts,
+                Verdict::Late(Late {
+                    behind: newest.saturating_sub(lateness) - ts,
                 })
             }
-            Some(newest) if newest >= ts => Ok(()),
+            Some(newest) if ts > newest.saturating_add(max_ahead) => {
+                state.held = Some(ts);
+                Verdict::Hold
+            }
+            Some(newest) if newest >= ts => Verdict::Take,
             _ => {
                 state.newest = Some(ts);
-                Ok(())
+                Verdict::Take
             }
-        }
+        };
+        (held, verdict)
     }
 
     #[cold]
@@ -117,13 +168,14 @@ impl Watermarks {
         self.open.push(stream);
     }
 
-    /// `stream` has no more events.
-    pub fn end(&mut self, stream: StreamId) {
+    /// `stream` has no more events. An event it held is released (nothing contradicts it).
+    pub fn end(&mut self, stream: StreamId) -> Option<Held> {
         let state = &mut self.streams[stream];
         if state.ended {
-            return;
+            return None;
         }
         state.ended = true;
+        let held = state.held.take().map(|_| Held::Release);
         if state.started {
             self.open.retain(|&s| s != stream);
         } else {
@@ -134,6 +186,7 @@ impl Watermarks {
                 None => self.unknown -= 1,
             }
         }
+        held
     }
 
     /// No event still to come is older than this. `None` while a stream that has not ended has
@@ -178,64 +231,95 @@ mod tests {
 
     #[test]
     fn one_stream_is_newest_minus_lateness() {
-        let mut w = Watermarks::new(10);
+        let mut w = Watermarks::new(10, 1_000);
         let s = w.add(None);
         assert_eq!(w.watermark(), None, "nothing known yet");
-        assert_eq!(w.observe(s, 100), Ok(()));
+        assert_eq!(w.observe(s, 100), (None, Verdict::Take));
         assert_eq!(w.watermark(), Some(90));
-        assert_eq!(w.observe(s, 95), Ok(()), "within lateness");
-        assert_eq!(w.observe(s, 89), Err(Late { behind: 1 }));
+        assert_eq!(w.observe(s, 95), (None, Verdict::Take), "within lateness");
+        assert_eq!(w.observe(s, 89), (None, Verdict::Late(Late { behind: 1 })));
         assert_eq!(w.late(s), 1);
         assert_eq!(w.newest(s), Some(100));
-        w.end(s);
+        assert_eq!(w.end(s), None);
         assert_eq!(w.watermark(), None);
         assert!(w.all_ended());
     }
 
     #[test]
     fn overlapping_streams_hold_time_at_the_slowest() {
-        let mut w = Watermarks::new(0);
+        let mut w = Watermarks::new(0, 1_000_000);
         let (a, b) = (w.add(None), w.add(None));
-        w.observe(a, 1_000).unwrap();
+        assert_eq!(w.observe(a, 1_000), (None, Verdict::Take));
         assert_eq!(w.watermark(), None, "b says nothing yet");
-        w.observe(b, 10).unwrap();
+        assert_eq!(w.observe(b, 10), (None, Verdict::Take));
         assert_eq!(w.watermark(), Some(10));
         // b far behind a is not late: only its own order counts.
-        assert_eq!(w.observe(b, 20), Ok(()));
+        assert_eq!(w.observe(b, 20), (None, Verdict::Take));
         assert_eq!(w.watermark(), Some(20));
-        w.end(b);
+        assert_eq!(w.end(b), None);
         assert_eq!(w.watermark(), Some(1_000));
     }
 
     #[test]
     fn an_announced_start_lets_time_pass_until_it() {
-        let mut w = Watermarks::new(5);
+        let mut w = Watermarks::new(5, 1_000);
         let (a, later) = (w.add(Some(100)), w.add(Some(500)));
         assert_eq!(w.watermark(), Some(95));
-        w.observe(a, 100).unwrap();
-        w.observe(a, 700).unwrap();
+        assert_eq!(w.observe(a, 100), (None, Verdict::Take));
+        assert_eq!(w.observe(a, 700), (None, Verdict::Take));
         assert_eq!(
             w.watermark(),
             Some(495),
             "the later stream holds time at its start"
         );
-        w.observe(later, 600).unwrap();
+        assert_eq!(w.observe(later, 600), (None, Verdict::Take));
         assert_eq!(w.watermark(), Some(595));
-        assert_eq!(w.observe(later, 594), Err(Late { behind: 1 }));
-        w.end(later);
-        w.end(a);
+        assert_eq!(
+            w.observe(later, 594),
+            (None, Verdict::Late(Late { behind: 1 }))
+        );
+        assert_eq!(w.end(later), None);
+        assert_eq!(w.end(a), None);
         assert!(w.all_ended());
     }
 
     #[test]
     fn a_stream_that_ends_unread_stops_holding_time() {
-        let mut w = Watermarks::new(0);
+        let mut w = Watermarks::new(0, 1_000_000);
         let (a, empty, unknown) = (w.add(Some(10)), w.add(Some(0)), w.add(None));
-        w.observe(a, 10).unwrap();
+        assert_eq!(w.observe(a, 10), (None, Verdict::Take));
         assert_eq!(w.watermark(), None);
-        w.end(unknown);
+        assert_eq!(w.end(unknown), None);
         assert_eq!(w.watermark(), Some(0));
-        w.end(empty);
+        assert_eq!(w.end(empty), None);
         assert_eq!(w.watermark(), Some(10));
+    }
+
+    #[test]
+    fn a_wrong_clock_is_held_then_quarantined_and_never_moves_time() {
+        let mut w = Watermarks::new(10, 100);
+        let s = w.add(None);
+        assert_eq!(w.observe(s, 1_000), (None, Verdict::Take));
+        // Next year, by a wrong clock: held, time stays.
+        assert_eq!(w.observe(s, 900_000), (None, Verdict::Hold));
+        assert_eq!(w.watermark(), Some(990));
+        // The stream goes on where it was: the held event was wrong.
+        assert_eq!(w.observe(s, 1_001), (Some(Held::Quarantine), Verdict::Take));
+        assert_eq!(w.watermark(), Some(991));
+        assert_eq!(w.late(s), 0);
+    }
+
+    #[test]
+    fn a_real_jump_is_released_by_the_next_event() {
+        let mut w = Watermarks::new(10, 100);
+        let s = w.add(None);
+        assert_eq!(w.observe(s, 1_000), (None, Verdict::Take));
+        assert_eq!(w.observe(s, 5_000), (None, Verdict::Hold));
+        // The next event is consistent with it (within lateness): a quiet night, not a clock.
+        assert_eq!(w.observe(s, 4_995), (Some(Held::Release), Verdict::Take));
+        assert_eq!(w.watermark(), Some(4_990));
+        // Held at the end of the stream: released.
+        assert_eq!(w.observe(s, 9_000), (None, Verdict::Hold));
+        assert_eq!(w.end(s), Some(Held::Release));
     }
 }

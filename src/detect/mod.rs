@@ -54,6 +54,10 @@ pub struct DetectorSettings {
     pub read_actions: ReadActions,
     /// How far out of order events may arrive and still be used.
     pub lateness: Span,
+    /// How far ahead an event may be — of its input's newest event in replay, of the wall
+    /// clock in `watch` — before it is taken for a wrong clock and quarantined (see
+    /// [`crate::watermark`]).
+    pub max_ahead: Span,
     /// Emit `update` alerts when a window's novel principals double.
     pub emit_updates: bool,
 }
@@ -64,6 +68,7 @@ impl Default for DetectorSettings {
             policies: Policies::default(),
             read_actions: ReadActions::default(),
             lateness: Span::from_secs(300),
+            max_ahead: Span::from_secs(3600),
             emit_updates: false,
         }
     }

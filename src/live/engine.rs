@@ -12,7 +12,7 @@ use crate::detect::{Alert, Detector, Observed, alert};
 use crate::event::AccessEvent;
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::source::tail::{FileEvent, Follower};
-use crate::time::{MICROS_PER_SEC, Ts, format_ts};
+use crate::time::{MICROS_PER_SEC, Micros, Span, Ts, format_ts};
 use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -38,11 +38,15 @@ pub struct EngineOptions {
 /// newest event time, that instant included.
 const SETTLE: Duration = Duration::from_millis(50);
 
-/// The newest event time of one input, and when it was read (by the wall clock).
+/// The newest event time of one input, when it was read (by the wall clock), and how far out
+/// of order the input has been so far.
 #[derive(Debug, Clone, Copy)]
 struct SourceClock {
     newest: Ts,
     read_at: Instant,
+    /// The most an event of this input has been behind its newest (at most `lateness`): the
+    /// per-source watermark leaves the input that much room.
+    disorder: Micros,
 }
 
 /// At most this many bad lines are logged one by one per minute; the rest are counted.
@@ -262,9 +266,36 @@ impl Engine {
     /// One event: `read` is `Some((table, principal))` for a read.
     fn observe(&mut self, input: &str, line: u64, ts: Ts, read: Option<(&str, &str)>) {
         self.metrics.events_read.fetch_add(1, Relaxed);
+        // A wrong clock must not move time for everyone: an event dated past the wall clock by
+        // more than `max_ahead` is quarantined.
+        let max_ahead = self.config.detector.max_ahead;
+        let ahead = ts - chrono::Utc::now().timestamp_micros();
+        if ahead > max_ahead.micros() {
+            self.metrics.quarantined.fetch_add(1, Relaxed);
+            self.report(|| {
+                tracing::warn!(
+                    input,
+                    line,
+                    ahead = %Span(ahead),
+                    %max_ahead,
+                    "quarantined: dated ahead of the wall clock (a wrong clock?); not used"
+                )
+            });
+            return;
+        }
         let now = Instant::now();
+        let lateness = self.config.detector.lateness.micros();
         match self.sources.get_mut(input) {
             Some(clock) => {
+                if ts < clock.newest && clock.newest - ts > clock.disorder {
+                    clock.disorder = (clock.newest - ts).min(lateness);
+                    let disorder = Span(clock.disorder);
+                    tracing::info!(
+                        input,
+                        %disorder,
+                        "the input is out of order: its watermark now leaves it this much room"
+                    );
+                }
                 clock.newest = clock.newest.max(ts);
                 clock.read_at = now;
             }
@@ -272,6 +303,7 @@ impl Engine {
                 let clock = SourceClock {
                     newest: ts,
                     read_at: now,
+                    disorder: 0,
                 };
                 self.sources.insert(input.to_string(), clock);
             }
@@ -324,19 +356,24 @@ impl Engine {
         }
     }
 
-    /// Each input (a followed file, stdin) is written in time order, so no event still to come
-    /// is older than the oldest of the inputs' newest event times: the watermark moves there
-    /// at once instead of waiting for `lateness`, and an `open` goes out as soon as the read
-    /// that crosses the threshold is read. An input quiet for [`SETTLE`] has written its
-    /// newest instant whole; one quiet for `lateness` (by the wall clock) no longer holds time
-    /// back. An event older than the watermark is late (counted, logged, not used), as always.
+    /// Each input (a followed file, stdin) is written in time order up to the disorder it has
+    /// shown so far, so no event still to come is older than the minimum over the inputs of
+    /// (newest event time − that disorder): the watermark moves there at once instead of
+    /// waiting for `lateness`, and an `open` goes out as soon as the read that crosses the
+    /// threshold is read. An input in order and quiet for [`SETTLE`] has written its newest
+    /// instant whole; one quiet for `lateness` (by the wall clock) no longer holds time back.
+    /// An event older than the watermark is late (counted, logged, not used), as always, and
+    /// the input it came from is given that much room from then on.
     fn move_time_by_sources(&mut self, partial: bool) {
         let lateness = self.config.detector.lateness.to_std();
         let floor = self
             .sources
             .values()
             .filter(|c| c.read_at.elapsed() < lateness.max(SETTLE * 2))
-            .map(|c| c.newest + Ts::from(!partial && c.read_at.elapsed() >= SETTLE))
+            .map(|c| {
+                let settled = !partial && c.disorder == 0 && c.read_at.elapsed() >= SETTLE;
+                c.newest - c.disorder + Ts::from(settled)
+            })
             .min();
         let Some(floor) = floor else { return };
         if self.detector.watermark().is_none_or(|w| floor > w) {

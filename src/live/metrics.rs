@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Well-formed records that are not access events.
     pub not_access: AtomicU64,
     pub late: AtomicU64,
+    /// Events dated past the wall clock by more than `max_ahead` (not used).
+    pub quarantined: AtomicU64,
     pub open_windows: AtomicU64,
     pub alerts_emitted: AtomicU64,
     pub files_followed: AtomicU64,
@@ -66,7 +68,7 @@ impl Metrics {
                 "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
             );
         };
-        let counts: [(&str, &str, &str, &AtomicU64); 8] = [
+        let counts: [(&str, &str, &str, &AtomicU64); 9] = [
             (
                 "events_read_total",
                 "counter",
@@ -96,6 +98,12 @@ impl Metrics {
                 "counter",
                 "Events older than the watermark (not used).",
                 &self.late,
+            ),
+            (
+                "quarantined_total",
+                "counter",
+                "Events dated past the wall clock by more than max_ahead (not used).",
+                &self.quarantined,
             ),
             (
                 "open_windows",

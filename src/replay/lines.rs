@@ -25,7 +25,7 @@ use crate::source::Input;
 use crate::source::lines::LineReader;
 use crate::time::TimeFilter;
 use crate::time::{Micros, Ts};
-use crate::watermark::{Late, Watermarks};
+use crate::watermark::{Held, Late, Verdict, Watermarks};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::Range;
@@ -44,7 +44,7 @@ pub(super) struct EventBatch {
 /// and is `None` for any other action.
 pub(super) struct BatchedEvent {
     pub(super) ts: Ts,
-    line: u64,
+    pub(super) line: u64,
     pub(super) read: Option<(Range<u32>, Range<u32>)>,
 }
 
@@ -202,7 +202,10 @@ pub fn replay_lines(
     let mut detector = Detector::new(config.detector.clone());
     detector.use_external_watermark();
     detector.apply_in_chunks(super::CHUNK_READS);
-    let mut watermarks = Watermarks::new(config.detector.lateness.micros());
+    let mut watermarks = Watermarks::new(
+        config.detector.lateness.micros(),
+        config.detector.max_ahead.micros(),
+    );
     for start in &starts {
         watermarks.add(*start);
     }
@@ -221,6 +224,8 @@ pub fn replay_lines(
         schedule: &schedule,
         report_late,
         first_late: None,
+        held: vec![None; inputs.len()],
+        quarantined: Vec::new(),
     };
     let mut detect = |block: Block| detecting.block(block, &names, config, out, problems);
 
@@ -245,6 +250,8 @@ pub fn replay_lines(
         filtered,
         late,
         first_late,
+        quarantined,
+        watermarks,
         ..
     } = detecting;
     debug_assert!(alerts.is_empty(), "alerts are written as they come");
@@ -256,6 +263,12 @@ pub fn replay_lines(
         started,
         options.keep_state,
     )?;
+    // An input out of order beyond lateness makes its own verdicts of "far ahead" unreliable
+    // (sorting will put its events in place): only the others' quarantines stand.
+    outcome.quarantined = quarantined
+        .into_iter()
+        .filter(|&(input, _)| watermarks.late(input) == 0)
+        .collect();
     outcome.out_of_order = first_late.map(|(input, line, behind)| OutOfOrder {
         input: names[input].clone(),
         line,
@@ -565,6 +578,14 @@ fn push_raw(
     }
 }
 
+/// An event kept aside for being far ahead of its input.
+#[derive(Debug, Clone, Copy)]
+struct HeldEvent {
+    ts: Ts,
+    line: u64,
+    read: Option<(TableId, PrincipalId)>,
+}
+
 /// The detecting stage.
 struct Detecting<'s> {
     detector: Detector,
@@ -582,6 +603,10 @@ struct Detecting<'s> {
     report_late: bool,
     /// The first late event: (input, line, how far behind).
     first_late: Option<(usize, u64, Micros)>,
+    /// Per input, the event held for being far ahead (see [`crate::watermark`]).
+    held: Vec<Option<HeldEvent>>,
+    /// (input, line) of the events quarantined, for a sorting second pass to leave out too.
+    quarantined: Vec<(usize, u64)>,
     filter: TimeFilter,
     strict: bool,
     progress: Option<indicatif::ProgressBar>,
@@ -638,8 +663,10 @@ impl Detecting<'_> {
         if let Some((what, error)) = &block.unreadable {
             problems.unreadable(name, what, error);
         }
-        if block.ends {
-            self.watermarks.end(block.input);
+        if block.ends
+            && let Some(fate) = self.watermarks.end(block.input)
+        {
+            self.resolve_held(block.input, fate, names, config, out, problems)?;
         }
         self.schedule
             .report(block.input, self.watermarks.newest(block.input));
@@ -677,9 +704,28 @@ impl Detecting<'_> {
                 Some((batch.str(table), batch.str(principal)))
             })
             .collect();
-        self.ids.clear();
-        self.detector.by_id().reads(&names_of_reads, &mut self.ids);
-        let mut ids = self.ids.iter();
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        self.detector.by_id().reads(&names_of_reads, &mut ids);
+        let result = self.events_of(batch, input, &ids, names, config, out, problems);
+        self.ids = ids;
+        result
+    }
+
+    /// Takes the events of `batch`, whose reads (within `--from`/`--until`) have the ids `ids`.
+    #[allow(clippy::too_many_arguments)]
+    fn events_of(
+        &mut self,
+        batch: &EventBatch,
+        input: usize,
+        ids: &[(TableId, PrincipalId)],
+        names: &[String],
+        config: &Config,
+        out: &mut dyn Write,
+        problems: &mut Problems,
+    ) -> Result<(), ReplayError> {
+        let filter = self.filter;
+        let mut ids = ids.iter();
         for event in &batch.events {
             if !filter.keeps(event.ts) {
                 self.filtered += 1;
@@ -690,14 +736,29 @@ impl Detecting<'_> {
                 .read
                 .as_ref()
                 .map(|_| *ids.next().expect("one per read"));
-            if let Err(Late { behind }) = self.watermarks.observe(input, event.ts) {
-                self.late += 1;
-                self.first_late.get_or_insert((input, event.line, behind));
-                if self.report_late {
-                    let lateness = config.detector.lateness;
-                    problems.late(&names[input], event.line, behind, lateness);
+            let (held, verdict) = self.watermarks.observe(input, event.ts);
+            if let Some(fate) = held {
+                self.resolve_held(input, fate, names, config, out, problems)?;
+            }
+            match verdict {
+                Verdict::Take => {}
+                Verdict::Late(Late { behind }) => {
+                    self.late += 1;
+                    self.first_late.get_or_insert((input, event.line, behind));
+                    if self.report_late {
+                        let lateness = config.detector.lateness;
+                        problems.late(&names[input], event.line, behind, lateness);
+                    }
+                    continue;
                 }
-                continue;
+                Verdict::Hold => {
+                    self.held[input] = Some(HeldEvent {
+                        ts: event.ts,
+                        line: event.line,
+                        read,
+                    });
+                    continue;
+                }
             }
             let observed = self
                 .detector
@@ -712,5 +773,37 @@ impl Detecting<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Uses or quarantines the event `input` held, as its watermarks decided.
+    fn resolve_held(
+        &mut self,
+        input: usize,
+        fate: Held,
+        names: &[String],
+        config: &Config,
+        out: &mut dyn Write,
+        problems: &mut Problems,
+    ) -> Result<(), ReplayError> {
+        let held = self.held[input].take().expect("the watermarks held one");
+        match fate {
+            Held::Release => {
+                self.detector
+                    .by_id()
+                    .observe(held.ts, held.read, &mut self.alerts);
+                write_alerts(out, &mut self.alerts)
+            }
+            Held::Quarantine => {
+                self.quarantined.push((input, held.line));
+                let newest = self.watermarks.newest(input).unwrap_or(held.ts);
+                problems.quarantined(
+                    &names[input],
+                    held.line,
+                    held.ts - newest,
+                    config.detector.max_ahead,
+                );
+                Ok(())
+            }
+        }
     }
 }

@@ -123,6 +123,8 @@ pub struct ReplayOutcome {
     /// Whether an input was out of order beyond `lateness`: its events were sorted
     /// ([`Disorder::Sort`]) or left out as late ([`Disorder::Refuse`]).
     pub out_of_order: Option<OutOfOrder>,
+    /// (input, line) of the events quarantined for a wrong clock.
+    pub quarantined: Vec<(usize, u64)>,
 }
 
 /// Replays `inputs` (all JSON lines or all Parquet) through a detector built from `config`.
@@ -158,8 +160,17 @@ pub fn replay(
         "exposure: {out_of_order}: sorting every event by time and replaying again (--no-sort \
          refuses instead)"
     ));
-    let (mut outcome, runs) =
-        sorted::replay_sorted(config, inputs, options, memory, out, problems)?;
+    let quarantined = outcome.quarantined;
+    problems.quarantined = quarantined.len() as u64;
+    let (mut outcome, runs) = sorted::replay_sorted(
+        config,
+        inputs,
+        options,
+        (memory, &quarantined),
+        out,
+        problems,
+    )?;
+    outcome.quarantined = quarantined;
     if runs > 0 {
         problems.notice(&format!(
             "exposure: sorted in {runs} runs on disk (--sort-memory {} MiB)",
@@ -203,11 +214,13 @@ fn finish(
             windows: stats.windows_opened,
             filtered,
             not_access: problems.not_access,
+            quarantined: problems.quarantined,
             elapsed: started.elapsed(),
         },
         complete: problems.unreadable_inputs == 0,
         state,
         out_of_order: None,
+        quarantined: Vec::new(),
     })
 }
 

@@ -193,12 +193,13 @@ fn next_event(run: &mut impl Read) -> io::Result<Option<RunEvent>> {
 
 /// Replays `inputs` with every event sorted by time first (the second pass of a replay whose
 /// inputs turned out to be out of order beyond `lateness`). Bad lines were reported by the
-/// first pass and are not reported again.
+/// first pass and are not reported again; the events it quarantined (input, line) are left
+/// out.
 pub fn replay_sorted(
     config: &Config,
     inputs: &[Input],
     options: &ReplayOptions,
-    memory: usize,
+    (memory, quarantined): (usize, &[(usize, u64)]),
     out: &mut dyn Write,
     problems: &Problems,
 ) -> Result<(ReplayOutcome, usize), ReplayError> {
@@ -207,6 +208,8 @@ pub fn replay_sorted(
     let mut sort = EventSort::new(memory);
     let mut events = 0u64;
     let mut filtered = 0u64;
+    let quarantined: std::collections::HashSet<(usize, u64)> =
+        quarantined.iter().copied().collect();
     let mut failed = None;
     for (index, input) in inputs.iter().enumerate() {
         let Ok(mut reading) = open(config, input, index) else {
@@ -214,6 +217,9 @@ pub fn replay_sorted(
         };
         let mut take = |block: Block| {
             for event in &block.batch.events {
+                if quarantined.contains(&(index, event.line)) {
+                    continue;
+                }
                 if !filter.keeps(event.ts) {
                     filtered += 1;
                     continue;

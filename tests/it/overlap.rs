@@ -346,3 +346,60 @@ fn learn_sorts_an_unordered_history_too() {
     );
     assert!(run.stderr.contains(" 0 late"), "{}", run.stderr);
 }
+
+#[test]
+fn one_event_from_a_wrong_clock_is_quarantined_not_allowed_to_blind_the_detector() {
+    let env = TestEnv::new();
+    let whole = replay(
+        &env,
+        &[],
+        &[repo("sample-logs/incident.jsonl").display().to_string()],
+    );
+    let mut lines = sample_lines();
+    lines.insert(
+        1800,
+        "{\"ts\":\"2027-01-05T09:00:00Z\",\"principal\":\"svc-etl@corp.example\",\"table\":\"warehouse.users.pii\",\"action\":\"INSERT\"}\n".into(),
+    );
+    let file = env
+        .write("clock.jsonl", lines.concat())
+        .display()
+        .to_string();
+    for threads in ["1", "2"] {
+        let run = replay(&env, &["--threads", threads], std::slice::from_ref(&file));
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.stdout, whole.stdout, "the same windows as without it");
+        assert!(
+            run.stderr.contains("clock.jsonl:1801: quarantined:"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(" 0 late")
+                && run
+                    .stderr
+                    .contains("1 events quarantined (far ahead of their input)"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_real_jump_in_time_is_not_quarantined() {
+    let env = TestEnv::new();
+    // Two quiet days between the lines: the next line confirms the jump.
+    let text = "{\"ts\":\"2026-03-14T10:00:00Z\",\"principal\":\"a\",\"table\":\"t\"}\n\
+                {\"ts\":\"2026-03-16T10:00:00Z\",\"principal\":\"b\",\"table\":\"t\"}\n\
+                {\"ts\":\"2026-03-16T10:00:01Z\",\"principal\":\"c\",\"table\":\"t\"}\n\
+                {\"ts\":\"2026-03-18T10:00:00Z\",\"principal\":\"d\",\"table\":\"t\"}\n";
+    let file = env.write("gaps.jsonl", text).display().to_string();
+    let run = replay(&env, &[], &[file]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("4 events, 4 reads, 0 malformed, 0 late"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("quarantined"), "{}", run.stderr);
+}

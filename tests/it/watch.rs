@@ -481,3 +481,54 @@ fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the
         "only the close, byte for byte: {closed}"
     );
 }
+
+#[test]
+fn an_event_from_the_future_is_quarantined_and_detection_goes_on() {
+    let env = TestEnv::new();
+    let log = env.write("app.log", read_line("svc-etl", "pay"));
+    let watcher = Watcher::start(&env, &["app.log"]);
+    append(
+        &log,
+        "{\"ts\":\"2099-01-01T00:00:00Z\",\"principal\":\"svc-etl\",\"table\":\"pay\",\"action\":\"INSERT\"}\n",
+    );
+    watcher.wait_lines(1);
+    assert_eq!(watcher.metric("quarantined_total"), Some(1.0));
+    for p in ["eve", "mallory", "trudy"] {
+        append(&log, &read_line(p, "pay"));
+    }
+    let open = watcher.wait_for("open", WAIT, is("open"));
+    assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
+    assert_eq!(watcher.metric("late_total"), Some(0.0));
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
+    let checkpoint = std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap();
+    assert!(
+        !checkpoint.contains("4070908800"),
+        "2099 never reaches the state"
+    );
+}
+
+#[test]
+fn the_sample_appended_in_two_pieces_gives_the_windows_of_replay() {
+    let env = TestEnv::new();
+    let sample = super::util::repo("sample-logs/incident.jsonl");
+    let replayed = env.run(&["replay", sample.to_str().unwrap()]).stdout;
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let log = env.write("app.jsonl", "");
+    env.write("watch.toml", "[detect]\n");
+    let watcher = Watcher::start(&env, &["app.jsonl"]);
+    let first: String = lines[..3186].iter().map(|l| format!("{l}\n")).collect();
+    let rest: String = lines[3186..].iter().map(|l| format!("{l}\n")).collect();
+    append(&log, &first);
+    watcher.wait_lines(3186);
+    // The writer pauses: the input is quiet, its time may move on, but only as far as the
+    // disorder it has shown allows.
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, &rest);
+    watcher.wait_for("closed", WAIT, is("closed"));
+    let (code, got) = watcher.stop();
+    assert_eq!(code, 0);
+    let want: Vec<&str> = replayed.lines().collect();
+    assert_eq!(got, want, "the same windows, byte for byte");
+}
