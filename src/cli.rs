@@ -413,8 +413,8 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for mut built in sinks {
         let result = runtime.block_on(async {
-            for status in [AlertStatus::Open, AlertStatus::Closed] {
-                let alert = crate::sink::test_alert(status);
+            for alert in crate::sink::test_alerts() {
+                let status = alert.status;
                 built.sink.deliver(&alert).await.map_err(|e| (status, e))?;
             }
             Ok::<(), (AlertStatus, crate::sink::DeliveryError)>(())

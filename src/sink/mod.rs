@@ -412,16 +412,17 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "exposure".to_string())
 }
 
-/// A clearly marked alert for `exposure sink-test`, in the given status.
-pub fn test_alert(status: crate::detect::AlertStatus) -> Alert {
+/// The clearly marked test window of `exposure sink-test`: its `open` then its `closed`, one
+/// window (one id, so one PagerDuty incident, one Alertmanager alert) that ends as it is sent.
+pub fn test_alerts() -> [Alert; 2] {
     use crate::detect::{ALERT_SCHEMA, AlertStatus, ClosedBy, PrincipalActivity, Severity};
     let now = chrono::Utc::now().timestamp_micros();
     let start = now - 60 * 1_000_000;
     let table = "exposure.sink_test";
-    Alert {
+    let open = Alert {
         schema: ALERT_SCHEMA.to_string(),
         id: format!("exp-test-{}", crate::detect::alert::window_id(table, start)),
-        status,
+        status: AlertStatus::Open,
         table: table.to_string(),
         window_start: start,
         window_end: now,
@@ -437,8 +438,14 @@ pub fn test_alert(status: crate::detect::AlertStatus) -> Alert {
         baseline_principals: 0,
         severity: Severity::Medium,
         as_of: now,
-        closed_by: (status == AlertStatus::Closed).then_some(ClosedBy::Quiet),
-    }
+        closed_by: None,
+    };
+    let closed = Alert {
+        status: AlertStatus::Closed,
+        closed_by: Some(ClosedBy::Quiet),
+        ..open.clone()
+    };
+    [open, closed]
 }
 
 /// The one-line description of an alert used as a summary by the paging sinks.

@@ -2,8 +2,8 @@
 //! validates bodies and scripts failures, a real Prometheus Alertmanager, and `kill -9` while a
 //! sink is down.
 
-use super::TestEnv;
 use super::util::{CONFIG, Watcher, append, eventually, http_get, read_line};
+use super::{Run, TestEnv};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -380,6 +380,13 @@ fn sink_test_reports_each_sink() {
     let got = good.received();
     assert_eq!(got.len(), 4);
     assert!(got[0].body["id"].as_str().unwrap().starts_with("exp-test-"));
+    // Each sink gets one window: its open, then its closed, under one id.
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|r| r.body["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["open", "closed", "open", "closed"]);
+    assert_eq!(got[0].body["id"], got[1].body["id"]);
 
     let bad = ScriptedServer::start(&[(403, &[], "forbidden")]);
     env.write(
@@ -554,6 +561,62 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
         .position(|r| r.body["status"] == "firing");
     assert!(firing_first.is_some(), "the firing notification came first");
     drop(watcher);
+}
+
+#[test]
+fn sink_test_opens_and_resolves_one_incident_and_one_alertmanager_alert() {
+    let receiver = ScriptedServer::start(&[]);
+    let am = Alertmanager::start(&receiver.url());
+    let pagerduty = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "sinks.toml",
+        format!(
+            "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\n[[sinks]]\nkind = \"pagerduty\"\nurl = \"{}\"\nrouting_key_env = \"TEST_PD_KEY\"\n",
+            am.url,
+            pagerduty.url()
+        ),
+    );
+    let run = Run::from_output(
+        env.command(&["sink-test", "--config", "sinks.toml"])
+            .env("TEST_PD_KEY", ROUTING_KEY)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    // PagerDuty: a trigger and a resolve of the same incident.
+    let events = pagerduty.received();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|r| r.body["event_action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["trigger", "resolve"]);
+    assert_eq!(events[0].body["dedup_key"], events[1].body["dedup_key"]);
+
+    // Alertmanager: one firing and one resolved alert received, and since they are the same
+    // alert, nothing of it is left firing.
+    let (_, metrics) = http_get(&am.url, "/metrics").unwrap();
+    let received = |status: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("alertmanager_alerts_received_total")
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!((received("firing"), received("resolved")), (1.0, 1.0));
+    let (_, body) = alertmanager_get(&am.url, "/api/v2/alerts").unwrap();
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let firing: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == "ExposureWindow")
+        .collect();
+    assert!(firing.is_empty(), "left firing: {firing:#?}");
 }
 
 #[test]

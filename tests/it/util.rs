@@ -23,7 +23,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Run {
+    pub fn from_output(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -72,7 +72,7 @@ impl TestEnv {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().expect("run exposure"))
+        Run::from_output(self.command(args).output().expect("run exposure"))
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
@@ -90,7 +90,7 @@ impl TestEnv {
             .expect("stdin")
             .write_all(stdin)
             .expect("feed stdin");
-        Run::from(child.wait_with_output().expect("wait"))
+        Run::from_output(child.wait_with_output().expect("wait"))
     }
 }
 
