@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::event::AccessEvent;
 use crate::format::{DecodeSink, ParseError};
 use crate::intern::Interner;
+use crate::replay::unusable::{self, InputTally};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::LineReader;
@@ -125,6 +126,7 @@ pub fn archive(
     };
     for input in inputs {
         run.input = input.display_name();
+        let before = (run.events, run.problems.not_access, run.problems.malformed);
         let reader = match input.open() {
             Ok(reader) => reader,
             Err(e) => {
@@ -152,6 +154,11 @@ pub fn archive(
         if let Some(error) = run.failed.take() {
             return Err(error);
         }
+        let tally = InputTally {
+            records: run.events + run.problems.not_access - before.0 - before.1,
+            malformed: run.problems.malformed - before.2,
+        };
+        unusable::report(config, input, tally, run.problems);
     }
     let Archiving {
         mut writer,

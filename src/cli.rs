@@ -419,16 +419,23 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
             }
             Ok::<(), (AlertStatus, crate::sink::DeliveryError)>(())
         });
-        match result {
-            Ok(()) => println!("{}: ok (test alert opened and resolved)", built.sink.name()),
+        // Ignoring a closed stdout: the exit code carries the result.
+        let mut stdout = io::stdout().lock();
+        let _ = match result {
+            Ok(()) => writeln!(
+                stdout,
+                "{}: ok (test alert opened and resolved)",
+                built.sink.name()
+            ),
             Err((status, e)) => {
                 failed += 1;
-                println!(
+                writeln!(
+                    stdout,
                     "{}: FAILED sending the {status:?} test alert: {e}",
                     built.sink.name()
-                );
+                )
             }
-        }
+        };
     }
     let _ = std::fs::remove_dir_all(scratch.root());
     Ok(if failed == 0 {
@@ -465,8 +472,8 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     args.log.init()?;
     let config = args.detect.config()?;
-    let inputs = expand_inputs(&args.paths, config.input.format)?;
     let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     let outcome = crate::live::learn(
         &config,
         &inputs,
@@ -477,9 +484,9 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     problems.finish();
     let learned = outcome?;
     let outcome = &learned.outcome;
-    eprintln!("{}", outcome.summary);
+    crate::report::say!("{}", outcome.summary);
     if learned.windows > 0 {
-        eprintln!(
+        crate::report::say!(
             "exposure: the history holds {} exposure window{} (not alerted; `exposure replay` \
              lists them all){}",
             learned.windows,
@@ -493,7 +500,7 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    eprintln!(
+    crate::report::say!(
         "exposure: baseline learned into {}; start `exposure watch --state-dir {}`",
         args.state_dir.display(),
         args.state_dir.display()
@@ -511,15 +518,15 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         ..DetectOverrides::default()
     };
     let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
-    let inputs = expand_inputs(&args.paths, config.input.format)?;
+    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     if let Some(parquet) = inputs.iter().find(|i| matches!(i, Input::Parquet(_))) {
         return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
     }
-    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
     let summary = archive::archive(&config, &inputs, &args.out, args.strict, &mut problems);
     problems.finish();
     let summary = summary?;
-    eprintln!("{summary}");
+    crate::report::say!("{summary}");
     Ok(if problems.unreadable_inputs == 0 {
         ExitCode::SUCCESS
     } else {
@@ -529,14 +536,14 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = args.detect.config()?;
-    let inputs = expand_inputs(&args.paths, config.input.format)?;
+    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     };
-    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
     let threads = args
         .threads
         .map(usize::from)
@@ -567,9 +574,9 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    eprintln!("{}", outcome.summary);
+    crate::report::say!("{}", outcome.summary);
     if let (Some(out_of_order), true) = (&outcome.out_of_order, args.no_sort) {
-        eprintln!(
+        crate::report::say!(
             "exposure: {out_of_order}: those events were left out (--no-sort); without \
              --no-sort they are sorted, or raise --lateness"
         );
@@ -580,6 +587,23 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The inputs the arguments name. An argument that names nothing is reported (and makes the
+/// exit code 1) while the others are read; nothing at all to read is an error.
+fn inputs_of(
+    paths: &[String],
+    format: crate::format::Format,
+    problems: &mut Problems,
+) -> anyhow::Result<Vec<Input>> {
+    let expanded = expand_inputs(paths, format)?;
+    for error in &expanded.not_found {
+        problems.not_found(error);
+    }
+    if expanded.inputs.is_empty() {
+        anyhow::bail!("nothing to read: no input file in {}", paths.join(" "));
+    }
+    Ok(expanded.inputs)
 }
 
 /// The exit code for an error: 2 for configuration, input-naming and schema problems, 1 for

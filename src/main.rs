@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("exposure: error: {error:#}");
+            exposure::report::to_stderr(format_args!("exposure: error: {error:#}"));
             cli::exit_code_for(&error)
         }
     }

@@ -9,6 +9,21 @@ use std::fmt;
 use std::io::Write;
 use std::time::Duration;
 
+/// `eprintln!` that cannot panic: when stderr is a pipe whose reader has gone (`exposure replay
+/// … 2>&1 >/dev/null | head -1`), a finished run must not end in a crash (exit 101). Messages
+/// that cannot be written are dropped; the exit code still tells the outcome.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::report::to_stderr(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+/// What `say!` calls.
+pub fn to_stderr(message: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
 /// Counts problems with the input and reports the first `max_shown` of them.
 pub struct Problems {
     out: Box<dyn Write + Send>,
@@ -99,6 +114,12 @@ impl Problems {
     /// Something the user must know about the run; always shown.
     pub fn notice(&mut self, message: &str) {
         let _ = writeln!(self.out, "{message}");
+    }
+
+    /// A command-line input that names nothing (see [`crate::source::Expanded`]); always shown.
+    pub fn not_found(&mut self, error: &crate::source::InputError) {
+        self.unreadable_inputs += 1;
+        let _ = writeln!(self.out, "exposure: {error}");
     }
 
     /// An input that could not be opened or read to its end; always shown.

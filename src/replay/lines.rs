@@ -20,6 +20,7 @@ use crate::detect::{Alert, Detector, Observed};
 use crate::event::AccessEvent;
 use crate::format::{DecodeSink, Decoder, Format, Line, ParseError};
 use crate::intern::{PrincipalId, TableId};
+use crate::replay::unusable::{self, InputTally};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::LineReader;
@@ -226,6 +227,7 @@ pub fn replay_lines(
         first_late: None,
         held: vec![None; inputs.len()],
         quarantined: Vec::new(),
+        tallies: vec![InputTally::default(); inputs.len()],
     };
     let mut detect = |block: Block| detecting.block(block, &names, config, out, problems);
 
@@ -252,9 +254,13 @@ pub fn replay_lines(
         first_late,
         quarantined,
         watermarks,
+        tallies,
         ..
     } = detecting;
     debug_assert!(alerts.is_empty(), "alerts are written as they come");
+    for (input, tally) in inputs.iter().zip(tallies) {
+        unusable::report(config, input, tally, problems);
+    }
     let mut outcome = finish(
         detector,
         out,
@@ -607,6 +613,8 @@ struct Detecting<'s> {
     held: Vec<Option<HeldEvent>>,
     /// (input, line) of the events quarantined, for a sorting second pass to leave out too.
     quarantined: Vec<(usize, u64)>,
+    /// What each input gave (to tell an input nothing could be used from).
+    tallies: Vec<InputTally>,
     filter: TimeFilter,
     strict: bool,
     progress: Option<indicatif::ProgressBar>,
@@ -642,6 +650,9 @@ impl Detecting<'_> {
         if block.not_access > 0 {
             problems.not_access(block.not_access);
         }
+        let tally = &mut self.tallies[block.input];
+        tally.records += block.batch.events.len() as u64 + block.not_access;
+        tally.malformed += block.problems.len() as u64;
         let mut first_bad = None;
         for (line, error) in block.problems {
             if self.strict {

@@ -5,6 +5,7 @@
 pub mod lines;
 pub mod parquet;
 pub mod sorted;
+pub mod unusable;
 
 use crate::config::Config;
 use crate::detect::Alert;

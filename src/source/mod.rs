@@ -33,6 +33,8 @@ pub enum InputError {
     Missing(String),
     #[error("{pattern}: no file matches")]
     NoMatch { pattern: String },
+    #[error("{0}: the directory holds no log files")]
+    EmptyDir(String),
     #[error("{pattern}: bad glob: {message}")]
     BadGlob { pattern: String, message: String },
     #[error("{0}: not a Parquet file (--format parquet)")]
@@ -45,12 +47,24 @@ pub enum InputError {
     Mixed { parquet: String, jsonl: String },
 }
 
+/// The inputs that command-line arguments name, and the arguments that named nothing.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub inputs: Vec<Input>,
+    /// A path that does not exist, a glob that matches nothing, an empty directory: reported,
+    /// the other inputs are read, and the run's exit code is 1.
+    pub not_found: Vec<InputError>,
+}
+
 /// Turns command-line arguments into inputs: `-` is stdin; a directory is every data file below
 /// it (recursively, sorted by path, hidden and `_`-prefixed files skipped); an argument with
 /// `*`, `?` or `[` that names no file is a glob. Each file's format is recognised from its first
-/// bytes (`PAR1`) unless `format` forces one.
-pub fn expand_inputs(args: &[String], format: Format) -> Result<Vec<Input>, InputError> {
+/// bytes (`PAR1`) unless `format` forces one. An argument that names nothing goes to
+/// [`Expanded::not_found`]; the errors are arguments that cannot be right (a bad glob, Parquet
+/// mixed with lines).
+pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputError> {
     let mut inputs = Vec::new();
+    let mut not_found = Vec::new();
     for arg in args {
         if arg == "-" {
             if format == Format::Parquet {
@@ -61,13 +75,24 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Vec<Input>, Inpu
         }
         let path = Path::new(arg);
         let files = if path.is_dir() {
-            files_below(path, |_| true)
+            let files = files_below(path, |_| true);
+            if files.is_empty() {
+                not_found.push(InputError::EmptyDir(arg.clone()));
+            }
+            files
         } else if path.exists() {
             vec![path.to_path_buf()]
         } else if arg.contains(['*', '?', '[']) {
-            glob_files(arg)?
+            let files = glob_files(arg)?;
+            if files.is_empty() {
+                not_found.push(InputError::NoMatch {
+                    pattern: arg.clone(),
+                });
+            }
+            files
         } else {
-            return Err(InputError::Missing(arg.clone()));
+            not_found.push(InputError::Missing(arg.clone()));
+            Vec::new()
         };
         for file in files {
             let is_parquet = parquet::looks_like_parquet(&file);
@@ -90,7 +115,7 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Vec<Input>, Inpu
             jsonl: lines.display_name(),
         });
     }
-    Ok(inputs)
+    Ok(Expanded { inputs, not_found })
 }
 
 fn is_data_file(path: &Path) -> bool {
@@ -148,11 +173,6 @@ fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, InputError> {
         };
         glob.is_match(shown)
     });
-    if files.is_empty() {
-        return Err(InputError::NoMatch {
-            pattern: pattern.to_string(),
-        });
-    }
     Ok(files)
 }
 

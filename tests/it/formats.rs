@@ -171,7 +171,14 @@ fn replay_reads_each_format_end_to_end_and_counts_non_access_records() {
         "pgaudit",
         data("pgaudit/malformed.txt").to_str().unwrap(),
     ]);
-    assert_eq!(run.code, 0);
+    // Not one line of it could be read: the input is reported as unreadable, exit 1.
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("its lines look like pgaudit but none could be decoded"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("malformed.txt:1:1: skipped"),
         "{}",

@@ -168,25 +168,62 @@ fn reports_are_capped_but_everything_is_counted() {
 }
 
 #[test]
-fn a_missing_input_is_a_usage_error_before_anything_runs() {
+fn a_missing_input_is_reported_the_others_replayed_and_the_exit_code_is_1() {
     let env = TestEnv::new();
-    let good = env.write(
-        "good.jsonl",
-        "{\"ts\":1773842400000,\"principal\":\"a\",\"table\":\"t\"}\n",
-    );
-    let run = env.run(&["replay", "nope.jsonl", good.to_str().unwrap()]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    let sample = std::fs::read_to_string(repo("sample-logs/incident.jsonl")).unwrap();
+    env.write("good.jsonl", &sample);
+    let alone = env.run(&["replay", "good.jsonl"]);
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert!(!alone.stdout.is_empty());
+
+    let run = env.run(&["replay", "nope.jsonl", "good.jsonl"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains("nope.jsonl: no such file or directory"),
+        run.stderr
+            .contains("exposure: nope.jsonl: no such file or directory"),
         "{}",
         run.stderr
     );
-    let glob = env.run(&["replay", "logs/*.jsonl"]);
-    assert_eq!(glob.code, 2, "{}", glob.stderr);
+    assert_eq!(
+        run.stdout, alone.stdout,
+        "the other input is replayed in full"
+    );
+    assert!(run.stderr.contains("3707 events"), "{}", run.stderr);
+
+    // A glob that matches nothing and an empty directory are the same: reported, exit 1.
+    std::fs::create_dir(env.path("empty")).unwrap();
+    let glob = env.run(&["replay", "logs/*.jsonl", "good.jsonl"]);
+    assert_eq!(glob.code, 1, "{}", glob.stderr);
     assert!(
         glob.stderr.contains("logs/*.jsonl: no file matches"),
         "{}",
         glob.stderr
+    );
+    assert_eq!(glob.stdout, alone.stdout);
+
+    // Nothing at all to read is an error, never a quiet `0 inputs`.
+    for args in [
+        &["replay", "empty"][..],
+        &["replay", "logs/*.jsonl"],
+        &["learn", "--state-dir", "st", "empty"],
+        &["archive", "empty", "--out", "lake"],
+    ] {
+        let run = env.run(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("nothing to read"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("0 inputs"), "{}", run.stderr);
+    }
+    let empty = env.run(&["replay", "empty"]);
+    assert!(
+        empty
+            .stderr
+            .contains("empty: the directory holds no log files"),
+        "{}",
+        empty.stderr
     );
 }
 
@@ -215,4 +252,84 @@ fn a_corrupt_gzip_input_keeps_what_was_read() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn an_input_with_no_readable_line_exits_1_and_names_the_format_to_give() {
+    let env = TestEnv::new();
+    let pg = repo("tests/data/formats/pgaudit/postgresql.log");
+    let pg = pg.to_str().unwrap();
+    let sample = repo("sample-logs/incident.jsonl");
+    let sample = sample.to_str().unwrap();
+    env.write("notes.txt", "hello\nworld\n");
+
+    // (arguments, what the hint says)
+    let cases: &[(&[&str], &str)] = &[
+        (&["replay", "--format", "jsonl", pg], "try --format pgaudit"),
+        (
+            &["replay", "--format", "cloudtrail", sample],
+            "try --format jsonl",
+        ),
+        (
+            &["archive", "--format", "cloudtrail", "--out", "lake", sample],
+            "try --format jsonl",
+        ),
+        (
+            &["replay", "notes.txt"],
+            "does not look like a format exposure reads",
+        ),
+    ];
+    for (args, hint) in cases {
+        let run = env.run(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("no line could be read"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(hint), "{args:?}: {}", run.stderr);
+    }
+
+    // One unreadable input among good ones: the good ones still give their alerts.
+    let alone = env.run(&["replay", sample]);
+    let mixed = env.run(&["replay", sample, "notes.txt"]);
+    assert_eq!(mixed.code, 1, "{}", mixed.stderr);
+    assert_eq!(mixed.stdout, alone.stdout);
+    // A file with some good lines is not unusable: its bad lines are reported, exit 0.
+    let mut partly = std::fs::read_to_string(sample).unwrap();
+    partly.push_str("not json\n");
+    env.write("partly.jsonl", partly);
+    let run = env.run(&["replay", "partly.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("no line could be read"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_reader_of_stderr_that_goes_away_does_not_crash_the_run() {
+    // `exposure replay … 2>&1 >/dev/null | head -1`: the pipe's reader is gone before the
+    // summary is written. The run ends with its own exit code, not a panic (101).
+    let env = TestEnv::new();
+    let sample = repo("sample-logs/incident.jsonl");
+    for (args, code) in [
+        (vec!["replay", sample.to_str().unwrap()], 0),
+        (vec!["replay", "missing.jsonl", sample.to_str().unwrap()], 1),
+        (
+            vec!["replay", "--format", "cloudtrail", sample.to_str().unwrap()],
+            1,
+        ),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = env
+            .command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(code), "{args:?}");
+    }
 }
