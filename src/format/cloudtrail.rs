@@ -1,7 +1,16 @@
 //! AWS CloudTrail: log files (`{"Records":[...]}`, usually gzipped, often one line per file) and
-//! one-record-per-line exports. Data events are accesses: the object is `bucket/key` for S3
-//! (`requestParameters`), else the first `resources[].ARN`; a read is `readOnly: true`. Failed
+//! one-record-per-line exports. Data events are accesses; a read is `readOnly: true`. Failed
 //! calls (`errorCode`) and management events are not access events.
+//!
+//! What is "the table" of an S3 access (`resource = ...` in `[input.cloudtrail]`):
+//! - `dataset` (default): the bucket and the key up to its first `key=value` partition segment
+//!   or its file name — `lake/customers/dt=2026-03-16/part-0.parquet` is `lake/customers`, so a
+//!   partitioned dataset of many part files is one baseline, the unit people protect;
+//! - `object`: `bucket/key`, one baseline per object;
+//! - `bucket`: the bucket alone.
+//!
+//! The bucket and key come from `requestParameters`, else from the S3 object's ARN in
+//! `resources`; other services' accesses are the first `resources[].ARN`.
 //!
 //! The principal, from `userIdentity` (`principal = ...` in `[input.cloudtrail]`):
 //! - `session` (default): for an assumed role, the role (session issuer ARN) and the session
@@ -29,8 +38,11 @@ pub enum PrincipalChoice {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResourceChoice {
-    /// `bucket/key` (S3), else the resource ARN.
+    /// The bucket and the key's folders up to the first `key=value` partition (S3), else the
+    /// resource ARN: one baseline per dataset.
     #[default]
+    Dataset,
+    /// `bucket/key` (S3), else the resource ARN.
     Object,
     /// The bucket alone (S3), else the resource ARN: one baseline per bucket.
     Bucket,
@@ -81,21 +93,59 @@ fn record(r: &Value, options: &Options) -> Result<Item, ParseError> {
 }
 
 fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
+    let resources = || r.get("resources")?.as_array();
     let arn = || {
-        let resources = r.get("resources")?.as_array()?;
+        let resources = resources()?;
         let pick = resources
             .iter()
             .find(|x| string(x, &["type"]) == Some("AWS::S3::Object"))
             .or_else(|| resources.first())?;
-        string(pick, &["ARN", "arn"]).map(str::to_string)
+        string(pick, &["ARN", "arn"])
     };
-    let bucket = string(r, &["requestParameters.bucketName"]);
-    let key = string(r, &["requestParameters.key"]);
-    match (choice, bucket, key) {
-        (ResourceChoice::Object, Some(b), Some(k)) => Some(format!("{b}/{k}")),
-        (ResourceChoice::Object | ResourceChoice::Bucket, Some(b), _) => Some(b.to_string()),
-        _ => arn(),
+    if choice == ResourceChoice::Arn {
+        return arn().map(str::to_string);
     }
+    let (bucket, key) = match (
+        string(r, &["requestParameters.bucketName"]),
+        string(r, &["requestParameters.key"]),
+    ) {
+        (Some(bucket), key) => (bucket, key),
+        // No request parameters: the S3 object's ARN, `arn:aws:s3:::bucket/key`.
+        (None, _) => match arn().and_then(|a| a.strip_prefix("arn:aws:s3:::")) {
+            Some(object) => match object.split_once('/') {
+                Some((bucket, key)) => (bucket, Some(key)),
+                None => (object, None),
+            },
+            None => return arn().map(str::to_string),
+        },
+    };
+    Some(match (choice, key) {
+        (ResourceChoice::Object, Some(key)) => format!("{bucket}/{key}"),
+        (ResourceChoice::Dataset, Some(key)) => match dataset_of(key) {
+            "" => bucket.to_string(),
+            dataset => format!("{bucket}/{dataset}"),
+        },
+        _ => bucket.to_string(),
+    })
+}
+
+/// The folders of an object key up to its first `key=value` partition segment or its file
+/// name: `customers/dt=2026-03-16/part-0.parquet` → `customers`, `exports/2026-03.csv` →
+/// `exports`, `report.csv` → `` (the bucket itself).
+fn dataset_of(key: &str) -> &str {
+    let mut end = 0;
+    let mut folders = key.split('/').peekable();
+    while let Some(segment) = folders.next() {
+        let is_file = folders.peek().is_none();
+        let is_partition = segment
+            .split_once('=')
+            .is_some_and(|(name, _)| !name.is_empty());
+        if is_file || is_partition {
+            break;
+        }
+        end += segment.len() + 1;
+    }
+    key[..end].trim_end_matches('/')
 }
 
 fn principal(r: &Value, choice: PrincipalChoice) -> Result<String, ParseError> {
@@ -120,4 +170,86 @@ fn principal(r: &Value, choice: PrincipalChoice) -> Result<String, ParseError> {
         return Ok(arn.to_string());
     }
     Ok(required(identity, &["invokedBy", "principalId", "userName"])?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_dataset_is_the_key_up_to_its_first_partition_or_file_name() {
+        for (key, dataset) in [
+            ("customers/dt=2026-03-16/part-0.parquet", "customers"),
+            (
+                "warehouse/customers/region=eu/dt=2026-03-16/part-0.parquet",
+                "warehouse/customers",
+            ),
+            ("exports/salaries/2026-03.csv", "exports/salaries"),
+            ("report.csv", ""),
+            ("dt=2026-03-16/part-0.parquet", ""),
+            ("logs/2026/03/16/", "logs/2026/03/16"),
+            ("a//b.csv", "a"),
+            ("x/=weird/part", "x/=weird"),
+        ] {
+            assert_eq!(dataset_of(key), dataset, "{key}");
+        }
+    }
+
+    #[test]
+    fn each_resource_choice_names_the_access_as_documented() {
+        let get = |params: Value, resources: Value| {
+            json!({
+                "eventTime": "2026-03-18T10:00:00Z", "eventCategory": "Data", "readOnly": true,
+                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/a"},
+                "requestParameters": params, "resources": resources,
+            })
+        };
+        let with_params = get(
+            json!({"bucketName": "lake", "key": "customers/dt=2026-03-16/part-0.parquet"}),
+            json!([{"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::lake/customers/dt=2026-03-16/part-0.parquet"}]),
+        );
+        let arn_only = get(
+            Value::Null,
+            json!([{"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::lake/customers/dt=2026-03-16/part-0.parquet"}]),
+        );
+        let other_service = get(
+            Value::Null,
+            json!([{"type": "AWS::DynamoDB::Table", "ARN": "arn:aws:dynamodb:us-east-1:1:table/users"}]),
+        );
+        let table = |record: &Value, resource| resource_of(record, resource);
+        for record in [&with_params, &arn_only] {
+            assert_eq!(table(record, ResourceChoice::Dataset), "lake/customers");
+            assert_eq!(
+                table(record, ResourceChoice::Object),
+                "lake/customers/dt=2026-03-16/part-0.parquet"
+            );
+            assert_eq!(table(record, ResourceChoice::Bucket), "lake");
+            assert_eq!(
+                table(record, ResourceChoice::Arn),
+                "arn:aws:s3:::lake/customers/dt=2026-03-16/part-0.parquet"
+            );
+        }
+        for choice in [
+            ResourceChoice::Dataset,
+            ResourceChoice::Object,
+            ResourceChoice::Bucket,
+        ] {
+            assert_eq!(
+                table(&other_service, choice),
+                "arn:aws:dynamodb:us-east-1:1:table/users"
+            );
+        }
+    }
+
+    fn resource_of(record: &Value, resource: ResourceChoice) -> String {
+        let options = Options {
+            resource,
+            ..Options::default()
+        };
+        match parse(record, &options).unwrap().pop().unwrap() {
+            Item::Event(event) => event.table.to_string(),
+            Item::NotAccess => panic!("not an access: {record}"),
+        }
+    }
 }

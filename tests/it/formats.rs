@@ -242,6 +242,61 @@ fn an_exposure_in_cloudtrail_records_is_found() {
 }
 
 #[test]
+fn a_partitioned_data_lake_in_cloudtrail_is_one_table_per_dataset() {
+    // Readers of `lake/customers/dt=…/part-N.parquet`: each reads other part files of the
+    // same dataset. By default the dataset is the table (one window); `resource = "object"`
+    // makes each part file its own table (no window: nobody else reads any one of them).
+    let env = TestEnv::new();
+    let record = |t: &str, who: &str, key: &str| {
+        json!({
+            "eventVersion": "1.09", "eventTime": t, "eventSource": "s3.amazonaws.com",
+            "eventName": "GetObject", "readOnly": true, "eventCategory": "Data",
+            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::1:user/{who}")},
+            "requestParameters": {"bucketName": "lake", "key": key},
+        })
+        .to_string()
+    };
+    let mut lines = Vec::new();
+    for day in 10..15 {
+        lines.push(record(
+            &format!("2026-03-{day}T02:00:00Z"),
+            "etl",
+            &format!("customers/dt=2026-03-{day}/part-0.parquet"),
+        ));
+    }
+    for (i, who) in ["ana", "ben", "cy", "dee", "eli"].iter().enumerate() {
+        lines.push(record(
+            &format!("2026-03-16T10:0{i}:00Z"),
+            who,
+            &format!("customers/dt=2026-03-1{i}/part-{i}.parquet"),
+        ));
+    }
+    env.write("trail.jsonl", lines.join("\n") + "\n");
+    let detect = "[detect]\nlearn = \"5d\"\nmin_principals = 3\n";
+    env.write("dataset.toml", detect);
+    env.write(
+        "object.toml",
+        format!("{detect}[input.cloudtrail]\nresource = \"object\"\n"),
+    );
+
+    let run = env.run(&["replay", "--config", "dataset.toml", "trail.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let alerts = run.alerts();
+    assert_eq!(alerts.len(), 2, "{}", run.stdout);
+    assert_eq!(alerts[1]["table"], "lake/customers");
+    assert_eq!(alerts[1]["principals"].as_array().unwrap().len(), 5);
+
+    let per_object = env.run(&["replay", "--config", "object.toml", "trail.jsonl"]);
+    assert_eq!(per_object.code, 0, "{}", per_object.stderr);
+    assert_eq!(per_object.stdout, "");
+    assert!(
+        per_object.stderr.contains(" 0 windows"),
+        "{}",
+        per_object.stderr
+    );
+}
+
+#[test]
 fn snowflake_access_history_unloaded_as_parquet_reads_like_its_json_export() {
     use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
     use std::sync::Arc;

@@ -42,12 +42,12 @@ with open('cloudtrail/123456789012_CloudTrail_us-east-1_20260318T1005Z_EXAMPLE.j
     with gzip.GzipFile(fileobj=raw, mode='wb', mtime=0) as f:
         f.write(json.dumps(trail, separators=(',', ':')).encode())
 w('cloudtrail/expected.jsonl', [
-    {"ts": "2026-03-18T10:00:00.000Z", "principal": "arn:aws:iam::123456789012:role/Analyst/alice", "table": "hr-exports/salaries/2026-03.csv", "read": True},
-    {"ts": "2026-03-18T10:00:01.000Z", "principal": "arn:aws:iam::123456789012:user/bob", "table": "hr-exports/salaries/2026-04.csv", "read": False},
+    {"ts": "2026-03-18T10:00:00.000Z", "principal": "arn:aws:iam::123456789012:role/Analyst/alice", "table": "hr-exports/salaries", "read": True},
+    {"ts": "2026-03-18T10:00:01.000Z", "principal": "arn:aws:iam::123456789012:user/bob", "table": "hr-exports/salaries", "read": False},
     "not_access", "not_access"])
 w('cloudtrail/records.jsonl', [s3("2026-03-18T10:01:00Z", "GetObject", assumed, "salaries/2026-03.csv", True), mgmt])
 w('cloudtrail/records.expected.jsonl', [
-    {"ts": "2026-03-18T10:01:00.000Z", "principal": "arn:aws:iam::123456789012:role/Analyst/alice", "table": "hr-exports/salaries/2026-03.csv", "read": True},
+    {"ts": "2026-03-18T10:01:00.000Z", "principal": "arn:aws:iam::123456789012:role/Analyst/alice", "table": "hr-exports/salaries", "read": True},
     "not_access"])
 
 # ---- GCP audit (BigQuery data access)
