@@ -4,7 +4,7 @@
 //! A writer appends a background load of normal reads (allowed service principals on 50
 //! tables, `EXPOSURE_LOAD_EPS` events/s, default 100 000) to a followed file, and every 250 ms
 //! a probe on one of 20 probe tables: two new readers, then the third that crosses
-//! `min_principals`. (`quiet` is 1s, so each probe's window has closed before its table is
+//! `min_principals`. (`close_after` is 1s, so each probe's window has closed before its table is
 //! probed again, 5 s later: state stays bounded as it would in production.)
 //! The latency of a probe is from the `write` of that third line until the watcher's `open`
 //! alert for the table is read from its stdout. The default `lateness` (5m) is used, so the
@@ -53,7 +53,7 @@ fn main() {
     std::fs::write(&log, "").unwrap();
     std::fs::write(
         dir.path().join("bench.toml"),
-        "[detect]\nlearn = \"0s\"\nmin_principals = 3\nspan = \"10m\"\nquiet = \"1s\"\nallow = [\"svc-*\"]\n",
+        "[detect]\nlearn = \"0s\"\nmin_principals = 3\nspan = \"10m\"\nclose_after = \"1s\"\nallow = [\"svc-*\"]\n",
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_exposure"))

@@ -10,7 +10,7 @@ use crate::report::Problems;
 use crate::source::parquet::SchemaError;
 use crate::source::{Input, InputError, expand_inputs};
 use crate::time::TimeFilter;
-use crate::time::{EpochUnit, Span, Ts, parse_ts_str};
+use crate::time::{Span, Ts};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::fs::File;
@@ -107,24 +107,26 @@ pub struct LogArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Logging")]
     pub log_format: LogFormat,
 
-    /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
-    #[arg(
-        long,
-        value_name = "FILTER",
-        default_value = "info",
-        help_heading = "Logging"
-    )]
-    pub log_level: String,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter directive [default:
+    /// info; -q: warn; -v: debug; -vv: trace].
+    #[arg(long, value_name = "FILTER", help_heading = "Logging")]
+    pub log_level: Option<String>,
 }
 
 impl LogArgs {
-    fn init(&self) -> anyhow::Result<()> {
-        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| {
-            ConfigError::Invalid {
+    fn init(&self, verbosity: Verbosity) -> anyhow::Result<()> {
+        let level = match (&self.log_level, verbosity.quiet, verbosity.verbose) {
+            (Some(level), _, _) => level.as_str(),
+            (None, true, _) => "warn",
+            (None, false, 0) => "info",
+            (None, false, 1) => "debug",
+            (None, false, _) => "trace",
+        };
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(level).map_err(|e| ConfigError::Invalid {
                 key: "--log-level".into(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(io::stderr)
@@ -141,6 +143,9 @@ impl LogArgs {
 pub struct WatchArgs {
     #[command(flatten)]
     pub detect: DetectFlags,
+
+    #[command(flatten)]
+    pub alerts: AlertFlags,
 
     /// Folder for the checkpoint, the outbox of alerts and delivery records (created if
     /// needed; one process at a time).
@@ -172,6 +177,9 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub log: LogArgs,
 
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+
     /// Files or globs to follow (`-` for stdin).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -190,12 +198,19 @@ pub struct LearnArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Only learn from events before TIME (RFC 3339, a date, or an epoch number).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
+    pub until: Option<Ts>,
+
     /// How many skipped lines to show on stderr (all are counted).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_reports: usize,
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub verbosity: Verbosity,
 
     /// History to learn from: JSON-lines files, Parquet files or folders, in order.
     #[arg(required = true, value_name = "PATH")]
@@ -230,6 +245,9 @@ pub struct ArchiveArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_reports: usize,
 
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+
     /// Log files to convert, in order (`-` for stdin).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -258,9 +276,10 @@ pub struct DetectFlags {
     #[arg(long, value_name = "DURATION", help_heading = "Detection")]
     pub span: Option<Span>,
 
-    /// A window closes after this long without a novel read [default: 30m].
+    /// A window closes after this long without a novel read [default: 30m]. (`quiet` in
+    /// configuration files before this release.)
     #[arg(long, value_name = "DURATION", help_heading = "Detection")]
-    pub quiet: Option<Span>,
+    pub close_after: Option<Span>,
 
     /// A principal stays normal this long after its last normal read [default: 30d].
     #[arg(long, value_name = "DURATION", help_heading = "Detection")]
@@ -274,41 +293,98 @@ pub struct DetectFlags {
     #[arg(long, value_name = "GLOB", help_heading = "Detection")]
     pub allow: Vec<String>,
 
-    /// Also emit `update` alerts when a window's novel principals double.
-    #[arg(long, help_heading = "Detection")]
-    pub updates: bool,
-
     /// Only watch tables matching GLOB (repeatable); Parquet row groups whose table statistics
     /// rule them out are not read.
     #[arg(long = "table", value_name = "GLOB", help_heading = "Selection")]
     pub tables: Vec<String>,
+}
 
-    /// Only use events at or after TIME (RFC 3339 or epoch); Parquet row groups wholly before
-    /// it are not read.
+fn parse_time(text: &str) -> Result<Ts, String> {
+    crate::time::parse_cli_time(text)
+}
+
+/// Flags of the commands that write alerts (`replay`, `watch`).
+#[derive(Debug, Args, Clone)]
+pub struct AlertFlags {
+    /// Also emit `update` alerts when a window's novel principals double.
+    #[arg(long, help_heading = "Detection")]
+    pub updates: bool,
+}
+
+/// `replay`'s choice of time: history before `--from` is learned from, not reported.
+#[derive(Debug, Args, Clone)]
+pub struct ReplayTimeFlags {
+    /// Report the windows still open at TIME or opened later; the history before TIME is
+    /// still read, so the baseline is learned from it. TIME: RFC 3339, a date (2026-03-16,
+    /// midnight UTC), a date and time without offset (UTC), or an epoch number.
     #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
     pub from: Option<Ts>,
 
-    /// Only use events before TIME (RFC 3339 or epoch).
+    /// Only use events before TIME; Parquet row groups wholly after it are not read. Windows
+    /// still open there close with `closed_by: end_of_input`.
     #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
     pub until: Option<Ts>,
 }
 
-fn parse_time(text: &str) -> Result<Ts, String> {
-    parse_ts_str(text, EpochUnit::Auto).map_err(|e| e.to_string())
+impl ReplayTimeFlags {
+    fn check(&self) -> Result<(), ConfigError> {
+        match (self.from, self.until) {
+            (Some(from), Some(until)) if from >= until => Err(ConfigError::Invalid {
+                key: "--from".into(),
+                message: format!(
+                    "{} is not before --until {}",
+                    crate::time::format_ts(from),
+                    crate::time::format_ts(until)
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `-q` / `-v`, the usual way.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct Verbosity {
+    /// Less output: no summary and no progress (problems and errors are still shown); in
+    /// `watch`, warnings and errors only.
+    #[arg(short, long, help_heading = "Output")]
+    pub quiet: bool,
+
+    /// More output (repeatable): every skipped line is shown, not only the first
+    /// --max-reports; in `watch` and `learn`, debug logs (-vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = "Output")]
+    pub verbose: u8,
+}
+
+impl Verbosity {
+    /// How many skipped lines to show, given `--max-reports`.
+    fn max_reports(&self, max_reports: usize) -> usize {
+        if self.verbose > 0 {
+            usize::MAX
+        } else {
+            max_reports
+        }
+    }
 }
 
 impl DetectFlags {
-    /// Loads and validates the configuration these flags point at.
-    pub fn config(&self) -> Result<Config, ConfigError> {
+    /// Loads and validates the configuration these flags point at, with the alert flags of
+    /// the command (if it writes alerts) and `replay --from`.
+    pub fn config(
+        &self,
+        alerts: Option<&AlertFlags>,
+        report_from: Option<Ts>,
+    ) -> Result<Config, ConfigError> {
         let overrides = DetectOverrides {
             learn: self.learn,
             forget_after: self.forget_after,
             span: self.span,
-            quiet: self.quiet,
+            close_after: self.close_after,
             min_principals: self.min_principals,
             lateness: self.lateness,
             allow: self.allow.clone(),
-            updates: self.updates,
+            updates: alerts.is_some_and(|a| a.updates),
+            report_from,
             only_tables: self.tables.clone(),
         };
         Config::load(self.config.as_deref(), &overrides, self.format)
@@ -319,6 +395,12 @@ impl DetectFlags {
 pub struct ReplayArgs {
     #[command(flatten)]
     pub detect: DetectFlags,
+
+    #[command(flatten)]
+    pub alerts: AlertFlags,
+
+    #[command(flatten)]
+    pub time: ReplayTimeFlags,
 
     /// Write alerts to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -353,6 +435,9 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     pub sort_memory: usize,
 
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+
     /// Log files to replay, in any order (`-` for stdin).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -381,6 +466,38 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}`: too large"))
 }
 
+/// Parses the command line (exiting with a usage error as clap does). `--quiet DURATION`, the
+/// old name of `--close-after`, is caught first with a message saying so: `-q/--quiet` now
+/// means less output, and the duration would otherwise be taken for an input path.
+pub fn parse() -> Cli {
+    use clap::CommandFactory;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(message) = old_quiet_flag(&args) {
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
+    Cli::parse_from(args)
+}
+
+/// The message for `--quiet DURATION` or `--quiet=DURATION`, if the arguments hold one.
+fn old_quiet_flag(args: &[std::ffi::OsString]) -> Option<String> {
+    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("")).collect();
+    let duration = args.iter().enumerate().find_map(|(i, arg)| {
+        if let Some(value) = arg.strip_prefix("--quiet=") {
+            return Some(value);
+        }
+        let next = *args.get(i + 1)?;
+        (*arg == "--quiet" && next.parse::<Span>().is_ok() && !std::path::Path::new(next).exists())
+            .then_some(next)
+    })?;
+    Some(format!(
+        "--quiet no longer takes a duration: the setting is now `--close-after {duration}` \
+         (`-q`/`--quiet` means less output; in configuration files `quiet` is read as \
+         `close_after` until the next release)"
+    ))
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -394,7 +511,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
     use crate::detect::AlertStatus;
-    args.log.init()?;
+    args.log.init(Verbosity::default())?;
     let config = Config::load(Some(&args.config), &DetectOverrides::default(), None)?;
     if config.sinks.is_empty() {
         return Err(ConfigError::Invalid {
@@ -446,15 +563,8 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    args.log.init()?;
-    let config = args.detect.config()?;
-    if args.detect.from.is_some() || args.detect.until.is_some() {
-        return Err(ConfigError::Invalid {
-            key: "--from/--until".into(),
-            message: "only `replay` and `learn` select by time".into(),
-        }
-        .into());
-    }
+    args.log.init(args.verbosity)?;
+    let config = args.detect.config(Some(&args.alerts), None)?;
     let options = crate::live::WatchOptions {
         paths: args.paths,
         state_dir: crate::state::StateDir::new(args.state_dir),
@@ -470,20 +580,30 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
-    args.log.init()?;
-    let config = args.detect.config()?;
-    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    args.log.init(args.verbosity)?;
+    let config = args.detect.config(None, None)?;
+    let max_reports = args.verbosity.max_reports(args.max_reports);
+    let mut problems = Problems::new(Box::new(io::stderr()), max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     let outcome = crate::live::learn(
         &config,
         &inputs,
         &crate::state::StateDir::new(&args.state_dir),
         args.force,
+        TimeFilter { until: args.until },
         &mut problems,
     );
     problems.finish();
     let learned = outcome?;
     let outcome = &learned.outcome;
+    let code = if outcome.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if args.verbosity.quiet {
+        return Ok(code);
+    }
     crate::report::say!("{}", outcome.summary);
     if learned.windows > 0 {
         crate::report::say!(
@@ -505,11 +625,7 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
         args.state_dir.display(),
         args.state_dir.display()
     );
-    Ok(if outcome.complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(code)
 }
 
 fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
@@ -518,7 +634,8 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         ..DetectOverrides::default()
     };
     let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
-    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    let max_reports = args.verbosity.max_reports(args.max_reports);
+    let mut problems = Problems::new(Box::new(io::stderr()), max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     if let Some(parquet) = inputs.iter().find(|i| matches!(i, Input::Parquet(_))) {
         return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
@@ -526,7 +643,9 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let summary = archive::archive(&config, &inputs, &args.out, args.strict, &mut problems);
     problems.finish();
     let summary = summary?;
-    crate::report::say!("{summary}");
+    if !args.verbosity.quiet {
+        crate::report::say!("{summary}");
+    }
     Ok(if problems.unreadable_inputs == 0 {
         ExitCode::SUCCESS
     } else {
@@ -535,8 +654,10 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let config = args.detect.config()?;
-    let mut problems = Problems::new(Box::new(io::stderr()), args.max_reports);
+    args.time.check()?;
+    let config = args.detect.config(Some(&args.alerts), args.time.from)?;
+    let max_reports = args.verbosity.max_reports(args.max_reports);
+    let mut problems = Problems::new(Box::new(io::stderr()), max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(
@@ -552,10 +673,9 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         strict: args.strict,
         threads,
         filter: TimeFilter {
-            from: args.detect.from,
-            until: args.detect.until,
+            until: args.time.until,
         },
-        progress: !args.no_progress && io::stderr().is_terminal(),
+        progress: !args.no_progress && !args.verbosity.quiet && io::stderr().is_terminal(),
         keep_state: false,
         disorder: if args.no_sort {
             Disorder::Refuse
@@ -574,7 +694,9 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    crate::report::say!("{}", outcome.summary);
+    if !args.verbosity.quiet {
+        crate::report::say!("{}", outcome.summary);
+    }
     if let (Some(out_of_order), true) = (&outcome.out_of_order, args.no_sort) {
         crate::report::say!(
             "exposure: {out_of_order}: those events were left out (--no-sort); without \

@@ -10,7 +10,7 @@ use crate::event::{DEFAULT_READ_ACTIONS, ReadActions};
 use crate::format::decode::DEFAULT_MAX_LINE_BYTES;
 use crate::format::jsonl::{FieldPaths, JsonLinesParser};
 use crate::format::{Decoder, Format};
-use crate::time::{EpochUnit, Span};
+use crate::time::{EpochUnit, Span, Ts};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,6 +63,8 @@ pub struct DetectSection {
     pub learn: Option<Span>,
     pub forget_after: Option<Span>,
     pub span: Option<Span>,
+    pub close_after: Option<Span>,
+    /// The old name of `close_after`, read until the next release.
     pub quiet: Option<Span>,
     pub min_principals: Option<u32>,
     pub lateness: Option<Span>,
@@ -96,6 +98,8 @@ pub struct TableSection {
     pub learn: Option<Span>,
     pub forget_after: Option<Span>,
     pub span: Option<Span>,
+    pub close_after: Option<Span>,
+    /// The old name of `close_after`, read until the next release.
     pub quiet: Option<Span>,
     pub min_principals: Option<u32>,
     pub allow: Vec<String>,
@@ -120,11 +124,13 @@ pub struct DetectOverrides {
     pub learn: Option<Span>,
     pub forget_after: Option<Span>,
     pub span: Option<Span>,
-    pub quiet: Option<Span>,
+    pub close_after: Option<Span>,
     pub min_principals: Option<u32>,
     pub lateness: Option<Span>,
     pub allow: Vec<String>,
     pub updates: bool,
+    /// `replay --from`: windows over before it are not reported.
+    pub report_from: Option<Ts>,
     /// `--table`: only these tables (globs) are watched.
     pub only_tables: Vec<String>,
 }
@@ -168,7 +174,10 @@ impl Config {
                 .or(d.forget_after)
                 .unwrap_or(base.forget_after),
             span: flags.span.or(d.span).unwrap_or(base.span),
-            quiet: flags.quiet.or(d.quiet).unwrap_or(base.quiet),
+            quiet: flags
+                .close_after
+                .or(renamed("detect", d.close_after, d.quiet)?)
+                .unwrap_or(base.quiet),
             min_principals: flags
                 .min_principals
                 .or(d.min_principals)
@@ -193,7 +202,8 @@ impl Config {
                 learn: table.learn.unwrap_or(defaults.learn),
                 forget_after: table.forget_after.unwrap_or(defaults.forget_after),
                 span: table.span.unwrap_or(defaults.span),
-                quiet: table.quiet.unwrap_or(defaults.quiet),
+                quiet: renamed(&format!("tables[{i}]"), table.close_after, table.quiet)?
+                    .unwrap_or(defaults.quiet),
                 min_principals: table.min_principals.unwrap_or(defaults.min_principals),
             };
             check_thresholds(&format!("tables[{i}]"), &thresholds)?;
@@ -265,6 +275,7 @@ impl Config {
                     .unwrap_or(DetectorSettings::default().lateness),
                 max_ahead: d.max_ahead.unwrap_or(DetectorSettings::default().max_ahead),
                 emit_updates: flags.updates || d.updates,
+                report_from: flags.report_from,
             },
             input: InputSettings {
                 format: format.or(file.input.format).unwrap_or_default(),
@@ -324,6 +335,28 @@ impl Config {
     }
 }
 
+/// `close_after`, or its old name `quiet` (with a notice on stderr); both is an error.
+fn renamed(
+    section: &str,
+    close_after: Option<Span>,
+    quiet: Option<Span>,
+) -> Result<Option<Span>, ConfigError> {
+    match (close_after, quiet) {
+        (Some(_), Some(_)) => Err(invalid(
+            format!("{section}.quiet"),
+            "is the old name of close_after: give only close_after",
+        )),
+        (None, Some(quiet)) => {
+            crate::report::say!(
+                "exposure: {section}.quiet is now {section}.close_after (the old name is read \
+                 until the next release)"
+            );
+            Ok(Some(quiet))
+        }
+        (close_after, None) => Ok(close_after),
+    }
+}
+
 fn check_thresholds(section: &str, t: &Thresholds) -> Result<(), ConfigError> {
     if t.min_principals == 0 {
         return Err(invalid(
@@ -333,7 +366,7 @@ fn check_thresholds(section: &str, t: &Thresholds) -> Result<(), ConfigError> {
     }
     for (name, value) in [
         ("span", t.span),
-        ("quiet", t.quiet),
+        ("close_after", t.quiet),
         ("forget_after", t.forget_after),
     ] {
         if value.micros() <= 0 {
@@ -418,7 +451,7 @@ mod tests {
             ("[detect]\nmin_princpals = 3", "min_princpals"),
             ("[detect]\nspan = \"soon\"", "bad duration"),
             ("[detect]\nmin_principals = 0", "detect.min_principals"),
-            ("[detect]\nquiet = \"0\"", "detect.quiet"),
+            ("[detect]\nclose_after = \"0\"", "detect.close_after"),
             ("[detect]\nread_actions = []", "detect.read_actions"),
             ("[[tables]]\nmin_principals = 2", "tables[0].match"),
             ("[[tables]]\nmatch = \"a[\"", "tables[0].match"),

@@ -1,12 +1,11 @@
 //! The `exposure` binary: parses flags, runs, prints an error chain once. All logic is in the
 //! library.
 
-use clap::Parser;
-use exposure::cli::{self, Cli};
+use exposure::cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     match cli::run(cli) {
         Ok(code) => code,
         Err(error) => {

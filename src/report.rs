@@ -166,8 +166,10 @@ pub struct Summary {
     pub tables: usize,
     pub alerts: u64,
     pub windows: u64,
-    /// Events outside `--from`/`--until`.
+    /// Events at or after `--until` (not used).
     pub filtered: u64,
+    /// Windows over before `--from` (not reported).
+    pub unreported: u64,
     /// Events quarantined for a wrong clock.
     pub quarantined: u64,
     /// Records that are not access events.
@@ -209,10 +211,14 @@ impl fmt::Display for Summary {
             )?;
         }
         if self.filtered > 0 {
+            write!(f, "; {} events at or after --until skipped", self.filtered)?;
+        }
+        if self.unreported > 0 {
             write!(
                 f,
-                "; {} events outside --from/--until skipped",
-                self.filtered
+                "; {} window{} over before --from not reported",
+                self.unreported,
+                if self.unreported == 1 { "" } else { "s" }
             )?;
         }
         Ok(())

@@ -179,20 +179,72 @@ impl fmt::Debug for Span {
     }
 }
 
+/// `7d`, `1h30m`, `250ms`: days, hours, minutes, seconds, milliseconds and microseconds, each
+/// only if not zero; `0s` for nothing. Parses back to the same span.
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = std::time::Duration::from_micros(self.0.max(0) as u64);
-        write!(f, "{}", humantime::format_duration(d))
+        let mut rest = self.0.max(0);
+        if rest == 0 {
+            return f.write_str("0s");
+        }
+        for (unit, micros) in [
+            ("d", 86_400 * MICROS_PER_SEC),
+            ("h", 3_600 * MICROS_PER_SEC),
+            ("m", 60 * MICROS_PER_SEC),
+            ("s", MICROS_PER_SEC),
+            ("ms", 1_000),
+            ("us", 1),
+        ] {
+            if rest >= micros {
+                write!(f, "{}{unit}", rest / micros)?;
+                rest %= micros;
+            }
+        }
+        Ok(())
     }
 }
+
+/// Units that have no one meaning: `M` (months to humantime, minutes to many people) and the
+/// calendar units, whose length varies.
+const AMBIGUOUS_UNITS: &[(&str, &str)] = &[
+    (
+        "M",
+        "`M` could be minutes or months: write `m` for minutes, `d` for days",
+    ),
+    (
+        "month",
+        "months have no fixed length: write days (e.g. 30d)",
+    ),
+    (
+        "months",
+        "months have no fixed length: write days (e.g. 30d)",
+    ),
+    ("y", "years have no fixed length: write days (e.g. 365d)"),
+    ("year", "years have no fixed length: write days (e.g. 365d)"),
+    (
+        "years",
+        "years have no fixed length: write days (e.g. 365d)",
+    ),
+];
 
 impl std::str::FromStr for Span {
     type Err = String;
 
+    /// A duration such as `30s`, `15m`, `2h`, `7d`, `1h30m` or `0`. Units: `us`, `ms`, `s`,
+    /// `m`/`min`, `h`, `d`, `w` (and their long names); `M`, months and years are refused as
+    /// ambiguous.
     fn from_str(text: &str) -> Result<Span, String> {
         let text = text.trim();
         if text == "0" {
             return Ok(Span(0));
+        }
+        for unit in text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|u| !u.is_empty())
+        {
+            if let Some((_, why)) = AMBIGUOUS_UNITS.iter().find(|(u, _)| *u == unit) {
+                return Err(format!("bad duration {text:?}: {why}"));
+            }
         }
         let d = humantime::parse_duration(text).map_err(|e| {
             format!("bad duration {text:?} ({e}); use e.g. 30s, 15m, 2h, 7d or 1h30m")
@@ -218,36 +270,104 @@ impl serde::Serialize for Span {
     }
 }
 
-/// Which events to use: `--from`, `--until` (any input: JSON lines, vendor logs, Parquet).
+/// Which events to use: `--until` (any input: JSON lines, vendor logs, Parquet). `--from` is
+/// not a filter of events: everything before it is still learned from (see
+/// `DetectorSettings::report_from` in the detection core).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TimeFilter {
-    pub from: Option<Ts>,
     pub until: Option<Ts>,
 }
 
 impl TimeFilter {
     #[inline]
     pub fn keeps(&self, ts: Ts) -> bool {
-        self.from.is_none_or(|f| ts >= f) && self.until.is_none_or(|u| ts < u)
+        self.until.is_none_or(|u| ts < u)
     }
 
-    /// Whether a span `[min, max]` can hold a kept time.
-    pub fn overlaps(&self, min: Option<Ts>, max: Option<Ts>) -> bool {
-        let after_from = match (self.from, max) {
-            (Some(f), Some(max)) => max >= f,
-            _ => true,
-        };
-        let before_until = match (self.until, min) {
+    /// Whether a span starting at `min` can hold a kept time.
+    pub fn overlaps(&self, min: Option<Ts>) -> bool {
+        match (self.until, min) {
             (Some(u), Some(min)) => min < u,
             _ => true,
-        };
-        after_from && before_until
+        }
+    }
+}
+
+/// A time given on the command line (`--from`, `--until`): RFC 3339, a date and time without an
+/// offset (UTC; `T` or a space between them), a bare date (its midnight, UTC), or an epoch number.
+pub fn parse_cli_time(text: &str) -> Result<Ts, String> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let text = text.trim();
+    if let Ok(ts) = parse_ts_str(text, EpochUnit::Auto) {
+        return Ok(ts);
+    }
+    let spaced = text.replacen(' ', "T", 1);
+    if let Ok(ts) = parse_ts_str(&spaced, EpochUnit::Auto) {
+        return Ok(ts);
+    }
+    let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&spaced, f).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        });
+    match naive.map(|n| n.and_utc().timestamp_micros()) {
+        Some(ts) if in_range(ts) => Ok(ts),
+        _ => Err(format!(
+            "`{text}`: expected a date (2026-03-16), a date and time (2026-03-16T14:00:00Z; \
+             without an offset it is UTC) or an epoch number"
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_refuse_ambiguous_units_and_print_as_they_parse() {
+        for bad in ["30M", "1month", "2 months", "1y", "3years", "1h30M"] {
+            let error = bad.parse::<Span>().unwrap_err();
+            assert!(error.contains("bad duration"), "{bad}: {error}");
+        }
+        for (text, shown) in [
+            ("30m", "30m"),
+            ("30min", "30m"),
+            ("7d", "7d"),
+            ("2w", "14d"),
+            ("90d", "90d"),
+            ("1h30m", "1h30m"),
+            ("1s500ms", "1s500ms"),
+            ("250ms", "250ms"),
+            ("0", "0s"),
+        ] {
+            let span: Span = text.parse().unwrap();
+            assert_eq!(span.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<Span>(), Ok(span), "{shown} parses back");
+        }
+    }
+
+    #[test]
+    fn command_line_times_take_dates_and_times_without_an_offset_as_utc() {
+        let midnight = parse_ts_str("2026-03-16T00:00:00Z", EpochUnit::Auto).unwrap();
+        let two_pm = parse_ts_str("2026-03-16T14:00:00Z", EpochUnit::Auto).unwrap();
+        for (text, ts) in [
+            ("2026-03-16", midnight),
+            ("2026-03-16T14:00:00Z", two_pm),
+            ("2026-03-16 14:00:00Z", two_pm),
+            ("2026-03-16 14:00:00", two_pm),
+            ("2026-03-16T14:00", two_pm),
+            ("2026-03-16T16:00:00+02:00", two_pm),
+            (" 2026-03-16 ", midnight),
+        ] {
+            assert_eq!(parse_cli_time(text), Ok(ts), "{text}");
+        }
+        for bad in ["2026-02-30", "16/03/2026", "yesterday", ""] {
+            assert!(parse_cli_time(bad).is_err(), "{bad}");
+        }
+    }
 
     const T: Ts = 1_773_842_531_512_000; // 2026-03-18T14:02:11.512Z
 

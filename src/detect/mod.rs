@@ -60,6 +60,10 @@ pub struct DetectorSettings {
     pub max_ahead: Span,
     /// Emit `update` alerts when a window's novel principals double.
     pub emit_updates: bool,
+    /// `replay --from`: only windows still open at this time or opened later are reported.
+    /// Everything before it is still applied — the baseline is learned from all the history —
+    /// and a reported window's alerts dated before it go out with its first alert after it.
+    pub report_from: Option<Ts>,
 }
 
 impl Default for DetectorSettings {
@@ -70,6 +74,7 @@ impl Default for DetectorSettings {
             lateness: Span::from_secs(300),
             max_ahead: Span::from_secs(3600),
             emit_updates: false,
+            report_from: None,
         }
     }
 }
@@ -96,6 +101,9 @@ pub struct DetectorStats {
     pub late: u64,
     pub windows_opened: u64,
     pub alerts: u64,
+    /// Windows closed before `report_from` (not reported).
+    #[serde(default)]
+    pub windows_unreported: u64,
 }
 
 /// The exposure-window detector.
@@ -123,6 +131,9 @@ pub struct Detector {
     chunk_scratch: ChunkScratch,
     /// The principal ids [`Detector::read_ids`] looks up, reused.
     read_ids_scratch: Vec<PrincipalId>,
+    /// Per table, alerts dated before `report_from` of a window still open (see
+    /// [`DetectorSettings::report_from`]).
+    held_alerts: std::collections::HashMap<String, Vec<Alert>>,
 }
 
 impl Detector {
@@ -144,6 +155,7 @@ impl Detector {
             deferred: None,
             chunk_scratch: ChunkScratch::default(),
             read_ids_scratch: Default::default(),
+            held_alerts: Default::default(),
         }
     }
 

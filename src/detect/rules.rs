@@ -226,7 +226,29 @@ impl Detector {
         self.push_alert(alert, alerts);
     }
 
+    /// Emits `alert`, unless `report_from` says its window is not reported: a window's alerts
+    /// dated before `report_from` are held until one of it is dated at or after it (the window
+    /// was still open then: all of them go out, in order), or dropped when it closes before.
     pub(super) fn push_alert(&mut self, alert: Alert, alerts: &mut Vec<Alert>) {
+        let table = alert.table.as_str();
+        if let Some(from) = self.settings.report_from {
+            if alert.as_of < from {
+                if alert.status == AlertStatus::Closed {
+                    self.held_alerts.remove(table);
+                    self.stats.windows_unreported += 1;
+                } else {
+                    self.held_alerts
+                        .entry(table.to_string())
+                        .or_default()
+                        .push(alert);
+                }
+                return;
+            }
+            if let Some(held) = self.held_alerts.remove(table) {
+                self.stats.alerts += held.len() as u64;
+                alerts.extend(held);
+            }
+        }
         self.stats.alerts += 1;
         alerts.push(alert);
     }

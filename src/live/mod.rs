@@ -264,6 +264,7 @@ pub fn learn(
     inputs: &[crate::source::Input],
     state_dir: &StateDir,
     force: bool,
+    filter: crate::time::TimeFilter,
     problems: &mut crate::report::Problems,
 ) -> anyhow::Result<Learned> {
     let _lock = state_dir.lock()?;
@@ -275,6 +276,7 @@ pub fn learn(
     }
     let options = crate::replay::ReplayOptions {
         keep_state: true,
+        filter,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
         ..Default::default()
     };

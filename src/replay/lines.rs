@@ -599,7 +599,7 @@ struct Detecting<'s> {
     watermarks: Watermarks,
     alerts: Vec<Alert>,
     events: u64,
-    /// Events outside `--from`/`--until`.
+    /// Events at or after `--until`.
     filtered: u64,
     /// Events more than `lateness` behind their own input (not used).
     late: u64,

@@ -214,6 +214,7 @@ fn finish(
             alerts: stats.alerts,
             windows: stats.windows_opened,
             filtered,
+            unreported: stats.windows_unreported,
             not_access: problems.not_access,
             quarantined: problems.quarantined,
             elapsed: started.elapsed(),

@@ -174,7 +174,7 @@ fn from_until_and_table_select_and_prune() {
         let before = env.run(&["replay", "--until", "2026-03-16T00:00:00Z", &input]);
         assert_eq!(before.alerts().len(), 0, "{input}");
         assert!(
-            before.stderr.contains("outside --from/--until skipped"),
+            before.stderr.contains("at or after --until skipped"),
             "{}",
             before.stderr
         );

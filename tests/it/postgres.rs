@@ -188,7 +188,7 @@ fn roles(alert: &Value) -> Vec<&str> {
     roles
 }
 
-const CONFIG: &str = "[detect]\nlearn = \"4s\"\nspan = \"30s\"\nquiet = \"3s\"\nlateness = \"1s\"\nmin_principals = 3\n";
+const CONFIG: &str = "[detect]\nlearn = \"4s\"\nspan = \"30s\"\nclose_after = \"3s\"\nlateness = \"1s\"\nmin_principals = 3\n";
 
 #[test]
 fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {

@@ -163,7 +163,7 @@ fn config_with(sinks: &str) -> String {
     format!("{CONFIG}\n{sinks}")
 }
 
-/// Reads that open a window on `pay` (and, with `quiet = 2s` and no more reads, close it).
+/// Reads that open a window on `pay` (and, with `close_after = 2s` and no more reads, close it).
 fn make_window(log: &Path) {
     append(log, &read_line("svc-etl", "pay"));
     std::thread::sleep(Duration::from_millis(300));
@@ -629,7 +629,7 @@ fn alertmanager_firing_alerts_are_re_sent_and_resolutions_repeated() {
             "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\nresend_every = \"1s\"\nresolved_for = \"3s\"\n",
             server.url()
         ))
-        .replace("quiet = \"2s\"", "quiet = \"4s\""),
+        .replace("close_after = \"2s\"", "close_after = \"4s\""),
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);

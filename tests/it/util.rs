@@ -106,7 +106,7 @@ pub const CONFIG: &str = r#"
 learn = "0s"
 min_principals = 3
 span = "10m"
-quiet = "2s"
+close_after = "2s"
 lateness = "1s"
 allow = ["svc-*"]
 "#;

@@ -33,7 +33,7 @@ fn appended_reads_open_a_window_at_once_and_the_wall_clock_closes_it() {
         "watch.toml",
         CONFIG
             .replace("lateness = \"1s\"", "lateness = \"4s\"")
-            .replace("quiet = \"2s\"", "quiet = \"1s\""),
+            .replace("close_after = \"2s\"", "close_after = \"1s\""),
     );
     let log = env.write("app.log", read_line("svc-etl", "hr.salaries"));
     let watcher = Watcher::start(&env, &["--metrics-addr", "127.0.0.1:0", "app.log"]);
@@ -339,7 +339,7 @@ fn watch_to_the_end(env: &TestEnv, file: &Path, kills: &[u64]) -> Vec<String> {
 #[test]
 fn kill_9_at_random_points_loses_and_duplicates_no_alert() {
     let history = busy_history(60_000);
-    let config = CONFIG.replace("quiet = \"2s\"", "quiet = \"1m\"");
+    let config = CONFIG.replace("close_after = \"2s\"", "close_after = \"1m\"");
     let reference_env = TestEnv::new();
     reference_env.write("watch.toml", &config);
     let file = reference_env.write("history.jsonl", &history);
