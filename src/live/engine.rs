@@ -495,5 +495,9 @@ fn log_file_event(event: &FileEvent) {
         FileEvent::Unreadable { path, error } => {
             tracing::warn!(path = %path.display(), error = %error, "cannot read")
         }
+        FileEvent::NothingMatches { pattern } => tracing::warn!(
+            pattern = %pattern,
+            "no file matches; it is looked for again at every scan"
+        ),
     }
 }

@@ -125,7 +125,15 @@ pub enum FileEvent {
         path: PathBuf,
         error: String,
     },
+    /// A path or glob given that names no file: said at the first scan, then every
+    /// [`UNMATCHED_EVERY`] while it still names none.
+    NothingMatches {
+        pattern: String,
+    },
 }
+
+/// How often a path or glob that names no file is reported again.
+pub const UNMATCHED_EVERY: Duration = Duration::from_secs(60);
 
 /// One file being followed.
 #[derive(Debug)]
@@ -164,6 +172,8 @@ impl Followed {
 #[derive(Debug)]
 pub struct Follower {
     patterns: Vec<Pattern>,
+    /// Per pattern: as given, and when it was last reported as naming no file.
+    unmatched: Vec<(String, Option<Instant>)>,
     options: FollowOptions,
     files: Vec<Followed>,
     /// Checkpointed cursors not matched to a file yet.
@@ -207,6 +217,7 @@ impl Follower {
             .collect::<Result<_, _>>()?;
         Ok(Follower {
             patterns,
+            unmatched: paths.iter().map(|p| (p.clone(), None)).collect(),
             options,
             files: Vec::new(),
             restored,
@@ -374,8 +385,18 @@ impl Follower {
     /// Expands the patterns and matches what it finds to the followed files.
     fn scan(&mut self, on_line: &mut dyn FnMut(LineAt<'_>)) {
         let mut found: Vec<(PathBuf, fs::Metadata)> = Vec::new();
-        for pattern in &self.patterns {
+        let now = Instant::now();
+        for (pattern, (text, reported)) in self.patterns.iter().zip(&mut self.unmatched) {
+            let before = found.len();
             pattern.expand(&mut found);
+            if found.len() > before {
+                *reported = None;
+            } else if reported.is_none_or(|at| now.duration_since(at) >= UNMATCHED_EVERY) {
+                *reported = Some(now);
+                self.events.push(FileEvent::NothingMatches {
+                    pattern: text.clone(),
+                });
+            }
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found.dedup_by(|a, b| a.0 == b.0);

@@ -532,3 +532,43 @@ fn the_sample_appended_in_two_pieces_gives_the_windows_of_replay() {
     let want: Vec<&str> = replayed.lines().collect();
     assert_eq!(got, want, "the same windows, byte for byte");
 }
+
+#[test]
+fn a_path_or_glob_that_names_no_file_is_said_at_start() {
+    use std::io::{BufRead, BufReader};
+    let env = TestEnv::new();
+    env.write("app.jsonl", "");
+    let mut child = env
+        .command(&[
+            "watch",
+            "--state-dir",
+            "state",
+            "app.jsonl",
+            "nope/*.jsonl",
+            "missing.jsonl",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut before_ready = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.contains(" watching") {
+            break;
+        }
+        before_ready.push(line);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let warned = |pattern: &str| {
+        before_ready
+            .iter()
+            .any(|l| l.contains("no file matches") && l.contains(pattern))
+    };
+    assert!(warned("nope/*.jsonl"), "{before_ready:#?}");
+    assert!(warned("missing.jsonl"), "{before_ready:#?}");
+    assert!(!warned("app.jsonl"), "{before_ready:#?}");
+}
