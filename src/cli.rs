@@ -199,7 +199,7 @@ pub struct LearnArgs {
     pub force: bool,
 
     /// Only learn from events before TIME (RFC 3339, a date, or an epoch number).
-    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Selection")]
     pub until: Option<Ts>,
 
     /// How many skipped lines to show on stderr (all are counted).
@@ -299,10 +299,6 @@ pub struct DetectFlags {
     pub tables: Vec<String>,
 }
 
-fn parse_time(text: &str) -> Result<Ts, String> {
-    crate::time::parse_cli_time(text)
-}
-
 /// Flags of the commands that write alerts (`replay`, `watch`).
 #[derive(Debug, Args, Clone)]
 pub struct AlertFlags {
@@ -317,12 +313,12 @@ pub struct ReplayTimeFlags {
     /// Report the windows still open at TIME or opened later; the history before TIME is
     /// still read, so the baseline is learned from it. TIME: RFC 3339, a date (2026-03-16,
     /// midnight UTC), a date and time without offset (UTC), or an epoch number.
-    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Selection")]
     pub from: Option<Ts>,
 
     /// Only use events before TIME; Parquet row groups wholly after it are not read. Windows
     /// still open there close with `closed_by: end_of_input`.
-    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "Selection")]
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Selection")]
     pub until: Option<Ts>,
 }
 
@@ -357,13 +353,14 @@ pub struct Verbosity {
 }
 
 impl Verbosity {
-    /// How many skipped lines to show, given `--max-reports`.
-    fn max_reports(&self, max_reports: usize) -> usize {
-        if self.verbose > 0 {
+    /// The problem report on stderr: the first `max_reports` bad lines shown, all with `-v`.
+    fn problems(&self, max_reports: usize) -> Problems {
+        let shown = if self.verbose > 0 {
             usize::MAX
         } else {
             max_reports
-        }
+        };
+        Problems::new(Box::new(io::stderr()), shown)
     }
 }
 
@@ -582,8 +579,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     args.log.init(args.verbosity)?;
     let config = args.detect.config(None, None)?;
-    let max_reports = args.verbosity.max_reports(args.max_reports);
-    let mut problems = Problems::new(Box::new(io::stderr()), max_reports);
+    let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     let outcome = crate::live::learn(
         &config,
@@ -634,8 +630,7 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         ..DetectOverrides::default()
     };
     let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
-    let max_reports = args.verbosity.max_reports(args.max_reports);
-    let mut problems = Problems::new(Box::new(io::stderr()), max_reports);
+    let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     if let Some(parquet) = inputs.iter().find(|i| matches!(i, Input::Parquet(_))) {
         return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
@@ -656,8 +651,7 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     args.time.check()?;
     let config = args.detect.config(Some(&args.alerts), args.time.from)?;
-    let max_reports = args.verbosity.max_reports(args.max_reports);
-    let mut problems = Problems::new(Box::new(io::stderr()), max_reports);
+    let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(

@@ -298,9 +298,7 @@ impl TimeFilter {
 pub fn parse_cli_time(text: &str) -> Result<Ts, String> {
     use chrono::{NaiveDate, NaiveDateTime};
     let text = text.trim();
-    if let Ok(ts) = parse_ts_str(text, EpochUnit::Auto) {
-        return Ok(ts);
-    }
+    // `2026-03-16 14:00:00Z` is RFC 3339 with a `T` for the space.
     let spaced = text.replacen(' ', "T", 1);
     if let Ok(ts) = parse_ts_str(&spaced, EpochUnit::Auto) {
         return Ok(ts);

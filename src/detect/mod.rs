@@ -133,7 +133,7 @@ pub struct Detector {
     read_ids_scratch: Vec<PrincipalId>,
     /// Per table, alerts dated before `report_from` of a window still open (see
     /// [`DetectorSettings::report_from`]).
-    held_alerts: std::collections::HashMap<String, Vec<Alert>>,
+    held_alerts: rustc_hash::FxHashMap<String, Vec<Alert>>,
 }
 
 impl Detector {

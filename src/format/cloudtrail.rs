@@ -105,19 +105,19 @@ fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
     if choice == ResourceChoice::Arn {
         return arn().map(str::to_string);
     }
-    let (bucket, key) = match (
-        string(r, &["requestParameters.bucketName"]),
-        string(r, &["requestParameters.key"]),
-    ) {
-        (Some(bucket), key) => (bucket, key),
+    let (bucket, key) = match string(r, &["requestParameters.bucketName"]) {
+        Some(bucket) => (bucket, string(r, &["requestParameters.key"])),
         // No request parameters: the S3 object's ARN, `arn:aws:s3:::bucket/key`.
-        (None, _) => match arn().and_then(|a| a.strip_prefix("arn:aws:s3:::")) {
-            Some(object) => match object.split_once('/') {
+        None => {
+            let arn = arn()?;
+            let Some(object) = arn.strip_prefix("arn:aws:s3:::") else {
+                return Some(arn.to_string());
+            };
+            match object.split_once('/') {
                 Some((bucket, key)) => (bucket, Some(key)),
                 None => (object, None),
-            },
-            None => return arn().map(str::to_string),
-        },
+            }
+        }
     };
     Some(match (choice, key) {
         (ResourceChoice::Object, Some(key)) => format!("{bucket}/{key}"),

@@ -4,7 +4,7 @@
 //! 1) with what it probably is, so the user sees the `--format` to give.
 
 use crate::config::Config;
-use crate::format::{DecodeSink, Format, Line, ParseError};
+use crate::format::{DecodeSink, Decoder, Format, Line, ParseError};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::LineReader;
@@ -23,11 +23,10 @@ pub fn report(config: &Config, input: &Input, tally: InputTally, problems: &mut 
         return;
     }
     let format = config.input.format;
-    let lines = first_lines(config, input);
     let hint = if matches!(input, Input::Stdin) {
         "stdin cannot be read again to tell its format".to_string()
     } else {
-        hint(config, format, &lines)
+        hint(config, format, &first_lines(config, input))
     };
     let read_as = match format {
         Format::Auto => "in any format exposure reads".to_string(),
@@ -46,13 +45,9 @@ pub fn report(config: &Config, input: &Input, tally: InputTally, problems: &mut 
 /// How many lines are looked at to tell what an unreadable input is.
 const SNIFFED_LINES: usize = 20;
 
-/// The first [`SNIFFED_LINES`] lines of `input` that are not blank (none for stdin: it cannot
-/// be read again).
+/// The first [`SNIFFED_LINES`] lines of the file `input` that are not blank.
 fn first_lines(config: &Config, input: &Input) -> Vec<Vec<u8>> {
     let mut found = Vec::new();
-    if matches!(input, Input::Stdin) {
-        return found;
-    }
     let Ok(reader) = input.open() else {
         return found;
     };
@@ -71,10 +66,13 @@ fn first_lines(config: &Config, input: &Input) -> Vec<Vec<u8>> {
 
 /// What lines that `format` could not read probably are: the format most of them look like.
 fn hint(config: &Config, format: Format, lines: &[Vec<u8>]) -> String {
+    let mut canonical = config.clone();
+    canonical.input.format = Format::Jsonl;
+    let mut canonical = canonical.decoder();
     let mut votes: Vec<(Format, usize)> = Vec::new();
     for line in lines {
         let looks_like = match crate::format::vendor::sniff(line) {
-            Format::Jsonl if is_canonical(config, line) => Format::Jsonl,
+            Format::Jsonl if is_canonical(&mut canonical, line) => Format::Jsonl,
             Format::Jsonl => continue,
             vendor => vendor,
         };
@@ -107,8 +105,8 @@ fn hint(config: &Config, format: Format, lines: &[Vec<u8>]) -> String {
     }
 }
 
-/// Whether `line` is a canonical JSON-lines event.
-fn is_canonical(config: &Config, line: &[u8]) -> bool {
+/// Whether `line` is an event to the canonical JSON-lines `decoder`.
+fn is_canonical(decoder: &mut Decoder, line: &[u8]) -> bool {
     struct Decoded(bool);
     impl DecodeSink for Decoded {
         fn event(&mut self, _line: u64, _event: &crate::event::AccessEvent<'_>, _read: bool) {
@@ -117,9 +115,7 @@ fn is_canonical(config: &Config, line: &[u8]) -> bool {
         fn not_access(&mut self, _line: u64) {}
         fn malformed(&mut self, _line: u64, _error: ParseError) {}
     }
-    let mut jsonl = config.clone();
-    jsonl.input.format = Format::Jsonl;
     let mut decoded = Decoded(false);
-    jsonl.decoder().line(1, Line::Text(line), &mut decoded);
+    decoder.line(1, Line::Text(line), &mut decoded);
     decoded.0
 }

@@ -403,7 +403,6 @@ impl Follower {
         for f in &mut self.files {
             f.seen = false;
         }
-        let now = Instant::now();
         // 1. The usual case: the same file at the same path, not truncated.
         let mut rest: Vec<(PathBuf, fs::Metadata)> = Vec::new();
         for (path, meta) in found {
