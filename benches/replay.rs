@@ -17,6 +17,14 @@ use exposure::source::lines::LineReader;
 use std::hint::black_box;
 use std::io::Write;
 
+/// The line cap of a canonical JSON-lines input, as `replay` applies it.
+fn line_cap() -> exposure::format::decode::LineCap {
+    exposure::format::decode::LineCap::new(
+        exposure::format::Format::Jsonl,
+        exposure::format::decode::DEFAULT_MAX_LINE_BYTES,
+    )
+}
+
 const EVENTS: u64 = 1_000_000;
 
 /// The canonical line as serde_json's derive reads it, borrowing every string: the floor.
@@ -35,7 +43,7 @@ struct Borrowed<'a> {
 /// serde_json over every line of `data` into [`Borrowed`]; `use_line` turns each into a number
 /// to sum, so that nothing is optimised away.
 fn sum_over_lines(data: &[u8], mut use_line: impl FnMut(Borrowed<'_>) -> u64) -> u64 {
-    let mut lines = LineReader::new(data, 1 << 20);
+    let mut lines = LineReader::new(data, line_cap());
     let mut sum = 0u64;
     while let Some((_, Line::Text(line))) = lines.next_line().expect("memory") {
         let text = std::str::from_utf8(line).expect("UTF-8");
@@ -61,7 +69,7 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("split_lines", |b| {
         b.iter(|| {
-            let mut lines = LineReader::new(&data[..], 1 << 20);
+            let mut lines = LineReader::new(&data[..], line_cap());
             let mut n = 0u64;
             while let Some((_, Line::Text(line))) = lines.next_line().expect("memory") {
                 n += line.len() as u64;
@@ -97,7 +105,7 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("parse", |b| {
         b.iter(|| {
-            let mut lines = LineReader::new(&data[..], 1 << 20);
+            let mut lines = LineReader::new(&data[..], line_cap());
             let mut sum = 0i64;
             while let Some((_, Line::Text(line))) = lines.next_line().expect("memory") {
                 let event = parser.parse(line).expect("valid").expect("not blank");
@@ -116,7 +124,7 @@ fn bench(c: &mut Criterion) {
                 detector
             },
             |mut detector| {
-                let mut lines = LineReader::new(&data[..], 1 << 20);
+                let mut lines = LineReader::new(&data[..], line_cap());
                 let mut alerts = Vec::new();
                 while let Some((_, Line::Text(line))) = lines.next_line().expect("memory") {
                     let event = parser.parse(line).expect("valid").expect("not blank");

@@ -135,7 +135,7 @@ pub fn archive(
             }
         };
         let mut decoder = config.decoder();
-        let mut lines = LineReader::new(reader, decoder.max_line_bytes());
+        let mut lines = LineReader::new(reader, decoder.line_cap());
         loop {
             match lines.next_line() {
                 Ok(Some((line_no, line))) => decoder.line(line_no, line, &mut run),

@@ -302,9 +302,10 @@ impl Config {
         })
     }
 
-    /// The longest line an input may have (the configured cap, raised by some formats).
-    pub fn max_line_bytes(&self) -> usize {
-        crate::format::decode::max_line_bytes(self.input.format, self.input.max_line_bytes)
+    /// How long a line of an input may be (the configured cap, raised for CloudTrail
+    /// documents).
+    pub fn line_cap(&self) -> crate::format::decode::LineCap {
+        crate::format::decode::LineCap::new(self.input.format, self.input.max_line_bytes)
     }
 
     /// A decoder for one input stream: the format, field mapping, vendor settings, read

@@ -4,7 +4,7 @@
 //! A decoder owns, for one input stream: recognising its format (`auto`), framing lines into
 //! records (one line, or a multi-line pgaudit record), mapping fields (canonical JSON lines) or
 //! reading the vendor's shape, deciding which events are reads ([`ReadActions`]), and the line
-//! cap of the format ([`Decoder::max_line_bytes`], which the source that splits lines uses).
+//! cap of the format ([`Decoder::line_cap`], which the source that splits lines applies).
 //! What it decodes goes to a [`DecodeSink`], in line order: events, records that are no data
 //! access, and what could not be decoded with why. Sources deliver only raw lines and their
 //! numbers; a new input (a Kafka topic, an object store) is one new source feeding a decoder.
@@ -35,17 +35,71 @@ pub trait DecodeSink {
 /// The longest line, unless configured (`[input] max_line_bytes`).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
-/// The longest line of a CloudTrail input: its files are often one JSON document of many
-/// megabytes.
-const CLOUDTRAIL_MAX_LINE_BYTES: usize = 512 << 20;
+/// The longest CloudTrail document: its files as delivered are one JSON document
+/// `{"Records":[…]}` of often many megabytes, on one line.
+const CLOUDTRAIL_MAX_DOCUMENT_BYTES: usize = 512 << 20;
 
-/// The longest line an input of `format` may have, given the configured cap: CloudTrail raises it.
-pub fn max_line_bytes(format: Format, configured: usize) -> usize {
-    if format == Format::Cloudtrail {
-        configured.max(CLOUDTRAIL_MAX_LINE_BYTES)
-    } else {
-        configured
+/// How long a line of one input may be: the configured cap for a record, and, when the input
+/// is CloudTrail or `auto`, a much larger one for a line that is a CloudTrail document (told by
+/// its first bytes, `{"Records"`). Every source that splits lines (files, stdin, followed files)
+/// applies the same cap, so a document that `replay` reads, `watch` reads too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineCap {
+    /// The cap of a record line (`[input] max_line_bytes`).
+    pub line: usize,
+    /// The cap of a line that is a CloudTrail document (at least `line`).
+    pub document: usize,
+}
+
+impl LineCap {
+    /// The cap of an input of `format`, given the configured cap.
+    pub fn new(format: Format, configured: usize) -> LineCap {
+        match format {
+            Format::Cloudtrail => LineCap {
+                line: configured.max(CLOUDTRAIL_MAX_DOCUMENT_BYTES),
+                document: configured.max(CLOUDTRAIL_MAX_DOCUMENT_BYTES),
+            },
+            Format::Auto => LineCap {
+                line: configured,
+                document: configured.max(CLOUDTRAIL_MAX_DOCUMENT_BYTES),
+            },
+            _ => LineCap {
+                line: configured,
+                document: configured,
+            },
+        }
     }
+
+    /// Whether a line of `len` bytes that starts with `start` may be read.
+    #[inline]
+    pub fn allows(&self, len: usize, start: &[u8]) -> bool {
+        len <= self.line || (len <= self.document && is_document(start))
+    }
+
+    /// The cap of the line that starts with `start`.
+    pub fn of(&self, start: &[u8]) -> usize {
+        if self.document > self.line && is_document(start) {
+            self.document
+        } else {
+            self.line
+        }
+    }
+}
+
+/// Whether a line starting with `start` is a whole CloudTrail document (`{"Records": …`).
+pub fn is_document(start: &[u8]) -> bool {
+    start
+        .trim_ascii_start()
+        .strip_prefix(b"{")
+        .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"Records\""))
+}
+
+/// Whether `line`, a last line without its newline, is a CloudTrail document complete in itself:
+/// a followed file delivered whole ends so, and its writer will add nothing.
+pub fn is_whole_document(line: &[u8]) -> bool {
+    is_document(line)
+        && line.trim_ascii_end().ends_with(b"}")
+        && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
 }
 
 /// Decodes one input stream: build one per input (`Config::decoder`).
@@ -54,7 +108,7 @@ pub struct Decoder {
     records: RecordReader,
     jsonl: JsonLinesParser,
     read_actions: ReadActions,
-    max_line_bytes: usize,
+    cap: LineCap,
     /// Records completed by the last line (scratch, kept for its allocation).
     done: Vec<RecordResult>,
 }
@@ -73,14 +127,14 @@ impl Decoder {
             records: RecordReader::new(format, vendor)?,
             jsonl: jsonl.clone(),
             read_actions: read_actions.clone(),
-            max_line_bytes: self::max_line_bytes(format, max_line_bytes),
+            cap: LineCap::new(format, max_line_bytes),
             done: Vec::new(),
         })
     }
 
-    /// The longest line this input may have; longer ones come as [`Line::TooLong`].
-    pub fn max_line_bytes(&self) -> usize {
-        self.max_line_bytes
+    /// How long a line of this input may be; longer ones come as [`Line::TooLong`].
+    pub fn line_cap(&self) -> LineCap {
+        self.cap
     }
 
     /// The input's format, once known (`Auto` until a non-blank line was seen).
@@ -175,7 +229,7 @@ impl Decoder {
 
     fn too_long(&self) -> ParseError {
         ParseError::TooLong {
-            max_line_bytes: self.max_line_bytes,
+            max_line_bytes: self.cap.line,
         }
     }
 
@@ -282,11 +336,29 @@ mod tests {
 
     #[test]
     fn cloudtrail_raises_the_line_cap_in_every_command() {
-        assert_eq!(decoder(Format::Jsonl, 1000).max_line_bytes(), 1000);
-        assert_eq!(
-            decoder(Format::Cloudtrail, 1000).max_line_bytes(),
-            CLOUDTRAIL_MAX_LINE_BYTES
-        );
+        let document = br#" { "Records" : [ {"eventVersion": "1.08"} ] } "#;
+        let record = br#"{"ts":1,"principal":"a","table":"t"}"#;
+        let jsonl = decoder(Format::Jsonl, 1000).line_cap();
+        assert!(!jsonl.allows(2000, document));
+        let cloudtrail = decoder(Format::Cloudtrail, 1000).line_cap();
+        assert!(cloudtrail.allows(CLOUDTRAIL_MAX_DOCUMENT_BYTES, record));
+        // `auto` cannot know the format before the line is read: its start tells.
+        let auto = decoder(Format::Auto, 1000).line_cap();
+        assert!(auto.allows(CLOUDTRAIL_MAX_DOCUMENT_BYTES, document));
+        assert!(!auto.allows(CLOUDTRAIL_MAX_DOCUMENT_BYTES + 1, document));
+        assert!(!auto.allows(1001, record));
+        assert_eq!(auto.of(record), 1000);
+    }
+
+    #[test]
+    fn a_whole_document_is_told_from_one_still_being_written() {
+        assert!(is_whole_document(br#"{"Records":[{"a":1},{"b":2}]}"#));
+        assert!(is_whole_document(b"{\"Records\":[]}\r\n"));
+        assert!(!is_whole_document(br#"{"Records":[{"a":1}"#));
+        assert!(!is_whole_document(br#"{"Records":[{"a":1},{"b":2}]"#));
+        assert!(!is_whole_document(
+            br#"{"ts":1,"principal":"a","table":"t"}"#
+        ));
     }
 
     #[test]

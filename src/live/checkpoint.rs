@@ -70,6 +70,16 @@ impl Checkpoint {
         }
     }
 
+    /// When the file positions it holds were recorded: its write time if `watch` wrote it
+    /// (`learn` records none).
+    pub fn file_positions_at(&self) -> Option<std::time::SystemTime> {
+        if self.written_by != "watch" {
+            return None;
+        }
+        let at = chrono::DateTime::parse_from_rfc3339(&self.written_at).ok()?;
+        Some(std::time::SystemTime::from(at.with_timezone(&chrono::Utc)))
+    }
+
     /// The checkpoint in `state_dir`, if there is one.
     pub fn load(state_dir: &StateDir) -> Result<Option<Checkpoint>, CheckpointError> {
         let path = state_dir.checkpoint();

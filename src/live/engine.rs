@@ -157,6 +157,9 @@ impl Engine {
                 });
                 for event in follower.take_events() {
                     log_file_event(&event);
+                    if let FileEvent::Closed { path } | FileEvent::Dropped { path } = &event {
+                        self.retire_decoder(&mut decoders, &path.display().to_string());
+                    }
                 }
                 self.metrics
                     .files_followed
@@ -236,6 +239,16 @@ impl Engine {
             input,
         };
         decoder.line(line, content, &mut observing);
+    }
+
+    /// An input that ended for good: completes its last record and forgets its decoder.
+    fn retire_decoder(&mut self, decoders: &mut Decoders, input: &str) {
+        if let Some(mut decoder) = decoders.remove(input) {
+            decoder.finish(&mut Observing {
+                engine: self,
+                input,
+            });
+        }
     }
 
     /// Completes the multi-line records the inputs left open (they went quiet).
@@ -488,9 +501,27 @@ fn log_file_event(event: &FileEvent) {
         FileEvent::Dropped { path } => {
             tracing::info!(path = %path.display(), "rotated away or deleted, read to its end")
         }
+        FileEvent::Closed { path } => {
+            tracing::debug!(path = %path.display(), "delivered whole and read whole; closed")
+        }
+        FileEvent::CompressedCopy { path, of } => tracing::info!(
+            path = %path.display(), of = %of.display(),
+            "a compressed copy of a file followed already; not read again"
+        ),
+        FileEvent::Incomplete { path } => tracing::warn!(
+            path = %path.display(),
+            "the gzip stream ends early; it is read once the rest is written"
+        ),
         FileEvent::Missing { path, offset } => tracing::warn!(
             path = %path.display(), offset,
-            "a checkpointed file is gone; what was written after the offset was not read"
+            "a checkpointed file is gone: no followed path holds it and nothing is at its path; \
+             what was written to it after the offset was not read"
+        ),
+        FileEvent::Replaced { path, offset } => tracing::warn!(
+            path = %path.display(), offset,
+            "the checkpointed file at this path was replaced or truncated while stopped and no \
+             followed path holds it (follow rotated names too, e.g. app.log*): what was written \
+             to it after the offset was not read; the file now at the path is read from its start"
         ),
         FileEvent::Unreadable { path, error } => {
             tracing::warn!(path = %path.display(), error = %error, "cannot read")

@@ -84,7 +84,8 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     } else {
         let follow = FollowOptions {
             from_beginning: options.from_beginning,
-            max_line_bytes: config.max_line_bytes(),
+            line_cap: config.line_cap(),
+            checkpointed_at: checkpoint.as_ref().and_then(Checkpoint::file_positions_at),
             ..FollowOptions::default()
         };
         let restored = checkpoint
@@ -97,7 +98,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         .paths
         .iter()
         .any(|p| p == "-")
-        .then(|| read_stdin(config.max_line_bytes()));
+        .then(|| read_stdin(config.line_cap()));
 
     // Without `[[sinks]]`, alerts go to stdout.
     let sinks = if config.sinks.is_empty() {
@@ -210,10 +211,18 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
 }
 
 /// Reads stdin on a helper thread in batches of whole lines.
-fn read_stdin(max_line_bytes: usize) -> mpsc::Receiver<StdinBatch> {
+fn read_stdin(cap: crate::format::decode::LineCap) -> mpsc::Receiver<StdinBatch> {
     let (sender, receiver) = mpsc::sync_channel::<StdinBatch>(64);
     std::thread::spawn(move || {
-        let mut lines = LineReader::new(Box::new(std::io::stdin()), max_line_bytes);
+        // Opened as `replay` opens it: gzip is decompressed.
+        let reader = match crate::source::Input::Stdin.open() {
+            Ok(reader) => reader,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read stdin");
+                return;
+            }
+        };
+        let mut lines = LineReader::new(reader, cap);
         let mut batch: StdinBatch = Vec::new();
         loop {
             match lines.next_line() {

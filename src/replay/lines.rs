@@ -300,7 +300,7 @@ fn first_event_time(config: &Config, input: &Input) -> Option<Ts> {
         return None;
     }
     let mut decoder = config.decoder();
-    let mut lines = LineReader::new(input.open().ok()?, decoder.max_line_bytes());
+    let mut lines = LineReader::new(input.open().ok()?, decoder.line_cap());
     let mut first = First(None);
     while first.0.is_none() {
         match lines.next_line() {
@@ -482,7 +482,7 @@ pub(super) fn open(config: &Config, input: &Input, index: usize) -> Result<Readi
         Ok(reader) => {
             let decoder = config.decoder();
             Ok(Reading {
-                lines: LineReader::new(reader, decoder.max_line_bytes()),
+                lines: LineReader::new(reader, decoder.line_cap()),
                 decoder,
                 block,
             })

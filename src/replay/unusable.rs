@@ -51,7 +51,7 @@ fn first_lines(config: &Config, input: &Input) -> Vec<Vec<u8>> {
     let Ok(reader) = input.open() else {
         return found;
     };
-    let mut lines = LineReader::new(reader, config.input.max_line_bytes);
+    let mut lines = LineReader::new(reader, config.line_cap());
     while found.len() < SNIFFED_LINES
         && let Ok(Some((_, line))) = lines.next_line()
     {
@@ -93,6 +93,11 @@ fn hint(config: &Config, format: Format, lines: &[Vec<u8>]) -> String {
         Some(same) => format!(
             "its lines look like {} but none could be decoded: the reports above say why",
             same.name()
+        ),
+        None if lines.is_empty() => format!(
+            "none of its lines is within the line cap of {} bytes (`[input] max_line_bytes`): \
+             raise it if its records are that long",
+            config.input.max_line_bytes
         ),
         None => {
             let first = lines.first().map(Vec::as_slice).unwrap_or_default();

@@ -1,10 +1,12 @@
-//! Splits a byte stream into lines with memchr, numbering them and capping their length: a line
-//! longer than `max_line_bytes` is skipped whole (reported as too long), never buffered whole.
+//! Splits a byte stream into lines with memchr, numbering them and capping their length by the
+//! input's [`LineCap`]: a line longer than its cap is skipped whole (reported as too long), never
+//! buffered whole.
 
 use memchr::memchr;
 use std::io::{self, Read};
 
 use crate::format::Line;
+use crate::format::decode::LineCap;
 
 /// Reads lines from `R` through one reusable buffer.
 pub struct LineReader<R> {
@@ -14,21 +16,21 @@ pub struct LineReader<R> {
     end: usize,
     eof: bool,
     line_no: u64,
-    max_line_bytes: usize,
+    cap: LineCap,
 }
 
 const READ_CHUNK: usize = 256 * 1024;
 
 impl<R: Read> LineReader<R> {
-    pub fn new(inner: R, max_line_bytes: usize) -> LineReader<R> {
+    pub fn new(inner: R, cap: LineCap) -> LineReader<R> {
         LineReader {
             inner,
-            buf: vec![0; READ_CHUNK.max(max_line_bytes.min(READ_CHUNK * 4) + 1)],
+            buf: vec![0; READ_CHUNK.max(cap.line.min(READ_CHUNK * 4) + 1)],
             start: 0,
             end: 0,
             eof: false,
             line_no: 0,
-            max_line_bytes,
+            cap,
         }
     }
 
@@ -46,7 +48,7 @@ impl<R: Read> LineReader<R> {
                 let line_start = self.start;
                 self.start += i + 1;
                 self.line_no += 1;
-                if skipping || i > self.max_line_bytes {
+                if skipping || !self.cap.allows(i, &self.buf[line_start..line_start + i]) {
                     return Ok(Some((self.line_no, Line::TooLong)));
                 }
                 return Ok(Some((
@@ -61,7 +63,8 @@ impl<R: Read> LineReader<R> {
                 let line_start = self.start;
                 self.start = self.end;
                 self.line_no += 1;
-                if skipping || self.end - line_start > self.max_line_bytes {
+                let line = &self.buf[line_start..self.end];
+                if skipping || !self.cap.allows(line.len(), line) {
                     return Ok(Some((self.line_no, Line::TooLong)));
                 }
                 return Ok(Some((
@@ -69,7 +72,8 @@ impl<R: Read> LineReader<R> {
                     Line::Text(&self.buf[line_start..self.end]),
                 )));
             }
-            if self.end - self.start > self.max_line_bytes {
+            let held = &self.buf[self.start..self.end];
+            if skipping || !self.cap.allows(held.len(), held) {
                 // Too long already: drop what we hold and skip to the next newline.
                 skipping = true;
                 self.start = 0;
@@ -87,7 +91,8 @@ impl<R: Read> LineReader<R> {
             self.start = 0;
         }
         if self.buf.len() - self.end < READ_CHUNK / 2 {
-            let grown = (self.buf.len() * 2).min(self.max_line_bytes + READ_CHUNK + 1);
+            let cap = self.cap.of(&self.buf[..self.end]);
+            let grown = (self.buf.len() * 2).min(cap + READ_CHUNK + 1);
             if grown > self.buf.len() {
                 self.buf.resize(grown, 0);
             }
@@ -114,7 +119,11 @@ mod tests {
     use super::*;
 
     fn lines(input: &[u8], max: usize) -> Vec<(u64, Option<String>)> {
-        let mut reader = LineReader::new(input, max);
+        let cap = LineCap {
+            line: max,
+            document: max,
+        };
+        let mut reader = LineReader::new(input, cap);
         let mut out = Vec::new();
         while let Some((n, line)) = reader.next_line().unwrap() {
             out.push((
@@ -158,6 +167,19 @@ mod tests {
                 (4, None)
             ]
         );
+    }
+
+    #[test]
+    fn a_cloudtrail_document_may_be_longer_than_a_record_line() {
+        let cap = LineCap::new(crate::format::Format::Auto, 1000);
+        let document = format!(r#"{{"Records":[{}{{}}]}}"#, "{},".repeat(5000));
+        let record = format!(r#"{{"ts":1,"pad":"{}"}}"#, "x".repeat(5000));
+        let input = format!("{record}\n{document}");
+        let mut reader = LineReader::new(input.as_bytes(), cap);
+        assert_eq!(reader.next_line().unwrap(), Some((1, Line::TooLong)));
+        let (n, line) = reader.next_line().unwrap().unwrap();
+        assert_eq!((n, line), (2, Line::Text(document.as_bytes())));
+        assert_eq!(reader.next_line().unwrap(), None);
     }
 
     #[test]

@@ -10,20 +10,40 @@
 //!   the copy is among the followed paths the rest of the old content is read from the copy;
 //! - a deleted file is read to its end, then dropped;
 //! - a restart resumes each file at the byte offset its checkpoint recorded, wherever the file
-//!   moved meanwhile.
+//!   moved meanwhile (of several files with its start, the one its fingerprint covers most);
+//!   a file not in the checkpoint but written since is read from its start.
 //!
-//! Only whole lines are handed out; a partial last line waits for its newline. Polling (no
-//! inotify) keeps it portable and cheap: one `fstat` per followed file per poll, and the globs
-//! are expanded again every `scan_every`.
+//! Only whole lines are handed out; a partial last line waits for its newline. Files are framed
+//! as `replay` frames them, so that what `replay` reads `watch` reads too:
+//!
+//! - lines are capped by the input's [`LineCap`] (a CloudTrail document may be hundreds of
+//!   megabytes on one line);
+//! - a last line without a newline that is a whole CloudTrail document (`{"Records":[…]}`, as
+//!   CloudTrail delivers its files) is handed out: its writer will add nothing;
+//! - a gzip file (told by its magic bytes, not its name) is an **object** delivered whole: it is
+//!   read once its gzip stream is complete, through the same [`LineReader`] as `replay`, and a
+//!   gzip member appended later is read when it is complete in turn. A gzip file whose
+//!   decompressed start is a file already followed (logrotate's `compress`) is a copy and is not
+//!   read again.
+//!
+//! A file read whole is **closed**: its handle is released and it is remembered by identity and
+//! length, so that a tree of thousands of delivered files holds no descriptor per file; it is
+//! read again only if it grows.
+//!
+//! Polling (no inotify) keeps it portable and cheap: one `fstat` per followed file per poll, and
+//! the globs are expanded again every `scan_every`.
 
 use crate::format::Line;
+use crate::format::decode::{LineCap, is_document, is_whole_document};
+use crate::source::lines::LineReader;
+use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How many leading bytes identify a file.
 pub const FINGERPRINT_BYTES: usize = 1024;
@@ -81,7 +101,13 @@ pub struct FollowOptions {
     /// How long a file that no longer matches any path (renamed away, deleted) is still read
     /// from while it keeps growing, before it is dropped.
     pub rotate_wait: Duration,
-    pub max_line_bytes: usize,
+    /// How long a line may be.
+    pub line_cap: LineCap,
+    /// When the checkpoint the restored cursors come from was written (by `watch`): a file not
+    /// in it that has changed since is read from its start, whatever `from_beginning` says —
+    /// it was created or written while the previous run could no longer record it (a rotation
+    /// while stopped, a `kill -9` before the file's first checkpoint).
+    pub checkpointed_at: Option<SystemTime>,
 }
 
 impl Default for FollowOptions {
@@ -90,7 +116,11 @@ impl Default for FollowOptions {
             from_beginning: false,
             scan_every: Duration::from_millis(250),
             rotate_wait: Duration::from_secs(2),
-            max_line_bytes: crate::format::decode::DEFAULT_MAX_LINE_BYTES,
+            line_cap: LineCap::new(
+                crate::format::Format::Auto,
+                crate::format::decode::DEFAULT_MAX_LINE_BYTES,
+            ),
+            checkpointed_at: None,
         }
     }
 }
@@ -116,8 +146,31 @@ pub enum FileEvent {
     Dropped {
         path: PathBuf,
     },
-    /// A checkpointed file that no path matches any more: what was after its offset is lost.
+    /// A file delivered whole (gzip, a CloudTrail document) was read to its end; its handle is
+    /// released.
+    Closed {
+        path: PathBuf,
+    },
+    /// A gzip file whose content is a file already followed (a rotated log compressed): not
+    /// read again.
+    CompressedCopy {
+        path: PathBuf,
+        of: PathBuf,
+    },
+    /// A gzip file that has ended inside its stream for [`FollowOptions::rotate_wait`]: it is
+    /// read when the rest arrives.
+    Incomplete {
+        path: PathBuf,
+    },
+    /// A checkpointed file found under no followed path, and no file at its path: what was
+    /// after its offset is lost.
     Missing {
+        path: PathBuf,
+        offset: u64,
+    },
+    /// A checkpointed file found under no followed path, and another file at its path: it was
+    /// replaced (rotated) or truncated while stopped; what it gained after its offset is lost.
+    Replaced {
         path: PathBuf,
         offset: u64,
     },
@@ -155,6 +208,22 @@ struct Followed {
     seen: bool,
     /// When it was last found at a matching path or last grew.
     alive_at: Instant,
+    /// A gzip file: read as whole objects, a complete gzip stream at a time.
+    gzip: bool,
+    /// Read to its end as a whole object: to be closed.
+    whole: bool,
+    /// A gzip stream that ends early: the length it had when found so, and whether that was
+    /// reported.
+    incomplete: Option<(u64, bool)>,
+}
+
+/// A file read whole and closed: remembered by identity and length.
+#[derive(Debug)]
+struct Closed {
+    cursor: FileCursor,
+    dev: u64,
+    ino: u64,
+    seen: bool,
 }
 
 impl Followed {
@@ -176,6 +245,8 @@ pub struct Follower {
     unmatched: Vec<(String, Option<Instant>)>,
     options: FollowOptions,
     files: Vec<Followed>,
+    /// Files read whole, their handles released.
+    closed: Vec<Closed>,
     /// Checkpointed cursors not matched to a file yet.
     restored: Vec<FileCursor>,
     first_scan: bool,
@@ -220,6 +291,7 @@ impl Follower {
             unmatched: paths.iter().map(|p| (p.clone(), None)).collect(),
             options,
             files: Vec::new(),
+            closed: Vec::new(),
             restored,
             first_scan: true,
             last_scan: None,
@@ -232,6 +304,7 @@ impl Follower {
     /// Where each followed file stands.
     pub fn cursors(&self) -> Vec<FileCursor> {
         let mut cursors: Vec<FileCursor> = self.files.iter().map(Followed::cursor).collect();
+        cursors.extend(self.closed.iter().map(|c| c.cursor.clone()));
         // Checkpointed files not found yet are kept: they may come back (a mount, say).
         cursors.extend(self.restored.iter().cloned());
         cursors
@@ -242,9 +315,9 @@ impl Follower {
         self.files.iter().any(|f| !f.partial.is_empty())
     }
 
-    /// Files followed now.
+    /// Files followed now (open, or read whole and closed).
     pub fn file_count(&self) -> usize {
-        self.files.len()
+        self.files.len() + self.closed.len()
     }
 
     /// What happened to files since the last call.
@@ -270,12 +343,104 @@ impl Follower {
             read += self.read_file(i, on_line);
         }
         self.drop_rotated_away(now, on_line);
+        self.close_whole();
+        read
+    }
+
+    /// Releases the files read whole.
+    fn close_whole(&mut self) {
+        let mut i = 0;
+        while i < self.files.len() {
+            if !self.files[i].whole {
+                i += 1;
+                continue;
+            }
+            let f = self.files.swap_remove(i);
+            self.events.push(FileEvent::Closed {
+                path: f.path.clone(),
+            });
+            self.closed.push(Closed {
+                cursor: f.cursor(),
+                dev: f.dev,
+                ino: f.ino,
+                seen: true,
+            });
+        }
+    }
+
+    /// Reads what gzip file `i` gained, if it is a complete gzip stream: all its lines at once.
+    fn read_gzip(&mut self, i: usize, on_line: &mut dyn FnMut(LineAt<'_>)) -> u64 {
+        let cap = self.options.line_cap;
+        let f = &mut self.files[i];
+        let len = match f.file.metadata() {
+            Ok(meta) => meta.len(),
+            Err(_) => return 0,
+        };
+        if len <= f.offset {
+            return 0;
+        }
+        let gained = Gained {
+            file: &f.file,
+            at: f.offset,
+            end: len,
+        };
+        match io::copy(&mut MultiGzDecoder::new(gained), &mut io::sink()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                // Still being written, or cut short: wait for the rest, and say so once it
+                // has stopped growing.
+                match &mut f.incomplete {
+                    Some((at, reported)) if *at == len => {
+                        if !*reported && f.alive_at.elapsed() >= self.options.rotate_wait {
+                            *reported = true;
+                            self.events.push(FileEvent::Incomplete {
+                                path: f.path.clone(),
+                            });
+                        }
+                    }
+                    _ => {
+                        f.incomplete = Some((len, false));
+                        f.alive_at = Instant::now();
+                    }
+                }
+                return 0;
+            }
+            Err(e) => {
+                // Corrupt: what decodes before the fault is read, as `replay` reads it.
+                self.events.push(FileEvent::Unreadable {
+                    path: f.path.clone(),
+                    error: format!("{e} (read up to the fault)"),
+                });
+            }
+        }
+        f.incomplete = None;
+        let gained = Gained {
+            file: &f.file,
+            at: f.offset,
+            end: len,
+        };
+        let mut lines = LineReader::new(MultiGzDecoder::new(gained), cap);
+        while let Ok(Some((_, content))) = lines.next_line() {
+            f.line += 1;
+            on_line(LineAt {
+                path: &f.path,
+                line: f.line,
+                content,
+            });
+        }
+        let read = len - f.offset;
+        f.offset = len;
+        f.whole = true;
+        f.alive_at = Instant::now();
         read
     }
 
     /// Reads what file `i` gained since the last read (at most one chunk).
     fn read_file(&mut self, i: usize, on_line: &mut dyn FnMut(LineAt<'_>)) -> u64 {
-        let max_line = self.options.max_line_bytes;
+        if self.files[i].gzip {
+            return self.read_gzip(i, on_line);
+        }
+        let cap = self.options.line_cap;
         let f = &mut self.files[i];
         let position = f.offset + f.partial.len() as u64;
         let n = match f.file.read_at(&mut self.buf, position) {
@@ -307,7 +472,12 @@ impl Follower {
             chunk = &rest[1..];
             let consumed = f.partial.len() + head.len() + 1;
             f.line += 1;
-            let content = if f.skipping || f.partial.len() + head.len() > max_line {
+            let start = if f.partial.is_empty() {
+                head
+            } else {
+                &f.partial
+            };
+            let content = if f.skipping || !cap.allows(f.partial.len() + head.len(), start) {
                 Line::TooLong
             } else if f.partial.is_empty() {
                 Line::Text(strip_cr(head))
@@ -325,17 +495,29 @@ impl Follower {
             f.skipping = false;
         }
         if !chunk.is_empty() {
-            if f.partial.len() + chunk.len() > max_line {
+            let start = if f.partial.is_empty() {
+                chunk
+            } else {
+                &f.partial
+            };
+            if f.skipping || !cap.allows(f.partial.len() + chunk.len(), start) {
                 // Keep counting bytes, not holding them: the line is reported when it ends.
                 f.skipping = true;
                 let held = f.partial.len() + chunk.len();
                 f.partial.clear();
-                f.partial.resize(held.min(max_line + 1), 0);
+                f.partial.resize(held.min(cap.line + 1), 0);
                 f.offset += (held - f.partial.len()) as u64;
             } else {
                 f.partial.extend_from_slice(chunk);
             }
         }
+        // A file delivered whole as one CloudTrail document ends without a newline.
+        let at_end = n < self.buf.len();
+        if at_end && !f.skipping && is_whole_document(&f.partial) {
+            self.flush_partial(i, on_line);
+            self.files[i].whole = true;
+        }
+        let f = &mut self.files[i];
         if (f.fingerprint.len as usize) < FINGERPRINT_BYTES {
             // The file grew: identify it by more of its start.
             f.fingerprint = Fingerprint::of(&head);
@@ -403,9 +585,26 @@ impl Follower {
         for f in &mut self.files {
             f.seen = false;
         }
+        for c in &mut self.closed {
+            c.seen = false;
+        }
         // 1. The usual case: the same file at the same path, not truncated.
         let mut rest: Vec<(PathBuf, fs::Metadata)> = Vec::new();
         for (path, meta) in found {
+            let identity = (meta.dev(), meta.ino());
+            if let Some(c) = self
+                .closed
+                .iter()
+                .position(|c| c.cursor.path == path && (c.dev, c.ino) == identity)
+            {
+                if meta.len() == self.closed[c].cursor.offset {
+                    self.closed[c].seen = true;
+                    continue;
+                }
+                // Read whole, and changed since: resumed like a checkpointed file.
+                let closed = self.closed.swap_remove(c);
+                self.restored.push(closed.cursor);
+            }
             let same = self.files.iter_mut().find(|f| {
                 f.path == path
                     && (f.dev, f.ino) == (meta.dev(), meta.ino())
@@ -447,6 +646,18 @@ impl Follower {
         let mut unmatched = Vec::new();
         for (path, meta, file, head) in candidates {
             let identity = (meta.dev(), meta.ino());
+            if let Some(c) = self.closed.iter_mut().find(|c| {
+                !c.seen && c.cursor.fingerprint.matches(&head) && meta.len() == c.cursor.offset
+            }) {
+                // A file read whole, moved.
+                self.events.push(FileEvent::Renamed {
+                    from: std::mem::replace(&mut c.cursor.path, path.clone()),
+                    to: path,
+                });
+                (c.dev, c.ino) = identity;
+                c.seen = true;
+                continue;
+            }
             let matched = self
                 .files
                 .iter()
@@ -505,10 +716,18 @@ impl Follower {
                 f.alive_at = now;
                 continue;
             }
-            // A checkpointed file, wherever it is now.
-            if let Some(r) = self.restored.iter().position(|c| {
-                c.fingerprint.matches(&head) && (meta.len() >= c.offset || c.path == path)
-            }) {
+            // A checkpointed file, wherever it is now: of the cursors whose start it has, the
+            // one identified by the most bytes, at the same path first.
+            if let Some(r) = self
+                .restored
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| {
+                    c.fingerprint.matches(&head) && (meta.len() >= c.offset || c.path == path)
+                })
+                .max_by_key(|(_, c)| (c.fingerprint.len, c.path == path))
+                .map(|(r, _)| r)
+            {
                 let cursor = self.restored.remove(r);
                 let (offset, line) = if meta.len() >= cursor.offset {
                     (cursor.offset, cursor.line)
@@ -516,6 +735,10 @@ impl Follower {
                     // Truncated meanwhile: nothing to resume.
                     (0, 0)
                 };
+                if offset == meta.len() && offset > 0 && is_object(&file, &head, offset) {
+                    self.close(path, identity, &head, offset, line);
+                    continue;
+                }
                 self.events.push(FileEvent::Resumed {
                     path: path.clone(),
                     offset,
@@ -523,9 +746,27 @@ impl Follower {
                 self.follow(path, file, identity, &head, offset, line, now);
                 continue;
             }
-            // A new file: from its end if it was there before we started (like tail), else from
-            // its start.
-            let (offset, line) = if self.first_scan && !self.options.from_beginning {
+            if head.starts_with(&GZIP_MAGIC)
+                && let Some(of) = self.compressed_copy_of(&file)
+            {
+                self.events.push(FileEvent::CompressedCopy {
+                    path: path.clone(),
+                    of,
+                });
+                self.close(path, identity, &head, meta.len(), 0);
+                continue;
+            }
+            // A new file: from its end if it was there before we started, unchanged since the
+            // last checkpoint (like tail), else from its start. A file delivered whole that was
+            // there counts as read, like the lines of a file followed from its end.
+            let from_end = self.first_scan
+                && !self.options.from_beginning
+                && !self.changed_since_checkpoint(&meta);
+            if from_end && (head.starts_with(&GZIP_MAGIC) || is_document(&head)) {
+                self.close(path, identity, &head, meta.len(), 0);
+                continue;
+            }
+            let (offset, line) = if from_end {
                 match end_of_last_line(&file, meta.len()) {
                     Ok(end) => end,
                     Err(e) => {
@@ -545,11 +786,15 @@ impl Follower {
             });
             self.follow(path, file, identity, &head, offset, line, now);
         }
+        // A file read whole that is gone has nothing more to give.
+        self.closed.retain(|c| c.seen);
         if self.first_scan {
             for cursor in self.restored.drain(..) {
-                self.events.push(FileEvent::Missing {
-                    path: cursor.path,
-                    offset: cursor.offset,
+                let (path, offset) = (cursor.path, cursor.offset);
+                self.events.push(if path.exists() {
+                    FileEvent::Replaced { path, offset }
+                } else {
+                    FileEvent::Missing { path, offset }
                 });
             }
         }
@@ -579,7 +824,95 @@ impl Follower {
             skipping: false,
             seen: true,
             alive_at: now,
+            gzip: head.starts_with(&GZIP_MAGIC),
+            whole: false,
+            incomplete: None,
         });
+    }
+
+    /// Whether a file was written after the checkpoint the run resumes from (with a second's
+    /// margin for the clocks of file systems).
+    fn changed_since_checkpoint(&self, meta: &fs::Metadata) -> bool {
+        let Some(at) = self.options.checkpointed_at else {
+            return false;
+        };
+        let at = at.checked_sub(Duration::from_secs(1)).unwrap_or(at);
+        meta.modified().is_ok_and(|modified| modified >= at)
+    }
+
+    /// Remembers a file as read whole up to `offset`, without holding it open.
+    fn close(
+        &mut self,
+        path: PathBuf,
+        (dev, ino): (u64, u64),
+        head: &[u8],
+        offset: u64,
+        line: u64,
+    ) {
+        self.closed.push(Closed {
+            cursor: FileCursor {
+                path,
+                fingerprint: Fingerprint::of(head),
+                offset,
+                line,
+            },
+            dev,
+            ino,
+            seen: true,
+        });
+    }
+
+    /// The followed file whose content the gzip `file` starts with, if any.
+    fn compressed_copy_of(&self, file: &File) -> Option<PathBuf> {
+        let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
+        let whole = Gained {
+            file,
+            at: 0,
+            end: u64::MAX,
+        };
+        MultiGzDecoder::new(whole)
+            .take(FINGERPRINT_BYTES as u64)
+            .read_to_end(&mut head)
+            .ok()?;
+        let followed = self.files.iter().map(|f| (&f.path, &f.fingerprint));
+        let closed = self
+            .closed
+            .iter()
+            .map(|c| (&c.cursor.path, &c.cursor.fingerprint));
+        followed
+            .chain(closed)
+            .find(|(_, fingerprint)| fingerprint.matches(&head))
+            .map(|(path, _)| path.clone())
+    }
+}
+
+/// The first bytes of a gzip file.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Whether a file read up to its length `len` was read whole: a gzip file (read a complete
+/// stream at a time), or one whose last line has no newline (a document handed out whole).
+fn is_object(file: &File, head: &[u8], len: u64) -> bool {
+    let mut last = [0u8];
+    head.starts_with(&GZIP_MAGIC)
+        || (file.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] != b'\n')
+}
+
+/// The bytes of a file from `at` to `end`, read without moving its cursor.
+struct Gained<'f> {
+    file: &'f File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Gained<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = (self.end - self.at).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
@@ -682,13 +1015,13 @@ mod tests {
         }
     }
 
-    fn append(path: &Path, text: &str) {
+    fn append(path: &Path, bytes: impl AsRef<[u8]>) {
         let mut f = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
+        f.write_all(bytes.as_ref()).unwrap();
     }
 
     #[test]
@@ -777,7 +1110,10 @@ mod tests {
         append(&log, "");
         let paths = [log.display().to_string()];
         let options = FollowOptions {
-            max_line_bytes: 8,
+            line_cap: LineCap {
+                line: 8,
+                document: 8,
+            },
             ..options()
         };
         let mut f = Follower::new(&paths, options, Vec::new()).unwrap();
@@ -787,5 +1123,154 @@ mod tests {
         append(&log, "def\nok\n");
         assert_eq!(lines(&mut f), ["<too long>", "ok"]);
         assert_eq!(f.cursors()[0].offset, 16 + 1 + 3);
+    }
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gzip_file_is_read_once_whole_then_closed_and_a_member_appended_is_read_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = [format!("{}/*.gz", dir.path().display())];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        lines(&mut f);
+        let log = dir.path().join("a.json.gz");
+        let first = gzip("one\ntwo");
+        append(&log, &first[..first.len() / 2]);
+        assert!(lines(&mut f).is_empty(), "half a gzip stream is not read");
+        append(&log, &first[first.len() / 2..]);
+        assert_eq!(lines(&mut f), ["one", "two"]);
+        assert!(
+            f.take_events()
+                .contains(&FileEvent::Closed { path: log.clone() })
+        );
+        assert!(f.files.is_empty(), "no handle is held");
+        assert!(lines(&mut f).is_empty());
+        append(&log, gzip("three\n"));
+        assert_eq!(lines(&mut f), ["three"]);
+        let cursors = f.cursors();
+        assert_eq!(cursors[0].line, 3);
+        // Restarted, a file read whole is not read again, nor held open.
+        let mut f = Follower::new(&paths, options(), cursors).unwrap();
+        assert!(lines(&mut f).is_empty());
+        assert!(f.files.is_empty() && f.closed.len() == 1);
+    }
+
+    #[test]
+    fn a_document_without_a_trailing_newline_is_read_once_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("trail.json");
+        append(&log, "");
+        let paths = [log.display().to_string()];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        lines(&mut f);
+        append(&log, r#"{"Records":[{"a":1},"#);
+        assert!(lines(&mut f).is_empty());
+        append(&log, r#"{"b":2}]}"#);
+        assert_eq!(lines(&mut f), [r#"{"Records":[{"a":1},{"b":2}]}"#]);
+        assert!(f.files.is_empty(), "closed once read whole");
+        // A line of another kind without its newline still waits for it.
+        let other = dir.path().join("app.jsonl");
+        let paths = [other.display().to_string()];
+        append(&other, "");
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        lines(&mut f);
+        append(&other, r#"{"ts":1}"#);
+        assert!(lines(&mut f).is_empty());
+    }
+
+    #[test]
+    fn files_delivered_whole_before_the_start_are_read_only_from_the_beginning() {
+        let dir = tempfile::tempdir().unwrap();
+        append(&dir.path().join("a.json.gz"), gzip("zipped\n"));
+        append(&dir.path().join("b.json"), r#"{"Records":[]}"#);
+        let paths = [format!("{}/*.json*", dir.path().display())];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        assert!(lines(&mut f).is_empty());
+        assert_eq!(f.file_count(), 2);
+        let from_beginning = FollowOptions {
+            from_beginning: true,
+            ..options()
+        };
+        let mut f = Follower::new(&paths, from_beginning, Vec::new()).unwrap();
+        assert_eq!(lines(&mut f), ["zipped", r#"{"Records":[]}"#]);
+    }
+
+    #[test]
+    fn a_rotated_log_compressed_is_a_copy_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, "");
+        let paths = [format!("{}/app.log*", dir.path().display())];
+        let mut f = Follower::new(&paths, options(), Vec::new()).unwrap();
+        lines(&mut f);
+        append(&log, "one\ntwo\n");
+        assert_eq!(lines(&mut f), ["one", "two"]);
+        // logrotate `compress`: renamed, compressed, the original removed.
+        let rotated = dir.path().join("app.log.1.gz");
+        append(&rotated, gzip("one\ntwo\n"));
+        fs::remove_file(&log).unwrap();
+        let mut got = lines(&mut f);
+        got.extend(lines(&mut f));
+        assert!(got.is_empty(), "{got:?}");
+        assert!(f.take_events().contains(&FileEvent::CompressedCopy {
+            path: rotated,
+            of: log
+        }));
+    }
+
+    #[test]
+    fn a_cursor_goes_to_the_file_it_identifies_best() {
+        // Two files with the same first lines: the rotated one is longer. Each cursor finds
+        // its own, not the first whose start matches.
+        let dir = tempfile::tempdir().unwrap();
+        let (log, rotated) = (dir.path().join("a.log"), dir.path().join("a.log.1"));
+        append(&rotated, "same start\n".repeat(200));
+        append(&log, "same start\n".repeat(3));
+        let paths = [format!("{}/a.log*", dir.path().display())];
+        let from_beginning = FollowOptions {
+            from_beginning: true,
+            ..options()
+        };
+        let mut f = Follower::new(&paths, from_beginning, Vec::new()).unwrap();
+        assert_eq!(lines(&mut f).len(), 203);
+        let mut cursors = f.cursors();
+        cursors.sort_by_key(|c| c.offset);
+        let mut f = Follower::new(&paths, options(), cursors).unwrap();
+        lines(&mut f);
+        let mut resumed: Vec<_> = f
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                FileEvent::Resumed { path, offset } => Some((path, offset)),
+                _ => None,
+            })
+            .collect();
+        resumed.sort();
+        assert_eq!(resumed, [(log, 33), (rotated, 2200)]);
+    }
+
+    #[test]
+    fn after_a_checkpoint_a_file_changed_since_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        append(&log, "written while stopped\n");
+        let paths = [log.display().to_string()];
+        let at = |ago: i64| FollowOptions {
+            checkpointed_at: Some(if ago >= 0 {
+                SystemTime::now() - Duration::from_secs(ago as u64)
+            } else {
+                SystemTime::now() + Duration::from_secs(-ago as u64)
+            }),
+            ..options()
+        };
+        let mut f = Follower::new(&paths, at(60), Vec::new()).unwrap();
+        assert_eq!(lines(&mut f), ["written while stopped"]);
+        // Not changed since the checkpoint: there before, followed from its end like tail.
+        let mut f = Follower::new(&paths, at(-60), Vec::new()).unwrap();
+        assert!(lines(&mut f).is_empty());
     }
 }

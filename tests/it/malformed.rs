@@ -262,6 +262,10 @@ fn an_input_with_no_readable_line_exits_1_and_names_the_format_to_give() {
     let sample = repo("sample-logs/incident.jsonl");
     let sample = sample.to_str().unwrap();
     env.write("notes.txt", "hello\nworld\n");
+    env.write(
+        "long.jsonl",
+        format!("{{\"ts\":1,\"pad\":\"{}\"}}\n", "x".repeat(2 << 20)),
+    );
 
     // (arguments, what the hint says)
     let cases: &[(&[&str], &str)] = &[
@@ -277,6 +281,10 @@ fn an_input_with_no_readable_line_exits_1_and_names_the_format_to_give() {
         (
             &["replay", "notes.txt"],
             "does not look like a format exposure reads",
+        ),
+        (
+            &["replay", "long.jsonl"],
+            "within the line cap of 1048576 bytes (`[input] max_line_bytes`)",
         ),
     ];
     for (args, hint) in cases {

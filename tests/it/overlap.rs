@@ -3,8 +3,7 @@
 //! be those of the same events in one time-ordered file, byte for byte.
 
 use super::TestEnv;
-use super::util::repo;
-use std::io::Write;
+use super::util::{cloudtrail_file, cloudtrail_read, repo};
 
 fn sample_lines() -> Vec<String> {
     std::fs::read_to_string(repo("sample-logs/incident.jsonl"))
@@ -107,40 +106,6 @@ fn any_split_into_one_to_eight_files_in_any_order_gives_the_same_alerts() {
         assert_eq!(split.stdout, whole.stdout, "case {case}: {files} files");
         assert!(split.stderr.contains(" 0 late"), "{}", split.stderr);
     }
-}
-
-/// A CloudTrail S3 data event, as CloudTrail writes it.
-fn cloudtrail_read(time: &str, user: &str, region: &str, key: &str) -> serde_json::Value {
-    serde_json::json!({
-        "eventVersion": "1.09",
-        "userIdentity": {
-            "type": "IAMUser",
-            "principalId": format!("AIDA{user}"),
-            "arn": format!("arn:aws:iam::123456789012:user/{user}"),
-            "accountId": "123456789012",
-            "userName": user
-        },
-        "eventTime": time,
-        "eventSource": "s3.amazonaws.com",
-        "eventName": "GetObject",
-        "awsRegion": region,
-        "requestParameters": {"bucketName": "hr-exports", "key": key},
-        "readOnly": true,
-        "resources": [{"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::hr-exports/{key}")}],
-        "eventType": "AwsApiCall",
-        "managementEvent": false,
-        "eventCategory": "Data"
-    })
-}
-
-/// Writes `records` as one gzipped CloudTrail log file.
-fn cloudtrail_file(env: &TestEnv, name: &str, records: Vec<serde_json::Value>) {
-    let document = serde_json::json!({ "Records": records }).to_string();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(document.as_bytes()).unwrap();
-    let path = env.path(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, gz.finish().unwrap()).unwrap();
 }
 
 #[test]

@@ -165,10 +165,10 @@ fn config_with(sinks: &str) -> String {
 
 /// Reads that open a window on `pay` (and, with `close_after = 2s` and no more reads, close it).
 fn make_window(log: &Path) {
-    append(log, &read_line("svc-etl", "pay"));
+    append(log, read_line("svc-etl", "pay"));
     std::thread::sleep(Duration::from_millis(300));
     for p in ["eve", "mallory", "trudy"] {
-        append(log, &read_line(p, "pay"));
+        append(log, read_line(p, "pay"));
     }
 }
 

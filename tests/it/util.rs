@@ -147,11 +147,13 @@ impl Watcher {
             "watch.toml",
             "--state-dir",
             "state",
-            "--checkpoint-every",
-            "100ms",
             "--log-level",
             "info",
         ];
+        // Checkpoints often, unless the test says otherwise.
+        if !extra.contains(&"--checkpoint-every") {
+            args.extend_from_slice(&["--checkpoint-every", "100ms"]);
+        }
         args.extend_from_slice(extra);
         // Always served (on a free port unless the test chose one), so tests can wait on it.
         if !extra.contains(&"--metrics-addr") {
@@ -291,13 +293,13 @@ pub fn read_line(principal: &str, table: &str) -> String {
     )
 }
 
-pub fn append(path: &Path, text: &str) {
+pub fn append(path: &Path, bytes: impl AsRef<[u8]>) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
+    f.write_all(bytes.as_ref()).unwrap();
 }
 
 /// `GET path` from `addr` (host:port or a URL): the status and the body.
@@ -328,4 +330,43 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, Str
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// A CloudTrail S3 data event, as CloudTrail writes it.
+pub fn cloudtrail_read(time: &str, user: &str, region: &str, key: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": format!("AIDA{user}"),
+            "arn": format!("arn:aws:iam::123456789012:user/{user}"),
+            "accountId": "123456789012",
+            "userName": user
+        },
+        "eventTime": time,
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": region,
+        "requestParameters": {"bucketName": "hr-exports", "key": key},
+        "readOnly": true,
+        "resources": [{"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::hr-exports/{key}")}],
+        "eventType": "AwsApiCall",
+        "managementEvent": false,
+        "eventCategory": "Data"
+    })
+}
+
+/// Writes `records` as one gzipped CloudTrail log file.
+pub fn cloudtrail_file(env: &TestEnv, name: &str, records: Vec<serde_json::Value>) {
+    let path = env.path(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, gzipped_document(records)).unwrap();
+}
+
+/// `records` as one gzipped CloudTrail log file's bytes.
+pub fn gzipped_document(records: Vec<serde_json::Value>) -> Vec<u8> {
+    let document = serde_json::json!({ "Records": records }).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(document.as_bytes()).unwrap();
+    gz.finish().unwrap()
 }

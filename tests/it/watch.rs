@@ -38,7 +38,7 @@ fn appended_reads_open_a_window_at_once_and_the_wall_clock_closes_it() {
     let log = env.write("app.log", read_line("svc-etl", "hr.salaries"));
     let watcher = Watcher::start(&env, &["--metrics-addr", "127.0.0.1:0", "app.log"]);
     for p in ["eve", "mallory"] {
-        append(&log, &read_line(p, "hr.salaries"));
+        append(&log, read_line(p, "hr.salaries"));
     }
     watcher.wait_lines(2);
     assert!(
@@ -46,7 +46,7 @@ fn appended_reads_open_a_window_at_once_and_the_wall_clock_closes_it() {
         "two novel principals are not a window"
     );
     let appended = Instant::now();
-    append(&log, &read_line("trudy", "hr.salaries"));
+    append(&log, read_line("trudy", "hr.salaries"));
     let open = watcher.wait_for("open", WAIT, is("open"));
     let latency = appended.elapsed();
     assert_eq!(open["table"], "hr.salaries");
@@ -87,9 +87,9 @@ fn watching_one_novel_reader(
     pattern: &str,
 ) -> (Watcher, std::path::PathBuf) {
     let log = env.path(file);
-    append(&log, &read_line("svc-etl", "pay"));
+    append(&log, read_line("svc-etl", "pay"));
     let watcher = Watcher::start(env, &[pattern]);
-    append(&log, &read_line("eve", "pay"));
+    append(&log, read_line("eve", "pay"));
     (watcher, log)
 }
 
@@ -106,7 +106,7 @@ fn survives_rename_and_create_rotation_mid_window() {
     std::thread::sleep(Duration::from_millis(100));
     std::fs::rename(&log, env.path("app.log.1")).unwrap();
     append(&env.path("app.log.1"), tail);
-    append(&log, &read_line("trudy", "pay"));
+    append(&log, read_line("trudy", "pay"));
     let open = watcher.wait_for("open", WAIT, is("open"));
     assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
 }
@@ -115,7 +115,7 @@ fn survives_rename_and_create_rotation_mid_window() {
 fn survives_copytruncate_and_reads_the_new_content_from_its_start() {
     let env = TestEnv::new();
     let (watcher, log) = watching_one_novel_reader(&env, "app.log", "app.log");
-    append(&log, &read_line("mallory", "pay"));
+    append(&log, read_line("mallory", "pay"));
     watcher.wait_lines(2);
     std::fs::copy(&log, env.path("app.log.1")).unwrap();
     std::fs::OpenOptions::new()
@@ -123,7 +123,7 @@ fn survives_copytruncate_and_reads_the_new_content_from_its_start() {
         .truncate(true)
         .open(&log)
         .unwrap();
-    append(&log, &read_line("trudy", "pay"));
+    append(&log, read_line("trudy", "pay"));
     let open = watcher.wait_for("open", WAIT, is("open"));
     assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
 }
@@ -132,7 +132,7 @@ fn survives_copytruncate_and_reads_the_new_content_from_its_start() {
 fn a_deleted_file_is_read_to_its_end_and_its_last_line_flushed() {
     let env = TestEnv::new();
     let (watcher, log) = watching_one_novel_reader(&env, "a.log", "*.log");
-    append(&log, &read_line("mallory", "pay"));
+    append(&log, read_line("mallory", "pay"));
     let last = read_line("trudy", "pay");
     append(&log, last.trim_end());
     watcher.wait_lines(2);
@@ -146,14 +146,11 @@ fn a_deleted_file_is_read_to_its_end_and_its_last_line_flushed() {
 fn many_files_by_glob_and_files_created_later_are_read_from_their_start() {
     let env = TestEnv::new();
     std::fs::create_dir(env.path("logs")).unwrap();
-    append(
-        &env.path("logs/host-00.jsonl"),
-        &read_line("svc-etl", "pay"),
-    );
+    append(&env.path("logs/host-00.jsonl"), read_line("svc-etl", "pay"));
     let watcher = Watcher::start(&env, &["logs/*.jsonl"]);
     for i in 1..=12 {
         let name = format!("logs/host-{i:02}.jsonl");
-        append(&env.path(&name), &read_line(&format!("user-{i:02}"), "pay"));
+        append(&env.path(&name), read_line(&format!("user-{i:02}"), "pay"));
     }
     let open = watcher.wait_for("open", WAIT, is("open"));
     assert!(principals(&open).len() >= 3);
@@ -192,7 +189,7 @@ fn serves_prometheus_metrics_and_readiness() {
         Some((200, "ready\n".into()))
     );
     assert!(env.path("state/checkpoint.json").exists());
-    append(&log, &read_line("svc-etl", "pay"));
+    append(&log, read_line("svc-etl", "pay"));
     append(&log, "not json\n");
     watcher.wait_lines(2);
     let (status, body) = http_get(&watcher.metrics_addr, "/metrics").unwrap();
@@ -273,7 +270,7 @@ fn learn_arms_a_new_deployment_with_the_history_baseline() {
     let watcher = Watcher::start(&env, &["app.log"]);
     // Known readers are normal at once (no learning period), new ones are novel.
     for p in ["alice", "bob", "carol", "dave", "erin", "frank"] {
-        append(&log, &read_line(p, "pay"));
+        append(&log, read_line(p, "pay"));
     }
     let open = watcher.wait_for("open", WAIT, is("open"));
     assert_eq!(principals(&open), ["dave", "erin", "frank"]);
@@ -433,7 +430,7 @@ fn watch_after_learn_alerts_on_nothing_of_the_history() {
     env.write("live/app.jsonl", "");
     let watcher = Watcher::start(&env, &["live/app.jsonl"]);
     // A live read now: time moves on by it and by the wall clock; nothing of March comes out.
-    append(&env.path("live/app.jsonl"), &read_line("svc-etl", "pay"));
+    append(&env.path("live/app.jsonl"), read_line("svc-etl", "pay"));
     watcher.wait_lines(1);
     std::thread::sleep(Duration::from_millis(1500));
     let (code, lines) = watcher.stop();
@@ -494,7 +491,7 @@ fn an_event_from_the_future_is_quarantined_and_detection_goes_on() {
     watcher.wait_lines(1);
     assert_eq!(watcher.metric("quarantined_total"), Some(1.0));
     for p in ["eve", "mallory", "trudy"] {
-        append(&log, &read_line(p, "pay"));
+        append(&log, read_line(p, "pay"));
     }
     let open = watcher.wait_for("open", WAIT, is("open"));
     assert_eq!(principals(&open), ["eve", "mallory", "trudy"]);
@@ -535,20 +532,144 @@ fn the_sample_appended_in_two_pieces_gives_the_windows_of_replay() {
 
 #[test]
 fn a_path_or_glob_that_names_no_file_is_said_at_start() {
-    use std::io::{BufRead, BufReader};
     let env = TestEnv::new();
     env.write("app.jsonl", "");
+    let args = ["app.jsonl", "nope/*.jsonl", "missing.jsonl"];
+    let before_ready = log_until_watching(&env, &args);
+    let warned = |pattern: &str| {
+        before_ready
+            .iter()
+            .any(|l| l.contains("no file matches") && l.contains(pattern))
+    };
+    assert!(warned("nope/*.jsonl"), "{before_ready:#?}");
+    assert!(warned("missing.jsonl"), "{before_ready:#?}");
+    assert!(!warned("app.jsonl"), "{before_ready:#?}");
+}
+
+#[test]
+fn cloudtrail_files_as_delivered_are_read_by_watch_as_by_replay() {
+    use super::util::{cloudtrail_file, cloudtrail_read, gzipped_document};
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        "[detect]\nlearn = \"1h\"\nmin_principals = 3\nlateness = \"1m\"\n",
+    );
+    let folder = "AWSLogs/123456789012/CloudTrail";
+    std::fs::create_dir_all(env.path(folder)).unwrap();
+    let watcher = Watcher::start(&env, &["AWSLogs/**/*.json*"]);
+    let key = "salaries/2026-03.csv";
+    let read = |time: &str, who: &str| cloudtrail_read(time, who, "us-east-1", key);
+    // The known reader's history, delivered in time order: gzip files as CloudTrail writes
+    // them, then a document of over 1 MiB, unzipped, without a trailing newline, written in
+    // two pieces (read once it is whole, not before).
+    for hour in 0..2 {
+        let time = format!("2026-03-18T0{hour}:00:00Z");
+        let name = format!("{folder}/us-east-1/0{hour}00.json.gz");
+        cloudtrail_file(&env, &name, vec![read(&time, "etl")]);
+    }
+    let history: Vec<Value> = (0..4000)
+        .map(|i| read(&format!("2026-03-18T02:{:02}:00Z", i / 70), "etl"))
+        .collect();
+    let document = serde_json::json!({ "Records": history }).to_string();
+    assert!(document.len() > 1 << 20);
+    let big = env.path(&format!("{folder}/us-east-1/0200.json"));
+    let (first, rest) = document.split_at(document.len() / 2);
+    append(&big, first);
+    std::thread::sleep(Duration::from_millis(400));
+    append(&big, rest);
+    watcher.wait_lines(2 + 4000);
+    // Six new readers within minutes, in a gzip file that arrives in two pieces; then the
+    // known reader again, an hour later, which closes the window.
+    let novel: Vec<Value> = ["eve", "mallory", "trudy", "oscar", "peggy", "victor"]
+        .iter()
+        .enumerate()
+        .map(|(i, who)| read(&format!("2026-03-18T04:0{i}:00Z"), who))
+        .collect();
+    let gz = gzipped_document(novel);
+    let arriving = env.path(&format!("{folder}/us-east-1/0400.json.gz"));
+    append(&arriving, &gz[..gz.len() / 2]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        watcher.metric("events_read_total"),
+        Some(4002.0),
+        "half a gzip file is not read"
+    );
+    append(&arriving, &gz[gz.len() / 2..]);
+    watcher.wait_lines(2 + 4000 + 6);
+    let name = format!("{folder}/us-east-1/0500.json.gz");
+    cloudtrail_file(&env, &name, vec![read("2026-03-18T05:00:00Z", "etl")]);
+    let closed = watcher.wait_for("closed", WAIT, is("closed"));
+    assert_eq!(principals(&closed).len(), 6, "{closed}");
+    assert_eq!(watcher.metric("malformed_total"), Some(0.0));
+    let (code, got) = watcher.stop();
+    assert_eq!(code, 0);
+    let replayed = env.run(&["replay", "--config", "watch.toml", "AWSLogs"]);
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    let want: Vec<&str> = replayed.stdout.lines().collect();
+    assert_eq!(
+        got, want,
+        "watch and replay give the same windows, byte for byte"
+    );
+}
+
+#[test]
+fn a_kill_before_a_files_first_checkpoint_and_a_rotation_while_stopped_lose_nothing() {
+    let env = TestEnv::new();
+    let log = env.write("app.jsonl", "");
+    let lines = |who: &[&str]| -> String { who.iter().map(|w| read_line(w, "pay")).collect() };
+    // Positions are checkpointed once at the start (the file is empty: nothing to record),
+    // then not for an hour: the lines appended are in no checkpoint when the process dies.
+    let slow = ["--checkpoint-every", "1h", "app.jsonl*"];
+    let watcher = Watcher::start(&env, &slow);
+    append(&log, lines(&["a", "b", "c", "d", "e"]));
+    watcher.wait_lines(5);
+    watcher.kill9();
+    // Restarted, the file changed since the checkpoint: read from its start, not its end.
+    let watcher = Watcher::start(&env, &["app.jsonl*"]);
+    watcher.wait_lines(5);
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
+    // Stopped: two more lines, then logrotate renames the file and a new one is written.
+    append(&log, lines(&["f", "g"]));
+    std::fs::rename(&log, env.path("app.jsonl.1")).unwrap();
+    append(&log, lines(&["h", "i", "j"]));
+    let watcher = Watcher::start(&env, &["app.jsonl*"]);
+    watcher.wait_lines(2 + 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(watcher.metric("events_read_total"), Some(5.0));
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_file_replaced_while_stopped_is_said_so_not_called_gone() {
+    let env = TestEnv::new();
+    let log = env.write("app.jsonl", read_line("a", "pay"));
+    let watcher = Watcher::start(&env, &["--from-beginning", "app.jsonl"]);
+    watcher.wait_lines(1);
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
+    std::fs::rename(&log, env.path("app.jsonl.1")).unwrap();
+    append(&log, read_line("b", "pay"));
+    let before_ready = log_until_watching(&env, &["app.jsonl"]);
+    let log = before_ready.join("\n");
+    assert!(!log.contains("is gone"), "{log}");
+    assert!(
+        log.contains("was replaced or truncated while stopped"),
+        "{log}"
+    );
+    assert!(log.contains("following path=app.jsonl offset=0"), "{log}");
+}
+
+/// What `exposure watch --state-dir state PATHS` logs before it says it is watching.
+fn log_until_watching(env: &TestEnv, paths: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let mut args = vec!["watch", "--state-dir", "state"];
+    args.extend_from_slice(paths);
     let mut child = env
-        .command(&[
-            "watch",
-            "--state-dir",
-            "state",
-            "app.jsonl",
-            "nope/*.jsonl",
-            "missing.jsonl",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut before_ready = Vec::new();
@@ -563,12 +684,5 @@ fn a_path_or_glob_that_names_no_file_is_said_at_start() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let warned = |pattern: &str| {
-        before_ready
-            .iter()
-            .any(|l| l.contains("no file matches") && l.contains(pattern))
-    };
-    assert!(warned("nope/*.jsonl"), "{before_ready:#?}");
-    assert!(warned("missing.jsonl"), "{before_ready:#?}");
-    assert!(!warned("app.jsonl"), "{before_ready:#?}");
+    before_ready
 }
