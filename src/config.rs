@@ -285,6 +285,10 @@ impl Config {
                 ts_unit: file.input.ts_unit,
                 vendor: {
                     let i = &file.input;
+                    if let Some(zone) = &i.pgaudit.log_timezone {
+                        crate::time::zone::LocalZone::named(zone)
+                            .map_err(|e| invalid("input.pgaudit.log_timezone", e))?;
+                    }
                     crate::format::pgaudit::Parser::new(&i.pgaudit)
                         .map_err(|e| invalid("input.pgaudit.log_line_prefix", e))?;
                     crate::format::vendor::VendorOptions {
@@ -466,6 +470,10 @@ mod tests {
                 "input.fields",
             ),
             ("[input]\nformat = \"xml\"", "format"),
+            (
+                "[input.pgaudit]\nlog_timezone = \"Mars/Olympus\"",
+                "input.pgaudit.log_timezone",
+            ),
             ("[surprise]\n", "surprise"),
         ] {
             let err = build(text).unwrap_err().to_string();

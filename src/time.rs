@@ -1,6 +1,9 @@
 //! Event time: the `Ts` type (microseconds since the Unix epoch, UTC), parsing of the timestamp
-//! shapes that access logs use, human durations (`30s`, `15m`, `2h`, `7d`), and the RFC 3339
-//! rendering used in alerts. Owns no clock: nothing here reads the wall time.
+//! shapes that access logs use (local times and their zones in [`zone`]), human durations
+//! (`30s`, `15m`, `2h`, `7d`), and the RFC 3339 rendering used in alerts. Owns no clock: nothing
+//! here reads the wall time.
+
+pub mod zone;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fmt;
@@ -56,6 +59,21 @@ pub enum TsError {
     Unparsable(String),
     #[error("timestamp {0} is out of range")]
     OutOfRange(String),
+    #[error(
+        "time zone {0:?} is not known (an abbreviation such as CET, an IANA name such as Europe/Paris, or an offset such as +02)"
+    )]
+    UnknownZone(String),
+    #[error(
+        "time zone abbreviation {abbreviation} means {meanings}: declare the server's zone ([input.pgaudit] log_timezone)"
+    )]
+    AmbiguousZone {
+        abbreviation: String,
+        meanings: String,
+    },
+    #[error(
+        "local time {time} does not exist in {zone} (the hour skipped when summer time starts)"
+    )]
+    NoSuchLocalTime { time: String, zone: String },
 }
 
 /// Converts an integer epoch value in `unit` to `Ts`.

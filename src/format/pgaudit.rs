@@ -9,6 +9,7 @@
 use super::ParseError;
 use super::vendor::{Item, json::parse_time_text};
 use crate::event::AccessEvent;
+use crate::time::zone::LocalZone;
 use serde::Deserialize;
 
 /// `[input.pgaudit]`
@@ -19,6 +20,10 @@ pub struct Options {
     pub log_line_prefix: String,
     /// Tables as `database.schema.table` instead of pgaudit's `schema.table`.
     pub prefix_database: bool,
+    /// The server's `log_timezone` (an IANA name: `Europe/Paris`, `CET`): the zone of log
+    /// times written without one, and the zone whose abbreviations are read first (`IST` is
+    /// +05:30 for a server in `Asia/Kolkata`). Default UTC.
+    pub log_timezone: Option<String>,
 }
 
 impl Default for Options {
@@ -26,6 +31,7 @@ impl Default for Options {
         Options {
             log_line_prefix: "%m [%p] %q%u@%d ".to_string(),
             prefix_database: false,
+            log_timezone: None,
         }
     }
 }
@@ -44,6 +50,7 @@ enum Token {
 pub struct Parser {
     prefix: Vec<Token>,
     prefix_database: bool,
+    zone: LocalZone,
 }
 
 /// What the prefix gave.
@@ -112,12 +119,24 @@ fn timestamp_len(text: &str) -> Option<usize> {
             end += 1;
         }
     }
-    // The zone: ` UTC`, ` +02`, ` CET`...
+    // The zone: ` UTC`, ` +02`, ` +05:30`, ` CET`, ` Europe/Paris`...
     if b.get(end) == Some(&b' ') {
-        let zone = b[end + 1..]
+        let rest = &b[end + 1..];
+        let mut zone = rest
             .iter()
-            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'+' || **c == b'-')
+            .take_while(|c| c.is_ascii_alphanumeric() || b"+-/_".contains(c))
             .count();
+        // `+05:30`, not the `:` of a prefix such as `%t:%r:` after a named zone.
+        if rest.first().is_some_and(|c| b"+-".contains(c))
+            && rest.get(zone) == Some(&b':')
+            && rest[zone + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count()
+                == 2
+        {
+            zone += 3;
+        }
         if zone > 0 {
             end += 1 + zone;
         }
@@ -150,9 +169,14 @@ fn quotes_balanced(text: &[u8]) -> bool {
 
 impl Parser {
     pub fn new(options: &Options) -> Result<Parser, String> {
+        let zone = match &options.log_timezone {
+            Some(name) => LocalZone::named(name)?,
+            None => LocalZone::UTC,
+        };
         Ok(Parser {
             prefix: tokenize(&options.log_line_prefix)?,
             prefix_database: options.prefix_database,
+            zone,
         })
     }
 
@@ -305,8 +329,8 @@ impl Parser {
                 }
             })?
         } else {
-            parse_time_text(time).map_err(|source| ParseError::Timestamp {
-                field: "log time (set log_timezone = 'UTC' or a numeric offset)".into(),
+            parse_time_text(time, &self.zone).map_err(|source| ParseError::Timestamp {
+                field: "log time".into(),
                 source,
             })?
         };
@@ -424,7 +448,7 @@ mod tests {
 
     fn read(ts: &str, principal: &str, table: &str) -> Item {
         Item::Event(AccessEvent::classified(
-            parse_time_text(ts).unwrap(),
+            parse_time_text(ts, &LocalZone::UTC).unwrap(),
             principal.to_string(),
             table.to_string(),
             true,
@@ -505,6 +529,7 @@ mod tests {
             pgaudit: Options {
                 log_line_prefix: "%t:%r:%u@%d:[%p]:".into(),
                 prefix_database: true,
+                log_timezone: None,
             },
             ..VendorOptions::default()
         };
@@ -541,9 +566,89 @@ mod tests {
         assert!(
             Parser::new(&Options {
                 log_line_prefix: "%Z".into(),
-                prefix_database: false
+                ..Options::default()
             })
             .is_err()
+        );
+    }
+
+    /// The event times of `lines` read with the stderr layout of `prefix` on a server whose
+    /// `log_timezone` is `zone`.
+    fn times(prefix: &str, zone: Option<&str>, lines: &[&str]) -> Vec<Result<String, String>> {
+        let options = VendorOptions {
+            pgaudit: Options {
+                log_line_prefix: prefix.into(),
+                log_timezone: zone.map(str::to_string),
+                ..Options::default()
+            },
+            ..VendorOptions::default()
+        };
+        let mut reader = RecordReader::new(Format::Pgaudit, &options).unwrap();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            reader.line(i as u64 + 1, line.as_bytes(), &mut out);
+        }
+        reader.flush(&mut out);
+        out.into_iter()
+            .map(|(_, result)| match result {
+                Ok(items) => match &items[0] {
+                    Item::Event(e) => Ok(crate::time::format_ts(e.ts)),
+                    Item::NotAccess => Err("not access".into()),
+                },
+                Err(e) => Err(e.to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_times_in_a_named_zone_are_read_with_the_iana_database() {
+        let audit = "alice@shop LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,select 1,<not logged>";
+        let stderr = |time: &str| format!("{time} [11179] {audit}");
+        // log_timezone = 'Europe/Paris': CET in winter, CEST in summer; abbreviations alone
+        // suffice.
+        let got = times(
+            "%m [%p] %q%u@%d ",
+            None,
+            &[
+                &stderr("2026-01-10 15:02:11.512 CET"),
+                &stderr("2026-07-10 15:02:11.512 CEST"),
+                &stderr("2026-07-10 18:32:11.512 +05:30"),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                Ok("2026-01-10T14:02:11.512Z".into()),
+                Ok("2026-07-10T13:02:11.512Z".into()),
+                Ok("2026-07-10T13:02:11.512Z".into())
+            ]
+        );
+        // IST is India, Ireland or Israel: the server's zone says which.
+        let ist = [stderr("2026-07-10 18:32:11.512 IST")];
+        let ist: Vec<&str> = ist.iter().map(String::as_str).collect();
+        let unknown = times("%m [%p] %q%u@%d ", None, &ist);
+        assert!(
+            unknown[0].as_ref().unwrap_err().contains("log_timezone"),
+            "{unknown:?}"
+        );
+        assert_eq!(
+            times("%m [%p] %q%u@%d ", Some("Asia/Kolkata"), &ist),
+            [Ok("2026-07-10T13:02:11.512Z".to_string())]
+        );
+        // A prefix of RDS's shape after a named zone, and a time written without a zone.
+        let rds =
+            format!("2026-07-10 15:02:11 CEST:10.0.0.1(5432):{audit}").replace(" LOG", ":[42]:LOG");
+        assert_eq!(
+            times("%t:%r:%u@%d:[%p]:", None, &[&rds]),
+            [Ok("2026-07-10T13:02:11.000Z".to_string())]
+        );
+        assert_eq!(
+            times(
+                "%m|%u@%d ",
+                Some("Europe/Paris"),
+                &[&format!("2026-07-10 15:02:11|{audit}")]
+            ),
+            [Ok("2026-07-10T13:02:11.000Z".to_string())]
         );
     }
 }

@@ -216,6 +216,7 @@ fn parse_json_record(
 /// Helpers shared by the JSON formats.
 pub(crate) mod json {
     use crate::format::ParseError;
+    use crate::time::zone::LocalZone;
     use crate::time::{EpochUnit, Ts, parse_ts_str, ts_from_epoch_float, ts_from_epoch_int};
     use serde_json::Value;
 
@@ -255,7 +256,7 @@ pub(crate) mod json {
             source,
         };
         match v {
-            Value::String(s) => parse_time_text(s).map_err(bad),
+            Value::String(s) => parse_time_text(s, &LocalZone::UTC).map_err(bad),
             Value::Number(n) => match n.as_i64() {
                 Some(i) => ts_from_epoch_int(i, EpochUnit::Auto).map_err(bad),
                 None => ts_from_epoch_float(n.as_f64().unwrap_or(f64::NAN), EpochUnit::Auto)
@@ -320,42 +321,24 @@ pub(crate) mod json {
         }
     }
 
-    /// RFC 3339, or the SQL shapes warehouses export (`2026-03-18 10:00:00.123 -0700`,
-    /// `2026-03-18 10:00:00.123 UTC`, `2026-03-18 10:00:00`: UTC).
-    pub fn parse_time_text(text: &str) -> Result<Ts, crate::time::TsError> {
+    /// RFC 3339, or the SQL shapes databases and warehouses write (`2026-03-18 10:00:00.123
+    /// -0700`, `… UTC`, `… CET`, `… Europe/Paris`), a time without a zone being in `zone`
+    /// (see [`crate::time::zone`]).
+    pub fn parse_time_text(text: &str, zone: &LocalZone) -> Result<Ts, crate::time::TsError> {
         if let Some(ts) = sql_utc(text) {
             return Ok(ts);
         }
         if let Ok(ts) = parse_ts_str(text, EpochUnit::Auto) {
             return Ok(ts);
         }
-        let t = text.trim();
-        for format in [
-            "%Y-%m-%d %H:%M:%S%.f %z",
-            "%Y-%m-%d %H:%M:%S%.f%:z",
-            "%Y-%m-%dT%H:%M:%S%.f%z",
-        ] {
-            if let Ok(dt) = chrono::DateTime::parse_from_str(t, format) {
-                return Ok(dt.timestamp_micros());
-            }
-        }
-        let naive = t
-            .strip_suffix(" UTC")
-            .or_else(|| t.strip_suffix(" GMT"))
-            .or_else(|| t.strip_suffix('Z'))
-            .unwrap_or(t);
-        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-            if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(naive, format) {
-                return Ok(dt.and_utc().timestamp_micros());
-            }
-        }
-        Err(crate::time::TsError::Unparsable(text.to_string()))
+        crate::time::zone::parse_local_time(text, zone)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::zone::LocalZone;
 
     #[test]
     fn recognises_formats_from_a_line() {
@@ -386,7 +369,7 @@ mod tests {
 
     #[test]
     fn reads_sql_style_times() {
-        let t = |s| json::parse_time_text(s).unwrap();
+        let t = |s| json::parse_time_text(s, &LocalZone::UTC).unwrap();
         assert_eq!(
             t("2026-03-18 10:00:00.000 -0700"),
             t("2026-03-18T17:00:00Z")

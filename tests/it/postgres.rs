@@ -42,7 +42,8 @@ impl Postgres {
         }
     }
 
-    fn start(dir: &Path) -> Postgres {
+    /// A server in `dir` whose log is written in `log_timezone`.
+    fn start(dir: &Path, log_timezone: &str) -> Postgres {
         assert!(
             Path::new(BIN).join("postgres").exists()
                 && Path::new("/usr/lib/postgresql/15/lib/pgaudit.so").exists(),
@@ -93,7 +94,7 @@ impl Postgres {
              shared_preload_libraries = 'pgaudit'\nlogging_collector = on\n\
              log_destination = 'stderr,csvlog'\nlog_directory = '{dir}/log'\n\
              log_filename = 'postgresql.log'\nlog_file_mode = 0644\nlog_rotation_age = 0\n\
-             log_rotation_size = 0\nlog_line_prefix = '%m [%p] %q%u@%d '\nlog_timezone = 'UTC'\n\
+             log_rotation_size = 0\nlog_line_prefix = '%m [%p] %q%u@%d '\nlog_timezone = '{log_timezone}'\n\
              pgaudit.log = 'read'\npgaudit.log_relation = on\n",
             dir = dir.display()
         );
@@ -194,7 +195,7 @@ const CONFIG: &str = "[detect]\nlearn = \"4s\"\nspan = \"30s\"\nclose_after = \"
 fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {
     let env = TestEnv::new();
     let pg_dir = env.path("pg");
-    let pg = Postgres::start(&pg_dir);
+    let pg = Postgres::start(&pg_dir, "UTC");
     let normal = ["analyst1", "analyst2", "analyst3"];
     let intruders = ["eng1", "eng2", "eng3", "eng4", "eng5", "eng6"];
     let mut setup = String::from(
@@ -285,4 +286,63 @@ fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {
         assert!(within(ts(&w["window_end"]), last_read, slack), "{w}");
         assert_eq!(w["id"], open["id"], "replay and live agree on the window");
     }
+}
+
+#[test]
+fn a_server_logging_in_a_named_zone_is_read_with_its_zone_declared() {
+    // Asia/Kolkata writes `IST`, which is also Ireland's and Israel's: the log alone cannot
+    // say which, the configuration does.
+    let env = TestEnv::new();
+    let pg_dir = env.path("pg");
+    let pg = Postgres::start(&pg_dir, "Asia/Kolkata");
+    pg.sql(
+        "postgres",
+        "CREATE EXTENSION pgaudit; CREATE TABLE t (x int); CREATE ROLE reader LOGIN; \
+         GRANT SELECT ON t TO reader;",
+        false,
+    );
+    let before = now();
+    pg.sql("reader", "SELECT * FROM t", false);
+    let log = pg_dir.join("log/postgresql.log");
+    let log = log.to_str().unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains(" IST ["), "the server writes IST: {text}");
+
+    let undeclared = env.run(&["replay", "--format", "pgaudit", log]);
+    assert!(
+        undeclared.stderr.contains("IST means") && undeclared.stderr.contains("log_timezone"),
+        "{}",
+        undeclared.stderr
+    );
+    // Any new reader is a window here: its start is the read's time, which must be the
+    // instant the read happened.
+    env.write(
+        "kolkata.toml",
+        "[detect]\nlearn = \"0s\"\nmin_principals = 1\n\
+         [input.pgaudit]\nlog_timezone = \"Asia/Kolkata\"\n",
+    );
+    let declared = env.run(&[
+        "replay",
+        "--config",
+        "kolkata.toml",
+        "--format",
+        "pgaudit",
+        log,
+    ]);
+    assert_eq!(declared.code, 0, "{}", declared.stderr);
+    assert!(
+        declared.stderr.contains(" 0 malformed"),
+        "{}",
+        declared.stderr
+    );
+    let alerts = declared.alerts();
+    let window = alerts
+        .iter()
+        .find(|a| a["table"] == "public.t")
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    assert_eq!(roles(window), ["reader"]);
+    assert!(
+        within(ts(&window["window_start"]), before, Duration::from_secs(5)),
+        "{window}"
+    );
 }
