@@ -34,10 +34,7 @@ impl LocalZone {
     /// case does not matter), as PostgreSQL's `log_timezone` names it.
     pub fn named(name: &str) -> Result<LocalZone, String> {
         let name = name.trim();
-        if ["UTC", "GMT", "Z", "UT", "Etc/UTC"]
-            .iter()
-            .any(|utc| utc.eq_ignore_ascii_case(name))
-        {
+        if is_utc(name) || name.eq_ignore_ascii_case("Etc/UTC") {
             return Ok(LocalZone::UTC);
         }
         Tz::from_str_insensitive(name)
