@@ -134,10 +134,10 @@ impl Engine {
     /// Runs until `stop` is set (or stdin, the only input, ends), then writes a final
     /// checkpoint.
     ///
-    /// `ready` is told once the first poll is done and its checkpoint written: every followed
-    /// file is then positioned (existing files at their end, unless `--from-beginning`) and
-    /// that position is durable, so a line appended from then on is read, even across a
-    /// `kill -9`.
+    /// `ready` is told once the first scan is done and its checkpoint written, before any line
+    /// is read: every followed file is then positioned (existing files at their end, unless
+    /// `--from-beginning`) and that position is durable, so a line appended from then on is
+    /// read, even across a `kill -9`. The same holds for every file found later.
     pub fn run(
         mut self,
         mut follower: Option<Follower>,
@@ -151,16 +151,26 @@ impl Engine {
         loop {
             let mut progressed = 0u64;
             if let Some(follower) = &mut follower {
-                progressed += follower.poll(&mut |at| {
+                let placed = follower.scan_if_due(&mut |at| {
                     let name = at.path.display().to_string();
                     self.handle_line(&mut decoders, &name, at.line, at.content);
                 });
-                for event in follower.take_events() {
-                    log_file_event(&event);
-                    if let FileEvent::Closed { path } | FileEvent::Dropped { path } = &event {
-                        self.retire_decoder(&mut decoders, &path.display().to_string());
-                    }
+                // Where a file starts is durable before any of its lines is used: a restart
+                // after `kill -9` starts it there too, not at its end.
+                self.file_events(follower, &mut decoders);
+                if placed || ready.is_some() {
+                    self.journal_alerts()?;
+                    self.checkpoint(Some(follower))?;
                 }
+                if let Some(ready) = ready.take() {
+                    self.metrics.ready.store(true, Relaxed);
+                    ready();
+                }
+                progressed += follower.read(&mut |at| {
+                    let name = at.path.display().to_string();
+                    self.handle_line(&mut decoders, &name, at.line, at.content);
+                });
+                self.file_events(follower, &mut decoders);
                 self.metrics
                     .files_followed
                     .store(follower.file_count() as u64, Relaxed);
@@ -206,7 +216,8 @@ impl Engine {
                 break;
             }
             if let Some(ready) = ready.take() {
-                self.checkpoint(follower.as_ref())?;
+                // Stdin only: nothing to position.
+                self.checkpoint(None)?;
                 self.metrics.ready.store(true, Relaxed);
                 ready();
             } else if self.dirty && self.last_checkpoint.elapsed() >= self.options.checkpoint_every
@@ -242,6 +253,17 @@ impl Engine {
     }
 
     /// An input that ended for good: completes its last record and forgets its decoder.
+    /// Logs what happened to the followed files; a file that will give no more lines takes
+    /// its decoder's pending record with it.
+    fn file_events(&mut self, follower: &mut Follower, decoders: &mut Decoders) {
+        for event in follower.take_events() {
+            log_file_event(&event);
+            if let FileEvent::Closed { path } | FileEvent::Dropped { path } = &event {
+                self.retire_decoder(decoders, &path.display().to_string());
+            }
+        }
+    }
+
     fn retire_decoder(&mut self, decoders: &mut Decoders, input: &str) {
         if let Some(mut decoder) = decoders.remove(input) {
             decoder.finish(&mut Observing {

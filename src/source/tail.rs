@@ -255,6 +255,8 @@ pub struct Follower {
     buf: Vec<u8>,
     /// A file changed under us: scan at the next poll.
     rescan: bool,
+    /// Files placed (followed from an offset, or recorded as read whole) so far.
+    placed: u64,
 }
 
 #[derive(Debug)]
@@ -298,6 +300,7 @@ impl Follower {
             events: Vec::new(),
             buf: vec![0; READ_CHUNK],
             rescan: false,
+            placed: 0,
         })
     }
 
@@ -328,16 +331,34 @@ impl Follower {
     /// Scans for files if due, then reads what each file has gained, handing out every whole
     /// line. Returns the number of bytes read.
     pub fn poll(&mut self, on_line: &mut dyn FnMut(LineAt<'_>)) -> u64 {
+        self.scan_if_due(on_line);
+        self.read(on_line)
+    }
+
+    /// Looks for new, moved and rotated files if a scan is due (the first call always scans).
+    /// Returns whether a file was placed that no checkpoint knows yet: a caller that
+    /// checkpoints before the next [`Follower::read`] makes where it starts durable before any
+    /// of its lines is used, so a restart after `kill -9` starts it there too.
+    pub fn scan_if_due(&mut self, on_line: &mut dyn FnMut(LineAt<'_>)) -> bool {
         let now = Instant::now();
-        if self.rescan
+        if !(self.rescan
             || self
                 .last_scan
-                .is_none_or(|t| now.duration_since(t) >= self.options.scan_every)
+                .is_none_or(|t| now.duration_since(t) >= self.options.scan_every))
         {
-            self.rescan = false;
-            self.scan(on_line);
-            self.last_scan = Some(now);
+            return false;
         }
+        self.rescan = false;
+        let placed = self.placed;
+        self.scan(on_line);
+        self.last_scan = Some(now);
+        self.placed != placed
+    }
+
+    /// Reads what each followed file has gained, handing out every whole line. Returns the
+    /// number of bytes read.
+    pub fn read(&mut self, on_line: &mut dyn FnMut(LineAt<'_>)) -> u64 {
+        let now = Instant::now();
         let mut read = 0;
         for i in 0..self.files.len() {
             read += self.read_file(i, on_line);
@@ -812,6 +833,7 @@ impl Follower {
         line: u64,
         now: Instant,
     ) {
+        self.placed += 1;
         self.files.push(Followed {
             path,
             file,
@@ -849,6 +871,7 @@ impl Follower {
         offset: u64,
         line: u64,
     ) {
+        self.placed += 1;
         self.closed.push(Closed {
             cursor: FileCursor {
                 path,

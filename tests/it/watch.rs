@@ -642,6 +642,36 @@ fn a_kill_before_a_files_first_checkpoint_and_a_rotation_while_stopped_lose_noth
 }
 
 #[test]
+fn a_file_found_mid_run_is_placed_durably_before_its_lines_are_used() {
+    let env = TestEnv::new();
+    env.write("app.jsonl", read_line("a", "pay"));
+    let slow = ["--checkpoint-every", "1h", "app.jsonl*"];
+    let watcher = Watcher::start(&env, &slow);
+    // An old file moved in under the glob (a restore, an `mv` from another disk): its
+    // modification time is before the run's checkpoint, so only a durable placement tells a
+    // restart that it was being read from its start.
+    let old = env.write(
+        "restored.tmp",
+        ["b", "c", "d"].map(|w| read_line(w, "pay")).concat(),
+    );
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    std::fs::rename(&old, env.path("app.jsonl.3")).unwrap();
+    watcher.wait_lines(3);
+    watcher.kill9();
+    let log = log_until_watching(&env, &["app.jsonl*"]).join("\n");
+    assert!(
+        log.contains("resuming at the checkpoint path=./app.jsonl.3 offset=0"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_file_replaced_while_stopped_is_said_so_not_called_gone() {
     let env = TestEnv::new();
     let log = env.write("app.jsonl", read_line("a", "pay"));
