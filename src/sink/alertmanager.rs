@@ -88,12 +88,7 @@ impl AlertmanagerSink {
             .iter()
             .map(|p| p.principal.as_str())
             .collect();
-        let ends_at = match alert.status {
-            AlertStatus::Closed => alert.window_end.max(alert.window_start),
-            // Firing: valid for a few re-send intervals, so that a stopped exposure resolves
-            // on its own instead of firing forever.
-            _ => now + 4 * self.resend_every.as_micros() as i64,
-        };
+        let (starts_at, ends_at) = alertmanager_times(alert, now, self.resend_every);
         json!({
             "labels": labels,
             "annotations": {
@@ -105,7 +100,7 @@ impl AlertmanagerSink {
                 "window_start": crate::time::format_ts(alert.window_start),
                 "window_end": crate::time::format_ts(alert.window_end),
             },
-            "startsAt": crate::time::format_ts(alert.window_start),
+            "startsAt": crate::time::format_ts(starts_at),
             "endsAt": crate::time::format_ts(ends_at),
         })
     }
@@ -123,6 +118,73 @@ impl AlertmanagerSink {
             .and_then(|bytes| write_atomically(&self.state_path, &bytes));
         if let Err(e) = result {
             tracing::warn!(sink = %self.name, error = %e, "cannot save the alerts being re-sent");
+        }
+    }
+}
+
+/// The labels every alert of a sink carries; they cannot be configured.
+const OWN_LABELS: [&str; 5] = ["alertname", "table", "window_id", "severity", "test"];
+
+/// Checks the configured extra labels (config key `key`) so that Alertmanager never refuses an
+/// alert for them: names as Prometheus writes them (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting
+/// with `__`), not one of the sink's own, values not empty.
+pub fn check_labels(
+    key: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, super::SinkConfigError> {
+    for (name, value) in labels {
+        let fault = if OWN_LABELS.contains(&name.as_str()) {
+            Some(format!("label `{name}` is set by exposure on every alert"))
+        } else if !is_label_name(name) {
+            Some(format!(
+                "label name {name:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+            ))
+        } else if value.is_empty() {
+            Some(format!(
+                "label `{name}` is empty (Alertmanager drops empty labels)"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = fault {
+            return Err(super::SinkConfigError {
+                key: format!("{key}.{name}"),
+                message,
+            });
+        }
+    }
+    Ok(labels.clone())
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+/// `startsAt` and `endsAt` (µs) for `alert` sent at `now`, mapped so that Alertmanager's rules
+/// hold whatever the event clock says: `startsAt <= endsAt` (else the alert is refused with
+/// 400), a firing alert's `endsAt` after `now` (else it shows resolved), a closed one's at or
+/// before `now` (else it shows active until then).
+///
+/// Event times are used as they are when they are in the past, which is the usual case: a
+/// firing window starts at `window_start` and a closed one ends at `window_end`. Times ahead
+/// of the wall clock (a producer's clock skew) are brought back to `now`. The annotations
+/// `window_start` and `window_end` always carry the event times unchanged.
+pub fn alertmanager_times(alert: &Alert, now: i64, resend_every: Duration) -> (i64, i64) {
+    match alert.status {
+        AlertStatus::Closed => {
+            let ends_at = alert.window_end.max(alert.window_start).min(now);
+            (alert.window_start.min(ends_at), ends_at)
+        }
+        // Firing: valid for a few re-send intervals, so that a stopped exposure resolves on
+        // its own instead of firing forever.
+        AlertStatus::Open | AlertStatus::Update => {
+            let resend = (resend_every.as_micros() as i64).max(1_000_000);
+            (alert.window_start.min(now), now + 4 * resend)
         }
     }
 }
@@ -199,5 +261,68 @@ impl Sink for AlertmanagerSink {
             self.save();
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000_000;
+
+    fn alert(status: AlertStatus, start: i64, end: i64) -> Alert {
+        let [mut alert, _] = crate::sink::test_alerts();
+        alert.status = status;
+        alert.window_start = start;
+        alert.window_end = end;
+        alert
+    }
+
+    #[test]
+    fn configured_labels_alertmanager_would_refuse_are_config_errors() {
+        let labels = |name: &str, value: &str| BTreeMap::from([(name.into(), value.into())]);
+        assert!(check_labels("l", &labels("team", "security")).is_ok());
+        assert!(check_labels("l", &labels("_x9", "v")).is_ok());
+        for (name, value) in [
+            ("table", "x"),
+            ("9team", "x"),
+            ("te-am", "x"),
+            ("__x", "x"),
+            ("team", ""),
+        ] {
+            let error = check_labels("sinks[0].labels", &labels(name, value)).unwrap_err();
+            assert_eq!(error.key, format!("sinks[0].labels.{name}"));
+        }
+    }
+
+    #[test]
+    fn times_in_the_past_are_the_windows_own() {
+        let now = 100 * MINUTE;
+        let every = Duration::from_secs(60);
+        let open = alert(AlertStatus::Open, 10 * MINUTE, 12 * MINUTE);
+        assert_eq!(
+            alertmanager_times(&open, now, every),
+            (10 * MINUTE, now + 4 * MINUTE)
+        );
+        let closed = alert(AlertStatus::Closed, 10 * MINUTE, 12 * MINUTE);
+        assert_eq!(
+            alertmanager_times(&closed, now, every),
+            (10 * MINUTE, 12 * MINUTE)
+        );
+    }
+
+    #[test]
+    fn times_ahead_of_the_wall_clock_keep_alertmanagers_rules() {
+        let now = 100 * MINUTE;
+        let every = Duration::from_secs(60);
+        for (start, end) in [(103, 104), (99, 104), (150, 150)] {
+            let (start, end) = (start * MINUTE, end * MINUTE);
+            let (s, e) = alertmanager_times(&alert(AlertStatus::Open, start, end), now, every);
+            assert!(s <= e && s <= now && e > now, "open {start} {end}: {s} {e}");
+            let (s, e) = alertmanager_times(&alert(AlertStatus::Update, start, end), now, every);
+            assert!(s <= e && e > now, "update {start} {end}: {s} {e}");
+            let (s, e) = alertmanager_times(&alert(AlertStatus::Closed, start, end), now, every);
+            assert!(s <= e && e <= now, "closed {start} {end}: {s} {e}");
+        }
     }
 }

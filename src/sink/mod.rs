@@ -340,7 +340,7 @@ pub fn build(
                     name.clone(),
                     check_url(&key("url"), url)?,
                     http::client(settings.timeout())?,
-                    labels.clone(),
+                    alertmanager::check_labels(&key("labels"), labels)?,
                     resend_every.map_or(Duration::from_secs(60), Span::to_std),
                     resolved_for.map_or(Duration::from_secs(300), Span::to_std),
                     state_dir.sink_firing(&name),

@@ -564,6 +564,78 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
 }
 
 #[test]
+fn events_dated_ahead_of_the_wall_clock_fire_and_resolve_in_a_real_alertmanager() {
+    let receiver = ScriptedServer::start(&[]);
+    let am = Alertmanager::start(&receiver.url());
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n",
+            am.url
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    // A producer whose clock is ten minutes ahead.
+    let ahead = |principal: &str| {
+        let ts = chrono::Utc::now() + chrono::Duration::minutes(10);
+        format!(
+            "{{\"ts\":\"{}\",\"principal\":\"{principal}\",\"table\":\"pay\",\"action\":\"SELECT\"}}\n",
+            ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        )
+    };
+    append(&log, ahead("svc-etl"));
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, ["eve", "mallory", "trudy"].map(ahead).concat());
+    let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
+    let listed = |id: &Value| {
+        let body = alertmanager_get(&am.url, "/api/v2/alerts").map(|(_, body)| body);
+        let alerts: Value = serde_json::from_str(body.as_deref().unwrap_or("")).unwrap_or_default();
+        alerts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["labels"]["window_id"] == *id)
+            .cloned()
+    };
+    // Accepted (not refused for startsAt > endsAt), and shown active.
+    let firing = eventually(Duration::from_secs(10), || {
+        listed(&open["id"]).ok_or_else(|| "not listed by alertmanager".to_string())
+    });
+    assert_eq!(firing["status"]["state"], "active");
+    // The event times are kept in the annotations.
+    let instant = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert_eq!(
+        instant(&firing["annotations"]["window_start"]),
+        instant(&open["window_start"])
+    );
+    // Closed: resolved in Alertmanager now, not when the skewed clock says.
+    watcher.wait_for("closed", Duration::from_secs(10), |a| {
+        a["status"] == "closed"
+    });
+    eventually(Duration::from_secs(20), || {
+        let received = receiver.received();
+        received
+            .iter()
+            .any(|r| {
+                r.body["status"] == "resolved"
+                    && r.body["alerts"][0]["labels"]["window_id"] == open["id"]
+            })
+            .then_some(())
+            .ok_or(format!("no resolved notification: {received:#?}"))
+    });
+    assert!(listed(&open["id"]).is_none(), "still listed as active");
+    let dead_letters = walk(&env.path("state"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("dead-letter"))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .collect::<Vec<_>>();
+    assert!(dead_letters.is_empty(), "dead-lettered: {dead_letters:?}");
+    drop(watcher);
+}
+
+#[test]
 fn sink_test_opens_and_resolves_one_incident_and_one_alertmanager_alert() {
     let receiver = ScriptedServer::start(&[]);
     let am = Alertmanager::start(&receiver.url());
