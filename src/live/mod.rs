@@ -149,7 +149,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         if let Some(addr) = options.metrics_addr {
             let listener = metrics::bind(addr)
                 .await
@@ -207,7 +207,11 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
             Ok(Ok(result)) => result.context("detection stopped"),
             Ok(Err(_)) | Err(_) => anyhow::bail!("the detection thread panicked"),
         }
-    })
+    });
+    // A sink write still blocked (a stdout nobody reads) does not hold up the exit: what it
+    // was writing is not acknowledged, so it is delivered again at the next start.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 /// Reads stdin on a helper thread in batches of whole lines.

@@ -1,4 +1,5 @@
-//! JSON lines appended to a file (flushed and synced per alert) or written to stdout (`-`).
+//! JSON lines appended to a file (flushed and synced per alert) or written to stdout (`-`),
+//! each write on tokio's blocking pool so that a stuck reader or disk holds up this sink alone.
 
 use super::{DeliveryError, Sink, SinkFuture};
 use crate::detect::Alert;
@@ -17,20 +18,21 @@ impl JsonlSink {
             path: path.to_string(),
         }
     }
+}
 
-    fn write(&self, line: &[u8]) -> std::io::Result<()> {
-        if self.path == "-" {
-            let mut out = std::io::stdout().lock();
-            out.write_all(line)?;
-            return out.flush();
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        file.write_all(line)?;
-        file.sync_data()
+/// Appends `line` to `path` and syncs it, or writes it to stdout (`-`). Blocking.
+fn write(path: &str, line: &[u8]) -> std::io::Result<()> {
+    if path == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line)?;
+        return out.flush();
     }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(line)?;
+    file.sync_data()
 }
 
 impl Sink for JsonlSink {
@@ -42,7 +44,13 @@ impl Sink for JsonlSink {
         Box::pin(async move {
             let mut line = alert.to_json().into_bytes();
             line.push(b'\n');
-            self.write(&line).map_err(|e| DeliveryError::Retry {
+            // Off the async runtime: a stdout nobody reads (or a stalled disk) blocks this
+            // sink alone, never the other sinks, metrics or shutdown.
+            let path = self.path.clone();
+            let written = tokio::task::spawn_blocking(move || write(&path, &line))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            written.map_err(|e| DeliveryError::Retry {
                 reason: format!("{}: {e}", self.path),
                 after: Some(Duration::from_secs(5)),
             })

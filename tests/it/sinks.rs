@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -358,6 +359,80 @@ fn journaled(outbox: &Path) -> usize {
                 .count()
         })
         .sum()
+}
+
+#[test]
+fn a_stdout_nobody_reads_holds_up_neither_other_sinks_nor_metrics_nor_shutdown() {
+    let webhook = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n[[sinks]]\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+            webhook.url()
+        )),
+    );
+    let log = env.write("app.log", "");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    // stdout is a pipe this test never reads: it is full after some 64 KiB of alerts.
+    let mut child = env
+        .command(&[
+            "watch",
+            "--config",
+            "watch.toml",
+            "--state-dir",
+            "state",
+            "--metrics-addr",
+            &metrics,
+            "--checkpoint-every",
+            "100ms",
+            "app.log",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _unread = child.stdout.take();
+    eventually(Duration::from_secs(20), || {
+        http_get(&metrics, "/ready")
+            .filter(|(status, _)| *status == 200)
+            .ok_or("not ready".to_string())
+    });
+    // 300 windows: 300 `open` and 300 `closed`, far more than the pipe holds.
+    let tables = 300;
+    let lines: String = (0..tables)
+        .flat_map(|t| ["eve", "mallory", "trudy"].map(|p| read_line(p, &format!("t{t}"))))
+        .collect();
+    append(&log, lines);
+    webhook.wait_for(2 * tables, Duration::from_secs(30));
+    let (status, body) = http_get(&metrics, "/metrics").expect("metrics answer");
+    assert_eq!(status, 200);
+    assert!(body.contains("exposure_alerts_emitted_total 600"), "{body}");
+    // SIGTERM: stops within the drain timeout though stdout is still full.
+    let asked = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let code = eventually(Duration::from_secs(15), || {
+        child
+            .try_wait()
+            .unwrap()
+            .map(|status| status.code())
+            .ok_or("still running".to_string())
+    });
+    assert_eq!(code, Some(0));
+    assert!(
+        asked.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 #[test]
