@@ -1,9 +1,10 @@
 //! The state directory of `exposure watch` and `exposure learn`: its layout, its lock, and the
-//! atomic writes every file in it goes through. Nothing else in the code names a file in it.
+//! writes every file in it goes through (atomic replacement or append, files 0600 in a 0700
+//! directory, errors naming the file). Nothing else in the code names a file in it.
 //!
 //! ```text
 //! STATE_DIR/
-//!   lock                          held (flock) by the one process using the directory
+//!   (the directory itself)        locked (flock) by the one process using it; 0700
 //!   checkpoint.json               detector state + input offsets, written atomically
 //!   outbox/                       the alert journal, in segments
 //!   sinks/NAME.ack                how far sink NAME has delivered
@@ -13,6 +14,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The checkpoint's file name.
@@ -35,7 +37,7 @@ pub enum LockError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot create {path}")]
+    #[error("cannot open {path} to lock it")]
     CreateLock {
         path: PathBuf,
         #[source]
@@ -64,14 +66,25 @@ impl StateDir {
         &self.root
     }
 
-    /// Creates the directory if missing, then takes its lock.
+    /// Creates the directory if missing (0700), then takes its lock: the directory itself is
+    /// locked, not a file in it, so deleting or replacing a file cannot let a second process
+    /// in while the first runs.
     pub fn lock(&self) -> Result<StateLock, LockError> {
-        fs::create_dir_all(&self.root).map_err(|source| LockError::CreateDir {
+        create_private_dir(&self.root).map_err(|source| LockError::CreateDir {
             path: self.root.clone(),
             source,
         })?;
-        let path = self.root.join("lock");
-        let file = match File::create(&path) {
+        if let Ok(meta) = fs::metadata(&self.root)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                state_dir = %self.root.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the state dir is readable by other users; it names principals (chmod 700 it)"
+            );
+        }
+        let path = self.root.clone();
+        let file = match File::open(&path) {
             Ok(file) => file,
             Err(source) => return Err(LockError::CreateLock { path, source }),
         };
@@ -123,17 +136,52 @@ impl StateDir {
     }
 }
 
+/// Creates `dir` (and its parents) readable by this user only (0700): the state names
+/// principals.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| at(dir, e))
+}
+
+/// Opens `path` for appending, creating it readable by this user only (0600).
+pub fn open_private_append(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| at(path, e))
+}
+
+/// `error` with the file it happened on: "No space left on device" alone does not say where.
+pub fn at(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a mix.
+/// The file is readable by this user only (0600). Errors name the file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temp = dir.join(format!(".{name}.tmp"));
-    let mut file = File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temp, path)?;
-    File::open(dir)?.sync_all()
+    let write = || -> io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    };
+    write().map_err(|e| at(&temp, e))?;
+    fs::rename(&temp, path).map_err(|e| at(path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| at(dir, e))
 }
 
 #[cfg(test)]
@@ -145,6 +193,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path().join("st"));
         let held = state.lock().unwrap();
+        assert!(matches!(state.lock(), Err(LockError::InUse(_))));
+        // Nothing in the directory can be removed to get around it.
+        for entry in fs::read_dir(state.root()).unwrap() {
+            fs::remove_file(entry.unwrap().path()).unwrap();
+        }
         assert!(matches!(state.lock(), Err(LockError::InUse(_))));
         drop(held);
         state.lock().unwrap();
@@ -158,6 +211,11 @@ mod tests {
         write_atomically(&state.sink_ack("pd"), b"1").unwrap();
         write_atomically(&state.sink_ack("pd"), b"22").unwrap();
         assert_eq!(fs::read(state.sink_ack("pd")).unwrap(), b"22");
+        let mode = fs::metadata(state.sink_ack("pd"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         assert_eq!(state.acked_sinks().unwrap(), ["pd"]);
     }
 }

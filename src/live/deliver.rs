@@ -146,12 +146,10 @@ impl Delivery {
             .map_err(io::Error::other)
             .and_then(|mut line| {
                 line.push(b'\n');
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.dead_letters)?;
-                file.write_all(&line)?;
-                file.sync_data()
+                let mut file = crate::state::open_private_append(&self.dead_letters)?;
+                file.write_all(&line)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| crate::state::at(&self.dead_letters, e))
             });
         if let Err(e) = result {
             tracing::error!(sink = self.sink.name(), error = %e, "cannot write the dead-letter file");

@@ -10,10 +10,10 @@
 //! deleted once every sink acknowledged it, so what it held can never be regenerated.
 
 use crate::detect::Alert;
-use crate::state::{StateDir, write_atomically};
+use crate::state::{StateDir, at, create_private_dir, open_private_append, write_atomically};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -96,8 +96,8 @@ impl Outbox {
     /// segment.
     pub fn open(state_dir: &StateDir) -> io::Result<Outbox> {
         let dir = state_dir.outbox_dir();
-        fs::create_dir_all(&dir)?;
-        fs::create_dir_all(state_dir.sinks_dir())?;
+        create_private_dir(&dir)?;
+        create_private_dir(&state_dir.sinks_dir())?;
         let mut emitted = HashSet::new();
         let mut sealed = BTreeMap::new();
         let mut next_seq = 1;
@@ -121,10 +121,7 @@ impl Outbox {
             next_seq = next_seq.max(acked + 1);
         }
         let segment_no = numbers.last().map_or(1, |n| n + 1);
-        let segment = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(&dir, segment_no))?;
+        let segment = open_private_append(&segment_path(&dir, segment_no))?;
         Ok(Outbox {
             dir,
             segment,
@@ -182,8 +179,10 @@ impl Outbox {
         })
         .map_err(io::Error::other)?;
         line.push(b'\n');
-        self.segment.write_all(&line)?;
-        self.segment.sync_data()?;
+        self.segment
+            .write_all(&line)
+            .and_then(|()| self.segment.sync_data())
+            .map_err(|e| at(&segment_path(&self.dir, self.segment_no), e))?;
         self.next_seq += 1;
         self.current.push((seq, key.clone()));
         self.emitted.insert(key);
@@ -197,10 +196,7 @@ impl Outbox {
             self.sealed
                 .insert(self.segment_no, std::mem::take(&mut self.current));
             self.segment_no += 1;
-            self.segment = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(segment_path(&self.dir, self.segment_no))?;
+            self.segment = open_private_append(&segment_path(&self.dir, self.segment_no))?;
         }
         let delivered: Vec<u64> = self
             .sealed

@@ -46,7 +46,7 @@ pub async fn post_json(
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
     for (name, value) in headers {
-        request = request.header(name.as_str(), value.0.as_str());
+        request = request.header(name.as_str(), value.expose());
     }
     let response = request.send().await.map_err(|e| DeliveryError::Retry {
         // Without the URL's query, which may hold a token.
@@ -56,7 +56,7 @@ pub async fn post_json(
             if e.is_timeout() {
                 "timed out".to_string()
             } else {
-                without_url(&e)
+                super::secret::redact(&without_url(&e)).into_owned()
             }
         ),
         after: None,

@@ -9,9 +9,11 @@ pub mod backoff;
 pub mod http;
 pub mod jsonl;
 pub mod pagerduty;
+pub mod secret;
 pub mod webhook;
 
 pub use backoff::Backoff;
+pub use secret::Secret;
 
 use crate::detect::Alert;
 use crate::state::StateDir;
@@ -245,6 +247,7 @@ fn check_url(key: &str, url: &str) -> Result<reqwest::Url, SinkConfigError> {
             message: format!("`{url}`: only http and https are supported"),
         });
     }
+    secret::register_url(&parsed);
     Ok(parsed)
 }
 
@@ -283,19 +286,9 @@ pub fn validate(sections: &[SinkSection]) -> Result<(), SinkConfigError> {
     Ok(())
 }
 
-/// A secret value: never shown by `Debug`.
-#[derive(Clone)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 fn secret_from_env(key: &str, var: &str) -> Result<Secret, SinkConfigError> {
     match std::env::var(var) {
-        Ok(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_string())),
+        Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
         _ => Err(SinkConfigError {
             key: key.into(),
             message: format!("environment variable `{var}` is not set (or empty)"),
@@ -305,7 +298,7 @@ fn secret_from_env(key: &str, var: &str) -> Result<Secret, SinkConfigError> {
 
 fn secret_from_file(key: &str, path: &Path) -> Result<Secret, SinkConfigError> {
     match std::fs::read_to_string(path) {
-        Ok(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_string())),
+        Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
         Ok(_) => Err(SinkConfigError {
             key: key.into(),
             message: format!("{} is empty", path.display()),
@@ -478,7 +471,8 @@ pub fn classify(
     retry_after: Option<Duration>,
     body: &str,
 ) -> Result<(), DeliveryError> {
-    let body: String = body.chars().take(1024).collect();
+    // Redacted before it is cut, so no part of a secret is left at the cut.
+    let body: String = secret::redact(body).chars().take(1024).collect();
     match status {
         200..=299 => Ok(()),
         408 | 429 | 500..=599 => Err(DeliveryError::Retry {

@@ -101,7 +101,7 @@ impl Sink for PagerDutySink {
 
     fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a> {
         Box::pin(async move {
-            let body = event(alert, &self.routing_key.0, &self.source).to_string();
+            let body = event(alert, self.routing_key.expose(), &self.source).to_string();
             super::http::post_json(&self.client, &self.enqueue, &[], body.into_bytes()).await
         })
     }

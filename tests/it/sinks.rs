@@ -436,6 +436,99 @@ fn a_stdout_nobody_reads_holds_up_neither_other_sinks_nor_metrics_nor_shutdown()
 }
 
 #[test]
+fn secrets_a_receiver_echoes_back_are_never_logged_printed_or_stored() {
+    const TOKEN: &str = "Bearer hook-t0ken-abc";
+    // Receivers that refuse with the request echoed: headers, body, query.
+    let echo = format!(
+        "{{\"error\":\"bad\",\"echo\":{{\"routing_key\":\"{ROUTING_KEY}\",\"headers\":{{\"Authorization\":\"{TOKEN}\"}},\"query\":\"sig=qs-s3cret-9\"}}}}"
+    );
+    let script: Vec<Answer<'_>> = vec![(400, &[], echo.as_str()); 8];
+    let pagerduty = ScriptedServer::start(&script);
+    let webhook = ScriptedServer::start(&script);
+    let env = TestEnv::new();
+    let sinks = format!(
+        "[[sinks]]\nkind = \"pagerduty\"\nurl = \"{}\"\nrouting_key_env = \"TEST_PD_KEY\"\n[[sinks]]\nkind = \"webhook\"\nurl = \"{}/hook?sig=qs-s3cret-9\"\nheaders_env = {{ Authorization = \"TEST_HOOK_AUTH\" }}\n",
+        pagerduty.url(),
+        webhook.url()
+    );
+    env.write("watch.toml", config_with(&sinks));
+    let vars = [("TEST_PD_KEY", ROUTING_KEY), ("TEST_HOOK_AUTH", TOKEN)];
+    let secrets = [ROUTING_KEY, "hook-t0ken-abc", "qs-s3cret-9"];
+    let assert_clean = |what: &str, text: &str| {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} in {what}: {text}");
+        }
+    };
+
+    let run = env
+        .command(&["sink-test", "--config", "watch.toml"])
+        .envs(vars)
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(printed.contains("HTTP 400"), "{printed}");
+    assert!(printed.contains("[REDACTED]"), "{printed}");
+    assert_clean("sink-test's output", &printed);
+
+    let log = env.write("app.log", "");
+    let stderr = std::fs::File::create(env.path("watch.err")).unwrap();
+    let mut child = env
+        .command(&[
+            "watch",
+            "--config",
+            "watch.toml",
+            "--state-dir",
+            "state",
+            "--checkpoint-every",
+            "100ms",
+            "app.log",
+        ])
+        .envs(vars)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), || {
+        std::fs::read_to_string(env.path("watch.err"))
+            .unwrap_or_default()
+            .contains(" watching")
+            .then_some(())
+            .ok_or("not watching".to_string())
+    });
+    make_window(&log);
+    // The open and the closed, refused by each: four dead letters.
+    eventually(Duration::from_secs(15), || {
+        let dead: usize = ["pagerduty", "webhook"]
+            .iter()
+            .map(|s| {
+                std::fs::read_to_string(env.path(&format!("state/sinks/{s}.dead-letter.jsonl")))
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+            })
+            .sum();
+        (dead == 4)
+            .then_some(())
+            .ok_or(format!("{dead} dead letters"))
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+    let logged = std::fs::read_to_string(env.path("watch.err")).unwrap();
+    assert!(logged.contains("[REDACTED]"), "{logged}");
+    assert_clean("the log", &logged);
+    for file in walk(&env.path("state")) {
+        let stored = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        assert_clean(&file.display().to_string(), &stored);
+    }
+}
+
+#[test]
 fn sink_test_reports_each_sink() {
     let good = ScriptedServer::start(&[]);
     let env = TestEnv::new();
