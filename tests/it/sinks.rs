@@ -672,6 +672,27 @@ fn alertmanager_get(base: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// The alerts Alertmanager lists now (active ones, by its default filters).
+fn alertmanager_alerts(am: &Alertmanager) -> Vec<Value> {
+    let body = alertmanager_get(&am.url, "/api/v2/alerts").map(|(_, body)| body);
+    let alerts: Value = serde_json::from_str(body.as_deref().unwrap_or("")).unwrap_or_default();
+    alerts.as_array().cloned().unwrap_or_default()
+}
+
+/// Waits for the receiver's `resolved` notification of window `id`.
+fn resolved_notification(receiver: &ScriptedServer, id: &Value) -> Received {
+    eventually(Duration::from_secs(20), || {
+        let received = receiver.received();
+        received
+            .iter()
+            .find(|r| {
+                r.body["status"] == "resolved" && r.body["alerts"][0]["labels"]["window_id"] == *id
+            })
+            .cloned()
+            .ok_or(format!("no resolved notification: {received:#?}"))
+    })
+}
+
 #[test]
 fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
     let receiver = ScriptedServer::start(&[]);
@@ -691,15 +712,12 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
 
     // While open: listed by Alertmanager with our labels and startsAt = window_start.
     let listed = eventually(Duration::from_secs(10), || {
-        let body = alertmanager_get(&am.url, "/api/v2/alerts").map(|(_, body)| body);
-        let alerts: Value = serde_json::from_str(body.as_deref().unwrap_or("")).unwrap_or_default();
+        let alerts = alertmanager_alerts(&am);
         alerts
-            .as_array()
-            .into_iter()
-            .flatten()
+            .iter()
             .find(|a| a["labels"]["alertname"] == "ExposureWindow")
             .cloned()
-            .ok_or(format!("not listed by alertmanager: {alerts}"))
+            .ok_or(format!("not listed by alertmanager: {alerts:?}"))
     });
     assert_eq!(listed["labels"]["table"], "pay");
     assert_eq!(listed["labels"]["severity"], "high");
@@ -709,17 +727,7 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
     assert_eq!(instant(&listed["startsAt"]), instant(&open["window_start"]));
 
     // On close: the receiver gets a `resolved` notification for it.
-    let resolved = eventually(Duration::from_secs(20), || {
-        let received = receiver.received();
-        received
-            .iter()
-            .find(|r| {
-                r.body["status"] == "resolved"
-                    && r.body["alerts"][0]["labels"]["window_id"] == open["id"]
-            })
-            .cloned()
-            .ok_or(format!("no resolved notification: {received:#?}"))
-    });
+    let resolved = resolved_notification(&receiver, &open["id"]);
     assert_eq!(resolved.path, "/am");
     let ends = instant(&resolved.body["alerts"][0]["endsAt"]);
     assert_eq!(ends, instant(&open["window_end"]));
@@ -758,14 +766,9 @@ fn events_dated_ahead_of_the_wall_clock_fire_and_resolve_in_a_real_alertmanager(
     append(&log, ["eve", "mallory", "trudy"].map(ahead).concat());
     let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
     let listed = |id: &Value| {
-        let body = alertmanager_get(&am.url, "/api/v2/alerts").map(|(_, body)| body);
-        let alerts: Value = serde_json::from_str(body.as_deref().unwrap_or("")).unwrap_or_default();
-        alerts
-            .as_array()
+        alertmanager_alerts(&am)
             .into_iter()
-            .flatten()
             .find(|a| a["labels"]["window_id"] == *id)
-            .cloned()
     };
     // Accepted (not refused for startsAt > endsAt), and shown active.
     let firing = eventually(Duration::from_secs(10), || {
@@ -782,17 +785,7 @@ fn events_dated_ahead_of_the_wall_clock_fire_and_resolve_in_a_real_alertmanager(
     watcher.wait_for("closed", Duration::from_secs(10), |a| {
         a["status"] == "closed"
     });
-    eventually(Duration::from_secs(20), || {
-        let received = receiver.received();
-        received
-            .iter()
-            .any(|r| {
-                r.body["status"] == "resolved"
-                    && r.body["alerts"][0]["labels"]["window_id"] == open["id"]
-            })
-            .then_some(())
-            .ok_or(format!("no resolved notification: {received:#?}"))
-    });
+    resolved_notification(&receiver, &open["id"]);
     assert!(listed(&open["id"]).is_none(), "still listed as active");
     let dead_letters = walk(&env.path("state"))
         .into_iter()
