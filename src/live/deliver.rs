@@ -50,10 +50,6 @@ impl Delivery {
                     Vec::new()
                 }
             };
-            let last_appended = *appended.borrow();
-            self.metrics
-                .pending
-                .store(last_appended.saturating_sub(self.cursor.acked()), Relaxed);
             if records.is_empty() {
                 if *stop.borrow() {
                     return;
@@ -124,6 +120,7 @@ impl Delivery {
             tracing::error!(sink = self.sink.name(), error = %e, "cannot record the delivery");
         }
         self.acked.store(self.cursor.acked(), Relaxed);
+        self.metrics.acked.store(self.cursor.acked(), Relaxed);
     }
 
     fn dead_letter(&self, record: &Record, reason: &str) {

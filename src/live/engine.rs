@@ -447,6 +447,7 @@ impl Engine {
             match self.outbox.append(&alert)? {
                 Some(seq) => {
                     last = Some(seq);
+                    self.metrics.journaled.store(seq, Relaxed);
                     self.metrics.alerts_emitted.fetch_add(1, Relaxed);
                     tracing::info!(
                         id = %alert.id, status = ?alert.status, table = %alert.table,

@@ -17,8 +17,9 @@ pub struct SinkMetrics {
     pub delivered: AtomicU64,
     pub retries: AtomicU64,
     pub dead_lettered: AtomicU64,
-    /// Journal records not yet acknowledged by the sink.
-    pub pending: AtomicU64,
+    /// The highest outbox sequence number the sink acknowledged (its pending count is
+    /// [`Metrics::journaled`] minus this, computed when rendered so it is true at any moment).
+    pub acked: AtomicU64,
 }
 
 /// Everything `/metrics` reports.
@@ -34,6 +35,8 @@ pub struct Metrics {
     pub quarantined: AtomicU64,
     pub open_windows: AtomicU64,
     pub alerts_emitted: AtomicU64,
+    /// The highest sequence number written to the outbox (updated on every append).
+    pub journaled: AtomicU64,
     pub files_followed: AtomicU64,
     /// Newest event time (µs since the epoch; 0 before the first event).
     pub newest_event_us: AtomicI64,
@@ -49,9 +52,13 @@ fn now_us() -> i64 {
 }
 
 impl Metrics {
-    /// Registers sink `name` and returns its counters.
-    pub fn sink(&self, name: &str) -> Arc<SinkMetrics> {
-        let counters = Arc::new(SinkMetrics::default());
+    /// Registers sink `name`, which has acknowledged the outbox up to `acked`, and returns its
+    /// counters.
+    pub fn sink(&self, name: &str, acked: u64) -> Arc<SinkMetrics> {
+        let counters = Arc::new(SinkMetrics {
+            acked: AtomicU64::new(acked),
+            ..SinkMetrics::default()
+        });
         self.sinks
             .lock()
             .expect("not poisoned")
@@ -149,30 +156,32 @@ impl Metrics {
             since(self.checkpoint_at_us.load(Relaxed)),
         );
         let sinks = self.sinks.lock().expect("not poisoned");
+        let journaled = self.journaled.load(Relaxed);
+        let pending = |s: &SinkMetrics| journaled.saturating_sub(s.acked.load(Relaxed));
         for (name, kind, help, get) in [
             (
                 "sink_delivered_total",
                 "counter",
                 "Alert events a sink acknowledged.",
-                (|s: &SinkMetrics| s.delivered.load(Relaxed)) as fn(&SinkMetrics) -> u64,
+                &(|s: &SinkMetrics| s.delivered.load(Relaxed)) as &dyn Fn(&SinkMetrics) -> u64,
             ),
             (
                 "sink_retries_total",
                 "counter",
                 "Failed delivery attempts that will be retried.",
-                |s| s.retries.load(Relaxed),
+                &|s| s.retries.load(Relaxed),
             ),
             (
                 "sink_dead_lettered_total",
                 "counter",
                 "Alert events a sink rejected for good (moved to the dead-letter file).",
-                |s| s.dead_lettered.load(Relaxed),
+                &|s| s.dead_lettered.load(Relaxed),
             ),
             (
                 "sink_pending",
                 "gauge",
                 "Alert events in the outbox not yet acknowledged by a sink.",
-                |s| s.pending.load(Relaxed),
+                &pending,
             ),
         ] {
             let _ = writeln!(

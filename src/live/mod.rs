@@ -111,6 +111,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         crate::sink::build(&config.sinks, &options.state_dir)?
     };
     let (appended_tx, appended_rx) = tokio::sync::watch::channel(outbox.next_seq() - 1);
+    metrics.journaled.store(outbox.next_seq() - 1, Relaxed);
     let (stop_sinks_tx, stop_sinks_rx) = tokio::sync::watch::channel(false);
     let mut deliveries = Vec::new();
     let mut acks = Vec::new();
@@ -120,7 +121,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         acks.push(Arc::clone(&acked));
         let dead_letters = options.state_dir.dead_letters(sink.name());
         deliveries.push(Delivery {
-            metrics: metrics.sink(sink.name()),
+            metrics: metrics.sink(sink.name(), cursor.acked()),
             sink,
             cursor,
             acked,

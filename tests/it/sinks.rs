@@ -347,6 +347,48 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
     drop(watcher);
 }
 
+#[test]
+fn pending_tells_the_truth_while_a_sink_is_stuck_on_its_first_alert() {
+    // A port with nothing listening: the first delivery retries for as long as the test runs.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretry_initial = \"100ms\"\nretry_max = \"200ms\"\n"
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    // Twelve tables, each opening (and, once quiet, closing) a window: 24 alerts.
+    let mut lines = String::new();
+    for t in 0..12 {
+        for p in ["eve", "mallory", "trudy"] {
+            lines.push_str(&read_line(p, &format!("t{t}")));
+        }
+    }
+    append(&log, lines);
+    let pending = eventually(Duration::from_secs(20), || {
+        let pending = watcher
+            .metric("sink_pending{sink=\"webhook\"}")
+            .unwrap_or(0.0);
+        let journaled = journaled(&env.path("state/outbox"));
+        (pending as usize == 24 && journaled == 24)
+            .then_some(pending)
+            .ok_or(format!("pending {pending}, journaled {journaled}"))
+    });
+    assert_eq!(pending, 24.0);
+    assert_eq!(
+        watcher.metric("sink_delivered_total{sink=\"webhook\"}"),
+        Some(0.0)
+    );
+    drop(watcher);
+}
+
 fn journaled(outbox: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(outbox) else {
         return 0;
