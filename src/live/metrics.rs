@@ -1,15 +1,18 @@
 //! Prometheus text metrics for `exposure watch`: counters the detection loop and the sinks bump
 //! (lock-free atomics), rendered on `GET /metrics` by a small HTTP/1.1 server on the address
 //! given with `--metrics-addr`; `GET /ready` answers 200 once the inputs are positioned and
-//! checkpointed (503 before), for a readiness probe.
+//! checkpointed (503 before), for a readiness probe. The server defends itself: at most
+//! [`MAX_CONNECTIONS`] at once, each given [`EXCHANGE_TIMEOUT`], accept errors backed off.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// Per-sink delivery counters.
 #[derive(Debug, Default)]
@@ -201,52 +204,82 @@ impl Metrics {
     }
 }
 
+/// At most this many scrapes are served at once; further connections wait in the kernel's
+/// backlog, so a flood of connections can hold neither file descriptors nor CPU that detection
+/// and delivery need.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// A connection gets this long, in all, to send its request and take the answer.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accept errors (out of file descriptors, most often) are retried after a pause doubling from
+/// this up to [`ACCEPT_BACKOFF_MAX`], instead of spinning.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Serves `metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::ZERO;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
         };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let mut request = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            // Read the request head (bounded); the body, if any, is ignored.
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
-                match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
-                    .await
-                {
-                    Ok(Ok(n)) if n > 0 => request.extend_from_slice(&buf[..n]),
-                    _ => return,
-                }
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff = Duration::ZERO;
+                let metrics = Arc::clone(&metrics);
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(stream, &metrics)).await;
+                });
             }
-            let head = String::from_utf8_lossy(&request);
-            let target = head.split_whitespace().nth(1).unwrap_or("");
-            let path = target.split('?').next().unwrap_or("");
-            let (status, content_type, body) = match (head.starts_with("GET "), path) {
-                (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                (true, "/ready") if metrics.ready.load(Relaxed) => {
-                    ("200 OK", "text/plain", "ready\n".to_string())
+            Err(e) => {
+                if backoff.is_zero() {
+                    tracing::warn!(error = %e, "metrics: cannot accept a connection; backing off");
                 }
-                (true, "/ready") => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "starting\n".to_string(),
-                ),
-                _ => (
-                    "404 Not Found",
-                    "text/plain",
-                    "try /metrics or /ready\n".to_string(),
-                ),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
+                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                tokio::time::sleep(backoff).await;
+            }
+        }
     }
+}
+
+/// Reads one request head (bounded; a body is ignored) and answers it.
+async fn answer(mut stream: TcpStream, metrics: &Metrics) {
+    let mut request = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        match stream.read(&mut buf).await {
+            Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&request);
+    let target = head.split_whitespace().nth(1).unwrap_or("");
+    let path = target.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (head.starts_with("GET "), path) {
+        (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+        (true, "/ready") if metrics.ready.load(Relaxed) => {
+            ("200 OK", "text/plain", "ready\n".to_string())
+        }
+        (true, "/ready") => (
+            "503 Service Unavailable",
+            "text/plain",
+            "starting\n".to_string(),
+        ),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /ready\n".to_string(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Binds `addr` for [`serve`].

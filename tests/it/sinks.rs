@@ -389,6 +389,57 @@ fn pending_tells_the_truth_while_a_sink_is_stuck_on_its_first_alert() {
     drop(watcher);
 }
 
+/// CPU time (user + system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_flood_of_idle_metrics_connections_starves_neither_delivery_nor_the_cpu() {
+    let server = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"{}/\"\n",
+            server.url()
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    let pid = watcher.child.id();
+    // 128 file descriptors, as a tight container gives, and more idle connections than that.
+    let limited = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=128:128"])
+        .status()
+        .unwrap();
+    assert!(limited.success());
+    let flood: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(&watcher.metrics_addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // An accept loop spinning on EMFILE burns the whole 2 s (200 ticks); an idle watcher ~0.
+    assert!(used < 100, "{used} ticks of CPU in 2 s while flooded");
+    make_window(&log);
+    let got = server.wait_for(2, Duration::from_secs(15));
+    assert_eq!(got[0].body["status"], "open");
+    assert_eq!(got[1].body["status"], "closed");
+    drop(flood);
+    eventually(Duration::from_secs(15), || {
+        match http_get(&watcher.metrics_addr, "/metrics") {
+            Some((200, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    drop(watcher);
+}
+
 fn journaled(outbox: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(outbox) else {
         return 0;
