@@ -7,9 +7,12 @@
 //!   (the directory itself)        locked (flock) by the one process using it; 0700
 //!   checkpoint.json               detector state + input offsets, written atomically
 //!   outbox/                       the alert journal, in segments
+//!   outbox/high-water.json        the highest sequence number ever journaled (acks beyond it
+//!                                 are corrupt)
 //!   sinks/NAME.ack                how far sink NAME has delivered
 //!   sinks/NAME.dead-letter.jsonl  alerts sink NAME rejected for good
 //!   sinks/NAME.firing.json        what an Alertmanager sink re-sends while windows are open
+//!   *.corrupt-YYYYMMDDTHHMMSSZ    a file found corrupt, moved aside (never deleted)
 //! ```
 
 use std::fs::{self, File};
@@ -122,6 +125,11 @@ impl StateDir {
         self.sinks_dir().join(format!("{name}.firing.json"))
     }
 
+    /// The highest sequence number ever journaled in the outbox.
+    pub fn outbox_high_water(&self) -> PathBuf {
+        self.outbox_dir().join("high-water.json")
+    }
+
     /// The sink names that have an acknowledgement file.
     pub fn acked_sinks(&self) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -154,6 +162,34 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .open(path)
         .map_err(|e| at(path, e))
+}
+
+/// Moves a corrupt `path` aside to `PATH.corrupt-YYYYMMDDTHHMMSSZ` (kept for a human to look
+/// at, never deleted) and returns where it went.
+pub fn quarantine(path: &Path) -> io::Result<PathBuf> {
+    let aside = aside_path(path);
+    fs::rename(path, &aside).map_err(|e| at(path, e))?;
+    Ok(aside)
+}
+
+/// Copies a damaged `path` aside (as [`quarantine`] names it) before it is repaired in place.
+pub fn copy_aside(path: &Path) -> io::Result<PathBuf> {
+    let aside = aside_path(path);
+    fs::copy(path, &aside).map_err(|e| at(&aside, e))?;
+    Ok(aside)
+}
+
+/// A free `PATH.corrupt-YYYYMMDDTHHMMSSZ[-N]`.
+fn aside_path(path: &Path) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut aside = path.with_file_name(format!("{name}.corrupt-{stamp}"));
+    let mut n = 1;
+    while aside.exists() {
+        n += 1;
+        aside = path.with_file_name(format!("{name}.corrupt-{stamp}-{n}"));
+    }
+    aside
 }
 
 /// `error` with the file it happened on: "No space left on device" alone does not say where.
@@ -217,5 +253,19 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(state.acked_sinks().unwrap(), ["pd"]);
+    }
+
+    #[test]
+    fn quarantine_moves_aside_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.ack");
+        fs::write(&file, "garbled").unwrap();
+        let first = quarantine(&file).unwrap();
+        fs::write(&file, "garbled again").unwrap();
+        let second = quarantine(&file).unwrap();
+        assert_ne!(first, second);
+        assert!(!file.exists());
+        assert_eq!(fs::read_to_string(first).unwrap(), "garbled");
+        assert_eq!(fs::read_to_string(second).unwrap(), "garbled again");
     }
 }

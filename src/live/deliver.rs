@@ -39,6 +39,7 @@ impl Delivery {
         loop {
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();
+                self.save_position();
                 if let Err(e) = self.sink.tick().await {
                     tracing::warn!(sink = self.sink.name(), error = %e, "periodic re-send failed");
                 }
@@ -52,6 +53,7 @@ impl Delivery {
             };
             if records.is_empty() {
                 if *stop.borrow() {
+                    self.save_position();
                     return;
                 }
                 tokio::select! {
@@ -63,6 +65,7 @@ impl Delivery {
             }
             for record in records {
                 if !self.deliver_one(&record, &mut stop).await {
+                    self.save_position();
                     return;
                 }
             }
@@ -117,10 +120,26 @@ impl Delivery {
 
     fn acknowledge(&mut self, seq: u64) {
         if let Err(e) = self.cursor.ack(seq) {
-            tracing::error!(sink = self.sink.name(), error = %e, "cannot record the delivery");
+            tracing::error!(
+                sink = self.sink.name(), error = %e,
+                "cannot record the delivery; kept in memory, written again each second"
+            );
         }
         self.acked.store(self.cursor.acked(), Relaxed);
         self.metrics.acked.store(self.cursor.acked(), Relaxed);
+    }
+
+    /// Writes the delivery position if an earlier write of it failed.
+    fn save_position(&mut self) {
+        if !self.cursor.unsaved() {
+            return;
+        }
+        match self.cursor.save() {
+            Ok(()) => tracing::info!(sink = self.sink.name(), "delivery position recorded again"),
+            Err(e) => tracing::warn!(
+                sink = self.sink.name(), error = %e, "still cannot record the delivery position"
+            ),
+        }
     }
 
     fn dead_letter(&self, record: &Record, reason: &str) {

@@ -116,7 +116,11 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     let mut deliveries = Vec::new();
     let mut acks = Vec::new();
     for crate::sink::BuiltSink { sink, backoff } in sinks {
-        let cursor = SinkCursor::open(&options.state_dir, sink.name())?;
+        let mut cursor =
+            SinkCursor::open(&options.state_dir, sink.name(), Some(outbox.next_seq() - 1))?;
+        if sink.lost_state() {
+            cursor.rewind()?;
+        }
         let acked = Arc::new(AtomicU64::new(cursor.acked()));
         acks.push(Arc::clone(&acked));
         let dead_letters = options.state_dir.dead_letters(sink.name());

@@ -28,6 +28,9 @@ pub struct Record {
 #[derive(Debug)]
 pub struct Outbox {
     dir: PathBuf,
+    /// Where the highest sequence number ever journaled is kept (written before any segment
+    /// is deleted, so an acknowledgement can always be checked against it).
+    high_water_path: PathBuf,
     segment: File,
     segment_no: u64,
     /// (sequence number, key) of the records in the current segment.
@@ -91,6 +94,71 @@ fn read_records(path: &Path, offset: u64, limit: usize, out: &mut Vec<Record>) -
     Ok(position)
 }
 
+/// The recorded high-water mark; `None` if there is none (a new or older state dir) or it is
+/// unreadable (then moved aside, said loudly).
+fn read_high_water(state_dir: &StateDir) -> Option<u64> {
+    let path = state_dir.outbox_high_water();
+    let bytes = fs::read(&path).ok()?;
+    match serde_json::from_slice::<AckFile>(&bytes) {
+        Ok(mark) => Some(mark.seq),
+        Err(e) => {
+            let aside = crate::state::quarantine(&path);
+            tracing::error!(
+                file = %path.display(), error = %e, moved_to = ?aside,
+                "outbox high-water mark unreadable; moved aside (acknowledgements are then \
+                 checked against the journal alone)"
+            );
+            None
+        }
+    }
+}
+
+/// Reads a segment left by an earlier run. Unreadable records or a torn last line (a crash
+/// mid-append: never acknowledged to detection, so that alert was journaled again after the
+/// restart) are reported with where they are; the original is copied aside
+/// (`NNN.jsonl.corrupt-…`, never deleted) and the segment rewritten with the readable records,
+/// which are kept and delivered.
+fn repair_segment(path: &Path) -> io::Result<Vec<Record>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(at(path, e)),
+    };
+    let mut records = Vec::new();
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut unreadable = Vec::new();
+    let mut offset = 0;
+    let mut torn = None;
+    while offset < bytes.len() {
+        let Some(len) = bytes[offset..].iter().position(|b| *b == b'\n') else {
+            torn = Some(offset);
+            break;
+        };
+        let line = &bytes[offset..=offset + len];
+        match serde_json::from_slice::<Record>(line) {
+            Ok(record) => {
+                kept.extend_from_slice(line);
+                records.push(record);
+            }
+            Err(e) => unreadable.push(format!("byte {offset}: {e}")),
+        }
+        offset += len + 1;
+    }
+    if unreadable.is_empty() && torn.is_none() {
+        return Ok(records);
+    }
+    let aside = crate::state::copy_aside(path)?;
+    write_atomically(path, &kept)?;
+    tracing::error!(
+        segment = %path.display(), unreadable = unreadable.len(),
+        first_unreadable = unreadable.first().map(String::as_str).unwrap_or("none"),
+        torn_tail_at = ?torn, kept = records.len(), original_at = %aside.display(),
+        "outbox segment damaged: the readable records are kept and delivered, the original is \
+         copied aside"
+    );
+    Ok(records)
+}
+
 impl Outbox {
     /// Opens the journal in `state_dir/outbox`, learning the keys it holds, and starts a new
     /// segment.
@@ -102,9 +170,12 @@ impl Outbox {
         let mut sealed = BTreeMap::new();
         let mut next_seq = 1;
         let numbers = segments(&dir)?;
+        let mut highest = read_high_water(state_dir);
         for &no in &numbers {
-            let mut records = Vec::new();
-            read_records(&segment_path(&dir, no), 0, usize::MAX, &mut records)?;
+            let records = repair_segment(&segment_path(&dir, no))?;
+            if let Some(last) = records.iter().map(|r| r.seq).max() {
+                highest = Some(highest.map_or(last, |h| h.max(last)));
+            }
             let mut held = Vec::with_capacity(records.len());
             for record in records {
                 next_seq = next_seq.max(record.seq + 1);
@@ -115,14 +186,18 @@ impl Outbox {
             sealed.insert(no, held);
         }
         // Sequence numbers never go back, even when every segment was delivered and deleted:
-        // the sinks' acknowledgements remember how far they went.
+        // the high-water mark and the sinks' acknowledgements remember how far they went. An
+        // acknowledgement beyond the high-water mark is corrupt: moved aside here (see
+        // `SinkCursor::open`), so its sink gets the whole journal again.
+        next_seq = next_seq.max(highest.unwrap_or(0) + 1);
         for name in state_dir.acked_sinks()? {
-            let acked = SinkCursor::open(state_dir, &name)?.acked();
+            let acked = SinkCursor::open(state_dir, &name, highest)?.acked();
             next_seq = next_seq.max(acked + 1);
         }
         let segment_no = numbers.last().map_or(1, |n| n + 1);
         let segment = open_private_append(&segment_path(&dir, segment_no))?;
         Ok(Outbox {
+            high_water_path: state_dir.outbox_high_water(),
             dir,
             segment,
             segment_no,
@@ -204,6 +279,13 @@ impl Outbox {
             .filter(|(_, records)| records.iter().all(|(seq, _)| *seq <= acked))
             .map(|(no, _)| *no)
             .collect();
+        if !delivered.is_empty() {
+            let high_water = serde_json::to_vec(&AckFile {
+                seq: self.next_seq - 1,
+            })
+            .map_err(io::Error::other)?;
+            write_atomically(&self.high_water_path, &high_water)?;
+        }
         for no in delivered {
             match fs::remove_file(segment_path(&self.dir, no)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -223,6 +305,8 @@ pub struct SinkCursor {
     dir: PathBuf,
     ack_path: PathBuf,
     acked: u64,
+    /// The acknowledgement could not be written yet (full disk…): kept here, retried.
+    unsaved: bool,
     segment_no: u64,
     offset: u64,
 }
@@ -233,30 +317,57 @@ struct AckFile {
 }
 
 impl SinkCursor {
-    /// The cursor of sink `name` in `state_dir`'s journal.
-    pub fn open(state_dir: &StateDir, name: &str) -> io::Result<SinkCursor> {
+    /// The cursor of sink `name` in `state_dir`'s journal, whose highest sequence number ever
+    /// is `highest` (`None`: not known). An acknowledgement file that is unreadable, or claims
+    /// a sequence number beyond `highest` (it would skip alerts never delivered), is moved
+    /// aside (never deleted) and said loudly; the sink then gets the whole journal again —
+    /// repeats, never a loss.
+    pub fn open(state_dir: &StateDir, name: &str, highest: Option<u64>) -> io::Result<SinkCursor> {
         let ack_path = state_dir.sink_ack(name);
-        let acked = match fs::read(&ack_path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<AckFile>(&bytes)
-                    .map_err(|e| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{} is corrupt: {e}", ack_path.display()),
-                        )
-                    })?
-                    .seq
+        let problem = match fs::read(&ack_path) {
+            Ok(bytes) => match serde_json::from_slice::<AckFile>(&bytes) {
+                Ok(ack) if highest.is_none_or(|h| ack.seq <= h) => {
+                    return Ok(SinkCursor::at_seq(state_dir, ack_path, ack.seq));
+                }
+                Ok(ack) => format!(
+                    "acknowledges seq {} but the outbox never went beyond {}",
+                    ack.seq,
+                    highest.unwrap_or_default()
+                ),
+                Err(e) => format!("unreadable: {e}"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(SinkCursor::at_seq(state_dir, ack_path, 0));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
+            Err(e) => return Err(at(&ack_path, e)),
         };
-        Ok(SinkCursor {
+        let aside = crate::state::quarantine(&ack_path)?;
+        tracing::error!(
+            sink = %name, file = %ack_path.display(), problem = %problem,
+            moved_to = %aside.display(),
+            "delivery position corrupt; moved aside, the sink gets the whole outbox again"
+        );
+        Ok(SinkCursor::at_seq(state_dir, ack_path, 0))
+    }
+
+    fn at_seq(state_dir: &StateDir, ack_path: PathBuf, acked: u64) -> SinkCursor {
+        SinkCursor {
             dir: state_dir.outbox_dir(),
             ack_path,
             acked,
+            unsaved: false,
             segment_no: 0,
             offset: 0,
-        })
+        }
+    }
+
+    /// Starts over from the beginning of the journal (for a sink that lost its own state).
+    pub fn rewind(&mut self) -> io::Result<()> {
+        self.acked = 0;
+        self.segment_no = 0;
+        self.offset = 0;
+        self.unsaved = true;
+        self.save()
     }
 
     /// The last acknowledged sequence number.
@@ -287,11 +398,29 @@ impl SinkCursor {
         Ok(out)
     }
 
-    /// Records durably that everything up to `seq` was delivered (or dead-lettered).
+    /// Records durably that everything up to `seq` was delivered (or dead-lettered). If the
+    /// write fails the position is kept in memory and written by the next [`SinkCursor::ack`]
+    /// or [`SinkCursor::save`].
     pub fn ack(&mut self, seq: u64) -> io::Result<()> {
         self.acked = self.acked.max(seq);
+        self.unsaved = true;
+        self.save()
+    }
+
+    /// Writes the acknowledged position if a write of it failed before; a no-op otherwise.
+    pub fn save(&mut self) -> io::Result<()> {
+        if !self.unsaved {
+            return Ok(());
+        }
         let bytes = serde_json::to_vec(&AckFile { seq: self.acked }).map_err(io::Error::other)?;
-        write_atomically(&self.ack_path, &bytes)
+        write_atomically(&self.ack_path, &bytes)?;
+        self.unsaved = false;
+        Ok(())
+    }
+
+    /// Whether the acknowledged position still waits to be written.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved
     }
 }
 
@@ -332,7 +461,7 @@ mod tests {
             outbox.append(&alert("a", AlertStatus::Closed)).unwrap(),
             Some(2)
         );
-        let mut cursor = SinkCursor::open(&StateDir::new(dir.path()), "stdout").unwrap();
+        let mut cursor = SinkCursor::open(&StateDir::new(dir.path()), "stdout", None).unwrap();
         let got: Vec<u64> = cursor
             .next_records(10)
             .unwrap()
@@ -349,7 +478,7 @@ mod tests {
             outbox.append(&alert("a", AlertStatus::Closed)).unwrap(),
             None
         );
-        let mut cursor = SinkCursor::open(&StateDir::new(dir.path()), "stdout").unwrap();
+        let mut cursor = SinkCursor::open(&StateDir::new(dir.path()), "stdout", None).unwrap();
         assert_eq!(cursor.acked(), 1);
         let got: Vec<u64> = cursor
             .next_records(10)
@@ -368,6 +497,160 @@ mod tests {
         assert_eq!(
             outbox.append(&alert("b", AlertStatus::Open)).unwrap(),
             Some(3)
+        );
+    }
+
+    fn seqs(cursor: &mut SinkCursor) -> Vec<u64> {
+        cursor
+            .next_records(100)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect()
+    }
+
+    fn corrupt_copies(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".corrupt-"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_ack_beyond_the_journal_or_garbled_is_moved_aside_and_the_journal_delivered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut outbox = Outbox::open(&state).unwrap();
+        for id in ["a", "b", "c"] {
+            outbox.append(&alert(id, AlertStatus::Open)).unwrap();
+        }
+        SinkCursor::open(&state, "hook", None)
+            .unwrap()
+            .ack(1)
+            .unwrap();
+        drop(outbox);
+        // Claims 40 of 3: would skip b and c, never delivered.
+        fs::write(state.sink_ack("hook"), "{\"seq\":40}").unwrap();
+        let outbox = Outbox::open(&state).unwrap();
+        assert_eq!(
+            outbox.next_seq(),
+            4,
+            "a corrupt ack does not move the sequence"
+        );
+        let mut cursor = SinkCursor::open(&state, "hook", Some(outbox.next_seq() - 1)).unwrap();
+        assert_eq!(seqs(&mut cursor), [1, 2, 3]);
+        assert_eq!(corrupt_copies(&state.sinks_dir()).len(), 1);
+        // Garbled: the same.
+        fs::write(state.sink_ack("hook"), "{\"seq\":").unwrap();
+        let mut cursor = SinkCursor::open(&state, "hook", Some(3)).unwrap();
+        assert_eq!(seqs(&mut cursor), [1, 2, 3]);
+        assert_eq!(corrupt_copies(&state.sinks_dir()).len(), 2);
+    }
+
+    #[test]
+    fn the_high_water_mark_outlives_deleted_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut outbox = Outbox::open(&state).unwrap();
+        for id in ["a", "b"] {
+            outbox.append(&alert(id, AlertStatus::Open)).unwrap();
+        }
+        SinkCursor::open(&state, "hook", None)
+            .unwrap()
+            .ack(2)
+            .unwrap();
+        outbox.after_checkpoint(2).unwrap();
+        drop(outbox);
+        assert_eq!(
+            segments(&state.outbox_dir()).unwrap(),
+            [2],
+            "delivered, deleted"
+        );
+        // A legitimate ack at the high-water mark is kept; one beyond it is not.
+        let outbox = Outbox::open(&state).unwrap();
+        assert_eq!(outbox.next_seq(), 3);
+        assert_eq!(
+            SinkCursor::open(&state, "hook", Some(2)).unwrap().acked(),
+            2
+        );
+        fs::write(state.sink_ack("hook"), "{\"seq\":9}").unwrap();
+        drop(outbox);
+        let outbox = Outbox::open(&state).unwrap();
+        assert_eq!(outbox.next_seq(), 3);
+        assert_eq!(
+            SinkCursor::open(&state, "hook", Some(2)).unwrap().acked(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_damaged_segment_keeps_its_readable_records_and_its_original_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut outbox = Outbox::open(&state).unwrap();
+        for id in ["a", "b", "c"] {
+            outbox.append(&alert(id, AlertStatus::Open)).unwrap();
+        }
+        drop(outbox);
+        let path = segment_path(&state.outbox_dir(), 1);
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // b garbled, then a torn record after c.
+        let damaged = format!(
+            "{}\n{}\n{}\n{{\"seq\":4,\"al",
+            lines[0],
+            &lines[1][..20],
+            lines[2]
+        );
+        fs::write(&path, &damaged).unwrap();
+        let mut outbox = Outbox::open(&state).unwrap();
+        assert!(outbox.was_emitted(&alert("a", AlertStatus::Open).delivery_key()));
+        assert!(outbox.was_emitted(&alert("c", AlertStatus::Open).delivery_key()));
+        assert_eq!(outbox.next_seq(), 4);
+        let mut cursor = SinkCursor::open(&state, "hook", Some(3)).unwrap();
+        assert_eq!(seqs(&mut cursor), [1, 3]);
+        let aside = corrupt_copies(&state.outbox_dir());
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            fs::read_to_string(state.outbox_dir().join(&aside[0])).unwrap(),
+            damaged
+        );
+        // The repaired segment is whole again: the next start reports nothing.
+        drop(outbox);
+        Outbox::open(&state).unwrap();
+        assert_eq!(corrupt_copies(&state.outbox_dir()).len(), 1);
+        outbox = Outbox::open(&state).unwrap();
+        assert_eq!(
+            outbox.append(&alert("d", AlertStatus::Open)).unwrap(),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn an_ack_that_cannot_be_written_is_kept_and_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut outbox = Outbox::open(&state).unwrap();
+        outbox.append(&alert("a", AlertStatus::Open)).unwrap();
+        let mut cursor = SinkCursor::open(&state, "hook", Some(1)).unwrap();
+        // The write goes through `.hook.ack.tmp`: a directory there makes it fail (as root
+        // too, unlike permissions).
+        let blocker = state.sinks_dir().join(".hook.ack.tmp");
+        fs::create_dir(&blocker).unwrap();
+        let error = cursor.ack(1).unwrap_err();
+        assert!(error.to_string().contains(".hook.ack.tmp"), "{error}");
+        assert!(cursor.unsaved());
+        assert_eq!(cursor.acked(), 1);
+        assert!(cursor.save().is_err());
+        fs::remove_dir(&blocker).unwrap();
+        cursor.save().unwrap();
+        assert!(!cursor.unsaved());
+        assert_eq!(
+            SinkCursor::open(&state, "hook", Some(1)).unwrap().acked(),
+            1
         );
     }
 }

@@ -24,6 +24,34 @@ pub struct AlertmanagerSink {
     resolved_for: Duration,
     state_path: PathBuf,
     state: Resending,
+    /// The re-send state could not be read: the journal is delivered again to rebuild it.
+    lost: bool,
+}
+
+/// Reads what sink `name` was re-sending; a file that cannot be read or understood is moved
+/// aside (never deleted), said loudly, and reported as lost so the journal is delivered again.
+fn load_resending(name: &str, path: &std::path::Path) -> (Resending, bool) {
+    let error = match std::fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(state) => return (state, false),
+            Err(e) => e.to_string(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Resending::default(), false),
+        Err(e) => e.to_string(),
+    };
+    match crate::state::quarantine(path) {
+        Ok(aside) => tracing::error!(
+            sink = %name, file = %path.display(), error = %error, moved_to = %aside.display(),
+            "the alerts being re-sent cannot be read; file moved aside, re-delivering the outbox \
+             to rebuild them (Alertmanager takes repeats without a second notification)"
+        ),
+        Err(e) => tracing::error!(
+            sink = %name, file = %path.display(), error = %error, move_error = %e,
+            "the alerts being re-sent cannot be read nor moved aside; re-delivering the outbox \
+             to rebuild them"
+        ),
+    }
+    (Resending::default(), true)
 }
 
 /// Alerts being re-sent, by window id, with when they were last sent (µs since the epoch).
@@ -55,10 +83,7 @@ impl AlertmanagerSink {
         let mut endpoint = base;
         let path = format!("{}/api/v2/alerts", endpoint.path().trim_end_matches('/'));
         endpoint.set_path(&path);
-        let state = std::fs::read(&state_path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        let (state, lost) = load_resending(&name, &state_path);
         AlertmanagerSink {
             name,
             endpoint,
@@ -68,6 +93,7 @@ impl AlertmanagerSink {
             resolved_for,
             state_path,
             state,
+            lost,
         }
     }
 
@@ -224,6 +250,10 @@ impl Sink for AlertmanagerSink {
         })
     }
 
+    fn lost_state(&self) -> bool {
+        self.lost
+    }
+
     fn tick(&mut self) -> SinkFuture<'_> {
         Box::pin(async move {
             let now = now_us();
@@ -324,5 +354,30 @@ mod tests {
             let (s, e) = alertmanager_times(&alert(AlertStatus::Closed, start, end), now, every);
             assert!(s <= e && e <= now, "closed {start} {end}: {s} {e}");
         }
+    }
+
+    #[test]
+    fn a_garbled_resend_state_is_moved_aside_and_reported_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("am.firing.json");
+        assert!(!load_resending("am", &path).1, "none yet: nothing lost");
+        let mut state = Resending::default();
+        let open = alert(AlertStatus::Open, 0, 0);
+        state.firing.insert(open.id.clone(), (open, 0));
+        std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+        let (read, lost) = load_resending("am", &path);
+        assert!(!lost);
+        assert_eq!(read.firing.len(), 1);
+        std::fs::write(&path, b"{\"firing\":{\"exp-").unwrap();
+        let (read, lost) = load_resending("am", &path);
+        assert!(lost);
+        assert!(read.firing.is_empty());
+        assert!(!path.exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert!(aside[0].starts_with("am.firing.json.corrupt-"), "{aside:?}");
     }
 }

@@ -40,6 +40,12 @@ pub trait Sink: Send {
     fn tick(&mut self) -> SinkFuture<'_> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Whether the sink found its own state unreadable when built (and said so): it is then
+    /// handed the whole outbox journal again to rebuild it.
+    fn lost_state(&self) -> bool {
+        false
+    }
 }
 
 /// Why a delivery failed.

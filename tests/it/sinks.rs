@@ -164,6 +164,24 @@ fn config_with(sinks: &str) -> String {
     format!("{CONFIG}\n{sinks}")
 }
 
+/// A test env whose one sink is a webhook on a port nothing listens on yet (retrying every
+/// 100-300 ms), and that port.
+fn env_with_a_webhook_down() -> (TestEnv, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretry_initial = \"100ms\"\nretry_max = \"300ms\"\n"
+        )),
+    );
+    (env, port)
+}
+
 /// Reads that open a window on `pay` (and, with `close_after = 2s` and no more reads, close it).
 fn make_window(log: &Path) {
     append(log, read_line("svc-etl", "pay"));
@@ -308,19 +326,7 @@ fn a_429_is_retried_after_retry_after_and_a_400_is_dead_lettered() {
 
 #[test]
 fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
-    // A port with nothing listening on it yet.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let env = TestEnv::new();
-    env.write(
-        "watch.toml",
-        config_with(&format!(
-            "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretry_initial = \"100ms\"\nretry_max = \"300ms\"\n"
-        )),
-    );
+    let (env, port) = env_with_a_webhook_down();
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
     make_window(&log);
@@ -349,19 +355,7 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
 
 #[test]
 fn pending_tells_the_truth_while_a_sink_is_stuck_on_its_first_alert() {
-    // A port with nothing listening: the first delivery retries for as long as the test runs.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let env = TestEnv::new();
-    env.write(
-        "watch.toml",
-        config_with(&format!(
-            "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretry_initial = \"100ms\"\nretry_max = \"200ms\"\n"
-        )),
-    );
+    let (env, port) = env_with_a_webhook_down();
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
     // Twelve tables, each opening (and, once quiet, closing) a window: 24 alerts.
@@ -437,6 +431,34 @@ fn a_flood_of_idle_metrics_connections_starves_neither_delivery_nor_the_cpu() {
             other => Err(format!("{other:?}")),
         }
     });
+    drop(watcher);
+}
+
+#[test]
+fn an_ack_file_claiming_more_than_was_journaled_is_moved_aside_and_nothing_is_skipped() {
+    let (env, port) = env_with_a_webhook_down();
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    make_window(&log);
+    eventually(Duration::from_secs(15), || {
+        let n = journaled(&env.path("state/outbox"));
+        (n >= 2).then_some(()).ok_or(format!("{n} of 2 journaled"))
+    });
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
+    // Garbled by hand or by a disk: claims everything up to 50 was delivered.
+    std::fs::write(env.path("state/sinks/webhook.ack"), "{\"seq\":50}").unwrap();
+    let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
+    let watcher = Watcher::start(&env, &["app.log"]);
+    let got = server.wait_for(2, Duration::from_secs(15));
+    assert_eq!(got[0].body["status"], "open");
+    assert_eq!(got[1].body["status"], "closed");
+    let aside: Vec<_> = walk(&env.path("state/sinks"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("webhook.ack.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad file is kept aside");
+    assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), "{\"seq\":50}");
     drop(watcher);
 }
 
