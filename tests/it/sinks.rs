@@ -355,7 +355,7 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
 
 #[test]
 fn pending_tells_the_truth_while_a_sink_is_stuck_on_its_first_alert() {
-    let (env, port) = env_with_a_webhook_down();
+    let (env, _port) = env_with_a_webhook_down();
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
     // Twelve tables, each opening (and, once quiet, closing) a window: 24 alerts.
