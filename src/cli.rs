@@ -156,6 +156,11 @@ pub struct WatchArgs {
     #[arg(long)]
     pub from_beginning: bool,
 
+    /// Never read through a symbolic link: a path or glob match that is one is reported once
+    /// and skipped, and globs do not descend into linked directories.
+    #[arg(long)]
+    pub refuse_symlinks: bool,
+
     /// How often the checkpoint is written when something changed.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub checkpoint_every: Span,
@@ -566,6 +571,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         paths: args.paths,
         state_dir: crate::state::StateDir::new(args.state_dir),
         from_beginning: args.from_beginning,
+        refuse_symlinks: args.refuse_symlinks,
         checkpoint_every: args.checkpoint_every.to_std(),
         poll_every: args.poll_every.to_std(),
         metrics_addr: args.metrics_addr,

@@ -549,6 +549,10 @@ fn log_file_event(event: &FileEvent) {
         FileEvent::Unreadable { path, error } => {
             tracing::warn!(path = %path.display(), error = %error, "cannot read")
         }
+        FileEvent::SymlinkRefused { path } => tracing::warn!(
+            path = %path.display(),
+            "a symbolic link, not read (--refuse-symlinks); said once per link"
+        ),
         FileEvent::NothingMatches { pattern } => tracing::warn!(
             pattern = %pattern,
             "no file matches; it is looked for again at every scan"

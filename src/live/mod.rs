@@ -34,6 +34,8 @@ pub struct WatchOptions {
     pub paths: Vec<String>,
     pub state_dir: StateDir,
     pub from_beginning: bool,
+    /// See [`FollowOptions::refuse_symlinks`].
+    pub refuse_symlinks: bool,
     pub checkpoint_every: Duration,
     pub poll_every: Duration,
     pub metrics_addr: Option<SocketAddr>,
@@ -84,6 +86,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     } else {
         let follow = FollowOptions {
             from_beginning: options.from_beginning,
+            refuse_symlinks: options.refuse_symlinks,
             line_cap: config.line_cap(),
             checkpointed_at: checkpoint.as_ref().and_then(Checkpoint::file_positions_at),
             ..FollowOptions::default()

@@ -39,6 +39,8 @@ use crate::source::lines::LineReader;
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -108,6 +110,9 @@ pub struct FollowOptions {
     /// it was created or written while the previous run could no longer record it (a rotation
     /// while stopped, a `kill -9` before the file's first checkpoint).
     pub checkpointed_at: Option<SystemTime>,
+    /// Refuse symbolic links: a path or glob match that is one is reported and not read, and
+    /// globs do not descend into linked directories. Off by default (links are followed).
+    pub refuse_symlinks: bool,
 }
 
 impl Default for FollowOptions {
@@ -121,6 +126,7 @@ impl Default for FollowOptions {
                 crate::format::decode::DEFAULT_MAX_LINE_BYTES,
             ),
             checkpointed_at: None,
+            refuse_symlinks: false,
         }
     }
 }
@@ -177,6 +183,11 @@ pub enum FileEvent {
     Unreadable {
         path: PathBuf,
         error: String,
+    },
+    /// A symbolic link matched by a path or glob, not read (`refuse_symlinks`): said once per
+    /// link.
+    SymlinkRefused {
+        path: PathBuf,
     },
     /// A path or glob given that names no file: said at the first scan, then every
     /// [`UNMATCHED_EVERY`] while it still names none.
@@ -257,6 +268,8 @@ pub struct Follower {
     rescan: bool,
     /// Files placed (followed from an offset, or recorded as read whole) so far.
     placed: u64,
+    /// Symbolic links refused and reported (`refuse_symlinks`).
+    refused: std::collections::BTreeSet<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -301,6 +314,7 @@ impl Follower {
             buf: vec![0; READ_CHUNK],
             rescan: false,
             placed: 0,
+            refused: Default::default(),
         })
     }
 
@@ -591,7 +605,13 @@ impl Follower {
         let now = Instant::now();
         for (pattern, (text, reported)) in self.patterns.iter().zip(&mut self.unmatched) {
             let before = found.len();
-            pattern.expand(&mut found);
+            let mut links = Vec::new();
+            pattern.expand(self.options.refuse_symlinks, &mut found, &mut links);
+            for path in links {
+                if self.refused.insert(path.clone()) {
+                    self.events.push(FileEvent::SymlinkRefused { path });
+                }
+            }
             if found.len() > before {
                 *reported = None;
             } else if reported.is_none_or(|at| now.duration_since(at) >= UNMATCHED_EVERY) {
@@ -603,6 +623,27 @@ impl Follower {
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found.dedup_by(|a, b| a.0 == b.0);
+        // One file reached by several paths (a symbolic link, a hard link) is read once: under
+        // the path it is already followed by, else the first.
+        let mut by_identity: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut keep = vec![true; found.len()];
+        for (i, (path, meta)) in found.iter().enumerate() {
+            match by_identity.entry((meta.dev(), meta.ino())) {
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+                Entry::Occupied(mut first) => {
+                    keep[i] = false;
+                    if self.files.iter().any(|f| &f.path == path) {
+                        keep[*first.get()] = false;
+                        keep[i] = true;
+                        first.insert(i);
+                    }
+                }
+            }
+        }
+        let mut keep = keep.into_iter();
+        found.retain(|_| keep.next().unwrap_or(true));
         for f in &mut self.files {
             f.seen = false;
         }
@@ -988,27 +1029,36 @@ impl Pattern {
         Ok(Pattern::Glob { root, matcher })
     }
 
-    fn expand(&self, found: &mut Vec<(PathBuf, fs::Metadata)>) {
-        match self {
-            Pattern::Literal(path) => {
-                if let Ok(meta) = fs::metadata(path)
-                    && meta.is_file()
-                {
-                    found.push((path.clone(), meta));
-                }
+    /// Adds the files this pattern names to `found`; with `refuse_symlinks`, the symbolic
+    /// links it matches go to `links` instead.
+    fn expand(
+        &self,
+        refuse_symlinks: bool,
+        found: &mut Vec<(PathBuf, fs::Metadata)>,
+        links: &mut Vec<PathBuf>,
+    ) {
+        let mut consider = |path: &Path| {
+            if refuse_symlinks
+                && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+            {
+                links.push(path.to_path_buf());
+            } else if let Ok(meta) = fs::metadata(path)
+                && meta.is_file()
+            {
+                found.push((path.to_path_buf(), meta));
             }
+        };
+        match self {
+            Pattern::Literal(path) => consider(path),
             Pattern::Glob { root, matcher } => {
-                let walk = walkdir::WalkDir::new(root).follow_links(true).max_depth(16);
+                let walk = walkdir::WalkDir::new(root)
+                    .follow_links(!refuse_symlinks)
+                    .max_depth(16);
                 for entry in walk.into_iter().filter_map(Result::ok) {
                     let path = entry.path();
                     let candidate = path.strip_prefix("./").unwrap_or(path);
-                    if !matcher.is_match(candidate) {
-                        continue;
-                    }
-                    if let Ok(meta) = fs::metadata(path)
-                        && meta.is_file()
-                    {
-                        found.push((path.to_path_buf(), meta));
+                    if matcher.is_match(candidate) {
+                        consider(path);
                     }
                 }
             }
@@ -1045,6 +1095,55 @@ mod tests {
             .open(path)
             .unwrap();
         f.write_all(bytes.as_ref()).unwrap();
+    }
+
+    #[test]
+    fn refused_symlinks_are_reported_once_and_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir_all(&logs).unwrap();
+        fs::create_dir_all(&elsewhere).unwrap();
+        append(&elsewhere.join("secret.log"), "");
+        append(&logs.join("app.log"), "");
+        std::os::unix::fs::symlink(elsewhere.join("secret.log"), logs.join("evil.log")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, logs.join("sub")).unwrap();
+        let glob = format!("{}/**/*.log", logs.display());
+        let literal = logs.join("evil.log").display().to_string();
+        let follow = |refuse_symlinks| {
+            let options = FollowOptions {
+                from_beginning: true,
+                refuse_symlinks,
+                ..options()
+            };
+            Follower::new(&[glob.clone(), literal.clone()], options, Vec::new()).unwrap()
+        };
+        let mut refusing = follow(true);
+        let mut following = follow(false);
+        for f in [&mut refusing, &mut following] {
+            lines(f);
+        }
+        append(&elsewhere.join("secret.log"), "secret\n");
+        append(&logs.join("app.log"), "app\n");
+        assert_eq!(lines(&mut refusing), ["app"]);
+        let mut followed = lines(&mut following);
+        followed.sort();
+        assert_eq!(
+            followed,
+            ["app", "secret"],
+            "followed by default, once for two paths"
+        );
+        let refused: Vec<PathBuf> = refusing
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                FileEvent::SymlinkRefused { path } => Some(path),
+                _ => None,
+            })
+            .collect();
+        // The file link once (matched by both the glob and the literal path); the linked
+        // directory is not entered.
+        assert_eq!(refused, [logs.join("evil.log")]);
     }
 
     #[test]
