@@ -113,8 +113,63 @@ impl ConfigFile {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: parse_error_message(&text, &e),
         })
+    }
+}
+
+/// The parse error as the user should read it. toml points an unknown key of a `[[sinks]]`
+/// entry (an internally tagged enum, which loses positions) at the table header; this points
+/// it at the key's own line, as for every other table.
+fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    let at_key = error.span().and_then(|span| {
+        let header = text.get(span.clone())?;
+        if !header.starts_with('[') {
+            return None;
+        }
+        let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+        // The table's lines: from the header on, through later entries of the same array of
+        // tables (toml may point at the first), skipping their sub-tables, up to another table.
+        let header = header.lines().next()?.trim();
+        let table = header.trim_matches(['[', ']']).trim();
+        let start = text[..span.start].matches('\n').count();
+        let mut in_table = true;
+        for (n, line) in text.lines().enumerate().skip(start + 1) {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('[') {
+                let name = trimmed.split(']').next()?.trim_matches('[').trim();
+                if in_table && name == format!("{table}.{key}") {
+                    return Some((n, line));
+                }
+                in_table = trimmed.starts_with(header);
+                if !in_table && !name.starts_with(&format!("{table}.")) {
+                    return None;
+                }
+                continue;
+            }
+            let name = line.split('=').next()?.trim().trim_matches(['"', '\'']);
+            if in_table && name == key && line.contains('=') {
+                return Some((n, line));
+            }
+        }
+        None
+    });
+    match at_key {
+        Some((n, line)) => {
+            let column = line.len() - line.trim_start().len();
+            let key_len = line.split('=').next().unwrap_or("").trim().len();
+            let gutter = " ".repeat((n + 1).to_string().len());
+            format!(
+                "TOML parse error at line {}, column {}\n{gutter} |\n{} | {line}\n{gutter} | {}{}\n{message}",
+                n + 1,
+                column + 1,
+                n + 1,
+                " ".repeat(column),
+                "^".repeat(key_len.max(1)),
+            )
+        }
+        None => error.to_string().trim_end().to_string(),
     }
 }
 

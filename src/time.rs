@@ -50,17 +50,46 @@ impl EpochUnit {
     }
 }
 
+/// How much of a value from the input a message shows.
+pub const EXCERPT_CHARS: usize = 40;
+
+/// A value from the input as a message shows it: quoted, escaped (quotes, backslashes, control
+/// and other non-printing characters as `\n`, `\u{1b}`…), at most [`EXCERPT_CHARS`]
+/// characters and then `…` with the whole length. A warning must neither carry a token whole
+/// into a log nor let the input write escape sequences to an operator's terminal.
+pub fn excerpt(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(EXCERPT_CHARS * 2) + 2);
+    out.push('"');
+    out.push_str(&clip(text, EXCERPT_CHARS));
+    out.push('"');
+    out
+}
+
+/// `text` escaped like [`excerpt`] and cut after `max` characters (`…(N bytes)` says how long
+/// it was), unquoted: for messages of other libraries that may hold input.
+pub fn clip(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push_str(&format!("…({} bytes)", text.len()));
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out
+}
+
 /// Why a timestamp could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TsError {
     #[error(
-        "bad timestamp {0:?}: expected RFC 3339 (e.g. 2026-03-18T14:02:11.512Z) or epoch seconds/milliseconds"
+        "bad timestamp {0}: expected RFC 3339 (e.g. 2026-03-18T14:02:11.512Z) or epoch seconds/milliseconds"
     )]
     Unparsable(String),
     #[error("timestamp {0} is out of range")]
     OutOfRange(String),
     #[error(
-        "time zone {0:?} is not known (an abbreviation such as CET, an IANA name such as Europe/Paris, or an offset such as +02)"
+        "time zone {0} is not known (an abbreviation such as CET, an IANA name such as Europe/Paris, or an offset such as +02)"
     )]
     UnknownZone(String),
     #[error(
@@ -129,7 +158,7 @@ pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
         return if in_range(ts) {
             Ok(ts)
         } else {
-            Err(TsError::OutOfRange(text.to_string()))
+            Err(TsError::OutOfRange(excerpt(text)))
         };
     }
     if !trimmed.is_empty()
@@ -141,7 +170,7 @@ pub fn parse_ts_str(text: &str, unit: EpochUnit) -> Result<Ts, TsError> {
     {
         return ts_from_epoch_int(v, unit);
     }
-    Err(TsError::Unparsable(text.to_string()))
+    Err(TsError::Unparsable(excerpt(text)))
 }
 
 /// An RFC 3339 time in UTC (`...Z`) through humantime; `None` if it is not one or out of range.
@@ -341,6 +370,22 @@ pub fn parse_cli_time(text: &str) -> Result<Ts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_from_the_input_are_shown_escaped_and_cut() {
+        assert_eq!(excerpt("2026-13-01"), "\"2026-13-01\"");
+        assert_eq!(excerpt("a\"b\u{1b}[31m\n"), "\"a\\\"b\\u{1b}[31m\\n\"");
+        let token = format!("eyJ{}", "x".repeat(500));
+        let shown = excerpt(&token);
+        assert_eq!(shown, format!("\"eyJ{}…(503 bytes)\"", "x".repeat(37)));
+        let error = parse_ts_str(&token, EpochUnit::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("…(503 bytes)") && error.len() < 200,
+            "{error}"
+        );
+    }
 
     #[test]
     fn spans_refuse_ambiguous_units_and_print_as_they_parse() {

@@ -218,10 +218,13 @@ impl Decoder {
             Line::TooLong => Err(self.too_long()),
         };
         match parsed {
-            Ok(Some(event)) => {
-                let read = event.is_read_by(&mut self.read_actions);
-                out.event(line_no, &event, read);
-            }
+            Ok(Some(event)) => match printable_names(&event) {
+                Ok(()) => {
+                    let read = event.is_read_by(&mut self.read_actions);
+                    out.event(line_no, &event, read);
+                }
+                Err(error) => out.malformed(line_no, error),
+            },
             Ok(None) => {}
             Err(error) => out.malformed(line_no, error),
         }
@@ -240,10 +243,13 @@ impl Decoder {
                 Ok(items) => {
                     for item in items {
                         match item {
-                            Item::Event(event) => {
-                                let read = event.is_read_by(&mut self.read_actions);
-                                out.event(line, &event, read);
-                            }
+                            Item::Event(event) => match printable_names(&event) {
+                                Ok(()) => {
+                                    let read = event.is_read_by(&mut self.read_actions);
+                                    out.event(line, &event, read);
+                                }
+                                Err(error) => out.malformed(line, error),
+                            },
                             Item::NotAccess => out.not_access(line),
                         }
                     }
@@ -252,6 +258,22 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Principal and table names are shown in alerts, pages and terminals: a control character
+/// (`\u0000`, an escape sequence, a newline) in one is refused, whatever the format.
+#[inline]
+fn printable_names(event: &AccessEvent<'_>) -> Result<(), ParseError> {
+    for (field, name) in [("principal", &event.principal), ("table", &event.table)] {
+        if let Some(at) = name.bytes().position(|b| b < 0x20 || b == 0x7f) {
+            return Err(ParseError::ControlCharacter {
+                field,
+                code: name.as_bytes()[at],
+                at: name[..at].chars().count() + 1,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -297,6 +319,42 @@ mod tests {
         }
         decoder.finish(&mut out);
         out.0
+    }
+
+    #[test]
+    fn control_characters_in_names_are_refused_in_every_format() {
+        let canonical = [
+            Line::Text(br#"{"ts":1,"principal":"a\u0000b","table":"t"}"#),
+            Line::Text(br#"{"ts":1,"principal":"a","table":"t\u001b[2J"}"#),
+            Line::Text(br#"{"ts":1,"principal":"a\tb","table":"t"}"#),
+            Line::Text(r#"{"ts":1,"principal":"ünïcode","table":"t"}"#.as_bytes()),
+        ];
+        assert_eq!(
+            decode(&mut decoder(Format::Jsonl, 1 << 20), &canonical),
+            [
+                "1 malformed: control_character",
+                "2 malformed: control_character",
+                "3 malformed: control_character",
+                "4 read ünïcode t",
+            ]
+        );
+        let gcp = br#"{"protoPayload":{"status":{},"authenticationInfo":{"principalEmail":"a\u0000@acme.example"},"serviceName":"bigquery.googleapis.com","methodName":"google.cloud.bigquery.v2.TableDataService.List","resourceName":"projects/acme/datasets/hr/tables/salaries","metadata":{"tableDataRead":{"reason":"JOB"}}},"timestamp":"2026-03-18T10:00:00Z","logName":"projects/acme/logs/cloudaudit.googleapis.com%2Fdata_access"}"#;
+        let got = decode(&mut decoder(Format::GcpAudit, 1 << 20), &[Line::Text(gcp)]);
+        assert_eq!(got, ["1 malformed: control_character"]);
+        let error = printable_names(&AccessEvent {
+            ts: 0,
+            principal: "ok".into(),
+            table: "t\u{7f}".into(),
+            action: None,
+            is_read: None,
+            rows: None,
+            bytes: None,
+        })
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "field `table` holds control character U+007F at character 2: names must be printable"
+        );
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl JsonLinesParser {
             .and_then(|()| de.end());
         if let Err(e) = walked {
             return Err(ParseError::Json {
-                message: strip_position(&e),
+                message: crate::time::clip(&strip_position(&e), 160),
                 column: e.column().max(1),
             });
         }
@@ -400,7 +400,7 @@ impl Value<'_> {
 
     fn describe(&self) -> String {
         match self {
-            Value::Str(s) => format!("string {s:?}"),
+            Value::Str(s) => format!("string {}", crate::time::excerpt(s)),
             Value::I64(v) => format!("number {v}"),
             Value::U64(v) => format!("number {v}"),
             Value::F64(v) => format!("number {v}"),

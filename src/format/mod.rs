@@ -118,6 +118,14 @@ pub enum ParseError {
     },
     #[error("line is longer than {max_line_bytes} bytes (max_line_bytes)")]
     TooLong { max_line_bytes: usize },
+    #[error(
+        "field `{field}` holds control character U+{code:04X} at character {at}: names must be printable"
+    )]
+    ControlCharacter {
+        field: &'static str,
+        code: u8,
+        at: usize,
+    },
     /// A record of a vendor format that does not have that format's shape.
     #[error("{message}")]
     Record { message: String, column: usize },
@@ -144,6 +152,7 @@ impl ParseError {
             ParseError::EmptyField { .. } => "empty_field",
             ParseError::Timestamp { .. } => "bad_timestamp",
             ParseError::TooLong { .. } => "too_long",
+            ParseError::ControlCharacter { .. } => "control_character",
             ParseError::Record { .. } => "bad_record",
         }
     }

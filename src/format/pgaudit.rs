@@ -426,7 +426,7 @@ fn missing(field: &str) -> ParseError {
 fn bad_time(text: &str) -> ParseError {
     ParseError::Timestamp {
         field: "log time".into(),
-        source: crate::time::TsError::Unparsable(text.to_string()),
+        source: crate::time::TsError::Unparsable(crate::time::excerpt(text)),
     }
 }
 

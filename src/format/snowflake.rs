@@ -53,7 +53,10 @@ pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
         Value::String(text) => serde_json::from_str(&text).map_err(|e| ParseError::WrongType {
             field: column[0].into(),
             expected: "an array of objects (or its JSON text)",
-            found: format!("text that is not JSON ({e})"),
+            found: format!(
+                "text that is not JSON ({})",
+                crate::time::clip(&e.to_string(), 160)
+            ),
         })?,
         other => other,
     };

@@ -195,7 +195,7 @@ fn parse_json_record(
     bytes: &[u8],
 ) -> Result<Vec<Item>, ParseError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Json {
-        message: e.to_string(),
+        message: crate::time::clip(&e.to_string(), 160),
         column: e.column(),
     })?;
     if !value.is_object() {

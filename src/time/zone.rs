@@ -53,11 +53,11 @@ impl LocalZone {
             None => self.offset_of_local(naive)?,
             Some(w) if is_utc(w) => FixedOffset::east_opt(0).expect("zero"),
             Some(w) if w.starts_with(['+', '-']) => {
-                numeric_offset(w).ok_or_else(|| TsError::UnknownZone(w.to_string()))?
+                numeric_offset(w).ok_or_else(|| TsError::UnknownZone(super::excerpt(w)))?
             }
             Some(w) if w.contains('/') => {
-                let tz =
-                    Tz::from_str_insensitive(w).map_err(|_| TsError::UnknownZone(w.to_string()))?;
+                let tz = Tz::from_str_insensitive(w)
+                    .map_err(|_| TsError::UnknownZone(super::excerpt(w)))?;
                 LocalZone(Some(tz)).offset_of_local(naive)?
             }
             Some(abbreviation) => self.abbreviation_offset(naive, abbreviation)?,
@@ -135,7 +135,7 @@ fn anywhere(naive: NaiveDateTime, abbreviation: &str) -> Result<FixedOffset, TsE
         }
     }
     let resolved = match found.as_slice() {
-        [] => Err(TsError::UnknownZone(abbreviation.to_string())),
+        [] => Err(TsError::UnknownZone(super::excerpt(abbreviation))),
         [(offset, _)] => Ok(*offset),
         several => Err(TsError::AmbiguousZone {
             abbreviation: abbreviation.to_string(),
@@ -186,7 +186,7 @@ fn numeric_offset(written: &str) -> Option<FixedOffset> {
 /// or directly (`+02`): the instant it is, given the declared zone `zone`.
 pub fn parse_local_time(text: &str, zone: &LocalZone) -> Result<Ts, TsError> {
     let text = text.trim();
-    let unparsable = || TsError::Unparsable(text.to_string());
+    let unparsable = || TsError::Unparsable(super::excerpt(text));
     let (naive, rest) = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_and_remainder(text, format).ok())
@@ -196,7 +196,7 @@ pub fn parse_local_time(text: &str, zone: &LocalZone) -> Result<Ts, TsError> {
     if super::in_range(ts) {
         Ok(ts)
     } else {
-        Err(TsError::OutOfRange(text.to_string()))
+        Err(TsError::OutOfRange(super::excerpt(text)))
     }
 }
 
