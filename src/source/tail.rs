@@ -365,8 +365,18 @@ impl Follower {
         self.rescan = false;
         let placed = self.placed;
         self.scan(on_line);
+        self.order_oldest_first();
         self.last_scan = Some(now);
         self.placed != placed
+    }
+
+    /// Files are read oldest-written first. After a restart, or a rotation while stopped, the
+    /// rest of a rotated file holds older events than the file now at its path; read the other
+    /// way round, the newer file would move time past them and they would be late.
+    fn order_oldest_first(&mut self) {
+        let modified = |f: &Followed| f.file.metadata().and_then(|m| m.modified()).ok();
+        self.files
+            .sort_by_cached_key(|f| (modified(f), f.path.clone()));
     }
 
     /// Reads what each followed file has gained, handing out every whole line. Returns the
@@ -390,7 +400,7 @@ impl Follower {
                 i += 1;
                 continue;
             }
-            let f = self.files.swap_remove(i);
+            let f = self.files.remove(i);
             self.events.push(FileEvent::Closed {
                 path: f.path.clone(),
             });
@@ -1095,6 +1105,23 @@ mod tests {
             .open(path)
             .unwrap();
         f.write_all(bytes.as_ref()).unwrap();
+    }
+
+    #[test]
+    fn the_oldest_written_file_is_read_first() {
+        // The rest of a file rotated while stopped, then the file now at its path: read in
+        // name order, the newer events would come first and make the older ones late.
+        let dir = tempfile::tempdir().unwrap();
+        append(&dir.path().join("app.log.1"), "older 1\nolder 2\n");
+        std::thread::sleep(Duration::from_millis(20));
+        append(&dir.path().join("app.log"), "newer\n");
+        let glob = format!("{}/app.log*", dir.path().display());
+        let options = FollowOptions {
+            from_beginning: true,
+            ..options()
+        };
+        let mut f = Follower::new(&[glob], options, Vec::new()).unwrap();
+        assert_eq!(lines(&mut f), ["older 1", "older 2", "newer"]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod postgres;
 mod properties;
 mod sample;
 mod sinks;
+mod torture;
 mod util;
 mod watch;
 

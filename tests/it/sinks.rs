@@ -16,30 +16,30 @@ use std::time::{Duration, Instant};
 
 /// One request the server received.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
-    at: Instant,
+pub(super) struct Received {
+    pub(super) path: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Value,
+    pub(super) at: Instant,
     /// The status the server answered.
-    status: u16,
+    pub(super) status: u16,
 }
 
 /// A scripted answer: status, extra headers, body.
-type Answer<'a> = (u16, &'a [(&'a str, &'a str)], &'a str);
+pub(super) type Answer<'a> = (u16, &'a [(&'a str, &'a str)], &'a str);
 /// The same, owned.
 type OwnedAnswer = (u16, Vec<(String, String)>, String);
 
 /// A local HTTP/1.1 server on 127.0.0.1 that answers from a script (then 202), recording
 /// every request.
-struct ScriptedServer {
+pub(super) struct ScriptedServer {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl ScriptedServer {
-    fn start(script: &[Answer<'_>]) -> ScriptedServer {
+    pub(super) fn start(script: &[Answer<'_>]) -> ScriptedServer {
         ScriptedServer::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
     }
 
@@ -80,11 +80,11 @@ impl ScriptedServer {
         }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(super) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
@@ -712,14 +712,14 @@ fn bad_sink_config_names_the_key() {
 }
 
 /// A real Alertmanager on 127.0.0.1, clustering off, notifying a local webhook receiver.
-struct Alertmanager {
+pub(super) struct Alertmanager {
     child: std::process::Child,
-    url: String,
+    pub(super) url: String,
     _dir: tempfile::TempDir,
 }
 
 impl Alertmanager {
-    fn start(receiver: &str) -> Alertmanager {
+    pub(super) fn start(receiver: &str) -> Alertmanager {
         let binary = ["/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager"]
             .into_iter()
             .find(|b| Path::new(b).exists())
@@ -788,7 +788,7 @@ fn alertmanager_get(base: &str, path: &str) -> Option<(u16, String)> {
 }
 
 /// The alerts Alertmanager lists now (active ones, by its default filters).
-fn alertmanager_alerts(am: &Alertmanager) -> Vec<Value> {
+pub(super) fn alertmanager_alerts(am: &Alertmanager) -> Vec<Value> {
     let body = alertmanager_get(&am.url, "/api/v2/alerts").map(|(_, body)| body);
     let alerts: Value = serde_json::from_str(body.as_deref().unwrap_or("")).unwrap_or_default();
     alerts.as_array().cloned().unwrap_or_default()
