@@ -165,6 +165,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub checkpoint_every: Span,
 
+    /// The outbox's bound on disk (e.g. 512M, 1G, bytes without a unit): beyond it, the
+    /// oldest alerts a sink that is down has not delivered go to its dead-letter file.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub outbox_max_bytes: usize,
+
     /// How long to sleep when no input has anything new.
     #[arg(long, value_name = "DURATION", default_value = "20ms")]
     pub poll_every: Span,
@@ -577,6 +582,7 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         metrics_addr: args.metrics_addr,
         per_source_order: args.watermark == WatermarkMode::PerSource,
         drain_timeout: std::time::Duration::from_secs(2),
+        outbox_max_bytes: args.outbox_max_bytes as u64,
     };
     crate::live::watch(config, options)?;
     Ok(ExitCode::SUCCESS)

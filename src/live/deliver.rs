@@ -15,6 +15,15 @@ use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::watch;
 
+/// Records up to this sequence number are given up: the outbox went over its bound
+/// (`--outbox-max-bytes`) and every sink that has not delivered them moves them to its
+/// dead-letter file instead. Shared by detection (which raises it) and every delivery task.
+pub type GivenUp = Arc<AtomicU64>;
+
+/// The dead-letter reason of an alert given up because the outbox went over its bound.
+pub const OVERFLOW: &str =
+    "outbox over its bound (--outbox-max-bytes) while this sink was behind: not delivered";
+
 /// One sink's delivery task state.
 pub struct Delivery {
     pub sink: Box<dyn Sink>,
@@ -25,6 +34,7 @@ pub struct Delivery {
     pub backoff: Backoff,
     /// Rejected alerts are appended here.
     pub dead_letters: PathBuf,
+    pub given_up: GivenUp,
 }
 
 impl Delivery {
@@ -76,6 +86,16 @@ impl Delivery {
     async fn deliver_one(&mut self, record: &Record, stop: &mut watch::Receiver<bool>) -> bool {
         let mut attempt = 0;
         loop {
+            if record.seq <= self.given_up.load(Relaxed) {
+                tracing::debug!(
+                    sink = self.sink.name(), key = %record.alert.delivery_key(),
+                    "outbox over its bound: moved to the dead-letter file undelivered"
+                );
+                self.dead_letter(record, OVERFLOW);
+                self.metrics.dead_lettered.fetch_add(1, Relaxed);
+                self.acknowledge(record.seq);
+                return true;
+            }
             match self.sink.deliver(&record.alert).await {
                 Ok(()) => {
                     self.metrics.delivered.fetch_add(1, Relaxed);

@@ -5,6 +5,7 @@
 //! checkpoint always pairs a detector state with exactly the input offsets that produced it.
 
 use super::checkpoint::Checkpoint;
+use super::deliver::GivenUp;
 use super::metrics::Metrics;
 use super::outbox::Outbox;
 use crate::config::Config;
@@ -32,6 +33,9 @@ pub struct EngineOptions {
     pub poll_every: Duration,
     /// Trust each input to be in time order (see `Engine::move_time_by_sources`).
     pub per_source_order: bool,
+    /// The outbox journal's bound on disk; beyond it the oldest undelivered alerts are given
+    /// up to the dead-letter files (see [`Outbox::overflow`]).
+    pub outbox_max_bytes: u64,
 }
 
 /// An input that has been quiet this long is taken to have written everything up to its
@@ -62,6 +66,9 @@ pub struct Engine {
     appended: tokio::sync::watch::Sender<u64>,
     /// Each sink's acknowledged sequence number.
     sink_acks: Vec<Arc<AtomicU64>>,
+    given_up: GivenUp,
+    /// The acknowledged position the outbox was last tidied to.
+    tidied_to: u64,
     options: EngineOptions,
     last_checkpoint: Instant,
     dirty: bool,
@@ -103,7 +110,7 @@ impl Engine {
         outbox: Outbox,
         metrics: Arc<Metrics>,
         appended: tokio::sync::watch::Sender<u64>,
-        sink_acks: Vec<Arc<AtomicU64>>,
+        (sink_acks, given_up): (Vec<Arc<AtomicU64>>, GivenUp),
         options: EngineOptions,
     ) -> Engine {
         let detector = match checkpoint {
@@ -122,6 +129,8 @@ impl Engine {
             metrics,
             appended,
             sink_acks,
+            given_up,
+            tidied_to: 0,
             options,
             last_checkpoint: Instant::now(),
             dirty: false,
@@ -211,6 +220,7 @@ impl Engine {
                 self.move_time_by_wall_clock();
             }
             self.journal_alerts()?;
+            self.tidy_outbox()?;
             self.update_metrics();
             if stop.load(Relaxed) || (follower.is_none() && stdin.is_none()) {
                 break;
@@ -448,6 +458,9 @@ impl Engine {
                 Some(seq) => {
                     last = Some(seq);
                     self.metrics.journaled.store(seq, Relaxed);
+                    self.metrics
+                        .outbox_bytes
+                        .store(self.outbox.bytes(), Relaxed);
                     self.metrics.alerts_emitted.fetch_add(1, Relaxed);
                     tracing::info!(
                         id = %alert.id, status = ?alert.status, table = %alert.table,
@@ -491,19 +504,60 @@ impl Engine {
         let emitted = self.outbox.emitted_keys_of(&open);
         let files = follower.map(Follower::cursors).unwrap_or_default();
         Checkpoint::new("watch", snapshot, files, emitted).save(&self.options.state_dir)?;
-        let acked = self
-            .sink_acks
-            .iter()
-            .map(|a| a.load(Relaxed))
-            .min()
-            .unwrap_or(u64::MAX);
-        self.outbox.after_checkpoint(acked)?;
+        self.outbox.after_checkpoint(self.min_acked())?;
+        self.bound_outbox();
         self.metrics
             .checkpoint_at_us
             .store(chrono::Utc::now().timestamp_micros(), Relaxed);
         self.last_checkpoint = Instant::now();
         self.dirty = false;
         Ok(())
+    }
+
+    /// How far every sink has delivered.
+    fn min_acked(&self) -> u64 {
+        self.sink_acks
+            .iter()
+            .map(|a| a.load(Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Deletes the segments every sink delivered since the last look (so the bound holds
+    /// between checkpoints too).
+    fn tidy_outbox(&mut self) -> io::Result<()> {
+        let acked = self.min_acked();
+        if acked != self.tidied_to {
+            self.tidied_to = acked;
+            self.outbox.delete_delivered(acked)?;
+            self.bound_outbox();
+        }
+        Ok(())
+    }
+
+    /// Over its bound, the outbox gives up its oldest alerts (see [`Outbox::overflow`]).
+    fn bound_outbox(&mut self) {
+        if let Some(floor) = self.outbox.overflow(self.options.outbox_max_bytes)
+            && floor > self.given_up.load(Relaxed)
+        {
+            let behind = self
+                .sink_acks
+                .iter()
+                .filter(|a| a.load(Relaxed) < floor)
+                .count();
+            tracing::error!(
+                bytes = self.outbox.bytes(),
+                max_bytes = self.options.outbox_max_bytes,
+                up_to_seq = floor,
+                sinks_behind = behind,
+                "outbox over its bound: the oldest alerts not yet delivered go to the dead-letter \
+                 files of the sinks behind (STATE/sinks/NAME.dead-letter.jsonl) instead"
+            );
+            self.given_up.store(floor, Relaxed);
+        }
+        self.metrics
+            .outbox_bytes
+            .store(self.outbox.bytes(), Relaxed);
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub alerts_emitted: AtomicU64,
     /// The highest sequence number written to the outbox (updated on every append).
     pub journaled: AtomicU64,
+    /// The outbox journal's size on disk.
+    pub outbox_bytes: AtomicU64,
     pub files_followed: AtomicU64,
     /// Newest event time (µs since the epoch; 0 before the first event).
     pub newest_event_us: AtomicI64,
@@ -78,7 +80,7 @@ impl Metrics {
                 "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
             );
         };
-        let counts: [(&str, &str, &str, &AtomicU64); 9] = [
+        let counts: [(&str, &str, &str, &AtomicU64); 10] = [
             (
                 "events_read_total",
                 "counter",
@@ -126,6 +128,12 @@ impl Metrics {
                 "counter",
                 "Alert events written to the outbox.",
                 &self.alerts_emitted,
+            ),
+            (
+                "outbox_bytes",
+                "gauge",
+                "Size of the outbox journal on disk (bounded by --outbox-max-bytes).",
+                &self.outbox_bytes,
             ),
             (
                 "files_followed",

@@ -43,6 +43,8 @@ pub struct WatchOptions {
     pub per_source_order: bool,
     /// How long shutdown waits for sinks to deliver what is journaled.
     pub drain_timeout: Duration,
+    /// See [`EngineOptions::outbox_max_bytes`].
+    pub outbox_max_bytes: u64,
 }
 
 /// Runs `exposure watch` until SIGINT or SIGTERM (or the end of stdin when it is the only
@@ -118,6 +120,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     let (stop_sinks_tx, stop_sinks_rx) = tokio::sync::watch::channel(false);
     let mut deliveries = Vec::new();
     let mut acks = Vec::new();
+    let given_up: deliver::GivenUp = Arc::default();
     for crate::sink::BuiltSink { sink, backoff } in sinks {
         let mut cursor =
             SinkCursor::open(&options.state_dir, sink.name(), Some(outbox.next_seq() - 1))?;
@@ -134,6 +137,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
             acked,
             backoff,
             dead_letters,
+            given_up: Arc::clone(&given_up),
         });
     }
 
@@ -143,12 +147,13 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         outbox,
         Arc::clone(&metrics),
         appended_tx,
-        acks,
+        (acks, given_up),
         EngineOptions {
             state_dir: options.state_dir.clone(),
             checkpoint_every: options.checkpoint_every,
             poll_every: options.poll_every,
             per_source_order: options.per_source_order,
+            outbox_max_bytes: options.outbox_max_bytes,
         },
     );
     drop(checkpoint);

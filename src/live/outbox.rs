@@ -38,6 +38,8 @@ pub struct Outbox {
     /// The same for each sealed segment, by segment number: what deleting it forgets, known
     /// without reading it again.
     sealed: BTreeMap<u64, Vec<(u64, String)>>,
+    /// Bytes on disk of each segment, the current one included.
+    bytes: BTreeMap<u64, u64>,
     next_seq: u64,
     /// Keys of every alert in the journal: emitted, never again.
     emitted: HashSet<String>,
@@ -168,6 +170,7 @@ impl Outbox {
         create_private_dir(&state_dir.sinks_dir())?;
         let mut emitted = HashSet::new();
         let mut sealed = BTreeMap::new();
+        let mut bytes = BTreeMap::new();
         let mut next_seq = 1;
         let numbers = segments(&dir)?;
         let mut highest = read_high_water(state_dir);
@@ -184,6 +187,8 @@ impl Outbox {
                 held.push((record.seq, key));
             }
             sealed.insert(no, held);
+            let size = fs::metadata(segment_path(&dir, no)).map_or(0, |m| m.len());
+            bytes.insert(no, size);
         }
         // Sequence numbers never go back, even when every segment was delivered and deleted:
         // the high-water mark and the sinks' acknowledgements remember how far they went. An
@@ -203,6 +208,7 @@ impl Outbox {
             segment_no,
             current: Vec::new(),
             sealed,
+            bytes,
             next_seq,
             emitted,
         })
@@ -259,6 +265,7 @@ impl Outbox {
             .and_then(|()| self.segment.sync_data())
             .map_err(|e| at(&segment_path(&self.dir, self.segment_no), e))?;
         self.next_seq += 1;
+        *self.bytes.entry(self.segment_no).or_default() += line.len() as u64;
         self.current.push((seq, key.clone()));
         self.emitted.insert(key);
         Ok(Some(seq))
@@ -273,6 +280,12 @@ impl Outbox {
             self.segment_no += 1;
             self.segment = open_private_append(&segment_path(&self.dir, self.segment_no))?;
         }
+        self.delete_delivered(acked)
+    }
+
+    /// Deletes the sealed segments every sink in `acked` has acknowledged (any time: what a
+    /// sealed segment holds is older than the last checkpoint, so it is never regenerated).
+    pub fn delete_delivered(&mut self, acked: u64) -> io::Result<()> {
         let delivered: Vec<u64> = self
             .sealed
             .iter()
@@ -291,11 +304,34 @@ impl Outbox {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
+            self.bytes.remove(&no);
             for (_, key) in self.sealed.remove(&no).unwrap_or_default() {
                 self.emitted.remove(&key);
             }
         }
         Ok(())
+    }
+
+    /// The journal's size on disk.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.values().sum()
+    }
+
+    /// When the journal is over `max_bytes`: the sequence number up to which records are given
+    /// up (each sink that has not delivered them moves them to its dead-letter file), so that
+    /// the oldest sealed segments can be deleted and the journal is back within its bound.
+    /// `None` within the bound.
+    pub fn overflow(&self, max_bytes: u64) -> Option<u64> {
+        let mut total = self.bytes();
+        let mut floor = None;
+        for (no, records) in &self.sealed {
+            if total <= max_bytes {
+                break;
+            }
+            total -= self.bytes.get(no).copied().unwrap_or(0);
+            floor = records.iter().map(|(seq, _)| *seq).max().or(floor);
+        }
+        floor
     }
 }
 
@@ -652,5 +688,38 @@ mod tests {
             SinkCursor::open(&state, "hook", Some(1)).unwrap().acked(),
             1
         );
+    }
+
+    #[test]
+    fn over_its_bound_the_oldest_sealed_segments_are_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let mut outbox = Outbox::open(&state).unwrap();
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            outbox.append(&alert(id, AlertStatus::Open)).unwrap();
+            if i % 2 == 1 {
+                outbox.after_checkpoint(0).unwrap();
+            }
+        }
+        // Two sealed segments of two records each, nothing delivered.
+        let total = outbox.bytes();
+        assert_eq!(
+            total,
+            fs::read_dir(outbox.dir())
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .sum::<u64>()
+        );
+        assert_eq!(outbox.overflow(total), None);
+        assert_eq!(
+            outbox.overflow(total - 1),
+            Some(2),
+            "the oldest segment goes"
+        );
+        assert_eq!(outbox.overflow(0), Some(4), "both go");
+        // Once every sink is past the floor, the segments are deleted and the bound holds.
+        outbox.after_checkpoint(2).unwrap();
+        assert_eq!(outbox.bytes(), total / 2);
+        assert_eq!(outbox.overflow(total / 2), None);
     }
 }

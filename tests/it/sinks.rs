@@ -462,6 +462,76 @@ fn an_ack_file_claiming_more_than_was_journaled_is_moved_aside_and_nothing_is_sk
     drop(watcher);
 }
 
+#[test]
+fn over_its_bound_the_outbox_gives_the_oldest_alerts_to_the_dead_letter_file_and_loses_none() {
+    let (env, port) = env_with_a_webhook_down();
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log", "--outbox-max-bytes", "4000"]);
+    // Twelve windows, one at a time, so that the journal holds many small segments.
+    for t in 0..12 {
+        let mut lines = String::new();
+        for p in ["eve", "mallory", "trudy"] {
+            lines.push_str(&read_line(p, &format!("t{t}")));
+        }
+        append(&log, lines);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let dead_letters = env.path("state/sinks/webhook.dead-letter.jsonl");
+    let dead = || -> Vec<Value> {
+        std::fs::read_to_string(&dead_letters)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // All 24 alerts journaled; the outbox back within its bound once the closes are in.
+    eventually(Duration::from_secs(20), || {
+        let emitted = watcher.metric("alerts_emitted_total").unwrap_or(0.0);
+        let bytes = watcher.metric("outbox_bytes").unwrap_or(f64::MAX);
+        (emitted == 24.0 && bytes <= 4000.0 && !dead().is_empty())
+            .then_some(())
+            .ok_or(format!(
+                "{emitted} emitted, outbox {bytes} bytes, {} dead",
+                dead().len()
+            ))
+    });
+    let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
+    let key = |a: &Value| format!("{}:{}", a["id"], a["status"]);
+    let dead_keys: Vec<String> = dead()
+        .iter()
+        .inspect(|d| {
+            assert!(
+                d["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("outbox over its bound"),
+                "{d}"
+            );
+        })
+        .map(|d| key(&d["alert"]))
+        .collect();
+    let got = server.wait_for(24 - dead_keys.len(), Duration::from_secs(15));
+    let mut all: Vec<String> = got.iter().map(|r| key(&r.body)).collect();
+    all.extend(dead_keys.iter().cloned());
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        24,
+        "every alert delivered or dead-lettered, none twice: {all:#?}"
+    );
+    assert!(
+        (4..24).contains(&dead_keys.len()),
+        "the oldest given up, the newest kept: {} dead",
+        dead_keys.len()
+    );
+    assert_eq!(
+        watcher.metric("sink_dead_lettered_total{sink=\"webhook\"}"),
+        Some(dead_keys.len() as f64)
+    );
+    drop(watcher);
+}
+
 fn journaled(outbox: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(outbox) else {
         return 0;
