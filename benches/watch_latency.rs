@@ -13,9 +13,14 @@
 //!
 //! `EXPOSURE_LATENCY_SECS` sets the duration (default 30; docs/performance.md's memory figure is from
 //! 600).
+//!
+//! The soak (`EXPOSURE_SOAK=1`): the alerts also go to a webhook (a receiver in this process)
+//! that is down for the middle half of the run; afterwards every alert must reach it. Reports
+//! how long the backlog took to drain, the outbox's peak size on disk and the RSS over the run.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +37,80 @@ fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Answers one webhook request with 202, recording the alert's `id:status`.
+fn receive(mut stream: TcpStream, got: &Mutex<HashSet<String>>) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let Some(head_end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut buf) {
+                Ok(n) if n > 0 => data.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&data[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while data.len() < head_end + 4 + length {
+            match stream.read(&mut buf) {
+                Ok(n) if n > 0 => data.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+        let body = &data[head_end + 4..head_end + 4 + length];
+        if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(body) {
+            got.lock()
+                .unwrap()
+                .insert(format!("{}:{}", alert["id"], alert["status"]));
+        }
+        let _ = stream.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+        data.drain(..head_end + 4 + length);
+    }
+}
+
+/// The webhook receiver: listening on `port` while `up` says so (connections refused while
+/// it is down), recording what it gets.
+fn receiver(
+    port: u16,
+    up: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    got: Arc<Mutex<HashSet<String>>>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        if !up.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver");
+        listener.set_nonblocking(true).unwrap();
+        while up.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    let got = Arc::clone(&got);
+                    std::thread::spawn(move || receive(stream, &got));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
 }
 
 fn main() {
@@ -51,11 +130,33 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("access.jsonl");
     std::fs::write(&log, "").unwrap();
-    std::fs::write(
-        dir.path().join("bench.toml"),
-        "[detect]\nlearn = \"0s\"\nmin_principals = 3\nspan = \"10m\"\nclose_after = \"1s\"\nallow = [\"svc-*\"]\n",
-    )
-    .unwrap();
+    let soak = env_u64("EXPOSURE_SOAK", 0) == 1;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = "[detect]\nlearn = \"0s\"\nmin_principals = 3\nspan = \"10m\"\nclose_after = \"1s\"\nallow = [\"svc-*\"]\n".to_string();
+    if soak {
+        config.push_str(&format!(
+            "[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretry_initial = \"100ms\"\nretry_max = \"2s\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("bench.toml"), config).unwrap();
+    let (receiver_up, receiver_stop) = (
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let received: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let receiver_thread = soak.then(|| {
+        let (up, stop, got) = (
+            Arc::clone(&receiver_up),
+            Arc::clone(&receiver_stop),
+            Arc::clone(&received),
+        );
+        std::thread::spawn(move || receiver(port, up, stop, got))
+    });
+    let emitted: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut child = Command::new(env!("CARGO_BIN_EXE_exposure"))
         .args([
             "watch",
@@ -78,10 +179,15 @@ fn main() {
     let stdout = child.stdout.take().unwrap();
     let reader = {
         let (sent, latencies) = (Arc::clone(&sent), Arc::clone(&latencies));
+        let emitted = Arc::clone(&emitted);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let seen = Instant::now();
                 let alert: serde_json::Value = serde_json::from_str(&line).unwrap();
+                emitted
+                    .lock()
+                    .unwrap()
+                    .insert(format!("{}:{}", alert["id"], alert["status"]));
                 if alert["status"] != "open" {
                     continue;
                 }
@@ -96,8 +202,10 @@ fn main() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let rss: Arc<Mutex<Vec<(f64, u64)>>> = Arc::default();
+    let outbox_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sampler = {
         let (stop, rss) = (Arc::clone(&stop), Arc::clone(&rss));
+        let (outbox, outbox_peak) = (dir.path().join("state/outbox"), Arc::clone(&outbox_peak));
         std::thread::spawn(move || {
             let start = Instant::now();
             while !stop.load(Ordering::Relaxed) {
@@ -106,6 +214,7 @@ fn main() {
                         .unwrap()
                         .push((start.elapsed().as_secs_f64(), kib));
                 }
+                outbox_peak.fetch_max(dir_bytes(&outbox), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_secs(1));
             }
         })
@@ -125,6 +234,11 @@ fn main() {
         ));
     };
     while start.elapsed() < Duration::from_secs(seconds) {
+        if soak {
+            // Down for the middle half of the run.
+            let phase = start.elapsed().as_secs_f64() / seconds as f64;
+            receiver_up.store(!(0.25..0.75).contains(&phase), Ordering::Relaxed);
+        }
         let due = start + tick * (written / per_tick) as u32;
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -154,6 +268,16 @@ fn main() {
     }
     let elapsed = start.elapsed();
     std::thread::sleep(Duration::from_secs(2));
+    let drained_in = soak.then(|| {
+        receiver_up.store(true, Ordering::Relaxed);
+        let waiting = Instant::now();
+        while waiting.elapsed() < Duration::from_secs(300)
+            && !emitted.lock().unwrap().is_subset(&received.lock().unwrap())
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        waiting.elapsed()
+    });
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     let _ = Command::new("kill")
@@ -180,6 +304,20 @@ fn main() {
             pct(0.50).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
             latencies.last().unwrap().as_secs_f64() * 1e3
+        );
+    }
+    if let Some(drained_in) = drained_in {
+        receiver_stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = receiver_thread {
+            thread.join().unwrap();
+        }
+        let (emitted, received) = (emitted.lock().unwrap(), received.lock().unwrap());
+        println!(
+            "  soak: webhook down for the middle half; {} of {} alerts delivered to it {:.1} s after the load ended; outbox peak {:.1} KiB on disk",
+            emitted.intersection(&received).count(),
+            emitted.len(),
+            drained_in.as_secs_f64(),
+            outbox_peak.load(Ordering::Relaxed) as f64 / 1024.0
         );
     }
     let rss = rss.lock().unwrap();
