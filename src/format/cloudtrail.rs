@@ -249,7 +249,7 @@ mod tests {
         };
         match parse(record, &options).unwrap().pop().unwrap() {
             Item::Event(event) => event.table.to_string(),
-            Item::NotAccess => panic!("not an access: {record}"),
+            other => panic!("not an access: {record}: {other:?}"),
         }
     }
 }

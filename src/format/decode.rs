@@ -30,6 +30,10 @@ pub trait DecodeSink {
     fn not_access(&mut self, line: u64);
     /// A record that could not be decoded, and why.
     fn malformed(&mut self, line: u64, error: ParseError);
+    /// Something the user must be told about how the input from line `line` on is read.
+    fn notice(&mut self, line: u64, message: &str) {
+        let _ = (line, message);
+    }
 }
 
 /// The longest line, unless configured (`[input] max_line_bytes`).
@@ -251,6 +255,7 @@ impl Decoder {
                                 Err(error) => out.malformed(line, error),
                             },
                             Item::NotAccess => out.not_access(line),
+                            Item::Notice(message) => out.notice(line, &message),
                         }
                     }
                 }

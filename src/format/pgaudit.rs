@@ -5,6 +5,13 @@
 //! `database.schema.table`). The principal is the session user (`%u`, or csvlog's `user_name`).
 //! Other audit classes are non-reads (they move event time); other log lines are not access
 //! events.
+//!
+//! The stderr layout depends on the server's `log_line_prefix`. An AUDIT line (or a `connection
+//! authorized` line) that the configured prefix does not match is never taken for "not access":
+//! the common prefixes ([`KNOWN_PREFIXES`]) are tried, the one that matches is used from then on
+//! and said once; if none does, the line is malformed with a message that shows its start.
+//! Without `%u` in the prefix (PostgreSQL's default `%m [%p] `), the user of an AUDIT line is
+//! the one its process logged in as (`connection authorized: user=…`, with `log_connections`).
 
 use super::ParseError;
 use super::vendor::{Item, json::parse_time_text};
@@ -36,6 +43,21 @@ impl Default for Options {
     }
 }
 
+/// `log_line_prefix` values in common use, tried when the configured one does not match an
+/// AUDIT line: Debian and Ubuntu's packages, PostgreSQL's default (13+), Amazon RDS and Aurora,
+/// the one pgaudit's documentation suggests, pgBadger's recommendations, YugabyteDB's YSQL.
+pub const KNOWN_PREFIXES: &[&str] = &[
+    "%m [%p] %q%u@%d ",
+    "%m [%p] ",
+    "%t:%r:%u@%d:[%p]:",
+    "%m %u %d [%p]: ",
+    "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "%m [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "%t [%p]: user=%u,db=%d,app=%a,client=%h ",
+    "%m [%p %l %c] %q[%C %R %Z %H] [%r %a %u %d] ",
+    "%t [%p]: [%l-1] ",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
     Literal(String),
@@ -48,9 +70,14 @@ enum Token {
 /// Parses pgaudit records (a stderr message with its continuation lines, or a csvlog row).
 #[derive(Debug, Clone)]
 pub struct Parser {
-    prefix: Vec<Token>,
+    /// The configured `log_line_prefix`, as written and tokenized.
+    configured: (String, Vec<Token>),
+    /// A known prefix that matched where the configured one did not, used from then on.
+    inferred: Option<(String, Vec<Token>)>,
     prefix_database: bool,
     zone: LocalZone,
+    /// Process id → (user, database) of each session, from `connection authorized` lines.
+    sessions: std::collections::HashMap<String, (String, String)>,
 }
 
 /// What the prefix gave.
@@ -59,6 +86,28 @@ struct Prefix<'a> {
     time: Option<&'a str>,
     user: Option<&'a str>,
     database: Option<&'a str>,
+    pid: Option<&'a str>,
+}
+
+/// How a prefix matched a line.
+#[derive(Debug, PartialEq, Eq)]
+enum Matched {
+    Whole,
+    /// Up to `%q` only (a line of a process without a session, or another prefix).
+    SessionPart,
+}
+
+/// Where the message of a stderr line starts, for the lines whose prefix must be right: an
+/// AUDIT line or a `connection authorized` line.
+fn significant_message(line: &str) -> Option<usize> {
+    [
+        "LOG:  AUDIT: ",
+        "LOG: AUDIT: ",
+        "LOG:  connection authorized: ",
+    ]
+    .iter()
+    .filter_map(|marker| line.find(marker))
+    .min()
 }
 
 fn tokenize(prefix: &str) -> Result<Vec<Token>, String> {
@@ -82,9 +131,9 @@ fn tokenize(prefix: &str) -> Result<Vec<Token>, String> {
         }
         match e {
             'q' => tokens.push(Token::SessionOnly),
-            'a' | 'u' | 'd' | 'r' | 'h' | 'b' | 'p' | 'P' | 't' | 'm' | 'n' | 'i' | 'e' | 'c'
-            | 'l' | 's' | 'v' | 'x' | 'Q' => tokens.push(Token::Field(e)),
-            other => return Err(format!("log_line_prefix escape `%{other}` is not known")),
+            // Every other escape (PostgreSQL's and forks' own, such as YugabyteDB's `%C`) is an
+            // opaque field, matched up to what follows it.
+            e => tokens.push(Token::Field(e)),
         }
     }
     if !literal.is_empty() {
@@ -174,9 +223,14 @@ impl Parser {
             None => LocalZone::UTC,
         };
         Ok(Parser {
-            prefix: tokenize(&options.log_line_prefix)?,
+            configured: (
+                options.log_line_prefix.clone(),
+                tokenize(&options.log_line_prefix)?,
+            ),
+            inferred: None,
             prefix_database: options.prefix_database,
             zone,
+            sessions: std::collections::HashMap::new(),
         })
     }
 
@@ -205,7 +259,7 @@ impl Parser {
     }
 
     /// Parses one whole record.
-    pub fn parse_record(&self, text: &[u8]) -> Result<Vec<Item>, ParseError> {
+    pub fn parse_record(&mut self, text: &[u8]) -> Result<Vec<Item>, ParseError> {
         let text = std::str::from_utf8(text).map_err(|e| ParseError::Utf8 {
             column: e.valid_up_to() + 1,
         })?;
@@ -233,30 +287,135 @@ impl Parser {
         self.audit(&record[0], &record[1], &record[2], payload)
     }
 
-    fn parse_stderr(&self, text: &str) -> Result<Vec<Item>, ParseError> {
-        let (prefix, rest) = self.match_prefix(text).ok_or_else(|| ParseError::Record {
-            message: "the line does not start with the log_line_prefix (set \
-                      input.pgaudit.log_line_prefix to the server's)"
-                .into(),
-            column: 1,
-        })?;
+    fn parse_stderr(&mut self, text: &str) -> Result<Vec<Item>, ParseError> {
+        let tokens = &self.inferred.as_ref().unwrap_or(&self.configured).1;
+        let mut notice = None;
+        let (prefix, rest) = match (match_prefix(tokens, text), significant_message(text)) {
+            (Some((prefix, rest, Matched::Whole)), _) => (prefix, rest),
+            (Some((_, rest, Matched::SessionPart)), None) => {
+                // A process without a session (the checkpointer...): never an audit line.
+                let _ = rest;
+                return Ok(vec![Item::NotAccess]);
+            }
+            (None, None) => {
+                return Err(ParseError::Record {
+                    message: format!(
+                        "the line does not start with log_line_prefix `{}` (set \
+                         input.pgaudit.log_line_prefix to the server's: SHOW log_line_prefix)",
+                        self.shown_prefix()
+                    ),
+                    column: 1,
+                });
+            }
+            (_, Some(at)) => match self.infer(text) {
+                Some((prefix, rest, known)) => {
+                    notice = Some(Item::Notice(format!(
+                        "pgaudit: log_line_prefix `{}` does not match this log; its lines match \
+                         `{known}`, used from here on (set input.pgaudit.log_line_prefix to it)",
+                        self.configured.0
+                    )));
+                    (prefix, rest)
+                }
+                None => {
+                    return Err(ParseError::Record {
+                        message: format!(
+                            "an audit line whose start \"{}\" matches neither log_line_prefix \
+                             `{}` nor a common one: set input.pgaudit.log_line_prefix to the \
+                             server's (SHOW log_line_prefix)",
+                            crate::time::clip(&text[..at], 120),
+                            self.shown_prefix()
+                        ),
+                        column: 1,
+                    });
+                }
+            },
+        };
+        let mut items: Vec<Item> = notice.into_iter().collect();
+        if let Some(login) = rest.strip_prefix("LOG:  connection authorized: ") {
+            self.remember_session(prefix.pid, login);
+            items.push(Item::NotAccess);
+            return Ok(items);
+        }
+        if rest.starts_with("LOG:  disconnection: ")
+            && let Some(pid) = prefix.pid
+        {
+            self.sessions.remove(pid);
+        }
         let Some(payload) = rest
             .strip_prefix("LOG:  AUDIT: ")
             .or_else(|| rest.strip_prefix("LOG: AUDIT: "))
         else {
-            return Ok(vec![Item::NotAccess]);
+            items.push(Item::NotAccess);
+            return Ok(items);
         };
         let time = prefix
             .time
             .ok_or_else(|| missing("%m or %t in log_line_prefix"))?;
-        let user = prefix
-            .user
-            .ok_or_else(|| missing("%u in log_line_prefix"))?;
-        self.audit(time, user, prefix.database.unwrap_or(""), payload)
+        let session = prefix.pid.and_then(|pid| self.sessions.get(pid));
+        let user = match (prefix.user, session) {
+            (Some(user), _) => user,
+            (None, Some((user, _))) => user.as_str(),
+            (None, None) => {
+                return Err(missing(&format!(
+                    "user: log_line_prefix `{}` has no %u and no `connection authorized` line of \
+                     process {} was read before (turn on log_connections, or add %u to \
+                     log_line_prefix, e.g. '%m [%p] %q%u@%d ')",
+                    self.shown_prefix(),
+                    prefix.pid.unwrap_or("?")
+                )));
+            }
+        };
+        let database = prefix
+            .database
+            .or(session.map(|(_, database)| database.as_str()))
+            .unwrap_or("");
+        items.extend(self.audit(time, user, database, payload)?);
+        Ok(items)
     }
 
-    /// Matches the prefix at the start of `line`; returns what it held and the rest.
-    fn match_prefix<'a>(&self, line: &'a str) -> Option<(Prefix<'a>, &'a str)> {
+    /// The prefix in use, as written.
+    fn shown_prefix(&self) -> &str {
+        &self.inferred.as_ref().unwrap_or(&self.configured).0
+    }
+
+    /// Tries the common prefixes on a line the configured one does not match; the first that
+    /// matches it whole is used from then on.
+    fn infer<'a>(&mut self, line: &'a str) -> Option<(Prefix<'a>, &'a str, &'static str)> {
+        for known in KNOWN_PREFIXES {
+            let tokens = tokenize(known).expect("known prefixes are valid");
+            if let Some((prefix, rest, Matched::Whole)) = match_prefix(&tokens, line)
+                && rest.starts_with("LOG:")
+                && prefix.time.is_some()
+            {
+                self.inferred = Some((known.to_string(), tokens));
+                return Some((prefix, rest, known));
+            }
+        }
+        None
+    }
+
+    /// `user=alice database=shop application_name=psql` of the session of process `pid`.
+    fn remember_session(&mut self, pid: Option<&str>, login: &str) {
+        let Some(pid) = pid else {
+            return;
+        };
+        let field = |name: &str| {
+            login
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_string)
+        };
+        if let Some(user) = field("user=") {
+            let database = field("database=").unwrap_or_default();
+            self.sessions.insert(pid.to_string(), (user, database));
+        }
+    }
+}
+
+/// Matches a prefix at the start of `line`; returns what it held, the rest, and how far it
+/// matched.
+fn match_prefix<'a>(tokens: &[Token], line: &'a str) -> Option<(Prefix<'a>, &'a str, Matched)> {
+    {
         let mut prefix = Prefix::default();
         let mut pos = 0;
         // Where `%q` was: a line of a non-session process ends its prefix there.
@@ -267,10 +426,10 @@ impl Parser {
                     time,
                     ..Prefix::default()
                 };
-                (prefix, &line[at..])
+                (prefix, &line[at..], Matched::SessionPart)
             })
         };
-        let mut tokens = self.prefix.iter().peekable();
+        let mut tokens = tokens.iter().peekable();
         while let Some(token) = tokens.next() {
             let rest = &line[pos..];
             match token {
@@ -304,15 +463,18 @@ impl Parser {
                         'm' | 't' | 'n' => prefix.time = Some(value),
                         'u' => prefix.user = Some(value),
                         'd' => prefix.database = Some(value),
+                        'p' => prefix.pid = Some(value),
                         _ => {}
                     }
                     pos += len;
                 }
             }
         }
-        Some((prefix, &line[pos..]))
+        Some((prefix, &line[pos..], Matched::Whole))
     }
+}
 
+impl Parser {
     fn audit(
         &self,
         time: &str,
@@ -437,13 +599,7 @@ mod tests {
     use crate::format::vendor::{RecordReader, VendorOptions};
 
     fn events(lines: &[&str]) -> Vec<(u64, Result<Vec<Item>, ParseError>)> {
-        let mut reader = RecordReader::new(Format::Pgaudit, &VendorOptions::default()).unwrap();
-        let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            reader.line(i as u64 + 1, line.as_bytes(), &mut out);
-        }
-        reader.flush(&mut out);
-        out
+        read_with(Options::default(), lines)
     }
 
     fn read(ts: &str, principal: &str, table: &str) -> Item {
@@ -565,35 +721,37 @@ mod tests {
         );
         assert!(
             Parser::new(&Options {
-                log_line_prefix: "%Z".into(),
+                log_line_prefix: "%m %".into(),
                 ..Options::default()
             })
-            .is_err()
+            .is_err(),
+            "a lone % is an error; unknown escapes are opaque fields"
+        );
+        assert!(
+            Parser::new(&Options {
+                log_line_prefix: "%m [%p] %Z ".into(),
+                ..Options::default()
+            })
+            .is_ok()
         );
     }
 
     /// The event times of `lines` read with the stderr layout of `prefix` on a server whose
     /// `log_timezone` is `zone`.
     fn times(prefix: &str, zone: Option<&str>, lines: &[&str]) -> Vec<Result<String, String>> {
-        let options = VendorOptions {
-            pgaudit: Options {
+        let out = read_with(
+            Options {
                 log_line_prefix: prefix.into(),
                 log_timezone: zone.map(str::to_string),
                 ..Options::default()
             },
-            ..VendorOptions::default()
-        };
-        let mut reader = RecordReader::new(Format::Pgaudit, &options).unwrap();
-        let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            reader.line(i as u64 + 1, line.as_bytes(), &mut out);
-        }
-        reader.flush(&mut out);
+            lines,
+        );
         out.into_iter()
             .map(|(_, result)| match result {
                 Ok(items) => match &items[0] {
                     Item::Event(e) => Ok(crate::time::format_ts(e.ts)),
-                    Item::NotAccess => Err("not access".into()),
+                    other => Err(format!("not an event: {other:?}")),
                 },
                 Err(e) => Err(e.to_string()),
             })
@@ -650,5 +808,130 @@ mod tests {
             ),
             [Ok("2026-07-10T13:02:11.000Z".to_string())]
         );
+    }
+
+    fn events_with(prefix: &str, lines: &[&str]) -> Vec<(u64, Result<Vec<Item>, ParseError>)> {
+        read_with(
+            Options {
+                log_line_prefix: prefix.into(),
+                ..Options::default()
+            },
+            lines,
+        )
+    }
+
+    /// What `lines` give, read with `options`.
+    fn read_with(options: Options, lines: &[&str]) -> Vec<(u64, Result<Vec<Item>, ParseError>)> {
+        let options = VendorOptions {
+            pgaudit: options,
+            ..VendorOptions::default()
+        };
+        let mut reader = RecordReader::new(Format::Pgaudit, &options).unwrap();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            reader.line(i as u64 + 1, line.as_bytes(), &mut out);
+        }
+        reader.flush(&mut out);
+        out
+    }
+
+    fn notice_of(items: &[Item]) -> Option<&str> {
+        items.iter().find_map(|i| match i {
+            Item::Notice(text) => Some(text.as_str()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_default_prefix_without_user_takes_it_from_the_login_of_the_process() {
+        // PostgreSQL's own default prefix `%m [%p] ` with log_connections = on; the configured
+        // prefix (Debian's) does not match: the known one that does is used, and said.
+        let got = events(&[
+            "2026-11-26 22:04:40.100 UTC [4242] LOG:  connection received: host=[local]",
+            "2026-11-26 22:04:40.101 UTC [4242] LOG:  connection authorized: user=alice database=shop application_name=psql",
+            "2026-11-26 22:04:41.000 UTC [4242] LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,select * from orders,<not logged>",
+            "2026-11-26 22:04:41.500 UTC [4243] LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,select * from orders,<not logged>",
+            "2026-11-26 22:04:42.000 UTC [4242] LOG:  disconnection: session time: 0:00:01.900 user=alice database=shop host=[local]",
+        ]);
+        let Ok(items) = &got[1].1 else {
+            panic!("{got:?}")
+        };
+        let notice = notice_of(items).expect("the inferred prefix is said");
+        assert!(notice.contains("`%m [%p] `"), "{notice}");
+        assert_eq!(
+            got[2].1,
+            Ok(vec![read(
+                "2026-11-26 22:04:41 UTC",
+                "alice",
+                "public.orders"
+            )])
+        );
+        // A process whose login was not seen: the message says what to turn on.
+        let error = got[3].1.as_ref().unwrap_err().to_string();
+        assert!(
+            error.contains("no %u") && error.contains("log_connections") && error.contains("4243"),
+            "{error}"
+        );
+        assert_eq!(got[4].1, Ok(vec![Item::NotAccess]));
+    }
+
+    #[test]
+    fn an_audit_line_the_prefix_does_not_match_is_never_not_access() {
+        // YugabyteDB's recommended prefix (yugabytedb.tips, "Change the Format of Audit Log
+        // Entries for YSQL"), with its own escapes %C %R %Z %H: configured, it is read...
+        let yugabyte = "%m [%p %l %c] %q[%C %R %Z %H] [%r %a %u %d] ";
+        let line = "2023-04-07 12:55:34.123 UTC [3416 5 643010a6.d58] [aws us-east-1 us-east-1a yb-node-1] [10.0.0.7(41130) ysqlsh alice yugabyte] LOG:  AUDIT: SESSION,2,1,READ,SELECT,TABLE,public.employees,select * from employees;,<not logged>";
+        assert_eq!(
+            events_with(yugabyte, &[line])[0].1,
+            Ok(vec![read(
+                "2023-04-07 12:55:34.123 UTC",
+                "alice",
+                "public.employees"
+            )])
+        );
+        // ... and not configured (Debian's default instead), it is recognised and said.
+        let got = events(&[line]);
+        let Ok(items) = &got[0].1 else {
+            panic!("{got:?}")
+        };
+        assert!(notice_of(items).unwrap().contains(yugabyte));
+        assert!(items.contains(&read(
+            "2023-04-07 12:55:34.123 UTC",
+            "alice",
+            "public.employees"
+        )));
+        // A prefix nobody uses: an error that shows the line's start, never "not access".
+        let odd = "2026-11-26 22:04:41 UTC <<pid 7>> {alice} LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.t,select 1,<none>";
+        let error = events(&[odd])[0].1.as_ref().unwrap_err().to_string();
+        assert!(
+            error.contains("<<pid 7>> {alice}") && error.contains("log_line_prefix"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_prefixes_pgaudit_and_pgbadger_document_are_recognised() {
+        for (prefix, line) in [
+            // pgaudit's README: "A typical log line prefix might be '%m %u %d [%p]: '".
+            (
+                "%m %u %d [%p]: ",
+                "2026-11-26 22:04:41.000 UTC alice shop [4242]: LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,select 1,<none>",
+            ),
+            // pgBadger's documented prefix for stderr logs.
+            (
+                "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+                "2026-11-26 22:04:41 UTC [4242]: [3-1] user=alice,db=shop,app=psql,client=10.0.0.7 LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,select 1,<none>",
+            ),
+        ] {
+            let got = events(&[line]);
+            let Ok(items) = &got[0].1 else {
+                panic!("{prefix}: {got:?}")
+            };
+            assert!(notice_of(items).unwrap().contains(prefix), "{items:?}");
+            assert!(
+                items.iter().any(|i| matches!(i, Item::Event(e) if e.principal == "alice" && e.table == "public.orders")),
+                "{prefix}: {items:?}"
+            );
+        }
     }
 }

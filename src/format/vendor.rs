@@ -18,6 +18,9 @@ pub enum Item {
     Event(AccessEvent<'static>),
     /// A well-formed record that is not a data access (counted, never an error).
     NotAccess,
+    /// Something the user must be told about how the input is read (e.g. the pgaudit
+    /// `log_line_prefix` inferred from the log); not a record.
+    Notice(String),
 }
 
 /// Per-format settings: `[input.cloudtrail]`, `[input.pgaudit]`, `[input.snowflake]`,
@@ -110,7 +113,7 @@ impl RecordReader {
     /// The input ended (or went quiet): completes a pending multi-line record.
     pub fn flush(&mut self, out: &mut Vec<RecordResult>) {
         if let Some((line_no, text)) = self.pending.take() {
-            let parser = self.pgaudit.as_ref().expect("pending only for pgaudit");
+            let parser = self.pgaudit.as_mut().expect("pending only for pgaudit");
             out.push((line_no, parser.parse_record(&text)));
         }
     }
@@ -121,7 +124,7 @@ impl RecordReader {
     }
 
     fn pgaudit_line(&mut self, line_no: u64, bytes: &[u8], out: &mut Vec<RecordResult>) {
-        let parser = self.pgaudit.as_ref().expect("set with the format");
+        let parser = self.pgaudit.as_mut().expect("set with the format");
         if let Some((_, text)) = &mut self.pending {
             if parser.continues(text, bytes) {
                 text.push(b'\n');

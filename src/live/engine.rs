@@ -100,6 +100,10 @@ impl DecodeSink for Observing<'_> {
     fn malformed(&mut self, line: u64, error: ParseError) {
         self.engine.malformed(self.input, line, &error);
     }
+
+    fn notice(&mut self, line: u64, message: &str) {
+        tracing::warn!(input = self.input, line, "{message}");
+    }
 }
 
 impl Engine {

@@ -85,6 +85,8 @@ pub(super) struct Block {
     raw_format: Format,
     pub(super) batch: EventBatch,
     problems: Vec<(u64, ParseError)>,
+    /// What the decoder said about how it reads the input (shown whatever the limit).
+    notices: Vec<(u64, String)>,
     /// Vendor records that are no data access.
     not_access: u64,
     /// The input could not be opened or read on: what failed, and why.
@@ -101,6 +103,7 @@ impl Block {
             raw_format: Format::Jsonl,
             batch: EventBatch::new(),
             problems: Vec::new(),
+            notices: Vec::new(),
             not_access: 0,
             unreadable: None,
             ends: false,
@@ -119,7 +122,8 @@ impl Block {
         self.raw.lines.is_empty()
             || (self.raw_format == format
                 && self.batch.events.is_empty()
-                && self.problems.is_empty())
+                && self.problems.is_empty()
+                && self.notices.is_empty())
     }
 
     /// Decodes the raw lines (the parsing stage).
@@ -162,6 +166,10 @@ impl DecodeSink for Block {
 
     fn malformed(&mut self, line: u64, error: ParseError) {
         self.problems.push((line, error));
+    }
+
+    fn notice(&mut self, line: u64, message: &str) {
+        self.notices.push((line, message.to_string()));
     }
 }
 
@@ -647,6 +655,9 @@ impl Detecting<'_> {
         problems: &mut Problems,
     ) -> Result<(), ReplayError> {
         let name = &names[block.input];
+        for (line, message) in std::mem::take(&mut block.notices) {
+            problems.notice(&format!("{name}:{line}: {message}"));
+        }
         if block.not_access > 0 {
             problems.not_access(block.not_access);
         }

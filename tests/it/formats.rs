@@ -98,6 +98,26 @@ const FIXTURES: &[(Format, &str, &str)] = &[
         "pgaudit/postgresql.log",
         "pgaudit/expected.jsonl",
     ),
+    (
+        Format::Pgaudit,
+        "pgaudit/others/default-prefix.log",
+        "pgaudit/others/default-prefix.expected.jsonl",
+    ),
+    (
+        Format::Pgaudit,
+        "pgaudit/others/yugabyte.log",
+        "pgaudit/others/yugabyte.expected.jsonl",
+    ),
+    (
+        Format::Pgaudit,
+        "pgaudit/others/pgbadger.log",
+        "pgaudit/others/pgbadger.expected.jsonl",
+    ),
+    (
+        Format::Pgaudit,
+        "pgaudit/others/pgaudit-readme-prefix.log",
+        "pgaudit/others/pgaudit-readme-prefix.expected.jsonl",
+    ),
 ];
 
 #[test]
@@ -184,7 +204,7 @@ fn replay_reads_each_format_end_to_end_and_counts_non_access_records() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("4 malformed"), "{}", run.stderr);
+    assert!(run.stderr.contains("5 malformed"), "{}", run.stderr);
 }
 
 #[test]

@@ -44,6 +44,11 @@ impl Postgres {
 
     /// A server in `dir` whose log is written in `log_timezone`.
     fn start(dir: &Path, log_timezone: &str) -> Postgres {
+        Postgres::start_with(dir, log_timezone, "")
+    }
+
+    /// The same, with `extra` settings of postgresql.conf (they override ours).
+    fn start_with(dir: &Path, log_timezone: &str, extra: &str) -> Postgres {
         assert!(
             Path::new(BIN).join("postgres").exists()
                 && Path::new("/usr/lib/postgresql/15/lib/pgaudit.so").exists(),
@@ -95,7 +100,7 @@ impl Postgres {
              log_destination = 'stderr,csvlog'\nlog_directory = '{dir}/log'\n\
              log_filename = 'postgresql.log'\nlog_file_mode = 0644\nlog_rotation_age = 0\n\
              log_rotation_size = 0\nlog_line_prefix = '%m [%p] %q%u@%d '\nlog_timezone = '{log_timezone}'\n\
-             pgaudit.log = 'read'\npgaudit.log_relation = on\n",
+             pgaudit.log = 'read'\npgaudit.log_relation = on\n{extra}",
             dir = dir.display()
         );
         let conf_path = data.join("postgresql.conf");
@@ -344,5 +349,54 @@ fn a_server_logging_in_a_named_zone_is_read_with_its_zone_declared() {
     assert!(
         within(ts(&window["window_start"]), before, Duration::from_secs(5)),
         "{window}"
+    );
+}
+
+#[test]
+fn postgres_default_prefix_is_read_through_the_login_of_each_process() {
+    // PostgreSQL's own default log_line_prefix has no user (`%m [%p] `): the user of an AUDIT
+    // line is the one its process logged in as, when log_connections says so.
+    let env = TestEnv::new();
+    let pg_dir = env.path("pg");
+    let pg = Postgres::start_with(
+        &pg_dir,
+        "UTC",
+        "log_line_prefix = '%m [%p] '\nlog_connections = on\n",
+    );
+    pg.sql(
+        "postgres",
+        "CREATE EXTENSION pgaudit; CREATE TABLE t (x int); CREATE ROLE reader LOGIN; \
+         GRANT SELECT ON t TO reader;",
+        false,
+    );
+    pg.sql("reader", "SELECT * FROM t", false);
+    let log = pg_dir.join("log/postgresql.log");
+    let log = log.to_str().unwrap();
+    env.write("any.toml", "[detect]\nlearn = \"0s\"\nmin_principals = 1\n");
+    let run = env.run(&["replay", "--config", "any.toml", "--format", "pgaudit", log]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("its lines match `%m [%p] `") && run.stderr.contains(" 0 malformed"),
+        "{}",
+        run.stderr
+    );
+    let alerts = run.alerts();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["table"] == "public.t" && roles(a).contains(&"reader")),
+        "{alerts:#?}"
+    );
+
+    // Without log_connections, nothing tells the user: each such line says what to change.
+    pg.sql("postgres", "ALTER SYSTEM SET log_connections = off", false);
+    pg.sql("postgres", "SELECT pg_reload_conf()", false);
+    std::thread::sleep(Duration::from_millis(300));
+    pg.sql("reader", "SELECT * FROM t", false);
+    let run = env.run(&["replay", "--config", "any.toml", "--format", "pgaudit", log]);
+    assert!(
+        run.stderr.contains("turn on log_connections") && run.stderr.contains(" 1 malformed"),
+        "{}",
+        run.stderr
     );
 }
