@@ -50,8 +50,10 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Answers one webhook request with 202, recording the alert's `id:status`.
-fn receive(mut stream: TcpStream, got: &Mutex<HashSet<String>>) {
+/// Answers the webhook requests of one connection with 202, recording each alert's
+/// `id:status`; once the receiver is down it drops the connection unanswered (a crash: a
+/// kept-alive connection must not outlive the outage).
+fn receive(mut stream: TcpStream, up: &AtomicBool, got: &Mutex<HashSet<String>>) {
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -73,6 +75,9 @@ fn receive(mut stream: TcpStream, got: &Mutex<HashSet<String>>) {
                 Ok(n) if n > 0 => data.extend_from_slice(&buf[..n]),
                 _ => return,
             }
+        }
+        if !up.load(Ordering::Relaxed) {
+            return;
         }
         let body = &data[head_end + 4..head_end + 4 + length];
         if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(body) {
@@ -104,8 +109,8 @@ fn receiver(
             match listener.accept() {
                 Ok((stream, _)) => {
                     stream.set_nonblocking(false).unwrap();
-                    let got = Arc::clone(&got);
-                    std::thread::spawn(move || receive(stream, &got));
+                    let (up, got) = (Arc::clone(&up), Arc::clone(&got));
+                    std::thread::spawn(move || receive(stream, &up, &got));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }

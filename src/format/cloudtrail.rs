@@ -2,6 +2,16 @@
 //! one-record-per-line exports. Data events are accesses; a read is `readOnly: true`. Failed
 //! calls (`errorCode`) and management events are not access events.
 //!
+//! Which records are data events: `eventCategory` says so when present (eventVersion 1.08+:
+//! `Data`); else `managementEvent` (1.06+: `false`); else, for the oldest records, the call
+//! must be one of the data APIs ([`is_data_api`]: S3 object-level calls, DynamoDB item calls,
+//! Lambda `Invoke`). So a KMS `Decrypt` or a DynamoDB `DescribeTable` is never a read.
+//!
+//! A copy (`CopyObject`, `UploadPartCopy`) reads its source (`x-amz-copy-source`) as well as
+//! writing its destination: two events, the read first. A listing (`ListObjects`,
+//! `ListObjectsV2`, `ListObjectVersions`) shows names, not content: a non-read access of the
+//! bucket, never a read of a dataset.
+//!
 //! What is "the table" of an S3 access (`resource = ...` in `[input.cloudtrail]`):
 //! - `dataset` (default): the bucket and the key up to its first `key=value` partition segment
 //!   or its file name — `lake/customers/dt=2026-03-16/part-0.parquet` is `lake/customers`, so a
@@ -60,36 +70,137 @@ pub struct Options {
 
 /// Parses a CloudTrail file line (`Records`) or a single record.
 pub fn parse(value: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
+    let mut items = Vec::new();
     match value.get("Records") {
-        Some(Value::Array(records)) => records.iter().map(|r| record(r, options)).collect(),
-        Some(_) => Err(ParseError::WrongType {
-            field: "Records".into(),
-            expected: "an array",
-            found: "something else".into(),
-        }),
-        None => Ok(vec![record(value, options)?]),
+        Some(Value::Array(records)) => {
+            for r in records {
+                record(r, options, &mut items)?;
+            }
+        }
+        Some(_) => {
+            return Err(ParseError::WrongType {
+                field: "Records".into(),
+                expected: "an array",
+                found: "something else".into(),
+            });
+        }
+        None => record(value, options, &mut items)?,
+    }
+    Ok(items)
+}
+
+/// The data APIs, for records too old to say whether they are data events: S3 object-level
+/// calls, DynamoDB item calls, Lambda `Invoke` (CloudTrail User Guide, "Logging data events").
+pub fn is_data_api(source: &str, name: &str) -> bool {
+    match source {
+        "s3.amazonaws.com" => {
+            name.contains("Object")
+                || name.starts_with("UploadPart")
+                || matches!(
+                    name,
+                    "CompleteMultipartUpload"
+                        | "CreateMultipartUpload"
+                        | "AbortMultipartUpload"
+                        | "ListParts"
+                        | "SelectObjectContent"
+                )
+        }
+        "dynamodb.amazonaws.com" => matches!(
+            name,
+            "GetItem"
+                | "BatchGetItem"
+                | "Query"
+                | "Scan"
+                | "PutItem"
+                | "UpdateItem"
+                | "DeleteItem"
+                | "BatchWriteItem"
+                | "TransactGetItems"
+                | "TransactWriteItems"
+                | "ExecuteStatement"
+                | "BatchExecuteStatement"
+        ),
+        "lambda.amazonaws.com" => name.starts_with("Invoke"),
+        _ => false,
     }
 }
 
-fn record(r: &Value, options: &Options) -> Result<Item, ParseError> {
-    let ts = time(r, &["eventTime"])?;
-    if r.get("errorCode").is_some_and(|e| !e.is_null()) {
-        return Ok(Item::NotAccess);
+/// Whether a record is a data event (see the module's doc).
+fn is_data_event(r: &Value) -> bool {
+    match string(r, &["eventCategory"]) {
+        Some(category) => category == "Data",
+        None => match r.get("managementEvent").and_then(Value::as_bool) {
+            Some(management) => !management,
+            None => is_data_api(
+                string(r, &["eventSource"]).unwrap_or(""),
+                string(r, &["eventName"]).unwrap_or(""),
+            ),
+        },
     }
-    let category = string(r, &["eventCategory"]);
-    let is_data = category == Some("Data")
-        || (category.is_none() && r.get("resources").is_some() && r.get("readOnly").is_some());
-    if !is_data {
-        return Ok(Item::NotAccess);
+}
+
+fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), ParseError> {
+    let ts = time(r, &["eventTime"])?;
+    if r.get("errorCode").is_some_and(|e| !e.is_null()) || !is_data_event(r) {
+        out.push(Item::NotAccess);
+        return Ok(());
     }
     let Some(table) = resource(r, options.resource) else {
-        return Ok(Item::NotAccess);
+        out.push(Item::NotAccess);
+        return Ok(());
     };
     let principal = principal(r, options.principal)?;
-    let read = r.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
-    Ok(Item::Event(AccessEvent::classified(
+    let name = string(r, &["eventName"]).unwrap_or("");
+    if let Some(source) = copy_source(r, options.resource)
+        && matches!(name, "CopyObject" | "UploadPartCopy")
+    {
+        out.push(Item::Event(AccessEvent::classified(
+            ts,
+            principal.clone(),
+            source,
+            true,
+        )));
+    }
+    let listing = matches!(name, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
+    let read = !listing && r.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
+    out.push(Item::Event(AccessEvent::classified(
         ts, principal, table, read,
-    )))
+    )));
+    Ok(())
+}
+
+/// The table a copy reads: `x-amz-copy-source` (`bucket/key`, percent-encoded, perhaps with
+/// `?versionId=`), named as `choice` names the destination.
+fn copy_source(r: &Value, choice: ResourceChoice) -> Option<String> {
+    let raw = string(r, &["requestParameters.x-amz-copy-source"])?;
+    let raw = raw.split('?').next().unwrap_or(raw).trim_start_matches('/');
+    let decoded = percent_decode(raw);
+    let (bucket, key) = decoded.split_once('/')?;
+    Some(match choice {
+        ResourceChoice::Arn => format!("arn:aws:s3:::{bucket}/{key}"),
+        choice => name_of(bucket, Some(key), choice),
+    })
+}
+
+/// `%XX` escapes decoded (invalid ones kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
@@ -106,7 +217,11 @@ fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
         return arn().map(str::to_string);
     }
     let (bucket, key) = match string(r, &["requestParameters.bucketName"]) {
-        Some(bucket) => (bucket, string(r, &["requestParameters.key"])),
+        // S3 on Outposts writes `Key`.
+        Some(bucket) => (
+            bucket,
+            string(r, &["requestParameters.key"]).or(string(r, &["requestParameters.Key"])),
+        ),
         // No request parameters: the S3 object's ARN, `arn:aws:s3:::bucket/key`.
         None => {
             let arn = arn()?;
@@ -119,14 +234,19 @@ fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
             }
         }
     };
-    Some(match (choice, key) {
+    Some(name_of(bucket, key, choice))
+}
+
+/// The table of an S3 object, as `choice` says.
+fn name_of(bucket: &str, key: Option<&str>, choice: ResourceChoice) -> String {
+    match (choice, key) {
         (ResourceChoice::Object, Some(key)) => format!("{bucket}/{key}"),
         (ResourceChoice::Dataset, Some(key)) => match dataset_of(key) {
             "" => bucket.to_string(),
             dataset => format!("{bucket}/{dataset}"),
         },
         _ => bucket.to_string(),
-    })
+    }
 }
 
 /// The folders of an object key up to its first `key=value` partition segment or its file
@@ -251,5 +371,88 @@ mod tests {
             Item::Event(event) => event.table.to_string(),
             other => panic!("not an access: {record}: {other:?}"),
         }
+    }
+
+    fn items(record: Value) -> Vec<String> {
+        parse(&record, &Options::default())
+            .unwrap()
+            .into_iter()
+            .map(|item| match item {
+                Item::Event(e) => format!(
+                    "{} {} {}",
+                    if e.is_read == Some(true) {
+                        "read"
+                    } else {
+                        "other"
+                    },
+                    e.principal,
+                    e.table
+                ),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_data_events_are_accesses_whatever_the_record_version() {
+        let base = |extra: Value| {
+            let mut r = json!({
+                "eventTime": "2026-03-18T10:00:00Z", "readOnly": true,
+                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/a"},
+                "resources": [{"type": "AWS::KMS::Key", "ARN": "arn:aws:kms:us-east-1:1:key/k"}],
+            });
+            r.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            r
+        };
+        let kms = json!({"eventSource": "kms.amazonaws.com", "eventName": "Decrypt"});
+        assert_eq!(items(base(json!({"managementEvent": true}))), ["NotAccess"]);
+        assert_eq!(
+            items(base(kms.clone())),
+            ["NotAccess"],
+            "no flag: not a data API"
+        );
+        assert_eq!(
+            items(base(
+                json!({"eventCategory": "Management", "managementEvent": false})
+            )),
+            ["NotAccess"],
+            "eventCategory decides when present"
+        );
+        assert!(is_data_api("s3.amazonaws.com", "GetObject"));
+        assert!(is_data_api("dynamodb.amazonaws.com", "Query"));
+        assert!(!is_data_api("dynamodb.amazonaws.com", "DescribeTable"));
+        assert!(!is_data_api("s3.amazonaws.com", "GetBucketPolicy"));
+    }
+
+    #[test]
+    fn a_copy_reads_its_source_and_a_listing_reads_nothing() {
+        let s3 = |name: &str, params: Value| {
+            json!({
+                "eventTime": "2026-03-18T10:00:00Z", "eventCategory": "Data", "readOnly": false,
+                "eventSource": "s3.amazonaws.com", "eventName": name,
+                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/m"},
+                "requestParameters": params, "resources": [],
+            })
+        };
+        assert_eq!(
+            items(s3(
+                "UploadPartCopy",
+                json!({"bucketName": "drop", "key": "x/part.bin", "x-amz-copy-source": "/lake/customers/dt%3D1/p.parquet"})
+            )),
+            [
+                "read arn:aws:iam::1:user/m lake/customers",
+                "other arn:aws:iam::1:user/m drop/x"
+            ]
+        );
+        assert_eq!(
+            items(s3(
+                "ListObjects",
+                json!({"bucketName": "lake", "prefix": "customers/"})
+            )),
+            ["other arn:aws:iam::1:user/m lake"]
+        );
+        assert_eq!(percent_decode("a%20b%2Fc%zz"), "a b/c%zz");
     }
 }

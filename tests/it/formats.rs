@@ -79,6 +79,11 @@ const FIXTURES: &[(Format, &str, &str)] = &[
         "cloudtrail/records.expected.jsonl",
     ),
     (
+        Format::Cloudtrail,
+        "cloudtrail/others/records.jsonl",
+        "cloudtrail/others/records.expected.jsonl",
+    ),
+    (
         Format::GcpAudit,
         "gcp-audit/data_access.jsonl",
         "gcp-audit/expected.jsonl",
