@@ -8,7 +8,9 @@
 //! through Unity Catalog asks for one), and `getTable` (issued whenever a query resolves the
 //! table, so it covers SQL warehouses, which do not vend credentials). Metadata-only actions
 //! (`listTables`, `getCatalog`...) and failed requests (`response.statusCode` >= 400) are not
-//! access events; other Unity Catalog actions on a table are non-reads.
+//! access events; other Unity Catalog actions on a table are non-reads. `request_params` may be
+//! an object, a JSON string of one, or a map exported as a list of `[key, value]` pairs or of
+//! `{"key", "value"}` entries.
 
 use super::ParseError;
 use super::vendor::Item;
@@ -30,6 +32,27 @@ impl Default for Options {
             read_actions: vec!["generateTemporaryTableCredential".into(), "getTable".into()],
         }
     }
+}
+
+/// A map column as exports write it: an object, or a list of `[key, value]` pairs (pyarrow's
+/// `to_pylist`, pandas, the documentation's example rows), or a list of `{"key", "value"}`
+/// entries (Arrow's own map layout); the last two become an object.
+fn map_as_object(value: Value) -> Value {
+    let Value::Array(entries) = value else {
+        return value;
+    };
+    let mut object = serde_json::Map::new();
+    for entry in entries {
+        let pair = match &entry {
+            Value::Array(pair) if pair.len() == 2 => pair[0].as_str().map(|k| (k, &pair[1])),
+            Value::Object(kv) => kv.get("key").and_then(Value::as_str).zip(kv.get("value")),
+            _ => None,
+        };
+        if let Some((key, value)) = pair {
+            object.insert(key.to_string(), value.clone());
+        }
+    }
+    Value::Object(object)
 }
 
 pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
@@ -56,6 +79,7 @@ pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
         Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
         other => other,
     };
+    let params = map_as_object(params);
     let Some(table) = string(&params, &["full_name_arg", "table_full_name", "full_name"]) else {
         return Ok(vec![Item::NotAccess]);
     };

@@ -99,6 +99,11 @@ const FIXTURES: &[(Format, &str, &str)] = &[
         "databricks/expected.jsonl",
     ),
     (
+        Format::Databricks,
+        "databricks/others/system-access-audit.jsonl",
+        "databricks/others/system-access-audit.expected.jsonl",
+    ),
+    (
         Format::Pgaudit,
         "pgaudit/postgresql.log",
         "pgaudit/expected.jsonl",
