@@ -64,6 +64,14 @@ impl Problems {
         }
     }
 
+    /// Access events that named no object (counted among [`Problems::malformed`] too).
+    pub fn unattributable(&self) -> u64 {
+        self.malformed_by_kind
+            .get(crate::format::UNATTRIBUTABLE)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {
         self.malformed += 1;
         *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
@@ -174,6 +182,8 @@ pub struct Summary {
     pub quarantined: u64,
     /// Records that are not access events.
     pub not_access: u64,
+    /// Access events that name no object (not counted in `malformed`).
+    pub unattributable: u64,
     pub elapsed: Duration,
 }
 
@@ -202,6 +212,13 @@ impl fmt::Display for Summary {
         )?;
         if self.not_access > 0 {
             write!(f, "; {} records not access events", self.not_access)?;
+        }
+        if self.unattributable > 0 {
+            write!(
+                f,
+                "; {} access events unattributable (naming no table)",
+                self.unattributable
+            )?;
         }
         if self.quarantined > 0 {
             write!(

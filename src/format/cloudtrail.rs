@@ -146,8 +146,13 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
         return Ok(());
     }
     let Some(table) = resource(r, options.resource) else {
-        out.push(Item::NotAccess);
-        return Ok(());
+        return Err(ParseError::Unattributable {
+            message: format!(
+                "data event {} {} with neither requestParameters.bucketName nor a resources ARN",
+                string(r, &["eventSource"]).unwrap_or("?"),
+                string(r, &["eventName"]).unwrap_or("?")
+            ),
+        });
     };
     let principal = principal(r, options.principal)?;
     let name = string(r, &["eventName"]).unwrap_or("");

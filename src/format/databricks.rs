@@ -80,10 +80,20 @@ pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
         other => other,
     };
     let params = map_as_object(params);
-    let Some(table) = string(&params, &["full_name_arg", "table_full_name", "full_name"]) else {
-        return Ok(vec![Item::NotAccess]);
-    };
     let mut read = options.read_actions.iter().any(|a| a == action);
+    let Some(table) = string(&params, &["full_name_arg", "table_full_name", "full_name"]) else {
+        // A read action must name its table; metadata actions (listTables...) name none.
+        return if read {
+            Err(ParseError::Unattributable {
+                message: format!(
+                    "unityCatalog {action} with no table in request_params (full_name_arg, \
+                     table_full_name or full_name)"
+                ),
+            })
+        } else {
+            Ok(vec![Item::NotAccess])
+        };
+    };
     if action == "generateTemporaryTableCredential" {
         read &= string(&params, &["operation"]).is_none_or(|op| op.eq_ignore_ascii_case("READ"));
     }

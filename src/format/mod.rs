@@ -93,6 +93,9 @@ impl Format {
     }
 }
 
+/// The [`ParseError::kind`] of an access event that names no object.
+pub const UNATTRIBUTABLE: &str = "unattributable";
+
 /// Why one record was skipped.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
@@ -126,6 +129,10 @@ pub enum ParseError {
         code: u8,
         at: usize,
     },
+    /// An access event that names no object (a table, a key): it cannot be attributed to a
+    /// table, so no baseline sees it. Counted apart from malformed input; `--strict` stops on it.
+    #[error("access event names no object: {message}")]
+    Unattributable { message: String },
     /// A record of a vendor format that does not have that format's shape.
     #[error("{message}")]
     Record { message: String, column: usize },
@@ -153,6 +160,7 @@ impl ParseError {
             ParseError::Timestamp { .. } => "bad_timestamp",
             ParseError::TooLong { .. } => "too_long",
             ParseError::ControlCharacter { .. } => "control_character",
+            ParseError::Unattributable { .. } => UNATTRIBUTABLE,
             ParseError::Record { .. } => "bad_record",
         }
     }

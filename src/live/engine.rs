@@ -300,7 +300,12 @@ impl Engine {
     }
 
     fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {
-        self.metrics.malformed.fetch_add(1, Relaxed);
+        let counter = if error.kind() == crate::format::UNATTRIBUTABLE {
+            &self.metrics.unattributable
+        } else {
+            &self.metrics.malformed
+        };
+        counter.fetch_add(1, Relaxed);
         self.report(|| {
             tracing::warn!(
                 input,

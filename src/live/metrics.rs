@@ -31,6 +31,8 @@ pub struct Metrics {
     pub events_read: AtomicU64,
     pub reads: AtomicU64,
     pub malformed: AtomicU64,
+    /// Access events that name no object (a table, a key).
+    pub unattributable: AtomicU64,
     /// Well-formed records that are not access events.
     pub not_access: AtomicU64,
     pub late: AtomicU64,
@@ -80,7 +82,7 @@ impl Metrics {
                 "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
             );
         };
-        let counts: [(&str, &str, &str, &AtomicU64); 10] = [
+        let counts: [(&str, &str, &str, &AtomicU64); 11] = [
             (
                 "events_read_total",
                 "counter",
@@ -98,6 +100,12 @@ impl Metrics {
                 "counter",
                 "Lines skipped as malformed.",
                 &self.malformed,
+            ),
+            (
+                "unattributable_total",
+                "counter",
+                "Access events that name no object (no table to attribute them to).",
+                &self.unattributable,
             ),
             (
                 "not_access_total",

@@ -408,3 +408,48 @@ fn every_format_folder_has_an_expectation_and_a_malformed_corpus() {
         );
     }
 }
+
+#[test]
+fn access_events_naming_no_table_are_counted_apart_shown_and_fail_strict() {
+    let env = TestEnv::new();
+    // Databricks' getTable (a read action) without request_params, a CloudTrail S3 data event
+    // that names neither bucket nor resource: accesses, but of nothing a baseline can hold.
+    env.write(
+        "uc.jsonl",
+        concat!(
+            r#"{"event_time":"2026-03-18T10:00:00Z","user_identity":{"email":"a@x.example"},"service_name":"unityCatalog","action_name":"getTable","request_params":null,"response":{"status_code":200}}"#,
+            "\n",
+            r#"{"event_time":"2026-03-18T10:00:01Z","user_identity":{"email":"b@x.example"},"service_name":"unityCatalog","action_name":"getTable","request_params":{"full_name_arg":"main.hr.t"},"response":{"status_code":200}}"#,
+            "\n",
+        ),
+    );
+    let run = env.run(&["replay", "--format", "databricks", "uc.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("uc.jsonl:1: skipped: access event names no object: unityCatalog getTable")
+            && run.stderr.contains(" 0 malformed")
+            && run.stderr.contains("1 access events unattributable"),
+        "{}",
+        run.stderr
+    );
+    let strict = env.run(&["replay", "--strict", "--format", "databricks", "uc.jsonl"]);
+    assert_ne!(strict.code, 0, "{}", strict.stderr);
+    assert!(
+        strict.stderr.contains("names no object"),
+        "{}",
+        strict.stderr
+    );
+
+    env.write(
+        "ct.jsonl",
+        r#"{"eventVersion":"1.09","eventTime":"2026-03-18T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventCategory":"Data","readOnly":true,"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"},"requestParameters":{},"resources":[]}"#.to_string() + "\n",
+    );
+    let run = env.run(&["replay", "--format", "cloudtrail", "ct.jsonl"]);
+    assert!(
+        run.stderr.contains("data event s3.amazonaws.com GetObject")
+            && run.stderr.contains("1 access events unattributable"),
+        "{}",
+        run.stderr
+    );
+}

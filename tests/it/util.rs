@@ -222,10 +222,15 @@ impl Watcher {
     /// records) in all; panics after a while.
     pub fn wait_lines(&self, lines: u64) {
         let taken = || {
-            ["events_read_total", "malformed_total", "not_access_total"]
-                .iter()
-                .map(|m| self.metric(m).unwrap_or(0.0) as u64)
-                .sum::<u64>()
+            [
+                "events_read_total",
+                "malformed_total",
+                "not_access_total",
+                "unattributable_total",
+            ]
+            .iter()
+            .map(|m| self.metric(m).unwrap_or(0.0) as u64)
+            .sum::<u64>()
         };
         eventually(READY_TIMEOUT, || {
             let n = taken();
