@@ -1,6 +1,7 @@
 //! PostgreSQL server logs with pgaudit lines, in the stderr layout (any `log_line_prefix`) and
 //! as csvlog (PostgreSQL 15's 26 columns). The AUDIT payload is CSV: AUDIT_TYPE, STATEMENT_ID,
-//! SUBSTATEMENT_ID, CLASS, COMMAND, OBJECT_TYPE, OBJECT_NAME, STATEMENT, PARAMETER; `CLASS=READ`
+//! SUBSTATEMENT_ID, CLASS, COMMAND, OBJECT_TYPE, OBJECT_NAME, STATEMENT, PARAMETER, and as
+//! jsonlog (PostgreSQL 15+: `timestamp`, `user`, `dbname`, `message`); `CLASS=READ`
 //! is a read of OBJECT_NAME (`schema.table`, as pgaudit logs it; with `prefix_database`,
 //! `database.schema.table`). The principal is the session user (`%u`, or csvlog's `user_name`).
 //! Other audit classes are non-reads (they move event time); other log lines are not access
@@ -212,6 +213,14 @@ fn is_csv(text: &[u8]) -> bool {
     timestamp_len(head).is_some_and(|n| head.as_bytes().get(n) == Some(&b','))
 }
 
+/// Whether a record is a PostgreSQL jsonlog object.
+pub fn is_jsonlog(text: &[u8]) -> bool {
+    let text = text.trim_ascii_start();
+    text.starts_with(b"{")
+        && memchr::memmem::find(text, b"\"error_severity\"").is_some()
+        && memchr::memmem::find(text, b"\"message\"").is_some()
+}
+
 fn quotes_balanced(text: &[u8]) -> bool {
     memchr::memchr_iter(b'"', text).count().is_multiple_of(2)
 }
@@ -253,9 +262,10 @@ impl Parser {
         !is_csv(text) || quotes_balanced(text)
     }
 
-    /// Stderr messages may go on in TAB-indented lines; a csvlog row never does once complete.
+    /// Stderr messages may go on in TAB-indented lines; a csvlog row never does once complete,
+    /// nor does a jsonlog record.
     pub fn may_continue(&self, text: &[u8]) -> bool {
-        !is_csv(text)
+        !is_csv(text) && !is_jsonlog(text)
     }
 
     /// Parses one whole record.
@@ -265,9 +275,28 @@ impl Parser {
         })?;
         if is_csv(text.as_bytes()) {
             self.parse_csvlog(text)
+        } else if text.trim_start().starts_with('{') {
+            self.parse_jsonlog(text)
         } else {
             self.parse_stderr(text)
         }
+    }
+
+    /// A `jsonlog` record (PostgreSQL 15+, `log_destination = 'jsonlog'`): one JSON object per
+    /// line with `timestamp`, `user`, `dbname`, `error_severity` and `message`.
+    fn parse_jsonlog(&self, text: &str) -> Result<Vec<Item>, ParseError> {
+        let record: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ParseError::Json {
+                message: crate::time::clip(&e.to_string(), 160),
+                column: e.column(),
+            })?;
+        let field = |name: &str| record.get(name).and_then(serde_json::Value::as_str);
+        let Some(payload) = field("message").and_then(|m| m.strip_prefix("AUDIT: ")) else {
+            return Ok(vec![Item::NotAccess]);
+        };
+        let time = field("timestamp").ok_or_else(|| missing("timestamp"))?;
+        let user = field("user").ok_or_else(|| missing("user"))?;
+        self.audit(time, user, field("dbname").unwrap_or(""), payload)
     }
 
     fn parse_csvlog(&self, text: &str) -> Result<Vec<Item>, ParseError> {

@@ -163,7 +163,10 @@ pub fn sniff(line: &[u8]) -> Format {
         return Format::Jsonl;
     };
     let has = |k: &str| value.get(k).is_some();
-    if has("Records") || (has("eventVersion") && has("eventSource")) {
+    if has("error_severity") && has("message") && has("timestamp") {
+        // PostgreSQL's jsonlog.
+        Format::Pgaudit
+    } else if has("Records") || (has("eventVersion") && has("eventSource")) {
         Format::Cloudtrail
     } else if has("protoPayload") {
         Format::GcpAudit

@@ -115,6 +115,11 @@ const FIXTURES: &[(Format, &str, &str)] = &[
     ),
     (
         Format::Pgaudit,
+        "pgaudit/others/jsonlog.json",
+        "pgaudit/others/jsonlog.expected.jsonl",
+    ),
+    (
+        Format::Pgaudit,
         "pgaudit/others/yugabyte.log",
         "pgaudit/others/yugabyte.expected.jsonl",
     ),

@@ -400,3 +400,37 @@ fn postgres_default_prefix_is_read_through_the_login_of_each_process() {
         run.stderr
     );
 }
+
+#[test]
+fn postgres_jsonlog_is_read_as_pgaudit_named_or_recognised() {
+    let env = TestEnv::new();
+    let pg_dir = env.path("pg");
+    let pg = Postgres::start_with(&pg_dir, "UTC", "log_destination = 'jsonlog'\n");
+    pg.sql(
+        "postgres",
+        "CREATE EXTENSION pgaudit; CREATE TABLE t (x int); CREATE ROLE reader LOGIN; \
+         GRANT SELECT ON t TO reader;",
+        false,
+    );
+    pg.sql("reader", "SELECT * FROM t", false);
+    let log = pg_dir.join("log/postgresql.json");
+    let log = log.to_str().unwrap();
+    env.write("any.toml", "[detect]\nlearn = \"0s\"\nmin_principals = 1\n");
+    for format in ["pgaudit", "auto"] {
+        let run = env.run(&["replay", "--config", "any.toml", "--format", format, log]);
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(" 0 malformed"),
+            "{format}: {}",
+            run.stderr
+        );
+        let alerts = run.alerts();
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a["table"] == "public.t" && roles(a).contains(&"reader")),
+            "{format}: {alerts:#?}\n{}",
+            std::fs::read_to_string(log).unwrap()
+        );
+    }
+}
