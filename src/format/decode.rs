@@ -10,7 +10,9 @@
 //! numbers; a new input (a Kafka topic, an object store) is one new source feeding a decoder.
 
 use super::jsonl::JsonLinesParser;
-use super::vendor::{Item, RecordReader, RecordResult, VendorOptions, parse_record_line};
+use super::vendor::{
+    Item, RecordReader, RecordResult, VendorOptions, opens_document, parse_record_line,
+};
 use super::{Format, ParseError};
 use crate::event::{AccessEvent, ReadActions};
 
@@ -41,7 +43,7 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 /// The longest CloudTrail document: its files as delivered are one JSON document
 /// `{"Records":[…]}` of often many megabytes, on one line.
-const CLOUDTRAIL_MAX_DOCUMENT_BYTES: usize = 512 << 20;
+pub(crate) const CLOUDTRAIL_MAX_DOCUMENT_BYTES: usize = 512 << 20;
 
 /// How long a line of one input may be: the configured cap for a record, and, when the input
 /// is CloudTrail or `auto`, a much larger one for a line that is a CloudTrail document (told by
@@ -183,8 +185,10 @@ impl Decoder {
         if let Line::Text(bytes) = line {
             self.records.recognise(bytes);
         }
-        match self.records.format() {
-            Format::Auto | Format::Jsonl => Some(Format::Jsonl),
+        match (self.records.format(), line) {
+            (Format::Auto | Format::Jsonl, _) => Some(Format::Jsonl),
+            // The first line of a pretty-printed document: it and the rest are framed here.
+            (_, Line::Text(bytes)) if opens_document(bytes) => None,
             _ => self.records.record_per_line(),
         }
     }

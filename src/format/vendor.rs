@@ -45,6 +45,55 @@ pub struct RecordReader {
     pgaudit: Option<pgaudit::Parser>,
     /// A multi-line record still open: its first line number and text so far.
     pending: Option<(u64, Vec<u8>)>,
+    /// The nesting of a multi-line JSON document still open (pretty-printed
+    /// `{"Records": [...]}`, a top-level array).
+    document: JsonDepth,
+}
+
+/// How deep a JSON text is nested, fed line by line (strings and escapes understood), to frame
+/// a pretty-printed document without parsing it again at each line.
+#[derive(Debug, Default, Clone, Copy)]
+struct JsonDepth {
+    depth: i64,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonDepth {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => self.depth -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.depth <= 0 && !self.in_string
+    }
+}
+
+/// Whether a line of a JSON vendor format opens a pretty-printed document that goes on over the
+/// next lines: `{` or `[` alone, or a short opening such as `{"Records": [`. (A record cut
+/// short is not taken for one: it would swallow the lines after it.)
+pub fn opens_document(line: &[u8]) -> bool {
+    let line = line.trim_ascii();
+    line == b"{"
+        || line == b"["
+        || (line.len() <= 32 && line.starts_with(b"{") && line.ends_with(b"["))
 }
 
 impl RecordReader {
@@ -55,6 +104,7 @@ impl RecordReader {
             options: options.clone(),
             pgaudit: None,
             pending: None,
+            document: JsonDepth::default(),
         };
         if format == Format::Pgaudit {
             reader.pgaudit = Some(pgaudit::Parser::new(&options.pgaudit)?);
@@ -93,7 +143,56 @@ impl RecordReader {
         match self.format {
             Format::Pgaudit => self.pgaudit_line(line_no, bytes, out),
             Format::Auto if bytes.iter().all(u8::is_ascii_whitespace) => {}
+            format
+                if self.pending.is_some() || (format != Format::Jsonl && opens_document(bytes)) =>
+            {
+                self.document_line(format, line_no, bytes, out)
+            }
             format => parse_record_line(format, &self.options, line_no, bytes, out),
+        }
+    }
+
+    /// A line of a pretty-printed JSON document (a CloudTrail file as `jq .` or an SDK writes
+    /// it, a top-level array of records): gathered until its brackets close, then parsed whole.
+    fn document_line(
+        &mut self,
+        format: Format,
+        line_no: u64,
+        bytes: &[u8],
+        out: &mut Vec<RecordResult>,
+    ) {
+        // Only a document's first and last lines start at the margin: a line that starts a
+        // record there means the open document was cut short; it is reported, the line read.
+        if self.pending.is_some()
+            && matches!(bytes.first(), Some(b'{' | b'['))
+            && let Some((first, text)) = self.pending.take()
+        {
+            out.push((first, parse_json_record(format, &self.options, &text)));
+            if !opens_document(bytes) {
+                parse_record_line(format, &self.options, line_no, bytes, out);
+                return;
+            }
+        }
+        let (_, text) = self.pending.get_or_insert_with(|| {
+            self.document = JsonDepth::default();
+            (line_no, Vec::new())
+        });
+        if !text.is_empty() {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(bytes);
+        self.document.feed(bytes);
+        if text.len() > super::decode::CLOUDTRAIL_MAX_DOCUMENT_BYTES {
+            let (first, _) = self.pending.take().expect("pending");
+            out.push((
+                first,
+                Err(ParseError::TooLong {
+                    max_line_bytes: super::decode::CLOUDTRAIL_MAX_DOCUMENT_BYTES,
+                }),
+            ));
+        } else if self.document.closed() {
+            let (first, text) = self.pending.take().expect("pending");
+            out.push((first, parse_json_record(format, &self.options, &text)));
         }
     }
 
@@ -102,6 +201,9 @@ impl RecordReader {
     /// order, with [`parse_record_line`]. `None` for canonical JSON lines and for pgaudit, whose
     /// records can span lines.
     pub fn record_per_line(&self) -> Option<Format> {
+        if self.pending.is_some() {
+            return None;
+        }
         match self.format {
             Format::Cloudtrail | Format::GcpAudit | Format::Snowflake | Format::Databricks => {
                 Some(self.format)
@@ -113,8 +215,12 @@ impl RecordReader {
     /// The input ended (or went quiet): completes a pending multi-line record.
     pub fn flush(&mut self, out: &mut Vec<RecordResult>) {
         if let Some((line_no, text)) = self.pending.take() {
-            let parser = self.pgaudit.as_mut().expect("pending only for pgaudit");
-            out.push((line_no, parser.parse_record(&text)));
+            let result = match &mut self.pgaudit {
+                Some(parser) => parser.parse_record(&text),
+                // A JSON document cut short: reported as its parse error says.
+                None => parse_json_record(self.format, &self.options, &text),
+            };
+            out.push((line_no, result));
         }
     }
 
@@ -204,6 +310,24 @@ fn parse_json_record(
         message: crate::time::clip(&e.to_string(), 160),
         column: e.column(),
     })?;
+    match value {
+        // A top-level array of records (some exports write one).
+        serde_json::Value::Array(records) => {
+            let mut items = Vec::new();
+            for record in &records {
+                items.extend(parse_json_value(format, options, record)?);
+            }
+            Ok(items)
+        }
+        value => parse_json_value(format, options, &value),
+    }
+}
+
+fn parse_json_value(
+    format: Format,
+    options: &VendorOptions,
+    value: &serde_json::Value,
+) -> Result<Vec<Item>, ParseError> {
     if !value.is_object() {
         return Err(ParseError::Json {
             message: "expected a JSON object".into(),
@@ -211,10 +335,10 @@ fn parse_json_record(
         });
     }
     match format {
-        Format::Cloudtrail => cloudtrail::parse(&value, &options.cloudtrail),
-        Format::GcpAudit => gcp::parse(&value),
-        Format::Snowflake => snowflake::parse(&value, &options.snowflake),
-        Format::Databricks => databricks::parse(&value, &options.databricks),
+        Format::Cloudtrail => cloudtrail::parse(value, &options.cloudtrail),
+        Format::GcpAudit => gcp::parse(value),
+        Format::Snowflake => snowflake::parse(value, &options.snowflake),
+        Format::Databricks => databricks::parse(value, &options.databricks),
         other => unreachable!("{other:?} is not a JSON vendor format"),
     }
 }

@@ -458,3 +458,41 @@ fn access_events_naming_no_table_are_counted_apart_shown_and_fail_strict() {
         run.stderr
     );
 }
+
+#[test]
+fn pretty_printed_cloudtrail_documents_and_top_level_arrays_are_read() {
+    let want: Vec<Value> = expected("cloudtrail/others/records.expected.jsonl")
+        .into_iter()
+        .filter(|e| {
+            let ts = e["ts"].as_str().unwrap_or("");
+            ts.ends_with("10:00:02.000Z") || ts.ends_with("10:00:04.000Z")
+        })
+        .collect();
+    assert_eq!(want.len(), 3, "a read, and a copy's read and write");
+    for file in [
+        "cloudtrail/others/pretty.json",
+        "cloudtrail/others/array.json",
+    ] {
+        let (items, errors) = read_all(Format::Cloudtrail, &text(&data(file)));
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+        assert_eq!(items, want, "{file}");
+        // Replay (whose parsing is parallel) frames it the same way.
+        let env = TestEnv::new();
+        let run = env.run(&[
+            "replay",
+            "--format",
+            "cloudtrail",
+            data(file).to_str().unwrap(),
+        ]);
+        assert!(
+            run.stderr.contains(" 3 events") && run.stderr.contains(" 0 malformed"),
+            "{file}: {}",
+            run.stderr
+        );
+    }
+    // A record cut short at the margin does not swallow the lines after it.
+    let cut = "{\n  \"Records\": [\n    {\"eventVersion\": \"1.08\",\n{\"eventVersion\":\"1.09\",\"eventTime\":\"2026-03-18T10:00:00Z\",\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"GetObject\",\"eventCategory\":\"Data\",\"readOnly\":true,\"userIdentity\":{\"type\":\"IAMUser\",\"arn\":\"arn:aws:iam::1:user/a\"},\"requestParameters\":{\"bucketName\":\"b\",\"key\":\"k.csv\"}}\n";
+    let (items, errors) = read_all(Format::Cloudtrail, cut);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(items.len(), 1, "{items:?}");
+}
