@@ -4,6 +4,11 @@
 //! (one event per table); a `tableDataChange` is a write. Tables are named `project.dataset.table`.
 //! The principal is `protoPayload.authenticationInfo.principalEmail`. Anything else (other
 //! methods, entries without a principal) is not an access event.
+//!
+//! The legacy `AuditData` shape (`protoPayload.serviceData`, method `jobservice.jobcompleted`)
+//! is read too: a completed job's `jobCompletedEvent.job.jobStatistics.referencedTables`
+//! (`{projectId, datasetId, tableId}`) are reads. BigQuery writes a query job in both shapes;
+//! [`job_id`] names the job in either, so that the reader counts it once.
 
 use super::ParseError;
 use super::vendor::Item;
@@ -22,14 +27,29 @@ pub fn table_name(resource: &str) -> Option<String> {
     }
 }
 
+/// The completed query job an entry reports, as `PROJECT:JOB_ID`, in either shape.
+pub fn job_id(entry: &Value) -> Option<String> {
+    let payload = entry.get("protoPayload")?;
+    if let Some(name) = string(payload, &["metadata.jobChange.job.jobName"]) {
+        // projects/P/jobs/ID
+        let parts: Vec<&str> = name.split('/').collect();
+        if let ["projects", project, "jobs", id, ..] = parts.as_slice() {
+            return Some(format!("{project}:{id}"));
+        }
+    }
+    let job = at(payload, "serviceData.jobCompletedEvent.job.jobName")?;
+    Some(format!(
+        "{}:{}",
+        string(job, &["projectId"])?,
+        string(job, &["jobId"])?
+    ))
+}
+
 pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
     let Some(payload) = entry.get("protoPayload") else {
         return Ok(vec![Item::NotAccess]);
     };
     let ts = time(entry, &["timestamp", "receiveTimestamp"])?;
-    let Some(metadata) = payload.get("metadata") else {
-        return Ok(vec![Item::NotAccess]);
-    };
     let event = |table: String, read: bool| -> Result<Item, ParseError> {
         let principal = required(payload, &["authenticationInfo.principalEmail"])?;
         Ok(Item::Event(AccessEvent::classified(
@@ -38,6 +58,12 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
             table,
             read,
         )))
+    };
+    if let Some(job) = at(payload, "serviceData.jobCompletedEvent.job") {
+        return legacy_job(job, &event);
+    }
+    let Some(metadata) = payload.get("metadata") else {
+        return Ok(vec![Item::NotAccess]);
     };
     let resource = string(payload, &["resourceName"]).and_then(table_name);
     if metadata.get("tableDataRead").is_some() {
@@ -67,4 +93,34 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
         }
     }
     Ok(vec![Item::NotAccess])
+}
+
+/// A legacy `AuditData` completed job: each referenced table is read, if the job succeeded.
+fn legacy_job(
+    job: &Value,
+    event: &dyn Fn(String, bool) -> Result<Item, ParseError>,
+) -> Result<Vec<Item>, ParseError> {
+    let done = string(job, &["jobStatus.state"]) == Some("DONE");
+    // A successful job may carry an empty `error: {}`.
+    let failed = at(job, "jobStatus.error")
+        .and_then(Value::as_object)
+        .is_some_and(|e| !e.is_empty());
+    let tables = at(job, "jobStatistics.referencedTables").and_then(Value::as_array);
+    let (true, false, Some(tables)) = (done, failed, tables) else {
+        return Ok(vec![Item::NotAccess]);
+    };
+    let mut items = Vec::new();
+    for t in tables {
+        if let (Some(p), Some(d), Some(t)) = (
+            string(t, &["projectId"]),
+            string(t, &["datasetId"]),
+            string(t, &["tableId"]),
+        ) {
+            items.push(event(format!("{p}.{d}.{t}"), true)?);
+        }
+    }
+    if items.is_empty() {
+        items.push(Item::NotAccess);
+    }
+    Ok(items)
 }

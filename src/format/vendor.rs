@@ -48,6 +48,37 @@ pub struct RecordReader {
     /// The nesting of a multi-line JSON document still open (pretty-printed
     /// `{"Records": [...]}`, a top-level array).
     document: JsonDepth,
+    /// GCP audit: the query jobs read lately, so that a job BigQuery logs in both of its
+    /// shapes is counted once (see [`SeenJobs`]).
+    jobs: SeenJobs,
+}
+
+/// The last [`SeenJobs::KEPT`] job ids, oldest first out: the two entries of one job are
+/// written together, so a short memory finds every repeat and stays bounded.
+#[derive(Debug, Default)]
+struct SeenJobs {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl SeenJobs {
+    const KEPT: usize = 4096;
+
+    /// Whether `id` was seen lately; remembers it.
+    fn repeat(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return true;
+        }
+        let id = id.to_string();
+        if self.order.len() == Self::KEPT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        self.ids.insert(id.clone());
+        self.order.push_back(id);
+        false
+    }
 }
 
 /// How deep a JSON text is nested, fed line by line (strings and escapes understood), to frame
@@ -105,6 +136,7 @@ impl RecordReader {
             pgaudit: None,
             pending: None,
             document: JsonDepth::default(),
+            jobs: SeenJobs::default(),
         };
         if format == Format::Pgaudit {
             reader.pgaudit = Some(pgaudit::Parser::new(&options.pgaudit)?);
@@ -148,8 +180,30 @@ impl RecordReader {
             {
                 self.document_line(format, line_no, bytes, out)
             }
+            Format::GcpAudit => self.gcp_line(line_no, bytes, out),
             format => parse_record_line(format, &self.options, line_no, bytes, out),
         }
+    }
+
+    /// A GCP audit entry; a query job already counted in its other shape is not counted again.
+    fn gcp_line(&mut self, line_no: u64, bytes: &[u8], out: &mut Vec<RecordResult>) {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let parsed = serde_json::from_slice::<serde_json::Value>(bytes);
+        let result = match parsed {
+            Ok(entry) if entry.is_object() => gcp::parse(&entry).map(|items| {
+                // Only an entry that gives reads counts the job (a job logged RUNNING first
+                // must still be read when DONE).
+                let reads = items.iter().any(|i| matches!(i, Item::Event(_)));
+                match gcp::job_id(&entry) {
+                    Some(id) if reads && self.jobs.repeat(&id) => vec![Item::NotAccess],
+                    _ => items,
+                }
+            }),
+            _ => parse_json_record(Format::GcpAudit, &self.options, bytes),
+        };
+        out.push((line_no, result));
     }
 
     /// A line of a pretty-printed JSON document (a CloudTrail file as `jq .` or an SDK writes
@@ -205,9 +259,8 @@ impl RecordReader {
             return None;
         }
         match self.format {
-            Format::Cloudtrail | Format::GcpAudit | Format::Snowflake | Format::Databricks => {
-                Some(self.format)
-            }
+            // Not GCP audit: its two shapes of one job are told apart in order (`gcp_line`).
+            Format::Cloudtrail | Format::Snowflake | Format::Databricks => Some(self.format),
             _ => None,
         }
     }

@@ -89,6 +89,11 @@ const FIXTURES: &[(Format, &str, &str)] = &[
         "gcp-audit/expected.jsonl",
     ),
     (
+        Format::GcpAudit,
+        "gcp-audit/others/legacy-and-both.jsonl",
+        "gcp-audit/others/legacy-and-both.expected.jsonl",
+    ),
+    (
         Format::Snowflake,
         "snowflake/access_history.jsonl",
         "snowflake/expected.jsonl",
@@ -495,4 +500,20 @@ fn pretty_printed_cloudtrail_documents_and_top_level_arrays_are_read() {
     let (items, errors) = read_all(Format::Cloudtrail, cut);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(items.len(), 1, "{items:?}");
+}
+
+#[test]
+fn a_bigquery_job_in_both_shapes_is_read_once_whichever_comes_first() {
+    let input = text(&data("gcp-audit/others/legacy-and-both.jsonl"));
+    let lines: Vec<&str> = input.lines().collect();
+    // The new shape first, then the legacy one; and a RUNNING entry before either.
+    let running = lines[1]
+        .replace("\"after\":\"DONE\"", "\"after\":\"RUNNING\"")
+        .replace("\"jobState\":\"DONE\"", "\"jobState\":\"RUNNING\"");
+    let reordered = [running.as_str(), lines[1], lines[0]].join("\n");
+    let (items, errors) = read_all(Format::GcpAudit, &reordered);
+    assert!(errors.is_empty(), "{errors:?}");
+    let reads: Vec<&Value> = items.iter().filter(|i| i.is_object()).collect();
+    assert_eq!(reads.len(), 1, "{items:?}");
+    assert_eq!(reads[0]["table"], "acme.hr.salaries");
 }
