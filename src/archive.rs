@@ -210,8 +210,8 @@ impl DecodeSink for Archiving<'_> {
         }
     }
 
-    fn not_access(&mut self, _line: u64) {
-        self.problems.not_access(1);
+    fn not_access(&mut self, _line: u64, why: crate::format::vendor::NotAccess) {
+        self.problems.not_access(why, 1);
     }
 
     fn malformed(&mut self, line: u64, error: ParseError) {

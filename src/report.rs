@@ -37,6 +37,8 @@ pub struct Problems {
     pub unreadable_inputs: u64,
     /// Well-formed records that are not data accesses (management events, other log lines).
     pub not_access: u64,
+    /// The same, by reason.
+    pub not_access_by: BTreeMap<crate::format::vendor::NotAccess, u64>,
     pub malformed_by_kind: BTreeMap<&'static str, u64>,
 }
 
@@ -52,6 +54,7 @@ impl Problems {
             quarantined: 0,
             unreadable_inputs: 0,
             not_access: 0,
+            not_access_by: BTreeMap::new(),
             malformed_by_kind: BTreeMap::new(),
         }
     }
@@ -79,9 +82,11 @@ impl Problems {
         self.show(format_args!("{location}: skipped: {error}"));
     }
 
-    /// Counts `n` records that are not access events (never shown: they are expected).
-    pub fn not_access(&mut self, n: u64) {
+    /// Counts `n` records that are not access events, for reason `why` (never shown one by one:
+    /// they are expected).
+    pub fn not_access(&mut self, why: crate::format::vendor::NotAccess, n: u64) {
         self.not_access += n;
+        *self.not_access_by.entry(why).or_default() += n;
     }
 
     pub fn late(&mut self, input: &str, line: u64, behind: Micros, lateness: Span) {
@@ -182,6 +187,8 @@ pub struct Summary {
     pub quarantined: u64,
     /// Records that are not access events.
     pub not_access: u64,
+    /// The same, by reason.
+    pub not_access_by: Vec<(crate::format::vendor::NotAccess, u64)>,
     /// Access events that name no object (not counted in `malformed`).
     pub unattributable: u64,
     pub elapsed: Duration,
@@ -212,6 +219,14 @@ impl fmt::Display for Summary {
         )?;
         if self.not_access > 0 {
             write!(f, "; {} records not access events", self.not_access)?;
+            let reasons: Vec<String> = self
+                .not_access_by
+                .iter()
+                .map(|(why, n)| format!("{n} {}", why.name()))
+                .collect();
+            if !reasons.is_empty() {
+                write!(f, " ({})", reasons.join(", "))?;
+            }
         }
         if self.unattributable > 0 {
             write!(

@@ -30,8 +30,8 @@
 //! - `arn`: `userIdentity.arn` as logged (`arn:aws:sts::123:assumed-role/Analyst/alice`).
 
 use super::ParseError;
-use super::vendor::Item;
 use super::vendor::json::{at, required, string, time};
+use super::vendor::{Item, NotAccess};
 use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -141,8 +141,12 @@ fn is_data_event(r: &Value) -> bool {
 
 fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), ParseError> {
     let ts = time(r, &["eventTime"])?;
-    if r.get("errorCode").is_some_and(|e| !e.is_null()) || !is_data_event(r) {
-        out.push(Item::NotAccess);
+    if r.get("errorCode").is_some_and(|e| !e.is_null()) {
+        out.push(Item::NotAccess(NotAccess::Failed));
+        return Ok(());
+    }
+    if !is_data_event(r) {
+        out.push(Item::NotAccess(NotAccess::Management));
         return Ok(());
     }
     let Some(table) = resource(r, options.resource) else {
@@ -412,17 +416,20 @@ mod tests {
             r
         };
         let kms = json!({"eventSource": "kms.amazonaws.com", "eventName": "Decrypt"});
-        assert_eq!(items(base(json!({"managementEvent": true}))), ["NotAccess"]);
+        assert_eq!(
+            items(base(json!({"managementEvent": true}))),
+            ["NotAccess(Management)"]
+        );
         assert_eq!(
             items(base(kms.clone())),
-            ["NotAccess"],
+            ["NotAccess(Management)"],
             "no flag: not a data API"
         );
         assert_eq!(
             items(base(
                 json!({"eventCategory": "Management", "managementEvent": false})
             )),
-            ["NotAccess"],
+            ["NotAccess(Management)"],
             "eventCategory decides when present"
         );
         assert!(is_data_api("s3.amazonaws.com", "GetObject"));

@@ -13,8 +13,8 @@
 //! `{"key", "value"}` entries.
 
 use super::ParseError;
-use super::vendor::Item;
 use super::vendor::json::{at, required, string, time};
+use super::vendor::{Item, NotAccess};
 use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,14 +60,14 @@ pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
     let service = string(entry, &["serviceName", "service_name"]).unwrap_or("");
     let action = string(entry, &["actionName", "action_name"]).unwrap_or("");
     if service != "unityCatalog" {
-        return Ok(vec![Item::NotAccess]);
+        return Ok(vec![Item::NotAccess(NotAccess::OtherCall)]);
     }
     let status = at(entry, "response.statusCode")
         .or_else(|| at(entry, "response.status_code"))
         .and_then(Value::as_i64)
         .unwrap_or(200);
     if status >= 400 {
-        return Ok(vec![Item::NotAccess]);
+        return Ok(vec![Item::NotAccess(NotAccess::Failed)]);
     }
     // `request_params` in system-table exports may be a JSON string.
     let params = entry
@@ -91,7 +91,7 @@ pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
                 ),
             })
         } else {
-            Ok(vec![Item::NotAccess])
+            Ok(vec![Item::NotAccess(NotAccess::Metadata)])
         };
     };
     if action == "generateTemporaryTableCredential" {

@@ -11,7 +11,7 @@
 
 use super::jsonl::JsonLinesParser;
 use super::vendor::{
-    Item, RecordReader, RecordResult, VendorOptions, opens_document, parse_record_line,
+    Item, NotAccess, RecordReader, RecordResult, VendorOptions, opens_document, parse_record_line,
 };
 use super::{Format, ParseError};
 use crate::event::{AccessEvent, ReadActions};
@@ -28,8 +28,9 @@ pub enum Line<'a> {
 pub trait DecodeSink {
     /// An access event that started on line `line`; `read`: whether it is a read.
     fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool);
-    /// A well-formed record that is no data access (a management call, a non-audit line).
-    fn not_access(&mut self, line: u64);
+    /// A well-formed record that is no data access (a management call, a non-audit line),
+    /// and why.
+    fn not_access(&mut self, line: u64, why: NotAccess);
     /// A record that could not be decoded, and why.
     fn malformed(&mut self, line: u64, error: ParseError);
     /// Something the user must be told about how the input from line `line` on is read.
@@ -258,7 +259,7 @@ impl Decoder {
                                 }
                                 Err(error) => out.malformed(line, error),
                             },
-                            Item::NotAccess => out.not_access(line),
+                            Item::NotAccess(why) => out.not_access(line, why),
                             Item::Notice(message) => out.notice(line, &message),
                         }
                     }
@@ -300,7 +301,7 @@ mod tests {
             let (principal, table) = (&event.principal, &event.table);
             self.0.push(format!("{line} {kind} {principal} {table}"));
         }
-        fn not_access(&mut self, line: u64) {
+        fn not_access(&mut self, line: u64, _why: NotAccess) {
             self.0.push(format!("{line} not access"));
         }
         fn malformed(&mut self, line: u64, error: ParseError) {

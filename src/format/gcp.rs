@@ -11,8 +11,8 @@
 //! [`job_id`] names the job in either, so that the reader counts it once.
 
 use super::ParseError;
-use super::vendor::Item;
 use super::vendor::json::{at, required, string, time};
+use super::vendor::{Item, NotAccess};
 use crate::event::AccessEvent;
 use serde_json::Value;
 
@@ -47,7 +47,7 @@ pub fn job_id(entry: &Value) -> Option<String> {
 
 pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
     let Some(payload) = entry.get("protoPayload") else {
-        return Ok(vec![Item::NotAccess]);
+        return Ok(vec![Item::NotAccess(NotAccess::OtherCall)]);
     };
     let ts = time(entry, &["timestamp", "receiveTimestamp"])?;
     let event = |table: String, read: bool| -> Result<Item, ParseError> {
@@ -63,7 +63,7 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
         return legacy_job(job, &event);
     }
     let Some(metadata) = payload.get("metadata") else {
-        return Ok(vec![Item::NotAccess]);
+        return Ok(vec![Item::NotAccess(NotAccess::OtherCall)]);
     };
     let resource = string(payload, &["resourceName"]).and_then(table_name);
     if metadata.get("tableDataRead").is_some() {
@@ -91,8 +91,18 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
                 return Ok(items);
             }
         }
+        return Ok(vec![Item::NotAccess(job_outcome(done, failed))]);
     }
-    Ok(vec![Item::NotAccess])
+    Ok(vec![Item::NotAccess(NotAccess::OtherCall)])
+}
+
+/// Why a job gave no read.
+fn job_outcome(done: bool, failed: bool) -> NotAccess {
+    match (done, failed) {
+        (_, true) => NotAccess::Failed,
+        (false, false) => NotAccess::Unfinished,
+        (true, false) => NotAccess::NoRelation,
+    }
 }
 
 /// A legacy `AuditData` completed job: each referenced table is read, if the job succeeded.
@@ -107,7 +117,7 @@ fn legacy_job(
         .is_some_and(|e| !e.is_empty());
     let tables = at(job, "jobStatistics.referencedTables").and_then(Value::as_array);
     let (true, false, Some(tables)) = (done, failed, tables) else {
-        return Ok(vec![Item::NotAccess]);
+        return Ok(vec![Item::NotAccess(job_outcome(done, failed))]);
     };
     let mut items = Vec::new();
     for t in tables {
@@ -120,7 +130,7 @@ fn legacy_job(
         }
     }
     if items.is_empty() {
-        items.push(Item::NotAccess);
+        items.push(Item::NotAccess(NotAccess::NoRelation));
     }
     Ok(items)
 }

@@ -15,7 +15,7 @@
 //! the one its process logged in as (`connection authorized: user=…`, with `log_connections`).
 
 use super::ParseError;
-use super::vendor::{Item, json::parse_time_text};
+use super::vendor::{Item, NotAccess, json::parse_time_text};
 use crate::event::AccessEvent;
 use crate::time::zone::LocalZone;
 use serde::Deserialize;
@@ -292,7 +292,7 @@ impl Parser {
             })?;
         let field = |name: &str| record.get(name).and_then(serde_json::Value::as_str);
         let Some(payload) = field("message").and_then(|m| m.strip_prefix("AUDIT: ")) else {
-            return Ok(vec![Item::NotAccess]);
+            return Ok(vec![Item::NotAccess(NotAccess::LogLine)]);
         };
         let time = field("timestamp").ok_or_else(|| missing("timestamp"))?;
         let user = field("user").ok_or_else(|| missing("user"))?;
@@ -311,7 +311,7 @@ impl Parser {
         }
         let message = &record[13];
         let Some(payload) = message.strip_prefix("AUDIT: ") else {
-            return Ok(vec![Item::NotAccess]);
+            return Ok(vec![Item::NotAccess(NotAccess::LogLine)]);
         };
         self.audit(&record[0], &record[1], &record[2], payload)
     }
@@ -324,7 +324,7 @@ impl Parser {
             (Some((_, rest, Matched::SessionPart)), None) => {
                 // A process without a session (the checkpointer...): never an audit line.
                 let _ = rest;
-                return Ok(vec![Item::NotAccess]);
+                return Ok(vec![Item::NotAccess(NotAccess::LogLine)]);
             }
             (None, None) => {
                 return Err(ParseError::Record {
@@ -362,7 +362,7 @@ impl Parser {
         let mut items: Vec<Item> = notice.into_iter().collect();
         if let Some(login) = rest.strip_prefix("LOG:  connection authorized: ") {
             self.remember_session(prefix.pid, login);
-            items.push(Item::NotAccess);
+            items.push(Item::NotAccess(NotAccess::LogLine));
             return Ok(items);
         }
         if rest.starts_with("LOG:  disconnection: ")
@@ -374,7 +374,7 @@ impl Parser {
             .strip_prefix("LOG:  AUDIT: ")
             .or_else(|| rest.strip_prefix("LOG: AUDIT: "))
         else {
-            items.push(Item::NotAccess);
+            items.push(Item::NotAccess(NotAccess::LogLine));
             return Ok(items);
         };
         let time = prefix
@@ -546,7 +546,7 @@ impl Parser {
         let object = &fields[6];
         if object.is_empty() {
             // A statement pgaudit could not tie to a relation (log_relation off, or no table).
-            return Ok(vec![Item::NotAccess]);
+            return Ok(vec![Item::NotAccess(NotAccess::NoRelation)]);
         }
         let table = if self.prefix_database && !database.is_empty() {
             format!("{database}.{object}")
@@ -659,7 +659,7 @@ mod tests {
                 "public.orders"
             )])
         );
-        assert_eq!(got[1].1, Ok(vec![Item::NotAccess]));
+        assert_eq!(got[1].1, Ok(vec![Item::NotAccess(NotAccess::LogLine)]));
         assert!(
             matches!(&got[2].1, Ok(items) if matches!(&items[0], Item::Event(e) if e.is_read == Some(false)))
         );
@@ -688,7 +688,7 @@ mod tests {
                 )])
             )
         );
-        assert_eq!(got[1], (3, Ok(vec![Item::NotAccess])));
+        assert_eq!(got[1], (3, Ok(vec![Item::NotAccess(NotAccess::LogLine)])));
     }
 
     #[test]
@@ -705,7 +705,7 @@ mod tests {
         let got = events(&[
             "2026-11-26 22:04:40.000 UTC [11000] LOG:  database system is ready to accept connections",
         ]);
-        assert_eq!(got, [(1, Ok(vec![Item::NotAccess]))]);
+        assert_eq!(got, [(1, Ok(vec![Item::NotAccess(NotAccess::LogLine)]))]);
     }
 
     #[test]
@@ -901,7 +901,7 @@ mod tests {
             error.contains("no %u") && error.contains("log_connections") && error.contains("4243"),
             "{error}"
         );
-        assert_eq!(got[4].1, Ok(vec![Item::NotAccess]));
+        assert_eq!(got[4].1, Ok(vec![Item::NotAccess(NotAccess::LogLine)]));
     }
 
     #[test]

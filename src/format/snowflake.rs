@@ -7,8 +7,8 @@
 //! event.
 
 use super::ParseError;
-use super::vendor::Item;
 use super::vendor::json::{required, time};
+use super::vendor::{Item, NotAccess};
 use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -61,7 +61,7 @@ pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
         other => other,
     };
     let Value::Array(objects) = objects else {
-        return Ok(vec![Item::NotAccess]);
+        return Ok(vec![Item::NotAccess(NotAccess::NoRelation)]);
     };
     let mut items = Vec::new();
     for object in &objects {
@@ -84,7 +84,7 @@ pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
         }
     }
     if items.is_empty() {
-        items.push(Item::NotAccess);
+        items.push(Item::NotAccess(NotAccess::NoRelation));
     }
     Ok(items)
 }

@@ -16,8 +16,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Event(AccessEvent<'static>),
-    /// A well-formed record that is not a data access (counted, never an error).
-    NotAccess,
+    /// A well-formed record that is not a data access (counted by reason, never an error).
+    NotAccess(NotAccess),
     /// Something the user must be told about how the input is read (e.g. the pgaudit
     /// `log_line_prefix` inferred from the log); not a record.
     Notice(String),
@@ -32,6 +32,43 @@ pub struct VendorOptions {
     pub pgaudit: pgaudit::Options,
     pub snowflake: snowflake::Options,
     pub databricks: databricks::Options,
+}
+
+/// Why a well-formed record is not a data access, for the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotAccess {
+    /// A management (control-plane) call, not a data event.
+    Management,
+    /// A call that failed (an error code, a 4xx status, a failed job): nothing was read.
+    Failed,
+    /// A call of another service or method than the data accesses the format describes.
+    OtherCall,
+    /// Metadata only (listing tables, reading a catalog).
+    Metadata,
+    /// A server log line that is no audit record (a login, a checkpoint, a slow statement).
+    LogLine,
+    /// An audit record naming no relation (pgaudit without `log_relation`, or no table).
+    NoRelation,
+    /// A job not finished yet (logged again when it is).
+    Unfinished,
+    /// The same query job already counted from its other log shape.
+    Repeat,
+}
+
+impl NotAccess {
+    /// How the summary names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotAccess::Management => "management calls",
+            NotAccess::Failed => "failed calls",
+            NotAccess::OtherCall => "other calls",
+            NotAccess::Metadata => "metadata only",
+            NotAccess::LogLine => "other log lines",
+            NotAccess::NoRelation => "naming no relation",
+            NotAccess::Unfinished => "unfinished jobs",
+            NotAccess::Repeat => "jobs logged twice",
+        }
+    }
 }
 
 /// The result of one record, with the line it started on.
@@ -197,7 +234,9 @@ impl RecordReader {
                 // must still be read when DONE).
                 let reads = items.iter().any(|i| matches!(i, Item::Event(_)));
                 match gcp::job_id(&entry) {
-                    Some(id) if reads && self.jobs.repeat(&id) => vec![Item::NotAccess],
+                    Some(id) if reads && self.jobs.repeat(&id) => {
+                        vec![Item::NotAccess(NotAccess::Repeat)]
+                    }
                     _ => items,
                 }
             }),

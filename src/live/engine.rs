@@ -93,7 +93,7 @@ impl DecodeSink for Observing<'_> {
         self.engine.observe(self.input, line, event.ts, read);
     }
 
-    fn not_access(&mut self, _line: u64) {
+    fn not_access(&mut self, _line: u64, _why: crate::format::vendor::NotAccess) {
         self.engine.metrics.not_access.fetch_add(1, Relaxed);
     }
 

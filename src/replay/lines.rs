@@ -89,6 +89,8 @@ pub(super) struct Block {
     notices: Vec<(u64, String)>,
     /// Vendor records that are no data access.
     not_access: u64,
+    /// The same, by reason.
+    not_access_by: std::collections::BTreeMap<crate::format::vendor::NotAccess, u64>,
     /// The input could not be opened or read on: what failed, and why.
     unreadable: Option<(&'static str, io::Error)>,
     /// The last block of its input.
@@ -105,6 +107,7 @@ impl Block {
             problems: Vec::new(),
             notices: Vec::new(),
             not_access: 0,
+            not_access_by: Default::default(),
             unreadable: None,
             ends: false,
         }
@@ -160,8 +163,9 @@ impl DecodeSink for Block {
         });
     }
 
-    fn not_access(&mut self, _line: u64) {
+    fn not_access(&mut self, _line: u64, why: crate::format::vendor::NotAccess) {
         self.not_access += 1;
+        *self.not_access_by.entry(why).or_default() += 1;
     }
 
     fn malformed(&mut self, line: u64, error: ParseError) {
@@ -301,7 +305,7 @@ fn first_event_time(config: &Config, input: &Input) -> Option<Ts> {
         fn event(&mut self, _line: u64, event: &AccessEvent<'_>, _read: bool) {
             self.0.get_or_insert(event.ts);
         }
-        fn not_access(&mut self, _line: u64) {}
+        fn not_access(&mut self, _line: u64, _why: crate::format::vendor::NotAccess) {}
         fn malformed(&mut self, _line: u64, _error: ParseError) {}
     }
     if matches!(input, Input::Stdin) {
@@ -658,8 +662,8 @@ impl Detecting<'_> {
         for (line, message) in std::mem::take(&mut block.notices) {
             problems.notice(&format!("{name}:{line}: {message}"));
         }
-        if block.not_access > 0 {
-            problems.not_access(block.not_access);
+        for (why, n) in std::mem::take(&mut block.not_access_by) {
+            problems.not_access(why, n);
         }
         let tally = &mut self.tallies[block.input];
         tally.records += block.batch.events.len() as u64 + block.not_access;

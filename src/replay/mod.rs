@@ -217,6 +217,11 @@ fn finish(
             filtered,
             unreported: stats.windows_unreported,
             not_access: problems.not_access,
+            not_access_by: problems
+                .not_access_by
+                .iter()
+                .map(|(w, n)| (*w, *n))
+                .collect(),
             quarantined: problems.quarantined,
             elapsed: started.elapsed(),
         },

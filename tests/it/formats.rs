@@ -43,7 +43,7 @@ fn read_all(format: Format, input: &str) -> (Vec<Value>, Vec<String>) {
                 "ts": format_ts(e.ts), "principal": e.principal, "table": e.table, "read": read,
             }));
         }
-        fn not_access(&mut self, _line: u64) {
+        fn not_access(&mut self, _line: u64, _why: exposure::format::vendor::NotAccess) {
             self.items.push(json!("not_access"));
         }
         fn malformed(&mut self, line: u64, error: ParseError) {
@@ -199,11 +199,24 @@ fn replay_reads_each_format_end_to_end_and_counts_non_access_records() {
             run.stderr
         );
         assert!(
-            run.stderr.contains("records not access events"),
+            run.stderr.contains("records not access events ("),
             "{input}: {}",
             run.stderr
         );
     }
+    // Counted by reason: the KMS Decrypt and the two DescribeTable calls are management calls.
+    let run = env.run(&[
+        "replay",
+        "--format",
+        "cloudtrail",
+        data("cloudtrail/others/records.jsonl").to_str().unwrap(),
+    ]);
+    assert!(
+        run.stderr
+            .contains("; 3 records not access events (3 management calls)"),
+        "{}",
+        run.stderr
+    );
     // A malformed line is reported with its file and line.
     let run = env.run(&[
         "replay",
