@@ -319,14 +319,18 @@ impl Parser {
     fn parse_stderr(&mut self, text: &str) -> Result<Vec<Item>, ParseError> {
         let tokens = &self.inferred.as_ref().unwrap_or(&self.configured).1;
         let mut notice = None;
-        let (prefix, rest) = match (match_prefix(tokens, text), significant_message(text)) {
-            (Some((prefix, rest, Matched::Whole)), _) => (prefix, rest),
-            (Some((_, rest, Matched::SessionPart)), None) => {
+        let matched = match match_prefix(tokens, text) {
+            Some((prefix, rest, Matched::Whole)) => Ok((prefix, rest)),
+            // Looked for only when the prefix does not match whole (the usual line does).
+            other => Err((other.is_some(), significant_message(text))),
+        };
+        let (prefix, rest) = match matched {
+            Ok(whole) => whole,
+            Err((true, None)) => {
                 // A process without a session (the checkpointer...): never an audit line.
-                let _ = rest;
                 return Ok(vec![Item::NotAccess(NotAccess::LogLine)]);
             }
-            (None, None) => {
+            Err((false, None)) => {
                 return Err(ParseError::Record {
                     message: format!(
                         "the line does not start with log_line_prefix `{}` (set \
@@ -336,7 +340,7 @@ impl Parser {
                     column: 1,
                 });
             }
-            (_, Some(at)) => match self.infer(text) {
+            Err((_, Some(at))) => match self.infer(text) {
                 Some((prefix, rest, known)) => {
                     notice = Some(Item::Notice(format!(
                         "pgaudit: log_line_prefix `{}` does not match this log; its lines match \
