@@ -674,6 +674,37 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_of_many_lines_is_one_record_whatever_its_kind() {
+        // A four-line SELECT (its third and fourth lines were taken for new records), then a
+        // multi-line statement that is no audit record, then the next record.
+        let got = events(&[
+            "2026-11-26 22:04:42.297 UTC [11179] alice@shop LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,\"SELECT a,",
+            "\t       b,",
+            "\t       c",
+            "\tFROM orders\",<not logged>",
+            "2026-11-26 22:04:43.000 UTC [11179] alice@shop LOG:  statement: CREATE TABLE t (",
+            "\t  x int",
+            "\t)",
+            "2026-11-26 22:04:45.000 UTC [11182] dave@shop LOG:  AUDIT: SESSION,3,1,READ,SELECT,TABLE,public.pay,select 1,<not logged>",
+        ]);
+        let lines: Vec<u64> = got.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [1, 5, 8], "{got:?}");
+        assert_eq!(
+            got[0].1,
+            Ok(vec![read(
+                "2026-11-26 22:04:42.297 UTC",
+                "alice",
+                "public.orders"
+            )])
+        );
+        assert_eq!(got[1].1, Ok(vec![Item::NotAccess(NotAccess::LogLine)]));
+        assert_eq!(
+            got[2].1,
+            Ok(vec![read("2026-11-26 22:04:45 UTC", "dave", "public.pay")])
+        );
+    }
+
+    #[test]
     fn csvlog_rows_with_quoted_newlines() {
         let got = events(&[
             "2026-11-26 22:04:42.297 UTC,\"alice\",\"shop\",11179,\"[local]\",6746a1,1,\"SELECT\",2026-11-26 22:04:40 UTC,3/7,0,LOG,00000,\"AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,\"\"SELECT a,",

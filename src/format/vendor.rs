@@ -327,7 +327,9 @@ impl RecordReader {
             if parser.continues(text, bytes) {
                 text.push(b'\n');
                 text.extend_from_slice(parser.continuation(bytes));
-                if parser.is_complete(text) {
+                // A stderr message may go on for any number of TAB-indented lines: only a
+                // csvlog row tells from its own bytes that it is whole.
+                if parser.is_complete(text) && !parser.may_continue(text) {
                     let (first, text) = self.pending.take().expect("pending");
                     out.push((first, parser.parse_record(&text)));
                 }
