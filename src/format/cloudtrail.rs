@@ -183,7 +183,7 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
 fn copy_source(r: &Value, choice: ResourceChoice) -> Option<String> {
     let raw = string(r, &["requestParameters.x-amz-copy-source"])?;
     let raw = raw.split('?').next().unwrap_or(raw).trim_start_matches('/');
-    let decoded = percent_decode(raw);
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     let (bucket, key) = decoded.split_once('/')?;
     Some(match choice {
         ResourceChoice::Arn => format!("arn:aws:s3:::{bucket}/{key}"),
@@ -191,26 +191,6 @@ fn copy_source(r: &Value, choice: ResourceChoice) -> Option<String> {
     })
 }
 
-/// `%XX` escapes decoded (invalid ones kept as written).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(byte) = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
     let resources = || r.get("resources")?.as_array();
@@ -465,6 +445,9 @@ mod tests {
             )),
             ["other arn:aws:iam::1:user/m lake"]
         );
-        assert_eq!(percent_decode("a%20b%2Fc%zz"), "a b/c%zz");
+        assert_eq!(
+            percent_encoding::percent_decode_str("a%20b%2Fc%zz").decode_utf8_lossy(),
+            "a b/c%zz"
+        );
     }
 }
