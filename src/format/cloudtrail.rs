@@ -191,7 +191,6 @@ fn copy_source(r: &Value, choice: ResourceChoice) -> Option<String> {
     })
 }
 
-
 fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
     let resources = || r.get("resources")?.as_array();
     let arn = || {

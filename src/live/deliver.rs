@@ -28,9 +28,9 @@ pub const OVERFLOW: &str =
 pub struct Delivery {
     pub sink: Box<dyn Sink>,
     pub cursor: SinkCursor,
+    /// Its `acked` is shared with the detection loop (segments are deleted once every sink is
+    /// past them).
     pub metrics: Arc<SinkMetrics>,
-    /// Shared with the detection loop (segments are deleted once every sink is past them).
-    pub acked: Arc<AtomicU64>,
     pub backoff: Backoff,
     /// Rejected alerts are appended here.
     pub dead_letters: PathBuf,
@@ -145,7 +145,6 @@ impl Delivery {
                 "cannot record the delivery; kept in memory, written again each second"
             );
         }
-        self.acked.store(self.cursor.acked(), Relaxed);
         self.metrics.acked.store(self.cursor.acked(), Relaxed);
     }
 

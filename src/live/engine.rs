@@ -6,7 +6,7 @@
 
 use super::checkpoint::Checkpoint;
 use super::deliver::GivenUp;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, SinkMetrics};
 use super::outbox::Outbox;
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, alert};
@@ -16,7 +16,7 @@ use crate::source::tail::{FileEvent, Follower};
 use crate::time::{MICROS_PER_SEC, Micros, Span, Ts, format_ts};
 use std::collections::HashSet;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// Told the newest journal sequence number after each append.
     appended: tokio::sync::watch::Sender<u64>,
-    /// Each sink's acknowledged sequence number.
-    sink_acks: Vec<Arc<AtomicU64>>,
+    /// Each sink's counters, whose `acked` is its acknowledged sequence number.
+    sink_acks: Vec<Arc<SinkMetrics>>,
     given_up: GivenUp,
     /// The acknowledged position the outbox was last tidied to.
     tidied_to: u64,
@@ -114,7 +114,8 @@ impl Engine {
         outbox: Outbox,
         metrics: Arc<Metrics>,
         appended: tokio::sync::watch::Sender<u64>,
-        (sink_acks, given_up): (Vec<Arc<AtomicU64>>, GivenUp),
+        sink_acks: Vec<Arc<SinkMetrics>>,
+        given_up: GivenUp,
         options: EngineOptions,
     ) -> Engine {
         let detector = match checkpoint {
@@ -527,7 +528,7 @@ impl Engine {
     fn min_acked(&self) -> u64 {
         self.sink_acks
             .iter()
-            .map(|a| a.load(Relaxed))
+            .map(|s| s.acked.load(Relaxed))
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -552,7 +553,7 @@ impl Engine {
             let behind = self
                 .sink_acks
                 .iter()
-                .filter(|a| a.load(Relaxed) < floor)
+                .filter(|s| s.acked.load(Relaxed) < floor)
                 .count();
             tracing::error!(
                 bytes = self.outbox.bytes(),

@@ -23,7 +23,7 @@ use engine::{Engine, EngineOptions, StdinBatch};
 use metrics::Metrics;
 use outbox::{Outbox, SinkCursor};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -127,14 +127,13 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         if sink.lost_state() {
             cursor.rewind()?;
         }
-        let acked = Arc::new(AtomicU64::new(cursor.acked()));
-        acks.push(Arc::clone(&acked));
+        let sink_metrics = metrics.sink(sink.name(), cursor.acked());
+        acks.push(Arc::clone(&sink_metrics));
         let dead_letters = options.state_dir.dead_letters(sink.name());
         deliveries.push(Delivery {
-            metrics: metrics.sink(sink.name(), cursor.acked()),
+            metrics: sink_metrics,
             sink,
             cursor,
-            acked,
             backoff,
             dead_letters,
             given_up: Arc::clone(&given_up),
@@ -147,7 +146,8 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         outbox,
         Arc::clone(&metrics),
         appended_tx,
-        (acks, given_up),
+        acks,
+        given_up,
         EngineOptions {
             state_dir: options.state_dir.clone(),
             checkpoint_every: options.checkpoint_every,
