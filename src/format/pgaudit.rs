@@ -414,13 +414,20 @@ impl Parser {
     /// Tries the common prefixes on a line the configured one does not match; the first that
     /// matches it whole is used from then on.
     fn infer<'a>(&mut self, line: &'a str) -> Option<(Prefix<'a>, &'a str, &'static str)> {
-        for known in KNOWN_PREFIXES {
-            let tokens = tokenize(known).expect("known prefixes are valid");
-            if let Some((prefix, rest, Matched::Whole)) = match_prefix(&tokens, line)
+        // Tokenized once: an input no known prefix matches tries them on every audit line.
+        static KNOWN: std::sync::LazyLock<Vec<(&str, Vec<Token>)>> =
+            std::sync::LazyLock::new(|| {
+                KNOWN_PREFIXES
+                    .iter()
+                    .map(|known| (*known, tokenize(known).expect("known prefixes are valid")))
+                    .collect()
+            });
+        for (known, tokens) in KNOWN.iter() {
+            if let Some((prefix, rest, Matched::Whole)) = match_prefix(tokens, line)
                 && rest.starts_with("LOG:")
                 && prefix.time.is_some()
             {
-                self.inferred = Some((known.to_string(), tokens));
+                self.inferred = Some((known.to_string(), tokens.clone()));
                 return Some((prefix, rest, known));
             }
         }
