@@ -352,17 +352,10 @@ fn a_server_logging_in_a_named_zone_is_read_with_its_zone_declared() {
     );
 }
 
-#[test]
-fn postgres_default_prefix_is_read_through_the_login_of_each_process() {
-    // PostgreSQL's own default log_line_prefix has no user (`%m [%p] `): the user of an AUDIT
-    // line is the one its process logged in as, when log_connections says so.
-    let env = TestEnv::new();
-    let pg_dir = env.path("pg");
-    let pg = Postgres::start_with(
-        &pg_dir,
-        "UTC",
-        "log_line_prefix = '%m [%p] '\nlog_connections = on\n",
-    );
+/// A server in `env`'s `pg/` logging in UTC with `extra` settings, where role `reader` has
+/// read table `t` once; `any.toml` in `env` makes any new reader a window.
+fn with_one_read(env: &TestEnv, extra: &str) -> Postgres {
+    let pg = Postgres::start_with(&env.path("pg"), "UTC", extra);
     pg.sql(
         "postgres",
         "CREATE EXTENSION pgaudit; CREATE TABLE t (x int); CREATE ROLE reader LOGIN; \
@@ -370,9 +363,18 @@ fn postgres_default_prefix_is_read_through_the_login_of_each_process() {
         false,
     );
     pg.sql("reader", "SELECT * FROM t", false);
-    let log = pg_dir.join("log/postgresql.log");
-    let log = log.to_str().unwrap();
     env.write("any.toml", "[detect]\nlearn = \"0s\"\nmin_principals = 1\n");
+    pg
+}
+
+#[test]
+fn postgres_default_prefix_is_read_through_the_login_of_each_process() {
+    // PostgreSQL's own default log_line_prefix has no user (`%m [%p] `): the user of an AUDIT
+    // line is the one its process logged in as, when log_connections says so.
+    let env = TestEnv::new();
+    let pg = with_one_read(&env, "log_line_prefix = '%m [%p] '\nlog_connections = on\n");
+    let log = env.path("pg/log/postgresql.log");
+    let log = log.to_str().unwrap();
     let run = env.run(&["replay", "--config", "any.toml", "--format", "pgaudit", log]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -404,18 +406,9 @@ fn postgres_default_prefix_is_read_through_the_login_of_each_process() {
 #[test]
 fn postgres_jsonlog_is_read_as_pgaudit_named_or_recognised() {
     let env = TestEnv::new();
-    let pg_dir = env.path("pg");
-    let pg = Postgres::start_with(&pg_dir, "UTC", "log_destination = 'jsonlog'\n");
-    pg.sql(
-        "postgres",
-        "CREATE EXTENSION pgaudit; CREATE TABLE t (x int); CREATE ROLE reader LOGIN; \
-         GRANT SELECT ON t TO reader;",
-        false,
-    );
-    pg.sql("reader", "SELECT * FROM t", false);
-    let log = pg_dir.join("log/postgresql.json");
+    let _pg = with_one_read(&env, "log_destination = 'jsonlog'\n");
+    let log = env.path("pg/log/postgresql.json");
     let log = log.to_str().unwrap();
-    env.write("any.toml", "[detect]\nlearn = \"0s\"\nmin_principals = 1\n");
     for format in ["pgaudit", "auto"] {
         let run = env.run(&["replay", "--config", "any.toml", "--format", format, log]);
         assert_eq!(run.code, 0, "{format}: {}", run.stderr);
