@@ -182,6 +182,22 @@ fn env_with_a_webhook_down() -> (TestEnv, u16) {
     (env, port)
 }
 
+/// Watches `app.log` in `env` (whose webhook is down), opens a window on `pay`, and waits
+/// until its open and closed are journaled (the close comes by the wall clock, quiet 2s +
+/// lateness 1s).
+fn window_journaled_while_the_webhook_is_down(env: &TestEnv) -> Watcher {
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(env, &["app.log"]);
+    make_window(&log);
+    eventually(Duration::from_secs(15), || {
+        let n = journaled(&env.path("state/outbox"));
+        (n >= 2)
+            .then_some(())
+            .ok_or(format!("{n} of 2 alerts journaled"))
+    });
+    watcher
+}
+
 /// Reads that open a window on `pay` (and, with `close_after = 2s` and no more reads, close it).
 fn make_window(log: &Path) {
     append(log, read_line("svc-etl", "pay"));
@@ -327,16 +343,7 @@ fn a_429_is_retried_after_retry_after_and_a_400_is_dead_lettered() {
 #[test]
 fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
     let (env, port) = env_with_a_webhook_down();
-    let log = env.write("app.log", "");
-    let watcher = Watcher::start(&env, &["app.log"]);
-    make_window(&log);
-    // Open and closed are journaled (the close comes by the wall clock, quiet 2s + lateness 1s).
-    eventually(Duration::from_secs(15), || {
-        let n = journaled(&env.path("state/outbox"));
-        (n >= 2)
-            .then_some(())
-            .ok_or(format!("{n} of 2 alerts journaled"))
-    });
+    let watcher = window_journaled_while_the_webhook_is_down(&env);
     watcher.kill9();
     let watcher = Watcher::start(&env, &["app.log"]);
     let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
@@ -437,13 +444,7 @@ fn a_flood_of_idle_metrics_connections_starves_neither_delivery_nor_the_cpu() {
 #[test]
 fn an_ack_file_claiming_more_than_was_journaled_is_moved_aside_and_nothing_is_skipped() {
     let (env, port) = env_with_a_webhook_down();
-    let log = env.write("app.log", "");
-    let watcher = Watcher::start(&env, &["app.log"]);
-    make_window(&log);
-    eventually(Duration::from_secs(15), || {
-        let n = journaled(&env.path("state/outbox"));
-        (n >= 2).then_some(()).ok_or(format!("{n} of 2 journaled"))
-    });
+    let watcher = window_journaled_while_the_webhook_is_down(&env);
     let (code, _) = watcher.stop();
     assert_eq!(code, 0);
     // Garbled by hand or by a disk: claims everything up to 50 was delivered.
