@@ -109,6 +109,7 @@ fn bench(c: &mut Criterion) {
             let mut sum = 0i64;
             while let Some((_, Line::Text(line))) = lines.next_line().expect("memory") {
                 let event = parser.parse(line).expect("valid").expect("not blank");
+                let event = event.access().expect("an access event");
                 sum = sum.wrapping_add(event.ts);
             }
             black_box(sum)
@@ -128,6 +129,7 @@ fn bench(c: &mut Criterion) {
                 let mut alerts = Vec::new();
                 while let Some((_, Line::Text(line))) = lines.next_line().expect("memory") {
                     let event = parser.parse(line).expect("valid").expect("not blank");
+                    let event = event.access().expect("an access event");
                     detector.observe(&event, &mut alerts);
                 }
                 detector.finish(&mut alerts);

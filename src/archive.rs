@@ -1,7 +1,10 @@
 //! `exposure archive`: converts access logs into a Parquet archive in the canonical schema —
 //! `ts` timestamp(µs, UTC), `principal`, `table`, `action` (dictionary-encoded strings), `rows`,
-//! `bytes` (nullable int64) — zstd-compressed, sorted by time, row groups of about a million rows
-//! with statistics, one folder per day (`dt=YYYY-MM-DD/part-NNNNN.parquet`).
+//! `bytes` (nullable int64), and for permission changes `grantee`, `privilege`, `statement`
+//! (nullable dictionary-encoded strings; a row with a grantee is a change, `action` `GRANT` or
+//! `REVOKE`, `principal` its actor, `table` its object) — zstd-compressed, sorted by time, row
+//! groups of about a million rows with statistics, one folder per day
+//! (`dt=YYYY-MM-DD/part-NNNNN.parquet`).
 //!
 //! Events are buffered per day and a day is written once the newest event is `lateness` past
 //! its end (or at the end of the input), so memory holds about a day of events. An event for a
@@ -79,6 +82,16 @@ struct Row {
     action: Option<u32>,
     rows: Option<i64>,
     bytes: Option<i64>,
+    /// A permission change's own columns (`None` for an access event).
+    change: Option<ChangeColumns>,
+}
+
+/// The names of a permission change's own columns, interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChangeColumns {
+    grantee: u32,
+    privilege: u32,
+    statement: Option<u32>,
 }
 
 /// The canonical archive schema.
@@ -95,6 +108,9 @@ pub fn archive_schema() -> SchemaRef {
         Field::new("action", dict(), true),
         Field::new("rows", DataType::Int64, true),
         Field::new("bytes", DataType::Int64, true),
+        Field::new("grantee", dict(), true),
+        Field::new("privilege", dict(), true),
+        Field::new("statement", dict(), true),
     ]))
 }
 
@@ -204,6 +220,31 @@ impl DecodeSink for Archiving<'_> {
             action: event.archived_action().map(|a| names.intern(a)),
             rows: event.rows,
             bytes: event.bytes,
+            change: None,
+        };
+        if let Err(error) = self.writer.add(row, &mut self.newest, self.lateness) {
+            self.failed = Some(error);
+        }
+    }
+
+    fn permission(&mut self, _line: u64, change: &crate::event::PermissionChange) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.events += 1;
+        let names = &mut self.writer.names;
+        let row = Row {
+            ts: change.ts,
+            principal: names.intern(&change.actor),
+            table: names.intern(&change.object),
+            action: Some(names.intern(change.action.as_str())),
+            rows: None,
+            bytes: None,
+            change: Some(ChangeColumns {
+                grantee: names.intern(&change.grantee),
+                privilege: names.intern(&change.privilege),
+                statement: change.statement.as_deref().map(|s| names.intern(s)),
+            }),
         };
         if let Err(error) = self.writer.add(row, &mut self.newest, self.lateness) {
             self.failed = Some(error);
@@ -275,6 +316,15 @@ impl DayWriter {
                     action(a).cmp(&action(b))
                 })
                 .then_with(|| (a.rows, a.bytes).cmp(&(b.rows, b.bytes)))
+                .then_with(|| {
+                    let change = |r: &Row| {
+                        r.change.map(|c| {
+                            let statement = c.statement.map(|id| names.name(id));
+                            (names.name(c.grantee), names.name(c.privilege), statement)
+                        })
+                    };
+                    change(a).cmp(&change(b))
+                })
         });
         let date = &format_ts(day * DAY)[..10];
         let dir = self.out_dir.join(format!("dt={date}"));
@@ -354,6 +404,9 @@ impl DayWriter {
             strings(&|r| r.action),
             counts(&|r| r.rows),
             counts(&|r| r.bytes),
+            strings(&|r| r.change.map(|c| c.grantee)),
+            strings(&|r| r.change.map(|c| c.privilege)),
+            strings(&|r| r.change.and_then(|c| c.statement)),
         ];
         RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
     }

@@ -2,10 +2,10 @@
 //! (flags win), checked once so that the rest of the code never sees an invalid value. Every
 //! error names the key (and for the file, the line and column) at fault.
 
-use crate::detect::DetectorSettings;
 use crate::detect::policy::{
     Policies, TablePolicy, TableRule, Thresholds, compile_glob, compile_glob_set, literal_prefix,
 };
+use crate::detect::{DetectorSettings, PermissionSettings};
 use crate::event::{DEFAULT_READ_ACTIONS, ReadActions};
 use crate::format::decode::DEFAULT_MAX_LINE_BYTES;
 use crate::format::jsonl::{FieldPaths, JsonLinesParser};
@@ -72,6 +72,11 @@ pub struct DetectSection {
     pub read_actions: Option<Vec<String>>,
     pub allow: Vec<String>,
     pub updates: bool,
+    /// How long before a window's start a permission change may be and still be its cause.
+    pub cause_horizon: Option<Span>,
+    /// Grantees (large groups) whose read grants raise a `grant` alert at once, besides
+    /// everyone (`PUBLIC`, `allUsers`, `allAuthenticatedUsers`, `*`).
+    pub broad_grantees: Vec<String>,
 }
 
 /// `[input]`
@@ -331,6 +336,12 @@ impl Config {
                 max_ahead: d.max_ahead.unwrap_or(DetectorSettings::default().max_ahead),
                 emit_updates: flags.updates || d.updates,
                 report_from: flags.report_from,
+                permissions: PermissionSettings {
+                    cause_horizon: d
+                        .cause_horizon
+                        .unwrap_or(crate::detect::permission::DEFAULT_CAUSE_HORIZON),
+                    broad_grantees: d.broad_grantees.clone(),
+                },
             },
             input: InputSettings {
                 format: format.or(file.input.format).unwrap_or_default(),

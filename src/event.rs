@@ -1,7 +1,9 @@
-//! `AccessEvent`: the one shape every log format decodes into — who (`principal`) did what
-//! (`action`) to which `table`, when (`ts`) — and [`ReadActions`], which decides whether an
-//! event is a read. Strings borrow from the input where they can (no allocation per canonical
-//! line) and are owned where the input escaped them or a vendor record built them.
+//! The shapes every log format decodes into: [`AccessEvent`] — who (`principal`) did what
+//! (`action`) to which `table`, when (`ts`) — with [`ReadActions`], which decides whether an
+//! event is a read; and [`PermissionChange`] — who (`actor`) granted or revoked which
+//! `privilege` on which `object` to which `grantee`, when. Access-event strings borrow from the
+//! input where they can (no allocation per canonical line); permission changes are rare and
+//! own theirs.
 
 use crate::intern::same_bytes;
 use crate::time::Ts;
@@ -73,6 +75,66 @@ impl<'a> AccessEvent<'a> {
             Some(false) => Some("write"),
             None => self.action.as_deref(),
         }
+    }
+}
+
+/// Whether a permission change widens access (`GRANT`) or narrows it (`REVOKE`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeAction {
+    /// Narrowing first: at one instant, a revoke is taken before a grant (the grant stands).
+    Revoke,
+    Grant,
+}
+
+impl ChangeAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::Grant => "GRANT",
+            ChangeAction::Revoke => "REVOKE",
+        }
+    }
+
+    /// `GRANT`/`REVOKE` in any case.
+    pub fn parse(text: &str) -> Option<ChangeAction> {
+        if text.eq_ignore_ascii_case("grant") {
+            Some(ChangeAction::Grant)
+        } else if text.eq_ignore_ascii_case("revoke") {
+            Some(ChangeAction::Revoke)
+        } else {
+            None
+        }
+    }
+}
+
+/// The privilege of a role-membership change: `GRANT analysts TO bob` is a change of
+/// privilege `MEMBER` on object `analysts` to grantee `bob`.
+pub const MEMBER: &str = "MEMBER";
+
+/// One permission change as a log recorded it: `actor` granted (or revoked) `privilege` on
+/// `object` — a table, or a container of tables (schema, dataset, bucket, catalog) — to
+/// `grantee` (a user, a role or group, or everyone: `PUBLIC`, `allUsers`, `*`). Ordered by
+/// time, then by its fields, so that changes of one instant are always taken in one order.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct PermissionChange {
+    pub ts: Ts,
+    pub action: ChangeAction,
+    pub object: String,
+    pub grantee: String,
+    pub privilege: String,
+    pub actor: String,
+    /// The statement or request as logged, where the log has one.
+    pub statement: Option<String>,
+}
+
+impl PermissionChange {
+    /// Whether this change is about role membership rather than a privilege on data.
+    pub fn is_membership(&self) -> bool {
+        self.privilege == MEMBER
     }
 }
 

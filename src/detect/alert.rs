@@ -1,7 +1,11 @@
 //! The alert: schema `exposure.alert/v1`, the one record every sink receives. Owns its JSON shape
-//! (field order, RFC 3339 millisecond times), the stable id, and the severity rule.
+//! (field order, RFC 3339 millisecond times), the stable id, and the severity rule. A window's
+//! alerts (`open`, `update`, `closed`) describe the window; a `grant` alert describes one
+//! permission change and carries no window fields.
 
+use crate::event::PermissionChange;
 use crate::time::{Ts, format_ts, parse_ts_str};
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -17,6 +21,9 @@ pub enum AlertStatus {
     Update,
     /// The window ended: no novel read for `quiet`, or the input ended.
     Closed,
+    /// A change granted read on a table (or a container of it) to everyone or a large group:
+    /// sent at once, before anyone reads.
+    Grant,
 }
 
 /// Why a window closed.
@@ -67,32 +74,132 @@ pub struct PrincipalActivity {
     pub reads: u64,
 }
 
-/// An exposure-window alert. Field order is the JSON order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A permission change as an alert shows it: a window's `cause`, or a `grant` alert's
+/// `change`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    #[serde(with = "rfc3339_ms")]
+    pub ts: Ts,
+    pub actor: String,
+    pub object: String,
+    pub grantee: String,
+    pub privilege: String,
+    /// The statement or request as logged, where the log has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+}
+
+impl From<&PermissionChange> for ChangeRecord {
+    fn from(change: &PermissionChange) -> ChangeRecord {
+        ChangeRecord {
+            ts: change.ts,
+            actor: change.actor.clone(),
+            object: change.object.clone(),
+            grantee: change.grantee.clone(),
+            privilege: change.privilege.clone(),
+            statement: change.statement.clone(),
+        }
+    }
+}
+
+/// An alert. Field order is the JSON order; a `grant` alert leaves out the window's fields
+/// (from `window_start` to `baseline_principals`, and `closed_by`), and every field after
+/// `closed_by` appears only when set, so alerts of logs without permission changes are
+/// exactly what they were before root cause existed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Alert {
     pub schema: String,
-    /// Stable across runs and sources: derived from the table and `window_start` only.
+    /// Stable across runs and sources: derived from the table and `window_start` only (for a
+    /// `grant` alert: from the change).
     pub id: String,
     pub status: AlertStatus,
     pub table: String,
-    #[serde(with = "rfc3339_ms")]
+    #[serde(default, with = "rfc3339_ms")]
     pub window_start: Ts,
-    #[serde(with = "rfc3339_ms")]
+    #[serde(default, with = "rfc3339_ms")]
     pub window_end: Ts,
+    #[serde(default)]
     pub duration_s: f64,
     /// Sorted by first read, then name.
+    #[serde(default)]
     pub principals: Vec<PrincipalActivity>,
+    #[serde(default)]
     pub novel_principals: usize,
     /// Novel reads inside the window.
+    #[serde(default)]
     pub reads: u64,
     /// Principals normal for the table when the window opened.
+    #[serde(default)]
     pub baseline_principals: usize,
     pub severity: Severity,
-    /// The event time this alert describes the window at.
+    /// The event time this alert describes the window at (a `grant` alert: the change's time).
     #[serde(with = "rfc3339_ms")]
     pub as_of: Ts,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub closed_by: Option<ClosedBy>,
+    /// The permission change that most plausibly opened the window (docs/detection.md,
+    /// "Root cause"); absent when the logs show none.
+    #[serde(default)]
+    pub cause: Option<ChangeRecord>,
+    /// The cause's time: when the table became readable to the window's principals.
+    #[serde(default, with = "rfc3339_ms_opt")]
+    pub exposed_from: Option<Ts>,
+    /// When the change that reverted the cause was made, once the logs showed it.
+    #[serde(default, with = "rfc3339_ms_opt")]
+    pub exposed_until: Option<Ts>,
+    /// A `grant` alert's change.
+    #[serde(default)]
+    pub change: Option<ChangeRecord>,
+    /// A `grant` alert on a container: the tables in it the run knows, by name.
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+impl Serialize for Alert {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        struct Time(Ts);
+        impl Serialize for Time {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.serialize_str(&format_ts(self.0))
+            }
+        }
+        let window = self.status != AlertStatus::Grant;
+        let mut out = ser.serialize_struct("Alert", 20)?;
+        out.serialize_field("schema", &self.schema)?;
+        out.serialize_field("id", &self.id)?;
+        out.serialize_field("status", &self.status)?;
+        out.serialize_field("table", &self.table)?;
+        if window {
+            out.serialize_field("window_start", &Time(self.window_start))?;
+            out.serialize_field("window_end", &Time(self.window_end))?;
+            out.serialize_field("duration_s", &self.duration_s)?;
+            out.serialize_field("principals", &self.principals)?;
+            out.serialize_field("novel_principals", &self.novel_principals)?;
+            out.serialize_field("reads", &self.reads)?;
+            out.serialize_field("baseline_principals", &self.baseline_principals)?;
+        }
+        out.serialize_field("severity", &self.severity)?;
+        out.serialize_field("as_of", &Time(self.as_of))?;
+        if let (true, Some(closed_by)) = (window, &self.closed_by) {
+            out.serialize_field("closed_by", closed_by)?;
+        }
+        if let Some(cause) = &self.cause {
+            out.serialize_field("cause", cause)?;
+        }
+        if let Some(from) = self.exposed_from {
+            out.serialize_field("exposed_from", &Time(from))?;
+        }
+        if let Some(until) = self.exposed_until {
+            out.serialize_field("exposed_until", &Time(until))?;
+        }
+        if let Some(change) = &self.change {
+            out.serialize_field("change", change)?;
+        }
+        if !self.tables.is_empty() {
+            out.serialize_field("tables", &self.tables)?;
+        }
+        out.end()
+    }
 }
 
 impl Alert {
@@ -102,9 +209,27 @@ impl Alert {
     pub fn delivery_key(&self) -> String {
         match self.status {
             AlertStatus::Open => format!("{}:open", self.id),
+            // The revert of a closed window's cause.
+            AlertStatus::Update if self.closed_by.is_some() => format!("{}:reverted", self.id),
             AlertStatus::Update => format!("{}:update:{}", self.id, self.novel_principals),
             AlertStatus::Closed => format!("{}:closed", self.id),
+            AlertStatus::Grant => format!("{}:grant", self.id),
         }
+    }
+
+    /// Whether the window this alert describes has ended: a `closed` alert, or the `update` of
+    /// a closed window (its cause reverted later).
+    pub fn window_ended(&self) -> bool {
+        match self.status {
+            AlertStatus::Closed => true,
+            AlertStatus::Update => self.closed_by.is_some(),
+            AlertStatus::Open | AlertStatus::Grant => false,
+        }
+    }
+
+    /// Whether this alert describes a window (not a `grant`).
+    pub fn is_window(&self) -> bool {
+        self.status != AlertStatus::Grant
     }
 
     pub fn to_json(&self) -> String {
@@ -125,6 +250,37 @@ pub fn window_id(table: &str, window_start: Ts) -> String {
         id.push_str(&format!("{byte:02x}"));
     }
     id
+}
+
+/// The id of the `grant` alert of `change` on `table`: `grant-` and 32 hex digits, from the
+/// table, the change's time, grantee and privilege.
+pub fn grant_id(table: &str, change: &PermissionChange) -> String {
+    let mut hash = Sha256::new();
+    for part in [table, &change.grantee, &change.privilege, &change.object] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    hash.update(change.ts.to_be_bytes());
+    let digest = hash.finalize();
+    let mut id = String::with_capacity(38);
+    id.push_str("grant-");
+    for byte in &digest[..16] {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// Serde for an optional `Ts` (deserializing only; absent is `None`).
+pub mod rfc3339_ms_opt {
+    use super::*;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Ts>, D::Error> {
+        let text = Option::<String>::deserialize(de)?;
+        text.map(|t| {
+            parse_ts_str(&t, crate::time::EpochUnit::Auto).map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
 }
 
 /// Serde for `Ts` as RFC 3339 UTC with milliseconds.
@@ -185,6 +341,11 @@ mod tests {
             severity: Severity::Medium,
             as_of: 1_773_842_591_512_000,
             closed_by: Some(ClosedBy::Quiet),
+            cause: None,
+            exposed_from: None,
+            exposed_until: None,
+            change: None,
+            tables: Vec::new(),
         };
         let json = alert.to_json();
         assert!(

@@ -92,6 +92,8 @@ impl Detector {
         // The newest event seen, whatever the source: not `now`, which depends on how the
         // watermark moved.
         let as_of = self.reorder.newest().or(self.now).unwrap_or_default();
+        // Every change is known now: the last ones go out before the windows end.
+        self.release_all_changes(alerts);
         for table in open {
             self.close_window(table, as_of, ClosedBy::EndOfInput, alerts);
         }
@@ -160,27 +162,45 @@ impl Detector {
             return;
         }
         self.now = Some(now);
-        while let Some(Reverse(timer)) = self.timers.peek() {
-            if timer.deadline > now {
-                break;
-            }
-            let Reverse(timer) = self.timers.pop().expect("peeked");
-            let state = &self.tables[timer.table.at()];
-            let Some(window) = &state.window else {
-                continue;
-            };
-            let deadline = window.end + state.policy.thresholds.quiet.micros();
-            if deadline == timer.deadline {
-                self.close_window(timer.table, deadline, ClosedBy::Quiet, alerts);
-            } else {
-                // The window was extended since this timer was set: queue it again at its true
-                // deadline, so that closes come out in deadline order however far time jumped.
-                self.timers.push(Reverse(CloseTimer { deadline, ..timer }));
+        // Closes due by `now` and permission changes before it, in time order; a close before
+        // the changes of its instant.
+        loop {
+            let due = self
+                .timers
+                .peek()
+                .map(|Reverse(t)| t.deadline)
+                .filter(|&d| d <= now);
+            match (due, self.next_change_before(now)) {
+                (Some(deadline), Some(change)) if change < deadline => {
+                    self.release_changes_at(change, alerts);
+                }
+                (Some(_), _) => self.fire_next_timer(alerts),
+                (None, Some(change)) => self.release_changes_at(change, alerts),
+                (None, None) => break,
             }
         }
         if now >= self.next_prune {
             self.prune(now);
             self.next_prune = now.saturating_add(PRUNE_EVERY);
+        }
+    }
+
+    /// Fires the earliest close timer: closes its window if it is still due then.
+    fn fire_next_timer(&mut self, alerts: &mut Vec<Alert>) {
+        let Some(Reverse(timer)) = self.timers.pop() else {
+            return;
+        };
+        let state = &self.tables[timer.table.at()];
+        let Some(window) = &state.window else {
+            return;
+        };
+        let deadline = window.end + state.policy.thresholds.quiet.micros();
+        if deadline == timer.deadline {
+            self.close_window(timer.table, deadline, ClosedBy::Quiet, alerts);
+        } else {
+            // The window was extended since this timer was set: queue it again at its true
+            // deadline, so that closes come out in deadline order however far time jumped.
+            self.timers.push(Reverse(CloseTimer { deadline, ..timer }));
         }
     }
 
@@ -191,5 +211,6 @@ impl Detector {
             let forget = state.policy.thresholds.forget_after.micros();
             state.baseline.retain(|last| now - last <= forget);
         }
+        self.prune_permissions(now);
     }
 }

@@ -15,8 +15,9 @@
 //! through [`Detector::by_id`]: the everyday surface stays observe, advance, finish.
 //!
 //! Files: `rules.rs` is the contract of docs/detection.md, rule by rule; `clock.rs` moves time
-//! (watermark, close timers, end of input); `chunked.rs` is the chunked optimisation;
-//! `by_id.rs` the id surface; `snapshot.rs` checkpoints.
+//! (watermark, close timers, end of input); `root_cause.rs` takes permission changes and
+//! `permission.rs` answers which one opened a window; `chunked.rs` is the chunked
+//! optimisation; `by_id.rs` the id surface; `snapshot.rs` checkpoints.
 
 pub mod alert;
 pub mod baseline;
@@ -24,19 +25,26 @@ mod by_id;
 mod chunk_order;
 mod chunked;
 mod clock;
+pub mod permission;
 pub mod policy;
 pub mod reorder;
+mod root_cause;
 mod rules;
 pub mod snapshot;
 
-pub use alert::{ALERT_SCHEMA, Alert, AlertStatus, ClosedBy, PrincipalActivity, Severity};
+pub use alert::{
+    ALERT_SCHEMA, Alert, AlertStatus, ChangeRecord, ClosedBy, PrincipalActivity, Severity,
+};
 pub use by_id::ById;
+pub use permission::PermissionSettings;
 pub use policy::{Policies, TablePolicy, TableRule, Thresholds};
 pub use reorder::{BufferedRead, ReorderBuffer};
+pub use root_cause::RootCauseSnapshot;
 pub use snapshot::DetectorSnapshot;
 
 use chunked::{ChunkScratch, Deferred};
 use clock::CloseTimer;
+use root_cause::RootCause;
 use rules::TableState;
 
 use crate::event::{AccessEvent, ReadActions};
@@ -64,6 +72,8 @@ pub struct DetectorSettings {
     /// Everything before it is still applied — the baseline is learned from all the history —
     /// and a reported window's alerts dated before it go out with its first alert after it.
     pub report_from: Option<Ts>,
+    /// Root cause: the cause horizon and the grantees that count as broad.
+    pub permissions: PermissionSettings,
 }
 
 impl Default for DetectorSettings {
@@ -75,6 +85,7 @@ impl Default for DetectorSettings {
             max_ahead: Span::from_secs(3600),
             emit_updates: false,
             report_from: None,
+            permissions: PermissionSettings::default(),
         }
     }
 }
@@ -88,6 +99,8 @@ pub enum Observed {
     NotRead,
     /// A read of a table whose policy ignores it.
     Ignored,
+    /// A permission change, recorded.
+    Change,
     /// Older than the watermark by `behind`: counted, not used.
     Late { behind: Micros },
 }
@@ -104,6 +117,9 @@ pub struct DetectorStats {
     /// Windows closed before `report_from` (not reported).
     #[serde(default)]
     pub windows_unreported: u64,
+    /// Permission changes observed (not late).
+    #[serde(default)]
+    pub permission_changes: u64,
 }
 
 /// The exposure-window detector.
@@ -134,6 +150,8 @@ pub struct Detector {
     /// Per table, alerts dated before `report_from` of a window still open (see
     /// [`DetectorSettings::report_from`]).
     held_alerts: rustc_hash::FxHashMap<String, Vec<Alert>>,
+    /// Permission changes: the ledger, those not yet released, windows awaiting a revert.
+    root_cause: RootCause,
 }
 
 impl Detector {
@@ -156,6 +174,7 @@ impl Detector {
             chunk_scratch: ChunkScratch::default(),
             read_ids_scratch: Default::default(),
             held_alerts: Default::default(),
+            root_cause: RootCause::default(),
         }
     }
 
@@ -332,6 +351,10 @@ impl Detector {
                 self.stats.ignored += 1;
                 Observed::Ignored
             }
+            Incoming::Change => {
+                self.stats.permission_changes += 1;
+                Observed::Change
+            }
         }
     }
 
@@ -371,6 +394,7 @@ enum Incoming {
     Read(TableId, PrincipalId),
     NotRead,
     Ignored,
+    Change,
 }
 
 #[cfg(test)]

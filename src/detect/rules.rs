@@ -5,9 +5,12 @@
 //! get here.
 
 use super::Detector;
-use super::alert::{self, ALERT_SCHEMA, Alert, AlertStatus, ClosedBy, PrincipalActivity, Severity};
+use super::alert::{
+    self, ALERT_SCHEMA, Alert, AlertStatus, ChangeRecord, ClosedBy, PrincipalActivity, Severity,
+};
 use super::baseline::Baseline;
 use super::clock::CloseTimer;
+use super::permission::WindowFacts;
 use super::policy::TablePolicy;
 use crate::intern::{PrincipalId, TableId};
 use crate::time::{MICROS_PER_SEC, Ts};
@@ -223,6 +226,7 @@ impl Detector {
     ) {
         let alert = self.alert(table, AlertStatus::Closed, as_of, Some(closed_by));
         self.tables[table.at()].window = None;
+        self.await_revert(&alert);
         self.push_alert(alert, alerts);
     }
 
@@ -232,6 +236,16 @@ impl Detector {
     pub(super) fn push_alert(&mut self, alert: Alert, alerts: &mut Vec<Alert>) {
         let table = alert.table.as_str();
         if let Some(from) = self.settings.report_from {
+            if !alert.is_window()
+                || alert.closed_by.is_some() && alert.status == AlertStatus::Update
+            {
+                // A `grant` alert, or the revert of a closed window: on its own.
+                if alert.as_of >= from {
+                    self.stats.alerts += 1;
+                    alerts.push(alert);
+                }
+                return;
+            }
             if alert.as_of < from {
                 if alert.status == AlertStatus::Closed {
                     self.held_alerts.remove(table);
@@ -276,6 +290,15 @@ impl Detector {
             })
             .collect();
         principals.sort_by(|a, b| (a.first_read, &a.principal).cmp(&(b.first_read, &b.principal)));
+        let names: Vec<&str> = principals.iter().map(|p| p.principal.as_str()).collect();
+        let facts = WindowFacts {
+            table: &state.name,
+            start: window.start,
+            end: window.end,
+            principals: &names,
+        };
+        let cause = self.cause_of(&facts, status, as_of, closed_by);
+        drop(names);
         Alert {
             schema: ALERT_SCHEMA.to_string(),
             id: alert::window_id(&state.name, window.start),
@@ -295,6 +318,11 @@ impl Detector {
             ),
             as_of,
             closed_by,
+            exposed_from: cause.as_ref().map(|c| c.grant.ts),
+            exposed_until: cause.as_ref().and_then(|c| c.revert.as_ref()).map(|r| r.ts),
+            cause: cause.as_ref().map(|c| ChangeRecord::from(&c.grant)),
+            change: None,
+            tables: Vec::new(),
         }
     }
 }

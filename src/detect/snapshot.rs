@@ -1,12 +1,13 @@
 //! Detector state as plain data, for live mode's checkpoints and `exposure learn`: per-table
 //! baselines, pending principals, open windows, the reads still waiting in the reorder buffer,
-//! and the clock. Names, never interned ids, so a snapshot outlives the process that wrote it,
+//! the permission state (what the logs say is granted to whom), and the clock. Names, never interned ids, so a snapshot outlives the process that wrote it,
 //! and restoring one compacts the interners (forgotten names are simply not there any more).
 //!
 //! Policies are not part of it: they are resolved again from the configuration on restore, so
 //! a changed `[[tables]]` rule takes effect at the next start.
 
 use super::clock::CloseTimer;
+use super::root_cause::{RootCause, RootCauseSnapshot};
 use super::rules::{Activity, Pending, TableState, Window};
 use super::{Detector, DetectorSettings, DetectorStats};
 use crate::detect::baseline::Baseline;
@@ -32,6 +33,14 @@ pub struct DetectorSnapshot {
     pub tables: Vec<TableSnapshot>,
     /// Reads not yet applied, sorted by (time, table, principal).
     pub buffered: Vec<BufferedSnapshot>,
+    /// Permission state: the changes recorded, those not yet released, and closed windows
+    /// waiting for the revert of their cause.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub permissions: RootCauseSnapshot,
+}
+
+fn is_empty(permissions: &RootCauseSnapshot) -> bool {
+    *permissions == RootCauseSnapshot::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +166,7 @@ impl Detector {
             stats: self.stats,
             tables,
             buffered,
+            permissions: self.root_cause.snapshot(),
         }
     }
 
@@ -226,6 +236,7 @@ impl Detector {
         detector.now = snapshot.now;
         detector.next_prune = snapshot.next_prune;
         detector.stats = snapshot.stats;
+        detector.root_cause = RootCause::restore(&snapshot.permissions);
         detector
     }
 }

@@ -9,12 +9,13 @@
 //! access, and what could not be decoded with why. Sources deliver only raw lines and their
 //! numbers; a new input (a Kafka topic, an object store) is one new source feeding a decoder.
 
+use super::jsonl::Canonical;
 use super::jsonl::JsonLinesParser;
 use super::vendor::{
     Item, NotAccess, RecordReader, RecordResult, VendorOptions, opens_document, parse_record_line,
 };
 use super::{Format, ParseError};
-use crate::event::{AccessEvent, ReadActions};
+use crate::event::{AccessEvent, PermissionChange, ReadActions};
 
 /// One line of input, without its `\n`, as a source delivers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub enum Line<'a> {
 pub trait DecodeSink {
     /// An access event that started on line `line`; `read`: whether it is a read.
     fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool);
+    /// A permission change (a grant or revoke of a privilege or of role membership) that
+    /// started on line `line`.
+    fn permission(&mut self, line: u64, change: &PermissionChange);
     /// A well-formed record that is no data access (a management call, a non-audit line),
     /// and why.
     fn not_access(&mut self, line: u64, why: NotAccess);
@@ -227,13 +231,14 @@ impl Decoder {
             Line::TooLong => Err(self.too_long()),
         };
         match parsed {
-            Ok(Some(event)) => match printable_names(&event) {
+            Ok(Some(Canonical::Access(event))) => match printable_names(&event) {
                 Ok(()) => {
                     let read = event.is_read_by(&mut self.read_actions);
                     out.event(line_no, &event, read);
                 }
                 Err(error) => out.malformed(line_no, error),
             },
+            Ok(Some(Canonical::Permission(change))) => permission(line_no, &change, out),
             Ok(None) => {}
             Err(error) => out.malformed(line_no, error),
         }
@@ -259,6 +264,7 @@ impl Decoder {
                                 }
                                 Err(error) => out.malformed(line, error),
                             },
+                            Item::Permission(change) => permission(line, &change, out),
                             Item::NotAccess(why) => out.not_access(line, why),
                             Item::Notice(message) => out.notice(line, &message),
                         }
@@ -270,11 +276,30 @@ impl Decoder {
     }
 }
 
+/// Hands a permission change on, unless a name in it is not printable.
+fn permission(line: u64, change: &PermissionChange, out: &mut impl DecodeSink) {
+    let names = [
+        ("principal", change.actor.as_str()),
+        ("table", change.object.as_str()),
+        ("grantee", change.grantee.as_str()),
+        ("privilege", change.privilege.as_str()),
+    ];
+    match printable(names) {
+        Ok(()) => out.permission(line, change),
+        Err(error) => out.malformed(line, error),
+    }
+}
+
 /// Principal and table names are shown in alerts, pages and terminals: a control character
 /// (`\u0000`, an escape sequence, a newline) in one is refused, whatever the format.
 #[inline]
 fn printable_names(event: &AccessEvent<'_>) -> Result<(), ParseError> {
-    for (field, name) in [("principal", &event.principal), ("table", &event.table)] {
+    printable([("principal", &*event.principal), ("table", &*event.table)])
+}
+
+#[inline]
+fn printable<const N: usize>(names: [(&'static str, &str); N]) -> Result<(), ParseError> {
+    for (field, name) in names {
         if let Some(at) = name.bytes().position(|b| b < 0x20 || b == 0x7f) {
             return Err(ParseError::ControlCharacter {
                 field,
@@ -300,6 +325,18 @@ mod tests {
             let kind = if read { "read" } else { "other" };
             let (principal, table) = (&event.principal, &event.table);
             self.0.push(format!("{line} {kind} {principal} {table}"));
+        }
+        fn permission(&mut self, line: u64, change: &PermissionChange) {
+            let PermissionChange {
+                action,
+                object,
+                grantee,
+                privilege,
+                ..
+            } = change;
+            let action = action.as_str();
+            self.0
+                .push(format!("{line} {action} {privilege} {object} {grantee}"));
         }
         fn not_access(&mut self, line: u64, _why: NotAccess) {
             self.0.push(format!("{line} not access"));

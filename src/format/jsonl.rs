@@ -1,13 +1,15 @@
 //! The canonical JSON-lines format: one object per line with a timestamp, a principal, a table and
 //! an optional action, found at configurable dotted paths (`userIdentity.arn`). Parsing is one pass
-//! of serde_json over the line that keeps only the mapped fields, borrowing their text.
+//! of serde_json over the line that keeps only the mapped fields, borrowing their text. A line
+//! with a `grantee` is a permission change: `action` `GRANT` or `REVOKE`, the principal its
+//! actor, the table its object, with a `privilege` and an optional `statement`.
 //!
 //! When every field is a top-level key (the canonical shape), a first pass expects each field's
 //! type and nothing else; a line it does not take (any error, any unusual value) goes through the
 //! general pass, which alone decides what is wrong with it. Both give the same event.
 
 use super::ParseError;
-use crate::event::AccessEvent;
+use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use crate::time::{EpochUnit, parse_ts_str, ts_from_epoch_float, ts_from_epoch_int};
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -26,6 +28,12 @@ pub struct FieldPaths {
     pub rows: String,
     /// Optional byte count of the access (kept by `exposure archive`; never required).
     pub bytes: String,
+    /// Whom a permission change is about; a line that has one is a permission change.
+    pub grantee: String,
+    /// The privilege a permission change grants or revokes.
+    pub privilege: String,
+    /// The statement of a permission change, as logged (optional).
+    pub statement: String,
 }
 
 impl Default for FieldPaths {
@@ -37,6 +45,9 @@ impl Default for FieldPaths {
             action: "action".into(),
             rows: "rows".into(),
             bytes: "bytes".into(),
+            grantee: "grantee".into(),
+            privilege: "privilege".into(),
+            statement: "statement".into(),
         }
     }
 }
@@ -47,7 +58,27 @@ const TABLE: usize = 2;
 const ACTION: usize = 3;
 const ROWS: usize = 4;
 const BYTES: usize = 5;
-const SLOTS: usize = 6;
+const GRANTEE: usize = 6;
+const PRIVILEGE: usize = 7;
+const STATEMENT: usize = 8;
+const SLOTS: usize = 9;
+
+/// What one canonical line holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canonical<'a> {
+    Access(AccessEvent<'a>),
+    Permission(PermissionChange),
+}
+
+impl<'a> Canonical<'a> {
+    /// The access event, if the line is one.
+    pub fn access(self) -> Option<AccessEvent<'a>> {
+        match self {
+            Canonical::Access(event) => Some(event),
+            Canonical::Permission(_) => None,
+        }
+    }
+}
 
 /// The mapped paths as a tree of object keys, walked once per line.
 #[derive(Debug, Clone)]
@@ -115,6 +146,9 @@ impl JsonLinesParser {
             fields.action.clone(),
             fields.rows.clone(),
             fields.bytes.clone(),
+            fields.grantee.clone(),
+            fields.privilege.clone(),
+            fields.statement.clone(),
         ];
         let mut root = Node {
             children: Vec::new(),
@@ -142,7 +176,7 @@ impl JsonLinesParser {
     }
 
     /// Parses one line (without its newline). Blank lines give `Ok(None)`.
-    pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Option<AccessEvent<'a>>, ParseError> {
+    pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Option<Canonical<'a>>, ParseError> {
         let text = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
             column: e.valid_up_to() + 1,
         })?;
@@ -160,7 +194,7 @@ impl JsonLinesParser {
         if self.flat
             && let Some(event) = self.parse_flat(text)
         {
-            return Ok(Some(event));
+            return Ok(Some(Canonical::Access(event)));
         }
         let mut slots: [Option<Value<'a>>; SLOTS] = Default::default();
         let mut de = serde_json::Deserializer::from_str(text);
@@ -176,8 +210,23 @@ impl JsonLinesParser {
                 column: e.column().max(1),
             });
         }
-        let [ts, principal, table, action, rows, bytes] = slots;
-        Ok(Some(AccessEvent {
+        let [
+            ts,
+            principal,
+            table,
+            action,
+            rows,
+            bytes,
+            grantee,
+            privilege,
+            statement,
+        ] = slots;
+        if let Some(grantee) = grantee.filter(|g| !matches!(g, Value::Null)) {
+            return self
+                .permission(ts, principal, table, action, grantee, privilege, statement)
+                .map(|change| Some(Canonical::Permission(change)));
+        }
+        Ok(Some(Canonical::Access(AccessEvent {
             ts: self.timestamp(ts)?,
             principal: self.text(PRINCIPAL, principal)?,
             table: self.text(TABLE, table)?,
@@ -189,7 +238,44 @@ impl JsonLinesParser {
             is_read: None,
             rows: rows.and_then(Value::count),
             bytes: bytes.and_then(Value::count),
-        }))
+        })))
+    }
+
+    /// A line with a grantee: a permission change.
+    #[allow(clippy::too_many_arguments)]
+    fn permission(
+        &self,
+        ts: Option<Value<'_>>,
+        actor: Option<Value<'_>>,
+        object: Option<Value<'_>>,
+        action: Option<Value<'_>>,
+        grantee: Value<'_>,
+        privilege: Option<Value<'_>>,
+        statement: Option<Value<'_>>,
+    ) -> Result<PermissionChange, ParseError> {
+        let action = match action {
+            Some(Value::Str(a)) => ChangeAction::parse(&a),
+            _ => None,
+        }
+        .ok_or_else(|| ParseError::WrongType {
+            field: self.names[ACTION].clone(),
+            expected: "`GRANT` or `REVOKE` on a line with a grantee",
+            found: "another value".into(),
+        })?;
+        let statement = match statement {
+            None | Some(Value::Null) => None,
+            Some(Value::Str(s)) => Some(s.into_owned()),
+            Some(other) => return Err(self.wrong_type(STATEMENT, "a string", &other)),
+        };
+        Ok(PermissionChange {
+            ts: self.timestamp(ts)?,
+            action,
+            object: self.text(TABLE, object)?.into_owned(),
+            grantee: self.text(GRANTEE, Some(grantee))?.into_owned(),
+            privilege: self.text(PRIVILEGE, privilege)?.into_owned(),
+            actor: self.text(PRINCIPAL, actor)?.into_owned(),
+            statement,
+        })
     }
 
     /// The fast pass for flat mappings: `None` for any line it does not take as it is.
@@ -203,6 +289,10 @@ impl JsonLinesParser {
             FlatTs::Float(v) => ts_from_epoch_float(v, self.epoch_unit),
         }
         .ok()?;
+        if fields.permission {
+            // The general pass reads permission changes.
+            return None;
+        }
         let present = |s: Option<Cow<'a, str>>| s.filter(|s| !is_blank(s));
         Some(AccessEvent {
             ts,
@@ -226,6 +316,9 @@ impl JsonLinesParser {
                 "action" => Some(ACTION),
                 "rows" => Some(ROWS),
                 "bytes" => Some(BYTES),
+                "grantee" => Some(GRANTEE),
+                "privilege" => Some(PRIVILEGE),
+                "statement" => Some(STATEMENT),
                 _ => None,
             }
         } else {
@@ -295,6 +388,8 @@ struct FlatFields<'a> {
     action: Option<Option<Cow<'a, str>>>,
     rows: Option<Option<i64>>,
     bytes: Option<Option<i64>>,
+    /// A permission-change field was present.
+    permission: bool,
 }
 
 enum FlatTs<'a> {
@@ -328,7 +423,11 @@ impl<'de> Visitor<'de> for FlatVisitor<'_> {
                     fields.action = Some(action.map(|a| a.0));
                 }
                 Some(ROWS) => fields.rows = Some(map.next_value::<Value<'de>>()?.count()),
-                Some(_) => fields.bytes = Some(map.next_value::<Value<'de>>()?.count()),
+                Some(BYTES) => fields.bytes = Some(map.next_value::<Value<'de>>()?.count()),
+                Some(_) => {
+                    fields.permission = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -646,7 +745,7 @@ mod tests {
     #[test]
     fn parses_the_canonical_line_and_ignores_other_fields() {
         let line = br#"{"ts":"2026-03-18T14:02:11.512Z","principal":"alice@corp","table":"hr.salaries","action":"SELECT","rows":12,"extra":{"a":[1,2]}}"#;
-        let event = parser().parse(line).unwrap().unwrap();
+        let event = parser().parse(line).unwrap().unwrap().access().unwrap();
         assert_eq!(event.ts, T);
         assert_eq!(event.principal, "alice@corp");
         assert_eq!(event.table, "hr.salaries");
@@ -663,7 +762,12 @@ mod tests {
             r#""1773842531512""#,
         ] {
             let line = format!(r#"{{"ts":{ts},"principal":"a","table":"t"}}"#);
-            let event = parser().parse(line.as_bytes()).unwrap().unwrap();
+            let event = parser()
+                .parse(line.as_bytes())
+                .unwrap()
+                .unwrap()
+                .access()
+                .unwrap();
             assert_eq!(event.ts, T, "{ts}");
             assert_eq!(event.action, None);
         }
@@ -680,7 +784,7 @@ mod tests {
         };
         let parser = JsonLinesParser::new(&fields, EpochUnit::Auto).unwrap();
         let line = br#"{"eventName":"GetObject","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/bob"},"resource":{"table":{"name":"s3://b/k"}},"eventTime":"2026-03-18T14:02:11.512Z"}"#;
-        let event = parser.parse(line).unwrap().unwrap();
+        let event = parser.parse(line).unwrap().unwrap().access().unwrap();
         assert_eq!(event.principal, "arn:aws:iam::1:user/bob");
         assert_eq!(event.table, "s3://b/k");
         let missing =
@@ -696,7 +800,7 @@ mod tests {
     #[test]
     fn escaped_strings_are_unescaped() {
         let line = br#"{"ts":1773842531512,"principal":"a\u0040corp","table":"s\/t"}"#;
-        let event = parser().parse(line).unwrap().unwrap();
+        let event = parser().parse(line).unwrap().unwrap().access().unwrap();
         assert_eq!(event.principal, "a@corp");
         assert_eq!(event.table, "s/t");
     }
@@ -767,7 +871,7 @@ mod tests {
     #[test]
     fn rows_and_bytes_are_optional_extras() {
         let line = br#"{"ts":1773842531512,"principal":"a","table":"t","rows":12,"bytes":"many"}"#;
-        let event = parser().parse(line).unwrap().unwrap();
+        let event = parser().parse(line).unwrap().unwrap().access().unwrap();
         assert_eq!((event.rows, event.bytes), (Some(12), None));
         let fields = FieldPaths {
             table: "rows".into(),
@@ -777,8 +881,60 @@ mod tests {
             .unwrap()
             .parse(br#"{"ts":1773842531512,"principal":"a","rows":"t"}"#)
             .unwrap()
+            .unwrap()
+            .access()
             .unwrap();
         assert_eq!((event.table.as_ref(), event.rows), ("t", None));
+    }
+
+    #[test]
+    fn a_line_with_a_grantee_is_a_permission_change() {
+        let line = br#"{"ts":"2026-03-18T14:02:11.512Z","principal":"dba","table":"hr.salaries","action":"grant","grantee":"PUBLIC","privilege":"SELECT","statement":"GRANT SELECT ON hr.salaries TO PUBLIC"}"#;
+        let change = match parser().parse(line).unwrap().unwrap() {
+            Canonical::Permission(change) => change,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            change,
+            PermissionChange {
+                ts: T,
+                action: ChangeAction::Grant,
+                object: "hr.salaries".into(),
+                grantee: "PUBLIC".into(),
+                privilege: "SELECT".into(),
+                actor: "dba".into(),
+                statement: Some("GRANT SELECT ON hr.salaries TO PUBLIC".into()),
+            }
+        );
+        // The fast pass leaves permission changes to the general pass, which says what is wrong.
+        let bad = [
+            (
+                r#"{"ts":1,"principal":"a","table":"t","action":"SELECT","grantee":"b","privilege":"SELECT"}"#,
+                "wrong_type",
+            ),
+            (
+                r#"{"ts":1,"principal":"a","table":"t","action":"REVOKE","grantee":"b"}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"ts":1,"principal":"a","table":"t","action":"REVOKE","grantee":"","privilege":"SELECT"}"#,
+                "empty_field",
+            ),
+            (
+                r#"{"ts":1,"principal":"a","table":"t","action":"REVOKE","grantee":"b","privilege":"SELECT","statement":1}"#,
+                "wrong_type",
+            ),
+        ];
+        for (line, kind) in bad {
+            assert_eq!(
+                parser().parse(line.as_bytes()).unwrap_err().kind(),
+                kind,
+                "{line}"
+            );
+        }
+        // A null grantee is an access event.
+        let line = br#"{"ts":1,"principal":"a","table":"t","action":"SELECT","grantee":null}"#;
+        assert!(parser().parse(line).unwrap().unwrap().access().is_some());
     }
 
     #[test]

@@ -16,6 +16,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Event(AccessEvent<'static>),
+    /// A grant or revoke (of a privilege, or of role membership).
+    Permission(crate::event::PermissionChange),
     /// A well-formed record that is not a data access (counted by reason, never an error).
     NotAccess(NotAccess),
     /// Something the user must be told about how the input is read (e.g. the pgaudit

@@ -10,7 +10,7 @@ use super::metrics::{Metrics, SinkMetrics};
 use super::outbox::Outbox;
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, alert};
-use crate::event::AccessEvent;
+use crate::event::{AccessEvent, PermissionChange};
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::source::tail::{FileEvent, Follower};
 use crate::time::{MICROS_PER_SEC, Micros, Span, Ts, format_ts};
@@ -78,6 +78,13 @@ pub struct Engine {
     sources: std::collections::HashMap<String, SourceClock>,
 }
 
+/// What one event is, for [`Engine::observe`]: an access (`Some((table, principal))` when it
+/// is a read), or a permission change.
+enum Seen<'a> {
+    Access(Option<(&'a str, &'a str)>),
+    Change(&'a PermissionChange),
+}
+
 /// A decoder per input (kept by [`Engine::run`] beside the engine, which takes what they decode).
 type Decoders = std::collections::HashMap<String, Decoder>;
 
@@ -90,7 +97,13 @@ struct Observing<'e> {
 impl DecodeSink for Observing<'_> {
     fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool) {
         let read = read.then_some((&*event.table, &*event.principal));
-        self.engine.observe(self.input, line, event.ts, read);
+        self.engine
+            .observe(self.input, line, event.ts, Seen::Access(read));
+    }
+
+    fn permission(&mut self, line: u64, change: &PermissionChange) {
+        self.engine
+            .observe(self.input, line, change.ts, Seen::Change(change));
     }
 
     fn not_access(&mut self, _line: u64, _why: crate::format::vendor::NotAccess) {
@@ -319,7 +332,7 @@ impl Engine {
     }
 
     /// One event: `read` is `Some((table, principal))` for a read.
-    fn observe(&mut self, input: &str, line: u64, ts: Ts, read: Option<(&str, &str)>) {
+    fn observe(&mut self, input: &str, line: u64, ts: Ts, seen: Seen<'_>) {
         self.metrics.events_read.fetch_add(1, Relaxed);
         // A wrong clock must not move time for everyone: an event dated past the wall clock by
         // more than `max_ahead` is quarantined.
@@ -363,10 +376,18 @@ impl Engine {
                 self.sources.insert(input.to_string(), clock);
             }
         }
-        if read.is_some() {
-            self.metrics.reads.fetch_add(1, Relaxed);
-        }
-        let observed = self.detector.observe_classified(ts, read, &mut self.alerts);
+        let observed = match seen {
+            Seen::Access(read) => {
+                if read.is_some() {
+                    self.metrics.reads.fetch_add(1, Relaxed);
+                }
+                self.detector.observe_classified(ts, read, &mut self.alerts)
+            }
+            Seen::Change(change) => {
+                self.metrics.permission_changes.fetch_add(1, Relaxed);
+                self.detector.observe_change(change, &mut self.alerts)
+            }
+        };
         if let Observed::Late { behind } = observed {
             self.metrics.late.fetch_add(1, Relaxed);
             self.report(|| {

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub unattributable: AtomicU64,
     /// Well-formed records that are not access events.
     pub not_access: AtomicU64,
+    /// Permission changes (grants and revokes) read.
+    pub permission_changes: AtomicU64,
     pub late: AtomicU64,
     /// Events dated past the wall clock by more than `max_ahead` (not used).
     pub quarantined: AtomicU64,
@@ -82,7 +84,7 @@ impl Metrics {
                 "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
             );
         };
-        let counts: [(&str, &str, &str, &AtomicU64); 11] = [
+        let counts: [(&str, &str, &str, &AtomicU64); 12] = [
             (
                 "events_read_total",
                 "counter",
@@ -112,6 +114,12 @@ impl Metrics {
                 "counter",
                 "Records that are not access events (management calls, other log lines).",
                 &self.not_access,
+            ),
+            (
+                "permission_changes_total",
+                "counter",
+                "Permission changes (grants and revokes, of privileges and role membership) read.",
+                &self.permission_changes,
             ),
             (
                 "late_total",

@@ -481,6 +481,11 @@ mod tests {
             severity: Severity::High,
             as_of: 0,
             closed_by: None,
+            cause: None,
+            exposed_from: None,
+            exposed_until: None,
+            change: None,
+            tables: Vec::new(),
         }
     }
 

@@ -17,7 +17,7 @@
 use super::{OutOfOrder, ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed};
-use crate::event::AccessEvent;
+use crate::event::{AccessEvent, PermissionChange};
 use crate::format::{DecodeSink, Decoder, Format, Line, ParseError};
 use crate::intern::{PrincipalId, TableId};
 use crate::replay::unusable::{self, InputTally};
@@ -35,10 +35,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Events parsed from one input, their strings back to back in `text`.
+/// Events parsed from one input, their strings back to back in `text`. A permission change
+/// is an event with no read, whose change is in `changes` with the event's index.
 pub(super) struct EventBatch {
     text: String,
     pub(super) events: Vec<BatchedEvent>,
+    pub(super) changes: Vec<(usize, PermissionChange)>,
 }
 
 /// One parsed event; `read` holds the (table, principal) ranges in the batch's text for a read,
@@ -60,6 +62,7 @@ impl EventBatch {
         EventBatch {
             text: String::with_capacity(BLOCK_LINES * 48),
             events: Vec::with_capacity(BLOCK_LINES),
+            changes: Vec::new(),
         }
     }
 
@@ -160,6 +163,16 @@ impl DecodeSink for Block {
             ts: event.ts,
             line,
             read,
+        });
+    }
+
+    fn permission(&mut self, line: u64, change: &PermissionChange) {
+        let batch = &mut self.batch;
+        batch.changes.push((batch.events.len(), change.clone()));
+        batch.events.push(BatchedEvent {
+            ts: change.ts,
+            line,
+            read: None,
         });
     }
 
@@ -304,6 +317,9 @@ fn first_event_time(config: &Config, input: &Input) -> Option<Ts> {
     impl DecodeSink for First {
         fn event(&mut self, _line: u64, event: &AccessEvent<'_>, _read: bool) {
             self.0.get_or_insert(event.ts);
+        }
+        fn permission(&mut self, _line: u64, change: &crate::event::PermissionChange) {
+            self.0.get_or_insert(change.ts);
         }
         fn not_access(&mut self, _line: u64, _why: crate::format::vendor::NotAccess) {}
         fn malformed(&mut self, _line: u64, _error: ParseError) {}
@@ -597,11 +613,12 @@ fn push_raw(
 }
 
 /// An event kept aside for being far ahead of its input.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct HeldEvent {
     ts: Ts,
     line: u64,
     read: Option<(TableId, PrincipalId)>,
+    change: Option<PermissionChange>,
 }
 
 /// The detecting stage.
@@ -677,7 +694,10 @@ impl Detecting<'_> {
             problems.malformed(name, line, &error);
         }
         if let Some((line, _)) = &first_bad {
-            block.batch.events.retain(|event| event.line < *line);
+            let batch = &mut block.batch;
+            batch.events.retain(|event| event.line < *line);
+            let kept = batch.events.len();
+            batch.changes.retain(|(at, _)| *at < kept);
         }
         self.batch(&block.batch, block.input, names, config, out, problems)?;
         if let Some((line, error)) = first_bad {
@@ -752,7 +772,9 @@ impl Detecting<'_> {
     ) -> Result<(), ReplayError> {
         let filter = self.filter;
         let mut ids = ids.iter();
-        for event in &batch.events {
+        let mut changes = batch.changes.iter().peekable();
+        for (at, event) in batch.events.iter().enumerate() {
+            let change = changes.next_if(|(c, _)| *c == at).map(|(_, c)| c);
             if !filter.keeps(event.ts) {
                 self.filtered += 1;
                 continue;
@@ -782,14 +804,18 @@ impl Detecting<'_> {
                         ts: event.ts,
                         line: event.line,
                         read,
+                        change: change.cloned(),
                     });
                     continue;
                 }
             }
-            let observed = self
-                .detector
-                .by_id()
-                .observe(event.ts, read, &mut self.alerts);
+            let observed = match change {
+                Some(change) => self.detector.observe_change(change, &mut self.alerts),
+                None => self
+                    .detector
+                    .by_id()
+                    .observe(event.ts, read, &mut self.alerts),
+            };
             debug_assert!(
                 !matches!(observed, Observed::Late { .. }),
                 "the watermark is never ahead of an input"
@@ -814,9 +840,13 @@ impl Detecting<'_> {
         let held = self.held[input].take().expect("the watermarks held one");
         match fate {
             Held::Release => {
-                self.detector
-                    .by_id()
-                    .observe(held.ts, held.read, &mut self.alerts);
+                match &held.change {
+                    Some(change) => self.detector.observe_change(change, &mut self.alerts),
+                    None => self
+                        .detector
+                        .by_id()
+                        .observe(held.ts, held.read, &mut self.alerts),
+                };
                 write_alerts(out, &mut self.alerts)
             }
             Held::Quarantine => {

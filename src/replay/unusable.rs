@@ -117,6 +117,9 @@ fn is_canonical(decoder: &mut Decoder, line: &[u8]) -> bool {
         fn event(&mut self, _line: u64, _event: &crate::event::AccessEvent<'_>, _read: bool) {
             self.0 = true;
         }
+        fn permission(&mut self, _line: u64, _change: &crate::event::PermissionChange) {
+            self.0 = true;
+        }
         fn not_access(&mut self, _line: u64, _why: crate::format::vendor::NotAccess) {}
         fn malformed(&mut self, _line: u64, _error: ParseError) {}
     }

@@ -100,7 +100,12 @@ impl AlertmanagerSink {
     /// The Alertmanager alert for `alert`, as of `now` (µs).
     pub fn postable(&self, alert: &Alert, now: i64) -> serde_json::Value {
         let mut labels = self.labels.clone();
-        labels.insert("alertname".into(), "ExposureWindow".into());
+        let name = if alert.is_window() {
+            "ExposureWindow"
+        } else {
+            "ExposureGrant"
+        };
+        labels.insert("alertname".into(), name.into());
         labels.insert("table".into(), alert.table.clone());
         labels.insert("window_id".into(), alert.id.clone());
         if alert.id.starts_with("exp-test-") {
@@ -115,9 +120,8 @@ impl AlertmanagerSink {
             .map(|p| p.principal.as_str())
             .collect();
         let (starts_at, ends_at) = alertmanager_times(alert, now, self.resend_every);
-        json!({
-            "labels": labels,
-            "annotations": {
+        let mut annotations = if alert.is_window() {
+            json!({
                 "summary": super::summary(alert),
                 "principals": principals.join(", "),
                 "novel_principals": alert.novel_principals.to_string(),
@@ -125,7 +129,27 @@ impl AlertmanagerSink {
                 "reads": alert.reads.to_string(),
                 "window_start": crate::time::format_ts(alert.window_start),
                 "window_end": crate::time::format_ts(alert.window_end),
-            },
+            })
+        } else {
+            json!({ "summary": super::summary(alert) })
+        };
+        let annotations = annotations.as_object_mut().expect("an object");
+        for (key, change) in [("cause", &alert.cause), ("change", &alert.change)] {
+            if let Some(change) = change {
+                annotations.insert(key.into(), super::describe_change(change).into());
+            }
+        }
+        for (key, time) in [
+            ("exposed_from", alert.exposed_from),
+            ("exposed_until", alert.exposed_until),
+        ] {
+            if let Some(time) = time {
+                annotations.insert(key.into(), crate::time::format_ts(time).into());
+            }
+        }
+        json!({
+            "labels": labels,
+            "annotations": annotations,
             "startsAt": crate::time::format_ts(starts_at),
             "endsAt": crate::time::format_ts(ends_at),
         })
@@ -200,18 +224,21 @@ fn is_label_name(name: &str) -> bool {
 /// firing window starts at `window_start` and a closed one ends at `window_end`. Times ahead
 /// of the wall clock (a producer's clock skew) are brought back to `now`. The annotations
 /// `window_start` and `window_end` always carry the event times unchanged.
+///
+/// A `grant` alert fires once, from the change's time, for four re-send intervals (it is not
+/// re-sent: the change is a moment, not a state); the `update` of a closed window (its cause
+/// reverted) is sent resolved, like its `closed` alert.
 pub fn alertmanager_times(alert: &Alert, now: i64, resend_every: Duration) -> (i64, i64) {
+    let resend = (resend_every.as_micros() as i64).max(1_000_000);
+    if alert.window_ended() {
+        let ends_at = alert.window_end.max(alert.window_start).min(now);
+        return (alert.window_start.min(ends_at), ends_at);
+    }
     match alert.status {
-        AlertStatus::Closed => {
-            let ends_at = alert.window_end.max(alert.window_start).min(now);
-            (alert.window_start.min(ends_at), ends_at)
-        }
+        AlertStatus::Grant => (alert.as_of.min(now), now + 4 * resend),
         // Firing: valid for a few re-send intervals, so that a stopped exposure resolves on
         // its own instead of firing forever.
-        AlertStatus::Open | AlertStatus::Update => {
-            let resend = (resend_every.as_micros() as i64).max(1_000_000);
-            (alert.window_start.min(now), now + 4 * resend)
-        }
+        _ => (alert.window_start.min(now), now + 4 * resend),
     }
 }
 
@@ -234,10 +261,11 @@ impl Sink for AlertmanagerSink {
             }
             self.post(vec![self.postable(&sent, now)]).await?;
             match alert.status {
-                AlertStatus::Open | AlertStatus::Update => {
+                AlertStatus::Grant => {}
+                _ if !alert.window_ended() => {
                     self.state.firing.insert(alert.id.clone(), (sent, now));
                 }
-                AlertStatus::Closed => {
+                _ => {
                     self.state.firing.remove(&alert.id);
                     let until = now + self.resolved_for.as_micros() as i64;
                     self.state

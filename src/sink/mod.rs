@@ -438,6 +438,11 @@ pub fn test_alerts() -> [Alert; 2] {
         severity: Severity::Medium,
         as_of: now,
         closed_by: None,
+        cause: None,
+        exposed_from: None,
+        exposed_until: None,
+        change: None,
+        tables: Vec::new(),
     };
     let closed = Alert {
         status: AlertStatus::Closed,
@@ -454,6 +459,14 @@ pub fn summary(alert: &Alert) -> String {
     } else {
         ""
     };
+    if let Some(change) = &alert.change {
+        return format!(
+            "{test}Read granted on {} to {}: {}",
+            alert.table,
+            change.grantee,
+            describe_change(change)
+        );
+    }
     let mut text = format!(
         "{test}Exposure window on {}: {} novel principal{} since {}",
         alert.table,
@@ -461,13 +474,31 @@ pub fn summary(alert: &Alert) -> String {
         if alert.novel_principals == 1 { "" } else { "s" },
         crate::time::format_ts(alert.window_start),
     );
-    if alert.status == crate::detect::AlertStatus::Closed {
+    if alert.window_ended() {
         text.push_str(&format!(
             ", ended {}",
             crate::time::format_ts(alert.window_end)
         ));
     }
+    if let Some(cause) = &alert.cause {
+        text.push_str(&format!("; opened by {}", describe_change(cause)));
+    }
+    if let Some(until) = alert.exposed_until {
+        text.push_str(&format!(", reverted {}", crate::time::format_ts(until)));
+    }
     text
+}
+
+/// One permission change in words: `GRANT SELECT on db.t to PUBLIC by admin at …`.
+pub fn describe_change(change: &crate::detect::ChangeRecord) -> String {
+    format!(
+        "{} on {} to {} by {} at {}",
+        change.privilege,
+        change.object,
+        change.grantee,
+        change.actor,
+        crate::time::format_ts(change.ts)
+    )
 }
 
 /// Classifies an HTTP outcome: 2xx delivered; 408, 429 and 5xx retried (honouring

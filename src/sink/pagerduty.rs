@@ -3,7 +3,7 @@
 
 use super::Secret;
 use super::{Sink, SinkFuture};
-use crate::detect::{Alert, AlertStatus, Severity};
+use crate::detect::{Alert, Severity};
 use serde_json::json;
 
 pub fn default_url() -> String {
@@ -39,15 +39,46 @@ fn at_most(text: &str, max: usize) -> String {
 
 /// The Events v2 body for `alert`.
 pub fn event(alert: &Alert, routing_key: &str, source: &str) -> serde_json::Value {
-    let action = match alert.status {
-        AlertStatus::Open | AlertStatus::Update => "trigger",
-        AlertStatus::Closed => "resolve",
+    // The `update` of a closed window (its cause reverted) resolves again: PagerDuty keeps
+    // a resolved incident resolved.
+    let action = if alert.window_ended() {
+        "resolve"
+    } else {
+        "trigger"
     };
     let principals: Vec<&str> = alert
         .principals
         .iter()
         .map(|p| p.principal.as_str())
         .collect();
+    let mut details = if alert.is_window() {
+        json!({
+            "table": alert.table,
+            "status": alert.status,
+            "window_start": crate::time::format_ts(alert.window_start),
+            "window_end": crate::time::format_ts(alert.window_end),
+            "novel_principals": alert.novel_principals,
+            "baseline_principals": alert.baseline_principals,
+            "reads": alert.reads,
+            "principals": principals,
+        })
+    } else {
+        json!({ "table": alert.table, "status": alert.status, "tables": alert.tables })
+    };
+    let details_map = details.as_object_mut().expect("an object");
+    for (key, change) in [("cause", &alert.cause), ("change", &alert.change)] {
+        if let Some(change) = change {
+            details_map.insert(key.into(), json!(change));
+        }
+    }
+    for (key, time) in [
+        ("exposed_from", alert.exposed_from),
+        ("exposed_until", alert.exposed_until),
+    ] {
+        if let Some(time) = time {
+            details_map.insert(key.into(), crate::time::format_ts(time).into());
+        }
+    }
     json!({
         "routing_key": routing_key,
         "event_action": action,
@@ -58,17 +89,8 @@ pub fn event(alert: &Alert, routing_key: &str, source: &str) -> serde_json::Valu
             "severity": severity(alert.severity),
             "timestamp": crate::time::format_ts(alert.as_of),
             "component": alert.table,
-            "class": "exposure_window",
-            "custom_details": {
-                "table": alert.table,
-                "status": alert.status,
-                "window_start": crate::time::format_ts(alert.window_start),
-                "window_end": crate::time::format_ts(alert.window_end),
-                "novel_principals": alert.novel_principals,
-                "baseline_principals": alert.baseline_principals,
-                "reads": alert.reads,
-                "principals": principals,
-            },
+            "class": if alert.is_window() { "exposure_window" } else { "exposure_grant" },
+            "custom_details": details,
         },
     })
 }

@@ -43,6 +43,13 @@ fn read_all(format: Format, input: &str) -> (Vec<Value>, Vec<String>) {
                 "ts": format_ts(e.ts), "principal": e.principal, "table": e.table, "read": read,
             }));
         }
+        fn permission(&mut self, _line: u64, c: &exposure::event::PermissionChange) {
+            self.items.push(json!({
+                "ts": format_ts(c.ts), "action": c.action.as_str(), "actor": c.actor,
+                "object": c.object, "grantee": c.grantee, "privilege": c.privilege,
+                "statement": c.statement,
+            }));
+        }
         fn not_access(&mut self, _line: u64, _why: exposure::format::vendor::NotAccess) {
             self.items.push(json!("not_access"));
         }

@@ -1,0 +1,261 @@
+//! Root cause in the detector: permission changes enter like reads (late ones refused by the
+//! same watermark), join the [`PermissionLedger`] at once, and are *released* in event time —
+//! after the reads of their instant — to raise what they raise by themselves: a `grant` alert
+//! for a read grant to everyone or a large group, and an `update` for each closed window whose
+//! cause they revert. Windows ask the ledger for their cause whenever one of their alerts is
+//! made ([`Detector::alert`]). The rules are docs/detection.md, "Root cause".
+
+use super::alert::{self, ALERT_SCHEMA, Alert, AlertStatus, ChangeRecord, ClosedBy, Severity};
+use super::permission::{Cause, KnownUntil, PermissionLedger, WindowFacts, contains};
+use super::{Detector, Incoming, Observed};
+use crate::event::{ChangeAction, PermissionChange};
+use crate::time::Ts;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Closed windows kept waiting for the revert of their cause, at most (the oldest go first).
+const MAX_AWAITING_REVERT: usize = 10_000;
+
+/// A `grant` alert on a container lists at most this many of its tables.
+const MAX_LISTED_TABLES: usize = 100;
+
+/// The detector's permission state.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RootCause {
+    pub(super) ledger: PermissionLedger,
+    /// Read grants and revokes recorded and not yet released, in order.
+    pub(super) unreleased: BTreeSet<PermissionChange>,
+    /// `closed` alerts of windows whose cause had not been reverted when they closed.
+    pub(super) awaiting_revert: Vec<Alert>,
+}
+
+/// [`RootCause`] as plain data, for checkpoints and `learn`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootCauseSnapshot {
+    /// Every change the ledger holds, sorted.
+    pub changes: Vec<PermissionChange>,
+    /// Changes not yet released, sorted.
+    pub unreleased: Vec<PermissionChange>,
+    pub awaiting_revert: Vec<Alert>,
+}
+
+impl RootCause {
+    pub(super) fn snapshot(&self) -> RootCauseSnapshot {
+        RootCauseSnapshot {
+            changes: self.ledger.snapshot().changes,
+            unreleased: self.unreleased.iter().cloned().collect(),
+            awaiting_revert: self.awaiting_revert.clone(),
+        }
+    }
+
+    pub(super) fn restore(snapshot: &RootCauseSnapshot) -> RootCause {
+        let mut ledger = PermissionLedger::default();
+        for change in &snapshot.changes {
+            ledger.insert(change.clone());
+        }
+        RootCause {
+            ledger,
+            unreleased: snapshot.unreleased.iter().cloned().collect(),
+            awaiting_revert: snapshot.awaiting_revert.clone(),
+        }
+    }
+}
+
+impl Detector {
+    /// Observes one permission change: refused when late, like a read; otherwise recorded at
+    /// once (a window's cause may be any change up to its start, whatever arrived first) and
+    /// released in event time, after the reads of its instant.
+    pub fn observe_change(
+        &mut self,
+        change: &PermissionChange,
+        alerts: &mut Vec<Alert>,
+    ) -> Observed {
+        let outcome = self.admit(change.ts, Incoming::Change);
+        if matches!(outcome, Observed::Late { .. }) {
+            return outcome;
+        }
+        if self.root_cause.ledger.insert(change.clone()) && !change.is_membership() {
+            self.root_cause.unreleased.insert(change.clone());
+        }
+        if self.deferred.is_none()
+            && let Some(watermark) = self.reorder.watermark()
+        {
+            self.release_before(watermark, alerts);
+        }
+        outcome
+    }
+
+    /// The changes recorded, for reports.
+    pub fn permission_changes(&self) -> usize {
+        self.root_cause.ledger.len()
+    }
+
+    /// The earliest change not yet released, if it is before `now`.
+    pub(super) fn next_change_before(&self, now: Ts) -> Option<Ts> {
+        self.root_cause
+            .unreleased
+            .first()
+            .map(|c| c.ts)
+            .filter(|&ts| ts < now)
+    }
+
+    /// Releases every change of instant `ts` (in order), then puts their alerts in table-name
+    /// order (the order of alerts of one instant and kind everywhere).
+    pub(super) fn release_changes_at(&mut self, ts: Ts, alerts: &mut Vec<Alert>) {
+        let mut raised = Vec::new();
+        while let Some(change) = self.root_cause.unreleased.first()
+            && change.ts == ts
+        {
+            let change = self.root_cause.unreleased.pop_first().expect("peeked");
+            match change.action {
+                ChangeAction::Grant => self.raise_grant(&change, &mut raised),
+                ChangeAction::Revoke => self.raise_reverted(&change, &mut raised),
+            }
+        }
+        raised.sort_by(|a, b| a.table.cmp(&b.table));
+        for alert in raised {
+            self.push_alert(alert, alerts);
+        }
+    }
+
+    /// Releases every change still waiting, in order (the input ended).
+    pub(super) fn release_all_changes(&mut self, alerts: &mut Vec<Alert>) {
+        while let Some(ts) = self.root_cause.unreleased.first().map(|c| c.ts) {
+            self.release_changes_at(ts, alerts);
+        }
+    }
+
+    /// The early warning: a read grant to everyone or a large group, on an object this run
+    /// watches, that did not already stand.
+    fn raise_grant(&mut self, change: &PermissionChange, raised: &mut Vec<Alert>) {
+        let settings = &self.settings.permissions;
+        if !settings.is_broad(&change.grantee) || self.root_cause.ledger.stood_before(change) {
+            return;
+        }
+        let object = change.object.as_str();
+        let mut tables: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|t| !t.policy.ignore && &*t.name != object && contains(object, &t.name))
+            .map(|t| t.name.to_string())
+            .collect();
+        let watched = !self.settings.policies.resolve(object).ignore || !tables.is_empty();
+        if !watched {
+            return;
+        }
+        tables.sort();
+        tables.truncate(MAX_LISTED_TABLES);
+        let severity = if super::permission::is_everyone(&change.grantee) {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        raised.push(Alert {
+            schema: ALERT_SCHEMA.to_string(),
+            id: alert::grant_id(object, change),
+            status: AlertStatus::Grant,
+            table: object.to_string(),
+            window_start: change.ts,
+            window_end: change.ts,
+            duration_s: 0.0,
+            principals: Vec::new(),
+            novel_principals: 0,
+            reads: 0,
+            baseline_principals: 0,
+            severity,
+            as_of: change.ts,
+            closed_by: None,
+            cause: None,
+            exposed_from: None,
+            exposed_until: None,
+            change: Some(ChangeRecord::from(change)),
+            tables,
+        });
+    }
+
+    /// The revert of a closed window's cause: an `update` of that window, as it closed, with
+    /// `exposed_until`.
+    fn raise_reverted(&mut self, revoke: &PermissionChange, raised: &mut Vec<Alert>) {
+        let reverts = |closed: &Alert| {
+            closed.as_of <= revoke.ts
+                && closed.cause.as_ref().is_some_and(|cause| {
+                    cause.object == revoke.object
+                        && cause.grantee == revoke.grantee
+                        && cause.ts < revoke.ts
+                })
+        };
+        let mut i = 0;
+        while i < self.root_cause.awaiting_revert.len() {
+            if reverts(&self.root_cause.awaiting_revert[i]) {
+                let mut update = self.root_cause.awaiting_revert.remove(i);
+                update.status = AlertStatus::Update;
+                update.as_of = revoke.ts;
+                update.exposed_until = Some(revoke.ts);
+                raised.push(update);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The cause of the window of an alert being made, with what the alert may know.
+    pub(super) fn cause_of(
+        &self,
+        facts: &WindowFacts<'_>,
+        status: AlertStatus,
+        as_of: Ts,
+        closed_by: Option<ClosedBy>,
+    ) -> Option<Cause> {
+        if self.root_cause.ledger.is_empty() {
+            return None;
+        }
+        let known = match (status, closed_by) {
+            // A close due at the watermark may come before changes of its very instant.
+            (AlertStatus::Closed, Some(ClosedBy::Quiet)) => KnownUntil::Before(as_of),
+            // The input ended: every change is known.
+            (AlertStatus::Closed, _) => KnownUntil::Including(Ts::MAX),
+            _ => KnownUntil::Including(as_of),
+        };
+        let settings = &self.settings.permissions;
+        self.root_cause
+            .ledger
+            .cause(facts, settings.cause_horizon, settings, known)
+    }
+
+    /// A closed window whose cause stands still waits for its revert.
+    pub(super) fn await_revert(&mut self, closed: &Alert) {
+        if closed.cause.is_none() || closed.exposed_until.is_some() {
+            return;
+        }
+        if self
+            .settings
+            .report_from
+            .is_some_and(|from| closed.as_of < from)
+        {
+            return;
+        }
+        let awaiting = &mut self.root_cause.awaiting_revert;
+        if awaiting.len() >= MAX_AWAITING_REVERT {
+            awaiting.remove(0);
+        }
+        awaiting.push(closed.clone());
+    }
+
+    /// Forgets permission history no window can still need: before the earliest open window's
+    /// start (or `now`) less the cause horizon.
+    pub(super) fn prune_permissions(&mut self, now: Ts) {
+        let earliest_open = self
+            .tables
+            .iter()
+            .filter_map(|t| t.window.as_ref().map(|w| w.start))
+            .min()
+            .unwrap_or(now)
+            .min(now);
+        let horizon = self.settings.permissions.cause_horizon.micros();
+        let cutoff = earliest_open
+            .saturating_sub(horizon)
+            .saturating_sub(self.settings.lateness.micros());
+        self.root_cause.ledger.prune(cutoff);
+    }
+}
