@@ -56,6 +56,15 @@ impl ById<'_> {
         self.0.observe_ids(ts, read, alerts)
     }
 
+    /// See [`Detector::observe_change`].
+    pub fn observe_change(
+        &mut self,
+        change: &crate::event::PermissionChange,
+        alerts: &mut Vec<Alert>,
+    ) -> Observed {
+        self.0.observe_change(change, alerts)
+    }
+
     /// Takes one event of a chunk that no later input overlaps: a read is appended to `chunk`
     /// for [`ById::apply_chunk`] instead of entering the reorder buffer. An event before the
     /// watermark is counted late.

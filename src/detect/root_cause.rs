@@ -134,10 +134,17 @@ impl Detector {
             return;
         }
         let object = change.object.as_str();
+        // The tables in it read by then: by event time, so that the list never depends on
+        // what arrived first.
+        let read_by_then = |t: &&super::rules::TableState| {
+            t.learn_until
+                .is_some_and(|until| until - t.policy.thresholds.learn.micros() <= change.ts)
+        };
         let mut tables: Vec<String> = self
             .tables
             .iter()
             .filter(|t| !t.policy.ignore && &*t.name != object && contains(object, &t.name))
+            .filter(read_by_then)
             .map(|t| t.name.to_string())
             .collect();
         let watched = !self.settings.policies.resolve(object).ignore || !tables.is_empty();

@@ -1,8 +1,9 @@
 //! Properties that must hold for every input: any arrival order within `lateness` gives
-//! byte-identical alerts, and splitting the input never changes them.
+//! byte-identical alerts, and splitting the input never changes them — with permission changes
+//! (grants, revokes, role memberships) mixed in among the reads.
 
 use exposure::detect::{Alert, Detector, DetectorSettings, Thresholds};
-use exposure::event::AccessEvent;
+use exposure::event::{AccessEvent, ChangeAction, MEMBER, PermissionChange};
 use exposure::time::{MICROS_PER_SEC, Span};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -13,6 +14,9 @@ const BASE: i64 = 1_773_792_000 * MICROS_PER_SEC;
 const LATENESS: i64 = 3 * MIN;
 const TABLES: [&str; 3] = ["db.a", "db.b", "hr.c"];
 const PRINCIPALS: [&str; 10] = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"];
+/// What permission changes are on: the tables, a container of two of them, and a role.
+const OBJECTS: [&str; 5] = ["db.a", "db.b", "hr.c", "db", "grp"];
+const GRANTEES: [&str; 4] = ["PUBLIC", "p3", "grp", "p5"];
 
 fn settings() -> DetectorSettings {
     let mut settings = DetectorSettings {
@@ -37,9 +41,41 @@ struct Ev {
     table: usize,
     principal: usize,
     read: bool,
+    /// A permission change instead of an access: (grant?, object, grantee).
+    change: Option<(bool, usize, usize)>,
 }
 
 impl Ev {
+    fn change(&self) -> Option<PermissionChange> {
+        let (grant, object, grantee) = self.change?;
+        let role = OBJECTS[object] == "grp";
+        Some(PermissionChange {
+            ts: self.ts,
+            action: if grant {
+                ChangeAction::Grant
+            } else {
+                ChangeAction::Revoke
+            },
+            object: OBJECTS[object].into(),
+            // A role's members are principals; a grant's grantees are the few above.
+            grantee: if role {
+                PRINCIPALS[self.principal].into()
+            } else {
+                GRANTEES[grantee].into()
+            },
+            privilege: if role { MEMBER } else { "SELECT" }.into(),
+            actor: "admin".into(),
+            statement: None,
+        })
+    }
+
+    fn observe(&self, detector: &mut Detector, alerts: &mut Vec<Alert>) {
+        match self.change() {
+            Some(change) => detector.observe_change(&change, alerts),
+            None => detector.observe(&self.access(), alerts),
+        };
+    }
+
     fn access(&self) -> AccessEvent<'static> {
         AccessEvent::new(
             self.ts,
@@ -54,7 +90,7 @@ fn alerts_json(events: &[Ev]) -> String {
     let mut detector = Detector::new(settings());
     let mut alerts: Vec<Alert> = Vec::new();
     for e in events {
-        detector.observe(&e.access(), &mut alerts);
+        e.observe(&mut detector, &mut alerts);
     }
     finished_json(detector, alerts)
 }
@@ -74,22 +110,26 @@ fn scenario() -> impl Strategy<Value = (Vec<Ev>, Vec<i64>)> {
         0usize..10,
         prop::bool::weighted(0.9),
         0i64..6 * 60,
+        (0u8..40, 0usize..5, 0usize..4),
     );
     prop::collection::vec(event, 1..300).prop_map(|raw| {
         let mut events = Vec::new();
         let mut delays = Vec::new();
-        for (sec, table, principal, read, burst) in raw {
+        for (sec, table, principal, read, burst, (kind, object, grantee)) in raw {
             // Quantise some times to whole minutes to force equal instants.
             let ts = if sec % 3 == 0 {
                 BASE + (sec / 60) * MIN
             } else {
                 BASE + sec * MICROS_PER_SEC
             };
+            // One event in twenty is a permission change.
+            let change = (kind < 2).then_some((kind == 0 || object == 4, object, grantee));
             events.push(Ev {
                 ts,
                 table,
                 principal,
                 read,
+                change,
             });
             delays.push((burst * MICROS_PER_SEC).min(LATENESS));
         }
@@ -146,6 +186,7 @@ fn the_scenarios_do_open_windows() {
             table: 0,
             principal: *p,
             read: true,
+            change: None,
         });
     }
     for (i, p) in [5usize, 6, 7, 8].iter().enumerate() {
@@ -154,19 +195,29 @@ fn the_scenarios_do_open_windows() {
             table: 0,
             principal: *p,
             read: true,
+            change: None,
         });
     }
     let json = alerts_json(&events);
     assert_eq!(json.lines().count(), 2, "{json}");
-    let mut opened = 0;
+    let (mut opened, mut caused, mut granted, mut reverted) = (0, 0, 0, 0);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     for _ in 0..200 {
         let (events, _) = scenario().new_tree(&mut runner).unwrap().current();
-        opened += usize::from(alerts_json(&events).contains("\"open\""));
+        let json = alerts_json(&events);
+        opened += usize::from(json.contains("\"open\""));
+        caused += usize::from(json.contains("\"cause\""));
+        granted += usize::from(json.contains("\"grant\""));
+        reverted += usize::from(json.contains("\"exposed_until\""));
     }
     assert!(
         opened > 20,
         "only {opened} of 200 scenarios opened a window"
+    );
+    // And permission changes do what they do: causes, early warnings, reverts.
+    assert!(
+        caused > 10 && granted > 20 && reverted > 2,
+        "{caused} caused, {granted} granted, {reverted} reverted of 200"
     );
 }
 
@@ -190,6 +241,10 @@ fn alerts_json_in_chunks(events: &[Ev], cuts: &[usize]) -> String {
         let mut chunk: Vec<BufferedRead> = Vec::new();
         let mut by_id = detector.by_id();
         for e in &events[start..end] {
+            if let Some(change) = e.change() {
+                by_id.observe_change(&change, &mut alerts);
+                continue;
+            }
             let read = by_id.is_read_action(Some(if e.read { "SELECT" } else { "INSERT" }));
             let ids = read.then(|| {
                 (
@@ -239,7 +294,7 @@ fn alerts_json_with_restarts(events: &[Ev], stops: &[usize], chunk: Option<usize
             assert_eq!(restored.snapshot(), detector.snapshot());
             detector = restored;
         }
-        detector.observe(&e.access(), &mut alerts);
+        e.observe(&mut detector, &mut alerts);
     }
     finished_json(detector, alerts)
 }
@@ -270,7 +325,7 @@ fn alerts_json_applied_in_chunks(events: &[Ev], chunk: usize, keep: Option<usize
         if keep == Some(i) {
             detector.apply_one_by_one(&mut alerts);
         }
-        detector.observe(&e.access(), &mut alerts);
+        e.observe(&mut detector, &mut alerts);
     }
     finished_json(detector, alerts)
 }
@@ -340,7 +395,7 @@ fn alerts_json_from_streams(
                 (None, exposure::watermark::Verdict::Take),
                 "within lateness"
             );
-            detector.observe(&e.access(), &mut alerts);
+            e.observe(&mut detector, &mut alerts);
         }
         at[s] = end;
         if at[s] == split[s].len() {
