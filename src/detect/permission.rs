@@ -227,8 +227,54 @@ impl PermissionLedger {
         let (_, grant, changes) = best?;
         Some(Cause {
             grant: grant.clone(),
-            revert: revert_of(changes, grant, known).cloned(),
+            revert: self.end_of_exposure(window, settings, changes, grant, known),
         })
+    }
+
+    /// The revoke that ended the exposure `grant` began: its own revoke, unless another grant
+    /// covering the window's principals on the table or a container of it still stood then
+    /// (the table stayed readable to them), in which case the revoke of that one, and so on.
+    /// `None` while some such grant stands, as far as `known` tells.
+    fn end_of_exposure(
+        &self,
+        window: &WindowFacts<'_>,
+        settings: &PermissionSettings,
+        changes: &PairChanges,
+        grant: &PermissionChange,
+        known: KnownUntil,
+    ) -> Option<PermissionChange> {
+        let mut revert = revert_of(changes, grant, known)?;
+        // Each step moves to a later revoke: at most as many steps as there are revokes.
+        loop {
+            let mut still: Option<Option<&PermissionChange>> = None;
+            for object in containers(window.table) {
+                let Some(pairs) = self.by_object.get(object) else {
+                    continue;
+                };
+                for (grantee, changes) in pairs {
+                    let at_revert = changes.iter().take_while(|c| c.ts <= revert.ts);
+                    let Some(other) = standing(at_revert) else {
+                        continue;
+                    };
+                    if self.covered(grantee, window, settings) == 0 {
+                        continue;
+                    }
+                    // The one that stood the longest decides.
+                    let ends = revert_of(changes, other, known);
+                    still = match (still, ends) {
+                        (Some(None), _) | (_, None) => Some(None),
+                        (Some(Some(a)), Some(b)) => Some(Some(if b.ts > a.ts { b } else { a })),
+                        (None, Some(b)) => Some(Some(b)),
+                    };
+                }
+            }
+            match still {
+                None => return Some(revert.clone()),
+                Some(None) => return None,
+                Some(Some(later)) if later.ts > revert.ts => revert = later,
+                Some(Some(_)) => return Some(revert.clone()),
+            }
+        }
     }
 
     /// How many of the window's principals `grantee` covers: all of them for everyone (or a

@@ -524,3 +524,5 @@ fn closes_come_out_in_deadline_order_however_far_time_jumps() {
         ]
     );
 }
+
+mod root_cause;
