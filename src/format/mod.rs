@@ -6,6 +6,7 @@ pub mod cloudtrail;
 pub mod databricks;
 pub mod decode;
 pub mod gcp;
+pub mod grant_sql;
 pub mod jsonl;
 pub mod pgaudit;
 pub mod snowflake;

@@ -15,6 +15,7 @@
 //! the one its process logged in as (`connection authorized: user=…`, with `log_connections`).
 
 use super::ParseError;
+use super::grant_sql;
 use super::vendor::{Item, NotAccess, json::parse_time_text};
 use crate::event::AccessEvent;
 use crate::time::zone::LocalZone;
@@ -79,7 +80,22 @@ pub struct Parser {
     zone: LocalZone,
     /// Process id → (user, database) of each session, from `connection authorized` lines.
     sessions: std::collections::HashMap<String, (String, String)>,
+    /// Per session, the `ROLE` statement last read of a query string of several statements.
+    role_statements: std::collections::HashMap<String, RoleStatement>,
 }
+
+/// Where in a query string of several statements a session's `ROLE` lines are: pgaudit logs
+/// the whole string on each statement's line, so the statement a line is about is found by
+/// its command, after the one the previous line of the same string was about.
+#[derive(Debug, Clone)]
+struct RoleStatement {
+    query: String,
+    statement_id: String,
+    index: usize,
+}
+
+/// Sessions whose multi-statement position is remembered, at most.
+const MAX_ROLE_SESSIONS: usize = 10_000;
 
 /// What the prefix gave.
 #[derive(Debug, Default)]
@@ -240,6 +256,7 @@ impl Parser {
             prefix_database: options.prefix_database,
             zone,
             sessions: std::collections::HashMap::new(),
+            role_statements: std::collections::HashMap::new(),
         })
     }
 
@@ -284,7 +301,7 @@ impl Parser {
 
     /// A `jsonlog` record (PostgreSQL 15+, `log_destination = 'jsonlog'`): one JSON object per
     /// line with `timestamp`, `user`, `dbname`, `error_severity` and `message`.
-    fn parse_jsonlog(&self, text: &str) -> Result<Vec<Item>, ParseError> {
+    fn parse_jsonlog(&mut self, text: &str) -> Result<Vec<Item>, ParseError> {
         let record: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ParseError::Json {
                 message: crate::time::clip(&e.to_string(), 160),
@@ -296,10 +313,17 @@ impl Parser {
         };
         let time = field("timestamp").ok_or_else(|| missing("timestamp"))?;
         let user = field("user").ok_or_else(|| missing("user"))?;
-        self.audit(time, user, field("dbname").unwrap_or(""), payload)
+        let pid = record.get("pid").map(|p| p.to_string());
+        self.audit(
+            time,
+            user,
+            field("dbname").unwrap_or(""),
+            pid.as_deref(),
+            payload,
+        )
     }
 
-    fn parse_csvlog(&self, text: &str) -> Result<Vec<Item>, ParseError> {
+    fn parse_csvlog(&mut self, text: &str) -> Result<Vec<Item>, ParseError> {
         let record = split_csv(text, 14).map_err(|message| ParseError::Record {
             message: format!("not a csvlog row: {message}"),
             column: 1,
@@ -313,7 +337,8 @@ impl Parser {
         let Some(payload) = message.strip_prefix("AUDIT: ") else {
             return Ok(vec![Item::NotAccess(NotAccess::LogLine)]);
         };
-        self.audit(&record[0], &record[1], &record[2], payload)
+        let session = record[3].to_string();
+        self.audit(&record[0], &record[1], &record[2], Some(&session), payload)
     }
 
     fn parse_stderr(&mut self, text: &str) -> Result<Vec<Item>, ParseError> {
@@ -373,6 +398,7 @@ impl Parser {
             && let Some(pid) = prefix.pid
         {
             self.sessions.remove(pid);
+            self.role_statements.remove(pid);
         }
         let Some(payload) = rest
             .strip_prefix("LOG:  AUDIT: ")
@@ -402,7 +428,9 @@ impl Parser {
             .database
             .or(session.map(|(_, database)| database.as_str()))
             .unwrap_or("");
-        items.extend(self.audit(time, user, database, payload)?);
+        let (user, database) = (user.to_string(), database.to_string());
+        let pid = prefix.pid.map(str::to_string);
+        items.extend(self.audit(time, &user, &database, pid.as_deref(), payload)?);
         Ok(items)
     }
 
@@ -516,10 +544,11 @@ fn match_prefix<'a>(tokens: &[Token], line: &'a str) -> Option<(Prefix<'a>, &'a 
 
 impl Parser {
     fn audit(
-        &self,
+        &mut self,
         time: &str,
         user: &str,
         database: &str,
+        session: Option<&str>,
         payload: &str,
     ) -> Result<Vec<Item>, ParseError> {
         let ts = if time.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -554,6 +583,15 @@ impl Parser {
             });
         }
         let class = &fields[3];
+        if class == "ROLE" {
+            let context = Context {
+                ts,
+                user,
+                database,
+                session,
+            };
+            return self.role(&context, payload);
+        }
         let object = &fields[6];
         if object.is_empty() {
             // A statement pgaudit could not tie to a relation (log_relation off, or no table).
@@ -570,6 +608,97 @@ impl Parser {
             table,
             class == "READ",
         ))])
+    }
+}
+
+/// Where an audit record was made.
+struct Context<'a> {
+    ts: crate::time::Ts,
+    user: &'a str,
+    database: &'a str,
+    session: Option<&'a str>,
+}
+
+impl Parser {
+    /// A `ROLE` record: a `GRANT` or `REVOKE` becomes permission changes, read from the
+    /// statement (pgaudit leaves the object name empty); other role commands change no access.
+    fn role(&mut self, context: &Context<'_>, payload: &str) -> Result<Vec<Item>, ParseError> {
+        let fields = split_csv(payload, 8).map_err(|message| ParseError::Record {
+            message: format!("AUDIT payload is not CSV: {message}"),
+            column: 1,
+        })?;
+        if fields.len() < 8 {
+            return Err(ParseError::MissingField {
+                field: format!(
+                    "AUDIT payload STATEMENT (8th field; {} fields)",
+                    fields.len()
+                ),
+            });
+        }
+        let (statement_id, command, query) = (&fields[1], &fields[4], &fields[7]);
+        let statement = self.statement_of(context.session, statement_id, command, query);
+        if !(command == "GRANT" || command == "REVOKE") {
+            return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
+        }
+        let database = self.prefix_database && !context.database.is_empty();
+        let grant = grant_sql::GrantContext {
+            ts: context.ts,
+            actor: context.user,
+            default_schema: Some("public"),
+            object_prefix: database.then_some(context.database),
+            fold_lower: true,
+        };
+        let Some(changes) = grant_sql::parse_grant(&statement, &grant) else {
+            return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
+        };
+        if changes.is_empty() {
+            return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
+        }
+        Ok(changes.into_iter().map(Item::Permission).collect())
+    }
+
+    /// The statement of `query` a `ROLE` line of command `command` is about: the whole query
+    /// when it is one statement; else the next statement of that command after the one the
+    /// session's previous line of the same query was about (the same one for the same
+    /// statement id).
+    fn statement_of(
+        &mut self,
+        session: Option<&str>,
+        statement_id: &str,
+        command: &str,
+        query: &str,
+    ) -> String {
+        let statements = grant_sql::split_statements(query);
+        if statements.len() <= 1 {
+            return query.to_string();
+        }
+        let key = session.unwrap_or("").to_string();
+        let previous = self.role_statements.get(&key).filter(|p| p.query == query);
+        let index = match previous {
+            Some(p) if p.statement_id == statement_id => p.index,
+            _ => {
+                let from = previous.map_or(0, |p| p.index + 1);
+                let matches = |i: &usize| grant_sql::starts_with_command(statements[*i], command);
+                (from..statements.len())
+                    .find(matches)
+                    .or_else(|| (0..statements.len()).find(matches))
+                    .unwrap_or(from.min(statements.len() - 1))
+            }
+        };
+        if self.role_statements.len() >= MAX_ROLE_SESSIONS
+            && !self.role_statements.contains_key(&key)
+        {
+            self.role_statements.clear();
+        }
+        self.role_statements.insert(
+            key,
+            RoleStatement {
+                query: query.to_string(),
+                statement_id: statement_id.to_string(),
+                index,
+            },
+        );
+        statements[index].to_string()
     }
 }
 
@@ -677,6 +806,78 @@ mod tests {
         assert_eq!(
             got[3].1,
             Ok(vec![read("2026-11-26 22:04:45 UTC", "dave", "public.pay")])
+        );
+    }
+
+    /// "ACTION privilege object grantee by actor" of each change of each record.
+    fn permission_changes(lines: &[&str]) -> Vec<String> {
+        events(lines)
+            .into_iter()
+            .flat_map(|(_, result)| result.unwrap())
+            .map(|item| match item {
+                Item::Permission(c) => format!(
+                    "{} {} {} {} by {}",
+                    c.action.as_str(),
+                    c.privilege,
+                    c.object,
+                    c.grantee,
+                    c.actor
+                ),
+                Item::NotAccess(why) => why.name().to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn role_lines_are_permission_changes_read_from_their_statement() {
+        let got = permission_changes(&[
+            "2026-11-26 22:04:42.297 UTC [11179] dba@shop LOG:  AUDIT: SESSION,1,1,ROLE,GRANT,TABLE,,GRANT SELECT ON hr.salaries TO PUBLIC,<not logged>",
+            "2026-11-26 22:04:42.300 UTC [11179] dba@shop LOG:  AUDIT: SESSION,2,1,ROLE,GRANT,,,\"GRANT SELECT",
+            "\tON ALL TABLES IN SCHEMA hr TO analysts\",<not logged>",
+            "2026-11-26 22:04:43.000 UTC [11179] dba@shop LOG:  AUDIT: SESSION,3,1,ROLE,REVOKE,TABLE,,REVOKE SELECT ON hr.salaries FROM PUBLIC,<not logged>",
+            "2026-11-26 22:04:44.000 UTC [11179] dba@shop LOG:  AUDIT: SESSION,4,1,ROLE,ALTER ROLE,,,ALTER ROLE bob PASSWORD <REDACTED>,<not logged>",
+            "2026-11-26 22:04:45.000 UTC [11179] dba@shop LOG:  AUDIT: SESSION,5,1,ROLE,GRANT,,,GRANT analysts TO bob,<not logged>",
+        ]);
+        assert_eq!(
+            got,
+            [
+                "GRANT SELECT hr.salaries PUBLIC by dba",
+                "GRANT SELECT hr analysts by dba",
+                "REVOKE SELECT hr.salaries PUBLIC by dba",
+                "other permission changes",
+                "GRANT MEMBER analysts bob by dba",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_role_line_of_a_query_string_is_about_its_own_statement() {
+        // pgaudit logs the whole string on each statement's line.
+        let query = "\"CREATE ROLE alice LOGIN; GRANT SELECT ON hr.salaries TO alice; GRANT hr_readers TO alice; GRANT SELECT ON hr.pay TO alice;\"";
+        let line = |id: u32, command: &str| {
+            format!(
+                "2026-11-26 22:04:42.297 UTC [7] dba@shop LOG:  AUDIT: SESSION,{id},1,ROLE,{command},,,{query},<not logged>"
+            )
+        };
+        let lines = [
+            line(11, "CREATE ROLE"),
+            line(12, "GRANT"),
+            line(13, "GRANT"),
+            line(14, "GRANT"),
+            // The same string again, in another session.
+            line(3, "GRANT").replace("[7]", "[8]"),
+        ];
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        assert_eq!(
+            permission_changes(&lines),
+            [
+                "other permission changes",
+                "GRANT SELECT hr.salaries alice by dba",
+                "GRANT MEMBER hr_readers alice by dba",
+                "GRANT SELECT hr.pay alice by dba",
+                "GRANT SELECT hr.salaries alice by dba",
+            ]
         );
     }
 

@@ -55,6 +55,9 @@ pub enum NotAccess {
     Unfinished,
     /// The same query job already counted from its other log shape.
     Repeat,
+    /// A permission or role change that gives or takes no read access (a role created, a
+    /// password changed, a privilege on a sequence).
+    OtherPermission,
 }
 
 impl NotAccess {
@@ -69,6 +72,7 @@ impl NotAccess {
             NotAccess::NoRelation => "naming no relation",
             NotAccess::Unfinished => "unfinished jobs",
             NotAccess::Repeat => "jobs logged twice",
+            NotAccess::OtherPermission => "other permission changes",
         }
     }
 }
