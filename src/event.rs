@@ -138,6 +138,38 @@ impl PermissionChange {
     }
 }
 
+/// Privileges that let a grantee read the data (compared case-insensitively): SQL (`SELECT`,
+/// `ALL`), S3 (`s3:GetObject`, `s3:*`, ACL `READ`/`FULL_CONTROL`), BigQuery and GCP roles that
+/// read table data, Unity Catalog (`ALL_PRIVILEGES`), Snowflake (`OWNERSHIP`).
+pub const READ_PRIVILEGES: &[&str] = &[
+    "SELECT",
+    "ALL",
+    "ALL PRIVILEGES",
+    "ALL_PRIVILEGES",
+    "READ",
+    "OWNERSHIP",
+    "FULL_CONTROL",
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:Get*",
+    "s3:*",
+    "*",
+    "roles/bigquery.dataViewer",
+    "roles/bigquery.dataEditor",
+    "roles/bigquery.dataOwner",
+    "roles/bigquery.admin",
+    "roles/viewer",
+    "roles/editor",
+    "roles/owner",
+];
+
+/// Whether `privilege` lets its grantee read.
+pub fn grants_read(privilege: &str) -> bool {
+    READ_PRIVILEGES
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(privilege))
+}
+
 /// The default actions that count as reads (compared case-insensitively).
 pub const DEFAULT_READ_ACTIONS: &[&str] = &[
     "select",

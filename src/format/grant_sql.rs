@@ -273,7 +273,7 @@ pub fn parse_grant(sql: &str, context: &GrantContext<'_>) -> Option<Vec<Permissi
 
 /// Whether a privilege as written lets one read.
 fn is_read_privilege(privilege: &str) -> bool {
-    crate::detect::permission::grants_read(privilege)
+    crate::event::grants_read(privilege)
 }
 
 /// The privileges of a `GRANT … ON`: words joined (`ALL PRIVILEGES`), commas between,
@@ -383,9 +383,9 @@ impl Cursor<'_> {
             || self.keywords(&["ALL", "VIEWS", "IN", "SCHEMA"])
             || self.keywords(&["FUTURE", "VIEWS", "IN", "SCHEMA"])
             || self.keyword("SCHEMA")
+            || self.keyword("CATALOG")
+            || self.keyword("DATABASE")
         {
-            Some(true)
-        } else if self.keyword("CATALOG") || self.keyword("DATABASE") {
             Some(true)
         } else if self.keyword("TABLE")
             || self.keyword("VIEW")

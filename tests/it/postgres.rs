@@ -427,3 +427,160 @@ fn postgres_jsonlog_is_read_as_pgaudit_named_or_recognised() {
         );
     }
 }
+
+/// The time PostgreSQL logged the first AUDIT line of `log` that contains `needle`, as alerts
+/// write times (`%m` is milliseconds, in UTC here).
+fn logged_time(log: &Path, needle: &str) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("AUDIT: ") && l.contains(needle))
+        .unwrap_or_else(|| panic!("no AUDIT line with {needle:?} in\n{text}"));
+    assert_eq!(&line[23..27], " UTC", "{line}");
+    format!("{}T{}Z", &line[..10], &line[11..23])
+}
+
+#[test]
+fn a_grant_to_public_is_the_cause_and_the_early_warning_on_a_real_postgres() {
+    let env = TestEnv::new();
+    let pg_dir = env.path("pg");
+    let pg = Postgres::start_with(&pg_dir, "UTC", "pgaudit.log = 'read, role'\n");
+    let normal = ["analyst1", "analyst2", "analyst3"];
+    let intruders = ["eng1", "eng2", "eng3", "eng4", "eng5", "eng6"];
+    let members = ["ops1", "ops2", "ops3"];
+    // The set-up is one query string of many statements: each ROLE line of it is about its own.
+    let mut setup = String::from(
+        "CREATE EXTENSION pgaudit; CREATE SCHEMA hr; GRANT USAGE ON SCHEMA hr TO PUBLIC;\n\
+         CREATE TABLE hr.salaries (name text, amount int); CREATE TABLE hr.pay (x int);\n\
+         INSERT INTO hr.salaries VALUES ('a', 1); CREATE ROLE hr_readers;\n",
+    );
+    for role in normal.iter().chain(&intruders).chain(&members) {
+        setup.push_str(&format!("CREATE ROLE {role} LOGIN;\n"));
+    }
+    for role in normal {
+        setup.push_str(&format!("GRANT SELECT ON hr.salaries, hr.pay TO {role};\n"));
+    }
+    setup.push_str(&format!("GRANT hr_readers TO {};", members.join(", ")));
+    pg.sql("postgres", &setup, false);
+
+    env.write(
+        "watch.toml",
+        format!("{CONFIG}broad_grantees = [\"hr_readers\"]\n"),
+    );
+    let log = pg_dir.join("log/postgresql.log");
+    let watcher = Watcher::start(
+        &env,
+        &[
+            "--format",
+            "pgaudit",
+            "--from-beginning",
+            log.to_str().unwrap(),
+        ],
+    );
+    for role in normal {
+        pg.sql(role, "SELECT count(*) FROM hr.salaries", false);
+        pg.sql(role, "SELECT count(*) FROM hr.pay", false);
+    }
+    std::thread::sleep(Duration::from_millis(4500));
+
+    // The incident: read granted to everyone, then the reads, then the revoke.
+    pg.sql("postgres", "GRANT SELECT ON hr.salaries TO PUBLIC", false);
+    let grant = watcher.wait_for("grant", Duration::from_secs(10), |a| a["status"] == "grant");
+    assert_eq!(grant["table"], "hr.salaries");
+    assert_eq!(grant["severity"], "critical");
+    assert_eq!(grant["change"]["grantee"], "PUBLIC");
+    for role in intruders {
+        pg.sql(role, "SELECT * FROM hr.salaries", false);
+    }
+    let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
+    pg.sql(
+        "postgres",
+        "REVOKE SELECT ON hr.salaries FROM PUBLIC",
+        false,
+    );
+    let closed = watcher.wait_for("closed", Duration::from_secs(15), |a| {
+        a["status"] == "closed" && a["table"] == "hr.salaries"
+    });
+
+    // A schema-wide grant to a group role, whose members then read.
+    pg.sql(
+        "postgres",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA hr TO hr_readers",
+        false,
+    );
+    for role in members {
+        pg.sql(role, "SELECT * FROM hr.pay", false);
+    }
+    let group = watcher.wait_for("open on hr.pay", Duration::from_secs(10), |a| {
+        a["status"] == "open" && a["table"] == "hr.pay"
+    });
+    drop(watcher);
+
+    let granted_at = logged_time(&log, "GRANT SELECT ON hr.salaries TO PUBLIC");
+    let revoked_at = logged_time(&log, "REVOKE SELECT ON hr.salaries FROM PUBLIC");
+    let schema_at = logged_time(&log, "IN SCHEMA hr TO hr_readers");
+    assert_eq!(grant["as_of"], granted_at.as_str());
+    for alert in [&open, &closed] {
+        assert_eq!(alert["table"], "hr.salaries");
+        let cause = &alert["cause"];
+        assert_eq!(cause["grantee"], "PUBLIC", "{alert}");
+        assert_eq!(cause["actor"], "postgres");
+        assert_eq!(cause["object"], "hr.salaries");
+        assert_eq!(cause["privilege"], "SELECT");
+        assert_eq!(cause["statement"], "GRANT SELECT ON hr.salaries TO PUBLIC");
+        assert_eq!(alert["exposed_from"], granted_at.as_str());
+    }
+    assert_eq!(open.get("exposed_until"), None, "{open}");
+    assert_eq!(closed["exposed_until"], revoked_at.as_str(), "{closed}");
+    assert_eq!(roles(&closed), intruders, "exactly the roles that read");
+    assert_eq!(group["cause"]["object"], "hr");
+    assert_eq!(group["cause"]["grantee"], "hr_readers");
+    assert_eq!(group["exposed_from"], schema_at.as_str());
+    assert_eq!(roles(&group), members);
+
+    // Replay over the stderr log and the csvlog says the same.
+    let csv = pg_dir.join("log/postgresql.csv");
+    for file in [&log, &csv] {
+        let run = env.run(&[
+            "replay",
+            "--config",
+            "watch.toml",
+            "--format",
+            "pgaudit",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}: {}", file.display(), run.stderr);
+        assert!(run.stderr.contains(" 0 malformed"), "{}", run.stderr);
+        let alerts = run.alerts();
+        let find = |status: &str, table: &str| {
+            alerts
+                .iter()
+                .find(|a| a["status"] == status && a["table"] == table)
+                .unwrap_or_else(|| panic!("{}: no {status} {table}: {alerts:#?}", file.display()))
+        };
+        assert_eq!(find("grant", "hr.salaries")["id"], grant["id"]);
+        let replayed = find("closed", "hr.salaries");
+        for field in ["id", "cause", "exposed_from", "exposed_until", "principals"] {
+            assert_eq!(
+                replayed[field],
+                closed[field],
+                "{}: {field}",
+                file.display()
+            );
+        }
+        // The group's grant: an early warning too (hr_readers is configured broad), listing
+        // the tables of the schema.
+        let schema_grant = find("grant", "hr");
+        assert_eq!(schema_grant["severity"], "high");
+        assert_eq!(
+            schema_grant["tables"],
+            serde_json::json!(["hr.pay", "hr.salaries"])
+        );
+        let group_closed = find("closed", "hr.pay");
+        assert_eq!(group_closed["cause"], group["cause"]);
+        assert_eq!(group_closed.get("exposed_until"), None);
+        // Only the broad grants warned: not the grants to single analysts nor USAGE.
+        let warnings = alerts.iter().filter(|a| a["status"] == "grant").count();
+        assert_eq!(warnings, 2, "{alerts:#?}");
+    }
+}
