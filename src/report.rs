@@ -191,6 +191,8 @@ pub struct Summary {
     pub not_access_by: Vec<(crate::format::vendor::NotAccess, u64)>,
     /// Access events that name no object (not counted in `malformed`).
     pub unattributable: u64,
+    /// Permission changes read (grants and revokes, of privileges and role membership).
+    pub permission_changes: u64,
     pub elapsed: Duration,
 }
 
@@ -217,6 +219,9 @@ impl fmt::Display for Summary {
             self.elapsed.as_secs_f64(),
             self.events_per_sec() / 1e6,
         )?;
+        if self.permission_changes > 0 {
+            write!(f, "; {} permission changes", self.permission_changes)?;
+        }
         if self.not_access > 0 {
             write!(f, "; {} records not access events", self.not_access)?;
             let reasons: Vec<String> = self

@@ -223,6 +223,7 @@ fn finish(
                 .map(|(w, n)| (*w, *n))
                 .collect(),
             quarantined: problems.quarantined,
+            permission_changes: stats.permission_changes,
             elapsed: started.elapsed(),
         },
         complete: problems.unreadable_inputs == 0,

@@ -100,3 +100,52 @@ fn split_files_replay_as_one_stream() {
     assert_eq!(split.stdout, whole.stdout);
     assert!(split.stderr.contains("2 inputs"), "{}", split.stderr);
 }
+
+#[test]
+fn with_its_permission_changes_the_sample_names_the_grant_that_opened_the_window() {
+    let env = TestEnv::new();
+    let sample = repo("sample-logs/incident.jsonl");
+    let grants = repo("sample-logs/permissions.jsonl");
+    let alone = env.run(&["replay", sample.to_str().unwrap()]);
+    let run = env.run(&["replay", sample.to_str().unwrap(), grants.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("; 6 permission changes"),
+        "{}",
+        run.stderr
+    );
+    let alerts = run.alerts();
+    let statuses: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    // The grant to everyone warns at once; the new hire's grant does not.
+    assert_eq!(statuses, ["grant", "open", "closed"], "{}", run.stdout);
+    let warning = &alerts[0];
+    assert_eq!(warning["table"], "warehouse.users");
+    assert_eq!(warning["as_of"], "2026-03-16T13:57:02.301Z");
+    assert_eq!(
+        warning["tables"],
+        serde_json::json!(["warehouse.users.payment_methods", "warehouse.users.pii"])
+    );
+    let truth = truth();
+    for (with_cause, without) in alerts[1..].iter().zip(alone.alerts()) {
+        assert_eq!(with_cause["cause"]["actor"], "dev.platform@corp.example");
+        assert_eq!(with_cause["cause"]["grantee"], "PUBLIC");
+        assert_eq!(with_cause["exposed_from"], "2026-03-16T13:57:02.301Z");
+        // Everything else is the window as the sample alone gives it.
+        let mut stripped = with_cause.clone();
+        for field in ["cause", "exposed_from", "exposed_until"] {
+            stripped.as_object_mut().unwrap().remove(field);
+        }
+        assert_eq!(stripped, without);
+    }
+    assert_eq!(alerts[1].get("exposed_until"), None);
+    // The fix, before the window went quiet: the closed alert says when the door shut.
+    assert_eq!(alerts[2]["exposed_until"], "2026-03-16T16:04:00.000Z");
+    assert!(
+        (secs(&alerts[2]["exposed_until"]) - secs(&truth["fix_at"])).abs() <= 60,
+        "{}",
+        alerts[2]
+    );
+}
