@@ -13,6 +13,7 @@
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, BufferedRead, ById, Detector};
+use crate::event::PermissionChange;
 use crate::intern::{PrincipalId, TableId};
 use crate::report::Problems;
 use crate::source::Input;
@@ -121,6 +122,7 @@ pub fn replay_parquet(
         in_order_step: None,
         chunk: Vec::new(),
         rows: Vec::new(),
+        changes: Vec::new(),
     };
     if ordered {
         detecting.detector.use_external_watermark();
@@ -243,6 +245,8 @@ struct Detecting {
     chunk: Vec<BufferedRead>,
     /// The rows of the batch at hand.
     rows: Vec<DecodedRow>,
+    /// The permission changes among them, with their index in `rows`.
+    changes: Vec<(usize, PermissionChange)>,
 }
 
 /// The detector names tables and principals, and decides reads, for the Parquet decoder.
@@ -296,11 +300,13 @@ impl Detecting {
                 let name = &context.names[step.file];
                 self.bad.clear();
                 self.rows.clear();
+                self.changes.clear();
                 let filtered = self.decoders[step.file].decode(
                     &batch,
                     &mut self.detector.by_id(),
                     &context.filter,
                     &mut self.rows,
+                    &mut self.changes,
                     &mut self.bad,
                 );
                 let filtered = match filtered {
@@ -312,12 +318,13 @@ impl Detecting {
                 // With `in_order`, no later input overlaps these rows: their reads are
                 // collected for `ById::apply_chunk` instead of entering the reorder buffer.
                 let mut detector = self.detector.by_id();
-                if in_order {
-                    for row in &self.rows {
+                let mut changes = self.changes.iter().peekable();
+                for (at, row) in self.rows.iter().enumerate() {
+                    if let Some((_, change)) = changes.next_if(|(c, _)| *c == at) {
+                        detector.observe_change(change, &mut self.alerts);
+                    } else if in_order {
                         detector.collect_in_order(row.ts, row.read, &mut self.chunk);
-                    }
-                } else {
-                    for row in &self.rows {
+                    } else {
                         detector.observe(row.ts, row.read, &mut self.alerts);
                     }
                 }

@@ -3,6 +3,7 @@
 //! batches into detector calls without a string per row: string columns are read as dictionaries
 //! and each dictionary is mapped to detector ids once.
 
+use crate::event::{ChangeAction, PermissionChange};
 use crate::format::jsonl::FieldPaths;
 use crate::intern::{DenseId, PrincipalId, TableId};
 use crate::time::{EpochUnit, TimeFilter, Ts, TsError, parse_ts_str, ts_from_epoch_int};
@@ -82,6 +83,10 @@ struct Columns {
     principal: usize,
     table: usize,
     action: Option<usize>,
+    /// A permission change's own columns, when the file has them.
+    grantee: Option<usize>,
+    privilege: Option<usize>,
+    statement: Option<usize>,
 }
 
 fn string_like(t: &DataType) -> bool {
@@ -135,6 +140,9 @@ impl ParquetInput {
         let principal = find(&fields.principal, true)?.expect("required");
         let table = find(&fields.table, true)?.expect("required");
         let action = find(&fields.action, false)?;
+        let grantee = find(&fields.grantee, false)?;
+        let privilege = find(&fields.privilege, false)?;
+        let statement = find(&fields.statement, false)?;
 
         let wrong = |index: usize, expected: &str| SchemaError {
             path: shown.clone(),
@@ -154,14 +162,26 @@ impl ParquetInput {
                 );
             }
         };
-        for index in [Some(principal), Some(table), action].into_iter().flatten() {
+        let optional = [action, grantee, privilege, statement];
+        for index in [Some(principal), Some(table)]
+            .into_iter()
+            .chain(optional)
+            .flatten()
+        {
             if !string_like(schema.field(index).data_type()) {
                 return Err(wrong(index, "a string").into());
             }
         }
 
         // Read the mapped string columns as dictionaries, whatever the writer's Arrow hint said.
-        let strings = [Some(principal), Some(table), action];
+        let strings = [
+            Some(principal),
+            Some(table),
+            action,
+            grantee,
+            privilege,
+            statement,
+        ];
         let fields_with_dicts: Vec<Field> = schema
             .fields()
             .iter()
@@ -179,8 +199,9 @@ impl ParquetInput {
         let metadata = ArrowReaderMetadata::try_new(Arc::clone(plain.metadata()), options)
             .map_err(|e| unreadable(e.to_string()))?;
 
-        let mut roots: Vec<usize> = [Some(ts), Some(principal), Some(table), action]
+        let mut roots: Vec<usize> = [Some(ts), Some(principal), Some(table)]
             .into_iter()
+            .chain(optional)
             .flatten()
             .collect();
         roots.sort_unstable();
@@ -190,6 +211,9 @@ impl ParquetInput {
             principal: position(principal),
             table: position(table),
             action: action.map(position),
+            grantee: grantee.map(position),
+            privilege: privilege.map(position),
+            statement: statement.map(position),
         };
         let projection = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
 
@@ -272,6 +296,19 @@ impl ParquetInput {
             actions: ActionVerdicts::default(),
         }
     }
+}
+
+/// The text of row `row` of a dictionary column: `None` when null or empty (or its key is not
+/// in the dictionary: a corrupt file).
+fn dictionary_value(dict: &DictionaryArray<Int32Type>, row: usize) -> Option<&str> {
+    if dict.keys().is_null(row) {
+        return None;
+    }
+    let key = usize::try_from(dict.keys().value(row)).ok()?;
+    let values = dict.values().as_string::<i32>();
+    (key < values.len() && values.is_valid(key))
+        .then(|| values.value(key))
+        .filter(|v| !v.is_empty())
 }
 
 /// A row group's time bounds from its statistics, in the column's own unit.
@@ -412,16 +449,25 @@ impl<I: DenseId> DictionaryIds<I> {
 
 impl BatchDecoder {
     /// Appends the rows of `batch` that `filter` keeps to `decoded`, in row order; rows that
-    /// cannot be used go to `bad`. Returns how many rows the filter left out.
+    /// cannot be used go to `bad`. A row with a grantee is a permission change: it is in
+    /// `decoded` as a row with no read, and in `changes` with its index there. Returns how many
+    /// rows the filter left out.
     pub fn decode(
         &mut self,
         batch: &RecordBatch,
         names: &mut impl Names,
         filter: &TimeFilter,
         decoded: &mut Vec<DecodedRow>,
+        changes: &mut Vec<(usize, PermissionChange)>,
         bad: &mut Vec<BadRow>,
     ) -> Result<u64, String> {
         let rows = batch.num_rows();
+        let column = |i: Option<usize>| -> Result<Option<DictionaryArray<Int32Type>>, String> {
+            i.map(|i| as_string_dictionary(batch.column(i))).transpose()
+        };
+        let grantees = column(self.columns.grantee)?;
+        let privileges = column(self.columns.privilege)?;
+        let statements = column(self.columns.statement)?;
         self.decode_ts(batch.column(self.columns.ts), bad)?;
         let principals = as_string_dictionary(batch.column(self.columns.principal))?;
         let tables = as_string_dictionary(batch.column(self.columns.table))?;
@@ -462,6 +508,47 @@ impl BatchDecoder {
             let Some(ts) = self.ts[row] else { continue };
             if !filter.keeps(ts) {
                 filtered += 1;
+                continue;
+            }
+            if let Some(grantee) = grantees.as_ref().and_then(|g| dictionary_value(g, row)) {
+                let change = (|| {
+                    let action = actions
+                        .as_ref()
+                        .and_then(|d| dictionary_value(d, row))
+                        .and_then(ChangeAction::parse);
+                    let action = action
+                        .ok_or(("action", "must be GRANT or REVOKE on a row with a grantee"))?;
+                    let privilege = privileges
+                        .as_ref()
+                        .and_then(|d| dictionary_value(d, row))
+                        .ok_or(("privilege", "is null on a row with a grantee"))?;
+                    let actor =
+                        dictionary_value(&principals, row).ok_or(("principal", "is null"))?;
+                    let object = dictionary_value(&tables, row).ok_or(("table", "is null"))?;
+                    Ok::<_, (&'static str, &'static str)>(PermissionChange {
+                        ts,
+                        action,
+                        object: object.to_string(),
+                        grantee: grantee.to_string(),
+                        privilege: privilege.to_string(),
+                        actor: actor.to_string(),
+                        statement: statements
+                            .as_ref()
+                            .and_then(|d| dictionary_value(d, row))
+                            .map(str::to_string),
+                    })
+                })();
+                match change {
+                    Ok(change) => {
+                        changes.push((decoded.len(), change));
+                        decoded.push(DecodedRow { ts, read: None });
+                    }
+                    Err((column, problem)) => bad.push(BadRow {
+                        row,
+                        column,
+                        problem: problem.into(),
+                    }),
+                }
                 continue;
             }
             let is_read = match &actions {

@@ -149,3 +149,23 @@ fn with_its_permission_changes_the_sample_names_the_grant_that_opened_the_window
         alerts[2]
     );
 }
+
+#[test]
+fn a_parquet_archive_keeps_the_permission_changes() {
+    let env = TestEnv::new();
+    let sample = repo("sample-logs/incident.jsonl");
+    let grants = repo("sample-logs/permissions.jsonl");
+    let (sample, grants) = (sample.to_str().unwrap(), grants.to_str().unwrap());
+    let lake = env.path("lake");
+    let archived = env.run(&["archive", sample, grants, "--out", lake.to_str().unwrap()]);
+    assert_eq!(archived.code, 0, "{}", archived.stderr);
+    let from_lines = env.run(&["replay", sample, grants]);
+    let from_parquet = env.run(&["replay", lake.to_str().unwrap()]);
+    assert_eq!(from_parquet.code, 0, "{}", from_parquet.stderr);
+    assert!(
+        from_parquet.stdout.contains("\"cause\""),
+        "{}",
+        from_parquet.stdout
+    );
+    assert_eq!(from_parquet.stdout, from_lines.stdout);
+}
