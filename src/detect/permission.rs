@@ -12,8 +12,16 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Grantees that stand for everyone, whatever the configuration (compared case-insensitively).
-pub const EVERYONE: &[&str] = &["PUBLIC", "allUsers", "allAuthenticatedUsers", "*"];
+/// Grantees that stand for everyone, whatever the configuration (compared case-insensitively):
+/// SQL's `PUBLIC`, GCP's and S3 ACLs' `allUsers` and `allAuthenticatedUsers`, a policy's `*`,
+/// Databricks' `account users`.
+pub const EVERYONE: &[&str] = &[
+    "PUBLIC",
+    "allUsers",
+    "allAuthenticatedUsers",
+    "*",
+    "account users",
+];
 
 pub use crate::event::{READ_PRIVILEGES, grants_read};
 
@@ -262,7 +270,7 @@ impl PermissionLedger {
         window
             .principals
             .iter()
-            .filter(|p| **p == grantee || self.is_member(grantee, p, window.end))
+            .filter(|p| names(grantee, p) || self.is_member(grantee, p, window.end))
             .count()
     }
 
@@ -372,6 +380,27 @@ fn rank<'a>(covered: usize, depth: usize, grant: &'a PermissionChange) -> CauseR
             &grant.actor,
         )),
     )
+}
+
+/// Whether `grantee` names `principal` itself: the same name; or, for AWS, an account
+/// (`123456789012`, `arn:aws:iam::123456789012:root`) names every principal of that account,
+/// and a role (`arn:aws:iam::1:role/Analyst`) its sessions (`arn:aws:iam::1:role/Analyst/alice`,
+/// as CloudTrail principals are named by default).
+pub fn names(grantee: &str, principal: &str) -> bool {
+    if grantee == principal {
+        return true;
+    }
+    let account = grantee
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.strip_suffix(":root"))
+        .unwrap_or(grantee);
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        return principal.starts_with("arn:aws:") && principal.contains(&format!("::{account}:"));
+    }
+    grantee.starts_with("arn:aws:iam::")
+        && principal
+            .strip_prefix(grantee)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The grant standing after `changes` (in order): the first grant since the last revoke.
@@ -653,6 +682,17 @@ mod tests {
             PermissionLedger::restore(&forward.snapshot()).snapshot(),
             forward.snapshot()
         );
+    }
+
+    #[test]
+    fn aws_accounts_name_their_principals_and_roles_their_sessions() {
+        let session = "arn:aws:iam::123456789012:role/Analyst/alice";
+        assert!(names("123456789012", session));
+        assert!(names("arn:aws:iam::123456789012:root", session));
+        assert!(names("arn:aws:iam::123456789012:role/Analyst", session));
+        assert!(!names("arn:aws:iam::123456789012:role/Analy", session));
+        assert!(!names("210987654321", session));
+        assert!(!names("alice", "alice2"));
     }
 
     #[test]

@@ -22,6 +22,19 @@
 //! The bucket and key come from `requestParameters`, else from the S3 object's ARN in
 //! `resources`; other services' accesses are the first `resources[].ARN`.
 //!
+//! Permission changes (S3 management events): `PutBucketPolicy` grants each `Allow` statement's
+//! principals (`*`, `{"AWS": …}`) the read action it allows (`s3:GetObject`, `s3:Get*`, `s3:*`,
+//! `*`) on the **bucket** (a policy's resources within one bucket are folded to it: the bucket
+//! contains every dataset), and revokes `*` when the new policy no longer allows it;
+//! `DeleteBucketPolicy` revokes `*`. `PutBucketAcl`/`PutObjectAcl` grant `READ` or
+//! `FULL_CONTROL` to `allUsers`/`allAuthenticatedUsers` (the ACL's group URIs, or the canned
+//! `public-read`, `public-read-write`, `authenticated-read`) and revoke them when the new ACL no
+//! longer names them, on the bucket or the object's table. `PutBucketPublicAccessBlock` with
+//! `RestrictPublicBuckets` revokes `*`, with `IgnorePublicAcls` revokes `allUsers` and
+//! `allAuthenticatedUsers`. A replaced policy's grants to named accounts and roles are not
+//! revoked (the record holds the new policy only); `DeleteBucketPublicAccessBlock` grants nothing
+//! by itself; statements with `NotPrincipal` or `NotAction` are skipped, conditions ignored.
+//!
 //! The principal, from `userIdentity` (`principal = ...` in `[input.cloudtrail]`):
 //! - `session` (default): for an assumed role, the role (session issuer ARN) and the session
 //!   name — `arn:aws:iam::123:role/Analyst/alice` — so that people sharing a role stay apart;
@@ -32,7 +45,7 @@
 use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
-use crate::event::AccessEvent;
+use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -145,6 +158,10 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
         out.push(Item::NotAccess(NotAccess::Failed));
         return Ok(());
     }
+    let name = string(r, &["eventName"]).unwrap_or("");
+    if string(r, &["eventSource"]) == Some("s3.amazonaws.com") && is_permission_call(name) {
+        return permission_changes(r, ts, name, options, out);
+    }
     if !is_data_event(r) {
         out.push(Item::NotAccess(NotAccess::Management));
         return Ok(());
@@ -159,7 +176,6 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
         });
     };
     let principal = principal(r, options.principal)?;
-    let name = string(r, &["eventName"]).unwrap_or("");
     if let Some(source) = copy_source(r, options.resource)
         && matches!(name, "CopyObject" | "UploadPartCopy")
     {
@@ -176,6 +192,206 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
         ts, principal, table, read,
     )));
     Ok(())
+}
+
+/// The S3 calls that change who may read a bucket's objects.
+fn is_permission_call(name: &str) -> bool {
+    matches!(
+        name,
+        "PutBucketPolicy"
+            | "DeleteBucketPolicy"
+            | "PutBucketAcl"
+            | "PutObjectAcl"
+            | "PutBucketPublicAccessBlock"
+            | "PutPublicAccessBlock"
+            | "DeleteBucketPublicAccessBlock"
+            | "DeletePublicAccessBlock"
+    )
+}
+
+/// The S3 ACL groups that stand for everyone, by their URI's last part.
+const ACL_GROUPS: [(&str, &str); 2] = [
+    ("AllUsers", "allUsers"),
+    ("AuthenticatedUsers", "allAuthenticatedUsers"),
+];
+
+/// The permission changes of an S3 policy, ACL or public access block call (see the module's
+/// doc).
+fn permission_changes(
+    r: &Value,
+    ts: crate::time::Ts,
+    name: &str,
+    options: &Options,
+    out: &mut Vec<Item>,
+) -> Result<(), ParseError> {
+    let actor = principal(r, options.principal)?;
+    let Some(bucket) = string(r, &["requestParameters.bucketName"]) else {
+        return Err(ParseError::Unattributable {
+            message: format!("s3 {name} with no requestParameters.bucketName"),
+        });
+    };
+    let statement = r
+        .get("requestParameters")
+        .map(|p| crate::time::clip(&p.to_string(), 2000));
+    let mut changes: Vec<(ChangeAction, String, String, String)> = Vec::new();
+    let mut change = |action, object: &str, grantee: &str, privilege: &str| {
+        let entry = (
+            action,
+            object.to_string(),
+            grantee.to_string(),
+            privilege.to_string(),
+        );
+        if !changes.contains(&entry) {
+            changes.push(entry);
+        }
+    };
+    match name {
+        "PutBucketPolicy" => {
+            let policy = match at(r, "requestParameters.bucketPolicy") {
+                Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
+                Some(policy) => policy.clone(),
+                None => Value::Null,
+            };
+            let mut everyone = false;
+            for (principal, action) in policy_read_grants(&policy) {
+                everyone |= principal == "*";
+                change(ChangeAction::Grant, bucket, &principal, &action);
+            }
+            if !everyone {
+                change(ChangeAction::Revoke, bucket, "*", "s3:GetObject");
+            }
+        }
+        "DeleteBucketPolicy" => change(ChangeAction::Revoke, bucket, "*", "s3:GetObject"),
+        "PutBucketAcl" | "PutObjectAcl" => {
+            let object = match (name, string(r, &["requestParameters.key"])) {
+                ("PutObjectAcl", Some(key)) => name_of(bucket, Some(key), options.resource),
+                _ => bucket.to_string(),
+            };
+            let granted = acl_read_grants(r);
+            for (_, group) in ACL_GROUPS {
+                match granted.iter().find(|(g, _)| *g == group) {
+                    Some((_, permission)) => {
+                        change(ChangeAction::Grant, &object, group, permission)
+                    }
+                    None => change(ChangeAction::Revoke, &object, group, "READ"),
+                }
+            }
+        }
+        "PutBucketPublicAccessBlock" | "PutPublicAccessBlock" => {
+            let config = at(r, "requestParameters.PublicAccessBlockConfiguration");
+            let on = |flag: &str| {
+                config
+                    .and_then(|c| c.get(flag))
+                    .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+            };
+            if on("RestrictPublicBuckets") {
+                change(ChangeAction::Revoke, bucket, "*", "s3:GetObject");
+            }
+            if on("IgnorePublicAcls") {
+                for (_, group) in ACL_GROUPS {
+                    change(ChangeAction::Revoke, bucket, group, "READ");
+                }
+            }
+        }
+        _ => {}
+    }
+    if changes.is_empty() {
+        out.push(Item::NotAccess(NotAccess::OtherPermission));
+    }
+    for (action, object, grantee, privilege) in changes {
+        out.push(Item::Permission(PermissionChange {
+            ts,
+            action,
+            object,
+            grantee,
+            privilege,
+            actor: actor.clone(),
+            statement: statement.clone(),
+        }));
+    }
+    Ok(())
+}
+
+/// A JSON value that may be one string or a list of them.
+fn strings(value: Option<&Value>) -> Vec<&str> {
+    match value {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// (principal, read action) of each `Allow` statement of a bucket policy that lets read.
+fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
+    let statements = match policy.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for statement in statements {
+        if string(statement, &["Effect"]) != Some("Allow")
+            || statement.get("NotPrincipal").is_some()
+            || statement.get("NotAction").is_some()
+        {
+            continue;
+        }
+        let reads = [
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:Get*",
+            "s3:*",
+            "*",
+        ];
+        let Some(action) = strings(statement.get("Action"))
+            .into_iter()
+            .find(|a| reads.iter().any(|r| r.eq_ignore_ascii_case(a)))
+        else {
+            continue;
+        };
+        let principals = match statement.get("Principal") {
+            Some(Value::String(p)) => vec![p.as_str()],
+            Some(Value::Object(kinds)) => kinds.values().flat_map(|v| strings(Some(v))).collect(),
+            _ => Vec::new(),
+        };
+        for principal in principals {
+            out.push((principal.to_string(), action.to_string()));
+        }
+    }
+    out
+}
+
+/// (group, permission) of each `READ` or `FULL_CONTROL` grant of an ACL call to everyone or
+/// every authenticated user: the ACL's grants, or its canned `x-amz-acl`.
+fn acl_read_grants(r: &Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match string(r, &["requestParameters.x-amz-acl"]) {
+        Some("public-read" | "public-read-write") => out.push(("allUsers", "READ".to_string())),
+        Some("authenticated-read") => out.push(("allAuthenticatedUsers", "READ".to_string())),
+        _ => {}
+    }
+    let grants = at(
+        r,
+        "requestParameters.AccessControlPolicy.AccessControlList.Grant",
+    );
+    let grants: Vec<&Value> = match grants {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    };
+    for grant in grants {
+        let permission = string(grant, &["Permission"]).unwrap_or("");
+        if !matches!(permission, "READ" | "FULL_CONTROL") {
+            continue;
+        }
+        let uri = string(grant, &["Grantee.URI"]).unwrap_or("");
+        for (suffix, group) in ACL_GROUPS {
+            if uri.ends_with(&format!("/{suffix}")) && !out.iter().any(|(g, _)| *g == group) {
+                out.push((group, permission.to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// The table a copy reads: `x-amz-copy-source` (`bucket/key`, percent-encoded, perhaps with

@@ -11,11 +11,16 @@
 //! access events; other Unity Catalog actions on a table are non-reads. `request_params` may be
 //! an object, a JSON string of one, or a map exported as a list of `[key, value]` pairs or of
 //! `{"key", "value"}` entries.
+//!
+//! Permission changes: `updatePermissions` (`securable_type`, `securable_full_name`, `changes`: a
+//! list — or a JSON string of one — of `{principal, add: [privileges], remove: [privileges]}`)
+//! is a grant of each added and a revoke of each removed privilege on the securable (a table,
+//! or a schema or catalog: a container of its tables) to the principal.
 
 use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
-use crate::event::AccessEvent;
+use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -80,6 +85,9 @@ pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
         other => other,
     };
     let params = map_as_object(params);
+    if action == "updatePermissions" {
+        return permission_changes(entry, ts, &params);
+    }
     let mut read = options.read_actions.iter().any(|a| a == action);
     let Some(table) = string(&params, &["full_name_arg", "table_full_name", "full_name"]) else {
         // A read action must name its table; metadata actions (listTables...) name none.
@@ -104,4 +112,60 @@ pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
         table.to_string(),
         read,
     ))])
+}
+
+/// The grants and revokes of an `updatePermissions` request (see the module's doc).
+fn permission_changes(
+    entry: &Value,
+    ts: crate::time::Ts,
+    params: &Value,
+) -> Result<Vec<Item>, ParseError> {
+    let Some(object) = string(params, &["securable_full_name", "full_name"]) else {
+        return Err(ParseError::Unattributable {
+            message: "unityCatalog updatePermissions with no securable_full_name".into(),
+        });
+    };
+    let kind = string(params, &["securable_type"]).unwrap_or("table");
+    if !["table", "view", "schema", "catalog", "metastore"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(kind))
+    {
+        return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
+    }
+    let changes = match params.get("changes") {
+        Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
+        Some(other) => other.clone(),
+        None => Value::Null,
+    };
+    let actor = required(entry, &["userIdentity.email", "user_identity.email"])?;
+    let mut items = Vec::new();
+    for change in changes.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let Some(principal) = string(change, &["principal"]) else {
+            continue;
+        };
+        for (key, action) in [
+            ("remove", ChangeAction::Revoke),
+            ("add", ChangeAction::Grant),
+        ] {
+            let privileges = change.get(key).and_then(Value::as_array);
+            for privilege in privileges.map(Vec::as_slice).unwrap_or_default() {
+                let Some(privilege) = privilege.as_str() else {
+                    continue;
+                };
+                items.push(Item::Permission(PermissionChange {
+                    ts,
+                    action,
+                    object: object.to_string(),
+                    grantee: principal.to_string(),
+                    privilege: privilege.to_string(),
+                    actor: actor.to_string(),
+                    statement: None,
+                }));
+            }
+        }
+    }
+    if items.is_empty() {
+        items.push(Item::NotAccess(NotAccess::OtherPermission));
+    }
+    Ok(items)
 }

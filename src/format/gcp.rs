@@ -9,11 +9,18 @@
 //! is read too: a completed job's `jobCompletedEvent.job.jobStatistics.referencedTables`
 //! (`{projectId, datasetId, tableId}`) are reads. BigQuery writes a query job in both shapes;
 //! [`job_id`] names the job in either, so that the reader counts it once.
+//!
+//! Permission changes: an IAM policy change (`SetIamPolicy` on a table or dataset, in the
+//! admin activity log) lists what changed as `serviceData.policyDelta.bindingDeltas`
+//! (`{action: ADD|REMOVE, role, member}`); a dataset's access change as
+//! `metadata.datasetChange.bindingDeltas`. Each delta is a grant or revoke of `role` on the table
+//! (`P.D.T`) or dataset (`P.D`, a container of its tables) to the member, its `user:`, `group:`,
+//! `serviceAccount:` prefix taken off (`allUsers`, `allAuthenticatedUsers`, `domain:…` kept).
 
 use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
-use crate::event::AccessEvent;
+use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde_json::Value;
 
 /// `projects/P/datasets/D/tables/T` (possibly followed by `/...`) -> `P.D.T`.
@@ -50,6 +57,12 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
         return Ok(vec![Item::NotAccess(NotAccess::OtherCall)]);
     };
     let ts = time(entry, &["timestamp", "receiveTimestamp"])?;
+    let deltas = at(payload, "serviceData.policyDelta.bindingDeltas")
+        .or_else(|| at(payload, "metadata.datasetChange.bindingDeltas"))
+        .and_then(Value::as_array);
+    if let Some(deltas) = deltas {
+        return permission_changes(payload, ts, deltas);
+    }
     let event = |table: String, read: bool| -> Result<Item, ParseError> {
         let principal = required(payload, &["authenticationInfo.principalEmail"])?;
         Ok(Item::Event(AccessEvent::classified(
@@ -94,6 +107,71 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
         return Ok(vec![Item::NotAccess(job_outcome(done, failed))]);
     }
     Ok(vec![Item::NotAccess(NotAccess::OtherCall)])
+}
+
+/// The permission changes of an IAM policy change (see the module's doc).
+fn permission_changes(
+    payload: &Value,
+    ts: crate::time::Ts,
+    deltas: &[Value],
+) -> Result<Vec<Item>, ParseError> {
+    let code = at(payload, "status.code").and_then(Value::as_i64);
+    if code.is_some_and(|c| c != 0) {
+        return Ok(vec![Item::NotAccess(NotAccess::Failed)]);
+    }
+    let resource = required(payload, &["resourceName"])?;
+    let Some(object) = object_name(resource) else {
+        return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
+    };
+    let actor = required(payload, &["authenticationInfo.principalEmail"])?;
+    let mut items = Vec::new();
+    for delta in deltas {
+        let action = match string(delta, &["action"]) {
+            Some("ADD") => ChangeAction::Grant,
+            Some("REMOVE") => ChangeAction::Revoke,
+            _ => continue,
+        };
+        let (Some(role), Some(member)) = (string(delta, &["role"]), string(delta, &["member"]))
+        else {
+            continue;
+        };
+        items.push(Item::Permission(PermissionChange {
+            ts,
+            action,
+            object: object.clone(),
+            grantee: member_name(member).to_string(),
+            privilege: role.to_string(),
+            actor: actor.to_string(),
+            statement: None,
+        }));
+    }
+    if items.is_empty() {
+        items.push(Item::NotAccess(NotAccess::OtherPermission));
+    }
+    Ok(items)
+}
+
+/// A table (`P.D.T`), a dataset (`P.D`) or a project (`P`) from a resource name.
+fn object_name(resource: &str) -> Option<String> {
+    if let Some(table) = table_name(resource) {
+        return Some(table);
+    }
+    let parts: Vec<&str> = resource.split('/').collect();
+    match parts.as_slice() {
+        ["projects", p, "datasets", d] if !d.is_empty() => Some(format!("{p}.{d}")),
+        ["projects", p] if !p.is_empty() => Some(p.to_string()),
+        _ => None,
+    }
+}
+
+/// An IAM member as principals are named: `user:alice@x` is `alice@x`.
+fn member_name(member: &str) -> &str {
+    for prefix in ["user:", "group:", "serviceAccount:"] {
+        if let Some(name) = member.strip_prefix(prefix) {
+            return name;
+        }
+    }
+    member
 }
 
 /// Why a job gave no read.

@@ -22,8 +22,17 @@ pub struct GrantContext<'a> {
     pub default_schema: Option<&'a str>,
     /// Put before every object name (the database, when table names carry it).
     pub object_prefix: Option<&'a str>,
-    /// Fold unquoted identifiers to lower case (PostgreSQL); `false` keeps them as written.
-    pub fold_lower: bool,
+    /// How unquoted identifiers are folded: to lower case (PostgreSQL), to upper case
+    /// (Snowflake), or kept.
+    pub fold: Fold,
+}
+
+/// How a system folds unquoted identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    Lower,
+    Upper,
+    Keep,
 }
 
 /// A token of SQL text.
@@ -344,10 +353,10 @@ impl Cursor<'_> {
         loop {
             match self.peek()? {
                 Token::Word { text, quoted } => {
-                    parts.push(if *quoted || !context.fold_lower {
-                        text.clone()
-                    } else {
-                        text.to_lowercase()
+                    parts.push(match (quoted, context.fold) {
+                        (true, _) | (false, Fold::Keep) => text.clone(),
+                        (false, Fold::Lower) => text.to_lowercase(),
+                        (false, Fold::Upper) => text.to_uppercase(),
                     });
                     self.i += 1;
                 }
@@ -495,7 +504,7 @@ mod tests {
             actor: "dba",
             default_schema: Some("public"),
             object_prefix: None,
-            fold_lower: true,
+            fold: Fold::Lower,
         }
     }
 
@@ -580,8 +589,8 @@ mod tests {
         );
         // Snowflake.
         let snowflake = GrantContext {
-            fold_lower: false,
-            default_schema: None,
+            fold: Fold::Upper,
+            default_schema: Some("PROD.HR"),
             ..postgres()
         };
         let c = parse_grant("GRANT ROLE ANALYST TO USER JDOE", &snowflake).unwrap();

@@ -646,7 +646,7 @@ impl Parser {
             actor: context.user,
             default_schema: Some("public"),
             object_prefix: database.then_some(context.database),
-            fold_lower: true,
+            fold: grant_sql::Fold::Lower,
         };
         let Some(changes) = grant_sql::parse_grant(&statement, &grant) else {
             return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);

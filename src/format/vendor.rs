@@ -376,7 +376,11 @@ pub fn sniff(line: &[u8]) -> Format {
         Format::Cloudtrail
     } else if has("protoPayload") {
         Format::GcpAudit
-    } else if has("query_start_time") || has("QUERY_START_TIME") {
+    } else if has("query_start_time")
+        || has("QUERY_START_TIME")
+        || ((has("query_type") || has("QUERY_TYPE")) && (has("query_text") || has("QUERY_TEXT")))
+    {
+        // ACCESS_HISTORY, or QUERY_HISTORY (permission changes).
         Format::Snowflake
     } else if (has("serviceName") && has("actionName"))
         || (has("service_name") && has("action_name"))

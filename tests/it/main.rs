@@ -11,6 +11,7 @@ mod parallel;
 mod parquet;
 mod postgres;
 mod properties;
+mod root_cause;
 mod sample;
 mod sinks;
 mod torture;

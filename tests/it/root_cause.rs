@@ -1,0 +1,187 @@
+//! Root cause from each vendor's permission changes, as each writes them
+//! (tests/data/permissions/, made by its generate.py): the same story everywhere — a grant to
+//! one new hire (no alert), read granted to everyone on the sensitive table's container, four new
+//! readers, the revert after the window went quiet, and a window on another table with no change
+//! before it.
+
+use crate::{TestEnv, repo};
+use serde_json::Value;
+
+/// (format, file, the container granted on, the table read, the grantee, the privilege, the
+/// table of the window with no cause).
+const VENDORS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    (
+        "cloudtrail",
+        "cloudtrail.jsonl",
+        "acme-hr",
+        "acme-hr/current",
+        "*",
+        "s3:GetObject",
+        "acme-logs/current",
+    ),
+    (
+        "gcp-audit",
+        "gcp-audit.jsonl",
+        "acme.hr",
+        "acme.hr.salaries",
+        "allAuthenticatedUsers",
+        "roles/bigquery.dataViewer",
+        "acme.logs.events",
+    ),
+    (
+        "snowflake",
+        "snowflake.jsonl",
+        "PROD.HR",
+        "PROD.HR.SALARIES",
+        "PUBLIC",
+        "SELECT",
+        "PROD.LOGS.EVENTS",
+    ),
+    (
+        "databricks",
+        "databricks.jsonl",
+        "main.hr",
+        "main.hr.salaries",
+        "account users",
+        "SELECT",
+        "main.logs.events",
+    ),
+];
+
+#[test]
+fn each_vendors_permission_changes_name_the_cause_of_the_window_they_open() {
+    let env = TestEnv::new();
+    env.write(
+        "perm.toml",
+        "[detect]\nlearn = \"1d\"\nmin_principals = 3\n",
+    );
+    for &(format, file, container, table, grantee, privilege, uncaused) in VENDORS {
+        let path = repo(&format!("tests/data/permissions/{file}"));
+        let run = env.run(&[
+            "replay",
+            "--config",
+            "perm.toml",
+            "--format",
+            format,
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(" 0 malformed"),
+            "{format}: {}",
+            run.stderr
+        );
+        let alerts = run.alerts();
+        let summary: Vec<(&str, &str)> = alerts
+            .iter()
+            .map(|a| (a["status"].as_str().unwrap(), a["table"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("grant", container),
+                ("open", table),
+                ("closed", table),
+                ("update", table),
+                ("open", uncaused),
+                ("closed", uncaused),
+            ],
+            "{format}: the new hire's grant raises nothing"
+        );
+        let warning = &alerts[0];
+        assert_eq!(warning["as_of"], "2026-03-11T10:00:00.000Z", "{format}");
+        assert_eq!(warning["change"]["grantee"], grantee, "{format}");
+        assert_eq!(warning["severity"], "critical", "{format}");
+        assert_eq!(warning["tables"], serde_json::json!([table]), "{format}");
+        for alert in &alerts[1..4] {
+            let cause = &alert["cause"];
+            assert_eq!(cause["object"], container, "{format}: {alert}");
+            assert_eq!(cause["grantee"], grantee, "{format}");
+            assert_eq!(cause["privilege"], privilege, "{format}");
+            assert_eq!(
+                alert["exposed_from"], "2026-03-11T10:00:00.000Z",
+                "{format}"
+            );
+        }
+        assert_eq!(
+            alerts[2].get("exposed_until"),
+            None,
+            "{format}: not yet reverted at the close"
+        );
+        let update = &alerts[3];
+        assert_eq!(
+            update["exposed_until"], "2026-03-11T11:00:00.000Z",
+            "{format}"
+        );
+        assert_eq!(update["as_of"], "2026-03-11T11:00:00.000Z", "{format}");
+        assert_eq!(update["closed_by"], "quiet", "{format}");
+        assert_eq!(update["principals"], alerts[2]["principals"], "{format}");
+        let readers: Vec<&str> = alerts[2]["principals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["principal"].as_str().unwrap())
+            .collect();
+        assert_eq!(readers.len(), 4, "{format}: {readers:?}");
+        for alert in &alerts[4..] {
+            assert_eq!(alert.get("cause"), None, "{format}: never a guess: {alert}");
+            assert_eq!(alert.get("exposed_from"), None, "{format}");
+        }
+        // Every way of reading gives the same: auto-detected, and through a Parquet archive.
+        let auto = env.run(&["replay", "--config", "perm.toml", path.to_str().unwrap()]);
+        assert_eq!(
+            auto.stdout, run.stdout,
+            "{format} recognised: {}",
+            auto.stderr
+        );
+        let lake = env.path(&format!("lake-{format}"));
+        let archived = env.run(&[
+            "archive",
+            "--config",
+            "perm.toml",
+            "--format",
+            format,
+            path.to_str().unwrap(),
+            "--out",
+            lake.to_str().unwrap(),
+        ]);
+        assert_eq!(archived.code, 0, "{format}: {}", archived.stderr);
+        let parquet = env.run(&["replay", "--config", "perm.toml", lake.to_str().unwrap()]);
+        assert_eq!(
+            parquet.stdout, run.stdout,
+            "{format} from Parquet: {}",
+            parquet.stderr
+        );
+    }
+}
+
+/// The grant alert of an input, if any.
+fn grants(alerts: &[Value]) -> Vec<&Value> {
+    alerts.iter().filter(|a| a["status"] == "grant").collect()
+}
+
+#[test]
+fn overlapping_exports_of_one_change_warn_once() {
+    // The same CloudTrail records delivered twice (two trails, a re-export): one warning.
+    let env = TestEnv::new();
+    env.write(
+        "perm.toml",
+        "[detect]\nlearn = \"1d\"\nmin_principals = 3\n",
+    );
+    let path = repo("tests/data/permissions/cloudtrail.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    env.write("a.jsonl", &text);
+    env.write("b.jsonl", &text);
+    let run = env.run(&[
+        "replay",
+        "--config",
+        "perm.toml",
+        "--format",
+        "cloudtrail",
+        env.path("a.jsonl").to_str().unwrap(),
+        env.path("b.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let alerts = run.alerts();
+    assert_eq!(grants(&alerts).len(), 1, "{alerts:#?}");
+}
