@@ -592,9 +592,103 @@ mod tests {
                     e.principal,
                     e.table
                 ),
+                Item::Permission(c) => format!(
+                    "{} {} {} {}",
+                    c.action.as_str(),
+                    c.privilege,
+                    c.object,
+                    c.grantee
+                ),
                 other => format!("{other:?}"),
             })
             .collect()
+    }
+
+    fn s3_call(name: &str, parameters: Value) -> Value {
+        json!({
+            "eventVersion": "1.09", "eventSource": "s3.amazonaws.com", "eventName": name,
+            "eventCategory": "Management", "eventTime": "2026-03-18T10:00:00Z",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/admin"},
+            "requestParameters": parameters,
+        })
+    }
+
+    #[test]
+    fn bucket_policies_acls_and_public_access_blocks_are_permission_changes() {
+        let policy = json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ["*", "arn:aws:iam::2:root"]}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/exports/*"},
+            {"Effect": "Allow", "Principal": "*", "Action": ["s3:PutObject"], "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Allow", "NotPrincipal": {"AWS": "x"}, "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}
+        ]});
+        assert_eq!(
+            items(s3_call(
+                "PutBucketPolicy",
+                json!({"bucketName": "b", "bucketPolicy": policy})
+            )),
+            [
+                "GRANT s3:GetObject b *",
+                "GRANT s3:GetObject b arn:aws:iam::2:root"
+            ]
+        );
+        // A policy as JSON text, no longer public: `*` is revoked.
+        let private = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::2:root"},"Action":"s3:Get*","Resource":"arn:aws:s3:::b/*"}}"#;
+        assert_eq!(
+            items(s3_call(
+                "PutBucketPolicy",
+                json!({"bucketName": "b", "bucketPolicy": private})
+            )),
+            [
+                "GRANT s3:Get* b arn:aws:iam::2:root",
+                "REVOKE s3:GetObject b *"
+            ]
+        );
+        assert_eq!(
+            items(s3_call("DeleteBucketPolicy", json!({"bucketName": "b"}))),
+            ["REVOKE s3:GetObject b *"]
+        );
+        let acl = json!({"bucketName": "b", "AccessControlPolicy": {"AccessControlList": {"Grant": [
+            {"Grantee": {"URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"},
+            {"Grantee": {"ID": "abc"}, "Permission": "FULL_CONTROL"}
+        ]}}});
+        assert_eq!(
+            items(s3_call("PutBucketAcl", acl)),
+            [
+                "GRANT READ b allUsers",
+                "REVOKE READ b allAuthenticatedUsers"
+            ]
+        );
+        assert_eq!(
+            items(s3_call(
+                "PutObjectAcl",
+                json!({"bucketName": "b", "key": "exports/2026/x.csv", "x-amz-acl": "authenticated-read"})
+            )),
+            [
+                "REVOKE READ b/exports/2026 allUsers",
+                "GRANT READ b/exports/2026 allAuthenticatedUsers"
+            ]
+        );
+        let block = json!({"bucketName": "b", "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true}});
+        assert_eq!(
+            items(s3_call("PutBucketPublicAccessBlock", block)),
+            [
+                "REVOKE s3:GetObject b *",
+                "REVOKE READ b allUsers",
+                "REVOKE READ b allAuthenticatedUsers"
+            ]
+        );
+        assert_eq!(
+            items(s3_call(
+                "DeleteBucketPublicAccessBlock",
+                json!({"bucketName": "b"})
+            )),
+            ["NotAccess(OtherPermission)"]
+        );
+        // A failed call changed nothing.
+        let mut failed = s3_call("DeleteBucketPolicy", json!({"bucketName": "b"}));
+        failed["errorCode"] = json!("AccessDenied");
+        assert_eq!(items(failed), ["NotAccess(Failed)"]);
     }
 
     #[test]
