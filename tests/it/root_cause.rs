@@ -6,6 +6,7 @@
 
 use crate::{TestEnv, repo};
 use serde_json::Value;
+use std::time::Duration;
 
 /// (format, file, the container granted on, the table read, the grantee, the privilege, the
 /// table of the window with no cause).
@@ -184,4 +185,56 @@ fn overlapping_exports_of_one_change_warn_once() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let alerts = run.alerts();
     assert_eq!(grants(&alerts).len(), 1, "{alerts:#?}");
+}
+
+#[test]
+fn learn_hands_the_permission_state_to_watch() {
+    use crate::util::{Watcher, append, read_line};
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        crate::util::CONFIG.replace("learn = \"0s\"", "learn = \"1h\""),
+    );
+    // History: alice, bob and carol read `pay` two hours ago; ten minutes ago read on it was
+    // granted to everyone, and nobody has read it since.
+    let now = chrono::Utc::now().timestamp();
+    let mut history = String::new();
+    for (i, p) in ["alice", "bob", "carol"].iter().enumerate() {
+        let ts = now - 7200 + i as i64;
+        history.push_str(&format!(
+            "{{\"ts\":{ts},\"principal\":\"{p}\",\"table\":\"db.pay\",\"action\":\"SELECT\"}}\n"
+        ));
+    }
+    let granted = now - 600;
+    history.push_str(&format!(
+        "{{\"ts\":{granted},\"principal\":\"dba\",\"table\":\"db\",\"action\":\"GRANT\",\"grantee\":\"PUBLIC\",\"privilege\":\"SELECT\"}}\n"
+    ));
+    env.write("history.jsonl", history);
+    let run = env.run(&[
+        "learn",
+        "--config",
+        "watch.toml",
+        "--state-dir",
+        "state",
+        "history.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let state = std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap();
+    assert!(
+        state.contains("\"grantee\":\"PUBLIC\""),
+        "the state keeps what is granted: {state}"
+    );
+
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    for p in ["alice", "dave", "erin", "frank"] {
+        append(&log, read_line(p, "db.pay"));
+    }
+    let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
+    assert_eq!(open["cause"]["grantee"], "PUBLIC", "{open}");
+    assert_eq!(open["cause"]["object"], "db");
+    assert_eq!(
+        open["exposed_from"],
+        exposure::time::format_ts(granted * 1_000_000).as_str()
+    );
 }
