@@ -1075,3 +1075,110 @@ fn alertmanager_firing_alerts_are_re_sent_and_resolutions_repeated() {
     let first_resolved = ends.iter().position(|(_, e)| e == window_end).unwrap();
     assert!(ends[first_resolved..].iter().all(|(_, e)| e == window_end));
 }
+
+/// A canonical permission change on `pay`, dated now.
+fn change_line(action: &str) -> String {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    format!(
+        "{{\"ts\":\"{now}\",\"principal\":\"dba\",\"table\":\"pay\",\"action\":\"{action}\",\"grantee\":\"PUBLIC\",\"privilege\":\"SELECT\"}}\n"
+    )
+}
+
+#[test]
+fn grant_alerts_and_reverts_reach_a_real_alertmanager_and_pagerduty() {
+    let receiver = ScriptedServer::start(&[]);
+    let am = Alertmanager::start(&receiver.url());
+    let pagerduty = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\n[[sinks]]\nkind = \"pagerduty\"\nurl = \"{}\"\nrouting_key_env = \"TEST_PD_KEY\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n",
+            am.url,
+            pagerduty.url()
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_PD_KEY", ROUTING_KEY)]);
+    append(&log, change_line("GRANT"));
+    let grant = watcher.wait_for("grant", Duration::from_secs(10), |a| a["status"] == "grant");
+    // Shown by Alertmanager as its own alert, before anyone read.
+    let listed = eventually(Duration::from_secs(10), || {
+        let alerts = alertmanager_alerts(&am);
+        alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "ExposureGrant")
+            .cloned()
+            .ok_or(format!("no ExposureGrant: {alerts:?}"))
+    });
+    assert_eq!(listed["labels"]["table"], "pay");
+    assert_eq!(listed["labels"]["severity"], "critical");
+    assert_eq!(listed["labels"]["window_id"], grant["id"]);
+    assert!(
+        listed["annotations"]["change"]
+            .as_str()
+            .unwrap()
+            .contains("SELECT on pay to PUBLIC by dba"),
+        "{listed}"
+    );
+
+    make_window(&log);
+    let closed = watcher.wait_for("closed", Duration::from_secs(15), |a| {
+        a["status"] == "closed"
+    });
+    assert_eq!(closed["cause"]["grantee"], "PUBLIC");
+    // Resolved in Alertmanager (its notification waits for the grant alert of the same table,
+    // grouped with it: the API tells).
+    let window_listed = |id: &Value| {
+        alertmanager_alerts(&am)
+            .into_iter()
+            .any(|a| a["labels"]["window_id"] == *id)
+    };
+    eventually(Duration::from_secs(10), || {
+        (!window_listed(&closed["id"]))
+            .then_some(())
+            .ok_or("the closed window is still active".to_string())
+    });
+    // The revoke after the close: an `update` of the closed window, resolved everywhere.
+    append(&log, change_line("REVOKE"));
+    let update = watcher.wait_for("update", Duration::from_secs(10), |a| {
+        a["status"] == "update"
+    });
+    assert_eq!(update["id"], closed["id"]);
+    assert!(update["exposed_until"].is_string(), "{update}");
+    let events = eventually(Duration::from_secs(10), || {
+        let got = pagerduty.received();
+        (got.len() >= 4)
+            .then_some(got)
+            .ok_or("fewer than 4 PagerDuty events".to_string())
+    });
+    for event in &events {
+        assert_valid_pagerduty_event(&event.body);
+    }
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.body["event_action"].as_str().unwrap(),
+                e.body["payload"]["class"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("trigger", "exposure_grant"),
+            ("trigger", "exposure_window"),
+            ("resolve", "exposure_window"),
+            ("resolve", "exposure_window"),
+        ]
+    );
+    assert_eq!(
+        events[3].body["payload"]["custom_details"]["exposed_until"],
+        update["exposed_until"]
+    );
+    // Alertmanager keeps the window resolved.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!window_listed(&closed["id"]), "the window fires again");
+    drop(watcher);
+}
