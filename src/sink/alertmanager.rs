@@ -134,19 +134,7 @@ impl AlertmanagerSink {
             json!({ "summary": super::summary(alert) })
         };
         let annotations = annotations.as_object_mut().expect("an object");
-        for (key, change) in [("cause", &alert.cause), ("change", &alert.change)] {
-            if let Some(change) = change {
-                annotations.insert(key.into(), super::describe_change(change).into());
-            }
-        }
-        for (key, time) in [
-            ("exposed_from", alert.exposed_from),
-            ("exposed_until", alert.exposed_until),
-        ] {
-            if let Some(time) = time {
-                annotations.insert(key.into(), crate::time::format_ts(time).into());
-            }
-        }
+        super::add_root_cause(alert, annotations, |c| super::describe_change(c).into());
         json!({
             "labels": labels,
             "annotations": annotations,

@@ -489,6 +489,28 @@ pub fn summary(alert: &Alert) -> String {
     text
 }
 
+/// Adds an alert's root cause to a sink's map of details: `cause` and `change` rendered by
+/// `change`, `exposed_from` and `exposed_until` as times; nothing that is not set.
+pub fn add_root_cause(
+    alert: &Alert,
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    change: impl Fn(&crate::detect::ChangeRecord) -> serde_json::Value,
+) {
+    for (key, record) in [("cause", &alert.cause), ("change", &alert.change)] {
+        if let Some(record) = record {
+            map.insert(key.into(), change(record));
+        }
+    }
+    for (key, time) in [
+        ("exposed_from", alert.exposed_from),
+        ("exposed_until", alert.exposed_until),
+    ] {
+        if let Some(time) = time {
+            map.insert(key.into(), crate::time::format_ts(time).into());
+        }
+    }
+}
+
 /// One permission change in words: `GRANT SELECT on db.t to PUBLIC by admin at …`.
 pub fn describe_change(change: &crate::detect::ChangeRecord) -> String {
     format!(

@@ -66,19 +66,7 @@ pub fn event(alert: &Alert, routing_key: &str, source: &str) -> serde_json::Valu
         json!({ "table": alert.table, "status": alert.status, "tables": alert.tables })
     };
     let details_map = details.as_object_mut().expect("an object");
-    for (key, change) in [("cause", &alert.cause), ("change", &alert.change)] {
-        if let Some(change) = change {
-            details_map.insert(key.into(), json!(change));
-        }
-    }
-    for (key, time) in [
-        ("exposed_from", alert.exposed_from),
-        ("exposed_until", alert.exposed_until),
-    ] {
-        if let Some(time) = time {
-            details_map.insert(key.into(), crate::time::format_ts(time).into());
-        }
-    }
+    super::add_root_cause(alert, details_map, |c| json!(c));
     json!({
         "routing_key": routing_key,
         "event_action": action,

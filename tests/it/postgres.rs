@@ -194,6 +194,29 @@ fn roles(alert: &Value) -> Vec<&str> {
     roles
 }
 
+/// `exposure replay --format pgaudit` with `watch.toml` over the server's stderr log and its
+/// csvlog: each file with its alerts, having checked that the replay read every line.
+fn replay_both_logs(env: &TestEnv, pg_dir: &Path) -> Vec<(PathBuf, Vec<Value>)> {
+    ["log/postgresql.log", "log/postgresql.csv"]
+        .iter()
+        .map(|name| {
+            let file = pg_dir.join(name);
+            let run = env.run(&[
+                "replay",
+                "--config",
+                "watch.toml",
+                "--format",
+                "pgaudit",
+                file.to_str().unwrap(),
+            ]);
+            assert_eq!(run.code, 0, "{}: {}", file.display(), run.stderr);
+            assert!(run.stderr.contains(" 0 malformed"), "{}", run.stderr);
+            let alerts = run.alerts();
+            (file, alerts)
+        })
+        .collect()
+}
+
 const CONFIG: &str = "[detect]\nlearn = \"4s\"\nspan = \"30s\"\nclose_after = \"3s\"\nlateness = \"1s\"\nmin_principals = 3\n";
 
 #[test]
@@ -268,19 +291,7 @@ fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {
     );
 
     // Replay over the server's stderr log and over its csvlog.
-    let csv = pg_dir.join("log/postgresql.csv");
-    for file in [&log, &csv] {
-        let run = env.run(&[
-            "replay",
-            "--config",
-            "watch.toml",
-            "--format",
-            "pgaudit",
-            file.to_str().unwrap(),
-        ]);
-        assert_eq!(run.code, 0, "{}: {}", file.display(), run.stderr);
-        assert!(run.stderr.contains(" 0 malformed"), "{}", run.stderr);
-        let alerts = run.alerts();
+    for (file, alerts) in replay_both_logs(&env, &pg_dir) {
         let windows: Vec<&Value> = alerts.iter().filter(|a| a["status"] == "closed").collect();
         assert_eq!(windows.len(), 1, "{}: {alerts:#?}", file.display());
         let w = windows[0];
@@ -539,19 +550,7 @@ fn a_grant_to_public_is_the_cause_and_the_early_warning_on_a_real_postgres() {
     assert_eq!(roles(&group), members);
 
     // Replay over the stderr log and the csvlog says the same.
-    let csv = pg_dir.join("log/postgresql.csv");
-    for file in [&log, &csv] {
-        let run = env.run(&[
-            "replay",
-            "--config",
-            "watch.toml",
-            "--format",
-            "pgaudit",
-            file.to_str().unwrap(),
-        ]);
-        assert_eq!(run.code, 0, "{}: {}", file.display(), run.stderr);
-        assert!(run.stderr.contains(" 0 malformed"), "{}", run.stderr);
-        let alerts = run.alerts();
+    for (file, alerts) in replay_both_logs(&env, &pg_dir) {
         let find = |status: &str, table: &str| {
             alerts
                 .iter()
