@@ -1146,6 +1146,7 @@ fn grant_alerts_and_reverts_reach_a_real_alertmanager_and_pagerduty() {
     });
     assert_eq!(update["id"], closed["id"]);
     assert!(update["exposed_until"].is_string(), "{update}");
+    assert_eq!(watcher.metric("permission_changes_total"), Some(2.0));
     let events = eventually(Duration::from_secs(10), || {
         let got = pagerduty.received();
         (got.len() >= 4)
