@@ -391,6 +391,8 @@ impl Cursor<'_> {
             || self.keywords(&["FUTURE", "TABLES", "IN", "SCHEMA"])
             || self.keywords(&["ALL", "VIEWS", "IN", "SCHEMA"])
             || self.keywords(&["FUTURE", "VIEWS", "IN", "SCHEMA"])
+            || self.keywords(&["ALL", "TABLES", "IN", "DATABASE"])
+            || self.keywords(&["FUTURE", "TABLES", "IN", "DATABASE"])
             || self.keyword("SCHEMA")
             || self.keyword("CATALOG")
             || self.keyword("DATABASE")

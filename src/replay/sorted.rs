@@ -2,12 +2,14 @@
 //! `ORDER BY`, a merge of exports): every event is decoded again, sorted by event time — in
 //! memory up to a budget, beyond it in sorted runs in temporary files merged at the end — and
 //! fed to the detector as one ordered stream. The result is that of the same events in time
-//! order, however they were split and ordered in the files.
+//! order, however they were split and ordered in the files. Permission changes, few, are kept
+//! apart in memory, sorted, and fed in time order among the events.
 
 use super::lines::{Block, Step, open, read_block};
 use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::Detector;
+use crate::event::PermissionChange;
 use crate::report::Problems;
 use crate::source::Input;
 use crate::time::Ts;
@@ -211,12 +213,15 @@ pub fn replay_sorted(
     let quarantined: std::collections::HashSet<(usize, u64)> =
         quarantined.iter().copied().collect();
     let mut failed = None;
+    let mut changes: Vec<PermissionChange> = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
         let Ok(mut reading) = open(config, input, index) else {
             continue;
         };
         let mut take = |block: Block| {
-            for event in &block.batch.events {
+            let mut block_changes = block.batch.changes.iter().peekable();
+            for (at, event) in block.batch.events.iter().enumerate() {
+                let change = block_changes.next_if(|(c, _)| *c == at).map(|(_, c)| c);
                 if quarantined.contains(&(index, event.line)) {
                     continue;
                 }
@@ -225,6 +230,10 @@ pub fn replay_sorted(
                     continue;
                 }
                 events += 1;
+                if let Some(change) = change {
+                    changes.push(change.clone());
+                    continue;
+                }
                 let read = event
                     .read
                     .as_ref()
@@ -245,10 +254,18 @@ pub fn replay_sorted(
     let mut detector = Detector::new(config.detector.clone());
     detector.apply_in_chunks(super::CHUNK_READS);
     let mut alerts = Vec::new();
+    changes.sort();
+    let mut changes = changes.into_iter().peekable();
     sort.drain(|ts, read| {
+        while let Some(change) = changes.next_if(|c| c.ts <= ts) {
+            detector.observe_change(&change, &mut alerts);
+        }
         detector.observe_classified(ts, read, &mut alerts);
         write_alerts(out, &mut alerts)
     })?;
+    for change in changes {
+        detector.observe_change(&change, &mut alerts);
+    }
     let outcome = finish(
         detector,
         out,

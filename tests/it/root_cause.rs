@@ -238,3 +238,45 @@ fn learn_hands_the_permission_state_to_watch() {
         exposure::time::format_ts(granted * 1_000_000).as_str()
     );
 }
+
+#[test]
+fn an_unordered_export_with_permission_changes_is_sorted_with_them() {
+    let env = TestEnv::new();
+    let sample = repo("sample-logs/incident.jsonl");
+    let grants = repo("sample-logs/permissions.jsonl");
+    let (sample, grants) = (sample.to_str().unwrap(), grants.to_str().unwrap());
+    let ordered = env.run(&["replay", sample, grants]);
+    assert!(ordered.stdout.contains("\"cause\""), "{}", ordered.stdout);
+    // One file, every line in reverse: far beyond lateness.
+    let mut lines: Vec<String> = [sample, grants]
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.reverse();
+    env.write("unordered.jsonl", lines.join("\n") + "\n");
+    let unordered = env.path("unordered.jsonl");
+    for memory in ["1G", "64K"] {
+        let run = env.run(&[
+            "replay",
+            "--sort-memory",
+            memory,
+            unordered.to_str().unwrap(),
+        ]);
+        assert!(
+            run.stderr.contains("sorting every event by time"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            run.stdout, ordered.stdout,
+            "--sort-memory {memory}: {}",
+            run.stderr
+        );
+    }
+}
