@@ -410,8 +410,13 @@ impl Parser {
         let time = prefix
             .time
             .ok_or_else(|| missing("%m or %t in log_line_prefix"))?;
-        let session = prefix.pid.and_then(|pid| self.sessions.get(pid));
-        let user = match (prefix.user, session) {
+        // The login of the process, only when the prefix lacks the user or the database (a
+        // copy: the line is read with the parser's state mutable).
+        let session = match (prefix.user, prefix.database) {
+            (Some(_), Some(_)) => None,
+            _ => prefix.pid.and_then(|pid| self.sessions.get(pid)).cloned(),
+        };
+        let user = match (prefix.user, &session) {
             (Some(user), _) => user,
             (None, Some((user, _))) => user.as_str(),
             (None, None) => {
@@ -426,11 +431,9 @@ impl Parser {
         };
         let database = prefix
             .database
-            .or(session.map(|(_, database)| database.as_str()))
+            .or(session.as_ref().map(|(_, database)| database.as_str()))
             .unwrap_or("");
-        let (user, database) = (user.to_string(), database.to_string());
-        let pid = prefix.pid.map(str::to_string);
-        items.extend(self.audit(time, &user, &database, pid.as_deref(), payload)?);
+        items.extend(self.audit(time, user, database, prefix.pid, payload)?);
         Ok(items)
     }
 
