@@ -29,7 +29,7 @@ pub(super) struct RootCause {
     pub(super) awaiting_revert: Vec<Alert>,
 }
 
-/// [`RootCause`] as plain data, for checkpoints and `learn`.
+/// The detector's permission state as plain data, for checkpoints and `learn`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RootCauseSnapshot {
