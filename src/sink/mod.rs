@@ -1,5 +1,5 @@
 //! Alert sinks: where `exposure watch` delivers alerts — Prometheus Alertmanager, PagerDuty
-//! Events v2, generic webhooks, and JSON-lines files or stdout. Owns the `[[sinks]]`
+//! Events v2, Slack incoming webhooks, generic webhooks, and JSON-lines files or stdout. Owns the `[[sinks]]`
 //! configuration, secrets (from environment variables or files only, never logged), and the
 //! translation of HTTP outcomes into "delivered", "retry" or "rejected for good". Ordering,
 //! durability (the outbox, one delivery task per sink) is `live`'s; retry timing is [`backoff`]'s.
@@ -10,6 +10,7 @@ pub mod http;
 pub mod jsonl;
 pub mod pagerduty;
 pub mod secret;
+pub mod slack;
 pub mod webhook;
 
 pub use backoff::Backoff;
@@ -120,6 +121,18 @@ pub enum SinkSection {
         retry_initial: Option<Span>,
         retry_max: Option<Span>,
     },
+    /// A Slack incoming webhook: a readable message per alert.
+    Slack {
+        name: Option<String>,
+        /// The webhook URL holds its token: it comes from an environment variable or a file.
+        url_env: Option<String>,
+        url_file: Option<PathBuf>,
+        /// Per-request timeout (default 10s).
+        timeout: Option<Span>,
+        /// First retry delay (default 500ms); doubles up to `retry_max` (default 60s), with jitter.
+        retry_initial: Option<Span>,
+        retry_max: Option<Span>,
+    },
     /// JSON lines appended to a file, or stdout (`-`).
     Jsonl { name: Option<String>, path: String },
 }
@@ -158,6 +171,7 @@ impl SinkSection {
             SinkSection::Alertmanager { .. } => "alertmanager",
             SinkSection::Pagerduty { .. } => "pagerduty",
             SinkSection::Webhook { .. } => "webhook",
+            SinkSection::Slack { .. } => "slack",
             SinkSection::Jsonl { .. } => "jsonl",
         }
     }
@@ -181,6 +195,12 @@ impl SinkSection {
                 retry_initial,
                 retry_max,
                 ..
+            }
+            | SinkSection::Slack {
+                timeout,
+                retry_initial,
+                retry_max,
+                ..
             } => HttpSection {
                 timeout,
                 retry_initial,
@@ -195,6 +215,7 @@ impl SinkSection {
             SinkSection::Alertmanager { name, .. }
             | SinkSection::Pagerduty { name, .. }
             | SinkSection::Webhook { name, .. }
+            | SinkSection::Slack { name, .. }
             | SinkSection::Jsonl { name, .. } => name.as_deref(),
         }
     }
@@ -266,6 +287,18 @@ pub fn validate(sections: &[SinkSection]) -> Result<(), SinkConfigError> {
             | SinkSection::Pagerduty { url, .. }
             | SinkSection::Webhook { url, .. } => {
                 check_url(&format!("sinks[{i}].url"), url)?;
+            }
+            SinkSection::Slack {
+                url_env, url_file, ..
+            } => {
+                if url_env.is_some() == url_file.is_some() {
+                    return Err(SinkConfigError {
+                        key: format!("sinks[{i}].url_env"),
+                        message: "give exactly one of url_env and url_file (the webhook URL \
+                                  holds its token: a secret)"
+                            .into(),
+                    });
+                }
             }
             SinkSection::Jsonl { path, .. } => {
                 if path.is_empty() {
@@ -388,6 +421,29 @@ pub fn build(
                         check_url(&key("url"), url)?,
                         http::client(settings.timeout())?,
                         headers,
+                    )),
+                    backoff: settings.backoff(),
+                }
+            }
+            SinkSection::Slack {
+                url_env, url_file, ..
+            } => {
+                let url = match (url_env, url_file) {
+                    (Some(var), _) => secret_from_env(&key("url_env"), var)?,
+                    (None, Some(path)) => secret_from_file(&key("url_file"), path)?,
+                    (None, None) => {
+                        return Err(SinkConfigError {
+                            key: key("url_env"),
+                            message: "give url_env or url_file".into(),
+                        });
+                    }
+                };
+                let url = check_url(&key("url_env"), url.expose())?;
+                BuiltSink {
+                    sink: Box::new(slack::SlackSink::new(
+                        name.clone(),
+                        url,
+                        http::client(settings.timeout())?,
                     )),
                     backoff: settings.backoff(),
                 }

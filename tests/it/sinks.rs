@@ -1183,3 +1183,75 @@ fn grant_alerts_and_reverts_reach_a_real_alertmanager_and_pagerduty() {
     assert!(!window_listed(&closed["id"]), "the window fires again");
     drop(watcher);
 }
+
+#[test]
+fn slack_gets_a_readable_message_per_alert_through_rate_limits() {
+    // Slack answers 429 with Retry-After when rate limited, 200 `ok` otherwise.
+    let slack = ScriptedServer::start(&[
+        (429, &[("Retry-After", "1")], "rate_limited"),
+        (200, &[], "ok"),
+        (200, &[], "ok"),
+        (200, &[], "ok"),
+    ]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(
+            "[[sinks]]\nkind = \"slack\"\nurl_env = \"TEST_SLACK_URL\"\nretry_initial = \"50ms\"\n",
+        ),
+    );
+    let url = format!("{}/services/T000/B000/secret-token-1234", slack.url());
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_SLACK_URL", &url)]);
+    append(&log, change_line("GRANT"));
+    make_window(&log);
+    let got = slack.wait_for(4, Duration::from_secs(15));
+    let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200, 200, 200]);
+    assert!(
+        got[1].at.duration_since(got[0].at) >= Duration::from_millis(900),
+        "Retry-After honoured"
+    );
+    let texts: Vec<&str> = got[1..]
+        .iter()
+        .map(|r| r.body["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts[0].starts_with(":warning: Read granted to PUBLIC on `pay`"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[1].starts_with(":rotating_light: Exposure window opened on `pay`"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[2].starts_with(":white_check_mark: Exposure window closed on `pay`"),
+        "{texts:?}"
+    );
+    for r in &got[1..] {
+        assert_eq!(r.path, "/services/T000/B000/secret-token-1234");
+        let blocks = r.body["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "section");
+        assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
+        assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 3000);
+        assert_eq!(blocks[1]["type"], "context");
+    }
+    let open = got[2].body["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(open.contains("*Who:* eve, mallory, trudy"), "{open}");
+    assert!(
+        open.contains("*Opened by* SELECT on pay to PUBLIC by dba"),
+        "{open}"
+    );
+    let (code, lines) = watcher.stop();
+    assert_eq!(code, 0);
+    // The webhook URL is a secret: never logged, never stored.
+    assert!(lines.iter().all(|l| !l.contains("secret-token-1234")));
+    for entry in walk(&env.path("state")) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !text.contains("secret-token-1234"),
+            "{} holds it",
+            entry.display()
+        );
+    }
+}
