@@ -567,6 +567,16 @@ pub fn add_root_cause(
     }
 }
 
+/// `text` cut to at most `max` characters, the cut marked with `…` (receivers' field limits).
+pub fn at_most(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// One permission change in words: `GRANT SELECT on db.t to PUBLIC by admin at …`.
 pub fn describe_change(change: &crate::detect::ChangeRecord) -> String {
     format!(

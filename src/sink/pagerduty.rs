@@ -27,16 +27,6 @@ pub fn severity(severity: Severity) -> &'static str {
     }
 }
 
-/// Cuts `text` to at most `max` characters.
-fn at_most(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max - 1).collect();
-    cut.push('…');
-    cut
-}
-
 /// The Events v2 body for `alert`.
 pub fn event(alert: &Alert, routing_key: &str, source: &str) -> serde_json::Value {
     // The `update` of a closed window (its cause reverted) resolves again: PagerDuty keeps
@@ -70,9 +60,9 @@ pub fn event(alert: &Alert, routing_key: &str, source: &str) -> serde_json::Valu
     json!({
         "routing_key": routing_key,
         "event_action": action,
-        "dedup_key": at_most(&alert.id, 255),
+        "dedup_key": super::at_most(&alert.id, 255),
         "payload": {
-            "summary": at_most(&super::summary(alert), 1024),
+            "summary": super::at_most(&super::summary(alert), 1024),
             "source": source,
             "severity": severity(alert.severity),
             "timestamp": crate::time::format_ts(alert.as_of),

@@ -82,7 +82,7 @@ pub fn message(alert: &Alert) -> Value {
             format_ts(until)
         ));
     }
-    let section = cut(&format!("*{headline}*\n{body}"), MAX_SECTION);
+    let section = super::at_most(&format!("*{headline}*\n{body}"), MAX_SECTION);
     json!({
         "text": headline,
         "blocks": [
@@ -144,7 +144,10 @@ fn window_body(alert: &Alert) -> String {
 fn grant_body(alert: &Alert, change: &ChangeRecord) -> String {
     let mut body = format!("{}, before anyone read", describe(change));
     if let Some(statement) = &change.statement {
-        body.push_str(&format!("\n```{}```", escape(&cut(statement, 500))));
+        body.push_str(&format!(
+            "\n```{}```",
+            escape(&super::at_most(statement, 500))
+        ));
     }
     if !alert.tables.is_empty() {
         let tables: Vec<String> = alert
@@ -156,16 +159,6 @@ fn grant_body(alert: &Alert, change: &ChangeRecord) -> String {
         body.push_str(&format!("\n*Tables in it:* {}", tables.join(", ")));
     }
     body
-}
-
-/// `text` cut to at most `max` characters, marked with `…`.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]
