@@ -152,17 +152,53 @@ impl PermissionLedger {
         self.by_object.is_empty() && self.members.is_empty()
     }
 
-    /// Whether a grant of the pair of `change` stood just before it (so that `change`, a grant,
-    /// widens nothing new).
+    /// Whether a grant to the grantee of `change` stood just before it on its object or a
+    /// container of it (so that `change`, a grant, widens nothing new).
     pub fn stood_before(&self, change: &PermissionChange) -> bool {
         let map = if change.is_membership() {
             &self.members
         } else {
             &self.by_object
         };
-        map.get(&change.object)
-            .and_then(|pairs| pairs.get(&change.grantee))
-            .is_some_and(|changes| standing(changes.range(..change)).is_some())
+        if change.is_membership() {
+            return map
+                .get(&change.object)
+                .and_then(|pairs| pairs.get(&change.grantee))
+                .is_some_and(|changes| standing(changes.range(..change)).is_some());
+        }
+        containers(&change.object).any(|object| {
+            let history = self.history(object, &change.grantee, None);
+            standing(history.into_iter().take_while(|c| *c < change)).is_some()
+        })
+    }
+
+    /// The changes that decide the pair (`object`, `grantee`), in order: its own (`own`, when
+    /// the caller has them at hand), and the revokes of every table of a container of it
+    /// (`REVOKE … ON ALL TABLES IN SCHEMA`, recorded on `schema.*`).
+    fn history<'a>(
+        &'a self,
+        object: &str,
+        grantee: &str,
+        own: Option<&'a PairChanges>,
+    ) -> Vec<&'a PermissionChange> {
+        let pair = |object: &str| self.by_object.get(object).and_then(|p| p.get(grantee));
+        let mut history: Vec<&PermissionChange> = own
+            .or_else(|| pair(object))
+            .map(|c| c.iter().collect())
+            .unwrap_or_default();
+        let mut merged = false;
+        for container in containers(object).skip(1) {
+            for separator in ['.', '/'] {
+                if let Some(revokes) = pair(&format!("{container}{separator}*")) {
+                    history.extend(revokes.iter());
+                    merged = true;
+                }
+            }
+        }
+        if merged {
+            history.sort();
+        }
+        history
     }
 
     /// The root cause of `window` (docs/detection.md, "Root cause"): among the read grants on
@@ -179,13 +215,14 @@ impl PermissionLedger {
         known: KnownUntil,
     ) -> Option<Cause> {
         let earliest = window.start.saturating_sub(horizon.micros());
-        let mut best: Option<(CauseRank<'_>, &PermissionChange, &PairChanges)> = None;
+        let mut best: Option<(CauseRank<'_>, &PermissionChange, Vec<&PermissionChange>)> = None;
         for (depth, object) in containers(window.table).enumerate() {
             let Some(pairs) = self.by_object.get(object) else {
                 continue;
             };
             for (grantee, changes) in pairs {
-                let at_start = changes.iter().take_while(|c| c.ts <= window.start);
+                let history = self.history(object, grantee, Some(changes));
+                let at_start = history.iter().copied().take_while(|c| c.ts <= window.start);
                 let Some(grant) = standing(at_start) else {
                     continue;
                 };
@@ -198,14 +235,14 @@ impl PermissionLedger {
                 }
                 let rank = rank(covered, depth, grant);
                 if best.as_ref().is_none_or(|(b, _, _)| rank > *b) {
-                    best = Some((rank, grant, changes));
+                    best = Some((rank, grant, history));
                 }
             }
         }
-        let (_, grant, changes) = best?;
+        let (_, grant, history) = best?;
         Some(Cause {
             grant: grant.clone(),
-            revert: self.end_of_exposure(window, settings, changes, grant, known),
+            revert: self.end_of_exposure(window, settings, &history, grant, known),
         })
     }
 
@@ -217,11 +254,11 @@ impl PermissionLedger {
         &self,
         window: &WindowFacts<'_>,
         settings: &PermissionSettings,
-        changes: &PairChanges,
+        history: &[&PermissionChange],
         grant: &PermissionChange,
         known: KnownUntil,
     ) -> Option<PermissionChange> {
-        let mut revert = revert_of(changes, grant, known)?;
+        let mut revert = revert_of(history, grant, known)?;
         // Each step moves to a later revoke: at most as many steps as there are revokes.
         loop {
             let mut still: Option<Option<&PermissionChange>> = None;
@@ -230,7 +267,8 @@ impl PermissionLedger {
                     continue;
                 };
                 for (grantee, changes) in pairs {
-                    let at_revert = changes.iter().take_while(|c| c.ts <= revert.ts);
+                    let history = self.history(object, grantee, Some(changes));
+                    let at_revert = history.iter().copied().take_while(|c| c.ts <= revert.ts);
                     let Some(other) = standing(at_revert) else {
                         continue;
                     };
@@ -238,7 +276,7 @@ impl PermissionLedger {
                         continue;
                     }
                     // The one that stood the longest decides.
-                    let ends = revert_of(changes, other, known);
+                    let ends = revert_of(&history, other, known);
                     still = match (still, ends) {
                         (Some(None), _) | (_, None) => Some(None),
                         (Some(Some(a)), Some(b)) => Some(Some(if b.ts > a.ts { b } else { a })),
@@ -421,13 +459,14 @@ fn standing<'a>(
 
 /// The first revoke after `grant` among `changes`, known by `known`.
 fn revert_of<'a>(
-    changes: &'a PairChanges,
+    history: &[&'a PermissionChange],
     grant: &PermissionChange,
     known: KnownUntil,
 ) -> Option<&'a PermissionChange> {
-    use std::ops::Bound::{Excluded, Unbounded};
-    changes
-        .range((Excluded(grant), Unbounded))
+    history
+        .iter()
+        .copied()
+        .skip_while(|c| *c <= grant)
         .take_while(|c| known.knows(c.ts))
         .find(|c| c.action == ChangeAction::Revoke)
 }

@@ -127,7 +127,7 @@ impl Detector {
     }
 
     /// The early warning: a read grant to everyone or a large group, on an object this run
-    /// watches, that did not already stand.
+    /// watches, that did not already stand for that grantee on it or a container of it.
     fn raise_grant(&mut self, change: &PermissionChange, raised: &mut Vec<Alert>) {
         let settings = &self.settings.permissions;
         if !settings.is_broad(&change.grantee) || self.root_cause.ledger.stood_before(change) {
@@ -181,28 +181,43 @@ impl Detector {
         });
     }
 
-    /// The revert of a closed window's cause: an `update` of that window, as it closed, with
-    /// `exposed_until`.
+    /// The end of a closed window's exposure: when `revoke` is what ended it (by the rules of
+    /// [`PermissionLedger::cause`]: no other grant covering its readers stood any more), an
+    /// `update` of that window, as it closed, with `exposed_until`.
     fn raise_reverted(&mut self, revoke: &PermissionChange, raised: &mut Vec<Alert>) {
-        let reverts = |closed: &Alert| {
-            closed.as_of <= revoke.ts
-                && closed.cause.as_ref().is_some_and(|cause| {
-                    cause.object == revoke.object
-                        && cause.grantee == revoke.grantee
-                        && cause.ts < revoke.ts
-                })
-        };
-        let mut i = 0;
-        while i < self.root_cause.awaiting_revert.len() {
-            if reverts(&self.root_cause.awaiting_revert[i]) {
-                let mut update = self.root_cause.awaiting_revert.remove(i);
-                update.status = AlertStatus::Update;
-                update.as_of = revoke.ts;
-                update.exposed_until = Some(revoke.ts);
-                raised.push(update);
-            } else {
-                i += 1;
+        let settings = &self.settings.permissions;
+        let ledger = &self.root_cause.ledger;
+        let ends_now = |closed: &Alert| {
+            if closed.as_of > revoke.ts {
+                return false;
             }
+            let names: Vec<&str> = closed
+                .principals
+                .iter()
+                .map(|p| p.principal.as_str())
+                .collect();
+            let facts = WindowFacts {
+                table: &closed.table,
+                start: closed.window_start,
+                end: closed.window_end,
+                principals: &names,
+            };
+            let known = KnownUntil::Including(revoke.ts);
+            ledger
+                .cause(&facts, settings.cause_horizon, settings, known)
+                .and_then(|cause| cause.revert)
+                .is_some_and(|revert| revert.ts == revoke.ts)
+        };
+        let (ended, waiting): (Vec<Alert>, Vec<Alert>) =
+            std::mem::take(&mut self.root_cause.awaiting_revert)
+                .into_iter()
+                .partition(ends_now);
+        self.root_cause.awaiting_revert = waiting;
+        for mut update in ended {
+            update.status = AlertStatus::Update;
+            update.as_of = revoke.ts;
+            update.exposed_until = Some(revoke.ts);
+            raised.push(update);
         }
     }
 

@@ -259,9 +259,15 @@ pub fn parse_grant(sql: &str, context: &GrantContext<'_>) -> Option<Vec<Permissi
     // Privileges: up to ON, at the top level (column lists in parentheses left out).
     let privileges = privileges(&tokens[at.i..on])?;
     at.i = on + 1;
-    let objects = at.objects(context)?;
+    let (mut objects, every_table) = at.objects(context)?;
     if !at.keyword(to_word) {
         return None;
+    }
+    if every_table && action == ChangeAction::Revoke {
+        // `REVOKE … ON ALL TABLES IN SCHEMA s` takes the privilege off every table of `s`, those
+        // granted one by one too: recorded on `s.*` as well (see the ledger's history).
+        let contents: Vec<String> = objects.iter().map(|o| format!("{o}.*")).collect();
+        objects.extend(contents);
     }
     let grantees = at.grantees(context)?;
     let privilege = match privileges.iter().find(|p| is_read_privilege(p)) {
@@ -386,12 +392,13 @@ impl Cursor<'_> {
     /// The objects after `ON`: tables (`TABLE t`, `VIEW v`, `t`), every table of schemas
     /// (`ALL TABLES IN SCHEMA s`, `FUTURE TABLES IN SCHEMA s`), or a schema, catalog or
     /// database as a container. `None` for other kinds of object.
-    fn objects(&mut self, context: &GrantContext<'_>) -> Option<Vec<String>> {
-        let container = if self.keywords(&["ALL", "TABLES", "IN", "SCHEMA"])
-            || self.keywords(&["FUTURE", "TABLES", "IN", "SCHEMA"])
+    fn objects(&mut self, context: &GrantContext<'_>) -> Option<(Vec<String>, bool)> {
+        let every_table = self.keywords(&["ALL", "TABLES", "IN", "SCHEMA"])
             || self.keywords(&["ALL", "VIEWS", "IN", "SCHEMA"])
+            || self.keywords(&["ALL", "TABLES", "IN", "DATABASE"]);
+        let container = if every_table
+            || self.keywords(&["FUTURE", "TABLES", "IN", "SCHEMA"])
             || self.keywords(&["FUTURE", "VIEWS", "IN", "SCHEMA"])
-            || self.keywords(&["ALL", "TABLES", "IN", "DATABASE"])
             || self.keywords(&["FUTURE", "TABLES", "IN", "DATABASE"])
             || self.keyword("SCHEMA")
             || self.keyword("CATALOG")
@@ -453,7 +460,7 @@ impl Cursor<'_> {
                 self.i += 1;
                 continue;
             }
-            return Some(out);
+            return Some((out, every_table));
         }
     }
 
@@ -555,6 +562,11 @@ mod tests {
         assert_eq!(
             changes("REVOKE SELECT ON hr.salaries FROM PUBLIC CASCADE").unwrap(),
             ["REVOKE SELECT hr.salaries PUBLIC"]
+        );
+        // Every table of the schema, those granted one by one too.
+        assert_eq!(
+            changes("REVOKE SELECT ON ALL TABLES IN SCHEMA hr FROM PUBLIC").unwrap(),
+            ["REVOKE SELECT hr PUBLIC", "REVOKE SELECT hr.* PUBLIC"]
         );
         assert_eq!(
             changes("GRANT SELECT (name, team) ON orders TO GROUP support").unwrap(),

@@ -242,3 +242,47 @@ fn grants_before_report_from_are_not_reported() {
     from.report_from = Some(m(120));
     assert_eq!(causes(&run_steps(from, &steps)), ["grant hr hr public -"]);
 }
+
+#[test]
+fn a_revoke_of_every_table_of_the_schema_ends_a_table_grant() {
+    // GRANT … ON hr.pay TO PUBLIC, then REVOKE … ON ALL TABLES IN SCHEMA hr FROM PUBLIC
+    // (recorded on `hr` and `hr.*`).
+    let mut steps = vec![Step::Change(grant(100, "hr.pay", "PUBLIC"))];
+    steps.extend(new_readers(101, "hr.pay", &["x", "y", "z"]));
+    steps.push(Step::Change(revoke(130, "hr", "PUBLIC")));
+    steps.push(Step::Change(revoke(130, "hr.*", "PUBLIC")));
+    steps.push(Step::Read(200, "t", "alice"));
+    assert_eq!(
+        causes(&run_steps(settings(), &steps))[1..],
+        [
+            "open hr.pay hr.pay public 100-",
+            "closed hr.pay hr.pay public 100-",
+            "update hr.pay hr.pay public 100-130",
+        ]
+    );
+}
+
+#[test]
+fn after_the_close_the_exposure_ends_when_the_last_covering_grant_goes() {
+    // The table's grant is revoked at 120 while the schema's still stands: not the end yet.
+    let mut steps = vec![
+        Step::Change(grant(90, "hr", "PUBLIC")),
+        Step::Change(grant(100, "hr.pay", "PUBLIC")),
+    ];
+    steps.extend(new_readers(101, "hr.pay", &["x", "y", "z"]));
+    steps.push(Step::Change(revoke(120, "hr.pay", "PUBLIC")));
+    steps.push(Step::Change(revoke(140, "hr", "PUBLIC")));
+    steps.push(Step::Read(200, "t", "alice"));
+    let alerts = run_steps(settings(), &steps);
+    // One warning: the table's grant widened nothing the schema's had not.
+    assert_eq!(
+        causes(&alerts),
+        [
+            "grant hr hr public -",
+            "open hr.pay hr.pay public 100-",
+            "closed hr.pay hr.pay public 100-",
+            "update hr.pay hr.pay public 100-140",
+        ]
+    );
+    assert_eq!(alerts.last().unwrap().as_of, m(140));
+}
