@@ -1,0 +1,1 @@
+GRANT SELECT ON hr.salaries TO PUBLIC

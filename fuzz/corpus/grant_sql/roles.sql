@@ -1,0 +1,1 @@
+GRANT ROLE ANALYST TO USER JDOE; grant select on future tables in database prod to role x

@@ -1,0 +1,1 @@
+revoke select on all tables in schema prod.hr from role public cascade
