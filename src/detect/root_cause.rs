@@ -6,7 +6,9 @@
 //! made ([`Detector::alert`]). The rules are docs/detection.md, "Root cause".
 
 use super::alert::{self, ALERT_SCHEMA, Alert, AlertStatus, ChangeRecord, ClosedBy, Severity};
-use super::permission::{Cause, KnownUntil, PermissionLedger, WindowFacts, contains};
+use super::permission::{
+    Cause, KnownUntil, LedgerSnapshot, PermissionLedger, WindowFacts, contains,
+};
 use super::{Detector, Incoming, Observed};
 use crate::event::{ChangeAction, PermissionChange};
 use crate::time::Ts;
@@ -50,12 +52,11 @@ impl RootCause {
     }
 
     pub(super) fn restore(snapshot: &RootCauseSnapshot) -> RootCause {
-        let mut ledger = PermissionLedger::default();
-        for change in &snapshot.changes {
-            ledger.insert(change.clone());
-        }
+        let changes = LedgerSnapshot {
+            changes: snapshot.changes.clone(),
+        };
         RootCause {
-            ledger,
+            ledger: PermissionLedger::restore(&changes),
             unreleased: snapshot.unreleased.iter().cloned().collect(),
             awaiting_revert: snapshot.awaiting_revert.clone(),
         }
