@@ -215,35 +215,50 @@ impl PermissionLedger {
         known: KnownUntil,
     ) -> Option<Cause> {
         let earliest = window.start.saturating_sub(horizon.micros());
-        let mut best: Option<(CauseRank<'_>, &PermissionChange, Vec<&PermissionChange>)> = None;
+        let best = self
+            .covering_grants(window, settings, window.start)
+            .into_iter()
+            .filter(|c| c.grant.ts >= earliest)
+            .max_by(|a, b| {
+                rank(a.covered, a.depth, a.grant).cmp(&rank(b.covered, b.depth, b.grant))
+            })?;
+        Some(Cause {
+            grant: best.grant.clone(),
+            revert: self.end_of_exposure(window, settings, &best.history, best.grant, known),
+        })
+    }
+
+    /// The grants on `window`'s table or a container of it that stand at `at` and cover at
+    /// least one of its principals, each with the history of its pair.
+    fn covering_grants<'a>(
+        &'a self,
+        window: &WindowFacts<'_>,
+        settings: &PermissionSettings,
+        at: Ts,
+    ) -> Vec<Covering<'a>> {
+        let mut out = Vec::new();
         for (depth, object) in containers(window.table).enumerate() {
             let Some(pairs) = self.by_object.get(object) else {
                 continue;
             };
             for (grantee, changes) in pairs {
                 let history = self.history(object, grantee, Some(changes));
-                let at_start = history.iter().copied().take_while(|c| c.ts <= window.start);
-                let Some(grant) = standing(at_start) else {
+                let Some(grant) = standing(history.iter().copied().take_while(|c| c.ts <= at))
+                else {
                     continue;
                 };
-                if grant.ts < earliest {
-                    continue;
-                }
                 let covered = self.covered(grantee, window, settings);
-                if covered == 0 {
-                    continue;
-                }
-                let rank = rank(covered, depth, grant);
-                if best.as_ref().is_none_or(|(b, _, _)| rank > *b) {
-                    best = Some((rank, grant, history));
+                if covered > 0 {
+                    out.push(Covering {
+                        depth,
+                        covered,
+                        grant,
+                        history,
+                    });
                 }
             }
         }
-        let (_, grant, history) = best?;
-        Some(Cause {
-            grant: grant.clone(),
-            revert: self.end_of_exposure(window, settings, &history, grant, known),
-        })
+        out
     }
 
     /// The revoke that ended the exposure `grant` began: its own revoke, unless another grant
@@ -261,28 +276,16 @@ impl PermissionLedger {
         let mut revert = revert_of(history, grant, known)?;
         // Each step moves to a later revoke: at most as many steps as there are revokes.
         loop {
+            // Of the grants still standing, the one that stood the longest decides (`None`:
+            // one stands still).
             let mut still: Option<Option<&PermissionChange>> = None;
-            for object in containers(window.table) {
-                let Some(pairs) = self.by_object.get(object) else {
-                    continue;
+            for other in self.covering_grants(window, settings, revert.ts) {
+                let ends = revert_of(&other.history, other.grant, known);
+                still = match (still, ends) {
+                    (Some(None), _) | (_, None) => Some(None),
+                    (Some(Some(a)), Some(b)) => Some(Some(if b.ts > a.ts { b } else { a })),
+                    (None, Some(b)) => Some(Some(b)),
                 };
-                for (grantee, changes) in pairs {
-                    let history = self.history(object, grantee, Some(changes));
-                    let at_revert = history.iter().copied().take_while(|c| c.ts <= revert.ts);
-                    let Some(other) = standing(at_revert) else {
-                        continue;
-                    };
-                    if self.covered(grantee, window, settings) == 0 {
-                        continue;
-                    }
-                    // The one that stood the longest decides.
-                    let ends = revert_of(&history, other, known);
-                    still = match (still, ends) {
-                        (Some(None), _) | (_, None) => Some(None),
-                        (Some(Some(a)), Some(b)) => Some(Some(if b.ts > a.ts { b } else { a })),
-                        (None, Some(b)) => Some(Some(b)),
-                    };
-                }
             }
             match still {
                 None => return Some(revert.clone()),
@@ -394,6 +397,16 @@ impl PermissionLedger {
         out.sort();
         out
     }
+}
+
+/// A grant standing at some time that covers some of a window's principals.
+struct Covering<'a> {
+    /// How many containers out from the table its object is (0: the table).
+    depth: usize,
+    covered: usize,
+    grant: &'a PermissionChange,
+    /// Every change deciding its pair, in order.
+    history: Vec<&'a PermissionChange>,
 }
 
 /// Why one candidate cause beats another, compared field by field: more principals covered,
