@@ -280,3 +280,31 @@ fn an_unordered_export_with_permission_changes_is_sorted_with_them() {
         );
     }
 }
+
+#[test]
+fn a_permission_change_dated_far_ahead_is_quarantined_like_any_event() {
+    // A wrong clock on the machine that logged a grant: a year ahead of its input.
+    let env = TestEnv::new();
+    let grants = std::fs::read_to_string(repo("sample-logs/permissions.jsonl")).unwrap();
+    let mut lines: Vec<&str> = grants.lines().collect();
+    let future = lines[4].replace("2026-03-16T13:57:02.301Z", "2027-03-16T13:57:02.301Z");
+    lines[4] = &future;
+    env.write("grants.jsonl", lines.join("\n") + "\n");
+    let sample = repo("sample-logs/incident.jsonl");
+    let run = env.run(&[
+        "replay",
+        sample.to_str().unwrap(),
+        env.path("grants.jsonl").to_str().unwrap(),
+    ]);
+    assert!(
+        run.stderr.contains("grants.jsonl:5: quarantined"),
+        "{}",
+        run.stderr
+    );
+    let alerts = run.alerts();
+    assert!(alerts.iter().all(|a| a["status"] != "grant"), "{alerts:#?}");
+    assert!(
+        alerts.iter().all(|a| a.get("cause").is_none()),
+        "never used"
+    );
+}
