@@ -190,8 +190,9 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub verbosity: Verbosity,
 
-    /// Files or globs to follow (`-` for stdin).
-    #[arg(required = true, value_name = "PATH")]
+    /// Files or globs to follow (`-` for stdin); none when the configuration reads Kafka
+    /// (`[input.kafka]`).
+    #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
 }
 
@@ -572,6 +573,11 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
 fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     args.log.init(args.verbosity)?;
     let config = args.detect.config(Some(&args.alerts), None)?;
+    if config.kafka.is_none() && args.paths.is_empty() {
+        anyhow::bail!(
+            "give the files or globs to follow (`-` for stdin), or a --config with [input.kafka]"
+        );
+    }
     let options = crate::live::WatchOptions {
         paths: args.paths,
         state_dir: crate::state::StateDir::new(args.state_dir),
@@ -584,7 +590,11 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         drain_timeout: std::time::Duration::from_secs(2),
         outbox_max_bytes: args.outbox_max_bytes as u64,
     };
-    crate::live::watch(config, options)?;
+    if config.kafka.is_some() {
+        crate::kafka::watch(config, options)?;
+    } else {
+        crate::live::watch(config, options)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

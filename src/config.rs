@@ -91,6 +91,8 @@ pub struct InputSection {
     pub pgaudit: crate::format::pgaudit::Options,
     pub snowflake: crate::format::snowflake::Options,
     pub databricks: crate::format::databricks::Options,
+    /// `[input.kafka]`: read Kafka topics instead of files (`watch`).
+    pub kafka: Option<crate::kafka::KafkaSection>,
 }
 
 /// One `[[tables]]` rule.
@@ -216,6 +218,8 @@ pub struct Config {
     pub input: InputSettings,
     /// `[[sinks]]`, validated (secrets are read when the sinks are built).
     pub sinks: Vec<crate::sink::SinkSection>,
+    /// `[input.kafka]`, validated.
+    pub kafka: Option<crate::kafka::KafkaSettings>,
 }
 
 impl Config {
@@ -344,7 +348,10 @@ impl Config {
                 },
             },
             input: InputSettings {
-                format: format.or(file.input.format).unwrap_or_default(),
+                format: format
+                    .or(file.input.kafka.as_ref().and_then(|k| k.format))
+                    .or(file.input.format)
+                    .unwrap_or_default(),
                 max_line_bytes,
                 jsonl,
                 fields: file.input.fields.clone(),
@@ -368,6 +375,13 @@ impl Config {
             sinks: {
                 crate::sink::validate(&file.sinks)?;
                 file.sinks.clone()
+            },
+            kafka: match &file.input.kafka {
+                Some(section) => Some(
+                    crate::kafka::KafkaSettings::from_section(section)
+                        .map_err(|(key, message)| invalid(format!("input.kafka.{key}"), message))?,
+                ),
+                None => None,
             },
         })
     }

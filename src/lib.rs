@@ -24,6 +24,7 @@ pub mod detect;
 pub mod event;
 pub mod format;
 pub mod intern;
+pub mod kafka;
 pub mod live;
 pub mod replay;
 pub mod report;

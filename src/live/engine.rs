@@ -5,15 +5,14 @@
 //! checkpoint always pairs a detector state with exactly the input offsets that produced it.
 
 use super::checkpoint::Checkpoint;
-use super::deliver::GivenUp;
-use super::metrics::{Metrics, SinkMetrics};
-use super::outbox::Outbox;
+use super::journal::AlertJournal;
+use super::metrics::Metrics;
 use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, alert};
 use crate::event::{AccessEvent, PermissionChange};
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::source::tail::{FileEvent, Follower};
-use crate::time::{MICROS_PER_SEC, Micros, Span, Ts, format_ts};
+use crate::time::{MICROS_PER_SEC, Micros, Span, Ts};
 use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -33,9 +32,6 @@ pub struct EngineOptions {
     pub poll_every: Duration,
     /// Trust each input to be in time order (see `Engine::move_time_by_sources`).
     pub per_source_order: bool,
-    /// The outbox journal's bound on disk; beyond it the oldest undelivered alerts are given
-    /// up to the dead-letter files (see [`Outbox::overflow`]).
-    pub outbox_max_bytes: u64,
 }
 
 /// An input that has been quiet this long is taken to have written everything up to its
@@ -60,15 +56,8 @@ pub struct Engine {
     config: Config,
     detector: Detector,
     alerts: Vec<Alert>,
-    outbox: Outbox,
+    journal: AlertJournal,
     metrics: Arc<Metrics>,
-    /// Told the newest journal sequence number after each append.
-    appended: tokio::sync::watch::Sender<u64>,
-    /// Each sink's counters, whose `acked` is its acknowledged sequence number.
-    sink_acks: Vec<Arc<SinkMetrics>>,
-    given_up: GivenUp,
-    /// The acknowledged position the outbox was last tidied to.
-    tidied_to: u64,
     options: EngineOptions,
     last_checkpoint: Instant,
     dirty: bool,
@@ -120,35 +109,26 @@ impl DecodeSink for Observing<'_> {
 }
 
 impl Engine {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         checkpoint: Option<&Checkpoint>,
-        outbox: Outbox,
+        mut journal: AlertJournal,
         metrics: Arc<Metrics>,
-        appended: tokio::sync::watch::Sender<u64>,
-        sink_acks: Vec<Arc<SinkMetrics>>,
-        given_up: GivenUp,
         options: EngineOptions,
     ) -> Engine {
         let detector = match checkpoint {
             Some(c) => Detector::restore(config.detector.clone(), &c.detector),
             None => Detector::new(config.detector.clone()),
         };
-        let mut outbox = outbox;
         if let Some(c) = checkpoint {
-            outbox.remember(c.emitted.iter().cloned());
+            journal.remember(c.emitted.iter().cloned());
         }
         Engine {
             config,
             detector,
             alerts: Vec::new(),
-            outbox,
+            journal,
             metrics,
-            appended,
-            sink_acks,
-            given_up,
-            tidied_to: 0,
             options,
             last_checkpoint: Instant::now(),
             dirty: false,
@@ -238,7 +218,7 @@ impl Engine {
                 self.move_time_by_wall_clock();
             }
             self.journal_alerts()?;
-            self.tidy_outbox()?;
+            self.journal.tidy()?;
             self.update_metrics();
             if stop.load(Relaxed) || (follower.is_none() && stdin.is_none()) {
                 break;
@@ -481,35 +461,8 @@ impl Engine {
         }
     }
 
-    /// Writes the alerts produced so far to the outbox (skipping any emitted before a restart).
     fn journal_alerts(&mut self) -> io::Result<()> {
-        let mut last = None;
-        for alert in self.alerts.drain(..) {
-            match self.outbox.append(&alert)? {
-                Some(seq) => {
-                    last = Some(seq);
-                    self.metrics.journaled.store(seq, Relaxed);
-                    self.metrics
-                        .outbox_bytes
-                        .store(self.outbox.bytes(), Relaxed);
-                    self.metrics.alerts_emitted.fetch_add(1, Relaxed);
-                    tracing::info!(
-                        id = %alert.id, status = ?alert.status, table = %alert.table,
-                        window_start = %format_ts(alert.window_start),
-                        window_end = %format_ts(alert.window_end),
-                        novel_principals = alert.novel_principals,
-                        "alert"
-                    );
-                }
-                None => {
-                    tracing::debug!(key = %alert.delivery_key(), "already emitted before a restart")
-                }
-            }
-        }
-        if let Some(seq) = last {
-            self.appended.send_replace(seq);
-        }
-        Ok(())
+        self.journal.journal(&mut self.alerts)
     }
 
     fn update_metrics(&self) {
@@ -532,63 +485,16 @@ impl Engine {
                     .map(|w| alert::window_id(&t.table, w.start))
             })
             .collect();
-        let emitted = self.outbox.emitted_keys_of(&open);
+        let emitted = self.journal.emitted_keys_of(&open);
         let files = follower.map(Follower::cursors).unwrap_or_default();
         Checkpoint::new("watch", snapshot, files, emitted).save(&self.options.state_dir)?;
-        self.outbox.after_checkpoint(self.min_acked())?;
-        self.bound_outbox();
+        self.journal.after_checkpoint()?;
         self.metrics
             .checkpoint_at_us
             .store(chrono::Utc::now().timestamp_micros(), Relaxed);
         self.last_checkpoint = Instant::now();
         self.dirty = false;
         Ok(())
-    }
-
-    /// How far every sink has delivered.
-    fn min_acked(&self) -> u64 {
-        self.sink_acks
-            .iter()
-            .map(|s| s.acked.load(Relaxed))
-            .min()
-            .unwrap_or(u64::MAX)
-    }
-
-    /// Deletes the segments every sink delivered since the last look (so the bound holds
-    /// between checkpoints too).
-    fn tidy_outbox(&mut self) -> io::Result<()> {
-        let acked = self.min_acked();
-        if acked != self.tidied_to {
-            self.tidied_to = acked;
-            self.outbox.delete_delivered(acked)?;
-            self.bound_outbox();
-        }
-        Ok(())
-    }
-
-    /// Over its bound, the outbox gives up its oldest alerts (see [`Outbox::overflow`]).
-    fn bound_outbox(&mut self) {
-        if let Some(floor) = self.outbox.overflow(self.options.outbox_max_bytes)
-            && floor > self.given_up.load(Relaxed)
-        {
-            let behind = self
-                .sink_acks
-                .iter()
-                .filter(|s| s.acked.load(Relaxed) < floor)
-                .count();
-            tracing::error!(
-                bytes = self.outbox.bytes(),
-                max_bytes = self.options.outbox_max_bytes,
-                up_to_seq = floor,
-                sinks_behind = behind,
-                "outbox over its bound: the oldest alerts not yet delivered go to the dead-letter \
-                 files of the sinks behind (STATE/sinks/NAME.dead-letter.jsonl) instead"
-            );
-            self.given_up.store(floor, Relaxed);
-        }
-        self.metrics
-            .outbox_bytes
-            .store(self.outbox.bytes(), Relaxed);
     }
 }
 

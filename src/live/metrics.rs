@@ -54,6 +54,25 @@ pub struct Metrics {
     pub sinks: Mutex<Vec<(String, Arc<SinkMetrics>)>>,
     /// Set once the first poll is done and checkpointed (`GET /ready` answers 200 from then).
     pub ready: AtomicBool,
+    /// `watch` over Kafka: each repartition partition this instance owns.
+    pub partitions: Mutex<std::collections::BTreeMap<i32, PartitionMetrics>>,
+}
+
+/// One repartition partition's figures (`watch` over Kafka).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PartitionMetrics {
+    /// Records of the partition not yet read (as of the last look at its end).
+    pub lag: i64,
+    /// Events taken (repeats dropped).
+    pub events: u64,
+    /// Repeats a restarted ingest sent, dropped.
+    pub repeats: u64,
+    /// Bytes of the last checkpoint written.
+    pub state_bytes: u64,
+    /// When the last checkpoint was written (µs since the epoch).
+    pub checkpoint_at_us: i64,
+    /// The partition's watermark (µs since the epoch).
+    pub watermark_us: Option<i64>,
 }
 
 fn now_us() -> i64 {
@@ -224,7 +243,75 @@ impl Metrics {
                 );
             }
         }
+        drop(sinks);
+        self.render_partitions(&mut out, now);
         out
+    }
+
+    fn render_partitions(&self, out: &mut String, now: i64) {
+        let partitions = self.partitions.lock().expect("not poisoned");
+        if partitions.is_empty() {
+            return;
+        }
+        for (name, kind, help, get) in [
+            (
+                "kafka_partition_lag",
+                "gauge",
+                "Records of an owned repartition partition not yet read.",
+                &(|p: &PartitionMetrics| p.lag.to_string()) as &dyn Fn(&PartitionMetrics) -> String,
+            ),
+            (
+                "kafka_partition_events_total",
+                "counter",
+                "Events a partition took (rate() gives events/s).",
+                &|p| p.events.to_string(),
+            ),
+            (
+                "kafka_partition_repeats_total",
+                "counter",
+                "Events sent twice by a restarted ingest, dropped.",
+                &|p| p.repeats.to_string(),
+            ),
+            (
+                "kafka_partition_state_bytes",
+                "gauge",
+                "Size of the partition's last checkpoint.",
+                &|p| p.state_bytes.to_string(),
+            ),
+            (
+                "kafka_partition_checkpoint_age_seconds",
+                "gauge",
+                "Seconds since the partition's last checkpoint.",
+                &|p| {
+                    if p.checkpoint_at_us == 0 {
+                        "NaN".to_string()
+                    } else {
+                        format!("{:.3}", (now - p.checkpoint_at_us) as f64 / 1e6)
+                    }
+                },
+            ),
+            (
+                "kafka_partition_seconds_behind",
+                "gauge",
+                "Wall clock minus the partition's watermark.",
+                &|p| match p.watermark_us {
+                    Some(w) => format!("{:.3}", (now - w) as f64 / 1e6),
+                    None => "NaN".to_string(),
+                },
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
+            );
+            for (partition, figures) in partitions.iter() {
+                let _ = writeln!(
+                    out,
+                    "exposure_{name}{{partition=\"{partition}\"}} {}",
+                    get(figures)
+                );
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod deliver;
 pub mod engine;
+pub mod journal;
 pub mod metrics;
 pub mod outbox;
 
@@ -20,6 +21,7 @@ use anyhow::Context;
 use checkpoint::Checkpoint;
 use deliver::Delivery;
 use engine::{Engine, EngineOptions, StdinBatch};
+use journal::AlertJournal;
 use metrics::Metrics;
 use outbox::{Outbox, SinkCursor};
 use std::net::SocketAddr;
@@ -69,12 +71,6 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
             tracing::info!(state_dir = %options.state_dir.root().display(), "no checkpoint: starting afresh")
         }
     }
-    let outbox = Outbox::open(&options.state_dir).with_context(|| {
-        format!(
-            "cannot open the outbox in {}",
-            options.state_dir.root().display()
-        )
-    })?;
     let metrics = Arc::new(Metrics::default());
 
     let file_paths: Vec<String> = options
@@ -105,126 +101,193 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         .any(|p| p == "-")
         .then(|| read_stdin(config.line_cap()));
 
-    // Without `[[sinks]]`, alerts go to stdout.
-    let sinks = if config.sinks.is_empty() {
-        vec![crate::sink::BuiltSink {
-            sink: Box::new(crate::sink::jsonl::JsonlSink::new("stdout".into(), "-"))
-                as Box<dyn Sink>,
-            backoff: crate::sink::Backoff::default(),
-        }]
-    } else {
-        crate::sink::build(&config.sinks, &options.state_dir)?
+    let engine_options = EngineOptions {
+        state_dir: options.state_dir.clone(),
+        checkpoint_every: options.checkpoint_every,
+        poll_every: options.poll_every,
+        per_source_order: options.per_source_order,
     };
-    let (appended_tx, appended_rx) = tokio::sync::watch::channel(outbox.next_seq() - 1);
-    metrics.journaled.store(outbox.next_seq() - 1, Relaxed);
-    let (stop_sinks_tx, stop_sinks_rx) = tokio::sync::watch::channel(false);
-    let mut deliveries = Vec::new();
-    let mut acks = Vec::new();
-    let given_up: deliver::GivenUp = Arc::default();
-    for crate::sink::BuiltSink { sink, backoff } in sinks {
-        let mut cursor =
-            SinkCursor::open(&options.state_dir, sink.name(), Some(outbox.next_seq() - 1))?;
-        if sink.lost_state() {
-            cursor.rewind()?;
+    let service = Service::start(
+        &config,
+        &options.state_dir,
+        options.outbox_max_bytes,
+        Arc::clone(&metrics),
+    )?;
+    service.run(
+        options.metrics_addr,
+        options.drain_timeout,
+        move |journal, stop, ready| {
+            let engine = Engine::new(
+                config,
+                checkpoint.as_ref(),
+                journal,
+                metrics,
+                engine_options,
+            );
+            drop(checkpoint);
+            engine.run(follower, stdin, stop, ready)
+        },
+    )
+}
+
+/// What surrounds detection in a long-running service: the outbox journal detection writes its
+/// alerts to, one delivery task per sink, the metrics server, and the signals that stop it.
+pub struct Service {
+    journal: AlertJournal,
+    deliveries: Vec<Delivery>,
+    appended: tokio::sync::watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
+}
+
+impl Service {
+    /// Opens the outbox in `state_dir` and builds the configured sinks (without `[[sinks]]`,
+    /// alerts go to stdout).
+    pub fn start(
+        config: &Config,
+        state_dir: &StateDir,
+        outbox_max_bytes: u64,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Service> {
+        let outbox = Outbox::open(state_dir)
+            .with_context(|| format!("cannot open the outbox in {}", state_dir.root().display()))?;
+        let sinks = if config.sinks.is_empty() {
+            vec![crate::sink::BuiltSink {
+                sink: Box::new(crate::sink::jsonl::JsonlSink::new("stdout".into(), "-"))
+                    as Box<dyn Sink>,
+                backoff: crate::sink::Backoff::default(),
+            }]
+        } else {
+            crate::sink::build(&config.sinks, state_dir)?
+        };
+        let (appended_tx, appended) = tokio::sync::watch::channel(outbox.next_seq() - 1);
+        metrics.journaled.store(outbox.next_seq() - 1, Relaxed);
+        let mut deliveries = Vec::new();
+        let mut acks = Vec::new();
+        let given_up: deliver::GivenUp = Arc::default();
+        for crate::sink::BuiltSink { sink, backoff } in sinks {
+            let mut cursor = SinkCursor::open(state_dir, sink.name(), Some(outbox.next_seq() - 1))?;
+            if sink.lost_state() {
+                cursor.rewind()?;
+            }
+            let sink_metrics = metrics.sink(sink.name(), cursor.acked());
+            acks.push(Arc::clone(&sink_metrics));
+            let dead_letters = state_dir.dead_letters(sink.name());
+            deliveries.push(Delivery {
+                metrics: sink_metrics,
+                sink,
+                cursor,
+                backoff,
+                dead_letters,
+                given_up: Arc::clone(&given_up),
+            });
         }
-        let sink_metrics = metrics.sink(sink.name(), cursor.acked());
-        acks.push(Arc::clone(&sink_metrics));
-        let dead_letters = options.state_dir.dead_letters(sink.name());
-        deliveries.push(Delivery {
-            metrics: sink_metrics,
-            sink,
-            cursor,
-            backoff,
-            dead_letters,
-            given_up: Arc::clone(&given_up),
-        });
+        let journal = AlertJournal::new(
+            outbox,
+            Arc::clone(&metrics),
+            appended_tx,
+            acks,
+            given_up,
+            outbox_max_bytes,
+        );
+        Ok(Service {
+            journal,
+            deliveries,
+            appended,
+            metrics,
+        })
     }
 
-    let engine = Engine::new(
-        config,
-        checkpoint.as_ref(),
-        outbox,
-        Arc::clone(&metrics),
-        appended_tx,
-        acks,
-        given_up,
-        EngineOptions {
-            state_dir: options.state_dir.clone(),
-            checkpoint_every: options.checkpoint_every,
-            poll_every: options.poll_every,
-            per_source_order: options.per_source_order,
-            outbox_max_bytes: options.outbox_max_bytes,
-        },
-    );
-    drop(checkpoint);
+    /// Runs `detect` on its own thread with the journal, a stop flag (set on SIGINT or
+    /// SIGTERM) and a callback to call once ready, while the sinks deliver; then gives the
+    /// sinks `drain_timeout` to deliver what is journaled.
+    pub fn run<D>(
+        self,
+        metrics_addr: Option<SocketAddr>,
+        drain_timeout: Duration,
+        detect: D,
+    ) -> anyhow::Result<()>
+    where
+        D: FnOnce(AlertJournal, &AtomicBool, Box<dyn FnOnce() + Send>) -> std::io::Result<()>
+            + Send
+            + 'static,
+    {
+        let Service {
+            journal,
+            deliveries,
+            appended,
+            metrics,
+        } = self;
+        let (stop_sinks_tx, stop_sinks_rx) = tokio::sync::watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let result = runtime.block_on(async move {
+            if let Some(addr) = metrics_addr {
+                let listener = metrics::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                let addr = listener.local_addr().unwrap_or(addr);
+                tracing::info!(%addr, "serving metrics on /metrics and /ready");
+                tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
+            }
+            let tasks: Vec<_> = deliveries
+                .into_iter()
+                .map(|d| tokio::spawn(d.run(appended.clone(), stop_sinks_rx.clone())))
+                .collect();
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async move {
-        if let Some(addr) = options.metrics_addr {
-            let listener = metrics::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-            let addr = listener.local_addr().unwrap_or(addr);
-            tracing::info!(%addr, "serving metrics on /metrics and /ready");
-            tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
-        }
-        let tasks: Vec<_> = deliveries
-            .into_iter()
-            .map(|d| tokio::spawn(d.run(appended_rx.clone(), stop_sinks_rx.clone())))
-            .collect();
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-        let engine_stop = Arc::clone(&stop);
-        let engine = std::thread::Builder::new()
-            .name("detect".into())
-            .spawn(move || {
-                engine.run(follower, stdin, &engine_stop, move || {
-                    let _ = ready_tx.send(());
+            let stop = Arc::new(AtomicBool::new(false));
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+            let engine_stop = Arc::clone(&stop);
+            let engine = std::thread::Builder::new()
+                .name("detect".into())
+                .spawn(move || {
+                    let ready = Box::new(move || {
+                        let _ = ready_tx.send(());
+                    });
+                    detect(journal, &engine_stop, ready)
                 })
+                .context("cannot start the detection thread")?;
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let _ = done_tx.send(engine.join());
+            });
+            let mut sigterm =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("cannot handle SIGTERM")?;
+            let mut done_rx = done_rx;
+            // `watching` means ready: the inputs are positioned and that is checkpointed.
+            tokio::spawn(async move {
+                if ready_rx.await.is_ok() {
+                    tracing::info!("watching");
+                }
+            });
+            let engine_result = tokio::select! {
+                result = &mut done_rx => result,
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); stop.store(true, Relaxed); done_rx.await }
+                _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); stop.store(true, Relaxed); done_rx.await }
+            };
+            // Give the sinks a moment to deliver what was journaled; the rest waits in the outbox.
+            let _ = stop_sinks_tx.send(true);
+            let drained = tokio::time::timeout(drain_timeout, async {
+                for task in tasks {
+                    let _ = task.await;
+                }
             })
-            .context("cannot start the detection thread")?;
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let _ = done_tx.send(engine.join());
-        });
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot handle SIGTERM")?;
-        let mut done_rx = done_rx;
-        // `watching` means ready: the inputs are positioned and that is checkpointed.
-        tokio::spawn(async move {
-            if ready_rx.await.is_ok() {
-                tracing::info!("watching");
+            .await;
+            if drained.is_err() {
+                tracing::warn!("sinks not drained in time; undelivered alerts stay in the outbox");
+            }
+            match engine_result {
+                Ok(Ok(result)) => result.context("detection stopped"),
+                Ok(Err(_)) | Err(_) => anyhow::bail!("the detection thread panicked"),
             }
         });
-        let engine_result = tokio::select! {
-            result = &mut done_rx => result,
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); stop.store(true, Relaxed); done_rx.await }
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); stop.store(true, Relaxed); done_rx.await }
-        };
-        // Give the sinks a moment to deliver what was journaled; the rest waits in the outbox.
-        let _ = stop_sinks_tx.send(true);
-        let drained = tokio::time::timeout(options.drain_timeout, async {
-            for task in tasks {
-                let _ = task.await;
-            }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!("sinks not drained in time; undelivered alerts stay in the outbox");
-        }
-        match engine_result {
-            Ok(Ok(result)) => result.context("detection stopped"),
-            Ok(Err(_)) | Err(_) => anyhow::bail!("the detection thread panicked"),
-        }
-    });
-    // A sink write still blocked (a stdout nobody reads) does not hold up the exit: what it
-    // was writing is not acknowledged, so it is delivered again at the next start.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    result
+        // A sink write still blocked (a stdout nobody reads) does not hold up the exit: what it
+        // was writing is not acknowledged, so it is delivered again at the next start.
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
 }
 
 /// Reads stdin on a helper thread in batches of whole lines.

@@ -8,6 +8,7 @@ pub mod alertmanager;
 pub mod backoff;
 pub mod http;
 pub mod jsonl;
+pub mod kafka;
 pub mod pagerduty;
 pub mod secret;
 pub mod slack;
@@ -135,6 +136,21 @@ pub enum SinkSection {
     },
     /// JSON lines appended to a file, or stdout (`-`).
     Jsonl { name: Option<String>, path: String },
+    /// A Kafka topic: one record per alert event, keyed by the alert id.
+    Kafka {
+        name: Option<String>,
+        /// `host:port[,host:port…]`.
+        brokers: String,
+        topic: String,
+        /// librdkafka settings passed through (TLS, SASL).
+        #[serde(default)]
+        client: BTreeMap<String, String>,
+        /// How long one record may take to be acknowledged (default 10s).
+        timeout: Option<Span>,
+        /// First retry delay (default 500ms); doubles up to `retry_max` (default 60s), with jitter.
+        retry_initial: Option<Span>,
+        retry_max: Option<Span>,
+    },
 }
 
 /// Settings every HTTP sink takes.
@@ -173,6 +189,7 @@ impl SinkSection {
             SinkSection::Webhook { .. } => "webhook",
             SinkSection::Slack { .. } => "slack",
             SinkSection::Jsonl { .. } => "jsonl",
+            SinkSection::Kafka { .. } => "kafka",
         }
     }
 
@@ -201,6 +218,12 @@ impl SinkSection {
                 retry_initial,
                 retry_max,
                 ..
+            }
+            | SinkSection::Kafka {
+                timeout,
+                retry_initial,
+                retry_max,
+                ..
             } => HttpSection {
                 timeout,
                 retry_initial,
@@ -216,6 +239,7 @@ impl SinkSection {
             | SinkSection::Pagerduty { name, .. }
             | SinkSection::Webhook { name, .. }
             | SinkSection::Slack { name, .. }
+            | SinkSection::Kafka { name, .. }
             | SinkSection::Jsonl { name, .. } => name.as_deref(),
         }
     }
@@ -297,6 +321,21 @@ pub fn validate(sections: &[SinkSection]) -> Result<(), SinkConfigError> {
                         message: "give exactly one of url_env and url_file (the webhook URL \
                                   holds its token: a secret)"
                             .into(),
+                    });
+                }
+            }
+            SinkSection::Kafka { brokers, topic, .. } => {
+                if brokers.trim().is_empty() || topic.trim().is_empty() {
+                    return Err(SinkConfigError {
+                        key: format!(
+                            "sinks[{i}].{}",
+                            if topic.trim().is_empty() {
+                                "topic"
+                            } else {
+                                "brokers"
+                            }
+                        ),
+                        message: "is required".into(),
                     });
                 }
             }
@@ -448,6 +487,27 @@ pub fn build(
                     backoff: settings.backoff(),
                 }
             }
+            SinkSection::Kafka {
+                brokers,
+                topic,
+                client,
+                ..
+            } => BuiltSink {
+                sink: Box::new(
+                    kafka::KafkaSink::new(
+                        name.clone(),
+                        brokers,
+                        topic.clone(),
+                        client,
+                        settings.timeout(),
+                    )
+                    .map_err(|message| SinkConfigError {
+                        key: key("client"),
+                        message,
+                    })?,
+                ),
+                backoff: settings.backoff(),
+            },
             SinkSection::Jsonl { path, .. } => BuiltSink {
                 sink: Box::new(jsonl::JsonlSink::new(name.clone(), path)),
                 backoff: Backoff::default(),

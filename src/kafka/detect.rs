@@ -1,0 +1,470 @@
+//! The detect stage: consumes the repartition topic in the group `GROUP-detect`, one
+//! [`PartitionDetector`] per assigned partition. When the group assigns it a partition it
+//! restores that partition's last state from the state topic and reads on from the offset
+//! the state covers; when it gives one up (rebalance, clean stop) it writes the state first.
+//! States are written every `--checkpoint-every` too, and the group offsets committed only
+//! once the state they belong to is acknowledged. Alerts go to this instance's journal.
+
+use super::partition::{PartitionDetector, PartitionState};
+use super::record::Record;
+use super::{KafkaSettings, Reports};
+use crate::config::Config;
+use crate::detect::Alert;
+use crate::live::journal::AlertJournal;
+use crate::live::metrics::Metrics;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the stage runs and stops.
+pub struct Run<'a> {
+    pub stop: &'a AtomicBool,
+    /// Set to stop the ingest stage first on a clean stop.
+    pub stop_ingest: &'a AtomicBool,
+    pub ingest_done: &'a dyn Fn() -> bool,
+    pub checkpoint_every: Duration,
+    pub ready: Box<dyn FnOnce() + Send>,
+}
+
+struct Stage {
+    config: Config,
+    settings: KafkaSettings,
+    state_topic: String,
+    repartition: String,
+    /// Every raw topic partition: each holds time back until heard of.
+    sources: Vec<String>,
+    owned: BTreeMap<i32, PartitionDetector>,
+    /// Partitions just revoked, kept in case the new assignment gives them back.
+    parked: BTreeMap<i32, PartitionDetector>,
+    journal: AlertJournal,
+    alerts: Vec<Alert>,
+    producer: BaseProducer,
+    reader: BaseConsumer,
+    metrics: Arc<Metrics>,
+    reports: Reports,
+    assigned_once: bool,
+    /// A failure inside a rebalance callback, raised by the main loop.
+    failed: Option<io::Error>,
+}
+
+struct DetectContext {
+    stage: Mutex<Stage>,
+}
+
+impl ClientContext for DetectContext {}
+
+impl ConsumerContext for DetectContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<DetectContext>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let mut stage = self.stage.lock().expect("not poisoned");
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut assigned = TopicPartitionList::new();
+                for element in partitions.elements() {
+                    let partition = element.partition();
+                    let next = match stage.take_over(partition) {
+                        Ok(next) => next,
+                        Err(e) => {
+                            stage.failed.get_or_insert(e);
+                            return;
+                        }
+                    };
+                    let offset = if next > 0 {
+                        Offset::Offset(next)
+                    } else {
+                        Offset::Beginning
+                    };
+                    let _ = assigned.add_partition_offset(element.topic(), partition, offset);
+                }
+                // What was parked and not given back is another instance's now.
+                stage.parked.clear();
+                if let Err(e) = consumer.assign(&assigned) {
+                    stage.failed.get_or_insert(io::Error::other(format!(
+                        "cannot take the assignment: {e}"
+                    )));
+                }
+                let owned: Vec<i32> = stage.owned.keys().copied().collect();
+                tracing::info!(partitions = ?owned, "detect: partitions assigned and restored");
+                stage.assigned_once = true;
+                stage.publish_partitions();
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<i32> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                if let Err(e) = stage.checkpoint(consumer, Some(&revoked)) {
+                    tracing::error!(error = %e, "cannot write the state of revoked partitions; their next owner resumes from the last state written (alerts since are raised again, with the same ids)");
+                }
+                for partition in revoked {
+                    if let Some(detector) = stage.owned.remove(&partition) {
+                        stage.parked.insert(partition, detector);
+                    }
+                }
+                let _ = consumer.unassign();
+                tracing::info!("detect: partitions revoked");
+                stage.publish_partitions();
+            }
+            other => tracing::warn!(error = ?other, "detect: rebalance error"),
+        }
+    }
+}
+
+/// Runs the detect stage until `run.stop` is set.
+pub fn run(
+    config: &Config,
+    settings: &KafkaSettings,
+    sources: Vec<String>,
+    journal: AlertJournal,
+    metrics: &Arc<Metrics>,
+    run: Run<'_>,
+) -> io::Result<()> {
+    let producer: BaseProducer = settings
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("message.max.bytes", "67108864")
+        .create()
+        .map_err(kafka_error("cannot create the state producer"))?;
+    let reader: BaseConsumer = settings
+        .client_config()
+        .set("group.id", format!("{}-restore", settings.group))
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "134217728")
+        .set("max.partition.fetch.bytes", "134217728")
+        .create()
+        .map_err(kafka_error("cannot create the state reader"))?;
+    let stage = Stage {
+        config: config.clone(),
+        settings: settings.clone(),
+        state_topic: settings.state_topic(),
+        repartition: settings.repartition_topic(),
+        sources,
+        owned: BTreeMap::new(),
+        parked: BTreeMap::new(),
+        journal,
+        alerts: Vec::new(),
+        producer,
+        reader,
+        metrics: Arc::clone(metrics),
+        reports: Reports::new(20),
+        assigned_once: false,
+        failed: None,
+    };
+    let consumer: BaseConsumer<DetectContext> = settings
+        .client_config()
+        .set("group.id", settings.detect_group())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.bytes", "134217728")
+        .create_with_context(DetectContext {
+            stage: Mutex::new(stage),
+        })
+        .map_err(kafka_error("cannot create the detect consumer"))?;
+    consumer
+        .subscribe(&[&settings.repartition_topic()])
+        .map_err(kafka_error("cannot subscribe to the repartition topic"))?;
+
+    let mut ready = Some(run.ready);
+    let mut last_checkpoint = Instant::now();
+    let mut stopping_since: Option<Instant> = None;
+    loop {
+        let cycle = Instant::now();
+        let mut timeout = Duration::from_millis(10);
+        let mut read = 0usize;
+        while read < 10_000 && cycle.elapsed() < Duration::from_millis(20) {
+            let Some(polled) = consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            let mut stage = consumer.context().stage.lock().expect("not poisoned");
+            match polled {
+                Ok(message) => {
+                    read += 1;
+                    stage.take(
+                        message.partition(),
+                        message.offset(),
+                        message.payload().unwrap_or_default(),
+                    );
+                }
+                Err(KafkaError::PartitionEOF(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "detect: reading the repartition topic"),
+            }
+        }
+        let mut stage = consumer.context().stage.lock().expect("not poisoned");
+        if let Some(e) = stage.failed.take() {
+            return Err(e);
+        }
+        stage.advance();
+        stage.journal()?;
+        stage.journal.tidy()?;
+        if stage.assigned_once
+            && let Some(ready) = ready.take()
+        {
+            stage.metrics.ready.store(true, Relaxed);
+            ready();
+        }
+        if last_checkpoint.elapsed() >= run.checkpoint_every {
+            stage.checkpoint(&consumer, None)?;
+            last_checkpoint = Instant::now();
+        }
+        stage.publish_partitions();
+        drop(stage);
+        // A clean stop: the ingest stage stops first (what it read is sent and committed);
+        // what it sent is taken for a moment longer, then every state is written.
+        if run.stop.load(Relaxed) {
+            run.stop_ingest.store(true, Relaxed);
+            let since = *stopping_since.get_or_insert_with(Instant::now);
+            if ((run.ingest_done)() && since.elapsed() >= Duration::from_millis(300))
+                || since.elapsed() >= Duration::from_secs(10)
+            {
+                break;
+            }
+        }
+    }
+    let mut stage = consumer.context().stage.lock().expect("not poisoned");
+    stage.checkpoint(&consumer, None)?;
+    drop(stage);
+    tracing::info!("detect stopped; every partition's state written");
+    Ok(())
+}
+
+fn kafka_error(what: &'static str) -> impl Fn(KafkaError) -> io::Error {
+    move |e| io::Error::other(format!("{what}: {e}"))
+}
+
+impl Stage {
+    /// One record of partition `partition` at `offset`.
+    fn take(&mut self, partition: i32, offset: i64, payload: &[u8]) {
+        let Some(detector) = self.owned.get_mut(&partition) else {
+            return;
+        };
+        match Record::decode(payload) {
+            Ok(Record::Events(batch)) => {
+                let taken = detector.take_events(offset, &batch, &mut self.alerts);
+                if taken.late > 0 {
+                    self.metrics.late.fetch_add(taken.late, Relaxed);
+                    self.reports.report(|| {
+                        tracing::warn!(
+                            partition, offset, source = %batch.source, late = taken.late,
+                            "late events not used (older than the partition's watermark: their \
+                             source lagged more than the others allowed)"
+                        )
+                    });
+                }
+            }
+            Ok(Record::Progress(progress)) => detector.take_progress(offset, &progress),
+            Err(e) => {
+                detector.skip(offset);
+                self.metrics.malformed.fetch_add(1, Relaxed);
+                self.reports.report(|| {
+                    tracing::warn!(partition, offset, "skipped a repartition record: {e}")
+                });
+            }
+        }
+    }
+
+    fn advance(&mut self) {
+        let lateness = self.config.detector.lateness.to_std();
+        let silence = self.settings.silence.map_or(lateness, |s| s.to_std());
+        for detector in self.owned.values_mut() {
+            detector.advance(silence, lateness, &mut self.alerts);
+        }
+    }
+
+    fn journal(&mut self) -> io::Result<()> {
+        self.journal.journal(&mut self.alerts)
+    }
+
+    /// Restores partition `partition` (from what was parked, the state topic, or afresh) and
+    /// returns the offset to read it from.
+    fn take_over(&mut self, partition: i32) -> io::Result<i64> {
+        let detector = match self.parked.remove(&partition) {
+            Some(detector) => detector,
+            None => self.restore(partition)?,
+        };
+        let next = detector.next_offset();
+        self.owned.insert(partition, detector);
+        Ok(next)
+    }
+
+    fn restore(&mut self, partition: i32) -> io::Result<PartitionDetector> {
+        let settings = self.config.detector.clone();
+        let Some(state) = self.read_state(partition)? else {
+            tracing::info!(partition, "no state: the partition starts afresh");
+            let mut detector =
+                PartitionDetector::new(partition, self.settings.partitions, settings);
+            detector.expect(self.sources.iter().cloned());
+            return Ok(detector);
+        };
+        if state.partitions != self.settings.partitions || state.partition != partition {
+            return Err(io::Error::other(format!(
+                "the state of partition {partition} was written for partition {} of {}: \
+                 input.kafka.partitions changed after the topics were made",
+                state.partition, state.partitions
+            )));
+        }
+        match PartitionDetector::restore(&state, settings.clone()) {
+            Ok(mut detector) => {
+                detector.expect(self.sources.iter().cloned());
+                self.journal.remember(state.emitted.iter().cloned());
+                tracing::info!(
+                    partition, next_offset = state.next_offset, written_at = %state.written_at,
+                    tables = state.detector.tables.len(),
+                    "restored the partition's state"
+                );
+                Ok(detector)
+            }
+            Err(e) => Err(io::Error::other(format!(
+                "the state of partition {partition} cannot be used: {e}"
+            ))),
+        }
+    }
+
+    /// The newest state of `partition` in the state topic.
+    fn read_state(&mut self, partition: i32) -> io::Result<Option<PartitionState>> {
+        let timeout = Duration::from_secs(30);
+        let (low, high) = self
+            .reader
+            .fetch_watermarks(&self.state_topic, partition, timeout)
+            .map_err(kafka_error("cannot look up the state topic"))?;
+        if high <= low {
+            return Ok(None);
+        }
+        let mut at = TopicPartitionList::new();
+        at.add_partition_offset(&self.state_topic, partition, Offset::Offset(high - 1))
+            .map_err(kafka_error("bad offset"))?;
+        self.reader
+            .assign(&at)
+            .map_err(kafka_error("cannot read the state topic"))?;
+        let deadline = Instant::now() + timeout;
+        let result = loop {
+            if Instant::now() >= deadline {
+                break Err(io::Error::other(format!(
+                    "the state of partition {partition} (offset {}) did not arrive within {timeout:?}",
+                    high - 1
+                )));
+            }
+            match self.reader.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) if message.offset() == high - 1 => {
+                    let payload = message.payload().unwrap_or_default();
+                    break serde_json::from_slice::<PartitionState>(payload)
+                        .map(Some)
+                        .map_err(|e| {
+                            io::Error::other(format!(
+                                "the state of partition {partition} (state topic offset {}) \
+                                 is unreadable: {e}",
+                                high - 1
+                            ))
+                        });
+                }
+                Some(Ok(_)) | None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "reading the state topic"),
+            }
+        };
+        let _ = self.reader.unassign();
+        result
+    }
+
+    /// Writes the state of the owned partitions (`only`: of these) to the state topic, waits
+    /// for the broker to have them, then commits their offsets.
+    fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<DetectContext>,
+        only: Option<&[i32]>,
+    ) -> io::Result<()> {
+        self.journal()?;
+        let mut offsets = TopicPartitionList::new();
+        let mut sizes = Vec::new();
+        for (partition, detector) in &self.owned {
+            if only.is_some_and(|only| !only.contains(partition)) {
+                continue;
+            }
+            let journal = &self.journal;
+            let state = detector.state(|open| journal.emitted_keys_of(open));
+            let bytes = serde_json::to_vec(&state).expect("a state serializes");
+            let key = partition.to_string();
+            let record = BaseRecord::to(&self.state_topic)
+                .partition(*partition)
+                .key(&key)
+                .payload(&bytes);
+            if let Err((e, _)) = self.producer.send(record) {
+                return Err(io::Error::other(format!(
+                    "cannot write the state of partition {partition}: {e}"
+                )));
+            }
+            sizes.push((*partition, bytes.len() as u64));
+            let _ = offsets.add_partition_offset(
+                &self.repartition,
+                *partition,
+                Offset::Offset(detector.next_offset()),
+            );
+        }
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(kafka_error(
+                "the broker did not acknowledge the partition states in time",
+            ))?;
+        if offsets.count() > 0 {
+            // The offsets only matter for lag: each state holds the offset it resumes from.
+            if let Err(e) = consumer.commit(&offsets, rdkafka::consumer::CommitMode::Sync) {
+                tracing::warn!(error = %e, "cannot commit the detect offsets (the states hold them)");
+            }
+        }
+        let now = chrono::Utc::now().timestamp_micros();
+        {
+            let mut figures = self.metrics.partitions.lock().expect("not poisoned");
+            for (partition, bytes) in sizes {
+                let entry = figures.entry(partition).or_default();
+                entry.state_bytes = bytes;
+                entry.checkpoint_at_us = now;
+                if let Ok((_, high)) = consumer.fetch_watermarks(
+                    &self.repartition,
+                    partition,
+                    Duration::from_millis(500),
+                ) && let Some(detector) = self.owned.get(&partition)
+                {
+                    entry.lag = (high - detector.next_offset()).max(0);
+                }
+            }
+        }
+        self.metrics.checkpoint_at_us.store(now, Relaxed);
+        self.journal.after_checkpoint()?;
+        Ok(())
+    }
+
+    /// Per-partition figures for `/metrics`.
+    fn publish_partitions(&self) {
+        let mut figures = self.metrics.partitions.lock().expect("not poisoned");
+        figures.retain(|p, _| self.owned.contains_key(p));
+        let mut open = 0;
+        let mut newest = None;
+        for (partition, detector) in &self.owned {
+            let counts = detector.counts();
+            let entry = figures.entry(*partition).or_default();
+            entry.events = counts.events;
+            entry.repeats = counts.repeats;
+            entry.watermark_us = detector.detector().watermark();
+            open += detector.detector().open_windows();
+            newest = newest.max(detector.detector().newest_event());
+        }
+        self.metrics.open_windows.store(open as u64, Relaxed);
+        if let Some(newest) = newest {
+            self.metrics.newest_event_us.store(newest, Relaxed);
+        }
+    }
+}

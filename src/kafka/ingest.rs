@@ -1,0 +1,563 @@
+//! The ingest stage: consumes the raw log topics in the consumer group, decodes each record
+//! with the one decoding pipeline, and re-publishes its events to the repartition topic,
+//! routed by table. Beside the events it sends each partition progress markers: how far in
+//! event time each source (raw topic partition) it reads has got, so the detect stage knows
+//! when nothing older can come.
+//!
+//! Offsets of the raw topics are committed only once every event read before them is
+//! acknowledged by the broker (idempotent producer): a crash repeats events, never loses one,
+//! and the detect stage drops the repeats by their position.
+
+use super::record::{BatchWriter, Position, Record, SourceProgress, partition_of};
+use super::{KafkaSettings, Reports};
+use crate::config::Config;
+use crate::event::{AccessEvent, PermissionChange};
+use crate::format::vendor::NotAccess;
+use crate::format::{DecodeSink, Decoder, Line, ParseError};
+use crate::live::metrics::Metrics;
+use crate::time::{Micros, Span, Ts};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A source quiet this long, at the end of its partition, has written its newest instant.
+const SETTLE: Duration = Duration::from_millis(50);
+/// How often progress markers go out.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// How often produced events are flushed and the raw offsets committed.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// A batch record is sent once it holds this many events.
+const BATCH_EVENTS: usize = 4096;
+
+/// Counts deliveries the broker refused for good.
+#[derive(Default, Clone)]
+struct Deliveries(Arc<DeliveryFailures>);
+
+#[derive(Default)]
+struct DeliveryFailures {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            self.0.failed.fetch_add(1, Relaxed);
+            *self.0.last_error.lock().expect("not poisoned") = Some(error.to_string());
+        }
+    }
+}
+
+type Producer_ = ThreadedProducer<Deliveries>;
+
+/// One raw topic partition being read.
+struct Source {
+    name: String,
+    decoder: Decoder,
+    /// One batch under way per repartition partition.
+    batches: Vec<BatchWriter>,
+    newest: Option<Ts>,
+    /// How far out of order the source has been (at most `lateness`).
+    disorder: Micros,
+    read_at: Instant,
+    at_end: bool,
+    /// The offset to commit: every record before it is decoded and its events sent.
+    next_offset: Option<i64>,
+    committed: Option<i64>,
+}
+
+impl Source {
+    fn progress(&self, lateness: Duration) -> SourceProgress {
+        let quiet = self.read_at.elapsed();
+        let settled = self.at_end && self.disorder == 0 && quiet >= SETTLE;
+        SourceProgress {
+            source: self.name.clone(),
+            watermark: self.newest.map(|n| n - self.disorder + Ts::from(settled)),
+            newest: self.newest,
+            idle: self.at_end && (self.newest.is_none() || quiet >= lateness),
+        }
+    }
+}
+
+/// Everything the stage holds, behind the consumer context so that a rebalance can flush and
+/// commit what it read of the partitions it gives up.
+struct Stage {
+    config: Config,
+    settings: KafkaSettings,
+    repartition: String,
+    producer: Producer_,
+    deliveries: Deliveries,
+    sources: HashMap<(String, i32), Source>,
+    metrics: Arc<Metrics>,
+    reports: Reports,
+    dead_letters: u64,
+}
+
+struct IngestContext {
+    stage: Mutex<Stage>,
+}
+
+impl ClientContext for IngestContext {}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<IngestContext>, rebalance: &Rebalance<'_>) {
+        let mut stage = self.stage.lock().expect("not poisoned");
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                // What was read of them is sent and committed before another instance takes
+                // them over.
+                if let Err(e) = stage.commit(consumer) {
+                    tracing::error!(error = %e, "cannot commit before a rebalance; records after the last commit are read again by the next owner (repeats are dropped)");
+                }
+                for element in partitions.elements() {
+                    stage
+                        .sources
+                        .remove(&(element.topic().to_string(), element.partition()));
+                }
+                tracing::info!(revoked = partitions.count(), "ingest: partitions revoked");
+            }
+            Rebalance::Assign(partitions) => {
+                for element in partitions.elements() {
+                    stage.source(element.topic(), element.partition());
+                }
+                tracing::info!(assigned = partitions.count(), "ingest: partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "ingest: rebalance error"),
+        }
+    }
+}
+
+/// Runs the ingest stage until `stop` is set.
+pub fn run(
+    config: &Config,
+    settings: &KafkaSettings,
+    from_beginning: bool,
+    metrics: &Arc<Metrics>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let deliveries = Deliveries::default();
+    let producer: Producer_ = settings
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.max.bytes", "16777216")
+        .create_with_context(deliveries.clone())
+        .map_err(kafka_error("cannot create the ingest producer"))?;
+    let stage = Stage {
+        config: config.clone(),
+        settings: settings.clone(),
+        repartition: settings.repartition_topic(),
+        producer,
+        deliveries,
+        sources: HashMap::new(),
+        metrics: Arc::clone(metrics),
+        reports: Reports::new(20),
+        dead_letters: 0,
+    };
+    let consumer: BaseConsumer<IngestContext> = settings
+        .client_config()
+        .set("group.id", &settings.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set(
+            "auto.offset.reset",
+            if from_beginning { "earliest" } else { "latest" },
+        )
+        .create_with_context(IngestContext {
+            stage: Mutex::new(stage),
+        })
+        .map_err(kafka_error("cannot create the ingest consumer"))?;
+    let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(kafka_error("cannot subscribe to the raw topics"))?;
+
+    let mut last_progress = Instant::now();
+    let mut last_commit = Instant::now();
+    while !stop.load(Relaxed) {
+        let cycle = Instant::now();
+        let mut read = 0usize;
+        let mut timeout = Duration::from_millis(20);
+        while read < 20_000 && cycle.elapsed() < Duration::from_millis(20) {
+            let Some(polled) = consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            let mut stage = consumer.context().stage.lock().expect("not poisoned");
+            match polled {
+                Ok(message) => {
+                    read += 1;
+                    stage.record(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        message.payload().unwrap_or_default(),
+                    );
+                }
+                Err(KafkaError::PartitionEOF(partition)) => {
+                    for ((_, p), source) in &mut stage.sources {
+                        if *p == partition {
+                            source.at_end = true;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "ingest: reading the raw topics"),
+            }
+        }
+        let mut stage = consumer.context().stage.lock().expect("not poisoned");
+        stage.send_batches(false)?;
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            stage.send_progress()?;
+            last_progress = Instant::now();
+        }
+        if last_commit.elapsed() >= COMMIT_EVERY {
+            stage.commit(&consumer)?;
+            last_commit = Instant::now();
+        }
+    }
+    let mut stage = consumer.context().stage.lock().expect("not poisoned");
+    stage.send_progress()?;
+    stage.commit(&consumer)?;
+    drop(stage);
+    tracing::info!("ingest stopped; offsets committed");
+    Ok(())
+}
+
+fn kafka_error(what: &'static str) -> impl Fn(KafkaError) -> io::Error {
+    move |e| io::Error::other(format!("{what}: {e}"))
+}
+
+impl Stage {
+    fn source(&mut self, topic: &str, partition: i32) -> &mut Source {
+        let key = (topic.to_string(), partition);
+        if !self.sources.contains_key(&key) {
+            let name = format!("{topic}/{partition}");
+            let mut batches: Vec<BatchWriter> = (0..self.settings.partitions)
+                .map(|_| BatchWriter::default())
+                .collect();
+            for batch in &mut batches {
+                batch.start(&name);
+            }
+            let source = Source {
+                name,
+                decoder: self.config.decoder(),
+                batches,
+                newest: None,
+                disorder: 0,
+                read_at: Instant::now(),
+                at_end: false,
+                next_offset: None,
+                committed: None,
+            };
+            self.sources.insert(key.clone(), source);
+        }
+        self.sources.get_mut(&key).expect("just inserted")
+    }
+
+    /// Decodes one raw record and queues its events.
+    fn record(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) {
+        let lateness = self.config.detector.lateness.micros();
+        let max_ahead = self.config.detector.max_ahead.micros();
+        let partitions = self.settings.partitions;
+        let metrics = Arc::clone(&self.metrics);
+        let mut bad: Vec<(u64, ParseError)> = Vec::new();
+        let mut quarantined = 0u64;
+        let source = self.source(topic, partition);
+        source.at_end = false;
+        source.read_at = Instant::now();
+        let mut taking = Taking {
+            source_name: &source.name,
+            batches: &mut source.batches,
+            newest: &mut source.newest,
+            disorder: &mut source.disorder,
+            offset,
+            index: 0,
+            lateness,
+            max_ahead,
+            now: chrono::Utc::now().timestamp_micros(),
+            partitions,
+            metrics: &metrics,
+            bad: &mut bad,
+            quarantined: &mut quarantined,
+        };
+        // One log record per message; a record of several lines (a pgaudit statement over
+        // lines, a CloudTrail document) is decoded whole.
+        for line in payload.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                source
+                    .decoder
+                    .line(offset as u64, Line::Text(line), &mut taking);
+            }
+        }
+        source.decoder.finish(&mut taking);
+        source.next_offset = Some(offset + 1);
+        let full = source.batches.iter().any(|b| b.len() >= BATCH_EVENTS);
+        let source_name = source.name.clone();
+        if full && let Err(e) = self.send_batches(true) {
+            tracing::error!(error = %e, "ingest: cannot send events");
+        }
+        if quarantined > 0 {
+            metrics.quarantined.fetch_add(quarantined, Relaxed);
+            self.reports.report(|| {
+                tracing::warn!(
+                    source = %source_name, offset,
+                    "quarantined: dated ahead of the wall clock (a wrong clock?); not used"
+                )
+            });
+        }
+        if !bad.is_empty() {
+            self.bad_record(&source_name, offset, payload, &bad);
+        }
+    }
+
+    /// A record that could not be decoded (in whole or part): counted, logged, and sent to
+    /// the dead-letter topic when there is one.
+    fn bad_record(
+        &mut self,
+        source: &str,
+        offset: i64,
+        payload: &[u8],
+        errors: &[(u64, ParseError)],
+    ) {
+        for (_, error) in errors {
+            let counter = if error.kind() == crate::format::UNATTRIBUTABLE {
+                &self.metrics.unattributable
+            } else {
+                &self.metrics.malformed
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+        let (_, first) = &errors[0];
+        self.reports.report(|| {
+            tracing::warn!(
+                source,
+                offset,
+                column = first.column(),
+                kind = first.kind(),
+                "skipped: {first}"
+            )
+        });
+        if let Some(topic) = &self.settings.dead_letter_topic {
+            let reason = first.to_string();
+            let offset_text = offset.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "exposure.source",
+                    value: Some(source),
+                })
+                .insert(Header {
+                    key: "exposure.offset",
+                    value: Some(&offset_text),
+                })
+                .insert(Header {
+                    key: "exposure.error",
+                    value: Some(&reason),
+                });
+            let record = BaseRecord::<(), [u8]>::to(topic)
+                .payload(payload)
+                .headers(headers);
+            match send(&self.producer, record) {
+                Ok(()) => self.dead_letters += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, topic, "cannot send to the dead-letter topic")
+                }
+            }
+        }
+    }
+
+    /// Sends the batches under way (all of them, or with `full_only` those that are full).
+    fn send_batches(&mut self, full_only: bool) -> io::Result<()> {
+        for source in self.sources.values_mut() {
+            for (partition, batch) in source.batches.iter_mut().enumerate() {
+                if batch.is_empty() || (full_only && batch.len() < BATCH_EVENTS) {
+                    continue;
+                }
+                let record = BaseRecord::<(), [u8]>::to(&self.repartition)
+                    .partition(partition as i32)
+                    .payload(batch.finish());
+                send(&self.producer, record)?;
+                batch.start(&source.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every partition how far each source read here has got.
+    fn send_progress(&mut self) -> io::Result<()> {
+        self.send_batches(false)?;
+        if self.sources.is_empty() {
+            return Ok(());
+        }
+        let lateness = self.config.detector.lateness.to_std();
+        let mut progress: Vec<SourceProgress> = self
+            .sources
+            .values()
+            .map(|s| s.progress(lateness))
+            .collect();
+        progress.sort_by(|a, b| a.source.cmp(&b.source));
+        let mut bytes = Vec::new();
+        Record::Progress(progress).encode(&mut bytes);
+        for partition in 0..self.settings.partitions {
+            let record = BaseRecord::<(), [u8]>::to(&self.repartition)
+                .partition(partition)
+                .payload(&bytes);
+            send(&self.producer, record)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the broker has every event sent, then commits the raw offsets.
+    fn commit(&mut self, consumer: &BaseConsumer<IngestContext>) -> io::Result<()> {
+        self.send_batches(false)?;
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(kafka_error(
+                "the broker did not acknowledge the events in time",
+            ))?;
+        if self.deliveries.0.failed.load(Relaxed) > 0 {
+            let error = self
+                .deliveries
+                .0
+                .last_error
+                .lock()
+                .expect("not poisoned")
+                .clone();
+            return Err(io::Error::other(format!(
+                "the broker refused events for the repartition topic ({}); stopping without \
+                 committing, so that they are read again",
+                error.unwrap_or_default()
+            )));
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), source) in &mut self.sources {
+            if let Some(next) = source.next_offset
+                && source.committed != Some(next)
+            {
+                offsets
+                    .add_partition_offset(topic, *partition, Offset::Offset(next))
+                    .map_err(kafka_error("bad offset"))?;
+                source.committed = Some(next);
+            }
+        }
+        if offsets.count() > 0 {
+            consumer
+                .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+                .map_err(kafka_error("cannot commit the raw offsets"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends one record, waiting while the producer's queue is full.
+fn send(producer: &Producer_, mut record: BaseRecord<'_, (), [u8]>) -> io::Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, _)) => return Err(io::Error::other(format!("cannot send a record: {e}"))),
+        }
+    }
+}
+
+/// Takes what the decoder gives for one raw record.
+struct Taking<'a> {
+    source_name: &'a str,
+    batches: &'a mut [BatchWriter],
+    newest: &'a mut Option<Ts>,
+    disorder: &'a mut Micros,
+    offset: i64,
+    index: u32,
+    lateness: Micros,
+    max_ahead: Micros,
+    now: Ts,
+    partitions: i32,
+    metrics: &'a Metrics,
+    bad: &'a mut Vec<(u64, ParseError)>,
+    quarantined: &'a mut u64,
+}
+
+impl Taking<'_> {
+    /// Notes an event's time; `false` when it is quarantined.
+    fn clock(&mut self, ts: Ts) -> bool {
+        self.metrics.events_read.fetch_add(1, Relaxed);
+        if ts - self.now > self.max_ahead {
+            *self.quarantined += 1;
+            return false;
+        }
+        match *self.newest {
+            Some(newest) if ts < newest => {
+                if newest - ts > *self.disorder {
+                    *self.disorder = (newest - ts).min(self.lateness);
+                    tracing::info!(
+                        source = self.source_name,
+                        disorder = %Span(*self.disorder),
+                        "the source is out of order: its watermark now leaves it this much room"
+                    );
+                }
+            }
+            _ => *self.newest = Some(ts),
+        }
+        true
+    }
+
+    fn position(&mut self) -> Position {
+        let position = Position {
+            offset: self.offset,
+            index: self.index,
+        };
+        self.index += 1;
+        position
+    }
+}
+
+impl DecodeSink for Taking<'_> {
+    fn event(&mut self, _line: u64, event: &AccessEvent<'_>, read: bool) {
+        if !self.clock(event.ts) || !read {
+            return;
+        }
+        self.metrics.reads.fetch_add(1, Relaxed);
+        let position = self.position();
+        let partition = partition_of(&event.table, self.partitions) as usize;
+        self.batches[partition].push_read(position, event.ts, &event.table, &event.principal);
+    }
+
+    fn permission(&mut self, _line: u64, change: &PermissionChange) {
+        if !self.clock(change.ts) {
+            return;
+        }
+        self.metrics.permission_changes.fetch_add(1, Relaxed);
+        // Every partition: a grant on a container or a role covers tables in all of them.
+        let position = self.position();
+        for batch in self.batches.iter_mut() {
+            batch.push_change(position, change);
+        }
+    }
+
+    fn not_access(&mut self, _line: u64, _why: NotAccess) {
+        self.metrics.not_access.fetch_add(1, Relaxed);
+    }
+
+    fn malformed(&mut self, line: u64, error: ParseError) {
+        self.bad.push((line, error));
+    }
+
+    fn notice(&mut self, _line: u64, message: &str) {
+        tracing::warn!(source = self.source_name, offset = self.offset, "{message}");
+    }
+}

@@ -1,0 +1,382 @@
+//! `exposure watch` over Kafka: a Kafka application that scales out on consumer groups, the
+//! way Kafka Streams applications do, with no coordinator of its own. Owns the `[input.kafka]`
+//! settings, the client configuration, the internal topics and the wiring of the two stages
+//! every instance runs:
+//!
+//! - [`ingest`]: consumes the raw log topics in the group `GROUP`, decodes each record with the
+//!   one decoding pipeline ([`crate::format::Decoder`]) and re-publishes the events to the
+//!   repartition topic `GROUP-repartition`, routed by table ([`record::partition_of`]),
+//!   with progress markers that carry each source's event time;
+//! - [`detect`]: consumes the repartition topic in the group `GROUP-detect`, one
+//!   [`partition::PartitionDetector`] per assigned partition, checkpointed to the state topic
+//!   `GROUP-state` (partition for partition) together with the offset it covers; a partition
+//!   moved to another instance (rebalance, crash, scale up or down) is restored there from
+//!   its last state. Alerts go to the instance's outbox and sinks, as in `watch` over files.
+//!
+//! docs/kafka.md is the reference for deploying it.
+
+pub mod detect;
+pub mod ingest;
+pub mod partition;
+pub mod record;
+
+use crate::config::Config;
+use crate::format::Format;
+use crate::live::metrics::Metrics;
+use crate::live::{Service, WatchOptions};
+use crate::time::Span;
+use anyhow::Context;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+/// `[input.kafka]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The raw log topics.
+    pub topics: Vec<String>,
+    /// The consumer group; the internal topics and the detect group are named from it.
+    pub group: String,
+    /// The format of the records (default: `[input] format`); one log record per message.
+    pub format: Option<Format>,
+    /// Partitions of the repartition and state topics (default 6): the most instances that
+    /// share detection. Fixed once the topics exist.
+    pub partitions: Option<i32>,
+    /// Replication factor of the internal topics when this instance creates them (default:
+    /// the broker's default).
+    pub replication_factor: Option<i32>,
+    /// Where undecodable records go (`topic`), with headers saying where they came from and
+    /// why; without it they are counted and logged.
+    pub dead_letter_topic: Option<String>,
+    /// How long a source not heard of holds time back (default: `lateness`).
+    pub silence: Option<Span>,
+    /// librdkafka settings passed through as is (TLS, SASL, timeouts), e.g.
+    /// `"security.protocol" = "SASL_SSL"`.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+}
+
+/// `[input.kafka]`, validated.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub dead_letter_topic: Option<String>,
+    pub silence: Option<Span>,
+    pub client: BTreeMap<String, String>,
+}
+
+/// Client settings exposure sets itself: given in `client`, they are refused.
+const MANAGED: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "enable.partition.eof",
+    "enable.idempotence",
+    "isolation.level",
+];
+
+impl KafkaSettings {
+    /// Validates a section; an error names the key (under `input.kafka.`) and what is wrong.
+    pub fn from_section(section: &KafkaSection) -> Result<KafkaSettings, (String, String)> {
+        let bad = |key: &str, message: &str| Err((key.to_string(), message.to_string()));
+        if section.brokers.trim().is_empty() {
+            return bad("brokers", "is empty (host:port[,host:port…])");
+        }
+        if section.topics.is_empty() || section.topics.iter().any(|t| t.trim().is_empty()) {
+            return bad("topics", "needs at least one topic name, none empty");
+        }
+        if section.group.trim().is_empty() || !section.group.chars().all(topic_char) {
+            return bad(
+                "group",
+                "needs letters, digits, '.', '_' or '-' (the internal topics are named from it)",
+            );
+        }
+        if section.format == Some(Format::Parquet) {
+            return bad(
+                "format",
+                "Parquet is files, not records; give a line format",
+            );
+        }
+        let partitions = section.partitions.unwrap_or(6);
+        if !(1..=10_000).contains(&partitions) {
+            return bad("partitions", "must be between 1 and 10000");
+        }
+        if let Some(key) = section
+            .client
+            .keys()
+            .find(|k| MANAGED.contains(&k.as_str()))
+        {
+            return Err((
+                format!("client.{key}"),
+                "is set by exposure itself (brokers, group, --from-beginning)".to_string(),
+            ));
+        }
+        Ok(KafkaSettings {
+            brokers: section.brokers.clone(),
+            topics: section.topics.clone(),
+            group: section.group.clone(),
+            partitions,
+            replication_factor: section.replication_factor.unwrap_or(-1),
+            dead_letter_topic: section.dead_letter_topic.clone(),
+            silence: section.silence,
+            client: section.client.clone(),
+        })
+    }
+
+    pub fn repartition_topic(&self) -> String {
+        format!("{}-repartition", self.group)
+    }
+
+    pub fn state_topic(&self) -> String {
+        format!("{}-state", self.group)
+    }
+
+    pub fn detect_group(&self) -> String {
+        format!("{}-detect", self.group)
+    }
+
+    /// A client configuration: brokers, exposure's defaults, then the configured `client`
+    /// settings over them.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("socket.keepalive.enable", "true")
+            .set("log_level", "4");
+        for (key, value) in &self.client {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+fn topic_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// Runs `exposure watch` over Kafka until SIGINT or SIGTERM.
+pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
+    let settings = config
+        .kafka
+        .clone()
+        .expect("watch over Kafka is started with [input.kafka]");
+    if !options.paths.is_empty() {
+        anyhow::bail!(crate::config::ConfigError::Invalid {
+            key: "input.kafka".into(),
+            message: "reads Kafka: give no paths to watch as well".into(),
+        });
+    }
+    let _lock = options.state_dir.lock()?;
+    let sources = prepare_topics(&settings)?;
+    tracing::info!(
+        brokers = %settings.brokers, topics = ?settings.topics, group = %settings.group,
+        sources = sources.len(), partitions = settings.partitions,
+        "reading Kafka"
+    );
+    let metrics = Arc::new(Metrics::default());
+    let service = Service::start(
+        &config,
+        &options.state_dir,
+        options.outbox_max_bytes,
+        Arc::clone(&metrics),
+    )?;
+    service.run(
+        options.metrics_addr,
+        options.drain_timeout,
+        move |journal, stop, ready| {
+            let ingest_stop = Arc::new(AtomicBool::new(false));
+            let ingest = {
+                let config = config.clone();
+                let settings = settings.clone();
+                let metrics = Arc::clone(&metrics);
+                let stop = Arc::clone(&ingest_stop);
+                let from_beginning = options.from_beginning;
+                std::thread::Builder::new()
+                    .name("ingest".into())
+                    .spawn(move || {
+                        ingest::run(&config, &settings, from_beginning, &metrics, &stop)
+                    })?
+            };
+            let detected = detect::run(
+                &config,
+                &settings,
+                sources,
+                journal,
+                &metrics,
+                detect::Run {
+                    stop,
+                    stop_ingest: &ingest_stop,
+                    ingest_done: &|| ingest.is_finished(),
+                    checkpoint_every: options.checkpoint_every,
+                    ready,
+                },
+            );
+            ingest_stop.store(true, Relaxed);
+            let ingested = ingest
+                .join()
+                .map_err(|_| std::io::Error::other("the ingest thread panicked"))?;
+            detected?;
+            ingested
+        },
+    )
+}
+
+/// Creates the internal topics if they are missing and checks their partition count; returns
+/// the sources (`topic/partition` of every raw topic partition).
+fn prepare_topics(settings: &KafkaSettings) -> anyhow::Result<Vec<String>> {
+    let probe: BaseConsumer = settings
+        .client_config()
+        .create()
+        .context("cannot create a Kafka client (check [input.kafka.client])")?;
+    let timeout = Duration::from_secs(30);
+    let mut sources = Vec::new();
+    for topic in &settings.topics {
+        let metadata = probe
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| {
+                format!(
+                    "cannot read the metadata of topic {topic} from {}",
+                    settings.brokers
+                )
+            })?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                sources.extend(t.partitions().iter().map(|p| format!("{topic}/{}", p.id())));
+            }
+            _ => anyhow::bail!(
+                "topic {topic} does not exist on {} (exposure reads it; it does not create it)",
+                settings.brokers
+            ),
+        }
+    }
+    let admin: AdminClient<DefaultClientContext> = settings
+        .client_config()
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    let internal = [settings.repartition_topic(), settings.state_topic()];
+    let new: Vec<NewTopic<'_>> = internal
+        .iter()
+        .map(|name| {
+            let topic = NewTopic::new(
+                name,
+                settings.partitions,
+                TopicReplication::Fixed(settings.replication_factor),
+            );
+            if *name == settings.state_topic() {
+                // Only the newest state of each partition (its key) matters.
+                topic
+                    .set("cleanup.policy", "compact")
+                    .set("max.message.bytes", "67108864")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let created = runtime.block_on(admin.create_topics(
+        new.iter(),
+        &AdminOptions::new().operation_timeout(Some(timeout)),
+    ));
+    match created {
+        Ok(results) => {
+            for result in results {
+                match result {
+                    Ok(name) => {
+                        tracing::info!(topic = %name, partitions = settings.partitions, "created")
+                    }
+                    Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+                }
+            }
+        }
+        Err(e) => anyhow::bail!("cannot create the internal topics: {e}"),
+    }
+    for name in &internal {
+        let count = (0..20)
+            .find_map(|_| {
+                let metadata = probe.fetch_metadata(Some(name), timeout).ok()?;
+                let topic = metadata.topics().iter().find(|t| t.name() == name)?;
+                let count = topic.partitions().len() as i32;
+                if count == 0 {
+                    std::thread::sleep(Duration::from_millis(250));
+                    return None;
+                }
+                Some(count)
+            })
+            .with_context(|| {
+                format!("topic {name} was created but does not show in the metadata")
+            })?;
+        if count != settings.partitions {
+            anyhow::bail!(crate::config::ConfigError::Invalid {
+                key: "input.kafka.partitions".into(),
+                message: format!(
+                    "is {}, but topic {name} has {count} partitions: the partition count is \
+                     fixed once the internal topics exist (the state of each table lives in \
+                     its partition)",
+                    settings.partitions
+                ),
+            });
+        }
+    }
+    Ok(sources)
+}
+
+/// Logs at most `per_minute` messages a minute; counts the rest.
+pub(crate) struct Reports {
+    since: std::time::Instant,
+    shown: u32,
+    suppressed: u64,
+    per_minute: u32,
+}
+
+impl Reports {
+    pub fn new(per_minute: u32) -> Reports {
+        Reports {
+            since: std::time::Instant::now(),
+            shown: 0,
+            suppressed: 0,
+            per_minute,
+        }
+    }
+
+    pub fn report(&mut self, log: impl FnOnce()) {
+        if self.since.elapsed() >= Duration::from_secs(60) {
+            if self.suppressed > 0 {
+                tracing::warn!(
+                    suppressed = self.suppressed,
+                    "more bad or late records were not logged one by one"
+                );
+            }
+            self.since = std::time::Instant::now();
+            self.shown = 0;
+            self.suppressed = 0;
+        }
+        if self.shown < self.per_minute {
+            self.shown += 1;
+            log();
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! One repartition partition's detector: the detect stage keeps one per partition it is
+//! assigned. Pure (no Kafka client): it takes the records of its partition in order, drops
+//! what a restarted ingest instance sent twice, moves event time by the progress of every
+//! source, and is checkpointed whole as a [`PartitionState`] with the offset it covers.
+//!
+//! Time: each source (a raw topic partition) reports how far it has got; the partition's
+//! watermark is the lowest of the sources that still hold time back — those heard within
+//! `silence` (by the wall clock) and not idle. Events are held in the detector's reorder
+//! buffer until the watermark passes them, so they are applied in event time whatever order
+//! the ingest instances delivered them in. When no source holds time back, time goes on with
+//! the wall clock from the newest event, minus `lateness`, as `watch` over files does.
+
+use super::record::{EventBatch, Item, Position, SourceProgress, partition_of};
+use crate::detect::snapshot::DetectorSnapshot;
+use crate::detect::{Alert, AlertStatus, Detector, DetectorSettings, Observed};
+use crate::time::Ts;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const FORMAT: &str = "exposure.kafka-partition";
+pub const STATE_VERSION: u32 = 1;
+
+/// What the detect stage knows of one source in one partition.
+#[derive(Debug, Clone)]
+struct Source {
+    watermark: Option<Ts>,
+    newest: Option<Ts>,
+    idle: bool,
+    /// The last event of the source taken: anything at or before it is a repeat.
+    applied: Option<Position>,
+    /// When the source was last heard of (or expected from).
+    heard_at: Instant,
+}
+
+/// The checkpoint of one partition, as written to the state topic.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionState {
+    pub format: String,
+    pub version: u32,
+    pub written_at: String,
+    pub partition: i32,
+    /// The repartition topic's partition count when written (a state is only valid for it).
+    pub partitions: i32,
+    /// The next repartition offset to read: every record before it is in this state.
+    pub next_offset: i64,
+    pub detector: DetectorSnapshot,
+    pub sources: Vec<SourceState>,
+    /// Delivery keys of the alerts emitted for windows still open: never emitted twice, by
+    /// whichever instance owns the partition next.
+    pub emitted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceState {
+    pub source: String,
+    pub watermark: Option<Ts>,
+    pub newest: Option<Ts>,
+    pub idle: bool,
+    pub applied: Option<Position>,
+}
+
+/// Counters of one partition (the detector keeps its own too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionCounts {
+    pub events: u64,
+    pub repeats: u64,
+    pub late: u64,
+}
+
+pub struct PartitionDetector {
+    partition: i32,
+    partitions: i32,
+    detector: Detector,
+    sources: BTreeMap<String, Source>,
+    next_offset: i64,
+    /// The newest event time any source reported, and when that was learned.
+    newest_seen: Option<(Ts, Instant)>,
+    counts: PartitionCounts,
+}
+
+/// What a record did, for the caller to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Taken {
+    pub late: u64,
+    pub repeats: u64,
+}
+
+impl PartitionDetector {
+    pub fn new(partition: i32, partitions: i32, settings: DetectorSettings) -> PartitionDetector {
+        let mut detector = Detector::new(settings);
+        detector.use_external_watermark();
+        PartitionDetector {
+            partition,
+            partitions,
+            detector,
+            sources: BTreeMap::new(),
+            next_offset: 0,
+            newest_seen: None,
+            counts: PartitionCounts::default(),
+        }
+    }
+
+    /// Resumes from a checkpoint written by any instance.
+    pub fn restore(
+        state: &PartitionState,
+        settings: DetectorSettings,
+    ) -> Result<PartitionDetector, String> {
+        if state.format != FORMAT || state.version != STATE_VERSION {
+            return Err(format!(
+                "written as {} version {}, this exposure reads {FORMAT} version {STATE_VERSION}",
+                state.format, state.version
+            ));
+        }
+        let mut detector = Detector::restore(settings, &state.detector);
+        detector.use_external_watermark();
+        let now = Instant::now();
+        let sources = state
+            .sources
+            .iter()
+            .map(|s| {
+                let source = Source {
+                    watermark: s.watermark,
+                    newest: s.newest,
+                    idle: s.idle,
+                    applied: s.applied,
+                    heard_at: now,
+                };
+                (s.source.clone(), source)
+            })
+            .collect();
+        let newest = state.sources.iter().filter_map(|s| s.newest).max();
+        Ok(PartitionDetector {
+            partition: state.partition,
+            partitions: state.partitions,
+            detector,
+            sources,
+            next_offset: state.next_offset,
+            newest_seen: newest.map(|n| (n, now)),
+            counts: PartitionCounts::default(),
+        })
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn counts(&self) -> PartitionCounts {
+        self.counts
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Sources every partition hears from (the raw topic's partitions): until each is heard
+    /// of, or `silence` passes, it holds time back.
+    pub fn expect(&mut self, sources: impl IntoIterator<Item = String>) {
+        let now = Instant::now();
+        for source in sources {
+            self.sources.entry(source).or_insert(Source {
+                watermark: None,
+                newest: None,
+                idle: false,
+                applied: None,
+                heard_at: now,
+            });
+        }
+    }
+
+    /// Takes the events of one record read at `offset`.
+    pub fn take_events(
+        &mut self,
+        offset: i64,
+        batch: &EventBatch,
+        alerts: &mut Vec<Alert>,
+    ) -> Taken {
+        self.next_offset = self.next_offset.max(offset + 1);
+        let mut taken = Taken::default();
+        let now = Instant::now();
+        let source = self.sources.entry(batch.source.clone()).or_insert(Source {
+            watermark: None,
+            newest: None,
+            idle: false,
+            applied: None,
+            heard_at: now,
+        });
+        let before = alerts.len();
+        for (position, item) in &batch.items {
+            if source.applied.is_some_and(|applied| *position <= applied) {
+                taken.repeats += 1;
+                continue;
+            }
+            source.applied = Some(*position);
+            let observed = match item {
+                Item::Read {
+                    ts,
+                    table,
+                    principal,
+                } => self
+                    .detector
+                    .observe_classified(*ts, Some((table, principal)), alerts),
+                Item::Change(change) => self.detector.observe_change(change, alerts),
+            };
+            if matches!(observed, Observed::Late { .. }) {
+                taken.late += 1;
+            }
+        }
+        self.counts.events += batch.items.len() as u64 - taken.repeats;
+        self.counts.repeats += taken.repeats;
+        self.counts.late += taken.late;
+        self.keep_own(alerts, before);
+        taken
+    }
+
+    /// Takes a progress marker read at `offset`.
+    pub fn take_progress(&mut self, offset: i64, progress: &[SourceProgress]) {
+        self.next_offset = self.next_offset.max(offset + 1);
+        let now = Instant::now();
+        for p in progress {
+            let source = self.sources.entry(p.source.clone()).or_insert(Source {
+                watermark: None,
+                newest: None,
+                idle: false,
+                applied: None,
+                heard_at: now,
+            });
+            // A restarted ingest reports from its committed offset again: never backwards.
+            source.watermark = source.watermark.max(p.watermark);
+            source.newest = source.newest.max(p.newest);
+            source.idle = p.idle;
+            source.heard_at = now;
+            if let Some(newest) = p.newest
+                && self.newest_seen.is_none_or(|(seen, _)| newest > seen)
+            {
+                self.newest_seen = Some((newest, now));
+            }
+        }
+    }
+
+    /// A record that is not ours to read (damaged, another release): passed over.
+    pub fn skip(&mut self, offset: i64) {
+        self.next_offset = self.next_offset.max(offset + 1);
+    }
+
+    /// Moves event time as far as every source allows (see the module doc); alerts it causes
+    /// are pushed onto `alerts`.
+    pub fn advance(&mut self, silence: Duration, lateness: Duration, alerts: &mut Vec<Alert>) {
+        let Some(floor) = self.floor(silence, lateness) else {
+            return;
+        };
+        if self.detector.watermark().is_none_or(|w| floor > w) {
+            let before = alerts.len();
+            self.detector.advance(floor, alerts);
+            self.keep_own(alerts, before);
+        }
+    }
+
+    /// The time before which no event can still come.
+    fn floor(&self, silence: Duration, lateness: Duration) -> Option<Ts> {
+        let mut holding = self
+            .sources
+            .values()
+            .filter(|s| !s.idle && s.heard_at.elapsed() < silence)
+            .peekable();
+        if holding.peek().is_some() {
+            // A source holding time back that gave no event yet holds it entirely.
+            return holding.map(|s| s.watermark).min().flatten();
+        }
+        let (newest, arrived) = self.newest_seen?;
+        let elapsed = arrived.elapsed().as_micros() as i64;
+        Some(newest.saturating_add(elapsed) - lateness.as_micros() as i64)
+    }
+
+    /// Permission changes reach every partition (a grant on a schema covers tables in all of
+    /// them); the early-warning `grant` alert of a change is raised by the partition its
+    /// object routes to, so it is raised once.
+    fn keep_own(&self, alerts: &mut Vec<Alert>, from: usize) {
+        let mut at = from;
+        while at < alerts.len() {
+            let alert = &alerts[at];
+            if alert.status == AlertStatus::Grant
+                && partition_of(&alert.table, self.partitions) != self.partition
+            {
+                alerts.remove(at);
+            } else {
+                at += 1;
+            }
+        }
+    }
+
+    /// The checkpoint of this partition; `emitted` gives the delivery keys of the alerts
+    /// emitted for the windows open (by id), from the journal.
+    pub fn state(
+        &self,
+        emitted: impl FnOnce(&std::collections::HashSet<String>) -> Vec<String>,
+    ) -> PartitionState {
+        let detector = self.detector.snapshot();
+        let open = detector
+            .tables
+            .iter()
+            .filter_map(|t| {
+                t.window
+                    .as_ref()
+                    .map(|w| crate::detect::alert::window_id(&t.table, w.start))
+            })
+            .collect();
+        PartitionState {
+            format: FORMAT.to_string(),
+            version: STATE_VERSION,
+            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            partition: self.partition,
+            partitions: self.partitions,
+            next_offset: self.next_offset,
+            detector,
+            sources: self
+                .sources
+                .iter()
+                .map(|(name, s)| SourceState {
+                    source: name.clone(),
+                    watermark: s.watermark,
+                    newest: s.newest,
+                    idle: s.idle,
+                    applied: s.applied,
+                })
+                .collect(),
+            emitted: emitted(&open),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigFile, DetectOverrides};
+    use crate::event::{ChangeAction, PermissionChange};
+    use crate::kafka::record::{EventBatch, Item, Position, SourceProgress};
+
+    const MIN: Ts = 60_000_000;
+    const LONG: Duration = Duration::from_secs(3600);
+
+    fn settings() -> DetectorSettings {
+        let file: ConfigFile = toml::from_str(
+            "[detect]\nlearn = \"10m\"\nspan = \"10m\"\nquiet = \"5m\"\nmin_principals = 3\nlateness = \"1m\"",
+        )
+        .unwrap();
+        Config::build(file, &DetectOverrides::default(), None)
+            .unwrap()
+            .detector
+    }
+
+    fn read(offset: i64, minute: i64, table: &str, principal: &str) -> (Position, Item) {
+        (
+            Position { offset, index: 0 },
+            Item::Read {
+                ts: minute * MIN,
+                table: table.into(),
+                principal: principal.into(),
+            },
+        )
+    }
+
+    fn batch(source: &str, items: Vec<(Position, Item)>) -> EventBatch {
+        EventBatch {
+            source: source.into(),
+            items,
+        }
+    }
+
+    fn progress(source: &str, watermark: i64) -> Vec<SourceProgress> {
+        vec![SourceProgress {
+            source: source.into(),
+            watermark: Some(watermark * MIN),
+            newest: Some(watermark * MIN),
+            idle: false,
+        }]
+    }
+
+    /// A learning period on `t` by a and b, then six newcomers in a burst: one window.
+    fn exposure(source: &str) -> EventBatch {
+        let mut items = vec![read(0, 0, "t", "a"), read(1, 1, "t", "b")];
+        for (i, who) in ["n1", "n2", "n3", "n4", "n5", "n6"].iter().enumerate() {
+            items.push(read(2 + i as i64, 20 + i as i64, "t", who));
+        }
+        batch(source, items)
+    }
+
+    #[test]
+    fn repeats_a_restarted_ingest_sends_are_dropped() {
+        let mut partition = PartitionDetector::new(0, 1, settings());
+        let mut alerts = Vec::new();
+        let first = partition.take_events(0, &exposure("raw/0"), &mut alerts);
+        assert_eq!(first, Taken::default());
+        // The ingest restarted from an older commit: the same events again, then new ones.
+        let mut again = exposure("raw/0");
+        again.items.push(read(8, 27, "t", "n7"));
+        let second = partition.take_events(1, &again, &mut alerts);
+        assert_eq!(second.repeats, 8);
+        assert_eq!(partition.counts().events, 9);
+        assert_eq!(partition.next_offset(), 2);
+    }
+
+    #[test]
+    fn time_waits_for_every_source_then_goes_on() {
+        let mut partition = PartitionDetector::new(0, 1, settings());
+        partition.expect(["raw/0".to_string(), "raw/1".to_string()]);
+        let mut alerts = Vec::new();
+        partition.take_events(0, &exposure("raw/0"), &mut alerts);
+        partition.take_progress(1, &progress("raw/0", 60));
+        partition.advance(LONG, LONG, &mut alerts);
+        assert_eq!(
+            partition.detector().watermark(),
+            None,
+            "raw/1 not heard of yet"
+        );
+        assert!(alerts.is_empty());
+        partition.take_progress(2, &progress("raw/1", 22));
+        partition.advance(LONG, LONG, &mut alerts);
+        assert_eq!(partition.detector().watermark(), Some(22 * MIN));
+        assert!(
+            alerts.is_empty(),
+            "the third newcomer (minute 22) is not applied yet"
+        );
+        partition.take_progress(3, &progress("raw/1", 60));
+        partition.advance(LONG, LONG, &mut alerts);
+        let statuses: Vec<AlertStatus> = alerts.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, [AlertStatus::Open, AlertStatus::Closed]);
+        // A source not heard of for `silence` no longer holds time back.
+        partition.expect(["raw/2".to_string()]);
+        partition.take_progress(4, &progress("raw/0", 70));
+        partition.advance(Duration::ZERO, LONG, &mut alerts);
+        assert!(partition.detector().watermark().is_some());
+    }
+
+    #[test]
+    fn two_sources_in_any_interleaving_give_the_alerts_of_one_sorted_run() {
+        let events = exposure("x").items;
+        let mut reference = Detector::new(settings());
+        let mut expected = Vec::new();
+        for (_, item) in &events {
+            if let Item::Read {
+                ts,
+                table,
+                principal,
+            } = item
+            {
+                reference.observe_classified(*ts, Some((table, principal)), &mut expected);
+            }
+        }
+        reference.advance(60 * MIN, &mut expected);
+        // Odd events from one source, even from another, the second delivered first.
+        let (odd, even): (Vec<_>, Vec<_>) =
+            events.into_iter().partition(|(p, _)| p.offset % 2 == 1);
+        let mut partition = PartitionDetector::new(0, 1, settings());
+        let mut alerts = Vec::new();
+        partition.take_events(0, &batch("raw/1", even), &mut alerts);
+        partition.take_progress(1, &progress("raw/1", 60));
+        partition.take_events(2, &batch("raw/0", odd), &mut alerts);
+        partition.take_progress(3, &progress("raw/0", 60));
+        partition.advance(LONG, LONG, &mut alerts);
+        assert_eq!(alerts, expected);
+        assert_eq!(alerts.len(), 2);
+    }
+
+    #[test]
+    fn a_restored_state_goes_on_as_if_never_stopped() {
+        let run = |stop_at: Option<usize>| {
+            let mut partition = PartitionDetector::new(3, 6, settings());
+            let mut alerts = Vec::new();
+            let events = exposure("raw/0").items;
+            for (i, event) in events.into_iter().enumerate() {
+                if stop_at == Some(i) {
+                    let state = partition.state(|_| Vec::new());
+                    let json = serde_json::to_string(&state).unwrap();
+                    let state: PartitionState = serde_json::from_str(&json).unwrap();
+                    partition = PartitionDetector::restore(&state, settings()).unwrap();
+                }
+                partition.take_events(i as i64, &batch("raw/0", vec![event]), &mut alerts);
+                partition.take_progress(100 + i as i64, &progress("raw/0", 19 + i as i64));
+                partition.advance(LONG, LONG, &mut alerts);
+            }
+            partition.take_progress(200, &progress("raw/0", 60));
+            partition.advance(LONG, LONG, &mut alerts);
+            alerts
+        };
+        let whole = run(None);
+        assert_eq!(whole.len(), 2);
+        for stop_at in 0..8 {
+            assert_eq!(run(Some(stop_at)), whole, "stopped before event {stop_at}");
+        }
+    }
+
+    #[test]
+    fn a_grant_alert_is_raised_by_the_partition_its_object_routes_to() {
+        let change = PermissionChange {
+            ts: 30 * MIN,
+            action: ChangeAction::Grant,
+            object: "hr.salaries".into(),
+            grantee: "PUBLIC".into(),
+            privilege: "SELECT".into(),
+            actor: "agent".into(),
+            statement: None,
+        };
+        let owner = partition_of("hr.salaries", 4);
+        let raised: Vec<usize> = (0..4)
+            .map(|p| {
+                let mut partition = PartitionDetector::new(p, 4, settings());
+                let mut alerts = Vec::new();
+                let items = vec![(
+                    Position {
+                        offset: 0,
+                        index: 0,
+                    },
+                    Item::Change(change.clone()),
+                )];
+                partition.take_events(0, &batch("raw/0", items), &mut alerts);
+                partition.take_progress(1, &progress("raw/0", 60));
+                partition.advance(LONG, LONG, &mut alerts);
+                alerts.len()
+            })
+            .collect();
+        let expected: Vec<usize> = (0..4).map(|p| usize::from(p == owner)).collect();
+        assert_eq!(raised, expected);
+    }
+}

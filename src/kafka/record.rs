@@ -1,0 +1,454 @@
+//! The records of the internal repartition topic, and where each event goes. Pure: no Kafka
+//! client here, so the encoding and the routing are tested on their own.
+//!
+//! The ingest stage writes two kinds of record to the repartition topic:
+//! - an [`EventBatch`]: events of one source (a raw topic partition) for one repartition
+//!   partition, each tagged with its position in the source (`offset`, `index` within the
+//!   record), so that the detect stage drops what a restarted ingest sends twice;
+//! - a [`Progress`] marker: how far each source the sending instance reads has got in event
+//!   time, sent to every partition, so that every detector knows when no older event can come
+//!   from any source (a watermark, as stream processors propagate them).
+//!
+//! Records are a compact binary layout, versioned by their first byte.
+
+use crate::event::PermissionChange;
+use crate::time::Ts;
+
+/// The first byte of every record this release writes.
+const VERSION: u8 = 1;
+const KIND_EVENTS: u8 = 1;
+const KIND_PROGRESS: u8 = 2;
+const ITEM_READ: u8 = 0;
+const ITEM_CHANGE: u8 = 1;
+
+/// The repartition partition of `table` among `partitions`: FNV-1a of its name, so that every
+/// instance of every release routes a table to the same partition.
+pub fn partition_of(table: &str, partitions: i32) -> i32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in table.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % partitions.max(1) as u64) as i32
+}
+
+/// Where an event was read: its record's offset in the source partition, and its index
+/// among the events of that record (a CloudTrail record holds many). Ordered as read.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Position {
+    pub offset: i64,
+    pub index: u32,
+}
+
+/// One event as the detect stage needs it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Item {
+    Read {
+        ts: Ts,
+        table: String,
+        principal: String,
+    },
+    Change(PermissionChange),
+}
+
+impl Item {
+    pub fn ts(&self) -> Ts {
+        match self {
+            Item::Read { ts, .. } => *ts,
+            Item::Change(change) => change.ts,
+        }
+    }
+}
+
+/// Events of one source for one partition, in the order the source gave them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    /// `topic/partition` of the raw log topic.
+    pub source: String,
+    pub items: Vec<(Position, Item)>,
+}
+
+/// How far one source has got, as its ingest instance knows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceProgress {
+    pub source: String,
+    /// Every event still to come from the source is at or after this time.
+    pub watermark: Option<Ts>,
+    /// The newest event time the source gave.
+    pub newest: Option<Ts>,
+    /// Quiet long enough (`lateness`, by the wall clock) not to hold time back.
+    pub idle: bool,
+}
+
+/// A repartition record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Events(EventBatch),
+    Progress(Vec<SourceProgress>),
+}
+
+/// Why a repartition record could not be read: written by another release, or damaged.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unreadable repartition record at byte {at}: {what}")]
+pub struct RecordError {
+    pub at: usize,
+    pub what: &'static str,
+}
+
+impl Record {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.push(VERSION);
+        match self {
+            Record::Events(batch) => {
+                out.push(KIND_EVENTS);
+                put_str(out, &batch.source);
+                out.extend_from_slice(&(batch.items.len() as u32).to_le_bytes());
+                for (position, item) in &batch.items {
+                    put_item(out, *position, item);
+                }
+            }
+            Record::Progress(sources) => {
+                out.push(KIND_PROGRESS);
+                let json = serde_json::to_vec(sources).expect("progress serializes");
+                out.extend_from_slice(&json);
+            }
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+        let mut reader = Reader { bytes, at: 0 };
+        if reader.u8()? != VERSION {
+            return Err(RecordError {
+                at: 0,
+                what: "written by another release of exposure (unknown version)",
+            });
+        }
+        match reader.u8()? {
+            KIND_EVENTS => {
+                let source = reader.str()?.to_string();
+                let count = reader.u32()? as usize;
+                let mut items = Vec::with_capacity(count.min(1 << 16));
+                for _ in 0..count {
+                    items.push(reader.item()?);
+                }
+                Ok(Record::Events(EventBatch { source, items }))
+            }
+            KIND_PROGRESS => serde_json::from_slice(&bytes[2..])
+                .map(Record::Progress)
+                .map_err(|_| RecordError {
+                    at: 2,
+                    what: "a progress marker that is not valid JSON",
+                }),
+            _ => Err(RecordError {
+                at: 1,
+                what: "unknown record kind",
+            }),
+        }
+    }
+}
+
+/// Appends one event to a batch being encoded (see [`BatchWriter`]).
+fn put_item(out: &mut Vec<u8>, position: Position, item: &Item) {
+    out.extend_from_slice(&position.offset.to_le_bytes());
+    out.extend_from_slice(&position.index.to_le_bytes());
+    match item {
+        Item::Read {
+            ts,
+            table,
+            principal,
+        } => {
+            out.push(ITEM_READ);
+            out.extend_from_slice(&ts.to_le_bytes());
+            put_str(out, table);
+            put_str(out, principal);
+        }
+        Item::Change(change) => {
+            out.push(ITEM_CHANGE);
+            let json = serde_json::to_vec(change).expect("a change serializes");
+            out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            out.extend_from_slice(&json);
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Names are cut at the line cap long before 4 GiB.
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Builds an [`EventBatch`] record in place, event by event, without keeping the events.
+#[derive(Debug, Default)]
+pub struct BatchWriter {
+    bytes: Vec<u8>,
+    count: u32,
+}
+
+impl BatchWriter {
+    /// Starts a batch of `source` (any batch under way is dropped).
+    pub fn start(&mut self, source: &str) {
+        self.bytes.clear();
+        self.bytes.push(VERSION);
+        self.bytes.push(KIND_EVENTS);
+        put_str(&mut self.bytes, source);
+        self.bytes.extend_from_slice(&0u32.to_le_bytes());
+        self.count = 0;
+    }
+
+    pub fn push_read(&mut self, position: Position, ts: Ts, table: &str, principal: &str) {
+        self.bytes.extend_from_slice(&position.offset.to_le_bytes());
+        self.bytes.extend_from_slice(&position.index.to_le_bytes());
+        self.bytes.push(ITEM_READ);
+        self.bytes.extend_from_slice(&ts.to_le_bytes());
+        put_str(&mut self.bytes, table);
+        put_str(&mut self.bytes, principal);
+        self.count += 1;
+    }
+
+    pub fn push_change(&mut self, position: Position, change: &PermissionChange) {
+        put_item(&mut self.bytes, position, &Item::Change(change.clone()));
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The finished record (valid until the next `start`).
+    pub fn finish(&mut self) -> &[u8] {
+        let header = 2 + 4 + u32::from_le_bytes(self.bytes[2..6].try_into().expect("4 bytes"));
+        let at = header as usize;
+        self.bytes[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
+        &self.bytes
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(RecordError {
+                at: self.at,
+                what: "the record ends early",
+            });
+        };
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self) -> Result<u8, RecordError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, RecordError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn i64(&mut self) -> Result<i64, RecordError> {
+        Ok(i64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn str(&mut self) -> Result<&'a str, RecordError> {
+        let at = self.at;
+        let len = self.u32()? as usize;
+        std::str::from_utf8(self.take(len)?).map_err(|_| RecordError {
+            at,
+            what: "a name that is not UTF-8",
+        })
+    }
+
+    fn item(&mut self) -> Result<(Position, Item), RecordError> {
+        let offset = self.i64()?;
+        let index = self.u32()?;
+        let position = Position { offset, index };
+        let at = self.at;
+        let item = match self.u8()? {
+            ITEM_READ => {
+                let ts = self.i64()?;
+                let table = self.str()?.to_string();
+                let principal = self.str()?.to_string();
+                Item::Read {
+                    ts,
+                    table,
+                    principal,
+                }
+            }
+            ITEM_CHANGE => {
+                let len = self.u32()? as usize;
+                let change = serde_json::from_slice(self.take(len)?).map_err(|_| RecordError {
+                    at,
+                    what: "a permission change that is not valid JSON",
+                })?;
+                Item::Change(change)
+            }
+            _ => {
+                return Err(RecordError {
+                    at,
+                    what: "unknown event kind",
+                });
+            }
+        };
+        Ok((position, item))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ChangeAction;
+
+    fn change() -> PermissionChange {
+        PermissionChange {
+            ts: 7,
+            action: ChangeAction::Grant,
+            object: "hr.salaries".into(),
+            grantee: "PUBLIC".into(),
+            privilege: "SELECT".into(),
+            actor: "agent".into(),
+            statement: Some("GRANT SELECT ON hr.salaries TO PUBLIC".into()),
+        }
+    }
+
+    #[test]
+    fn a_batch_written_event_by_event_reads_back_whole() {
+        let mut writer = BatchWriter::default();
+        writer.start("access-logs/3");
+        writer.push_read(
+            Position {
+                offset: 10,
+                index: 0,
+            },
+            5,
+            "hr.salaries",
+            "alice",
+        );
+        writer.push_change(
+            Position {
+                offset: 11,
+                index: 2,
+            },
+            &change(),
+        );
+        writer.push_read(
+            Position {
+                offset: 12,
+                index: 0,
+            },
+            -3,
+            "t",
+            "",
+        );
+        let record = Record::decode(writer.finish()).unwrap();
+        let expected = Record::Events(EventBatch {
+            source: "access-logs/3".into(),
+            items: vec![
+                (
+                    Position {
+                        offset: 10,
+                        index: 0,
+                    },
+                    Item::Read {
+                        ts: 5,
+                        table: "hr.salaries".into(),
+                        principal: "alice".into(),
+                    },
+                ),
+                (
+                    Position {
+                        offset: 11,
+                        index: 2,
+                    },
+                    Item::Change(change()),
+                ),
+                (
+                    Position {
+                        offset: 12,
+                        index: 0,
+                    },
+                    Item::Read {
+                        ts: -3,
+                        table: "t".into(),
+                        principal: String::new(),
+                    },
+                ),
+            ],
+        });
+        assert_eq!(record, expected);
+        let mut bytes = Vec::new();
+        expected.encode(&mut bytes);
+        assert_eq!(bytes, writer.finish());
+    }
+
+    #[test]
+    fn progress_markers_round_trip() {
+        let record = Record::Progress(vec![SourceProgress {
+            source: "a/0".into(),
+            watermark: Some(4),
+            newest: Some(9),
+            idle: false,
+        }]);
+        let mut bytes = Vec::new();
+        record.encode(&mut bytes);
+        assert_eq!(Record::decode(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn damaged_records_are_errors_never_panics() {
+        let mut writer = BatchWriter::default();
+        writer.start("s/0");
+        writer.push_read(
+            Position {
+                offset: 1,
+                index: 0,
+            },
+            5,
+            "table",
+            "who",
+        );
+        let whole = writer.finish().to_vec();
+        for cut in 0..whole.len() {
+            assert!(Record::decode(&whole[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(Record::decode(&[9, 1]).unwrap_err().at, 0);
+        assert!(Record::decode(&[VERSION, 77]).is_err());
+    }
+
+    #[test]
+    fn a_table_goes_to_one_partition_whoever_routes_it() {
+        assert_eq!(
+            partition_of("hr.salaries", 6),
+            partition_of("hr.salaries", 6)
+        );
+        let spread: std::collections::BTreeSet<i32> = (0..100)
+            .map(|i| partition_of(&format!("db.table_{i}"), 6))
+            .collect();
+        assert_eq!(spread.len(), 6, "100 tables reach every partition");
+        assert!((0..1000).all(|i| (0..6).contains(&partition_of(&i.to_string(), 6))));
+        // Pinned: a change here would move every table's state to another partition.
+        assert_eq!(
+            partition_of("hr.salaries", 6),
+            partition_of("hr.salaries", 12) % 6
+        );
+    }
+}

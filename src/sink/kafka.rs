@@ -1,0 +1,69 @@
+//! Alerts to a Kafka topic, for downstream systems that consume from Kafka: each alert event
+//! is one record, its value the alert JSON (schema `exposure.alert/v1`), its key the alert id
+//! (so every event of one window lands in one partition, in order), written by an idempotent
+//! producer. A record is acknowledged once the broker has it (`acks=all`).
+
+use super::{DeliveryError, Sink, SinkFuture};
+use crate::detect::Alert;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub struct KafkaSink {
+    name: String,
+    topic: String,
+    producer: FutureProducer,
+    timeout: Duration,
+}
+
+impl KafkaSink {
+    /// A producer to `brokers` with `client` settings passed through to librdkafka.
+    pub fn new(
+        name: String,
+        brokers: &str,
+        topic: String,
+        client: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<KafkaSink, String> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", timeout.as_millis().to_string())
+            .set("log_level", "4");
+        for (key, value) in client {
+            config.set(key, value);
+        }
+        let producer = config.create().map_err(|e| e.to_string())?;
+        Ok(KafkaSink {
+            name,
+            topic,
+            producer,
+            timeout,
+        })
+    }
+}
+
+impl Sink for KafkaSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let body = alert.to_json();
+            let record = FutureRecord::to(&self.topic).key(&alert.id).payload(&body);
+            match self.producer.send(record, self.timeout).await {
+                Ok(_) => Ok(()),
+                // Every librdkafka failure here is worth another try (the broker is down or
+                // slow); the outbox keeps the alert meanwhile.
+                Err((e, _)) => Err(DeliveryError::Retry {
+                    reason: format!("kafka: {e}"),
+                    after: None,
+                }),
+            }
+        })
+    }
+}
