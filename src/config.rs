@@ -248,6 +248,10 @@ impl Config {
                 .unwrap_or(base.min_principals),
         };
         check_thresholds("detect", &defaults)?;
+        let lateness = flags
+            .lateness
+            .or(d.lateness)
+            .unwrap_or(DetectorSettings::default().lateness);
         let mut allow_patterns = d.allow.clone();
         allow_patterns.extend(flags.allow.iter().cloned());
         let allow = compile_glob_set(&allow_patterns)
@@ -333,10 +337,7 @@ impl Config {
                         .collect(),
                 },
                 read_actions: ReadActions::new(read_actions),
-                lateness: flags
-                    .lateness
-                    .or(d.lateness)
-                    .unwrap_or(DetectorSettings::default().lateness),
+                lateness,
                 max_ahead: d.max_ahead.unwrap_or(DetectorSettings::default().max_ahead),
                 emit_updates: flags.updates || d.updates,
                 report_from: flags.report_from,
@@ -378,7 +379,7 @@ impl Config {
             },
             kafka: match &file.input.kafka {
                 Some(section) => Some(
-                    crate::kafka::KafkaSettings::from_section(section)
+                    crate::kafka::KafkaSettings::from_section(section, lateness)
                         .map_err(|(key, message)| invalid(format!("input.kafka.{key}"), message))?,
                 ),
                 None => None,

@@ -280,7 +280,7 @@ impl Stage {
 
     fn advance(&mut self) {
         let lateness = self.config.detector.lateness.to_std();
-        let silence = self.settings.silence.map_or(lateness, |s| s.to_std());
+        let silence = self.settings.silence();
         for detector in self.owned.values_mut() {
             detector.advance(silence, lateness, &mut self.alerts);
         }

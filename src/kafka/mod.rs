@@ -57,7 +57,8 @@ pub struct KafkaSection {
     /// Where undecodable records go (`topic`), with headers saying where they came from and
     /// why; without it they are counted and logged.
     pub dead_letter_topic: Option<String>,
-    /// How long a source not heard of holds time back (default: `lateness`).
+    /// How long a source not heard of holds time back (default: `lateness`, at least 60s —
+    /// longer than the group takes to hand a dead instance's partitions to another).
     pub silence: Option<Span>,
     /// librdkafka settings passed through as is (TLS, SASL, timeouts), e.g.
     /// `"security.protocol" = "SASL_SSL"`.
@@ -74,7 +75,9 @@ pub struct KafkaSettings {
     pub partitions: i32,
     pub replication_factor: i32,
     pub dead_letter_topic: Option<String>,
-    pub silence: Option<Span>,
+    /// See [`KafkaSection::silence`]; resolved against `lateness` by [`KafkaSettings::silence`].
+    silence: Option<Span>,
+    lateness: Duration,
     pub client: BTreeMap<String, String>,
 }
 
@@ -93,7 +96,10 @@ const MANAGED: &[&str] = &[
 
 impl KafkaSettings {
     /// Validates a section; an error names the key (under `input.kafka.`) and what is wrong.
-    pub fn from_section(section: &KafkaSection) -> Result<KafkaSettings, (String, String)> {
+    pub fn from_section(
+        section: &KafkaSection,
+        lateness: Span,
+    ) -> Result<KafkaSettings, (String, String)> {
         let bad = |key: &str, message: &str| Err((key.to_string(), message.to_string()));
         if section.brokers.trim().is_empty() {
             return bad("brokers", "is empty (host:port[,host:port…])");
@@ -135,8 +141,15 @@ impl KafkaSettings {
             replication_factor: section.replication_factor.unwrap_or(-1),
             dead_letter_topic: section.dead_letter_topic.clone(),
             silence: section.silence,
+            lateness: lateness.to_std(),
             client: section.client.clone(),
         })
+    }
+
+    /// How long a source not heard of holds time back.
+    pub fn silence(&self) -> Duration {
+        self.silence
+            .map_or(self.lateness.max(Duration::from_secs(60)), Span::to_std)
     }
 
     pub fn repartition_topic(&self) -> String {

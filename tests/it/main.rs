@@ -4,6 +4,7 @@ mod cli;
 mod config_example;
 mod formats;
 mod golden;
+mod kafka;
 mod layering;
 mod malformed;
 mod overlap;

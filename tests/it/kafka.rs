@@ -1,0 +1,717 @@
+//! `exposure watch` over Kafka, against a real Kafka-protocol broker (tansu, started here on
+//! 127.0.0.1; `scripts/install-test-deps.sh` installs it). One data set as companies have it
+//! — a million reads of 300 tables shipped to six raw partitions by principal, exposures and
+//! decoys among them, a few broken records — is produced once; then one instance, three
+//! instances, and three instances with faults (one killed with SIGKILL and restarted later,
+//! one stopped cleanly, a fourth joining half-way) each give exactly the alerts `exposure
+//! replay` gives over the same events.
+
+use crate::TestEnv;
+use crate::util::eventually;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A tansu broker on a free port of 127.0.0.1, memory storage, stopped on drop.
+pub struct Broker {
+    child: Child,
+    pub addr: String,
+}
+
+fn tansu() -> PathBuf {
+    if let Ok(path) = std::env::var("EXPOSURE_TANSU") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let candidates = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join("tansu"))
+        .chain([Path::new(&home).join(".cargo/bin/tansu")])
+        .collect::<Vec<_>>();
+    candidates.into_iter().find(|p| p.exists()).expect(
+        "the tansu broker is not installed: `bash scripts/install-test-deps.sh` (.ci/run does)",
+    )
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let addr = format!("127.0.0.1:{port}");
+        eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(&addr)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+        Broker { child, addr }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.addr);
+        config
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let results = runtime
+            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            .unwrap();
+        for result in results {
+            result.unwrap();
+        }
+    }
+
+    /// Produces `(partition, payload)` records, in order per partition, and waits for them.
+    pub fn produce(&self, topic: &str, records: &[(i32, Vec<u8>)]) {
+        let producer: ThreadedProducer<DefaultProducerContext> = self
+            .client()
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        for (partition, payload) in records {
+            let mut record = BaseRecord::<(), [u8]>::to(topic)
+                .partition(*partition)
+                .payload(payload);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(120)).unwrap();
+    }
+
+    /// Every record of `topic`: (key, payload, headers).
+    pub fn read_all(&self, topic: &str) -> Vec<(Option<String>, String, BTreeMap<String, String>)> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", format!("reader-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let mut ends = BTreeMap::new();
+        let mut list = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            if high > low {
+                ends.insert(p, high);
+                list.add_partition_offset(topic, p, rdkafka::Offset::Offset(low))
+                    .unwrap();
+            }
+        }
+        consumer.assign(&list).unwrap();
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ends.is_empty() && Instant::now() < deadline {
+            let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                            (h.key.to_string(), value.unwrap_or_default())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((
+                message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+                headers,
+            ));
+            if ends.get(&message.partition()) == Some(&(message.offset() + 1)) {
+                ends.remove(&message.partition());
+            }
+        }
+        records
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny deterministic generator (the same data on every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const T0: i64 = 1_772_409_600; // 2026-03-02T00:00:00Z
+const DAY: i64 = 86_400;
+pub const RAW_PARTITIONS: i32 = 6;
+const TABLES: u64 = 300;
+
+fn table(i: u64) -> String {
+    format!("db{}.t{i:03}", i % 5)
+}
+
+fn baseline(table: u64, k: u64) -> String {
+    format!("emp{:04}", (table * 7 + k * 13) % 2000)
+}
+
+/// One read as the canonical JSON lines format writes it.
+fn line(ts_ms: i64, principal: &str, table: &str) -> String {
+    let ts = chrono::DateTime::from_timestamp_millis(ts_ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    format!(r#"{{"ts":"{ts}","principal":"{principal}","table":"{table}","action":"SELECT"}}"#)
+}
+
+/// The data set: `(time ms, raw partition, record)`, sorted by time. Shipped to a raw
+/// partition by principal, as a fleet of per-host shippers would.
+pub fn dataset(background: u64) -> Vec<(i64, i32, String)> {
+    let mut rng = Lcg(42);
+    let mut events: Vec<(i64, String, String)> = Vec::new();
+    let span_ms = 3 * DAY * 1000;
+    for j in 0..background {
+        let t = rng.below(TABLES);
+        let who = baseline(t, rng.below(8));
+        let ts = T0 * 1000 + (j as i64 * span_ms) / background as i64;
+        events.push((ts, who, table(t)));
+    }
+    // Exposures, after a day of learning: many newcomers within minutes.
+    for (n, (t, day_ms, newcomers)) in [
+        (11u64, DAY * 1000 + 3_600_000, 40u64),
+        (57, DAY * 1000 + 7_200_000, 12),
+        (123, DAY * 1500, 25),
+        (200, 2 * DAY * 1000 + 600_000, 8),
+        (201, 2 * DAY * 1000 + 660_000, 8),
+        (299, 2 * DAY * 1200, 16),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for k in 0..newcomers {
+            let who = format!("outsider{n}_{k:02}");
+            for r in 0..=(k % 3) {
+                let ts = T0 * 1000 + day_ms + (k as i64) * 20_000 + r as i64 * 7_000;
+                events.push((ts, who.clone(), table(t)));
+            }
+        }
+    }
+    // Decoys: two newcomers only; allowed service accounts; newcomers an hour apart.
+    for (t, start) in [(5u64, DAY * 1100), (77, DAY * 1300), (150, DAY * 2100)] {
+        for k in 0..2 {
+            events.push((
+                T0 * 1000 + start + k * 60_000,
+                format!("visitor{t}_{k}"),
+                table(t),
+            ));
+        }
+        for k in 0..5 {
+            events.push((
+                T0 * 1000 + start + k * 30_000,
+                format!("svc-etl-{k}"),
+                table(t + 1),
+            ));
+        }
+        for k in 0..4 {
+            events.push((
+                T0 * 1000 + start + k * 3_600_000,
+                format!("drifter{t}_{k}"),
+                table(t + 2),
+            ));
+        }
+    }
+    events.sort();
+    // Every shipper's last line comes a day later: every window closes within the data.
+    let end = events.last().unwrap().0 + DAY * 1000;
+    let mut shipped: Vec<(i64, i32, String)> = events
+        .into_iter()
+        .map(|(ts, who, t)| {
+            let partition =
+                (who.bytes().map(u64::from).sum::<u64>() % RAW_PARTITIONS as u64) as i32;
+            (ts, partition, line(ts, &who, &t))
+        })
+        .collect();
+    for partition in 0..RAW_PARTITIONS {
+        shipped.push((
+            end + i64::from(partition),
+            partition,
+            line(end + i64::from(partition), "emp0000", &table(0)),
+        ));
+    }
+    shipped.sort_by_key(|(ts, p, _)| (*ts, *p));
+    shipped
+}
+
+/// Detection settings shared by replay and watch.
+pub const DETECT: &str = r#"[detect]
+learn = "1d"
+span = "10m"
+quiet = "15m"
+min_principals = 3
+lateness = "2s"
+allow = ["svc-*"]
+"#;
+
+/// One `exposure watch` over Kafka, its log in `STATE.log`.
+pub struct Instance {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+    pub alerts: PathBuf,
+    metrics_addr: String,
+}
+
+impl Instance {
+    /// Starts instance `name` of group `group` in `env` (its state dir `name`, its alerts in
+    /// `name/alerts.jsonl`); `extra_config` is appended to its configuration.
+    pub fn start(
+        env: &TestEnv,
+        broker: &Broker,
+        group: &str,
+        name: &str,
+        extra_config: &str,
+    ) -> Instance {
+        let alerts = env.path(&format!("{name}/alerts.jsonl"));
+        std::fs::create_dir_all(env.path(name)).unwrap();
+        let config = format!(
+            "{DETECT}\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
+            broker.addr,
+            alerts.display()
+        );
+        let config_path = env.write(&format!("{name}.toml"), config);
+        let log = env.path(&format!("{name}.log"));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = env
+            .command(&[
+                "watch",
+                "--config",
+                config_path.to_str().unwrap(),
+                "--state-dir",
+                env.path(name).to_str().unwrap(),
+                "--from-beginning",
+                "--checkpoint-every",
+                "500ms",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let mut instance = Instance {
+            name: name.to_string(),
+            child,
+            log,
+            alerts,
+            metrics_addr: String::new(),
+        };
+        instance.metrics_addr = eventually(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = instance.child.try_wait() {
+                panic!("{name} exited: {status}\n{}", instance.log_text());
+            }
+            instance
+                .log_text()
+                .lines()
+                .find(|l| l.contains("serving metrics"))
+                .and_then(|l| l.rsplit("addr=").next())
+                .map(|a| a.trim().to_string())
+                .ok_or_else(|| "not serving metrics yet".to_string())
+        });
+        instance
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = crate::util::http_get(&self.metrics_addr, "/metrics")?;
+        let prefix = format!("exposure_{name} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    pub fn metrics_text(&self) -> String {
+        crate::util::http_get(&self.metrics_addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    /// SIGTERM, and waits for it to exit 0.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{} exited {status}:\n{}",
+            self.name,
+            self.log_text()
+        );
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The alerts delivered to the sinks of `instances` (whole lines), in all.
+pub fn delivered(files: &[PathBuf]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for file in files {
+        let Ok(file) = std::fs::File::open(file) else {
+            continue;
+        };
+        for line in BufReader::new(file).lines().map_while(Result::ok) {
+            // A line cut by SIGKILL is not an alert delivered (it is sent again).
+            if serde_json::from_str::<serde_json::Value>(&line).is_ok() {
+                lines.push(line);
+            }
+        }
+    }
+    lines
+}
+
+/// Waits until every expected alert was delivered (or `timeout`), lets a moment pass, and
+/// returns what was delivered.
+fn wait_for_all(files: &[PathBuf], expected: &BTreeSet<String>, timeout: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let got: BTreeSet<String> = delivered(files).into_iter().collect();
+        if expected.is_subset(&got) || start.elapsed() >= timeout {
+            std::thread::sleep(Duration::from_secs(1));
+            return delivered(files);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Nothing lost (every expected alert delivered), nothing wrong (every delivered alert
+/// expected, byte for byte), repeats only of the same alert.
+fn assert_same_alerts(what: &str, delivered: &[String], expected: &BTreeSet<String>) {
+    let got: BTreeSet<String> = delivered.iter().cloned().collect();
+    let missing: Vec<&String> = expected.difference(&got).collect();
+    let wrong: Vec<&String> = got.difference(expected).collect();
+    let short = |alerts: &[&String]| -> Vec<String> {
+        alerts
+            .iter()
+            .take(5)
+            .map(|a| a.chars().take(300).collect())
+            .collect()
+    };
+    assert!(
+        missing.is_empty() && wrong.is_empty(),
+        "{what}: {} of {} alerts missing, {} not expected\nmissing: {:#?}\nnot expected: {:#?}",
+        missing.len(),
+        expected.len(),
+        wrong.len(),
+        short(&missing),
+        short(&wrong),
+    );
+}
+
+struct Fixture {
+    env: TestEnv,
+    broker: Broker,
+    expected: BTreeSet<String>,
+    /// Records produced in phases: the data set cut in three, in time order.
+    phases: Vec<Vec<(i32, Vec<u8>)>>,
+}
+
+const BAD_RECORDS: usize = 5;
+
+fn fixture() -> Fixture {
+    let env = TestEnv::new();
+    let broker = Broker::start();
+    broker.create_topic("access-logs", RAW_PARTITIONS);
+    let data = dataset(1_000_000);
+    // What `exposure replay` says of the same events.
+    let mut replay_input = String::new();
+    for (_, _, record) in &data {
+        replay_input.push_str(record);
+        replay_input.push('\n');
+    }
+    env.write("replay.toml", DETECT);
+    env.write("events.jsonl", &replay_input);
+    let replay = env.run(&[
+        "replay",
+        "--config",
+        "replay.toml",
+        "--no-progress",
+        "events.jsonl",
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let expected: BTreeSet<String> = replay.stdout.lines().map(str::to_string).collect();
+    let opens = expected
+        .iter()
+        .filter(|a| a.contains("\"status\":\"open\""))
+        .count();
+    assert_eq!(opens, 6, "the data set holds six exposures: {expected:#?}");
+    // Broken records among the first third, in one raw partition.
+    let mut records: Vec<(i32, Vec<u8>)> = data
+        .into_iter()
+        .map(|(_, p, r)| (p, r.into_bytes()))
+        .collect();
+    for k in 0..BAD_RECORDS {
+        records.insert(
+            1000 + k * 5000,
+            (0, format!("{{\"ts\": not json {k}").into_bytes()),
+        );
+    }
+    let third = records.len() / 3;
+    let phases = vec![
+        records[..third].to_vec(),
+        records[third..2 * third].to_vec(),
+        records[2 * third..].to_vec(),
+    ];
+    Fixture {
+        env,
+        broker,
+        expected,
+        phases,
+    }
+}
+
+/// The Kafka tests share the machine's two cores with each other only one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What went wrong, from the instances' logs: their warnings and errors.
+fn warnings(instances: &[&Path]) -> String {
+    let mut out = String::new();
+    for log in instances {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(40)
+        {
+            out.push_str(&format!("{}: {line}\n", log.display()));
+        }
+    }
+    out
+}
+
+fn check(what: &str, files: &[PathBuf], logs: &[&Path], expected: &BTreeSet<String>) {
+    let got = wait_for_all(files, expected, Duration::from_secs(300));
+    let set: BTreeSet<String> = got.iter().cloned().collect();
+    if &set != expected {
+        eprintln!("{}", warnings(logs));
+    }
+    assert_same_alerts(what, &got, expected);
+}
+
+#[test]
+fn one_instance_gives_the_alerts_of_replay_to_every_sink_and_counts_bad_records() {
+    let _serial = serial();
+    let f = fixture();
+    for phase in &f.phases {
+        f.broker.produce("access-logs", phase);
+    }
+    f.broker.create_topic("exposure-alerts", 3);
+    f.broker.create_topic("bad-records", 1);
+    let one = Instance::start(
+        &f.env,
+        &f.broker,
+        "one",
+        "one",
+        "\n[[sinks]]\nkind = \"kafka\"\nbrokers = \"BROKER\"\ntopic = \"exposure-alerts\"\n"
+            .replace("BROKER", &f.broker.addr)
+            .as_str(),
+    );
+    check(
+        "one instance",
+        &[one.alerts.clone()],
+        &[&one.log],
+        &f.expected,
+    );
+    assert_eq!(one.metric("malformed_total"), Some(BAD_RECORDS as f64));
+    let text = one.metrics_text();
+    for partition in 0..6 {
+        for figure in [
+            "lag",
+            "events_total",
+            "state_bytes",
+            "checkpoint_age_seconds",
+        ] {
+            let name = format!("exposure_kafka_partition_{figure}{{partition=\"{partition}\"}}");
+            assert!(text.contains(&name), "{name} in {text}");
+        }
+    }
+    let to_kafka = eventually(Duration::from_secs(30), || {
+        let records = f.broker.read_all("exposure-alerts");
+        (records.len() >= f.expected.len())
+            .then_some(records)
+            .ok_or_else(|| "the Kafka sink has not delivered every alert yet".to_string())
+    });
+    one.stop();
+    let from_kafka: Vec<String> = to_kafka.iter().map(|(_, v, _)| v.clone()).collect();
+    assert_same_alerts("the Kafka sink", &from_kafka, &f.expected);
+    for (key, value, _) in &to_kafka {
+        let alert: serde_json::Value = serde_json::from_str(value).unwrap();
+        assert_eq!(
+            key.as_deref(),
+            alert["id"].as_str(),
+            "keyed by the alert id"
+        );
+    }
+}
+
+#[test]
+fn three_instances_share_the_partitions_and_give_the_alerts_of_replay() {
+    let _serial = serial();
+    let f = fixture();
+    for phase in &f.phases {
+        f.broker.produce("access-logs", phase);
+    }
+    let three: Vec<Instance> = (0..3)
+        .map(|i| Instance::start(&f.env, &f.broker, "three", &format!("three-{i}"), ""))
+        .collect();
+    let files: Vec<PathBuf> = three.iter().map(|i| i.alerts.clone()).collect();
+    let logs: Vec<&Path> = three.iter().map(|i| i.log.as_path()).collect();
+    check("three instances", &files, &logs, &f.expected);
+    let sharing = three
+        .iter()
+        .filter(|i| i.metrics_text().contains("exposure_kafka_partition_lag{"))
+        .count();
+    assert!(
+        sharing >= 2,
+        "the partitions are shared: {sharing} of 3 instances own some"
+    );
+    for instance in three {
+        instance.stop();
+    }
+}
+
+/// Events the live instances ingested, in all.
+fn ingested(instances: &[&Instance]) -> f64 {
+    instances
+        .iter()
+        .filter_map(|i| i.metric("events_read_total"))
+        .sum()
+}
+
+#[test]
+fn killed_stopped_and_joining_instances_lose_nothing_and_alert_nothing_wrong() {
+    let _serial = serial();
+    let f = fixture();
+    let (env, broker) = (&f.env, &f.broker);
+    let group = "faults";
+    broker.produce("access-logs", &f.phases[0]);
+    let a = Instance::start(env, broker, group, "a", "");
+    let b = Instance::start(env, broker, group, "b", "");
+    let c = Instance::start(env, broker, group, "c", "");
+    let first = f.phases[0].len() as f64;
+    eventually(Duration::from_secs(120), || {
+        let n = ingested(&[&a, &b, &c]);
+        (n >= first * 0.5)
+            .then_some(())
+            .ok_or_else(|| format!("{n} of {first} ingested"))
+    });
+    // Mid-stream: one instance dies without a word.
+    let (a_alerts, a_log) = (a.alerts.clone(), a.log.clone());
+    a.kill9();
+    broker.produce("access-logs", &f.phases[1]);
+    // Another is stopped cleanly; a fourth joins.
+    std::thread::sleep(Duration::from_secs(2));
+    let (b_alerts, b_log) = (b.alerts.clone(), b.log.clone());
+    b.stop();
+    let d = Instance::start(env, broker, group, "d", "");
+    broker.produce("access-logs", &f.phases[2]);
+    // The killed one comes back (its state dir and outbox as it left them).
+    std::thread::sleep(Duration::from_secs(2));
+    let a = Instance::start(env, broker, group, "a", "");
+    let files = [a_alerts, b_alerts, c.alerts.clone(), d.alerts.clone()];
+    let logs = [
+        a_log.as_path(),
+        b_log.as_path(),
+        c.log.as_path(),
+        d.log.as_path(),
+    ];
+    check("faults", &files, &logs, &f.expected);
+    for instance in [a, c, d] {
+        instance.stop();
+    }
+}
