@@ -603,7 +603,7 @@ fn one_instance_gives_the_alerts_of_replay_to_every_sink_and_counts_bad_records(
     );
     check(
         "one instance",
-        &[one.alerts.clone()],
+        std::slice::from_ref(&one.alerts),
         &[&one.log],
         &f.expected,
     );
