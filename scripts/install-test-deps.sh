@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Installs the programs the integration tests start themselves (on 127.0.0.1 or a Unix socket
-# only): Prometheus Alertmanager (sink tests), PostgreSQL 15 with pgaudit (the pgaudit proof).
-# Debian packages; needs root (or sudo).
+# Installs what the build and the integration tests need: cmake and libcurl's headers (librdkafka
+# is built from source by the rdkafka crate), and the programs the tests start themselves (on
+# 127.0.0.1 or a Unix socket only): Prometheus Alertmanager (sink tests), PostgreSQL 15 with
+# pgaudit (the pgaudit proof), the tansu Kafka-protocol broker (Kafka tests; from crates.io,
+# ~10 min to build the first time). Debian packages need root (or sudo).
 set -euo pipefail
 need=()
+command -v cmake >/dev/null || need+=(cmake)
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 [ -f /usr/lib/postgresql/15/lib/pgaudit.so ] || need+=(postgresql-15-pgaudit)
-if [ ${#need[@]} -eq 0 ]; then
-    echo "test dependencies present"
-    exit 0
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+    # The packages' own services are not wanted (the tests start their own instances).
+    $sudo systemctl disable --now prometheus-alertmanager postgresql >/dev/null 2>&1 || true
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-# The packages' own services are not wanted (the tests start their own instances).
-$sudo systemctl disable --now prometheus-alertmanager postgresql >/dev/null 2>&1 || true
+if ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+    echo "installing the tansu broker from crates.io (once, ~10 min)"
+    cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --quiet
+fi
+echo "test dependencies present"

@@ -140,7 +140,7 @@ pub fn run(
         .create()
         .map_err(kafka_error("cannot create the state producer"))?;
     let reader: BaseConsumer = settings
-        .client_config()
+        .consumer_config()
         .set("group.id", format!("{}-restore", settings.group))
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "134217728")
@@ -165,7 +165,7 @@ pub fn run(
         failed: None,
     };
     let consumer: BaseConsumer<DetectContext> = settings
-        .client_config()
+        .consumer_config()
         .set("group.id", settings.detect_group())
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

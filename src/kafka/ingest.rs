@@ -108,7 +108,14 @@ struct IngestContext {
     stage: Mutex<Stage>,
 }
 
-impl ClientContext for IngestContext {}
+impl ClientContext for IngestContext {
+    /// The end of a partition is news to the loop, not an error.
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(error = %error, "kafka: {reason}");
+        }
+    }
+}
 
 impl ConsumerContext for IngestContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<IngestContext>, rebalance: &Rebalance<'_>) {
@@ -166,7 +173,7 @@ pub fn run(
         dead_letters: 0,
     };
     let consumer: BaseConsumer<IngestContext> = settings
-        .client_config()
+        .consumer_config()
         .set("group.id", &settings.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -167,13 +167,27 @@ impl KafkaSettings {
     /// A client configuration: brokers, exposure's defaults, then the configured `client`
     /// settings over them.
     pub fn client_config(&self) -> ClientConfig {
+        self.config_with(&[])
+    }
+
+    /// A consumer's configuration: exposure's consumer defaults too (a dead instance's
+    /// partitions move on after 10 s), under the configured settings.
+    pub fn consumer_config(&self) -> ClientConfig {
+        self.config_with(&[
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ])
+    }
+
+    fn config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
             .set("socket.keepalive.enable", "true")
             .set("log_level", "4");
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
         for (key, value) in &self.client {
             config.set(key, value);
         }
@@ -256,7 +270,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
 /// the sources (`topic/partition` of every raw topic partition).
 fn prepare_topics(settings: &KafkaSettings) -> anyhow::Result<Vec<String>> {
     let probe: BaseConsumer = settings
-        .client_config()
+        .consumer_config()
         .create()
         .context("cannot create a Kafka client (check [input.kafka.client])")?;
     let timeout = Duration::from_secs(30);

@@ -301,13 +301,15 @@ pub fn dataset(background: u64) -> Vec<(i64, i32, String)> {
     shipped
 }
 
-/// Detection settings shared by replay and watch.
+/// Detection settings shared by replay and watch. The data is history, produced in bursts
+/// with pauses between them: a `lateness` longer than any pause keeps the sources from being
+/// taken as idle, whose time would otherwise go on with the wall clock (docs/kafka.md).
 pub const DETECT: &str = r#"[detect]
 learn = "1d"
 span = "10m"
 quiet = "15m"
 min_principals = 3
-lateness = "2s"
+lateness = "10m"
 allow = ["svc-*"]
 "#;
 
@@ -332,6 +334,11 @@ impl Instance {
     ) -> Instance {
         let alerts = env.path(&format!("{name}/alerts.jsonl"));
         std::fs::create_dir_all(env.path(name)).unwrap();
+        std::fs::set_permissions(
+            env.path(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         let config = format!(
             "{DETECT}\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
             broker.addr,
