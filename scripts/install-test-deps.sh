@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Installs what the build and the integration tests need: cmake and libcurl's headers (librdkafka
-# is built from source by the rdkafka crate), and the programs the tests start themselves (on
+# Installs what the build and the integration tests need: OpenSSL's and zlib's headers (librdkafka
+# is built from source by the rdkafka crate, with make), and the programs the tests start themselves (on
 # 127.0.0.1 or a Unix socket only): Prometheus Alertmanager (sink tests), PostgreSQL 15 with
 # pgaudit (the pgaudit proof), the tansu Kafka-protocol broker (Kafka tests; from crates.io,
 # ~10 min to build the first time). Debian packages need root (or sudo).
 set -euo pipefail
 need=()
-command -v cmake >/dev/null || need+=(cmake)
-[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
+command -v make >/dev/null || need+=(make)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)

@@ -111,7 +111,11 @@ struct IngestContext {
 impl ClientContext for IngestContext {
     /// The end of a partition is news to the loop, not an error.
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let end = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end {
             tracing::error!(error = %error, "kafka: {reason}");
         }
     }

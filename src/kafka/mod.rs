@@ -407,3 +407,57 @@ impl Reports {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(extra: &str) -> KafkaSection {
+        toml::from_str(&format!(
+            "brokers = \"127.0.0.1:9092\"\ntopics = [\"logs\"]\ngroup = \"exposure\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn error(extra: &str) -> (String, String) {
+        KafkaSettings::from_section(&section(extra), Span::from_secs(300)).unwrap_err()
+    }
+
+    #[test]
+    fn settings_default_and_name_the_internal_topics() {
+        let settings = KafkaSettings::from_section(&section(""), Span::from_secs(300)).unwrap();
+        assert_eq!(settings.partitions, 6);
+        assert_eq!(settings.repartition_topic(), "exposure-repartition");
+        assert_eq!(settings.state_topic(), "exposure-state");
+        assert_eq!(settings.detect_group(), "exposure-detect");
+        assert_eq!(
+            settings.silence(),
+            Duration::from_secs(300),
+            "lateness, at least 60s"
+        );
+        let short = KafkaSettings::from_section(&section(""), Span::from_secs(2)).unwrap();
+        assert_eq!(short.silence(), Duration::from_secs(60));
+        let given = section("silence = \"5s\"");
+        let given = KafkaSettings::from_section(&given, Span::from_secs(2)).unwrap();
+        assert_eq!(given.silence(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        assert_eq!(error("partitions = 0").0, "partitions");
+        assert_eq!(error("format = \"parquet\"").0, "format");
+        assert_eq!(error("[client]\n\"group.id\" = \"x\"").0, "client.group.id");
+        let (key, message) = error("[client]\n\"enable.auto.commit\" = \"true\"");
+        assert_eq!(key, "client.enable.auto.commit");
+        assert!(message.contains("set by exposure"), "{message}");
+        let bad_group: KafkaSection =
+            toml::from_str("brokers = \"b:9092\"\ntopics = [\"logs\"]\ngroup = \"a group\"")
+                .unwrap();
+        let (key, _) = KafkaSettings::from_section(&bad_group, Span::from_secs(1)).unwrap_err();
+        assert_eq!(key, "group");
+        let unknown = toml::from_str::<KafkaSection>(
+            "brokers = \"b\"\ntopics = [\"t\"]\ngroup = \"g\"\nparitions = 3",
+        );
+        assert!(unknown.unwrap_err().to_string().contains("paritions"));
+    }
+}

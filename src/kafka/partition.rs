@@ -49,6 +49,12 @@ pub struct PartitionState {
     /// Delivery keys of the alerts emitted for windows still open: never emitted twice, by
     /// whichever instance owns the partition next.
     pub emitted: Vec<String>,
+    /// Events taken and repeats dropped since the partition began, whoever owned it: its
+    /// counters go on across owners.
+    #[serde(default)]
+    pub events: u64,
+    #[serde(default)]
+    pub repeats: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,7 +144,11 @@ impl PartitionDetector {
             sources,
             next_offset: state.next_offset,
             newest_seen: newest.map(|n| (n, now)),
-            counts: PartitionCounts::default(),
+            counts: PartitionCounts {
+                events: state.events,
+                repeats: state.repeats,
+                late: 0,
+            },
         })
     }
 
@@ -330,6 +340,8 @@ impl PartitionDetector {
                 })
                 .collect(),
             emitted: emitted(&open),
+            events: self.counts.events,
+            repeats: self.counts.repeats,
         }
     }
 }

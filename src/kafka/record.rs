@@ -5,7 +5,7 @@
 //! - an [`EventBatch`]: events of one source (a raw topic partition) for one repartition
 //!   partition, each tagged with its position in the source (`offset`, `index` within the
 //!   record), so that the detect stage drops what a restarted ingest sends twice;
-//! - a [`Progress`] marker: how far each source the sending instance reads has got in event
+//! - a [`Record::Progress`] marker: how far each source the sending instance reads has got in event
 //!   time, sent to every partition, so that every detector knows when no older event can come
 //!   from any source (a watermark, as stream processors propagate them).
 //!

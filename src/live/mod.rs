@@ -45,7 +45,8 @@ pub struct WatchOptions {
     pub per_source_order: bool,
     /// How long shutdown waits for sinks to deliver what is journaled.
     pub drain_timeout: Duration,
-    /// See [`EngineOptions::outbox_max_bytes`].
+    /// The outbox journal's bound on disk; beyond it the oldest undelivered alerts are given
+    /// up to the dead-letter files (see [`outbox::Outbox::overflow`]).
     pub outbox_max_bytes: u64,
 }
 

@@ -153,7 +153,7 @@ pub enum SinkSection {
     },
 }
 
-/// Settings every HTTP sink takes.
+/// Settings every network sink takes (HTTP and Kafka).
 #[derive(Debug, Clone, Copy, Default)]
 struct HttpSection {
     timeout: Option<Span>,

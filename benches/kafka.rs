@@ -1,0 +1,382 @@
+//! Throughput of `exposure watch` over Kafka, measured whole (a measurement run by `cargo bench
+//! --bench kafka`; not criterion, since what is measured is running services and a broker).
+//!
+//! A tansu broker (the one the tests use) is started on 127.0.0.1, pinned to CPU 1; the
+//! synthetic access log of `benches/synth` (`EXPOSURE_KAFKA_EVENTS` reads, default 2 000 000)
+//! is produced to a 6-partition raw topic once. Then, in the same run:
+//!
+//! - **broker**: a plain consumer reads every raw record back (the broker's own limit, and
+//!   the producer's rate while loading);
+//! - **file, 1 core**: `exposure watch --from-beginning` over the same events as one JSON
+//!   lines file, pinned to CPU 0: the file path;
+//! - **kafka, 1 instance, 1 core**: `exposure watch` over the topic (ingest + repartition +
+//!   detect), pinned to CPU 0, with a fresh group: the Kafka path on one core;
+//! - **kafka, 1 instance** and **kafka, 2 instances**, unpinned (sharing both cores with the
+//!   broker).
+//!
+//! Each figure is events/s from the first event taken to the last (process start and group
+//! join left out), read from `/metrics`: `events_read_total` for the file path, the sum of
+//! `exposure_kafka_partition_events_total` (events through detection) for Kafka; and the CPU
+//! time the exposure processes used per event (user + system, from /proc), which is what "per
+//! event on one core" compares when the broker, not exposure, sets the pace. Each is run
+//! `EXPOSURE_KAFKA_RUNS` times (default 3); the best and the median are printed.
+
+#[path = "synth/mod.rs"]
+mod synth;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn tansu() -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let local = format!("{home}/.cargo/bin/tansu");
+    if Path::new(&local).exists() {
+        local
+    } else {
+        "tansu".to_string()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// The sum of every sample of metric `name` (all labels).
+fn metric_sum(addr: &str, name: &str) -> f64 {
+    let Some(body) = http_get(addr, "/metrics") else {
+        return 0.0;
+    };
+    body.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A running `exposure watch`, its log in a file.
+struct Watch {
+    child: Child,
+    metrics: String,
+}
+
+impl Watch {
+    fn start(dir: &Path, name: &str, cpu: Option<&str>, args: &[&str]) -> Watch {
+        let state = dir.join(name);
+        std::fs::create_dir_all(&state).unwrap();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let exe = env!("CARGO_BIN_EXE_exposure");
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpu, exe]);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = command
+            .args(["watch", "--state-dir", state.to_str().unwrap()])
+            .args(["--metrics-addr", "127.0.0.1:0", "--log-level", "info"])
+            .args(["--checkpoint-every", "5s"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let log_path = dir.join(format!("{name}.log"));
+        let start = Instant::now();
+        let metrics = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(addr) = text
+                .lines()
+                .find(|l| l.contains("serving metrics"))
+                .and_then(|l| l.rsplit("addr=").next())
+            {
+                break addr.trim().to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name} did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Watch { child, metrics }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// CPU nanoseconds per event the `watches` used in all (process start and idle included).
+fn cpu_ns_per_event(watches: &[Watch], events: f64) -> f64 {
+    let cpu: f64 = watches.iter().map(|w| cpu_seconds(w.child.id())).sum();
+    cpu * 1e9 / events
+}
+
+/// Events/s from the first event counted to `target`, summing `metric` over `watches`.
+fn rate(watches: &[Watch], metric: &str, target: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first: Option<(Instant, f64)> = None;
+    loop {
+        let now = Instant::now();
+        let n: f64 = watches.iter().map(|w| metric_sum(&w.metrics, metric)).sum();
+        if first.is_none() && n > 0.0 {
+            first = Some((now, n));
+        }
+        if n >= target {
+            let (t0, n0) = first.expect("counted");
+            return (n - n0) / now.duration_since(t0).as_secs_f64();
+        }
+        assert!(now < deadline, "{metric}: {n} of {target} after 10 minutes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Prints the runs' figures; returns the median rate and the median CPU cost per event.
+fn report(what: &str, runs: Vec<(f64, f64)>) -> (f64, f64) {
+    let mut rates: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let mut costs: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    rates.sort_by(f64::total_cmp);
+    costs.sort_by(f64::total_cmp);
+    let best = *rates.last().unwrap();
+    let median = rates[rates.len() / 2];
+    let cost = costs[costs.len() / 2];
+    println!(
+        "{what:<28} best {best:>9.0} events/s  median {median:>9.0} events/s  cpu {cost:>6.0} ns/event  ({} runs)",
+        rates.len()
+    );
+    (median, cost)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` / `cargo bench -- --list`: nothing to list or check.
+    }
+    let events = env_u64("EXPOSURE_KAFKA_EVENTS", 2_000_000);
+    let runs = env_u64("EXPOSURE_KAFKA_RUNS", 3) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let broker_addr = format!("127.0.0.1:{port}");
+    let mut broker = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            &tansu(),
+            "broker",
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .args(["--listener-url", &url, "--advertised-listener-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu (bash scripts/install-test-deps.sh installs it)");
+    let start = Instant::now();
+    while TcpStream::connect(&broker_addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "tansu did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &broker_addr);
+
+    // The events, as one file and as records of the raw topic.
+    let mut file = Vec::new();
+    synth::write_jsonl(synth::Shape::new(events), &mut file).unwrap();
+    let events_file = dir.path().join("events.jsonl");
+    std::fs::write(&events_file, &file).unwrap();
+    let lines: Vec<&[u8]> = file
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let total = lines.len() as f64;
+    let admin: AdminClient<DefaultClientContext> = client.create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let topic = NewTopic::new("raw", 6, TopicReplication::Fixed(1));
+    for result in runtime
+        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+        .unwrap()
+    {
+        result.unwrap();
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = client
+        .clone()
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()
+        .unwrap();
+    let produce_start = Instant::now();
+    for (i, line) in lines.iter().enumerate() {
+        let mut record = BaseRecord::<(), [u8]>::to("raw")
+            .partition((i % 6) as i32)
+            .payload(*line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300)).unwrap();
+    let produced = total / produce_start.elapsed().as_secs_f64();
+    println!(
+        "{} events ({} MB); produced at {produced:.0} records/s",
+        lines.len(),
+        file.len() >> 20
+    );
+
+    // The broker's own limit: a plain consumer reads everything back.
+    let mut broker_rates = Vec::new();
+    for run in 0..runs {
+        let consumer: BaseConsumer = client
+            .clone()
+            .set("group.id", format!("plain-{run}"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["raw"]).unwrap();
+        let mut n = 0u64;
+        let mut first = None;
+        while (n as f64) < total {
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                first.get_or_insert_with(Instant::now);
+                n += 1;
+            }
+        }
+        broker_rates.push((n as f64 / first.unwrap().elapsed().as_secs_f64(), f64::NAN));
+    }
+    report("broker: plain consumer", broker_rates);
+
+    let config = |group: &str| {
+        let path = dir.path().join(format!("{group}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[input.kafka]\nbrokers = \"{broker_addr}\"\ntopics = [\"raw\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let reads = |watches: &[Watch]| -> f64 {
+        watches
+            .iter()
+            .map(|w| metric_sum(&w.metrics, "exposure_reads_total"))
+            .sum()
+    };
+
+    let mut file_rates = Vec::new();
+    let mut read_events = 0.0;
+    for run in 0..runs {
+        let watch = Watch::start(
+            dir.path(),
+            &format!("file-{run}"),
+            Some("0"),
+            &["--from-beginning", events_file.to_str().unwrap()],
+        );
+        let watch = [watch];
+        let r = rate(&watch, "exposure_events_read_total", total);
+        file_rates.push((r, cpu_ns_per_event(&watch, total)));
+        read_events = metric_sum(&watch[0].metrics, "exposure_reads_total");
+    }
+    let (_, file) = report("file, 1 core", file_rates);
+    // Only reads go through the repartition topic (other events only move time).
+
+    let kafka = |what: &str, instances: usize, cpu: Option<&str>| -> (f64, f64) {
+        let mut rates = Vec::new();
+        for run in 0..runs {
+            let group = format!(
+                "{}-{instances}-{run}",
+                if cpu.is_some() { "pinned" } else { "free" }
+            );
+            let path = config(&group);
+            let watches: Vec<Watch> = (0..instances)
+                .map(|i| {
+                    Watch::start(
+                        dir.path(),
+                        &format!("{group}-{i}"),
+                        cpu,
+                        &["--config", path.to_str().unwrap(), "--from-beginning"],
+                    )
+                })
+                .collect();
+            let r = rate(
+                &watches,
+                "exposure_kafka_partition_events_total",
+                read_events,
+            );
+            rates.push((r, cpu_ns_per_event(&watches, total)));
+            assert_eq!(reads(&watches), read_events, "every read ingested");
+        }
+        report(what, rates)
+    };
+    let (_, pinned) = kafka("kafka, 1 instance, 1 core", 1, Some("0"));
+    let (one, _) = kafka("kafka, 1 instance", 1, None);
+    let (two, _) = kafka("kafka, 2 instances", 2, None);
+    println!(
+        "kafka path per event on one core: {:.2}x the file path's CPU; 1 -> 2 instances: {:.2}x \
+         events/s (the broker's own limit above bounds both)",
+        pinned / file,
+        two / one
+    );
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
