@@ -2,6 +2,8 @@
 //! (flags win), checked once so that the rest of the code never sees an invalid value. Every
 //! error names the key (and for the file, the line and column) at fault.
 
+pub mod kafka;
+
 use crate::detect::policy::{
     Policies, TablePolicy, TableRule, Thresholds, compile_glob, compile_glob_set, literal_prefix,
 };
@@ -92,7 +94,7 @@ pub struct InputSection {
     pub snowflake: crate::format::snowflake::Options,
     pub databricks: crate::format::databricks::Options,
     /// `[input.kafka]`: read Kafka topics instead of files (`watch`).
-    pub kafka: Option<crate::kafka::KafkaSection>,
+    pub kafka: Option<kafka::KafkaSection>,
 }
 
 /// One `[[tables]]` rule.
@@ -219,7 +221,7 @@ pub struct Config {
     /// `[[sinks]]`, validated (secrets are read when the sinks are built).
     pub sinks: Vec<crate::sink::SinkSection>,
     /// `[input.kafka]`, validated.
-    pub kafka: Option<crate::kafka::KafkaSettings>,
+    pub kafka: Option<kafka::KafkaSettings>,
 }
 
 impl Config {
@@ -379,7 +381,7 @@ impl Config {
             },
             kafka: match &file.input.kafka {
                 Some(section) => Some(
-                    crate::kafka::KafkaSettings::from_section(section, lateness)
+                    kafka::KafkaSettings::from_section(section, lateness)
                         .map_err(|(key, message)| invalid(format!("input.kafka.{key}"), message))?,
                 ),
                 None => None,

@@ -13,8 +13,8 @@
 //!    where alerts go (the [`sink::Sink`] trait, Alertmanager, PagerDuty, webhooks, files);
 //!    [`state`]: the state directory's layout, lock and atomic writes; [`report`]: stderr.
 //! 4. [`config`]: what the user wrote, validated once, handed down as specs and decoders.
-//! 5. [`replay`], [`archive`], [`live`]: each command's wiring of sources, decoders, the
-//!    detector and sinks.
+//! 5. [`replay`], [`archive`], [`live`], [`kafka`]: each command's wiring of sources, decoders,
+//!    the detector and sinks (`kafka`: `watch` over Kafka, built on `live`'s service).
 //! 6. [`cli`]: flags to commands.
 
 pub mod archive;

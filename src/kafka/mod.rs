@@ -20,184 +20,18 @@ pub mod ingest;
 pub mod partition;
 pub mod record;
 
+pub use crate::config::kafka::{KafkaSection, KafkaSettings};
+
 use crate::config::Config;
-use crate::format::Format;
 use crate::live::metrics::Metrics;
 use crate::live::{Service, WatchOptions};
-use crate::time::Span;
 use anyhow::Context;
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
-
-/// `[input.kafka]` as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSection {
-    /// `host:port[,host:port…]`.
-    pub brokers: String,
-    /// The raw log topics.
-    pub topics: Vec<String>,
-    /// The consumer group; the internal topics and the detect group are named from it.
-    pub group: String,
-    /// The format of the records (default: `[input] format`); one log record per message.
-    pub format: Option<Format>,
-    /// Partitions of the repartition and state topics (default 6): the most instances that
-    /// share detection. Fixed once the topics exist.
-    pub partitions: Option<i32>,
-    /// Replication factor of the internal topics when this instance creates them (default:
-    /// the broker's default).
-    pub replication_factor: Option<i32>,
-    /// Where undecodable records go (`topic`), with headers saying where they came from and
-    /// why; without it they are counted and logged.
-    pub dead_letter_topic: Option<String>,
-    /// How long a source not heard of holds time back (default: `lateness`, at least 60s —
-    /// longer than the group takes to hand a dead instance's partitions to another).
-    pub silence: Option<Span>,
-    /// librdkafka settings passed through as is (TLS, SASL, timeouts), e.g.
-    /// `"security.protocol" = "SASL_SSL"`.
-    #[serde(default)]
-    pub client: BTreeMap<String, String>,
-}
-
-/// `[input.kafka]`, validated.
-#[derive(Debug, Clone)]
-pub struct KafkaSettings {
-    pub brokers: String,
-    pub topics: Vec<String>,
-    pub group: String,
-    pub partitions: i32,
-    pub replication_factor: i32,
-    pub dead_letter_topic: Option<String>,
-    /// See [`KafkaSection::silence`]; resolved against `lateness` by [`KafkaSettings::silence`].
-    silence: Option<Span>,
-    lateness: Duration,
-    pub client: BTreeMap<String, String>,
-}
-
-/// Client settings exposure sets itself: given in `client`, they are refused.
-const MANAGED: &[&str] = &[
-    "bootstrap.servers",
-    "metadata.broker.list",
-    "group.id",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "auto.offset.reset",
-    "enable.partition.eof",
-    "enable.idempotence",
-    "isolation.level",
-];
-
-impl KafkaSettings {
-    /// Validates a section; an error names the key (under `input.kafka.`) and what is wrong.
-    pub fn from_section(
-        section: &KafkaSection,
-        lateness: Span,
-    ) -> Result<KafkaSettings, (String, String)> {
-        let bad = |key: &str, message: &str| Err((key.to_string(), message.to_string()));
-        if section.brokers.trim().is_empty() {
-            return bad("brokers", "is empty (host:port[,host:port…])");
-        }
-        if section.topics.is_empty() || section.topics.iter().any(|t| t.trim().is_empty()) {
-            return bad("topics", "needs at least one topic name, none empty");
-        }
-        if section.group.trim().is_empty() || !section.group.chars().all(topic_char) {
-            return bad(
-                "group",
-                "needs letters, digits, '.', '_' or '-' (the internal topics are named from it)",
-            );
-        }
-        if section.format == Some(Format::Parquet) {
-            return bad(
-                "format",
-                "Parquet is files, not records; give a line format",
-            );
-        }
-        let partitions = section.partitions.unwrap_or(6);
-        if !(1..=10_000).contains(&partitions) {
-            return bad("partitions", "must be between 1 and 10000");
-        }
-        if let Some(key) = section
-            .client
-            .keys()
-            .find(|k| MANAGED.contains(&k.as_str()))
-        {
-            return Err((
-                format!("client.{key}"),
-                "is set by exposure itself (brokers, group, --from-beginning)".to_string(),
-            ));
-        }
-        Ok(KafkaSettings {
-            brokers: section.brokers.clone(),
-            topics: section.topics.clone(),
-            group: section.group.clone(),
-            partitions,
-            replication_factor: section.replication_factor.unwrap_or(-1),
-            dead_letter_topic: section.dead_letter_topic.clone(),
-            silence: section.silence,
-            lateness: lateness.to_std(),
-            client: section.client.clone(),
-        })
-    }
-
-    /// How long a source not heard of holds time back.
-    pub fn silence(&self) -> Duration {
-        self.silence
-            .map_or(self.lateness.max(Duration::from_secs(60)), Span::to_std)
-    }
-
-    pub fn repartition_topic(&self) -> String {
-        format!("{}-repartition", self.group)
-    }
-
-    pub fn state_topic(&self) -> String {
-        format!("{}-state", self.group)
-    }
-
-    pub fn detect_group(&self) -> String {
-        format!("{}-detect", self.group)
-    }
-
-    /// A client configuration: brokers, exposure's defaults, then the configured `client`
-    /// settings over them.
-    pub fn client_config(&self) -> ClientConfig {
-        self.config_with(&[])
-    }
-
-    /// A consumer's configuration: exposure's consumer defaults too (a dead instance's
-    /// partitions move on after 10 s), under the configured settings.
-    pub fn consumer_config(&self) -> ClientConfig {
-        self.config_with(&[
-            ("session.timeout.ms", "10000"),
-            ("heartbeat.interval.ms", "1000"),
-        ])
-    }
-
-    fn config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("socket.keepalive.enable", "true")
-            .set("log_level", "4");
-        for (key, value) in defaults {
-            config.set(*key, *value);
-        }
-        for (key, value) in &self.client {
-            config.set(key, value);
-        }
-        config
-    }
-}
-
-fn topic_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
-}
 
 /// Runs `exposure watch` over Kafka until SIGINT or SIGTERM.
 pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
@@ -411,6 +245,7 @@ impl Reports {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Span;
 
     fn section(extra: &str) -> KafkaSection {
         toml::from_str(&format!(

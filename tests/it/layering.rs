@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["detect", "format"],
     &["source", "sink", "state", "report"],
     &["config"],
-    &["replay", "archive", "live"],
+    &["replay", "archive", "live", "kafka"],
     &["cli"],
 ];
 
