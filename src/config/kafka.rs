@@ -1,5 +1,5 @@
 //! `[input.kafka]`: where `exposure watch` reads Kafka, as written and validated, and the
-//! librdkafka client configuration made from it (used by [`crate::kafka`]).
+//! librdkafka client configuration made from it (used by `watch` over Kafka, src/kafka).
 
 use crate::format::Format;
 use crate::time::Span;
