@@ -7,7 +7,7 @@
 
 use super::partition::{PartitionDetector, PartitionState};
 use super::record::Record;
-use super::{KafkaSettings, Reports};
+use super::{KafkaSettings, Reports, poll_cycle};
 use crate::config::Config;
 use crate::detect::Alert;
 use crate::live::journal::AlertJournal;
@@ -183,28 +183,21 @@ pub fn run(
     let mut last_checkpoint = Instant::now();
     let mut stopping_since: Option<Instant> = None;
     loop {
-        let cycle = Instant::now();
-        let mut timeout = Duration::from_millis(10);
-        let mut read = 0usize;
-        while read < 10_000 && cycle.elapsed() < Duration::from_millis(20) {
-            let Some(polled) = consumer.poll(timeout) else {
-                break;
-            };
-            timeout = Duration::ZERO;
-            let mut stage = consumer.context().stage.lock().expect("not poisoned");
-            match polled {
-                Ok(message) => {
-                    read += 1;
-                    stage.take(
-                        message.partition(),
-                        message.offset(),
-                        message.payload().unwrap_or_default(),
-                    );
-                }
+        poll_cycle(
+            &consumer,
+            |context| &context.stage,
+            10_000,
+            Duration::from_millis(10),
+            |stage, polled| match polled {
+                Ok(message) => stage.take(
+                    message.partition(),
+                    message.offset(),
+                    message.payload().unwrap_or_default(),
+                ),
                 Err(KafkaError::PartitionEOF(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "detect: reading the repartition topic"),
-            }
-        }
+            },
+        );
         let mut stage = consumer.context().stage.lock().expect("not poisoned");
         if let Some(e) = stage.failed.take() {
             return Err(e);

@@ -9,7 +9,7 @@
 //! and the detect stage drops the repeats by their position.
 
 use super::record::{BatchWriter, Position, Record, SourceProgress, partition_of};
-use super::{KafkaSettings, Reports};
+use super::{KafkaSettings, Reports, poll_cycle};
 use crate::config::Config;
 use crate::event::{AccessEvent, PermissionChange};
 use crate::format::vendor::NotAccess;
@@ -98,7 +98,8 @@ struct Stage {
     repartition: String,
     producer: Producer_,
     deliveries: Deliveries,
-    sources: HashMap<(String, i32), Source>,
+    /// By topic, then partition (looked up per record without building a key).
+    sources: HashMap<String, HashMap<i32, Source>>,
     metrics: Arc<Metrics>,
     reports: Reports,
     dead_letters: u64,
@@ -132,9 +133,9 @@ impl ConsumerContext for IngestContext {
                     tracing::error!(error = %e, "cannot commit before a rebalance; records after the last commit are read again by the next owner (repeats are dropped)");
                 }
                 for element in partitions.elements() {
-                    stage
-                        .sources
-                        .remove(&(element.topic().to_string(), element.partition()));
+                    if let Some(topic) = stage.sources.get_mut(element.topic()) {
+                        topic.remove(&element.partition());
+                    }
                 }
                 tracing::info!(revoked = partitions.count(), "ingest: partitions revoked");
             }
@@ -198,35 +199,30 @@ pub fn run(
     let mut last_progress = Instant::now();
     let mut last_commit = Instant::now();
     while !stop.load(Relaxed) {
-        let cycle = Instant::now();
-        let mut read = 0usize;
-        let mut timeout = Duration::from_millis(20);
-        while read < 20_000 && cycle.elapsed() < Duration::from_millis(20) {
-            let Some(polled) = consumer.poll(timeout) else {
-                break;
-            };
-            timeout = Duration::ZERO;
-            let mut stage = consumer.context().stage.lock().expect("not poisoned");
-            match polled {
-                Ok(message) => {
-                    read += 1;
-                    stage.record(
-                        message.topic(),
-                        message.partition(),
-                        message.offset(),
-                        message.payload().unwrap_or_default(),
-                    );
-                }
+        poll_cycle(
+            &consumer,
+            |context| &context.stage,
+            20_000,
+            Duration::from_millis(20),
+            |stage, polled| match polled {
+                Ok(message) => stage.record(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    message.payload().unwrap_or_default(),
+                ),
                 Err(KafkaError::PartitionEOF(partition)) => {
-                    for ((_, p), source) in &mut stage.sources {
-                        if *p == partition {
-                            source.at_end = true;
-                        }
+                    for source in stage
+                        .sources
+                        .values_mut()
+                        .filter_map(|t| t.get_mut(&partition))
+                    {
+                        source.at_end = true;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "ingest: reading the raw topics"),
-            }
-        }
+            },
+        );
         let mut stage = consumer.context().stage.lock().expect("not poisoned");
         stage.send_batches(false)?;
         if last_progress.elapsed() >= PROGRESS_EVERY {
@@ -252,18 +248,21 @@ fn kafka_error(what: &'static str) -> impl Fn(KafkaError) -> io::Error {
 
 impl Stage {
     fn source(&mut self, topic: &str, partition: i32) -> &mut Source {
-        let key = (topic.to_string(), partition);
-        if !self.sources.contains_key(&key) {
+        if !self.sources.contains_key(topic) {
+            self.sources.insert(topic.to_string(), HashMap::new());
+        }
+        let (config, partitions) = (&self.config, self.settings.partitions);
+        let by_partition = self.sources.get_mut(topic).expect("just inserted");
+        by_partition.entry(partition).or_insert_with(|| {
             let name = format!("{topic}/{partition}");
-            let mut batches: Vec<BatchWriter> = (0..self.settings.partitions)
-                .map(|_| BatchWriter::default())
-                .collect();
+            let mut batches: Vec<BatchWriter> =
+                (0..partitions).map(|_| BatchWriter::default()).collect();
             for batch in &mut batches {
                 batch.start(&name);
             }
-            let source = Source {
+            Source {
                 name,
-                decoder: self.config.decoder(),
+                decoder: config.decoder(),
                 batches,
                 newest: None,
                 disorder: 0,
@@ -271,10 +270,8 @@ impl Stage {
                 at_end: false,
                 next_offset: None,
                 committed: None,
-            };
-            self.sources.insert(key.clone(), source);
-        }
-        self.sources.get_mut(&key).expect("just inserted")
+            }
+        })
     }
 
     /// Decodes one raw record and queues its events.
@@ -391,7 +388,7 @@ impl Stage {
 
     /// Sends the batches under way (all of them, or with `full_only` those that are full).
     fn send_batches(&mut self, full_only: bool) -> io::Result<()> {
-        for source in self.sources.values_mut() {
+        for source in self.sources.values_mut().flat_map(HashMap::values_mut) {
             for (partition, batch) in source.batches.iter_mut().enumerate() {
                 if batch.is_empty() || (full_only && batch.len() < BATCH_EVENTS) {
                     continue;
@@ -409,15 +406,16 @@ impl Stage {
     /// Sends every partition how far each source read here has got.
     fn send_progress(&mut self) -> io::Result<()> {
         self.send_batches(false)?;
-        if self.sources.is_empty() {
-            return Ok(());
-        }
         let lateness = self.config.detector.lateness.to_std();
         let mut progress: Vec<SourceProgress> = self
             .sources
             .values()
+            .flat_map(HashMap::values)
             .map(|s| s.progress(lateness))
             .collect();
+        if progress.is_empty() {
+            return Ok(());
+        }
         progress.sort_by(|a, b| a.source.cmp(&b.source));
         let mut bytes = Vec::new();
         Record::Progress(progress).encode(&mut bytes);
@@ -453,7 +451,12 @@ impl Stage {
             )));
         }
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), source) in &mut self.sources {
+        let sources = self.sources.iter_mut().flat_map(|(topic, by_partition)| {
+            by_partition
+                .iter_mut()
+                .map(move |(partition, s)| (topic, partition, s))
+        });
+        for (topic, partition, source) in sources {
             if let Some(next) = source.next_offset
                 && source.committed != Some(next)
             {

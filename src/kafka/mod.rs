@@ -203,6 +203,33 @@ fn prepare_topics(settings: &KafkaSettings) -> anyhow::Result<Vec<String>> {
     Ok(sources)
 }
 
+/// One cycle of a stage's loop: polls `consumer` (waiting up to `first_wait` for the first
+/// record) until `max` records or 20 ms, handing each record or error to `take` with the
+/// stage (`stage` of the consumer's context) locked. Between polls the lock is free, so a
+/// rebalance callback inside `poll` can take it.
+pub(crate) fn poll_cycle<C, S>(
+    consumer: &BaseConsumer<C>,
+    stage: fn(&C) -> &std::sync::Mutex<S>,
+    max: usize,
+    first_wait: Duration,
+    mut take: impl FnMut(&mut S, rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>),
+) where
+    C: rdkafka::consumer::ConsumerContext,
+{
+    let cycle = std::time::Instant::now();
+    let mut read = 0usize;
+    let mut timeout = first_wait;
+    while read < max && cycle.elapsed() < Duration::from_millis(20) {
+        let Some(polled) = consumer.poll(timeout) else {
+            break;
+        };
+        timeout = Duration::ZERO;
+        read += usize::from(polled.is_ok());
+        let mut stage = stage(consumer.context()).lock().expect("not poisoned");
+        take(&mut stage, polled);
+    }
+}
+
 /// Logs at most `per_minute` messages a minute; counts the rest.
 pub(crate) struct Reports {
     since: std::time::Instant,
