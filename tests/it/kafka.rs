@@ -148,10 +148,16 @@ impl Broker {
         consumer.assign(&list).unwrap();
         let mut records = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !ends.is_empty() && Instant::now() < deadline {
-            let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+        // To the ends, then on while records still come (a broker's high watermark may lag
+        // what it serves).
+        let mut quiet_since = Instant::now();
+        while (!ends.is_empty() || quiet_since.elapsed() < Duration::from_secs(1))
+            && Instant::now() < deadline
+        {
+            let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
                 continue;
             };
+            quiet_since = Instant::now();
             let headers = message
                 .headers()
                 .map(|h| {
@@ -332,6 +338,18 @@ impl Instance {
         name: &str,
         extra_config: &str,
     ) -> Instance {
+        Instance::start_with(env, broker, group, name, "", extra_config)
+    }
+
+    /// With `kafka_config` added to its `[input.kafka]` section.
+    pub fn start_with(
+        env: &TestEnv,
+        broker: &Broker,
+        group: &str,
+        name: &str,
+        kafka_config: &str,
+        extra_config: &str,
+    ) -> Instance {
         let alerts = env.path(&format!("{name}/alerts.jsonl"));
         std::fs::create_dir_all(env.path(name)).unwrap();
         std::fs::set_permissions(
@@ -340,7 +358,7 @@ impl Instance {
         )
         .unwrap();
         let config = format!(
-            "{DETECT}\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
+            "{DETECT}\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n{kafka_config}\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
             broker.addr,
             alerts.display()
         );
@@ -720,5 +738,80 @@ fn killed_stopped_and_joining_instances_lose_nothing_and_alert_nothing_wrong() {
     check("faults", &files, &logs, &f.expected);
     for instance in [a, c, d] {
         instance.stop();
+    }
+}
+
+#[test]
+fn records_in_a_wrong_format_or_from_the_future_are_counted_and_reading_goes_on() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let broker = Broker::start();
+    broker.create_topic("access-logs", RAW_PARTITIONS);
+    broker.create_topic("bad-records", 1);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut records: Vec<(i32, Vec<u8>)> = Vec::new();
+    // pgaudit lines sent to a topic read as JSON lines: the wrong format.
+    for k in 0..3 {
+        let line = format!(
+            "2026-03-02 10:00:0{k}.000 UTC [42] LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,hr.pay,SELECT 1,<not logged>"
+        );
+        records.push((k % RAW_PARTITIONS, line.into_bytes()));
+    }
+    // A clock two days ahead, then reads as they come.
+    records.push((
+        3,
+        line(now_ms + 2 * DAY * 1000, "skewed", "db0.t000").into_bytes(),
+    ));
+    for k in 0..20i64 {
+        let record = line(
+            now_ms - 60_000 + k * 1000,
+            &format!("emp{k:04}"),
+            "db1.t001",
+        );
+        records.push(((k % 6) as i32, record.into_bytes()));
+    }
+    broker.produce("access-logs", &records);
+    let instance = Instance::start_with(
+        &env,
+        &broker,
+        "bad",
+        "bad",
+        "dead_letter_topic = \"bad-records\"\n",
+        "",
+    );
+    eventually(Duration::from_secs(60), || {
+        let figures = (
+            instance.metric("malformed_total"),
+            instance.metric("quarantined_total"),
+            instance.metric("reads_total"),
+        );
+        (figures == (Some(3.0), Some(1.0), Some(20.0)))
+            .then_some(())
+            .ok_or_else(|| format!("malformed, quarantined, reads: {figures:?}"))
+    });
+    let log = instance.log_text();
+    assert!(
+        log.contains("quarantined: dated ahead of the wall clock"),
+        "{log}"
+    );
+    assert!(log.contains("skipped: not valid JSON"), "{log}");
+    instance.stop();
+    let dead = eventually(Duration::from_secs(20), || {
+        let dead = broker.read_all("bad-records");
+        (dead.len() == 3)
+            .then_some(dead)
+            .ok_or_else(|| "not every bad record in the dead-letter topic".to_string())
+    });
+    for (_, value, headers) in &dead {
+        assert!(value.contains("AUDIT: SESSION"), "{value}");
+        assert!(
+            headers["exposure.source"].starts_with("access-logs/"),
+            "{headers:?}"
+        );
+        assert!(headers["exposure.error"].contains("JSON"), "{headers:?}");
+        assert!(
+            headers["exposure.offset"].parse::<i64>().is_ok(),
+            "{headers:?}"
+        );
     }
 }
