@@ -201,11 +201,12 @@ pub struct LearnArgs {
     #[command(flatten)]
     pub detect: DetectFlags,
 
-    /// The state dir `exposure watch` will use.
+    /// The state dir `exposure watch` will use. Not with a --config holding `[input.kafka]`:
+    /// then the baseline goes to the group's state topic.
     #[arg(long, value_name = "DIR")]
-    pub state_dir: PathBuf,
+    pub state_dir: Option<PathBuf>,
 
-    /// Replace a checkpoint already in the state dir.
+    /// Replace a checkpoint already in the state dir (or the state a Kafka group has).
     #[arg(long)]
     pub force: bool,
 
@@ -574,9 +575,12 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     args.log.init(args.verbosity)?;
     let config = args.detect.config(Some(&args.alerts), None)?;
     if config.kafka.is_none() && args.paths.is_empty() {
-        anyhow::bail!(
-            "give the files or globs to follow (`-` for stdin), or a --config with [input.kafka]"
-        );
+        return Err(ConfigError::Usage(
+            "give the files or globs to follow (`-` for stdin), or a --config with \
+             [input.kafka]"
+                .into(),
+        )
+        .into());
     }
     let options = crate::live::WatchOptions {
         paths: args.paths,
@@ -601,18 +605,68 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     args.log.init(args.verbosity)?;
     let config = args.detect.config(None, None)?;
+    // Where the baseline goes: a state dir, or a Kafka group's state topic (checked before
+    // the history is read, so that a refusal costs no replay).
+    let destination = match (&config.kafka, &args.state_dir) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: "input.kafka".into(),
+                message: "is set: `learn` hands the baseline to the group's state topic; give \
+                          no --state-dir"
+                    .into(),
+            }
+            .into());
+        }
+        (Some(kafka), None) => {
+            LearnInto::Kafka(crate::kafka::learn::Handover::prepare(kafka, args.force)?)
+        }
+        (None, Some(dir)) => LearnInto::StateDir(crate::state::StateDir::new(dir)),
+        (None, None) => {
+            return Err(ConfigError::Usage(
+                "give --state-dir DIR (the state dir `watch` will use), or a --config with \
+                 [input.kafka]"
+                    .into(),
+            )
+            .into());
+        }
+    };
     let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
-    let outcome = crate::live::learn(
-        &config,
-        &inputs,
-        &crate::state::StateDir::new(&args.state_dir),
-        args.force,
-        TimeFilter { until: args.until },
-        &mut problems,
-    );
-    problems.finish();
-    let learned = outcome?;
+    let filter = TimeFilter { until: args.until };
+    let (learned, told) = match destination {
+        LearnInto::StateDir(dir) => {
+            let learned =
+                crate::live::learn(&config, &inputs, &dir, args.force, filter, &mut problems);
+            problems.finish();
+            let told = format!(
+                "baseline learned into {}; start `exposure watch --state-dir {}`",
+                dir.root().display(),
+                dir.root().display()
+            );
+            (learned?, told)
+        }
+        LearnInto::Kafka(handover) => {
+            let learned = crate::live::learn_history(&config, &inputs, filter, &mut problems);
+            problems.finish();
+            let (learned, snapshot) = learned?;
+            let handed = handover.write(&snapshot)?;
+            let told = format!(
+                "baseline of {} table{} handed to Kafka group {} ({} partitions of {}, {} \
+                 bytes{}); start its `exposure watch` instances",
+                handed.tables,
+                if handed.tables == 1 { "" } else { "s" },
+                config.kafka.as_ref().map_or("", |k| k.group.as_str()),
+                handed.partitions,
+                handed.state_topic,
+                handed.bytes,
+                match handed.replaced {
+                    0 => String::new(),
+                    n => format!(", the earlier state of {n} replaced"),
+                }
+            );
+            (learned, told)
+        }
+    };
     let outcome = &learned.outcome;
     let code = if outcome.complete {
         ExitCode::SUCCESS
@@ -638,12 +692,14 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    crate::report::say!(
-        "exposure: baseline learned into {}; start `exposure watch --state-dir {}`",
-        args.state_dir.display(),
-        args.state_dir.display()
-    );
+    crate::report::say!("exposure: {told}");
     Ok(code)
+}
+
+/// Where `exposure learn` puts the baseline.
+enum LearnInto {
+    StateDir(crate::state::StateDir),
+    Kafka(crate::kafka::learn::Handover),
 }
 
 fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {

@@ -30,6 +30,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// Flags that do not go together, or one missing.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl From<crate::sink::SinkConfigError> for ConfigError {

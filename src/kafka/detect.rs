@@ -132,13 +132,7 @@ pub fn run(
     metrics: &Arc<Metrics>,
     run: Run<'_>,
 ) -> io::Result<()> {
-    let producer: BaseProducer = settings
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("message.max.bytes", "67108864")
-        .create()
-        .map_err(kafka_error("cannot create the state producer"))?;
+    let producer = state_producer(settings)?;
     let reader: BaseConsumer = settings
         .consumer_config()
         .set("group.id", format!("{}-restore", settings.group))
@@ -234,6 +228,17 @@ pub fn run(
     drop(stage);
     tracing::info!("detect stopped; every partition's state written");
     Ok(())
+}
+
+/// The producer of partition states (large, compressed, never duplicated).
+pub(super) fn state_producer(settings: &KafkaSettings) -> io::Result<BaseProducer> {
+    settings
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("message.max.bytes", "67108864")
+        .create()
+        .map_err(kafka_error("cannot create the state producer"))
 }
 
 fn kafka_error(what: &'static str) -> impl Fn(KafkaError) -> io::Error {

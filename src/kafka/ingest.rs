@@ -85,7 +85,10 @@ impl Source {
             source: self.name.clone(),
             watermark: self.newest.map(|n| n - self.disorder + Ts::from(settled)),
             newest: self.newest,
-            idle: self.at_end && (self.newest.is_none() || quiet >= lateness),
+            // Quiet for `lateness`, whatever this instance read of it: an instance that took
+            // the source over at its end has read nothing yet, but events older than the
+            // other sources' time may still come (the previous owner's watermark holds).
+            idle: self.at_end && quiet >= lateness,
         }
     }
 }
@@ -573,5 +576,45 @@ impl DecodeSink for Taking<'_> {
 
     fn notice(&mut self, _line: u64, message: &str) {
         tracing::warn!(source = self.source_name, offset = self.offset, "{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(newest: Option<Ts>, at_end: bool, quiet: Duration) -> Source {
+        Source {
+            name: "raw/0".into(),
+            decoder: Config::build(Default::default(), &Default::default(), None)
+                .unwrap()
+                .decoder(),
+            batches: Vec::new(),
+            newest,
+            disorder: 0,
+            read_at: Instant::now() - quiet,
+            at_end,
+            next_offset: None,
+            committed: None,
+        }
+    }
+
+    #[test]
+    fn a_source_taken_over_at_its_end_holds_time_until_quiet_for_lateness() {
+        let lateness = Duration::from_secs(600);
+        // Just assigned, at its end, nothing read by this instance: the previous owner's
+        // watermark must keep holding, so not idle.
+        let fresh = source(None, true, Duration::from_millis(100)).progress(lateness);
+        assert!(!fresh.idle);
+        assert_eq!(fresh.watermark, None);
+        let quiet = source(None, true, lateness).progress(lateness);
+        assert!(quiet.idle);
+        // Reading: never idle; at its end and quiet for a moment: settled one instant on.
+        let reading = source(Some(5), false, lateness).progress(lateness);
+        assert!(!reading.idle);
+        assert_eq!(reading.watermark, Some(5));
+        let settled = source(Some(5), true, SETTLE).progress(lateness);
+        assert_eq!(settled.watermark, Some(6));
+        assert!(!settled.idle);
     }
 }

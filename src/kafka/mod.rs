@@ -11,12 +11,15 @@
 //!   [`partition::PartitionDetector`] per assigned partition, checkpointed to the state topic
 //!   `GROUP-state` (partition for partition) together with the offset it covers; a partition
 //!   moved to another instance (rebalance, crash, scale up or down) is restored there from
-//!   its last state. Alerts go to the instance's outbox and sinks, as in `watch` over files.
+//!   its last state. Alerts go to the instance's outbox and sinks, as in `watch` over files;
+//! - [`learn`]: hands a baseline learned from history files to a group, through its state
+//!   topic.
 //!
 //! docs/kafka.md is the reference for deploying it.
 
 pub mod detect;
 pub mod ingest;
+pub mod learn;
 pub mod partition;
 pub mod record;
 
@@ -102,7 +105,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
 
 /// Creates the internal topics if they are missing and checks their partition count; returns
 /// the sources (`topic/partition` of every raw topic partition).
-fn prepare_topics(settings: &KafkaSettings) -> anyhow::Result<Vec<String>> {
+pub(crate) fn prepare_topics(settings: &KafkaSettings) -> anyhow::Result<Vec<String>> {
     let probe: BaseConsumer = settings
         .consumer_config()
         .create()

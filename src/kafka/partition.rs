@@ -12,7 +12,7 @@
 
 use super::record::{EventBatch, Item, Position, SourceProgress, partition_of};
 use crate::detect::snapshot::DetectorSnapshot;
-use crate::detect::{Alert, AlertStatus, Detector, DetectorSettings, Observed};
+use crate::detect::{Alert, AlertStatus, Detector, DetectorSettings, Observed, RootCauseSnapshot};
 use crate::time::Ts;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,11 +25,27 @@ pub const STATE_VERSION: u32 = 1;
 struct Source {
     watermark: Option<Ts>,
     newest: Option<Ts>,
+    /// The most the source has been out of order, as its ingest instances reported.
+    disorder: Ts,
     idle: bool,
     /// The last event of the source taken: anything at or before it is a repeat.
     applied: Option<Position>,
     /// When the source was last heard of (or expected from).
     heard_at: Instant,
+}
+
+impl Source {
+    /// A source expected (or first heard of) at `now`, with no progress known.
+    fn unheard(now: Instant) -> Source {
+        Source {
+            watermark: None,
+            newest: None,
+            disorder: 0,
+            idle: false,
+            applied: None,
+            heard_at: now,
+        }
+    }
 }
 
 /// The checkpoint of one partition, as written to the state topic.
@@ -63,6 +79,8 @@ pub struct SourceState {
     pub source: String,
     pub watermark: Option<Ts>,
     pub newest: Option<Ts>,
+    #[serde(default)]
+    pub disorder: Ts,
     pub idle: bool,
     pub applied: Option<Position>,
 }
@@ -129,6 +147,7 @@ impl PartitionDetector {
                 let source = Source {
                     watermark: s.watermark,
                     newest: s.newest,
+                    disorder: s.disorder,
                     idle: s.idle,
                     applied: s.applied,
                     heard_at: now,
@@ -173,13 +192,7 @@ impl PartitionDetector {
     pub fn expect(&mut self, sources: impl IntoIterator<Item = String>) {
         let now = Instant::now();
         for source in sources {
-            self.sources.entry(source).or_insert(Source {
-                watermark: None,
-                newest: None,
-                idle: false,
-                applied: None,
-                heard_at: now,
-            });
+            self.sources.entry(source).or_insert(Source::unheard(now));
         }
     }
 
@@ -193,13 +206,10 @@ impl PartitionDetector {
         self.next_offset = self.next_offset.max(offset + 1);
         let mut taken = Taken::default();
         let now = Instant::now();
-        let source = self.sources.entry(batch.source.clone()).or_insert(Source {
-            watermark: None,
-            newest: None,
-            idle: false,
-            applied: None,
-            heard_at: now,
-        });
+        let source = self
+            .sources
+            .entry(batch.source.clone())
+            .or_insert(Source::unheard(now));
         let before = alerts.len();
         for (position, item) in &batch.items {
             if source.applied.is_some_and(|applied| *position <= applied) {
@@ -233,15 +243,21 @@ impl PartitionDetector {
         self.next_offset = self.next_offset.max(offset + 1);
         let now = Instant::now();
         for p in progress {
-            let source = self.sources.entry(p.source.clone()).or_insert(Source {
-                watermark: None,
-                newest: None,
-                idle: false,
-                applied: None,
-                heard_at: now,
-            });
+            let source = self
+                .sources
+                .entry(p.source.clone())
+                .or_insert(Source::unheard(now));
+            // The disorder a source has shown stays with it: an instance that has just taken
+            // the source over has not seen it yet and would claim too much.
+            if let (Some(watermark), Some(newest)) = (p.watermark, p.newest) {
+                source.disorder = source.disorder.max(newest - watermark);
+            }
+            let claimed = match (p.watermark, p.newest) {
+                (Some(watermark), Some(newest)) => Some(watermark.min(newest - source.disorder)),
+                (watermark, _) => watermark,
+            };
             // A restarted ingest reports from its committed offset again: never backwards.
-            source.watermark = source.watermark.max(p.watermark);
+            source.watermark = source.watermark.max(claimed);
             source.newest = source.newest.max(p.newest);
             source.idle = p.idle;
             source.heard_at = now;
@@ -335,6 +351,7 @@ impl PartitionDetector {
                     source: name.clone(),
                     watermark: s.watermark,
                     newest: s.newest,
+                    disorder: s.disorder,
                     idle: s.idle,
                     applied: s.applied,
                 })
@@ -342,6 +359,69 @@ impl PartitionDetector {
             emitted: emitted(&open),
             events: self.counts.events,
             repeats: self.counts.repeats,
+        }
+    }
+}
+
+/// Splits the state of one whole detector (what `exposure learn` built from history files)
+/// into the states of `partitions` partitions, as if the history had gone through the
+/// repartition topic: each table (its baseline, pending principals, open window, buffered
+/// reads, windows awaiting the revert of their cause) goes to the partition it routes to;
+/// the permission ledger and the clock go to every partition (every partition hears every
+/// change). Counters start at zero: they count what each partition takes from Kafka.
+pub fn split(whole: &DetectorSnapshot, partitions: i32) -> Vec<DetectorSnapshot> {
+    let mut parts: Vec<DetectorSnapshot> = (0..partitions)
+        .map(|_| DetectorSnapshot {
+            now: whole.now,
+            next_prune: whole.next_prune,
+            newest: whole.newest,
+            floor: whole.floor,
+            stats: Default::default(),
+            tables: Vec::new(),
+            buffered: Vec::new(),
+            permissions: RootCauseSnapshot {
+                awaiting_revert: Vec::new(),
+                ..whole.permissions.clone()
+            },
+        })
+        .collect();
+    let at = |table: &str| partition_of(table, partitions) as usize;
+    for table in &whole.tables {
+        parts[at(&table.table)].tables.push(table.clone());
+    }
+    for read in &whole.buffered {
+        parts[at(&read.table)].buffered.push(read.clone());
+    }
+    for alert in &whole.permissions.awaiting_revert {
+        parts[at(&alert.table)]
+            .permissions
+            .awaiting_revert
+            .push(alert.clone());
+    }
+    parts
+}
+
+impl PartitionState {
+    /// The first state of partition `partition` of `partitions`: `detector` as learned,
+    /// read on from repartition offset `next_offset`, no source heard of yet.
+    pub fn learned(
+        partition: i32,
+        partitions: i32,
+        next_offset: i64,
+        detector: DetectorSnapshot,
+    ) -> PartitionState {
+        PartitionState {
+            format: FORMAT.to_string(),
+            version: STATE_VERSION,
+            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            partition,
+            partitions,
+            next_offset,
+            detector,
+            sources: Vec::new(),
+            emitted: Vec::new(),
+            events: 0,
+            repeats: 0,
         }
     }
 }
@@ -358,7 +438,7 @@ mod tests {
 
     fn settings() -> DetectorSettings {
         let file: ConfigFile = toml::from_str(
-            "[detect]\nlearn = \"10m\"\nspan = \"10m\"\nquiet = \"5m\"\nmin_principals = 3\nlateness = \"1m\"",
+            "[detect]\nlearn = \"10m\"\nspan = \"10m\"\nclose_after = \"5m\"\nmin_principals = 3\nlateness = \"1m\"",
         )
         .unwrap();
         Config::build(file, &DetectOverrides::default(), None)
@@ -538,5 +618,104 @@ mod tests {
             .collect();
         let expected: Vec<usize> = (0..4).map(|p| usize::from(p == owner)).collect();
         assert_eq!(raised, expected);
+    }
+
+    #[test]
+    fn a_learned_state_split_by_partition_goes_on_as_the_whole_detector() {
+        let tables: Vec<String> = (0..12).map(|t| format!("db.t{t:02}")).collect();
+        let mut whole = Detector::new(settings());
+        let mut history_alerts = Vec::new();
+        for table in &tables {
+            whole.observe_classified(0, Some((table, "a")), &mut history_alerts);
+            whole.observe_classified(MIN, Some((table, "b")), &mut history_alerts);
+        }
+        // A window still open at the end of the history.
+        for (i, who) in ["n1", "n2", "n3"].iter().enumerate() {
+            whole.observe_classified(
+                (20 + i as i64) * MIN,
+                Some((&tables[3], who)),
+                &mut history_alerts,
+            );
+        }
+        whole.advance(23 * MIN, &mut history_alerts);
+        let learned = whole.snapshot();
+        assert_eq!(
+            learned.tables.iter().filter(|t| t.window.is_some()).count(),
+            1
+        );
+        // Live: the open window extended, another table exposed, normal reads elsewhere.
+        let mut live = vec![(24, tables[3].clone(), "n4".to_string())];
+        for (i, who) in ["m1", "m2", "m3", "m4"].iter().enumerate() {
+            live.push((40 + i as i64, tables[7].clone(), who.to_string()));
+        }
+        for table in &tables {
+            live.push((50, table.clone(), "a".to_string()));
+        }
+        live.sort();
+        let mut expected = Vec::new();
+        for (minute, table, who) in &live {
+            whole.observe_classified(minute * MIN, Some((table, who)), &mut expected);
+        }
+        whole.advance(120 * MIN, &mut expected);
+        assert_eq!(expected.len(), 3, "{expected:#?}");
+
+        let partitions = 4;
+        let parts = split(&learned, partitions);
+        assert_eq!(
+            parts.iter().map(|p| p.tables.len()).sum::<usize>(),
+            learned.tables.len()
+        );
+        let mut got = Vec::new();
+        for (partition, part) in (0..partitions).zip(parts) {
+            let state = PartitionState::learned(partition, partitions, 0, part);
+            let json = serde_json::to_string(&state).unwrap();
+            let state: PartitionState = serde_json::from_str(&json).unwrap();
+            let mut detector = PartitionDetector::restore(&state, settings()).unwrap();
+            let items: Vec<(Position, Item)> = live
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, table, _))| partition_of(table, partitions) == partition)
+                .map(|(i, (minute, table, who))| read(i as i64, *minute, table, who))
+                .collect();
+            detector.take_events(0, &batch("raw/0", items), &mut got);
+            detector.take_progress(1, &progress("raw/0", 120));
+            detector.advance(LONG, LONG, &mut got);
+        }
+        let sorted = |alerts: &[Alert]| {
+            let mut all: Vec<String> = alerts.iter().map(|a| format!("{a:?}")).collect();
+            all.sort();
+            all
+        };
+        assert_eq!(sorted(&got), sorted(&expected));
+    }
+
+    #[test]
+    fn a_source_taken_over_keeps_the_disorder_it_showed() {
+        let mut partition = PartitionDetector::new(0, 1, settings());
+        partition.expect(["raw/0".to_string()]);
+        let mut alerts = Vec::new();
+        let report = |watermark: i64, newest: i64| {
+            vec![SourceProgress {
+                source: "raw/0".into(),
+                watermark: Some(watermark * MIN),
+                newest: Some(newest * MIN),
+                idle: false,
+            }]
+        };
+        // Its first reader saw it ten minutes out of order.
+        partition.take_progress(0, &report(50, 60));
+        partition.advance(LONG, LONG, &mut alerts);
+        assert_eq!(partition.detector().watermark(), Some(50 * MIN));
+        // The instance that took it over has not seen that yet and claims its newest time.
+        partition.take_progress(1, &report(70, 70));
+        partition.advance(LONG, LONG, &mut alerts);
+        assert_eq!(partition.detector().watermark(), Some(60 * MIN));
+        // The state carries it to the next owner of the partition.
+        let state = partition.state(|_| Vec::new());
+        assert_eq!(state.sources[0].disorder, 10 * MIN);
+        let mut restored = PartitionDetector::restore(&state, settings()).unwrap();
+        restored.take_progress(2, &report(80, 80));
+        restored.advance(LONG, LONG, &mut alerts);
+        assert_eq!(restored.detector().watermark(), Some(70 * MIN));
     }
 }

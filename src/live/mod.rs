@@ -364,6 +364,26 @@ pub fn learn(
             state_dir.root().display()
         );
     }
+    let (learned, snapshot) = learn_history(config, inputs, filter, problems)?;
+    Checkpoint::new("learn", snapshot, Vec::new(), Vec::new())
+        .save(state_dir)
+        .with_context(|| {
+            format!(
+                "cannot write the checkpoint in {}",
+                state_dir.root().display()
+            )
+        })?;
+    Ok(learned)
+}
+
+/// The replay behind `exposure learn`: the detector's state at the end of the history, and
+/// what the history held. Where the state goes (a state dir, a Kafka group) is the caller's.
+pub fn learn_history(
+    config: &Config,
+    inputs: &[crate::source::Input],
+    filter: crate::time::TimeFilter,
+    problems: &mut crate::report::Problems,
+) -> anyhow::Result<(Learned, crate::detect::snapshot::DetectorSnapshot)> {
     let options = crate::replay::ReplayOptions {
         keep_state: true,
         filter,
@@ -380,17 +400,10 @@ pub fn learn(
         .iter()
         .filter(|t| t.window.is_some())
         .count();
-    Checkpoint::new("learn", snapshot, Vec::new(), Vec::new())
-        .save(state_dir)
-        .with_context(|| {
-            format!(
-                "cannot write the checkpoint in {}",
-                state_dir.root().display()
-            )
-        })?;
-    Ok(Learned {
+    let learned = Learned {
         windows: outcome.summary.windows,
         still_open,
         outcome,
-    })
+    };
+    Ok((learned, snapshot))
 }

@@ -313,7 +313,7 @@ pub fn dataset(background: u64) -> Vec<(i64, i32, String)> {
 pub const DETECT: &str = r#"[detect]
 learn = "1d"
 span = "10m"
-quiet = "15m"
+close_after = "15m"
 min_principals = 3
 lateness = "10m"
 allow = ["svc-*"]
@@ -358,8 +358,8 @@ impl Instance {
         )
         .unwrap();
         let config = format!(
-            "{DETECT}\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n{kafka_config}\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
-            broker.addr,
+            "{}{kafka_config}\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
+            group_config(broker, group),
             alerts.display()
         );
         let config_path = env.write(&format!("{name}.toml"), config);
@@ -522,19 +522,20 @@ struct Fixture {
 
 const BAD_RECORDS: usize = 5;
 
-fn fixture() -> Fixture {
-    let env = TestEnv::new();
-    let broker = Broker::start();
-    broker.create_topic("access-logs", RAW_PARTITIONS);
-    let data = dataset(1_000_000);
-    // What `exposure replay` says of the same events.
-    let mut replay_input = String::new();
-    for (_, _, record) in &data {
-        replay_input.push_str(record);
-        replay_input.push('\n');
+/// The records of `data` as one JSON-lines file.
+fn jsonl(data: &[(i64, i32, String)]) -> String {
+    let mut text = String::new();
+    for (_, _, record) in data {
+        text.push_str(record);
+        text.push('\n');
     }
+    text
+}
+
+/// What `exposure replay` says of the events of `data`: the alerts every Kafka run must give.
+fn replayed(env: &TestEnv, data: &[(i64, i32, String)]) -> BTreeSet<String> {
     env.write("replay.toml", DETECT);
-    env.write("events.jsonl", &replay_input);
+    env.write("events.jsonl", jsonl(data));
     let replay = env.run(&[
         "replay",
         "--config",
@@ -549,6 +550,15 @@ fn fixture() -> Fixture {
         .filter(|a| a.contains("\"status\":\"open\""))
         .count();
     assert_eq!(opens, 6, "the data set holds six exposures: {expected:#?}");
+    expected
+}
+
+fn fixture() -> Fixture {
+    let env = TestEnv::new();
+    let broker = Broker::start();
+    broker.create_topic("access-logs", RAW_PARTITIONS);
+    let data = dataset(1_000_000);
+    let expected = replayed(&env, &data);
     // Broken records among the first third, in one raw partition.
     let mut records: Vec<(i32, Vec<u8>)> = data
         .into_iter()
@@ -739,6 +749,85 @@ fn killed_stopped_and_joining_instances_lose_nothing_and_alert_nothing_wrong() {
     for instance in [a, c, d] {
         instance.stop();
     }
+}
+
+/// The Kafka configuration of group `group` on `broker`, with the data set's detection.
+fn group_config(broker: &Broker, group: &str) -> String {
+    format!(
+        "{DETECT}\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n",
+        broker.addr
+    )
+}
+
+#[test]
+fn learn_hands_a_group_the_baseline_of_history_files() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let broker = Broker::start();
+    broker.create_topic("access-logs", RAW_PARTITIONS);
+    let data = dataset(300_000);
+    let expected = replayed(&env, &data);
+    // The history: the first day (every table's learning), as files; the rest arrives live.
+    // Without the baseline a group would learn for a day from its first live event and miss
+    // every exposure.
+    let cut = (T0 + DAY) * 1000;
+    let (history, live): (Vec<_>, Vec<_>) = data.into_iter().partition(|(ts, _, _)| *ts < cut);
+    env.write("history.jsonl", jsonl(&history));
+    env.write("group.toml", group_config(&broker, "learned"));
+    let learn = ["learn", "--config", "group.toml", "history.jsonl"];
+    let run = env.run(&learn);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "baseline of 300 tables handed to Kafka group learned (6 partitions of learned-state"
+        ),
+        "{}",
+        run.stderr
+    );
+    // A group that has state is not overwritten by mistake; --force replaces it.
+    let again = env.run(&learn);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("group learned already has state"),
+        "{}",
+        again.stderr
+    );
+    let forced = env.run(&[
+        "learn",
+        "--config",
+        "group.toml",
+        "--force",
+        "history.jsonl",
+    ]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(
+        forced.stderr.contains("the earlier state of 6 replaced"),
+        "{}",
+        forced.stderr
+    );
+    let with_dir = env.run(&[
+        "learn",
+        "--config",
+        "group.toml",
+        "--state-dir",
+        "s",
+        "history.jsonl",
+    ]);
+    assert_eq!(with_dir.code, 2, "{}", with_dir.stderr);
+
+    let records: Vec<(i32, Vec<u8>)> = live
+        .into_iter()
+        .map(|(_, p, r)| (p, r.into_bytes()))
+        .collect();
+    broker.produce("access-logs", &records);
+    let one = Instance::start(&env, &broker, "learned", "one", "");
+    check(
+        "learned",
+        std::slice::from_ref(&one.alerts),
+        &[one.log.as_path()],
+        &expected,
+    );
+    one.stop();
 }
 
 #[test]
