@@ -225,6 +225,46 @@ impl Watermarks {
     }
 }
 
+/// One live input's event time (a followed file, a Kafka partition): the newest event read
+/// and the most an event has been behind it so far. Live inputs are written in time order up to
+/// that disorder, so no event still to come from the input is older than
+/// [`watermark`](Self::watermark): the watermark moves there at once instead of waiting for
+/// `lateness`, and an event behind it gives the input that much room from then on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputTime {
+    pub newest: Option<Ts>,
+    /// At most `lateness`.
+    pub disorder: Micros,
+}
+
+impl InputTime {
+    /// Notes an event at `ts`; returns the input's new disorder when the event showed more
+    /// than it had so far (worth a log line).
+    pub fn note(&mut self, ts: Ts, lateness: Micros) -> Option<Micros> {
+        match self.newest {
+            Some(newest) if ts < newest => {
+                let behind = (newest - ts).min(lateness);
+                (behind > self.disorder).then(|| {
+                    self.disorder = behind;
+                    behind
+                })
+            }
+            _ => {
+                self.newest = Some(ts);
+                None
+            }
+        }
+    }
+
+    /// No event still to come is older: the newest time minus the disorder shown, one
+    /// instant on once the input is `settled` (in order, at its end and quiet for a moment:
+    /// it has written its newest instant whole).
+    pub fn watermark(&self, settled: bool) -> Option<Ts> {
+        let settled = settled && self.disorder == 0;
+        self.newest.map(|n| n - self.disorder + Ts::from(settled))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +361,28 @@ mod tests {
         // Held at the end of the stream: released.
         assert_eq!(w.observe(s, 9_000), (None, Verdict::Hold));
         assert_eq!(w.end(s), Some(Held::Release));
+    }
+
+    #[test]
+    fn an_input_out_of_order_is_given_that_much_room_up_to_lateness() {
+        let mut time = InputTime::default();
+        assert_eq!(time.watermark(true), None);
+        assert_eq!(time.note(100, 50), None);
+        assert_eq!(time.watermark(false), Some(100));
+        assert_eq!(
+            time.watermark(true),
+            Some(101),
+            "settled: its newest instant is whole"
+        );
+        assert_eq!(time.note(90, 50), Some(10));
+        assert_eq!(time.note(95, 50), None, "less behind than already shown");
+        assert_eq!(
+            time.watermark(true),
+            Some(90),
+            "out of order: never settled"
+        );
+        assert_eq!(time.note(120, 50), None);
+        assert_eq!(time.note(0, 50), Some(50), "never more room than lateness");
+        assert_eq!(time.watermark(false), Some(70));
     }
 }

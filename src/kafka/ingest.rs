@@ -16,6 +16,7 @@ use crate::format::vendor::NotAccess;
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::live::metrics::Metrics;
 use crate::time::{Micros, Span, Ts};
+use crate::watermark::InputTime;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -67,9 +68,7 @@ struct Source {
     decoder: Decoder,
     /// One batch under way per repartition partition.
     batches: Vec<BatchWriter>,
-    newest: Option<Ts>,
-    /// How far out of order the source has been (at most `lateness`).
-    disorder: Micros,
+    time: InputTime,
     read_at: Instant,
     at_end: bool,
     /// The offset to commit: every record before it is decoded and its events sent.
@@ -80,11 +79,11 @@ struct Source {
 impl Source {
     fn progress(&self, lateness: Duration) -> SourceProgress {
         let quiet = self.read_at.elapsed();
-        let settled = self.at_end && self.disorder == 0 && quiet >= SETTLE;
+        let settled = self.at_end && quiet >= SETTLE;
         SourceProgress {
             source: self.name.clone(),
-            watermark: self.newest.map(|n| n - self.disorder + Ts::from(settled)),
-            newest: self.newest,
+            watermark: self.time.watermark(settled),
+            newest: self.time.newest,
             // Quiet for `lateness`, whatever this instance read of it: an instance that took
             // the source over at its end has read nothing yet, but events older than the
             // other sources' time may still come (the previous owner's watermark holds).
@@ -267,8 +266,7 @@ impl Stage {
                 name,
                 decoder: config.decoder(),
                 batches,
-                newest: None,
-                disorder: 0,
+                time: InputTime::default(),
                 read_at: Instant::now(),
                 at_end: false,
                 next_offset: None,
@@ -291,8 +289,7 @@ impl Stage {
         let mut taking = Taking {
             source_name: &source.name,
             batches: &mut source.batches,
-            newest: &mut source.newest,
-            disorder: &mut source.disorder,
+            time: &mut source.time,
             offset,
             index: 0,
             lateness,
@@ -496,8 +493,7 @@ fn send(producer: &Producer_, mut record: BaseRecord<'_, (), [u8]>) -> io::Resul
 struct Taking<'a> {
     source_name: &'a str,
     batches: &'a mut [BatchWriter],
-    newest: &'a mut Option<Ts>,
-    disorder: &'a mut Micros,
+    time: &'a mut InputTime,
     offset: i64,
     index: u32,
     lateness: Micros,
@@ -517,18 +513,12 @@ impl Taking<'_> {
             *self.quarantined += 1;
             return false;
         }
-        match *self.newest {
-            Some(newest) if ts < newest => {
-                if newest - ts > *self.disorder {
-                    *self.disorder = (newest - ts).min(self.lateness);
-                    tracing::info!(
-                        source = self.source_name,
-                        disorder = %Span(*self.disorder),
-                        "the source is out of order: its watermark now leaves it this much room"
-                    );
-                }
-            }
-            _ => *self.newest = Some(ts),
+        if let Some(disorder) = self.time.note(ts, self.lateness) {
+            tracing::info!(
+                source = self.source_name,
+                disorder = %Span(disorder),
+                "the source is out of order: its watermark now leaves it this much room"
+            );
         }
         true
     }
@@ -590,8 +580,10 @@ mod tests {
                 .unwrap()
                 .decoder(),
             batches: Vec::new(),
-            newest,
-            disorder: 0,
+            time: InputTime {
+                newest,
+                disorder: 0,
+            },
             read_at: Instant::now() - quiet,
             at_end,
             next_offset: None,

@@ -200,16 +200,19 @@ impl PartitionDetector {
     pub fn take_events(
         &mut self,
         offset: i64,
-        batch: &EventBatch,
+        batch: &EventBatch<'_>,
         alerts: &mut Vec<Alert>,
     ) -> Taken {
         self.next_offset = self.next_offset.max(offset + 1);
         let mut taken = Taken::default();
-        let now = Instant::now();
+        if !self.sources.contains_key(batch.source.as_ref()) {
+            let source = Source::unheard(Instant::now());
+            self.sources.insert(batch.source.to_string(), source);
+        }
         let source = self
             .sources
-            .entry(batch.source.clone())
-            .or_insert(Source::unheard(now));
+            .get_mut(batch.source.as_ref())
+            .expect("just inserted");
         let before = alerts.len();
         for (position, item) in &batch.items {
             if source.applied.is_some_and(|applied| *position <= applied) {
@@ -446,7 +449,12 @@ mod tests {
             .detector
     }
 
-    fn read(offset: i64, minute: i64, table: &str, principal: &str) -> (Position, Item) {
+    fn read<'a>(
+        offset: i64,
+        minute: i64,
+        table: &'a str,
+        principal: &'a str,
+    ) -> (Position, Item<'a>) {
         (
             Position { offset, index: 0 },
             Item::Read {
@@ -457,7 +465,7 @@ mod tests {
         )
     }
 
-    fn batch(source: &str, items: Vec<(Position, Item)>) -> EventBatch {
+    fn batch<'a>(source: &'a str, items: Vec<(Position, Item<'a>)>) -> EventBatch<'a> {
         EventBatch {
             source: source.into(),
             items,
@@ -474,7 +482,7 @@ mod tests {
     }
 
     /// A learning period on `t` by a and b, then six newcomers in a burst: one window.
-    fn exposure(source: &str) -> EventBatch {
+    fn exposure(source: &str) -> EventBatch<'_> {
         let mut items = vec![read(0, 0, "t", "a"), read(1, 1, "t", "b")];
         for (i, who) in ["n1", "n2", "n3", "n4", "n5", "n6"].iter().enumerate() {
             items.push(read(2 + i as i64, 20 + i as i64, "t", who));

@@ -13,6 +13,7 @@
 
 use crate::event::PermissionChange;
 use crate::time::Ts;
+use std::borrow::Cow;
 
 /// The first byte of every record this release writes.
 const VERSION: u8 = 1;
@@ -42,18 +43,19 @@ pub struct Position {
     pub index: u32,
 }
 
-/// One event as the detect stage needs it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Item {
+/// One event as the detect stage needs it; names borrowed from the record read (no copy
+/// per event) or owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item<'a> {
     Read {
         ts: Ts,
-        table: String,
-        principal: String,
+        table: Cow<'a, str>,
+        principal: Cow<'a, str>,
     },
     Change(PermissionChange),
 }
 
-impl Item {
+impl Item<'_> {
     pub fn ts(&self) -> Ts {
         match self {
             Item::Read { ts, .. } => *ts,
@@ -64,10 +66,10 @@ impl Item {
 
 /// Events of one source for one partition, in the order the source gave them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventBatch {
+pub struct EventBatch<'a> {
     /// `topic/partition` of the raw log topic.
-    pub source: String,
-    pub items: Vec<(Position, Item)>,
+    pub source: Cow<'a, str>,
+    pub items: Vec<(Position, Item<'a>)>,
 }
 
 /// How far one source has got, as its ingest instance knows it.
@@ -84,8 +86,8 @@ pub struct SourceProgress {
 
 /// A repartition record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Events(EventBatch),
+pub enum Record<'a> {
+    Events(EventBatch<'a>),
     Progress(Vec<SourceProgress>),
 }
 
@@ -97,7 +99,7 @@ pub struct RecordError {
     pub what: &'static str,
 }
 
-impl Record {
+impl<'a> Record<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.clear();
         out.push(VERSION);
@@ -118,7 +120,8 @@ impl Record {
         }
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+    /// Reads a record; the events' names borrow from `bytes`.
+    pub fn decode(bytes: &'a [u8]) -> Result<Record<'a>, RecordError> {
         let mut reader = Reader { bytes, at: 0 };
         if reader.u8()? != VERSION {
             return Err(RecordError {
@@ -128,7 +131,7 @@ impl Record {
         }
         match reader.u8()? {
             KIND_EVENTS => {
-                let source = reader.str()?.to_string();
+                let source = Cow::Borrowed(reader.str()?);
                 let count = reader.u32()? as usize;
                 let mut items = Vec::with_capacity(count.min(1 << 16));
                 for _ in 0..count {
@@ -151,7 +154,7 @@ impl Record {
 }
 
 /// Appends one event to a batch being encoded (see [`BatchWriter`]).
-fn put_item(out: &mut Vec<u8>, position: Position, item: &Item) {
+fn put_item(out: &mut Vec<u8>, position: Position, item: &Item<'_>) {
     out.extend_from_slice(&position.offset.to_le_bytes());
     out.extend_from_slice(&position.index.to_le_bytes());
     match item {
@@ -278,7 +281,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn item(&mut self) -> Result<(Position, Item), RecordError> {
+    fn item(&mut self) -> Result<(Position, Item<'a>), RecordError> {
         let offset = self.i64()?;
         let index = self.u32()?;
         let position = Position { offset, index };
@@ -286,8 +289,8 @@ impl<'a> Reader<'a> {
         let item = match self.u8()? {
             ITEM_READ => {
                 let ts = self.i64()?;
-                let table = self.str()?.to_string();
-                let principal = self.str()?.to_string();
+                let table = Cow::Borrowed(self.str()?);
+                let principal = Cow::Borrowed(self.str()?);
                 Item::Read {
                     ts,
                     table,
@@ -389,7 +392,7 @@ mod tests {
                     Item::Read {
                         ts: -3,
                         table: "t".into(),
-                        principal: String::new(),
+                        principal: String::new().into(),
                     },
                 ),
             ],

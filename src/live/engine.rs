@@ -12,7 +12,8 @@ use crate::detect::{Alert, Detector, Observed, alert};
 use crate::event::{AccessEvent, PermissionChange};
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::source::tail::{FileEvent, Follower};
-use crate::time::{MICROS_PER_SEC, Micros, Span, Ts};
+use crate::time::{MICROS_PER_SEC, Span, Ts};
+use crate::watermark::InputTime;
 use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -38,15 +39,11 @@ pub struct EngineOptions {
 /// newest event time, that instant included.
 const SETTLE: Duration = Duration::from_millis(50);
 
-/// The newest event time of one input, when it was read (by the wall clock), and how far out
-/// of order the input has been so far.
+/// One input's event time, and when it was last read (by the wall clock).
 #[derive(Debug, Clone, Copy)]
 struct SourceClock {
-    newest: Ts,
+    time: InputTime,
     read_at: Instant,
-    /// The most an event of this input has been behind its newest (at most `lateness`): the
-    /// per-source watermark leaves the input that much room.
-    disorder: Micros,
 }
 
 /// At most this many bad lines are logged one by one per minute; the rest are counted.
@@ -335,24 +332,20 @@ impl Engine {
         let lateness = self.config.detector.lateness.micros();
         match self.sources.get_mut(input) {
             Some(clock) => {
-                if ts < clock.newest && clock.newest - ts > clock.disorder {
-                    clock.disorder = (clock.newest - ts).min(lateness);
-                    let disorder = Span(clock.disorder);
+                if let Some(disorder) = clock.time.note(ts, lateness) {
+                    let disorder = Span(disorder);
                     tracing::info!(
                         input,
                         %disorder,
                         "the input is out of order: its watermark now leaves it this much room"
                     );
                 }
-                clock.newest = clock.newest.max(ts);
                 clock.read_at = now;
             }
             None => {
-                let clock = SourceClock {
-                    newest: ts,
-                    read_at: now,
-                    disorder: 0,
-                };
+                let mut time = InputTime::default();
+                time.note(ts, lateness);
+                let clock = SourceClock { time, read_at: now };
                 self.sources.insert(input.to_string(), clock);
             }
         }
@@ -426,9 +419,9 @@ impl Engine {
             .sources
             .values()
             .filter(|c| c.read_at.elapsed() < lateness.max(SETTLE * 2))
-            .map(|c| {
-                let settled = !partial && c.disorder == 0 && c.read_at.elapsed() >= SETTLE;
-                c.newest - c.disorder + Ts::from(settled)
+            .filter_map(|c| {
+                let settled = !partial && c.read_at.elapsed() >= SETTLE;
+                c.time.watermark(settled)
             })
             .min();
         let Some(floor) = floor else { return };
