@@ -350,6 +350,37 @@ impl Instance {
         kafka_config: &str,
         extra_config: &str,
     ) -> Instance {
+        Instance::launch(
+            env,
+            broker,
+            group,
+            name,
+            kafka_config,
+            extra_config,
+            "500ms",
+        )
+    }
+
+    /// Writing its partitions' states only every `checkpoint_every`.
+    pub fn start_checkpointing_every(
+        env: &TestEnv,
+        broker: &Broker,
+        group: &str,
+        name: &str,
+        checkpoint_every: &str,
+    ) -> Instance {
+        Instance::launch(env, broker, group, name, "", "", checkpoint_every)
+    }
+
+    fn launch(
+        env: &TestEnv,
+        broker: &Broker,
+        group: &str,
+        name: &str,
+        kafka_config: &str,
+        extra_config: &str,
+        checkpoint_every: &str,
+    ) -> Instance {
         let alerts = env.path(&format!("{name}/alerts.jsonl"));
         std::fs::create_dir_all(env.path(name)).unwrap();
         std::fs::set_permissions(
@@ -378,7 +409,7 @@ impl Instance {
                 env.path(name).to_str().unwrap(),
                 "--from-beginning",
                 "--checkpoint-every",
-                "500ms",
+                checkpoint_every,
                 "--metrics-addr",
                 "127.0.0.1:0",
                 "--log-level",
@@ -749,6 +780,43 @@ fn killed_stopped_and_joining_instances_lose_nothing_and_alert_nothing_wrong() {
     for instance in [a, c, d] {
         instance.stop();
     }
+}
+
+#[test]
+fn an_instance_killed_before_its_first_checkpoint_loses_nothing() {
+    let _serial = serial();
+    let f = fixture();
+    let (env, broker) = (&f.env, &f.broker);
+    for phase in &f.phases {
+        broker.produce("access-logs", phase);
+    }
+    // Its ingest commits raw offsets every second; its partitions' states are never written.
+    let a = Instance::start_checkpointing_every(env, broker, "early", "a", "1h");
+    let total: f64 = f.phases.iter().map(|p| p.len() as f64).sum();
+    eventually(Duration::from_secs(120), || {
+        let n = ingested(&[&a]);
+        (n >= total * 0.4)
+            .then_some(())
+            .ok_or_else(|| format!("{n} of {total} ingested"))
+    });
+    let (a_alerts, a_log) = (a.alerts.clone(), a.log.clone());
+    a.kill9();
+    // The next owner finds no state: its detectors start afresh from the repartition topic's
+    // beginning, and its ingest from the raw offsets the killed one committed.
+    let b = Instance::start(env, broker, "early", "b", "");
+    check(
+        "killed before its first checkpoint",
+        &[a_alerts, b.alerts.clone()],
+        &[a_log.as_path(), b.log.as_path()],
+        &f.expected,
+    );
+    assert!(
+        b.log_text()
+            .contains("no state: the partition starts afresh"),
+        "{}",
+        b.log_text()
+    );
+    b.stop();
 }
 
 /// The Kafka configuration of group `group` on `broker`, with the data set's detection.
