@@ -3,7 +3,9 @@
 //!
 //! A tansu broker (the one the tests use) is started on 127.0.0.1, pinned to CPU 1; the
 //! synthetic access log of `benches/synth` (`EXPOSURE_KAFKA_EVENTS` reads, default 2 000 000)
-//! is produced to a 6-partition raw topic once. Then, in the same run:
+//! is produced to a 6-partition raw topic (each Kafka run below gets a fresh broker loaded with
+//! it, checked to hold every record, so that no run pays for the topics of the runs before it
+//! and a broker fault cannot pass for a figure). Then, in the same run:
 //!
 //! - **broker**: a plain consumer reads every raw record back (the broker's own limit, and
 //!   the producer's rate while loading);
@@ -196,98 +198,108 @@ fn report(what: &str, runs: Vec<(f64, f64)>) -> (f64, f64) {
     (median, cost)
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
-        return; // `cargo test --benches` / `cargo bench -- --list`: nothing to list or check.
-    }
-    let events = env_u64("EXPOSURE_KAFKA_EVENTS", 2_000_000);
-    let runs = env_u64("EXPOSURE_KAFKA_RUNS", 3) as usize;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let broker_addr = format!("127.0.0.1:{port}");
-    let mut broker = Command::new("taskset")
-        .args([
-            "-c",
-            "1",
-            &tansu(),
-            "broker",
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .args(["--listener-url", &url, "--advertised-listener-url", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu (bash scripts/install-test-deps.sh installs it)");
-    let start = Instant::now();
-    while TcpStream::connect(&broker_addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "tansu did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &broker_addr);
+/// A tansu broker pinned to CPU 1, holding the events in the 6-partition topic `raw`.
+struct Broker {
+    child: Child,
+    addr: String,
+}
 
-    // The events, as one file and as records of the raw topic.
-    let mut file = Vec::new();
-    synth::write_jsonl(synth::Shape::new(events), &mut file).unwrap();
-    let events_file = dir.path().join("events.jsonl");
-    std::fs::write(&events_file, &file).unwrap();
-    let lines: Vec<&[u8]> = file
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    let total = lines.len() as f64;
-    let admin: AdminClient<DefaultClientContext> = client.create().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let topic = NewTopic::new("raw", 6, TopicReplication::Fixed(1));
-    for result in runtime
-        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
-        .unwrap()
-    {
-        result.unwrap();
-    }
-    let producer: ThreadedProducer<DefaultProducerContext> = client
-        .clone()
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()
-        .unwrap();
-    let produce_start = Instant::now();
-    for (i, line) in lines.iter().enumerate() {
-        let mut record = BaseRecord::<(), [u8]>::to("raw")
-            .partition((i % 6) as i32)
-            .payload(*line);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
+impl Broker {
+    /// Starts a broker and produces `lines` (round robin over the partitions); checks that it
+    /// holds every one. Each Kafka measurement gets a fresh broker, so that no run pays for
+    /// the topics of the runs before it.
+    fn loaded(lines: &[&[u8]]) -> (Broker, f64) {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new("taskset")
+            .args([
+                "-c",
+                "1",
+                &tansu(),
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu (bash scripts/install-test-deps.sh installs it)");
+        let broker = Broker { child, addr };
+        let start = Instant::now();
+        while TcpStream::connect(&broker.addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "tansu did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let client = broker.client();
+        let admin: AdminClient<DefaultClientContext> = client.create().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let topic = NewTopic::new("raw", 6, TopicReplication::Fixed(1));
+        for result in runtime
+            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            .unwrap()
+        {
+            result.unwrap();
+        }
+        let producer: ThreadedProducer<DefaultProducerContext> = client
+            .clone()
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .create()
+            .unwrap();
+        let produce_start = Instant::now();
+        for (i, line) in lines.iter().enumerate() {
+            let mut record = BaseRecord::<(), [u8]>::to("raw")
+                .partition((i % 6) as i32)
+                .payload(*line);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
             }
         }
+        producer.flush(Duration::from_secs(300)).unwrap();
+        let produced = lines.len() as f64 / produce_start.elapsed().as_secs_f64();
+        let probe: BaseConsumer = client.create().unwrap();
+        let held: i64 = (0..6)
+            .map(|p| {
+                let (low, high) = probe
+                    .fetch_watermarks("raw", p, Duration::from_secs(10))
+                    .unwrap();
+                high - low
+            })
+            .sum();
+        assert_eq!(
+            held,
+            lines.len() as i64,
+            "the broker acknowledged every record but holds {held} of {}",
+            lines.len()
+        );
+        (broker, produced)
     }
-    producer.flush(Duration::from_secs(300)).unwrap();
-    let produced = total / produce_start.elapsed().as_secs_f64();
-    println!(
-        "{} events ({} MB); produced at {produced:.0} records/s",
-        lines.len(),
-        file.len() >> 20
-    );
 
-    // The broker's own limit: a plain consumer reads everything back.
-    let mut broker_rates = Vec::new();
-    for run in 0..runs {
-        let consumer: BaseConsumer = client
-            .clone()
-            .set("group.id", format!("plain-{run}"))
+    fn client(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &self.addr);
+        client
+    }
+
+    /// Events/s a plain consumer (no processing) reads `total` records back at.
+    fn plain_read_rate(&self, group: &str, total: f64) -> f64 {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", group)
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .create()
@@ -301,16 +313,56 @@ fn main() {
                 n += 1;
             }
         }
-        broker_rates.push((n as f64 / first.unwrap().elapsed().as_secs_f64(), f64::NAN));
+        n as f64 / first.unwrap().elapsed().as_secs_f64()
     }
-    report("broker: plain consumer", broker_rates);
+}
 
-    let config = |group: &str| {
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` / `cargo bench -- --list`: nothing to list or check.
+    }
+    let events = env_u64("EXPOSURE_KAFKA_EVENTS", 2_000_000);
+    let runs = env_u64("EXPOSURE_KAFKA_RUNS", 3) as usize;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The events, as one file and as records of the raw topic.
+    let mut file = Vec::new();
+    synth::write_jsonl(synth::Shape::new(events), &mut file).unwrap();
+    let events_file = dir.path().join("events.jsonl");
+    std::fs::write(&events_file, &file).unwrap();
+    let lines: Vec<&[u8]> = file
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let total = lines.len() as f64;
+
+    // The broker's own limit: a plain consumer reads everything back.
+    let (broker, produced) = Broker::loaded(&lines);
+    println!(
+        "{} events ({} MB); produced at {produced:.0} records/s",
+        lines.len(),
+        file.len() >> 20
+    );
+    let broker_rates = (0..runs)
+        .map(|run| (broker.plain_read_rate(&format!("plain-{run}"), total), f64::NAN))
+        .collect();
+    report("broker: plain consumer", broker_rates);
+    drop(broker);
+
+    let config = |group: &str, broker: &Broker| {
         let path = dir.path().join(format!("{group}.toml"));
         std::fs::write(
             &path,
             format!(
-                "[input.kafka]\nbrokers = \"{broker_addr}\"\ntopics = [\"raw\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n"
+                "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"raw\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n",
+                broker.addr
             ),
         )
         .unwrap();
@@ -347,7 +399,8 @@ fn main() {
                 "{}-{instances}-{run}",
                 if cpu.is_some() { "pinned" } else { "free" }
             );
-            let path = config(&group);
+            let (broker, _) = Broker::loaded(&lines);
+            let path = config(&group, &broker);
             let watches: Vec<Watch> = (0..instances)
                 .map(|i| {
                     Watch::start(
@@ -377,6 +430,4 @@ fn main() {
         pinned / file,
         two / one
     );
-    let _ = broker.kill();
-    let _ = broker.wait();
 }
