@@ -351,7 +351,12 @@ fn main() {
         file.len() >> 20
     );
     let broker_rates = (0..runs)
-        .map(|run| (broker.plain_read_rate(&format!("plain-{run}"), total), f64::NAN))
+        .map(|run| {
+            (
+                broker.plain_read_rate(&format!("plain-{run}"), total),
+                f64::NAN,
+            )
+        })
         .collect();
     report("broker: plain consumer", broker_rates);
     drop(broker);

@@ -136,22 +136,31 @@ impl KafkaSettings {
         format!("{}-detect", self.group)
     }
 
-    /// A client configuration: brokers, exposure's defaults, then the configured `client`
-    /// settings over them.
+    /// An admin client's configuration: brokers, exposure's defaults, then the configured
+    /// `client` settings that apply to every client (not a consumer's or a producer's own).
     pub fn client_config(&self) -> ClientConfig {
-        self.config_with(&[])
+        self.config_with(&[], Scope::Any)
+    }
+
+    /// A producer's configuration: the general `client` settings and the producer's own.
+    pub fn producer_config(&self) -> ClientConfig {
+        self.config_with(&[], Scope::Producer)
     }
 
     /// A consumer's configuration: exposure's consumer defaults too (a dead instance's
-    /// partitions move on after 10 s), under the configured settings.
+    /// partitions move on after 10 s), under the general `client` settings and the
+    /// consumer's own.
     pub fn consumer_config(&self) -> ClientConfig {
-        self.config_with(&[
-            ("session.timeout.ms", "10000"),
-            ("heartbeat.interval.ms", "1000"),
-        ])
+        self.config_with(
+            &[
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "1000"),
+            ],
+            Scope::Consumer,
+        )
     }
 
-    fn config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+    fn config_with(&self, defaults: &[(&str, &str)], client: Scope) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
@@ -161,9 +170,79 @@ impl KafkaSettings {
             config.set(*key, *value);
         }
         for (key, value) in &self.client {
-            config.set(key, value);
+            let scope = Scope::of(key);
+            if scope == Scope::Any || scope == client {
+                config.set(key, value);
+            }
         }
         config
+    }
+}
+
+/// Which librdkafka clients a setting is for (its CONFIGURATION.md marks them C and P):
+/// each is given only to those, so that no client warns of a setting that is not its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Any,
+    Consumer,
+    Producer,
+}
+
+const CONSUMER_ONLY: &[&str] = &[
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "auto.commit.interval.ms",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "isolation.level",
+    "check.crcs",
+];
+
+const PRODUCER_ONLY: &[&str] = &[
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "queue.buffering.backpressure.threshold",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "batch.num.messages",
+    "batch.size",
+    "sticky.partitioning.linger.ms",
+    "request.required.acks",
+    "acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "partitioner",
+];
+
+impl Scope {
+    fn of(key: &str) -> Scope {
+        if CONSUMER_ONLY.contains(&key) {
+            Scope::Consumer
+        } else if PRODUCER_ONLY.contains(&key) {
+            Scope::Producer
+        } else {
+            Scope::Any
+        }
     }
 }
 

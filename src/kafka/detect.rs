@@ -233,7 +233,7 @@ pub fn run(
 /// The producer of partition states (large, compressed, never duplicated).
 pub(super) fn state_producer(settings: &KafkaSettings) -> io::Result<BaseProducer> {
     settings
-        .client_config()
+        .producer_config()
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")
         .set("message.max.bytes", "67108864")

@@ -162,7 +162,7 @@ pub fn run(
 ) -> io::Result<()> {
     let deliveries = Deliveries::default();
     let producer: Producer_ = settings
-        .client_config()
+        .producer_config()
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("message.max.bytes", "16777216")

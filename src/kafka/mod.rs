@@ -308,6 +308,28 @@ mod tests {
     }
 
     #[test]
+    fn each_client_gets_the_general_settings_and_only_its_own() {
+        let section = section(
+            "[client]\n\"security.protocol\" = \"SSL\"\n\"session.timeout.ms\" = \"6000\"\n\"linger.ms\" = \"50\"",
+        );
+        let settings = KafkaSettings::from_section(&section, Span::from_secs(300)).unwrap();
+        let (consumer, producer, admin) = (
+            settings.consumer_config(),
+            settings.producer_config(),
+            settings.client_config(),
+        );
+        for config in [&consumer, &producer, &admin] {
+            assert_eq!(config.get("security.protocol"), Some("SSL"));
+        }
+        assert_eq!(consumer.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(producer.get("linger.ms"), Some("50"));
+        assert_eq!(producer.get("session.timeout.ms"), None);
+        assert_eq!(admin.get("linger.ms"), None);
+        assert_eq!(admin.get("session.timeout.ms"), None);
+    }
+
+    #[test]
     fn bad_settings_name_their_key() {
         assert_eq!(error("partitions = 0").0, "partitions");
         assert_eq!(error("format = \"parquet\"").0, "format");
