@@ -655,7 +655,7 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
                  bytes{}); start its `exposure watch` instances",
                 handed.tables,
                 if handed.tables == 1 { "" } else { "s" },
-                config.kafka.as_ref().map_or("", |k| k.group.as_str()),
+                handed.group,
                 handed.partitions,
                 handed.state_topic,
                 handed.bytes,

@@ -241,6 +241,28 @@ pub(super) fn state_producer(settings: &KafkaSettings) -> io::Result<BaseProduce
         .map_err(kafka_error("cannot create the state producer"))
 }
 
+/// Queues `state` for the state topic (partition = its partition, key = its number); returns
+/// its size. The caller flushes the producer before counting on it.
+pub(super) fn send_state(
+    producer: &BaseProducer,
+    state_topic: &str,
+    state: &PartitionState,
+) -> io::Result<u64> {
+    let bytes = serde_json::to_vec(state).expect("a state serializes");
+    let key = state.partition.to_string();
+    let record = BaseRecord::to(state_topic)
+        .partition(state.partition)
+        .key(&key)
+        .payload(&bytes);
+    producer.send(record).map_err(|(e, _)| {
+        io::Error::other(format!(
+            "cannot write the state of partition {}: {e}",
+            state.partition
+        ))
+    })?;
+    Ok(bytes.len() as u64)
+}
+
 fn kafka_error(what: &'static str) -> impl Fn(KafkaError) -> io::Error {
     move |e| io::Error::other(format!("{what}: {e}"))
 }
@@ -394,18 +416,8 @@ impl Stage {
             }
             let journal = &self.journal;
             let state = detector.state(|open| journal.emitted_keys_of(open));
-            let bytes = serde_json::to_vec(&state).expect("a state serializes");
-            let key = partition.to_string();
-            let record = BaseRecord::to(&self.state_topic)
-                .partition(*partition)
-                .key(&key)
-                .payload(&bytes);
-            if let Err((e, _)) = self.producer.send(record) {
-                return Err(io::Error::other(format!(
-                    "cannot write the state of partition {partition}: {e}"
-                )));
-            }
-            sizes.push((*partition, bytes.len() as u64));
+            let bytes = send_state(&self.producer, &self.state_topic, &state)?;
+            sizes.push((*partition, bytes));
             let _ = offsets.add_partition_offset(
                 &self.repartition,
                 *partition,

@@ -12,7 +12,7 @@ use super::partition::{PartitionState, split};
 use crate::detect::snapshot::DetectorSnapshot;
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::producer::Producer;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +29,7 @@ pub struct Handover {
 /// What was handed to the group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandedOver {
+    pub group: String,
     pub state_topic: String,
     pub partitions: i32,
     pub tables: usize,
@@ -93,21 +94,13 @@ impl Handover {
                 self.next_offsets[partition as usize],
                 detector,
             );
-            let bytes = serde_json::to_vec(&state).expect("a state serializes");
-            let key = partition.to_string();
-            let record = BaseRecord::<String, [u8]>::to(&state_topic)
-                .partition(partition)
-                .key(&key)
-                .payload(&bytes);
-            if let Err((e, _)) = producer.send(record) {
-                anyhow::bail!("cannot write the state of partition {partition}: {e}");
-            }
-            bytes_written += bytes.len() as u64;
+            bytes_written += super::detect::send_state(&producer, &state_topic, &state)?;
         }
         producer
             .flush(Duration::from_secs(60))
             .context("the broker did not acknowledge the learned states in time")?;
         Ok(HandedOver {
+            group: settings.group.clone(),
             state_topic,
             partitions: settings.partitions,
             tables: whole.tables.len(),

@@ -842,46 +842,20 @@ fn learn_hands_a_group_the_baseline_of_history_files() {
     let (history, live): (Vec<_>, Vec<_>) = data.into_iter().partition(|(ts, _, _)| *ts < cut);
     env.write("history.jsonl", jsonl(&history));
     env.write("group.toml", group_config(&broker, "learned"));
-    let learn = ["learn", "--config", "group.toml", "history.jsonl"];
-    let run = env.run(&learn);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "baseline of 300 tables handed to Kafka group learned (6 partitions of learned-state"
-        ),
-        "{}",
-        run.stderr
+    let learn = |extra: &[&str]| {
+        let mut args = vec!["learn", "--config", "group.toml"];
+        args.extend_from_slice(extra);
+        args.push("history.jsonl");
+        env.run(&args)
+    };
+    learn(&[]).expect(
+        0,
+        "baseline of 300 tables handed to Kafka group learned (6 partitions of learned-state",
     );
     // A group that has state is not overwritten by mistake; --force replaces it.
-    let again = env.run(&learn);
-    assert_eq!(again.code, 1, "{}", again.stderr);
-    assert!(
-        again.stderr.contains("group learned already has state"),
-        "{}",
-        again.stderr
-    );
-    let forced = env.run(&[
-        "learn",
-        "--config",
-        "group.toml",
-        "--force",
-        "history.jsonl",
-    ]);
-    assert_eq!(forced.code, 0, "{}", forced.stderr);
-    assert!(
-        forced.stderr.contains("the earlier state of 6 replaced"),
-        "{}",
-        forced.stderr
-    );
-    let with_dir = env.run(&[
-        "learn",
-        "--config",
-        "group.toml",
-        "--state-dir",
-        "s",
-        "history.jsonl",
-    ]);
-    assert_eq!(with_dir.code, 2, "{}", with_dir.stderr);
+    learn(&[]).expect(1, "group learned already has state");
+    learn(&["--force"]).expect(0, "the earlier state of 6 replaced");
+    learn(&["--state-dir", "s"]).expect(2, "give no --state-dir");
 
     let records: Vec<(i32, Vec<u8>)> = live
         .into_iter()

@@ -31,6 +31,12 @@ impl Run {
         }
     }
 
+    /// Asserts the exit code and that stderr says `says`.
+    pub fn expect(&self, code: i32, says: &str) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        assert!(self.stderr.contains(says), "{}", self.stderr);
+    }
+
     /// The alert lines on stdout, parsed.
     pub fn alerts(&self) -> Vec<serde_json::Value> {
         self.stdout
