@@ -163,6 +163,19 @@ fn cpu_ns_per_event(watches: &[Watch], events: f64) -> f64 {
     cpu * 1e9 / events
 }
 
+/// The largest peak resident memory (VmHWM) among the `watches`, in MiB.
+fn peak_rss_mib(watches: &[Watch]) -> f64 {
+    watches
+        .iter()
+        .filter_map(|w| {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", w.child.id())).ok()?;
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .fold(0.0, f64::max)
+        / 1024.0
+}
+
 /// Events/s from the first event counted to `target`, summing `metric` over `watches`.
 fn rate(watches: &[Watch], metric: &str, target: f64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -391,6 +404,10 @@ fn main() {
         let watch = [watch];
         let r = rate(&watch, "exposure_events_read_total", total);
         file_rates.push((r, cpu_ns_per_event(&watch, total)));
+        println!(
+            "  file, run {run}: peak memory {:.0} MiB",
+            peak_rss_mib(&watch)
+        );
         read_events = metric_sum(&watch[0].metrics, "exposure_reads_total");
     }
     let (_, file) = report("file, 1 core", file_rates);
@@ -421,6 +438,10 @@ fn main() {
                 read_events,
             );
             rates.push((r, cpu_ns_per_event(&watches, total)));
+            println!(
+                "  {what}, run {run}: peak memory {:.0} MiB per instance",
+                peak_rss_mib(&watches)
+            );
             assert_eq!(reads(&watches), read_events, "every read ingested");
         }
         report(what, rates)
