@@ -21,7 +21,10 @@
 //! `exposure_kafka_partition_events_total` (events through detection) for Kafka; and the CPU
 //! time the exposure processes used per event (user + system, from /proc), which is what "per
 //! event on one core" compares when the broker, not exposure, sets the pace. Each is run
-//! `EXPOSURE_KAFKA_RUNS` times (default 3); the best and the median are printed.
+//! `EXPOSURE_KAFKA_RUNS` times (default 3); the best and the median are printed
+//! (`EXPOSURE_KAFKA_ONLY="2 instances"` runs only the Kafka cases whose name holds the text).
+//! A run with no progress for a minute stops the bench with each instance's raw-partition
+//! metrics and log tail (logs kept under `target/kafka-bench-stall/`).
 
 #[path = "synth/mod.rs"]
 mod synth;
@@ -91,6 +94,7 @@ fn metric_sum(addr: &str, name: &str) -> f64 {
 struct Watch {
     child: Child,
     metrics: String,
+    log: std::path::PathBuf,
 }
 
 impl Watch {
@@ -133,7 +137,11 @@ impl Watch {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        Watch { child, metrics }
+        Watch {
+            child,
+            metrics,
+            log: log_path,
+        }
     }
 }
 
@@ -176,10 +184,12 @@ fn peak_rss_mib(watches: &[Watch]) -> f64 {
         / 1024.0
 }
 
-/// Events/s from the first event counted to `target`, summing `metric` over `watches`.
+/// Events/s from the first event counted to `target`, summing `metric` over `watches`. A run
+/// that makes no progress for a minute is a fault, not a figure: the instances' raw-partition
+/// metrics and log tails are printed, the logs kept under `target/kafka-bench-stall/`.
 fn rate(watches: &[Watch], metric: &str, target: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<(Instant, f64)> = None;
+    let mut progress = (Instant::now(), 0.0);
     loop {
         let now = Instant::now();
         let n: f64 = watches.iter().map(|w| metric_sum(&w.metrics, metric)).sum();
@@ -190,9 +200,43 @@ fn rate(watches: &[Watch], metric: &str, target: f64) -> f64 {
             let (t0, n0) = first.expect("counted");
             return (n - n0) / now.duration_since(t0).as_secs_f64();
         }
-        assert!(now < deadline, "{metric}: {n} of {target} after 10 minutes");
+        if n > progress.1 {
+            progress = (now, n);
+        }
+        if now.duration_since(progress.0) > Duration::from_secs(60) {
+            stalled(
+                watches,
+                &format!("{metric}: {n} of {target}, no progress for a minute"),
+            );
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Reports a stalled run and panics.
+fn stalled(watches: &[Watch], what: &str) -> ! {
+    let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kafka-bench-stall");
+    let _ = std::fs::create_dir_all(&keep);
+    for (i, watch) in watches.iter().enumerate() {
+        eprintln!("--- instance {i}: raw partitions and repartition partitions");
+        if let Some(body) = http_get(&watch.metrics, "/metrics") {
+            for line in body.lines().filter(|l| {
+                !l.starts_with('#')
+                    && (l.starts_with("exposure_kafka_source")
+                        || l.starts_with("exposure_kafka_partition_lag"))
+            }) {
+                eprintln!("{line}");
+            }
+        }
+        let log = std::fs::read_to_string(&watch.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        eprintln!("--- instance {i}: log tail ({})", watch.log.display());
+        for line in &lines[lines.len().saturating_sub(30)..] {
+            eprintln!("{line}");
+        }
+        let _ = std::fs::write(keep.join(format!("instance-{i}.log")), log);
+    }
+    panic!("{what}; logs kept in {}", keep.display());
 }
 
 /// Prints the runs' figures; returns the median rate and the median CPU cost per event.
@@ -413,7 +457,12 @@ fn main() {
     let (_, file) = report("file, 1 core", file_rates);
     // Only reads go through the repartition topic (other events only move time).
 
+    // `EXPOSURE_KAFKA_ONLY="2 instances"` runs only the Kafka cases whose name holds it.
+    let only = std::env::var("EXPOSURE_KAFKA_ONLY").unwrap_or_default();
     let kafka = |what: &str, instances: usize, cpu: Option<&str>| -> (f64, f64) {
+        if !what.contains(only.as_str()) {
+            return (f64::NAN, f64::NAN);
+        }
         let mut rates = Vec::new();
         for run in 0..runs {
             let group = format!(

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::event::{AccessEvent, PermissionChange};
 use crate::format::vendor::NotAccess;
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
-use crate::live::metrics::Metrics;
+use crate::live::metrics::{Metrics, SourceMetrics};
 use crate::time::{Micros, Span, Ts};
 use crate::watermark::InputTime;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -74,6 +74,8 @@ struct Source {
     /// The offset to commit: every record before it is decoded and its events sent.
     next_offset: Option<i64>,
     committed: Option<i64>,
+    /// The partition's end offset when last asked (for the lag metric).
+    end: Option<i64>,
 }
 
 impl Source {
@@ -134,6 +136,11 @@ impl ConsumerContext for IngestContext {
                 if let Err(e) = stage.commit(consumer) {
                     tracing::error!(error = %e, "cannot commit before a rebalance; records after the last commit are read again by the next owner (repeats are dropped)");
                 }
+                let mut figures = stage.metrics.sources.lock().expect("not poisoned");
+                for element in partitions.elements() {
+                    figures.remove(&format!("{}/{}", element.topic(), element.partition()));
+                }
+                drop(figures);
                 for element in partitions.elements() {
                     if let Some(topic) = stage.sources.get_mut(element.topic()) {
                         topic.remove(&element.partition());
@@ -229,6 +236,7 @@ pub fn run(
         stage.send_batches(false)?;
         if last_progress.elapsed() >= PROGRESS_EVERY {
             stage.send_progress()?;
+            stage.publish_sources(&consumer);
             last_progress = Instant::now();
         }
         if last_commit.elapsed() >= COMMIT_EVERY {
@@ -271,6 +279,7 @@ impl Stage {
                 at_end: false,
                 next_offset: None,
                 committed: None,
+                end: None,
             }
         })
     }
@@ -428,6 +437,34 @@ impl Stage {
         Ok(())
     }
 
+    /// Publishes each source's offset, lag and quiet time to the metrics.
+    fn publish_sources(&self, consumer: &BaseConsumer<IngestContext>) {
+        // Where the consumer stands on partitions not read from yet (its fetch position).
+        let positions = consumer.position().unwrap_or_default();
+        let mut figures = self.metrics.sources.lock().expect("not poisoned");
+        for (topic, by_partition) in &self.sources {
+            for (partition, source) in by_partition {
+                let offset = source.next_offset.or_else(|| {
+                    match positions.find_partition(topic, *partition)?.offset() {
+                        Offset::Offset(next) => Some(next),
+                        _ => None,
+                    }
+                });
+                let high = source.end;
+                figures.insert(
+                    source.name.clone(),
+                    SourceMetrics {
+                        offset: offset.unwrap_or(-1),
+                        lag: offset
+                            .zip(high)
+                            .map(|(offset, high)| (high - offset).max(0)),
+                        quiet_seconds: source.read_at.elapsed().as_secs_f64(),
+                    },
+                );
+            }
+        }
+    }
+
     /// Waits until the broker has every event sent, then commits the raw offsets.
     fn commit(&mut self, consumer: &BaseConsumer<IngestContext>) -> io::Result<()> {
         self.send_batches(false)?;
@@ -471,7 +508,22 @@ impl Stage {
                 .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
                 .map_err(kafka_error("cannot commit the raw offsets"))?;
         }
+        self.ask_ends(consumer);
         Ok(())
+    }
+
+    /// Asks the broker where each source's partition ends (for the lag metric; a broker slow
+    /// to answer leaves the last answer).
+    fn ask_ends(&mut self, consumer: &BaseConsumer<IngestContext>) {
+        for (topic, by_partition) in &mut self.sources {
+            for (partition, source) in by_partition.iter_mut() {
+                if let Ok((_, high)) =
+                    consumer.fetch_watermarks(topic, *partition, Duration::from_millis(200))
+                {
+                    source.end = Some(high);
+                }
+            }
+        }
     }
 }
 
@@ -588,6 +640,7 @@ mod tests {
             at_end,
             next_offset: None,
             committed: None,
+            end: None,
         }
     }
 

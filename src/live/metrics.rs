@@ -56,6 +56,21 @@ pub struct Metrics {
     pub ready: AtomicBool,
     /// `watch` over Kafka: each repartition partition this instance owns.
     pub partitions: Mutex<std::collections::BTreeMap<i32, PartitionMetrics>>,
+    /// `watch` over Kafka: each raw topic partition this instance's ingest reads, by
+    /// `topic/partition`.
+    pub sources: Mutex<std::collections::BTreeMap<String, SourceMetrics>>,
+}
+
+/// One raw topic partition's figures (`watch` over Kafka, ingest stage).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SourceMetrics {
+    /// The next offset to read (every record before it is decoded; -1 before it is known).
+    pub offset: i64,
+    /// Records of the partition not yet read, as of the consumer's last look at its end
+    /// (`None` before the first).
+    pub lag: Option<i64>,
+    /// Seconds since a record of the partition was last read.
+    pub quiet_seconds: f64,
 }
 
 /// One repartition partition's figures (`watch` over Kafka).
@@ -245,7 +260,49 @@ impl Metrics {
         }
         drop(sinks);
         self.render_partitions(&mut out, now);
+        self.render_sources(&mut out);
         out
+    }
+
+    fn render_sources(&self, out: &mut String) {
+        let sources = self.sources.lock().expect("not poisoned");
+        if sources.is_empty() {
+            return;
+        }
+        for (name, kind, help, get) in [
+            (
+                "kafka_source_offset",
+                "gauge",
+                "The next offset the ingest reads of a raw topic partition it owns.",
+                &(|s: &SourceMetrics| s.offset.to_string()) as &dyn Fn(&SourceMetrics) -> String,
+            ),
+            (
+                "kafka_source_lag",
+                "gauge",
+                "Records of an owned raw topic partition not yet read (NaN before the consumer \
+                 has seen its end).",
+                &|s| s.lag.map_or_else(|| "NaN".to_string(), |l| l.to_string()),
+            ),
+            (
+                "kafka_source_quiet_seconds",
+                "gauge",
+                "Seconds since the ingest last read a record of an owned raw topic partition.",
+                &|s| format!("{:.3}", s.quiet_seconds),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
+            );
+            for (source, figures) in sources.iter() {
+                let _ = writeln!(
+                    out,
+                    "exposure_{name}{{source=\"{}\"}} {}",
+                    source.replace('\\', "\\\\").replace('"', "\\\""),
+                    get(figures)
+                );
+            }
+        }
     }
 
     fn render_partitions(&self, out: &mut String, now: i64) {
