@@ -23,8 +23,10 @@
 //! event on one core" compares when the broker, not exposure, sets the pace. Each is run
 //! `EXPOSURE_KAFKA_RUNS` times (default 3); the best and the median are printed
 //! (`EXPOSURE_KAFKA_ONLY="2 instances"` runs only the Kafka cases whose name holds the text).
-//! A run with no progress for a minute stops the bench with each instance's raw-partition
-//! metrics and log tail (logs kept under `target/kafka-bench-stall/`).
+//! A run with no progress for a minute is reported with each instance's raw-partition metrics
+//! and log tail (logs kept under `target/kafka-bench-stall/`) and repeated on a fresh broker,
+//! at most twice: tansu's memory engine cannot serve a partition taken over mid-batch
+//! (docs/kafka.md, Limits), which the two-instance runs can meet at their join rebalance.
 
 #[path = "synth/mod.rs"]
 mod synth;
@@ -186,8 +188,9 @@ fn peak_rss_mib(watches: &[Watch]) -> f64 {
 
 /// Events/s from the first event counted to `target`, summing `metric` over `watches`. A run
 /// that makes no progress for a minute is a fault, not a figure: the instances' raw-partition
-/// metrics and log tails are printed, the logs kept under `target/kafka-bench-stall/`.
-fn rate(watches: &[Watch], metric: &str, target: f64) -> f64 {
+/// metrics and log tails are printed, the logs kept under `target/kafka-bench-stall/`, and
+/// `Err` says so.
+fn rate(watches: &[Watch], metric: &str, target: f64) -> Result<f64, String> {
     let mut first: Option<(Instant, f64)> = None;
     let mut progress = (Instant::now(), 0.0);
     loop {
@@ -198,23 +201,21 @@ fn rate(watches: &[Watch], metric: &str, target: f64) -> f64 {
         }
         if n >= target {
             let (t0, n0) = first.expect("counted");
-            return (n - n0) / now.duration_since(t0).as_secs_f64();
+            return Ok((n - n0) / now.duration_since(t0).as_secs_f64());
         }
         if n > progress.1 {
             progress = (now, n);
         }
         if now.duration_since(progress.0) > Duration::from_secs(60) {
-            stalled(
-                watches,
-                &format!("{metric}: {n} of {target}, no progress for a minute"),
-            );
+            let what = format!("{metric}: {n} of {target}, no progress for a minute");
+            return Err(stalled(watches, &what));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// Reports a stalled run and panics.
-fn stalled(watches: &[Watch], what: &str) -> ! {
+/// Prints what a stalled run's instances report and keeps their logs; returns what happened.
+fn stalled(watches: &[Watch], what: &str) -> String {
     let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kafka-bench-stall");
     let _ = std::fs::create_dir_all(&keep);
     for (i, watch) in watches.iter().enumerate() {
@@ -236,7 +237,7 @@ fn stalled(watches: &[Watch], what: &str) -> ! {
         }
         let _ = std::fs::write(keep.join(format!("instance-{i}.log")), log);
     }
-    panic!("{what}; logs kept in {}", keep.display());
+    format!("{what}; logs kept in {}", keep.display())
 }
 
 /// Prints the runs' figures; returns the median rate and the median CPU cost per event.
@@ -446,7 +447,7 @@ fn main() {
             &["--from-beginning", events_file.to_str().unwrap()],
         );
         let watch = [watch];
-        let r = rate(&watch, "exposure_events_read_total", total);
+        let r = rate(&watch, "exposure_events_read_total", total).unwrap();
         file_rates.push((r, cpu_ns_per_event(&watch, total)));
         println!(
             "  file, run {run}: peak memory {:.0} MiB",
@@ -464,9 +465,11 @@ fn main() {
             return (f64::NAN, f64::NAN);
         }
         let mut rates = Vec::new();
-        for run in 0..runs {
+        let mut stalls = 0;
+        let mut run = 0;
+        while run < runs {
             let group = format!(
-                "{}-{instances}-{run}",
+                "{}-{instances}-{run}-{stalls}",
                 if cpu.is_some() { "pinned" } else { "free" }
             );
             let (broker, _) = Broker::loaded(&lines);
@@ -481,17 +484,30 @@ fn main() {
                     )
                 })
                 .collect();
-            let r = rate(
+            let r = match rate(
                 &watches,
                 "exposure_kafka_partition_events_total",
                 read_events,
-            );
+            ) {
+                Ok(r) => r,
+                // tansu's memory engine answers a fetch from inside a record batch (where a
+                // partition taken over mid-batch resumes) with later batches only: a known
+                // broker fault (docs/kafka.md), not a figure. The run is repeated, at most
+                // twice in all.
+                Err(why) if stalls < 2 => {
+                    stalls += 1;
+                    println!("  {what}, run {run}: stalled ({why}); repeated with a fresh broker");
+                    continue;
+                }
+                Err(why) => panic!("{what}: stalled again: {why}"),
+            };
             rates.push((r, cpu_ns_per_event(&watches, total)));
             println!(
                 "  {what}, run {run}: peak memory {:.0} MiB per instance",
                 peak_rss_mib(&watches)
             );
             assert_eq!(reads(&watches), read_events, "every read ingested");
+            run += 1;
         }
         report(what, rates)
     };

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::detect::Alert;
 use crate::live::journal::AlertJournal;
 use crate::live::metrics::Metrics;
+use crate::time::Span;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -23,6 +24,12 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long a partition's state is waited for before the instance gives up (inside the
+/// consumer's default `max.poll.interval.ms` of five minutes, which a restore runs within).
+const STATE_DEADLINE: Duration = Duration::from_secs(240);
+/// How often a slow restore is reported while it waits.
+const STATE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// How the stage runs and stops.
 pub struct Run<'a> {
@@ -355,32 +362,45 @@ impl Stage {
         }
     }
 
-    /// The newest state of `partition` in the state topic.
+    /// The newest state of `partition` in the state topic. A broker slow to serve it is
+    /// waited for (with a warning every [`STATE_PATIENCE`]) up to [`STATE_DEADLINE`], inside
+    /// the group's rebalance limit: giving up sooner would leave the partition to yet another
+    /// rebalance.
     fn read_state(&mut self, partition: i32) -> io::Result<Option<PartitionState>> {
-        let timeout = Duration::from_secs(30);
         let (low, high) = self
             .reader
-            .fetch_watermarks(&self.state_topic, partition, timeout)
+            .fetch_watermarks(&self.state_topic, partition, STATE_PATIENCE)
             .map_err(kafka_error("cannot look up the state topic"))?;
         if high <= low {
             return Ok(None);
         }
+        let newest = high - 1;
         let mut at = TopicPartitionList::new();
-        at.add_partition_offset(&self.state_topic, partition, Offset::Offset(high - 1))
+        at.add_partition_offset(&self.state_topic, partition, Offset::Offset(newest))
             .map_err(kafka_error("bad offset"))?;
         self.reader
             .assign(&at)
             .map_err(kafka_error("cannot read the state topic"))?;
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let mut warned = Duration::ZERO;
         let result = loop {
-            if Instant::now() >= deadline {
+            let waited = started.elapsed();
+            if waited >= STATE_DEADLINE {
                 break Err(io::Error::other(format!(
-                    "the state of partition {partition} (offset {}) did not arrive within {timeout:?}",
-                    high - 1
+                    "the state of partition {partition} (offset {newest}) did not arrive within \
+                     {STATE_DEADLINE:?}"
                 )));
             }
+            if waited >= warned + STATE_PATIENCE {
+                warned = waited;
+                tracing::warn!(
+                    partition, offset = newest, waited = %Span(waited.as_micros() as i64),
+                    "still waiting for the partition's state from the broker"
+                );
+            }
             match self.reader.poll(Duration::from_millis(200)) {
-                Some(Ok(message)) if message.offset() == high - 1 => {
+                // A broker whose end offset lags may serve a newer state than asked for.
+                Some(Ok(message)) if message.offset() >= newest => {
                     let payload = message.payload().unwrap_or_default();
                     break serde_json::from_slice::<PartitionState>(payload)
                         .map(Some)
@@ -388,7 +408,7 @@ impl Stage {
                             io::Error::other(format!(
                                 "the state of partition {partition} (state topic offset {}) \
                                  is unreadable: {e}",
-                                high - 1
+                                message.offset()
                             ))
                         });
                 }
