@@ -75,6 +75,24 @@ pub enum Command {
         after_help = "Example:\n  EXPOSURE_PD_ROUTING_KEY=... exposure sink-test --config exposure.toml"
     )]
     SinkTest(SinkTestArgs),
+
+    /// Put the alerts of `replay --shard K/N` runs back together: the lines of the unsharded
+    /// run, in its order, byte for byte (docs/sharding.md).
+    #[command(after_help = "Example:\n  \
+        for k in 1 2 3; do exposure replay --shard $k/3 --out shard-$k.jsonl archive/; done\n  \
+        exposure merge shard-*.jsonl --out alerts.jsonl")]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Write the alerts to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Each shard's alerts (the JSON lines `replay --shard` wrote), in any order.
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -444,6 +462,12 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     pub sort_memory: usize,
 
+    /// Detect on shard K of N only (1-based, e.g. 2/8): the tables whose stable hash falls in
+    /// it. Every input is still read whole. The N shards' alerts, put together with `exposure
+    /// merge`, are the unsharded run's, byte for byte (docs/sharding.md).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::detect::shard::Shard>,
+
     #[command(flatten)]
     pub verbosity: Verbosity,
 
@@ -515,7 +539,51 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => run_watch(args),
         Command::Learn(args) => run_learn(args),
         Command::SinkTest(args) => run_sink_test(args),
+        Command::Merge(args) => run_merge(args),
     }
+}
+
+fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    use crate::replay::merge::{ShardAlerts, merge};
+    let mut shards = Vec::with_capacity(args.inputs.len());
+    for input in &args.inputs {
+        let text = std::fs::read_to_string(input)
+            .with_context(|| format!("cannot read {}", input.display()))?;
+        shards.push(ShardAlerts {
+            input: input.clone(),
+            lines: text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    let merged = merge(&shards)?;
+    if merged.repeated > 0 {
+        eprintln!(
+            "exposure: {} alert lines were in more than one input (a shard given twice?); \
+             written once",
+            merged.repeated
+        );
+    }
+    // Written whole to a temporary file beside the output, then renamed: no half output.
+    let mut text = String::with_capacity(merged.lines.iter().map(|l| l.len() + 1).sum());
+    for line in &merged.lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    match &args.out {
+        Some(path) => crate::state::write_atomically(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut out = io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
@@ -728,7 +796,8 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     args.time.check()?;
-    let config = args.detect.config(Some(&args.alerts), args.time.from)?;
+    let mut config = args.detect.config(Some(&args.alerts), args.time.from)?;
+    config.detector.shard = args.shard;
     let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
     let mut out: Box<dyn Write> = match &args.out {

@@ -352,6 +352,7 @@ impl Config {
                         .unwrap_or(crate::detect::permission::DEFAULT_CAUSE_HORIZON),
                     broad_grantees: d.broad_grantees.clone(),
                 },
+                shard: None,
             },
             input: InputSettings {
                 format: format

@@ -200,7 +200,11 @@ pub fn at(path: &Path, error: io::Error) -> io::Error {
 /// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a mix.
 /// The file is readable by this user only (0600). Errors name the file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name's parent is "": the current directory.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temp = dir.join(format!(".{name}.tmp"));
     let write = || -> io::Result<()> {

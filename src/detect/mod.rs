@@ -30,6 +30,7 @@ pub mod policy;
 pub mod reorder;
 mod root_cause;
 mod rules;
+pub mod shard;
 pub mod snapshot;
 
 pub use alert::{
@@ -74,6 +75,8 @@ pub struct DetectorSettings {
     pub report_from: Option<Ts>,
     /// Root cause: the cause horizon and the grantees that count as broad.
     pub permissions: PermissionSettings,
+    /// `replay --shard K/N`: detect on this shard's tables only (see [`shard::Shard`]).
+    pub shard: Option<shard::Shard>,
 }
 
 impl Default for DetectorSettings {
@@ -86,6 +89,7 @@ impl Default for DetectorSettings {
             emit_updates: false,
             report_from: None,
             permissions: PermissionSettings::default(),
+            shard: None,
         }
     }
 }
@@ -128,8 +132,8 @@ pub struct Detector {
     settings: DetectorSettings,
     tables: Vec<TableState>,
     table_names: Interner<TableId>,
-    /// `ignored[table]`: the table's policy ignores it (looked up on every event, so kept
-    /// apart from the table's state).
+    /// `ignored[table]`: the table's policy ignores it, or it is another shard's (looked up on
+    /// every event, so kept apart from the table's state).
     ignored: Vec<bool>,
     principal_names: Interner<PrincipalId>,
     reorder: ReorderBuffer,
@@ -232,7 +236,8 @@ impl Detector {
     fn add_table(&mut self, id: TableId, name: &str) {
         debug_assert_eq!(id.at(), self.tables.len());
         let policy = self.settings.policies.resolve(name);
-        self.ignored.push(policy.ignore);
+        let other_shards = self.settings.shard.is_some_and(|shard| !shard.owns(name));
+        self.ignored.push(policy.ignore || other_shards);
         self.tables.push(TableState {
             name: Arc::from(self.table_names.name(id)),
             policy,
@@ -241,6 +246,21 @@ impl Detector {
             pending: Vec::new(),
             window: None,
         });
+    }
+
+    /// A read of another shard's table, admitted: not detected on, but the table's first read
+    /// is noted as the unsharded run notes it (its learning starts then), for what lists the
+    /// tables read by some time (a grant's alert). Taking the earliest admitted read gives the
+    /// same instant as applying reads in time order does: a read admitted after a change was
+    /// released is later than the change.
+    #[inline]
+    fn note_other_shards_read(&mut self, ts: Ts, table: TableId) {
+        let state = &mut self.tables[table.at()];
+        if state.policy.ignore {
+            return;
+        }
+        let until = ts.saturating_add(state.policy.thresholds.learn.micros());
+        state.learn_until = Some(state.learn_until.map_or(until, |u| u.min(until)));
     }
 
     /// The detector by ids, for sources that resolve names once per batch (see [`ById`]).
@@ -293,7 +313,7 @@ impl Detector {
             Some((table, principal)) => {
                 let table = self.table_id(table);
                 if self.ignored[table.at()] {
-                    Incoming::Ignored
+                    Incoming::Ignored(table)
                 } else {
                     Incoming::Read(table, self.principal_names.intern(principal))
                 }
@@ -318,7 +338,7 @@ impl Detector {
     #[inline]
     fn incoming_by_ids(&self, read: Option<(TableId, PrincipalId)>) -> Incoming {
         match read {
-            Some((table, _)) if self.ignored[table.at()] => Incoming::Ignored,
+            Some((table, _)) if self.ignored[table.at()] => Incoming::Ignored(table),
             Some((table, principal)) => Incoming::Read(table, principal),
             None => Incoming::NotRead,
         }
@@ -347,7 +367,8 @@ impl Detector {
                 self.stats.non_reads += 1;
                 Observed::NotRead
             }
-            Incoming::Ignored => {
+            Incoming::Ignored(table) => {
+                self.note_other_shards_read(ts, table);
                 self.stats.ignored += 1;
                 Observed::Ignored
             }
@@ -393,7 +414,8 @@ impl Detector {
 enum Incoming {
     Read(TableId, PrincipalId),
     NotRead,
-    Ignored,
+    /// A read of a table ignored by its policy or another shard's.
+    Ignored(TableId),
     Change,
 }
 

@@ -149,7 +149,9 @@ impl Detector {
             .map(|t| t.name.to_string())
             .collect();
         let watched = !self.settings.policies.resolve(object).ignore || !tables.is_empty();
-        if !watched {
+        // Sharded, the alert is raised by the shard of the object granted on.
+        let others = self.settings.shard.is_some_and(|shard| !shard.owns(object));
+        if !watched || others {
             return;
         }
         tables.sort();

@@ -25,12 +25,7 @@ const ITEM_CHANGE: u8 = 1;
 /// The repartition partition of `table` among `partitions`: FNV-1a of its name, so that every
 /// instance of every release routes a table to the same partition.
 pub fn partition_of(table: &str, partitions: i32) -> i32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in table.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % partitions.max(1) as u64) as i32
+    crate::detect::shard::table_slot(table, partitions.max(1) as u32) as i32
 }
 
 /// Where an event was read: its record's offset in the source partition, and its index

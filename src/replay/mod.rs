@@ -3,6 +3,7 @@
 //! ([`lines`]) or Parquet ([`parquet`]).
 
 pub mod lines;
+pub mod merge;
 pub mod parquet;
 pub mod sorted;
 pub mod unusable;

@@ -14,6 +14,7 @@ mod postgres;
 mod properties;
 mod root_cause;
 mod sample;
+mod shard;
 mod sinks;
 mod torture;
 mod util;

@@ -3,7 +3,7 @@
 //! be those of the same events in one time-ordered file, byte for byte.
 
 use super::TestEnv;
-use super::util::{cloudtrail_file, cloudtrail_read, repo};
+use super::util::{Lcg, cloudtrail_file, cloudtrail_read, repo};
 
 fn sample_lines() -> Vec<String> {
     std::fs::read_to_string(repo("sample-logs/incident.jsonl"))
@@ -11,19 +11,6 @@ fn sample_lines() -> Vec<String> {
         .lines()
         .map(|l| format!("{l}\n"))
         .collect()
-}
-
-/// A small deterministic generator (no dependency, same cases every run).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) as usize) % below
-    }
 }
 
 fn replay(env: &TestEnv, extra: &[&str], files: &[String]) -> super::util::Run {
@@ -78,13 +65,13 @@ fn any_split_into_one_to_eight_files_in_any_order_gives_the_same_alerts() {
     let lines = sample_lines();
     let mut rng = Lcg(7);
     for case in 0..8 {
-        let files = 1 + rng.next(8);
+        let files = 1 + rng.below(8) as usize;
         let mut parts = vec![String::new(); files];
         // Runs of random length to random files: each file keeps its lines' order.
         let mut i = 0;
         while i < lines.len() {
-            let run = 1 + rng.next(400);
-            let part = rng.next(files);
+            let run = 1 + rng.below(400) as usize;
+            let part = rng.below(files as u64) as usize;
             for line in &lines[i..(i + run).min(lines.len())] {
                 parts[part].push_str(line);
             }
@@ -98,9 +85,9 @@ fn any_split_into_one_to_eight_files_in_any_order_gives_the_same_alerts() {
             .collect();
         // Any order on the command line.
         for k in (1..names.len()).rev() {
-            names.swap(k, rng.next(k + 1));
+            names.swap(k, rng.below((k + 1) as u64) as usize);
         }
-        let threads = ["1", "2", "3"][rng.next(3)];
+        let threads = ["1", "2", "3"][rng.below(3) as usize];
         let split = replay(&env, &["--threads", threads], &names);
         assert_eq!(split.code, 0, "{}", split.stderr);
         assert_eq!(split.stdout, whole.stdout, "case {case}: {files} files");
@@ -241,7 +228,7 @@ fn an_input_out_of_order_beyond_lateness_is_sorted_unless_refused() {
     let mut lines = sample_lines();
     let mut rng = Lcg(42);
     for k in (1..lines.len()).rev() {
-        lines.swap(k, rng.next(k + 1));
+        lines.swap(k, rng.below((k + 1) as u64) as usize);
     }
     let shuffled = env
         .write("unordered.jsonl", lines.concat())

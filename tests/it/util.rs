@@ -381,3 +381,21 @@ pub fn gzipped_document(records: Vec<serde_json::Value>) -> Vec<u8> {
     gz.write_all(document.as_bytes()).unwrap();
     gz.finish().unwrap()
 }
+
+/// A tiny deterministic generator for test data (no dependency, the same data on every run).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
