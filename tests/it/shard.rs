@@ -148,6 +148,16 @@ fn sharded(env: &TestEnv, n: u32, extra: &[&str], inputs: &[String]) -> String {
     std::fs::read_to_string(env.path(&out)).unwrap()
 }
 
+/// Writes [`exports`] into `env`: their names, in the order given.
+fn write_exports(env: &TestEnv) -> Vec<String> {
+    let mut inputs = Vec::new();
+    for (name, lines) in exports() {
+        env.write(&name, lines.join("\n") + "\n");
+        inputs.push(name);
+    }
+    inputs
+}
+
 fn statuses(alerts: &str) -> std::collections::BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
     for line in alerts.lines() {
@@ -164,11 +174,7 @@ fn statuses(alerts: &str) -> std::collections::BTreeMap<String, usize> {
 #[test]
 fn merged_shards_are_the_unsharded_run_byte_for_byte() {
     let env = TestEnv::new();
-    let mut inputs = Vec::new();
-    for (name, lines) in exports() {
-        env.write(&name, lines.join("\n") + "\n");
-        inputs.push(name);
-    }
+    let inputs = write_exports(&env);
     let whole = replay(&env, &["--updates"], &inputs);
     // Not a vacuous comparison: every kind of alert is there, many times.
     let counts = statuses(&whole);
@@ -204,11 +210,7 @@ fn merged_shards_are_the_unsharded_run_byte_for_byte() {
 #[test]
 fn shards_of_a_parquet_archive_merge_to_its_unsharded_run() {
     let env = TestEnv::new();
-    let mut inputs = Vec::new();
-    for (name, lines) in exports() {
-        env.write(&name, lines.join("\n") + "\n");
-        inputs.push(name);
-    }
+    let inputs = write_exports(&env);
     let mut args = vec!["archive", "--out", "archive"];
     args.extend(inputs.iter().map(String::as_str));
     let run = env.run(&args);
