@@ -43,12 +43,12 @@ fn bench(c: &mut Criterion) {
     }
     let files: Vec<ParquetInput> = inputs
         .iter()
-        .map(|input| match input {
-            Input::Parquet(path) => {
-                ParquetInput::open(path, &FieldPaths::default(), EpochUnit::default())
+        .map(|input| match input.parquet_source() {
+            Some(source) => {
+                ParquetInput::open(source, &FieldPaths::default(), EpochUnit::default())
                     .expect("our own archive")
             }
-            other => panic!("not a Parquet input: {other:?}"),
+            None => panic!("not a Parquet input: {input:?}"),
         })
         .collect();
     group.bench_function("decode_only_1_thread", |b| {

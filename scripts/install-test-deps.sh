@@ -3,7 +3,8 @@
 # is built from source by the rdkafka crate, with make), and the programs the tests start themselves (on
 # 127.0.0.1 or a Unix socket only): Prometheus Alertmanager (sink tests), PostgreSQL 15 with
 # pgaudit (the pgaudit proof), the tansu Kafka-protocol broker (Kafka tests; from crates.io,
-# ~10 min to build the first time). Debian packages need root (or sudo).
+# ~10 min to build the first time), moto's S3-compatible server (object-storage tests; PyPI).
+# Debian packages need root (or sudo).
 set -euo pipefail
 need=()
 command -v make >/dev/null || need+=(make)
@@ -20,6 +21,13 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
     # The packages' own services are not wanted (the tests start their own instances).
     $sudo systemctl disable --now prometheus-alertmanager postgresql >/dev/null 2>&1 || true
+fi
+# moto's S3-compatible server (object-storage tests), from PyPI.
+if ! command -v moto_server >/dev/null; then
+    echo "installing moto's S3 server from PyPI"
+    python3 -m pip install --quiet 'moto[server]'
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+    hash -r
 fi
 if ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
     echo "installing the tansu broker from crates.io (once, ~10 min)"

@@ -778,7 +778,7 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
     let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
-    if let Some(parquet) = inputs.iter().find(|i| matches!(i, Input::Parquet(_))) {
+    if let Some(parquet) = inputs.iter().find(|i| i.is_parquet()) {
         return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
     }
     let summary = archive::archive(&config, &inputs, &args.out, args.strict, &mut problems);

@@ -137,7 +137,7 @@ pub fn replay(
     out: &mut dyn Write,
     problems: &mut Problems,
 ) -> Result<ReplayOutcome, ReplayError> {
-    if inputs.iter().any(|i| matches!(i, Input::Parquet(_))) {
+    if inputs.iter().any(Input::is_parquet) {
         return parquet::replay_parquet(config, inputs, options, out, problems);
     }
     let Disorder::Sort { memory } = options.disorder else {

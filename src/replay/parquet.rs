@@ -68,21 +68,22 @@ pub fn replay_parquet(
     let started = Instant::now();
     let mut files: Vec<ParquetInput> = Vec::new();
     for input in inputs {
-        let Input::Parquet(path) = input else {
+        let Some(source) = input.parquet_source() else {
             continue;
         };
-        match ParquetInput::open(path, &config.input.fields, config.input.ts_unit) {
+        let name = source.name();
+        match ParquetInput::open(source, &config.input.fields, config.input.ts_unit) {
             Ok(file) => files.push(file),
             Err(error) => {
                 let error = ReplayError::from(error);
                 if options.strict || matches!(error, ReplayError::Schema(_)) {
                     return Err(error);
                 }
-                problems.unreadable(&path.display().to_string(), "skipped", &error);
+                problems.unreadable(&name, "skipped", &error);
             }
         }
     }
-    let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+    let names: Vec<String> = files.iter().map(|f| f.source.name()).collect();
 
     let prefixes = &config.detector.policies.only_prefixes;
     let mut plan: Vec<Step> = Vec::new();

@@ -3,6 +3,7 @@
 //! detection is `detect`'s.
 
 pub mod lines;
+pub mod object;
 pub mod parquet;
 pub mod rows;
 pub mod tail;
@@ -12,6 +13,7 @@ use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One input, after directories and globs are expanded and formats are recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,10 @@ pub enum Input {
     /// A Parquet file of a vendor format's rows (a Snowflake ACCESS_HISTORY export), read as
     /// JSON lines: one object per row.
     ParquetRows(PathBuf),
+    /// A line-oriented object in object storage (JSON lines, plain or gzip), streamed.
+    Object(Arc<object::ObjectInput>),
+    /// A Parquet object in object storage, read by ranges.
+    ParquetObject(Arc<object::ObjectInput>),
 }
 
 /// An input argument that names nothing usable: exit code 2.
@@ -45,6 +51,16 @@ pub enum InputError {
     ArchiveOfParquet(String),
     #[error("cannot mix Parquet and JSON-lines inputs in one run ({parquet} and {jsonl})")]
     Mixed { parquet: String, jsonl: String },
+    #[error("{url}: not a valid URL: {message}")]
+    BadUrl { url: String, message: String },
+    #[error("{url}: unknown scheme `{scheme}` (s3://, gs://, az://, file://)")]
+    UnknownScheme { url: String, scheme: String },
+    /// The store could not be listed (no such bucket, access denied, no credentials): like a
+    /// missing path, reported and the other inputs read.
+    #[error("{url}: {message}")]
+    Store { url: String, message: String },
+    #[error("{0}: a vendor's Parquet export is read from local files only")]
+    RemoteParquetRows(String),
 }
 
 /// The inputs that command-line arguments name, and the arguments that named nothing.
@@ -71,6 +87,36 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputE
                 return Err(InputError::ParquetFromStdin);
             }
             inputs.push(Input::Stdin);
+            continue;
+        }
+        if object::is_url(arg) {
+            let objects = match object::expand(arg) {
+                Ok(objects) => objects,
+                Err(error @ InputError::Store { .. }) => {
+                    not_found.push(error);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            if objects.is_empty() {
+                not_found.push(InputError::NoMatch {
+                    pattern: arg.clone(),
+                });
+            }
+            for object in objects {
+                let is_parquet = object.looks_like_parquet();
+                let object = Arc::new(object);
+                inputs.push(match format {
+                    Format::Parquet if !is_parquet => {
+                        return Err(InputError::NotParquet(object.url.clone()));
+                    }
+                    Format::Parquet | Format::Auto if is_parquet => Input::ParquetObject(object),
+                    vendor if vendor.is_vendor() && is_parquet => {
+                        return Err(InputError::RemoteParquetRows(object.url.clone()));
+                    }
+                    _ => Input::Object(object),
+                });
+            }
             continue;
         }
         let path = Path::new(arg);
@@ -107,8 +153,8 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputE
             });
         }
     }
-    let parquet = inputs.iter().find(|i| matches!(i, Input::Parquet(_)));
-    let lines = inputs.iter().find(|i| !matches!(i, Input::Parquet(_)));
+    let parquet = inputs.iter().find(|i| i.is_parquet());
+    let lines = inputs.iter().find(|i| !i.is_parquet());
     if let (Some(parquet), Some(lines)) = (parquet, lines) {
         return Err(InputError::Mixed {
             parquet: parquet.display_name(),
@@ -192,6 +238,23 @@ impl Input {
             Input::File(path) | Input::Parquet(path) | Input::ParquetRows(path) => {
                 path.display().to_string()
             }
+            Input::Object(object) | Input::ParquetObject(object) => object.url.clone(),
+        }
+    }
+
+    /// Whether it is Parquet read column-wise (local or in a store).
+    pub fn is_parquet(&self) -> bool {
+        matches!(self, Input::Parquet(_) | Input::ParquetObject(_))
+    }
+
+    /// Where it is, when it is Parquet read column-wise.
+    pub fn parquet_source(&self) -> Option<parquet::ParquetSource> {
+        match self {
+            Input::Parquet(path) => Some(parquet::ParquetSource::Local(path.clone())),
+            Input::ParquetObject(object) => Some(parquet::ParquetSource::Object(
+                object::RemoteParquet(Arc::clone(object)),
+            )),
+            _ => None,
         }
     }
 
@@ -201,6 +264,9 @@ impl Input {
             Input::Stdin => decompressed(BufReader::with_capacity(1 << 16, io::stdin())),
             Input::File(path) | Input::Parquet(path) => open_file(path),
             Input::ParquetRows(path) => Ok(Box::new(rows::ParquetRows::open(path)?)),
+            Input::Object(object) | Input::ParquetObject(object) => {
+                decompressed(BufReader::with_capacity(1 << 16, object.stream()?))
+            }
         }
     }
 }

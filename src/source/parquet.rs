@@ -64,10 +64,34 @@ enum TsKind {
     Text,
 }
 
+/// Where a Parquet file is.
+#[derive(Clone)]
+pub enum ParquetSource {
+    Local(PathBuf),
+    /// In object storage, read by ranges.
+    Object(super::object::RemoteParquet),
+}
+
+impl std::fmt::Debug for ParquetSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl ParquetSource {
+    /// How reports name it: its path or URL.
+    pub fn name(&self) -> String {
+        match self {
+            ParquetSource::Local(path) => path.display().to_string(),
+            ParquetSource::Object(remote) => remote.0.url.clone(),
+        }
+    }
+}
+
 /// An opened Parquet file with its mapped columns located.
 #[derive(Debug, Clone)]
 pub struct ParquetInput {
-    pub path: PathBuf,
+    pub source: ParquetSource,
     metadata: ArrowReaderMetadata,
     projection: ProjectionMask,
     ts_kind: TsKind,
@@ -104,18 +128,26 @@ fn dictionary_of_strings() -> DataType {
 impl ParquetInput {
     /// Opens `path`, checks the mapped columns, and reads row-group statistics.
     pub fn open(
-        path: &Path,
+        source: ParquetSource,
         fields: &FieldPaths,
         epoch_unit: EpochUnit,
     ) -> Result<ParquetInput, ParquetInputError> {
-        let shown = path.display().to_string();
+        let shown = source.name();
         let unreadable = |message: String| ParquetInputError::Unreadable {
             path: shown.clone(),
             message,
         };
-        let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
-        let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| unreadable(e.to_string()))?;
+        let plain = match &source {
+            ParquetSource::Local(path) => {
+                let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+                ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            }
+            // The footer, once: its length, then the metadata.
+            ParquetSource::Object(remote) => {
+                ArrowReaderMetadata::load(remote, ArrowReaderOptions::new())
+            }
+        }
+        .map_err(|e| unreadable(e.to_string()))?;
         let schema = plain.schema().clone();
         let find = |name: &str, required: bool| -> Result<Option<usize>, SchemaError> {
             match schema.index_of(name) {
@@ -254,7 +286,7 @@ impl ParquetInput {
             .collect();
 
         Ok(ParquetInput {
-            path: path.to_path_buf(),
+            source,
             metadata,
             projection,
             ts_kind,
@@ -275,8 +307,37 @@ impl ParquetInput {
         row_group: usize,
         batch_size: usize,
     ) -> Result<ParquetRecordBatchReader, String> {
-        let file = File::open(&self.path).map_err(|e| e.to_string())?;
-        ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+        match &self.source {
+            ParquetSource::Local(path) => {
+                let file = File::open(path).map_err(|e| e.to_string())?;
+                self.reader(file, row_group, batch_size)
+            }
+            // The row group's projected column chunks, all fetched at once in parallel.
+            ParquetSource::Object(remote) => {
+                let group = self.metadata.metadata().row_group(row_group);
+                let ranges = group
+                    .columns()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| self.projection.leaf_included(*i))
+                    .map(|(_, c)| {
+                        let (start, length) = c.byte_range();
+                        start..start + length
+                    })
+                    .collect();
+                let fetched = remote.fetch(ranges).map_err(|e| e.to_string())?;
+                self.reader(fetched, row_group, batch_size)
+            }
+        }
+    }
+
+    fn reader<T: parquet::file::reader::ChunkReader + 'static>(
+        &self,
+        chunks: T,
+        row_group: usize,
+        batch_size: usize,
+    ) -> Result<ParquetRecordBatchReader, String> {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, self.metadata.clone())
             .with_projection(self.projection.clone())
             .with_row_groups(vec![row_group])
             .with_batch_size(batch_size)

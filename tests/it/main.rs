@@ -7,6 +7,7 @@ mod golden;
 mod kafka;
 mod layering;
 mod malformed;
+mod object_store;
 mod overlap;
 mod parallel;
 mod parquet;

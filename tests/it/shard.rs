@@ -35,7 +35,7 @@ fn change(ms: i64, verb: &str, object: &str) -> String {
 }
 
 /// Four days of logs as (file name, lines): per day, one export per region.
-fn exports() -> Vec<(String, Vec<String>)> {
+pub fn exports() -> Vec<(String, Vec<String>)> {
     let mut rng = Lcg(17);
     let schemas: Vec<String> = (0..10).map(|s| format!("wh.s{s}")).collect();
     let tables: Vec<String> = schemas
@@ -104,7 +104,8 @@ fn exports() -> Vec<(String, Vec<String>)> {
     files
 }
 
-const DETECT: &[&str] = &[
+/// The data set's detection settings (shared by the object-storage tests).
+pub const DETECT: &[&str] = &[
     "--learn",
     "1d",
     "--span",
@@ -149,7 +150,7 @@ fn sharded(env: &TestEnv, n: u32, extra: &[&str], inputs: &[String]) -> String {
 }
 
 /// Writes [`exports`] into `env`: their names, in the order given.
-fn write_exports(env: &TestEnv) -> Vec<String> {
+pub fn write_exports(env: &TestEnv) -> Vec<String> {
     let mut inputs = Vec::new();
     for (name, lines) in exports() {
         env.write(&name, lines.join("\n") + "\n");

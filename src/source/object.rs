@@ -1,0 +1,541 @@
+//! Inputs in object storage: a URL (`s3://bucket/prefix/`, `gs://…`, `az://…`, `file://…`,
+//! with globs) is listed into objects; a JSON-lines object (plain or gzip) is streamed, never
+//! downloaded whole; a Parquet object is read by ranges — its footer once, then each row
+//! group's column chunks with parallel range requests ([`RemoteParquet`]).
+//!
+//! Credentials, region and endpoint come from each cloud's standard environment
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint; `GOOGLE_*`; `AZURE_*`),
+//! and for S3 also from the shared files the AWS CLI uses (`~/.aws/credentials` and
+//! `~/.aws/config`, profile `AWS_PROFILE` or `default`) for what the environment leaves out.
+//! They are never printed nor written anywhere.
+//!
+//! The stores are asynchronous; this module runs them on one small runtime of its own and
+//! offers the blocking `Read` and Parquet `ChunkReader` the rest of the pipeline uses.
+
+use super::InputError;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::io::{self, Read};
+use std::ops::Range;
+use std::sync::{Arc, OnceLock, mpsc};
+
+/// The runtime the stores run on (two workers: requests are I/O, not CPU).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("exposure-object-io")
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for object storage")
+    })
+}
+
+/// Whether an input argument is a URL rather than a path.
+pub fn is_url(arg: &str) -> bool {
+    arg.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    })
+}
+
+/// One object to read.
+#[derive(Debug)]
+pub struct ObjectInput {
+    /// The object's URL, as reports show it.
+    pub url: String,
+    store: Arc<dyn ObjectStore>,
+    location: ObjectPath,
+    pub size: u64,
+}
+
+/// The store a URL names and the key (or key prefix) within it.
+fn store_for(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath, String), InputError> {
+    let parsed = url::Url::parse(url).map_err(|e| InputError::BadUrl {
+        url: url.to_string(),
+        message: e.to_string(),
+    })?;
+    let bad = |message: String| InputError::BadUrl {
+        url: url.to_string(),
+        message,
+    };
+    let scheme = parsed.scheme();
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" | "s3a" => {
+            let (builder, credentials) = aws_builder();
+            // Without credentials the client would ask the instance metadata service; where
+            // that is turned off (as the AWS CLI's AWS_EC2_METADATA_DISABLED says), say so now.
+            let no_metadata = std::env::var("AWS_EC2_METADATA_DISABLED")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+            let unsigned =
+                std::env::var("AWS_SKIP_SIGNATURE").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+            if !credentials && no_metadata && !unsigned {
+                return Err(InputError::Store {
+                    url: url.to_string(),
+                    message: "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                              or AWS_PROFILE with ~/.aws/credentials, or \
+                              AWS_WEB_IDENTITY_TOKEN_FILE"
+                        .to_string(),
+                });
+            }
+            Arc::new(
+                builder
+                    .with_url(url)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            )
+        }
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| bad(e.to_string()))?,
+        ),
+        "az" | "azure" | "abfs" | "abfss" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| bad(e.to_string()))?,
+        ),
+        "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+        other => {
+            return Err(InputError::UnknownScheme {
+                url: url.to_string(),
+                scheme: other.to_string(),
+            });
+        }
+    };
+    // The key: the URL's path, percent-decoded (for `file://`, the absolute path).
+    let raw = percent_encoding::percent_decode_str(parsed.path())
+        .decode_utf8()
+        .map_err(|e| bad(e.to_string()))?
+        .to_string();
+    let key = raw.trim_start_matches('/').to_string();
+    let prefix = format!("{scheme}://{}/", parsed.host_str().unwrap_or_default());
+    Ok((store, ObjectPath::from(key.as_str()), prefix))
+}
+
+/// The S3 settings: the environment first, then the AWS CLI's shared files; and whether they
+/// hold credentials (keys, or a web identity token).
+fn aws_builder() -> (object_store::aws::AmazonS3Builder, bool) {
+    use object_store::aws::AmazonS3ConfigKey as Key;
+    let mut builder = object_store::aws::AmazonS3Builder::from_env();
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_string());
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let credentials = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
+    let config = std::env::var_os("AWS_CONFIG_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
+    let from_files = |key: &str| -> Option<String> {
+        let in_credentials = credentials
+            .as_ref()
+            .and_then(|f| ini_value(&std::fs::read_to_string(f).ok()?, &profile, key));
+        in_credentials.or_else(|| {
+            let section = if profile == "default" {
+                "default".to_string()
+            } else {
+                format!("profile {profile}")
+            };
+            config
+                .as_ref()
+                .and_then(|f| ini_value(&std::fs::read_to_string(f).ok()?, &section, key))
+        })
+    };
+    for (env, key, file_key) in [
+        ("AWS_ACCESS_KEY_ID", Key::AccessKeyId, "aws_access_key_id"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            Key::SecretAccessKey,
+            "aws_secret_access_key",
+        ),
+        ("AWS_SESSION_TOKEN", Key::Token, "aws_session_token"),
+        ("AWS_REGION", Key::Region, "region"),
+        ("AWS_ENDPOINT_URL", Key::Endpoint, "endpoint_url"),
+    ] {
+        if std::env::var_os(env).is_none()
+            && let Some(value) = from_files(file_key)
+        {
+            builder = builder.with_config(key, value);
+        }
+    }
+    let credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        || from_files("aws_access_key_id").is_some()
+        || std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+        || std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+        || std::env::var_os("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some();
+    (builder, credentials)
+}
+
+/// `key = value` in `[section]` of an INI file (the AWS CLI's shared files).
+fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+        } else if current == section
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.trim().to_string());
+        }
+    }
+    None
+}
+
+/// A data object's name: not hidden, not a marker (`_SUCCESS`), not a temporary.
+fn is_data_object(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    !(name.is_empty() || name.starts_with('.') || name.starts_with('_') || name.ends_with(".tmp"))
+}
+
+/// The objects a URL names: the object itself, every data object under it (a prefix; sorted by
+/// key), or those matching it (a URL with `*`, `?` or `[`). An argument naming nothing is
+/// `Ok(empty)`; a store that cannot be listed (no such bucket, access denied, no
+/// credentials) is an error naming the URL.
+pub fn expand(url: &str) -> Result<Vec<ObjectInput>, InputError> {
+    let globbed = url.contains(['*', '?', '[']);
+    // The literal part before the first glob character: the prefix to list.
+    let literal_end = if globbed {
+        url[..url.find(['*', '?', '[']).expect("globbed")]
+            .rfind('/')
+            .map_or(0, |i| i + 1)
+    } else {
+        url.len()
+    };
+    let (store, key, shown_prefix) =
+        store_for(&url[..literal_end.max(url.find("://").map_or(0, |i| i + 3))])?;
+    let matcher = if globbed {
+        let pattern = &url[url.find("://").expect("a URL") + 3..];
+        let pattern = pattern.split_once('/').map_or("", |(_, rest)| rest);
+        Some(
+            globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| InputError::BadGlob {
+                    pattern: url.to_string(),
+                    message: e.to_string(),
+                })?
+                .compile_matcher(),
+        )
+    } else {
+        None
+    };
+    let failed = |e: object_store::Error| InputError::Store {
+        url: url.to_string(),
+        message: store_error(&e),
+    };
+    runtime().block_on(async {
+        // The URL itself, when it is an object.
+        if matcher.is_none() && !url.ends_with('/') {
+            match store.head(&key).await {
+                Ok(meta) => {
+                    return Ok(vec![ObjectInput {
+                        url: url.to_string(),
+                        store: Arc::clone(&store),
+                        location: meta.location,
+                        size: meta.size,
+                    }]);
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        let prefix = (!key.as_ref().is_empty()).then_some(&key);
+        let mut listing = store.list(prefix);
+        let mut objects = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(failed)?;
+            let name = meta.location.as_ref();
+            if !is_data_object(name) || matcher.as_ref().is_some_and(|m| !m.is_match(name)) {
+                continue;
+            }
+            objects.push(ObjectInput {
+                url: format!("{shown_prefix}{name}"),
+                store: Arc::clone(&store),
+                location: meta.location,
+                size: meta.size,
+            });
+        }
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(objects)
+    })
+}
+
+/// What a store's error says, without the request's headers (which may carry credentials)
+/// or the server's whole response. Listing errors come from the stores as text carrying the
+/// HTTP status and the S3 error code; they are told apart by those.
+fn store_error(error: &object_store::Error) -> String {
+    use object_store::Error as E;
+    match error {
+        E::NotFound { .. } => "not found (no such bucket or object)".to_string(),
+        E::PermissionDenied { .. } => "access denied".to_string(),
+        E::Unauthenticated { .. } => "not authenticated: no or wrong credentials".to_string(),
+        other => {
+            let text = other.to_string();
+            let has = |needle: &str| text.contains(needle);
+            if has("NoSuchBucket") || has("404 Not Found") {
+                "not found (no such bucket or object)".to_string()
+            } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") {
+                "credentials refused (InvalidAccessKeyId or SignatureDoesNotMatch)".to_string()
+            } else if has("AccessDenied") || has("403 Forbidden") {
+                "access denied".to_string()
+            } else {
+                // The first line, and not the server's body after it.
+                let line = text.lines().next().unwrap_or_default();
+                let line = line.split(": <?xml").next().unwrap_or(line);
+                line.chars().take(300).collect()
+            }
+        }
+    }
+}
+
+/// Objects are the same when their URLs are.
+impl PartialEq for ObjectInput {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+    }
+}
+
+impl Eq for ObjectInput {}
+
+impl ObjectInput {
+    /// Whether the object is Parquet: by its name, else by its first bytes (`PAR1`).
+    pub fn looks_like_parquet(&self) -> bool {
+        if self.location.as_ref().ends_with(".parquet") {
+            return true;
+        }
+        self.size >= 8 && self.bytes(0..4).is_ok_and(|head| head.as_ref() == b"PAR1")
+    }
+
+    /// Bytes `range` of the object (one range request).
+    pub fn bytes(&self, range: Range<u64>) -> io::Result<Bytes> {
+        runtime()
+            .block_on(self.store.get_range(&self.location, range))
+            .map_err(|e| self.error(&e))
+    }
+
+    /// Several ranges, fetched in parallel (near ones coalesced).
+    pub fn ranges(&self, ranges: &[Range<u64>]) -> io::Result<Vec<Bytes>> {
+        runtime()
+            .block_on(self.store.get_ranges(&self.location, ranges))
+            .map_err(|e| self.error(&e))
+    }
+
+    fn error(&self, error: &object_store::Error) -> io::Error {
+        let kind = match error {
+            object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
+            _ => io::ErrorKind::Other,
+        };
+        let message = match error {
+            object_store::Error::NotFound { .. } => "vanished (not found) while being read".into(),
+            other => store_error(other),
+        };
+        io::Error::new(kind, message)
+    }
+
+    /// The object as a byte stream: chunks are fetched ahead on the store's runtime (at most
+    /// eight of them) while the caller reads.
+    pub fn stream(self: &Arc<Self>) -> io::Result<Box<dyn Read + Send>> {
+        const AHEAD: usize = 8;
+        let (sender, receiver) = mpsc::sync_channel::<io::Result<Bytes>>(AHEAD);
+        let object = Arc::clone(self);
+        // The request is made before returning, so that a missing object fails the open.
+        let result = runtime()
+            .block_on(object.store.get(&object.location))
+            .map_err(|e| object.error(&e))?;
+        runtime().spawn(async move {
+            let mut stream = result.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| object.error(&e));
+                let failed = chunk.is_err();
+                let sender = sender.clone();
+                // A full channel waits off the runtime's workers.
+                let sent = tokio::task::spawn_blocking(move || sender.send(chunk).is_ok())
+                    .await
+                    .unwrap_or(false);
+                if !sent || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Box::new(ChunkStream {
+            receiver,
+            current: Bytes::new(),
+        }))
+    }
+}
+
+/// A blocking `Read` over chunks arriving on a channel.
+struct ChunkStream {
+    receiver: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChunkStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.recv() {
+                Ok(chunk) => self.current = chunk?,
+                Err(_) => return Ok(0), // the stream ended
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// A Parquet object read by ranges: the footer through [`parquet::file::reader::ChunkReader`]
+/// calls (one request each), a row group's column chunks all at once with
+/// [`RemoteParquet::fetch`].
+#[derive(Clone)]
+pub struct RemoteParquet(pub Arc<ObjectInput>);
+
+impl parquet::file::reader::Length for RemoteParquet {
+    fn len(&self) -> u64 {
+        self.0.size
+    }
+}
+
+impl parquet::file::reader::ChunkReader for RemoteParquet {
+    type T = io::Cursor<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let bytes = self
+            .0
+            .bytes(start..self.0.size)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        Ok(io::Cursor::new(bytes))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.0
+            .bytes(start..start + length as u64)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+    }
+}
+
+impl RemoteParquet {
+    /// Fetches `ranges` (a row group's column chunks) in parallel: what it gives serves the
+    /// decoder without another request.
+    pub fn fetch(&self, ranges: Vec<Range<u64>>) -> io::Result<Fetched> {
+        let bytes = self.0.ranges(&ranges)?;
+        let mut pieces: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(bytes).collect();
+        pieces.sort_by_key(|(start, _)| *start);
+        Ok(Fetched {
+            size: self.0.size,
+            pieces: Arc::new(pieces),
+        })
+    }
+}
+
+/// Ranges of a Parquet object already fetched.
+#[derive(Clone)]
+pub struct Fetched {
+    size: u64,
+    pieces: Arc<Vec<(u64, Bytes)>>,
+}
+
+impl Fetched {
+    fn piece(&self, start: u64, length: u64) -> parquet::errors::Result<Bytes> {
+        let at = self.pieces.partition_point(|(s, _)| *s <= start);
+        let found = at.checked_sub(1).and_then(|i| {
+            let (s, bytes) = &self.pieces[i];
+            let offset = (start - s) as usize;
+            (offset as u64 + length <= bytes.len() as u64)
+                .then(|| bytes.slice(offset..offset + length as usize))
+        });
+        found.ok_or_else(|| {
+            parquet::errors::ParquetError::General(format!(
+                "bytes {start}..{} were not fetched",
+                start + length
+            ))
+        })
+    }
+}
+
+impl parquet::file::reader::Length for Fetched {
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
+impl parquet::file::reader::ChunkReader for Fetched {
+    type T = io::Cursor<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let at = self.pieces.partition_point(|(s, _)| *s <= start);
+        let (s, bytes) = at.checked_sub(1).map(|i| &self.pieces[i]).ok_or_else(|| {
+            parquet::errors::ParquetError::General(format!("byte {start} was not fetched"))
+        })?;
+        Ok(io::Cursor::new(bytes.slice((start - s) as usize..)))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.piece(start, length as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        assert!(is_url("s3://bucket/logs/"));
+        assert!(is_url("file:///tmp/x"));
+        assert!(!is_url("logs/2026-03-*.jsonl"));
+        assert!(!is_url("./weird://name"));
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_named() {
+        let error = expand("ftp://host/logs/").err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "ftp://host/logs/: unknown scheme `ftp` (s3://, gs://, az://, file://)"
+        );
+    }
+
+    #[test]
+    fn the_aws_shared_files_are_read_by_profile() {
+        let text = "[default]\naws_access_key_id = A\n[profile ci]\nregion=eu-west-1\n";
+        assert_eq!(
+            ini_value(text, "default", "aws_access_key_id").as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            ini_value(text, "profile ci", "region").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(ini_value(text, "default", "region"), None);
+    }
+
+    #[test]
+    fn fetched_ranges_serve_what_they_hold_and_refuse_the_rest() {
+        use parquet::file::reader::ChunkReader;
+        let fetched = Fetched {
+            size: 100,
+            pieces: Arc::new(vec![
+                (10, Bytes::from_static(b"abcdef")),
+                (50, Bytes::from_static(b"xyz")),
+            ]),
+        };
+        assert_eq!(fetched.get_bytes(12, 3).unwrap().as_ref(), b"cde");
+        assert_eq!(fetched.get_bytes(50, 3).unwrap().as_ref(), b"xyz");
+        assert!(fetched.get_bytes(14, 4).is_err());
+        assert!(fetched.get_bytes(0, 1).is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! Inputs in object storage, against a real S3-compatible server (moto's server, started here
+//! on 127.0.0.1; `scripts/install-test-deps.sh` installs it): logs and a Parquet archive
+//! uploaded through the S3 API replay exactly as the same files on disk, by prefix and by glob;
+//! and each way of naming the wrong thing says what and where.
+
+use crate::TestEnv;
+use crate::shard::{DETECT, write_exports};
+use crate::util::eventually;
+use object_store::ObjectStoreExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A moto S3 server on a free port of 127.0.0.1, stopped on drop.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+/// moto's server: `EXPOSURE_MOTO_SERVER`, `moto_server` on the PATH, or the module.
+fn moto_server() -> Command {
+    if let Ok(path) = std::env::var("EXPOSURE_MOTO_SERVER") {
+        return Command::new(path);
+    }
+    let on_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join("moto_server"))
+        .find(|p| p.exists());
+    match on_path {
+        Some(path) => Command::new(path),
+        None => {
+            let mut command = Command::new("python3");
+            command.args(["-m", "moto.server"]);
+            command
+        }
+    }
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = moto_server()
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto's server (`bash scripts/install-test-deps.sh` installs it)");
+        let addr = format!("127.0.0.1:{port}");
+        eventually(Duration::from_secs(30), || {
+            crate::util::http_get(&addr, "/")
+                .map(drop)
+                .ok_or_else(|| "moto_server is not answering yet".to_string())
+        });
+        S3Server {
+            child,
+            endpoint: format!("http://{addr}"),
+        }
+    }
+
+    /// The environment every client here is given (and nothing from the user's own).
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "exposure-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "exposure-test-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+        ]
+    }
+
+    fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+
+    /// Uploads every file under `dir` to `s3://bucket/prefix/…` through the S3 API.
+    fn upload(&self, dir: &Path, bucket: &str, prefix: &str) {
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
+        for (key, value) in self.env() {
+            if let Ok(key) = key.to_ascii_lowercase().parse() {
+                builder = builder.with_config(key, value);
+            }
+        }
+        let store = builder.build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for entry in walkdir::WalkDir::new(dir) {
+            let entry = entry.unwrap();
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let relative = entry.path().strip_prefix(dir).unwrap().to_string_lossy();
+            let key = object_store::path::Path::from(format!("{prefix}/{relative}"));
+            let bytes = std::fs::read(entry.path()).unwrap();
+            runtime
+                .block_on(store.put(&key, bytes.into()))
+                .unwrap_or_else(|e| panic!("upload {key}: {e}"));
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs exposure in `env` with the server's environment.
+fn exposure(env: &TestEnv, server: &S3Server, args: &[&str]) -> crate::Run {
+    let mut command = env.command(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(server.env());
+    let output: Output = command.output().unwrap();
+    crate::Run::from_output(output)
+}
+
+fn replay(env: &TestEnv, server: &S3Server, inputs: &[&str]) -> String {
+    let mut args = vec!["replay", "-q"];
+    args.extend_from_slice(DETECT);
+    args.extend_from_slice(inputs);
+    let run = exposure(env, server, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.is_empty());
+    run.stdout
+}
+
+#[test]
+fn logs_and_archives_in_s3_replay_as_the_same_files_on_disk() {
+    let env = TestEnv::new();
+    let server = S3Server::start();
+    server.create_bucket("acme-logs");
+    write_exports(&env);
+    // One export gzipped, as shippers write them.
+    let plain = env.path("logs/dt=1/eu.jsonl");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &std::fs::read(&plain).unwrap()).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    env.write("logs/dt=1/eu.jsonl.gz", gz.finish().unwrap());
+    server.upload(&env.path("logs"), "acme-logs", "access/logs");
+
+    let local = replay(&env, &server, &["logs/"]);
+    assert_eq!(
+        replay(&env, &server, &["s3://acme-logs/access/logs/"]),
+        local,
+        "a prefix"
+    );
+    assert_eq!(
+        replay(&env, &server, &["s3://acme-logs/access/logs/dt=*/*.jsonl*"]),
+        local,
+        "a glob"
+    );
+    assert_eq!(
+        replay(&env, &server, &["logs/dt=2/us.jsonl"]),
+        replay(&env, &server, &["s3://acme-logs/access/logs/dt=2/us.jsonl"]),
+        "one object"
+    );
+
+    // A Parquet archive: footers and row groups read by ranges.
+    let run = exposure(
+        &env,
+        &server,
+        &["archive", "--out", "archive", "-q", "logs/"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    server.upload(&env.path("archive"), "acme-logs", "archive");
+    let archive = replay(&env, &server, &["archive/"]);
+    assert_eq!(archive, local, "the archive replays as its logs");
+    assert_eq!(replay(&env, &server, &["s3://acme-logs/archive/"]), archive);
+    // Sharded from the store too.
+    let shard = |k: &str| {
+        let mut args = vec!["replay", "--shard", k];
+        args.extend_from_slice(DETECT);
+        args.push("s3://acme-logs/archive/");
+        let run = exposure(&env, &server, &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        env.write(&format!("s{}.jsonl", &k[..1]), run.stdout);
+    };
+    shard("1/2");
+    shard("2/2");
+    let merged = exposure(&env, &server, &["merge", "s1.jsonl", "s2.jsonl"]);
+    assert_eq!(merged.stdout, archive);
+}
+
+#[test]
+fn a_wrong_url_or_missing_credentials_say_what_and_where() {
+    let env = TestEnv::new();
+    let server = S3Server::start();
+    server.create_bucket("acme-logs");
+    env.write("x/a.jsonl", crate::util::read_line("alice", "hr.salaries"));
+    server.upload(&env.path("x"), "acme-logs", "x");
+
+    exposure(&env, &server, &["replay", "ftp://host/logs/"]).expect(
+        2,
+        "ftp://host/logs/: unknown scheme `ftp` (s3://, gs://, az://, file://)",
+    );
+    exposure(&env, &server, &["replay", "s3://no-such-bucket/logs/"]).expect(
+        1,
+        "s3://no-such-bucket/logs/: not found (no such bucket or object)",
+    );
+    exposure(&env, &server, &["replay", "s3://acme-logs/nothing-here/"])
+        .expect(1, "s3://acme-logs/nothing-here/: no file matches");
+    // The other inputs are still read.
+    let partly = exposure(
+        &env,
+        &server,
+        &["replay", "s3://no-such-bucket/", "s3://acme-logs/x/"],
+    );
+    partly.expect(1, "s3://no-such-bucket/: not found");
+    assert!(
+        partly.stderr.contains("1 input, 1 events"),
+        "{}",
+        partly.stderr
+    );
+
+    let mut command = env.command(&["replay", "s3://acme-logs/x/"]);
+    for (key, value) in server.env() {
+        if !key.starts_with("AWS_ACCESS_KEY_ID") && !key.starts_with("AWS_SECRET") {
+            command.env(key, value);
+        }
+    }
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let run = crate::Run::from_output(command.output().unwrap());
+    run.expect(
+        1,
+        "s3://acme-logs/x/: no credentials: set AWS_ACCESS_KEY_ID",
+    );
+    assert!(!run.stderr.contains("exposure-test-secret"));
+}
