@@ -263,9 +263,10 @@ pub struct ArchiveArgs {
     #[arg(long, value_name = "DURATION")]
     pub lateness: Option<Span>,
 
-    /// The archive folder (created if needed; day folders are added to it).
-    #[arg(short, long, value_name = "DIR")]
-    pub out: PathBuf,
+    /// The archive folder (created if needed; day folders are added to it), or a URL in
+    /// object storage (`s3://bucket/archive/`: each file staged in TMPDIR, then uploaded).
+    #[arg(short, long, value_name = "DIR_OR_URL")]
+    pub out: String,
 
     /// Stop with exit code 1 at the first malformed line instead of skipping it.
     #[arg(long)]
@@ -781,7 +782,23 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     if let Some(parquet) = inputs.iter().find(|i| i.is_parquet()) {
         return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
     }
-    let summary = archive::archive(&config, &inputs, &args.out, args.strict, &mut problems);
+    // To a store: the archive is written to a staging folder, then each file uploaded.
+    let destination = crate::source::object::is_url(&args.out)
+        .then(|| crate::source::object::ArchiveDestination::new(&args.out))
+        .transpose()?;
+    let staging = match &destination {
+        Some(_) => Some(tempfile::tempdir().context("cannot create a staging folder in TMPDIR")?),
+        None => None,
+    };
+    let out_dir = staging
+        .as_ref()
+        .map_or_else(|| PathBuf::from(&args.out), |s| s.path().to_path_buf());
+    let mut summary = archive::archive(&config, &inputs, &out_dir, args.strict, &mut problems);
+    if let (Some(destination), Some(staging), Ok(summary)) = (&destination, &staging, &mut summary)
+    {
+        let urls = destination.upload(staging.path())?;
+        summary.files = urls.into_iter().map(PathBuf::from).collect();
+    }
     problems.finish();
     let summary = summary?;
     if !args.verbosity.quiet {

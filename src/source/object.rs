@@ -1,7 +1,9 @@
 //! Inputs in object storage: a URL (`s3://bucket/prefix/`, `gs://…`, `az://…`, `file://…`,
 //! with globs) is listed into objects; a JSON-lines object (plain or gzip) is streamed, never
 //! downloaded whole; a Parquet object is read by ranges — its footer once, then each row
-//! group's column chunks with parallel range requests ([`RemoteParquet`]).
+//! group's column chunks with parallel range requests ([`RemoteParquet`]). An archive written
+//! to a store is uploaded file by file, each object appearing only once complete
+//! ([`ArchiveDestination`]).
 //!
 //! Credentials, region and endpoint come from each cloud's standard environment
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
@@ -485,6 +487,108 @@ impl parquet::file::reader::ChunkReader for Fetched {
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         self.piece(start, length as u64)
+    }
+}
+
+/// Where an archive is written in a store: `dt=…/part-NNNNN.parquet` objects under a prefix.
+pub struct ArchiveDestination {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    shown_prefix: String,
+}
+
+impl ArchiveDestination {
+    /// The store and prefix `url` names (`s3://bucket/archive/`).
+    pub fn new(url: &str) -> Result<ArchiveDestination, InputError> {
+        let (store, key, shown_prefix) = store_for(url)?;
+        Ok(ArchiveDestination {
+            url: url.to_string(),
+            store,
+            prefix: key.as_ref().trim_end_matches('/').to_string(),
+            shown_prefix,
+        })
+    }
+
+    fn key(&self, relative: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(relative)
+        } else {
+            ObjectPath::from(format!("{}/{relative}", self.prefix))
+        }
+    }
+
+    /// Uploads each file written under `staging` (day folders of part files) to the same
+    /// place under the destination, numbering parts after those the store already holds in
+    /// that day (as on disk: an archive is added to, never overwritten). Each object is
+    /// uploaded whole (multipart for large files) and appears only once complete; each file
+    /// is removed from `staging` once uploaded. Gives the objects' URLs.
+    pub fn upload(&self, staging: &std::path::Path) -> io::Result<Vec<String>> {
+        let mut files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(staging)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect();
+        files.sort();
+        let failed =
+            |e: object_store::Error| io::Error::other(format!("{}: {}", self.url, store_error(&e)));
+        let mut next_part: std::collections::HashMap<String, u32> = Default::default();
+        let mut urls = Vec::new();
+        for file in files {
+            let relative = file
+                .strip_prefix(staging)
+                .map_err(io::Error::other)?
+                .to_string_lossy()
+                .replace('\\', "/");
+            let (day, _) = relative.rsplit_once('/').unwrap_or(("", &relative));
+            let part = match next_part.get_mut(day) {
+                Some(part) => part,
+                None => {
+                    let existing = runtime().block_on(async {
+                        let day_prefix = self.key(day);
+                        let mut listing = self.store.list(Some(&day_prefix));
+                        let mut highest: Option<u32> = None;
+                        while let Some(meta) = listing.next().await {
+                            let meta = meta.map_err(failed)?;
+                            let name = meta.location.filename().unwrap_or_default();
+                            if let Some(n) = name
+                                .strip_prefix("part-")
+                                .and_then(|n| n.strip_suffix(".parquet"))
+                                .and_then(|n| n.parse::<u32>().ok())
+                            {
+                                highest = highest.max(Some(n));
+                            }
+                        }
+                        io::Result::Ok(highest.map_or(0, |n| n + 1))
+                    })?;
+                    next_part.entry(day.to_string()).or_insert(existing)
+                }
+            };
+            let name = format!("{day}/part-{:05}.parquet", *part);
+            *part += 1;
+            let key = self.key(&name);
+            runtime()
+                .block_on(async {
+                    use tokio::io::AsyncWriteExt;
+                    let mut source = tokio::fs::File::open(&file).await?;
+                    let mut upload = object_store::buffered::BufWriter::new(
+                        Arc::clone(&self.store),
+                        key.clone(),
+                    );
+                    if let Err(e) = tokio::io::copy(&mut source, &mut upload).await {
+                        let _ = upload.abort().await;
+                        return Err(e);
+                    }
+                    upload.shutdown().await
+                })
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("{}{}: {e}", self.shown_prefix, key))
+                })?;
+            std::fs::remove_file(&file)?;
+            urls.push(format!("{}{}", self.shown_prefix, key));
+        }
+        Ok(urls)
     }
 }
 

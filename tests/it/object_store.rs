@@ -118,6 +118,26 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// The keys under `prefix` of `bucket`, relative to it, sorted.
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (status, body) = crate::util::http_get(
+            &self.endpoint,
+            &format!("/{bucket}?list-type=2&prefix={prefix}"),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let mut keys: Vec<String> = body
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(|k| k.trim_start_matches(prefix).to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -203,6 +223,37 @@ fn logs_and_archives_in_s3_replay_as_the_same_files_on_disk() {
     shard("2/2");
     let merged = exposure(&env, &server, &["merge", "s1.jsonl", "s2.jsonl"]);
     assert_eq!(merged.stdout, archive);
+
+    // `archive --out` a store: the same layout, and the same alerts back.
+    let run = exposure(
+        &env,
+        &server,
+        &[
+            "archive",
+            "--out",
+            "s3://acme-logs/exported/",
+            "-q",
+            "logs/",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        replay(&env, &server, &["s3://acme-logs/exported/"]),
+        local,
+        "archived to the store, replayed from it"
+    );
+    let local_parts: Vec<String> = walkdir::WalkDir::new(env.path("archive"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let path = e.path().strip_prefix(env.path("archive")).unwrap();
+            path.to_string_lossy().into_owned()
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(server.keys("acme-logs", "exported/"), local_parts);
 }
 
 #[test]
