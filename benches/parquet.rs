@@ -29,9 +29,13 @@ fn bench(c: &mut Criterion) {
     let lake = dir.path().join("lake");
     let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
     archive(&config, &[Input::File(json)], &lake, false, &mut quiet).expect("archive");
-    let inputs = expand_inputs(&[lake.display().to_string()], Format::Parquet)
-        .expect("inputs")
-        .inputs;
+    let inputs = expand_inputs(
+        &[lake.display().to_string()],
+        Format::Parquet,
+        Default::default(),
+    )
+    .expect("inputs")
+    .inputs;
 
     let mut group = c.benchmark_group("parquet");
     group.throughput(Throughput::Elements(EVENTS));

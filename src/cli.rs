@@ -351,10 +351,35 @@ pub struct ReplayTimeFlags {
     /// still open there close with `closed_by: end_of_input`.
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Selection")]
     pub until: Option<Ts>,
+
+    /// Only use events at or after TIME: `dt=` day folders (on disk or in a store) and
+    /// Parquet row groups wholly before it are not read. Unlike --from, the baseline is then
+    /// learned only from what follows TIME.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Selection")]
+    pub since: Option<Ts>,
 }
 
 impl ReplayTimeFlags {
+    fn filter(&self) -> TimeFilter {
+        TimeFilter {
+            since: self.since,
+            until: self.until,
+        }
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        if let (Some(since), Some(until)) = (self.since, self.until)
+            && since >= until
+        {
+            return Err(ConfigError::Invalid {
+                key: "--since".into(),
+                message: format!(
+                    "{} is not before --until {}",
+                    crate::time::format_ts(since),
+                    crate::time::format_ts(until)
+                ),
+            });
+        }
         match (self.from, self.until) {
             (Some(from), Some(until)) if from >= until => Err(ConfigError::Invalid {
                 key: "--from".into(),
@@ -700,8 +725,11 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut problems = args.verbosity.problems(args.max_reports);
-    let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
-    let filter = TimeFilter { until: args.until };
+    let filter = TimeFilter {
+        since: None,
+        until: args.until,
+    };
+    let inputs = inputs_of(&args.paths, config.input.format, filter, &mut problems)?;
     let (learned, told) = match destination {
         LearnInto::StateDir(dir) => {
             let learned =
@@ -778,7 +806,12 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     };
     let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
     let mut problems = args.verbosity.problems(args.max_reports);
-    let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
+    let inputs = inputs_of(
+        &args.paths,
+        config.input.format,
+        TimeFilter::default(),
+        &mut problems,
+    )?;
     if let Some(parquet) = inputs.iter().find(|i| i.is_parquet()) {
         return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
     }
@@ -816,7 +849,12 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut config = args.detect.config(Some(&args.alerts), args.time.from)?;
     config.detector.shard = args.shard;
     let mut problems = args.verbosity.problems(args.max_reports);
-    let inputs = inputs_of(&args.paths, config.input.format, &mut problems)?;
+    let inputs = inputs_of(
+        &args.paths,
+        config.input.format,
+        args.time.filter(),
+        &mut problems,
+    )?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -830,9 +868,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = ReplayOptions {
         strict: args.strict,
         threads,
-        filter: TimeFilter {
-            until: args.time.until,
-        },
+        filter: args.time.filter(),
         progress: !args.no_progress && !args.verbosity.quiet && io::stderr().is_terminal(),
         keep_state: false,
         disorder: if args.no_sort {
@@ -874,9 +910,16 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 fn inputs_of(
     paths: &[String],
     format: crate::format::Format,
+    filter: TimeFilter,
     problems: &mut Problems,
 ) -> anyhow::Result<Vec<Input>> {
-    let expanded = expand_inputs(paths, format)?;
+    let expanded = expand_inputs(paths, format, filter)?;
+    if expanded.pruned > 0 {
+        problems.notice(&format!(
+            "exposure: {} files in dt= folders outside --since/--until not read",
+            expanded.pruned
+        ));
+    }
     for error in &expanded.not_found {
         problems.not_found(error);
     }

@@ -317,26 +317,90 @@ impl serde::Serialize for Span {
     }
 }
 
-/// Which events to use: `--until` (any input: JSON lines, vendor logs, Parquet). `--from` is
-/// not a filter of events: everything before it is still learned from (see
+/// Which events to use: `--since` and `--until` (any input: JSON lines, vendor logs, Parquet).
+/// `--from` is not a filter of events: everything before it is still learned from (see
 /// `DetectorSettings::report_from` in the detection core).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TimeFilter {
+    /// Events before it are not used (nor read, where a folder or row group shows it).
+    pub since: Option<Ts>,
     pub until: Option<Ts>,
 }
 
 impl TimeFilter {
     #[inline]
     pub fn keeps(&self, ts: Ts) -> bool {
-        self.until.is_none_or(|u| ts < u)
+        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts < u)
     }
 
-    /// Whether a span starting at `min` can hold a kept time.
-    pub fn overlaps(&self, min: Option<Ts>) -> bool {
-        match (self.until, min) {
+    /// Whether a span from `min` to `max` (inclusive; unknown bounds are open) can hold a
+    /// kept time.
+    pub fn overlaps(&self, min: Option<Ts>, max: Option<Ts>) -> bool {
+        let after_since = match (self.since, max) {
+            (Some(s), Some(max)) => max >= s,
+            _ => true,
+        };
+        let before_until = match (self.until, min) {
             (Some(u), Some(min)) => min < u,
             _ => true,
+        };
+        after_since && before_until
+    }
+
+    /// Whether a day folder (`dt=2026-03-16`, the day starting at `day_start`) can hold a kept
+    /// time. Exports are often partitioned by when records were delivered, not by when they
+    /// happened: a day's folder is taken to hold events of the day before and after it too.
+    pub fn may_hold_day(&self, day_start: Ts) -> bool {
+        const DAY: Micros = 86_400 * MICROS_PER_SEC;
+        self.overlaps(Some(day_start - DAY), Some(day_start + 2 * DAY - 1))
+    }
+
+    /// The day a path's `dt=YYYY-MM-DD` (or `date=`) component names, when it has one, and
+    /// whether that day can hold a kept time (`true` for a path with no day).
+    pub fn may_hold_path(&self, path: &str) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
         }
+        path.split(['/', '\\'])
+            .filter_map(|c| c.strip_prefix("dt=").or_else(|| c.strip_prefix("date=")))
+            .filter_map(|d| chrono::NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok())
+            .map(|d| {
+                d.and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+                    .timestamp_micros()
+            })
+            .all(|day| self.may_hold_day(day))
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    fn at(text: &str) -> Ts {
+        parse_cli_time(text).unwrap()
+    }
+
+    #[test]
+    fn since_and_until_bound_events_spans_and_day_folders() {
+        let filter = TimeFilter {
+            since: Some(at("2026-03-10")),
+            until: Some(at("2026-03-20")),
+        };
+        assert!(!filter.keeps(at("2026-03-09T23:59:59Z")));
+        assert!(filter.keeps(at("2026-03-10")));
+        assert!(!filter.keeps(at("2026-03-20")));
+        assert!(!filter.overlaps(Some(at("2026-03-01")), Some(at("2026-03-09"))));
+        assert!(filter.overlaps(Some(at("2026-03-01")), Some(at("2026-03-10"))));
+        assert!(filter.overlaps(None, None));
+        // A day folder may hold the day before and after it.
+        assert!(!filter.may_hold_path("s3://b/archive/dt=2026-03-08/part-00000.parquet"));
+        assert!(filter.may_hold_path("archive/dt=2026-03-09/part-00000.parquet"));
+        assert!(filter.may_hold_path("logs/date=2026-03-20/x.jsonl"));
+        assert!(!filter.may_hold_path("logs/date=2026-03-21/x.jsonl"));
+        assert!(filter.may_hold_path("logs/dt=today/x.jsonl"));
+        assert!(TimeFilter::default().may_hold_path("dt=1999-01-01/x"));
     }
 }
 

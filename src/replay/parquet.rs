@@ -90,7 +90,7 @@ pub fn replay_parquet(
     let mut pruned_rows = 0u64;
     for (file, input) in files.iter().enumerate() {
         for span in &input.row_groups {
-            let keep = options.filter.overlaps(span.min_ts)
+            let keep = options.filter.overlaps(span.min_ts, span.max_ts)
                 && (prefixes.is_empty() || may_hold_prefix(span, prefixes));
             if keep {
                 plan.push(Step {

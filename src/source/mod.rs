@@ -9,6 +9,7 @@ pub mod rows;
 pub mod tail;
 
 use crate::format::Format;
+use crate::time::TimeFilter;
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -70,6 +71,9 @@ pub struct Expanded {
     /// A path that does not exist, a glob that matches nothing, an empty directory: reported,
     /// the other inputs are read, and the run's exit code is 1.
     pub not_found: Vec<InputError>,
+    /// Files (or objects) under a folder or prefix whose `dt=` day cannot hold a time the
+    /// filter keeps: not read.
+    pub pruned: usize,
 }
 
 /// Turns command-line arguments into inputs: `-` is stdin; a directory is every data file below
@@ -77,10 +81,17 @@ pub struct Expanded {
 /// `*`, `?` or `[` that names no file is a glob. Each file's format is recognised from its first
 /// bytes (`PAR1`) unless `format` forces one. An argument that names nothing goes to
 /// [`Expanded::not_found`]; the errors are arguments that cannot be right (a bad glob, Parquet
-/// mixed with lines).
-pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputError> {
+/// mixed with lines). Files found below a folder, by a glob or under a prefix in a `dt=` day
+/// folder that `filter` rules out are left out ([`Expanded::pruned`]); a file named as such
+/// is always read.
+pub fn expand_inputs(
+    args: &[String],
+    format: Format,
+    filter: TimeFilter,
+) -> Result<Expanded, InputError> {
     let mut inputs = Vec::new();
     let mut not_found = Vec::new();
+    let mut pruned = 0;
     for arg in args {
         if arg == "-" {
             if format == Format::Parquet {
@@ -91,7 +102,19 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputE
         }
         if object::is_url(arg) {
             let objects = match object::expand(arg) {
-                Ok(objects) => objects,
+                Ok(objects) if objects.len() == 1 && objects[0].url == *arg => objects,
+                Ok(objects) => {
+                    let listed = objects.len();
+                    let kept: Vec<_> = objects
+                        .into_iter()
+                        .filter(|o| filter.may_hold_path(&o.url))
+                        .collect();
+                    pruned += listed - kept.len();
+                    if listed > 0 && kept.is_empty() {
+                        continue;
+                    }
+                    kept
+                }
                 Err(error @ InputError::Store { .. }) => {
                     not_found.push(error);
                     continue;
@@ -120,12 +143,21 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputE
             continue;
         }
         let path = Path::new(arg);
+        let mut prune = |files: Vec<PathBuf>| -> Vec<PathBuf> {
+            let found = files.len();
+            let kept: Vec<PathBuf> = files
+                .into_iter()
+                .filter(|f| filter.may_hold_path(&f.to_string_lossy()))
+                .collect();
+            pruned += found - kept.len();
+            kept
+        };
         let files = if path.is_dir() {
             let files = files_below(path, |_| true);
             if files.is_empty() {
                 not_found.push(InputError::EmptyDir(arg.clone()));
             }
-            files
+            prune(files)
         } else if path.exists() {
             vec![path.to_path_buf()]
         } else if arg.contains(['*', '?', '[']) {
@@ -135,7 +167,7 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputE
                     pattern: arg.clone(),
                 });
             }
-            files
+            prune(files)
         } else {
             not_found.push(InputError::Missing(arg.clone()));
             Vec::new()
@@ -161,7 +193,11 @@ pub fn expand_inputs(args: &[String], format: Format) -> Result<Expanded, InputE
             jsonl: lines.display_name(),
         });
     }
-    Ok(Expanded { inputs, not_found })
+    Ok(Expanded {
+        inputs,
+        not_found,
+        pruned,
+    })
 }
 
 fn is_data_file(path: &Path) -> bool {

@@ -210,6 +210,29 @@ fn logs_and_archives_in_s3_replay_as_the_same_files_on_disk() {
     let archive = replay(&env, &server, &["archive/"]);
     assert_eq!(archive, local, "the archive replays as its logs");
     assert_eq!(replay(&env, &server, &["s3://acme-logs/archive/"]), archive);
+    // --since: day folders wholly before it are not even listed for reading.
+    let since = ["--since", "2026-03-04T12:00:00Z"];
+    let recent = |inputs: &[&str]| {
+        let mut args = vec!["replay"];
+        args.extend_from_slice(DETECT);
+        args.extend_from_slice(&since);
+        args.extend_from_slice(inputs);
+        exposure(&env, &server, &args)
+    };
+    let from_logs = recent(&["logs/"]);
+    let from_store = recent(&["s3://acme-logs/archive/"]);
+    assert_eq!(from_logs.code, 0, "{}", from_logs.stderr);
+    assert!(!from_logs.stdout.is_empty());
+    assert_eq!(from_store.stdout, from_logs.stdout);
+    assert!(
+        from_store
+            .stderr
+            .contains("1 files in dt= folders outside --since/--until not read"),
+        "{}",
+        from_store.stderr
+    );
+    assert_eq!(recent(&["archive/"]).stdout, from_logs.stdout);
+
     // Sharded from the store too.
     let shard = |k: &str| {
         let mut args = vec!["replay", "--shard", k];
