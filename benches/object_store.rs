@@ -71,7 +71,10 @@ fn start_server() -> Server {
     let addr = format!("127.0.0.1:{port}");
     let start = Instant::now();
     while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "moto did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "moto did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -193,7 +196,9 @@ fn main() {
     println!(
         "{events} events, {:.1} MiB of Parquet in {} day folders",
         bytes as f64 / (1 << 20) as f64,
-        std::fs::read_dir(dir.path().join("archive")).unwrap().count()
+        std::fs::read_dir(dir.path().join("archive"))
+            .unwrap()
+            .count()
     );
     let (mut disk, mut s3) = (Vec::new(), Vec::new());
     for run in 0..runs {
