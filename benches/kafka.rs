@@ -42,13 +42,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn tansu() -> String {
     let home = std::env::var("HOME").unwrap_or_default();
     let local = format!("{home}/.cargo/bin/tansu");
@@ -387,8 +380,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` / `cargo bench -- --list`: nothing to list or check.
     }
-    let events = env_u64("EXPOSURE_KAFKA_EVENTS", 2_000_000);
-    let runs = env_u64("EXPOSURE_KAFKA_RUNS", 3) as usize;
+    let events = synth::env_u64("EXPOSURE_KAFKA_EVENTS", 2_000_000);
+    let runs = synth::env_u64("EXPOSURE_KAFKA_RUNS", 3) as usize;
     let dir = tempfile::tempdir().unwrap();
 
     // The events, as one file and as records of the raw topic.

@@ -28,13 +28,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Server {
     child: Child,
     endpoint: String,
@@ -175,8 +168,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let events = env_u64("EXPOSURE_S3_EVENTS", 5_000_000);
-    let runs = env_u64("EXPOSURE_S3_RUNS", 3) as usize;
+    let events = synth::env_u64("EXPOSURE_S3_EVENTS", 5_000_000);
+    let runs = synth::env_u64("EXPOSURE_S3_RUNS", 3) as usize;
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("events.jsonl");
     std::fs::write(&json, synth::jsonl(synth::Shape::new(events))).unwrap();

@@ -7,6 +7,14 @@
 
 use std::io::Write;
 
+/// A bench setting from the environment (`EXPOSURE_…`), or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A small, fast, deterministic generator (SplitMix64).
 pub struct Rng(u64);
 
