@@ -39,12 +39,18 @@ fn moto_server() -> Command {
 
 impl S3Server {
     fn start() -> S3Server {
+        S3Server::start_with(&[])
+    }
+
+    /// A server started with `env` (moto's settings).
+    fn start_with(env: &[(&str, &str)]) -> S3Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let child = moto_server()
+            .envs(env.iter().copied())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -325,4 +331,23 @@ fn a_wrong_url_or_missing_credentials_say_what_and_where() {
         "s3://acme-logs/x/: no credentials: set AWS_ACCESS_KEY_ID",
     );
     assert!(!run.stderr.contains("exposure-test-secret"));
+}
+
+#[test]
+fn credentials_the_store_refuses_are_named_as_such() {
+    // moto checks signatures against its own users once this many requests went unchecked
+    // (the readiness probe's and the bucket's creation); the test's keys are nobody's.
+    let server = S3Server::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "2")]);
+    server.create_bucket("secure");
+    let env = TestEnv::new();
+    let run = exposure(&env, &server, &["replay", "s3://secure/logs/"]);
+    run.expect(
+        1,
+        "s3://secure/logs/: credentials refused (InvalidAccessKeyId or SignatureDoesNotMatch)",
+    );
+    assert!(
+        !run.stderr.contains("exposure-test-secret"),
+        "{}",
+        run.stderr
+    );
 }
