@@ -218,46 +218,41 @@ impl Metrics {
         );
         let sinks = self.sinks.lock().expect("not poisoned");
         let journaled = self.journaled.load(Relaxed);
-        let pending = |s: &SinkMetrics| journaled.saturating_sub(s.acked.load(Relaxed));
-        for (name, kind, help, get) in [
-            (
-                "sink_delivered_total",
-                "counter",
-                "Alert events a sink acknowledged.",
-                &(|s: &SinkMetrics| s.delivered.load(Relaxed)) as &dyn Fn(&SinkMetrics) -> u64,
-            ),
-            (
-                "sink_retries_total",
-                "counter",
-                "Failed delivery attempts that will be retried.",
-                &|s| s.retries.load(Relaxed),
-            ),
-            (
-                "sink_dead_lettered_total",
-                "counter",
-                "Alert events a sink rejected for good (moved to the dead-letter file).",
-                &|s| s.dead_lettered.load(Relaxed),
-            ),
-            (
-                "sink_pending",
-                "gauge",
-                "Alert events in the outbox not yet acknowledged by a sink.",
-                &pending,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
-            );
-            for (sink, counters) in sinks.iter() {
-                let _ = writeln!(
-                    out,
-                    "exposure_{name}{{sink=\"{}\"}} {}",
-                    sink.replace('\\', "\\\\").replace('"', "\\\""),
-                    get(counters)
-                );
-            }
-        }
+        let pending = |s: &SinkMetrics| journaled.saturating_sub(s.acked.load(Relaxed)).to_string();
+        let rows: Vec<(String, &SinkMetrics)> =
+            sinks.iter().map(|(n, m)| (n.clone(), &**m)).collect();
+        render_labelled(
+            &mut out,
+            "sink",
+            &rows,
+            &[
+                (
+                    "sink_delivered_total",
+                    "counter",
+                    "Alert events a sink acknowledged.",
+                    &(|s: &SinkMetrics| s.delivered.load(Relaxed).to_string())
+                        as &dyn Fn(&SinkMetrics) -> String,
+                ),
+                (
+                    "sink_retries_total",
+                    "counter",
+                    "Failed delivery attempts that will be retried.",
+                    &|s| s.retries.load(Relaxed).to_string(),
+                ),
+                (
+                    "sink_dead_lettered_total",
+                    "counter",
+                    "Alert events a sink rejected for good (moved to the dead-letter file).",
+                    &|s| s.dead_lettered.load(Relaxed).to_string(),
+                ),
+                (
+                    "sink_pending",
+                    "gauge",
+                    "Alert events in the outbox not yet acknowledged by a sink.",
+                    &pending,
+                ),
+            ],
+        );
         drop(sinks);
         self.render_partitions(&mut out, now);
         self.render_sources(&mut out);
@@ -269,40 +264,35 @@ impl Metrics {
         if sources.is_empty() {
             return;
         }
-        for (name, kind, help, get) in [
-            (
-                "kafka_source_offset",
-                "gauge",
-                "The next offset the ingest reads of a raw topic partition it owns.",
-                &(|s: &SourceMetrics| s.offset.to_string()) as &dyn Fn(&SourceMetrics) -> String,
-            ),
-            (
-                "kafka_source_lag",
-                "gauge",
-                "Records of an owned raw topic partition not yet read (NaN before the consumer \
+        let rows: Vec<(String, &SourceMetrics)> =
+            sources.iter().map(|(n, f)| (n.clone(), f)).collect();
+        render_labelled(
+            out,
+            "source",
+            &rows,
+            &[
+                (
+                    "kafka_source_offset",
+                    "gauge",
+                    "The next offset the ingest reads of a raw topic partition it owns.",
+                    &(|s: &SourceMetrics| s.offset.to_string())
+                        as &dyn Fn(&SourceMetrics) -> String,
+                ),
+                (
+                    "kafka_source_lag",
+                    "gauge",
+                    "Records of an owned raw topic partition not yet read (NaN before the consumer \
                  has seen its end).",
-                &|s| s.lag.map_or_else(|| "NaN".to_string(), |l| l.to_string()),
-            ),
-            (
-                "kafka_source_quiet_seconds",
-                "gauge",
-                "Seconds since the ingest last read a record of an owned raw topic partition.",
-                &|s| format!("{:.3}", s.quiet_seconds),
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
-            );
-            for (source, figures) in sources.iter() {
-                let _ = writeln!(
-                    out,
-                    "exposure_{name}{{source=\"{}\"}} {}",
-                    source.replace('\\', "\\\\").replace('"', "\\\""),
-                    get(figures)
-                );
-            }
-        }
+                    &|s| s.lag.map_or_else(|| "NaN".to_string(), |l| l.to_string()),
+                ),
+                (
+                    "kafka_source_quiet_seconds",
+                    "gauge",
+                    "Seconds since the ingest last read a record of an owned raw topic partition.",
+                    &|s| format!("{:.3}", s.quiet_seconds),
+                ),
+            ],
+        );
     }
 
     fn render_partitions(&self, out: &mut String, now: i64) {
@@ -310,64 +300,87 @@ impl Metrics {
         if partitions.is_empty() {
             return;
         }
-        for (name, kind, help, get) in [
-            (
-                "kafka_partition_lag",
-                "gauge",
-                "Records of an owned repartition partition not yet read.",
-                &(|p: &PartitionMetrics| p.lag.to_string()) as &dyn Fn(&PartitionMetrics) -> String,
-            ),
-            (
-                "kafka_partition_events_total",
-                "counter",
-                "Events a partition took (rate() gives events/s).",
-                &|p| p.events.to_string(),
-            ),
-            (
-                "kafka_partition_repeats_total",
-                "counter",
-                "Events sent twice by a restarted ingest, dropped.",
-                &|p| p.repeats.to_string(),
-            ),
-            (
-                "kafka_partition_state_bytes",
-                "gauge",
-                "Size of the partition's last checkpoint.",
-                &|p| p.state_bytes.to_string(),
-            ),
-            (
-                "kafka_partition_checkpoint_age_seconds",
-                "gauge",
-                "Seconds since the partition's last checkpoint.",
-                &|p| {
-                    if p.checkpoint_at_us == 0 {
-                        "NaN".to_string()
-                    } else {
-                        format!("{:.3}", (now - p.checkpoint_at_us) as f64 / 1e6)
-                    }
-                },
-            ),
-            (
-                "kafka_partition_seconds_behind",
-                "gauge",
-                "Wall clock minus the partition's watermark.",
-                &|p| match p.watermark_us {
-                    Some(w) => format!("{:.3}", (now - w) as f64 / 1e6),
-                    None => "NaN".to_string(),
-                },
-            ),
-        ] {
+        let rows: Vec<(String, &PartitionMetrics)> =
+            partitions.iter().map(|(p, f)| (p.to_string(), f)).collect();
+        render_labelled(
+            out,
+            "partition",
+            &rows,
+            &[
+                (
+                    "kafka_partition_lag",
+                    "gauge",
+                    "Records of an owned repartition partition not yet read.",
+                    &(|p: &PartitionMetrics| p.lag.to_string())
+                        as &dyn Fn(&PartitionMetrics) -> String,
+                ),
+                (
+                    "kafka_partition_events_total",
+                    "counter",
+                    "Events a partition took (rate() gives events/s).",
+                    &|p| p.events.to_string(),
+                ),
+                (
+                    "kafka_partition_repeats_total",
+                    "counter",
+                    "Events sent twice by a restarted ingest, dropped.",
+                    &|p| p.repeats.to_string(),
+                ),
+                (
+                    "kafka_partition_state_bytes",
+                    "gauge",
+                    "Size of the partition's last checkpoint.",
+                    &|p| p.state_bytes.to_string(),
+                ),
+                (
+                    "kafka_partition_checkpoint_age_seconds",
+                    "gauge",
+                    "Seconds since the partition's last checkpoint.",
+                    &|p| {
+                        if p.checkpoint_at_us == 0 {
+                            "NaN".to_string()
+                        } else {
+                            format!("{:.3}", (now - p.checkpoint_at_us) as f64 / 1e6)
+                        }
+                    },
+                ),
+                (
+                    "kafka_partition_seconds_behind",
+                    "gauge",
+                    "Wall clock minus the partition's watermark.",
+                    &|p| match p.watermark_us {
+                        Some(w) => format!("{:.3}", (now - w) as f64 / 1e6),
+                        None => "NaN".to_string(),
+                    },
+                ),
+            ],
+        );
+    }
+}
+
+/// One metric family: its name (after `exposure_`), type, help, and a row's sample value.
+type Family<'a, T> = (&'a str, &'a str, &'a str, &'a dyn Fn(&T) -> String);
+
+/// Writes each family's HELP and TYPE, then a sample per row labelled `label="row key"`
+/// (escaped as the text format asks).
+fn render_labelled<T>(
+    out: &mut String,
+    label: &str,
+    rows: &[(String, &T)],
+    families: &[Family<'_, T>],
+) {
+    for (name, kind, help, get) in families {
+        let _ = writeln!(
+            out,
+            "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
+        );
+        for (key, figures) in rows {
             let _ = writeln!(
                 out,
-                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
+                "exposure_{name}{{{label}=\"{}\"}} {}",
+                key.replace('\\', "\\\\").replace('"', "\\\""),
+                get(figures)
             );
-            for (partition, figures) in partitions.iter() {
-                let _ = writeln!(
-                    out,
-                    "exposure_{name}{{partition=\"{partition}\"}} {}",
-                    get(figures)
-                );
-            }
         }
     }
 }
