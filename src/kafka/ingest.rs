@@ -513,10 +513,15 @@ impl Stage {
     }
 
     /// Asks the broker where each source's partition ends (for the lag metric; a broker slow
-    /// to answer leaves the last answer).
+    /// to answer leaves the last answer). A source read to its end needs no asking: its end is
+    /// where it stands, which is the common case of a service keeping up.
     fn ask_ends(&mut self, consumer: &BaseConsumer<IngestContext>) {
         for (topic, by_partition) in &mut self.sources {
             for (partition, source) in by_partition.iter_mut() {
+                if source.at_end && source.next_offset.is_some() {
+                    source.end = source.next_offset;
+                    continue;
+                }
                 if let Ok((_, high)) =
                     consumer.fetch_watermarks(topic, *partition, Duration::from_millis(200))
                 {
