@@ -22,7 +22,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::io::{self, Read};
 use std::ops::Range;
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock};
 
 /// The runtime the stores run on (two workers: requests are I/O, not CPU).
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -350,7 +350,7 @@ impl ObjectInput {
     /// eight of them) while the caller reads.
     pub fn stream(self: &Arc<Self>) -> io::Result<Box<dyn Read + Send>> {
         const AHEAD: usize = 8;
-        let (sender, receiver) = mpsc::sync_channel::<io::Result<Bytes>>(AHEAD);
+        let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(AHEAD);
         let object = Arc::clone(self);
         // The request is made before returning, so that a missing object fails the open.
         let result = runtime()
@@ -361,12 +361,8 @@ impl ObjectInput {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| object.error(&e));
                 let failed = chunk.is_err();
-                let sender = sender.clone();
-                // A full channel waits off the runtime's workers.
-                let sent = tokio::task::spawn_blocking(move || sender.send(chunk).is_ok())
-                    .await
-                    .unwrap_or(false);
-                if !sent || failed {
+                // A full channel suspends this task (not a worker) until the reader takes one.
+                if sender.send(chunk).await.is_err() || failed {
                     return;
                 }
             }
@@ -378,18 +374,18 @@ impl ObjectInput {
     }
 }
 
-/// A blocking `Read` over chunks arriving on a channel.
+/// A blocking `Read` over chunks arriving on a channel (read from threads outside the runtime).
 struct ChunkStream {
-    receiver: mpsc::Receiver<io::Result<Bytes>>,
+    receiver: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
 
 impl Read for ChunkStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
-            match self.receiver.recv() {
-                Ok(chunk) => self.current = chunk?,
-                Err(_) => return Ok(0), // the stream ended
+            match self.receiver.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0), // the stream ended
             }
         }
         let n = buf.len().min(self.current.len());
