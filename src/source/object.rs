@@ -204,32 +204,27 @@ fn is_data_object(key: &str) -> bool {
 /// `Ok(empty)`; a store that cannot be listed (no such bucket, access denied, no
 /// credentials) is an error naming the URL.
 pub fn expand(url: &str) -> Result<Vec<ObjectInput>, InputError> {
-    let globbed = url.contains(['*', '?', '[']);
-    // The literal part before the first glob character: the prefix to list.
-    let literal_end = if globbed {
-        url[..url.find(['*', '?', '[']).expect("globbed")]
-            .rfind('/')
-            .map_or(0, |i| i + 1)
+    // A glob lists from its literal leading folders and matches keys as a local glob does.
+    let (store, key, shown_prefix, matcher) = if url.contains(['*', '?', '[']) {
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let bucket_end = url[start..].find('/').map_or(url.len(), |i| start + i + 1);
+        let (root, matcher) = super::glob_root(&url[bucket_end..]).map_err(|e| match e {
+            InputError::BadGlob { message, .. } => InputError::BadGlob {
+                pattern: url.to_string(),
+                message,
+            },
+            other => other,
+        })?;
+        let root = root.to_string_lossy();
+        let listed = match root.as_ref() {
+            "." => url[..bucket_end].to_string(),
+            root => format!("{}{root}/", &url[..bucket_end]),
+        };
+        let (store, key, shown_prefix) = store_for(&listed)?;
+        (store, key, shown_prefix, Some(matcher))
     } else {
-        url.len()
-    };
-    let (store, key, shown_prefix) =
-        store_for(&url[..literal_end.max(url.find("://").map_or(0, |i| i + 3))])?;
-    let matcher = if globbed {
-        let pattern = &url[url.find("://").expect("a URL") + 3..];
-        let pattern = pattern.split_once('/').map_or("", |(_, rest)| rest);
-        Some(
-            globset::GlobBuilder::new(pattern)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| InputError::BadGlob {
-                    pattern: url.to_string(),
-                    message: e.to_string(),
-                })?
-                .compile_matcher(),
-        )
-    } else {
-        None
+        let (store, key, shown_prefix) = store_for(url)?;
+        (store, key, shown_prefix, None)
     };
     let failed = |e: object_store::Error| InputError::Store {
         url: url.to_string(),
