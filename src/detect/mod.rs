@@ -263,6 +263,25 @@ impl Detector {
         state.learn_until = Some(state.learn_until.map_or(until, |u| u.min(until)));
     }
 
+    /// A read of `table` at `ts` that another detector takes (a Kafka partition's detector is
+    /// told of other partitions' tables this way): for a table not this detector's, its first
+    /// read is noted as [`Detector::observe`] notes another shard's read; for its own table,
+    /// nothing (the read itself comes). Neither counted as an event nor moving event time; a
+    /// read before the watermark is refused, as the read itself would be.
+    pub fn note_read_elsewhere(&mut self, ts: Ts, table: &str) {
+        if self
+            .reorder
+            .watermark()
+            .is_some_and(|watermark| ts < watermark)
+        {
+            return;
+        }
+        let table = self.table_id(table);
+        if self.ignored[table.at()] {
+            self.note_other_shards_read(ts, table);
+        }
+    }
+
     /// The detector by ids, for sources that resolve names once per batch (see [`ById`]).
     pub fn by_id(&mut self) -> ById<'_> {
         ById(self)

@@ -8,7 +8,7 @@
 //! acknowledged by the broker (idempotent producer): a crash repeats events, never loses one,
 //! and the detect stage drops the repeats by their position.
 
-use super::record::{BatchWriter, Position, Record, SourceProgress, partition_of};
+use super::record::{BatchWriter, Position, Record, Router, SourceProgress};
 use super::{KafkaSettings, Reports, poll_cycle};
 use crate::config::Config;
 use crate::event::{AccessEvent, PermissionChange};
@@ -68,6 +68,8 @@ struct Source {
     decoder: Decoder,
     /// One batch under way per repartition partition.
     batches: Vec<BatchWriter>,
+    /// Where its events go, and which tables' first reads it has noted to every partition.
+    router: Router,
     time: InputTime,
     read_at: Instant,
     at_end: bool,
@@ -274,6 +276,7 @@ impl Stage {
                 name,
                 decoder: config.decoder(),
                 batches,
+                router: Router::default(),
                 time: InputTime::default(),
                 read_at: Instant::now(),
                 at_end: false,
@@ -288,7 +291,6 @@ impl Stage {
     fn record(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) {
         let lateness = self.config.detector.lateness.micros();
         let max_ahead = self.config.detector.max_ahead.micros();
-        let partitions = self.settings.partitions;
         let metrics = Arc::clone(&self.metrics);
         let mut bad: Vec<(u64, ParseError)> = Vec::new();
         let mut quarantined = 0u64;
@@ -298,13 +300,13 @@ impl Stage {
         let mut taking = Taking {
             source_name: &source.name,
             batches: &mut source.batches,
+            router: &mut source.router,
             time: &mut source.time,
             offset,
             index: 0,
             lateness,
             max_ahead,
             now: chrono::Utc::now().timestamp_micros(),
-            partitions,
             metrics: &metrics,
             bad: &mut bad,
             quarantined: &mut quarantined,
@@ -550,13 +552,13 @@ fn send(producer: &Producer_, mut record: BaseRecord<'_, (), [u8]>) -> io::Resul
 struct Taking<'a> {
     source_name: &'a str,
     batches: &'a mut [BatchWriter],
+    router: &'a mut Router,
     time: &'a mut InputTime,
     offset: i64,
     index: u32,
     lateness: Micros,
     max_ahead: Micros,
     now: Ts,
-    partitions: i32,
     metrics: &'a Metrics,
     bad: &'a mut Vec<(u64, ParseError)>,
     quarantined: &'a mut u64,
@@ -597,8 +599,13 @@ impl DecodeSink for Taking<'_> {
         }
         self.metrics.reads.fetch_add(1, Relaxed);
         let position = self.position();
-        let partition = partition_of(&event.table, self.partitions) as usize;
-        self.batches[partition].push_read(position, event.ts, &event.table, &event.principal);
+        self.router.read(
+            self.batches,
+            position,
+            event.ts,
+            &event.table,
+            &event.principal,
+        );
     }
 
     fn permission(&mut self, _line: u64, change: &PermissionChange) {
@@ -606,11 +613,8 @@ impl DecodeSink for Taking<'_> {
             return;
         }
         self.metrics.permission_changes.fetch_add(1, Relaxed);
-        // Every partition: a grant on a container or a role covers tables in all of them.
         let position = self.position();
-        for batch in self.batches.iter_mut() {
-            batch.push_change(position, change);
-        }
+        self.router.change(self.batches, position, change);
     }
 
     fn not_access(&mut self, _line: u64, _why: NotAccess) {
@@ -637,6 +641,7 @@ mod tests {
                 .unwrap()
                 .decoder(),
             batches: Vec::new(),
+            router: Router::default(),
             time: InputTime {
                 newest,
                 disorder: 0,

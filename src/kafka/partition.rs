@@ -12,7 +12,7 @@
 
 use super::record::{EventBatch, Item, Position, SourceProgress, partition_of};
 use crate::detect::snapshot::DetectorSnapshot;
-use crate::detect::{Alert, AlertStatus, Detector, DetectorSettings, Observed, RootCauseSnapshot};
+use crate::detect::{Alert, Detector, DetectorSettings, Observed, RootCauseSnapshot};
 use crate::time::Ts;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -113,7 +113,7 @@ pub struct Taken {
 
 impl PartitionDetector {
     pub fn new(partition: i32, partitions: i32, settings: DetectorSettings) -> PartitionDetector {
-        let mut detector = Detector::new(settings);
+        let mut detector = Detector::new(as_shard(settings, partition, partitions));
         detector.use_external_watermark();
         PartitionDetector {
             partition,
@@ -137,6 +137,7 @@ impl PartitionDetector {
                 state.format, state.version
             ));
         }
+        let settings = as_shard(settings, state.partition, state.partitions);
         let mut detector = Detector::restore(settings, &state.detector);
         detector.use_external_watermark();
         let now = Instant::now();
@@ -213,7 +214,7 @@ impl PartitionDetector {
             .sources
             .get_mut(batch.source.as_ref())
             .expect("just inserted");
-        let before = alerts.len();
+        let mut notes = 0;
         for (position, item) in &batch.items {
             if source.applied.is_some_and(|applied| *position <= applied) {
                 taken.repeats += 1;
@@ -229,15 +230,19 @@ impl PartitionDetector {
                     .detector
                     .observe_classified(*ts, Some((table, principal)), alerts),
                 Item::Change(change) => self.detector.observe_change(change, alerts),
+                Item::ReadElsewhere { ts, table } => {
+                    self.detector.note_read_elsewhere(*ts, table);
+                    notes += 1;
+                    continue;
+                }
             };
             if matches!(observed, Observed::Late { .. }) {
                 taken.late += 1;
             }
         }
-        self.counts.events += batch.items.len() as u64 - taken.repeats;
+        self.counts.events += batch.items.len() as u64 - taken.repeats - notes;
         self.counts.repeats += taken.repeats;
         self.counts.late += taken.late;
-        self.keep_own(alerts, before);
         taken
     }
 
@@ -284,9 +289,7 @@ impl PartitionDetector {
             return;
         };
         if self.detector.watermark().is_none_or(|w| floor > w) {
-            let before = alerts.len();
             self.detector.advance(floor, alerts);
-            self.keep_own(alerts, before);
         }
     }
 
@@ -304,23 +307,6 @@ impl PartitionDetector {
         let (newest, arrived) = self.newest_seen?;
         let elapsed = arrived.elapsed().as_micros() as i64;
         Some(newest.saturating_add(elapsed) - lateness.as_micros() as i64)
-    }
-
-    /// Permission changes reach every partition (a grant on a schema covers tables in all of
-    /// them); the early-warning `grant` alert of a change is raised by the partition its
-    /// object routes to, so it is raised once.
-    fn keep_own(&self, alerts: &mut Vec<Alert>, from: usize) {
-        let mut at = from;
-        while at < alerts.len() {
-            let alert = &alerts[at];
-            if alert.status == AlertStatus::Grant
-                && partition_of(&alert.table, self.partitions) != self.partition
-            {
-                alerts.remove(at);
-            } else {
-                at += 1;
-            }
-        }
     }
 
     /// The checkpoint of this partition; `emitted` gives the delivery keys of the alerts
@@ -366,12 +352,25 @@ impl PartitionDetector {
     }
 }
 
+/// The settings of partition `partition`'s detector: the shard of the tables routed to it.
+/// Permission changes reach every partition (a grant on a schema covers tables in all of
+/// them), and every table's first read is noted to every partition
+/// ([`Item::ReadElsewhere`]); as a shard, the detector detects on its own tables only and
+/// raises the early-warning `grant` alert only for an object routed to it, so that alert is
+/// raised once, listing every table in the object read by then.
+fn as_shard(mut settings: DetectorSettings, partition: i32, partitions: i32) -> DetectorSettings {
+    settings.shard = crate::detect::shard::Shard::new(partition as u32 + 1, partitions as u32);
+    settings
+}
+
 /// Splits the state of one whole detector (what `exposure learn` built from history files)
 /// into the states of `partitions` partitions, as if the history had gone through the
 /// repartition topic: each table (its baseline, pending principals, open window, buffered
 /// reads, windows awaiting the revert of their cause) goes to the partition it routes to;
 /// the permission ledger and the clock go to every partition (every partition hears every
-/// change). Counters start at zero: they count what each partition takes from Kafka.
+/// change), and so does each table's first read (its `learn_until` alone: what a partition
+/// knows of another's table). Counters start at zero: they count what each partition takes
+/// from Kafka.
 pub fn split(whole: &DetectorSnapshot, partitions: i32) -> Vec<DetectorSnapshot> {
     let mut parts: Vec<DetectorSnapshot> = (0..partitions)
         .map(|_| DetectorSnapshot {
@@ -390,7 +389,20 @@ pub fn split(whole: &DetectorSnapshot, partitions: i32) -> Vec<DetectorSnapshot>
         .collect();
     let at = |table: &str| partition_of(table, partitions) as usize;
     for table in &whole.tables {
-        parts[at(&table.table)].tables.push(table.clone());
+        let own = at(&table.table);
+        for (partition, part) in parts.iter_mut().enumerate() {
+            if partition == own {
+                part.tables.push(table.clone());
+            } else if table.learn_until.is_some() {
+                part.tables.push(crate::detect::snapshot::TableSnapshot {
+                    table: table.table.clone(),
+                    learn_until: table.learn_until,
+                    baseline: Vec::new(),
+                    pending: Vec::new(),
+                    window: None,
+                });
+            }
+        }
     }
     for read in &whole.buffered {
         parts[at(&read.table)].buffered.push(read.clone());
@@ -433,8 +445,11 @@ impl PartitionState {
 mod tests {
     use super::*;
     use crate::config::{Config, ConfigFile, DetectOverrides};
+    use crate::detect::AlertStatus;
     use crate::event::{ChangeAction, PermissionChange};
-    use crate::kafka::record::{EventBatch, Item, Position, SourceProgress};
+    use crate::kafka::record::{
+        BatchWriter, EventBatch, Item, Position, Record, Router, SourceProgress,
+    };
 
     const MIN: Ts = 60_000_000;
     const LONG: Duration = Duration::from_secs(3600);
@@ -570,7 +585,7 @@ mod tests {
     #[test]
     fn a_restored_state_goes_on_as_if_never_stopped() {
         let run = |stop_at: Option<usize>| {
-            let mut partition = PartitionDetector::new(3, 6, settings());
+            let mut partition = PartitionDetector::new(partition_of("t", 6), 6, settings());
             let mut alerts = Vec::new();
             let events = exposure("raw/0").items;
             for (i, event) in events.into_iter().enumerate() {
@@ -628,6 +643,109 @@ mod tests {
         assert_eq!(raised, expected);
     }
 
+    /// Reads of eight tables of `hr` (one first read only after the grant), a grant on the
+    /// whole schema to PUBLIC, then newcomers on two tables.
+    fn schema_exposure() -> Vec<(i64, Option<PermissionChange>, String, String)> {
+        let mut events = Vec::new();
+        for t in 0..8 {
+            let minute = if t == 7 { 31 } else { t };
+            for who in ["a", "b"] {
+                events.push((minute, None, format!("hr.t{t}"), who.to_string()));
+            }
+        }
+        let grant = PermissionChange {
+            ts: 30 * MIN,
+            action: ChangeAction::Grant,
+            object: "hr".into(),
+            grantee: "PUBLIC".into(),
+            privilege: "SELECT".into(),
+            actor: "agent".into(),
+            statement: None,
+        };
+        events.push((30, Some(grant), String::new(), String::new()));
+        for (i, who) in ["n1", "n2", "n3", "n4"].iter().enumerate() {
+            for t in [2, 5] {
+                events.push((40 + i as i64, None, format!("hr.t{t}"), who.to_string()));
+            }
+        }
+        events.sort_by_key(|e| e.0);
+        events
+    }
+
+    #[test]
+    fn partitions_fed_through_the_router_raise_the_alerts_of_one_detector() {
+        let events = schema_exposure();
+        let mut whole = Detector::new(settings());
+        let mut expected = Vec::new();
+        for (minute, change, table, who) in &events {
+            match change {
+                Some(change) => whole.observe_change(change, &mut expected),
+                None => whole.observe_classified(minute * MIN, Some((table, who)), &mut expected),
+            };
+        }
+        whole.advance(120 * MIN, &mut expected);
+        let grant = expected
+            .iter()
+            .find(|a| a.status == AlertStatus::Grant)
+            .expect("a grant alert");
+        let listed: Vec<String> = (0..7).map(|t| format!("hr.t{t}")).collect();
+        assert_eq!(grant.tables, listed, "tables read by the grant's time");
+        assert_eq!(
+            expected
+                .iter()
+                .filter(|a| a.status == AlertStatus::Open)
+                .count(),
+            2
+        );
+
+        for partitions in [2, 3, 4, 7] {
+            let mut batches: Vec<BatchWriter> =
+                (0..partitions).map(|_| BatchWriter::default()).collect();
+            for batch in &mut batches {
+                batch.start("raw/0");
+            }
+            let mut router = Router::default();
+            for (offset, (minute, change, table, who)) in events.iter().enumerate() {
+                let position = Position {
+                    offset: offset as i64,
+                    index: 0,
+                };
+                match change {
+                    Some(change) => router.change(&mut batches, position, change),
+                    None => router.read(&mut batches, position, minute * MIN, table, who),
+                }
+            }
+            assert_eq!(router.tables(), 8);
+            let mut got = Vec::new();
+            for (partition, batch) in (0..).zip(&mut batches) {
+                let record = Record::decode(batch.finish()).unwrap();
+                let Record::Events(batch) = record else {
+                    panic!("an event batch")
+                };
+                let mut detector = PartitionDetector::new(partition, partitions, settings());
+                detector.take_events(0, &batch, &mut got);
+                detector.take_progress(1, &progress("raw/0", 120));
+                detector.advance(LONG, LONG, &mut got);
+                let reads = batch
+                    .items
+                    .iter()
+                    .filter(|(_, item)| !matches!(item, Item::ReadElsewhere { .. }))
+                    .count();
+                assert_eq!(
+                    detector.counts().events,
+                    reads as u64,
+                    "notes are not events"
+                );
+            }
+            let sorted = |alerts: &[Alert]| {
+                let mut all: Vec<String> = alerts.iter().map(|a| format!("{a:?}")).collect();
+                all.sort();
+                all
+            };
+            assert_eq!(sorted(&got), sorted(&expected), "{partitions} partitions");
+        }
+    }
+
     #[test]
     fn a_learned_state_split_by_partition_goes_on_as_the_whole_detector() {
         let tables: Vec<String> = (0..12).map(|t| format!("db.t{t:02}")).collect();
@@ -669,10 +787,18 @@ mod tests {
 
         let partitions = 4;
         let parts = split(&learned, partitions);
-        assert_eq!(
-            parts.iter().map(|p| p.tables.len()).sum::<usize>(),
-            learned.tables.len()
-        );
+        // Every partition knows every table read; its own whole, the others' first read only.
+        for table in &learned.tables {
+            for (partition, part) in (0..partitions).zip(&parts) {
+                let known = part.tables.iter().find(|t| t.table == table.table).unwrap();
+                if partition == partition_of(&table.table, partitions) {
+                    assert_eq!(known, table);
+                } else {
+                    assert_eq!(known.learn_until, table.learn_until);
+                    assert!(known.baseline.is_empty() && known.window.is_none());
+                }
+            }
+        }
         let mut got = Vec::new();
         for (partition, part) in (0..partitions).zip(parts) {
             let state = PartitionState::learned(partition, partitions, 0, part);

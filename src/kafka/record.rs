@@ -5,6 +5,9 @@
 //! - an [`EventBatch`]: events of one source (a raw topic partition) for one repartition
 //!   partition, each tagged with its position in the source (`offset`, `index` within the
 //!   record), so that the detect stage drops what a restarted ingest sends twice;
+//! - a table's first read, noted to every other partition (an [`Item::ReadElsewhere`]), so
+//!   that each partition's detector knows every table read by a time, as a single detector
+//!   would (a grant on a container lists the tables in it read by then);
 //! - a [`Record::Progress`] marker: how far each source the sending instance reads has got in event
 //!   time, sent to every partition, so that every detector knows when no older event can come
 //!   from any source (a watermark, as stream processors propagate them).
@@ -14,13 +17,17 @@
 use crate::event::PermissionChange;
 use crate::time::Ts;
 use std::borrow::Cow;
+use std::collections::HashMap;
 
-/// The first byte of every record this release writes.
-const VERSION: u8 = 1;
+/// The first byte of every record this release writes (version 1 had no
+/// [`Item::ReadElsewhere`]; its records are still read).
+const VERSION: u8 = 2;
+const OLDEST_READ: u8 = 1;
 const KIND_EVENTS: u8 = 1;
 const KIND_PROGRESS: u8 = 2;
 const ITEM_READ: u8 = 0;
 const ITEM_CHANGE: u8 = 1;
+const ITEM_READ_ELSEWHERE: u8 = 2;
 
 /// The repartition partition of `table` among `partitions`: FNV-1a of its name, so that every
 /// instance of every release routes a table to the same partition.
@@ -48,12 +55,18 @@ pub enum Item<'a> {
         principal: Cow<'a, str>,
     },
     Change(PermissionChange),
+    /// `table`, routed to another partition, was read at `ts`: sent when an ingest instance
+    /// first sees the table, or sees it read earlier than it had noted.
+    ReadElsewhere {
+        ts: Ts,
+        table: Cow<'a, str>,
+    },
 }
 
 impl Item<'_> {
     pub fn ts(&self) -> Ts {
         match self {
-            Item::Read { ts, .. } => *ts,
+            Item::Read { ts, .. } | Item::ReadElsewhere { ts, .. } => *ts,
             Item::Change(change) => change.ts,
         }
     }
@@ -118,7 +131,7 @@ impl<'a> Record<'a> {
     /// Reads a record; the events' names borrow from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Record<'a>, RecordError> {
         let mut reader = Reader { bytes, at: 0 };
-        if reader.u8()? != VERSION {
+        if !(OLDEST_READ..=VERSION).contains(&reader.u8()?) {
             return Err(RecordError {
                 at: 0,
                 what: "written by another release of exposure (unknown version)",
@@ -169,6 +182,11 @@ fn put_item(out: &mut Vec<u8>, position: Position, item: &Item<'_>) {
             out.extend_from_slice(&(json.len() as u32).to_le_bytes());
             out.extend_from_slice(&json);
         }
+        Item::ReadElsewhere { ts, table } => {
+            out.push(ITEM_READ_ELSEWHERE);
+            out.extend_from_slice(&ts.to_le_bytes());
+            put_str(out, table);
+        }
     }
 }
 
@@ -211,6 +229,16 @@ impl BatchWriter {
         self.count += 1;
     }
 
+    pub fn push_read_elsewhere(&mut self, position: Position, ts: Ts, table: &str) {
+        let table = Cow::Borrowed(table);
+        put_item(
+            &mut self.bytes,
+            position,
+            &Item::ReadElsewhere { ts, table },
+        );
+        self.count += 1;
+    }
+
     pub fn len(&self) -> usize {
         self.count as usize
     }
@@ -229,6 +257,63 @@ impl BatchWriter {
         let at = header as usize;
         self.bytes[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
         &self.bytes
+    }
+}
+
+/// Where the ingest stage sends each event, batch by batch (one [`BatchWriter`] per
+/// partition): a read to its table's partition, and — the first time this instance sees the
+/// table, or sees it read earlier than it had noted — an [`Item::ReadElsewhere`] to every
+/// other partition; a permission change to every partition (a grant on a container or a role
+/// covers tables in all of them). Notes are idempotent: another instance, or this one
+/// restarted, sending them again changes nothing.
+#[derive(Debug, Default)]
+pub struct Router {
+    /// The earliest read of each table this instance has noted to the other partitions.
+    noted: HashMap<Box<str>, Ts>,
+}
+
+impl Router {
+    pub fn read(
+        &mut self,
+        batches: &mut [BatchWriter],
+        position: Position,
+        ts: Ts,
+        table: &str,
+        principal: &str,
+    ) {
+        let own = partition_of(table, batches.len() as i32) as usize;
+        batches[own].push_read(position, ts, table, principal);
+        if batches.len() == 1 {
+            return;
+        }
+        match self.noted.get_mut(table) {
+            Some(noted) if *noted <= ts => return,
+            Some(noted) => *noted = ts,
+            None => {
+                self.noted.insert(table.into(), ts);
+            }
+        }
+        for (partition, batch) in batches.iter_mut().enumerate() {
+            if partition != own {
+                batch.push_read_elsewhere(position, ts, table);
+            }
+        }
+    }
+
+    pub fn change(
+        &mut self,
+        batches: &mut [BatchWriter],
+        position: Position,
+        change: &PermissionChange,
+    ) {
+        for batch in batches.iter_mut() {
+            batch.push_change(position, change);
+        }
+    }
+
+    /// Tables noted so far.
+    pub fn tables(&self) -> usize {
+        self.noted.len()
     }
 }
 
@@ -300,6 +385,11 @@ impl<'a> Reader<'a> {
                 })?;
                 Item::Change(change)
             }
+            ITEM_READ_ELSEWHERE => {
+                let ts = self.i64()?;
+                let table = Cow::Borrowed(self.str()?);
+                Item::ReadElsewhere { ts, table }
+            }
             _ => {
                 return Err(RecordError {
                     at,
@@ -357,6 +447,14 @@ mod tests {
             "t",
             "",
         );
+        writer.push_read_elsewhere(
+            Position {
+                offset: 13,
+                index: 1,
+            },
+            7,
+            "hr.people",
+        );
         let record = Record::decode(writer.finish()).unwrap();
         let expected = Record::Events(EventBatch {
             source: "access-logs/3".into(),
@@ -388,6 +486,16 @@ mod tests {
                         ts: -3,
                         table: "t".into(),
                         principal: String::new().into(),
+                    },
+                ),
+                (
+                    Position {
+                        offset: 13,
+                        index: 1,
+                    },
+                    Item::ReadElsewhere {
+                        ts: 7,
+                        table: "hr.people".into(),
                     },
                 ),
             ],
@@ -429,7 +537,52 @@ mod tests {
             assert!(Record::decode(&whole[..cut]).is_err(), "cut at {cut}");
         }
         assert_eq!(Record::decode(&[9, 1]).unwrap_err().at, 0);
+        // A record of the release before, which had no notes of reads elsewhere, still reads.
+        let mut older = whole.clone();
+        older[0] = OLDEST_READ;
+        assert!(Record::decode(&older).is_ok());
         assert!(Record::decode(&[VERSION, 77]).is_err());
+    }
+
+    #[test]
+    fn the_router_notes_a_tables_first_read_to_the_other_partitions_once() {
+        let mut batches: Vec<BatchWriter> = (0..3).map(|_| BatchWriter::default()).collect();
+        for batch in &mut batches {
+            batch.start("raw/0");
+        }
+        let mut router = Router::default();
+        let at = |offset| Position { offset, index: 0 };
+        router.read(&mut batches, at(0), 50, "hr.salaries", "a");
+        router.read(&mut batches, at(1), 60, "hr.salaries", "b");
+        // Read earlier than noted (out of order): noted again.
+        router.read(&mut batches, at(2), 40, "hr.salaries", "c");
+        router.change(&mut batches, at(3), &change());
+        let own = partition_of("hr.salaries", 3) as usize;
+        for (partition, batch) in batches.iter_mut().enumerate() {
+            let Record::Events(batch) = Record::decode(batch.finish()).unwrap() else {
+                panic!("events")
+            };
+            let kinds: Vec<(i64, &str)> = batch
+                .items
+                .iter()
+                .map(|(position, item)| {
+                    let kind = match item {
+                        Item::Read { .. } => "read",
+                        Item::ReadElsewhere { .. } => "elsewhere",
+                        Item::Change(_) => "change",
+                    };
+                    (position.offset, kind)
+                })
+                .collect();
+            if partition == own {
+                assert_eq!(
+                    kinds,
+                    [(0, "read"), (1, "read"), (2, "read"), (3, "change")]
+                );
+            } else {
+                assert_eq!(kinds, [(0, "elsewhere"), (2, "elsewhere"), (3, "change")]);
+            }
+        }
     }
 
     #[test]

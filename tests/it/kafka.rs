@@ -229,6 +229,8 @@ impl Drop for Broker {
 const T0: i64 = 1_772_409_600; // 2026-03-02T00:00:00Z
 const DAY: i64 = 86_400;
 pub const RAW_PARTITIONS: i32 = 6;
+/// The repartition topic's partitions (`partitions` in [`group_config`]).
+const REPARTITIONS: usize = 6;
 const TABLES: u64 = 300;
 
 fn table(i: u64) -> String {
@@ -247,8 +249,25 @@ fn line(ts_ms: i64, principal: &str, table: &str) -> String {
     format!(r#"{{"ts":"{ts}","principal":"{principal}","table":"{table}","action":"SELECT"}}"#)
 }
 
+/// A permission change as the canonical JSON lines format writes it: `action` on schema
+/// `object` to `grantee`, by an agent.
+fn change_line(ts_ms: i64, action: &str, object: &str, grantee: &str) -> String {
+    let ts = chrono::DateTime::from_timestamp_millis(ts_ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    format!(
+        r#"{{"ts":"{ts}","principal":"agent","table":"{object}","action":"{action}","grantee":"{grantee}","privilege":"SELECT"}}"#
+    )
+}
+
+/// Permission changes in the data set (each reaches every repartition partition).
+pub const CHANGES: usize = 2;
+
 /// The data set: `(time ms, raw partition, record)`, sorted by time. Shipped to a raw
-/// partition by principal, as a fleet of per-host shippers would.
+/// partition by principal, as a fleet of per-host shippers would. Schema `db1` (a fifth of the
+/// tables, in every repartition partition) is granted to PUBLIC before two of the exposures
+/// and revoked after them: the early-warning alert lists the schema's tables read by then,
+/// and those windows name the grant as their cause.
 pub fn dataset(background: u64) -> Vec<(i64, i32, String)> {
     let mut rng = Lcg(42);
     let mut events: Vec<(i64, String, String)> = Vec::new();
@@ -320,6 +339,12 @@ pub fn dataset(background: u64) -> Vec<(i64, i32, String)> {
             partition,
             line(end + i64::from(partition), "emp0000", &table(0)),
         ));
+    }
+    for (ts, action) in [
+        (T0 * 1000 + DAY * 1000 + 1_800_000, "GRANT"),
+        (T0 * 1000 + 2 * DAY * 1000 + 7_200_000, "REVOKE"),
+    ] {
+        shipped.push((ts, 2, change_line(ts, action, "db1", "PUBLIC")));
     }
     shipped.sort_by_key(|(ts, p, _)| (*ts, *p));
     shipped
@@ -604,6 +629,15 @@ fn replayed(env: &TestEnv, data: &[(i64, i32, String)]) -> BTreeSet<String> {
         .filter(|a| a.contains("\"status\":\"open\""))
         .count();
     assert_eq!(opens, 6, "the data set holds six exposures: {expected:#?}");
+    let grant = expected
+        .iter()
+        .find(|a| a.contains("\"status\":\"grant\""))
+        .expect("the grant on db1 raises the early warning");
+    let grant: serde_json::Value = serde_json::from_str(grant).unwrap();
+    assert!(
+        grant["tables"].as_array().unwrap().len() >= 50,
+        "the grant's alert lists db1's tables, from every partition: {grant}"
+    );
     expected
 }
 
@@ -772,8 +806,10 @@ fn ingested(instances: &[&Instance]) -> f64 {
 /// Checks that the partitions' owners among `instances` took every read exactly once. A
 /// partition's count of events taken moves with its state, repeats left out, so over its last
 /// owners the counts add up to the data set's reads unless a record was skipped — which the
-/// alerts alone might not show.
-fn assert_every_read_taken_once(instances: &[&Instance], reads: usize) {
+/// alerts alone might not show. (A permission change reaches every partition: it counts once
+/// in each.)
+fn assert_every_read_taken_once(instances: &[&Instance], records: usize) {
+    let reads = records + CHANGES * (REPARTITIONS - 1);
     eventually(Duration::from_secs(60), || {
         let mut taken = 0.0;
         let mut lines = String::new();
