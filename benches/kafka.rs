@@ -27,6 +27,16 @@
 //! and log tail (logs kept under `target/kafka-bench-stall/`) and repeated on a fresh broker,
 //! at most twice: tansu's memory engine cannot serve a partition taken over mid-batch
 //! (docs/kafka.md, Limits), which the two-instance runs can meet at their join rebalance.
+//!
+//! - **latency** (`EXPOSURE_KAFKA_ONLY=latency` runs it alone): one instance follows the topic
+//!   live while a producer sends a background load of normal reads stamped with the wall clock
+//!   (`EXPOSURE_KAFKA_LOAD_EPS`, default 20 000 events/s, round robin over the 6 raw
+//!   partitions) and, every 250 ms, a probe on one of 20 probe tables: two new readers, then
+//!   the third that crosses `min_principals`. The latency of a probe is from the producer's
+//!   `send` of that third read to its `open` alert in the instance's JSON lines sink (read
+//!   every millisecond): ingest, the repartition topic, the progress markers that move event
+//!   time, detection and the sink, all through the broker. `EXPOSURE_KAFKA_LATENCY_SECS` sets
+//!   how long (default 30).
 
 #[path = "synth/mod.rs"]
 mod synth;
@@ -504,6 +514,9 @@ fn main() {
         }
         report(what, rates)
     };
+    if "kafka, latency".contains(only.as_str()) {
+        latency(dir.path());
+    }
     let (_, pinned) = kafka("kafka, 1 instance, 1 core", 1, Some("0"));
     let (one, _) = kafka("kafka, 1 instance", 1, None);
     let (two, _) = kafka("kafka, 2 instances", 2, None);
@@ -512,5 +525,172 @@ fn main() {
          events/s (the broker's own limit above bounds both)",
         pinned / file,
         two / one
+    );
+}
+
+/// The live case (see the module doc): probe latencies, produce → `open` alert.
+fn latency(dir: &Path) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let secs = synth::env_u64("EXPOSURE_KAFKA_LATENCY_SECS", 30);
+    let load = synth::env_u64("EXPOSURE_KAFKA_LOAD_EPS", 20_000);
+    let (broker, _) = Broker::loaded(&[]);
+    let alerts = dir.join("latency-alerts.jsonl");
+    let config = dir.join("latency.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\nlearn = \"2s\"\nspan = \"10m\"\nclose_after = \"1s\"\nmin_principals = 3\n\
+             allow = [\"svc-*\"]\n\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"raw\"]\n\
+             group = \"latency\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n\n\
+             {}\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n",
+            broker.addr,
+            std::env::var("EXPOSURE_KAFKA_LATENCY_CLIENT").unwrap_or_default(),
+            alerts.display()
+        ),
+    )
+    .unwrap();
+    let watch = Watch::start(
+        dir,
+        "latency",
+        None,
+        &["--config", config.to_str().unwrap(), "--from-beginning"],
+    );
+    let producer: Arc<ThreadedProducer<DefaultProducerContext>> = Arc::new(
+        broker
+            .client()
+            .set("linger.ms", "1")
+            .set("max.in.flight.requests.per.connection", "1")
+            .set("acks", "all")
+            .create()
+            .unwrap(),
+    );
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let send = {
+        let producer = Arc::clone(&producer);
+        let sent = Arc::clone(&sent);
+        move |partition: i32, principal: &str, table: &str| {
+            let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let line = format!(
+                r#"{{"ts":"{ts}","principal":"{principal}","table":"{table}","action":"SELECT"}}"#
+            );
+            let mut record = BaseRecord::<(), str>::to("raw")
+                .partition(partition)
+                .payload(line.as_str());
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            }
+            sent.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let probe_table = |k: u64| format!("probe.t{:02}", k % 20);
+    // The probe tables' normal readers, then their learning period passes under the load.
+    for k in 0..20 {
+        for who in ["base-a", "base-b"] {
+            send((k % 6) as i32, who, &probe_table(k));
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = {
+        let stop = Arc::clone(&stop);
+        let send = send.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let due = (start.elapsed().as_secs_f64() * load as f64) as u64;
+                while n < due {
+                    let who = format!("svc-load-{}", n % 200);
+                    send((n % 6) as i32, &who, &format!("load.t{:02}", n % 50));
+                    n += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    // Open alerts as they reach the sink: probe table → when the probe's third read was sent.
+    let pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let tail = {
+        let (stop, pending, latencies) = (
+            Arc::clone(&stop),
+            Arc::clone(&pending),
+            Arc::clone(&latencies),
+        );
+        let alerts = alerts.clone();
+        std::thread::spawn(move || {
+            let mut read = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let text = std::fs::read(&alerts).unwrap_or_default();
+                let end = text.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
+                if end > read {
+                    let now = Instant::now();
+                    for line in text[read..end].split(|b| *b == b'\n') {
+                        let Ok(alert) = serde_json::from_slice::<serde_json::Value>(line) else {
+                            continue;
+                        };
+                        let table = alert["table"].as_str().unwrap_or_default();
+                        if alert["status"] == "open"
+                            && let Some(sent) = pending.lock().unwrap().remove(table)
+                        {
+                            latencies
+                                .lock()
+                                .unwrap()
+                                .push(now.duration_since(sent).as_secs_f64() * 1e3);
+                        }
+                    }
+                    read = end;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    let started = Instant::now();
+    let mut probes = 0u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let table = probe_table(probes);
+        for j in 0..3 {
+            let who = format!("probe{probes}_{j}");
+            if j == 2 {
+                pending
+                    .lock()
+                    .unwrap()
+                    .insert(table.clone(), Instant::now());
+            }
+            send((probes % 6) as i32, &who, &table);
+        }
+        probes += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    background.join().unwrap();
+    tail.join().unwrap();
+    let rate = sent.load(Ordering::Relaxed) as f64 / (started.elapsed().as_secs_f64() + 4.0);
+    let mut got = latencies.lock().unwrap().clone();
+    got.sort_by(f64::total_cmp);
+    let at = |q: f64| got[((got.len() - 1) as f64 * q).round() as usize];
+    assert!(
+        !got.is_empty(),
+        "no probe alerted: see {}",
+        watch.log.display()
+    );
+    println!(
+        "kafka, latency: {} of {probes} probes alerted; produce -> open alert p50 {:.1} ms, \
+         p99 {:.1} ms, max {:.1} ms; load {rate:.0} events/s; peak memory {:.0} MiB",
+        got.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        peak_rss_mib(std::slice::from_ref(&watch)),
     );
 }

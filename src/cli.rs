@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Find exposure windows in data-access logs.
@@ -279,8 +279,13 @@ pub struct ArchiveArgs {
     #[command(flatten)]
     pub verbosity: Verbosity,
 
+    /// Upload what an interrupted upload to `--out` left in its staging folder (named in its
+    /// error), instead of archiving logs: numbered after what the store holds by then.
+    #[arg(long, value_name = "STAGING", conflicts_with = "paths")]
+    pub resume: Option<PathBuf>,
+
     /// Log files to convert, in order (`-` for stdin).
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "resume", value_name = "PATH")]
     pub paths: Vec<String>,
 }
 
@@ -800,6 +805,9 @@ enum LearnInto {
 }
 
 fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
+    if let Some(staging) = &args.resume {
+        return resume_upload(staging, &args);
+    }
     let overrides = DetectOverrides {
         lateness: args.lateness,
         ..DetectOverrides::default()
@@ -820,17 +828,33 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         .then(|| crate::source::object::ArchiveDestination::new(&args.out))
         .transpose()?;
     let staging = match &destination {
-        Some(_) => Some(tempfile::tempdir().context("cannot create a staging folder in TMPDIR")?),
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix("exposure-archive-")
+                .tempdir()
+                .context("cannot create a staging folder in TMPDIR")?,
+        ),
         None => None,
     };
     let out_dir = staging
         .as_ref()
         .map_or_else(|| PathBuf::from(&args.out), |s| s.path().to_path_buf());
     let mut summary = archive::archive(&config, &inputs, &out_dir, args.strict, &mut problems);
-    if let (Some(destination), Some(staging), Ok(summary)) = (&destination, &staging, &mut summary)
-    {
-        let urls = destination.upload(staging.path())?;
-        summary.files = urls.into_iter().map(PathBuf::from).collect();
+    if let (Some(destination), Some(staging), Ok(summary)) = (&destination, staging, &mut summary) {
+        destination.mark_staged(staging.path())?;
+        match destination.upload(staging.path()) {
+            Ok(urls) => summary.files = urls.into_iter().map(PathBuf::from).collect(),
+            Err(e) => {
+                // What is not uploaded stays, for `--resume`.
+                let kept = staging.keep();
+                anyhow::bail!(
+                    "{e}\nthe files not uploaded are kept in {dir}; `exposure archive --resume \
+                     {dir} --out {url}` uploads them",
+                    dir = kept.display(),
+                    url = destination.url()
+                );
+            }
+        }
     }
     problems.finish();
     let summary = summary?;
@@ -842,6 +866,33 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `archive --resume STAGING --out URL`: uploads what an interrupted upload left.
+fn resume_upload(staging: &Path, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
+    if !crate::source::object::is_url(&args.out) {
+        anyhow::bail!(
+            "--resume uploads to object storage: --out must be a URL (s3://bucket/archive/)"
+        );
+    }
+    let destination = crate::source::object::ArchiveDestination::new(&args.out)?;
+    destination.check_staged(staging)?;
+    let urls = destination.upload(staging).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nthe files not uploaded are still in {}; run the same command again",
+            staging.display()
+        )
+    })?;
+    std::fs::remove_dir_all(staging)
+        .with_context(|| format!("{}: cannot remove the staging folder", staging.display()))?;
+    if !args.verbosity.quiet {
+        crate::report::say!(
+            "exposure: {} files uploaded to {}",
+            urls.len(),
+            destination.url()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {

@@ -148,13 +148,16 @@ impl KafkaSettings {
     }
 
     /// A consumer's configuration: exposure's consumer defaults too (a dead instance's
-    /// partitions move on after 10 s), under the general `client` settings and the
-    /// consumer's own.
+    /// partitions move on after 10 s; a fetch waits at most 100 ms for records, since a broker
+    /// that holds a fetch for its whole wait even when records arrive — tansu does — would add
+    /// librdkafka's 500 ms default at each of the two hops, raw and repartition), under the
+    /// general `client` settings and the consumer's own.
     pub fn consumer_config(&self) -> ClientConfig {
         self.config_with(
             &[
                 ("session.timeout.ms", "10000"),
                 ("heartbeat.interval.ms", "1000"),
+                ("fetch.wait.max.ms", "100"),
             ],
             Scope::Consumer,
         )

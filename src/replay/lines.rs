@@ -30,7 +30,7 @@ use crate::watermark::{Held, Late, Verdict, Watermarks};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::Range;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -245,7 +245,7 @@ pub fn replay_lines(
         late: 0,
         filter: options.filter,
         strict: options.strict,
-        progress: options.progress.then(progress_spinner),
+        progress: options.progress.then(|| progress_bar(inputs)),
         ids: Vec::new(),
         schedule: &schedule,
         report_late,
@@ -352,6 +352,8 @@ struct Schedule {
     starts: Vec<Option<Ts>>,
     /// The newest event time detected of each input (`i64::MIN`: none yet).
     reached: Vec<AtomicI64>,
+    /// Bytes of the inputs read so far, as stored (before decompression).
+    bytes_read: Arc<AtomicU64>,
 }
 
 impl Schedule {
@@ -362,6 +364,7 @@ impl Schedule {
             by_start,
             starts: starts.to_vec(),
             reached: starts.iter().map(|_| AtomicI64::new(Ts::MIN)).collect(),
+            bytes_read: Arc::default(),
         }
     }
 
@@ -477,7 +480,7 @@ fn read_inputs(
         };
         let step = if open_next {
             let input = unopened.next().expect("peeked");
-            match open(config, &inputs[input], input) {
+            match open(config, &inputs[input], input, &schedule.bytes_read) {
                 Ok(opened) => {
                     reading.push((input, opened));
                     continue;
@@ -504,9 +507,14 @@ fn read_inputs(
 }
 
 /// Opens `input`, or gives its only block, saying it cannot be opened.
-pub(super) fn open(config: &Config, input: &Input, index: usize) -> Result<Reading, Box<Block>> {
+pub(super) fn open(
+    config: &Config,
+    input: &Input,
+    index: usize,
+    bytes_read: &Arc<AtomicU64>,
+) -> Result<Reading, Box<Block>> {
     let mut block = Block::new(index);
-    match input.open() {
+    match input.open_counted(bytes_read) {
         Ok(reader) => {
             let decoder = config.decoder();
             Ok(Reading {
@@ -651,14 +659,26 @@ struct Detecting<'s> {
     ids: Vec<(TableId, PrincipalId)>,
 }
 
-fn progress_spinner() -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new_spinner();
+/// Progress in bytes of the inputs as stored (a bar when every input's size is known: files
+/// and objects; else a spinner), with the events detected, their rate, the input at hand and
+/// the event time reached in the message.
+fn progress_bar(inputs: &[Input]) -> indicatif::ProgressBar {
+    let total: Option<u64> = inputs.iter().map(Input::size).sum();
+    let (bar, template) = match total {
+        Some(total) => (
+            indicatif::ProgressBar::new(total),
+            "{elapsed_precise} [{bar:24}] {binary_bytes}/{binary_total_bytes} \
+             {binary_bytes_per_sec}, eta {eta}, {msg}",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{elapsed_precise} {spinner} {binary_bytes} {binary_bytes_per_sec}, {msg}",
+        ),
+    };
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} {spinner} {human_pos} events, {rate}, input {prefix}, at {msg}",
-        )
-        .expect("a valid template")
-        .with_key("rate", crate::report::write_rate),
+        indicatif::ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .progress_chars("=> "),
     );
     bar
 }
@@ -733,11 +753,20 @@ impl Detecting<'_> {
         problems: &mut Problems,
     ) -> Result<(), ReplayError> {
         if let Some(bar) = &self.progress {
-            bar.inc(batch.events.len() as u64);
-            bar.set_prefix(format!("{}/{}", input + 1, names.len()));
-            if let Some(newest) = self.detector.newest_event() {
-                bar.set_message(crate::time::format_ts(newest));
-            }
+            bar.set_position(self.schedule.bytes_read.load(Relaxed));
+            let events = self.events + batch.events.len() as u64;
+            let rate = events as f64 / bar.elapsed().as_secs_f64().max(1e-3) / 1e6;
+            let at = self
+                .detector
+                .newest_event()
+                .map(crate::time::format_ts)
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "{} events ({rate:.2} M/s), input {}/{}, at {at}",
+                indicatif::HumanCount(events),
+                input + 1,
+                names.len()
+            ));
         }
         // Names to ids for the whole batch at once (their look-ups overlap), then the events.
         let filter = self.filter;

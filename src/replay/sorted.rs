@@ -215,7 +215,7 @@ pub fn replay_sorted(
     let mut failed = None;
     let mut changes: Vec<PermissionChange> = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
-        let Ok(mut reading) = open(config, input, index) else {
+        let Ok(mut reading) = open(config, input, index, &Default::default()) else {
             continue;
         };
         let mut take = |block: Block| {

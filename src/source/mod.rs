@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One input, after directories and globs are expanded and formats are recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,17 +297,64 @@ impl Input {
 
     /// Opens the input, decompressing gzip (detected by its magic bytes, not its name).
     pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        self.open_counted(&Arc::default())
+    }
+
+    /// [`Input::open`], adding to `read` the bytes read of the input as stored (before
+    /// decompression), for a progress display. A vendor's Parquet export, read by rows, adds
+    /// nothing.
+    pub fn open_counted(&self, read: &Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
+        let counted = |inner| Counted {
+            inner,
+            read: Arc::clone(read),
+        };
         match self {
-            Input::Stdin => decompressed(BufReader::with_capacity(1 << 16, io::stdin())),
-            Input::File(path) | Input::Parquet(path) => open_file(path),
+            Input::Stdin => decompressed(BufReader::with_capacity(
+                1 << 16,
+                Counted {
+                    inner: io::stdin(),
+                    read: Arc::clone(read),
+                },
+            )),
+            Input::File(path) | Input::Parquet(path) => {
+                let file = open_file(path)?;
+                decompressed(BufReader::with_capacity(1 << 16, counted(file)))
+            }
             Input::ParquetRows(path) => Ok(Box::new(rows::ParquetRows::open(path)?)),
             Input::Object(object) | Input::ParquetObject(object) => {
-                decompressed(BufReader::with_capacity(1 << 16, object.stream()?))
+                decompressed(BufReader::with_capacity(1 << 16, counted(object.stream()?)))
             }
+        }
+    }
+
+    /// Its size as stored, when known before it is read and counted by
+    /// [`Input::open_counted`] (not for stdin, nor for a vendor's Parquet export).
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Input::Stdin | Input::ParquetRows(_) => None,
+            Input::File(path) | Input::Parquet(path) => {
+                std::fs::metadata(path).ok().map(|m| m.len())
+            }
+            Input::Object(object) | Input::ParquetObject(object) => Some(object.size),
         }
     }
 }
 
+/// A reader that adds the bytes read through it to a counter shared with a progress display.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+}
+
+/// A file opened for reading as a stream (a directory is refused).
 fn open_file(path: &Path) -> io::Result<Box<dyn Read + Send>> {
     let file = File::open(path)?;
     if file.metadata()?.is_dir() {
@@ -315,7 +363,7 @@ fn open_file(path: &Path) -> io::Result<Box<dyn Read + Send>> {
             "is a directory (JSON-lines inputs are files)",
         ));
     }
-    decompressed(BufReader::with_capacity(1 << 16, file))
+    Ok(Box::new(file))
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];

@@ -482,6 +482,9 @@ impl parquet::file::reader::ChunkReader for Fetched {
 }
 
 /// Where an archive is written in a store: `dt=…/part-NNNNN.parquet` objects under a prefix.
+/// The file that marks a staging folder as a finished archive for a destination.
+const STAGED_FOR: &str = ".exposure-staged-for";
+
 pub struct ArchiveDestination {
     url: String,
     store: Arc<dyn ObjectStore>,
@@ -501,6 +504,45 @@ impl ArchiveDestination {
         })
     }
 
+    /// The destination's URL, as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Marks `staging` as holding a complete archive for this destination (written before
+    /// its upload starts), so that `--resume` uploads only what was whole and to where it was
+    /// meant to go.
+    pub fn mark_staged(&self, staging: &std::path::Path) -> io::Result<()> {
+        std::fs::write(staging.join(STAGED_FOR), format!("{}\n", self.url))
+    }
+
+    /// Checks that `staging` was marked for this destination by [`Self::mark_staged`].
+    pub fn check_staged(&self, staging: &std::path::Path) -> io::Result<()> {
+        let marker = staging.join(STAGED_FOR);
+        let meant = std::fs::read_to_string(&marker).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: not a staging folder of a finished archive (no {STAGED_FOR}: {e}); \
+                     archive the logs again",
+                    staging.display()
+                ),
+            )
+        })?;
+        let meant = meant.trim();
+        if meant != self.url {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: staged for {meant}, not {}; give --out {meant}",
+                    staging.display(),
+                    self.url
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn key(&self, relative: &str) -> ObjectPath {
         if self.prefix.is_empty() {
             ObjectPath::from(relative)
@@ -518,7 +560,7 @@ impl ArchiveDestination {
         let mut files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(staging)
             .into_iter()
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
+            .filter(|e| e.file_type().is_file() && e.file_name() != STAGED_FOR)
             .map(|e| e.into_path())
             .collect();
         files.sort();

@@ -351,3 +351,205 @@ fn credentials_the_store_refuses_are_named_as_such() {
         run.stderr
     );
 }
+
+#[test]
+fn on_a_terminal_replay_shows_the_bytes_read_of_the_total_and_the_events() {
+    let env = TestEnv::new();
+    let server = S3Server::start();
+    server.create_bucket("acme-logs");
+    let mut logs = String::new();
+    for i in 0..20_000 {
+        logs.push_str(&format!(
+            "{{\"ts\":\"2026-03-02T00:{:02}:{:02}Z\",\"principal\":\"emp{}\",\"table\":\"hr.t{}\",\"action\":\"SELECT\"}}\n",
+            i / 600 % 60,
+            i / 10 % 60,
+            i % 40,
+            i % 7
+        ));
+    }
+    env.write("logs/dt=2026-03-02/a.jsonl", &logs);
+    env.write("logs/dt=2026-03-02/b.jsonl", &logs);
+    server.upload(&env.path("logs"), "acme-logs", "logs");
+    // `script` gives the run a terminal (util-linux, on every Debian); what it drew is its
+    // stdout.
+    let mut command = Command::new("script");
+    command
+        .args(["-qec"])
+        .arg(format!(
+            "{} replay s3://acme-logs/logs/ > /dev/null",
+            env!("CARGO_BIN_EXE_exposure")
+        ))
+        .arg("/dev/null")
+        .current_dir(env.path(""));
+    command.envs(server.env());
+    let output = command.output().unwrap();
+    let drawn = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{drawn}");
+    let total = (2 * logs.len()) as f64 / 1024.0 / 1024.0;
+    for shown in [
+        format!("] {total:.2} MiB/{total:.2} MiB "),
+        "MiB/s, eta".to_string(),
+        "40,000 events (".to_string(),
+        "input 2/2, at 2026-03-02T00:".to_string(),
+    ] {
+        assert!(drawn.contains(&shown), "`{shown}` in {drawn}");
+    }
+}
+
+/// Sets up, through the S3 and IAM APIs (boto3, which moto's server comes with), bucket
+/// `secure` holding `logs/a.jsonl`, and user `auditor` allowed `actions` only; gives the
+/// user's access key and secret.
+fn user_allowed_only(server: &S3Server, actions: &[&str]) -> (String, String) {
+    let script = r#"
+import boto3, json, sys
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
+          aws_access_key_id="exposure-test", aws_secret_access_key="exposure-test-secret")
+s3, iam = boto3.client("s3", **kw), boto3.client("iam", **kw)
+s3.create_bucket(Bucket="secure")
+s3.put_object(Bucket="secure", Key="logs/a.jsonl", Body=sys.argv[3].encode())
+iam.create_user(UserName="auditor")
+policy = {"Version": "2012-10-17",
+          "Statement": [{"Effect": "Allow", "Action": json.loads(sys.argv[2]), "Resource": "*"}]}
+iam.put_user_policy(UserName="auditor", PolicyName="p", PolicyDocument=json.dumps(policy))
+key = iam.create_access_key(UserName="auditor")["AccessKey"]
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script, &server.endpoint])
+        .arg(serde_json::to_string(actions).unwrap())
+        .arg(crate::util::read_line("alice", "hr.salaries"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (id, secret) = text.trim().split_once(' ').unwrap();
+    (id.to_string(), secret.to_string())
+}
+
+#[test]
+fn access_the_store_denies_is_named_as_such_and_nothing_is_half_read() {
+    // Globs whose literal prefix has no `/`: moto checks the signature of a listing against
+    // its prefix decoded, so a `%2F` in it never matches (boto3's fail the same way).
+    for (actions, url, says) in [
+        (
+            vec!["s3:GetObject"],
+            "s3://secure/log*/*.jsonl",
+            "s3://secure/log*/*.jsonl: access denied",
+        ),
+        (
+            vec!["s3:ListBucket"],
+            "s3://secure/log*/*.jsonl",
+            "s3://secure/logs/a.jsonl: cannot open: access denied",
+        ),
+    ] {
+        // moto checks every request against its IAM users once this many went unchecked:
+        // the readiness probe's and the five of the set-up.
+        let server = S3Server::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "6")]);
+        let (id, secret) = user_allowed_only(&server, &actions);
+        let env = TestEnv::new();
+        let mut command = env.command(&["replay", url]);
+        command.envs(server.env());
+        command
+            .env("AWS_ACCESS_KEY_ID", &id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret);
+        let run = crate::Run::from_output(command.output().unwrap());
+        run.expect(1, says);
+        assert!(run.stdout.is_empty(), "no alert from what was not read");
+        assert!(!run.stderr.contains(&secret), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn an_interrupted_upload_is_resumed_from_its_staging_folder() {
+    let env = TestEnv::new();
+    let server = S3Server::start();
+    write_exports(&env);
+    std::fs::create_dir_all(env.path("tmp")).unwrap();
+    let archive_to = |args: &[&str]| {
+        let mut command = env.command(args);
+        command.envs(server.env()).env("TMPDIR", env.path("tmp"));
+        crate::Run::from_output(command.output().unwrap())
+    };
+    // The bucket is not there yet: the upload fails, and keeps what it staged.
+    let failed = archive_to(&["archive", "--out", "s3://acme-logs/exported/", "logs/"]);
+    failed.expect(1, "s3://acme-logs/exported/: not found");
+    let staging = std::fs::read_dir(env.path("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("exposure-archive-")
+        })
+        .expect("the staging folder is kept");
+    let staging = staging.to_str().unwrap();
+    assert!(
+        failed.stderr.contains(&format!(
+            "`exposure archive --resume {staging} --out s3://acme-logs/exported/` uploads them"
+        )),
+        "{}",
+        failed.stderr
+    );
+    // Resumed to somewhere else, or from a folder that is not one: refused, nothing sent.
+    archive_to(&[
+        "archive",
+        "--resume",
+        staging,
+        "--out",
+        "s3://acme-logs/other/",
+    ])
+    .expect(
+        1,
+        "staged for s3://acme-logs/exported/, not s3://acme-logs/other/",
+    );
+    archive_to(&[
+        "archive",
+        "--resume",
+        "logs",
+        "--out",
+        "s3://acme-logs/exported/",
+    ])
+    .expect(1, "not a staging folder of a finished archive");
+
+    server.create_bucket("acme-logs");
+    let resumed = archive_to(&[
+        "archive",
+        "--resume",
+        staging,
+        "--out",
+        "s3://acme-logs/exported/",
+    ]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        !Path::new(staging).exists(),
+        "the staging folder is gone once uploaded"
+    );
+    let run = exposure(
+        &env,
+        &server,
+        &["archive", "--out", "archive", "-q", "logs/"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let local_parts: Vec<String> = walkdir::WalkDir::new(env.path("archive"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let path = e.path().strip_prefix(env.path("archive")).unwrap();
+            path.to_string_lossy().into_owned()
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(server.keys("acme-logs", "exported/"), local_parts);
+    assert_eq!(
+        replay(&env, &server, &["s3://acme-logs/exported/"]),
+        replay(&env, &server, &["logs/"]),
+        "the resumed archive replays as its logs"
+    );
+}
