@@ -130,8 +130,16 @@ pub fn replay_parquet(
     }
 
     let decode = |deliver: &mut dyn FnMut(Decoded) -> bool| {
-        for (index, step) in plan.iter().enumerate() {
-            let reader = match files[step.file].read_row_group(step.row_group, BATCH_ROWS) {
+        // Row groups in a store are fetched `READ_AHEAD` ahead of the one decoded.
+        let mut ahead = std::collections::VecDeque::new();
+        let mut next = 0;
+        for index in 0..plan.len() {
+            while next < plan.len() && next <= index + READ_AHEAD {
+                ahead.push_back(files[plan[next].file].read_ahead(plan[next].row_group));
+                next += 1;
+            }
+            let row_group = ahead.pop_front().expect("read ahead in plan order");
+            let reader = match row_group.reader(BATCH_ROWS) {
                 Ok(reader) => reader,
                 Err(error) => {
                     if !deliver(Decoded::Failed { step: index, error }) {
@@ -209,6 +217,10 @@ pub fn replay_parquet(
     let counts = (inputs.len(), events, filtered + pruned_rows, 0);
     finish(detector, out, counts, problems, started, options.keep_state)
 }
+
+/// How many row groups past the one being decoded are fetched ahead from a store (each is its
+/// projected column chunks: a few MiB).
+const READ_AHEAD: usize = 2;
 
 fn progress_bar(rows: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(rows);

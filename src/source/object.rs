@@ -424,11 +424,46 @@ impl RemoteParquet {
     /// Fetches `ranges` (a row group's column chunks) in parallel: what it gives serves the
     /// decoder without another request.
     pub fn fetch(&self, ranges: Vec<Range<u64>>) -> io::Result<Fetched> {
-        let bytes = self.0.ranges(&ranges)?;
-        let mut pieces: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(bytes).collect();
+        self.prefetch(ranges).wait()
+    }
+
+    /// Starts fetching `ranges` in the background (on the object-storage runtime), for
+    /// [`PendingFetch::wait`] to take when the decoder gets there.
+    pub fn prefetch(&self, ranges: Vec<Range<u64>>) -> PendingFetch {
+        let object = Arc::clone(&self.0);
+        let task = runtime().spawn({
+            let (store, location) = (Arc::clone(&object.store), object.location.clone());
+            let ranges = ranges.clone();
+            async move { store.get_ranges(&location, &ranges).await }
+        });
+        PendingFetch {
+            object,
+            ranges,
+            task,
+        }
+    }
+}
+
+/// A row group's column chunks being fetched (see [`RemoteParquet::prefetch`]). Dropped, the
+/// fetch runs to its end and is discarded.
+pub struct PendingFetch {
+    object: Arc<ObjectInput>,
+    ranges: Vec<Range<u64>>,
+    task: tokio::task::JoinHandle<Result<Vec<Bytes>, object_store::Error>>,
+}
+
+impl PendingFetch {
+    /// The fetched ranges, once all have come.
+    pub fn wait(self) -> io::Result<Fetched> {
+        let bytes = runtime()
+            .block_on(self.task)
+            .map_err(io::Error::other)?
+            .map_err(|e| self.object.error(&e))?;
+        let mut pieces: Vec<(u64, Bytes)> =
+            self.ranges.iter().map(|r| r.start).zip(bytes).collect();
         pieces.sort_by_key(|(start, _)| *start);
         Ok(Fetched {
-            size: self.0.size,
+            size: self.object.size,
             pieces: Arc::new(pieces),
         })
     }

@@ -307,12 +307,15 @@ impl ParquetInput {
         row_group: usize,
         batch_size: usize,
     ) -> Result<ParquetRecordBatchReader, String> {
-        match &self.source {
-            ParquetSource::Local(path) => {
-                let file = File::open(path).map_err(|e| e.to_string())?;
-                self.reader(file, row_group, batch_size)
-            }
-            // The row group's projected column chunks, all fetched at once in parallel.
+        self.read_ahead(row_group).reader(batch_size)
+    }
+
+    /// Row group `row_group`, read ahead: from a store, its projected column chunks start
+    /// coming now, all at once in parallel, while the caller decodes what came before; on
+    /// disk, nothing is read until [`RowGroupAhead::reader`].
+    pub fn read_ahead(&self, row_group: usize) -> RowGroupAhead<'_> {
+        let data = match &self.source {
+            ParquetSource::Local(_) => None,
             ParquetSource::Object(remote) => {
                 let group = self.metadata.metadata().row_group(row_group);
                 let ranges = group
@@ -325,13 +328,17 @@ impl ParquetInput {
                         start..start + length
                     })
                     .collect();
-                let fetched = remote.fetch(ranges).map_err(|e| e.to_string())?;
-                self.reader(fetched, row_group, batch_size)
+                Some(remote.prefetch(ranges))
             }
+        };
+        RowGroupAhead {
+            input: self,
+            row_group,
+            data,
         }
     }
 
-    fn reader<T: parquet::file::reader::ChunkReader + 'static>(
+    fn reader_of<T: parquet::file::reader::ChunkReader + 'static>(
         &self,
         chunks: T,
         row_group: usize,
@@ -406,6 +413,32 @@ fn timestamp_to_micros(value: i64, unit: TimeUnit) -> Ts {
         TimeUnit::Millisecond => value.saturating_mul(1_000),
         TimeUnit::Microsecond => value,
         TimeUnit::Nanosecond => value.div_euclid(1_000),
+    }
+}
+
+/// A row group of a [`ParquetInput`] read ahead (see [`ParquetInput::read_ahead`]).
+pub struct RowGroupAhead<'a> {
+    input: &'a ParquetInput,
+    row_group: usize,
+    /// From a store: the column chunks being fetched.
+    data: Option<super::object::PendingFetch>,
+}
+
+impl RowGroupAhead<'_> {
+    /// A reader of the row group's mapped columns, once its data has come.
+    pub fn reader(self, batch_size: usize) -> Result<ParquetRecordBatchReader, String> {
+        let input = self.input;
+        match (self.data, &input.source) {
+            (Some(fetching), _) => {
+                let fetched = fetching.wait().map_err(|e| e.to_string())?;
+                input.reader_of(fetched, self.row_group, batch_size)
+            }
+            (None, ParquetSource::Local(path)) => {
+                let file = File::open(path).map_err(|e| e.to_string())?;
+                input.reader_of(file, self.row_group, batch_size)
+            }
+            (None, ParquetSource::Object(_)) => unreachable!("read ahead from its store"),
+        }
     }
 }
 
