@@ -126,15 +126,31 @@ fn replay(server: &Server, dir: &Path, args: &[&str]) -> Command {
     command
 }
 
-/// Wall seconds of a whole replay.
-fn timed(server: &Server, dir: &Path, args: &[&str]) -> f64 {
+/// Wall seconds of a whole replay, and its peak resident memory in MiB (VmHWM, read every
+/// 10 ms while it runs).
+fn timed(server: &Server, dir: &Path, args: &[&str]) -> (f64, f64) {
     let start = Instant::now();
-    let output = replay(server, dir, args)
+    let mut child = replay(server, dir, args)
         .stdout(Stdio::null())
-        .status()
+        .spawn()
         .unwrap();
-    assert!(output.success(), "replay {args:?} failed");
-    start.elapsed().as_secs_f64()
+    let mut peak_kib = 0.0f64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            && let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "replay {args:?} failed");
+    (start.elapsed().as_secs_f64(), peak_kib / 1024.0)
 }
 
 /// Seconds until the first alert dated on or after `day` is written.
@@ -195,10 +211,10 @@ fn main() {
     );
     let (mut disk, mut s3) = (Vec::new(), Vec::new());
     for run in 0..runs {
-        let d = timed(&server, dir.path(), &["archive/"]);
-        let s = timed(&server, dir.path(), &["s3://bench/archive/"]);
+        let (d, d_mib) = timed(&server, dir.path(), &["archive/"]);
+        let (s, s_mib) = timed(&server, dir.path(), &["s3://bench/archive/"]);
         println!(
-            "  run {run}: disk {:.0} events/s, s3 {:.0} events/s",
+            "  run {run}: disk {:.0} events/s (peak {d_mib:.0} MiB), s3 {:.0} events/s (peak {s_mib:.0} MiB)",
             events as f64 / d,
             events as f64 / s
         );

@@ -12,7 +12,7 @@ use arrow_array::types::{
     Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType,
 };
-use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch};
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -205,22 +205,22 @@ impl ParquetInput {
             }
         }
 
-        // Read the mapped string columns as dictionaries, whatever the writer's Arrow hint said.
-        let strings = [
-            Some(principal),
-            Some(table),
-            action,
-            grantee,
-            privilege,
-            statement,
-        ];
+        // The names read on every row as dictionaries (each name interned once per column
+        // chunk), whatever the writer's Arrow hint said; the columns of permission changes,
+        // null but on a rare row, as plain strings: read as dictionaries, a column chunk of
+        // nulls costs the reader a hash and a compare per row (the nulls are not dictionary
+        // encoded, so it rebuilds a dictionary), three times the decoding of everything else.
+        let names = [Some(principal), Some(table), action];
+        let rare = [grantee, privilege, statement];
         let fields_with_dicts: Vec<Field> = schema
             .fields()
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                if strings.contains(&Some(i)) {
+                if names.contains(&Some(i)) {
                     f.as_ref().clone().with_data_type(dictionary_of_strings())
+                } else if rare.contains(&Some(i)) {
+                    f.as_ref().clone().with_data_type(DataType::Utf8)
                 } else {
                     f.as_ref().clone()
                 }
@@ -501,6 +501,23 @@ pub struct BatchDecoder {
     actions: ActionVerdicts,
 }
 
+/// The text of row `row` of a string column: `None` when null or empty.
+fn string_value(strings: &StringArray, row: usize) -> Option<&str> {
+    strings
+        .is_valid(row)
+        .then(|| strings.value(row))
+        .filter(|v| !v.is_empty())
+}
+
+/// A string column as `Utf8` (read so; cast if another reader gave it otherwise).
+fn as_strings(array: &ArrayRef) -> Result<StringArray, String> {
+    if let Some(strings) = array.as_string_opt::<i32>() {
+        return Ok(strings.clone());
+    }
+    let cast = arrow_cast::cast(array, &DataType::Utf8).map_err(|e| e.to_string())?;
+    Ok(cast.as_string::<i32>().clone())
+}
+
 fn as_string_dictionary(array: &ArrayRef) -> Result<DictionaryArray<Int32Type>, String> {
     if let Some(dict) = array.as_dictionary_opt::<Int32Type>()
         && matches!(dict.values().data_type(), DataType::Utf8)
@@ -556,12 +573,18 @@ impl BatchDecoder {
         bad: &mut Vec<BadRow>,
     ) -> Result<u64, String> {
         let rows = batch.num_rows();
-        let column = |i: Option<usize>| -> Result<Option<DictionaryArray<Int32Type>>, String> {
-            i.map(|i| as_string_dictionary(batch.column(i))).transpose()
+        // A batch with no grantee holds no permission change: its other columns are not read.
+        let rare = |i: Option<usize>| -> Result<Option<StringArray>, String> {
+            i.map(|i| as_strings(batch.column(i))).transpose()
         };
-        let grantees = column(self.columns.grantee)?;
-        let privileges = column(self.columns.privilege)?;
-        let statements = column(self.columns.statement)?;
+        let grantees = rare(self.columns.grantee)?.filter(|g| g.null_count() < g.len());
+        let (privileges, statements) = match grantees {
+            Some(_) => (
+                rare(self.columns.privilege)?,
+                rare(self.columns.statement)?,
+            ),
+            None => (None, None),
+        };
         self.decode_ts(batch.column(self.columns.ts), bad)?;
         let principals = as_string_dictionary(batch.column(self.columns.principal))?;
         let tables = as_string_dictionary(batch.column(self.columns.table))?;
@@ -604,7 +627,7 @@ impl BatchDecoder {
                 filtered += 1;
                 continue;
             }
-            if let Some(grantee) = grantees.as_ref().and_then(|g| dictionary_value(g, row)) {
+            if let Some(grantee) = grantees.as_ref().and_then(|g| string_value(g, row)) {
                 let change = (|| {
                     let action = actions
                         .as_ref()
@@ -614,7 +637,7 @@ impl BatchDecoder {
                         .ok_or(("action", "must be GRANT or REVOKE on a row with a grantee"))?;
                     let privilege = privileges
                         .as_ref()
-                        .and_then(|d| dictionary_value(d, row))
+                        .and_then(|d| string_value(d, row))
                         .ok_or(("privilege", "is null on a row with a grantee"))?;
                     let actor =
                         dictionary_value(&principals, row).ok_or(("principal", "is null"))?;
@@ -628,7 +651,7 @@ impl BatchDecoder {
                         actor: actor.to_string(),
                         statement: statements
                             .as_ref()
-                            .and_then(|d| dictionary_value(d, row))
+                            .and_then(|d| string_value(d, row))
                             .map(str::to_string),
                     })
                 })();
