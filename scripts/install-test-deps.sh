@@ -3,7 +3,8 @@
 # is built from source by the rdkafka crate, with make), and the programs the tests start themselves (on
 # 127.0.0.1 or a Unix socket only): Prometheus Alertmanager (sink tests), PostgreSQL 15 with
 # pgaudit (the pgaudit proof), the tansu Kafka-protocol broker (Kafka tests; from crates.io,
-# ~10 min to build the first time), moto's S3-compatible server (object-storage tests; PyPI).
+# ~10 min to build the first time), moto's S3-compatible server (object-storage tests; PyPI),
+# Azurite's Blob service (Azure tests; npm).
 # Debian packages need root (or sudo).
 set -euo pipefail
 need=()
@@ -13,6 +14,7 @@ command -v make >/dev/null || need+=(make)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 [ -f /usr/lib/postgresql/15/lib/pgaudit.so ] || need+=(postgresql-15-pgaudit)
+command -v azurite-blob >/dev/null || command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -27,6 +29,14 @@ if ! command -v moto_server >/dev/null; then
     echo "installing moto's S3 server from PyPI"
     python3 -m pip install --quiet 'moto[server]'
     if command -v pyenv >/dev/null; then pyenv rehash; fi
+    hash -r
+fi
+# Azurite's Blob service (Azure object-storage tests), from npm.
+if ! command -v azurite-blob >/dev/null; then
+    echo "installing Azurite from npm"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo npm install --global --silent azurite@3.37.0
     hash -r
 fi
 if ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then

@@ -579,10 +579,7 @@ impl BatchDecoder {
         };
         let grantees = rare(self.columns.grantee)?.filter(|g| g.null_count() < g.len());
         let (privileges, statements) = match grantees {
-            Some(_) => (
-                rare(self.columns.privilege)?,
-                rare(self.columns.statement)?,
-            ),
+            Some(_) => (rare(self.columns.privilege)?, rare(self.columns.statement)?),
             None => (None, None),
         };
         self.decode_ts(batch.column(self.columns.ts), bad)?;

@@ -1,7 +1,8 @@
 //! Inputs in object storage, against a real S3-compatible server (moto's server, started here
 //! on 127.0.0.1; `scripts/install-test-deps.sh` installs it): logs and a Parquet archive
 //! uploaded through the S3 API replay exactly as the same files on disk, by prefix and by glob;
-//! and each way of naming the wrong thing says what and where.
+//! and each way of naming the wrong thing says what and where. Azure Blob the same against
+//! Azurite (npm), also started here.
 
 use crate::TestEnv;
 use crate::shard::{DETECT, write_exports};
@@ -552,4 +553,180 @@ fn an_interrupted_upload_is_resumed_from_its_staging_folder() {
         replay(&env, &server, &["logs/"]),
         "the resumed archive replays as its logs"
     );
+}
+
+/// Azurite's well-known development account and key (public, in Microsoft's documentation).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's Blob service on a free port of 127.0.0.1 (`scripts/install-test-deps.sh`
+/// installs it from npm), its data in a temp dir; stopped on drop.
+struct AzureServer {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl AzureServer {
+    fn start() -> AzureServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = tempfile::tempdir().unwrap();
+        let program =
+            std::env::var("EXPOSURE_AZURITE").unwrap_or_else(|_| "azurite-blob".to_string());
+        let child = Command::new(program)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(data.path())
+            .args(["--silent", "--skipApiVersionCheck", "--loose"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Azurite (`bash scripts/install-test-deps.sh` installs it)");
+        let addr = format!("127.0.0.1:{port}");
+        eventually(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&addr)
+                .map(drop)
+                .map_err(|e| format!("Azurite is not answering yet: {e}"))
+        });
+        AzureServer {
+            child,
+            url: format!("http://{addr}"),
+            _data: data,
+        }
+    }
+
+    /// What a client of the emulator is given (its well-known account and key are the
+    /// client's defaults), and nothing from the user's own environment.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+            ("AZURITE_BLOB_STORAGE_URL", self.url.clone()),
+        ]
+    }
+
+    /// Creates `container`: a request signed with the emulator's well-known shared key
+    /// (object_store has no call for it), by Python's standard library.
+    fn create_container(&self, container: &str) {
+        let script = r#"
+import base64, hmac, hashlib, sys, urllib.request
+from email.utils import formatdate
+url, container, account, key = sys.argv[1], sys.argv[2], sys.argv[3], base64.b64decode(sys.argv[4])
+date, version = formatdate(usegmt=True), "2021-08-06"
+signed = ("PUT" + "\n" * 12 + f"x-ms-date:{date}\nx-ms-version:{version}\n"
+          + f"/{account}/{account}/{container}\nrestype:container")
+signature = base64.b64encode(hmac.new(key, signed.encode(), hashlib.sha256).digest()).decode()
+request = urllib.request.Request(
+    f"{url}/{account}/{container}?restype=container", method="PUT",
+    headers={"x-ms-date": date, "x-ms-version": version, "Content-Length": "0",
+             "Authorization": f"SharedKey {account}:{signature}"})
+print(urllib.request.urlopen(request).status)
+"#;
+        let output = Command::new("python3")
+            .args([
+                "-c",
+                script,
+                &self.url,
+                container,
+                AZURITE_ACCOUNT,
+                AZURITE_KEY,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "create container {container}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Uploads every file under `dir` to `az://container/prefix/…` through the Blob API.
+    fn upload(&self, dir: &Path, container: &str, prefix: &str) {
+        // As any Azure account, at the emulator's URL (in emulator mode the client takes that
+        // URL from the environment only).
+        let store = object_store::azure::MicrosoftAzureBuilder::new()
+            .with_container_name(container)
+            .with_account(AZURITE_ACCOUNT)
+            .with_access_key(AZURITE_KEY)
+            .with_endpoint(format!("{}/{AZURITE_ACCOUNT}", self.url))
+            .with_allow_http(true)
+            .build()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for entry in walkdir::WalkDir::new(dir) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_file() {
+                let relative = entry.path().strip_prefix(dir).unwrap().to_string_lossy();
+                let key = object_store::path::Path::from(format!("{prefix}/{relative}"));
+                let bytes = std::fs::read(entry.path()).unwrap();
+                runtime
+                    .block_on(store.put(&key, bytes.into()))
+                    .unwrap_or_else(|e| panic!("upload {key}: {e}"));
+            }
+        }
+    }
+
+    fn exposure(&self, env: &TestEnv, args: &[&str]) -> crate::Run {
+        let mut command = env.command(args);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AZURE_") || key.starts_with("AZURITE_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(self.env());
+        crate::Run::from_output(command.output().unwrap())
+    }
+}
+
+impl Drop for AzureServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn logs_and_archives_in_azure_blob_replay_as_the_same_files_on_disk() {
+    let env = TestEnv::new();
+    let server = AzureServer::start();
+    server.create_container("acme");
+    write_exports(&env);
+    server.upload(&env.path("logs"), "acme", "access/logs");
+    let replay = |input: &str| {
+        let mut args = vec!["replay", "-q"];
+        args.extend_from_slice(DETECT);
+        args.push(input);
+        let run = server.exposure(&env, &args);
+        assert_eq!(run.code, 0, "{input}: {}", run.stderr);
+        assert!(!run.stdout.is_empty());
+        run.stdout
+    };
+    let local = replay("logs/");
+    assert_eq!(replay("az://acme/access/logs/"), local, "a prefix");
+    assert_eq!(
+        replay("az://acme/access/logs/dt=*/*.jsonl"),
+        local,
+        "a glob"
+    );
+    // `archive --out` a container, then replay its Parquet by ranges.
+    let run = server.exposure(
+        &env,
+        &["archive", "-q", "--out", "az://acme/archive/", "logs/"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        replay("az://acme/archive/"),
+        local,
+        "archived to Azure, replayed from it"
+    );
+    server
+        .exposure(&env, &["replay", "az://no-such-container/logs/"])
+        .expect(1, "az://no-such-container/logs/: not found");
 }
