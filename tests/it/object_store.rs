@@ -152,6 +152,23 @@ impl Drop for S3Server {
     }
 }
 
+/// The files under `dir`, relative to it, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let files: std::collections::BTreeSet<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.into_iter().collect()
+}
+
 /// Runs exposure in `env` with the server's environment.
 fn exposure(env: &TestEnv, server: &S3Server, args: &[&str]) -> crate::Run {
     let mut command = env.command(args);
@@ -272,18 +289,10 @@ fn logs_and_archives_in_s3_replay_as_the_same_files_on_disk() {
         local,
         "archived to the store, replayed from it"
     );
-    let local_parts: Vec<String> = walkdir::WalkDir::new(env.path("archive"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let path = e.path().strip_prefix(env.path("archive")).unwrap();
-            path.to_string_lossy().into_owned()
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    assert_eq!(server.keys("acme-logs", "exported/"), local_parts);
+    assert_eq!(
+        server.keys("acme-logs", "exported/"),
+        files_under(&env.path("archive"))
+    );
 }
 
 #[test]
@@ -536,18 +545,10 @@ fn an_interrupted_upload_is_resumed_from_its_staging_folder() {
         &["archive", "--out", "archive", "-q", "logs/"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let local_parts: Vec<String> = walkdir::WalkDir::new(env.path("archive"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let path = e.path().strip_prefix(env.path("archive")).unwrap();
-            path.to_string_lossy().into_owned()
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    assert_eq!(server.keys("acme-logs", "exported/"), local_parts);
+    assert_eq!(
+        server.keys("acme-logs", "exported/"),
+        files_under(&env.path("archive"))
+    );
     assert_eq!(
         replay(&env, &server, &["s3://acme-logs/exported/"]),
         replay(&env, &server, &["logs/"]),
