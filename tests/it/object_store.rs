@@ -805,7 +805,7 @@ fn an_object_that_vanishes_mid_replay_is_named_and_the_rest_is_kept() {
     let mut command = env.command(&args);
     command.arg("s3://acme-logs/archive/");
     command.envs(server.env());
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
