@@ -304,17 +304,14 @@ impl Input {
     /// decompression), for a progress display. A vendor's Parquet export, read by rows, adds
     /// nothing.
     pub fn open_counted(&self, read: &Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
-        let counted = |inner| Counted {
+        let counted = |inner: Box<dyn Read + Send>| Counted {
             inner,
             read: Arc::clone(read),
         };
         match self {
             Input::Stdin => decompressed(BufReader::with_capacity(
                 1 << 16,
-                Counted {
-                    inner: io::stdin(),
-                    read: Arc::clone(read),
-                },
+                counted(Box::new(io::stdin())),
             )),
             Input::File(path) | Input::Parquet(path) => {
                 let file = open_file(path)?;

@@ -392,7 +392,7 @@ impl Read for ChunkStream {
 
 /// A Parquet object read by ranges: the footer through [`parquet::file::reader::ChunkReader`]
 /// calls (one request each), a row group's column chunks all at once with
-/// [`RemoteParquet::fetch`].
+/// [`RemoteParquet::prefetch`].
 #[derive(Clone)]
 pub struct RemoteParquet(pub Arc<ObjectInput>);
 
@@ -421,13 +421,7 @@ impl parquet::file::reader::ChunkReader for RemoteParquet {
 }
 
 impl RemoteParquet {
-    /// Fetches `ranges` (a row group's column chunks) in parallel: what it gives serves the
-    /// decoder without another request.
-    pub fn fetch(&self, ranges: Vec<Range<u64>>) -> io::Result<Fetched> {
-        self.prefetch(ranges).wait()
-    }
-
-    /// Starts fetching `ranges` in the background (on the object-storage runtime), for
+    /// Starts fetching `ranges` (a row group's column chunks, in parallel) in the background (on the object-storage runtime), for
     /// [`PendingFetch::wait`] to take when the decoder gets there.
     pub fn prefetch(&self, ranges: Vec<Range<u64>>) -> PendingFetch {
         let object = Arc::clone(&self.0);

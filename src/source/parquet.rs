@@ -315,7 +315,7 @@ impl ParquetInput {
     /// disk, nothing is read until [`RowGroupAhead::reader`].
     pub fn read_ahead(&self, row_group: usize) -> RowGroupAhead<'_> {
         let data = match &self.source {
-            ParquetSource::Local(_) => None,
+            ParquetSource::Local(path) => RowGroupData::File(path),
             ParquetSource::Object(remote) => {
                 let group = self.metadata.metadata().row_group(row_group);
                 let ranges = group
@@ -328,7 +328,7 @@ impl ParquetInput {
                         start..start + length
                     })
                     .collect();
-                Some(remote.prefetch(ranges))
+                RowGroupData::Fetching(remote.prefetch(ranges))
             }
         };
         RowGroupAhead {
@@ -420,24 +420,30 @@ fn timestamp_to_micros(value: i64, unit: TimeUnit) -> Ts {
 pub struct RowGroupAhead<'a> {
     input: &'a ParquetInput,
     row_group: usize,
-    /// From a store: the column chunks being fetched.
-    data: Option<super::object::PendingFetch>,
+    data: RowGroupData<'a>,
+}
+
+/// Where a row group read ahead comes from.
+enum RowGroupData<'a> {
+    /// A local file, opened when read.
+    File(&'a Path),
+    /// From a store: its column chunks being fetched.
+    Fetching(super::object::PendingFetch),
 }
 
 impl RowGroupAhead<'_> {
     /// A reader of the row group's mapped columns, once its data has come.
     pub fn reader(self, batch_size: usize) -> Result<ParquetRecordBatchReader, String> {
-        let input = self.input;
-        match (self.data, &input.source) {
-            (Some(fetching), _) => {
-                let fetched = fetching.wait().map_err(|e| e.to_string())?;
-                input.reader_of(fetched, self.row_group, batch_size)
-            }
-            (None, ParquetSource::Local(path)) => {
+        let (input, row_group) = (self.input, self.row_group);
+        match self.data {
+            RowGroupData::File(path) => {
                 let file = File::open(path).map_err(|e| e.to_string())?;
-                input.reader_of(file, self.row_group, batch_size)
+                input.reader_of(file, row_group, batch_size)
             }
-            (None, ParquetSource::Object(_)) => unreachable!("read ahead from its store"),
+            RowGroupData::Fetching(fetching) => {
+                let fetched = fetching.wait().map_err(|e| e.to_string())?;
+                input.reader_of(fetched, row_group, batch_size)
+            }
         }
     }
 }

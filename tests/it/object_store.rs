@@ -189,14 +189,23 @@ fn files_under(dir: &Path) -> Vec<String> {
 /// Runs exposure in `env` with the server's environment.
 fn exposure(env: &TestEnv, server: &S3Server, args: &[&str]) -> crate::Run {
     let mut command = env.command(args);
+    store_env(&mut command, server.env());
+    let output: Output = command.output().unwrap();
+    crate::Run::from_output(output)
+}
+
+/// Gives `command` a test server's environment `vars`, and none of the user's own cloud
+/// settings.
+fn store_env<'c>(command: &'c mut Command, vars: Vec<(&'static str, String)>) -> &'c mut Command {
     for (key, _) in std::env::vars() {
-        if key.starts_with("AWS_") {
+        if ["AWS_", "AZURE_", "AZURITE_", "GOOGLE_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+        {
             command.env_remove(key);
         }
     }
-    command.envs(server.env());
-    let output: Output = command.output().unwrap();
-    crate::Run::from_output(output)
+    command.envs(vars)
 }
 
 fn replay(env: &TestEnv, server: &S3Server, inputs: &[&str]) -> String {
@@ -408,7 +417,7 @@ fn on_a_terminal_replay_shows_the_bytes_read_of_the_total_and_the_events() {
         ))
         .arg("/dev/null")
         .current_dir(env.path(""));
-    command.envs(server.env());
+    store_env(&mut command, server.env());
     let output = command.output().unwrap();
     let drawn = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{drawn}");
@@ -479,7 +488,7 @@ fn access_the_store_denies_is_named_as_such_and_nothing_is_half_read() {
         let (id, secret) = user_allowed_only(&server, &actions);
         let env = TestEnv::new();
         let mut command = env.command(&["replay", url]);
-        command.envs(server.env());
+        store_env(&mut command, server.env());
         command
             .env("AWS_ACCESS_KEY_ID", &id)
             .env("AWS_SECRET_ACCESS_KEY", &secret);
@@ -498,7 +507,7 @@ fn an_interrupted_upload_is_resumed_from_its_staging_folder() {
     std::fs::create_dir_all(env.path("tmp")).unwrap();
     let archive_to = |args: &[&str]| {
         let mut command = env.command(args);
-        command.envs(server.env()).env("TMPDIR", env.path("tmp"));
+        store_env(&mut command, server.env()).env("TMPDIR", env.path("tmp"));
         crate::Run::from_output(command.output().unwrap())
     };
     // The bucket is not there yet: the upload fails, and keeps what it staged.
@@ -693,12 +702,7 @@ print(urllib.request.urlopen(request).status)
 
     fn exposure(&self, env: &TestEnv, args: &[&str]) -> crate::Run {
         let mut command = env.command(args);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("AZURE_") || key.starts_with("AZURITE_") {
-                command.env_remove(key);
-            }
-        }
-        command.envs(self.env());
+        store_env(&mut command, self.env());
         crate::Run::from_output(command.output().unwrap())
     }
 }
@@ -804,7 +808,7 @@ fn an_object_that_vanishes_mid_replay_is_named_and_the_rest_is_kept() {
     // footers read and the last day's row group not fetched yet. Then that object goes.
     let mut command = env.command(&args);
     command.arg("s3://acme-logs/archive/");
-    command.envs(server.env());
+    store_env(&mut command, server.env());
     let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
