@@ -4,7 +4,8 @@
 # 127.0.0.1 or a Unix socket only): Prometheus Alertmanager (sink tests), PostgreSQL 15 with
 # pgaudit (the pgaudit proof), the tansu Kafka-protocol broker (Kafka tests; from crates.io,
 # ~10 min to build the first time), moto's S3-compatible server (object-storage tests; PyPI),
-# Azurite's Blob service (Azure tests; npm).
+# Azurite's Blob service (Azure tests; npm), Debian's Chromium (the forensic report is rendered in
+# a real headless browser).
 # Debian packages need root (or sudo).
 set -euo pipefail
 need=()
@@ -15,6 +16,7 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 [ -f /usr/lib/postgresql/15/lib/pgaudit.so ] || need+=(postgresql-15-pgaudit)
 command -v azurite-blob >/dev/null || command -v npm >/dev/null || need+=(nodejs npm)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

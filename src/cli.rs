@@ -5,6 +5,7 @@
 use crate::archive;
 use crate::config::{Config, ConfigError, DetectOverrides};
 use crate::format::Format;
+use crate::ocsf::AlertFormat;
 use crate::replay::{self, Disorder, ReplayError, ReplayOptions};
 use crate::report::Problems;
 use crate::source::parquet::SchemaError;
@@ -82,6 +83,154 @@ pub enum Command {
         for k in 1 2 3; do exposure replay --shard $k/3 --out shard-$k.jsonl archive/; done\n  \
         exposure merge shard-*.jsonl --out alerts.jsonl")]
     Merge(MergeArgs),
+
+    /// Write the forensic report of a run's exposure windows: one self-contained HTML page per
+    /// window (timeline, unusual principals, the table's baseline readers when it opened, the
+    /// cause, the alert history, the settings) and an index, or Markdown for a ticket. The
+    /// inputs are the logs the alerts came from (as `replay` reads them).
+    #[command(after_help = "Examples:\n  \
+        exposure replay --out alerts.jsonl sample-logs/incident.jsonl\n  \
+        exposure report --alerts alerts.jsonl --out report/ sample-logs/incident.jsonl\n  \
+        exposure report --alerts alerts.jsonl --out ticket/ --output markdown archive/")]
+    Report(ReportArgs),
+
+    /// Review and change what is normal on the tables of a state dir: `show` the approvals,
+    /// the audit log and the baselines; `allow` principals on tables (until a time or for
+    /// good); `forget` principals (out of the baseline, approvals withdrawn). Every change is
+    /// appended to the state dir's audit log with who made it and why; a running `watch` picks
+    /// it up within a second.
+    #[command(after_help = "Examples:\n  \
+        exposure baseline allow --state-dir state --table 'warehouse.hr.*' 'svc-payroll-*' \\\n      \
+            --expires 2026-12-31 --reason 'SEC-142: payroll migration'\n  \
+        exposure baseline forget --state-dir state --table warehouse.users.pii bob@corp.example \\\n      \
+            --reason 'SEC-150: left the team'\n  \
+        exposure baseline show --state-dir state --table warehouse.users.pii")]
+    Baseline(BaselineArgs),
+
+    /// Say what the detector knew about a table at a time: learning or armed, its baseline
+    /// readers and when each last read, approvals and allow patterns, the pending principals,
+    /// an open window, and, for --principal, why that principal was normal or novel. From the
+    /// logs (replayed up to --at) or from a `watch` state dir.
+    #[command(after_help = "Examples:\n  \
+        exposure explain --table warehouse.users.pii --at 2026-03-16T14:30:00Z \\\n      \
+            --principal quinn.khan@corp.example sample-logs/incident.jsonl\n  \
+        exposure explain --table warehouse.users.pii --state-dir state")]
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    pub command: BaselineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// The approvals in force, the audit log, and each table's baseline from the checkpoint.
+    Show {
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+        /// Only tables matching GLOB, each with its readers listed.
+        #[arg(long, value_name = "GLOB")]
+        table: Option<String>,
+    },
+    /// Approve principals on tables: they are normal there while the approval stands.
+    Allow(BaselineChangeArgs),
+    /// Take principals out of the tables' baselines (their next read is novel) and withdraw
+    /// their approvals with the same patterns.
+    Forget(BaselineChangeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineChangeArgs {
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// The tables (a glob; `*` and `?` match dots too).
+    #[arg(long, value_name = "GLOB")]
+    pub table: String,
+    /// The principals (a glob).
+    #[arg(value_name = "PRINCIPAL_GLOB")]
+    pub principal: String,
+    /// (allow) The approval ends at TIME (event time; RFC 3339, a date, or an epoch number).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time)]
+    pub expires: Option<Ts>,
+    /// Why: the ticket, the decision. Recorded in the audit log.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Who makes the change (default: the login name).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub detect: DetectFlags,
+
+    /// The moment to explain: the state after every event before TIME. With --state-dir, the
+    /// time the state is judged at (default: the state's own event time).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time)]
+    pub at: Option<Ts>,
+
+    /// Also say why this principal was normal or novel there.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub principal: Option<String>,
+
+    /// Explain from this `watch` (or `learn`) state dir instead of replaying logs; its
+    /// approvals apply.
+    #[arg(long, value_name = "DIR", conflicts_with = "paths")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Use the analysts' approvals recorded in state dir DIR (with logs as input).
+    #[arg(long, value_name = "DIR")]
+    pub approvals: Option<PathBuf>,
+
+    /// Write the explanation as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The logs to replay up to --at.
+    #[arg(value_name = "PATH", required_unless_present = "state_dir")]
+    pub paths: Vec<String>,
+}
+
+/// How `exposure report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// `index.html` and one page per window.
+    Html,
+    /// `report.md` (every window) and one file per window.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub detect: DetectFlags,
+
+    /// The alerts of the run (JSON lines of `replay --out` or a `jsonl` sink).
+    #[arg(long, value_name = "FILE")]
+    pub alerts: PathBuf,
+
+    /// Folder to write the report in (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// What to write: `html` pages or `markdown` for a ticket (`--format` is the logs' format,
+    /// as in every command).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ReportFormat::Html)]
+    pub output: ReportFormat,
+
+    /// Show at most N skipped lines (the rest are counted).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_reports: usize,
+
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+
+    /// The logs the alerts came from: files, folders, globs, object-store URLs.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +490,12 @@ pub struct AlertFlags {
     /// Also emit `update` alerts when a window's novel principals double.
     #[arg(long, help_heading = "Detection")]
     pub updates: bool,
+
+    /// How alerts are written: `exposure` (schema exposure.alert/v1) or `ocsf` (OCSF 1.7.0
+    /// Detection Finding events, docs/alerts.md). In `watch`, for alerts written to stdout
+    /// (configured sinks take `format` instead).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = AlertFormat::Exposure, help_heading = "Output")]
+    pub output: AlertFormat,
 }
 
 /// `replay`'s choice of time: history before `--from` is learned from, not reported.
@@ -499,6 +654,11 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::detect::shard::Shard>,
 
+    /// Use the analysts' approvals recorded in state dir DIR (`exposure baseline allow`): the
+    /// approved principals are normal on their tables while the approvals stand.
+    #[arg(long, value_name = "DIR", help_heading = "Detection")]
+    pub approvals: Option<PathBuf>,
+
     #[command(flatten)]
     pub verbosity: Verbosity,
 
@@ -571,7 +731,188 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Learn(args) => run_learn(args),
         Command::SinkTest(args) => run_sink_test(args),
         Command::Merge(args) => run_merge(args),
+        Command::Report(args) => run_report(args),
+        Command::Baseline(args) => run_baseline(args),
+        Command::Explain(args) => run_explain(args),
     }
+}
+
+fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    use crate::incident;
+    let config = args.detect.config(None, None)?;
+    let text = std::fs::read_to_string(&args.alerts)
+        .with_context(|| format!("cannot read {}", args.alerts.display()))?;
+    let source = args.alerts.display().to_string();
+    let alerts = incident::read_alerts(&text, &source)?;
+    let mut problems = args.verbosity.problems(args.max_reports);
+    let inputs = inputs_of(
+        &args.paths,
+        config.input.format,
+        TimeFilter::default(),
+        &mut problems,
+    )?;
+    let incidents = incident::build(&config, &inputs, alerts.windows, &mut problems)?;
+    problems.finish();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let write = |name: &str, text: &str| {
+        let path = args.out.join(name);
+        crate::state::write_atomically(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    let index = match args.output {
+        ReportFormat::Html => {
+            for incident in &incidents {
+                write(
+                    &incident::page_name(incident.last(), "html"),
+                    &incident::html::window_page(incident),
+                )?;
+            }
+            write(
+                "index.html",
+                &incident::html::index_page(&incidents, &alerts.grants, &source),
+            )?;
+            "index.html"
+        }
+        ReportFormat::Markdown => {
+            for incident in &incidents {
+                write(
+                    &incident::page_name(incident.last(), "md"),
+                    &incident::markdown::window(incident),
+                )?;
+            }
+            write("report.md", &incident::markdown::summary(&incidents))?;
+            "report.md"
+        }
+    };
+    if !args.verbosity.quiet {
+        crate::report::say!(
+            "exposure: {} window{} reported in {}",
+            incidents.len(),
+            if incidents.len() == 1 { "" } else { "s" },
+            args.out.join(index).display()
+        );
+    }
+    Ok(if problems.unreadable_inputs == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
+    use crate::approvals::{self, Action};
+    use crate::state::StateDir;
+    let (action, change) = match args.command {
+        BaselineCommand::Show { state_dir, table } => {
+            let text = crate::explain::show_baseline(&StateDir::new(state_dir), table.as_deref())?;
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            return Ok(ExitCode::SUCCESS);
+        }
+        BaselineCommand::Allow(change) => (Action::Allow, change),
+        BaselineCommand::Forget(change) => {
+            if change.expires.is_some() {
+                return Err(ConfigError::Usage("--expires is for `allow`".into()).into());
+            }
+            (Action::Forget, change)
+        }
+    };
+    let state_dir = StateDir::new(&change.state_dir);
+    let entry = approvals::change_now(
+        action,
+        change.by.as_deref(),
+        &change.table,
+        &change.principal,
+        change.expires,
+        &change.reason,
+    );
+    if let Err(e @ approvals::ChangeError::Invalid { .. }) = entry.validate() {
+        return Err(ConfigError::Usage(e.to_string()).into());
+    }
+    approvals::append(&state_dir, &entry)?;
+    crate::report::say!(
+        "exposure: {} {} on {} by {}{}; recorded in {}",
+        match action {
+            Action::Allow => "allowed",
+            Action::Forget => "forgot",
+        },
+        entry.principal,
+        entry.table,
+        entry.by,
+        entry
+            .expires
+            .as_deref()
+            .map(|e| format!(" until {e}"))
+            .unwrap_or_default(),
+        approvals::log_path(&state_dir).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let mut config = args.detect.config(None, None)?;
+    // Explained alone: the table's own policy decides, not `--table` (which names it).
+    config.detector.policies.only = None;
+    let approvals_dir = args.state_dir.as_ref().or(args.approvals.as_ref());
+    if let Some(dir) = approvals_dir {
+        let changes = crate::approvals::read_log(&crate::state::StateDir::new(dir))?;
+        crate::approvals::apply(&mut config.detector.policies, &changes);
+    }
+    // `--table` (of the detection flags) names the one table to explain, exactly.
+    let [table] = args.detect.tables.as_slice() else {
+        return Err(
+            ConfigError::Usage("give the table to explain: --table TABLE (once)".into()).into(),
+        );
+    };
+    let question = crate::explain::Question {
+        table: table.clone(),
+        principal: args.principal.clone(),
+    };
+    let explanation = match &args.state_dir {
+        Some(dir) => {
+            let state_dir = crate::state::StateDir::new(dir);
+            let checkpoint = crate::live::checkpoint::Checkpoint::load(&state_dir)?
+                .with_context(|| format!("{} holds no checkpoint", dir.display()))?;
+            crate::explain::explain(&config, &checkpoint.detector, args.at, &question, None)
+        }
+        None => {
+            let Some(at) = args.at else {
+                return Err(ConfigError::Usage(
+                    "--at TIME is needed to explain from logs (or give --state-dir)".into(),
+                )
+                .into());
+            };
+            let mut problems = Problems::new(Box::new(io::stderr()), 10);
+            let inputs = inputs_of(
+                &args.paths,
+                config.input.format,
+                TimeFilter::default(),
+                &mut problems,
+            )?;
+            let snapshot = crate::incident::state_at(&config, &inputs, &question.table, at)?;
+            let history = match &question.principal {
+                Some(principal) => Some(crate::explain::reads_of(
+                    &config,
+                    &inputs,
+                    &question.table,
+                    principal,
+                    at,
+                    &mut problems,
+                )),
+                None => None,
+            };
+            crate::explain::explain(&config, &snapshot, Some(at), &question, history.as_deref())
+        }
+    };
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&explanation)?)
+    } else {
+        explanation.to_string()
+    };
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
@@ -672,7 +1013,22 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
 
 fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     args.log.init(args.verbosity)?;
-    let config = args.detect.config(Some(&args.alerts), None)?;
+    let mut config = args.detect.config(Some(&args.alerts), None)?;
+    if args.alerts.output != AlertFormat::Exposure {
+        if !config.sinks.is_empty() {
+            return Err(ConfigError::Usage(
+                "--output sets the format of alerts written to stdout; with [[sinks]] \
+                 configured, give each sink its own `format`"
+                    .into(),
+            )
+            .into());
+        }
+        config.sinks.push(crate::sink::SinkSection::Jsonl {
+            name: Some("stdout".into()),
+            path: "-".into(),
+            format: args.alerts.output,
+        });
+    }
     if config.kafka.is_none() && args.paths.is_empty() {
         return Err(ConfigError::Usage(
             "give the files or globs to follow (`-` for stdin), or a --config with \
@@ -696,7 +1052,19 @@ fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     if config.kafka.is_some() {
         crate::kafka::watch(config, options)?;
     } else {
-        crate::live::watch(config, options)?;
+        let (detect, alerts) = (args.detect.clone(), args.alerts.clone());
+        let reload: crate::live::ConfigLoader = Box::new(move || {
+            let mut config = detect.config(Some(&alerts), None)?;
+            if alerts.output != AlertFormat::Exposure && config.sinks.is_empty() {
+                config.sinks.push(crate::sink::SinkSection::Jsonl {
+                    name: Some("stdout".into()),
+                    path: "-".into(),
+                    format: alerts.output,
+                });
+            }
+            Ok(config)
+        });
+        crate::live::watch(config, options, Some(reload))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -899,6 +1267,10 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     args.time.check()?;
     let mut config = args.detect.config(Some(&args.alerts), args.time.from)?;
     config.detector.shard = args.shard;
+    if let Some(dir) = &args.approvals {
+        let changes = crate::approvals::read_log(&crate::state::StateDir::new(dir))?;
+        crate::approvals::apply(&mut config.detector.policies, &changes);
+    }
     let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(
         &args.paths,
@@ -912,6 +1284,9 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     };
+    if args.alerts.output == AlertFormat::Ocsf {
+        out = Box::new(crate::ocsf::OcsfLines::new(out));
+    }
     let threads = args
         .threads
         .map(usize::from)

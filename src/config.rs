@@ -291,6 +291,7 @@ impl Config {
                     ignore: table.ignore,
                     thresholds,
                     allow,
+                    approved: Vec::new(),
                 }),
             });
         }
@@ -332,6 +333,7 @@ impl Config {
                         ignore: false,
                         thresholds: defaults,
                         allow,
+                        approved: Vec::new(),
                     }),
                     rules,
                     only,
@@ -340,6 +342,7 @@ impl Config {
                         .iter()
                         .map(|p| literal_prefix(p).to_string())
                         .collect(),
+                    approvals: Vec::new(),
                 },
                 read_actions: ReadActions::new(read_actions),
                 lateness,
@@ -353,6 +356,7 @@ impl Config {
                     broad_grantees: d.broad_grantees.clone(),
                 },
                 shard: None,
+                record_baselines: false,
             },
             input: InputSettings {
                 format: format

@@ -11,21 +11,29 @@
 //!    to events through the one pipeline, [`format::Decoder`]. Neither uses the other.
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet); [`sink`]:
 //!    where alerts go (the [`sink::Sink`] trait, Alertmanager, PagerDuty, webhooks, files);
-//!    [`state`]: the state directory's layout, lock and atomic writes; [`report`]: stderr.
+//!    [`state`]: the state directory's layout, lock and atomic writes; [`report`]: stderr;
+//!    [`ocsf`]: alerts as OCSF Detection Findings; [`approvals`]: the analysts' audit log of
+//!    baseline changes in a state dir.
 //! 4. [`config`]: what the user wrote, validated once, handed down as specs and decoders.
 //! 5. [`replay`], [`archive`], [`live`], [`kafka`]: each command's wiring of sources, decoders,
-//!    the detector and sinks (`kafka`: `watch` over Kafka, built on `live`'s service).
+//!    the detector and sinks (`kafka`: `watch` over Kafka, built on `live`'s service);
+//!    [`incident`]: `exposure report` (the forensic report of each window); [`explain`]:
+//!    `exposure explain` and `baseline show` (what the detector knew).
 //! 6. [`cli`]: flags to commands.
 
+pub mod approvals;
 pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod explain;
 pub mod format;
+pub mod incident;
 pub mod intern;
 pub mod kafka;
 pub mod live;
+pub mod ocsf;
 pub mod replay;
 pub mod report;
 pub mod sink;

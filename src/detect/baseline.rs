@@ -128,6 +128,27 @@ impl Baseline {
         self.rebuild(capacity, keep);
     }
 
+    /// Removes the principals `forget` says, shrinking the table if it can; gives how many.
+    pub fn remove_where(&mut self, forget: impl Fn(PrincipalId) -> bool) -> usize {
+        let before = self.len;
+        let kept: Vec<Slot> = self
+            .slots
+            .iter()
+            .filter(|s| s.principal != EMPTY && !forget(s.principal))
+            .copied()
+            .collect();
+        if kept.len() == before {
+            return 0;
+        }
+        let capacity = (kept.len() * 4 / 3 + 1).next_power_of_two().max(16);
+        self.slots = vec![VACANT; capacity];
+        self.len = 0;
+        for slot in kept {
+            self.record(slot.principal, slot.last_read);
+        }
+        before - self.len
+    }
+
     /// Every (principal, last normal read) pair, in no particular order.
     pub fn entries(&self) -> impl Iterator<Item = (PrincipalId, Ts)> + '_ {
         self.slots

@@ -77,6 +77,9 @@ pub struct DetectorSettings {
     pub permissions: PermissionSettings,
     /// `replay --shard K/N`: detect on this shard's tables only (see [`shard::Shard`]).
     pub shard: Option<shard::Shard>,
+    /// Keep each window's baseline as it opens ([`Detector::take_baselines`]; `exposure
+    /// report`).
+    pub record_baselines: bool,
 }
 
 impl Default for DetectorSettings {
@@ -90,6 +93,7 @@ impl Default for DetectorSettings {
             report_from: None,
             permissions: PermissionSettings::default(),
             shard: None,
+            record_baselines: false,
         }
     }
 }
@@ -156,6 +160,19 @@ pub struct Detector {
     held_alerts: rustc_hash::FxHashMap<String, Vec<Alert>>,
     /// Permission changes: the ledger, those not yet released, windows awaiting a revert.
     root_cause: RootCause,
+    /// With `record_baselines`: each window's baseline as it opened.
+    baselines: Vec<BaselineAtOpen>,
+}
+
+/// A table's baseline as one of its windows opened (`record_baselines`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineAtOpen {
+    /// The window's id (its alerts' `id`).
+    pub window: String,
+    /// The end of the table's learning.
+    pub learn_until: Option<Ts>,
+    /// The principals normal then, with their last normal read, most recent first.
+    pub readers: Vec<(String, Ts)>,
 }
 
 impl Detector {
@@ -179,6 +196,7 @@ impl Detector {
             read_ids_scratch: Default::default(),
             held_alerts: Default::default(),
             root_cause: RootCause::default(),
+            baselines: Vec::new(),
         }
     }
 
@@ -246,6 +264,55 @@ impl Detector {
             pending: Vec::new(),
             window: None,
         });
+    }
+
+    /// The baselines kept as windows opened (with `record_baselines`), by window id.
+    pub fn take_baselines(&mut self) -> Vec<BaselineAtOpen> {
+        std::mem::take(&mut self.baselines)
+    }
+
+    /// Takes new policies (a reloaded configuration, analysts' approvals): every table's
+    /// policy is resolved again, and pending principals an approval now covers are dropped
+    /// (they are normal now). Open windows keep their principals: what was alerted stands.
+    pub fn set_policies(&mut self, policies: Policies) {
+        self.settings.policies = policies;
+        let now = self.now.unwrap_or(Ts::MIN);
+        for (at, state) in self.tables.iter_mut().enumerate() {
+            let policy = self.settings.policies.resolve(&state.name);
+            let other_shards = self
+                .settings
+                .shard
+                .is_some_and(|shard| !shard.owns(&state.name));
+            self.ignored[at] = policy.ignore || other_shards;
+            if !policy.approved.is_empty() {
+                let names = &self.principal_names;
+                state.pending.retain(|p| {
+                    let name = names.name(p.principal);
+                    !policy.is_allowed(name) && policy.approval(name, now).is_none()
+                });
+            }
+            state.policy = policy;
+        }
+    }
+
+    /// Removes the principals matching `principal` from the baseline of every table matching
+    /// `table` (`exposure baseline forget`): their next read is novel. Gives how many
+    /// (table, principal) pairs were removed.
+    pub fn forget(
+        &mut self,
+        table: &globset::GlobMatcher,
+        principal: &globset::GlobMatcher,
+    ) -> usize {
+        let names = &self.principal_names;
+        self.tables
+            .iter_mut()
+            .filter(|state| table.is_match(&*state.name))
+            .map(|state| {
+                state
+                    .baseline
+                    .remove_where(|id| principal.is_match(names.name(id)))
+            })
+            .sum()
     }
 
     /// A read of another shard's table, admitted: not detected on, but the table's first read

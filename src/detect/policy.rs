@@ -2,7 +2,7 @@
 //! allowed principals, and which actions count as reads. Built and validated by `config`; the
 //! detector only reads it.
 
-use crate::time::Span;
+use crate::time::{Span, Ts};
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use std::sync::Arc;
 
@@ -44,12 +44,38 @@ pub struct TablePolicy {
     pub thresholds: Thresholds,
     /// Principals that are always normal on this table.
     pub allow: GlobSet,
+    /// Analysts' approvals of principals on this table (`exposure baseline allow`).
+    pub approved: Vec<Arc<Approval>>,
 }
 
 impl TablePolicy {
     pub fn is_allowed(&self, principal: &str) -> bool {
         !self.allow.is_empty() && self.allow.is_match(principal)
     }
+
+    /// The approval that makes `principal`'s read at `ts` normal, if any.
+    pub fn approval(&self, principal: &str, ts: Ts) -> Option<&Approval> {
+        self.approved
+            .iter()
+            .find(|a| a.until.is_none_or(|until| ts < until) && a.principal.is_match(principal))
+            .map(Arc::as_ref)
+    }
+}
+
+/// An analyst's approval: principals matching `principal` are normal on the tables matching
+/// `table` for reads before `until` (always, without it). An approved read is normal but does
+/// not enter the baseline: once the approval expires (or is withdrawn), the principal is judged
+/// as if it had never been approved.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub table_pattern: String,
+    pub principal_pattern: String,
+    pub table: GlobMatcher,
+    pub principal: GlobMatcher,
+    pub until: Option<Ts>,
+    /// Who approved it and why, as the audit log says.
+    pub by: String,
+    pub reason: String,
 }
 
 /// One `[[tables]]` rule: a glob on the table name and the policy it selects.
@@ -68,6 +94,8 @@ pub struct Policies {
     pub only: Option<GlobSet>,
     /// The literal prefixes of the `--table` globs, for pruning by statistics.
     pub only_prefixes: Vec<String>,
+    /// Analysts' approvals, in the order they were made.
+    pub approvals: Vec<Arc<Approval>>,
 }
 
 impl Default for Policies {
@@ -78,10 +106,12 @@ impl Default for Policies {
                 ignore: false,
                 thresholds: Thresholds::default(),
                 allow: GlobSet::empty(),
+                approved: Vec::new(),
             }),
             rules: Vec::new(),
             only: None,
             only_prefixes: Vec::new(),
+            approvals: Vec::new(),
         }
     }
 }
@@ -95,13 +125,27 @@ impl Policies {
                 ignore: true,
                 thresholds: self.default.thresholds,
                 allow: GlobSet::empty(),
+                approved: Vec::new(),
             });
         }
-        self.rules
+        let policy = self
+            .rules
             .iter()
             .find(|rule| rule.matcher.is_match(table))
             .map(|rule| Arc::clone(&rule.policy))
-            .unwrap_or_else(|| Arc::clone(&self.default))
+            .unwrap_or_else(|| Arc::clone(&self.default));
+        let approved: Vec<Arc<Approval>> = self
+            .approvals
+            .iter()
+            .filter(|a| a.table.is_match(table))
+            .cloned()
+            .collect();
+        if approved.is_empty() {
+            return policy;
+        }
+        let mut policy = (*policy).clone();
+        policy.approved = approved;
+        Arc::new(policy)
     }
 }
 
@@ -159,12 +203,14 @@ mod tests {
                 ..Thresholds::default()
             },
             allow: compile_glob_set(&["svc-payroll@*".into()]).unwrap(),
+            approved: Vec::new(),
         });
         let scratch = Arc::new(TablePolicy {
             rule: Some("*.scratch.*".into()),
             ignore: true,
             thresholds: Thresholds::default(),
             allow: GlobSet::empty(),
+            approved: Vec::new(),
         });
         let policies = Policies {
             rules: vec![

@@ -133,11 +133,13 @@ impl Detector {
             *last = (*last).max(ts);
             return;
         }
-        if state
-            .policy
-            .is_allowed(self.principal_names.name(principal))
-        {
+        let name = self.principal_names.name(principal);
+        if state.policy.is_allowed(name) {
             state.baseline.record(principal, ts);
+            return;
+        }
+        // An analyst's approval: normal while it stands, never recorded in the baseline.
+        if !state.policy.approved.is_empty() && state.policy.approval(name, ts).is_some() {
             return;
         }
 
@@ -214,6 +216,29 @@ impl Detector {
         }));
         self.stats.windows_opened += 1;
         self.opened_now.push(table);
+        if self.settings.record_baselines {
+            self.record_baseline(table, start, now);
+        }
+    }
+
+    /// Keeps the principals normal for `table` as its window (started at `start`) opens at
+    /// `now`, with their last normal read: what `exposure report` shows.
+    #[cold]
+    fn record_baseline(&mut self, table: TableId, start: Ts, now: Ts) {
+        let state = &self.tables[table.at()];
+        let forget = state.policy.thresholds.forget_after.micros();
+        let mut readers: Vec<(String, Ts)> = state
+            .baseline
+            .entries()
+            .filter(|&(_, last)| now - last <= forget)
+            .map(|(id, last)| (self.principal_names.name(id).to_string(), last))
+            .collect();
+        readers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.baselines.push(super::BaselineAtOpen {
+            window: alert::window_id(&state.name, start),
+            learn_until: state.learn_until,
+            readers,
+        });
     }
 
     /// Rule 6: closes a window. Its principals do not join the baseline (rule 7: no poisoning).

@@ -34,6 +34,7 @@ fn settings() -> DetectorSettings {
         ignore: false,
         thresholds: thresholds(),
         allow: GlobSet::empty(),
+        approved: Vec::new(),
     });
     settings
 }
@@ -44,6 +45,7 @@ fn rule(pattern: &str, edit: impl FnOnce(&mut TablePolicy)) -> TableRule {
         ignore: false,
         thresholds: thresholds(),
         allow: GlobSet::empty(),
+        approved: Vec::new(),
     };
     edit(&mut policy);
     TableRule {

@@ -30,6 +30,10 @@ pub struct Checkpoint {
     /// Keys (`id:status[:novel]`) of the alerts emitted for windows still open: never emitted
     /// twice.
     pub emitted: Vec<String>,
+    /// How many changes of the state dir's audit log of baseline changes this state has
+    /// taken (a `forget` is applied once).
+    #[serde(default)]
+    pub baseline_changes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +71,7 @@ impl Checkpoint {
             detector,
             files,
             emitted,
+            baseline_changes: 0,
         }
     }
 

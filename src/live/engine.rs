@@ -49,8 +49,24 @@ struct SourceClock {
 /// At most this many bad lines are logged one by one per minute; the rest are counted.
 const REPORTS_PER_MINUTE: u32 = 20;
 
+/// Reloading the configuration on request (SIGHUP).
+pub struct Reload {
+    pub requested: Arc<AtomicBool>,
+    pub load: super::ConfigLoader,
+}
+
+/// How often the audit log of baseline changes is looked at for growth.
+const BASELINE_LOG_EVERY: Duration = Duration::from_millis(250);
+
 pub struct Engine {
     config: Config,
+    /// The policies of the configuration, before the analysts' approvals are added.
+    configured_policies: crate::detect::Policies,
+    /// Changes of the audit log applied (a `forget` is applied once, when first seen).
+    baseline_changes: usize,
+    /// The audit log's size when last read, and when it was last looked at.
+    baseline_log: (Option<u64>, Instant),
+    reload: Option<Reload>,
     detector: Detector,
     alerts: Vec<Alert>,
     journal: AlertJournal,
@@ -121,6 +137,10 @@ impl Engine {
             journal.remember(c.emitted.iter().cloned());
         }
         Engine {
+            configured_policies: config.detector.policies.clone(),
+            baseline_changes: checkpoint.map_or(0, |c| c.baseline_changes),
+            baseline_log: (None, Instant::now()),
+            reload: None,
             config,
             detector,
             alerts: Vec::new(),
@@ -133,6 +153,117 @@ impl Engine {
             reports_this_minute: (Instant::now(), 0, 0),
             sources: std::collections::HashMap::new(),
         }
+    }
+
+    /// Reload the configuration when `reload` says so.
+    pub fn reload_with(&mut self, reload: Option<Reload>) {
+        self.reload = reload;
+    }
+
+    /// Takes the analysts' changes in the state dir's audit log if it grew since last read
+    /// (every [`BASELINE_LOG_EVERY`], and at once with `now`): the approvals in force become
+    /// part of the policies; a `forget` not applied before removes its principals from the
+    /// baselines. A log that cannot be read leaves what is in force as it is.
+    fn pick_up_baseline_changes(&mut self, now: bool) {
+        if !now && self.baseline_log.1.elapsed() < BASELINE_LOG_EVERY {
+            return;
+        }
+        self.baseline_log.1 = Instant::now();
+        let path = crate::approvals::log_path(&self.options.state_dir);
+        let size = std::fs::metadata(&path).ok().map(|m| m.len());
+        if !now && size == self.baseline_log.0 {
+            return;
+        }
+        let changes = match crate::approvals::read_log(&self.options.state_dir) {
+            Ok(changes) => changes,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the baseline changes; those in force stay");
+                self.baseline_log.0 = size;
+                return;
+            }
+        };
+        self.baseline_log.0 = size;
+        for change in changes.iter().skip(self.baseline_changes) {
+            match change.action {
+                crate::approvals::Action::Allow => tracing::info!(
+                    table = %change.table, principal = %change.principal, by = %change.by,
+                    expires = change.expires.as_deref().unwrap_or("never"), reason = %change.reason,
+                    "approval taken"
+                ),
+                crate::approvals::Action::Forget => {
+                    let glob = |p: &str| {
+                        crate::detect::policy::compile_glob(p).map(|g| g.compile_matcher())
+                    };
+                    if let (Ok(table), Ok(principal)) =
+                        (glob(&change.table), glob(&change.principal))
+                    {
+                        let removed = self.detector.forget(&table, &principal);
+                        tracing::info!(
+                            table = %change.table, principal = %change.principal,
+                            by = %change.by, reason = %change.reason, removed,
+                            "principals forgotten from the baseline"
+                        );
+                    }
+                }
+            }
+        }
+        if changes.len() != self.baseline_changes || now {
+            self.baseline_changes = changes.len();
+            self.metrics
+                .baseline_changes
+                .store(changes.len() as u64, Relaxed);
+            let mut policies = self.configured_policies.clone();
+            crate::approvals::apply(&mut policies, &changes);
+            self.detector.set_policies(policies);
+            self.dirty = true;
+        }
+    }
+
+    /// Reloads the configuration if SIGHUP asked for it. Detection settings (thresholds,
+    /// `[[tables]]`, allow patterns, read actions) take effect at once; sinks, inputs and time
+    /// settings at the next start. An invalid configuration is logged and the old one kept.
+    fn reload_if_asked(&mut self) {
+        let Some(reload) = &self.reload else { return };
+        if !reload.requested.swap(false, Relaxed) {
+            return;
+        }
+        let config = match (reload.load)() {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "configuration not reloaded; the one in use stays");
+                self.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+        let later = [
+            (
+                "sinks",
+                format!("{:?}", config.sinks) != format!("{:?}", self.config.sinks),
+            ),
+            (
+                "input",
+                format!("{:?}", config.input) != format!("{:?}", self.config.input),
+            ),
+            (
+                "detect.lateness",
+                config.detector.lateness != self.config.detector.lateness,
+            ),
+            (
+                "detect.max_ahead",
+                config.detector.max_ahead != self.config.detector.max_ahead,
+            ),
+        ];
+        for (what, changed) in later {
+            if changed {
+                tracing::warn!(setting = what, "changed: takes effect at the next start");
+            }
+        }
+        self.configured_policies = config.detector.policies.clone();
+        self.config.detector.policies = config.detector.policies;
+        self.config.detector.read_actions = config.detector.read_actions.clone();
+        self.pick_up_baseline_changes(true);
+        self.metrics.config_reloads.fetch_add(1, Relaxed);
+        tracing::info!("configuration reloaded");
     }
 
     /// Runs until `stop` is set (or stdin, the only input, ends), then writes a final
@@ -152,7 +283,10 @@ impl Engine {
         let mut stdin = stdin;
         let mut decoders = Decoders::new();
         let mut ready = Some(ready);
+        self.pick_up_baseline_changes(true);
         loop {
+            self.reload_if_asked();
+            self.pick_up_baseline_changes(false);
             let mut progressed = 0u64;
             if let Some(follower) = &mut follower {
                 let placed = follower.scan_if_due(&mut |at| {
@@ -480,7 +614,9 @@ impl Engine {
             .collect();
         let emitted = self.journal.emitted_keys_of(&open);
         let files = follower.map(Follower::cursors).unwrap_or_default();
-        Checkpoint::new("watch", snapshot, files, emitted).save(&self.options.state_dir)?;
+        let mut checkpoint = Checkpoint::new("watch", snapshot, files, emitted);
+        checkpoint.baseline_changes = self.baseline_changes;
+        checkpoint.save(&self.options.state_dir)?;
         self.journal.after_checkpoint()?;
         self.metrics
             .checkpoint_at_us

@@ -47,6 +47,11 @@ pub struct Metrics {
     /// The outbox journal's size on disk.
     pub outbox_bytes: AtomicU64,
     pub files_followed: AtomicU64,
+    /// Changes of the state dir's audit log of baseline changes taken.
+    pub baseline_changes: AtomicU64,
+    /// Configuration reloads (SIGHUP) taken, and refused as invalid.
+    pub config_reloads: AtomicU64,
+    pub config_reload_failures: AtomicU64,
     /// Newest event time (µs since the epoch; 0 before the first event).
     pub newest_event_us: AtomicI64,
     /// When the last checkpoint was written (µs since the epoch; 0 before the first).
@@ -118,7 +123,7 @@ impl Metrics {
                 "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
             );
         };
-        let counts: [(&str, &str, &str, &AtomicU64); 12] = [
+        let counts: [(&str, &str, &str, &AtomicU64); 15] = [
             (
                 "events_read_total",
                 "counter",
@@ -190,6 +195,24 @@ impl Metrics {
                 "gauge",
                 "Files followed now.",
                 &self.files_followed,
+            ),
+            (
+                "baseline_changes",
+                "gauge",
+                "Changes of the state dir's baseline-changes.jsonl taken (exposure baseline).",
+                &self.baseline_changes,
+            ),
+            (
+                "config_reloads_total",
+                "counter",
+                "Configurations reloaded on SIGHUP.",
+                &self.config_reloads,
+            ),
+            (
+                "config_reload_failures_total",
+                "counter",
+                "Configurations refused on SIGHUP (invalid; the one in use stays).",
+                &self.config_reload_failures,
             ),
         ];
         for (name, kind, help, count) in counts {

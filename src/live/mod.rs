@@ -52,7 +52,14 @@ pub struct WatchOptions {
 
 /// Runs `exposure watch` until SIGINT or SIGTERM (or the end of stdin when it is the only
 /// input).
-pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
+/// Loads the configuration again (SIGHUP): the same file and flags as at the start.
+pub type ConfigLoader = Box<dyn Fn() -> anyhow::Result<Config> + Send>;
+
+pub fn watch(
+    config: Config,
+    options: WatchOptions,
+    reload: Option<ConfigLoader>,
+) -> anyhow::Result<()> {
     if config.input.format == crate::format::Format::Parquet {
         anyhow::bail!(crate::config::ConfigError::Invalid {
             key: "input.format".into(),
@@ -108,23 +115,29 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         poll_every: options.poll_every,
         per_source_order: options.per_source_order,
     };
-    let service = Service::start(
+    let mut service = Service::start(
         &config,
         &options.state_dir,
         options.outbox_max_bytes,
         Arc::clone(&metrics),
     )?;
+    let reload = reload.map(|load| {
+        let requested = Arc::new(AtomicBool::new(false));
+        service.reload_on_hangup(Arc::clone(&requested));
+        engine::Reload { requested, load }
+    });
     service.run(
         options.metrics_addr,
         options.drain_timeout,
         move |journal, stop, ready| {
-            let engine = Engine::new(
+            let mut engine = Engine::new(
                 config,
                 checkpoint.as_ref(),
                 journal,
                 metrics,
                 engine_options,
             );
+            engine.reload_with(reload);
             drop(checkpoint);
             engine.run(follower, stdin, stop, ready)
         },
@@ -138,6 +151,8 @@ pub struct Service {
     deliveries: Vec<Delivery>,
     appended: tokio::sync::watch::Receiver<u64>,
     metrics: Arc<Metrics>,
+    /// Set on SIGHUP, when the caller asked for it ([`Service::reload_on_hangup`]).
+    hangup: Option<Arc<AtomicBool>>,
 }
 
 impl Service {
@@ -153,8 +168,11 @@ impl Service {
             .with_context(|| format!("cannot open the outbox in {}", state_dir.root().display()))?;
         let sinks = if config.sinks.is_empty() {
             vec![crate::sink::BuiltSink {
-                sink: Box::new(crate::sink::jsonl::JsonlSink::new("stdout".into(), "-"))
-                    as Box<dyn Sink>,
+                sink: Box::new(crate::sink::jsonl::JsonlSink::new(
+                    "stdout".into(),
+                    "-",
+                    Default::default(),
+                )) as Box<dyn Sink>,
                 backoff: crate::sink::Backoff::default(),
             }]
         } else {
@@ -195,7 +213,13 @@ impl Service {
             deliveries,
             appended,
             metrics,
+            hangup: None,
         })
+    }
+
+    /// Sets `flag` on every SIGHUP (instead of the signal ending the process).
+    pub fn reload_on_hangup(&mut self, flag: Arc<AtomicBool>) {
+        self.hangup = Some(flag);
     }
 
     /// Runs `detect` on its own thread with the journal, a stop flag (set on SIGINT or
@@ -217,6 +241,7 @@ impl Service {
             deliveries,
             appended,
             metrics,
+            hangup,
         } = self;
         let (stop_sinks_tx, stop_sinks_rx) = tokio::sync::watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -256,6 +281,17 @@ impl Service {
             let mut sigterm =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .context("cannot handle SIGTERM")?;
+            if let Some(flag) = hangup {
+                let mut sighup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                        .context("cannot handle SIGHUP")?;
+                tokio::spawn(async move {
+                    while sighup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        flag.store(true, Relaxed);
+                    }
+                });
+            }
             let mut done_rx = done_rx;
             // `watching` means ready: the inputs are positioned and that is checkpointed.
             tokio::spawn(async move {

@@ -127,6 +127,9 @@ pub struct ReplayOutcome {
     pub out_of_order: Option<OutOfOrder>,
     /// (input, line) of the events quarantined for a wrong clock.
     pub quarantined: Vec<(usize, u64)>,
+    /// With `record_baselines` in the detector's settings: each window's baseline as it
+    /// opened, by window id (see [`crate::detect::Detector::take_baselines`]).
+    pub baselines: Vec<crate::detect::BaselineAtOpen>,
 }
 
 /// Replays `inputs` (all JSON lines or all Parquet) through a detector built from `config`.
@@ -204,6 +207,7 @@ fn finish(
     write_alerts(out, &mut alerts)?;
     out.flush().map_err(ReplayError::Output)?;
     let stats = detector.stats();
+    let baselines = detector.take_baselines();
     Ok(ReplayOutcome {
         summary: Summary {
             inputs,
@@ -231,6 +235,7 @@ fn finish(
         state,
         out_of_order: None,
         quarantined: Vec::new(),
+        baselines,
     })
 }
 

@@ -3,19 +3,22 @@
 
 use super::{DeliveryError, Sink, SinkFuture};
 use crate::detect::Alert;
+use crate::ocsf::AlertFormat;
 use std::io::Write;
 use std::time::Duration;
 
 pub struct JsonlSink {
     name: String,
     path: String,
+    format: AlertFormat,
 }
 
 impl JsonlSink {
-    pub fn new(name: String, path: &str) -> JsonlSink {
+    pub fn new(name: String, path: &str, format: AlertFormat) -> JsonlSink {
         JsonlSink {
             name,
             path: path.to_string(),
+            format,
         }
     }
 }
@@ -42,7 +45,7 @@ impl Sink for JsonlSink {
 
     fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a> {
         Box::pin(async move {
-            let mut line = alert.to_json().into_bytes();
+            let mut line = self.format.encode(alert).into_bytes();
             line.push(b'\n');
             // Off the async runtime: a stdout nobody reads (or a stalled disk) blocks this
             // sink alone, never the other sinks, metrics or shutdown.

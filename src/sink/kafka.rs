@@ -5,6 +5,7 @@
 
 use super::{DeliveryError, Sink, SinkFuture};
 use crate::detect::Alert;
+use crate::ocsf::AlertFormat;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ pub struct KafkaSink {
     topic: String,
     producer: FutureProducer,
     timeout: Duration,
+    format: AlertFormat,
 }
 
 impl KafkaSink {
@@ -25,6 +27,7 @@ impl KafkaSink {
         topic: String,
         client: &BTreeMap<String, String>,
         timeout: Duration,
+        format: AlertFormat,
     ) -> Result<KafkaSink, String> {
         let mut config = ClientConfig::new();
         config
@@ -42,6 +45,7 @@ impl KafkaSink {
             topic,
             producer,
             timeout,
+            format,
         })
     }
 }
@@ -53,7 +57,7 @@ impl Sink for KafkaSink {
 
     fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a> {
         Box::pin(async move {
-            let body = alert.to_json();
+            let body = self.format.encode(alert);
             let record = FutureRecord::to(&self.topic).key(&alert.id).payload(&body);
             match self.producer.send(record, self.timeout).await {
                 Ok(_) => Ok(()),

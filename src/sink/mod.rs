@@ -18,6 +18,7 @@ pub use backoff::Backoff;
 pub use secret::Secret;
 
 use crate::detect::Alert;
+use crate::ocsf::AlertFormat;
 use crate::state::StateDir;
 use crate::time::Span;
 use serde::Deserialize;
@@ -113,6 +114,9 @@ pub enum SinkSection {
     Webhook {
         name: Option<String>,
         url: String,
+        /// `exposure` (the alert as is, the default) or `ocsf` (an OCSF Detection Finding).
+        #[serde(default)]
+        format: AlertFormat,
         /// Header name -> environment variable holding its value.
         #[serde(default)]
         headers_env: BTreeMap<String, String>,
@@ -135,13 +139,22 @@ pub enum SinkSection {
         retry_max: Option<Span>,
     },
     /// JSON lines appended to a file, or stdout (`-`).
-    Jsonl { name: Option<String>, path: String },
+    Jsonl {
+        name: Option<String>,
+        path: String,
+        /// `exposure` (the alert as is, the default) or `ocsf` (an OCSF Detection Finding).
+        #[serde(default)]
+        format: AlertFormat,
+    },
     /// A Kafka topic: one record per alert event, keyed by the alert id.
     Kafka {
         name: Option<String>,
         /// `host:port[,host:port…]`.
         brokers: String,
         topic: String,
+        /// `exposure` (the alert as is, the default) or `ocsf` (an OCSF Detection Finding).
+        #[serde(default)]
+        format: AlertFormat,
         /// librdkafka settings passed through (TLS, SASL).
         #[serde(default)]
         client: BTreeMap<String, String>,
@@ -447,7 +460,10 @@ pub fn build(
                 }
             }
             SinkSection::Webhook {
-                url, headers_env, ..
+                url,
+                headers_env,
+                format,
+                ..
             } => {
                 let mut headers = Vec::new();
                 for (header, var) in headers_env {
@@ -460,6 +476,7 @@ pub fn build(
                         check_url(&key("url"), url)?,
                         http::client(settings.timeout())?,
                         headers,
+                        *format,
                     )),
                     backoff: settings.backoff(),
                 }
@@ -491,6 +508,7 @@ pub fn build(
                 brokers,
                 topic,
                 client,
+                format,
                 ..
             } => BuiltSink {
                 sink: Box::new(
@@ -500,6 +518,7 @@ pub fn build(
                         topic.clone(),
                         client,
                         settings.timeout(),
+                        *format,
                     )
                     .map_err(|message| SinkConfigError {
                         key: key("client"),
@@ -508,8 +527,8 @@ pub fn build(
                 ),
                 backoff: settings.backoff(),
             },
-            SinkSection::Jsonl { path, .. } => BuiltSink {
-                sink: Box::new(jsonl::JsonlSink::new(name.clone(), path)),
+            SinkSection::Jsonl { path, format, .. } => BuiltSink {
+                sink: Box::new(jsonl::JsonlSink::new(name.clone(), path, *format)),
                 backoff: Backoff::default(),
             },
         };

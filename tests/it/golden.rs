@@ -5,7 +5,7 @@
 //! is meant to alter them updates `tests/data/golden/` and says why in docs/.
 
 #[path = "../../benches/synth/mod.rs"]
-mod synth;
+pub(crate) mod synth;
 
 use super::{TestEnv, repo};
 use sha2::{Digest, Sha256};

@@ -8,9 +8,9 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["time", "intern", "event", "watermark"],
     &["detect", "format"],
-    &["source", "sink", "state", "report"],
+    &["source", "sink", "state", "report", "ocsf", "approvals"],
     &["config"],
-    &["replay", "archive", "live", "kafka"],
+    &["replay", "archive", "live", "kafka", "incident", "explain"],
     &["cli"],
 ];
 

@@ -1,5 +1,6 @@
 //! Integration tests: the real `exposure` binary, run in temp dirs through [`TestEnv`].
 
+mod baseline;
 mod cli;
 mod config_example;
 mod formats;
@@ -8,11 +9,13 @@ mod kafka;
 mod layering;
 mod malformed;
 mod object_store;
+mod ocsf;
 mod overlap;
 mod parallel;
 mod parquet;
 mod postgres;
 mod properties;
+mod report;
 mod root_cause;
 mod sample;
 mod shard;

@@ -1255,3 +1255,31 @@ fn slack_gets_a_readable_message_per_alert_through_rate_limits() {
         );
     }
 }
+
+#[test]
+fn a_webhook_with_format_ocsf_receives_detection_findings() {
+    let server = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"{}/siem\"\nformat = \"ocsf\"\n",
+            server.url()
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    make_window(&log);
+    let got = server.wait_for(2, Duration::from_secs(15));
+    assert_eq!(got[0].body["class_uid"], 2004);
+    assert_eq!(got[0].body["type_uid"], 200401);
+    assert_eq!(got[1].body["type_uid"], 200403);
+    assert_eq!(
+        got[0].body["finding_info"]["uid"],
+        got[1].body["finding_info"]["uid"]
+    );
+    assert_eq!(got[0].body["metadata"]["version"], "1.7.0");
+    let raw: Value = serde_json::from_str(got[1].body["raw_data"].as_str().unwrap()).unwrap();
+    assert_eq!(raw["status"], "closed");
+    drop(watcher);
+}

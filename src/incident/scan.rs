@@ -1,0 +1,159 @@
+//! The reads of a few tables, straight from the inputs (JSON lines in any configured format, or
+//! Parquet, on disk or in a store): what a report draws its timeline from. No detection here:
+//! every read the decoders give is handed on with its time, table and principal, in input
+//! order. Bad lines and unreadable inputs are counted and reported as replay reports them.
+
+use crate::config::Config;
+use crate::event::{AccessEvent, PermissionChange, ReadActions};
+use crate::format::{DecodeSink, ParseError};
+use crate::intern::{Interner, PrincipalId, TableId};
+use crate::report::Problems;
+use crate::source::Input;
+use crate::source::lines::LineReader;
+use crate::source::parquet::{DecodedRow, Names, ParquetInput};
+use crate::time::{TimeFilter, Ts};
+
+/// Calls `read(ts, table, principal)` for every read in `inputs` that `filter` keeps.
+pub fn reads(
+    config: &Config,
+    inputs: &[Input],
+    filter: &TimeFilter,
+    problems: &mut Problems,
+    read: &mut dyn FnMut(Ts, &str, &str),
+) {
+    for input in inputs {
+        let name = input.display_name();
+        if let Some(source) = input.parquet_source() {
+            let file = match ParquetInput::open(source, &config.input.fields, config.input.ts_unit)
+            {
+                Ok(file) => file,
+                Err(e) => {
+                    problems.unreadable(&name, "skipped", &e);
+                    continue;
+                }
+            };
+            if let Err(e) = parquet_reads(config, &file, filter, read) {
+                problems.unreadable(&name, "read error, rest of input skipped", &e);
+            }
+            continue;
+        }
+        let reader = match input.open() {
+            Ok(reader) => reader,
+            Err(e) => {
+                problems.unreadable(&name, "cannot open", &e);
+                continue;
+            }
+        };
+        let mut decoder = config.decoder();
+        let mut lines = LineReader::new(reader, decoder.line_cap());
+        let mut sink = Reads {
+            filter,
+            read: &mut *read,
+            problems: &mut *problems,
+            input: &name,
+        };
+        loop {
+            match lines.next_line() {
+                Ok(Some((line_no, line))) => decoder.line(line_no, line, &mut sink),
+                Ok(None) => break,
+                Err(e) => {
+                    sink.problems
+                        .unreadable(&name, "read error, rest of input skipped", &e);
+                    break;
+                }
+            }
+        }
+        decoder.finish(&mut sink);
+    }
+}
+
+struct Reads<'a> {
+    filter: &'a TimeFilter,
+    read: &'a mut dyn FnMut(Ts, &str, &str),
+    problems: &'a mut Problems,
+    input: &'a str,
+}
+
+impl DecodeSink for Reads<'_> {
+    fn event(&mut self, _line: u64, event: &AccessEvent<'_>, read: bool) {
+        if read && self.filter.keeps(event.ts) {
+            (self.read)(event.ts, &event.table, &event.principal);
+        }
+    }
+
+    fn permission(&mut self, _line: u64, _change: &PermissionChange) {}
+
+    fn not_access(&mut self, _line: u64, why: crate::format::vendor::NotAccess) {
+        self.problems.not_access(why, 1);
+    }
+
+    fn malformed(&mut self, line: u64, error: ParseError) {
+        self.problems.malformed(self.input, line, &error);
+    }
+}
+
+/// Names for the Parquet decoder: its own interners and the configured read actions.
+struct ScanNames {
+    tables: Interner<TableId>,
+    principals: Interner<PrincipalId>,
+    actions: ReadActions,
+}
+
+impl Names for ScanNames {
+    fn table_id(&mut self, name: &str) -> TableId {
+        self.tables.intern(name)
+    }
+
+    fn principal_id(&mut self, name: &str) -> PrincipalId {
+        self.principals.intern(name)
+    }
+
+    fn is_read_action(&mut self, action: Option<&str>) -> bool {
+        self.actions.is_read(action)
+    }
+}
+
+fn parquet_reads(
+    config: &Config,
+    file: &ParquetInput,
+    filter: &TimeFilter,
+    read: &mut dyn FnMut(Ts, &str, &str),
+) -> Result<(), String> {
+    let mut names = ScanNames {
+        tables: Interner::default(),
+        principals: Interner::default(),
+        actions: config.detector.read_actions.clone(),
+    };
+    let mut decoder = file.decoder();
+    let (mut rows, mut changes, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    for (row_group, span) in file.row_groups.iter().enumerate() {
+        if !filter.overlaps(span.min_ts, span.max_ts) {
+            continue;
+        }
+        let batches = file.read_row_group(row_group, crate::replay::parquet::BATCH_ROWS)?;
+        for batch in batches {
+            let batch = batch.map_err(|e| e.to_string())?;
+            rows.clear();
+            decoder.decode(
+                &batch,
+                &mut names,
+                filter,
+                &mut rows,
+                &mut changes,
+                &mut bad,
+            )?;
+            for &DecodedRow { ts, read: ids } in &rows {
+                if let Some((table, principal)) = ids {
+                    read(
+                        ts,
+                        names.tables.name(table),
+                        names.principals.name(principal),
+                    );
+                }
+            }
+            changes.clear();
+            bad.clear();
+        }
+    }
+    Ok(())
+}

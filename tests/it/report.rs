@@ -1,0 +1,299 @@
+//! `exposure report`, rendered in a real headless browser (Debian's Chromium, installed by
+//! scripts/install-test-deps.sh): the sample incident's page draws its timeline with the
+//! window's bounds, lists every principal and the baseline the detector had when the window
+//! opened, and its screenshot shows the unusual reads in red. The same report comes from the
+//! logs and from their Parquet archive; Markdown says the same for a ticket.
+
+use super::{TestEnv, repo};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// Chromium, headless, as the machine's probe starts it (no network of its own).
+fn chromium(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir_in(env.dir.path()).unwrap();
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("chromium (scripts/install-test-deps.sh installs Debian's package)")
+}
+
+fn url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// The page as the browser built it (after parsing and running its script).
+fn rendered_dom(env: &TestEnv, page: &Path) -> String {
+    let out = chromium(env, &["--dump-dom", &url(page)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Writes the alerts of the sample incident (with its permission changes) and its report.
+fn sample_report(
+    env: &TestEnv,
+    inputs: &[&str],
+    out: &str,
+    extra: &[&str],
+) -> (Vec<Value>, String) {
+    let sample = repo("sample-logs/incident.jsonl");
+    let grants = repo("sample-logs/permissions.jsonl");
+    let logs = [sample.to_str().unwrap(), grants.to_str().unwrap()];
+    let replay = env.run(&[&["replay", "--out", "alerts.jsonl"][..], &logs].concat());
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let alerts: Vec<Value> = std::fs::read_to_string(env.path("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let inputs: Vec<&str> = if inputs.is_empty() {
+        logs.to_vec()
+    } else {
+        inputs.to_vec()
+    };
+    let args = [
+        &["report", "--alerts", "alerts.jsonl", "--out", out][..],
+        extra,
+        &inputs,
+    ]
+    .concat();
+    let report = env.run(&args);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    assert!(
+        report.stderr.contains("1 window reported in"),
+        "{}",
+        report.stderr
+    );
+    (alerts, out.to_string())
+}
+
+#[test]
+fn the_sample_incident_report_renders_in_a_headless_browser() {
+    let env = TestEnv::new();
+    let (alerts, out) = sample_report(&env, &[], "report", &[]);
+    let open = alerts.iter().find(|a| a["status"] == "open").unwrap();
+    let closed = alerts
+        .iter()
+        .rev()
+        .find(|a| a["status"] == "closed")
+        .unwrap();
+    let id = open["id"].as_str().unwrap();
+    let page = env.path(&format!("{out}/{id}.html"));
+    let dom = rendered_dom(&env, &page);
+
+    // The timeline: an SVG carrying the window's bounds, the cause, the revert and the close.
+    assert!(dom.contains("<svg id=\"timeline\""), "{dom}");
+    for bound in ["window_start", "window_end"] {
+        let at = closed[bound].as_str().unwrap();
+        let attribute = format!("data-{}=\"{at}\"", bound.replace('_', "-"));
+        assert!(dom.contains(&attribute), "{attribute} in {dom}");
+    }
+    assert!(dom.contains(">SELECT PUBLIC</text>"), "the cause is marked");
+    assert!(dom.contains(">reverted</text>") && dom.contains(">closed</text>"));
+
+    // Every principal, in the principals table, with its reads.
+    let table = dom
+        .split("id=\"principals\"")
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap();
+    let principals = closed["principals"].as_array().unwrap();
+    assert_eq!(principals.len(), 40);
+    assert_eq!(table.matches("<tr>").count(), principals.len() + 1);
+    for p in principals {
+        let row = format!("<td>{}</td>", p["principal"].as_str().unwrap());
+        assert!(table.contains(&row), "{row}");
+    }
+    // The baseline the detector had when the window opened: as many as the open alert says.
+    let baseline = dom
+        .split("id=\"baseline\"")
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap();
+    let normal = open["baseline_principals"].as_u64().unwrap() as usize;
+    assert_eq!(baseline.matches("<tr>").count(), normal + 1, "{baseline}");
+    // The alert history: open, then closed.
+    let history = dom
+        .split("id=\"history\"")
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap();
+    let window_alerts = alerts.iter().filter(|a| a["id"] == open["id"]).count();
+    assert_eq!(history.matches("<tr>").count(), window_alerts + 1);
+
+    // The index links to the page.
+    let index = rendered_dom(&env, &env.path(&format!("{out}/index.html")));
+    assert!(index.contains(&format!("href=\"{id}.html\"")), "{index}");
+
+    // The screenshot is a page, not a blank: mostly white, with the red of the unusual reads
+    // and the grey of the others drawn.
+    let shot = env.path("shot.png");
+    let out = chromium(
+        &env,
+        &[
+            "--window-size=1200,1100",
+            &format!("--screenshot={}", shot.display()),
+            &url(&page),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((frame.width, frame.height), (1200, 1100));
+    let channels = frame.color_type.samples();
+    let (mut white, mut red, mut grey) = (0usize, 0usize, 0usize);
+    for px in pixels[..frame.buffer_size()].chunks(channels) {
+        match (px[0], px[1], px[2]) {
+            (r, g, b) if r > 245 && g > 245 && b > 245 => white += 1,
+            (0xc0..=0xcc, 0x24..=0x2e, 0x24..=0x2e) => red += 1,
+            (0x8c..=0x94, 0xa0..=0xa8, 0xaa..=0xb2) => grey += 1,
+            _ => {}
+        }
+    }
+    let all = (frame.width * frame.height) as usize;
+    assert!(white < all * 97 / 100, "not blank: {white} of {all} white");
+    assert!(red > 2_000, "the unusual reads are drawn: {red} red pixels");
+    assert!(grey > 100, "the other reads are drawn: {grey} grey pixels");
+}
+
+#[test]
+fn the_report_from_the_parquet_archive_is_the_report_from_the_logs() {
+    let env = TestEnv::new();
+    let sample = repo("sample-logs/incident.jsonl");
+    let grants = repo("sample-logs/permissions.jsonl");
+    let archived = env.run(&[
+        "archive",
+        sample.to_str().unwrap(),
+        grants.to_str().unwrap(),
+        "--out",
+        "archive",
+    ]);
+    assert_eq!(archived.code, 0, "{}", archived.stderr);
+    sample_report(&env, &[], "from-logs", &[]);
+    sample_report(&env, &["archive"], "from-archive", &[]);
+    for entry in std::fs::read_dir(env.path("from-logs")).unwrap() {
+        let name = entry.unwrap().file_name();
+        let logs = std::fs::read_to_string(env.path("from-logs").join(&name)).unwrap();
+        let archive = std::fs::read_to_string(env.path("from-archive").join(&name)).unwrap();
+        assert_eq!(logs, archive, "{name:?}");
+    }
+}
+
+#[test]
+fn markdown_for_a_ticket_says_the_window_the_cause_and_every_principal() {
+    let env = TestEnv::new();
+    let (alerts, out) = sample_report(&env, &[], "ticket", &["--output", "markdown"]);
+    let closed = alerts
+        .iter()
+        .rev()
+        .find(|a| a["status"] == "closed")
+        .unwrap();
+    let id = closed["id"].as_str().unwrap();
+    let text = std::fs::read_to_string(env.path(&format!("{out}/{id}.md"))).unwrap();
+    let summary = std::fs::read_to_string(env.path(&format!("{out}/report.md"))).unwrap();
+    assert!(summary.contains(&text));
+    assert!(
+        text.starts_with("### Exposure of `warehouse.users.pii` — Critical"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "- **Window:** {} → {}",
+        closed["window_start"].as_str().unwrap(),
+        closed["window_end"].as_str().unwrap()
+    )));
+    assert!(text.contains(
+        "- **Cause:** `dev.platform@corp.example` granted `SELECT` on `warehouse.users` to `PUBLIC`"
+    ));
+    assert!(text.contains("- **Reverted:** 2026-03-16T16:04:00.000Z"));
+    for p in closed["principals"].as_array().unwrap() {
+        assert!(text.contains(&format!("| `{}` |", p["principal"].as_str().unwrap())));
+    }
+}
+
+#[test]
+fn alerts_that_are_not_alerts_are_named_by_line() {
+    let env = TestEnv::new();
+    env.write("alerts.jsonl", "{\"schema\":\"exposure.alert/v1\"}\n");
+    let sample = repo("sample-logs/incident.jsonl");
+    let run = env.run(&[
+        "report",
+        "--alerts",
+        "alerts.jsonl",
+        "--out",
+        "r",
+        sample.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("alerts.jsonl:1:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not an exposure.alert/v1 alert"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn every_window_of_a_generated_day_shows_the_baseline_its_open_alert_counted() {
+    let env = TestEnv::new();
+    let mut log = Vec::new();
+    crate::golden::synth::write_jsonl(crate::golden::synth::Shape::new(100_000), &mut log).unwrap();
+    env.write("synth.jsonl", &log);
+    let replay = env.run(&["replay", "--out", "alerts.jsonl", "synth.jsonl"]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let report = env.run(&[
+        "report",
+        "--alerts",
+        "alerts.jsonl",
+        "--out",
+        "r",
+        "synth.jsonl",
+    ]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let opens: Vec<Value> = std::fs::read_to_string(env.path("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|a| a["status"] == "open")
+        .collect();
+    assert!(opens.len() > 50, "{} windows", opens.len());
+    for open in &opens {
+        let id = open["id"].as_str().unwrap();
+        let page = std::fs::read_to_string(env.path(&format!("r/{id}.html"))).unwrap();
+        let baseline = page.split("id=\"baseline\"").nth(1).unwrap();
+        let baseline = baseline.split("</table>").next().unwrap();
+        let rows = baseline.matches("<tr>").count() - 1;
+        assert_eq!(
+            rows as u64,
+            open["baseline_principals"].as_u64().unwrap(),
+            "{id}"
+        );
+    }
+}
