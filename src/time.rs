@@ -188,7 +188,7 @@ fn parse_utc_z(text: &str) -> Option<Ts> {
 
 /// Years 1000..=9999 only: keeps every `Ts` printable as RFC 3339 and every sum of a `Ts` and a
 /// configured duration far from overflow.
-fn in_range(ts: Ts) -> bool {
+pub(crate) fn in_range(ts: Ts) -> bool {
     const MIN: Ts = -30_610_224_000 * MICROS_PER_SEC; // 1000-01-01
     const MAX: Ts = 253_402_300_799 * MICROS_PER_SEC; // 9999-12-31T23:59:59
     (MIN..=MAX).contains(&ts)

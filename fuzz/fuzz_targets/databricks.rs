@@ -1,16 +1,27 @@
 //! The databricks parser: any bytes, line by line, give events, "not an access event" or a precise
-//! error per record — never a panic (see exposure::format::vendor).
+//! error per record — never a panic (see exposure::format::vendor); and differentially, the typed
+//! fast path of a delivered record (`databricks::parse_fast`) never disagrees with the parse
+//! through `serde_json::Value` alone.
 #![no_main]
 use exposure::format::Format;
-use exposure::format::vendor::{RecordReader, VendorOptions};
+use exposure::format::vendor::{
+    RecordReader, VendorOptions, parse_json_record_as_value, parse_record_line,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut reader = RecordReader::new(Format::Databricks, &VendorOptions::default()).unwrap();
+    let options = VendorOptions::default();
+    let mut reader = RecordReader::new(Format::Databricks, &options).unwrap();
     let mut out = Vec::new();
     for (i, line) in data.split(|b| *b == b'\n').enumerate() {
         reader.line(i as u64 + 1, line, &mut out);
         out.clear();
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            parse_record_line(Format::Databricks, &options, 1, line, &mut out);
+            let (_, fast) = out.pop().expect("a record");
+            let value = parse_json_record_as_value(Format::Databricks, &options, line);
+            assert_eq!(fast, value, "{:?}", String::from_utf8_lossy(line));
+        }
     }
     reader.flush(&mut out);
 });

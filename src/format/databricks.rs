@@ -22,7 +22,9 @@ use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// `[input.databricks]`
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +60,121 @@ fn map_as_object(value: Value) -> Value {
         }
     }
     Value::Object(object)
+}
+
+/// A delivered record in its usual shape, borrowed from the line: every field the parser reads,
+/// and the names of the export shape only to notice them (the fast path then gives way).
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Delivered<'a> {
+    timestamp: Option<i64>,
+    #[serde(borrow)]
+    serviceName: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    actionName: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    userIdentity: Option<Identity<'a>>,
+    #[serde(borrow)]
+    requestParams: Option<Params<'a>>,
+    response: Option<Response>,
+    event_time: Option<IgnoredAny>,
+    service_name: Option<IgnoredAny>,
+    action_name: Option<IgnoredAny>,
+    user_identity: Option<IgnoredAny>,
+    request_params: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Identity<'a> {
+    #[serde(borrow)]
+    email: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow)]
+    full_name_arg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    table_full_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    full_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    operation: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Response {
+    statusCode: Option<i64>,
+    status_code: Option<IgnoredAny>,
+}
+
+/// The first present, non-empty name, as [`super::vendor::json::string`] picks it.
+fn first<'a>(names: &[&'a Option<Cow<'_, str>>]) -> Option<&'a str> {
+    names
+        .iter()
+        .filter_map(|n| n.as_deref())
+        .find(|s| !s.is_empty())
+}
+
+/// The fast path of a delivered record in its usual shape (typed, borrowed; no
+/// `serde_json::Value`): `None` for anything else — the export shape, a field of another type,
+/// a duplicate key, a permission change, an error to word — which [`parse`] then reads. Both give
+/// the same items (the differential fuzz target and `tests/it/properties.rs` check it).
+pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
+    // serde_json skips the values of unknown keys without checking their UTF-8: the whole line
+    // is checked first, as the `Value` path checks it (found by the differential fuzz target).
+    let text = std::str::from_utf8(line).ok()?;
+    let record: Delivered = serde_json::from_str(text).ok()?;
+    let export_shape = record.event_time.is_some()
+        || record.service_name.is_some()
+        || record.action_name.is_some()
+        || record.user_identity.is_some()
+        || record.request_params.is_some();
+    if export_shape {
+        return None;
+    }
+    let ts =
+        crate::time::ts_from_epoch_int(record.timestamp?, crate::time::EpochUnit::Auto).ok()?;
+    let service = first(&[&record.serviceName]).unwrap_or("");
+    if service != "unityCatalog" {
+        return Some(vec![Item::NotAccess(NotAccess::OtherCall)]);
+    }
+    let status = match &record.response {
+        Some(response) if response.status_code.is_some() && response.statusCode.is_none() => {
+            return None;
+        }
+        Some(response) => response.statusCode.unwrap_or(200),
+        None => 200,
+    };
+    if status >= 400 {
+        return Some(vec![Item::NotAccess(NotAccess::Failed)]);
+    }
+    let action = first(&[&record.actionName]).unwrap_or("");
+    if action == "updatePermissions" {
+        return None;
+    }
+    let params = record.requestParams.as_ref()?;
+    let table = first(&[
+        &params.full_name_arg,
+        &params.table_full_name,
+        &params.full_name,
+    ]);
+    let mut read = options.read_actions.iter().any(|a| a == action);
+    let Some(table) = table else {
+        // No table: metadata, or an error for the general path to word.
+        return (!read).then(|| vec![Item::NotAccess(NotAccess::Metadata)]);
+    };
+    if action == "generateTemporaryTableCredential" {
+        read &= first(&[&params.operation]).is_none_or(|op| op.eq_ignore_ascii_case("READ"));
+    }
+    let principal = first(&[&record.userIdentity.as_ref()?.email])?;
+    Some(vec![Item::Event(AccessEvent::classified(
+        ts,
+        principal.to_string(),
+        table.to_string(),
+        read,
+    ))])
 }
 
 pub fn parse(entry: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
@@ -168,4 +285,35 @@ fn permission_changes(
         items.push(Item::NotAccess(NotAccess::OtherPermission));
     }
     Ok(items)
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn the_usual_delivered_record_takes_the_fast_path_with_the_same_items() {
+        let options = Options::default();
+        for line in [
+            r#"{"version":"2.0","timestamp":1773828000123,"userIdentity":{"email":"ann@acme.example"},"serviceName":"unityCatalog","actionName":"getTable","requestParams":{"full_name_arg":"main.hr.t1"},"response":{"statusCode":200}}"#,
+            r#"{"timestamp":1773828000123,"userIdentity":{"email":"ann@acme.example"},"serviceName":"unityCatalog","actionName":"generateTemporaryTableCredential","requestParams":{"table_full_name":"main.hr.t1","operation":"WRITE"}}"#,
+            r#"{"timestamp":1773828000123,"serviceName":"clusters","actionName":"create"}"#,
+            r#"{"timestamp":1773828000123,"userIdentity":{"email":"a"},"serviceName":"unityCatalog","actionName":"listTables","requestParams":{}}"#,
+            r#"{"timestamp":1773828000123,"serviceName":"unityCatalog","actionName":"getTable","response":{"statusCode":403}}"#,
+        ] {
+            let fast = parse_fast(line.as_bytes(), &options).expect("the fast path takes it");
+            let value: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(Ok(fast), parse(&value, &options), "{line}");
+        }
+    }
+
+    #[test]
+    fn bad_utf8_in_a_skipped_value_is_left_to_the_value_path() {
+        // Found by the differential fuzz target: serde_json skips unknown values unchecked.
+        let mut line =
+            br#"{"timestamp":1773828000000,"serviceName":"x","userAgent":"Runt"#.to_vec();
+        line.extend_from_slice(&[0xff, 0xfe]);
+        line.extend_from_slice(br#"ime"}"#);
+        assert_eq!(parse_fast(&line, &Options::default()), None);
+    }
 }

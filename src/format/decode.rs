@@ -300,7 +300,7 @@ fn printable_names(event: &AccessEvent<'_>) -> Result<(), ParseError> {
 #[inline]
 fn printable<const N: usize>(names: [(&'static str, &str); N]) -> Result<(), ParseError> {
     for (field, name) in names {
-        if let Some(at) = name.bytes().position(|b| b < 0x20 || b == 0x7f) {
+        if let Some(at) = first_control(name.as_bytes()) {
             return Err(ParseError::ControlCharacter {
                 field,
                 code: name.as_bytes()[at],
@@ -311,10 +311,75 @@ fn printable<const N: usize>(names: [(&'static str, &str); N]) -> Result<(), Par
     Ok(())
 }
 
+/// Repeated in every byte of a word, for the word-at-a-time searches.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in some byte where `word` has a byte below `n` (n <= 0x80): the classic
+/// "has a byte less than" test, which never misses one.
+#[inline]
+pub(super) fn bytes_below(word: u64, n: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH
+}
+
+/// High bit set in some byte where `word` has the byte `b`.
+#[inline]
+pub(super) fn bytes_equal(word: u64, b: u8) -> u64 {
+    bytes_below(word ^ (ONES * u64::from(b)), 1)
+}
+
+/// The first byte of `bytes` that `is` holds for: eight bytes at a time while `word_may_hold`
+/// (which must never miss one such byte of a word) says none is there, then byte by byte.
+#[inline]
+pub(super) fn first_byte_where(
+    bytes: &[u8],
+    word_may_hold: impl Fn(u64) -> bool,
+    is: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
+        if word_may_hold(word) {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| is(b)).map(|i| at + i)
+}
+
+/// The first control character (below 0x20, or DEL) of `bytes`. Every name of every event
+/// goes through here.
+#[inline]
+fn first_control(bytes: &[u8]) -> Option<usize> {
+    first_byte_where(
+        bytes,
+        |w| (bytes_below(w, 0x20) | bytes_equal(w, 0x7f)) != 0,
+        |b| b < 0x20 || b == 0x7f,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::time::EpochUnit;
+
+    #[test]
+    fn the_word_at_a_time_search_finds_every_control_character() {
+        let mut name: Vec<u8> = "user00042@corp.example/warehouse.schema07.table123 é".into();
+        assert_eq!(first_control(&name), None);
+        for at in 0..name.len() {
+            for control in [0x00, 0x1b, 0x1f, b'\n', 0x7f] {
+                let saved = name[at];
+                name[at] = control;
+                let want = name.iter().position(|&b| b < 0x20 || b == 0x7f);
+                assert_eq!(first_control(&name), want, "{at} {control}");
+                name[at] = saved;
+            }
+        }
+        for printable in [0x20u8, 0x7e, 0x80, 0xff] {
+            assert_eq!(first_control(&[printable; 19]), None);
+        }
+    }
 
     /// What a decoder gave, as text, in order.
     #[derive(Default)]

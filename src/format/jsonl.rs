@@ -177,20 +177,31 @@ impl JsonLinesParser {
 
     /// Parses one line (without its newline). Blank lines give `Ok(None)`.
     pub fn parse<'a>(&self, line: &'a [u8]) -> Result<Option<Canonical<'a>>, ParseError> {
-        let text = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
-            column: e.valid_up_to() + 1,
-        })?;
-        let start = text.len() - text.trim_ascii_start().len();
-        match text.as_bytes().get(start) {
-            None => return Ok(None),
-            Some(b'{') => {}
-            Some(_) => {
-                return Err(ParseError::Json {
-                    message: "expected a JSON object (a line starting with `{`)".into(),
-                    column: start + 1,
-                });
-            }
+        let Some(text) = object_text(line)? else {
+            return Ok(None);
+        };
+        if self.canonical
+            && let Some(event) = super::canonical::access(text)
+        {
+            return Ok(Some(Canonical::Access(event)));
         }
+        self.parse_serde(text)
+    }
+
+    /// [`JsonLinesParser::parse`] without the canonical byte scanner: serde_json alone (its
+    /// flat pass, then the general one). The scanner must agree with it on every line; the
+    /// differential fuzz target and the property test call both.
+    pub fn parse_with_serde<'a>(
+        &self,
+        line: &'a [u8],
+    ) -> Result<Option<Canonical<'a>>, ParseError> {
+        match object_text(line)? {
+            Some(text) => self.parse_serde(text),
+            None => Ok(None),
+        }
+    }
+
+    fn parse_serde<'a>(&self, text: &'a str) -> Result<Option<Canonical<'a>>, ParseError> {
         if self.flat
             && let Some(event) = self.parse_flat(text)
         {
@@ -368,9 +379,26 @@ impl JsonLinesParser {
     }
 }
 
+/// The line as text, if it holds an object (`None` if blank); an error naming the column
+/// otherwise.
+fn object_text(line: &[u8]) -> Result<Option<&str>, ParseError> {
+    let text = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
+        column: e.valid_up_to() + 1,
+    })?;
+    let start = text.len() - text.trim_ascii_start().len();
+    match text.as_bytes().get(start) {
+        None => Ok(None),
+        Some(b'{') => Ok(Some(text)),
+        Some(_) => Err(ParseError::Json {
+            message: "expected a JSON object (a line starting with `{`)".into(),
+            column: start + 1,
+        }),
+    }
+}
+
 /// Empty or only white space (checked without trimming: the first other character ends it).
 #[inline]
-fn is_blank(s: &str) -> bool {
+pub(super) fn is_blank(s: &str) -> bool {
     // Almost every name starts with a printable ASCII character.
     match s.as_bytes().first() {
         Some(b) if b.is_ascii_graphic() => false,

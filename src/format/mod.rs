@@ -2,6 +2,7 @@
 //! it cannot. Parsers are pure (no I/O) so that every source — files, stdin, a live tail — shares
 //! them, and so that they can be fuzzed.
 
+mod canonical;
 pub mod cloudtrail;
 pub mod databricks;
 pub mod decode;

@@ -434,3 +434,243 @@ proptest! {
         );
     }
 }
+
+// The canonical JSON-lines scanner (src/format/canonical.rs) against serde_json alone: for any
+// line — canonical, nearly canonical, or broken anywhere — both give the same event or the
+// same error.
+
+/// A JSON value as it may appear in a log line, usual or not.
+fn json_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z0-9@._-]{0,12}".prop_map(|s| format!("\"{s}\"")),
+        1 => Just("\"\"".to_string()),
+        1 => Just("\"  \"".to_string()),
+        1 => "[a-z]{0,4}".prop_map(|s| format!("\"{s}\\\"q\"")),
+        1 => "[a-z]{0,4}".prop_map(|s| format!("\"\\u0041{s}\"")),
+        1 => Just("\"tab\there\"".to_string()),
+        1 => "[a-zé☃]{1,4}".prop_map(|s| format!("\"{s}\"")),
+        2 => any::<i64>().prop_map(|n| n.to_string()),
+        1 => (0u64..100).prop_map(|n| n.to_string()),
+        1 => prop_oneof![
+            Just("-0"), Just("012"), Just("1.5"), Just("1e3"), Just("-"), Just("99999999999999999999"),
+            Just("null"), Just("true"), Just("false"), Just("{}"), Just("[1]"), Just("{\"a\":1}"),
+        ]
+        .prop_map(str::to_string),
+    ]
+}
+
+/// A timestamp value: RFC 3339 in many shapes (valid or not), epoch numbers, other things.
+fn ts_value() -> impl Strategy<Value = String> {
+    let date = (
+        prop_oneof![
+            Just(999i32),
+            Just(1000),
+            Just(1970),
+            Just(2024),
+            Just(2026),
+            Just(9999)
+        ],
+        0u32..14,
+        0u32..33,
+        0u32..25,
+        0u32..61,
+        0u32..61,
+    );
+    let fraction = prop_oneof![Just(String::new()), Just(".".to_string()), "\\.[0-9]{1,11}"];
+    let zone =
+        prop_oneof![4 => Just("Z"), 1 => Just("+00:00"), 1 => Just("z"), 1 => Just("+02:00")];
+    prop_oneof![
+        6 => (date, fraction, zone, prop_oneof![Just('T'), Just(' '), Just('t')]).prop_map(
+            |((y, mo, d, h, mi, s), f, z, t)| {
+                format!("\"{y:04}-{mo:02}-{d:02}{t}{h:02}:{mi:02}:{s:02}{f}{z}\"")
+            }
+        ),
+        1 => (1_000_000_000i64..2_000_000_000_000).prop_map(|n| n.to_string()),
+        1 => json_value(),
+    ]
+}
+
+fn white() -> impl Strategy<Value = &'static str> {
+    prop_oneof![8 => Just(""), 1 => Just(" "), 1 => Just("\t"), 1 => Just(" \r ")]
+}
+
+/// A line: keys (mapped, unknown, permission fields, repeated) in any order, values of any
+/// kind, white space anywhere, sometimes a byte changed or trailing garbage.
+fn log_line() -> impl Strategy<Value = Vec<u8>> {
+    let key = prop_oneof![
+        3 => Just("ts"), 3 => Just("principal"), 3 => Just("table"), 2 => Just("action"),
+        1 => Just("rows"), 1 => Just("bytes"), 1 => Just("other"), 1 => Just("grantee"),
+        1 => Just("Table"),
+    ];
+    let member = (key, white(), white(), white(), white()).prop_flat_map(|(k, a, b, c, d)| {
+        let value = if k == "ts" {
+            ts_value().boxed()
+        } else {
+            json_value().boxed()
+        };
+        value.prop_map(move |v| format!("{a}\"{k}\"{b}:{c}{v}{d}"))
+    });
+    let members = prop::collection::vec(member, 0..8);
+    let canonical = (
+        ts_value(),
+        "[a-z]{1,8}",
+        "[a-z.]{1,10}",
+        prop::option::of("[A-Z]{3,6}"),
+    )
+        .prop_map(|(ts, p, t, a)| {
+            let action = a
+                .map(|a| format!(",\"action\":\"{a}\""))
+                .unwrap_or_default();
+            format!("{{\"ts\":{ts},\"principal\":\"{p}\",\"table\":\"{t}\"{action}}}")
+        });
+    let object = prop_oneof![
+        members.prop_map(|m| format!("{{{}}}", m.join(","))),
+        canonical,
+    ];
+    (
+        object,
+        white(),
+        prop_oneof![8 => Just(""), 1 => Just(" x"), 1 => Just(","), 1 => Just("}")],
+        prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    )
+        .prop_map(|(object, ws, tail, edit)| {
+            let mut line = format!("{ws}{object}{tail}").into_bytes();
+            if let Some((at, byte)) = edit {
+                let at = at
+                    .index(line.len().max(1))
+                    .min(line.len().saturating_sub(1));
+                if !line.is_empty() {
+                    line[at] = byte;
+                }
+            }
+            line
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+    #[test]
+    fn the_canonical_scanner_agrees_with_serde_json(line in log_line()) {
+        use exposure::format::jsonl::{FieldPaths, JsonLinesParser};
+        let parser = JsonLinesParser::new(&FieldPaths::default(), exposure::time::EpochUnit::Auto)
+            .unwrap();
+        prop_assert_eq!(parser.parse(&line), parser.parse_with_serde(&line), "{}", String::from_utf8_lossy(&line));
+    }
+}
+
+// Databricks' typed fast path against the parse through `serde_json::Value`: the same items or
+// the same error for delivered records of every usual and unusual shape.
+
+fn databricks_record() -> impl Strategy<Value = String> {
+    let text = || {
+        prop_oneof![
+            4 => "[a-z.@_]{0,10}".prop_map(|s| format!("\"{s}\"")),
+            1 => Just("\"\"".to_string()),
+            1 => Just("null".to_string()),
+            1 => Just("7".to_string()),
+            1 => Just("\"a\\u0062\"".to_string()),
+        ]
+    };
+    let field = prop_oneof![
+        3 => prop_oneof![Just("1773828000123"), Just("-5"), Just("1.5"), Just("\"2026-03-18T10:00:00Z\""), Just("null"), Just("99999999999999999999")]
+            .prop_map(|v| format!("\"timestamp\":{v}")),
+        3 => prop_oneof![Just("\"unityCatalog\""), Just("\"clusters\""), Just("\"\""), Just("3")]
+            .prop_map(|v| format!("\"serviceName\":{v}")),
+        3 => prop_oneof![
+            Just("\"getTable\""), Just("\"generateTemporaryTableCredential\""), Just("\"listTables\""),
+            Just("\"updatePermissions\""), Just("null"),
+        ]
+        .prop_map(|v| format!("\"actionName\":{v}")),
+        3 => text().prop_map(|v| format!("\"userIdentity\":{{\"email\":{v}}}")),
+        3 => (text(), text(), text(), prop_oneof![Just("\"READ\""), Just("\"WRITE\""), Just("\"read\"")])
+            .prop_map(|(a, b, c, op)| format!(
+                "\"requestParams\":{{\"full_name_arg\":{a},\"table_full_name\":{b},\"full_name\":{c},\"operation\":{op}}}"
+            )),
+        1 => Just("\"requestParams\":\"{\\\"full_name_arg\\\":\\\"main.hr.t\\\"}\"".to_string()),
+        1 => Just("\"requestParams\":[[\"full_name_arg\",\"main.hr.t\"]]".to_string()),
+        2 => prop_oneof![Just("200"), Just("403"), Just("null"), Just("\"200\"")]
+            .prop_map(|v| format!("\"response\":{{\"statusCode\":{v}}}")),
+        1 => Just("\"response\":{\"status_code\":500}".to_string()),
+        1 => Just("\"event_time\":\"2026-03-18T10:00:00Z\"".to_string()),
+        1 => Just("\"service_name\":\"unityCatalog\"".to_string()),
+        1 => Just("\"other\":{\"x\":[1,2]}".to_string()),
+    ];
+    (
+        prop::collection::vec(field, 0..9),
+        prop_oneof![8 => Just(""), 1 => Just(" x")],
+    )
+        .prop_map(|(fields, tail)| format!("{{{}}}{tail}", fields.join(",")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+    #[test]
+    fn the_databricks_fast_path_agrees_with_the_value_path(record in databricks_record()) {
+        use exposure::format::Format;
+        use exposure::format::vendor::{VendorOptions, parse_json_record_as_value, parse_record_line};
+        let options = VendorOptions::default();
+        let mut out = Vec::new();
+        parse_record_line(Format::Databricks, &options, 1, record.as_bytes(), &mut out);
+        let (_, fast) = out.pop().unwrap();
+        let value = parse_json_record_as_value(Format::Databricks, &options, record.as_bytes());
+        prop_assert_eq!(fast, value, "{}", record);
+    }
+}
+
+// GCP's typed fast path: whenever it takes an entry, the parse through `serde_json::Value` gives
+// the same items.
+
+fn gcp_entry() -> impl Strategy<Value = String> {
+    let metadata_key = prop_oneof![
+        4 => Just("tableDataRead"), 1 => Just("tableDataChange"), 1 => Just("jobChange"),
+        1 => Just("datasetChange"), 1 => Just("other"),
+    ];
+    let metadata = prop::collection::vec(
+        (
+            metadata_key,
+            prop_oneof![Just("{}"), Just("null"), Just("{\"reason\":\"JOB\"}")],
+        ),
+        0..3,
+    )
+    .prop_map(|kv| {
+        let fields: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", fields.join(","))
+    });
+    let payload_field = prop_oneof![
+        3 => metadata.prop_map(|m| format!("\"metadata\":{m}")),
+        3 => prop_oneof![
+            Just("\"projects/acme/datasets/hr/tables/t1\""), Just("\"projects/acme/datasets/hr\""),
+            Just("\"\""), Just("null"), Just("\"projects/a/datasets/d/tables/t/x\""),
+        ]
+        .prop_map(|v| format!("\"resourceName\":{v}")),
+        3 => prop_oneof![Just("\"ann@acme.example\""), Just("\"\""), Just("null"), Just("5")]
+            .prop_map(|v| format!("\"authenticationInfo\":{{\"principalEmail\":{v}}}")),
+        1 => Just("\"serviceData\":{}".to_string()),
+        1 => Just("\"serviceData\":null".to_string()),
+    ];
+    let payload =
+        prop::collection::vec(payload_field, 0..6).prop_map(|f| format!("{{{}}}", f.join(",")));
+    let field = prop_oneof![
+        4 => payload.prop_map(|p| format!("\"protoPayload\":{p}")),
+        3 => prop_oneof![
+            Just("\"2026-03-18T10:00:00.123456Z\""), Just("\"2026-03-18 10:00:00 UTC\""),
+            Just("\"yesterday\""), Just("1773828000"), Just("null"),
+        ]
+        .prop_map(|v| format!("\"timestamp\":{v}")),
+        1 => Just("\"receiveTimestamp\":\"2026-03-18T10:00:01Z\"".to_string()),
+        1 => Just("\"logName\":\"projects/acme/logs/x\"".to_string()),
+    ];
+    prop::collection::vec(field, 0..5).prop_map(|f| format!("{{{}}}", f.join(",")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+    #[test]
+    fn the_gcp_fast_path_agrees_with_the_value_path(entry in gcp_entry()) {
+        use exposure::format::gcp;
+        if let Some(fast) = gcp::parse_fast(entry.as_bytes()) {
+            let value: serde_json::Value = serde_json::from_str(&entry).unwrap();
+            prop_assert_eq!(Ok(fast), gcp::parse(&value), "{}", entry);
+        }
+    }
+}
