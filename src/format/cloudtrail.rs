@@ -43,11 +43,14 @@
 //! - `arn`: `userIdentity.arn` as logged (`arn:aws:sts::123:assumed-role/Analyst/alice`).
 
 use super::ParseError;
+use super::typed::{array_of_objects, from_object, object};
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -100,6 +103,168 @@ pub fn parse(value: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
         None => record(value, options, &mut items)?,
     }
     Ok(items)
+}
+
+/// A record in its usual shape, borrowed from the line: every field the fast path reads. A
+/// CloudTrail file's line is the same struct with `Records` (the records within are read, the
+/// rest of the line is not, as [`parse`] does).
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Record<'a> {
+    #[serde(
+        borrow,
+        rename = "Records",
+        default,
+        deserialize_with = "array_of_objects"
+    )]
+    records: Option<Vec<Record<'a>>>,
+    #[serde(borrow)]
+    eventTime: Option<Cow<'a, str>>,
+    errorCode: Option<IgnoredAny>,
+    #[serde(borrow)]
+    eventSource: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    eventName: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    eventCategory: Option<Cow<'a, str>>,
+    managementEvent: Option<bool>,
+    readOnly: Option<bool>,
+    #[serde(borrow, default, deserialize_with = "object")]
+    requestParameters: Option<Parameters<'a>>,
+    #[serde(borrow, default, deserialize_with = "object")]
+    userIdentity: Option<Identity<'a>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Parameters<'a> {
+    #[serde(borrow)]
+    bucketName: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    Key: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Identity<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "object")]
+    sessionContext: Option<SessionContext<'a>>,
+    #[serde(borrow)]
+    invokedBy: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    principalId: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    userName: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct SessionContext<'a> {
+    #[serde(borrow, default, deserialize_with = "object")]
+    sessionIssuer: Option<Issuer<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Issuer<'a> {
+    #[serde(borrow)]
+    arn: Option<Cow<'a, str>>,
+}
+
+/// A present, non-empty string, as [`super::vendor::json::string`] picks it.
+fn text<'s>(name: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
+    name.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The fast path of a line of data events in their usual shape (typed, borrowed; no
+/// `serde_json::Value`): `None` for anything else — a permission call, a copy, an access
+/// without `requestParameters.bucketName`, `resource = "arn"`, a field of another type, a
+/// duplicate key, an error to word — which [`parse`] then reads. Both give the same items (the
+/// differential fuzz target and `tests/it/properties.rs` check it).
+pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
+    if options.resource == ResourceChoice::Arn {
+        return None;
+    }
+    let line: Record = from_object(line)?;
+    let mut items = Vec::new();
+    match &line.records {
+        Some(records) => {
+            items.reserve(records.len());
+            for r in records {
+                items.push(record_fast(r, options)?);
+            }
+        }
+        None => items.push(record_fast(&line, options)?),
+    }
+    Some(items)
+}
+
+/// One record of [`parse_fast`], as [`record`] reads it.
+fn record_fast(r: &Record, options: &Options) -> Option<Item> {
+    let ts = super::vendor::json::parse_time_text(
+        r.eventTime.as_deref()?,
+        &crate::time::zone::LocalZone::UTC,
+    )
+    .ok()?;
+    if r.errorCode.is_some() {
+        return Some(Item::NotAccess(NotAccess::Failed));
+    }
+    let name = text(&r.eventName).unwrap_or("");
+    let source = text(&r.eventSource);
+    if source == Some("s3.amazonaws.com") && is_permission_call(name) {
+        return None;
+    }
+    let data_event = match text(&r.eventCategory) {
+        Some(category) => category == "Data",
+        None => match r.managementEvent {
+            Some(management) => !management,
+            None => is_data_api(source.unwrap_or(""), name),
+        },
+    };
+    if !data_event {
+        return Some(Item::NotAccess(NotAccess::Management));
+    }
+    if matches!(name, "CopyObject" | "UploadPartCopy") {
+        return None;
+    }
+    let parameters = r.requestParameters.as_ref()?;
+    let bucket = text(&parameters.bucketName)?;
+    let key = text(&parameters.key).or(text(&parameters.Key));
+    let table = name_of(bucket, key, options.resource);
+    let identity = r.userIdentity.as_ref()?;
+    let arn = text(&identity.arn);
+    let issuer = || {
+        let issuer = identity.sessionContext.as_ref()?.sessionIssuer.as_ref()?;
+        text(&issuer.arn)
+    };
+    let principal = match issuer() {
+        Some(issuer)
+            if text(&identity.kind) == Some("AssumedRole")
+                && options.principal != PrincipalChoice::Arn =>
+        {
+            match arn.and_then(|a| a.rsplit_once('/')).map(|(_, s)| s) {
+                Some(session) if options.principal == PrincipalChoice::Session => {
+                    format!("{issuer}/{session}")
+                }
+                _ => issuer.to_string(),
+            }
+        }
+        _ => arn
+            .or_else(|| text(&identity.invokedBy))
+            .or_else(|| text(&identity.principalId))
+            .or_else(|| text(&identity.userName))?
+            .to_string(),
+    };
+    let listing = matches!(name, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
+    let read = !listing && r.readOnly.unwrap_or(false);
+    Some(Item::Event(AccessEvent::classified(
+        ts, principal, table, read,
+    )))
 }
 
 /// The data APIs, for records too old to say whether they are data events: S3 object-level
@@ -494,6 +659,68 @@ fn principal(r: &Value, choice: PrincipalChoice) -> Result<String, ParseError> {
         return Ok(arn.to_string());
     }
     Ok(required(identity, &["invokedBy", "principalId", "userName"])?.to_string())
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    fn agree(line: &str, options: &Options) {
+        let fast = parse_fast(line.as_bytes(), options).expect("the fast path takes it");
+        let value: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(Ok(fast), parse(&value, options), "{line}");
+    }
+
+    const GET: &str = r#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/Analyst/alice","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/Analyst"}}},"eventTime":"2026-03-18T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","requestParameters":{"bucketName":"lake","key":"customers/dt=2026-03-16/part-0.parquet"},"readOnly":true,"resources":[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::lake/customers/dt=2026-03-16/part-0.parquet"}],"eventCategory":"Data"}"#;
+
+    #[test]
+    fn usual_records_and_files_take_the_fast_path_with_the_same_items() {
+        let listing = GET.replace("GetObject", "ListObjectsV2");
+        let failed = GET.replace(
+            r#""eventCategory""#,
+            r#""errorCode":"AccessDenied","eventCategory""#,
+        );
+        let management = GET.replace(r#""Data""#, r#""Management""#);
+        let user = GET.replace(r#""type":"AssumedRole""#, r#""type":"IAMUser""#);
+        let file = format!(r#"{{"Records":[{GET},{listing},{failed},{management}]}}"#);
+        for principal in [
+            PrincipalChoice::Session,
+            PrincipalChoice::Role,
+            PrincipalChoice::Arn,
+        ] {
+            for resource in [
+                ResourceChoice::Dataset,
+                ResourceChoice::Object,
+                ResourceChoice::Bucket,
+            ] {
+                let options = Options {
+                    principal,
+                    resource,
+                };
+                for line in [GET, &listing, &failed, &management, &user, &file] {
+                    agree(line, &options);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_records_are_left_to_the_value_path() {
+        let options = Options::default();
+        let copy = GET.replace("GetObject", "CopyObject");
+        let policy = GET.replace("GetObject", "PutBucketPolicy");
+        let no_bucket = GET.replace("bucketName", "bucket");
+        let array_identity = GET.replace(r#""userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/Analyst/alice","#, r#""userIdentity":["AssumedRole"],"x":{"#);
+        let null_records = r#"{"Records":null}"#.to_string();
+        for line in [&copy, &policy, &no_bucket, &array_identity, &null_records] {
+            assert!(parse_fast(line.as_bytes(), &options).is_none(), "{line}");
+        }
+        let arn = Options {
+            resource: ResourceChoice::Arn,
+            ..Options::default()
+        };
+        assert!(parse_fast(GET.as_bytes(), &arn).is_none());
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! or a schema or catalog: a container of its tables) to the principal.
 
 use super::ParseError;
+use super::typed::{from_object, object};
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
@@ -72,10 +73,11 @@ struct Delivered<'a> {
     serviceName: Option<Cow<'a, str>>,
     #[serde(borrow)]
     actionName: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "object")]
     userIdentity: Option<Identity<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "object")]
     requestParams: Option<Params<'a>>,
+    #[serde(default, deserialize_with = "object")]
     response: Option<Response>,
     event_time: Option<IgnoredAny>,
     service_name: Option<IgnoredAny>,
@@ -122,10 +124,9 @@ fn first<'a>(names: &[&'a Option<Cow<'_, str>>]) -> Option<&'a str> {
 /// a duplicate key, a permission change, an error to word — which [`parse`] then reads. Both give
 /// the same items (the differential fuzz target and `tests/it/properties.rs` check it).
 pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
-    // serde_json skips the values of unknown keys without checking their UTF-8: the whole line
-    // is checked first, as the `Value` path checks it (found by the differential fuzz target).
-    let text = std::str::from_utf8(line).ok()?;
-    let record: Delivered = serde_json::from_str(text).ok()?;
+    // `from_object` checks the whole line's UTF-8, as the `Value` path does (serde_json skips
+    // unknown keys' values unchecked: found by the differential fuzz target).
+    let record: Delivered = from_object(line)?;
     let export_shape = record.event_time.is_some()
         || record.service_name.is_some()
         || record.action_name.is_some()

@@ -18,6 +18,7 @@
 //! `serviceAccount:` prefix taken off (`allUsers`, `allAuthenticatedUsers`, `domain:…` kept).
 
 use super::ParseError;
+use super::typed::object;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
@@ -67,7 +68,7 @@ impl<'de> serde::Deserialize<'de> for Seen {
 #[derive(serde::Deserialize)]
 #[allow(non_snake_case)]
 struct DataRead<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "object")]
     protoPayload: Option<Payload<'a>>,
     #[serde(borrow)]
     timestamp: Option<std::borrow::Cow<'a, str>>,
@@ -76,10 +77,11 @@ struct DataRead<'a> {
 #[derive(serde::Deserialize)]
 #[allow(non_snake_case)]
 struct Payload<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "object")]
     authenticationInfo: Option<Authentication<'a>>,
     #[serde(borrow)]
     resourceName: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, deserialize_with = "object")]
     metadata: Option<Metadata>,
     #[serde(default)]
     serviceData: Seen,
@@ -110,9 +112,7 @@ struct Metadata {
 /// then reads. Both give the same items (the differential fuzz target and
 /// `tests/it/properties.rs` check it).
 pub fn parse_fast(line: &[u8]) -> Option<Vec<Item>> {
-    // serde_json skips unknown values without checking their UTF-8; the `Value` path checks it.
-    let text = std::str::from_utf8(line).ok()?;
-    let entry: DataRead = serde_json::from_str(text).ok()?;
+    let entry: DataRead = super::typed::from_object(line)?;
     let payload = entry.protoPayload?;
     let metadata = payload.metadata?;
     let usual = !payload.serviceData.0

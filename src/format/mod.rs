@@ -11,6 +11,7 @@ pub mod grant_sql;
 pub mod jsonl;
 pub mod pgaudit;
 pub mod snowflake;
+mod typed;
 pub mod vendor;
 
 pub use decode::{DecodeSink, Decoder, Line};

@@ -17,11 +17,13 @@
 
 use super::ParseError;
 use super::grant_sql::{Fold, GrantContext, parse_grant};
+use super::typed::{from_object, objects_in};
 use super::vendor::json::{required, time};
 use super::vendor::{Item, NotAccess};
 use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +47,125 @@ const TABLE_DOMAINS: &[&str] = &[
     "external table",
     "dynamic table",
 ];
+
+/// An `ACCESS_HISTORY` row in its usual shape, borrowed from the line, in either case of keys.
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct AccessRow<'a> {
+    #[serde(borrow)]
+    query_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    QUERY_TYPE: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    query_start_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    QUERY_START_TIME: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    USER_NAME: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    base_objects_accessed: Column<'a>,
+    #[serde(borrow, default)]
+    BASE_OBJECTS_ACCESSED: Column<'a>,
+    #[serde(borrow, default)]
+    direct_objects_accessed: Column<'a>,
+    #[serde(borrow, default)]
+    DIRECT_OBJECTS_ACCESSED: Column<'a>,
+}
+
+/// An objects column as the fast path reads it: absent, `null`, or an array of objects (JSON
+/// text and anything else is an error: the `Value` path reads those rows).
+#[derive(Default)]
+enum Column<'a> {
+    #[default]
+    Absent,
+    Null,
+    Objects(Vec<AccessedObject<'a>>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Column<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Column<'a>, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Column<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("null or an array of objects")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Column<'a>, E> {
+                Ok(Column::Null)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Column<'a>, E> {
+                Ok(Column::Null)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Column<'a>, A::Error> {
+                objects_in(seq).map(Column::Objects)
+            }
+        }
+        de.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct AccessedObject<'a> {
+    #[serde(borrow)]
+    objectDomain: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    objectName: Option<Cow<'a, str>>,
+}
+
+/// The fast path of an `ACCESS_HISTORY` row in its usual shape (typed, borrowed; no
+/// `serde_json::Value`): `None` for anything else — a `QUERY_HISTORY` row, objects as JSON text,
+/// a field of another type, a duplicate key, an error to word — which [`parse`] then reads. Both
+/// give the same items (the differential fuzz target and `tests/it/properties.rs` check it).
+pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
+    let row: AccessRow = from_object(line)?;
+    if row.query_type.is_some() || row.QUERY_TYPE.is_some() {
+        return None;
+    }
+    let time = row
+        .query_start_time
+        .as_ref()
+        .or(row.QUERY_START_TIME.as_ref())?;
+    let ts = super::vendor::json::parse_time_text(time, &crate::time::zone::LocalZone::UTC).ok()?;
+    let user = [&row.user_name, &row.USER_NAME]
+        .into_iter()
+        .filter_map(|u| u.as_deref())
+        .find(|u| !u.is_empty())?;
+    let (lower, upper) = match options.objects {
+        Objects::Base => (row.base_objects_accessed, row.BASE_OBJECTS_ACCESSED),
+        Objects::Direct => (row.direct_objects_accessed, row.DIRECT_OBJECTS_ACCESSED),
+    };
+    // The first column present, as `parse` picks it: a `null` one hides the other case's.
+    let column = match lower {
+        Column::Absent => upper,
+        present => present,
+    };
+    let mut items = Vec::new();
+    if let Column::Objects(objects) = column {
+        for object in &objects {
+            let domain = object.objectDomain.as_deref().unwrap_or("");
+            let name = object.objectName.as_deref().unwrap_or("");
+            let table_domain = TABLE_DOMAINS.iter().any(|d| d.eq_ignore_ascii_case(domain));
+            if table_domain && !name.is_empty() {
+                items.push(Item::Event(AccessEvent::classified(
+                    ts,
+                    user.to_string(),
+                    name.to_string(),
+                    true,
+                )));
+            }
+        }
+    }
+    if items.is_empty() {
+        items.push(Item::NotAccess(NotAccess::NoRelation));
+    }
+    Some(items)
+}
 
 pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
     if let Some(kind) = text(row, &["query_type", "QUERY_TYPE"]) {
@@ -138,5 +259,41 @@ fn query_history(row: &Value, kind: &str) -> Result<Vec<Item>, ParseError> {
             Ok(changes.into_iter().map(Item::Permission).collect())
         }
         _ => Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]),
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn usual_access_history_rows_take_the_fast_path_with_the_same_items() {
+        let options = Options::default();
+        for row in [
+            r#"{"QUERY_ID":"q1","QUERY_START_TIME":"2026-03-18 10:00:00.000 +0000","USER_NAME":"ANN","BASE_OBJECTS_ACCESSED":[{"objectDomain":"Table","objectName":"HR.PUBLIC.T1","columns":[{"columnName":"A"}]},{"objectDomain":"Stage","objectName":"S"}]}"#,
+            r#"{"query_start_time":"2026-03-18T10:00:00Z","user_name":"bob","base_objects_accessed":[{"objectDomain":"View","objectName":"HR.PUBLIC.V"}]}"#,
+            r#"{"query_start_time":"2026-03-18T10:00:00Z","user_name":"bob","base_objects_accessed":null,"BASE_OBJECTS_ACCESSED":[{"objectDomain":"Table","objectName":"A.B.C"}]}"#,
+            r#"{"query_start_time":"2026-03-18T10:00:00Z","user_name":"bob"}"#,
+        ] {
+            let fast = parse_fast(row.as_bytes(), &options).expect("the fast path takes it");
+            let value: Value = serde_json::from_str(row).unwrap();
+            assert_eq!(Ok(fast), parse(&value, &options), "{row}");
+        }
+    }
+
+    #[test]
+    fn other_rows_are_left_to_the_value_path() {
+        let options = Options::default();
+        for row in [
+            // QUERY_HISTORY: a grant.
+            r#"{"QUERY_TYPE":"GRANT","QUERY_TEXT":"GRANT SELECT ON TABLE A.B.C TO ROLE R","USER_NAME":"ANN","END_TIME":"2026-03-18 10:00:00 +0000"}"#,
+            // The objects as JSON text (a VARIANT column exported as a string).
+            r#"{"QUERY_START_TIME":"2026-03-18T10:00:00Z","USER_NAME":"ANN","BASE_OBJECTS_ACCESSED":"[]"}"#,
+            // An error to word: no user.
+            r#"{"QUERY_START_TIME":"2026-03-18T10:00:00Z","BASE_OBJECTS_ACCESSED":[]}"#,
+            r#"["2026-03-18T10:00:00Z","ANN"]"#,
+        ] {
+            assert!(parse_fast(row.as_bytes(), &options).is_none(), "{row}");
+        }
     }
 }

@@ -417,6 +417,8 @@ fn parse_json_record(
 ) -> Result<Vec<Item>, ParseError> {
     // Typed, borrowed fast paths for a record's usual shape; `None`: read through `Value`.
     let fast = match format {
+        Format::Cloudtrail => cloudtrail::parse_fast(bytes, &options.cloudtrail),
+        Format::Snowflake => snowflake::parse_fast(bytes, &options.snowflake),
         Format::Databricks => databricks::parse_fast(bytes, &options.databricks),
         Format::GcpAudit => gcp::parse_fast(bytes),
         _ => None,
@@ -528,12 +530,38 @@ pub(crate) mod json {
         }
     }
 
-    /// The common shape of database logs, `YYYY-MM-DD HH:MM:SS[.fff] UTC`, without chrono's
-    /// general parser.
+    /// The common shapes of database and warehouse logs, `YYYY-MM-DD HH:MM:SS[.fff] UTC` (or
+    /// `GMT`) and `YYYY-MM-DD HH:MM:SS[.fff] ±HHMM` (Snowflake's exports), without chrono's
+    /// general parser; `None` for anything else, which the general parser reads (the test
+    /// `sql_shapes_agree_with_the_general_parser` proves both give the same instant).
     fn sql_utc(text: &str) -> Option<Ts> {
-        let t = text
+        let (t, offset_secs) = match text
             .strip_suffix(" UTC")
-            .or_else(|| text.strip_suffix(" GMT"))?;
+            .or_else(|| text.strip_suffix(" GMT"))
+        {
+            Some(t) => (t, 0),
+            None => {
+                let (t, offset) = text.split_at_checked(text.len().checked_sub(6)?)?;
+                let o = offset.as_bytes();
+                let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+                    let d = o.get(r)?;
+                    d.iter()
+                        .all(u8::is_ascii_digit)
+                        .then(|| i64::from(d[0] - b'0') * 10 + i64::from(d[1] - b'0'))
+                };
+                let sign = match o[..2] {
+                    [b' ', b'+'] => 1,
+                    [b' ', b'-'] => -1,
+                    _ => return None,
+                };
+                let (hours, minutes) = (digits(2..4)?, digits(4..6)?);
+                // The general parser's bounds (`time::zone`).
+                if hours > 15 || minutes > 59 {
+                    return None;
+                }
+                (t, sign * (hours * 3600 + minutes * 60))
+            }
+        };
         let b = t.as_bytes();
         if b.len() < 19
             || b[4] != b'-'
@@ -565,7 +593,8 @@ pub(crate) mod json {
             let padded = format!("{digits:0<9}");
             micros = padded[..6].parse().ok()?;
         }
-        Some(date.and_time(time).and_utc().timestamp_micros() + micros)
+        Some(date.and_time(time).and_utc().timestamp_micros() + micros - offset_secs * 1_000_000)
+            .filter(|ts| crate::time::in_range(*ts))
     }
 
     fn type_name(value: &Value) -> &'static str {
@@ -634,5 +663,42 @@ mod tests {
         );
         assert_eq!(t("2026-03-18 10:00:00.5 UTC"), t("2026-03-18T10:00:00.5Z"));
         assert_eq!(t("2026-03-18 10:00:00"), t("2026-03-18T10:00:00Z"));
+    }
+
+    #[test]
+    fn sql_shapes_agree_with_the_general_parser() {
+        let general = |s: &str| crate::time::zone::parse_local_time(s, &LocalZone::UTC).ok();
+        for date in [
+            "2026-03-18 10:00:00",
+            "1999-12-31 23:59:59",
+            "2024-02-29 00:00:00",
+        ] {
+            for fraction in ["", ".0", ".5", ".000", ".123456", ".123456789"] {
+                for zone in [
+                    " +0000", " -0700", " +0530", " +1559", " -1559", " +1200", " UTC", " GMT",
+                ] {
+                    let text = format!("{date}{fraction}{zone}");
+                    let fast = json::parse_time_text(&text, &LocalZone::UTC).ok();
+                    assert!(fast.is_some(), "{text}");
+                    assert_eq!(fast, general(&text), "{text}");
+                }
+            }
+        }
+        // Not the fast shapes: the general parser decides.
+        for text in [
+            "2026-03-18 10:00:00 +2400",
+            "2026-03-18 10:00:00 +07",
+            "2026-03-18 10:00:00+0700",
+        ] {
+            assert_eq!(
+                json::parse_time_text(text, &LocalZone::UTC).ok(),
+                general(text).or_else(|| crate::time::parse_ts_str(
+                    text,
+                    crate::time::EpochUnit::Auto
+                )
+                .ok()),
+                "{text}"
+            );
+        }
     }
 }
