@@ -150,21 +150,31 @@ pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
         for object in &objects {
             let domain = object.objectDomain.as_deref().unwrap_or("");
             let name = object.objectName.as_deref().unwrap_or("");
-            let table_domain = TABLE_DOMAINS.iter().any(|d| d.eq_ignore_ascii_case(domain));
-            if table_domain && !name.is_empty() {
-                items.push(Item::Event(AccessEvent::classified(
-                    ts,
-                    user.to_string(),
-                    name.to_string(),
-                    true,
-                )));
-            }
+            items.extend(table_read(ts, user, domain, name));
         }
     }
+    Some(or_no_relation(items))
+}
+
+/// The read of an accessed object, if it is a table or view with a name.
+fn table_read(ts: crate::time::Ts, user: &str, domain: &str, name: &str) -> Option<Item> {
+    let table_domain = TABLE_DOMAINS.iter().any(|d| d.eq_ignore_ascii_case(domain));
+    (table_domain && !name.is_empty()).then(|| {
+        Item::Event(AccessEvent::classified(
+            ts,
+            user.to_string(),
+            name.to_string(),
+            true,
+        ))
+    })
+}
+
+/// A row's reads, or "no relation" when it has none.
+fn or_no_relation(mut items: Vec<Item>) -> Vec<Item> {
     if items.is_empty() {
         items.push(Item::NotAccess(NotAccess::NoRelation));
     }
-    Some(items)
+    items
 }
 
 pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
@@ -202,25 +212,14 @@ pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
         let domain = object
             .get("objectDomain")
             .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_lowercase();
+            .unwrap_or("");
         let name = object
             .get("objectName")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if TABLE_DOMAINS.contains(&domain.as_str()) && !name.is_empty() {
-            items.push(Item::Event(AccessEvent::classified(
-                ts,
-                user.to_string(),
-                name.to_string(),
-                true,
-            )));
-        }
+        items.extend(table_read(ts, user, domain, name));
     }
-    if items.is_empty() {
-        items.push(Item::NotAccess(NotAccess::NoRelation));
-    }
-    Ok(items)
+    Ok(or_no_relation(items))
 }
 
 /// The first of `keys` that `row` has as a string.
