@@ -116,7 +116,7 @@ fn named(name: Option<&str>) -> Option<&str> {
 }
 
 #[inline]
-fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+pub(super) fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
         at += 1;
     }
@@ -126,7 +126,7 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 /// A string without escapes or control characters starting at `at` (its opening quote):
 /// its text and the position after its closing quote.
 #[inline]
-fn string(text: &str, at: usize) -> Option<(&str, usize)> {
+pub(super) fn string(text: &str, at: usize) -> Option<(&str, usize)> {
     let bytes = text.as_bytes();
     if bytes.get(at) != Some(&b'"') {
         return None;

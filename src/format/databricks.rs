@@ -18,14 +18,12 @@
 //! or a schema or catalog: a container of its tables) to the principal.
 
 use super::ParseError;
-use super::typed::{from_object, object};
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
+use super::walk::{Json, once};
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
-use std::borrow::Cow;
 
 /// `[input.databricks]`
 #[derive(Debug, Clone, Deserialize)]
@@ -65,58 +63,131 @@ fn map_as_object(value: Value) -> Value {
 
 /// A delivered record in its usual shape, borrowed from the line: every field the parser reads,
 /// and the names of the export shape only to notice them (the fast path then gives way).
-#[derive(Deserialize)]
+#[derive(Default)]
 #[allow(non_snake_case)]
 struct Delivered<'a> {
     timestamp: Option<i64>,
-    #[serde(borrow)]
-    serviceName: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    actionName: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "object")]
+    serviceName: Option<&'a str>,
+    actionName: Option<&'a str>,
     userIdentity: Option<Identity<'a>>,
-    #[serde(borrow, default, deserialize_with = "object")]
     requestParams: Option<Params<'a>>,
-    #[serde(default, deserialize_with = "object")]
     response: Option<Response>,
-    event_time: Option<IgnoredAny>,
-    service_name: Option<IgnoredAny>,
-    action_name: Option<IgnoredAny>,
-    user_identity: Option<IgnoredAny>,
-    request_params: Option<IgnoredAny>,
+    /// A key of the export shape (`event_time`, `service_name`...) is there and not `null`.
+    export_shape: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Identity<'a> {
-    #[serde(borrow)]
-    email: Option<Cow<'a, str>>,
+    email: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Params<'a> {
-    #[serde(borrow)]
-    full_name_arg: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    table_full_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    full_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    operation: Option<Cow<'a, str>>,
+    full_name_arg: Option<&'a str>,
+    table_full_name: Option<&'a str>,
+    full_name: Option<&'a str>,
+    operation: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 #[allow(non_snake_case)]
 struct Response {
     statusCode: Option<i64>,
-    status_code: Option<IgnoredAny>,
+    /// `status_code` is there and not `null`.
+    status_code: bool,
+}
+
+impl<'a> Delivered<'a> {
+    fn read(json: &mut Json<'a>) -> Option<Delivered<'a>> {
+        let mut r = Delivered::default();
+        let mut seen = 0;
+        json.object(|json, key| {
+            let bit = match key {
+                "timestamp" => 1 << 0,
+                "serviceName" => 1 << 1,
+                "actionName" => 1 << 2,
+                "userIdentity" => 1 << 3,
+                "requestParams" => 1 << 4,
+                "response" => 1 << 5,
+                "event_time" => 1 << 6,
+                "service_name" => 1 << 7,
+                "action_name" => 1 << 8,
+                "user_identity" => 1 << 9,
+                "request_params" => 1 << 10,
+                _ => return json.skip(),
+            };
+            once(&mut seen, bit)?;
+            match key {
+                "timestamp" => r.timestamp = json.count_or_null()?,
+                "serviceName" => r.serviceName = json.text_or_null()?,
+                "actionName" => r.actionName = json.text_or_null()?,
+                "userIdentity" => {
+                    let mut identity = Identity::default();
+                    let mut seen = 0;
+                    let present = json.object_or_null(|json, key| {
+                        if key != "email" {
+                            return json.skip();
+                        }
+                        once(&mut seen, 1)?;
+                        identity.email = json.text_or_null()?;
+                        Some(())
+                    })?;
+                    r.userIdentity = present.then_some(identity);
+                }
+                "requestParams" => {
+                    let mut params = Params::default();
+                    let mut seen = 0;
+                    let present = json.object_or_null(|json, key| {
+                        let (bit, field) = match key {
+                            "full_name_arg" => (1, &mut params.full_name_arg),
+                            "table_full_name" => (2, &mut params.table_full_name),
+                            "full_name" => (4, &mut params.full_name),
+                            "operation" => (8, &mut params.operation),
+                            _ => return json.skip(),
+                        };
+                        once(&mut seen, bit)?;
+                        *field = json.text_or_null()?;
+                        Some(())
+                    })?;
+                    r.requestParams = present.then_some(params);
+                }
+                "response" => {
+                    let mut response = Response::default();
+                    let mut seen = 0;
+                    let present = json.object_or_null(|json, key| match key {
+                        "statusCode" => {
+                            once(&mut seen, 1)?;
+                            response.statusCode = json.count_or_null()?;
+                            Some(())
+                        }
+                        "status_code" => {
+                            once(&mut seen, 2)?;
+                            response.status_code = !json.null();
+                            if response.status_code {
+                                json.skip()?;
+                            }
+                            Some(())
+                        }
+                        _ => json.skip(),
+                    })?;
+                    r.response = present.then_some(response);
+                }
+                _ => {
+                    if !json.null() {
+                        r.export_shape = true;
+                        json.skip()?;
+                    }
+                }
+            }
+            Some(())
+        })?;
+        Some(r)
+    }
 }
 
 /// The first present, non-empty name, as [`super::vendor::json::string`] picks it.
-fn first<'a>(names: &[&'a Option<Cow<'_, str>>]) -> Option<&'a str> {
-    names
-        .iter()
-        .filter_map(|n| n.as_deref())
-        .find(|s| !s.is_empty())
+fn first<'a>(names: &[Option<&'a str>]) -> Option<&'a str> {
+    names.iter().flatten().copied().find(|s| !s.is_empty())
 }
 
 /// The fast path of a delivered record in its usual shape (typed, borrowed; no
@@ -124,25 +195,18 @@ fn first<'a>(names: &[&'a Option<Cow<'_, str>>]) -> Option<&'a str> {
 /// a duplicate key, a permission change, an error to word — which [`parse`] then reads. Both give
 /// the same items (the differential fuzz target and `tests/it/properties.rs` check it).
 pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
-    // `from_object` checks the whole line's UTF-8, as the `Value` path does (serde_json skips
-    // unknown keys' values unchecked: found by the differential fuzz target).
-    let record: Delivered = from_object(line)?;
-    let export_shape = record.event_time.is_some()
-        || record.service_name.is_some()
-        || record.action_name.is_some()
-        || record.user_identity.is_some()
-        || record.request_params.is_some();
-    if export_shape {
+    let record = Json::line(line, Delivered::read)?;
+    if record.export_shape {
         return None;
     }
     let ts =
         crate::time::ts_from_epoch_int(record.timestamp?, crate::time::EpochUnit::Auto).ok()?;
-    let service = first(&[&record.serviceName]).unwrap_or("");
+    let service = first(&[record.serviceName]).unwrap_or("");
     if service != "unityCatalog" {
         return Some(vec![Item::NotAccess(NotAccess::OtherCall)]);
     }
     let status = match &record.response {
-        Some(response) if response.status_code.is_some() && response.statusCode.is_none() => {
+        Some(response) if response.status_code && response.statusCode.is_none() => {
             return None;
         }
         Some(response) => response.statusCode.unwrap_or(200),
@@ -151,15 +215,15 @@ pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
     if status >= 400 {
         return Some(vec![Item::NotAccess(NotAccess::Failed)]);
     }
-    let action = first(&[&record.actionName]).unwrap_or("");
+    let action = first(&[record.actionName]).unwrap_or("");
     if action == "updatePermissions" {
         return None;
     }
     let params = record.requestParams.as_ref()?;
     let table = first(&[
-        &params.full_name_arg,
-        &params.table_full_name,
-        &params.full_name,
+        params.full_name_arg,
+        params.table_full_name,
+        params.full_name,
     ]);
     let mut read = options.read_actions.iter().any(|a| a == action);
     let Some(table) = table else {
@@ -167,9 +231,9 @@ pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
         return (!read).then(|| vec![Item::NotAccess(NotAccess::Metadata)]);
     };
     if action == "generateTemporaryTableCredential" {
-        read &= first(&[&params.operation]).is_none_or(|op| op.eq_ignore_ascii_case("READ"));
+        read &= first(&[params.operation]).is_none_or(|op| op.eq_ignore_ascii_case("READ"));
     }
-    let principal = first(&[&record.userIdentity.as_ref()?.email])?;
+    let principal = first(&[record.userIdentity.as_ref()?.email])?;
     Some(vec![Item::Event(AccessEvent::classified(
         ts,
         principal.to_string(),

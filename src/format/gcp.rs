@@ -18,21 +18,29 @@
 //! `serviceAccount:` prefix taken off (`allUsers`, `allAuthenticatedUsers`, `domain:…` kept).
 
 use super::ParseError;
-use super::typed::object;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
+use super::walk::{Json, once};
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde_json::Value;
 
 /// `projects/P/datasets/D/tables/T` (possibly followed by `/...`) -> `P.D.T`.
 pub fn table_name(resource: &str) -> Option<String> {
-    let parts: Vec<&str> = resource.split('/').collect();
-    match parts.as_slice() {
-        ["projects", p, "datasets", d, "tables", t, ..] if !t.is_empty() => {
-            Some(format!("{p}.{d}.{t}"))
-        }
-        _ => None,
+    let mut parts = resource.split('/');
+    let mut next = || parts.next();
+    let (projects, p, datasets, d, tables, t) =
+        (next()?, next()?, next()?, next()?, next()?, next()?);
+    if (projects, datasets, tables) != ("projects", "datasets", "tables") || t.is_empty() {
+        return None;
     }
+    let mut name = String::with_capacity(p.len() + d.len() + t.len() + 2);
+    for (i, part) in [p, d, t].into_iter().enumerate() {
+        if i > 0 {
+            name.push('.');
+        }
+        name.push_str(part);
+    }
+    Some(name)
 }
 
 /// The completed query job an entry reports, as `PROJECT:JOB_ID`, in either shape.
@@ -53,58 +61,93 @@ pub fn job_id(entry: &Value) -> Option<String> {
     ))
 }
 
-/// Whether a key was present, `null` included (as `Value::get(..).is_some()` sees it).
-#[derive(Default)]
-struct Seen(bool);
-
-impl<'de> serde::Deserialize<'de> for Seen {
-    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Seen, D::Error> {
-        serde::de::IgnoredAny::deserialize(de).map(|_| Seen(true))
-    }
-}
-
 /// A BigQuery `tableDataRead` entry in its usual shape, borrowed from the line; the other keys
 /// the parser looks at only to notice them (the fast path then gives way).
-#[derive(serde::Deserialize)]
-#[allow(non_snake_case)]
+#[derive(Default)]
 struct DataRead<'a> {
-    #[serde(borrow, default, deserialize_with = "object")]
-    protoPayload: Option<Payload<'a>>,
-    #[serde(borrow)]
-    timestamp: Option<std::borrow::Cow<'a, str>>,
+    timestamp: Option<&'a str>,
+    /// `protoPayload` is an object (`null` or absent: `false`).
+    payload: bool,
+    /// `protoPayload.metadata` is an object.
+    metadata: bool,
+    principal_email: Option<&'a str>,
+    resource_name: Option<&'a str>,
+    /// Whether `protoPayload.serviceData` is there (`null` included, as `Value::get` sees it).
+    service_data: bool,
+    /// Which of `metadata`'s `tableDataRead`, `tableDataChange`, `jobChange`, `datasetChange`
+    /// are there (by bit, in that order).
+    metadata_keys: u32,
+    /// The keys of `protoPayload` read so far (by bit), to leave a repeated one to the `Value`
+    /// path.
+    payload_keys: u32,
 }
 
-#[derive(serde::Deserialize)]
-#[allow(non_snake_case)]
-struct Payload<'a> {
-    #[serde(borrow, default, deserialize_with = "object")]
-    authenticationInfo: Option<Authentication<'a>>,
-    #[serde(borrow)]
-    resourceName: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, deserialize_with = "object")]
-    metadata: Option<Metadata>,
-    #[serde(default)]
-    serviceData: Seen,
-}
+impl<'a> DataRead<'a> {
+    fn read(json: &mut Json<'a>) -> Option<DataRead<'a>> {
+        let mut entry = DataRead::default();
+        let mut seen = 0;
+        json.object(|json, key| match key {
+            "timestamp" => {
+                once(&mut seen, 1)?;
+                entry.timestamp = json.text_or_null()?;
+                Some(())
+            }
+            "protoPayload" => {
+                once(&mut seen, 2)?;
+                entry.payload = json.object_or_null(|json, key| entry.payload_member(json, key))?;
+                Some(())
+            }
+            _ => json.skip(),
+        })?;
+        Some(entry)
+    }
 
-#[derive(serde::Deserialize)]
-#[allow(non_snake_case)]
-struct Authentication<'a> {
-    #[serde(borrow)]
-    principalEmail: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(serde::Deserialize)]
-#[allow(non_snake_case)]
-struct Metadata {
-    #[serde(default)]
-    tableDataRead: Seen,
-    #[serde(default)]
-    tableDataChange: Seen,
-    #[serde(default)]
-    jobChange: Seen,
-    #[serde(default)]
-    datasetChange: Seen,
+    fn payload_member(&mut self, json: &mut Json<'a>, key: &str) -> Option<()> {
+        let bit = match key {
+            "authenticationInfo" => 1,
+            "resourceName" => 2,
+            "metadata" => 4,
+            "serviceData" => 8,
+            _ => return json.skip(),
+        };
+        once(&mut self.payload_keys, bit)?;
+        match key {
+            "authenticationInfo" => {
+                let mut seen = 0;
+                json.object_or_null(|json, key| {
+                    if key != "principalEmail" {
+                        return json.skip();
+                    }
+                    once(&mut seen, 1)?;
+                    self.principal_email = json.text_or_null()?;
+                    Some(())
+                })?;
+            }
+            "resourceName" => self.resource_name = json.text_or_null()?,
+            "metadata" => {
+                let mut keys = 0;
+                self.metadata = json.object_or_null(|json, key| {
+                    let bit = match key {
+                        "tableDataRead" => 1,
+                        "tableDataChange" => 2,
+                        "jobChange" => 4,
+                        "datasetChange" => 8,
+                        _ => 0,
+                    };
+                    if bit != 0 {
+                        once(&mut keys, bit)?;
+                    }
+                    json.skip()
+                })?;
+                self.metadata_keys = keys;
+            }
+            _ => {
+                self.service_data = true;
+                json.skip()?;
+            }
+        }
+        Some(())
+    }
 }
 
 /// The fast path of the most common data-access entry, a BigQuery `tableDataRead` (typed,
@@ -112,28 +155,20 @@ struct Metadata {
 /// then reads. Both give the same items (the differential fuzz target and
 /// `tests/it/properties.rs` check it).
 pub fn parse_fast(line: &[u8]) -> Option<Vec<Item>> {
-    let entry: DataRead = super::typed::from_object(line)?;
-    let payload = entry.protoPayload?;
-    let metadata = payload.metadata?;
-    let usual = !payload.serviceData.0
-        && metadata.tableDataRead.0
-        && !metadata.datasetChange.0
-        && !metadata.tableDataChange.0
-        && !metadata.jobChange.0;
-    if !usual {
+    let entry = Json::line(line, DataRead::read)?;
+    // Only `tableDataRead` among `metadata`'s keys, and no `serviceData`.
+    let usual = entry.payload && entry.metadata && !entry.service_data;
+    if !usual || entry.metadata_keys != 1 {
         return None;
     }
     let ts =
-        super::vendor::json::parse_time_text(&entry.timestamp?, &crate::time::zone::LocalZone::UTC)
+        super::vendor::json::parse_time_text(entry.timestamp?, &crate::time::zone::LocalZone::UTC)
             .ok()?;
-    let table = table_name(payload.resourceName.as_deref()?)?;
-    let principal = payload
-        .authenticationInfo?
-        .principalEmail
-        .filter(|p| !p.is_empty())?;
+    let table = table_name(entry.resource_name?)?;
+    let principal = entry.principal_email.filter(|p| !p.is_empty())?;
     Some(vec![Item::Event(AccessEvent::classified(
         ts,
-        principal.into_owned(),
+        principal.to_string(),
         table,
         true,
     ))])

@@ -11,8 +11,8 @@ pub mod grant_sql;
 pub mod jsonl;
 pub mod pgaudit;
 pub mod snowflake;
-mod typed;
 pub mod vendor;
+mod walk;
 
 pub use decode::{DecodeSink, Decoder, Line};
 

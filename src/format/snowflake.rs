@@ -17,13 +17,12 @@
 
 use super::ParseError;
 use super::grant_sql::{Fold, GrantContext, parse_grant};
-use super::typed::{from_object, objects_in};
 use super::vendor::json::{required, time};
 use super::vendor::{Item, NotAccess};
+use super::walk::{Json, once};
 use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
-use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,33 +48,23 @@ const TABLE_DOMAINS: &[&str] = &[
 ];
 
 /// An `ACCESS_HISTORY` row in its usual shape, borrowed from the line, in either case of keys.
-#[derive(Deserialize)]
+#[derive(Default)]
 #[allow(non_snake_case)]
 struct AccessRow<'a> {
-    #[serde(borrow)]
-    query_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    QUERY_TYPE: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    query_start_time: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    QUERY_START_TIME: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    user_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    USER_NAME: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    query_type: Option<&'a str>,
+    QUERY_TYPE: Option<&'a str>,
+    query_start_time: Option<&'a str>,
+    QUERY_START_TIME: Option<&'a str>,
+    user_name: Option<&'a str>,
+    USER_NAME: Option<&'a str>,
     base_objects_accessed: Column<'a>,
-    #[serde(borrow, default)]
     BASE_OBJECTS_ACCESSED: Column<'a>,
-    #[serde(borrow, default)]
     direct_objects_accessed: Column<'a>,
-    #[serde(borrow, default)]
     DIRECT_OBJECTS_ACCESSED: Column<'a>,
 }
 
 /// An objects column as the fast path reads it: absent, `null`, or an array of objects (JSON
-/// text and anything else is an error: the `Value` path reads those rows).
+/// text and anything else is left to the `Value` path).
 #[derive(Default)]
 enum Column<'a> {
     #[default]
@@ -84,38 +73,70 @@ enum Column<'a> {
     Objects(Vec<AccessedObject<'a>>),
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Column<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Column<'a>, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Column<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("null or an array of objects")
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Column<'a>, E> {
-                Ok(Column::Null)
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<Column<'a>, E> {
-                Ok(Column::Null)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                seq: A,
-            ) -> Result<Column<'a>, A::Error> {
-                objects_in(seq).map(Column::Objects)
-            }
-        }
-        de.deserialize_any(Visit(std::marker::PhantomData))
+#[derive(Default)]
+#[allow(non_snake_case)]
+struct AccessedObject<'a> {
+    objectDomain: Option<&'a str>,
+    objectName: Option<&'a str>,
+}
+
+impl<'a> AccessRow<'a> {
+    fn read(json: &mut Json<'a>) -> Option<AccessRow<'a>> {
+        let mut row = AccessRow::default();
+        let mut seen = 0;
+        json.object(|json, key| {
+            let (bit, text) = match key {
+                "query_type" => (1 << 0, &mut row.query_type),
+                "QUERY_TYPE" => (1 << 1, &mut row.QUERY_TYPE),
+                "query_start_time" => (1 << 2, &mut row.query_start_time),
+                "QUERY_START_TIME" => (1 << 3, &mut row.QUERY_START_TIME),
+                "user_name" => (1 << 4, &mut row.user_name),
+                "USER_NAME" => (1 << 5, &mut row.USER_NAME),
+                _ => {
+                    let (bit, column) = match key {
+                        "base_objects_accessed" => (1 << 6, &mut row.base_objects_accessed),
+                        "BASE_OBJECTS_ACCESSED" => (1 << 7, &mut row.BASE_OBJECTS_ACCESSED),
+                        "direct_objects_accessed" => (1 << 8, &mut row.direct_objects_accessed),
+                        "DIRECT_OBJECTS_ACCESSED" => (1 << 9, &mut row.DIRECT_OBJECTS_ACCESSED),
+                        _ => return json.skip(),
+                    };
+                    once(&mut seen, bit)?;
+                    *column = Column::read(json)?;
+                    return Some(());
+                }
+            };
+            once(&mut seen, bit)?;
+            *text = json.text_or_null()?;
+            Some(())
+        })?;
+        Some(row)
     }
 }
 
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct AccessedObject<'a> {
-    #[serde(borrow)]
-    objectDomain: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    objectName: Option<Cow<'a, str>>,
+impl<'a> Column<'a> {
+    fn read(json: &mut Json<'a>) -> Option<Column<'a>> {
+        if json.null() {
+            return Some(Column::Null);
+        }
+        let mut objects = Vec::new();
+        json.array(|json| {
+            let mut object = AccessedObject::default();
+            let mut seen = 0;
+            json.object(|json, key| {
+                let (bit, field) = match key {
+                    "objectDomain" => (1, &mut object.objectDomain),
+                    "objectName" => (2, &mut object.objectName),
+                    _ => return json.skip(),
+                };
+                once(&mut seen, bit)?;
+                *field = json.text_or_null()?;
+                Some(())
+            })?;
+            objects.push(object);
+            Some(())
+        })?;
+        Some(Column::Objects(objects))
+    }
 }
 
 /// The fast path of an `ACCESS_HISTORY` row in its usual shape (typed, borrowed; no
@@ -123,18 +144,15 @@ struct AccessedObject<'a> {
 /// a field of another type, a duplicate key, an error to word — which [`parse`] then reads. Both
 /// give the same items (the differential fuzz target and `tests/it/properties.rs` check it).
 pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
-    let row: AccessRow = from_object(line)?;
+    let row = Json::line(line, AccessRow::read)?;
     if row.query_type.is_some() || row.QUERY_TYPE.is_some() {
         return None;
     }
-    let time = row
-        .query_start_time
-        .as_ref()
-        .or(row.QUERY_START_TIME.as_ref())?;
+    let time = row.query_start_time.or(row.QUERY_START_TIME)?;
     let ts = super::vendor::json::parse_time_text(time, &crate::time::zone::LocalZone::UTC).ok()?;
-    let user = [&row.user_name, &row.USER_NAME]
+    let user = [row.user_name, row.USER_NAME]
         .into_iter()
-        .filter_map(|u| u.as_deref())
+        .flatten()
         .find(|u| !u.is_empty())?;
     let (lower, upper) = match options.objects {
         Objects::Base => (row.base_objects_accessed, row.BASE_OBJECTS_ACCESSED),
@@ -148,8 +166,8 @@ pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
     let mut items = Vec::new();
     if let Column::Objects(objects) = column {
         for object in &objects {
-            let domain = object.objectDomain.as_deref().unwrap_or("");
-            let name = object.objectName.as_deref().unwrap_or("");
+            let domain = object.objectDomain.unwrap_or("");
+            let name = object.objectName.unwrap_or("");
             items.extend(table_read(ts, user, domain, name));
         }
     }

@@ -558,6 +558,32 @@ proptest! {
     }
 }
 
+/// A member no format reads, with a value of every kind the fast paths skip unread — among
+/// them numbers serde_json refuses (`1e400`, a 400-digit integer: beyond `f64`), exponents,
+/// escapes, and nesting past serde_json's limit of 128.
+fn unread_member() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("1e400".to_string()),
+        Just("-1E-400".to_string()),
+        Just("2.5e3".to_string()),
+        Just("0.0".to_string()),
+        Just("-0".to_string()),
+        Just("13.25".to_string()),
+        Just("012".to_string()),
+        Just("1.".to_string()),
+        Just(format!("1{}", "0".repeat(400))),
+        Just(format!("0.{}", "1".repeat(400))),
+        Just("18446744073709551616".to_string()),
+        Just("\"a\\\"b\"".to_string()),
+        Just("\"\\u00e9\"".to_string()),
+        Just("{\"a\":[true,false,null,{}],\"b\":\"x\"}".to_string()),
+        Just(format!("{}{}", "[".repeat(70), "]".repeat(70))),
+        Just(format!("{}{}", "[".repeat(130), "]".repeat(130))),
+        Just("tru".to_string()),
+    ]
+    .prop_map(|v| format!("\"unread\":{v}"))
+}
+
 // Databricks' typed fast path against the parse through `serde_json::Value`: the same items or
 // the same error for delivered records of every usual and unusual shape.
 
@@ -597,6 +623,8 @@ fn databricks_record() -> impl Strategy<Value = String> {
         1 => Just("\"event_time\":\"2026-03-18T10:00:00Z\"".to_string()),
         1 => Just("\"service_name\":\"unityCatalog\"".to_string()),
         1 => Just("\"other\":{\"x\":[1,2]}".to_string()),
+        1 => unread_member(),
+        1 => unread_member().prop_map(|m| format!("\"requestParams\":{{{m},\"full_name\":\"main.hr.t\"}}")),
     ];
     (
         prop::collection::vec(field, 0..9),
@@ -650,6 +678,7 @@ fn gcp_entry() -> impl Strategy<Value = String> {
             .prop_map(|v| format!("\"authenticationInfo\":{{\"principalEmail\":{v}}}")),
         1 => Just("\"serviceData\":{}".to_string()),
         1 => Just("\"serviceData\":null".to_string()),
+        1 => unread_member(),
     ];
     let payload =
         prop::collection::vec(payload_field, 0..6).prop_map(|f| format!("{{{}}}", f.join(",")));
@@ -662,6 +691,7 @@ fn gcp_entry() -> impl Strategy<Value = String> {
         .prop_map(|v| format!("\"timestamp\":{v}")),
         1 => Just("\"receiveTimestamp\":\"2026-03-18T10:00:01Z\"".to_string()),
         1 => Just("\"logName\":\"projects/acme/logs/x\"".to_string()),
+        1 => unread_member(),
     ];
     prop::collection::vec(field, 0..5).prop_map(|f| format!("{{{}}}", f.join(",")))
 }
@@ -744,6 +774,8 @@ fn cloudtrail_record() -> impl Strategy<Value = String> {
         ]
         .prop_map(|v| format!("\"resources\":{v}")),
         1 => Just("\"Records\":null".to_string()),
+        1 => unread_member(),
+        1 => unread_member().prop_map(|m| format!("\"requestParameters\":{{{m},\"bucketName\":\"lake\"}}")),
     ];
     let record = prop::collection::vec(field, 0..12).prop_map(|f| format!("{{{}}}", f.join(",")));
     prop_oneof![
@@ -830,6 +862,7 @@ fn snowflake_row() -> impl Strategy<Value = String> {
         1 => prop_oneof![Just("\"GRANT\""), Just("\"SELECT\""), Just("null")]
             .prop_map(|v| format!("\"QUERY_TYPE\":{v}")),
         1 => Just("\"QUERY_ID\":\"q1\"".to_string()),
+        1 => unread_member(),
     ];
     prop::collection::vec(field, 0..8).prop_map(|f| format!("{{{}}}", f.join(",")))
 }
