@@ -537,3 +537,49 @@ fn a_bigquery_job_in_both_shapes_is_read_once_whichever_comes_first() {
     assert_eq!(reads.len(), 1, "{items:?}");
     assert_eq!(reads[0]["table"], "acme.hr.salaries");
 }
+
+/// A number beyond `f64`'s range in a field no parser reads (`"bytes": 1e400`) makes the record
+/// an error, as serde_json — the authority — refuses it, in every JSON vendor format; the same
+/// record with a number in range is read. (The fast paths once skipped such a value unchecked
+/// and gave the event.)
+#[test]
+fn a_number_serde_json_refuses_in_an_unread_field_is_an_error_in_every_format() {
+    let records = [
+        (
+            Format::Cloudtrail,
+            r#"{"eventTime":"2026-03-18T10:00:01Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventCategory":"Data","readOnly":true,"requestParameters":{"bucketName":"lake","key":"k.csv"},"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/ann"},"additionalEventData":{"bytesTransferredOut":NUMBER}}"#,
+        ),
+        (
+            Format::GcpAudit,
+            r#"{"protoPayload":{"authenticationInfo":{"principalEmail":"ann@acme.example"},"resourceName":"projects/acme/datasets/hr/tables/t","metadata":{"tableDataRead":{"reason":"JOB"}},"numResponseItems":NUMBER},"timestamp":"2026-03-18T10:00:01Z"}"#,
+        ),
+        (
+            Format::Snowflake,
+            r#"{"QUERY_ID":"q","QUERY_START_TIME":"2026-03-18 10:00:01.000 +0000","USER_NAME":"ANN","BASE_OBJECTS_ACCESSED":[{"objectDomain":"Table","objectName":"HR.PUBLIC.T"}],"ROWS_PRODUCED":NUMBER}"#,
+        ),
+        (
+            Format::Databricks,
+            r#"{"timestamp":1773828001000,"userIdentity":{"email":"ann@acme.example"},"serviceName":"unityCatalog","actionName":"getTable","requestParams":{"full_name_arg":"main.hr.t"},"response":{"statusCode":200},"executionTime":NUMBER}"#,
+        ),
+    ];
+    for (format, record) in records {
+        let (items, errors) = read_all(format, &record.replace("NUMBER", "12.5"));
+        assert_eq!(
+            (items.len(), errors.len()),
+            (1, 0),
+            "{format:?}: {errors:?}"
+        );
+        assert_eq!(
+            items[0]["principal"]
+                .as_str()
+                .map(|p| p.to_lowercase().contains("ann")),
+            Some(true)
+        );
+        for huge in ["1e400", &format!("1{}", "0".repeat(400))] {
+            let (items, errors) = read_all(format, &record.replace("NUMBER", huge));
+            assert!(items.is_empty(), "{format:?}: {items:?}");
+            assert_eq!(errors.len(), 1, "{format:?}");
+            assert!(errors[0].contains("number out of range"), "{}", errors[0]);
+        }
+    }
+}
