@@ -193,18 +193,11 @@ impl<'a> Record<'a> {
                 "requestParameters" => {
                     once(&mut seen, 1 << 8)?;
                     let mut p = Parameters::default();
-                    let mut seen = 0;
-                    let present = json.object_or_null(|json, key| {
-                        let (bit, field) = match key {
-                            "bucketName" => (1, &mut p.bucketName),
-                            "key" => (2, &mut p.key),
-                            "Key" => (4, &mut p.Key),
-                            _ => return json.skip(),
-                        };
-                        once(&mut seen, bit)?;
-                        *field = json.text_or_null()?;
-                        Some(())
-                    })?;
+                    let present = json.text_members([
+                        ("bucketName", &mut p.bucketName),
+                        ("key", &mut p.key),
+                        ("Key", &mut p.Key),
+                    ])?;
                     r.requestParameters = present.then_some(p);
                 }
                 "userIdentity" => {
@@ -240,16 +233,7 @@ impl<'a> Identity<'a> {
                             return json.skip();
                         }
                         once(&mut issuer_seen, 1)?;
-                        let mut arn_seen = 0;
-                        json.object_or_null(|json, key| {
-                            if key != "arn" {
-                                return json.skip();
-                            }
-                            once(&mut arn_seen, 1)?;
-                            *issuer = json.text_or_null()?;
-                            Some(())
-                        })
-                        .map(drop)
+                        json.text_members([("arn", &mut *issuer)]).map(drop)
                     })?;
                     return Some(());
                 }

@@ -123,32 +123,17 @@ impl<'a> Delivered<'a> {
                 "actionName" => r.actionName = json.text_or_null()?,
                 "userIdentity" => {
                     let mut identity = Identity::default();
-                    let mut seen = 0;
-                    let present = json.object_or_null(|json, key| {
-                        if key != "email" {
-                            return json.skip();
-                        }
-                        once(&mut seen, 1)?;
-                        identity.email = json.text_or_null()?;
-                        Some(())
-                    })?;
+                    let present = json.text_members([("email", &mut identity.email)])?;
                     r.userIdentity = present.then_some(identity);
                 }
                 "requestParams" => {
                     let mut params = Params::default();
-                    let mut seen = 0;
-                    let present = json.object_or_null(|json, key| {
-                        let (bit, field) = match key {
-                            "full_name_arg" => (1, &mut params.full_name_arg),
-                            "table_full_name" => (2, &mut params.table_full_name),
-                            "full_name" => (4, &mut params.full_name),
-                            "operation" => (8, &mut params.operation),
-                            _ => return json.skip(),
-                        };
-                        once(&mut seen, bit)?;
-                        *field = json.text_or_null()?;
-                        Some(())
-                    })?;
+                    let present = json.text_members([
+                        ("full_name_arg", &mut params.full_name_arg),
+                        ("table_full_name", &mut params.table_full_name),
+                        ("full_name", &mut params.full_name),
+                        ("operation", &mut params.operation),
+                    ])?;
                     r.requestParams = present.then_some(params);
                 }
                 "response" => {

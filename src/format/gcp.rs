@@ -113,15 +113,7 @@ impl<'a> DataRead<'a> {
         once(&mut self.payload_keys, bit)?;
         match key {
             "authenticationInfo" => {
-                let mut seen = 0;
-                json.object_or_null(|json, key| {
-                    if key != "principalEmail" {
-                        return json.skip();
-                    }
-                    once(&mut seen, 1)?;
-                    self.principal_email = json.text_or_null()?;
-                    Some(())
-                })?;
+                json.text_members([("principalEmail", &mut self.principal_email)])?;
             }
             "resourceName" => self.resource_name = json.text_or_null()?,
             "metadata" => {

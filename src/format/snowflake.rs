@@ -121,17 +121,12 @@ impl<'a> Column<'a> {
         let mut objects = Vec::new();
         json.array(|json| {
             let mut object = AccessedObject::default();
-            let mut seen = 0;
-            json.object(|json, key| {
-                let (bit, field) = match key {
-                    "objectDomain" => (1, &mut object.objectDomain),
-                    "objectName" => (2, &mut object.objectName),
-                    _ => return json.skip(),
-                };
-                once(&mut seen, bit)?;
-                *field = json.text_or_null()?;
-                Some(())
-            })?;
+            // An element is an object: `null` is the `Value` path's.
+            let is_object = json.text_members([
+                ("objectDomain", &mut object.objectDomain),
+                ("objectName", &mut object.objectName),
+            ])?;
+            is_object.then_some(())?;
             objects.push(object);
             Some(())
         })?;

@@ -195,6 +195,24 @@ impl<'a> Json<'a> {
         self.object(members).map(|()| true)
     }
 
+    /// An object (`Some(true)`) or `null` (`Some(false)`) whose members named in `fields` are
+    /// each a string or `null`, read into their place; other members are skipped. `None` for
+    /// anything else, a named member given twice included.
+    pub(crate) fn text_members<const N: usize>(
+        &mut self,
+        mut fields: [(&str, &mut Option<&'a str>); N],
+    ) -> Option<bool> {
+        let mut seen = 0;
+        self.object_or_null(|json, key| {
+            let Some(at) = fields.iter().position(|(name, _)| *name == key) else {
+                return json.skip();
+            };
+            once(&mut seen, 1 << at)?;
+            *fields[at].1 = json.text_or_null()?;
+            Some(())
+        })
+    }
+
     /// Any value, checked as serde_json would and skipped (see the module comment for what it
     /// leaves to serde_json).
     pub(crate) fn skip(&mut self) -> Option<()> {
