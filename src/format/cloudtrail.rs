@@ -45,7 +45,7 @@
 use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
-use super::walk::{Json, once};
+use super::walk::Json;
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde::Deserialize;
 use serde_json::Value;
@@ -145,12 +145,22 @@ impl<'a> Record<'a> {
     /// The record (or file of records) `json` is at; `None` for a key the fast path reads
     /// twice or of another type (the `Value` path decides those).
     fn read(json: &mut Json<'a>) -> Option<Record<'a>> {
+        const KEYS: &[&str] = &[
+            "Records",
+            "eventTime",
+            "errorCode",
+            "eventSource",
+            "eventName",
+            "eventCategory",
+            "managementEvent",
+            "readOnly",
+            "requestParameters",
+            "userIdentity",
+        ];
         let mut r = Record::default();
-        let mut seen = 0;
-        json.object(|json, key| {
+        json.named(KEYS, |json, key| {
             match key {
                 "Records" => {
-                    once(&mut seen, 1 << 0)?;
                     // An array of objects; `null` or anything else is the `Value` path's.
                     let mut records = Vec::new();
                     json.array(|json| {
@@ -159,39 +169,14 @@ impl<'a> Record<'a> {
                     })?;
                     r.records = Some(records);
                 }
-                "eventTime" => {
-                    once(&mut seen, 1 << 1)?;
-                    r.eventTime = json.text_or_null()?;
-                }
-                "errorCode" => {
-                    once(&mut seen, 1 << 2)?;
-                    r.failed = !json.null();
-                    if r.failed {
-                        json.skip()?;
-                    }
-                }
-                "eventSource" => {
-                    once(&mut seen, 1 << 3)?;
-                    r.eventSource = json.text_or_null()?;
-                }
-                "eventName" => {
-                    once(&mut seen, 1 << 4)?;
-                    r.eventName = json.text_or_null()?;
-                }
-                "eventCategory" => {
-                    once(&mut seen, 1 << 5)?;
-                    r.eventCategory = json.text_or_null()?;
-                }
-                "managementEvent" => {
-                    once(&mut seen, 1 << 6)?;
-                    r.managementEvent = json.bool_or_null()?;
-                }
-                "readOnly" => {
-                    once(&mut seen, 1 << 7)?;
-                    r.readOnly = json.bool_or_null()?;
-                }
+                "eventTime" => r.eventTime = json.text_or_null()?,
+                "errorCode" => r.failed = json.not_null()?,
+                "eventSource" => r.eventSource = json.text_or_null()?,
+                "eventName" => r.eventName = json.text_or_null()?,
+                "eventCategory" => r.eventCategory = json.text_or_null()?,
+                "managementEvent" => r.managementEvent = json.bool_or_null()?,
+                "readOnly" => r.readOnly = json.bool_or_null()?,
                 "requestParameters" => {
-                    once(&mut seen, 1 << 8)?;
                     let mut p = Parameters::default();
                     let present = json.text_members([
                         ("bucketName", &mut p.bucketName),
@@ -200,11 +185,7 @@ impl<'a> Record<'a> {
                     ])?;
                     r.requestParameters = present.then_some(p);
                 }
-                "userIdentity" => {
-                    once(&mut seen, 1 << 9)?;
-                    r.userIdentity = Identity::read(json)?;
-                }
-                _ => json.skip()?,
+                _ => r.userIdentity = Identity::read(json)?,
             }
             Some(())
         })?;
@@ -216,30 +197,30 @@ impl<'a> Identity<'a> {
     /// `userIdentity`: an object (`Some(Some(..))`) or `null` (`Some(None)`).
     fn read(json: &mut Json<'a>) -> Option<Option<Identity<'a>>> {
         let mut identity = Identity::default();
-        let mut seen = 0;
-        let present = json.object_or_null(|json, key| {
-            let (bit, field) = match key {
-                "type" => (1, &mut identity.kind),
-                "arn" => (2, &mut identity.arn),
-                "invokedBy" => (4, &mut identity.invokedBy),
-                "principalId" => (8, &mut identity.principalId),
-                "userName" => (16, &mut identity.userName),
-                "sessionContext" => {
-                    once(&mut seen, 32)?;
-                    let mut issuer_seen = 0;
+        let keys = [
+            "type",
+            "arn",
+            "invokedBy",
+            "principalId",
+            "userName",
+            "sessionContext",
+        ];
+        let present = json.named_or_null(&keys, |json, key| {
+            let field = match key {
+                "type" => &mut identity.kind,
+                "arn" => &mut identity.arn,
+                "invokedBy" => &mut identity.invokedBy,
+                "principalId" => &mut identity.principalId,
+                "userName" => &mut identity.userName,
+                _ => {
                     let issuer = &mut identity.issuer_arn;
-                    json.object_or_null(|json, key| {
-                        if key != "sessionIssuer" {
-                            return json.skip();
-                        }
-                        once(&mut issuer_seen, 1)?;
-                        json.text_members([("arn", &mut *issuer)]).map(drop)
-                    })?;
-                    return Some(());
+                    return json
+                        .named_or_null(&["sessionIssuer"], |json, _| {
+                            json.text_members([("arn", &mut *issuer)]).map(drop)
+                        })
+                        .map(drop);
                 }
-                _ => return json.skip(),
             };
-            once(&mut seen, bit)?;
             *field = json.text_or_null()?;
             Some(())
         })?;

@@ -20,7 +20,7 @@
 use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
-use super::walk::{Json, once};
+use super::walk::Json;
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde::Deserialize;
 use serde_json::Value;
@@ -99,24 +99,21 @@ struct Response {
 
 impl<'a> Delivered<'a> {
     fn read(json: &mut Json<'a>) -> Option<Delivered<'a>> {
+        const KEYS: &[&str] = &[
+            "timestamp",
+            "serviceName",
+            "actionName",
+            "userIdentity",
+            "requestParams",
+            "response",
+            "event_time",
+            "service_name",
+            "action_name",
+            "user_identity",
+            "request_params",
+        ];
         let mut r = Delivered::default();
-        let mut seen = 0;
-        json.object(|json, key| {
-            let bit = match key {
-                "timestamp" => 1 << 0,
-                "serviceName" => 1 << 1,
-                "actionName" => 1 << 2,
-                "userIdentity" => 1 << 3,
-                "requestParams" => 1 << 4,
-                "response" => 1 << 5,
-                "event_time" => 1 << 6,
-                "service_name" => 1 << 7,
-                "action_name" => 1 << 8,
-                "user_identity" => 1 << 9,
-                "request_params" => 1 << 10,
-                _ => return json.skip(),
-            };
-            once(&mut seen, bit)?;
+        json.named(KEYS, |json, key| {
             match key {
                 "timestamp" => r.timestamp = json.count_or_null()?,
                 "serviceName" => r.serviceName = json.text_or_null()?,
@@ -138,31 +135,19 @@ impl<'a> Delivered<'a> {
                 }
                 "response" => {
                     let mut response = Response::default();
-                    let mut seen = 0;
-                    let present = json.object_or_null(|json, key| match key {
-                        "statusCode" => {
-                            once(&mut seen, 1)?;
-                            response.statusCode = json.count_or_null()?;
-                            Some(())
-                        }
-                        "status_code" => {
-                            once(&mut seen, 2)?;
-                            response.status_code = !json.null();
-                            if response.status_code {
-                                json.skip()?;
+                    let present =
+                        json.named_or_null(&["statusCode", "status_code"], |json, key| {
+                            if key == "statusCode" {
+                                response.statusCode = json.count_or_null()?;
+                            } else {
+                                response.status_code = json.not_null()?;
                             }
                             Some(())
-                        }
-                        _ => json.skip(),
-                    })?;
+                        })?;
                     r.response = present.then_some(response);
                 }
-                _ => {
-                    if !json.null() {
-                        r.export_shape = true;
-                        json.skip()?;
-                    }
-                }
+                // A key of the export shape.
+                _ => r.export_shape |= json.not_null()?,
             }
             Some(())
         })?;

@@ -20,7 +20,7 @@
 use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
-use super::walk::{Json, once};
+use super::walk::Json;
 use crate::event::{AccessEvent, ChangeAction, PermissionChange};
 use serde_json::Value;
 
@@ -77,61 +77,48 @@ struct DataRead<'a> {
     /// Which of `metadata`'s `tableDataRead`, `tableDataChange`, `jobChange`, `datasetChange`
     /// are there (by bit, in that order).
     metadata_keys: u32,
-    /// The keys of `protoPayload` read so far (by bit), to leave a repeated one to the `Value`
-    /// path.
-    payload_keys: u32,
 }
 
 impl<'a> DataRead<'a> {
     fn read(json: &mut Json<'a>) -> Option<DataRead<'a>> {
         let mut entry = DataRead::default();
-        let mut seen = 0;
-        json.object(|json, key| match key {
-            "timestamp" => {
-                once(&mut seen, 1)?;
+        json.named(&["timestamp", "protoPayload"], |json, key| {
+            if key == "timestamp" {
                 entry.timestamp = json.text_or_null()?;
-                Some(())
+            } else {
+                let keys = [
+                    "authenticationInfo",
+                    "resourceName",
+                    "metadata",
+                    "serviceData",
+                ];
+                entry.payload =
+                    json.named_or_null(&keys, |json, key| entry.payload_member(json, key))?;
             }
-            "protoPayload" => {
-                once(&mut seen, 2)?;
-                entry.payload = json.object_or_null(|json, key| entry.payload_member(json, key))?;
-                Some(())
-            }
-            _ => json.skip(),
+            Some(())
         })?;
         Some(entry)
     }
 
     fn payload_member(&mut self, json: &mut Json<'a>, key: &str) -> Option<()> {
-        let bit = match key {
-            "authenticationInfo" => 1,
-            "resourceName" => 2,
-            "metadata" => 4,
-            "serviceData" => 8,
-            _ => return json.skip(),
-        };
-        once(&mut self.payload_keys, bit)?;
         match key {
             "authenticationInfo" => {
                 json.text_members([("principalEmail", &mut self.principal_email)])?;
             }
             "resourceName" => self.resource_name = json.text_or_null()?,
             "metadata" => {
-                let mut keys = 0;
-                self.metadata = json.object_or_null(|json, key| {
-                    let bit = match key {
-                        "tableDataRead" => 1,
-                        "tableDataChange" => 2,
-                        "jobChange" => 4,
-                        "datasetChange" => 8,
-                        _ => 0,
-                    };
-                    if bit != 0 {
-                        once(&mut keys, bit)?;
-                    }
+                let keys = [
+                    "tableDataRead",
+                    "tableDataChange",
+                    "jobChange",
+                    "datasetChange",
+                ];
+                let mut present = 0;
+                self.metadata = json.named_or_null(&keys, |json, key| {
+                    present |= 1 << keys.iter().position(|k| *k == key)?;
                     json.skip()
                 })?;
-                self.metadata_keys = keys;
+                self.metadata_keys = present;
             }
             _ => {
                 self.service_data = true;

@@ -19,7 +19,7 @@ use super::ParseError;
 use super::grant_sql::{Fold, GrantContext, parse_grant};
 use super::vendor::json::{required, time};
 use super::vendor::{Item, NotAccess};
-use super::walk::{Json, once};
+use super::walk::Json;
 use crate::event::AccessEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -82,30 +82,38 @@ struct AccessedObject<'a> {
 
 impl<'a> AccessRow<'a> {
     fn read(json: &mut Json<'a>) -> Option<AccessRow<'a>> {
+        const KEYS: &[&str] = &[
+            "query_type",
+            "QUERY_TYPE",
+            "query_start_time",
+            "QUERY_START_TIME",
+            "user_name",
+            "USER_NAME",
+            "base_objects_accessed",
+            "BASE_OBJECTS_ACCESSED",
+            "direct_objects_accessed",
+            "DIRECT_OBJECTS_ACCESSED",
+        ];
         let mut row = AccessRow::default();
-        let mut seen = 0;
-        json.object(|json, key| {
-            let (bit, text) = match key {
-                "query_type" => (1 << 0, &mut row.query_type),
-                "QUERY_TYPE" => (1 << 1, &mut row.QUERY_TYPE),
-                "query_start_time" => (1 << 2, &mut row.query_start_time),
-                "QUERY_START_TIME" => (1 << 3, &mut row.QUERY_START_TIME),
-                "user_name" => (1 << 4, &mut row.user_name),
-                "USER_NAME" => (1 << 5, &mut row.USER_NAME),
+        json.named(KEYS, |json, key| {
+            let text = match key {
+                "query_type" => &mut row.query_type,
+                "QUERY_TYPE" => &mut row.QUERY_TYPE,
+                "query_start_time" => &mut row.query_start_time,
+                "QUERY_START_TIME" => &mut row.QUERY_START_TIME,
+                "user_name" => &mut row.user_name,
+                "USER_NAME" => &mut row.USER_NAME,
                 _ => {
-                    let (bit, column) = match key {
-                        "base_objects_accessed" => (1 << 6, &mut row.base_objects_accessed),
-                        "BASE_OBJECTS_ACCESSED" => (1 << 7, &mut row.BASE_OBJECTS_ACCESSED),
-                        "direct_objects_accessed" => (1 << 8, &mut row.direct_objects_accessed),
-                        "DIRECT_OBJECTS_ACCESSED" => (1 << 9, &mut row.DIRECT_OBJECTS_ACCESSED),
-                        _ => return json.skip(),
+                    let column = match key {
+                        "base_objects_accessed" => &mut row.base_objects_accessed,
+                        "BASE_OBJECTS_ACCESSED" => &mut row.BASE_OBJECTS_ACCESSED,
+                        "direct_objects_accessed" => &mut row.direct_objects_accessed,
+                        _ => &mut row.DIRECT_OBJECTS_ACCESSED,
                     };
-                    once(&mut seen, bit)?;
                     *column = Column::read(json)?;
                     return Some(());
                 }
             };
-            once(&mut seen, bit)?;
             *text = json.text_or_null()?;
             Some(())
         })?;

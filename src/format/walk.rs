@@ -183,34 +183,62 @@ impl<'a> Json<'a> {
         Some(Some(value))
     }
 
-    /// An object (`Some(true)`, read by `members`) or `null` (`Some(false)`); `None` for
-    /// anything else.
-    pub(crate) fn object_or_null(
+    /// An object whose members named in `names` (at most 32) are each given to `member`, with
+    /// the name, to read its value; other members are skipped. `None` if `member` gives up or a
+    /// named member comes twice (the `Value` path takes the last: the line is left to it).
+    pub(crate) fn named(
         &mut self,
-        members: impl FnMut(&mut Json<'a>, &'a str) -> Option<()>,
+        names: &[&'static str],
+        mut member: impl FnMut(&mut Json<'a>, &'static str) -> Option<()>,
+    ) -> Option<()> {
+        debug_assert!(names.len() <= 32);
+        let mut seen = 0u32;
+        self.object(|json, key| {
+            let Some(at) = names.iter().position(|name| *name == key) else {
+                return json.skip();
+            };
+            let bit = 1 << at;
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            member(json, names[at])
+        })
+    }
+
+    /// [`Json::named`] of an object (`Some(true)`) or `null` (`Some(false)`).
+    pub(crate) fn named_or_null(
+        &mut self,
+        names: &[&'static str],
+        member: impl FnMut(&mut Json<'a>, &'static str) -> Option<()>,
     ) -> Option<bool> {
         if self.null() {
             return Some(false);
         }
-        self.object(members).map(|()| true)
+        self.named(names, member).map(|()| true)
     }
 
     /// An object (`Some(true)`) or `null` (`Some(false)`) whose members named in `fields` are
-    /// each a string or `null`, read into their place; other members are skipped. `None` for
-    /// anything else, a named member given twice included.
+    /// each a string or `null`, read into their place (see [`Json::named`]).
     pub(crate) fn text_members<const N: usize>(
         &mut self,
-        mut fields: [(&str, &mut Option<&'a str>); N],
+        mut fields: [(&'static str, &mut Option<&'a str>); N],
     ) -> Option<bool> {
-        let mut seen = 0;
-        self.object_or_null(|json, key| {
-            let Some(at) = fields.iter().position(|(name, _)| *name == key) else {
-                return json.skip();
-            };
-            once(&mut seen, 1 << at)?;
-            *fields[at].1 = json.text_or_null()?;
+        let names: [&'static str; N] = std::array::from_fn(|i| fields[i].0);
+        self.named_or_null(&names, |json, name| {
+            let field = fields.iter_mut().find(|(n, _)| *n == name)?;
+            *field.1 = json.text_or_null()?;
             Some(())
         })
+    }
+
+    /// Whether the value is anything but `null` (as a look-up of a `Value` that finds it and
+    /// tests `is_null` sees it); the value is checked and skipped.
+    pub(crate) fn not_null(&mut self) -> Option<bool> {
+        if self.null() {
+            return Some(false);
+        }
+        self.skip().map(|()| true)
     }
 
     /// Any value, checked as serde_json would and skipped (see the module comment for what it
@@ -261,15 +289,6 @@ impl<'a> Json<'a> {
         self.at = at;
         Some(())
     }
-}
-
-/// Marks `bit` in `seen`: `None` if it was already there (a repeated key the format reads,
-/// which the `Value` path takes the last of; the fast path leaves such a line to it).
-#[inline]
-pub(crate) fn once(seen: &mut u32, bit: u32) -> Option<()> {
-    let first = *seen & bit == 0;
-    *seen |= bit;
-    first.then_some(())
 }
 
 #[cfg(test)]
@@ -330,24 +349,13 @@ mod tests {
         fn read(line: &str) -> Option<Fields<'_>> {
             Json::line(line.as_bytes(), |json| {
                 let mut got = (None, None, None);
-                let mut seen = 0;
-                json.object(|json, key| match key {
-                    "s" => {
-                        once(&mut seen, 1)?;
-                        got.0 = json.text_or_null()?;
-                        Some(())
+                json.named(&["s", "b", "n"], |json, key| {
+                    match key {
+                        "s" => got.0 = json.text_or_null()?,
+                        "b" => got.1 = json.bool_or_null()?,
+                        _ => got.2 = json.count_or_null()?,
                     }
-                    "b" => {
-                        once(&mut seen, 2)?;
-                        got.1 = json.bool_or_null()?;
-                        Some(())
-                    }
-                    "n" => {
-                        once(&mut seen, 4)?;
-                        got.2 = json.count_or_null()?;
-                        Some(())
-                    }
-                    _ => json.skip(),
+                    Some(())
                 })?;
                 Some(got)
             })
