@@ -157,7 +157,8 @@ pub struct BaselineChangeArgs {
     /// Why: the ticket, the decision. Recorded in the audit log.
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
-    /// Who makes the change (default: the login name).
+    /// Who makes the change, e.g. on whose behalf (default: the effective user). The
+    /// effective user is recorded beside it either way.
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
 }
@@ -830,7 +831,10 @@ fn run_baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
     if let Err(e @ approvals::ChangeError::Invalid { .. }) = entry.validate() {
         return Err(ConfigError::Usage(e.to_string()).into());
     }
-    approvals::append(&state_dir, &entry)?;
+    let journal = approvals::append(&state_dir, &entry)?;
+    for line in journal.damage_report(&approvals::log_path(&state_dir)) {
+        crate::report::say!("{line}");
+    }
     crate::report::say!(
         "exposure: {} {} on {} by {}{}; recorded in {}",
         match action {
@@ -856,8 +860,7 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     config.detector.policies.only = None;
     let approvals_dir = args.state_dir.as_ref().or(args.approvals.as_ref());
     if let Some(dir) = approvals_dir {
-        let changes = crate::approvals::read_log(&crate::state::StateDir::new(dir))?;
-        crate::approvals::apply(&mut config.detector.policies, &changes);
+        apply_approvals(&mut config, dir)?;
     }
     // `--table` (of the detection flags) names the one table to explain, exactly.
     let [table] = args.detect.tables.as_slice() else {
@@ -1268,8 +1271,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut config = args.detect.config(Some(&args.alerts), args.time.from)?;
     config.detector.shard = args.shard;
     if let Some(dir) = &args.approvals {
-        let changes = crate::approvals::read_log(&crate::state::StateDir::new(dir))?;
-        crate::approvals::apply(&mut config.detector.policies, &changes);
+        apply_approvals(&mut config, dir)?;
     }
     let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(
@@ -1329,6 +1331,17 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Takes the approvals of state dir `dir` into `config`; damaged records are said on stderr.
+fn apply_approvals(config: &mut Config, dir: &Path) -> anyhow::Result<()> {
+    let state_dir = crate::state::StateDir::new(dir);
+    let journal = crate::approvals::read_log(&state_dir)?;
+    for line in journal.damage_report(&crate::approvals::log_path(&state_dir)) {
+        crate::report::say!("{line}");
+    }
+    crate::approvals::apply(&mut config.detector.policies, &journal.changes);
+    Ok(())
 }
 
 /// The inputs the arguments name. An argument that names nothing is reported (and makes the

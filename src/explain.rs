@@ -522,8 +522,9 @@ impl fmt::Display for Explanation {
 /// the checkpoint (with `table`, only the matching tables, each reader listed).
 pub fn show_baseline(state_dir: &StateDir, table: Option<&str>) -> anyhow::Result<String> {
     use std::fmt::Write;
-    let changes = crate::approvals::read_log(state_dir)?;
-    let approvals = crate::approvals::approvals(&changes);
+    let journal = crate::approvals::read_log(state_dir)?;
+    let changes = &journal.changes;
+    let approvals = crate::approvals::approvals(changes);
     let now = chrono::Utc::now().timestamp_micros();
     let mut out = String::new();
     let _ = writeln!(out, "approvals in force ({}):", approvals.len());
@@ -551,7 +552,15 @@ pub fn show_baseline(state_dir: &StateDir, table: Option<&str>) -> anyhow::Resul
         changes.len(),
         crate::approvals::log_path(state_dir).display()
     );
-    for c in &changes {
+    for d in &journal.damaged {
+        let _ = writeln!(
+            out,
+            "  line {}: DAMAGED, quarantined (not applied): {}",
+            d.line,
+            crate::text::visible(&d.message)
+        );
+    }
+    for c in changes {
         let _ = writeln!(
             out,
             "  {}  {}  {:?} {} on {}{} — \"{}\"",

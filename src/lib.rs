@@ -4,9 +4,9 @@
 //!
 //! Layers, each using only those below it (CONTRIBUTING.md has a line per module):
 //!
-//! 1. [`time`], [`intern`], [`event`], [`watermark`]: domain types — event time, interned
-//!    names, the one [`event::AccessEvent`] shape and what counts as a read, event time over
-//!    many input streams.
+//! 1. [`time`], [`intern`], [`event`], [`watermark`], [`text`]: domain types — event time,
+//!    interned names, the one [`event::AccessEvent`] shape and what counts as a read, event
+//!    time over many input streams, free text shown safely.
 //! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure decoding, raw lines
 //!    to events through the one pipeline, [`format::Decoder`]. Neither uses the other.
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet); [`sink`]:
@@ -39,5 +39,6 @@ pub mod report;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod text;
 pub mod time;
 pub mod watermark;

@@ -2,6 +2,10 @@
 //! writes every file in it goes through (atomic replacement or append, files 0600 in a 0700
 //! directory, errors naming the file). Nothing else in the code names a file in it.
 //!
+//! The state cannot be redirected: a state dir writable by other users, or owned by another
+//! user, is refused (naming the fix); its files are opened without following symlinks
+//! (`O_NOFOLLOW`), and its subfolders must be real folders of this user.
+//!
 //! ```text
 //! STATE_DIR/
 //!   (the directory itself)        locked (flock) by the one process using it; 0700
@@ -16,8 +20,9 @@
 //! ```
 
 use std::fs::{self, File};
+use std::io::Read;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The checkpoint's file name.
@@ -52,6 +57,8 @@ pub enum LockError {
         #[source]
         source: io::Error,
     },
+    #[error("{0}")]
+    Unsafe(#[source] io::Error),
 }
 
 /// The held lock; released when dropped or when the process ends, even by `kill -9`.
@@ -77,6 +84,7 @@ impl StateDir {
             path: self.root.clone(),
             source,
         })?;
+        self.check_existing().map_err(LockError::Unsafe)?;
         if let Ok(meta) = fs::metadata(&self.root)
             && meta.permissions().mode() & 0o077 != 0
         {
@@ -96,6 +104,56 @@ impl StateDir {
             Err(fs::TryLockError::WouldBlock) => Err(LockError::InUse(self.root.clone())),
             Err(fs::TryLockError::Error(source)) => Err(LockError::Lock { path, source }),
         }
+    }
+
+    /// Checks that the state dir exists (it is never created here: `watch` and `learn` create
+    /// it), is a folder, belongs to the effective user, and no other user can write to it (one
+    /// who could would replace its files, or plant symlinks that steer this process's writes).
+    pub fn check_existing(&self) -> io::Result<()> {
+        let root = self.root.display();
+        let meta = fs::metadata(&self.root).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "no state dir at {root}: check the path (`exposure watch` or `exposure \
+                         learn` creates one; for approvals alone, `mkdir -m 700 {root}`)"
+                    ),
+                )
+            } else {
+                at(&self.root, e)
+            }
+        })?;
+        if !meta.is_dir() {
+            return Err(io::Error::other(format!(
+                "state dir {root} is not a folder"
+            )));
+        }
+        let euid = effective_uid();
+        if meta.uid() != euid {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "state dir {root} belongs to uid {}, not to this user (uid {euid}): run as \
+                     its owner (e.g. `sudo -u {} exposure ...`), so that the files written \
+                     stay readable by the service",
+                    meta.uid(),
+                    user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string())
+                ),
+            ));
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "state dir {root} is writable by other users (mode {:o}): they could \
+                     replace its files or steer writes through symlinks; `chmod 700 {root}`",
+                    mode & 0o777
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn checkpoint(&self) -> PathBuf {
@@ -154,14 +212,98 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         .map_err(|e| at(dir, e))
 }
 
-/// Opens `path` for appending, creating it readable by this user only (0600).
+/// Creates the folder `dir` of a state dir (0700) if missing, and checks it is a real folder
+/// of this user, not a symlink planted to steer writes elsewhere.
+pub fn create_private_subdir(dir: &Path) -> io::Result<()> {
+    create_private_dir(dir)?;
+    let meta = fs::symlink_metadata(dir).map_err(|e| at(dir, e))?;
+    if !meta.is_dir() || meta.uid() != effective_uid() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a folder of this user (a symlink?): state is never written through \
+                 one; move it away",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading and appending, creating it readable by this user only (0600); a
+/// symlink is not followed.
 pub fn open_private_append(path: &Path) -> io::Result<File> {
     fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| at(path, e))
+}
+
+/// Opens a state file for reading: not through a symlink, and only a regular file (a fifo or
+/// a device is refused, and opening one does not block). Errors do not name the file: the
+/// caller does.
+pub fn open_private_read(path: &Path) -> io::Result<File> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads the whole of a state file, as [`open_private_read`] opens it, refusing one larger
+/// than `max_bytes`.
+pub fn read_private(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    let mut file = open_private_read(path)?;
+    read_open(&mut file, max_bytes)
+}
+
+/// Reads `file` from its start, at most `max_bytes` (more is an error, not a cut).
+pub fn read_open(file: &mut File, max_bytes: u64) -> io::Result<Vec<u8>> {
+    use std::io::Seek;
+    file.seek(io::SeekFrom::Start(0))?;
+    let mut bytes = Vec::new();
+    Read::take(&mut *file, max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max_bytes} bytes: not read"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The name of user `uid` in /etc/passwd.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?;
+        (id.parse() == Ok(uid)).then(|| name.to_string())
+    })
+}
+
+/// The effective user, by name (`uid N` when /etc/passwd does not name it): who a change is
+/// recorded as made by, whatever the environment says.
+pub fn effective_user() -> String {
+    let uid = effective_uid();
+    user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// Moves a corrupt `path` aside to `PATH.corrupt-YYYYMMDDTHHMMSSZ` (kept for a human to look
@@ -213,6 +355,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()
@@ -271,5 +414,84 @@ mod tests {
         assert!(!file.exists());
         assert_eq!(fs::read_to_string(first).unwrap(), "garbled");
         assert_eq!(fs::read_to_string(second).unwrap(), "garbled again");
+    }
+
+    #[test]
+    fn a_state_dir_others_can_write_to_is_refused_naming_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("st"));
+        create_private_dir(state.root()).unwrap();
+        fs::set_permissions(state.root(), fs::Permissions::from_mode(0o777)).unwrap();
+        let error = state.lock().unwrap_err().to_string();
+        assert!(
+            error.contains("writable by other users (mode 777)"),
+            "{error}"
+        );
+        assert!(error.contains("chmod 700"), "{error}");
+        fs::set_permissions(state.root(), fs::Permissions::from_mode(0o750)).unwrap();
+        state.lock().unwrap();
+    }
+
+    #[test]
+    fn a_state_dir_of_another_user_is_refused() {
+        if effective_uid() != 0 {
+            // Only root can give a folder away; CI runs as root.
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("st"));
+        create_private_dir(state.root()).unwrap();
+        std::os::unix::fs::chown(state.root(), Some(65534), Some(65534)).unwrap();
+        let error = state.check_existing().unwrap_err().to_string();
+        assert!(error.contains("belongs to uid 65534"), "{error}");
+        assert!(error.contains("run as its owner"), "{error}");
+        assert!(state.lock().is_err());
+    }
+
+    #[test]
+    fn state_is_never_written_or_read_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victim");
+        fs::write(&target, b"precious").unwrap();
+        let state = StateDir::new(dir.path().join("st"));
+        create_private_dir(state.root()).unwrap();
+        // A planted folder link.
+        std::os::unix::fs::symlink(dir.path(), state.outbox_dir()).unwrap();
+        let error = create_private_subdir(&state.outbox_dir()).unwrap_err();
+        assert!(error.to_string().contains("a symlink?"), "{error}");
+        // A planted file link: appends and reads refuse it, atomic writes replace the link.
+        let log = state.root().join("baseline-changes.jsonl");
+        std::os::unix::fs::symlink(&target, &log).unwrap();
+        assert!(open_private_append(&log).is_err());
+        assert!(read_private(&log, 100).is_err());
+        let temp = state.root().join(".checkpoint.json.tmp");
+        std::os::unix::fs::symlink(&target, &temp).unwrap();
+        assert!(write_atomically(&state.checkpoint(), b"{}").is_err());
+        fs::remove_file(&temp).unwrap();
+        std::os::unix::fs::symlink(&target, state.checkpoint()).unwrap();
+        write_atomically(&state.checkpoint(), b"{}").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+        assert!(
+            !fs::symlink_metadata(state.checkpoint())
+                .unwrap()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn reads_of_state_files_are_bounded_and_refuse_what_is_not_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'x'; 101]).unwrap();
+        assert!(
+            read_private(&big, 100)
+                .unwrap_err()
+                .to_string()
+                .contains("larger than 100")
+        );
+        assert_eq!(read_private(&big, 101).unwrap().len(), 101);
+        let error = read_private(Path::new("/dev/zero"), 100).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 }

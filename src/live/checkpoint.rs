@@ -8,7 +8,7 @@ use crate::detect::DetectorSnapshot;
 use crate::source::tail::FileCursor;
 use crate::state::{StateDir, write_atomically};
 use serde::{Deserialize, Serialize};
-use std::fs;
+
 use std::io;
 use std::path::PathBuf;
 
@@ -88,7 +88,7 @@ impl Checkpoint {
     /// The checkpoint in `state_dir`, if there is one.
     pub fn load(state_dir: &StateDir) -> Result<Option<Checkpoint>, CheckpointError> {
         let path = state_dir.checkpoint();
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::state::read_private(&path, u64::MAX) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CheckpointError::Io { path, source }),
@@ -133,6 +133,7 @@ impl Checkpoint {
 mod tests {
     use super::*;
     use crate::detect::{Detector, DetectorSettings};
+    use std::fs;
 
     #[test]
     fn round_trips_and_refuses_unknown_versions_and_corruption() {

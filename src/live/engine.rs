@@ -175,7 +175,10 @@ impl Engine {
             return;
         }
         let changes = match crate::approvals::read_log(&self.options.state_dir) {
-            Ok(changes) => changes,
+            Ok(journal) => {
+                journal.warn_damaged(&path);
+                journal.changes
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the baseline changes; those in force stay");
                 self.baseline_log.0 = size;

@@ -10,7 +10,7 @@
 //! deleted once every sink acknowledged it, so what it held can never be regenerated.
 
 use crate::detect::Alert;
-use crate::state::{StateDir, at, create_private_dir, open_private_append, write_atomically};
+use crate::state::{StateDir, at, create_private_subdir, open_private_append, write_atomically};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -69,7 +69,7 @@ fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 /// Reads the whole records of a segment from byte `offset`; returns them with the offset after
 /// the last whole line. A torn last line (a crash mid-append) is left unread.
 fn read_records(path: &Path, offset: u64, limit: usize, out: &mut Vec<Record>) -> io::Result<u64> {
-    let mut file = match File::open(path) {
+    let mut file = match crate::state::open_private_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(offset),
         Err(e) => return Err(e),
@@ -96,11 +96,14 @@ fn read_records(path: &Path, offset: u64, limit: usize, out: &mut Vec<Record>) -
     Ok(position)
 }
 
+/// The largest acknowledgement or high-water file read (each holds one small JSON object).
+const MAX_SMALL_FILE: u64 = 1 << 20;
+
 /// The recorded high-water mark; `None` if there is none (a new or older state dir) or it is
 /// unreadable (then moved aside, said loudly).
 fn read_high_water(state_dir: &StateDir) -> Option<u64> {
     let path = state_dir.outbox_high_water();
-    let bytes = fs::read(&path).ok()?;
+    let bytes = crate::state::read_private(&path, MAX_SMALL_FILE).ok()?;
     match serde_json::from_slice::<AckFile>(&bytes) {
         Ok(mark) => Some(mark.seq),
         Err(e) => {
@@ -121,7 +124,7 @@ fn read_high_water(state_dir: &StateDir) -> Option<u64> {
 /// (`NNN.jsonl.corrupt-…`, never deleted) and the segment rewritten with the readable records,
 /// which are kept and delivered.
 fn repair_segment(path: &Path) -> io::Result<Vec<Record>> {
-    let bytes = match fs::read(path) {
+    let bytes = match crate::state::read_private(path, u64::MAX) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(at(path, e)),
@@ -166,8 +169,8 @@ impl Outbox {
     /// segment.
     pub fn open(state_dir: &StateDir) -> io::Result<Outbox> {
         let dir = state_dir.outbox_dir();
-        create_private_dir(&dir)?;
-        create_private_dir(&state_dir.sinks_dir())?;
+        create_private_subdir(&dir)?;
+        create_private_subdir(&state_dir.sinks_dir())?;
         let mut emitted = HashSet::new();
         let mut sealed = BTreeMap::new();
         let mut bytes = BTreeMap::new();
@@ -360,7 +363,7 @@ impl SinkCursor {
     /// repeats, never a loss.
     pub fn open(state_dir: &StateDir, name: &str, highest: Option<u64>) -> io::Result<SinkCursor> {
         let ack_path = state_dir.sink_ack(name);
-        let problem = match fs::read(&ack_path) {
+        let problem = match crate::state::read_private(&ack_path, MAX_SMALL_FILE) {
             Ok(bytes) => match serde_json::from_slice::<AckFile>(&bytes) {
                 Ok(ack) if highest.is_none_or(|h| ack.seq <= h) => {
                     return Ok(SinkCursor::at_seq(state_dir, ack_path, ack.seq));

@@ -31,7 +31,7 @@ pub struct AlertmanagerSink {
 /// Reads what sink `name` was re-sending; a file that cannot be read or understood is moved
 /// aside (never deleted), said loudly, and reported as lost so the journal is delivered again.
 fn load_resending(name: &str, path: &std::path::Path) -> (Resending, bool) {
-    let error = match std::fs::read(path) {
+    let error = match crate::state::read_private(path, u64::MAX) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(state) => return (state, false),
             Err(e) => e.to_string(),

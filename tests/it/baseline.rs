@@ -31,6 +31,12 @@ fn wait_metric(watcher: &Watcher, name: &str, want: f64) {
     });
 }
 
+/// A folder only this user can write to, as a state dir must be.
+fn private_dir(path: &std::path::Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(path).unwrap();
+}
+
 fn baseline(env: &TestEnv, args: &[&str]) -> super::Run {
     let run = env.run(&[&["baseline"][..], args].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -299,6 +305,9 @@ fn replay_takes_the_approvals_of_a_state_dir_until_they_expire() {
         .unwrap();
     let all = principals(&window);
     assert!(all.contains(&"quinn.khan@corp.example".to_string()));
+    // A folder for approvals alone: `baseline` never creates one (a typo would record
+    // approvals nobody reads).
+    private_dir(&env.path("approvals"));
     baseline(
         &env,
         &[
@@ -349,6 +358,143 @@ fn replay_takes_the_approvals_of_a_state_dir_until_they_expire() {
         .expect("wen's read after the approval expired is novel");
     assert_eq!(wen["first_read"], "2026-03-16T15:54:46.648Z");
     assert_eq!(wen["reads"], 1);
+}
+
+/// A damaged line in the audit log (a bad disk, a stray edit, a crash mid-write) loses only
+/// itself: every other approval stays in force, the damage is named with its line, and the
+/// next `allow` starts on a line of its own.
+#[test]
+fn a_damaged_audit_log_keeps_every_other_approval_in_force() {
+    let env = TestEnv::new();
+    let sample = repo("sample-logs/incident.jsonl");
+    let sample = sample.to_str().unwrap();
+    private_dir(&env.path("approvals"));
+    let allow = |principal: &str| {
+        baseline(
+            &env,
+            &[
+                "allow",
+                "--state-dir",
+                "approvals",
+                "--table",
+                "warehouse.users.*",
+                principal,
+                "--reason",
+                "SEC-1",
+            ],
+        )
+    };
+    allow("someone.else@corp.example");
+    allow("quinn.khan@corp.example");
+    let log = env.path("approvals/baseline-changes.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The first record damaged on disk (its reason edited), then a torn write at the end.
+    let damaged = text.replacen("SEC-1", "SEC-9", 1) + "{\"at\":\"2026-12";
+    std::fs::write(&log, damaged).unwrap();
+    let approved = env.run(&["replay", "--approvals", "approvals", sample]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    assert!(
+        approved
+            .stderr
+            .contains("baseline-changes.jsonl:1: damaged baseline change")
+            && approved.stderr.contains("sum does not match")
+            && approved
+                .stderr
+                .contains("baseline-changes.jsonl:3: damaged")
+            && approved.stderr.contains("torn"),
+        "{}",
+        approved.stderr
+    );
+    let closed = approved
+        .alerts()
+        .into_iter()
+        .find(|a| a["status"] == "closed")
+        .unwrap();
+    assert!(
+        !principals(&closed).contains(&"quinn.khan@corp.example".to_string()),
+        "the intact approval is in force"
+    );
+    // The next change repairs the torn tail first and says what is quarantined.
+    let next = allow("wen.lopez@corp.example");
+    assert!(next.stderr.contains(":1: damaged"), "{}", next.stderr);
+    let shown = baseline(&env, &["show", "--state-dir", "approvals"]).stdout;
+    assert!(shown.contains("approvals in force (2):"), "{shown}");
+    assert!(shown.contains("line 1: DAMAGED"), "{shown}");
+    assert!(
+        !shown.contains("line 3: DAMAGED"),
+        "the torn tail is cut: {shown}"
+    );
+}
+
+/// `baseline` writes only into a state dir that is this user's alone, and records who ran it.
+#[test]
+fn baseline_refuses_a_state_dir_others_can_write_and_records_the_effective_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let args = [
+        "allow",
+        "--state-dir",
+        "state",
+        "--table",
+        "hr.*",
+        "bob",
+        "--reason",
+        "SEC-2",
+        "--by",
+        "alice (for bob's manager)",
+    ];
+    let typo = env.run(&[&["baseline"][..], &args].concat());
+    typo.expect(1, "no state dir at state");
+    assert!(!env.path("state").exists(), "never created by `baseline`");
+    private_dir(&env.path("state"));
+    std::fs::set_permissions(env.path("state"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open = env.run(&[&["baseline"][..], &args].concat());
+    open.expect(1, "writable by other users (mode 777)");
+    std::fs::set_permissions(env.path("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    baseline(&env, &args);
+    let log = std::fs::read_to_string(env.path("state/baseline-changes.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(record["by"], "alice (for bob's manager)");
+    assert!(
+        record["user"].as_str().is_some_and(|u| !u.is_empty()),
+        "{record}"
+    );
+    let forged = env.run(&[
+        "baseline",
+        "allow",
+        "--state-dir",
+        "state",
+        "--table",
+        "hr.*",
+        "bob",
+        "--reason",
+        "ok\n2026-12-06T00:00:00Z INFO approved by security",
+    ]);
+    forged.expect(2, "--reason: must not hold control");
+}
+
+/// Symlinks planted in a state dir (while it was open to others, or by its owner by mistake)
+/// do not steer `watch`'s writes: it refuses to start, naming them.
+#[test]
+fn watch_refuses_symlinks_planted_for_its_state_files() {
+    let env = TestEnv::new();
+    let log = env.write("a.jsonl", read_line("bob", "hr.pay"));
+    let elsewhere = env.path("elsewhere");
+    private_dir(&elsewhere);
+    for planted in ["outbox", "sinks"] {
+        private_dir(&env.path("state"));
+        std::os::unix::fs::symlink(&elsewhere, env.path(&format!("state/{planted}"))).unwrap();
+        let run = env.run(&["watch", "--state-dir", "state", log.to_str().unwrap()]);
+        assert_ne!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("state/{planted} is not a folder of this user")),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        std::fs::remove_dir_all(env.path("state")).unwrap();
+    }
 }
 
 /// A table's life in event time, for `explain`: learning (a, b, c), an allowed reader, a
@@ -470,6 +616,7 @@ fn explain_says_what_the_detector_knew() {
     );
 
     // Approved in a state dir's audit log.
+    private_dir(&env.path("approvals"));
     baseline(
         &env,
         &[

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// The layers, bottom first (as `src/lib.rs` lists them).
 const LAYERS: &[&[&str]] = &[
-    &["time", "intern", "event", "watermark"],
+    &["time", "intern", "event", "watermark", "text"],
     &["detect", "format"],
     &["source", "sink", "state", "report", "ocsf", "approvals"],
     &["config"],
