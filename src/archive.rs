@@ -32,6 +32,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -333,7 +334,7 @@ impl DayWriter {
             path: path.to_path_buf(),
             message,
         };
-        fs::create_dir_all(&dir).map_err(|e| failed(&dir, e.to_string()))?;
+        crate::output::create_dir(&dir).map_err(|e| failed(&dir, e.to_string()))?;
         let part = next_part_number(&dir);
         let path = dir.join(format!("part-{part:05}.parquet"));
         let temp = dir.join(format!(".part-{part:05}.parquet.tmp"));
@@ -368,7 +369,14 @@ impl DayWriter {
             }]))
             .set_created_by(format!("exposure {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let file = File::create(path).map_err(|e| e.to_string())?;
+        // Private (0600) like every output that names principals.
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| e.to_string())?;
         let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))
             .map_err(|e| e.to_string())?;
         for chunk in rows.chunks(ROW_GROUP_ROWS) {

@@ -14,7 +14,6 @@ use crate::time::TimeFilter;
 use crate::time::{Span, Ts};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -754,11 +753,11 @@ fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     )?;
     let incidents = incident::build(&config, &inputs, alerts.windows, &mut problems)?;
     problems.finish();
-    std::fs::create_dir_all(&args.out)
+    crate::output::create_dir(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let write = |name: &str, text: &str| {
         let path = args.out.join(name);
-        crate::state::write_atomically(&path, text.as_bytes())
+        crate::output::write_whole(&path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
     };
     let index = match args.output {
@@ -948,7 +947,7 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         text.push('\n');
     }
     match &args.out {
-        Some(path) => crate::state::write_atomically(path, text.as_bytes())
+        Some(path) => crate::output::write_whole(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => {
             let mut out = io::stdout().lock();
@@ -1280,10 +1279,17 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         args.time.filter(),
         &mut problems,
     )?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
+    // To a file: written under a temporary name and renamed into place when the run ends (an
+    // error included: what was alerted is kept); a device or fifo is written in place.
+    let mut file = match &args.out {
+        Some(path) => Some(
+            crate::output::OutputFile::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut out: Box<dyn Write + '_> = match &mut file {
+        Some(file) => Box::new(BufWriter::with_capacity(1 << 16, file)),
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     };
     if args.alerts.output == AlertFormat::Ocsf {
@@ -1309,6 +1315,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let outcome = replay::replay(&config, &inputs, &options, &mut out, &mut problems);
     problems.finish();
+    let flushed = out.flush();
+    drop(out);
+    if let (Some(file), Some(path)) = (file, &args.out) {
+        flushed
+            .and_then(|()| file.finish())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(ReplayError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {

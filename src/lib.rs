@@ -11,7 +11,8 @@
 //!    to events through the one pipeline, [`format::Decoder`]. Neither uses the other.
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet); [`sink`]:
 //!    where alerts go (the [`sink::Sink`] trait, Alertmanager, PagerDuty, webhooks, files);
-//!    [`state`]: the state directory's layout, lock and atomic writes; [`report`]: stderr;
+//!    [`state`]: the state directory's layout, lock and atomic writes; [`output`]: the files
+//!    and folders commands write results to; [`report`]: stderr;
 //!    [`ocsf`]: alerts as OCSF Detection Findings; [`approvals`]: the analysts' audit log of
 //!    baseline changes in a state dir.
 //! 4. [`config`]: what the user wrote, validated once, handed down as specs and decoders.
@@ -34,6 +35,7 @@ pub mod intern;
 pub mod kafka;
 pub mod live;
 pub mod ocsf;
+pub mod output;
 pub mod replay;
 pub mod report;
 pub mod sink;

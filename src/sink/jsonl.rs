@@ -30,9 +30,11 @@ fn write(path: &str, line: &[u8]) -> std::io::Result<()> {
         out.write_all(line)?;
         return out.flush();
     }
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)?;
     file.write_all(line)?;
     file.sync_data()

@@ -426,3 +426,113 @@ fn from_reports_the_windows_from_then_on_with_the_baseline_learned_before() {
         garbled.stderr
     );
 }
+
+/// Every output path: a device (as `/dev/null` is) or a fifo named as the output is written
+/// to in place and stays what it was; never replaced by a regular file. Folder outputs refuse
+/// one.
+#[test]
+fn outputs_that_are_devices_or_fifos_are_written_in_place_never_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = TestEnv::new();
+    let sample = crate::repo("sample-logs/incident.jsonl");
+    let sample = sample.to_str().unwrap();
+    let expected = env.run(&["replay", sample]).stdout;
+    let shard = env.path("shard.jsonl");
+    let run = env.run(&[
+        "replay",
+        "--shard",
+        "1/1",
+        "--out",
+        shard.to_str().unwrap(),
+        sample,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let make = |name: &str, kind: &str| -> Option<std::path::PathBuf> {
+        let path = env.path(name);
+        let _ = std::fs::remove_file(&path);
+        let status = match kind {
+            "fifo" => std::process::Command::new("mkfifo").arg(&path).status(),
+            // The device /dev/null is: needs root (CI runs as root).
+            _ => std::process::Command::new("mknod")
+                .args([path.to_str().unwrap(), "c", "1", "3"])
+                .status(),
+        };
+        status.ok()?.success().then_some(path)
+    };
+    let commands: [(&str, Vec<&str>); 2] = [
+        ("replay", vec!["replay", sample, "--out"]),
+        ("merge", vec!["merge", shard.to_str().unwrap(), "--out"]),
+    ];
+    for (command, args) in &commands {
+        if let Some(device) = make("device", "device") {
+            let run = env.run(&[&args[..], &[device.to_str().unwrap()]].concat());
+            assert_eq!(run.code, 0, "{command}: {}", run.stderr);
+            let kind = std::fs::metadata(&device).unwrap().file_type();
+            assert!(kind.is_char_device(), "{command} replaced the device");
+        } else {
+            eprintln!("{command}: device case skipped (mknod needs root)");
+        }
+        let fifo = make("fifo", "fifo").expect("mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        let run = env.run(&[&args[..], &[fifo.to_str().unwrap()]].concat());
+        assert_eq!(run.code, 0, "{command}: {}", run.stderr);
+        assert_eq!(reader.join().unwrap(), expected, "{command} through a fifo");
+        let kind = std::fs::metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "{command} replaced the fifo");
+    }
+    // Folder outputs: a fifo (or device) where the folder should be is refused, left alone.
+    let fifo = make("fifo", "fifo").unwrap();
+    let alerts = env.write("alerts.jsonl", &expected);
+    for args in [
+        vec!["archive", sample, "--out", fifo.to_str().unwrap()],
+        vec![
+            "report",
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--out",
+            fifo.to_str().unwrap(),
+            sample,
+        ],
+    ] {
+        let run = env.run(&args);
+        assert_ne!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+}
+
+/// Everything written that names principals is readable by its owner only.
+#[test]
+fn outputs_are_private_files_in_private_folders() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let sample = crate::repo("sample-logs/incident.jsonl");
+    let sample = sample.to_str().unwrap();
+    let mode = |name: &str| {
+        std::fs::metadata(env.path(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(
+        env.run(&["replay", "--out", "alerts.jsonl", sample]).code,
+        0
+    );
+    assert_eq!(mode("alerts.jsonl"), 0o600);
+    assert_eq!(env.run(&["archive", "--out", "arch", sample]).code, 0);
+    assert_eq!(mode("arch"), 0o700);
+    let day = std::fs::read_dir(env.path("arch"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("dt="))
+        .unwrap();
+    assert_eq!(mode(&format!("arch/{day}")), 0o700);
+    assert_eq!(mode(&format!("arch/{day}/part-00000.parquet")), 0o600);
+    let report = env.run(&["report", "--alerts", "alerts.jsonl", "--out", "rep", sample]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    assert_eq!(mode("rep"), 0o700);
+    assert_eq!(mode("rep/index.html"), 0o600);
+}

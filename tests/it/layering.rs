@@ -8,7 +8,15 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["time", "intern", "event", "watermark", "text"],
     &["detect", "format"],
-    &["source", "sink", "state", "report", "ocsf", "approvals"],
+    &[
+        "source",
+        "sink",
+        "state",
+        "output",
+        "report",
+        "ocsf",
+        "approvals",
+    ],
     &["config"],
     &["replay", "archive", "live", "kafka", "incident", "explain"],
     &["cli"],
