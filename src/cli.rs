@@ -918,21 +918,16 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    use crate::replay::merge::{ShardAlerts, merge};
+    use crate::replay::merge::{check_set, merge, read_shard};
     let mut shards = Vec::with_capacity(args.inputs.len());
     for input in &args.inputs {
         let text = std::fs::read_to_string(input)
             .with_context(|| format!("cannot read {}", input.display()))?;
-        shards.push(ShardAlerts {
-            input: input.clone(),
-            lines: text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string)
-                .collect(),
-        });
+        shards.push(read_shard(input.clone(), &text)?);
     }
-    let merged = merge(&shards)?;
+    check_set(&shards)?;
+    let alerts: Vec<_> = shards.into_iter().map(|(_, alerts)| alerts).collect();
+    let merged = merge(&alerts)?;
     if merged.repeated > 0 {
         eprintln!(
             "exposure: {} alert lines were in more than one input (a shard given twice?); \
@@ -1288,10 +1283,25 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let mut out: Box<dyn Write + '_> = match &mut file {
+    let mut base: Box<dyn Write + '_> = match &mut file {
         Some(file) => Box::new(BufWriter::with_capacity(1 << 16, file)),
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     };
+    // A shard's output says what it is: a header first, an end record once it finished.
+    if let Some(shard) = args.shard {
+        let header = crate::replay::merge::ShardHeader::new(
+            shard,
+            settings_digest(&args)?,
+            inputs_digest(&inputs),
+        );
+        base.write_all(header.line().as_bytes())
+            .context("cannot write the shard header")?;
+    }
+    let mut alerts_written = 0;
+    let mut out: Box<dyn Write + '_> = Box::new(LineCount {
+        inner: &mut base,
+        lines: &mut alerts_written,
+    });
     if args.alerts.output == AlertFormat::Ocsf {
         out = Box::new(crate::ocsf::OcsfLines::new(out));
     }
@@ -1315,8 +1325,16 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let outcome = replay::replay(&config, &inputs, &options, &mut out, &mut problems);
     problems.finish();
-    let flushed = out.flush();
+    let mut flushed = out.flush();
     drop(out);
+    if let (Some(shard), Ok(outcome), Ok(())) = (args.shard, &outcome, &flushed)
+        && outcome.complete
+    {
+        let end = crate::replay::merge::ShardEnd::line(shard, alerts_written);
+        flushed = base.write_all(end.as_bytes());
+    }
+    flushed = flushed.and_then(|()| base.flush());
+    drop(base);
     if let (Some(file), Some(path)) = (file, &args.out) {
         flushed
             .and_then(|()| file.finish())
@@ -1344,6 +1362,63 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Counts the lines written through it (the alerts a shard wrote).
+struct LineCount<'a, W: Write> {
+    inner: W,
+    lines: &'a mut u64,
+}
+
+impl<W: Write> Write for LineCount<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        *self.lines += memchr::memchr_iter(b'\n', &bytes[..written]).count() as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A digest of what decides a replay's alerts, for shard headers: the configuration file's
+/// bytes, the detection, selection and alert flags, and the approvals. Not the inputs' paths,
+/// the output, threads or memory: shards may run on machines that differ in those.
+fn settings_digest(args: &ReplayArgs) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let mut detect = args.detect.clone();
+    if let Some(path) = detect.config.take() {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        hash.update(Sha256::digest(&bytes));
+    }
+    hash.update(format!("{detect:?}|{:?}|{:?}", args.alerts, args.time));
+    hash.update(format!("strict={} no_sort={}", args.strict, args.no_sort));
+    if let Some(dir) = &args.approvals {
+        let journal = crate::approvals::read_log(&crate::state::StateDir::new(dir))?;
+        hash.update(serde_json::to_vec(&journal.changes)?);
+    }
+    Ok(hex16(&hash.finalize()))
+}
+
+/// A digest of the inputs, for shard headers: each input's file name with its folder's name,
+/// and its size, in order (machines may mount the same archive at different paths).
+fn inputs_digest(inputs: &[Input]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for input in inputs {
+        let name = input.display_name();
+        let mut parts = name.rsplit('/');
+        let (file, folder) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        hash.update(format!("{folder}/{file}\t{:?}\n", input.size()));
+    }
+    hex16(&hash.finalize())
+}
+
+fn hex16(digest: &[u8]) -> String {
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Takes the approvals of state dir `dir` into `config`; damaged records are said on stderr.

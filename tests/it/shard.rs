@@ -239,9 +239,79 @@ fn a_bad_shard_or_a_bad_alert_line_is_refused_with_what_and_where() {
         env.run(&["replay", "--shard", bad, "a.jsonl"])
             .expect(2, "expected K/N with 1 <= K <= N");
     }
-    env.write("alerts.jsonl", "{\"status\": 1}\n");
+    env.write("plain.jsonl", "{\"status\": 1}\n");
+    env.run(&["merge", "plain.jsonl"])
+        .expect(1, "plain.jsonl: not the output of `replay --shard`");
+    let run = env.run(&["replay", "--shard", "1/1", "--out", "one.jsonl", "a.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let framed = std::fs::read_to_string(env.path("one.jsonl")).unwrap();
+    let (header, end) = framed.split_once('\n').unwrap();
+    let end = end.replace("\"alerts\":0", "\"alerts\":1");
+    env.write(
+        "alerts.jsonl",
+        format!("{header}\n{{\"status\": 1}}\n{end}"),
+    );
     env.run(&["merge", "alerts.jsonl"])
-        .expect(1, "alerts.jsonl:1: not an alert line");
+        .expect(1, "alerts.jsonl:2: not an alert line");
     env.run(&["merge", "missing.jsonl"])
         .expect(1, "cannot read missing.jsonl");
+}
+
+/// Merge refuses every set of shard outputs that is not one whole run, naming the file: a
+/// shard missing, repeated, empty (killed before it wrote anything), cut (killed mid-way, or
+/// a line lost), run with other settings, over other inputs, or of another N.
+#[test]
+fn merge_refuses_shards_that_are_not_one_whole_run() {
+    let env = TestEnv::new();
+    let inputs = write_exports(&env);
+    let shard = |k: u32, n: u32, extra: &[&str], name: &str| {
+        let spec = format!("{k}/{n}");
+        let mut args = vec!["replay", "--shard", spec.as_str(), "--out", name];
+        args.extend(extra);
+        args.extend(inputs.iter().map(String::as_str));
+        let run = env.run(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    };
+    shard(1, 3, &[], "s1.jsonl");
+    shard(2, 3, &[], "s2.jsonl");
+    shard(3, 3, &[], "s3.jsonl");
+    let merge = |files: &[&str]| env.run(&[&["merge"][..], files].concat());
+    let whole = merge(&["s1.jsonl", "s2.jsonl", "s3.jsonl"]);
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    assert!(whole.stdout.lines().count() > 20, "{}", whole.stdout);
+    assert!(
+        !whole.stdout.contains("exposure_shard"),
+        "framing is not merged"
+    );
+
+    merge(&["s1.jsonl", "s3.jsonl"]).expect(1, "shard 2/3 missing");
+    merge(&["s1.jsonl", "s2.jsonl", "s1.jsonl", "s3.jsonl"])
+        .expect(1, "shard 1/3 is given twice: s1.jsonl and s1.jsonl");
+    shard(2, 3, &["--min-principals", "5"], "s2-other.jsonl");
+    merge(&["s1.jsonl", "s2-other.jsonl", "s3.jsonl"]).expect(
+        1,
+        "s2-other.jsonl was run with other settings than s1.jsonl",
+    );
+    shard(2, 4, &[], "s2-of-4.jsonl");
+    merge(&["s1.jsonl", "s2-of-4.jsonl", "s3.jsonl"])
+        .expect(1, "s2-of-4.jsonl was run with another shard count");
+    // The 0-byte file a killed shard leaves when its output is a fifo or a device, or a
+    // file truncated by hand.
+    env.write("empty.jsonl", "");
+    merge(&["s1.jsonl", "empty.jsonl", "s3.jsonl"]).expect(1, "empty.jsonl: empty");
+    // Killed mid-way (no end record), or a line lost.
+    let text = std::fs::read_to_string(env.path("s2.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    env.write("cut.jsonl", lines[..lines.len() - 1].join("\n") + "\n");
+    merge(&["s1.jsonl", "cut.jsonl", "s3.jsonl"]).expect(1, "cut.jsonl: incomplete");
+    let mut lost = lines.clone();
+    lost.remove(1);
+    env.write("lost.jsonl", lost.join("\n") + "\n");
+    merge(&["s1.jsonl", "lost.jsonl", "s3.jsonl"]).expect(1, "lost.jsonl: says it holds");
+    // Other inputs: one export left out.
+    let mut args = vec!["replay", "--shard", "2/3", "--out", "fewer.jsonl"];
+    args.extend(inputs[1..].iter().map(String::as_str));
+    assert_eq!(env.run(&args).code, 0);
+    merge(&["s1.jsonl", "fewer.jsonl", "s3.jsonl"])
+        .expect(1, "fewer.jsonl was run over other inputs than s1.jsonl");
 }
