@@ -11,6 +11,14 @@
 //! day already written goes into a further part file of that day: nothing is dropped. Each file
 //! is written under a hidden temporary name, synced, then renamed, so an interrupted run never
 //! leaves a file that looks complete.
+//!
+//! An archive is complete or says it is not: each finished part is appended to
+//! `_progress.jsonl`, and `_manifest.json` (see [`crate::source::manifest`]) is written last,
+//! listing every part; replay refuses the parts of an archive without it. Parts are named by
+//! their day and their rank in the run, so the same inputs give the same files: `--resume`
+//! (a [`Start::Resume`]) re-reads the inputs and skips the parts already written, `--replace`
+//! removes an earlier archive first, and a folder that is not empty is otherwise refused, so
+//! a day is never archived twice.
 
 use crate::config::Config;
 use crate::event::AccessEvent;
@@ -20,6 +28,10 @@ use crate::replay::unusable::{self, InputTally};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::LineReader;
+use crate::source::manifest::{
+    self, ArchiveSettings, InputRecord, MANIFEST_FILE, Manifest, PROGRESS_FILE, PartRecord,
+    ProgressHeader,
+};
 use crate::time::{MICROS_PER_SEC, Ts, format_ts};
 use arrow_array::builder::{Int64Builder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
@@ -32,6 +44,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +62,50 @@ pub enum ArchiveError {
     Strict { location: String, error: ParseError },
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
+    #[error(
+        "{0}: not empty: archiving into it would add parts beside what is there (days twice); \
+         --resume finishes an interrupted archive of the same inputs, --replace removes the \
+         archive there first, or give an empty folder"
+    )]
+    NotEmpty(PathBuf),
+    #[error("{path}: {message}")]
+    Start { path: PathBuf, message: String },
+}
+
+/// How `archive` treats what `--out` already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// The folder must be empty or new.
+    #[default]
+    Fresh,
+    /// An earlier archive there (its parts, manifest and progress) is removed first.
+    Replace,
+    /// An interrupted archive of the same inputs and settings is finished: its parts already
+    /// written are kept, the rest written.
+    Resume,
+}
+
+/// What the manifest records besides the parts: the settings and the inputs.
+fn progress_header(
+    config: &Config,
+    inputs: &[Input],
+    config_digest: Option<String>,
+) -> ProgressHeader {
+    ProgressHeader {
+        writer: format!("exposure {}", env!("CARGO_PKG_VERSION")),
+        settings: ArchiveSettings {
+            format: config.input.format.name().to_string(),
+            lateness_secs: config.detector.lateness.micros() / MICROS_PER_SEC,
+            config: config_digest,
+        },
+        inputs: inputs
+            .iter()
+            .map(|input| InputRecord {
+                name: input.display_name(),
+                bytes: input.size(),
+            })
+            .collect(),
+    }
 }
 
 /// What was archived.
@@ -116,7 +173,8 @@ pub fn archive_schema() -> SchemaRef {
     ]))
 }
 
-/// Builds the archive: reads `inputs`, writes day partitions under `out_dir`.
+/// Builds the archive: reads `inputs`, writes day partitions under `out_dir` (which must be
+/// empty or new) and the manifest last.
 pub fn archive(
     config: &Config,
     inputs: &[Input],
@@ -124,13 +182,42 @@ pub fn archive(
     strict: bool,
     problems: &mut Problems,
 ) -> Result<ArchiveSummary, ArchiveError> {
+    archive_with(
+        config,
+        inputs,
+        out_dir,
+        strict,
+        Start::Fresh,
+        None,
+        problems,
+    )
+}
+
+/// [`archive`], with what to do about what `out_dir` holds, and the digest of the
+/// configuration file (recorded in the manifest).
+pub fn archive_with(
+    config: &Config,
+    inputs: &[Input],
+    out_dir: &Path,
+    strict: bool,
+    start: Start,
+    config_digest: Option<String>,
+    problems: &mut Problems,
+) -> Result<ArchiveSummary, ArchiveError> {
     let started = Instant::now();
+    let header = progress_header(config, inputs, config_digest);
+    let done = prepare(out_dir, start, &header)?;
+    let progress = open_progress(out_dir, &header, done.is_empty())?;
     let writer = DayWriter {
         out_dir: out_dir.to_path_buf(),
         names: Interner::default(),
         days: BTreeMap::new(),
         written_days: std::collections::BTreeSet::new(),
         files: Vec::new(),
+        parts_of_day: BTreeMap::new(),
+        done,
+        progress,
+        parts: Vec::new(),
     };
     let mut run = Archiving {
         writer,
@@ -185,13 +272,187 @@ pub fn archive(
         ..
     } = run;
     writer.flush_days_before(i64::MAX)?;
+    let DayWriter {
+        out_dir,
+        written_days,
+        files,
+        parts,
+        progress,
+        ..
+    } = writer;
+    drop(progress);
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        version: manifest::VERSION,
+        writer: header.writer,
+        created_at: format_ts(chrono::Utc::now().timestamp_micros()),
+        settings: header.settings,
+        inputs: header.inputs,
+        events,
+        malformed: problems.malformed,
+        days: written_days
+            .iter()
+            .map(|day| format_ts(day * DAY)[..10].to_string())
+            .collect(),
+        parts,
+    };
+    let path = out_dir.join(MANIFEST_FILE);
+    let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+    crate::output::write_whole(&path, &bytes).map_err(|e| ArchiveError::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let progress = out_dir.join(PROGRESS_FILE);
+    fs::remove_file(&progress).map_err(|e| ArchiveError::Write {
+        path: progress,
+        message: e.to_string(),
+    })?;
     Ok(ArchiveSummary {
         events,
         malformed: problems.malformed,
-        days: writer.written_days.len(),
-        files: writer.files,
+        days: written_days.len(),
+        files,
         elapsed: started.elapsed(),
     })
+}
+
+/// Makes `out_dir` ready for `start`: the parts an interrupted run already wrote (path →
+/// rows and size) when resuming, else none.
+fn prepare(
+    out_dir: &Path,
+    start: Start,
+    header: &ProgressHeader,
+) -> Result<BTreeMap<String, PartRecord>, ArchiveError> {
+    let refuse = |path: &Path, message: String| ArchiveError::Start {
+        path: path.to_path_buf(),
+        message,
+    };
+    crate::output::create_dir(out_dir).map_err(|e| refuse(out_dir, e.to_string()))?;
+    let entries: Vec<PathBuf> = fs::read_dir(out_dir)
+        .map_err(|e| refuse(out_dir, e.to_string()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    match start {
+        Start::Fresh if entries.is_empty() => Ok(BTreeMap::new()),
+        Start::Fresh => Err(ArchiveError::NotEmpty(out_dir.to_path_buf())),
+        Start::Replace => {
+            // Only what an archive holds is removed; anything else stops it.
+            for entry in &entries {
+                let name = entry.file_name().unwrap_or_default().to_string_lossy();
+                if name == MANIFEST_FILE || name == PROGRESS_FILE {
+                    continue;
+                }
+                let is_day = name.starts_with("dt=") && entry.is_dir();
+                let foreign = if is_day {
+                    fs::read_dir(entry)
+                        .map_err(|e| refuse(entry, e.to_string()))?
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .find(|p| {
+                            let n = p.file_name().unwrap_or_default().to_string_lossy();
+                            !((n.starts_with("part-") || n.starts_with(".part-"))
+                                && (n.ends_with(".parquet") || n.ends_with(".tmp")))
+                        })
+                } else {
+                    Some(entry.clone())
+                };
+                if let Some(foreign) = foreign {
+                    return Err(refuse(
+                        &foreign,
+                        "not part of an archive: --replace removes only an archive's files; \
+                         move it away first"
+                            .into(),
+                    ));
+                }
+            }
+            for entry in &entries {
+                let removed = if entry.is_dir() {
+                    fs::remove_dir_all(entry)
+                } else {
+                    fs::remove_file(entry)
+                };
+                removed.map_err(|e| refuse(entry, e.to_string()))?;
+            }
+            Ok(BTreeMap::new())
+        }
+        Start::Resume => {
+            if out_dir.join(MANIFEST_FILE).exists() {
+                return Err(refuse(
+                    out_dir,
+                    "already complete (it has its manifest): nothing to resume".into(),
+                ));
+            }
+            let path = out_dir.join(PROGRESS_FILE);
+            let text = fs::read_to_string(&path).map_err(|e| {
+                refuse(
+                    &path,
+                    format!("{e}: no interrupted archive to resume here (--resume needs its {PROGRESS_FILE})"),
+                )
+            })?;
+            let mut lines = text.lines();
+            let recorded: ProgressHeader = lines
+                .next()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .ok_or_else(|| refuse(&path, "line 1: not a progress header".into()))?;
+            if recorded.settings != header.settings {
+                return Err(refuse(
+                    &path,
+                    format!(
+                        "the interrupted archive was made with other settings ({:?}, now {:?}): \
+                         resume with the same, or --replace",
+                        recorded.settings, header.settings
+                    ),
+                ));
+            }
+            if recorded.inputs != header.inputs {
+                return Err(refuse(
+                    &path,
+                    "the interrupted archive was made from other inputs (names or sizes \
+                     differ): resume with the same inputs, or --replace"
+                        .into(),
+                ));
+            }
+            // A torn last line (killed mid-append) is a part to write again.
+            let mut done = BTreeMap::new();
+            for line in lines {
+                if let Ok(part) = serde_json::from_str::<PartRecord>(line) {
+                    done.insert(part.path.clone(), part);
+                }
+            }
+            Ok(done)
+        }
+    }
+}
+
+/// Opens the progress journal: a new one starts with `header`.
+fn open_progress(out_dir: &Path, header: &ProgressHeader, new: bool) -> Result<File, ArchiveError> {
+    let path = out_dir.join(PROGRESS_FILE);
+    let failed = |e: std::io::Error| ArchiveError::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(failed)?;
+    if new {
+        file.set_len(0).map_err(failed)?;
+        let mut line = serde_json::to_vec(header).expect("a header serializes");
+        line.push(b'\n');
+        file.write_all(&line).map_err(failed)?;
+        file.sync_data().map_err(failed)?;
+    } else {
+        // A torn last line gets a newline, so the next record starts its own.
+        let bytes = fs::read(&path).map_err(failed)?;
+        if !bytes.ends_with(b"\n") {
+            file.write_all(b"\n").map_err(failed)?;
+        }
+    }
+    Ok(file)
 }
 
 /// One archive run: what the decoder gives is buffered by day and written.
@@ -279,6 +540,14 @@ struct DayWriter {
     days: BTreeMap<i64, Vec<Row>>,
     written_days: std::collections::BTreeSet<i64>,
     files: Vec<PathBuf>,
+    /// Parts written so far in this run, by day: the next part's number.
+    parts_of_day: BTreeMap<i64, u32>,
+    /// Parts an interrupted run wrote (with `--resume`), by path: not written again.
+    done: BTreeMap<String, PartRecord>,
+    /// `_progress.jsonl`, appended to as each part is in place.
+    progress: File,
+    /// The parts of the archive, for its manifest.
+    parts: Vec<PartRecord>,
 }
 
 impl DayWriter {
@@ -335,15 +604,45 @@ impl DayWriter {
             message,
         };
         crate::output::create_dir(&dir).map_err(|e| failed(&dir, e.to_string()))?;
-        let part = next_part_number(&dir);
+        let next = self.parts_of_day.entry(day).or_insert(0);
+        let part = *next;
+        *next += 1;
+        let relative = format!("dt={date}/part-{part:05}.parquet");
         let path = dir.join(format!("part-{part:05}.parquet"));
-        let temp = dir.join(format!(".part-{part:05}.parquet.tmp"));
-        self.write_file(&temp, &rows)
-            .map_err(|message| failed(&temp, message))?;
-        fs::rename(&temp, &path).map_err(|e| failed(&path, e.to_string()))?;
-        if let Ok(dir_handle) = File::open(&dir) {
-            let _ = dir_handle.sync_all();
-        }
+        // Resumed: a part the interrupted run finished is kept when it is the same.
+        let kept = self.done.get(&relative).filter(|done| {
+            done.rows == rows.len() as u64
+                && fs::metadata(&path).is_ok_and(|m| m.len() == done.bytes)
+        });
+        let record = match kept {
+            Some(done) => done.clone(),
+            None => {
+                let temp = dir.join(format!(".part-{part:05}.parquet.tmp"));
+                self.write_file(&temp, &rows)
+                    .map_err(|message| failed(&temp, message))?;
+                fs::rename(&temp, &path).map_err(|e| failed(&path, e.to_string()))?;
+                if let Ok(dir_handle) = File::open(&dir) {
+                    let _ = dir_handle.sync_all();
+                }
+                let bytes = fs::metadata(&path)
+                    .map_err(|e| failed(&path, e.to_string()))?
+                    .len();
+                let record = PartRecord {
+                    path: relative,
+                    rows: rows.len() as u64,
+                    bytes,
+                };
+                let mut line = serde_json::to_vec(&record).expect("a part serializes");
+                line.push(b'\n');
+                let progress = self.out_dir.join(PROGRESS_FILE);
+                self.progress
+                    .write_all(&line)
+                    .and_then(|()| self.progress.sync_data())
+                    .map_err(|e| failed(&progress, e.to_string()))?;
+                record
+            }
+        };
+        self.parts.push(record);
         self.written_days.insert(day);
         self.files.push(path);
         Ok(())
@@ -423,21 +722,4 @@ impl DayWriter {
         ];
         RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
     }
-}
-
-/// The next free part number in a day folder.
-fn next_part_number(dir: &Path) -> u32 {
-    fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("part-")?
-                .strip_suffix(".parquet")?
-                .parse::<u32>()
-                .ok()
-        })
-        .max()
-        .map_or(0, |n| n + 1)
 }

@@ -428,13 +428,21 @@ pub struct ArchiveArgs {
     #[command(flatten)]
     pub verbosity: Verbosity,
 
-    /// Upload what an interrupted upload to `--out` left in its staging folder (named in its
-    /// error), instead of archiving logs: numbered after what the store holds by then.
-    #[arg(long, value_name = "STAGING", conflicts_with = "paths")]
+    /// Finish an interrupted archive: with a folder as --out, re-read the same logs and write
+    /// only the parts the interrupted run did not finish (its `_progress.jsonl` says which);
+    /// with a URL as --out, `--resume STAGING` uploads what an interrupted upload left in its
+    /// staging folder (named in its error), instead of archiving logs.
+    #[arg(long, value_name = "STAGING", num_args = 0..=1, default_missing_value = "", conflicts_with = "replace")]
     pub resume: Option<PathBuf>,
 
+    /// Remove the archive --out holds (its day folders of parts, manifest and progress; any
+    /// other file stops it) and write a new one. Without --replace or --resume, --out must be
+    /// empty or new: an archive is never added to, so no day is archived twice.
+    #[arg(long)]
+    pub replace: bool,
+
     /// Log files to convert, in order (`-` for stdin).
-    #[arg(required_unless_present = "resume", value_name = "PATH")]
+    #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
 }
 
@@ -1169,9 +1177,37 @@ enum LearnInto {
     Kafka(crate::kafka::learn::Handover),
 }
 
-fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
-    if let Some(staging) = &args.resume {
-        return resume_upload(staging, &args);
+fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
+    let to_store = crate::source::object::is_url(&args.out);
+    // To a folder, `--resume` takes no value: one that follows it is the first log.
+    if !to_store && let Some(first) = args.resume.as_mut().filter(|v| !v.as_os_str().is_empty()) {
+        args.paths.insert(0, first.to_string_lossy().into_owned());
+        *first = PathBuf::new();
+    }
+    let start = match &args.resume {
+        Some(staging) if !staging.as_os_str().is_empty() => {
+            if !args.paths.is_empty() {
+                return Err(ConfigError::Usage(
+                    "--resume STAGING uploads a staging folder: give no logs with it".into(),
+                )
+                .into());
+            }
+            return resume_upload(staging, &args);
+        }
+        Some(_) if to_store => {
+            return Err(ConfigError::Usage(
+                "to object storage, --resume takes the staging folder an interrupted upload \
+                 named: --resume STAGING"
+                    .into(),
+            )
+            .into());
+        }
+        Some(_) => archive::Start::Resume,
+        None if args.replace => archive::Start::Replace,
+        None => archive::Start::Fresh,
+    };
+    if args.paths.is_empty() {
+        return Err(ConfigError::Usage("give the logs to archive".into()).into());
     }
     let overrides = DetectOverrides {
         lateness: args.lateness,
@@ -1189,9 +1225,12 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
     }
     // To a store: the archive is written to a staging folder, then each file uploaded.
-    let destination = crate::source::object::is_url(&args.out)
+    let destination = to_store
         .then(|| crate::source::object::ArchiveDestination::new(&args.out))
         .transpose()?;
+    if let Some(destination) = &destination {
+        destination.prepare(start == archive::Start::Replace)?;
+    }
     let staging = match &destination {
         Some(_) => Some(
             tempfile::Builder::new()
@@ -1204,7 +1243,30 @@ fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let out_dir = staging
         .as_ref()
         .map_or_else(|| PathBuf::from(&args.out), |s| s.path().to_path_buf());
-    let mut summary = archive::archive(&config, &inputs, &out_dir, args.strict, &mut problems);
+    let config_digest = match &args.config {
+        Some(path) => {
+            use sha2::{Digest, Sha256};
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(hex16(&Sha256::digest(&bytes)))
+        }
+        None => None,
+    };
+    // A staging folder is new: the destination was checked above.
+    let local_start = if destination.is_some() {
+        archive::Start::Fresh
+    } else {
+        start
+    };
+    let mut summary = archive::archive_with(
+        &config,
+        &inputs,
+        &out_dir,
+        args.strict,
+        local_start,
+        config_digest,
+        &mut problems,
+    );
     if let (Some(destination), Some(staging), Ok(summary)) = (&destination, staging, &mut summary) {
         destination.mark_staged(staging.path())?;
         match destination.upload(staging.path()) {

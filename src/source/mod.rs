@@ -3,6 +3,7 @@
 //! detection is `detect`'s.
 
 pub mod lines;
+pub mod manifest;
 pub mod object;
 pub mod parquet;
 pub mod rows;
@@ -63,6 +64,10 @@ pub enum InputError {
     Store { url: String, message: String },
     #[error("{0}: a vendor's Parquet export is read from local files only")]
     RemoteParquetRows(String),
+    /// An archive that is not whole (see [`manifest`]): its bad parts are not read, the
+    /// others are, and the run's exit code is 1.
+    #[error(transparent)]
+    Archive(#[from] manifest::ArchiveProblem),
 }
 
 /// The inputs that command-line arguments name, and the arguments that named nothing.
@@ -127,6 +132,26 @@ pub fn expand_inputs(
                     pattern: arg.clone(),
                 });
             }
+            let named_itself = objects.len() == 1 && objects[0].url == *arg;
+            let found: Vec<manifest::FoundPart> = objects
+                .iter()
+                .map(|o| manifest::FoundPart {
+                    path: o.url.clone(),
+                    bytes: o.size,
+                })
+                .collect();
+            let checked = manifest::check_parts(
+                &found,
+                |root| (object::read_manifest(root), false),
+                |root, part| {
+                    let url = format!("{root}/{part}");
+                    !named_itself && url.starts_with(arg.as_str()) && filter.may_hold_path(&url)
+                },
+            );
+            not_found.extend(checked.problems.into_iter().map(InputError::Archive));
+            let objects = objects
+                .into_iter()
+                .filter(|o| !checked.refused.contains(&o.url));
             for object in objects {
                 let is_parquet = object.looks_like_parquet();
                 let object = Arc::new(object);
@@ -173,6 +198,7 @@ pub fn expand_inputs(
             not_found.push(InputError::Missing(arg.clone()));
             Vec::new()
         };
+        let files = check_archive_parts(files, arg, path, filter, &mut not_found);
         for file in files {
             let is_parquet = parquet::looks_like_parquet(&file);
             inputs.push(match format {
@@ -199,6 +225,64 @@ pub fn expand_inputs(
         not_found,
         pruned,
     })
+}
+
+/// Holds the archive parts among `files` (found for argument `arg`) against their archives'
+/// manifests: the parts that may be read, the problems added to `not_found`.
+fn check_archive_parts(
+    files: Vec<PathBuf>,
+    arg: &str,
+    path: &Path,
+    filter: TimeFilter,
+    not_found: &mut Vec<InputError>,
+) -> Vec<PathBuf> {
+    let found: Vec<manifest::FoundPart> = files
+        .iter()
+        .filter(|f| manifest::split_part(&f.to_string_lossy()).is_some())
+        .map(|f| manifest::FoundPart {
+            path: f.to_string_lossy().into_owned(),
+            bytes: std::fs::metadata(f).map_or(0, |m| m.len()),
+        })
+        .collect();
+    if found.is_empty() {
+        return files;
+    }
+    let glob = arg
+        .contains(['*', '?', '['])
+        .then(|| glob_root(arg).ok().map(|(_, glob)| glob))
+        .flatten();
+    let checked = manifest::check_parts(
+        &found,
+        |root| {
+            let root = Path::new(if root.is_empty() { "." } else { root });
+            (
+                read_manifest(&root.join(manifest::MANIFEST_FILE)),
+                root.join(manifest::PROGRESS_FILE).exists(),
+            )
+        },
+        |root, part| {
+            let joined = Path::new(root).join(part);
+            let asked = match &glob {
+                Some(glob) => glob.is_match(&joined),
+                None => path.is_dir() && joined.starts_with(path),
+            };
+            asked && filter.may_hold_path(part)
+        },
+    );
+    not_found.extend(checked.problems.into_iter().map(InputError::Archive));
+    files
+        .into_iter()
+        .filter(|f| !checked.refused.contains(f.to_string_lossy().as_ref()))
+        .collect()
+}
+
+/// A local archive's manifest: `Ok(None)` when there is none.
+fn read_manifest(path: &Path) -> manifest::Loaded {
+    match std::fs::read(path) {
+        Ok(bytes) => manifest::parse_manifest(&bytes).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn is_data_file(path: &Path) -> bool {

@@ -267,6 +267,25 @@ pub fn expand(url: &str) -> Result<Vec<ObjectInput>, InputError> {
     })
 }
 
+/// The manifest of the archive at `root` (a URL without the trailing `/`): `Ok(None)` when
+/// the store holds none.
+pub fn read_manifest(root: &str) -> super::manifest::Loaded {
+    let url = format!("{root}/{}", super::manifest::MANIFEST_FILE);
+    let (store, key, _) = store_for(&url).map_err(|e| e.to_string())?;
+    let bytes = runtime().block_on(async {
+        match store.get(&key).await {
+            Ok(got) => got.bytes().await.map(Some),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    });
+    match bytes {
+        Ok(Some(bytes)) => super::manifest::parse_manifest(&bytes).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("{url}: {}", store_error(&e))),
+    }
+}
+
 /// What a store's error says, without the request's headers (which may carry credentials)
 /// or the server's whole response. Listing errors come from the stores as text carrying the
 /// HTTP status and the S3 error code; they are told apart by those.
@@ -580,11 +599,74 @@ impl ArchiveDestination {
         }
     }
 
-    /// Uploads each file written under `staging` (day folders of part files) to the same
-    /// place under the destination, numbering parts after those the store already holds in
-    /// that day (as on disk: an archive is added to, never overwritten). Each object is
-    /// uploaded whole (multipart for large files) and appears only once complete; each file
-    /// is removed from `staging` once uploaded. Gives the objects' URLs.
+    /// Checks the destination holds no archive (any object under its prefix), or with
+    /// `replace` deletes the archive it holds (its part objects and manifest; any other object
+    /// stops it): an archive is never added to, so no day is archived twice.
+    pub fn prepare(&self, replace: bool) -> io::Result<()> {
+        let failed =
+            |e: object_store::Error| io::Error::other(format!("{}: {}", self.url, store_error(&e)));
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let listed = runtime().block_on(async {
+            let mut listing = self.store.list(prefix.as_ref());
+            let mut found = Vec::new();
+            while let Some(meta) = listing.next().await {
+                found.push(meta?.location);
+            }
+            Ok::<_, object_store::Error>(found)
+        });
+        let existing = match listed {
+            Ok(existing) => existing,
+            // No such bucket: nothing to add to (the upload says what is wrong, and keeps
+            // its staging folder for `--resume`).
+            Err(e) if store_error(&e).starts_with("not found") => return Ok(()),
+            Err(e) => return Err(failed(e)),
+        };
+        if existing.is_empty() {
+            return Ok(());
+        }
+        if !replace {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{}: not empty ({} objects): archiving into it would add parts beside what \
+                     is there (days twice); --replace deletes the archive there first, or give \
+                     an empty prefix",
+                    self.url,
+                    existing.len()
+                ),
+            ));
+        }
+        let full = |p: &ObjectPath| format!("{}{}", self.shown_prefix, p);
+        for location in &existing {
+            let url = full(location);
+            let is_archive = super::manifest::split_part(&url).is_some()
+                || location.filename() == Some(super::manifest::MANIFEST_FILE);
+            if !is_archive {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{url}: not part of an archive: --replace deletes only an archive's \
+                         objects; move it away first"
+                    ),
+                ));
+            }
+        }
+        // The manifest first: an archive half deleted is then one without a manifest.
+        let mut ordered = existing;
+        ordered.sort_by_key(|l| l.filename() != Some(super::manifest::MANIFEST_FILE));
+        for location in ordered {
+            runtime()
+                .block_on(self.store.delete(&location))
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Uploads each file written under `staging` (day folders of part files, the manifest) to
+    /// the same place under the destination, the manifest last, so that the archive in the
+    /// store is whole once its manifest is there. Each object is uploaded whole (multipart for
+    /// large files) and appears only once complete; each file is removed from `staging` once
+    /// uploaded. Gives the objects' URLs.
     pub fn upload(&self, staging: &std::path::Path) -> io::Result<Vec<String>> {
         let mut files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(staging)
             .into_iter()
@@ -592,43 +674,19 @@ impl ArchiveDestination {
             .filter(|e| e.file_type().is_file() && e.file_name() != STAGED_FOR)
             .map(|e| e.into_path())
             .collect();
-        files.sort();
-        let failed =
-            |e: object_store::Error| io::Error::other(format!("{}: {}", self.url, store_error(&e)));
-        let mut next_part: std::collections::HashMap<String, u32> = Default::default();
+        files.sort_by_key(|f| {
+            (
+                f.file_name() == Some(std::ffi::OsStr::new(super::manifest::MANIFEST_FILE)),
+                f.clone(),
+            )
+        });
         let mut urls = Vec::new();
         for file in files {
-            let relative = file
+            let name = file
                 .strip_prefix(staging)
                 .map_err(io::Error::other)?
                 .to_string_lossy()
                 .replace('\\', "/");
-            let (day, _) = relative.rsplit_once('/').unwrap_or(("", &relative));
-            let part = match next_part.get_mut(day) {
-                Some(part) => part,
-                None => {
-                    let existing = runtime().block_on(async {
-                        let day_prefix = self.key(day);
-                        let mut listing = self.store.list(Some(&day_prefix));
-                        let mut highest: Option<u32> = None;
-                        while let Some(meta) = listing.next().await {
-                            let meta = meta.map_err(failed)?;
-                            let name = meta.location.filename().unwrap_or_default();
-                            if let Some(n) = name
-                                .strip_prefix("part-")
-                                .and_then(|n| n.strip_suffix(".parquet"))
-                                .and_then(|n| n.parse::<u32>().ok())
-                            {
-                                highest = highest.max(Some(n));
-                            }
-                        }
-                        io::Result::Ok(highest.map_or(0, |n| n + 1))
-                    })?;
-                    next_part.entry(day.to_string()).or_insert(existing)
-                }
-            };
-            let name = format!("{day}/part-{:05}.parquet", *part);
-            *part += 1;
             let key = self.key(&name);
             runtime()
                 .block_on(async {
@@ -645,7 +703,18 @@ impl ArchiveDestination {
                     upload.shutdown().await
                 })
                 .map_err(|e| {
-                    io::Error::new(e.kind(), format!("{}{}: {e}", self.shown_prefix, key))
+                    // Said as a store's error is (no XML body, no request headers); a missing
+                    // bucket names the destination.
+                    let text = e.to_string();
+                    if text.contains("NoSuchBucket") {
+                        return io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("{}: not found (no such bucket)", self.url),
+                        );
+                    }
+                    let line = text.lines().next().unwrap_or_default();
+                    let line = line.split(": <?xml").next().unwrap_or(line);
+                    io::Error::new(e.kind(), format!("{}{}: {line}", self.shown_prefix, key))
                 })?;
             std::fs::remove_file(&file)?;
             urls.push(format!("{}{}", self.shown_prefix, key));

@@ -3,6 +3,7 @@
 mod baseline;
 mod cli;
 mod config_example;
+mod evidence;
 mod formats;
 mod golden;
 mod kafka;

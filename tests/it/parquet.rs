@@ -96,6 +96,13 @@ fn the_archive_is_day_partitioned_sorted_and_complete() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     days.sort();
+    // The manifest, written last, lists every part; the progress journal is gone.
+    assert_eq!(days.remove(0), "_manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "exposure.archive");
+    assert_eq!(manifest["parts"].as_array().unwrap().len(), 14);
+    assert_eq!(manifest["days"].as_array().unwrap().len(), 14);
     assert_eq!(days.len(), 14, "{days:?}");
     assert_eq!(days[0], "dt=2026-03-04");
     for day in &days {
