@@ -119,9 +119,16 @@ pub struct TableSection {
 
 impl ConfigFile {
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        let bytes = read_bounded(path, MAX_CONFIG_BYTES).map_err(read)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            ))
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
@@ -130,11 +137,85 @@ impl ConfigFile {
     }
 }
 
+/// The largest configuration file read: far above any real one, and a bound on what a
+/// reload (SIGHUP) reads when the path names something else by mistake.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Reads a configuration file: a regular file only (a device such as `/dev/zero`, a fifo, or
+/// a symlink to one is refused without blocking) of at most `max_bytes`.
+fn read_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB: not a configuration file",
+                max_bytes >> 20
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A line of the file as an error may show it: a table header, or a key with its value
+/// hidden (`key = …`); `None` for any other line. A path pointing at a secret by mistake
+/// must not print it.
+fn shown_line(line: &str) -> Option<(String, usize)> {
+    let trimmed = line.trim();
+    let indent = line.len() - line.trim_start().len();
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.\"' ".contains(c))
+    };
+    if trimmed.starts_with('[')
+        && trimmed.ends_with(']')
+        && is_key(trimmed.trim_matches(['[', ']']))
+    {
+        return Some((line.trim_end().to_string(), trimmed.len()));
+    }
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    is_key(key).then(|| (format!("{}{key} = …", &line[..indent]), key.len()))
+}
+
+/// `message` without the text of a string value it quotes (`invalid type: string "…"`): the
+/// value may be a secret the path named by mistake.
+fn hide_string_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(&rest[..at + "string".len()]);
+        let after = &rest[at + "string \"".len()..];
+        // The closing quote: the last one before ", expected" (values may hold quotes).
+        let end = after
+            .find("\", expected")
+            .or_else(|| after.rfind('"'))
+            .map_or(after.len(), |e| e + 1);
+        rest = &after[end.min(after.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The parse error as the user should read it. toml points an unknown key of a `[[sinks]]`
 /// entry (an internally tagged enum, which loses positions) at the table header; this points
 /// it at the key's own line, as for every other table.
 fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().trim_end();
+    let message = &hide_string_values(error.message().trim_end());
     let at_key = error.span().and_then(|span| {
         let header = text.get(span.clone())?;
         if !header.starts_with('[') {
@@ -167,22 +248,35 @@ fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
         }
         None
     });
-    match at_key {
-        Some((n, line)) => {
-            let column = line.len() - line.trim_start().len();
-            let key_len = line.split('=').next().unwrap_or("").trim().len();
-            let gutter = " ".repeat((n + 1).to_string().len());
-            format!(
-                "TOML parse error at line {}, column {}\n{gutter} |\n{} | {line}\n{gutter} | {}{}\n{message}",
-                n + 1,
-                column + 1,
-                n + 1,
-                " ".repeat(column),
-                "^".repeat(key_len.max(1)),
-            )
+    let (n, column) = match at_key {
+        Some((n, line)) => (n, line.len() - line.trim_start().len()),
+        None => {
+            let start = error.span().map_or(0, |s| s.start).min(text.len());
+            let before = &text[..start];
+            let n = before.matches('\n').count();
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            (n, text[line_start..start].chars().count())
         }
-        None => error.to_string().trim_end().to_string(),
-    }
+    };
+    let line = text.lines().nth(n).unwrap_or("");
+    let place = format!("TOML parse error at line {}, column {}", n + 1, column + 1);
+    let Some((shown, key_len)) = shown_line(line) else {
+        return format!("{place}\n{message}");
+    };
+    let indent = line.len() - line.trim_start().len();
+    // The caret under the key, or under the hidden value when the error is there.
+    let (caret_at, carets) = if column < indent + key_len {
+        (indent, key_len.max(1))
+    } else {
+        (shown.chars().count() - 1, 1)
+    };
+    let gutter = " ".repeat((n + 1).to_string().len());
+    format!(
+        "{place}\n{gutter} |\n{} | {shown}\n{gutter} | {}{}\n{message}",
+        n + 1,
+        " ".repeat(caret_at),
+        "^".repeat(carets),
+    )
 }
 
 /// Detector settings given on the command line; each overrides the file's `[detect]`.
@@ -570,5 +664,52 @@ mod tests {
             let err = build(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} -> {err}");
         }
+    }
+
+    #[test]
+    fn a_config_path_naming_a_device_fifo_or_huge_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = ConfigFile::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // Would block forever if it were opened for a plain read.
+        let error = ConfigFile::load(&fifo).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(ConfigFile::load(&link).is_err());
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        let error = ConfigFile::load(&big).unwrap_err().to_string();
+        assert!(error.contains("larger than 4 MiB"), "{error}");
+    }
+
+    #[test]
+    fn a_parse_error_never_shows_a_value_or_a_line_that_is_not_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "hunter2-very-secret-token\n").unwrap();
+        let error = ConfigFile::load(&secret).unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("line 1, column"), "{error}");
+        let keyed = dir.path().join("keyed.toml");
+        std::fs::write(&keyed, "[detect]\nmin_principals = \"s3cr3t-value\"\n").unwrap();
+        let error = ConfigFile::load(&keyed).unwrap_err().to_string();
+        assert!(error.contains("2 | min_principals = …"), "{error}");
+        assert!(!error.contains("s3cr3t"), "{error}");
+        assert!(
+            error.contains("invalid type: string, expected u32"),
+            "{error}"
+        );
+        assert!(error.contains("line 2"), "{error}");
     }
 }

@@ -275,6 +275,23 @@ fn sighup_reloads_the_configuration_and_keeps_it_when_the_new_one_is_invalid() {
     env.write("watch.toml", "[detect]\nbogus = 1\n");
     hup(&watcher);
     wait_metric(&watcher, "config_reload_failures_total", 1.0);
+    // A config path that now names a device (or a link to one) is refused at once, not read
+    // without end; a secret file named by mistake is not printed.
+    std::fs::remove_file(env.path("watch.toml")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", env.path("watch.toml")).unwrap();
+    hup(&watcher);
+    wait_metric(&watcher, "config_reload_failures_total", 2.0);
+    std::fs::remove_file(env.path("watch.toml")).unwrap();
+    env.write("watch.toml", "token-abc123-secret\n");
+    hup(&watcher);
+    wait_metric(&watcher, "config_reload_failures_total", 3.0);
+    env.write(
+        "watch.toml",
+        CONFIG.replace(
+            "allow = [\"svc-*\"]",
+            "allow = [\"svc-*\", \"contractor-*\"]",
+        ),
+    );
     // Still running, with the reloaded configuration: contractors are allowed.
     for p in [
         "contractor-a",
@@ -288,8 +305,11 @@ fn sighup_reloads_the_configuration_and_keeps_it_when_the_new_one_is_invalid() {
     }
     let closed = watcher.wait_for("closed", WAIT, |a| a["status"] == "closed");
     assert_eq!(principals(&closed), ["x", "y", "z"]);
+    let logs = watcher.logs().join("\n");
     let (code, _) = watcher.stop();
     assert_eq!(code, 0);
+    assert!(logs.contains("not a regular file"), "{logs}");
+    assert!(!logs.contains("abc123"), "{logs}");
 }
 
 #[test]

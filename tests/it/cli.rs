@@ -82,7 +82,7 @@ fn config_errors_name_the_key_and_exit_2() {
         // An unknown key of a sink is shown at its own line, not its table's header.
         (
             "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\n\n[[sinks]]\nkind = \"webhook\"\nname = \"b\"\n  retry_intial = \"1s\"\n",
-            "line 8, column 3\n  |\n8 |   retry_intial = \"1s\"\n  |   ^^^^^^^^^^^^\nunknown field `retry_intial`",
+            "line 8, column 3\n  |\n8 |   retry_intial = …\n  |   ^^^^^^^^^^^^\nunknown field `retry_intial`",
         ),
         ("not toml at all", "config file"),
     ] {

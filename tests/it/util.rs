@@ -121,6 +121,8 @@ allow = ["svc-*"]
 pub struct Watcher {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Its log (stderr), as far as written.
+    logs: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
     /// Where its `/metrics` and `/ready` are served.
     pub metrics_addr: String,
@@ -178,6 +180,8 @@ impl Watcher {
         let stderr = child.stderr.take().unwrap();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let log_sink = Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("serving metrics") {
@@ -188,6 +192,7 @@ impl Watcher {
                     let _ = ready_tx.send(());
                 }
                 eprintln!("{line}");
+                log_sink.lock().unwrap().push(line);
             }
         });
         let stdout = child.stdout.take().unwrap();
@@ -201,6 +206,7 @@ impl Watcher {
         let mut watcher = Watcher {
             child,
             lines,
+            logs,
             reader: Some(reader),
             metrics_addr: String::new(),
         };
@@ -276,6 +282,11 @@ impl Watcher {
         self.reader.take().unwrap().join().unwrap();
         let lines = self.lines.lock().unwrap().clone();
         (code, lines)
+    }
+
+    /// Its log lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
     }
 
     pub fn kill9(mut self) -> Vec<String> {
