@@ -8,11 +8,17 @@ use crate::detect::{Alert, AlertStatus, Severity};
 use crate::time::{MICROS_PER_SEC, Ts, format_ts};
 use std::fmt::Write;
 
-/// `text` safe inside HTML text and attribute values.
+/// `text` safe inside HTML text and attribute values; control and bidi formatting characters
+/// are written visibly (`<U+202E>`).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
+            // Shown, not obeyed: a bidi override would reorder the text around it
+            // (`\u{202e}txt.exe` reads as "exe.txt").
+            c if crate::text::is_unsafe_char(c) => {
+                out.push_str(&format!("&lt;U+{:04X}&gt;", c as u32));
+            }
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -477,6 +483,13 @@ mod tests {
             escape("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
+    }
+
+    #[test]
+    fn bidi_and_control_characters_are_shown_not_obeyed() {
+        assert_eq!(escape("a\u{202e}txt.exe"), "a&lt;U+202E&gt;txt.exe");
+        assert_eq!(escape("x\u{2066}y"), "x&lt;U+2066&gt;y");
+        assert_eq!(escape("plain é 日"), "plain é 日");
     }
 
     #[test]

@@ -7,15 +7,23 @@ use super::{Incident, by_severity, whole_seconds};
 use crate::time::format_ts;
 use std::fmt::Write;
 
-/// `text` as an inline code span that holds any characters (backticks included).
+/// `text` as an inline code span that holds any characters (backticks included): line breaks
+/// become spaces, and bidi formatting characters (which reorder what is shown) are written
+/// visibly as `<U+202E>`.
 fn code(text: &str) -> String {
-    let text = text.replace(['\n', '\r', '|'], " ");
+    let text = crate::text::visible(&text.replace(['\n', '\r'], " ")).into_owned();
     let fence = "`".repeat(longest_backtick_run(&text) + 1);
     if text.starts_with('`') || text.ends_with('`') {
         format!("{fence} {text} {fence}")
     } else {
         format!("{fence}{text}{fence}")
     }
+}
+
+/// [`code`] in a table cell: a `|` is escaped (`\|`, which GitHub-flavoured Markdown reads
+/// as a pipe even inside a code span), not dropped.
+fn cell_code(text: &str) -> String {
+    code(text).replace('|', "\\|")
 }
 
 fn longest_backtick_run(text: &str) -> usize {
@@ -78,7 +86,7 @@ pub fn window(incident: &Incident) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",
-            code(&p.principal),
+            cell_code(&p.principal),
             format_ts(p.first_read),
             format_ts(p.last_read),
             p.reads
@@ -144,6 +152,8 @@ mod tests {
         assert_eq!(code("bob"), "`bob`");
         assert_eq!(code("a`b"), "``a`b``");
         assert_eq!(code("`x"), "`` `x ``");
-        assert_eq!(code("x|y\nz"), "`x y z`");
+        assert_eq!(code("x|y\nz"), "`x|y z`");
+        assert_eq!(cell_code("x|y"), "`x\\|y`");
+        assert_eq!(code("\u{202e}txt.exe"), "`<U+202E>txt.exe`");
     }
 }

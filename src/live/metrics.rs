@@ -2,7 +2,8 @@
 //! (lock-free atomics), rendered on `GET /metrics` by a small HTTP/1.1 server on the address
 //! given with `--metrics-addr`; `GET /ready` answers 200 once the inputs are positioned and
 //! checkpointed (503 before), for a readiness probe. The server defends itself: at most
-//! [`MAX_CONNECTIONS`] at once, each given [`EXCHANGE_TIMEOUT`], accept errors backed off.
+//! [`MAX_CONNECTIONS`] at once, each given [`HEAD_TIMEOUT`] to send its request and
+//! [`EXCHANGE_TIMEOUT`] in all, accept errors backed off.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -408,10 +409,15 @@ fn render_labelled<T>(
     }
 }
 
-/// At most this many scrapes are served at once; further connections wait in the kernel's
-/// backlog, so a flood of connections can hold neither file descriptors nor CPU that detection
-/// and delivery need.
-pub const MAX_CONNECTIONS: usize = 32;
+/// At most this many connections are held at once; further ones wait in the kernel's backlog,
+/// so a flood of connections can hold neither file descriptors nor CPU that detection and
+/// delivery need. Far more than scrapers: idle connections (load balancers' probes, a port
+/// scan, a client that connects and sends nothing) must not keep a scrape waiting.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A connection gets this long to send its request head: one that sends nothing is closed
+/// quickly, so idle connections free their slots well within a scraper's timeout.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A connection gets this long, in all, to send its request and take the answer.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -453,11 +459,17 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
 async fn answer(mut stream: TcpStream, metrics: &Metrics) {
     let mut request = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
-        match stream.read(&mut buf).await {
-            Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
-            _ => return,
+    let head = async {
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
+                _ => return false,
+            }
         }
+        true
+    };
+    if !matches!(tokio::time::timeout(HEAD_TIMEOUT, head).await, Ok(true)) {
+        return;
     }
     let head = String::from_utf8_lossy(&request);
     let target = head.split_whitespace().nth(1).unwrap_or("");

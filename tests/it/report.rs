@@ -297,3 +297,47 @@ fn every_window_of_a_generated_day_shows_the_baseline_its_open_alert_counted() {
         );
     }
 }
+
+/// A name that holds a bidi override or a pipe: the page shows the override as a visible
+/// mark (it does not reorder the heading), and Markdown escapes the pipe instead of dropping
+/// it. Checked in the browser's own parse of the page.
+#[test]
+fn names_with_bidi_overrides_and_pipes_are_shown_as_they_are() {
+    let env = TestEnv::new();
+    let sample = std::fs::read_to_string(repo("sample-logs/incident.jsonl")).unwrap();
+    let odd = "quinn|\u{202e}txt.exe";
+    let logs = env.write("logs.jsonl", sample.replace("quinn.khan@corp.example", odd));
+    let logs = logs.to_str().unwrap();
+    let replayed = env.run(&["replay", "--out", "alerts.jsonl", logs]);
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    let alerts = std::fs::read_to_string(env.path("alerts.jsonl")).unwrap();
+    assert!(alerts.contains(odd), "the alert keeps the name exactly");
+    for (format, out) in [("html", "html"), ("markdown", "md")] {
+        let run = env.run(&[
+            "report",
+            "--alerts",
+            "alerts.jsonl",
+            "--output",
+            format,
+            "--out",
+            out,
+            logs,
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let md = std::fs::read_to_string(env.path("md/report.md")).unwrap();
+    assert!(md.contains("| `quinn\\|<U+202E>txt.exe` |"), "{md}");
+    assert!(!md.contains('\u{202e}'));
+    let page = std::fs::read_dir(env.path("html"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap() != "index.html")
+        .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains('\u{202e}'), "no raw override in the page");
+    let dom = rendered_dom(&env, &page);
+    assert!(
+        dom.contains("quinn|&lt;U+202E&gt;txt.exe"),
+        "the browser shows the mark"
+    );
+}
