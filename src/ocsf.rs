@@ -314,6 +314,7 @@ mod tests {
                 last_read: 1_773_662_400_123_000,
                 reads: 7,
             }],
+            principals_truncated: 0,
             novel_principals: 1,
             reads: 7,
             baseline_principals: 12,

@@ -123,6 +123,10 @@ pub struct Alert {
     /// Sorted by first read, then name.
     #[serde(default)]
     pub principals: Vec<PrincipalActivity>,
+    /// How many principals were left out of `principals` to fit a receiver (a sink's
+    /// `max_principals`); 0, and not written, in the alerts `exposure` writes itself.
+    #[serde(default)]
+    pub principals_truncated: usize,
     #[serde(default)]
     pub novel_principals: usize,
     /// Novel reads inside the window.
@@ -174,6 +178,9 @@ impl Serialize for Alert {
             out.serialize_field("window_end", &Time(self.window_end))?;
             out.serialize_field("duration_s", &self.duration_s)?;
             out.serialize_field("principals", &self.principals)?;
+            if self.principals_truncated > 0 {
+                out.serialize_field("principals_truncated", &self.principals_truncated)?;
+            }
             out.serialize_field("novel_principals", &self.novel_principals)?;
             out.serialize_field("reads", &self.reads)?;
             out.serialize_field("baseline_principals", &self.baseline_principals)?;
@@ -335,6 +342,7 @@ mod tests {
                 last_read: 1_773_842_591_512_000,
                 reads: 2,
             }],
+            principals_truncated: 0,
             novel_principals: 1,
             reads: 2,
             baseline_principals: 4,

@@ -170,6 +170,7 @@ impl Detector {
             window_end: change.ts,
             duration_s: 0.0,
             principals: Vec::new(),
+            principals_truncated: 0,
             novel_principals: 0,
             reads: 0,
             baseline_principals: 0,

@@ -334,6 +334,7 @@ impl Detector {
             duration_s: (window.end - window.start) as f64 / MICROS_PER_SEC as f64,
             novel_principals: principals.len(),
             principals,
+            principals_truncated: 0,
             reads: window.reads,
             baseline_principals: window.baseline_principals,
             severity: Severity::rate(

@@ -477,6 +477,7 @@ mod tests {
             window_start: 0,
             window_end: 0,
             duration_s: 0.0,
+            principals_truncated: 0,
             novel_principals: 3,
             principals: Vec::new(),
             reads: 3,

@@ -123,7 +123,16 @@ impl AlertmanagerSink {
         let mut annotations = if alert.is_window() {
             json!({
                 "summary": super::summary(alert),
-                "principals": principals.join(", "),
+                "principals": if alert.principals_truncated > 0 {
+                    format!(
+                        "{} … and {} more ({})",
+                        principals.join(", "),
+                        alert.principals_truncated,
+                        super::bound::ALL_PRINCIPALS
+                    )
+                } else {
+                    principals.join(", ")
+                },
                 "novel_principals": alert.novel_principals.to_string(),
                 "baseline_principals": alert.baseline_principals.to_string(),
                 "reads": alert.reads.to_string(),

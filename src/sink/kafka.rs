@@ -11,6 +11,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The largest record sent: under Kafka's default `message.max.bytes` (1 MiB, less the
+/// record's overhead).
+pub const KAFKA_MAX_BYTES: usize = 1_000_000;
+
 pub struct KafkaSink {
     name: String,
     topic: String,
@@ -57,7 +61,14 @@ impl Sink for KafkaSink {
 
     fn deliver<'a>(&'a mut self, alert: &'a Alert) -> SinkFuture<'a> {
         Box::pin(async move {
-            let body = self.format.encode(alert);
+            // Under Kafka's default `message.max.bytes` (1 MB), principals cut to fit.
+            let format = self.format;
+            let body = super::bound::fit(alert, KAFKA_MAX_BYTES, |a| format.encode(a).into_bytes())
+                .ok_or_else(|| DeliveryError::Rejected {
+                    reason: format!(
+                        "the alert exceeds {KAFKA_MAX_BYTES} bytes even with no principal listed"
+                    ),
+                })?;
             let record = FutureRecord::to(&self.topic).key(&alert.id).payload(&body);
             match self.producer.send(record, self.timeout).await {
                 Ok(_) => Ok(()),

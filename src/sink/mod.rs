@@ -6,6 +6,7 @@
 
 pub mod alertmanager;
 pub mod backoff;
+pub mod bound;
 pub mod http;
 pub mod jsonl;
 pub mod kafka;
@@ -81,6 +82,9 @@ pub enum SinkSection {
     /// Prometheus Alertmanager, API v2.
     Alertmanager {
         name: Option<String>,
+        /// Principals listed per alert at most (default 1000); the rest are counted in
+        /// `principals_truncated`.
+        max_principals: Option<usize>,
         url: String,
         /// Extra labels on every alert.
         #[serde(default)]
@@ -98,6 +102,9 @@ pub enum SinkSection {
     /// PagerDuty Events API v2.
     Pagerduty {
         name: Option<String>,
+        /// Principals listed per alert at most (default 1000); the rest are counted in
+        /// `principals_truncated`.
+        max_principals: Option<usize>,
         #[serde(default = "pagerduty::default_url")]
         url: String,
         routing_key_env: Option<String>,
@@ -113,6 +120,9 @@ pub enum SinkSection {
     /// The alert JSON, POSTed as is.
     Webhook {
         name: Option<String>,
+        /// Principals listed per alert at most (default 1000); the rest are counted in
+        /// `principals_truncated`.
+        max_principals: Option<usize>,
         url: String,
         /// `exposure` (the alert as is, the default) or `ocsf` (an OCSF Detection Finding).
         #[serde(default)]
@@ -129,6 +139,9 @@ pub enum SinkSection {
     /// A Slack incoming webhook: a readable message per alert.
     Slack {
         name: Option<String>,
+        /// Principals listed per alert at most (default 1000); the rest are counted in
+        /// `principals_truncated`.
+        max_principals: Option<usize>,
         /// The webhook URL holds its token: it comes from an environment variable or a file.
         url_env: Option<String>,
         url_file: Option<PathBuf>,
@@ -149,6 +162,9 @@ pub enum SinkSection {
     /// A Kafka topic: one record per alert event, keyed by the alert id.
     Kafka {
         name: Option<String>,
+        /// Principals listed per alert at most (default 1000); the rest are counted in
+        /// `principals_truncated`.
+        max_principals: Option<usize>,
         /// `host:port[,host:port…]`.
         brokers: String,
         topic: String,
@@ -203,6 +219,21 @@ impl SinkSection {
             SinkSection::Slack { .. } => "slack",
             SinkSection::Jsonl { .. } => "jsonl",
             SinkSection::Kafka { .. } => "kafka",
+        }
+    }
+
+    /// How many principals this sink lists per alert: `None` for the `jsonl` sink (whole
+    /// alerts, as `replay` writes them).
+    fn max_principals(&self) -> Option<usize> {
+        match *self {
+            SinkSection::Alertmanager { max_principals, .. }
+            | SinkSection::Pagerduty { max_principals, .. }
+            | SinkSection::Webhook { max_principals, .. }
+            | SinkSection::Slack { max_principals, .. }
+            | SinkSection::Kafka { max_principals, .. } => {
+                Some(max_principals.unwrap_or(bound::DEFAULT_MAX_PRINCIPALS))
+            }
+            SinkSection::Jsonl { .. } => None,
         }
     }
 
@@ -532,6 +563,16 @@ pub fn build(
                 backoff: Backoff::default(),
             },
         };
+        let built = match section.max_principals() {
+            Some(max) => BuiltSink {
+                sink: Box::new(bound::Bounded {
+                    inner: built.sink,
+                    max,
+                }),
+                backoff: built.backoff,
+            },
+            None => built,
+        };
         sinks.push(built);
     }
     Ok(sinks)
@@ -567,6 +608,7 @@ pub fn test_alerts() -> [Alert; 2] {
             last_read: now,
             reads: 1,
         }],
+        principals_truncated: 0,
         novel_principals: 1,
         reads: 1,
         baseline_principals: 0,

@@ -183,6 +183,7 @@ mod tests {
                     reads: 1,
                 })
                 .collect(),
+            principals_truncated: 0,
             novel_principals: principals,
             closed_by: (status == AlertStatus::Closed).then_some(ClosedBy::Quiet),
             ..open

@@ -1283,3 +1283,38 @@ fn a_webhook_with_format_ocsf_receives_detection_findings() {
     assert_eq!(raw["status"], "closed");
     drop(watcher);
 }
+
+/// A window wider than a sink's `max_principals`: the webhook gets the first ones and the
+/// count left out, stdout (the JSON-lines output) gets every principal.
+#[test]
+fn a_wide_window_fits_its_receiver_and_the_jsonl_output_keeps_every_principal() {
+    let server = ScriptedServer::start(&[]);
+    let env = TestEnv::new();
+    env.write(
+        "watch.toml",
+        config_with(&format!(
+            "[[sinks]]\nkind = \"webhook\"\nurl = \"{}/\"\nmax_principals = 40\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n",
+            server.url()
+        )),
+    );
+    let log = env.write("app.log", "");
+    let watcher = Watcher::start(&env, &["app.log"]);
+    append(&log, read_line("svc-etl", "pay"));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut reads = String::new();
+    for p in 0..150 {
+        reads.push_str(&read_line(&format!("user-{p:03}"), "pay"));
+    }
+    append(&log, reads);
+    let got = server.wait_for(2, Duration::from_secs(15));
+    let closed = got.iter().find(|r| r.body["status"] == "closed").unwrap();
+    assert_eq!(closed.body["principals"].as_array().unwrap().len(), 40);
+    assert_eq!(closed.body["principals_truncated"], 110);
+    assert_eq!(closed.body["novel_principals"], 150);
+    let whole = watcher.wait_for("closed on stdout", Duration::from_secs(15), |a| {
+        a["status"] == "closed"
+    });
+    assert_eq!(whole["principals"].as_array().unwrap().len(), 150);
+    assert!(whole.get("principals_truncated").is_none());
+    drop(watcher);
+}
