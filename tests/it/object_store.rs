@@ -319,6 +319,36 @@ fn logs_and_archives_in_s3_replay_as_the_same_files_on_disk() {
         server.keys("acme-logs", "exported/"),
         files_under(&env.path("archive"))
     );
+    // Archiving again into it: refused (no part added); --replace writes it anew.
+    let again = [
+        "archive",
+        "--out",
+        "s3://acme-logs/exported/",
+        "-q",
+        "logs/",
+    ];
+    exposure(&env, &server, &again).expect(1, "s3://acme-logs/exported/: not empty");
+    let replaced = exposure(&env, &server, &[&again[..], &["--replace"]].concat());
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    assert_eq!(
+        server.keys("acme-logs", "exported/"),
+        files_under(&env.path("archive"))
+    );
+    // An archive in a store that lost its manifest is refused, named, like one on disk.
+    server.delete("acme-logs", "exported/_manifest.json");
+    let mut args = vec!["replay"];
+    args.extend_from_slice(DETECT);
+    args.push("s3://acme-logs/exported/");
+    let refused = exposure(&env, &server, &args);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("s3://acme-logs/exported: an archive without its manifest"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stdout.is_empty());
 }
 
 #[test]

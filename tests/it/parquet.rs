@@ -116,10 +116,10 @@ fn the_archive_is_day_partitioned_sorted_and_complete() {
             "{day}: no temporary file is left behind"
         );
     }
-    // A second run adds parts instead of overwriting.
+    // A second run into it is refused (it would add every day again): see tests/it/evidence.rs.
     let again = env.run(&["archive", &sample(), "--out", out.to_str().unwrap()]);
-    assert_eq!(again.code, 0);
-    assert!(out.join("dt=2026-03-04/part-00001.parquet").exists());
+    again.expect(1, "not empty");
+    assert!(!out.join("dt=2026-03-04/part-00001.parquet").exists());
 }
 
 #[test]
@@ -228,12 +228,17 @@ fn corrupt_and_truncated_files_are_reported_and_skipped() {
     let env = TestEnv::new();
     let out = env.path("lake");
     env.run(&["archive", &sample(), "--out", out.to_str().unwrap()]);
+    // Damaged in place, their sizes kept (so the manifest, which checks sizes, lets them
+    // through to the Parquet reader): the second half zeroed, and garbage between magics.
     let victim = out.join("dt=2026-03-05/part-00000.parquet");
     let bytes = std::fs::read(&victim).unwrap();
-    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let mut cut = bytes[..bytes.len() / 2].to_vec();
+    cut.resize(bytes.len(), 0);
+    std::fs::write(&victim, cut).unwrap();
     let garbage = out.join("dt=2026-03-06/part-00000.parquet");
+    let size = std::fs::metadata(&garbage).unwrap().len() as usize;
     let mut junk = b"PAR1".to_vec();
-    junk.extend(std::iter::repeat_n(0x5a, 4000));
+    junk.extend(std::iter::repeat_n(0x5a, size - 8));
     junk.extend(b"PAR1");
     std::fs::write(&garbage, junk).unwrap();
 
