@@ -295,6 +295,8 @@ pub fn archive_with(
             .map(|day| format_ts(day * DAY)[..10].to_string())
             .collect(),
         parts,
+        sealed: false,
+        sealed_by: None,
     };
     let path = out_dir.join(MANIFEST_FILE);
     let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
@@ -722,4 +724,85 @@ impl DayWriter {
         ];
         RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
     }
+}
+
+/// `archive --seal`: writes the manifest of an archive made before manifests existed, listing
+/// its parts as they are now (each part's rows read from its footer), marked `sealed` with who
+/// sealed it. Refuses an archive that has a manifest, or an interrupted one (its progress
+/// journal: `--resume` it), or a folder without parts.
+pub fn seal(out_dir: &Path, by: &str) -> Result<Manifest, ArchiveError> {
+    let refuse = |message: String| ArchiveError::Start {
+        path: out_dir.to_path_buf(),
+        message,
+    };
+    if out_dir.join(MANIFEST_FILE).exists() {
+        return Err(refuse("already has its manifest: nothing to seal".into()));
+    }
+    if out_dir.join(PROGRESS_FILE).exists() {
+        return Err(refuse(
+            "an interrupted archive (it has a progress journal): finish it with --resume".into(),
+        ));
+    }
+    let mut parts = Vec::new();
+    let mut days = std::collections::BTreeSet::new();
+    let mut events = 0;
+    for entry in walkdir::WalkDir::new(out_dir)
+        .min_depth(2)
+        .max_depth(2)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| refuse(e.to_string()))?;
+        let path = entry.path();
+        let relative = path
+            .strip_prefix(out_dir)
+            .map_err(|e| refuse(e.to_string()))?
+            .to_string_lossy()
+            .replace('\\', "/");
+        if manifest::split_part(&relative).is_none() {
+            continue;
+        }
+        let file = File::open(path).map_err(|e| refuse(format!("{relative}: {e}")))?;
+        let bytes = file.metadata().map_err(|e| refuse(e.to_string()))?.len();
+        let reader = parquet::file::reader::SerializedFileReader::new(file)
+            .map_err(|e| refuse(format!("{relative}: not a readable Parquet file: {e}")))?;
+        use parquet::file::reader::FileReader;
+        let rows = u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+        events += rows;
+        days.insert(relative[3..13].to_string());
+        parts.push(PartRecord {
+            path: relative,
+            rows,
+            bytes,
+        });
+    }
+    if parts.is_empty() {
+        return Err(refuse(
+            "holds no archive part (dt=YYYY-MM-DD/part-NNNNN.parquet)".into(),
+        ));
+    }
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        version: manifest::VERSION,
+        writer: format!("exposure {}", env!("CARGO_PKG_VERSION")),
+        created_at: format_ts(chrono::Utc::now().timestamp_micros()),
+        settings: ArchiveSettings {
+            format: "unknown (sealed)".into(),
+            lateness_secs: 0,
+            config: None,
+        },
+        inputs: Vec::new(),
+        events,
+        malformed: 0,
+        days: days.into_iter().collect(),
+        parts,
+        sealed: true,
+        sealed_by: Some(by.to_string()),
+    };
+    let path = out_dir.join(MANIFEST_FILE);
+    let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+    crate::output::write_whole(&path, &bytes).map_err(|e| ArchiveError::Write {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok(manifest)
 }

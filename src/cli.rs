@@ -435,6 +435,12 @@ pub struct ArchiveArgs {
     #[arg(long, value_name = "STAGING", num_args = 0..=1, default_missing_value = "", conflicts_with = "replace")]
     pub resume: Option<PathBuf>,
 
+    /// Write the manifest of the archive --out holds, made by a release before manifests
+    /// existed: its parts as they are now, marked `sealed` with who sealed it (you vouch that
+    /// it is whole). Reads no logs.
+    #[arg(long, conflicts_with_all = ["resume", "replace"])]
+    pub seal: bool,
+
     /// Remove the archive --out holds (its day folders of parts, manifest and progress; any
     /// other file stops it) and write a new one. Without --replace or --resume, --out must be
     /// empty or new: an archive is never added to, so no day is archived twice.
@@ -1179,6 +1185,28 @@ enum LearnInto {
 
 fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let to_store = crate::source::object::is_url(&args.out);
+    if args.seal {
+        if to_store || !args.paths.is_empty() {
+            return Err(ConfigError::Usage(
+                "--seal takes the archive's folder as --out, and no logs (to seal an archive \
+                 in a store, seal a local copy and upload its _manifest.json)"
+                    .into(),
+            )
+            .into());
+        }
+        let by = crate::state::effective_user();
+        let manifest = archive::seal(Path::new(&args.out), &by)?;
+        if !args.verbosity.quiet {
+            crate::report::say!(
+                "exposure: sealed {}: {} parts, {} events over {} days, by {by}",
+                args.out,
+                manifest.parts.len(),
+                manifest.events,
+                manifest.days.len()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     // To a folder, `--resume` takes no value: one that follows it is the first log.
     if !to_store && let Some(first) = args.resume.as_mut().filter(|v| !v.as_os_str().is_empty()) {
         args.paths.insert(0, first.to_string_lossy().into_owned());

@@ -39,6 +39,12 @@ pub struct Manifest {
     /// The days (`YYYY-MM-DD`) with a part.
     pub days: Vec<String>,
     pub parts: Vec<PartRecord>,
+    /// Written by `archive --seal` for an archive made before manifests existed: its parts
+    /// as found then, vouched for by whoever sealed it (`sealed_by`), not by the writer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_by: Option<String>,
 }
 
 /// What decides an archive's content besides its inputs.
@@ -107,7 +113,8 @@ pub struct FoundPart {
 pub enum ArchiveProblem {
     #[error(
         "{root}: an archive without its manifest ({MANIFEST_FILE}){}: its {parts} part files \
-         are not read; `exposure archive --resume` finishes it, or archive the logs again",
+         are not read; `exposure archive --resume` finishes it, or archive the logs again (an \
+         archive of a release before manifests: `exposure archive --seal --out ROOT`)",
         if *.killed { ", left by an `exposure archive` that did not finish" } else { "" }
     )]
     NoManifest {
@@ -257,6 +264,8 @@ mod tests {
             events: 0,
             malformed: 0,
             days: vec![],
+            sealed: false,
+            sealed_by: None,
             parts: parts
                 .iter()
                 .map(|(path, bytes)| PartRecord {

@@ -100,6 +100,21 @@ fn an_archive_is_whole_or_refused_and_never_holds_a_day_twice() {
         run.stderr
     );
     assert!(run.stdout.is_empty());
+    // An archive of a release before manifests is sealed as it is, by whoever vouches for it.
+    let sealed = env.run(&["archive", "--seal", "--out", "arch"]);
+    assert_eq!(sealed.code, 0, "{}", sealed.stderr);
+    assert!(sealed.stderr.contains("sealed arch:"), "{}", sealed.stderr);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("arch/_manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["sealed"], true);
+    assert!(
+        manifest["sealed_by"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty())
+    );
+    assert_eq!(alerts(&env, &["arch"]), whole);
+    env.run(&["archive", "--seal", "--out", "arch"])
+        .expect(1, "nothing to seal");
 
     // Killed at any moment: refused until resumed, then the uninterrupted run's alerts.
     let full = timed(
