@@ -27,7 +27,7 @@ use crate::intern::Interner;
 use crate::replay::unusable::{self, InputTally};
 use crate::report::Problems;
 use crate::source::Input;
-use crate::source::lines::LineReader;
+use crate::source::lines::decode_all;
 use crate::source::manifest::{
     self, ArchiveSettings, InputRecord, MANIFEST_FILE, Manifest, PROGRESS_FILE, PartRecord,
     ProgressHeader,
@@ -240,22 +240,16 @@ pub fn archive_with(
             }
         };
         let mut decoder = config.decoder();
-        let mut lines = LineReader::new(reader, decoder.line_cap());
-        loop {
-            match lines.next_line() {
-                Ok(Some((line_no, line))) => decoder.line(line_no, line, &mut run),
-                Ok(None) => break,
-                Err(e) => {
-                    run.problems
-                        .unreadable(&run.input, "read error, rest of input skipped", &e);
-                    break;
-                }
-            }
-            if let Some(error) = run.failed.take() {
-                return Err(error);
-            }
-        }
-        decoder.finish(&mut run);
+        decode_all(
+            reader,
+            &mut decoder,
+            &mut run,
+            |run| run.failed.is_some(),
+            |run, e| {
+                run.problems
+                    .unreadable(&run.input, "read error, rest of input skipped", &e)
+            },
+        );
         if let Some(error) = run.failed.take() {
             return Err(error);
         }

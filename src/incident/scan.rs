@@ -9,7 +9,7 @@ use crate::format::{DecodeSink, ParseError};
 use crate::intern::{Interner, PrincipalId, TableId};
 use crate::report::Problems;
 use crate::source::Input;
-use crate::source::lines::LineReader;
+use crate::source::lines::decode_all;
 use crate::source::parquet::{DecodedRow, Names, ParquetInput};
 use crate::time::{TimeFilter, Ts};
 
@@ -45,25 +45,22 @@ pub fn reads(
             }
         };
         let mut decoder = config.decoder();
-        let mut lines = LineReader::new(reader, decoder.line_cap());
         let mut sink = Reads {
             filter,
             read: &mut *read,
             problems: &mut *problems,
             input: &name,
         };
-        loop {
-            match lines.next_line() {
-                Ok(Some((line_no, line))) => decoder.line(line_no, line, &mut sink),
-                Ok(None) => break,
-                Err(e) => {
-                    sink.problems
-                        .unreadable(&name, "read error, rest of input skipped", &e);
-                    break;
-                }
-            }
-        }
-        decoder.finish(&mut sink);
+        decode_all(
+            reader,
+            &mut decoder,
+            &mut sink,
+            |_| false,
+            |sink, e| {
+                sink.problems
+                    .unreadable(sink.input, "read error, rest of input skipped", &e)
+            },
+        );
     }
 }
 

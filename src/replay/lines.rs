@@ -23,7 +23,7 @@ use crate::intern::{PrincipalId, TableId};
 use crate::replay::unusable::{self, InputTally};
 use crate::report::Problems;
 use crate::source::Input;
-use crate::source::lines::LineReader;
+use crate::source::lines::{LineReader, decode_all};
 use crate::time::TimeFilter;
 use crate::time::{Micros, Ts};
 use crate::watermark::{Held, Late, Verdict, Watermarks};
@@ -328,17 +328,15 @@ fn first_event_time(config: &Config, input: &Input) -> Option<Ts> {
         return None;
     }
     let mut decoder = config.decoder();
-    let mut lines = LineReader::new(input.open().ok()?, decoder.line_cap());
     let mut first = First(None);
-    while first.0.is_none() {
-        match lines.next_line() {
-            Ok(Some((line_no, line))) => decoder.line(line_no, line, &mut first),
-            Ok(None) | Err(_) => {
-                decoder.finish(&mut first);
-                break;
-            }
-        }
-    }
+    // A read error is said when the input is read for real.
+    decode_all(
+        input.open().ok()?,
+        &mut decoder,
+        &mut first,
+        |first| first.0.is_some(),
+        |_, _| {},
+    );
     first.0
 }
 

@@ -5,8 +5,38 @@
 use memchr::memchr;
 use std::io::{self, Read};
 
-use crate::format::Line;
 use crate::format::decode::LineCap;
+use crate::format::{DecodeSink, Decoder, Line};
+
+/// Decodes every line of `reader` with `decoder` into `sink`, then finishes the decoder (a
+/// record still open at the end is decoded or reported). `stop(sink)` is asked after each
+/// line: when it says so, reading ends there and the decoder is not finished. A read error
+/// ends reading: `read_error(sink, error)` reports it as the command does, then the decoder is
+/// finished (the lines before it are decoded). The one loop from bytes to decoded records for
+/// inputs read whole (replay's parallel reader hands blocks of lines on instead).
+pub fn decode_all<R: Read, S: DecodeSink>(
+    reader: R,
+    decoder: &mut Decoder,
+    sink: &mut S,
+    mut stop: impl FnMut(&mut S) -> bool,
+    read_error: impl FnOnce(&mut S, io::Error),
+) {
+    let mut lines = LineReader::new(reader, decoder.line_cap());
+    loop {
+        match lines.next_line() {
+            Ok(Some((line_no, line))) => decoder.line(line_no, line, sink),
+            Ok(None) => break,
+            Err(e) => {
+                read_error(sink, e);
+                break;
+            }
+        }
+        if stop(sink) {
+            return;
+        }
+    }
+    decoder.finish(sink);
+}
 
 /// Reads lines from `R` through one reusable buffer.
 pub struct LineReader<R> {
