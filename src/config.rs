@@ -123,7 +123,7 @@ impl ConfigFile {
             path: path.to_path_buf(),
             source,
         };
-        let bytes = read_bounded(path, MAX_CONFIG_BYTES).map_err(read)?;
+        let bytes = crate::state::read_regular(path, MAX_CONFIG_BYTES).map_err(read)?;
         let text = String::from_utf8(bytes).map_err(|e| {
             read(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -140,35 +140,6 @@ impl ConfigFile {
 /// The largest configuration file read: far above any real one, and a bound on what a
 /// reload (SIGHUP) reads when the path names something else by mistake.
 pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
-
-/// Reads a configuration file: a regular file only (a device such as `/dev/zero`, a fifo, or
-/// a symlink to one is refused without blocking) of at most `max_bytes`.
-fn read_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "larger than {} MiB: not a configuration file",
-                max_bytes >> 20
-            ),
-        ));
-    }
-    Ok(bytes)
-}
 
 /// A line of the file as an error may show it: a table header, or a key with its value
 /// hidden (`key = …`); `None` for any other line. A path pointing at a secret by mistake

@@ -1,6 +1,7 @@
 //! The state directory of `exposure watch` and `exposure learn`: its layout, its lock, and the
 //! writes every file in it goes through (atomic replacement or append, files 0600 in a 0700
-//! directory, errors naming the file). Nothing else in the code names a file in it.
+//! directory, errors naming the file). Nothing else in the code names a file in it. Its
+//! bounded read of a regular file also serves the configuration file ([`read_regular`]).
 //!
 //! The state cannot be redirected: a state dir writable by other users, or owned by another
 //! user, is refused (naming the fix); its files are opened without following symlinks
@@ -247,9 +248,15 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
 /// a device is refused, and opening one does not block). Errors do not name the file: the
 /// caller does.
 pub fn open_private_read(path: &Path) -> io::Result<File> {
+    open_regular(path, libc::O_NOFOLLOW)
+}
+
+/// Opens `path` for reading (with `flags` added) if it is a regular file; a fifo or a device
+/// is refused without blocking on it.
+fn open_regular(path: &Path, flags: i32) -> io::Result<File> {
     let file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(flags | libc::O_NONBLOCK)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
@@ -267,6 +274,14 @@ pub fn read_private(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     read_open(&mut file, max_bytes)
 }
 
+/// Reads the whole of a file the user names (a configuration file): through symlinks, but
+/// only a regular file (a device such as `/dev/zero`, a fifo, or a link to one is refused at
+/// once), of at most `max_bytes`.
+pub fn read_regular(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    let mut file = open_regular(path, 0)?;
+    read_open(&mut file, max_bytes)
+}
+
 /// Reads `file` from its start, at most `max_bytes` (more is an error, not a cut).
 pub fn read_open(file: &mut File, max_bytes: u64) -> io::Result<Vec<u8>> {
     use std::io::Seek;
@@ -274,9 +289,14 @@ pub fn read_open(file: &mut File, max_bytes: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     Read::take(&mut *file, max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {
+        let limit = if max_bytes >= 1 << 20 && max_bytes.is_multiple_of(1 << 20) {
+            format!("{} MiB", max_bytes >> 20)
+        } else {
+            format!("{max_bytes} bytes")
+        };
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("larger than {max_bytes} bytes: not read"),
+            format!("larger than {limit}: not read"),
         ));
     }
     Ok(bytes)
