@@ -1272,12 +1272,7 @@ fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map_or_else(|| PathBuf::from(&args.out), |s| s.path().to_path_buf());
     let config_digest = match &args.config {
-        Some(path) => {
-            use sha2::{Digest, Sha256};
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Some(hex16(&Sha256::digest(&bytes)))
-        }
+        Some(path) => Some(hex16(&file_sha256(path)?)),
         None => None,
     };
     // A staging folder is new: the destination was checked above.
@@ -1480,9 +1475,7 @@ fn settings_digest(args: &ReplayArgs) -> anyhow::Result<String> {
     let mut hash = Sha256::new();
     let mut detect = args.detect.clone();
     if let Some(path) = detect.config.take() {
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        hash.update(Sha256::digest(&bytes));
+        hash.update(file_sha256(&path)?);
     }
     hash.update(format!("{detect:?}|{:?}|{:?}", args.alerts, args.time));
     hash.update(format!("strict={} no_sort={}", args.strict, args.no_sort));
@@ -1505,6 +1498,13 @@ fn inputs_digest(inputs: &[Input]) -> String {
         hash.update(format!("{folder}/{file}\t{:?}\n", input.size()));
     }
     hex16(&hash.finalize())
+}
+
+/// The SHA-256 of a configuration file's bytes (for shard headers and archive manifests).
+fn file_sha256(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).to_vec())
 }
 
 fn hex16(digest: &[u8]) -> String {
