@@ -15,6 +15,7 @@ use crate::event::{AccessEvent, PermissionChange};
 use crate::format::vendor::NotAccess;
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::live::metrics::{Metrics, SourceMetrics};
+use crate::source::frame::Framer;
 use crate::time::{Micros, Span, Ts};
 use crate::watermark::InputTime;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -65,6 +66,8 @@ type Producer_ = ThreadedProducer<Deliveries>;
 /// One raw topic partition being read.
 struct Source {
     name: String,
+    /// Frames each message's lines (one buffer, kept from message to message).
+    framer: Framer,
     decoder: Decoder,
     /// One batch under way per repartition partition.
     batches: Vec<BatchWriter>,
@@ -272,9 +275,11 @@ impl Stage {
             for batch in &mut batches {
                 batch.start(&name);
             }
+            let decoder = config.decoder();
             Source {
                 name,
-                decoder: config.decoder(),
+                framer: Framer::new(decoder.line_cap()),
+                decoder,
                 batches,
                 router: Router::default(),
                 time: InputTime::default(),
@@ -312,14 +317,19 @@ impl Stage {
             quarantined: &mut quarantined,
         };
         // One log record per message; a record of several lines (a pgaudit statement over
-        // lines, a CloudTrail document) is decoded whole.
-        for line in payload.split(|b| *b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if !line.is_empty() {
-                source
-                    .decoder
-                    .line(offset as u64, Line::Text(line), &mut taking);
+        // lines, a CloudTrail document) is decoded whole. Its lines are framed and capped as
+        // a file's are, and all carry the message's offset.
+        let decoder = &mut source.decoder;
+        let mut decode = |line: Line<'_>| {
+            if line != Line::Text(b"") {
+                decoder.line(offset as u64, line, &mut taking);
             }
+        };
+        source
+            .framer
+            .push_each(payload, &mut |_, line| decode(line));
+        if let Some((_, line)) = source.framer.finish() {
+            decode(line);
         }
         source.decoder.finish(&mut taking);
         source.next_offset = Some(offset + 1);
@@ -633,10 +643,12 @@ impl DecodeSink for Taking<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::decode::LineCap;
 
     fn source(newest: Option<Ts>, at_end: bool, quiet: Duration) -> Source {
         Source {
             name: "raw/0".into(),
+            framer: Framer::new(LineCap::new(crate::format::Format::Auto, 1 << 20)),
             decoder: Config::build(Default::default(), &Default::default(), None)
                 .unwrap()
                 .decoder(),

@@ -1,10 +1,9 @@
-//! Splits a byte stream into lines with memchr, numbering them and capping their length by the
-//! input's [`LineCap`]: a line longer than its cap is skipped whole (reported as too long), never
-//! buffered whole.
+//! Lines of inputs read with [`Read`] (files, gzip, stdin, object streams): a [`Framer`] fed
+//! by reads, and the one loop from such an input to decoded records ([`decode_all`]).
 
-use memchr::memchr;
 use std::io::{self, Read};
 
+use super::frame::{Framer, READ_CHUNK};
 use crate::format::decode::LineCap;
 use crate::format::{DecodeSink, Decoder, Line};
 
@@ -38,103 +37,50 @@ pub fn decode_all<R: Read, S: DecodeSink>(
     decoder.finish(sink);
 }
 
-/// Reads lines from `R` through one reusable buffer.
+/// Reads the lines of `R`: a [`Framer`] fed by reads into its own buffer.
 pub struct LineReader<R> {
     inner: R,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    framer: Framer,
     eof: bool,
-    line_no: u64,
-    cap: LineCap,
 }
-
-const READ_CHUNK: usize = 256 * 1024;
 
 impl<R: Read> LineReader<R> {
     pub fn new(inner: R, cap: LineCap) -> LineReader<R> {
         LineReader {
             inner,
-            buf: vec![0; READ_CHUNK.max(cap.line.min(READ_CHUNK * 4) + 1)],
-            start: 0,
-            end: 0,
+            framer: Framer::new(cap),
             eof: false,
-            line_no: 0,
-            cap,
         }
     }
 
-    /// Whether a whole line is already buffered (the next call returns without reading).
-    pub fn has_buffered_line(&self) -> bool {
-        memchr(b'\n', &self.buf[self.start..self.end]).is_some()
+    /// Whether a whole line is already read (the next call returns without reading).
+    pub fn has_buffered_line(&mut self) -> bool {
+        self.framer.has_record()
     }
 
     /// The next line and its 1-based number, or `None` at the end. A last line without a
     /// newline is still a line.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
-        let mut skipping = false;
         loop {
-            if let Some(i) = memchr(b'\n', &self.buf[self.start..self.end]) {
-                let line_start = self.start;
-                self.start += i + 1;
-                self.line_no += 1;
-                if skipping || !self.cap.allows(i, &self.buf[line_start..line_start + i]) {
-                    return Ok(Some((self.line_no, Line::TooLong)));
-                }
-                return Ok(Some((
-                    self.line_no,
-                    Line::Text(&self.buf[line_start..line_start + i]),
-                )));
+            if let Some(framed) = self.framer.frame() {
+                return Ok(Some(self.framer.record(framed)));
             }
             if self.eof {
-                if self.start == self.end && !skipping {
-                    return Ok(None);
-                }
-                let line_start = self.start;
-                self.start = self.end;
-                self.line_no += 1;
-                let line = &self.buf[line_start..self.end];
-                if skipping || !self.cap.allows(line.len(), line) {
-                    return Ok(Some((self.line_no, Line::TooLong)));
-                }
-                return Ok(Some((
-                    self.line_no,
-                    Line::Text(&self.buf[line_start..self.end]),
-                )));
-            }
-            let held = &self.buf[self.start..self.end];
-            if skipping || !self.cap.allows(held.len(), held) {
-                // Too long already: drop what we hold and skip to the next newline.
-                skipping = true;
-                self.start = 0;
-                self.end = 0;
+                return Ok(self.framer.frame_last().map(|f| self.framer.record(f)));
             }
             self.fill()?;
         }
     }
 
-    /// Moves the partial line to the front, grows the buffer if needed, and reads more.
     fn fill(&mut self) -> io::Result<()> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.end < READ_CHUNK / 2 {
-            let cap = self.cap.of(&self.buf[..self.end]);
-            let grown = (self.buf.len() * 2).min(cap + READ_CHUNK + 1);
-            if grown > self.buf.len() {
-                self.buf.resize(grown, 0);
-            }
-        }
         loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
+            match self.inner.read(self.framer.spare(READ_CHUNK)) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(());
                 }
                 Ok(n) => {
-                    self.end += n;
+                    self.framer.filled(n);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -2,6 +2,7 @@
 //! them, and stdin. Sources only deliver bytes, batches and positions; parsing is `format`'s and
 //! detection is `detect`'s.
 
+pub mod frame;
 pub mod lines;
 pub mod manifest;
 pub mod object;

@@ -13,8 +13,9 @@
 //!   moved meanwhile (of several files with its start, the one its fingerprint covers most);
 //!   a file not in the checkpoint but written since is read from its start.
 //!
-//! Only whole lines are handed out; a partial last line waits for its newline. Files are framed
-//! as `replay` frames them, so that what `replay` reads `watch` reads too:
+//! Only whole lines are handed out; a partial last line waits for its newline. Each file's lines
+//! are framed by its own [`Framer`], the one `replay` frames with, so that what `replay` reads
+//! `watch` reads too:
 //!
 //! - lines are capped by the input's [`LineCap`] (a CloudTrail document may be hundreds of
 //!   megabytes on one line);
@@ -35,6 +36,7 @@
 
 use crate::format::Line;
 use crate::format::decode::{LineCap, is_document, is_whole_document};
+use crate::source::frame::Framer;
 use crate::source::lines::LineReader;
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
@@ -207,14 +209,9 @@ struct Followed {
     dev: u64,
     ino: u64,
     fingerprint: Fingerprint,
-    /// End of the last whole line handed out.
-    offset: u64,
-    /// Lines handed out up to `offset`.
-    line: u64,
-    /// Bytes after `offset` already read: the partial last line.
-    partial: Vec<u8>,
-    /// The partial line is over `max_line_bytes`: skip to the next newline.
-    skipping: bool,
+    /// Its lines, framed: where the last whole line handed out ends, how many there were, and
+    /// the partial last line read after it (for a gzip file: the compressed bytes read whole).
+    framer: Framer,
     /// Seen at a matching path in the last scan.
     seen: bool,
     /// When it was last found at a matching path or last grew.
@@ -242,8 +239,8 @@ impl Followed {
         FileCursor {
             path: self.path.clone(),
             fingerprint: self.fingerprint,
-            offset: self.offset,
-            line: self.line,
+            offset: self.framer.record_start(),
+            line: self.framer.line_no(),
         }
     }
 }
@@ -263,6 +260,7 @@ pub struct Follower {
     first_scan: bool,
     last_scan: Option<Instant>,
     events: Vec<FileEvent>,
+    /// What a read brings, before it is framed (one buffer for every file).
     buf: Vec<u8>,
     /// A file changed under us: scan at the next poll.
     rescan: bool,
@@ -329,7 +327,7 @@ impl Follower {
 
     /// Whether some file ends in a partial line (an event not handed out yet).
     pub fn holds_partial_line(&self) -> bool {
-        self.files.iter().any(|f| !f.partial.is_empty())
+        self.files.iter().any(|f| f.framer.holds_partial())
     }
 
     /// Files followed now (open, or read whole and closed).
@@ -421,12 +419,13 @@ impl Follower {
             Ok(meta) => meta.len(),
             Err(_) => return 0,
         };
-        if len <= f.offset {
+        let offset = f.framer.record_start();
+        if len <= offset {
             return 0;
         }
         let gained = Gained {
             file: &f.file,
-            at: f.offset,
+            at: offset,
             end: len,
         };
         match io::copy(&mut MultiGzDecoder::new(gained), &mut io::sink()) {
@@ -461,20 +460,23 @@ impl Follower {
         f.incomplete = None;
         let gained = Gained {
             file: &f.file,
-            at: f.offset,
+            at: offset,
             end: len,
         };
+        // Its lines continue the numbers of the members read before.
+        let before = f.framer.line_no();
         let mut lines = LineReader::new(MultiGzDecoder::new(gained), cap);
-        while let Ok(Some((_, content))) = lines.next_line() {
-            f.line += 1;
+        let mut after = before;
+        while let Ok(Some((n, content))) = lines.next_line() {
+            after = before + n;
             on_line(LineAt {
                 path: &f.path,
-                line: f.line,
+                line: after,
                 content,
             });
         }
-        let read = len - f.offset;
-        f.offset = len;
+        f.framer = Framer::starting_at(cap, len, after);
+        let read = len - offset;
         f.whole = true;
         f.alive_at = Instant::now();
         read
@@ -485,9 +487,8 @@ impl Follower {
         if self.files[i].gzip {
             return self.read_gzip(i, on_line);
         }
-        let cap = self.options.line_cap;
         let f = &mut self.files[i];
-        let position = f.offset + f.partial.len() as u64;
+        let position = f.framer.pushed();
         let n = match f.file.read_at(&mut self.buf, position) {
             Ok(n) => n,
             Err(e) => {
@@ -511,54 +512,16 @@ impl Follower {
             }
         };
         f.alive_at = Instant::now();
-        let mut chunk = &self.buf[..n];
-        while let Some(newline) = memchr::memchr(b'\n', chunk) {
-            let (head, rest) = chunk.split_at(newline);
-            chunk = &rest[1..];
-            let consumed = f.partial.len() + head.len() + 1;
-            f.line += 1;
-            let start = if f.partial.is_empty() {
-                head
-            } else {
-                &f.partial
-            };
-            let content = if f.skipping || !cap.allows(f.partial.len() + head.len(), start) {
-                Line::TooLong
-            } else if f.partial.is_empty() {
-                Line::Text(strip_cr(head))
-            } else {
-                f.partial.extend_from_slice(head);
-                Line::Text(strip_cr(&f.partial))
-            };
+        f.framer.push_each(&self.buf[..n], &mut |line, content| {
             on_line(LineAt {
                 path: &f.path,
-                line: f.line,
+                line,
                 content,
-            });
-            f.offset += consumed as u64;
-            f.partial.clear();
-            f.skipping = false;
-        }
-        if !chunk.is_empty() {
-            let start = if f.partial.is_empty() {
-                chunk
-            } else {
-                &f.partial
-            };
-            if f.skipping || !cap.allows(f.partial.len() + chunk.len(), start) {
-                // Keep counting bytes, not holding them: the line is reported when it ends.
-                f.skipping = true;
-                let held = f.partial.len() + chunk.len();
-                f.partial.clear();
-                f.partial.resize(held.min(cap.line + 1), 0);
-                f.offset += (held - f.partial.len()) as u64;
-            } else {
-                f.partial.extend_from_slice(chunk);
-            }
-        }
+            })
+        });
         // A file delivered whole as one CloudTrail document ends without a newline.
         let at_end = n < self.buf.len();
-        if at_end && !f.skipping && is_whole_document(&f.partial) {
+        if at_end && f.framer.held().is_some_and(is_whole_document) {
             self.flush_partial(i, on_line);
             self.files[i].whole = true;
         }
@@ -573,23 +536,13 @@ impl Follower {
     /// Hands out the partial last line of file `i` as a whole line (its file ended for good).
     fn flush_partial(&mut self, i: usize, on_line: &mut dyn FnMut(LineAt<'_>)) {
         let f = &mut self.files[i];
-        if f.partial.is_empty() {
-            return;
+        if let Some((line, content)) = f.framer.finish() {
+            on_line(LineAt {
+                path: &f.path,
+                line,
+                content,
+            });
         }
-        f.line += 1;
-        let content = if f.skipping {
-            Line::TooLong
-        } else {
-            Line::Text(strip_cr(&f.partial))
-        };
-        on_line(LineAt {
-            path: &f.path,
-            line: f.line,
-            content,
-        });
-        f.offset += f.partial.len() as u64;
-        f.partial.clear();
-        f.skipping = false;
     }
 
     /// Drops files no path matches any more once they stopped growing for `rotate_wait`,
@@ -680,7 +633,7 @@ impl Follower {
             let same = self.files.iter_mut().find(|f| {
                 f.path == path
                     && (f.dev, f.ino) == (meta.dev(), meta.ino())
-                    && meta.len() >= f.offset + f.partial.len() as u64
+                    && meta.len() >= f.framer.pushed()
                     && read_head(&f.file).is_ok_and(|h| f.fingerprint.matches(&h))
             });
             match same {
@@ -753,7 +706,7 @@ impl Follower {
             }
             let moved_out = f.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true)
                 || !read_head(&f.file).is_ok_and(|h| f.fingerprint.matches(&h));
-            if moved_out && meta.len() >= f.offset {
+            if moved_out && meta.len() >= f.framer.record_start() {
                 // The content continues in this copy: read the rest from it.
                 self.events.push(FileEvent::Renamed {
                     from: f.path.clone(),
@@ -782,8 +735,7 @@ impl Follower {
                 self.flush_partial(i, on_line);
                 let f = &mut self.files[i];
                 f.fingerprint = Fingerprint::of(&head);
-                f.offset = 0;
-                f.line = 0;
+                f.framer = Framer::new(self.options.line_cap);
                 f.seen = true;
                 f.alive_at = now;
                 continue;
@@ -891,10 +843,7 @@ impl Follower {
             dev,
             ino,
             fingerprint: Fingerprint::of(head),
-            offset,
-            line,
-            partial: Vec::new(),
-            skipping: false,
+            framer: Framer::starting_at(self.options.line_cap, offset, line),
             seen: true,
             alive_at: now,
             gzip: head.starts_with(&GZIP_MAGIC),
@@ -988,10 +937,6 @@ impl Read for Gained<'_> {
         self.at += n as u64;
         Ok(n)
     }
-}
-
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 fn non_empty(head: Vec<u8>) -> Result<Vec<u8>, ()> {

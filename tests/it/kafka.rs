@@ -986,6 +986,12 @@ fn records_in_a_wrong_format_or_from_the_future_are_counted_and_reading_goes_on(
         );
         records.push((k % RAW_PARTITIONS, line.into_bytes()));
     }
+    // A record over the input's line cap: framed and capped as a file's line is.
+    let padded = format!(
+        r#"{{"ts":{now_ms},"principal":"big","table":"db0.t000","pad":"{}"}}"#,
+        "x".repeat(5000)
+    );
+    records.push((4, padded.into_bytes()));
     // A clock two days ahead, then reads as they come.
     records.push((
         3,
@@ -1006,7 +1012,7 @@ fn records_in_a_wrong_format_or_from_the_future_are_counted_and_reading_goes_on(
         "bad",
         "bad",
         "dead_letter_topic = \"bad-records\"\n",
-        "",
+        "[input]\nmax_line_bytes = 4096\n",
     );
     eventually(Duration::from_secs(60), || {
         let figures = (
@@ -1014,7 +1020,7 @@ fn records_in_a_wrong_format_or_from_the_future_are_counted_and_reading_goes_on(
             instance.metric("quarantined_total"),
             instance.metric("reads_total"),
         );
-        (figures == (Some(3.0), Some(1.0), Some(20.0)))
+        (figures == (Some(4.0), Some(1.0), Some(20.0)))
             .then_some(())
             .ok_or_else(|| format!("malformed, quarantined, reads: {figures:?}"))
     });
@@ -1027,11 +1033,20 @@ fn records_in_a_wrong_format_or_from_the_future_are_counted_and_reading_goes_on(
     instance.stop();
     let dead = eventually(Duration::from_secs(20), || {
         let dead = broker.read_all("bad-records");
-        (dead.len() == 3)
+        (dead.len() == 4)
             .then_some(dead)
             .ok_or_else(|| "not every bad record in the dead-letter topic".to_string())
     });
-    for (_, value, headers) in &dead {
+    let (too_long, dead): (Vec<_>, Vec<_>) = dead
+        .iter()
+        .partition(|(_, value, _)| value.contains(r#""principal":"big""#));
+    assert_eq!(too_long.len(), 1, "{too_long:?}");
+    assert!(
+        too_long[0].2["exposure.error"].contains("4096"),
+        "{:?}",
+        too_long[0].2
+    );
+    for (_, value, headers) in dead {
         assert!(value.contains("AUDIT: SESSION"), "{value}");
         assert!(
             headers["exposure.source"].starts_with("access-logs/"),
