@@ -1,12 +1,12 @@
 //! `exposure explain` and `exposure baseline show`: what the detector knew about a table at a
 //! time, read off its state (a [`DetectorSnapshot`] — of a replay up to that time, or a state
-//! dir's checkpoint) and judged by the rules of docs/detection.md in their order: learning,
-//! the baseline within `forget_after`, allow patterns, analysts' approvals, then novel (in the
-//! open window, pending, forgotten, never normal). Nothing here changes state.
+//! dir's checkpoint). Which rule decides a read is asked of the detector
+//! ([`crate::detect::snapshot::decide_read`], the order it applies to every read); this module
+//! only puts the facts behind that rule into words. Nothing here changes state.
 
 use crate::config::Config;
-use crate::detect::DetectorSnapshot;
-use crate::detect::snapshot::TableSnapshot;
+use crate::detect::snapshot::{TableSnapshot, decide_read};
+use crate::detect::{Decides, DetectorSnapshot, TablePolicy};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::state::StateDir;
@@ -199,93 +199,85 @@ pub fn explain(
         principal: None,
     };
     if let Some(principal) = &question.principal {
-        explanation.principal = Some(judge(config, state, at, principal, history));
+        explanation.principal = Some(judge(&policy, state, at, principal, history));
     }
     explanation
 }
 
-/// The rules of docs/detection.md, in their order, for a read by `principal` at `at`.
+/// What the detector would do with a read by `principal` at `at` — the rule comes from the
+/// detector itself ([`decide_read`], the order `detect` applies to every read) — and why, in
+/// words.
 fn judge(
-    config: &Config,
+    policy: &TablePolicy,
     state: Option<&TableSnapshot>,
     at: Ts,
     principal: &str,
     history: Option<&[Ts]>,
 ) -> PrincipalVerdict {
+    let decides = decide_read(state, policy, principal, at);
+    let verdict = |v, why| verdict(principal, v, why, history);
     let Some(table) = state else {
         return verdict(
-            principal,
             Verdict::Learning,
             "nobody read the table before: its first read starts its learning".into(),
-            history,
         );
     };
-    let policy = config.detector.policies.resolve(&table.table);
     let t = policy.thresholds;
     let learn_until = table.learn_until.unwrap_or(Ts::MAX);
-    if at < learn_until {
-        return verdict(
-            principal,
+    let pending = table.pending.iter().find(|p| p.principal == principal);
+    let graduating = pending.filter(|p| at - p.first_novel >= t.span.micros());
+    let last = table
+        .baseline
+        .iter()
+        .find(|(p, _)| p == principal)
+        .map(|(_, last)| *last)
+        .max(graduating.map(|p| p.last_read));
+    match decides {
+        Decides::Learning => verdict(
             Verdict::Learning,
             format!(
                 "the table learns until {}: every read joins its baseline",
                 format_ts(learn_until)
             ),
-            history,
-        );
-    }
-    let pending = table.pending.iter().find(|p| p.principal == principal);
-    if let Some(p) = pending
-        && at - p.first_novel >= t.span.micros()
-    {
-        return verdict(
-            principal,
-            Verdict::Graduated,
-            format!(
-                "pending since {} and no window opened within span ({}): it graduates into the \
-                 baseline, its last read {} counting as normal",
-                format_ts(p.first_novel),
-                t.span,
-                format_ts(p.last_read)
+        ),
+        Decides::Baseline => match graduating {
+            Some(p) => verdict(
+                Verdict::Graduated,
+                format!(
+                    "pending since {} and no window opened within span ({}): it graduates into \
+                     the baseline, its last read {} counting as normal",
+                    format_ts(p.first_novel),
+                    t.span,
+                    format_ts(p.last_read)
+                ),
             ),
-            history,
-        );
-    }
-    let last = table
-        .baseline
-        .iter()
-        .find(|(p, _)| p == principal)
-        .map(|(_, last)| *last);
-    if let Some(last) = last
-        && at - last <= t.forget_after.micros()
-    {
-        let how = match history.and_then(|h| h.first()) {
-            Some(&first) if first < learn_until => format!(
-                "; it first read the table at {}, while it learned",
-                format_ts(first)
-            ),
-            Some(&first) if !policy.is_allowed(principal) => format!(
-                "; it first read the table at {}, after learning, as a novel principal, and \
-                 graduated: no window opened within span",
-                format_ts(first)
-            ),
-            _ => String::new(),
-        };
-        return verdict(
-            principal,
-            Verdict::Normal,
-            format!(
-                "in the baseline: last normal read {}, normal until {} (forget_after {}){how}",
-                format_ts(last),
-                format_ts(last + t.forget_after.micros()),
-                t.forget_after
-            ),
-            history,
-        );
-    }
-    if policy.is_allowed(principal) {
-        return verdict(
-            principal,
+            None => {
+                let last = last.unwrap_or(at);
+                let how = match history.and_then(|h| h.first()) {
+                    Some(&first) if first < learn_until => format!(
+                        "; it first read the table at {}, while it learned",
+                        format_ts(first)
+                    ),
+                    Some(&first) if !policy.is_allowed(principal) => format!(
+                        "; it first read the table at {}, after learning, as a novel principal, \
+                         and graduated: no window opened within span",
+                        format_ts(first)
+                    ),
+                    _ => String::new(),
+                };
+                verdict(
+                    Verdict::Normal,
+                    format!(
+                        "in the baseline: last normal read {}, normal until {} (forget_after \
+                         {}){how}",
+                        format_ts(last),
+                        format_ts(last + t.forget_after.micros()),
+                        t.forget_after
+                    ),
+                )
+            }
+        },
+        Decides::Allowed => verdict(
             Verdict::Allowed,
             format!(
                 "matches an allow pattern of {}",
@@ -295,87 +287,87 @@ fn judge(
                     .map(|r| format!("[[tables]] match = \"{r}\""))
                     .unwrap_or_else(|| "[detect]".into())
             ),
-            history,
-        );
-    }
-    if let Some(approval) = policy.approval(principal, at) {
-        return verdict(
-            principal,
-            Verdict::Approved,
-            format!(
-                "approved by {} on {} for {}{}: \"{}\"",
-                approval.by,
-                approval.table_pattern,
-                approval.principal_pattern,
-                approval
-                    .until
-                    .map(|u| format!(" until {}", format_ts(u)))
-                    .unwrap_or_default(),
-                approval.reason
-            ),
-            history,
-        );
-    }
-    if let Some(window) = &table.window
-        && let Some(activity) = window.principals.iter().find(|a| a.principal == principal)
-    {
-        return verdict(
-            principal,
-            Verdict::InWindow,
-            format!(
-                "novel: one of the {} principals of the window open since {} (its first read \
-                 in it {}, {} reads)",
-                window.principals.len(),
-                format_ts(window.start),
-                format_ts(activity.first_read),
-                activity.reads
-            ),
-            history,
-        );
-    }
-    if let Some(p) = pending {
-        return verdict(
-            principal,
-            Verdict::Pending,
-            format!(
-                "novel, pending since {} ({} of min_principals {} pending): a window opens if \
-                 {} principals are pending within span ({}); otherwise it graduates at {}",
-                format_ts(p.first_novel),
-                table.pending.len(),
-                t.min_principals,
-                t.min_principals,
-                t.span,
-                format_ts(p.first_novel + t.span.micros())
-            ),
-            history,
-        );
-    }
-    if let Some(last) = last {
-        return verdict(
-            principal,
-            Verdict::Forgotten,
-            format!(
-                "novel: forgotten — its last normal read {} is more than forget_after ({}) \
-                 before; a read makes it pending",
-                format_ts(last),
-                t.forget_after
-            ),
-            history,
-        );
-    }
-    let why = match history.and_then(|h| h.last()) {
-        Some(&last) => format!(
-            "novel: not normal now — it read the table before (last at {}), but no normal read \
-             of it is within forget_after ({}): forgotten (the detector drops such principals), \
-             or its reads were in windows; a read makes it pending",
-            format_ts(last),
-            t.forget_after
         ),
-        None => "novel: never normal on this table (not learned, not graduated, not allowed); \
-                 a read makes it pending"
-            .into(),
-    };
-    verdict(principal, Verdict::Novel, why, history)
+        Decides::Approved => {
+            let approval = policy.approval(principal, at);
+            verdict(
+                Verdict::Approved,
+                approval
+                    .map(|approval| {
+                        format!(
+                            "approved by {} on {} for {}{}: \"{}\"",
+                            approval.by,
+                            approval.table_pattern,
+                            approval.principal_pattern,
+                            approval
+                                .until
+                                .map(|u| format!(" until {}", format_ts(u)))
+                                .unwrap_or_default(),
+                            approval.reason
+                        )
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+        Decides::Window | Decides::Novel => {
+            if let Some(window) = &table.window
+                && let Some(activity) = window.principals.iter().find(|a| a.principal == principal)
+            {
+                return verdict(
+                    Verdict::InWindow,
+                    format!(
+                        "novel: one of the {} principals of the window open since {} (its first \
+                         read in it {}, {} reads)",
+                        window.principals.len(),
+                        format_ts(window.start),
+                        format_ts(activity.first_read),
+                        activity.reads
+                    ),
+                );
+            }
+            if let Some(p) = pending.filter(|_| graduating.is_none()) {
+                return verdict(
+                    Verdict::Pending,
+                    format!(
+                        "novel, pending since {} ({} of min_principals {} pending): a window \
+                         opens if {} principals are pending within span ({}); otherwise it \
+                         graduates at {}",
+                        format_ts(p.first_novel),
+                        table.pending.len(),
+                        t.min_principals,
+                        t.min_principals,
+                        t.span,
+                        format_ts(p.first_novel + t.span.micros())
+                    ),
+                );
+            }
+            if let Some(last) = last {
+                return verdict(
+                    Verdict::Forgotten,
+                    format!(
+                        "novel: forgotten — its last normal read {} is more than forget_after \
+                         ({}) before; a read makes it pending",
+                        format_ts(last),
+                        t.forget_after
+                    ),
+                );
+            }
+            let why = match history.and_then(|h| h.last()) {
+                Some(&last) => format!(
+                    "novel: not normal now — it read the table before (last at {}), but no \
+                     normal read of it is within forget_after ({}): forgotten (the detector \
+                     drops such principals), or its reads were in windows; a read makes it \
+                     pending",
+                    format_ts(last),
+                    t.forget_after
+                ),
+                None => "novel: never normal on this table (not learned, not graduated, not \
+                         allowed); a read makes it pending"
+                    .into(),
+            };
+            verdict(Verdict::Novel, why)
+        }
+    }
 }
 
 fn verdict(

@@ -42,8 +42,9 @@ impl Baseline {
         self.len == 0
     }
 
+    /// Where `principal` is held, if it is.
     #[inline]
-    fn find(&self, principal: PrincipalId) -> Option<usize> {
+    pub fn find(&self, principal: PrincipalId) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -65,6 +66,20 @@ impl Baseline {
     #[inline]
     pub fn get(&self, principal: PrincipalId) -> Option<Ts> {
         self.find(principal).map(|i| self.slots[i].last_read)
+    }
+
+    /// The last normal read held at `slot` (from [`Baseline::find`]).
+    #[inline]
+    pub fn last_read_at(&self, slot: usize) -> Ts {
+        self.slots[slot].last_read
+    }
+
+    /// A normal read at `ts` of the principal held at `slot` (from [`Baseline::find`], with
+    /// nothing recorded since).
+    #[inline]
+    pub fn refresh_at(&mut self, slot: usize, ts: Ts) {
+        let last = &mut self.slots[slot].last_read;
+        *last = (*last).max(ts);
     }
 
     #[inline]

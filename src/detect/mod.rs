@@ -41,6 +41,7 @@ pub use permission::PermissionSettings;
 pub use policy::{Policies, TablePolicy, TableRule, Thresholds};
 pub use reorder::{BufferedRead, ReorderBuffer};
 pub use root_cause::RootCauseSnapshot;
+pub use rules::{Decides, ReadFacts, decide};
 pub use snapshot::DetectorSnapshot;
 
 use chunked::{ChunkScratch, Deferred};

@@ -18,6 +18,97 @@ use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+/// Which rule decides a read: rules 1–3 of docs/detection.md in their order. The one place
+/// the order is written: the detector asks it for every read ([`Detector::apply_read`]) and
+/// `exposure explain` asks it of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decides {
+    /// 1. The table is learning (or this is its first read): the read joins the baseline.
+    Learning,
+    /// 2. The principal is normal: its last normal read is within `forget_after`.
+    Baseline,
+    /// The principal matches an allow pattern: normal, and recorded in the baseline.
+    Allowed,
+    /// An analyst's approval stands: normal, never recorded in the baseline.
+    Approved,
+    /// 3–5. Novel, with a window open: the read joins the window.
+    Window,
+    /// 3. Novel, no window open: the principal is pending (a window may open).
+    Novel,
+}
+
+/// What the rules look at for one read of a table by one principal.
+pub trait ReadFacts {
+    /// The end of the table's learning; `None`: nobody read the table yet.
+    fn learn_until(&self) -> Option<Ts>;
+    /// The principal's last normal read, pending principals whose `span` ran out by the read
+    /// having graduated into the baseline (asked only once learning is over).
+    fn last_normal(&mut self) -> Option<Ts>;
+    /// Whether the table has a window open.
+    fn window_open(&self) -> bool;
+}
+
+/// The rule that decides a read by the principal named by `name` (asked only when the
+/// baseline does not decide) at `ts`, under `policy`.
+#[inline]
+pub fn decide<'n>(
+    facts: &mut impl ReadFacts,
+    policy: &TablePolicy,
+    ts: Ts,
+    name: impl FnOnce() -> &'n str,
+) -> Decides {
+    let thresholds = policy.thresholds;
+    if facts.learn_until().is_none_or(|until| ts < until) {
+        return Decides::Learning;
+    }
+    if facts
+        .last_normal()
+        .is_some_and(|last| ts - last <= thresholds.forget_after.micros())
+    {
+        return Decides::Baseline;
+    }
+    let name = name();
+    if policy.is_allowed(name) {
+        return Decides::Allowed;
+    }
+    if !policy.approved.is_empty() && policy.approval(name, ts).is_some() {
+        return Decides::Approved;
+    }
+    if facts.window_open() {
+        Decides::Window
+    } else {
+        Decides::Novel
+    }
+}
+
+/// A live table's facts for a read by `principal` (pending principals already graduated).
+struct LiveRead<'a> {
+    learn_until: Ts,
+    baseline: &'a super::baseline::Baseline,
+    principal: PrincipalId,
+    window_open: bool,
+    /// Where the principal is in the baseline, once looked up.
+    slot: Option<usize>,
+}
+
+impl ReadFacts for LiveRead<'_> {
+    #[inline]
+    fn learn_until(&self) -> Option<Ts> {
+        Some(self.learn_until)
+    }
+
+    #[inline]
+    fn last_normal(&mut self) -> Option<Ts> {
+        self.slot = self.baseline.find(self.principal);
+        self.slot.map(|slot| self.baseline.last_read_at(slot))
+    }
+
+    #[inline]
+    fn window_open(&self) -> bool {
+        self.window_open
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
     pub(super) principal: PrincipalId,
@@ -116,31 +207,36 @@ impl Detector {
         let state = &mut self.tables[table.at()];
         let thresholds = state.policy.thresholds;
 
-        // 1. Learning: every read joins the baseline.
         let learn_until = *state
             .learn_until
             .get_or_insert_with(|| ts.saturating_add(thresholds.learn.micros()));
-        if ts < learn_until {
-            state.baseline.record(principal, ts);
-            return;
-        }
-
-        // 2. Baseline: a normal principal's read refreshes it.
+        // Rule 2 looks at the baseline once pending principals whose span ran out joined it
+        // (none are pending while the table learns).
         state.graduate_pending(ts);
-        if let Some(last) = state.baseline.get_mut(principal)
-            && ts - *last <= thresholds.forget_after.micros()
-        {
-            *last = (*last).max(ts);
-            return;
-        }
-        let name = self.principal_names.name(principal);
-        if state.policy.is_allowed(name) {
-            state.baseline.record(principal, ts);
-            return;
-        }
-        // An analyst's approval: normal while it stands, never recorded in the baseline.
-        if !state.policy.approved.is_empty() && state.policy.approval(name, ts).is_some() {
-            return;
+        let mut facts = LiveRead {
+            learn_until,
+            baseline: &state.baseline,
+            principal,
+            window_open: state.window.is_some(),
+            slot: None,
+        };
+        let names = &self.principal_names;
+        match decide(&mut facts, &state.policy, ts, || names.name(principal)) {
+            // 1. Learning: every read joins the baseline.
+            Decides::Learning | Decides::Allowed => {
+                state.baseline.record(principal, ts);
+                return;
+            }
+            // 2. Baseline: a normal principal's read refreshes it.
+            Decides::Baseline => {
+                if let Some(slot) = facts.slot {
+                    state.baseline.refresh_at(slot, ts);
+                }
+                return;
+            }
+            // An analyst's approval: normal while it stands, never recorded in the baseline.
+            Decides::Approved => return,
+            Decides::Window | Decides::Novel => {}
         }
 
         // 3-5. A novel read: extends the open window, or makes the principal pending.

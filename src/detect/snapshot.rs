@@ -39,6 +39,58 @@ pub struct DetectorSnapshot {
     pub permissions: RootCauseSnapshot,
 }
 
+/// Which rule would decide a read of `table` (its state in a snapshot; `None`: never read) by
+/// `principal` at `at`, under `policy`: the detector's own [`super::decide`], asked of a
+/// snapshot (what `exposure explain` says).
+pub fn decide_read(
+    table: Option<&TableSnapshot>,
+    policy: &super::TablePolicy,
+    principal: &str,
+    at: Ts,
+) -> super::Decides {
+    let mut facts = SnapshotRead {
+        table,
+        policy,
+        principal,
+        at,
+    };
+    super::decide(&mut facts, policy, at, || principal)
+}
+
+/// A snapshot's facts for a read by `principal` at `at`.
+struct SnapshotRead<'a> {
+    table: Option<&'a TableSnapshot>,
+    policy: &'a super::TablePolicy,
+    principal: &'a str,
+    at: Ts,
+}
+
+impl super::ReadFacts for SnapshotRead<'_> {
+    fn learn_until(&self) -> Option<Ts> {
+        self.table.and_then(|t| t.learn_until)
+    }
+
+    fn last_normal(&mut self) -> Option<Ts> {
+        let table = self.table?;
+        let span = self.policy.thresholds.span.micros();
+        let graduated = table
+            .pending
+            .iter()
+            .find(|p| p.principal == self.principal && self.at - p.first_novel >= span)
+            .map(|p| p.last_read);
+        let baseline = table
+            .baseline
+            .iter()
+            .find(|(p, _)| p == self.principal)
+            .map(|(_, last)| *last);
+        graduated.max(baseline)
+    }
+
+    fn window_open(&self) -> bool {
+        self.table.is_some_and(|t| t.window.is_some())
+    }
+}
+
 fn is_empty(permissions: &RootCauseSnapshot) -> bool {
     *permissions == RootCauseSnapshot::default()
 }
