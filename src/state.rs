@@ -20,6 +20,8 @@
 //!   *.corrupt-YYYYMMDDTHHMMSSZ    a file found corrupt, moved aside (never deleted)
 //! ```
 
+pub mod envelope;
+
 use std::fs::{self, File};
 use std::io::Read;
 use std::io::{self, Write};

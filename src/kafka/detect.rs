@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::detect::Alert;
 use crate::live::journal::AlertJournal;
 use crate::live::metrics::Metrics;
+use crate::state::envelope;
 use crate::time::Span;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -345,21 +346,15 @@ impl Stage {
                 state.partition, state.partitions
             )));
         }
-        match PartitionDetector::restore(&state, settings.clone()) {
-            Ok(mut detector) => {
-                detector.expect(self.sources.iter().cloned());
-                self.journal.remember(state.emitted.iter().cloned());
-                tracing::info!(
-                    partition, next_offset = state.next_offset, written_at = %state.written_at,
-                    tables = state.detector.tables.len(),
-                    "restored the partition's state"
-                );
-                Ok(detector)
-            }
-            Err(e) => Err(io::Error::other(format!(
-                "the state of partition {partition} cannot be used: {e}"
-            ))),
-        }
+        let mut detector = PartitionDetector::restore(&state, settings);
+        detector.expect(self.sources.iter().cloned());
+        self.journal.remember(state.emitted.iter().cloned());
+        tracing::info!(
+            partition, next_offset = state.next_offset, written_at = %state.written_at,
+            tables = state.detector.tables.len(),
+            "restored the partition's state"
+        );
+        Ok(detector)
     }
 
     /// The newest state of `partition` in the state topic. A broker slow to serve it is
@@ -402,12 +397,12 @@ impl Stage {
                 // A broker whose end offset lags may serve a newer state than asked for.
                 Some(Ok(message)) if message.offset() >= newest => {
                     let payload = message.payload().unwrap_or_default();
-                    break serde_json::from_slice::<PartitionState>(payload)
+                    break envelope::open::<PartitionState>(payload)
                         .map(Some)
                         .map_err(|e| {
                             io::Error::other(format!(
                                 "the state of partition {partition} (state topic offset {}) \
-                                 is unreadable: {e}",
+                                 cannot be used: {e}",
                                 message.offset()
                             ))
                         });

@@ -13,12 +13,17 @@
 use super::record::{EventBatch, Item, Position, SourceProgress, partition_of};
 use crate::detect::snapshot::DetectorSnapshot;
 use crate::detect::{Alert, Detector, DetectorSettings, Observed, RootCauseSnapshot};
+use crate::state::envelope::{Enveloped, Stamp, stamp};
 use crate::time::Ts;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const FORMAT: &str = "exposure.kafka-partition";
 pub const STATE_VERSION: u32 = 1;
+
+impl Enveloped for PartitionState {
+    const FORMAT: &'static str = "exposure.kafka-partition";
+    const VERSION: u32 = STATE_VERSION;
+}
 
 /// What the detect stage knows of one source in one partition.
 #[derive(Debug, Clone)]
@@ -126,17 +131,8 @@ impl PartitionDetector {
         }
     }
 
-    /// Resumes from a checkpoint written by any instance.
-    pub fn restore(
-        state: &PartitionState,
-        settings: DetectorSettings,
-    ) -> Result<PartitionDetector, String> {
-        if state.format != FORMAT || state.version != STATE_VERSION {
-            return Err(format!(
-                "written as {} version {}, this exposure reads {FORMAT} version {STATE_VERSION}",
-                state.format, state.version
-            ));
-        }
+    /// Resumes from a state written by any instance (opened through its envelope).
+    pub fn restore(state: &PartitionState, settings: DetectorSettings) -> PartitionDetector {
         let settings = as_shard(settings, state.partition, state.partitions);
         let mut detector = Detector::restore(settings, &state.detector);
         detector.use_external_watermark();
@@ -157,7 +153,7 @@ impl PartitionDetector {
             })
             .collect();
         let newest = state.sources.iter().filter_map(|s| s.newest).max();
-        Ok(PartitionDetector {
+        PartitionDetector {
             partition: state.partition,
             partitions: state.partitions,
             detector,
@@ -169,7 +165,7 @@ impl PartitionDetector {
                 repeats: state.repeats,
                 late: 0,
             },
-        })
+        }
     }
 
     pub fn partition(&self) -> i32 {
@@ -325,10 +321,15 @@ impl PartitionDetector {
                     .map(|w| crate::detect::alert::window_id(&t.table, w.start))
             })
             .collect();
+        let Stamp {
+            format,
+            version,
+            written_at,
+        } = stamp::<PartitionState>();
         PartitionState {
-            format: FORMAT.to_string(),
-            version: STATE_VERSION,
-            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            format,
+            version,
+            written_at,
             partition: self.partition,
             partitions: self.partitions,
             next_offset: self.next_offset,
@@ -425,10 +426,15 @@ impl PartitionState {
         next_offset: i64,
         detector: DetectorSnapshot,
     ) -> PartitionState {
+        let Stamp {
+            format,
+            version,
+            written_at,
+        } = stamp::<PartitionState>();
         PartitionState {
-            format: FORMAT.to_string(),
-            version: STATE_VERSION,
-            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            format,
+            version,
+            written_at,
             partition,
             partitions,
             next_offset,
@@ -593,7 +599,7 @@ mod tests {
                     let state = partition.state(|_| Vec::new());
                     let json = serde_json::to_string(&state).unwrap();
                     let state: PartitionState = serde_json::from_str(&json).unwrap();
-                    partition = PartitionDetector::restore(&state, settings()).unwrap();
+                    partition = PartitionDetector::restore(&state, settings());
                 }
                 partition.take_events(i as i64, &batch("raw/0", vec![event]), &mut alerts);
                 partition.take_progress(100 + i as i64, &progress("raw/0", 19 + i as i64));
@@ -804,7 +810,7 @@ mod tests {
             let state = PartitionState::learned(partition, partitions, 0, part);
             let json = serde_json::to_string(&state).unwrap();
             let state: PartitionState = serde_json::from_str(&json).unwrap();
-            let mut detector = PartitionDetector::restore(&state, settings()).unwrap();
+            let mut detector = PartitionDetector::restore(&state, settings());
             let items: Vec<(Position, Item)> = live
                 .iter()
                 .enumerate()
@@ -847,9 +853,29 @@ mod tests {
         // The state carries it to the next owner of the partition.
         let state = partition.state(|_| Vec::new());
         assert_eq!(state.sources[0].disorder, 10 * MIN);
-        let mut restored = PartitionDetector::restore(&state, settings()).unwrap();
+        let mut restored = PartitionDetector::restore(&state, settings());
         restored.take_progress(2, &report(80, 80));
         restored.advance(LONG, LONG, &mut alerts);
         assert_eq!(restored.detector().watermark(), Some(70 * MIN));
+    }
+
+    #[test]
+    fn a_state_is_opened_through_the_one_envelope() {
+        let partition = PartitionDetector::new(2, 6, settings());
+        let state = partition.state(|_| Vec::new());
+        let bytes = serde_json::to_vec(&state).unwrap();
+        let opened = crate::state::envelope::open::<PartitionState>(&bytes).unwrap();
+        assert_eq!(opened, state);
+        let newer = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"version\":1", "\"version\":2");
+        let error = crate::state::envelope::open::<PartitionState>(newer.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "it is \"exposure.kafka-partition\" version 2, this exposure reads \
+             exposure.kafka-partition version 1"
+        );
     }
 }

@@ -1,18 +1,19 @@
 //! The checkpoint in the state dir: everything `exposure watch` needs to resume after a stop or
 //! a crash — the detector's state, where each followed file was read up to, and the alerts
-//! already emitted for windows still open. Versioned JSON, written atomically (temp file,
+//! already emitted for windows still open. JSON in the one versioned envelope
+//! ([`crate::state::envelope`]), written atomically (temp file,
 //! fsync, rename, fsync of the folder), so a crash leaves either the old or the new one. An
 //! unknown version or a corrupt file is an error that names the file, never a silent reset.
 
 use crate::detect::DetectorSnapshot;
 use crate::source::tail::FileCursor;
+use crate::state::envelope::{self, EnvelopeError, Enveloped, Stamp, stamp};
 use crate::state::{StateDir, write_atomically};
 use serde::{Deserialize, Serialize};
 
 use std::io;
 use std::path::PathBuf;
 
-const FORMAT: &str = "exposure.checkpoint";
 pub const CHECKPOINT_VERSION: u32 = 1;
 
 /// What a checkpoint holds.
@@ -50,10 +51,18 @@ pub enum CheckpointError {
     )]
     Corrupt { path: PathBuf, message: String },
     #[error(
-        "checkpoint {path} has version {found}, this exposure reads version \
-         {CHECKPOINT_VERSION}; use the exposure release that wrote it"
+        "checkpoint {path} has version {found} ({envelope}); use the exposure release that wrote it"
     )]
-    UnknownVersion { path: PathBuf, found: String },
+    UnknownVersion {
+        path: PathBuf,
+        found: String,
+        envelope: EnvelopeError,
+    },
+}
+
+impl Enveloped for Checkpoint {
+    const FORMAT: &'static str = "exposure.checkpoint";
+    const VERSION: u32 = CHECKPOINT_VERSION;
 }
 
 impl Checkpoint {
@@ -63,10 +72,15 @@ impl Checkpoint {
         files: Vec<FileCursor>,
         emitted: Vec<String>,
     ) -> Checkpoint {
+        let Stamp {
+            format,
+            version,
+            written_at,
+        } = stamp::<Checkpoint>();
         Checkpoint {
-            format: FORMAT.to_string(),
-            version: CHECKPOINT_VERSION,
-            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            format,
+            version,
+            written_at,
             written_by: written_by.to_string(),
             detector,
             files,
@@ -93,33 +107,14 @@ impl Checkpoint {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CheckpointError::Io { path, source }),
         };
-        let corrupt = |message: String| CheckpointError::Corrupt {
-            path: path.clone(),
-            message,
-        };
-        // The version first, so that a newer layout is named as such, not as corruption.
-        #[derive(Deserialize)]
-        struct Header {
-            format: Option<String>,
-            version: Option<serde_json::Value>,
-        }
-        let header: Header = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        if header.format.as_deref() != Some(FORMAT) {
-            return Err(corrupt(format!("`format` is not \"{FORMAT}\"")));
-        }
-        match header.version {
-            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(CHECKPOINT_VERSION as u64) => {
-            }
-            other => {
-                return Err(CheckpointError::UnknownVersion {
-                    path,
-                    found: other.map_or("none".into(), |v| v.to_string()),
-                });
-            }
-        }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| corrupt(e.to_string()))
+        envelope::open(&bytes).map(Some).map_err(|e| match e {
+            EnvelopeError::Corrupt(message) => CheckpointError::Corrupt { path, message },
+            EnvelopeError::Version { ref version, .. } => CheckpointError::UnknownVersion {
+                path,
+                found: version.clone(),
+                envelope: e,
+            },
+        })
     }
 
     /// Writes the checkpoint into `state_dir` atomically.
