@@ -2,25 +2,59 @@
 //! normally read a sensitive table start reading it. The library holds the whole tool; the binary
 //! in `main.rs` only parses flags and calls [`cli::run`].
 //!
-//! Layers, each using only those below it (CONTRIBUTING.md has a line per module):
+//! Layers, bottom first (CONTRIBUTING.md has a line per module):
 //!
-//! 1. [`time`], [`intern`], [`event`], [`watermark`], [`text`]: domain types — event time,
-//!    interned names, the one [`event::AccessEvent`] shape and what counts as a read, event
-//!    time over many input streams, free text shown safely.
-//! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure decoding, raw lines
-//!    to events through the one pipeline, [`format::Decoder`]. Neither uses the other.
-//! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet); [`sink`]:
-//!    where alerts go (the [`sink::Sink`] trait, Alertmanager, PagerDuty, webhooks, files);
-//!    [`state`]: the state directory's layout, lock and atomic writes; [`output`]: the files
-//!    and folders commands write results to; [`report`]: stderr;
-//!    [`ocsf`]: alerts as OCSF Detection Findings; [`approvals`]: the analysts' audit log of
-//!    baseline changes in a state dir.
+//! 1. [`time`], [`intern`], [`event`], [`watermark`], [`text`], [`output`], [`state`]: domain
+//!    types and plain I/O helpers — event time, interned names, the one
+//!    [`event::AccessEvent`] shape and what counts as a read, event time over many input
+//!    streams, free text shown safely, the files commands write, the state directory's
+//!    layout, lock, atomic writes and the one checkpoint envelope.
+//! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure
+//!    decoding, raw lines to events through the one pipeline, [`format::Decoder`]. Neither
+//!    uses the other.
+//! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet, object
+//!    storage), framed into records by the one [`source::frame::Framer`]; [`intake`]: a live
+//!    source's time rules (an injected clock, quarantine, each input's watermark, the
+//!    wall-clock floor, bad-record accounting); [`ocsf`]: alerts as OCSF Detection Findings;
+//!    [`sink`]: where alerts go; [`report`]: stderr; [`approvals`]: the analysts' audit log
+//!    of baseline changes in a state dir.
 //! 4. [`config`]: what the user wrote, validated once, handed down as specs and decoders.
-//! 5. [`replay`], [`archive`], [`live`], [`kafka`]: each command's wiring of sources, decoders,
-//!    the detector and sinks (`kafka`: `watch` over Kafka, built on `live`'s service);
-//!    [`incident`]: `exposure report` (the forensic report of each window); [`explain`]:
-//!    `exposure explain` and `baseline show` (what the detector knew).
+//! 5. [`replay`], then [`archive`] and [`live`] (built on replay), [`kafka`] (`watch` over
+//!    Kafka, built on `live`'s service), [`incident`] (`exposure report`, built on replay and
+//!    live's learning), [`explain`] (`explain` and `baseline show`, built on both).
 //! 6. [`cli`]: flags to commands.
+//!
+//! ## Which module uses which
+//!
+//! Exactly this, no more and no less: `tests/it/layering.rs` reads this list and fails on a
+//! `crate::` path it does not allow, on an entry no code needs, and on a cycle.
+//!
+//! - `time`, `intern`, `text`, `output`, `state`: none
+//! - `event`: `intern`, `time`
+//! - `watermark`: `time`
+//! - `detect`: `event`, `intern`, `time`
+//! - `format`: `event`, `time`
+//! - `source`: `event`, `format`, `intern`, `time`
+//! - `intake`: `format`, `time`, `watermark`
+//! - `ocsf`: `detect`, `time`
+//! - `sink`: `detect`, `ocsf`, `state`, `time`
+//! - `report`: `format`, `source`, `time`
+//! - `approvals`: `detect`, `state`, `text`, `time`
+//! - `config`: `detect`, `event`, `format`, `report`, `sink`, `state`, `time`
+//! - `replay`: `config`, `detect`, `event`, `format`, `intern`, `report`, `source`, `time`,
+//!   `watermark`
+//! - `archive`: `config`, `event`, `format`, `intern`, `output`, `replay`, `report`, `source`,
+//!   `time`
+//! - `live`: `approvals`, `config`, `detect`, `event`, `format`, `intake`, `replay`, `report`,
+//!   `sink`, `source`, `state`, `time`
+//! - `kafka`: `config`, `detect`, `event`, `format`, `intake`, `live`, `source`, `state`,
+//!   `time`, `watermark`
+//! - `incident`: `config`, `detect`, `event`, `format`, `intern`, `live`, `replay`, `report`,
+//!   `source`, `text`, `time`
+//! - `explain`: `approvals`, `config`, `detect`, `incident`, `live`, `report`, `source`,
+//!   `state`, `text`, `time`
+//! - `cli`: `approvals`, `archive`, `config`, `detect`, `explain`, `format`, `incident`,
+//!   `kafka`, `live`, `ocsf`, `output`, `replay`, `report`, `sink`, `source`, `state`, `time`
 
 pub mod approvals;
 pub mod archive;
@@ -31,6 +65,7 @@ pub mod event;
 pub mod explain;
 pub mod format;
 pub mod incident;
+pub mod intake;
 pub mod intern;
 pub mod kafka;
 pub mod live;

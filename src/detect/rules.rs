@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 /// Which rule decides a read: rules 1–3 of docs/detection.md in their order. The one place
-/// the order is written: the detector asks it for every read ([`Detector::apply_read`]) and
+/// the order is written: the detector asks it for every read (`Detector::apply_read`) and
 /// `exposure explain` asks it of a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decides {

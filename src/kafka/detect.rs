@@ -7,9 +7,10 @@
 
 use super::partition::{PartitionDetector, PartitionState};
 use super::record::Record;
-use super::{KafkaSettings, Reports, poll_cycle};
+use super::{KafkaSettings, poll_cycle};
 use crate::config::Config;
 use crate::detect::Alert;
+use crate::intake::Reports;
 use crate::live::journal::AlertJournal;
 use crate::live::metrics::Metrics;
 use crate::state::envelope;
@@ -162,7 +163,7 @@ pub fn run(
         producer,
         reader,
         metrics: Arc::clone(metrics),
-        reports: Reports::new(20),
+        reports: Reports::new(crate::intake::system_clock()),
         assigned_once: false,
         failed: None,
     };
@@ -285,7 +286,7 @@ impl Stage {
             Ok(Record::Events(batch)) => {
                 let taken = detector.take_events(offset, &batch, &mut self.alerts);
                 if taken.late > 0 {
-                    self.metrics.late.fetch_add(taken.late, Relaxed);
+                    self.metrics.intake.late.fetch_add(taken.late, Relaxed);
                     self.reports.report(|| {
                         tracing::warn!(
                             partition, offset, source = %batch.source, late = taken.late,
@@ -298,7 +299,7 @@ impl Stage {
             Ok(Record::Progress(progress)) => detector.take_progress(offset, &progress),
             Err(e) => {
                 detector.skip(offset);
-                self.metrics.malformed.fetch_add(1, Relaxed);
+                self.metrics.intake.malformed.fetch_add(1, Relaxed);
                 self.reports.report(|| {
                     tracing::warn!(partition, offset, "skipped a repartition record: {e}")
                 });

@@ -9,15 +9,15 @@
 //! and the detect stage drops the repeats by their position.
 
 use super::record::{BatchWriter, Position, Record, Router, SourceProgress};
-use super::{KafkaSettings, Reports, poll_cycle};
+use super::{KafkaSettings, poll_cycle};
 use crate::config::Config;
 use crate::event::{AccessEvent, PermissionChange};
 use crate::format::vendor::NotAccess;
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
+use crate::intake::{InputClock, Reports, SharedClock, ahead_of_wall};
 use crate::live::metrics::{Metrics, SourceMetrics};
 use crate::source::frame::Framer;
 use crate::time::{Micros, Span, Ts};
-use crate::watermark::InputTime;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -29,8 +29,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A source quiet this long, at the end of its partition, has written its newest instant.
-const SETTLE: Duration = Duration::from_millis(50);
 /// How often progress markers go out.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// How often produced events are flushed and the raw offsets committed.
@@ -73,8 +71,8 @@ struct Source {
     batches: Vec<BatchWriter>,
     /// Where its events go, and which tables' first reads it has noted to every partition.
     router: Router,
-    time: InputTime,
-    read_at: Instant,
+    /// Its event time and when it was last read.
+    input: InputClock,
     at_end: bool,
     /// The offset to commit: every record before it is decoded and its events sent.
     next_offset: Option<i64>,
@@ -84,13 +82,12 @@ struct Source {
 }
 
 impl Source {
-    fn progress(&self, lateness: Duration) -> SourceProgress {
-        let quiet = self.read_at.elapsed();
-        let settled = self.at_end && quiet >= SETTLE;
+    fn progress(&self, lateness: Duration, now: Instant) -> SourceProgress {
+        let quiet = self.input.quiet(now);
         SourceProgress {
             source: self.name.clone(),
-            watermark: self.time.watermark(settled),
-            newest: self.time.newest,
+            watermark: self.input.watermark(now, self.at_end),
+            newest: self.input.time.newest,
             // Quiet for `lateness`, whatever this instance read of it: an instance that took
             // the source over at its end has read nothing yet, but events older than the
             // other sources' time may still come (the previous owner's watermark holds).
@@ -111,6 +108,7 @@ struct Stage {
     sources: HashMap<String, HashMap<i32, Source>>,
     metrics: Arc<Metrics>,
     reports: Reports,
+    clock: SharedClock,
     dead_letters: u64,
 }
 
@@ -172,6 +170,7 @@ pub fn run(
     metrics: &Arc<Metrics>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
+    let clock = crate::intake::system_clock();
     let deliveries = Deliveries::default();
     let producer: Producer_ = settings
         .producer_config()
@@ -188,7 +187,8 @@ pub fn run(
         deliveries,
         sources: HashMap::new(),
         metrics: Arc::clone(metrics),
-        reports: Reports::new(20),
+        reports: Reports::new(clock.clone()),
+        clock,
         dead_letters: 0,
     };
     let consumer: BaseConsumer<IngestContext> = settings
@@ -267,6 +267,7 @@ impl Stage {
             self.sources.insert(topic.to_string(), HashMap::new());
         }
         let (config, partitions) = (&self.config, self.settings.partitions);
+        let now = self.clock.now();
         let by_partition = self.sources.get_mut(topic).expect("just inserted");
         by_partition.entry(partition).or_insert_with(|| {
             let name = format!("{topic}/{partition}");
@@ -282,8 +283,7 @@ impl Stage {
                 decoder,
                 batches,
                 router: Router::default(),
-                time: InputTime::default(),
-                read_at: Instant::now(),
+                input: InputClock::new(now),
                 at_end: false,
                 next_offset: None,
                 committed: None,
@@ -299,19 +299,21 @@ impl Stage {
         let metrics = Arc::clone(&self.metrics);
         let mut bad: Vec<(u64, ParseError)> = Vec::new();
         let mut quarantined = 0u64;
+        let (now, wall) = (self.clock.now(), self.clock.wall());
         let source = self.source(topic, partition);
         source.at_end = false;
-        source.read_at = Instant::now();
+        source.input.read_at = now;
         let mut taking = Taking {
             source_name: &source.name,
             batches: &mut source.batches,
             router: &mut source.router,
-            time: &mut source.time,
+            input: &mut source.input,
             offset,
             index: 0,
             lateness,
             max_ahead,
-            now: chrono::Utc::now().timestamp_micros(),
+            now,
+            wall,
             metrics: &metrics,
             bad: &mut bad,
             quarantined: &mut quarantined,
@@ -339,7 +341,7 @@ impl Stage {
             tracing::error!(error = %e, "ingest: cannot send events");
         }
         if quarantined > 0 {
-            metrics.quarantined.fetch_add(quarantined, Relaxed);
+            metrics.intake.quarantined.fetch_add(quarantined, Relaxed);
             self.reports.report(|| {
                 tracing::warn!(
                     source = %source_name, offset,
@@ -362,12 +364,7 @@ impl Stage {
         errors: &[(u64, ParseError)],
     ) {
         for (_, error) in errors {
-            let counter = if error.kind() == crate::format::UNATTRIBUTABLE {
-                &self.metrics.unattributable
-            } else {
-                &self.metrics.malformed
-            };
-            counter.fetch_add(1, Relaxed);
+            self.metrics.intake.bad(error);
         }
         let (_, first) = &errors[0];
         self.reports.report(|| {
@@ -428,11 +425,12 @@ impl Stage {
     fn send_progress(&mut self) -> io::Result<()> {
         self.send_batches(false)?;
         let lateness = self.config.detector.lateness.to_std();
+        let now = self.clock.now();
         let mut progress: Vec<SourceProgress> = self
             .sources
             .values()
             .flat_map(HashMap::values)
-            .map(|s| s.progress(lateness))
+            .map(|s| s.progress(lateness, now))
             .collect();
         if progress.is_empty() {
             return Ok(());
@@ -453,6 +451,7 @@ impl Stage {
     fn publish_sources(&self, consumer: &BaseConsumer<IngestContext>) {
         // Where the consumer stands on partitions not read from yet (its fetch position).
         let positions = consumer.position().unwrap_or_default();
+        let now = self.clock.now();
         let mut figures = self.metrics.sources.lock().expect("not poisoned");
         for (topic, by_partition) in &self.sources {
             for (partition, source) in by_partition {
@@ -470,7 +469,7 @@ impl Stage {
                         lag: offset
                             .zip(high)
                             .map(|(offset, high)| (high - offset).max(0)),
-                        quiet_seconds: source.read_at.elapsed().as_secs_f64(),
+                        quiet_seconds: source.input.quiet(now).as_secs_f64(),
                     },
                 );
             }
@@ -563,12 +562,14 @@ struct Taking<'a> {
     source_name: &'a str,
     batches: &'a mut [BatchWriter],
     router: &'a mut Router,
-    time: &'a mut InputTime,
+    input: &'a mut InputClock,
     offset: i64,
     index: u32,
     lateness: Micros,
     max_ahead: Micros,
-    now: Ts,
+    /// When the record was read, by the monotonic clock and by the wall clock.
+    now: Instant,
+    wall: Ts,
     metrics: &'a Metrics,
     bad: &'a mut Vec<(u64, ParseError)>,
     quarantined: &'a mut u64,
@@ -577,12 +578,12 @@ struct Taking<'a> {
 impl Taking<'_> {
     /// Notes an event's time; `false` when it is quarantined.
     fn clock(&mut self, ts: Ts) -> bool {
-        self.metrics.events_read.fetch_add(1, Relaxed);
-        if ts - self.now > self.max_ahead {
+        self.metrics.intake.events_read.fetch_add(1, Relaxed);
+        if ahead_of_wall(ts, self.wall, self.max_ahead).is_some() {
             *self.quarantined += 1;
             return false;
         }
-        if let Some(disorder) = self.time.note(ts, self.lateness) {
+        if let Some(disorder) = self.input.note(ts, self.lateness, self.now) {
             tracing::info!(
                 source = self.source_name,
                 disorder = %Span(disorder),
@@ -607,7 +608,7 @@ impl DecodeSink for Taking<'_> {
         if !self.clock(event.ts) || !read {
             return;
         }
-        self.metrics.reads.fetch_add(1, Relaxed);
+        self.metrics.intake.reads.fetch_add(1, Relaxed);
         let position = self.position();
         self.router.read(
             self.batches,
@@ -622,13 +623,13 @@ impl DecodeSink for Taking<'_> {
         if !self.clock(change.ts) {
             return;
         }
-        self.metrics.permission_changes.fetch_add(1, Relaxed);
+        self.metrics.intake.permission_changes.fetch_add(1, Relaxed);
         let position = self.position();
         self.router.change(self.batches, position, change);
     }
 
     fn not_access(&mut self, _line: u64, _why: NotAccess) {
-        self.metrics.not_access.fetch_add(1, Relaxed);
+        self.metrics.intake.not_access.fetch_add(1, Relaxed);
     }
 
     fn malformed(&mut self, line: u64, error: ParseError) {
@@ -644,6 +645,8 @@ impl DecodeSink for Taking<'_> {
 mod tests {
     use super::*;
     use crate::format::decode::LineCap;
+    use crate::intake::SETTLE;
+    use crate::watermark::InputTime;
 
     fn source(newest: Option<Ts>, at_end: bool, quiet: Duration) -> Source {
         Source {
@@ -654,11 +657,13 @@ mod tests {
                 .decoder(),
             batches: Vec::new(),
             router: Router::default(),
-            time: InputTime {
-                newest,
-                disorder: 0,
+            input: InputClock {
+                time: InputTime {
+                    newest,
+                    disorder: 0,
+                },
+                read_at: Instant::now() - quiet,
             },
-            read_at: Instant::now() - quiet,
             at_end,
             next_offset: None,
             committed: None,
@@ -671,16 +676,17 @@ mod tests {
         let lateness = Duration::from_secs(600);
         // Just assigned, at its end, nothing read by this instance: the previous owner's
         // watermark must keep holding, so not idle.
-        let fresh = source(None, true, Duration::from_millis(100)).progress(lateness);
+        let fresh =
+            source(None, true, Duration::from_millis(100)).progress(lateness, Instant::now());
         assert!(!fresh.idle);
         assert_eq!(fresh.watermark, None);
-        let quiet = source(None, true, lateness).progress(lateness);
+        let quiet = source(None, true, lateness).progress(lateness, Instant::now());
         assert!(quiet.idle);
         // Reading: never idle; at its end and quiet for a moment: settled one instant on.
-        let reading = source(Some(5), false, lateness).progress(lateness);
+        let reading = source(Some(5), false, lateness).progress(lateness, Instant::now());
         assert!(!reading.idle);
         assert_eq!(reading.watermark, Some(5));
-        let settled = source(Some(5), true, SETTLE).progress(lateness);
+        let settled = source(Some(5), true, SETTLE).progress(lateness, Instant::now());
         assert_eq!(settled.watermark, Some(6));
         assert!(!settled.idle);
     }

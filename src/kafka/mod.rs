@@ -233,45 +233,6 @@ pub(crate) fn poll_cycle<C, S>(
     }
 }
 
-/// Logs at most `per_minute` messages a minute; counts the rest.
-pub(crate) struct Reports {
-    since: std::time::Instant,
-    shown: u32,
-    suppressed: u64,
-    per_minute: u32,
-}
-
-impl Reports {
-    pub fn new(per_minute: u32) -> Reports {
-        Reports {
-            since: std::time::Instant::now(),
-            shown: 0,
-            suppressed: 0,
-            per_minute,
-        }
-    }
-
-    pub fn report(&mut self, log: impl FnOnce()) {
-        if self.since.elapsed() >= Duration::from_secs(60) {
-            if self.suppressed > 0 {
-                tracing::warn!(
-                    suppressed = self.suppressed,
-                    "more bad or late records were not logged one by one"
-                );
-            }
-            self.since = std::time::Instant::now();
-            self.shown = 0;
-            self.suppressed = 0;
-        }
-        if self.shown < self.per_minute {
-            self.shown += 1;
-            log();
-        } else {
-            self.suppressed += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 use super::record::{EventBatch, Item, Position, SourceProgress, partition_of};
 use crate::detect::snapshot::DetectorSnapshot;
 use crate::detect::{Alert, Detector, DetectorSettings, Observed, RootCauseSnapshot};
+use crate::intake::{SharedClock, WallFloor};
 use crate::state::envelope::{Enveloped, Stamp, stamp};
 use crate::time::Ts;
 use std::collections::BTreeMap;
@@ -105,7 +106,8 @@ pub struct PartitionDetector {
     sources: BTreeMap<String, Source>,
     next_offset: i64,
     /// The newest event time any source reported, and when that was learned.
-    newest_seen: Option<(Ts, Instant)>,
+    wall_floor: WallFloor,
+    clock: SharedClock,
     counts: PartitionCounts,
 }
 
@@ -126,7 +128,8 @@ impl PartitionDetector {
             detector,
             sources: BTreeMap::new(),
             next_offset: 0,
-            newest_seen: None,
+            wall_floor: WallFloor::default(),
+            clock: crate::intake::system_clock(),
             counts: PartitionCounts::default(),
         }
     }
@@ -136,7 +139,8 @@ impl PartitionDetector {
         let settings = as_shard(settings, state.partition, state.partitions);
         let mut detector = Detector::restore(settings, &state.detector);
         detector.use_external_watermark();
-        let now = Instant::now();
+        let clock = crate::intake::system_clock();
+        let now = clock.now();
         let sources = state
             .sources
             .iter()
@@ -159,13 +163,20 @@ impl PartitionDetector {
             detector,
             sources,
             next_offset: state.next_offset,
-            newest_seen: newest.map(|n| (n, now)),
+            wall_floor: WallFloor::seen(newest, now),
+            clock,
             counts: PartitionCounts {
                 events: state.events,
                 repeats: state.repeats,
                 late: 0,
             },
         }
+    }
+
+    /// Reads time from `clock` (the system's clocks unless told otherwise).
+    pub fn with_clock(mut self, clock: SharedClock) -> PartitionDetector {
+        self.clock = clock;
+        self
     }
 
     pub fn partition(&self) -> i32 {
@@ -187,7 +198,7 @@ impl PartitionDetector {
     /// Sources every partition hears from (the raw topic's partitions): until each is heard
     /// of, or `silence` passes, it holds time back.
     pub fn expect(&mut self, sources: impl IntoIterator<Item = String>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         for source in sources {
             self.sources.entry(source).or_insert(Source::unheard(now));
         }
@@ -203,7 +214,7 @@ impl PartitionDetector {
         self.next_offset = self.next_offset.max(offset + 1);
         let mut taken = Taken::default();
         if !self.sources.contains_key(batch.source.as_ref()) {
-            let source = Source::unheard(Instant::now());
+            let source = Source::unheard(self.clock.now());
             self.sources.insert(batch.source.to_string(), source);
         }
         let source = self
@@ -245,7 +256,7 @@ impl PartitionDetector {
     /// Takes a progress marker read at `offset`.
     pub fn take_progress(&mut self, offset: i64, progress: &[SourceProgress]) {
         self.next_offset = self.next_offset.max(offset + 1);
-        let now = Instant::now();
+        let now = self.clock.now();
         for p in progress {
             let source = self
                 .sources
@@ -265,11 +276,7 @@ impl PartitionDetector {
             source.newest = source.newest.max(p.newest);
             source.idle = p.idle;
             source.heard_at = now;
-            if let Some(newest) = p.newest
-                && self.newest_seen.is_none_or(|(seen, _)| newest > seen)
-            {
-                self.newest_seen = Some((newest, now));
-            }
+            self.wall_floor.note(p.newest, now);
         }
     }
 
@@ -291,18 +298,17 @@ impl PartitionDetector {
 
     /// The time before which no event can still come.
     fn floor(&self, silence: Duration, lateness: Duration) -> Option<Ts> {
+        let now = self.clock.now();
         let mut holding = self
             .sources
             .values()
-            .filter(|s| !s.idle && s.heard_at.elapsed() < silence)
+            .filter(|s| !s.idle && now.saturating_duration_since(s.heard_at) < silence)
             .peekable();
         if holding.peek().is_some() {
             // A source holding time back that gave no event yet holds it entirely.
             return holding.map(|s| s.watermark).min().flatten();
         }
-        let (newest, arrived) = self.newest_seen?;
-        let elapsed = arrived.elapsed().as_micros() as i64;
-        Some(newest.saturating_add(elapsed) - lateness.as_micros() as i64)
+        self.wall_floor.watermark(now, lateness.as_micros() as i64)
     }
 
     /// The checkpoint of this partition; `emitted` gives the delivery keys of the alerts
@@ -876,6 +882,55 @@ mod tests {
             error,
             "it is \"exposure.kafka-partition\" version 2, this exposure reads \
              exposure.kafka-partition version 1"
+        );
+    }
+
+    /// Watch's time rules on a clock the test moves: a silent source stops holding time back
+    /// after `silence`, and then a quiet window closes by the wall clock — no sleeping.
+    #[test]
+    fn on_a_stopped_clock_time_moves_only_when_the_clock_does() {
+        let clock = crate::intake::ManualClock::new(0);
+        let mut partition =
+            PartitionDetector::new(0, 1, settings()).with_clock(clock.clone() as SharedClock);
+        partition.expect(["raw/0".to_string(), "raw/1".to_string()]);
+        let mut alerts = Vec::new();
+        partition.take_events(0, &exposure("raw/0"), &mut alerts);
+        partition.take_progress(1, &progress("raw/0", 26));
+        let silence = Duration::from_secs(30);
+        let lateness = Duration::from_secs(60);
+        partition.advance(silence, lateness, &mut alerts);
+        assert_eq!(partition.detector().watermark(), None, "raw/1 holds time");
+        clock.advance(silence - Duration::from_millis(1));
+        partition.advance(silence, lateness, &mut alerts);
+        assert_eq!(
+            partition.detector().watermark(),
+            None,
+            "not silent for long enough"
+        );
+        // raw/0 speaks again; raw/1 has been silent for `silence`: time goes by raw/0 alone
+        // (and raw/0 too is silent a moment later: by the wall clock from its newest event).
+        clock.advance(Duration::from_millis(1));
+        partition.take_progress(2, &progress("raw/0", 26));
+        partition.advance(silence, lateness, &mut alerts);
+        assert_eq!(partition.detector().watermark(), Some(26 * MIN));
+        assert_eq!(
+            alerts.iter().map(|a| a.status).collect::<Vec<_>>(),
+            [AlertStatus::Open]
+        );
+        // Nothing more comes: the window (last novel read minute 25, close_after 5m) closes
+        // once the wall clock has gone past minute 30 plus lateness.
+        clock.advance(silence);
+        partition.advance(silence, lateness, &mut alerts);
+        assert_eq!(
+            alerts.len(),
+            1,
+            "time by the wall clock: minute 26.5 - lateness"
+        );
+        clock.advance(Duration::from_secs(5 * 60));
+        partition.advance(silence, lateness, &mut alerts);
+        assert_eq!(
+            alerts.iter().map(|a| a.status).collect::<Vec<_>>(),
+            [AlertStatus::Open, AlertStatus::Closed]
         );
     }
 }

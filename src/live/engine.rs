@@ -11,9 +11,9 @@ use crate::config::Config;
 use crate::detect::{Alert, Detector, Observed, alert};
 use crate::event::{AccessEvent, PermissionChange};
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
+use crate::intake::{InputClock, Reports, SharedClock, WallFloor, ahead_of_wall};
 use crate::source::tail::{FileEvent, Follower};
 use crate::time::{MICROS_PER_SEC, Span, Ts};
-use crate::watermark::InputTime;
 use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -33,21 +33,9 @@ pub struct EngineOptions {
     pub poll_every: Duration,
     /// Trust each input to be in time order (see `Engine::move_time_by_sources`).
     pub per_source_order: bool,
+    /// Where time is read (the system's clocks, but in tests).
+    pub clock: SharedClock,
 }
-
-/// An input that has been quiet this long is taken to have written everything up to its
-/// newest event time, that instant included.
-const SETTLE: Duration = Duration::from_millis(50);
-
-/// One input's event time, and when it was last read (by the wall clock).
-#[derive(Debug, Clone, Copy)]
-struct SourceClock {
-    time: InputTime,
-    read_at: Instant,
-}
-
-/// At most this many bad lines are logged one by one per minute; the rest are counted.
-const REPORTS_PER_MINUTE: u32 = 20;
 
 /// Reloading the configuration on request (SIGHUP).
 pub struct Reload {
@@ -74,10 +62,10 @@ pub struct Engine {
     options: EngineOptions,
     last_checkpoint: Instant,
     dirty: bool,
-    /// The newest event time and when it arrived (by the wall clock).
-    newest_seen: Option<(Ts, Instant)>,
-    reports_this_minute: (Instant, u32, u64),
-    sources: std::collections::HashMap<String, SourceClock>,
+    /// Event time by the wall clock, from the newest event and when it arrived.
+    wall_floor: WallFloor,
+    reports: Reports,
+    sources: std::collections::HashMap<String, InputClock>,
 }
 
 /// What one event is, for [`Engine::observe`]: an access (`Some((table, principal))` when it
@@ -109,7 +97,7 @@ impl DecodeSink for Observing<'_> {
     }
 
     fn not_access(&mut self, _line: u64, _why: crate::format::vendor::NotAccess) {
-        self.engine.metrics.not_access.fetch_add(1, Relaxed);
+        self.engine.metrics.intake.not_access.fetch_add(1, Relaxed);
     }
 
     fn malformed(&mut self, line: u64, error: ParseError) {
@@ -136,21 +124,22 @@ impl Engine {
         if let Some(c) = checkpoint {
             journal.remember(c.emitted.iter().cloned());
         }
+        let now = options.clock.now();
         Engine {
             configured_policies: config.detector.policies.clone(),
             baseline_changes: checkpoint.map_or(0, |c| c.baseline_changes),
-            baseline_log: (None, Instant::now()),
+            baseline_log: (None, now),
             reload: None,
             config,
             detector,
             alerts: Vec::new(),
             journal,
             metrics,
+            reports: Reports::new(options.clock.clone()),
             options,
-            last_checkpoint: Instant::now(),
+            last_checkpoint: now,
             dirty: false,
-            newest_seen: None,
-            reports_this_minute: (Instant::now(), 0, 0),
+            wall_floor: WallFloor::default(),
             sources: std::collections::HashMap::new(),
         }
     }
@@ -165,10 +154,11 @@ impl Engine {
     /// part of the policies; a `forget` not applied before removes its principals from the
     /// baselines. A log that cannot be read leaves what is in force as it is.
     fn pick_up_baseline_changes(&mut self, now: bool) {
-        if !now && self.baseline_log.1.elapsed() < BASELINE_LOG_EVERY {
+        let at = self.options.clock.now();
+        if !now && at.duration_since(self.baseline_log.1) < BASELINE_LOG_EVERY {
             return;
         }
-        self.baseline_log.1 = Instant::now();
+        self.baseline_log.1 = at;
         let path = crate::approvals::log_path(&self.options.state_dir);
         let size = std::fs::metadata(&path).ok().map(|m| m.len());
         if !now && size == self.baseline_log.0 {
@@ -362,7 +352,13 @@ impl Engine {
                 self.checkpoint(None)?;
                 self.metrics.ready.store(true, Relaxed);
                 ready();
-            } else if self.dirty && self.last_checkpoint.elapsed() >= self.options.checkpoint_every
+            } else if self.dirty
+                && self
+                    .options
+                    .clock
+                    .now()
+                    .duration_since(self.last_checkpoint)
+                    >= self.options.checkpoint_every
             {
                 self.checkpoint(follower.as_ref())?;
             }
@@ -372,7 +368,7 @@ impl Engine {
         }
         self.checkpoint(follower.as_ref())?;
         tracing::info!(
-            events = self.metrics.events_read.load(Relaxed),
+            events = self.metrics.intake.events_read.load(Relaxed),
             alerts = self.metrics.alerts_emitted.load(Relaxed),
             "stopped; final checkpoint written"
         );
@@ -428,13 +424,8 @@ impl Engine {
     }
 
     fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {
-        let counter = if error.kind() == crate::format::UNATTRIBUTABLE {
-            &self.metrics.unattributable
-        } else {
-            &self.metrics.malformed
-        };
-        counter.fetch_add(1, Relaxed);
-        self.report(|| {
+        self.metrics.intake.bad(error);
+        self.reports.report(|| {
             tracing::warn!(
                 input,
                 line,
@@ -447,14 +438,14 @@ impl Engine {
 
     /// One event: `read` is `Some((table, principal))` for a read.
     fn observe(&mut self, input: &str, line: u64, ts: Ts, seen: Seen<'_>) {
-        self.metrics.events_read.fetch_add(1, Relaxed);
+        self.metrics.intake.events_read.fetch_add(1, Relaxed);
         // A wrong clock must not move time for everyone: an event dated past the wall clock by
         // more than `max_ahead` is quarantined.
         let max_ahead = self.config.detector.max_ahead;
-        let ahead = ts - chrono::Utc::now().timestamp_micros();
-        if ahead > max_ahead.micros() {
-            self.metrics.quarantined.fetch_add(1, Relaxed);
-            self.report(|| {
+        let clock = &self.options.clock;
+        if let Some(ahead) = ahead_of_wall(ts, clock.wall(), max_ahead.micros()) {
+            self.metrics.intake.quarantined.fetch_add(1, Relaxed);
+            self.reports.report(|| {
                 tracing::warn!(
                     input,
                     line,
@@ -465,42 +456,35 @@ impl Engine {
             });
             return;
         }
-        let now = Instant::now();
+        let now = clock.now();
         let lateness = self.config.detector.lateness.micros();
-        match self.sources.get_mut(input) {
-            Some(clock) => {
-                if let Some(disorder) = clock.time.note(ts, lateness) {
-                    let disorder = Span(disorder);
-                    tracing::info!(
-                        input,
-                        %disorder,
-                        "the input is out of order: its watermark now leaves it this much room"
-                    );
-                }
-                clock.read_at = now;
-            }
-            None => {
-                let mut time = InputTime::default();
-                time.note(ts, lateness);
-                let clock = SourceClock { time, read_at: now };
-                self.sources.insert(input.to_string(), clock);
-            }
+        if !self.sources.contains_key(input) {
+            self.sources.insert(input.to_string(), InputClock::new(now));
+        }
+        let input_clock = self.sources.get_mut(input).expect("just inserted");
+        if let Some(disorder) = input_clock.note(ts, lateness, now) {
+            let disorder = Span(disorder);
+            tracing::info!(
+                input,
+                %disorder,
+                "the input is out of order: its watermark now leaves it this much room"
+            );
         }
         let observed = match seen {
             Seen::Access(read) => {
                 if read.is_some() {
-                    self.metrics.reads.fetch_add(1, Relaxed);
+                    self.metrics.intake.reads.fetch_add(1, Relaxed);
                 }
                 self.detector.observe_classified(ts, read, &mut self.alerts)
             }
             Seen::Change(change) => {
-                self.metrics.permission_changes.fetch_add(1, Relaxed);
+                self.metrics.intake.permission_changes.fetch_add(1, Relaxed);
                 self.detector.observe_change(change, &mut self.alerts)
             }
         };
         if let Observed::Late { behind } = observed {
-            self.metrics.late.fetch_add(1, Relaxed);
-            self.report(|| {
+            self.metrics.intake.late.fetch_add(1, Relaxed);
+            self.reports.report(|| {
                 tracing::warn!(
                     input,
                     line,
@@ -511,35 +495,9 @@ impl Engine {
         }
     }
 
-    /// Logs a bad line, at most [`REPORTS_PER_MINUTE`] a minute; counts the others.
-    fn report(&mut self, log: impl FnOnce()) {
-        let (since, shown, suppressed) = &mut self.reports_this_minute;
-        if since.elapsed() >= Duration::from_secs(60) {
-            if *suppressed > 0 {
-                tracing::warn!(
-                    suppressed = *suppressed,
-                    "more bad or late lines were not logged one by one"
-                );
-            }
-            *since = Instant::now();
-            *shown = 0;
-            *suppressed = 0;
-        }
-        if *shown < REPORTS_PER_MINUTE {
-            *shown += 1;
-            log();
-        } else {
-            *suppressed += 1;
-        }
-    }
-
     fn note_newest(&mut self) {
-        let newest = self.detector.newest_event();
-        if let Some(newest) = newest
-            && self.newest_seen.is_none_or(|(ts, _)| ts != newest)
-        {
-            self.newest_seen = Some((newest, Instant::now()));
-        }
+        let now = self.options.clock.now();
+        self.wall_floor.note(self.detector.newest_event(), now);
     }
 
     /// Each input (a followed file, stdin) is written in time order up to the disorder it has
@@ -552,14 +510,12 @@ impl Engine {
     /// the input it came from is given that much room from then on.
     fn move_time_by_sources(&mut self, partial: bool) {
         let lateness = self.config.detector.lateness.to_std();
+        let now = self.options.clock.now();
         let floor = self
             .sources
             .values()
-            .filter(|c| c.read_at.elapsed() < lateness.max(SETTLE * 2))
-            .filter_map(|c| {
-                let settled = !partial && c.read_at.elapsed() >= SETTLE;
-                c.time.watermark(settled)
-            })
+            .filter(|c| c.holds_time(now, lateness))
+            .filter_map(|c| c.watermark(now, !partial))
             .min();
         let Some(floor) = floor else { return };
         if self.detector.watermark().is_none_or(|w| floor > w) {
@@ -576,12 +532,11 @@ impl Engine {
     /// follows (minus `lateness`), so a window with no novel read for `quiet` closes even if
     /// no further event comes. Replay never does this.
     fn move_time_by_wall_clock(&mut self) {
-        let Some((newest, arrived)) = self.newest_seen else {
+        let now = self.options.clock.now();
+        let lateness = self.config.detector.lateness.micros();
+        let Some(watermark) = self.wall_floor.watermark(now, lateness) else {
             return;
         };
-        let elapsed = arrived.elapsed().as_micros() as i64;
-        let clock = newest.saturating_add(elapsed);
-        let watermark = clock - self.config.detector.lateness.micros();
         if self.detector.watermark().is_none_or(|w| watermark > w) {
             let before = self.alerts.len();
             self.detector.advance(watermark, &mut self.alerts);
@@ -623,8 +578,8 @@ impl Engine {
         self.journal.after_checkpoint()?;
         self.metrics
             .checkpoint_at_us
-            .store(chrono::Utc::now().timestamp_micros(), Relaxed);
-        self.last_checkpoint = Instant::now();
+            .store(self.options.clock.wall(), Relaxed);
+        self.last_checkpoint = self.options.clock.now();
         self.dirty = false;
         Ok(())
     }

@@ -29,18 +29,8 @@ pub struct SinkMetrics {
 /// Everything `/metrics` reports.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub events_read: AtomicU64,
-    pub reads: AtomicU64,
-    pub malformed: AtomicU64,
-    /// Access events that name no object (a table, a key).
-    pub unattributable: AtomicU64,
-    /// Well-formed records that are not access events.
-    pub not_access: AtomicU64,
-    /// Permission changes (grants and revokes) read.
-    pub permission_changes: AtomicU64,
-    pub late: AtomicU64,
-    /// Events dated past the wall clock by more than `max_ahead` (not used).
-    pub quarantined: AtomicU64,
+    /// What the intake read, used and refused.
+    pub intake: crate::intake::IntakeCounts,
     pub open_windows: AtomicU64,
     pub alerts_emitted: AtomicU64,
     /// The highest sequence number written to the outbox (updated on every append).
@@ -129,49 +119,49 @@ impl Metrics {
                 "events_read_total",
                 "counter",
                 "Events parsed from the inputs.",
-                &self.events_read,
+                &self.intake.events_read,
             ),
             (
                 "reads_total",
                 "counter",
                 "Read events of watched tables.",
-                &self.reads,
+                &self.intake.reads,
             ),
             (
                 "malformed_total",
                 "counter",
                 "Lines skipped as malformed.",
-                &self.malformed,
+                &self.intake.malformed,
             ),
             (
                 "unattributable_total",
                 "counter",
                 "Access events that name no object (no table to attribute them to).",
-                &self.unattributable,
+                &self.intake.unattributable,
             ),
             (
                 "not_access_total",
                 "counter",
                 "Records that are not access events (management calls, other log lines).",
-                &self.not_access,
+                &self.intake.not_access,
             ),
             (
                 "permission_changes_total",
                 "counter",
                 "Permission changes (grants and revokes, of privileges and role membership) read.",
-                &self.permission_changes,
+                &self.intake.permission_changes,
             ),
             (
                 "late_total",
                 "counter",
                 "Events older than the watermark (not used).",
-                &self.late,
+                &self.intake.late,
             ),
             (
                 "quarantined_total",
                 "counter",
                 "Events dated past the wall clock by more than max_ahead (not used).",
-                &self.quarantined,
+                &self.intake.quarantined,
             ),
             (
                 "open_windows",

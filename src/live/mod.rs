@@ -114,6 +114,7 @@ pub fn watch(
         checkpoint_every: options.checkpoint_every,
         poll_every: options.poll_every,
         per_source_order: options.per_source_order,
+        clock: crate::intake::system_clock(),
     };
     let mut service = Service::start(
         &config,
