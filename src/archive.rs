@@ -239,7 +239,7 @@ pub fn archive_with(
                 continue;
             }
         };
-        let mut decoder = config.decoder();
+        let mut decoder = config.decoder_for(input);
         decode_all(
             reader,
             &mut decoder,

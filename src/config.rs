@@ -471,9 +471,22 @@ impl Config {
     /// A decoder for one input stream: the format, field mapping, vendor settings, read
     /// actions and line cap configured here.
     pub fn decoder(&self) -> Decoder {
+        self.decoder_of(self.input.format)
+    }
+
+    /// The decoder of `input` read as lines: a Parquet file read among line inputs (its rows
+    /// as JSON objects, [`crate::source::rows`]) is canonical, whatever format the lines are.
+    pub fn decoder_for(&self, input: &crate::source::Input) -> Decoder {
+        match input {
+            crate::source::Input::Parquet(_) => self.decoder_of(crate::format::Format::Jsonl),
+            _ => self.decoder(),
+        }
+    }
+
+    fn decoder_of(&self, format: crate::format::Format) -> Decoder {
         let input = &self.input;
         Decoder::new(
-            input.format,
+            format,
             &input.jsonl,
             &input.vendor,
             &self.detector.read_actions,

@@ -10,8 +10,8 @@
 //!    streams, free text shown safely, the files commands write, the state directory's
 //!    layout, lock, atomic writes and the one checkpoint envelope.
 //! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure
-//!    decoding, raw lines to events through the one pipeline, [`format::Decoder`]. Neither
-//!    uses the other.
+//!    decoding, raw lines to events through the one pipeline, [`format::Decoder`], and
+//!    Parquet record batches to detector ids ([`format::columns`]). Neither uses the other.
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet, object
 //!    storage), framed into records by the one [`source::frame::Framer`]; [`intake`]: a live
 //!    source's time rules (an injected clock, quarantine, each input's watermark, the
@@ -33,14 +33,14 @@
 //! - `event`: `intern`, `time`
 //! - `watermark`: `time`
 //! - `detect`: `event`, `intern`, `time`
-//! - `format`: `event`, `time`
-//! - `source`: `event`, `format`, `intern`, `time`
+//! - `format`: `event`, `intern`, `time`
+//! - `source`: `format`, `time`
 //! - `intake`: `format`, `time`, `watermark`
 //! - `ocsf`: `detect`, `time`
 //! - `sink`: `detect`, `ocsf`, `state`, `time`
 //! - `report`: `format`, `source`, `time`
 //! - `approvals`: `detect`, `state`, `text`, `time`
-//! - `config`: `detect`, `event`, `format`, `report`, `sink`, `state`, `time`
+//! - `config`: `detect`, `event`, `format`, `report`, `sink`, `source`, `state`, `time`
 //! - `replay`: `config`, `detect`, `event`, `format`, `intern`, `report`, `source`, `time`,
 //!   `watermark`
 //! - `archive`: `config`, `event`, `format`, `intern`, `output`, `replay`, `report`, `source`,

@@ -298,7 +298,9 @@ fn printable_names(event: &AccessEvent<'_>) -> Result<(), ParseError> {
 }
 
 #[inline]
-fn printable<const N: usize>(names: [(&'static str, &str); N]) -> Result<(), ParseError> {
+pub(super) fn printable<const N: usize>(
+    names: [(&'static str, &str); N],
+) -> Result<(), ParseError> {
     for (field, name) in names {
         if let Some(at) = first_control(name.as_bytes()) {
             return Err(ParseError::ControlCharacter {

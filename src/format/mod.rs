@@ -4,6 +4,7 @@
 
 mod canonical;
 pub mod cloudtrail;
+pub mod columns;
 pub mod databricks;
 pub mod decode;
 pub mod gcp;

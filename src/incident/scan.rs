@@ -5,12 +5,13 @@
 
 use crate::config::Config;
 use crate::event::{AccessEvent, PermissionChange, ReadActions};
+use crate::format::columns::{DecodedRow, Names};
 use crate::format::{DecodeSink, ParseError};
 use crate::intern::{Interner, PrincipalId, TableId};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::source::lines::decode_all;
-use crate::source::parquet::{DecodedRow, Names, ParquetInput};
+use crate::source::parquet::ParquetInput;
 use crate::time::{TimeFilter, Ts};
 
 /// Calls `read(ts, table, principal)` for every read in `inputs` that `filter` keeps.

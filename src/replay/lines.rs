@@ -327,7 +327,7 @@ fn first_event_time(config: &Config, input: &Input) -> Option<Ts> {
     if matches!(input, Input::Stdin) {
         return None;
     }
-    let mut decoder = config.decoder();
+    let mut decoder = config.decoder_for(input);
     let mut first = First(None);
     // A read error is said when the input is read for real.
     decode_all(
@@ -514,7 +514,7 @@ pub(super) fn open(
     let mut block = Block::new(index);
     match input.open_counted(bytes_read) {
         Ok(reader) => {
-            let decoder = config.decoder();
+            let decoder = config.decoder_for(input);
             Ok(Reading {
                 lines: LineReader::new(reader, decoder.line_cap()),
                 decoder,

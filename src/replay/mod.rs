@@ -132,7 +132,8 @@ pub struct ReplayOutcome {
     pub baselines: Vec<crate::detect::BaselineAtOpen>,
 }
 
-/// Replays `inputs` (all JSON lines or all Parquet) through a detector built from `config`.
+/// Replays `inputs` (JSON lines, vendor logs, Parquet, or a mix) through a detector built
+/// from `config`.
 pub fn replay(
     config: &Config,
     inputs: &[Input],
@@ -140,7 +141,9 @@ pub fn replay(
     out: &mut dyn Write,
     problems: &mut Problems,
 ) -> Result<ReplayOutcome, ReplayError> {
-    if inputs.iter().any(Input::is_parquet) {
+    // All Parquet: read column-wise. Parquet among line inputs is read as lines (its rows as
+    // JSON objects) and merged with them by event time.
+    if !inputs.is_empty() && inputs.iter().all(Input::is_parquet) {
         return parquet::replay_parquet(config, inputs, options, out, problems);
     }
     let Disorder::Sort { memory } = options.disorder else {

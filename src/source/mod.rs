@@ -53,7 +53,11 @@ pub enum InputError {
     ParquetFromStdin,
     #[error("{0}: is already Parquet; `exposure replay` reads it directly")]
     ArchiveOfParquet(String),
-    #[error("cannot mix Parquet and JSON-lines inputs in one run ({parquet} and {jsonl})")]
+    #[error(
+        "cannot read Parquet in object storage ({parquet}) with line inputs ({jsonl}) in one \
+         run: replay it on its own, or copy it to a local folder (local Parquet mixes with \
+         lines)"
+    )]
     Mixed { parquet: String, jsonl: String },
     #[error("{url}: not a valid URL: {message}")]
     BadUrl { url: String, message: String },
@@ -213,7 +217,9 @@ pub fn expand_inputs(
             });
         }
     }
-    let parquet = inputs.iter().find(|i| i.is_parquet());
+    // Local Parquet may be read among line inputs, its rows as lines; Parquet in a store is
+    // read only by ranges, column-wise.
+    let parquet = inputs.iter().find(|i| matches!(i, Input::ParquetObject(_)));
     let lines = inputs.iter().find(|i| !i.is_parquet());
     if let (Some(parquet), Some(lines)) = (parquet, lines) {
         return Err(InputError::Mixed {
@@ -398,10 +404,12 @@ impl Input {
                 1 << 16,
                 counted(Box::new(io::stdin())),
             )),
-            Input::File(path) | Input::Parquet(path) => {
+            Input::File(path) => {
                 let file = open_file(path)?;
                 decompressed(BufReader::with_capacity(1 << 16, counted(file)))
             }
+            // Read among line inputs: its rows as canonical JSON objects, one a line.
+            Input::Parquet(path) => Ok(Box::new(rows::ParquetRows::open_canonical(path)?)),
             Input::ParquetRows(path) => Ok(Box::new(rows::ParquetRows::open(path)?)),
             Input::Object(object) | Input::ParquetObject(object) => {
                 decompressed(BufReader::with_capacity(1 << 16, counted(object.stream()?)))
@@ -413,10 +421,8 @@ impl Input {
     /// [`Input::open_counted`] (not for stdin, nor for a vendor's Parquet export).
     pub fn size(&self) -> Option<u64> {
         match self {
-            Input::Stdin | Input::ParquetRows(_) => None,
-            Input::File(path) | Input::Parquet(path) => {
-                std::fs::metadata(path).ok().map(|m| m.len())
-            }
+            Input::Stdin | Input::ParquetRows(_) | Input::Parquet(_) => None,
+            Input::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
             Input::Object(object) | Input::ParquetObject(object) => Some(object.size),
         }
     }

@@ -1,7 +1,9 @@
 //! A Parquet file read as JSON lines, one object per row, for vendor exports that come as
 //! Parquet (Snowflake's ACCESS_HISTORY unloaded with `COPY INTO ... FILE_FORMAT = (TYPE =
 //! PARQUET)`): the vendor parsers then read them exactly like the JSON-lines exports. Nested
-//! columns become nested JSON; a corrupt row group ends the input with a read error.
+//! columns become nested JSON; a corrupt row group ends the input with a read error. Canonical
+//! Parquet (an archive) read among line inputs comes the same way, its timestamps as RFC 3339
+//! in UTC: the canonical decoder then reads it like the JSON lines beside it.
 
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -13,10 +15,31 @@ pub struct ParquetRows {
     batches: ParquetRecordBatchReader,
     buf: Vec<u8>,
     at: usize,
+    timestamps: Timestamps,
+}
+
+/// How timestamp columns are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timestamps {
+    /// Zone-less, as the vendor parsers read them (`2026-03-18T14:02:11.512`, UTC).
+    Naive,
+    /// RFC 3339 in UTC to the microsecond (`2026-03-18T14:02:11.512000Z`), as canonical JSON
+    /// lines give them: an archive (canonical Parquet) read among line inputs.
+    Utc,
 }
 
 impl ParquetRows {
+    /// A vendor's Parquet export, read as its JSON export.
     pub fn open(path: &Path) -> io::Result<ParquetRows> {
+        ParquetRows::open_with(path, Timestamps::Naive)
+    }
+
+    /// Canonical Parquet (an archive), read as canonical JSON lines.
+    pub fn open_canonical(path: &Path) -> io::Result<ParquetRows> {
+        ParquetRows::open_with(path, Timestamps::Utc)
+    }
+
+    fn open_with(path: &Path, timestamps: Timestamps) -> io::Result<ParquetRows> {
         let file = File::open(path)?;
         let batches = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.with_batch_size(4096).build())
@@ -25,13 +48,17 @@ impl ParquetRows {
             batches,
             buf: Vec::new(),
             at: 0,
+            timestamps,
         })
     }
 
     fn fill(&mut self, batch: &RecordBatch) -> io::Result<()> {
         self.buf.clear();
         self.at = 0;
-        let batch = utc_naive(batch)?;
+        let batch = match self.timestamps {
+            Timestamps::Naive => utc_naive(batch)?,
+            Timestamps::Utc => utc_rfc3339(batch)?,
+        };
         let mut writer = arrow_json::LineDelimitedWriter::new(&mut self.buf);
         writer
             .write(&batch)
@@ -97,6 +124,64 @@ fn utc_naive(batch: &RecordBatch) -> io::Result<RecordBatch> {
                 columns.push(Arc::clone(column));
             }
         }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+/// Timestamp columns become RFC 3339 text in UTC, to the microsecond (nanoseconds are cut to
+/// microseconds, as the column-wise reader cuts them).
+fn utc_rfc3339(batch: &RecordBatch) -> io::Result<RecordBatch> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    use arrow_array::{Array, ArrayRef, StringArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let DataType::Timestamp(unit, _) = field.data_type() else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+            continue;
+        };
+        let micros = |i: usize| -> i64 {
+            match unit {
+                TimeUnit::Second => column
+                    .as_primitive::<TimestampSecondType>()
+                    .value(i)
+                    .saturating_mul(1_000_000),
+                TimeUnit::Millisecond => column
+                    .as_primitive::<TimestampMillisecondType>()
+                    .value(i)
+                    .saturating_mul(1_000),
+                TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().value(i),
+                TimeUnit::Nanosecond => column
+                    .as_primitive::<TimestampNanosecondType>()
+                    .value(i)
+                    .div_euclid(1_000),
+            }
+        };
+        let text: StringArray = (0..column.len())
+            .map(|i| {
+                column.is_valid(i).then(|| {
+                    let ts = micros(i);
+                    match chrono::DateTime::<chrono::Utc>::from_timestamp_micros(ts) {
+                        Some(at) => at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                        None => ts.to_string(),
+                    }
+                })
+            })
+            .collect();
+        fields.push(Field::new(
+            field.name(),
+            DataType::Utf8,
+            field.is_nullable(),
+        ));
+        columns.push(Arc::new(text));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
