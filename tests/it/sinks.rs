@@ -188,7 +188,7 @@ fn env_with_a_webhook_down() -> (TestEnv, u16) {
 fn window_journaled_while_the_webhook_is_down(env: &TestEnv) -> Watcher {
     let log = env.write("app.log", "");
     let watcher = Watcher::start(env, &["app.log"]);
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     eventually(Duration::from_secs(15), || {
         let n = journaled(&env.path("state/outbox"));
         (n >= 2)
@@ -198,10 +198,14 @@ fn window_journaled_while_the_webhook_is_down(env: &TestEnv) -> Watcher {
     watcher
 }
 
-/// Reads that open a window on `pay` (and, with `close_after = 2s` and no more reads, close it).
-fn make_window(log: &Path) {
-    append(log, read_line("svc-etl", "pay"));
-    std::thread::sleep(Duration::from_millis(300));
+/// Reads that open a window on `pay` (and, with `close_after = 2s` and no more reads, close it):
+/// the table's first read, taken in by `watcher` (when the test has one to ask) before the
+/// newcomers come.
+fn make_window(watcher: Option<&Watcher>, log: &Path) {
+    match watcher {
+        Some(watcher) => watcher.append_and_wait(log, read_line("svc-etl", "pay")),
+        None => append(log, read_line("svc-etl", "pay")),
+    }
     for p in ["eve", "mallory", "trudy"] {
         append(log, read_line(p, "pay"));
     }
@@ -242,7 +246,7 @@ fn pagerduty_gets_trigger_then_resolve_through_500s() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_PD_KEY", ROUTING_KEY)]);
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     let got = server.wait_for(4, Duration::from_secs(15));
     let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 500, 202, 202]);
@@ -304,7 +308,7 @@ fn a_429_is_retried_after_retry_after_and_a_400_is_dead_lettered() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_HOOK_AUTH", "Bearer s3cret")]);
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     let got = server.wait_for(3, Duration::from_secs(15));
     assert_eq!(got[0].status, 429);
     assert_eq!(got[1].status, 400);
@@ -427,7 +431,7 @@ fn a_flood_of_idle_metrics_connections_starves_neither_delivery_nor_the_cpu() {
     let used = cpu_ticks(pid) - before;
     // An accept loop spinning on EMFILE burns the whole 2 s (200 ticks); an idle watcher ~0.
     assert!(used < 100, "{used} ticks of CPU in 2 s while flooded");
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     let got = server.wait_for(2, Duration::from_secs(15));
     assert_eq!(got[0].body["status"], "open");
     assert_eq!(got[1].body["status"], "closed");
@@ -468,14 +472,20 @@ fn over_its_bound_the_outbox_gives_the_oldest_alerts_to_the_dead_letter_file_and
     let (env, port) = env_with_a_webhook_down();
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log", "--outbox-max-bytes", "4000"]);
-    // Twelve windows, one at a time, so that the journal holds many small segments.
+    // Twelve windows, one at a time (each opened before the next starts), so that the
+    // journal holds many small segments.
     for t in 0..12 {
         let mut lines = String::new();
         for p in ["eve", "mallory", "trudy"] {
             lines.push_str(&read_line(p, &format!("t{t}")));
         }
         append(&log, lines);
-        std::thread::sleep(Duration::from_millis(150));
+        eventually(Duration::from_secs(20), || {
+            let emitted = watcher.metric("alerts_emitted_total").unwrap_or(0.0);
+            (emitted > t as f64)
+                .then_some(())
+                .ok_or(format!("window {t} not open yet"))
+        });
     }
     let dead_letters = env.path("state/sinks/webhook.dead-letter.jsonl");
     let dead = || -> Vec<Value> {
@@ -685,7 +695,7 @@ fn secrets_a_receiver_echoes_back_are_never_logged_printed_or_stored() {
             .then_some(())
             .ok_or("not watching".to_string())
     });
-    make_window(&log);
+    make_window(None, &log);
     // The open and the closed, refused by each: four dead letters.
     eventually(Duration::from_secs(15), || {
         let dead: usize = ["pagerduty", "webhook"]
@@ -893,7 +903,7 @@ fn a_real_alertmanager_shows_the_window_firing_and_notifies_its_resolution() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
 
     // While open: listed by Alertmanager with our labels and startsAt = window_start.
@@ -947,8 +957,7 @@ fn events_dated_ahead_of_the_wall_clock_fire_and_resolve_in_a_real_alertmanager(
             ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         )
     };
-    append(&log, ahead("svc-etl"));
-    std::thread::sleep(Duration::from_millis(300));
+    watcher.append_and_wait(&log, ahead("svc-etl"));
     append(&log, ["eve", "mallory", "trudy"].map(ahead).concat());
     let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
     let listed = |id: &Value| {
@@ -1052,9 +1061,23 @@ fn alertmanager_firing_alerts_are_re_sent_and_resolutions_repeated() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     // quiet 4s + lateness 1s: about five seconds firing, then three seconds of resolutions.
-    std::thread::sleep(Duration::from_secs(10));
+    let resolved_twice = |got: &[Received]| {
+        let Some(last) = got.last() else {
+            return false;
+        };
+        let window_end = &last.body[0]["annotations"]["window_end"];
+        got.iter()
+            .filter(|r| r.body[0]["endsAt"] == *window_end)
+            .count()
+            >= 2
+    };
+    eventually(Duration::from_secs(30), || {
+        resolved_twice(&server.received())
+            .then_some(())
+            .ok_or("not resolved twice yet".to_string())
+    });
     drop(watcher);
     let got = server.received();
     let ends: Vec<(Instant, String)> = got
@@ -1122,7 +1145,7 @@ fn grant_alerts_and_reverts_reach_a_real_alertmanager_and_pagerduty() {
         "{listed}"
     );
 
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     let closed = watcher.wait_for("closed", Duration::from_secs(15), |a| {
         a["status"] == "closed"
     });
@@ -1204,7 +1227,7 @@ fn slack_gets_a_readable_message_per_alert_through_rate_limits() {
     let log = env.write("app.log", "");
     let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_SLACK_URL", &url)]);
     append(&log, change_line("GRANT"));
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     let got = slack.wait_for(4, Duration::from_secs(15));
     let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 200, 200, 200]);
@@ -1269,7 +1292,7 @@ fn a_webhook_with_format_ocsf_receives_detection_findings() {
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    make_window(&log);
+    make_window(Some(&watcher), &log);
     let got = server.wait_for(2, Duration::from_secs(15));
     assert_eq!(got[0].body["class_uid"], 2004);
     assert_eq!(got[0].body["type_uid"], 200401);
@@ -1299,8 +1322,7 @@ fn a_wide_window_fits_its_receiver_and_the_jsonl_output_keeps_every_principal() 
     );
     let log = env.write("app.log", "");
     let watcher = Watcher::start(&env, &["app.log"]);
-    append(&log, read_line("svc-etl", "pay"));
-    std::thread::sleep(Duration::from_millis(300));
+    watcher.append_and_wait(&log, read_line("svc-etl", "pay"));
     let mut reads = String::new();
     for p in 0..150 {
         reads.push_str(&read_line(&format!("user-{p:03}"), "pay"));

@@ -230,26 +230,36 @@ impl Watcher {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// The lines taken in so far: events, malformed and not-access records.
+    fn lines_taken(&self) -> u64 {
+        [
+            "events_read_total",
+            "malformed_total",
+            "not_access_total",
+            "unattributable_total",
+        ]
+        .iter()
+        .map(|m| self.metric(m).unwrap_or(0.0) as u64)
+        .sum::<u64>()
+    }
+
     /// Waits until the watcher has taken in `lines` lines (events, malformed and not-access
     /// records) in all; panics after a while.
     pub fn wait_lines(&self, lines: u64) {
-        let taken = || {
-            [
-                "events_read_total",
-                "malformed_total",
-                "not_access_total",
-                "unattributable_total",
-            ]
-            .iter()
-            .map(|m| self.metric(m).unwrap_or(0.0) as u64)
-            .sum::<u64>()
-        };
         eventually(READY_TIMEOUT, || {
-            let n = taken();
+            let n = self.lines_taken();
             (n >= lines)
                 .then_some(())
                 .ok_or(format!("read {n} of {lines} lines"))
         });
+    }
+
+    /// Appends `bytes` (whole lines) to `path` and waits until the watcher has taken them in.
+    pub fn append_and_wait(&self, path: &Path, bytes: impl AsRef<[u8]>) {
+        let bytes = bytes.as_ref();
+        let before = self.lines_taken();
+        append(path, bytes);
+        self.wait_lines(before + bytes.iter().filter(|b| **b == b'\n').count() as u64);
     }
 
     pub fn alerts(&self) -> Vec<Value> {
