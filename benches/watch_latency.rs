@@ -12,7 +12,8 @@
 //! reached, and the watcher's resident memory over the run (it must stay flat).
 //!
 //! `EXPOSURE_LATENCY_SECS` sets the duration (default 30; docs/performance.md's memory figure is from
-//! 600).
+//! 600). `EXPOSURE_BIN` runs another build of `exposure` instead (a previous release, to compare
+//! the two in one sitting).
 //!
 //! The soak (`EXPOSURE_SOAK=1`): the alerts also go to a webhook (a receiver in this process)
 //! that is down for the middle half of the run; afterwards every alert must reach it. Reports
@@ -162,7 +163,10 @@ fn main() {
         std::thread::spawn(move || receiver(port, up, stop, got))
     });
     let emitted: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exposure"))
+    // `EXPOSURE_BIN`: another build, to compare two side by side on the same machine.
+    let bin =
+        std::env::var("EXPOSURE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_exposure").into());
+    let mut child = Command::new(bin)
         .args([
             "watch",
             "--config",

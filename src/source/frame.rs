@@ -210,7 +210,7 @@ impl Framer {
     }
 
     /// The record `framed` (framed last: any push or framing since moves the buffer).
-    #[inline]
+    #[inline(always)]
     pub fn record(&self, framed: Framed) -> (u64, Line<'_>) {
         let line = match framed.bytes {
             Some((start, end)) => Line::Text(strip_cr(&self.buf[start..end])),
@@ -220,7 +220,7 @@ impl Framer {
     }
 
     /// Frames the next whole record, or says more bytes are needed.
-    #[inline]
+    #[inline(always)]
     pub fn frame(&mut self) -> Option<Framed> {
         let from = self.start + self.searched;
         let Some(i) = memchr(b'\n', &self.buf[from..self.end]) else {
@@ -243,7 +243,7 @@ impl Framer {
 
     /// The record `buf[start..end]` is handed out (if its cap allows it), and the bytes up to
     /// `next` are done with.
-    #[inline]
+    #[inline(always)]
     fn handed_out(&mut self, start: usize, end: usize, next: usize) -> Framed {
         let allowed = !self.skipping && self.cap.allows(end - start, &self.buf[start..end]);
         self.offset += (next - self.start) as u64;
