@@ -352,7 +352,13 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
     let watcher = Watcher::start(&env, &["app.log"]);
     let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
     let got = server.wait_for(2, Duration::from_secs(15));
-    std::thread::sleep(Duration::from_millis(500));
+    // Everything acknowledged: nothing is left that could be sent again.
+    eventually(Duration::from_secs(15), || {
+        let pending = watcher.metric("sink_pending{sink=\"webhook\"}");
+        (pending == Some(0.0))
+            .then_some(())
+            .ok_or(format!("{pending:?} pending"))
+    });
     let got_after = server.received();
     assert_eq!(got_after.len(), 2, "nothing duplicated: {got_after:#?}");
     let statuses: Vec<&str> = got

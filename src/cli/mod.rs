@@ -1,0 +1,835 @@
+//! The command line, in two layers: [`args`] holds the flags as the user typed them (clap
+//! definitions, value parsing, the validated [`Config`] they build); this module holds the
+//! command bodies that run them. Owns exit codes: 0 ok, 1 runtime error, 2 usage or
+//! configuration error.
+
+pub mod args;
+pub mod plan;
+
+pub use args::*;
+
+use crate::archive;
+use crate::config::{Config, ConfigError, DetectOverrides};
+use crate::ocsf::AlertFormat;
+use crate::replay::{self, ReplayError};
+use crate::report::Problems;
+use crate::source::parquet::SchemaError;
+use crate::source::{Input, InputError, expand_inputs};
+use crate::time::TimeFilter;
+use anyhow::Context;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::Archive(args) => run_archive(args),
+        Command::Watch(args) => run_watch(args),
+        Command::Learn(args) => run_learn(args),
+        Command::SinkTest(args) => run_sink_test(args),
+        Command::Merge(args) => run_merge(args),
+        Command::Report(args) => run_report(args),
+        Command::Baseline(args) => run_baseline(args),
+        Command::Explain(args) => run_explain(args),
+    }
+}
+
+fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    use crate::incident;
+    let config = args.detect.config(None, None)?;
+    let text = std::fs::read_to_string(&args.alerts)
+        .with_context(|| format!("cannot read {}", args.alerts.display()))?;
+    let source = args.alerts.display().to_string();
+    let alerts = incident::read_alerts(&text, &source)?;
+    let mut problems = args.verbosity.problems(args.max_reports);
+    let inputs = inputs_of(
+        &args.paths,
+        config.input.format,
+        TimeFilter::default(),
+        &mut problems,
+    )?;
+    let incidents = incident::build(&config, &inputs, alerts.windows, &mut problems)?;
+    problems.finish();
+    crate::output::create_dir(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let write = |name: &str, text: &str| {
+        let path = args.out.join(name);
+        crate::output::write_whole(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    let index = match args.output {
+        ReportFormat::Html => {
+            for incident in &incidents {
+                write(
+                    &incident::page_name(incident.last(), "html"),
+                    &incident::html::window_page(incident),
+                )?;
+            }
+            write(
+                "index.html",
+                &incident::html::index_page(&incidents, &alerts.grants, &source),
+            )?;
+            "index.html"
+        }
+        ReportFormat::Markdown => {
+            for incident in &incidents {
+                write(
+                    &incident::page_name(incident.last(), "md"),
+                    &incident::markdown::window(incident),
+                )?;
+            }
+            write("report.md", &incident::markdown::summary(&incidents))?;
+            "report.md"
+        }
+    };
+    if !args.verbosity.quiet {
+        crate::report::say!(
+            "exposure: {} window{} reported in {}",
+            incidents.len(),
+            if incidents.len() == 1 { "" } else { "s" },
+            args.out.join(index).display()
+        );
+    }
+    Ok(if problems.unreadable_inputs == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
+    use crate::approvals::{self, Action};
+    use crate::state::StateDir;
+    let (action, change) = match args.command {
+        BaselineCommand::Show { state_dir, table } => {
+            let text = crate::explain::show_baseline(&StateDir::new(state_dir), table.as_deref())?;
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            return Ok(ExitCode::SUCCESS);
+        }
+        BaselineCommand::Allow(change) => (Action::Allow, change),
+        BaselineCommand::Forget(change) => {
+            if change.expires.is_some() {
+                return Err(ConfigError::Usage("--expires is for `allow`".into()).into());
+            }
+            (Action::Forget, change)
+        }
+    };
+    let state_dir = StateDir::new(&change.state_dir);
+    let entry = approvals::change_now(
+        action,
+        change.by.as_deref(),
+        &change.table,
+        &change.principal,
+        change.expires,
+        &change.reason,
+    );
+    if let Err(e @ approvals::ChangeError::Invalid { .. }) = entry.validate() {
+        return Err(ConfigError::Usage(e.to_string()).into());
+    }
+    let journal = approvals::append(&state_dir, &entry)?;
+    for line in journal.damage_report(&approvals::log_path(&state_dir)) {
+        crate::report::say!("{line}");
+    }
+    crate::report::say!(
+        "exposure: {} {} on {} by {}{}; recorded in {}",
+        match action {
+            Action::Allow => "allowed",
+            Action::Forget => "forgot",
+        },
+        entry.principal,
+        entry.table,
+        entry.by,
+        entry
+            .expires
+            .as_deref()
+            .map(|e| format!(" until {e}"))
+            .unwrap_or_default(),
+        approvals::log_path(&state_dir).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let mut config = args.detect.config(None, None)?;
+    // Explained alone: the table's own policy decides, not `--table` (which names it).
+    config.detector.policies.only = None;
+    let approvals_dir = args.state_dir.as_ref().or(args.approvals.as_ref());
+    if let Some(dir) = approvals_dir {
+        apply_approvals(&mut config, dir)?;
+    }
+    // `--table` (of the detection flags) names the one table to explain, exactly.
+    let [table] = args.detect.tables.as_slice() else {
+        return Err(
+            ConfigError::Usage("give the table to explain: --table TABLE (once)".into()).into(),
+        );
+    };
+    let question = crate::explain::Question {
+        table: table.clone(),
+        principal: args.principal.clone(),
+    };
+    let explanation = match &args.state_dir {
+        Some(dir) => {
+            let state_dir = crate::state::StateDir::new(dir);
+            let checkpoint = crate::live::checkpoint::Checkpoint::load(&state_dir)?
+                .with_context(|| format!("{} holds no checkpoint", dir.display()))?;
+            crate::explain::explain(&config, &checkpoint.detector, args.at, &question, None)
+        }
+        None => {
+            let Some(at) = args.at else {
+                return Err(ConfigError::Usage(
+                    "--at TIME is needed to explain from logs (or give --state-dir)".into(),
+                )
+                .into());
+            };
+            let mut problems = Problems::new(Box::new(io::stderr()), 10);
+            let inputs = inputs_of(
+                &args.paths,
+                config.input.format,
+                TimeFilter::default(),
+                &mut problems,
+            )?;
+            let snapshot = crate::incident::state_at(&config, &inputs, &question.table, at)?;
+            let history = match &question.principal {
+                Some(principal) => Some(crate::explain::reads_of(
+                    &config,
+                    &inputs,
+                    &question.table,
+                    principal,
+                    at,
+                    &mut problems,
+                )),
+                None => None,
+            };
+            crate::explain::explain(&config, &snapshot, Some(at), &question, history.as_deref())
+        }
+    };
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&explanation)?)
+    } else {
+        explanation.to_string()
+    };
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    use crate::replay::merge::{check_set, merge, read_shard};
+    let mut shards = Vec::with_capacity(args.inputs.len());
+    for input in &args.inputs {
+        let text = std::fs::read_to_string(input)
+            .with_context(|| format!("cannot read {}", input.display()))?;
+        shards.push(read_shard(input.clone(), &text)?);
+    }
+    check_set(&shards)?;
+    let alerts: Vec<_> = shards.into_iter().map(|(_, alerts)| alerts).collect();
+    let merged = merge(&alerts)?;
+    if merged.repeated > 0 {
+        eprintln!(
+            "exposure: {} alert lines were in more than one input (a shard given twice?); \
+             written once",
+            merged.repeated
+        );
+    }
+    // Written whole to a temporary file beside the output, then renamed: no half output.
+    let mut text = String::with_capacity(merged.lines.iter().map(|l| l.len() + 1).sum());
+    for line in &merged.lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    match &args.out {
+        Some(path) => crate::output::write_whole(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut out = io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
+    use crate::detect::AlertStatus;
+    args.log.init(Verbosity::default())?;
+    let config = Config::load(Some(&args.config), &DetectOverrides::default(), None)?;
+    if config.sinks.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "sinks".into(),
+            message: format!("{} has no [[sinks]] to test", args.config.display()),
+        }
+        .into());
+    }
+    let scratch = std::env::temp_dir().join(format!("exposure-sink-test-{}", std::process::id()));
+    let scratch = crate::state::StateDir::new(scratch);
+    std::fs::create_dir_all(scratch.sinks_dir())?;
+    let sinks = crate::sink::build(&config.sinks, &scratch)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut failed = 0;
+    for mut built in sinks {
+        let result = runtime.block_on(async {
+            for alert in crate::sink::test_alerts() {
+                let status = alert.status;
+                built.sink.deliver(&alert).await.map_err(|e| (status, e))?;
+            }
+            Ok::<(), (AlertStatus, crate::sink::DeliveryError)>(())
+        });
+        // Ignoring a closed stdout: the exit code carries the result.
+        let mut stdout = io::stdout().lock();
+        let _ = match result {
+            Ok(()) => writeln!(
+                stdout,
+                "{}: ok (test alert opened and resolved)",
+                built.sink.name()
+            ),
+            Err((status, e)) => {
+                failed += 1;
+                writeln!(
+                    stdout,
+                    "{}: FAILED sending the {status:?} test alert: {e}",
+                    built.sink.name()
+                )
+            }
+        };
+    }
+    let _ = std::fs::remove_dir_all(scratch.root());
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    args.log.init(args.verbosity)?;
+    let mut config = args.detect.config(Some(&args.alerts), None)?;
+    if args.alerts.output != AlertFormat::Exposure {
+        if !config.sinks.is_empty() {
+            return Err(ConfigError::Usage(
+                "--output sets the format of alerts written to stdout; with [[sinks]] \
+                 configured, give each sink its own `format`"
+                    .into(),
+            )
+            .into());
+        }
+        config.sinks.push(crate::sink::SinkSection::Jsonl {
+            name: Some("stdout".into()),
+            path: "-".into(),
+            format: args.alerts.output,
+        });
+    }
+    if config.kafka.is_none() && args.paths.is_empty() {
+        return Err(ConfigError::Usage(
+            "give the files or globs to follow (`-` for stdin), or a --config with \
+             [input.kafka]"
+                .into(),
+        )
+        .into());
+    }
+    let options = crate::live::WatchOptions {
+        paths: args.paths,
+        state_dir: crate::state::StateDir::new(args.state_dir),
+        from_beginning: args.from_beginning,
+        refuse_symlinks: args.refuse_symlinks,
+        checkpoint_every: args.checkpoint_every.to_std(),
+        poll_every: args.poll_every.to_std(),
+        metrics_addr: args.metrics_addr,
+        per_source_order: args.watermark == WatermarkMode::PerSource,
+        drain_timeout: std::time::Duration::from_secs(2),
+        outbox_max_bytes: args.outbox_max_bytes as u64,
+    };
+    if config.kafka.is_some() {
+        crate::kafka::watch(config, options)?;
+    } else {
+        let (detect, alerts) = (args.detect.clone(), args.alerts.clone());
+        let reload: crate::live::ConfigLoader = Box::new(move || {
+            let mut config = detect.config(Some(&alerts), None)?;
+            if alerts.output != AlertFormat::Exposure && config.sinks.is_empty() {
+                config.sinks.push(crate::sink::SinkSection::Jsonl {
+                    name: Some("stdout".into()),
+                    path: "-".into(),
+                    format: alerts.output,
+                });
+            }
+            Ok(config)
+        });
+        crate::live::watch(config, options, Some(reload))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
+    args.log.init(args.verbosity)?;
+    let config = args.detect.config(None, None)?;
+    // Where the baseline goes: a state dir, or a Kafka group's state topic (checked before
+    // the history is read, so that a refusal costs no replay).
+    let destination = match (&config.kafka, &args.state_dir) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: "input.kafka".into(),
+                message: "is set: `learn` hands the baseline to the group's state topic; give \
+                          no --state-dir"
+                    .into(),
+            }
+            .into());
+        }
+        (Some(kafka), None) => {
+            LearnInto::Kafka(crate::kafka::learn::Handover::prepare(kafka, args.force)?)
+        }
+        (None, Some(dir)) => LearnInto::StateDir(crate::state::StateDir::new(dir)),
+        (None, None) => {
+            return Err(ConfigError::Usage(
+                "give --state-dir DIR (the state dir `watch` will use), or a --config with \
+                 [input.kafka]"
+                    .into(),
+            )
+            .into());
+        }
+    };
+    let mut problems = args.verbosity.problems(args.max_reports);
+    let filter = TimeFilter {
+        since: None,
+        until: args.until,
+    };
+    let inputs = inputs_of(&args.paths, config.input.format, filter, &mut problems)?;
+    let (learned, told) = match destination {
+        LearnInto::StateDir(dir) => {
+            let learned =
+                crate::live::learn(&config, &inputs, &dir, args.force, filter, &mut problems);
+            problems.finish();
+            let told = format!(
+                "baseline learned into {}; start `exposure watch --state-dir {}`",
+                dir.root().display(),
+                dir.root().display()
+            );
+            (learned?, told)
+        }
+        LearnInto::Kafka(handover) => {
+            let learned = crate::live::learn_history(&config, &inputs, filter, &mut problems);
+            problems.finish();
+            let (learned, snapshot) = learned?;
+            let handed = handover.write(&snapshot)?;
+            let told = format!(
+                "baseline of {} table{} handed to Kafka group {} ({} partitions of {}, {} \
+                 bytes{}); start its `exposure watch` instances",
+                handed.tables,
+                if handed.tables == 1 { "" } else { "s" },
+                handed.group,
+                handed.partitions,
+                handed.state_topic,
+                handed.bytes,
+                match handed.replaced {
+                    0 => String::new(),
+                    n => format!(", the earlier state of {n} replaced"),
+                }
+            );
+            (learned, told)
+        }
+    };
+    let outcome = &learned.outcome;
+    let code = if outcome.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if args.verbosity.quiet {
+        return Ok(code);
+    }
+    crate::report::say!("{}", outcome.summary);
+    if learned.windows > 0 {
+        crate::report::say!(
+            "exposure: the history holds {} exposure window{} (not alerted; `exposure replay` \
+             lists them all){}",
+            learned.windows,
+            if learned.windows == 1 { "" } else { "s" },
+            match learned.still_open {
+                0 => String::new(),
+                n => format!(
+                    "; {n} still open at its end: `watch` extends and closes {}",
+                    if n == 1 { "it" } else { "them" }
+                ),
+            }
+        );
+    }
+    crate::report::say!("exposure: {told}");
+    Ok(code)
+}
+
+/// Where `exposure learn` puts the baseline.
+enum LearnInto {
+    StateDir(crate::state::StateDir),
+    Kafka(crate::kafka::learn::Handover),
+}
+
+fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
+    let to_store = crate::source::object::is_url(&args.out);
+    if args.seal {
+        if to_store || !args.paths.is_empty() {
+            return Err(ConfigError::Usage(
+                "--seal takes the archive's folder as --out, and no logs (to seal an archive \
+                 in a store, seal a local copy and upload its _manifest.json)"
+                    .into(),
+            )
+            .into());
+        }
+        let by = crate::state::effective_user();
+        let manifest = archive::seal(Path::new(&args.out), &by)?;
+        if !args.verbosity.quiet {
+            crate::report::say!(
+                "exposure: sealed {}: {} parts, {} events over {} days, by {by}",
+                args.out,
+                manifest.parts.len(),
+                manifest.events,
+                manifest.days.len()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // To a folder, `--resume` takes no value: one that follows it is the first log.
+    if !to_store && let Some(first) = args.resume.as_mut().filter(|v| !v.as_os_str().is_empty()) {
+        args.paths.insert(0, first.to_string_lossy().into_owned());
+        *first = PathBuf::new();
+    }
+    let start = match &args.resume {
+        Some(staging) if !staging.as_os_str().is_empty() => {
+            if !args.paths.is_empty() {
+                return Err(ConfigError::Usage(
+                    "--resume STAGING uploads a staging folder: give no logs with it".into(),
+                )
+                .into());
+            }
+            return resume_upload(staging, &args);
+        }
+        Some(_) if to_store => {
+            return Err(ConfigError::Usage(
+                "to object storage, --resume takes the staging folder an interrupted upload \
+                 named: --resume STAGING"
+                    .into(),
+            )
+            .into());
+        }
+        Some(_) => archive::Start::Resume,
+        None if args.replace => archive::Start::Replace,
+        None => archive::Start::Fresh,
+    };
+    if args.paths.is_empty() {
+        return Err(ConfigError::Usage("give the logs to archive".into()).into());
+    }
+    let overrides = DetectOverrides {
+        lateness: args.lateness,
+        ..DetectOverrides::default()
+    };
+    let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
+    let mut problems = args.verbosity.problems(args.max_reports);
+    let inputs = inputs_of(
+        &args.paths,
+        config.input.format,
+        TimeFilter::default(),
+        &mut problems,
+    )?;
+    if let Some(parquet) = inputs.iter().find(|i| i.is_parquet()) {
+        return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
+    }
+    // To a store: the archive is written to a staging folder, then each file uploaded.
+    let destination = to_store
+        .then(|| crate::source::object::ArchiveDestination::new(&args.out))
+        .transpose()?;
+    if let Some(destination) = &destination {
+        destination.prepare(start == archive::Start::Replace)?;
+    }
+    let staging = match &destination {
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix("exposure-archive-")
+                .tempdir()
+                .context("cannot create a staging folder in TMPDIR")?,
+        ),
+        None => None,
+    };
+    let out_dir = staging
+        .as_ref()
+        .map_or_else(|| PathBuf::from(&args.out), |s| s.path().to_path_buf());
+    let config_digest = match &args.config {
+        Some(path) => Some(hex16(&file_sha256(path)?)),
+        None => None,
+    };
+    // A staging folder is new: the destination was checked above.
+    let local_start = if destination.is_some() {
+        archive::Start::Fresh
+    } else {
+        start
+    };
+    let mut summary = archive::archive_with(
+        &config,
+        &inputs,
+        &out_dir,
+        args.strict,
+        local_start,
+        config_digest,
+        &mut problems,
+    );
+    if let (Some(destination), Some(staging), Ok(summary)) = (&destination, staging, &mut summary) {
+        destination.mark_staged(staging.path())?;
+        match destination.upload(staging.path()) {
+            Ok(urls) => summary.files = urls.into_iter().map(PathBuf::from).collect(),
+            Err(e) => {
+                // What is not uploaded stays, for `--resume`.
+                let kept = staging.keep();
+                anyhow::bail!(
+                    "{e}\nthe files not uploaded are kept in {dir}; `exposure archive --resume \
+                     {dir} --out {url}` uploads them",
+                    dir = kept.display(),
+                    url = destination.url()
+                );
+            }
+        }
+    }
+    problems.finish();
+    let summary = summary?;
+    if !args.verbosity.quiet {
+        crate::report::say!("{summary}");
+    }
+    Ok(if problems.unreadable_inputs == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `archive --resume STAGING --out URL`: uploads what an interrupted upload left.
+fn resume_upload(staging: &Path, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
+    if !crate::source::object::is_url(&args.out) {
+        anyhow::bail!(
+            "--resume uploads to object storage: --out must be a URL (s3://bucket/archive/)"
+        );
+    }
+    let destination = crate::source::object::ArchiveDestination::new(&args.out)?;
+    destination.check_staged(staging)?;
+    let urls = destination.upload(staging).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nthe files not uploaded are still in {}; run the same command again",
+            staging.display()
+        )
+    })?;
+    std::fs::remove_dir_all(staging)
+        .with_context(|| format!("{}: cannot remove the staging folder", staging.display()))?;
+    if !args.verbosity.quiet {
+        crate::report::say!(
+            "exposure: {} files uploaded to {}",
+            urls.len(),
+            destination.url()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let mut problems = args.verbosity.problems(args.max_reports);
+    let plan = plan::ReplayPlan::new(&args, &mut problems)?;
+    replay_as_planned(plan, problems)
+}
+
+/// Carries out a replay as `plan` says.
+fn replay_as_planned(plan: plan::ReplayPlan, mut problems: Problems) -> anyhow::Result<ExitCode> {
+    // To a file: written under a temporary name and renamed into place when the run ends (an
+    // error included: what was alerted is kept); a device or fifo is written in place.
+    let mut file = match &plan.out {
+        Some(path) => Some(
+            crate::output::OutputFile::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut base: Box<dyn Write + '_> = match &mut file {
+        Some(file) => Box::new(BufWriter::with_capacity(1 << 16, file)),
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
+    };
+    // A shard's output says what it is: a header first, an end record once it finished.
+    if let Some(run) = &plan.shard {
+        let header = crate::replay::merge::ShardHeader::new(
+            run.shard,
+            run.settings_digest.clone(),
+            run.inputs_digest.clone(),
+        );
+        base.write_all(header.line().as_bytes())
+            .context("cannot write the shard header")?;
+    }
+    let mut alerts_written = 0;
+    let mut out: Box<dyn Write + '_> = Box::new(LineCount {
+        inner: &mut base,
+        lines: &mut alerts_written,
+    });
+    if plan.ocsf {
+        out = Box::new(crate::ocsf::OcsfLines::new(out));
+    }
+    let outcome = replay::replay(
+        &plan.config,
+        &plan.inputs,
+        &plan.options,
+        &mut out,
+        &mut problems,
+    );
+    problems.finish();
+    let mut flushed = out.flush();
+    drop(out);
+    if let (Some(run), Ok(outcome), Ok(())) = (&plan.shard, &outcome, &flushed)
+        && outcome.complete
+    {
+        let end = crate::replay::merge::ShardEnd::line(run.shard, alerts_written);
+        flushed = base.write_all(end.as_bytes());
+    }
+    flushed = flushed.and_then(|()| base.flush());
+    drop(base);
+    if let (Some(file), Some(path)) = (file, &plan.out) {
+        flushed
+            .and_then(|()| file.finish())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(ReplayError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !plan.quiet {
+        crate::report::say!("{}", outcome.summary);
+    }
+    if let (Some(out_of_order), true) = (&outcome.out_of_order, plan.refuse_disorder) {
+        crate::report::say!(
+            "exposure: {out_of_order}: those events were left out (--no-sort); without \
+             --no-sort they are sorted, or raise --lateness"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if outcome.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Counts the lines written through it (the alerts a shard wrote).
+struct LineCount<'a, W: Write> {
+    inner: W,
+    lines: &'a mut u64,
+}
+
+impl<W: Write> Write for LineCount<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        *self.lines += memchr::memchr_iter(b'\n', &bytes[..written]).count() as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A digest of what decides a replay's alerts, for shard headers: the configuration file's
+/// bytes, the detection, selection and alert flags, and the approvals. Not the inputs' paths,
+/// the output, threads or memory: shards may run on machines that differ in those.
+fn settings_digest(args: &ReplayArgs) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let mut detect = args.detect.clone();
+    if let Some(path) = detect.config.take() {
+        hash.update(file_sha256(&path)?);
+    }
+    hash.update(format!("{detect:?}|{:?}|{:?}", args.alerts, args.time));
+    hash.update(format!("strict={} no_sort={}", args.strict, args.no_sort));
+    if let Some(dir) = &args.approvals {
+        let journal = crate::approvals::read_log(&crate::state::StateDir::new(dir))?;
+        hash.update(serde_json::to_vec(&journal.changes)?);
+    }
+    Ok(hex16(&hash.finalize()))
+}
+
+/// A digest of the inputs, for shard headers: each input's file name with its folder's name,
+/// and its size, in order (machines may mount the same archive at different paths).
+fn inputs_digest(inputs: &[Input]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for input in inputs {
+        let name = input.display_name();
+        let mut parts = name.rsplit('/');
+        let (file, folder) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        hash.update(format!("{folder}/{file}\t{:?}\n", input.size()));
+    }
+    hex16(&hash.finalize())
+}
+
+/// The SHA-256 of a configuration file's bytes (for shard headers and archive manifests).
+fn file_sha256(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).to_vec())
+}
+
+fn hex16(digest: &[u8]) -> String {
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Takes the approvals of state dir `dir` into `config`; damaged records are said on stderr.
+fn apply_approvals(config: &mut Config, dir: &Path) -> anyhow::Result<()> {
+    let state_dir = crate::state::StateDir::new(dir);
+    let journal = crate::approvals::read_log(&state_dir)?;
+    for line in journal.damage_report(&crate::approvals::log_path(&state_dir)) {
+        crate::report::say!("{line}");
+    }
+    crate::approvals::apply(&mut config.detector.policies, &journal.changes);
+    Ok(())
+}
+
+/// The inputs the arguments name. An argument that names nothing is reported (and makes the
+/// exit code 1) while the others are read; nothing at all to read is an error.
+fn inputs_of(
+    paths: &[String],
+    format: crate::format::Format,
+    filter: TimeFilter,
+    problems: &mut Problems,
+) -> anyhow::Result<Vec<Input>> {
+    let expanded = expand_inputs(paths, format, filter)?;
+    if expanded.pruned > 0 {
+        problems.notice(&format!(
+            "exposure: {} files in dt= folders outside --since/--until not read",
+            expanded.pruned
+        ));
+    }
+    for error in &expanded.not_found {
+        problems.not_found(error);
+    }
+    if expanded.inputs.is_empty() {
+        anyhow::bail!("nothing to read: no input file in {}", paths.join(" "));
+    }
+    Ok(expanded.inputs)
+}
+
+/// The exit code for an error: 2 for configuration, input-naming and schema problems, 1 for
+/// the rest.
+pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    let usage = |e: &(dyn std::error::Error + 'static)| {
+        e.is::<ConfigError>()
+            || e.is::<crate::sink::SinkConfigError>()
+            || e.is::<crate::live::checkpoint::CheckpointError>()
+            || e.is::<InputError>()
+            || e.is::<SchemaError>()
+            || matches!(
+                e.downcast_ref::<ReplayError>(),
+                Some(ReplayError::Schema(_))
+            )
+    };
+    if error.chain().any(usage) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
