@@ -130,6 +130,11 @@ impl Postgres {
 
     /// Runs SQL as `role`; panics on failure unless `may_fail`.
     fn sql(&self, role: &str, sql: &str, may_fail: bool) {
+        self.query(role, sql, may_fail);
+    }
+
+    /// Runs `sql` as `role` in a new session and gives what it printed.
+    fn query(&self, role: &str, sql: &str, may_fail: bool) -> String {
         let out = Command::new(format!("{BIN}/psql"))
             .args([
                 "-h",
@@ -150,6 +155,7 @@ impl Postgres {
             "psql as {role}: {sql}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
 
@@ -404,7 +410,13 @@ fn postgres_default_prefix_is_read_through_the_login_of_each_process() {
     // Without log_connections, nothing tells the user: each such line says what to change.
     pg.sql("postgres", "ALTER SYSTEM SET log_connections = off", false);
     pg.sql("postgres", "SELECT pg_reload_conf()", false);
-    std::thread::sleep(Duration::from_millis(300));
+    // A new session sees the setting once the server has reloaded.
+    super::util::eventually(Duration::from_secs(10), || {
+        let now = pg.query("postgres", "SHOW log_connections", false);
+        (now == "off")
+            .then_some(())
+            .ok_or(format!("log_connections is {now}"))
+    });
     pg.sql("reader", "SELECT * FROM t", false);
     let run = env.run(&["replay", "--config", "any.toml", "--format", "pgaudit", log]);
     assert!(
