@@ -335,6 +335,9 @@ impl Engine {
             // A partial last line (or record) is an event not seen yet: time waits for it.
             let partial = follower.as_ref().is_some_and(Follower::holds_partial_line)
                 || decoders.values().any(Decoder::has_pending);
+            self.metrics
+                .partial_record
+                .store(u64::from(partial), Relaxed);
             if self.options.per_source_order {
                 self.move_time_by_sources(partial);
             }

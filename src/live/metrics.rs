@@ -38,6 +38,9 @@ pub struct Metrics {
     /// The outbox journal's size on disk.
     pub outbox_bytes: AtomicU64,
     pub files_followed: AtomicU64,
+    /// 1 while part of a record is held (a line without its newline yet, a multi-line record
+    /// not complete): event time waits for it.
+    pub partial_record: AtomicU64,
     /// Changes of the state dir's audit log of baseline changes taken.
     pub baseline_changes: AtomicU64,
     /// Configuration reloads (SIGHUP) taken, and refused as invalid.
@@ -114,7 +117,7 @@ impl Metrics {
                 "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
             );
         };
-        let counts: [(&str, &str, &str, &AtomicU64); 15] = [
+        let counts: [(&str, &str, &str, &AtomicU64); 16] = [
             (
                 "events_read_total",
                 "counter",
@@ -186,6 +189,12 @@ impl Metrics {
                 "gauge",
                 "Files followed now.",
                 &self.files_followed,
+            ),
+            (
+                "partial_record",
+                "gauge",
+                "1 while part of a record is held (a line without its newline, a multi-line record not complete).",
+                &self.partial_record,
             ),
             (
                 "baseline_changes",

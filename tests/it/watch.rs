@@ -101,9 +101,8 @@ fn survives_rename_and_create_rotation_mid_window() {
     let line = read_line("mallory", "pay");
     let (head, tail) = line.split_at(20);
     append(&log, head);
-    // Let the tailer take the partial head in before the rename (a partial line is not counted
-    // anywhere, so there is nothing to wait on).
-    std::thread::sleep(Duration::from_millis(100));
+    // The tailer holds the partial head before the rename.
+    wait_for_partial(&watcher);
     std::fs::rename(&log, env.path("app.log.1")).unwrap();
     append(&env.path("app.log.1"), tail);
     append(&log, read_line("trudy", "pay"));
@@ -603,7 +602,7 @@ fn cloudtrail_files_as_delivered_are_read_by_watch_as_by_replay() {
     let big = env.path(&format!("{folder}/us-east-1/0200.json"));
     let (first, rest) = document.split_at(document.len() / 2);
     append(&big, first);
-    std::thread::sleep(Duration::from_millis(400));
+    wait_for_partial(&watcher);
     append(&big, rest);
     watcher.wait_lines(2 + 4000);
     // Six new readers within minutes, in a gzip file that arrives in two pieces; then the
@@ -743,4 +742,14 @@ fn log_until_watching(env: &TestEnv, paths: &[&str]) -> Vec<String> {
     child.kill().unwrap();
     child.wait().unwrap();
     before_ready
+}
+
+/// Waits until the watcher holds part of a record (a line without its newline yet).
+fn wait_for_partial(watcher: &Watcher) {
+    eventually(Duration::from_secs(20), || {
+        let held = watcher.metric("partial_record");
+        (held == Some(1.0))
+            .then_some(())
+            .ok_or(format!("partial_record is {held:?}"))
+    });
 }
