@@ -560,6 +560,9 @@ impl Engine {
         if let Some(newest) = self.detector.newest_event() {
             self.metrics.newest_event_us.store(newest, Relaxed);
         }
+        if let Some(watermark) = self.detector.watermark() {
+            self.metrics.watermark_us.store(watermark, Relaxed);
+        }
     }
 
     fn checkpoint(&mut self, follower: Option<&Follower>) -> io::Result<()> {

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub config_reload_failures: AtomicU64,
     /// Newest event time (µs since the epoch; 0 before the first event).
     pub newest_event_us: AtomicI64,
+    /// Event time up to which everything is applied (0: none yet).
+    pub watermark_us: AtomicI64,
     /// When the last checkpoint was written (µs since the epoch; 0 before the first).
     pub checkpoint_at_us: AtomicI64,
     pub sinks: Mutex<Vec<(String, Arc<SinkMetrics>)>>,
@@ -232,6 +234,17 @@ impl Metrics {
             "gauge",
             "Wall clock minus the newest event time.",
             since(self.newest_event_us.load(Relaxed)),
+        );
+        let watermark = self.watermark_us.load(Relaxed);
+        metric(
+            "watermark_seconds",
+            "gauge",
+            "Event time up to which every event is applied (the watermark), in seconds since the epoch.",
+            if watermark == 0 {
+                "NaN".to_string()
+            } else {
+                format!("{:.6}", watermark as f64 / 1e6)
+            },
         );
         metric(
             "checkpoint_age_seconds",

@@ -457,9 +457,16 @@ fn watch_after_learn_alerts_on_nothing_of_the_history() {
     env.write("live/app.jsonl", "");
     let watcher = Watcher::start(&env, &["live/app.jsonl"]);
     // A live read now: time moves on by it and by the wall clock; nothing of March comes out.
+    let read_at = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
     append(&env.path("live/app.jsonl"), read_line("svc-etl", "pay"));
     watcher.wait_lines(1);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Every window of the history has had its chance to close: time is past the live read.
+    eventually(Duration::from_secs(20), || {
+        let watermark = watcher.metric("watermark_seconds").unwrap_or(f64::NAN);
+        (watermark >= read_at)
+            .then_some(())
+            .ok_or(format!("watermark {watermark}, the live read at {read_at}"))
+    });
     let (code, lines) = watcher.stop();
     assert_eq!(code, 0);
     assert!(lines.is_empty(), "no alert of the history: {lines:?}");
