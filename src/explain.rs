@@ -215,9 +215,9 @@ fn judge(
     history: Option<&[Ts]>,
 ) -> PrincipalVerdict {
     let decides = decide_read(state, policy, principal, at);
-    let verdict = |v, why| verdict(principal, v, why, history);
+    let say = |v, why| verdict(principal, v, why, history);
     let Some(table) = state else {
-        return verdict(
+        return say(
             Verdict::Learning,
             "nobody read the table before: its first read starts its learning".into(),
         );
@@ -233,7 +233,7 @@ fn judge(
         .map(|(_, last)| *last)
         .max(graduating.map(|p| p.last_read));
     match decides {
-        Decides::Learning => verdict(
+        Decides::Learning => say(
             Verdict::Learning,
             format!(
                 "the table learns until {}: every read joins its baseline",
@@ -241,7 +241,7 @@ fn judge(
             ),
         ),
         Decides::Baseline => match graduating {
-            Some(p) => verdict(
+            Some(p) => say(
                 Verdict::Graduated,
                 format!(
                     "pending since {} and no window opened within span ({}): it graduates into \
@@ -265,7 +265,7 @@ fn judge(
                     ),
                     _ => String::new(),
                 };
-                verdict(
+                say(
                     Verdict::Normal,
                     format!(
                         "in the baseline: last normal read {}, normal until {} (forget_after \
@@ -277,7 +277,7 @@ fn judge(
                 )
             }
         },
-        Decides::Allowed => verdict(
+        Decides::Allowed => say(
             Verdict::Allowed,
             format!(
                 "matches an allow pattern of {}",
@@ -290,7 +290,7 @@ fn judge(
         ),
         Decides::Approved => {
             let approval = policy.approval(principal, at);
-            verdict(
+            say(
                 Verdict::Approved,
                 approval
                     .map(|approval| {
@@ -313,7 +313,7 @@ fn judge(
             if let Some(window) = &table.window
                 && let Some(activity) = window.principals.iter().find(|a| a.principal == principal)
             {
-                return verdict(
+                return say(
                     Verdict::InWindow,
                     format!(
                         "novel: one of the {} principals of the window open since {} (its first \
@@ -326,7 +326,7 @@ fn judge(
                 );
             }
             if let Some(p) = pending.filter(|_| graduating.is_none()) {
-                return verdict(
+                return say(
                     Verdict::Pending,
                     format!(
                         "novel, pending since {} ({} of min_principals {} pending): a window \
@@ -342,7 +342,7 @@ fn judge(
                 );
             }
             if let Some(last) = last {
-                return verdict(
+                return say(
                     Verdict::Forgotten,
                     format!(
                         "novel: forgotten — its last normal read {} is more than forget_after \
@@ -365,7 +365,7 @@ fn judge(
                          allowed); a read makes it pending"
                     .into(),
             };
-            verdict(Verdict::Novel, why)
+            say(Verdict::Novel, why)
         }
     }
 }

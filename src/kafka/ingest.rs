@@ -312,7 +312,6 @@ impl Stage {
             index: 0,
             lateness,
             max_ahead,
-            now,
             wall,
             metrics: &metrics,
             bad: &mut bad,
@@ -567,8 +566,7 @@ struct Taking<'a> {
     index: u32,
     lateness: Micros,
     max_ahead: Micros,
-    /// When the record was read, by the monotonic clock and by the wall clock.
-    now: Instant,
+    /// When the record was read, by the wall clock.
     wall: Ts,
     metrics: &'a Metrics,
     bad: &'a mut Vec<(u64, ParseError)>,
@@ -583,7 +581,8 @@ impl Taking<'_> {
             *self.quarantined += 1;
             return false;
         }
-        if let Some(disorder) = self.input.note(ts, self.lateness, self.now) {
+        // When the record was read is noted once, for the whole record.
+        if let Some(disorder) = self.input.time.note(ts, self.lateness) {
             tracing::info!(
                 source = self.source_name,
                 disorder = %Span(disorder),

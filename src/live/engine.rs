@@ -461,11 +461,17 @@ impl Engine {
         }
         let now = clock.now();
         let lateness = self.config.detector.lateness.micros();
-        if !self.sources.contains_key(input) {
-            self.sources.insert(input.to_string(), InputClock::new(now));
-        }
-        let input_clock = self.sources.get_mut(input).expect("just inserted");
-        if let Some(disorder) = input_clock.note(ts, lateness, now) {
+        // One look-up for an input already known (every event but its first).
+        let disorder = match self.sources.get_mut(input) {
+            Some(clock) => clock.note(ts, lateness, now),
+            None => {
+                let mut clock = InputClock::new(now);
+                let disorder = clock.note(ts, lateness, now);
+                self.sources.insert(input.to_string(), clock);
+                disorder
+            }
+        };
+        if let Some(disorder) = disorder {
             let disorder = Span(disorder);
             tracing::info!(
                 input,

@@ -113,11 +113,13 @@ impl Framer {
                 self.hold(bytes);
                 return;
             };
-            self.hold(&bytes[..=i]);
-            if let Some(framed) = self.frame() {
-                let (line_no, line) = self.record(framed);
-                on_record(line_no, line);
-            }
+            // The held record ends here; its `\n` is done with too.
+            self.hold(&bytes[..i]);
+            let framed = self.handed_out(self.start, self.end, self.end);
+            self.offset += 1;
+            self.record_start = self.offset;
+            let (line_no, line) = self.record(framed);
+            on_record(line_no, line);
             bytes = &bytes[i + 1..];
         }
         while let Some(i) = memchr(b'\n', bytes) {
@@ -146,9 +148,7 @@ impl Framer {
             } else {
                 bytes
             };
-            // One byte past the cap is enough to know; a `\n` pushed here ends the record.
-            let len = held + bytes.len() - usize::from(bytes.last() == Some(&b'\n'));
-            !self.cap.allows(len, start)
+            !self.cap.allows(held + bytes.len(), start)
         };
         if over {
             self.skipping = true;
@@ -156,11 +156,6 @@ impl Framer {
             self.start = 0;
             self.end = 0;
             self.searched = 0;
-            if bytes.last() == Some(&b'\n') {
-                // The skipped record ends here.
-                self.offset -= 1;
-                self.push(b"\n");
-            }
         } else {
             self.push(bytes);
         }

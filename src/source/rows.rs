@@ -132,14 +132,13 @@ fn utc_naive(batch: &RecordBatch) -> io::Result<RecordBatch> {
 /// Timestamp columns become RFC 3339 text in UTC, to the microsecond (nanoseconds are cut to
 /// microseconds, as the column-wise reader cuts them).
 fn utc_rfc3339(batch: &RecordBatch) -> io::Result<RecordBatch> {
+    use crate::format::columns::timestamp_to_micros;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{
-        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-        TimestampSecondType,
-    };
+    use arrow_array::types::Int64Type;
     use arrow_array::{Array, ArrayRef, StringArray};
-    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use arrow_schema::{DataType, Field, Schema};
     use std::sync::Arc;
+    let invalid = |e: arrow_schema::ArrowError| io::Error::new(io::ErrorKind::InvalidData, e);
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -148,27 +147,13 @@ fn utc_rfc3339(batch: &RecordBatch) -> io::Result<RecordBatch> {
             columns.push(Arc::clone(column));
             continue;
         };
-        let micros = |i: usize| -> i64 {
-            match unit {
-                TimeUnit::Second => column
-                    .as_primitive::<TimestampSecondType>()
-                    .value(i)
-                    .saturating_mul(1_000_000),
-                TimeUnit::Millisecond => column
-                    .as_primitive::<TimestampMillisecondType>()
-                    .value(i)
-                    .saturating_mul(1_000),
-                TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().value(i),
-                TimeUnit::Nanosecond => column
-                    .as_primitive::<TimestampNanosecondType>()
-                    .value(i)
-                    .div_euclid(1_000),
-            }
-        };
-        let text: StringArray = (0..column.len())
+        // The values in the column's own unit, converted as the column-wise reader converts.
+        let raw = arrow_cast::cast(column, &DataType::Int64).map_err(invalid)?;
+        let raw = raw.as_primitive::<Int64Type>();
+        let text: StringArray = (0..raw.len())
             .map(|i| {
-                column.is_valid(i).then(|| {
-                    let ts = micros(i);
+                raw.is_valid(i).then(|| {
+                    let ts = timestamp_to_micros(raw.value(i), *unit);
                     match chrono::DateTime::<chrono::Utc>::from_timestamp_micros(ts) {
                         Some(at) => at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
                         None => ts.to_string(),
@@ -183,8 +168,7 @@ fn utc_rfc3339(batch: &RecordBatch) -> io::Result<RecordBatch> {
         ));
         columns.push(Arc::new(text));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(invalid)
 }
 
 impl Read for ParquetRows {
