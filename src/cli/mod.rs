@@ -10,7 +10,6 @@ pub use args::*;
 
 use crate::archive;
 use crate::config::{Config, ConfigError, DetectOverrides};
-use crate::ocsf::AlertFormat;
 use crate::replay::{self, ReplayError};
 use crate::report::Problems;
 use crate::source::parquet::SchemaError;
@@ -309,100 +308,24 @@ fn run_sink_test(args: SinkTestArgs) -> anyhow::Result<ExitCode> {
 
 fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     args.log.init(args.verbosity)?;
-    let mut config = args.detect.config(Some(&args.alerts), None)?;
-    if args.alerts.output != AlertFormat::Exposure {
-        if !config.sinks.is_empty() {
-            return Err(ConfigError::Usage(
-                "--output sets the format of alerts written to stdout; with [[sinks]] \
-                 configured, give each sink its own `format`"
-                    .into(),
-            )
-            .into());
-        }
-        config.sinks.push(crate::sink::SinkSection::Jsonl {
-            name: Some("stdout".into()),
-            path: "-".into(),
-            format: args.alerts.output,
-        });
-    }
-    if config.kafka.is_none() && args.paths.is_empty() {
-        return Err(ConfigError::Usage(
-            "give the files or globs to follow (`-` for stdin), or a --config with \
-             [input.kafka]"
-                .into(),
-        )
-        .into());
-    }
-    let options = crate::live::WatchOptions {
-        paths: args.paths,
-        state_dir: crate::state::StateDir::new(args.state_dir),
-        from_beginning: args.from_beginning,
-        refuse_symlinks: args.refuse_symlinks,
-        checkpoint_every: args.checkpoint_every.to_std(),
-        poll_every: args.poll_every.to_std(),
-        metrics_addr: args.metrics_addr,
-        per_source_order: args.watermark == WatermarkMode::PerSource,
-        drain_timeout: std::time::Duration::from_secs(2),
-        outbox_max_bytes: args.outbox_max_bytes as u64,
-    };
-    if config.kafka.is_some() {
-        crate::kafka::watch(config, options)?;
+    let plan = plan::WatchPlan::new(&args)?;
+    if plan.config.kafka.is_some() {
+        crate::kafka::watch(plan.config, plan.options)?;
     } else {
-        let (detect, alerts) = (args.detect.clone(), args.alerts.clone());
-        let reload: crate::live::ConfigLoader = Box::new(move || {
-            let mut config = detect.config(Some(&alerts), None)?;
-            if alerts.output != AlertFormat::Exposure && config.sinks.is_empty() {
-                config.sinks.push(crate::sink::SinkSection::Jsonl {
-                    name: Some("stdout".into()),
-                    path: "-".into(),
-                    format: alerts.output,
-                });
-            }
-            Ok(config)
-        });
-        crate::live::watch(config, options, Some(reload))?;
+        crate::live::watch(plan.config, plan.options, plan.reload)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     args.log.init(args.verbosity)?;
-    let config = args.detect.config(None, None)?;
-    // Where the baseline goes: a state dir, or a Kafka group's state topic (checked before
-    // the history is read, so that a refusal costs no replay).
-    let destination = match (&config.kafka, &args.state_dir) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::Invalid {
-                key: "input.kafka".into(),
-                message: "is set: `learn` hands the baseline to the group's state topic; give \
-                          no --state-dir"
-                    .into(),
-            }
-            .into());
-        }
-        (Some(kafka), None) => {
-            LearnInto::Kafka(crate::kafka::learn::Handover::prepare(kafka, args.force)?)
-        }
-        (None, Some(dir)) => LearnInto::StateDir(crate::state::StateDir::new(dir)),
-        (None, None) => {
-            return Err(ConfigError::Usage(
-                "give --state-dir DIR (the state dir `watch` will use), or a --config with \
-                 [input.kafka]"
-                    .into(),
-            )
-            .into());
-        }
-    };
     let mut problems = args.verbosity.problems(args.max_reports);
-    let filter = TimeFilter {
-        since: None,
-        until: args.until,
-    };
-    let inputs = inputs_of(&args.paths, config.input.format, filter, &mut problems)?;
-    let (learned, told) = match destination {
-        LearnInto::StateDir(dir) => {
+    let plan = plan::LearnPlan::new(&args, &mut problems)?;
+    let (config, inputs, filter) = (&plan.config, &plan.inputs, plan.filter);
+    let (learned, told) = match plan.into {
+        plan::LearnInto::StateDir(dir) => {
             let learned =
-                crate::live::learn(&config, &inputs, &dir, args.force, filter, &mut problems);
+                crate::live::learn(config, inputs, &dir, plan.force, filter, &mut problems);
             problems.finish();
             let told = format!(
                 "baseline learned into {}; start `exposure watch --state-dir {}`",
@@ -411,8 +334,8 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
             );
             (learned?, told)
         }
-        LearnInto::Kafka(handover) => {
-            let learned = crate::live::learn_history(&config, &inputs, filter, &mut problems);
+        plan::LearnInto::Kafka(handover) => {
+            let learned = crate::live::learn_history(config, inputs, filter, &mut problems);
             problems.finish();
             let (learned, snapshot) = learned?;
             let handed = handover.write(&snapshot)?;
@@ -439,7 +362,7 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     };
-    if args.verbosity.quiet {
+    if plan.quiet {
         return Ok(code);
     }
     crate::report::say!("{}", outcome.summary);
@@ -462,87 +385,36 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// Where `exposure learn` puts the baseline.
-enum LearnInto {
-    StateDir(crate::state::StateDir),
-    Kafka(crate::kafka::learn::Handover),
-}
-
-fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
-    let to_store = crate::source::object::is_url(&args.out);
-    if args.seal {
-        if to_store || !args.paths.is_empty() {
-            return Err(ConfigError::Usage(
-                "--seal takes the archive's folder as --out, and no logs (to seal an archive \
-                 in a store, seal a local copy and upload its _manifest.json)"
-                    .into(),
-            )
-            .into());
-        }
-        let by = crate::state::effective_user();
-        let manifest = archive::seal(Path::new(&args.out), &by)?;
-        if !args.verbosity.quiet {
-            crate::report::say!(
-                "exposure: sealed {}: {} parts, {} events over {} days, by {by}",
-                args.out,
-                manifest.parts.len(),
-                manifest.events,
-                manifest.days.len()
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    // To a folder, `--resume` takes no value: one that follows it is the first log.
-    if !to_store && let Some(first) = args.resume.as_mut().filter(|v| !v.as_os_str().is_empty()) {
-        args.paths.insert(0, first.to_string_lossy().into_owned());
-        *first = PathBuf::new();
-    }
-    let start = match &args.resume {
-        Some(staging) if !staging.as_os_str().is_empty() => {
-            if !args.paths.is_empty() {
-                return Err(ConfigError::Usage(
-                    "--resume STAGING uploads a staging folder: give no logs with it".into(),
-                )
-                .into());
-            }
-            return resume_upload(staging, &args);
-        }
-        Some(_) if to_store => {
-            return Err(ConfigError::Usage(
-                "to object storage, --resume takes the staging folder an interrupted upload \
-                 named: --resume STAGING"
-                    .into(),
-            )
-            .into());
-        }
-        Some(_) => archive::Start::Resume,
-        None if args.replace => archive::Start::Replace,
-        None => archive::Start::Fresh,
-    };
-    if args.paths.is_empty() {
-        return Err(ConfigError::Usage("give the logs to archive".into()).into());
-    }
-    let overrides = DetectOverrides {
-        lateness: args.lateness,
-        ..DetectOverrides::default()
-    };
-    let config = Config::load(args.config.as_deref(), &overrides, args.format)?;
+fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let mut problems = args.verbosity.problems(args.max_reports);
-    let inputs = inputs_of(
-        &args.paths,
-        config.input.format,
-        TimeFilter::default(),
-        &mut problems,
-    )?;
-    if let Some(parquet) = inputs.iter().find(|i| i.is_parquet()) {
-        return Err(InputError::ArchiveOfParquet(parquet.display_name()).into());
-    }
+    let quiet = args.verbosity.quiet;
+    let run = match plan::ArchivePlan::new(&args, &mut problems)? {
+        plan::ArchivePlan::Seal { out } => {
+            let by = crate::state::effective_user();
+            let manifest = archive::seal(&out, &by)?;
+            if !quiet {
+                crate::report::say!(
+                    "exposure: sealed {}: {} parts, {} events over {} days, by {by}",
+                    out.display(),
+                    manifest.parts.len(),
+                    manifest.events,
+                    manifest.days.len()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        plan::ArchivePlan::Upload { staging, out } => {
+            return resume_upload(&staging, &out, quiet);
+        }
+        plan::ArchivePlan::Write(run) => run,
+    };
     // To a store: the archive is written to a staging folder, then each file uploaded.
-    let destination = to_store
-        .then(|| crate::source::object::ArchiveDestination::new(&args.out))
+    let destination = run
+        .to_store
+        .then(|| crate::source::object::ArchiveDestination::new(&run.out))
         .transpose()?;
     if let Some(destination) = &destination {
-        destination.prepare(start == archive::Start::Replace)?;
+        destination.prepare(run.start == archive::Start::Replace)?;
     }
     let staging = match &destination {
         Some(_) => Some(
@@ -555,24 +427,20 @@ fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     };
     let out_dir = staging
         .as_ref()
-        .map_or_else(|| PathBuf::from(&args.out), |s| s.path().to_path_buf());
-    let config_digest = match &args.config {
-        Some(path) => Some(hex16(&file_sha256(path)?)),
-        None => None,
-    };
+        .map_or_else(|| PathBuf::from(&run.out), |s| s.path().to_path_buf());
     // A staging folder is new: the destination was checked above.
     let local_start = if destination.is_some() {
         archive::Start::Fresh
     } else {
-        start
+        run.start
     };
     let mut summary = archive::archive_with(
-        &config,
-        &inputs,
+        &run.config,
+        &run.inputs,
         &out_dir,
-        args.strict,
+        run.strict,
         local_start,
-        config_digest,
+        run.config_digest.clone(),
         &mut problems,
     );
     if let (Some(destination), Some(staging), Ok(summary)) = (&destination, staging, &mut summary) {
@@ -593,7 +461,7 @@ fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     }
     problems.finish();
     let summary = summary?;
-    if !args.verbosity.quiet {
+    if !run.quiet {
         crate::report::say!("{summary}");
     }
     Ok(if problems.unreadable_inputs == 0 {
@@ -604,13 +472,8 @@ fn run_archive(mut args: ArchiveArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `archive --resume STAGING --out URL`: uploads what an interrupted upload left.
-fn resume_upload(staging: &Path, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
-    if !crate::source::object::is_url(&args.out) {
-        anyhow::bail!(
-            "--resume uploads to object storage: --out must be a URL (s3://bucket/archive/)"
-        );
-    }
-    let destination = crate::source::object::ArchiveDestination::new(&args.out)?;
+fn resume_upload(staging: &Path, out: &str, quiet: bool) -> anyhow::Result<ExitCode> {
+    let destination = crate::source::object::ArchiveDestination::new(out)?;
     destination.check_staged(staging)?;
     let urls = destination.upload(staging).map_err(|e| {
         anyhow::anyhow!(
@@ -620,7 +483,7 @@ fn resume_upload(staging: &Path, args: &ArchiveArgs) -> anyhow::Result<ExitCode>
     })?;
     std::fs::remove_dir_all(staging)
         .with_context(|| format!("{}: cannot remove the staging folder", staging.display()))?;
-    if !args.verbosity.quiet {
+    if !quiet {
         crate::report::say!(
             "exposure: {} files uploaded to {}",
             urls.len(),

@@ -78,6 +78,35 @@ enum Seen<'a> {
 /// A decoder per input (kept by [`Engine::run`] beside the engine, which takes what they decode).
 type Decoders = std::collections::HashMap<String, Decoder>;
 
+/// What the loop reads: the followed files, stdin's lines (from a helper thread), a decoder
+/// per input, and whom to tell once every input is placed.
+pub struct Inputs {
+    follower: Option<Follower>,
+    stdin: Option<mpsc::Receiver<StdinBatch>>,
+    decoders: Decoders,
+    ready: Option<Box<dyn FnOnce()>>,
+}
+
+impl Inputs {
+    pub fn new(
+        follower: Option<Follower>,
+        stdin: Option<mpsc::Receiver<StdinBatch>>,
+        ready: impl FnOnce() + 'static,
+    ) -> Inputs {
+        Inputs {
+            follower,
+            stdin,
+            decoders: Decoders::new(),
+            ready: Some(Box::new(ready)),
+        }
+    }
+
+    /// Nothing more can come: no files are followed and stdin has ended.
+    fn ended(&self) -> bool {
+        self.follower.is_none() && self.stdin.is_none()
+    }
+}
+
 /// Takes what one input's decoder gives.
 struct Observing<'e> {
     engine: &'e mut Engine,
@@ -268,114 +297,125 @@ impl Engine {
     /// read, even across a `kill -9`. The same holds for every file found later.
     pub fn run(
         mut self,
-        mut follower: Option<Follower>,
+        follower: Option<Follower>,
         stdin: Option<mpsc::Receiver<StdinBatch>>,
         stop: &AtomicBool,
-        ready: impl FnOnce(),
+        ready: impl FnOnce() + 'static,
     ) -> io::Result<()> {
-        let mut stdin = stdin;
-        let mut decoders = Decoders::new();
-        let mut ready = Some(ready);
+        let mut inputs = Inputs::new(follower, stdin, ready);
         self.pick_up_baseline_changes(true);
         loop {
-            self.reload_if_asked();
-            self.pick_up_baseline_changes(false);
-            let mut progressed = 0u64;
-            if let Some(follower) = &mut follower {
-                let placed = follower.scan_if_due(&mut |at| {
-                    let name = at.path.display().to_string();
-                    self.handle_line(&mut decoders, &name, at.line, at.content);
-                });
-                // Where a file starts is durable before any of its lines is used: a restart
-                // after `kill -9` starts it there too, not at its end.
-                self.file_events(follower, &mut decoders);
-                if placed || ready.is_some() {
-                    self.journal_alerts()?;
-                    self.checkpoint(Some(follower))?;
-                }
-                if let Some(ready) = ready.take() {
-                    self.metrics.ready.store(true, Relaxed);
-                    ready();
-                }
-                progressed += follower.read(&mut |at| {
-                    let name = at.path.display().to_string();
-                    self.handle_line(&mut decoders, &name, at.line, at.content);
-                });
-                self.file_events(follower, &mut decoders);
-                self.metrics
-                    .files_followed
-                    .store(follower.file_count() as u64, Relaxed);
-            }
-            if let Some(receiver) = &stdin {
-                loop {
-                    match receiver.try_recv() {
-                        Ok(batch) => {
-                            progressed += batch.len() as u64;
-                            for (line, content) in batch {
-                                let content = match &content {
-                                    Some(bytes) => Line::Text(bytes),
-                                    None => Line::TooLong,
-                                };
-                                self.handle_line(&mut decoders, "-", line, content);
-                            }
-                        }
-                        Err(mpsc::TryRecvError::Empty) => break,
-                        Err(mpsc::TryRecvError::Disconnected) => {
-                            tracing::info!("stdin ended");
-                            stdin = None;
-                            break;
-                        }
-                    }
-                }
-            }
-            if progressed == 0 {
-                self.flush_records(&mut decoders);
-            }
-            self.note_newest();
-            // A partial last line (or record) is an event not seen yet: time waits for it.
-            let partial = follower.as_ref().is_some_and(Follower::holds_partial_line)
-                || decoders.values().any(Decoder::has_pending);
-            self.metrics
-                .partial_record
-                .store(u64::from(partial), Relaxed);
-            if self.options.per_source_order {
-                self.move_time_by_sources(partial);
-            }
-            if progressed == 0 && !partial {
-                self.move_time_by_wall_clock();
-            }
-            self.journal_alerts()?;
-            self.journal.tidy()?;
-            self.update_metrics();
-            if stop.load(Relaxed) || (follower.is_none() && stdin.is_none()) {
+            let progressed = self.step(&mut inputs)?;
+            if stop.load(Relaxed) || inputs.ended() {
                 break;
-            }
-            if let Some(ready) = ready.take() {
-                // Stdin only: nothing to position.
-                self.checkpoint(None)?;
-                self.metrics.ready.store(true, Relaxed);
-                ready();
-            } else if self.dirty
-                && self
-                    .options
-                    .clock
-                    .now()
-                    .duration_since(self.last_checkpoint)
-                    >= self.options.checkpoint_every
-            {
-                self.checkpoint(follower.as_ref())?;
             }
             if progressed == 0 {
                 std::thread::sleep(self.options.poll_every);
             }
         }
-        self.checkpoint(follower.as_ref())?;
+        self.checkpoint(inputs.follower.as_ref())?;
         tracing::info!(
             events = self.metrics.intake.events_read.load(Relaxed),
             alerts = self.metrics.alerts_emitted.load(Relaxed),
             "stopped; final checkpoint written"
         );
         Ok(())
+    }
+
+    /// One turn of the loop: reads what the inputs gained, moves time on (by the inputs, and
+    /// by the wall clock when they are quiet), journals the alerts and checkpoints when due.
+    /// Returns how many lines were read. Never waits: [`Engine::run`] sleeps between idle
+    /// turns, and tests turn it on a [`crate::intake::ManualClock`].
+    pub fn step(&mut self, inputs: &mut Inputs) -> io::Result<u64> {
+        self.reload_if_asked();
+        self.pick_up_baseline_changes(false);
+        let decoders = &mut inputs.decoders;
+        let mut progressed = 0u64;
+        if let Some(follower) = &mut inputs.follower {
+            let placed = follower.scan_if_due(&mut |at| {
+                let name = at.path.display().to_string();
+                self.handle_line(decoders, &name, at.line, at.content);
+            });
+            // Where a file starts is durable before any of its lines is used: a restart
+            // after `kill -9` starts it there too, not at its end.
+            self.file_events(follower, decoders);
+            if placed || inputs.ready.is_some() {
+                self.journal_alerts()?;
+                self.checkpoint(Some(follower))?;
+            }
+            if let Some(ready) = inputs.ready.take() {
+                self.metrics.ready.store(true, Relaxed);
+                ready();
+            }
+            progressed += follower.read(&mut |at| {
+                let name = at.path.display().to_string();
+                self.handle_line(decoders, &name, at.line, at.content);
+            });
+            self.file_events(follower, decoders);
+            self.metrics
+                .files_followed
+                .store(follower.file_count() as u64, Relaxed);
+        }
+        if let Some(receiver) = &inputs.stdin {
+            loop {
+                match receiver.try_recv() {
+                    Ok(batch) => {
+                        progressed += batch.len() as u64;
+                        for (line, content) in batch {
+                            let content = match &content {
+                                Some(bytes) => Line::Text(bytes),
+                                None => Line::TooLong,
+                            };
+                            self.handle_line(decoders, "-", line, content);
+                        }
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        tracing::info!("stdin ended");
+                        inputs.stdin = None;
+                        break;
+                    }
+                }
+            }
+        }
+        if progressed == 0 {
+            self.flush_records(decoders);
+        }
+        self.note_newest();
+        // A partial last line (or record) is an event not seen yet: time waits for it.
+        let partial = inputs
+            .follower
+            .as_ref()
+            .is_some_and(Follower::holds_partial_line)
+            || decoders.values().any(Decoder::has_pending);
+        self.metrics
+            .partial_record
+            .store(u64::from(partial), Relaxed);
+        if self.options.per_source_order {
+            self.move_time_by_sources(partial);
+        }
+        if progressed == 0 && !partial {
+            self.move_time_by_wall_clock();
+        }
+        self.journal_alerts()?;
+        self.journal.tidy()?;
+        self.update_metrics();
+        if let Some(ready) = inputs.ready.take() {
+            // Stdin only: nothing to position.
+            self.checkpoint(None)?;
+            self.metrics.ready.store(true, Relaxed);
+            ready();
+        } else if self.dirty
+            && self
+                .options
+                .clock
+                .now()
+                .duration_since(self.last_checkpoint)
+                >= self.options.checkpoint_every
+        {
+            self.checkpoint(inputs.follower.as_ref())?;
+        }
+        Ok(progressed)
     }
 
     fn handle_line(&mut self, decoders: &mut Decoders, input: &str, line: u64, content: Line<'_>) {

@@ -10,6 +10,8 @@ pub mod engine;
 pub mod journal;
 pub mod metrics;
 pub mod outbox;
+#[cfg(test)]
+mod tests;
 
 use crate::config::Config;
 use crate::format::Line;
@@ -50,11 +52,11 @@ pub struct WatchOptions {
     pub outbox_max_bytes: u64,
 }
 
-/// Runs `exposure watch` until SIGINT or SIGTERM (or the end of stdin when it is the only
-/// input).
 /// Loads the configuration again (SIGHUP): the same file and flags as at the start.
 pub type ConfigLoader = Box<dyn Fn() -> anyhow::Result<Config> + Send>;
 
+/// Runs `exposure watch` until SIGINT or SIGTERM (or the end of stdin when it is the only
+/// input).
 pub fn watch(
     config: Config,
     options: WatchOptions,

@@ -32,12 +32,8 @@ fn killed_after(env: &TestEnv, args: &[&str], after: Duration) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + after;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    if crate::util::run_for(&mut child, after).is_some() {
+        return;
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -146,8 +146,9 @@ impl Broker {
                 match producer.send(record) {
                     Ok(()) => break,
                     Err((_, back)) => {
+                        // The queue is full: serve delivery reports to make room.
                         record = back;
-                        std::thread::sleep(Duration::from_millis(5));
+                        producer.poll(Duration::from_millis(5));
                     }
                 }
             }
@@ -499,6 +500,20 @@ impl Instance {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// Whether it has read everything on its raw topic partitions and its sink has nothing
+    /// pending. (The repartition topic's lag is not: it goes on gaining the stage's progress
+    /// records.)
+    pub fn caught_up(&self) -> bool {
+        let text = self.metrics_text();
+        let lags = text
+            .lines()
+            .filter(|l| l.starts_with("exposure_kafka_source_lag{"));
+        let mut lags = lags.map(|l| l.rsplit(' ').next().unwrap_or_default());
+        !text.is_empty()
+            && lags.all(|v| v == "0")
+            && self.metric("sink_pending{sink=\"jsonl\"}") == Some(0.0)
+    }
+
     pub fn metrics_text(&self) -> String {
         crate::util::http_get(&self.metrics_addr, "/metrics")
             .map(|(_, b)| b)
@@ -551,18 +566,21 @@ pub fn delivered(files: &[PathBuf]) -> Vec<String> {
     lines
 }
 
-/// Waits until every expected alert was delivered (or `timeout`), lets a moment pass, and
-/// returns what was delivered.
-fn wait_for_all(files: &[PathBuf], expected: &BTreeSet<String>, timeout: Duration) -> Vec<String> {
-    let start = Instant::now();
-    loop {
+/// Waits until every expected alert was delivered and every instance still running has
+/// caught up — nothing left to read on its raw and repartition topics, nothing pending for its
+/// sink, so anything wrong it had to say is said too (or until `timeout`) — and returns what
+/// was delivered.
+fn wait_for_all(
+    files: &[PathBuf],
+    expected: &BTreeSet<String>,
+    running: &[&Instance],
+    timeout: Duration,
+) -> Vec<String> {
+    crate::util::poll_until(timeout, || {
         let got: BTreeSet<String> = delivered(files).into_iter().collect();
-        if expected.is_subset(&got) || start.elapsed() >= timeout {
-            std::thread::sleep(Duration::from_secs(1));
-            return delivered(files);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        (expected.is_subset(&got) && running.iter().all(|i| i.caught_up())).then_some(())
+    });
+    delivered(files)
 }
 
 /// Nothing lost (every expected alert delivered), nothing wrong (every delivered alert
@@ -703,8 +721,14 @@ fn warnings(instances: &[&Path]) -> String {
     out
 }
 
-fn check(what: &str, files: &[PathBuf], logs: &[&Path], expected: &BTreeSet<String>) {
-    let got = wait_for_all(files, expected, Duration::from_secs(300));
+fn check(
+    what: &str,
+    files: &[PathBuf],
+    logs: &[&Path],
+    expected: &BTreeSet<String>,
+    running: &[&Instance],
+) {
+    let got = wait_for_all(files, expected, running, Duration::from_secs(300));
     let set: BTreeSet<String> = got.iter().cloned().collect();
     if &set != expected {
         eprintln!("{}", warnings(logs));
@@ -735,6 +759,7 @@ fn one_instance_gives_the_alerts_of_replay_to_every_sink_and_counts_bad_records(
         std::slice::from_ref(&one.alerts),
         &[&one.log],
         &f.expected,
+        &[&one],
     );
     assert_eq!(one.metric("malformed_total"), Some(BAD_RECORDS as f64));
     assert_every_read_taken_once(&[&one], f.reads);
@@ -781,7 +806,8 @@ fn three_instances_share_the_partitions_and_give_the_alerts_of_replay() {
         .collect();
     let files: Vec<PathBuf> = three.iter().map(|i| i.alerts.clone()).collect();
     let logs: Vec<&Path> = three.iter().map(|i| i.log.as_path()).collect();
-    check("three instances", &files, &logs, &f.expected);
+    let running: Vec<&Instance> = three.iter().collect();
+    check("three instances", &files, &logs, &f.expected, &running);
     let sharing = three
         .iter()
         .filter(|i| i.metrics_text().contains("exposure_kafka_partition_lag{"))
@@ -855,15 +881,27 @@ fn killed_stopped_and_joining_instances_lose_nothing_and_alert_nothing_wrong() {
     // Mid-stream: one instance dies without a word.
     let (a_alerts, a_log) = (a.alerts.clone(), a.log.clone());
     a.kill9();
+    let before = ingested(&[&b, &c]);
     broker.produce("access-logs", &f.phases[1]);
-    // Another is stopped cleanly; a fourth joins.
-    std::thread::sleep(Duration::from_secs(2));
+    // Another is stopped cleanly while the others take the new records; a fourth joins.
+    eventually(Duration::from_secs(120), || {
+        let n = ingested(&[&b, &c]);
+        (n > before)
+            .then_some(())
+            .ok_or_else(|| format!("{n} ingested, {before} before"))
+    });
     let (b_alerts, b_log) = (b.alerts.clone(), b.log.clone());
     b.stop();
     let d = Instance::start(env, broker, group, "d", "");
     broker.produce("access-logs", &f.phases[2]);
-    // The killed one comes back (its state dir and outbox as it left them).
-    std::thread::sleep(Duration::from_secs(2));
+    // The killed one comes back (its state dir and outbox as it left them) once the fourth
+    // has partitions and works.
+    eventually(Duration::from_secs(120), || {
+        let n = ingested(&[&d]);
+        (n > 0.0)
+            .then_some(())
+            .ok_or_else(|| format!("{n} ingested by d"))
+    });
     let a = Instance::start(env, broker, group, "a", "");
     let files = [a_alerts, b_alerts, c.alerts.clone(), d.alerts.clone()];
     let logs = [
@@ -872,7 +910,7 @@ fn killed_stopped_and_joining_instances_lose_nothing_and_alert_nothing_wrong() {
         c.log.as_path(),
         d.log.as_path(),
     ];
-    check("faults", &files, &logs, &f.expected);
+    check("faults", &files, &logs, &f.expected, &[&a, &c, &d]);
     assert_every_read_taken_once(&[&a, &c, &d], f.reads);
     for instance in [a, c, d] {
         instance.stop();
@@ -906,6 +944,7 @@ fn an_instance_killed_before_its_first_checkpoint_loses_nothing() {
         &[a_alerts, b.alerts.clone()],
         &[a_log.as_path(), b.log.as_path()],
         &f.expected,
+        &[&b],
     );
     assert!(
         b.log_text()
@@ -966,6 +1005,7 @@ fn learn_hands_a_group_the_baseline_of_history_files() {
         std::slice::from_ref(&one.alerts),
         &[one.log.as_path()],
         &expected,
+        &[&one],
     );
     one.stop();
 }

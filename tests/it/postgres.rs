@@ -7,7 +7,7 @@
 //! reads.
 
 use super::TestEnv;
-use super::util::Watcher;
+use super::util::{Watcher, eventually};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -178,6 +178,19 @@ fn now() -> SystemTime {
     SystemTime::now()
 }
 
+/// Waits until the watcher's event time (its watermark) is past the learning period (`learn`
+/// in [`CONFIG`], 4 s) of reads that began at `began`: what is read from then on is judged.
+fn wait_until_learned(watcher: &Watcher, began: SystemTime) {
+    let learned = began + Duration::from_millis(4500);
+    let learned = learned.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    eventually(Duration::from_secs(20), || {
+        let watermark = watcher.metric("watermark_seconds").unwrap_or(0.0);
+        (watermark >= learned.as_secs_f64())
+            .then_some(())
+            .ok_or(format!("watermark {watermark}, learned at {learned:?}"))
+    });
+}
+
 fn ts(v: &Value) -> SystemTime {
     let dt = chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
     SystemTime::UNIX_EPOCH + Duration::from_micros(dt.timestamp_micros() as u64)
@@ -257,10 +270,11 @@ fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {
     );
 
     // Their normal job: the analysts read the table during learning and after.
+    let learning = now();
     for role in normal {
         pg.sql(role, "SELECT count(*) FROM salaries", false);
     }
-    std::thread::sleep(Duration::from_millis(4500));
+    wait_until_learned(&watcher, learning);
     pg.sql("analyst1", "SELECT count(*) FROM salaries", false);
 
     // The incident.
@@ -500,11 +514,12 @@ fn a_grant_to_public_is_the_cause_and_the_early_warning_on_a_real_postgres() {
             log.to_str().unwrap(),
         ],
     );
+    let learning = now();
     for role in normal {
         pg.sql(role, "SELECT count(*) FROM hr.salaries", false);
         pg.sql(role, "SELECT count(*) FROM hr.pay", false);
     }
-    std::thread::sleep(Duration::from_millis(4500));
+    wait_until_learned(&watcher, learning);
 
     // The incident: read granted to everyone, then the reads, then the revoke.
     pg.sql("postgres", "GRANT SELECT ON hr.salaries TO PUBLIC", false);

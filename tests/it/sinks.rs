@@ -2,7 +2,7 @@
 //! validates bodies and scripts failures, a real Prometheus Alertmanager, and `kill -9` while a
 //! sink is down.
 
-use super::util::{CONFIG, Watcher, append, eventually, http_get, read_line};
+use super::util::{CONFIG, Watcher, append, eventually, http_get, read_line, run_for};
 use super::{Run, TestEnv};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -58,17 +58,15 @@ impl ScriptedServer {
         let script = Arc::new(Mutex::new(script));
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        listener.set_nonblocking(true).unwrap();
         {
             let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            stream.set_nonblocking(false).unwrap();
-                            serve(stream, &script, &received);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    // Dropping the server wakes this with a connection of its own.
+                    if let Ok((stream, _)) = listener.accept()
+                        && !stop.load(Ordering::Relaxed)
+                    {
+                        serve(stream, &script, &received);
                     }
                 }
             });
@@ -101,6 +99,7 @@ impl ScriptedServer {
 impl Drop for ScriptedServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
@@ -431,9 +430,19 @@ fn a_flood_of_idle_metrics_connections_starves_neither_delivery_nor_the_cpu() {
     let flood: Vec<TcpStream> = (0..150)
         .map(|_| TcpStream::connect(&watcher.metrics_addr).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Saturated: every descriptor it may have is taken, so accepting fails with EMFILE.
+    eventually(Duration::from_secs(10), || {
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count();
+        (open >= 128)
+            .then_some(())
+            .ok_or(format!("{open} descriptors open"))
+    });
     let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(2));
+    let mut watcher = watcher;
+    // The measurement: two seconds of the flood.
+    assert!(run_for(&mut watcher.child, Duration::from_secs(2)).is_none());
     let used = cpu_ticks(pid) - before;
     // An accept loop spinning on EMFILE burns the whole 2 s (200 ticks); an idle watcher ~0.
     assert!(used < 100, "{used} ticks of CPU in 2 s while flooded");
@@ -1207,8 +1216,13 @@ fn grant_alerts_and_reverts_reach_a_real_alertmanager_and_pagerduty() {
         events[3].body["payload"]["custom_details"]["exposed_until"],
         update["exposed_until"]
     );
-    // Alertmanager keeps the window resolved.
-    std::thread::sleep(Duration::from_millis(500));
+    // Alertmanager keeps the window resolved, once the update is delivered to it.
+    eventually(Duration::from_secs(10), || {
+        let pending = watcher.metric("sink_pending{sink=\"alertmanager\"}");
+        (pending == Some(0.0))
+            .then_some(())
+            .ok_or(format!("{pending:?} pending for Alertmanager"))
+    });
     assert!(!window_listed(&closed["id"]), "the window fires again");
     drop(watcher);
 }

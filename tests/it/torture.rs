@@ -161,8 +161,7 @@ fn torture(from_beginning: bool) {
         if rng.below(4) == 0 {
             rotate(&logs, &mut generation);
         }
-        std::thread::sleep(Duration::from_millis(rng.below(400)));
-        watcher.kill9();
+        watcher.kill9_after(Duration::from_millis(rng.below(400)));
         // While it is down: a rotation, more lines.
         if rng.below(4) == 0 {
             rotate(&logs, &mut generation);
@@ -175,8 +174,7 @@ fn torture(from_beginning: bool) {
     while write_chunk() < lines.len() {}
 
     // Everything delivered everywhere (or, after a while, the comparison says what is not).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
+    crate::util::poll_until(Duration::from_secs(30), || {
         let pending = ["jsonl", "webhook", "alertmanager"]
             .iter()
             .all(|s| watcher.metric(&format!("sink_pending{{sink=\"{s}\"}}")) == Some(0.0));
@@ -184,11 +182,8 @@ fn torture(from_beginning: bool) {
             .unwrap_or_default()
             .lines()
             .count();
-        if pending && got >= expected.len() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (pending && got >= expected.len()).then_some(())
+    });
     let (code, _) = watcher.stop();
     assert_eq!(code, 0);
 

@@ -299,6 +299,13 @@ impl Watcher {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Lets it run for `time`, then `kill -9` (a kill point chosen by a test).
+    pub fn kill9_after(mut self, time: Duration) -> Vec<String> {
+        let exited = run_for(&mut self.child, time);
+        assert!(exited.is_none(), "the watcher ended by itself: {exited:?}");
+        self.kill9()
+    }
+
     pub fn kill9(mut self) -> Vec<String> {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -351,17 +358,41 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Polls `check` until it gives a value; panics with its last complaint after `timeout`. The one
-/// polling loop of the tests: they wait for what they need, never for a fixed time.
+/// Polls `check` until it gives a value; panics with its last complaint after `timeout`.
 pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let mut last = None;
+    let got = poll_until(timeout, || match check() {
+        Ok(value) => Some(value),
+        Err(why) => {
+            last = Some(why);
+            None
+        }
+    });
+    got.unwrap_or_else(|| panic!("after {timeout:?}: {}", last.unwrap_or_default()))
+}
+
+/// Polls `check` until it gives a value or `timeout` passes. The one polling loop of the tests
+/// (and their one `sleep`, its interval): they wait for what they need, never for a fixed time.
+pub fn poll_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     loop {
-        match check() {
-            Ok(value) => return value,
-            Err(why) if start.elapsed() >= timeout => panic!("after {timeout:?}: {why}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        if let Some(value) = check() {
+            return Some(value);
         }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        // Fine enough for a kill point, coarse enough not to load the machine.
+        std::thread::sleep(
+            (timeout / 100).clamp(Duration::from_millis(1), Duration::from_millis(20)),
+        );
     }
+}
+
+/// Lets `child` run for `time` (a kill point chosen by a test), returning early with its
+/// status if it ends first; `None` if it is still running.
+pub fn run_for(child: &mut Child, time: Duration) -> Option<std::process::ExitStatus> {
+    poll_until(time, || child.try_wait().unwrap())
 }
 
 /// A CloudTrail S3 data event, as CloudTrail writes it.

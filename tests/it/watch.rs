@@ -338,8 +338,7 @@ fn watch_to_the_end(env: &TestEnv, file: &Path, kills: &[u64]) -> Vec<String> {
     let mut lines = Vec::new();
     for &after_ms in kills {
         let watcher = Watcher::start(env, &["--from-beginning", "history.jsonl"]);
-        std::thread::sleep(Duration::from_millis(after_ms));
-        lines.extend(watcher.kill9());
+        lines.extend(watcher.kill9_after(Duration::from_millis(after_ms)));
     }
     let watcher = Watcher::start(env, &["--from-beginning", "history.jsonl"]);
     eventually(Duration::from_secs(60), || {
@@ -348,7 +347,6 @@ fn watch_to_the_end(env: &TestEnv, file: &Path, kills: &[u64]) -> Vec<String> {
             .then_some(())
             .ok_or(format!("checkpointed {offset} of {size} bytes"))
     });
-    std::thread::sleep(Duration::from_millis(300));
     let (code, rest) = watcher.stop();
     assert_eq!(code, 0);
     lines.extend(rest);
@@ -552,10 +550,9 @@ fn the_sample_appended_in_two_pieces_gives_the_windows_of_replay() {
     let first: String = lines[..3186].iter().map(|l| format!("{l}\n")).collect();
     let rest: String = lines[3186..].iter().map(|l| format!("{l}\n")).collect();
     append(&log, &first);
+    // The writer stops mid-incident until everything written is read, then goes on. (Pauses
+    // of any length within lateness, on a stopped clock: `src/live/tests.rs`.)
     watcher.wait_lines(3186);
-    // The writer pauses: the input is quiet, its time may move on, but only as far as the
-    // disorder it has shown allows.
-    std::thread::sleep(Duration::from_millis(300));
     append(&log, &rest);
     watcher.wait_for("closed", WAIT, is("closed"));
     let (code, got) = watcher.stop();
@@ -621,8 +618,15 @@ fn cloudtrail_files_as_delivered_are_read_by_watch_as_by_replay() {
         .collect();
     let gz = gzipped_document(novel);
     let arriving = env.path(&format!("{folder}/us-east-1/0400.json.gz"));
+    let followed = watcher.metric("files_followed").unwrap();
     append(&arriving, &gz[..gz.len() / 2]);
-    std::thread::sleep(Duration::from_millis(400));
+    // Found (and so tried) by the watcher, but not read.
+    eventually(WAIT, || {
+        let now = watcher.metric("files_followed").unwrap();
+        (now > followed)
+            .then_some(())
+            .ok_or(format!("{now} files followed"))
+    });
     assert_eq!(
         watcher.metric("events_read_total"),
         Some(4002.0),
@@ -669,8 +673,9 @@ fn a_kill_before_a_files_first_checkpoint_and_a_rotation_while_stopped_lose_noth
     append(&log, lines(&["h", "i", "j"]));
     let watcher = Watcher::start(&env, &["app.jsonl*"]);
     watcher.wait_lines(2 + 3);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(watcher.metric("events_read_total"), Some(5.0));
+    // A line written after them is read after them: by then a second reading would show.
+    watcher.append_and_wait(&log, lines(&["k"]));
+    assert_eq!(watcher.metric("events_read_total"), Some(6.0));
     let (code, _) = watcher.stop();
     assert_eq!(code, 0);
 }
