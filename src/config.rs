@@ -90,6 +90,8 @@ pub struct DetectSection {
 pub struct InputSection {
     pub format: Option<Format>,
     pub max_line_bytes: Option<usize>,
+    /// How requests nobody signed are named: `per-address` (`anonymous@ADDRESS`) or `shared`.
+    pub anonymous: crate::event::Anonymous,
     pub ts_unit: EpochUnit,
     pub fields: FieldPaths,
     pub cloudtrail: crate::format::cloudtrail::Options,
@@ -441,7 +443,10 @@ impl Config {
                     crate::format::pgaudit::Parser::new(&i.pgaudit)
                         .map_err(|e| invalid("input.pgaudit.log_line_prefix", e))?;
                     crate::format::vendor::VendorOptions {
-                        cloudtrail: i.cloudtrail.clone(),
+                        cloudtrail: crate::format::cloudtrail::Options {
+                            anonymous: i.anonymous,
+                            ..i.cloudtrail.clone()
+                        },
                         pgaudit: i.pgaudit.clone(),
                         snowflake: i.snowflake.clone(),
                         databricks: i.databricks.clone(),

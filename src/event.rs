@@ -78,6 +78,43 @@ impl<'a> AccessEvent<'a> {
     }
 }
 
+/// The principal of a request nobody signed (an anonymous read of a public bucket): alone, one
+/// principal for every such request ([`Anonymous::Shared`]); as `anonymous@ADDRESS`, one per
+/// source address ([`Anonymous::PerAddress`]). A reserved name: whatever the format, a principal
+/// so named is anonymous to the detector ([`is_anonymous`]).
+pub const ANONYMOUS: &str = "anonymous";
+
+/// How anonymous requests are named (`[input] anonymous`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Anonymous {
+    /// `anonymous@203.0.113.7`: each source address is a principal of its own, so a window
+    /// says how many places read the data.
+    #[default]
+    PerAddress,
+    /// `anonymous`: one principal for every anonymous request.
+    Shared,
+}
+
+impl Anonymous {
+    /// The principal of an anonymous request from `address` (`None`, empty or `-`: unknown).
+    pub fn principal(self, address: Option<&str>) -> String {
+        match (self, address.filter(|a| !a.is_empty() && *a != "-")) {
+            (Anonymous::PerAddress, Some(address)) => format!("{ANONYMOUS}@{address}"),
+            _ => ANONYMOUS.to_string(),
+        }
+    }
+}
+
+/// Whether `principal` names an anonymous request (see [`ANONYMOUS`]).
+#[inline]
+pub fn is_anonymous(principal: &str) -> bool {
+    match principal.strip_prefix(ANONYMOUS) {
+        Some(rest) => rest.is_empty() || rest.starts_with('@'),
+        None => false,
+    }
+}
+
 /// Whether a permission change widens access (`GRANT`) or narrows it (`REVOKE`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -255,5 +292,22 @@ mod tests {
         assert!(!reads.is_read(Some("INSERT")));
         assert!(!reads.is_read(Some("PutObject")));
         assert!(!reads.is_read(Some("")));
+    }
+
+    #[test]
+    fn anonymous_requests_are_named_per_address_or_shared_and_recognised() {
+        assert_eq!(
+            Anonymous::PerAddress.principal(Some("203.0.113.7")),
+            "anonymous@203.0.113.7"
+        );
+        assert_eq!(Anonymous::PerAddress.principal(Some("-")), "anonymous");
+        assert_eq!(Anonymous::PerAddress.principal(None), "anonymous");
+        assert_eq!(
+            Anonymous::Shared.principal(Some("203.0.113.7")),
+            "anonymous"
+        );
+        assert!(is_anonymous("anonymous") && is_anonymous("anonymous@2001:db8::1"));
+        assert!(!is_anonymous("anonymous-reporting") && !is_anonymous("Anonymous"));
+        assert!(!is_anonymous("arn:aws:iam::1:user/anonymous"));
     }
 }

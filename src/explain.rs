@@ -81,6 +81,8 @@ pub enum Verdict {
     Forgotten,
     /// Never normal on the table.
     Novel,
+    /// Anonymous (a public read), not allowed: a window opens at once.
+    Public,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -216,6 +218,18 @@ fn judge(
 ) -> PrincipalVerdict {
     let decides = decide_read(state, policy, principal, at);
     let say = |v, why| verdict(principal, v, why, history);
+    let window = state.and_then(|t| t.window.as_ref());
+    if decides == Decides::Public
+        && window.is_none_or(|w| w.principals.iter().all(|a| a.principal != principal))
+    {
+        return say(
+            Verdict::Public,
+            "anonymous: a read nobody signed is a public read, an exposure by itself whatever \
+             the baseline: a window opens at once (or the read joins the open one); allow \
+             `anonymous@*` on a table meant to be public"
+                .into(),
+        );
+    }
     let Some(table) = state else {
         return say(
             Verdict::Learning,
@@ -309,7 +323,7 @@ fn judge(
                     .unwrap_or_default(),
             )
         }
-        Decides::Window | Decides::Novel => {
+        Decides::Window | Decides::Novel | Decides::Public => {
             if let Some(window) = &table.window
                 && let Some(activity) = window.principals.iter().find(|a| a.principal == principal)
             {
@@ -381,7 +395,11 @@ fn verdict(
         verdict,
         normal: !matches!(
             verdict,
-            Verdict::InWindow | Verdict::Pending | Verdict::Forgotten | Verdict::Novel
+            Verdict::InWindow
+                | Verdict::Pending
+                | Verdict::Forgotten
+                | Verdict::Novel
+                | Verdict::Public
         ),
         why,
         reads_before: history.map(<[Ts]>::len),

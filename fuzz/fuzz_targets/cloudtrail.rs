@@ -1,9 +1,10 @@
 //! The cloudtrail parser: any bytes, line by line, give events, "not an access event" or a precise
 //! error per record — never a panic (see exposure::format::vendor); and differentially, the typed
 //! fast path (`cloudtrail::parse_fast`) never disagrees with the parse through
-//! `serde_json::Value` alone, whichever `principal` and `resource` options apply (the first byte
-//! picks them).
+//! `serde_json::Value` alone, whichever `principal`, `resource` and `anonymous` options apply
+//! (the first byte picks them).
 #![no_main]
+use exposure::event::Anonymous;
 use exposure::format::Format;
 use exposure::format::cloudtrail::{PrincipalChoice, ResourceChoice};
 use exposure::format::vendor::{
@@ -25,6 +26,8 @@ fuzz_target!(|data: &[u8]| {
         ResourceChoice::Bucket,
         ResourceChoice::Arn,
     ][usize::from(pick / 3 % 4)];
+    options.cloudtrail.anonymous =
+        [Anonymous::PerAddress, Anonymous::Shared][usize::from(pick / 12 % 2)];
     let mut reader = RecordReader::new(Format::Cloudtrail, &options).unwrap();
     let mut out = Vec::new();
     for (i, line) in data.split(|b| *b == b'\n').enumerate() {

@@ -48,6 +48,7 @@ pub enum Severity {
 impl Severity {
     /// `critical`: the novel principals are at least `2 × min_principals` and at least as many as
     /// the baseline (readership at least doubled); `high`: one of the two; `medium`: neither.
+    /// (A window with an anonymous reader is `critical` whatever its size.)
     pub fn rate(
         novel_principals: usize,
         baseline_principals: usize,

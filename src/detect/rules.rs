@@ -12,6 +12,7 @@ use super::baseline::Baseline;
 use super::clock::CloseTimer;
 use super::permission::WindowFacts;
 use super::policy::TablePolicy;
+use crate::event::is_anonymous;
 use crate::intern::{PrincipalId, TableId};
 use crate::time::{MICROS_PER_SEC, Ts};
 use rustc_hash::FxHashMap;
@@ -35,6 +36,10 @@ pub enum Decides {
     Window,
     /// 3. Novel, no window open: the principal is pending (a window may open).
     Novel,
+    /// Anonymous (a public read), neither allowed nor approved: an exposure by itself, whatever
+    /// the baseline and even while the table learns; a window opens at once, or the read joins
+    /// the open one.
+    Public,
 }
 
 /// What the rules look at for one read of a table by one principal.
@@ -42,7 +47,8 @@ pub trait ReadFacts {
     /// The end of the table's learning; `None`: nobody read the table yet.
     fn learn_until(&self) -> Option<Ts>;
     /// The principal's last normal read, pending principals whose `span` ran out by the read
-    /// having graduated into the baseline (asked only once learning is over).
+    /// having graduated into the baseline (asked once learning is over, or of an anonymous
+    /// principal, which only an allow pattern puts in the baseline).
     fn last_normal(&mut self) -> Option<Ts>;
     /// Whether the table has a window open.
     fn window_open(&self) -> bool;
@@ -58,7 +64,10 @@ pub fn decide<'n>(
     name: impl FnOnce() -> &'n str,
 ) -> Decides {
     let thresholds = policy.thresholds;
-    if facts.learn_until().is_none_or(|until| ts < until) {
+    // The name is looked up once, and only when a rule needs it.
+    let (mut lookup, mut named) = (Some(name), None);
+    let mut name = || -> &'n str { named.get_or_insert_with(|| lookup.take().map_or("", |f| f())) };
+    if facts.learn_until().is_none_or(|until| ts < until) && !is_anonymous(name()) {
         return Decides::Learning;
     }
     if facts
@@ -73,6 +82,9 @@ pub fn decide<'n>(
     }
     if !policy.approved.is_empty() && policy.approval(name, ts).is_some() {
         return Decides::Approved;
+    }
+    if is_anonymous(name) {
+        return Decides::Public;
     }
     if facts.window_open() {
         Decides::Window
@@ -221,7 +233,8 @@ impl Detector {
             slot: None,
         };
         let names = &self.principal_names;
-        match decide(&mut facts, &state.policy, ts, || names.name(principal)) {
+        let decided = decide(&mut facts, &state.policy, ts, || names.name(principal));
+        match decided {
             // 1. Learning: every read joins the baseline.
             Decides::Learning | Decides::Allowed => {
                 state.baseline.record(principal, ts);
@@ -236,7 +249,7 @@ impl Detector {
             }
             // An analyst's approval: normal while it stands, never recorded in the baseline.
             Decides::Approved => return,
-            Decides::Window | Decides::Novel => {}
+            Decides::Window | Decides::Novel | Decides::Public => {}
         }
 
         // 3-5. A novel read: extends the open window, or makes the principal pending.
@@ -261,6 +274,7 @@ impl Detector {
             }
             return;
         }
+        let public = decided == Decides::Public;
         match state.pending.iter_mut().find(|p| p.principal == principal) {
             Some(pending) => {
                 pending.last_read = ts;
@@ -273,7 +287,7 @@ impl Detector {
                 reads: 1,
             }),
         }
-        if state.pending.len() >= thresholds.min_principals as usize {
+        if public || state.pending.len() >= thresholds.min_principals as usize {
             self.open_window(table, ts);
         }
     }
@@ -419,6 +433,8 @@ impl Detector {
             principals: &names,
         };
         let cause = self.cause_of(&facts, status, as_of, closed_by);
+        // Read by anyone on the internet: as severe as an exposure gets.
+        let public = names.iter().any(|n| is_anonymous(n));
         drop(names);
         Alert {
             schema: ALERT_SCHEMA.to_string(),
@@ -433,11 +449,15 @@ impl Detector {
             principals_truncated: 0,
             reads: window.reads,
             baseline_principals: window.baseline_principals,
-            severity: Severity::rate(
-                window.principals.len(),
-                window.baseline_principals,
-                state.policy.thresholds.min_principals,
-            ),
+            severity: if public {
+                Severity::Critical
+            } else {
+                Severity::rate(
+                    window.principals.len(),
+                    window.baseline_principals,
+                    state.policy.thresholds.min_principals,
+                )
+            },
             as_of,
             closed_by,
             exposed_from: cause.as_ref().map(|c| c.grant.ts),

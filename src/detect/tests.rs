@@ -310,6 +310,29 @@ fn rules_table() {
             ],
         },
         Case {
+            rule: "public: an anonymous read opens a window at once, even while the table learns",
+            events: vec![
+                (30, "t", "anonymous@203.0.113.7", ""),
+                (31, "t", "anonymous@198.51.100.2", ""),
+            ],
+            expect: vec![
+                "open t 30-30 anonymous@203.0.113.7",
+                "closed t 30-31 anonymous@203.0.113.7,anonymous@198.51.100.2 quiet",
+            ],
+        },
+        Case {
+            rule: "public: after learning, whatever the baseline; novel readers join its window",
+            events: vec![
+                (100, "t", "anonymous", ""),
+                (101, "t", "x", ""),
+                (102, "t", "anonymous", ""),
+            ],
+            expect: vec![
+                "open t 100-100 anonymous",
+                "closed t 100-102 anonymous,x eoi",
+            ],
+        },
+        Case {
             rule: "override: ignored tables never alert",
             events: vec![
                 (100, "scratch.x", "x", ""),
@@ -529,3 +552,26 @@ fn closes_come_out_in_deadline_order_however_far_time_jumps() {
 
 mod decide;
 mod root_cause;
+
+#[test]
+fn a_public_read_is_critical_and_an_allow_pattern_makes_a_table_public_by_design() {
+    let mut settings = settings();
+    settings.policies.rules = vec![rule("website/*", |p| {
+        p.allow = compile_glob_set(&["anonymous@*".into()]).unwrap();
+    })];
+    let mut events = learning();
+    events.extend([
+        (100, "t", "anonymous@203.0.113.7", ""),
+        (100, "website/index", "anonymous@203.0.113.7", ""),
+        (101, "website/index", "anonymous@198.51.100.2", ""),
+    ]);
+    let alerts = run_with(settings, &events);
+    assert_eq!(
+        summary(&alerts),
+        [
+            "open t 100-100 anonymous@203.0.113.7",
+            "closed t 100-100 anonymous@203.0.113.7 eoi"
+        ]
+    );
+    assert!(alerts.iter().all(|a| a.severity == Severity::Critical));
+}

@@ -80,6 +80,10 @@ pub enum ResourceChoice {
 pub struct Options {
     pub principal: PrincipalChoice,
     pub resource: ResourceChoice,
+    /// `[input] anonymous`: how an anonymous request (`accountId` `ANONYMOUS_PRINCIPAL` or
+    /// `anonymous`) is named, from its `sourceIPAddress`.
+    #[serde(skip)]
+    pub anonymous: crate::event::Anonymous,
 }
 
 /// Parses a CloudTrail file line (`Records`) or a single record.
@@ -120,6 +124,7 @@ struct Record<'a> {
     readOnly: Option<bool>,
     requestParameters: Option<Parameters<'a>>,
     userIdentity: Option<Identity<'a>>,
+    sourceIPAddress: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -139,6 +144,7 @@ struct Identity<'a> {
     invokedBy: Option<&'a str>,
     principalId: Option<&'a str>,
     userName: Option<&'a str>,
+    accountId: Option<&'a str>,
 }
 
 impl<'a> Record<'a> {
@@ -156,6 +162,7 @@ impl<'a> Record<'a> {
             "readOnly",
             "requestParameters",
             "userIdentity",
+            "sourceIPAddress",
         ];
         let mut r = Record::default();
         json.named(KEYS, |json, key| {
@@ -174,6 +181,7 @@ impl<'a> Record<'a> {
                 "eventSource" => r.eventSource = json.text_or_null()?,
                 "eventName" => r.eventName = json.text_or_null()?,
                 "eventCategory" => r.eventCategory = json.text_or_null()?,
+                "sourceIPAddress" => r.sourceIPAddress = json.text_or_null()?,
                 "managementEvent" => r.managementEvent = json.bool_or_null()?,
                 "readOnly" => r.readOnly = json.bool_or_null()?,
                 "requestParameters" => {
@@ -203,6 +211,7 @@ impl<'a> Identity<'a> {
             "invokedBy",
             "principalId",
             "userName",
+            "accountId",
             "sessionContext",
         ];
         let present = json.named_or_null(&keys, |json, key| {
@@ -212,6 +221,7 @@ impl<'a> Identity<'a> {
                 "invokedBy" => &mut identity.invokedBy,
                 "principalId" => &mut identity.principalId,
                 "userName" => &mut identity.userName,
+                "accountId" => &mut identity.accountId,
                 _ => {
                     let issuer = &mut identity.issuer_arn;
                     return json
@@ -286,6 +296,15 @@ fn record_fast(r: &Record, options: &Options) -> Option<Item> {
     let key = text(parameters.key).or(text(parameters.Key));
     let table = name_of(bucket, key, options.resource);
     let identity = r.userIdentity.as_ref()?;
+    if is_anonymous_account(identity.accountId) {
+        let principal = options.anonymous.principal(r.sourceIPAddress);
+        return Some(Item::Event(AccessEvent::classified(
+            ts,
+            principal,
+            table,
+            is_read(name, r.readOnly),
+        )));
+    }
     let arn = text(identity.arn);
     let issuer = || text(identity.issuer_arn);
     let principal = match issuer() {
@@ -306,11 +325,23 @@ fn record_fast(r: &Record, options: &Options) -> Option<Item> {
             .or_else(|| text(identity.userName))?
             .to_string(),
     };
-    let listing = matches!(name, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
-    let read = !listing && r.readOnly.unwrap_or(false);
     Some(Item::Event(AccessEvent::classified(
-        ts, principal, table, read,
+        ts,
+        principal,
+        table,
+        is_read(name, r.readOnly),
     )))
+}
+
+/// Whether call `name` with `readOnly` read data: a listing shows names, not content.
+fn is_read(name: &str, read_only: Option<bool>) -> bool {
+    let listing = matches!(name, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
+    !listing && read_only.unwrap_or(false)
+}
+
+/// An anonymous request's account: `ANONYMOUS_PRINCIPAL` (or `anonymous` in older records).
+fn is_anonymous_account(account: Option<&str>) -> bool {
+    matches!(account, Some("ANONYMOUS_PRINCIPAL" | "anonymous"))
 }
 
 /// The data APIs, for records too old to say whether they are data events: S3 object-level
@@ -386,7 +417,7 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
             ),
         });
     };
-    let principal = principal(r, options.principal)?;
+    let principal = principal(r, options)?;
     if let Some(source) = copy_source(r, options.resource)
         && matches!(name, "CopyObject" | "UploadPartCopy")
     {
@@ -397,8 +428,7 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
             true,
         )));
     }
-    let listing = matches!(name, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
-    let read = !listing && r.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
+    let read = is_read(name, r.get("readOnly").and_then(Value::as_bool));
     out.push(Item::Event(AccessEvent::classified(
         ts, principal, table, read,
     )));
@@ -435,7 +465,7 @@ fn permission_changes(
     options: &Options,
     out: &mut Vec<Item>,
 ) -> Result<(), ParseError> {
-    let actor = principal(r, options.principal)?;
+    let actor = principal(r, options)?;
     let Some(bucket) = string(r, &["requestParameters.bucketName"]) else {
         return Err(ParseError::Unattributable {
             message: format!("s3 {name} with no requestParameters.bucketName"),
@@ -573,10 +603,16 @@ fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
 }
 
 /// (group, permission) of each `READ` or `FULL_CONTROL` grant of an ACL call to everyone or
-/// every authenticated user: the ACL's grants, or its canned `x-amz-acl`.
+/// every authenticated user: the ACL's grants, or its canned `x-amz-acl` (a header: logged as
+/// a string, or as a list of its values).
 fn acl_read_grants(r: &Value) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    match string(r, &["requestParameters.x-amz-acl"]) {
+    let canned = match at(r, "requestParameters.x-amz-acl") {
+        Some(Value::Array(values)) => values.iter().find_map(Value::as_str),
+        Some(value) => value.as_str(),
+        None => None,
+    };
+    match canned {
         Some("public-read" | "public-read-write") => out.push(("allUsers", "READ".to_string())),
         Some("authenticated-read") => out.push(("allAuthenticatedUsers", "READ".to_string())),
         _ => {}
@@ -692,9 +728,13 @@ fn dataset_of(key: &str) -> &str {
     key[..end].trim_end_matches('/')
 }
 
-fn principal(r: &Value, choice: PrincipalChoice) -> Result<String, ParseError> {
+fn principal(r: &Value, options: &Options) -> Result<String, ParseError> {
+    let choice = options.principal;
     let identity =
         at(r, "userIdentity").ok_or_else(|| super::vendor::json::missing("userIdentity"))?;
+    if is_anonymous_account(string(identity, &["accountId"])) {
+        return Ok(options.anonymous.principal(string(r, &["sourceIPAddress"])));
+    }
     let arn = string(identity, &["arn"]);
     let kind = string(identity, &["type"]);
     if kind == Some("AssumedRole") && choice != PrincipalChoice::Arn {
@@ -719,6 +759,7 @@ fn principal(r: &Value, choice: PrincipalChoice) -> Result<String, ParseError> {
 #[cfg(test)]
 mod fast_path_tests {
     use super::*;
+    use crate::event::Anonymous;
 
     fn agree(line: &str, options: &Options) {
         let fast = parse_fast(line.as_bytes(), options).expect("the fast path takes it");
@@ -737,7 +778,16 @@ mod fast_path_tests {
         );
         let management = GET.replace(r#""Data""#, r#""Management""#);
         let user = GET.replace(r#""type":"AssumedRole""#, r#""type":"IAMUser""#);
-        let file = format!(r#"{{"Records":[{GET},{listing},{failed},{management}]}}"#);
+        // Read anonymously (a public bucket), as CloudTrail logs it, and in its older form.
+        let public = GET
+            .replace(
+                &GET[GET.find(r#""userIdentity""#).unwrap()..GET.find(r#","eventTime""#).unwrap()],
+                r#""userIdentity":{"type":"AWSAccount","principalId":"","accountId":"ANONYMOUS_PRINCIPAL"}"#,
+            )
+            .replace(r#""readOnly""#, r#""sourceIPAddress":"203.0.113.7","readOnly""#);
+        let public_old = public.replace("ANONYMOUS_PRINCIPAL", "anonymous");
+        let no_address = public.replace("203.0.113.7", "");
+        let file = format!(r#"{{"Records":[{GET},{listing},{failed},{management},{public}]}}"#);
         for principal in [
             PrincipalChoice::Session,
             PrincipalChoice::Role,
@@ -748,12 +798,25 @@ mod fast_path_tests {
                 ResourceChoice::Object,
                 ResourceChoice::Bucket,
             ] {
-                let options = Options {
-                    principal,
-                    resource,
-                };
-                for line in [GET, &listing, &failed, &management, &user, &file] {
-                    agree(line, &options);
+                for anonymous in [Anonymous::PerAddress, Anonymous::Shared] {
+                    let options = Options {
+                        principal,
+                        resource,
+                        anonymous,
+                    };
+                    for line in [
+                        GET,
+                        &listing,
+                        &failed,
+                        &management,
+                        &user,
+                        &file,
+                        &public,
+                        &public_old,
+                        &no_address,
+                    ] {
+                        agree(line, &options);
+                    }
                 }
             }
         }
@@ -781,7 +844,46 @@ mod fast_path_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Anonymous;
     use serde_json::json;
+
+    #[test]
+    fn an_anonymous_read_is_a_principal_per_source_address_or_one_shared() {
+        let read = |identity: Value, address: Value| {
+            json!({
+                "eventTime": "2026-03-18T10:00:00Z", "eventCategory": "Data", "readOnly": true,
+                "eventSource": "s3.amazonaws.com", "eventName": "GetObject",
+                "userIdentity": identity, "sourceIPAddress": address,
+                "requestParameters": {"bucketName": "public-exports", "key": "salaries.csv"},
+            })
+        };
+        let principal_of = |record: &Value, anonymous| {
+            let options = Options {
+                anonymous,
+                ..Options::default()
+            };
+            match parse(record, &options).unwrap().as_slice() {
+                [Item::Event(event)] => {
+                    assert_eq!(event.is_read, Some(true));
+                    event.principal.to_string()
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        let anonymous =
+            json!({"type": "AWSAccount", "principalId": "", "accountId": "ANONYMOUS_PRINCIPAL"});
+        let older = json!({"type": "AWSAccount", "accountId": "anonymous"});
+        for identity in [anonymous, older] {
+            let from = read(identity.clone(), json!("203.0.113.7"));
+            assert_eq!(
+                principal_of(&from, Anonymous::PerAddress),
+                "anonymous@203.0.113.7"
+            );
+            assert_eq!(principal_of(&from, Anonymous::Shared), "anonymous");
+            let nowhere = read(identity, Value::Null);
+            assert_eq!(principal_of(&nowhere, Anonymous::PerAddress), "anonymous");
+        }
+    }
 
     #[test]
     fn a_dataset_is_the_key_up_to_its_first_partition_or_file_name() {
@@ -949,6 +1051,15 @@ mod tests {
                 "REVOKE READ b/exports/2026 allUsers",
                 "GRANT READ b/exports/2026 allAuthenticatedUsers"
             ]
+        );
+        let canned = json!({"bucketName": "b", "acl": [""], "x-amz-acl": ["public-read"]});
+        assert_eq!(
+            items(s3_call("PutBucketAcl", canned)),
+            [
+                "GRANT READ b allUsers",
+                "REVOKE READ b allAuthenticatedUsers"
+            ],
+            "a header logged as the list of its values"
         );
         let block = json!({"bucketName": "b", "PublicAccessBlockConfiguration": {
             "BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true}});

@@ -16,6 +16,7 @@ mod parallel;
 mod parquet;
 mod postgres;
 mod properties;
+mod public;
 mod report;
 mod root_cause;
 mod sample;

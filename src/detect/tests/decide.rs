@@ -5,7 +5,7 @@ use super::*;
 
 /// `explain`'s question, asked of a snapshot, agrees with what the detector then does with the
 /// read, for every read of a long pseudo-random history (learning, forgetting, graduating,
-/// allow patterns, an approval that runs out, windows opening and closing).
+/// allow patterns, an approval that runs out, windows opening and closing, anonymous reads).
 #[test]
 fn the_rule_asked_of_a_snapshot_is_the_rule_the_detector_applies() {
     let mut settings = settings();
@@ -25,7 +25,18 @@ fn the_rule_asked_of_a_snapshot_is_the_rule_the_detector_applies() {
     }));
     let tables = ["hr.pay", "t", "hr.bonus"];
     let principals = [
-        "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "svc-etl", "p9",
+        "p0",
+        "p1",
+        "p2",
+        "p3",
+        "p4",
+        "p5",
+        "p6",
+        "p7",
+        "svc-etl",
+        "p9",
+        "anonymous@198.51.100.7",
+        "anonymous",
     ];
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = |n: u64| {
@@ -41,7 +52,11 @@ fn the_rule_asked_of_a_snapshot_is_the_rule_the_detector_applies() {
     for _ in 0..4000 {
         let gap = [400, 12, 3, 3][next(4) as usize];
         minute += 1 + next(gap) as i64;
-        let of = if next(4) == 0 { 10 } else { 4 };
+        let of = match next(8) {
+            0 => 12,
+            1 | 2 => 10,
+            _ => 4,
+        };
         let principal = principals[next(of) as usize];
         let table = tables[next(3) as usize];
         let at = m(minute);
@@ -74,7 +89,7 @@ fn the_rule_asked_of_a_snapshot_is_the_rule_the_detector_applies() {
         let did = match decided {
             Decides::Learning | Decides::Baseline | Decides::Allowed => in_baseline,
             Decides::Approved => !in_baseline && !in_window && !pending,
-            Decides::Window => in_window,
+            Decides::Window | Decides::Public => in_window,
             Decides::Novel => pending || in_window,
         };
         assert!(did, "{decided:?} for {principal} on {table} at {at}: {s:?}");
@@ -83,7 +98,7 @@ fn the_rule_asked_of_a_snapshot_is_the_rule_the_detector_applies() {
     assert_eq!(
         seen.into_iter().collect::<Vec<_>>(),
         [
-            "Allowed", "Approved", "Baseline", "Learning", "Novel", "Window"
+            "Allowed", "Approved", "Baseline", "Learning", "Novel", "Public", "Window"
         ]
     );
 }

@@ -1,0 +1,151 @@
+//! Exposures through public access: a bucket made public and read anonymously from the
+//! internet (`tests/data/formats/cloudtrail/public/`, its README says what happens). Replayed
+//! as CloudTrail delivers it and watched as its files arrive, it gives one grant alert and one
+//! window of every anonymous address, caused by the ACL change and ended by the public access
+//! block, byte for byte the same alerts.
+
+use super::TestEnv;
+use super::util::{Watcher, append, cloudtrail_file, repo};
+use serde_json::Value;
+use std::time::Duration;
+
+const FIXTURE: &str = "tests/data/formats/cloudtrail/public";
+
+fn records() -> Vec<Value> {
+    std::fs::read_to_string(repo(&format!("{FIXTURE}/records.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The records as CloudTrail delivers them: a gzipped log file per five minutes, in the
+/// account's and region's folder.
+fn deliver(env: &TestEnv, records: &[Value]) -> Vec<String> {
+    let mut files: Vec<(String, Vec<Value>)> = Vec::new();
+    for record in records {
+        let time = record["eventTime"].as_str().unwrap();
+        // 2026-03-18T10:07:00Z → 20260318T1005Z
+        let (date, clock) = time.split_once('T').unwrap();
+        let minute: u32 = clock[3..5].parse().unwrap();
+        let name = format!(
+            "AWSLogs/123456789012/CloudTrail/us-east-1/2026/03/18/\
+             123456789012_CloudTrail_us-east-1_{}T{}{:02}Z_x.json.gz",
+            date.replace('-', ""),
+            &clock[..2],
+            minute - minute % 5
+        );
+        match files.last_mut() {
+            Some((last, batch)) if *last == name => batch.push(record.clone()),
+            _ => files.push((name, vec![record.clone()])),
+        }
+    }
+    for (name, batch) in &files {
+        cloudtrail_file(env, name, batch.clone());
+    }
+    files.into_iter().map(|(name, _)| name).collect()
+}
+
+#[test]
+fn a_bucket_made_public_and_read_anonymously_is_one_window_of_every_address() {
+    let env = TestEnv::new();
+    let want = std::fs::read_to_string(repo(&format!("{FIXTURE}/expected.jsonl"))).unwrap();
+    let run = env.run(&[
+        "replay",
+        repo(&format!("{FIXTURE}/records.jsonl")).to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(" 0 malformed"), "{}", run.stderr);
+    assert_eq!(run.stdout, want);
+    let alerts = run.alerts();
+    let [grant, open, closed] = alerts.as_slice() else {
+        panic!("{alerts:#?}")
+    };
+    assert_eq!(
+        (
+            grant["status"].as_str(),
+            grant["change"]["grantee"].as_str()
+        ),
+        (Some("grant"), Some("allUsers"))
+    );
+    // At the first anonymous read: one reader is enough.
+    assert_eq!(open["status"], "open");
+    assert_eq!(open["window_start"], "2026-03-18T10:05:00.000Z");
+    assert_eq!(open["principals"][0]["principal"], "anonymous@203.0.113.7");
+    assert_eq!(open["severity"], "critical");
+    assert_eq!(open["cause"]["grantee"], "allUsers");
+    assert_eq!(
+        open["cause"]["actor"],
+        "arn:aws:iam::123456789012:user/ops-bot"
+    );
+    // Every address a principal; the access block is where the exposure ended.
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["novel_principals"], 12);
+    assert!(
+        closed["principals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["principal"].as_str().unwrap().starts_with("anonymous@")),
+        "{closed}"
+    );
+    assert_eq!(closed["exposed_until"], "2026-03-18T10:44:30.000Z");
+
+    // As delivered: gzipped files per five minutes, read as a tree.
+    deliver(&env, &records());
+    let delivered = env.run(&["replay", "--format", "cloudtrail", "AWSLogs"]);
+    assert_eq!(delivered.code, 0, "{}", delivered.stderr);
+    assert_eq!(
+        delivered.stdout, want,
+        "the delivered files give the same alerts"
+    );
+
+    // One shared principal instead, when asked.
+    env.write("shared.toml", "[input]\nanonymous = \"shared\"\n");
+    let shared = env.run(&["replay", "--config", "shared.toml", "AWSLogs"]);
+    let alerts = shared.alerts();
+    let closed = alerts.iter().find(|a| a["status"] == "closed").unwrap();
+    assert_eq!(closed["novel_principals"], 1, "{closed}");
+    assert_eq!(closed["principals"][0]["principal"], "anonymous");
+    assert_eq!(closed["principals"][0]["reads"], 13);
+}
+
+#[test]
+fn watch_sees_the_public_read_as_its_files_arrive_as_replay_does() {
+    let env = TestEnv::new();
+    let want = std::fs::read_to_string(repo(&format!("{FIXTURE}/expected.jsonl"))).unwrap();
+    std::fs::create_dir_all(env.path("AWSLogs")).unwrap();
+    env.write("watch.toml", "[input]\nformat = \"cloudtrail\"\n");
+    let watcher = Watcher::start(&env, &["--from-beginning", "AWSLogs/**/*.json.gz"]);
+    // The files arrive one by one, as CloudTrail writes them.
+    let records = records();
+    let staging = TestEnv::new();
+    let names = deliver(&staging, &records);
+    for name in &names {
+        let before = watcher.metric("events_read_total").unwrap_or(0.0);
+        let bytes = std::fs::read(staging.path(name)).unwrap();
+        let path = env.path(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        append(&path, bytes);
+        super::util::eventually(Duration::from_secs(10), || {
+            let read = watcher.metric("events_read_total").unwrap_or(0.0)
+                + watcher.metric("not_access_total").unwrap_or(0.0);
+            (read > before)
+                .then_some(())
+                .ok_or(format!("{name} not read yet"))
+        });
+    }
+    let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
+    assert_eq!(open["principals"][0]["principal"], "anonymous@203.0.113.7");
+    // The analysts' read an hour later closes the window; a stop ends the rest.
+    watcher.wait_for("closed", Duration::from_secs(10), |a| {
+        a["status"] == "closed"
+    });
+    let (code, got) = watcher.stop();
+    assert_eq!(code, 0);
+    let want: Vec<&str> = want.lines().collect();
+    assert_eq!(
+        got, want,
+        "watch and replay give the same alerts, byte for byte"
+    );
+}
