@@ -141,6 +141,8 @@ pub struct Detector {
     /// every event, so kept apart from the table's state).
     ignored: Vec<bool>,
     principal_names: Interner<PrincipalId>,
+    /// Which principals are anonymous (their reads are public), by id.
+    anonymity: rules::Anonymity,
     reorder: ReorderBuffer,
     same_instant: Vec<BufferedRead>,
     /// Tables whose window opened during the instant being applied.
@@ -185,6 +187,7 @@ impl Detector {
             table_names: Interner::default(),
             ignored: Vec::new(),
             principal_names: Interner::default(),
+            anonymity: Default::default(),
             reorder,
             same_instant: Vec::new(),
             opened_now: Vec::new(),

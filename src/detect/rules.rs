@@ -13,7 +13,7 @@ use super::clock::CloseTimer;
 use super::permission::WindowFacts;
 use super::policy::TablePolicy;
 use crate::event::is_anonymous;
-use crate::intern::{PrincipalId, TableId};
+use crate::intern::{DenseId, Interner, PrincipalId, TableId};
 use crate::time::{MICROS_PER_SEC, Ts};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
@@ -52,6 +52,8 @@ pub trait ReadFacts {
     fn last_normal(&mut self) -> Option<Ts>;
     /// Whether the table has a window open.
     fn window_open(&self) -> bool;
+    /// Whether the principal is anonymous (see [`crate::event::ANONYMOUS`]).
+    fn anonymous(&mut self) -> bool;
 }
 
 /// The rule that decides a read by the principal named by `name` (asked only when the
@@ -64,10 +66,7 @@ pub fn decide<'n>(
     name: impl FnOnce() -> &'n str,
 ) -> Decides {
     let thresholds = policy.thresholds;
-    // The name is looked up once, and only when a rule needs it.
-    let (mut lookup, mut named) = (Some(name), None);
-    let mut name = || -> &'n str { named.get_or_insert_with(|| lookup.take().map_or("", |f| f())) };
-    if facts.learn_until().is_none_or(|until| ts < until) && !is_anonymous(name()) {
+    if facts.learn_until().is_none_or(|until| ts < until) && !facts.anonymous() {
         return Decides::Learning;
     }
     if facts
@@ -83,7 +82,7 @@ pub fn decide<'n>(
     if !policy.approved.is_empty() && policy.approval(name, ts).is_some() {
         return Decides::Approved;
     }
-    if is_anonymous(name) {
+    if facts.anonymous() {
         return Decides::Public;
     }
     if facts.window_open() {
@@ -101,6 +100,39 @@ struct LiveRead<'a> {
     window_open: bool,
     /// Where the principal is in the baseline, once looked up.
     slot: Option<usize>,
+    anonymity: &'a mut Anonymity,
+    names: &'a Interner<PrincipalId>,
+}
+
+/// Which principals are anonymous, by id: each name is looked at once, the first time a read
+/// asks about an id at or past the last one looked at (ids are handed out in order), so the
+/// question costs a comparison on the hot path.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Anonymity {
+    /// Ids below this were looked at.
+    checked: usize,
+    anonymous: rustc_hash::FxHashSet<PrincipalId>,
+}
+
+impl Anonymity {
+    #[inline]
+    pub(super) fn of(&mut self, principal: PrincipalId, names: &Interner<PrincipalId>) -> bool {
+        if principal.at() >= self.checked {
+            self.look_at_new(names);
+        }
+        !self.anonymous.is_empty() && self.anonymous.contains(&principal)
+    }
+
+    #[cold]
+    fn look_at_new(&mut self, names: &Interner<PrincipalId>) {
+        for at in self.checked..names.len() {
+            let id = PrincipalId::from_index(at as u32);
+            if is_anonymous(names.name(id)) {
+                self.anonymous.insert(id);
+            }
+        }
+        self.checked = names.len();
+    }
 }
 
 impl ReadFacts for LiveRead<'_> {
@@ -118,6 +150,11 @@ impl ReadFacts for LiveRead<'_> {
     #[inline]
     fn window_open(&self) -> bool {
         self.window_open
+    }
+
+    #[inline]
+    fn anonymous(&mut self) -> bool {
+        self.anonymity.of(self.principal, self.names)
     }
 }
 
@@ -225,14 +262,16 @@ impl Detector {
         // Rule 2 looks at the baseline once pending principals whose span ran out joined it
         // (none are pending while the table learns).
         state.graduate_pending(ts);
+        let names = &self.principal_names;
         let mut facts = LiveRead {
             learn_until,
             baseline: &state.baseline,
             principal,
             window_open: state.window.is_some(),
             slot: None,
+            anonymity: &mut self.anonymity,
+            names,
         };
-        let names = &self.principal_names;
         let decided = decide(&mut facts, &state.policy, ts, || names.name(principal));
         match decided {
             // 1. Learning: every read joins the baseline.

@@ -89,6 +89,10 @@ impl super::ReadFacts for SnapshotRead<'_> {
     fn window_open(&self) -> bool {
         self.table.is_some_and(|t| t.window.is_some())
     }
+
+    fn anonymous(&mut self) -> bool {
+        crate::event::is_anonymous(self.principal)
+    }
 }
 
 fn is_empty(permissions: &RootCauseSnapshot) -> bool {
