@@ -689,7 +689,7 @@ fn resource(r: &Value, choice: ResourceChoice) -> Option<String> {
 }
 
 /// The table of an S3 object, as `choice` says.
-fn name_of(bucket: &str, key: Option<&str>, choice: ResourceChoice) -> String {
+pub(super) fn name_of(bucket: &str, key: Option<&str>, choice: ResourceChoice) -> String {
     match (choice, key) {
         (ResourceChoice::Object, Some(key)) => joined(bucket, key),
         (ResourceChoice::Dataset, Some(key)) => match dataset_of(key) {

@@ -11,6 +11,7 @@ pub mod gcp;
 pub mod grant_sql;
 pub mod jsonl;
 pub mod pgaudit;
+pub mod s3_access;
 pub mod snowflake;
 pub mod vendor;
 mod walk;
@@ -32,11 +33,12 @@ pub enum Format {
     Pgaudit,
     Snowflake,
     Databricks,
+    S3Access,
 }
 
 impl Format {
     /// Every format, in the order `--help` lists them.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Auto,
         Format::Jsonl,
         Format::Parquet,
@@ -45,6 +47,7 @@ impl Format {
         Format::Pgaudit,
         Format::Snowflake,
         Format::Databricks,
+        Format::S3Access,
     ];
 
     /// The name users write (`--format`, `[input] format`).
@@ -58,6 +61,7 @@ impl Format {
             Format::Pgaudit => "pgaudit",
             Format::Snowflake => "snowflake",
             Format::Databricks => "databricks",
+            Format::S3Access => "s3-access",
         }
     }
 
@@ -66,7 +70,8 @@ impl Format {
         match self {
             Format::Auto => {
                 "Parquet where a file starts with `PAR1`; otherwise recognised from the first line \
-                 (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, else canonical JSON lines)"
+                 (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, S3 server access logs, \
+                 else canonical JSON lines)"
             }
             Format::Jsonl => {
                 "One JSON object per line: `{\"ts\": ..., \"principal\": ..., \"table\": ..., \"action\": ...}`"
@@ -81,6 +86,9 @@ impl Format {
             Format::Databricks => {
                 "Databricks audit logs (delivered JSON or system.access.audit exports)"
             }
+            Format::S3Access => {
+                "Amazon S3 server access logs (one request per line, as S3 writes them)"
+            }
         }
     }
 
@@ -93,6 +101,7 @@ impl Format {
                 | Format::Pgaudit
                 | Format::Snowflake
                 | Format::Databricks
+                | Format::S3Access
         )
     }
 }

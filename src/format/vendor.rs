@@ -8,7 +8,7 @@
 //! messages continue on further lines (stderr: TAB-indented; csvlog: quoted newlines). It also
 //! recognises the format of an input from its first line when the format is `auto`.
 
-use super::{Format, ParseError, cloudtrail, databricks, gcp, pgaudit, snowflake};
+use super::{Format, ParseError, cloudtrail, databricks, gcp, pgaudit, s3_access, snowflake};
 use crate::event::AccessEvent;
 use serde::Deserialize;
 
@@ -310,7 +310,9 @@ impl RecordReader {
         }
         match self.format {
             // Not GCP audit: its two shapes of one job are told apart in order (`gcp_line`).
-            Format::Cloudtrail | Format::Snowflake | Format::Databricks => Some(self.format),
+            Format::Cloudtrail | Format::Snowflake | Format::Databricks | Format::S3Access => {
+                Some(self.format)
+            }
             _ => None,
         }
     }
@@ -368,6 +370,9 @@ pub fn sniff(line: &[u8]) -> Format {
         if pgaudit::looks_like(trimmed) {
             return Format::Pgaudit;
         }
+        if s3_access::looks_like(trimmed) {
+            return Format::S3Access;
+        }
         return Format::Jsonl;
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(trimmed) else {
@@ -405,9 +410,14 @@ pub fn parse_record_line(
     bytes: &[u8],
     out: &mut Vec<RecordResult>,
 ) {
-    if !bytes.iter().all(u8::is_ascii_whitespace) {
-        out.push((line_no, parse_json_record(format, options, bytes)));
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return;
     }
+    let record = match format {
+        Format::S3Access => s3_access::parse(bytes, &options.cloudtrail),
+        _ => parse_json_record(format, options, bytes),
+    };
+    out.push((line_no, record));
 }
 
 fn parse_json_record(

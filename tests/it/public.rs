@@ -149,3 +149,78 @@ fn watch_sees_the_public_read_as_its_files_arrive_as_replay_does() {
         "watch and replay give the same alerts, byte for byte"
     );
 }
+
+const S3_ACCESS: &str = "tests/data/formats/s3_access";
+
+#[test]
+fn s3_server_access_logs_as_delivered_show_the_public_read_recognised_or_named() {
+    let env = TestEnv::new();
+    let want = std::fs::read_to_string(repo(&format!("{S3_ACCESS}/expected.jsonl"))).unwrap();
+    let logs = repo(&format!("{S3_ACCESS}/logs"));
+    for format in ["auto", "s3-access"] {
+        let run = env.run(&["replay", "--format", format, logs.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stderr.contains(" 0 malformed"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("1 failed calls, 1 other calls"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, want, "--format {format}");
+    }
+    let alerts: Vec<Value> = want
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let [open, closed] = alerts.as_slice() else {
+        panic!("{alerts:#?}")
+    };
+    assert_eq!(open["window_start"], "2026-03-18T10:05:00.000Z");
+    assert_eq!(open["severity"], "critical");
+    assert_eq!(closed["novel_principals"], 9);
+    assert_eq!(closed["table"], "acme-exports/salaries");
+    // The files in another order (delivery is best effort, late, and in no order): the same.
+    let mut files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.reverse();
+    let args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    let run = env.run(&[&["replay"][..], &args].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, want, "the files in reverse order");
+}
+
+#[test]
+fn watch_reads_s3_server_access_logs_as_s3_delivers_them_as_replay_does() {
+    let env = TestEnv::new();
+    let want = std::fs::read_to_string(repo(&format!("{S3_ACCESS}/expected.jsonl"))).unwrap();
+    std::fs::create_dir_all(env.path("logs")).unwrap();
+    env.write("watch.toml", "[input]\nformat = \"s3-access\"\n");
+    let watcher = Watcher::start(&env, &["--from-beginning", "logs/*"]);
+    let mut files: Vec<_> = std::fs::read_dir(repo(&format!("{S3_ACCESS}/logs")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    // Each file appears whole, in delivery order, once the one before was read.
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let path = env.path(&format!(
+            "logs/{}",
+            file.file_name().unwrap().to_str().unwrap()
+        ));
+        watcher.append_and_wait(&path, text);
+    }
+    watcher.wait_for("closed", Duration::from_secs(10), |a| {
+        a["status"] == "closed"
+    });
+    let (code, got) = watcher.stop();
+    assert_eq!(code, 0);
+    let want: Vec<&str> = want.lines().collect();
+    assert_eq!(
+        got, want,
+        "watch and replay give the same alerts, byte for byte"
+    );
+}
