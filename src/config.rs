@@ -92,6 +92,10 @@ pub struct InputSection {
     pub max_line_bytes: Option<usize>,
     /// How requests nobody signed are named: `per-address` (`anonymous@ADDRESS`) or `shared`.
     pub anonymous: crate::event::Anonymous,
+    /// The shipper's wrapping around records (`auto`: recognised).
+    pub envelope: crate::format::envelope::EnvelopeChoice,
+    /// The top-level field that holds each record (Fluent Bit's, Vector's, Docker's `log`).
+    pub record_field: Option<String>,
     pub ts_unit: EpochUnit,
     pub fields: FieldPaths,
     pub cloudtrail: crate::format::cloudtrail::Options,
@@ -392,6 +396,11 @@ impl Config {
             )
         };
 
+        let input_format = format
+            .or(file.input.kafka.as_ref().and_then(|k| k.format))
+            .or(file.input.format)
+            .unwrap_or_default();
+        unused_field_mapping(input_format, &file.input.fields)?;
         Ok(Config {
             detector: DetectorSettings {
                 policies: Policies {
@@ -426,10 +435,7 @@ impl Config {
                 record_baselines: false,
             },
             input: InputSettings {
-                format: format
-                    .or(file.input.kafka.as_ref().and_then(|k| k.format))
-                    .or(file.input.format)
-                    .unwrap_or_default(),
+                format: input_format,
                 max_line_bytes,
                 jsonl,
                 fields: file.input.fields.clone(),
@@ -450,6 +456,16 @@ impl Config {
                         pgaudit: i.pgaudit.clone(),
                         snowflake: i.snowflake.clone(),
                         databricks: i.databricks.clone(),
+                        envelope: i.envelope,
+                        record_field: match &i.record_field {
+                            Some(field) if field.is_empty() || field.contains('.') => {
+                                return Err(invalid(
+                                    "input.record_field",
+                                    "must name one top-level field (as `log`)",
+                                ));
+                            }
+                            field => field.clone(),
+                        },
                     }
                 },
             },
@@ -511,6 +527,42 @@ impl Config {
             None => ConfigFile::default(),
         };
         Config::build(file, flags, format)
+    }
+}
+
+/// `[input.fields]` maps the fields of canonical JSON lines and Parquet columns: a vendor
+/// format reads its own fields, so a mapping given with one would be silently ignored; it is
+/// refused, naming the key.
+fn unused_field_mapping(
+    format: Format,
+    fields: &crate::format::jsonl::FieldPaths,
+) -> Result<(), ConfigError> {
+    if !format.is_vendor() {
+        return Ok(());
+    }
+    let default = crate::format::jsonl::FieldPaths::default();
+    let mapped = [
+        ("ts", &fields.ts, &default.ts),
+        ("principal", &fields.principal, &default.principal),
+        ("table", &fields.table, &default.table),
+        ("action", &fields.action, &default.action),
+        ("rows", &fields.rows, &default.rows),
+        ("bytes", &fields.bytes, &default.bytes),
+        ("grantee", &fields.grantee, &default.grantee),
+        ("privilege", &fields.privilege, &default.privilege),
+        ("statement", &fields.statement, &default.statement),
+    ];
+    match mapped.iter().find(|(_, set, default)| set != default) {
+        Some((key, _, _)) => Err(invalid(
+            format!("input.fields.{key}"),
+            format!(
+                "maps canonical JSON lines and Parquet columns; format {} reads its own fields \
+                 (a shipper's `@timestamp` is read with [input] envelope = \"logstash\", or \
+                 recognised)",
+                format.name()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

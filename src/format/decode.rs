@@ -9,6 +9,7 @@
 //! access, and what could not be decoded with why. Sources deliver only raw lines and their
 //! numbers; a new input (a Kafka topic, an object store) is one new source feeding a decoder.
 
+use super::envelope::{Envelope, EnvelopeChoice, Inner};
 use super::jsonl::Canonical;
 use super::jsonl::JsonLinesParser;
 use super::vendor::{
@@ -97,12 +98,16 @@ impl LineCap {
     }
 }
 
-/// Whether a line starting with `start` is a whole CloudTrail document (`{"Records": …`).
+/// Whether a line starting with `start` is a whole CloudTrail document (`{"Records": …`), or
+/// CloudWatch Logs batches (`{"messageType": …`, which Firehose writes back to back on one line).
 pub fn is_document(start: &[u8]) -> bool {
     start
         .trim_ascii_start()
         .strip_prefix(b"{")
-        .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"Records\""))
+        .map(<[u8]>::trim_ascii_start)
+        .is_some_and(|rest| {
+            rest.starts_with(b"\"Records\"") || rest.starts_with(b"\"messageType\"")
+        })
 }
 
 /// Whether `line`, a last line without its newline, is a CloudTrail document complete in itself:
@@ -122,6 +127,19 @@ pub struct Decoder {
     cap: LineCap,
     /// Records completed by the last line (scratch, kept for its allocation).
     done: Vec<RecordResult>,
+    /// The shipper's envelope around the records: `Undecided` until the first non-blank line.
+    envelope: EnvelopeState,
+    /// Records taken out of the last envelope line (scratch).
+    inner: Vec<Inner>,
+    /// The envelope was found and is still to be said (with the next line decoded).
+    announce: bool,
+}
+
+#[derive(Debug)]
+enum EnvelopeState {
+    Undecided,
+    None,
+    Some(Envelope),
 }
 
 impl Decoder {
@@ -140,6 +158,12 @@ impl Decoder {
             read_actions: read_actions.clone(),
             cap: LineCap::new(format, max_line_bytes),
             done: Vec::new(),
+            envelope: match (vendor.envelope, &vendor.record_field) {
+                (EnvelopeChoice::None, None) => EnvelopeState::None,
+                _ => EnvelopeState::Undecided,
+            },
+            inner: Vec::new(),
+            announce: false,
         })
     }
 
@@ -156,6 +180,73 @@ impl Decoder {
     /// Decodes line `line_no` into `out` (a multi-line record comes out when it is complete).
     #[inline]
     pub fn line(&mut self, line_no: u64, line: Line<'_>, out: &mut impl DecodeSink) {
+        match &self.envelope {
+            EnvelopeState::None => self.record_line(line_no, line, out),
+            _ => self.enveloped(line_no, line, out),
+        }
+    }
+
+    /// A line of an input whose envelope is not known yet, or is one: the records taken out
+    /// are decoded as lines of their own, on the envelope's line number.
+    #[cold]
+    fn enveloped(&mut self, line_no: u64, line: Line<'_>, out: &mut impl DecodeSink) {
+        let Line::Text(bytes) = line else {
+            return out.malformed(line_no, self.too_long());
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        if self.decide_envelope(bytes) {
+            let name = match &self.envelope {
+                EnvelopeState::Some(envelope) => envelope.name(),
+                _ => unreachable!("decided"),
+            };
+            out.notice(
+                line_no,
+                &format!("records read out of their {name} envelope"),
+            );
+        }
+        let EnvelopeState::Some(envelope) = &self.envelope else {
+            return self.record_line(line_no, line, out);
+        };
+        let mut inner = std::mem::take(&mut self.inner);
+        let records = &mut self.records;
+        let ts = self.jsonl.ts_path();
+        let mut time_field = |record: &[u8]| {
+            records.recognise(record);
+            super::envelope::time_field(records.format(), ts).map(str::to_string)
+        };
+        super::envelope::unwrap(envelope, bytes, &mut time_field, &mut inner);
+        for record in inner.drain(..) {
+            match record {
+                Inner::Record(record) => self.record_line(line_no, Line::Text(&record), out),
+                Inner::Control => out.not_access(line_no, NotAccess::ShipperControl),
+                Inner::Malformed(error) => out.malformed(line_no, error),
+            }
+        }
+        self.inner = inner;
+    }
+
+    /// Settles the envelope from `bytes`, the input's first non-blank line, if not yet done;
+    /// true when the input turns out to be in one and that is still to be said.
+    fn decide_envelope(&mut self, bytes: &[u8]) -> bool {
+        if let EnvelopeState::Undecided = self.envelope {
+            let options = self.records.options();
+            let found = Envelope::of(options.envelope, options.record_field.as_deref(), bytes);
+            self.envelope = match found {
+                Some(envelope) => {
+                    self.announce = true;
+                    EnvelopeState::Some(envelope)
+                }
+                None => EnvelopeState::None,
+            };
+        }
+        std::mem::take(&mut self.announce)
+    }
+
+    /// Decodes line `line_no`, a record's line (no envelope around it).
+    #[inline]
+    fn record_line(&mut self, line_no: u64, line: Line<'_>, out: &mut impl DecodeSink) {
         if let Line::Text(bytes) = line {
             self.records.recognise(bytes);
         }
@@ -187,6 +278,17 @@ impl Decoder {
     /// (canonical JSON lines and the JSON vendor formats) and may be decoded by any decoder with
     /// [`Decoder::independent_line`]. `None`: decode it here, in order, with [`Decoder::line`].
     pub fn independent_format(&mut self, line: Line<'_>) -> Option<Format> {
+        if let (EnvelopeState::Undecided, Line::Text(bytes)) = (&self.envelope, line)
+            && !bytes.iter().all(u8::is_ascii_whitespace)
+        {
+            // Said when the line is decoded, in order.
+            self.decide_envelope(bytes);
+            self.announce = matches!(self.envelope, EnvelopeState::Some(_));
+        }
+        if let EnvelopeState::Some(_) = self.envelope {
+            // Records in an envelope: decoded here, in order.
+            return None;
+        }
         if let Line::Text(bytes) = line {
             self.records.recognise(bytes);
         }

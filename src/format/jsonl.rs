@@ -137,6 +137,11 @@ pub struct JsonLinesParser {
 }
 
 impl JsonLinesParser {
+    /// The path of the timestamp field (`[input.fields] ts`).
+    pub fn ts_path(&self) -> &str {
+        &self.names[0]
+    }
+
     /// Builds a parser; fails when a path is empty or two paths collide.
     pub fn new(fields: &FieldPaths, epoch_unit: EpochUnit) -> Result<JsonLinesParser, String> {
         let names = [

@@ -7,6 +7,7 @@ pub mod cloudtrail;
 pub mod columns;
 pub mod databricks;
 pub mod decode;
+pub mod envelope;
 pub mod gcp;
 pub mod grant_sql;
 pub mod jsonl;

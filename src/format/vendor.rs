@@ -34,6 +34,12 @@ pub struct VendorOptions {
     pub pgaudit: pgaudit::Options,
     pub snowflake: snowflake::Options,
     pub databricks: databricks::Options,
+    /// `[input] envelope`: the shipper's wrapping around records ([`super::envelope`]).
+    #[serde(skip)]
+    pub envelope: super::envelope::EnvelopeChoice,
+    /// `[input] record_field`: the top-level field holding each record.
+    #[serde(skip)]
+    pub record_field: Option<String>,
 }
 
 /// Why a well-formed record is not a data access, for the summary.
@@ -58,6 +64,8 @@ pub enum NotAccess {
     /// A permission or role change that gives or takes no read access (a role created, a
     /// password changed, a privilege on a sequence).
     OtherPermission,
+    /// A log shipper's own message (a CloudWatch Logs `CONTROL_MESSAGE`), no record.
+    ShipperControl,
 }
 
 impl NotAccess {
@@ -73,6 +81,7 @@ impl NotAccess {
             NotAccess::Unfinished => "unfinished jobs",
             NotAccess::Repeat => "jobs logged twice",
             NotAccess::OtherPermission => "other permission changes",
+            NotAccess::ShipperControl => "shipper control messages",
         }
     }
 }

@@ -145,6 +145,11 @@ const FIXTURES: &[(Format, &str, &str)] = &[
         "pgaudit/others/pgaudit-readme-prefix.log",
         "pgaudit/others/pgaudit-readme-prefix.expected.jsonl",
     ),
+    (
+        Format::S3Access,
+        "s3_access/access.log",
+        "s3_access/events.expected.jsonl",
+    ),
 ];
 
 #[test]
@@ -167,12 +172,14 @@ fn every_malformed_line_is_reported_never_a_panic() {
         "snowflake",
         "databricks",
         "pgaudit",
+        "s3_access",
     ] {
         let format = match folder {
             "cloudtrail" => Format::Cloudtrail,
             "gcp-audit" => Format::GcpAudit,
             "snowflake" => Format::Snowflake,
             "databricks" => Format::Databricks,
+            "s3_access" => Format::S3Access,
             _ => Format::Pgaudit,
         };
         let corpus = text(&data(&format!("{folder}/malformed.txt")));
@@ -193,12 +200,8 @@ fn replay_reads_each_format_end_to_end_and_counts_non_access_records() {
     let env = TestEnv::new();
     for (format, input, _) in FIXTURES {
         let path = data(input);
-        let name = format!("{format:?}").to_lowercase();
-        let flag = match format {
-            Format::GcpAudit => "gcp-audit".to_string(),
-            _ => name,
-        };
-        let run = env.run(&["replay", "--format", &flag, path.to_str().unwrap()]);
+        let flag = format.name();
+        let run = env.run(&["replay", "--format", flag, path.to_str().unwrap()]);
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
         assert!(
             run.stderr.contains("0 malformed"),

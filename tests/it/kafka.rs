@@ -416,10 +416,44 @@ impl Instance {
         Instance::launch(env, broker, group, name, "", "", checkpoint_every)
     }
 
+    /// Reading the group's topics in `format` with the default detection settings.
+    pub fn start_default(
+        env: &TestEnv,
+        broker: &Broker,
+        group: &str,
+        name: &str,
+        format: &str,
+    ) -> Instance {
+        let head = format!(
+            "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"{format}\"\npartitions = 6\nreplication_factor = 1\n",
+            broker.addr
+        );
+        Instance::spawn(env, head, name, "", "", "500ms")
+    }
+
     fn launch(
         env: &TestEnv,
         broker: &Broker,
         group: &str,
+        name: &str,
+        kafka_config: &str,
+        extra_config: &str,
+        checkpoint_every: &str,
+    ) -> Instance {
+        let head = group_config(broker, group);
+        Instance::spawn(
+            env,
+            head,
+            name,
+            kafka_config,
+            extra_config,
+            checkpoint_every,
+        )
+    }
+
+    fn spawn(
+        env: &TestEnv,
+        head: String,
         name: &str,
         kafka_config: &str,
         extra_config: &str,
@@ -433,8 +467,7 @@ impl Instance {
         )
         .unwrap();
         let config = format!(
-            "{}{kafka_config}\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
-            group_config(broker, group),
+            "{head}{kafka_config}\n[input.kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\n[[sinks]]\nkind = \"jsonl\"\npath = \"{}\"\n{extra_config}",
             alerts.display()
         );
         let config_path = env.write(&format!("{name}.toml"), config);
@@ -1098,4 +1131,37 @@ fn records_in_a_wrong_format_or_from_the_future_are_counted_and_reading_goes_on(
             "{headers:?}"
         );
     }
+}
+
+#[test]
+fn cloudtrail_shipped_by_logstash_through_kafka_gives_the_alerts_of_the_trail() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let broker = Broker::start();
+    broker.create_topic("access-logs", RAW_PARTITIONS);
+    // Logstash's Kafka output: one document a record, the trail's records in order.
+    crate::public::shipped(&env);
+    let documents: Vec<(i32, Vec<u8>)> = std::fs::read_to_string(env.path("logstash.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| (0, l.as_bytes().to_vec()))
+        .collect();
+    broker.produce("access-logs", &documents);
+    let instance = Instance::start_default(&env, &broker, "shipped", "shipped", "auto");
+    let want: std::collections::BTreeSet<String> = std::fs::read_to_string(crate::util::repo(
+        "tests/data/formats/cloudtrail/public/expected.jsonl",
+    ))
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let got = wait_for_all(
+        std::slice::from_ref(&instance.alerts),
+        &want,
+        &[&instance],
+        Duration::from_secs(120),
+    );
+    assert_same_alerts("logstash through kafka", &got, &want);
+    assert_eq!(instance.metric("malformed_total"), Some(0.0));
+    instance.stop();
 }

@@ -11,6 +11,21 @@ use std::time::Duration;
 
 const FIXTURE: &str = "tests/data/formats/cloudtrail/public";
 
+/// Once the window closed, stops `watcher` and checks it said what replay says (`want`), byte
+/// for byte.
+fn stops_with_the_alerts_of_replay(watcher: Watcher, want: &str) {
+    watcher.wait_for("closed", Duration::from_secs(10), |a| {
+        a["status"] == "closed"
+    });
+    let (code, got) = watcher.stop();
+    assert_eq!(code, 0);
+    let want: Vec<&str> = want.lines().collect();
+    assert_eq!(
+        got, want,
+        "watch and replay give the same alerts, byte for byte"
+    );
+}
+
 fn records() -> Vec<Value> {
     std::fs::read_to_string(repo(&format!("{FIXTURE}/records.jsonl")))
         .unwrap()
@@ -138,16 +153,7 @@ fn watch_sees_the_public_read_as_its_files_arrive_as_replay_does() {
     let open = watcher.wait_for("open", Duration::from_secs(10), |a| a["status"] == "open");
     assert_eq!(open["principals"][0]["principal"], "anonymous@203.0.113.7");
     // The analysts' read an hour later closes the window; a stop ends the rest.
-    watcher.wait_for("closed", Duration::from_secs(10), |a| {
-        a["status"] == "closed"
-    });
-    let (code, got) = watcher.stop();
-    assert_eq!(code, 0);
-    let want: Vec<&str> = want.lines().collect();
-    assert_eq!(
-        got, want,
-        "watch and replay give the same alerts, byte for byte"
-    );
+    stops_with_the_alerts_of_replay(watcher, &want);
 }
 
 const S3_ACCESS: &str = "tests/data/formats/s3_access";
@@ -213,14 +219,140 @@ fn watch_reads_s3_server_access_logs_as_s3_delivers_them_as_replay_does() {
         ));
         watcher.append_and_wait(&path, text);
     }
-    watcher.wait_for("closed", Duration::from_secs(10), |a| {
-        a["status"] == "closed"
-    });
-    let (code, got) = watcher.stop();
-    assert_eq!(code, 0);
-    let want: Vec<&str> = want.lines().collect();
-    assert_eq!(
-        got, want,
-        "watch and replay give the same alerts, byte for byte"
+    stops_with_the_alerts_of_replay(watcher, &want);
+}
+
+/// The public-bucket records (as one JSON text each), shipped four ways: CloudWatch Logs
+/// subscription batches as Firehose writes them to S3 (gzip, batches back to back, a control
+/// message first), Logstash documents (`@timestamp`, `@version`, CloudTrail's `eventTime`
+/// dropped as Elastic's integration does), Splunk HEC events (several to a line), and Fluent
+/// Bit records holding each as text in `log`.
+pub(crate) fn shipped(env: &TestEnv) -> Vec<(&'static str, Vec<&'static str>)> {
+    use std::io::Write;
+    let records = records();
+    let text: Vec<String> = records.iter().map(Value::to_string).collect();
+    // CloudWatch: the trail's log group, 5 events a batch.
+    let mut firehose = String::from(
+        r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1773828000000,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#,
     );
+    for (n, batch) in text.chunks(5).enumerate() {
+        let events: Vec<Value> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, m)| serde_json::json!({"id": format!("{n}{i}"), "timestamp": 1773828000000u64, "message": m}))
+            .collect();
+        firehose.push_str(
+            &serde_json::json!({
+                "messageType": "DATA_MESSAGE", "owner": "123456789012",
+                "logGroup": "aws-cloudtrail-logs-123456789012", "logStream": "123456789012_CloudTrail_us-east-1",
+                "subscriptionFilters": ["to-firehose"], "logEvents": events,
+            })
+            .to_string(),
+        );
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(firehose.as_bytes()).unwrap();
+    env.write(
+        "firehose/2026/03/18/10/cloudtrail-to-s3-1-2026-03-18-10-00-00-x.gz",
+        gz.finish().unwrap(),
+    );
+    // Logstash: @timestamp instead of eventTime.
+    let logstash: String = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let time = r.as_object_mut().unwrap().remove("eventTime").unwrap();
+            r["@timestamp"] = time;
+            r["@version"] = "1".into();
+            format!("{r}\n")
+        })
+        .collect();
+    env.write("logstash.jsonl", logstash);
+    // Splunk HEC: three events a line, as a request body holds them.
+    let hec: String = records
+        .chunks(3)
+        .map(|chunk| {
+            let events: Vec<String> = chunk
+                .iter()
+                .map(|r| serde_json::json!({"time": 1773828000.5, "host": "trail", "source": "s3://trail", "sourcetype": "aws:cloudtrail", "event": r}).to_string())
+                .collect();
+            format!("{}\n", events.join(""))
+        })
+        .collect();
+    env.write("hec.json", hec);
+    let fluent: String = text
+        .iter()
+        .map(|t| {
+            format!(
+                "{}\n",
+                serde_json::json!({"log": t, "stream": "stdout", "time": "2026-03-18T11:59:59Z"})
+            )
+        })
+        .collect();
+    env.write("fluent.jsonl", fluent);
+    env.write("fluent.toml", "[input]\nrecord_field = \"log\"\n");
+    vec![
+        ("CloudWatch Logs via Firehose", vec!["firehose"]),
+        ("Logstash", vec!["logstash.jsonl"]),
+        ("Splunk HEC", vec!["hec.json"]),
+        (
+            "Fluent Bit",
+            vec!["--config", "fluent.toml", "fluent.jsonl"],
+        ),
+    ]
+}
+
+#[test]
+fn cloudtrail_as_shippers_deliver_it_gives_the_alerts_of_the_trail() {
+    let env = TestEnv::new();
+    let want = std::fs::read_to_string(repo(&format!("{FIXTURE}/expected.jsonl"))).unwrap();
+    for (shipper, args) in shipped(&env) {
+        let run = env.run(&[&["replay"][..], &args].concat());
+        assert_eq!(run.code, 0, "{shipper}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(" 0 malformed"),
+            "{shipper}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("envelope"),
+            "{shipper}: the envelope is said: {}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, want, "{shipper}");
+    }
+    // The control message is counted, not read.
+    let run = env.run(&["replay", "firehose"]);
+    assert!(
+        run.stderr.contains("1 shipper control messages"),
+        "{}",
+        run.stderr
+    );
+    // A field mapping a vendor format would not use is refused, naming the key.
+    env.write(
+        "ts.toml",
+        "[input]\nformat = \"cloudtrail\"\n[input.fields]\nts = \"@timestamp\"\n",
+    );
+    env.run(&["replay", "--config", "ts.toml", "logstash.jsonl"])
+        .expect(2, "input.fields.ts");
+}
+
+#[test]
+fn watch_takes_records_out_of_shipper_envelopes_as_replay_does() {
+    let env = TestEnv::new();
+    let want = std::fs::read_to_string(repo(&format!("{FIXTURE}/expected.jsonl"))).unwrap();
+    let staging = TestEnv::new();
+    shipped(&staging);
+    env.write("watch.toml", "");
+    let log = env.write("logstash.jsonl", "");
+    let watcher = Watcher::start(&env, &["logstash.jsonl"]);
+    let text = std::fs::read_to_string(staging.path("logstash.jsonl")).unwrap();
+    // The history, then the incident as it is shipped, document by document.
+    let lines: Vec<&str> = text.lines().collect();
+    let history: String = lines[..4].iter().map(|l| format!("{l}\n")).collect();
+    watcher.append_and_wait(&log, history);
+    for line in &lines[4..] {
+        watcher.append_and_wait(&log, format!("{line}\n"));
+    }
+    stops_with_the_alerts_of_replay(watcher, &want);
 }
