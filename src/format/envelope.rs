@@ -76,7 +76,13 @@ impl Envelope {
 /// The envelope a first line is in, if any: told by keys only a shipper writes.
 fn recognise(line: &[u8]) -> Option<Envelope> {
     let trimmed = line.trim_ascii_start();
-    if !trimmed.starts_with(b"{") {
+    // Only a line with a shipper's key is parsed (a CloudTrail document's line may be hundreds
+    // of megabytes: it is never parsed here).
+    let marked = [&b"\"messageType\""[..], b"\"event\"", b"\"@version\""]
+        .iter()
+        .any(|key| memchr::memmem::find(trimmed, key).is_some());
+    let body = trimmed.strip_prefix(b"{")?;
+    if !marked || body.trim_ascii_start().starts_with(b"\"Records\"") {
         return None;
     }
     // A line may hold several objects back to back: the first tells.
@@ -268,6 +274,9 @@ mod tests {
             None
         );
         assert_eq!(of(r#"{"Records":[]}"#), None);
+        assert_eq!(of(r#"{"Records":[{"event":"x","host":"h"}]}"#), None);
+        assert_eq!(of(""), None);
+        assert_eq!(of("   "), None);
         assert_eq!(of("2026-03-18 10:00:00 UTC LOG:  AUDIT: SESSION"), None);
         assert_eq!(
             Envelope::of(
