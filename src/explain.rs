@@ -637,3 +637,20 @@ pub fn show_baseline(state_dir: &StateDir, table: Option<&str>) -> anyhow::Resul
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_anonymous_reader_is_judged_public_even_before_anyone_read_the_table() {
+        let settings = crate::detect::DetectorSettings::default();
+        let policy = settings.policies.resolve("acme-exports/salaries");
+        let public = judge(&policy, None, 0, "anonymous@203.0.113.7", None);
+        assert_eq!(public.verdict, Verdict::Public);
+        assert!(!public.normal);
+        assert!(public.why.contains("public read"), "{}", public.why);
+        let first = judge(&policy, None, 0, "alice", None);
+        assert_eq!(first.verdict, Verdict::Learning);
+    }
+}
