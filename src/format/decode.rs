@@ -196,19 +196,14 @@ impl Decoder {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        if self.decide_envelope(bytes) {
-            let name = match &self.envelope {
-                EnvelopeState::Some(envelope) => envelope.name(),
-                _ => unreachable!("decided"),
-            };
-            out.notice(
-                line_no,
-                &format!("records read out of their {name} envelope"),
-            );
-        }
+        self.decide_envelope(bytes);
         let EnvelopeState::Some(envelope) = &self.envelope else {
             return self.record_line(line_no, line, out);
         };
+        if std::mem::take(&mut self.announce) {
+            let said = format!("records read out of their {} envelope", envelope.name());
+            out.notice(line_no, &said);
+        }
         let mut inner = std::mem::take(&mut self.inner);
         let records = &mut self.records;
         let ts = self.jsonl.ts_path();
@@ -227,9 +222,9 @@ impl Decoder {
         self.inner = inner;
     }
 
-    /// Settles the envelope from `bytes`, the input's first non-blank line, if not yet done;
-    /// true when the input turns out to be in one and that is still to be said.
-    fn decide_envelope(&mut self, bytes: &[u8]) -> bool {
+    /// Settles the envelope from `bytes`, the input's first non-blank line, if not yet done
+    /// (an envelope found is said with the first line decoded).
+    fn decide_envelope(&mut self, bytes: &[u8]) {
         if let EnvelopeState::Undecided = self.envelope {
             let options = self.records.options();
             let found = Envelope::of(options.envelope, options.record_field.as_deref(), bytes);
@@ -241,7 +236,6 @@ impl Decoder {
                 None => EnvelopeState::None,
             };
         }
-        std::mem::take(&mut self.announce)
     }
 
     /// Decodes line `line_no`, a record's line (no envelope around it).
@@ -281,9 +275,7 @@ impl Decoder {
         if let (EnvelopeState::Undecided, Line::Text(bytes)) = (&self.envelope, line)
             && !bytes.iter().all(u8::is_ascii_whitespace)
         {
-            // Said when the line is decoded, in order.
             self.decide_envelope(bytes);
-            self.announce = matches!(self.envelope, EnvelopeState::Some(_));
         }
         if let EnvelopeState::Some(_) = self.envelope {
             // Records in an envelope: decoded here, in order.

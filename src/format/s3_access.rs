@@ -33,7 +33,12 @@ use crate::time::Ts;
 /// Whether `line` looks like an S3 server access log line: an owner id, a bucket, then the
 /// bracketed time.
 pub fn looks_like(line: &[u8]) -> bool {
-    let mut fields = Fields::new(line);
+    // The first fields are enough: a line whose user agent is not UTF-8 still looks like one.
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&line[..e.valid_up_to()]).expect("valid up to there"),
+    };
+    let mut fields = Fields::new(text);
     matches!(
         (fields.next(), fields.next(), fields.next()),
         (Some(Ok(_)), Some(Ok(_)), Some(Ok(time))) if time_of(time).is_some()
@@ -45,10 +50,10 @@ pub fn parse(line: &[u8], options: &Options) -> Result<Vec<Item>, ParseError> {
     let line = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
         column: e.valid_up_to() + 1,
     })?;
-    let mut fields = Fields::new(line.as_bytes());
+    let mut fields = Fields::new(line);
     let mut field = |name: &'static str| -> Result<&str, ParseError> {
         match fields.next() {
-            Some(Ok(value)) => Ok(std::str::from_utf8(value).expect("split at ASCII bytes")),
+            Some(Ok(value)) => Ok(value),
             Some(Err(column)) => Err(ParseError::Record {
                 message: format!("{name}: an opening quote or bracket is not closed"),
                 column,
@@ -68,7 +73,7 @@ pub fn parse(line: &[u8], options: &Options) -> Result<Vec<Item>, ParseError> {
     let key = field("key")?;
     let _uri = field("request URI")?;
     let status = field("HTTP status")?;
-    let ts = time_of(time.as_bytes()).ok_or_else(|| ParseError::WrongType {
+    let ts = time_of(time).ok_or_else(|| ParseError::WrongType {
         field: "time".into(),
         expected: "a time as [06/Feb/2019:00:00:38 +0000]",
         found: crate::time::clip(time, 40),
@@ -137,8 +142,8 @@ fn principal_of(arn: &str, choice: PrincipalChoice) -> String {
 }
 
 /// `[06/Feb/2019:00:00:38 +0000]` (the brackets included).
-fn time_of(field: &[u8]) -> Option<Ts> {
-    let text = std::str::from_utf8(field.strip_prefix(b"[")?.strip_suffix(b"]")?).ok()?;
+fn time_of(field: &str) -> Option<Ts> {
+    let text = field.strip_prefix('[')?.strip_suffix(']')?;
     let (clock, zone) = text.split_once(' ')?;
     let (date, hms) = clock.split_once(':')?;
     let mut date = date.split('/');
@@ -174,30 +179,31 @@ fn time_of(field: &[u8]) -> Option<Ts> {
 }
 
 /// The fields of a line: runs of bytes between spaces, a `[…]` or `"…"` field taken whole (a
-/// backslash escapes a quote within). An unclosed one is `Err(column)` where it opens.
+/// backslash escapes a quote within). An unclosed one is `Err(column)` where it opens. Fields
+/// end at ASCII bytes, so each is a slice of the line's text: it is checked to be UTF-8 once.
 struct Fields<'a> {
-    line: &'a [u8],
+    text: &'a str,
     at: usize,
 }
 
 impl<'a> Fields<'a> {
-    fn new(line: &'a [u8]) -> Fields<'a> {
-        Fields { line, at: 0 }
+    fn new(text: &'a str) -> Fields<'a> {
+        Fields { text, at: 0 }
     }
 
     /// A field opened at `start` and never closed: the rest of the line is that field; its
     /// 1-based column.
     fn unclosed(&mut self, start: usize) -> usize {
-        self.at = self.line.len();
+        self.at = self.text.len();
         start + 1
     }
 }
 
 impl<'a> Iterator for Fields<'a> {
-    type Item = Result<&'a [u8], usize>;
+    type Item = Result<&'a str, usize>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let line = self.line;
+        let line = self.text.as_bytes();
         while self.at < line.len() && line[self.at] == b' ' {
             self.at += 1;
         }
@@ -223,10 +229,10 @@ impl<'a> Iterator for Fields<'a> {
             _ => memchr::memchr(b' ', &line[start..]).map_or(line.len(), |space| start + space),
         };
         self.at = end;
-        let field = &line[start..end];
-        Some(Ok(match field {
-            [b'"', inner @ .., b'"'] => inner,
-            other => other,
+        let field = &self.text[start..end];
+        Some(Ok(match field.as_bytes() {
+            [b'"', .., b'"'] => &field[1..field.len() - 1],
+            _ => field,
         }))
     }
 }
@@ -344,8 +350,8 @@ mod tests {
     #[test]
     fn times_in_any_offset_and_bad_lines_are_precise_errors() {
         assert_eq!(
-            time_of(b"[18/Mar/2026:12:05:00 +0200]"),
-            time_of(b"[18/Mar/2026:10:05:00 +0000]")
+            time_of("[18/Mar/2026:12:05:00 +0200]"),
+            time_of("[18/Mar/2026:10:05:00 +0000]")
         );
         for bad in [
             "[18/Mar/2026:10:05:00]",
@@ -354,7 +360,7 @@ mod tests {
             "[18/Mar/2026:25:05:00 +0000]",
             "18/Mar/2026:10:05:00 +0000",
         ] {
-            assert_eq!(time_of(bad.as_bytes()), None, "{bad}");
+            assert_eq!(time_of(bad), None, "{bad}");
         }
         let cut = r#"owner lake [18/Mar/2026:10:05:00 +0000] 203.0.113.7 - ID REST.GET.OBJECT k "GET /lake/k HTTP/1.1"#;
         let error = parse(cut.as_bytes(), &Options::default()).unwrap_err();
@@ -372,11 +378,11 @@ mod tests {
 
     #[test]
     fn quoted_fields_keep_spaces_and_escaped_quotes() {
-        let fields: Vec<&[u8]> = Fields::new(br#"a [b c] "d \"e\" f" -"#)
+        let fields: Vec<&str> = Fields::new(r#"a [b c] "d \"e\" f" -"#)
             .map(Result::unwrap)
             .collect();
-        assert_eq!(fields, [&b"a"[..], b"[b c]", br#"d \"e\" f"#, b"-"]);
-        let unclosed: Vec<_> = Fields::new(br#"a "b c"#).collect();
-        assert_eq!(unclosed, [Ok(&b"a"[..]), Err(3)]);
+        assert_eq!(fields, ["a", "[b c]", r#"d \"e\" f"#, "-"]);
+        let unclosed: Vec<_> = Fields::new(r#"a "b c"#).collect();
+        assert_eq!(unclosed, [Ok("a"), Err(3)]);
     }
 }

@@ -426,10 +426,7 @@ impl Instance {
         format: &str,
         extra_config: &str,
     ) -> Instance {
-        let head = format!(
-            "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"{format}\"\npartitions = 6\nreplication_factor = 1\n",
-            broker.addr
-        );
+        let head = kafka_section(broker, group, format);
         Instance::spawn(env, head, name, "", extra_config, "500ms")
     }
 
@@ -993,8 +990,13 @@ fn an_instance_killed_before_its_first_checkpoint_loses_nothing() {
 
 /// The Kafka configuration of group `group` on `broker`, with the data set's detection.
 fn group_config(broker: &Broker, group: &str) -> String {
+    format!("{DETECT}\n{}", kafka_section(broker, group, "jsonl"))
+}
+
+/// `[input.kafka]` of group `group` reading topic `access-logs` in `format`.
+fn kafka_section(broker: &Broker, group: &str, format: &str) -> String {
     format!(
-        "{DETECT}\n[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"jsonl\"\npartitions = 6\nreplication_factor = 1\n",
+        "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"{format}\"\npartitions = 6\nreplication_factor = 1\n",
         broker.addr
     )
 }
