@@ -231,7 +231,11 @@ pub fn archive_with(
     };
     for input in inputs {
         run.input = input.display_name();
-        let before = (run.events, run.problems.not_access, run.problems.malformed);
+        let before = (
+            run.events,
+            run.problems.records_not_events(),
+            run.problems.bad_lines(),
+        );
         let reader = match input.open() {
             Ok(reader) => reader,
             Err(e) => {
@@ -254,8 +258,8 @@ pub fn archive_with(
             return Err(error);
         }
         let tally = InputTally {
-            records: run.events + run.problems.not_access - before.0 - before.1,
-            malformed: run.problems.malformed - before.2,
+            records: run.events + run.problems.records_not_events() - before.0 - before.1,
+            malformed: run.problems.bad_lines() - before.2,
         };
         unusable::report(config, input, tally, run.problems);
     }

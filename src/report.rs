@@ -75,6 +75,18 @@ impl Problems {
             .unwrap_or(0)
     }
 
+    /// Malformed lines, the unattributable access events (well-formed records) left out: the
+    /// summary's `malformed`.
+    pub fn bad_lines(&self) -> u64 {
+        self.malformed - self.unattributable()
+    }
+
+    /// Well-formed records that gave no event: not data accesses, and access events naming no
+    /// object.
+    pub fn records_not_events(&self) -> u64 {
+        self.not_access + self.unattributable()
+    }
+
     pub fn malformed(&mut self, input: &str, line: u64, error: &ParseError) {
         self.malformed += 1;
         *self.malformed_by_kind.entry(error.kind()).or_default() += 1;

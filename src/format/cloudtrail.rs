@@ -91,8 +91,11 @@ pub fn parse(value: &Value, options: &Options) -> Result<Vec<Item>, ParseError> 
     let mut items = Vec::new();
     match value.get("Records") {
         Some(Value::Array(records)) => {
+            // One record that cannot be read is reported alone, never failing the file.
             for r in records {
-                record(r, options, &mut items)?;
+                if let Err(error) = record(r, options, &mut items) {
+                    items.push(Item::Skipped(error));
+                }
             }
         }
         Some(_) => {

@@ -361,6 +361,7 @@ impl Decoder {
                             Item::Permission(change) => permission(line, &change, out),
                             Item::NotAccess(why) => out.not_access(line, why),
                             Item::Notice(message) => out.notice(line, &message),
+                            Item::Skipped(error) => out.malformed(line, error),
                         }
                     }
                 }

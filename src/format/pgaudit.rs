@@ -114,6 +114,31 @@ enum Matched {
     SessionPart,
 }
 
+/// Whether a message starts with a server log level (`LOG:`, `ERROR:`, `STATEMENT:`...): the
+/// sign that a prefix was matched whole and right.
+fn is_severity(message: &str) -> bool {
+    const LEVELS: [&str; 15] = [
+        "LOG",
+        "ERROR",
+        "STATEMENT",
+        "FATAL",
+        "PANIC",
+        "WARNING",
+        "NOTICE",
+        "INFO",
+        "DETAIL",
+        "HINT",
+        "CONTEXT",
+        "QUERY",
+        "LOCATION",
+        "DEBUG",
+        "BACKTRACE",
+    ];
+    let level = message.split(':').next().unwrap_or("");
+    let level = level.trim_end_matches(|c: char| c.is_ascii_digit());
+    message.len() > level.len() && LEVELS.contains(&level)
+}
+
 /// Where the message of a stderr line starts, for the lines whose prefix must be right: an
 /// AUDIT line or a `connection authorized` line.
 fn significant_message(line: &str) -> Option<usize> {
@@ -355,23 +380,26 @@ impl Parser {
                 // A process without a session (the checkpointer...): never an audit line.
                 return Ok(vec![Item::NotAccess(NotAccess::LogLine)]);
             }
-            Err((false, None)) => {
-                return Err(ParseError::Record {
-                    message: format!(
-                        "the line does not start with log_line_prefix `{}` (set \
-                         input.pgaudit.log_line_prefix to the server's: SHOW log_line_prefix)",
-                        self.shown_prefix()
-                    ),
-                    column: 1,
-                });
-            }
+            Err((false, None)) => match self.infer(text) {
+                // Any server line tells the prefix (RDS logs may start with a checkpoint).
+                Some((prefix, rest, known)) => {
+                    notice = Some(self.inferred_notice(known));
+                    (prefix, rest)
+                }
+                None => {
+                    return Err(ParseError::Record {
+                        message: format!(
+                            "the line does not start with log_line_prefix `{}` (set \
+                             input.pgaudit.log_line_prefix to the server's: SHOW log_line_prefix)",
+                            self.shown_prefix()
+                        ),
+                        column: 1,
+                    });
+                }
+            },
             Err((_, Some(at))) => match self.infer(text) {
                 Some((prefix, rest, known)) => {
-                    notice = Some(Item::Notice(format!(
-                        "pgaudit: log_line_prefix `{}` does not match this log; its lines match \
-                         `{known}`, used from here on (set input.pgaudit.log_line_prefix to it)",
-                        self.configured.0
-                    )));
+                    notice = Some(self.inferred_notice(known));
                     (prefix, rest)
                 }
                 None => {
@@ -437,6 +465,15 @@ impl Parser {
         Ok(items)
     }
 
+    /// Says that a known prefix is used instead of the configured one.
+    fn inferred_notice(&self, known: &str) -> Item {
+        Item::Notice(format!(
+            "pgaudit: log_line_prefix `{}` does not match this log; its lines match `{known}`, \
+             used from here on (set input.pgaudit.log_line_prefix to it)",
+            self.configured.0
+        ))
+    }
+
     /// The prefix in use, as written.
     fn shown_prefix(&self) -> &str {
         &self.inferred.as_ref().unwrap_or(&self.configured).0
@@ -455,7 +492,7 @@ impl Parser {
             });
         for (known, tokens) in KNOWN.iter() {
             if let Some((prefix, rest, Matched::Whole)) = match_prefix(tokens, line)
-                && rest.starts_with("LOG:")
+                && is_severity(rest)
                 && prefix.time.is_some()
             {
                 self.inferred = Some((known.to_string(), tokens.clone()));
@@ -1115,6 +1152,40 @@ mod tests {
             Item::Notice(text) => Some(text.as_str()),
             _ => None,
         })
+    }
+
+    #[test]
+    fn rds_prefix_is_recognised_from_any_line_kind_not_only_audit_lines() {
+        // An RDS log that starts with a checkpoint and a connection: no line is malformed.
+        let got = events(&[
+            "2026-03-18 10:00:00 UTC::@:[367]:LOG:  checkpoint starting: time",
+            "2026-03-18 10:00:01 UTC:10.0.1.15(52314):[unknown]@[unknown]:[9012]:LOG:  connection received: host=10.0.1.15 port=52314",
+            "2026-03-18 10:00:02 UTC:10.0.1.15(52314):alice@shop:[9012]:LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.orders,select * from orders,<not logged>",
+            "2026-03-18 10:00:03 UTC:10.0.1.15(52314):alice@shop:[9012]:ERROR:  relation \"nope\" does not exist at character 15",
+            "2026-03-18 10:00:03 UTC:10.0.1.15(52314):alice@shop:[9012]:STATEMENT:  select * from nope",
+        ]);
+        let Ok(first) = &got[0].1 else {
+            panic!("{got:?}")
+        };
+        let notice = notice_of(first).expect("the inferred prefix is said");
+        assert!(notice.contains("`%t:%r:%u@%d:[%p]:`"), "{notice}");
+        let log_line = Item::NotAccess(NotAccess::LogLine);
+        assert!(first.contains(&log_line), "{first:?}");
+        assert_eq!(got[1].1, Ok(vec![log_line.clone()]));
+        assert_eq!(
+            got[2].1,
+            Ok(vec![read(
+                "2026-03-18 10:00:02 UTC",
+                "alice",
+                "public.orders"
+            )])
+        );
+        assert_eq!(got[3].1, Ok(vec![log_line.clone()]));
+        assert_eq!(got[4].1, Ok(vec![log_line]));
+        // A line no known prefix matches is still malformed, naming the prefix to set.
+        let got = events(&["garbage that is no server line"]);
+        let error = got[0].1.as_ref().unwrap_err().to_string();
+        assert!(error.contains("log_line_prefix"), "{error}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::event::AccessEvent;
 use serde::Deserialize;
 
 /// What one record held.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Event(AccessEvent<'static>),
     /// A grant or revoke (of a privilege, or of role membership).
@@ -23,6 +23,10 @@ pub enum Item {
     /// Something the user must be told about how the input is read (e.g. the pgaudit
     /// `log_line_prefix` inferred from the log); not a record.
     Notice(String),
+    /// One record of a document (a CloudTrail file's `Records`, a top-level array) that could
+    /// not be read: reported and counted like a malformed line, while the records beside it are
+    /// read as usual.
+    Skipped(ParseError),
 }
 
 /// Per-format settings: `[input.cloudtrail]`, `[input.pgaudit]`, `[input.snowflake]`,
@@ -464,7 +468,10 @@ pub fn parse_json_record_as_value(
         serde_json::Value::Array(records) => {
             let mut items = Vec::new();
             for record in &records {
-                items.extend(parse_json_value(format, options, record)?);
+                match parse_json_value(format, options, record) {
+                    Ok(more) => items.extend(more),
+                    Err(error) => items.push(Item::Skipped(error)),
+                }
             }
             Ok(items)
         }

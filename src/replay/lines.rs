@@ -701,8 +701,11 @@ impl Detecting<'_> {
             problems.not_access(why, n);
         }
         let tally = &mut self.tallies[block.input];
-        tally.records += block.batch.events.len() as u64 + block.not_access;
-        tally.malformed += block.problems.len() as u64;
+        let unattributable = (block.problems.iter())
+            .filter(|(_, error)| error.kind() == crate::format::UNATTRIBUTABLE)
+            .count() as u64;
+        tally.records += block.batch.events.len() as u64 + block.not_access + unattributable;
+        tally.malformed += block.problems.len() as u64 - unattributable;
         let mut first_bad = None;
         for (line, error) in block.problems {
             if self.strict {

@@ -216,7 +216,7 @@ fn finish(
             inputs,
             events,
             reads: stats.reads,
-            malformed: problems.malformed - problems.unattributable(),
+            malformed: problems.bad_lines(),
             unattributable: problems.unattributable(),
             late: stats.late + late_before,
             tables: detector.table_count(),

@@ -22,15 +22,24 @@ pub fn report(config: &Config, input: &Input, tally: InputTally, problems: &mut 
     if tally.malformed == 0 || tally.records > 0 {
         return;
     }
-    let format = config.input.format;
+    let lines = match input {
+        Input::Stdin => Vec::new(),
+        input => first_lines(config, input),
+    };
+    // Auto reads an input in the format its first line looks like: that format was tried.
+    let (format, read_as) = match (config.input.format, lines.first()) {
+        (Format::Auto, Some(first)) if crate::format::vendor::sniff(first) != Format::Jsonl => {
+            let tried = crate::format::vendor::sniff(first);
+            let read_as = format!("as {} (recognised from its first line)", tried.name());
+            (tried, read_as)
+        }
+        (Format::Auto, _) => (Format::Auto, "in any format exposure reads".to_string()),
+        (format, _) => (format, format!("as {}", format.name())),
+    };
     let hint = if matches!(input, Input::Stdin) {
         "stdin cannot be read again to tell its format".to_string()
     } else {
-        hint(config, format, &first_lines(config, input))
-    };
-    let read_as = match format {
-        Format::Auto => "in any format exposure reads".to_string(),
-        format => format!("as {}", format.name()),
+        hint(config, format, &lines)
     };
     problems.unreadable(
         &input.display_name(),

@@ -317,6 +317,74 @@ fn an_input_with_no_readable_line_exits_1_and_names_the_format_to_give() {
 }
 
 #[test]
+fn one_odd_record_of_a_cloudtrail_file_is_reported_alone_and_the_summary_agrees_with_the_exit_code()
+{
+    let env = TestEnv::new();
+    let record = |i: usize, name: &str, parameters: &str| {
+        format!(
+            r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/u{i}"}},"eventTime":"2026-03-18T10:00:0{i}Z","eventSource":"s3.amazonaws.com","eventName":"{name}","requestParameters":{parameters},"readOnly":true,"eventCategory":"Data"}}"#
+        )
+    };
+    let get = r#"{"bucketName":"lake","key":"customers/part-0.parquet"}"#;
+    // A delivered file: three reads and an ACL change whose bucket name is empty.
+    let records = [
+        record(1, "GetObject", get),
+        record(2, "GetObject", get),
+        record(3, "PutBucketAcl", r#"{"bucketName":"","acl":[""]}"#),
+        record(4, "GetObject", get),
+    ];
+    env.write(
+        "file.json",
+        format!("{{\"Records\":[{}]}}\n", records.join(",")),
+    );
+    env.write("lines.jsonl", records.join("\n") + "\n");
+    for (file, at) in [
+        ("file.json", "file.json:1:"),
+        ("lines.jsonl", "lines.jsonl:3:"),
+    ] {
+        for format in ["auto", "cloudtrail"] {
+            let run = env.run(&["replay", "--format", format, file]);
+            assert_eq!(run.code, 0, "{file} as {format}: {}", run.stderr);
+            assert!(
+                run.stderr
+                    .contains(&format!("{at} skipped: access event names no object"))
+            );
+            assert!(
+                run.stderr.contains("3 events, 3 reads, 0 malformed"),
+                "{file} as {format}: {}",
+                run.stderr
+            );
+            assert!(run.stderr.contains("1 access events unattributable"));
+            assert!(!run.stderr.contains("no line could be read"));
+        }
+    }
+    // Strict stops at the record that names no object, after the reads before it.
+    let run = env.run(&["replay", "--strict", "lines.jsonl"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+
+    // A file of which nothing can be read, recognised as CloudTrail: the hint does not say to
+    // try the format already tried.
+    let no_time = record(1, "GetObject", get).replace(r#""eventTime":"2026-03-18T10:00:01Z","#, "");
+    env.write("bad.json", format!("{{\"Records\":[{no_time}]}}\n"));
+    let run = env.run(&["replay", "bad.json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "no line could be read as cloudtrail (recognised from its first line) (1 malformed): \
+             its lines look like cloudtrail but none could be decoded"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("try --format cloudtrail"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("1 malformed, 0 late"), "{}", run.stderr);
+}
+
+#[test]
 fn a_reader_of_stderr_that_goes_away_does_not_crash_the_run() {
     // `exposure replay … 2>&1 >/dev/null | head -1`: the pipe's reader is gone before the
     // summary is written. The run ends with its own exit code, not a panic (101).
