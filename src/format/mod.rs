@@ -14,6 +14,7 @@ pub mod jsonl;
 pub mod pgaudit;
 pub mod s3_access;
 pub mod snowflake;
+pub mod sql_relations;
 pub mod vendor;
 mod walk;
 

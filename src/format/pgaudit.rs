@@ -16,6 +16,7 @@
 
 use super::ParseError;
 use super::grant_sql;
+use super::sql_relations;
 use super::vendor::{Item, NotAccess, json::parse_time_text};
 use crate::event::AccessEvent;
 use crate::time::zone::LocalZone;
@@ -82,6 +83,8 @@ pub struct Parser {
     sessions: std::collections::HashMap<String, (String, String)>,
     /// Per session, the `ROLE` statement last read of a query string of several statements.
     role_statements: std::collections::HashMap<String, RoleStatement>,
+    /// Whether the first line naming no relation was read (and how its tables are found said).
+    said_statement_relations: bool,
 }
 
 /// Where in a query string of several statements a session's `ROLE` lines are: pgaudit logs
@@ -282,6 +285,7 @@ impl Parser {
             zone,
             sessions: std::collections::HashMap::new(),
             role_statements: std::collections::HashMap::new(),
+            said_statement_relations: false,
         })
     }
 
@@ -623,31 +627,108 @@ impl Parser {
             });
         }
         let class = &fields[3];
+        let context = Context {
+            ts,
+            user,
+            database,
+            session,
+        };
         if class == "ROLE" {
-            let context = Context {
-                ts,
-                user,
-                database,
-                session,
-            };
             return self.role(&context, payload);
         }
         let object = &fields[6];
         if object.is_empty() {
-            // A statement pgaudit could not tie to a relation (log_relation off, or no table).
+            if matches!(class.as_ref(), "READ" | "WRITE") {
+                // pgaudit.log_relation off: the statement says what was read.
+                return self.statement_relations(&context, payload);
+            }
+            // A statement of another class (DDL, FUNCTION, MISC): no table read or written.
             return Ok(vec![Item::NotAccess(NotAccess::NoRelation)]);
         }
-        let table = if self.prefix_database && !database.is_empty() {
-            format!("{database}.{object}")
-        } else {
-            object.to_string()
-        };
         Ok(vec![Item::Event(AccessEvent::classified(
             ts,
             user.to_string(),
-            table,
+            self.table_name(database, object),
             class == "READ",
         ))])
+    }
+
+    /// A table as events name it: pgaudit's `schema.table`, with the database before it under
+    /// `prefix_database`.
+    fn table_name(&self, database: &str, object: &str) -> String {
+        if self.prefix_database && !database.is_empty() {
+            format!("{database}.{object}")
+        } else {
+            object.to_string()
+        }
+    }
+
+    /// A READ or WRITE line that names no relation (`pgaudit.log_relation` off): the tables its
+    /// statement reads and writes, found by parsing it ([`sql_relations`]), each an event. A
+    /// statement that is not logged or cannot be parsed is unattributable. The first such line
+    /// says how the relations were found, once.
+    fn statement_relations(
+        &mut self,
+        context: &Context<'_>,
+        payload: &str,
+    ) -> Result<Vec<Item>, ParseError> {
+        let fields = split_csv(payload, 8).map_err(|message| ParseError::Record {
+            message: format!("AUDIT payload is not CSV: {message}"),
+            column: 1,
+        })?;
+        let mut items = Vec::new();
+        if !self.said_statement_relations {
+            self.said_statement_relations = true;
+            items.push(Item::Notice(
+                "pgaudit: READ and WRITE lines name no relation (pgaudit.log_relation is off, \
+                 its default): the tables are taken from each line's statement, parsed as \
+                 PostgreSQL SQL; set pgaudit.log_relation = on for pgaudit to name them itself"
+                    .to_string(),
+            ));
+        }
+        let (command, statement) = match fields.as_slice() {
+            [_, id, _, _, command, _, _, statement] if statement != "<not logged>" => {
+                let statement = self.statement_of(context.session, id, command, statement.as_ref());
+                (command.to_string(), statement)
+            }
+            _ => {
+                items.push(Item::Skipped(ParseError::Unattributable {
+                    message: "a pgaudit line with no relation and no statement logged \
+                              (set pgaudit.log_relation = on, or log the statement)"
+                        .to_string(),
+                }));
+                return Ok(items);
+            }
+        };
+        let relations = match sql_relations::relations(&statement, Some(&command)) {
+            Ok(relations) => relations,
+            Err(error) => {
+                items.push(Item::Skipped(ParseError::Unattributable {
+                    message: format!(
+                        "a pgaudit line with no relation whose statement cannot be parsed as \
+                         PostgreSQL SQL ({error}); set pgaudit.log_relation = on for pgaudit \
+                         to name its tables"
+                    ),
+                }));
+                return Ok(items);
+            }
+        };
+        let event = |table: &String, read: bool| {
+            Item::Event(AccessEvent::classified(
+                context.ts,
+                context.user.to_string(),
+                self.table_name(context.database, table),
+                read,
+            ))
+        };
+        let before = items.len();
+        items.extend(relations.read.iter().map(|table| event(table, true)));
+        items.extend(relations.written.iter().map(|table| event(table, false)));
+        if items.len() == before {
+            // `SELECT now()`: a statement that reads no table.
+            items.push(Item::NotAccess(NotAccess::NoRelation));
+        }
+        Ok(items)
     }
 }
 
@@ -1152,6 +1233,65 @@ mod tests {
             Item::Notice(text) => Some(text.as_str()),
             _ => None,
         })
+    }
+
+    #[test]
+    fn lines_naming_no_relation_take_the_tables_of_their_statement() {
+        // pgaudit.log_relation off (its default): one line per statement, object fields empty.
+        let at = "2026-11-26 22:04:42.297 UTC [11179] alice@shop LOG:  AUDIT: SESSION,";
+        let got = events(&[
+            &format!("{at}1,1,READ,SELECT,,,SELECT count(*) FROM hr.salaries,<not logged>"),
+            &format!(
+                "{at}2,1,READ,SELECT,,,\"SELECT p.name FROM hr.people p JOIN Orders o ON o.id = p.id\",<not logged>"
+            ),
+            &format!(
+                "{at}3,1,WRITE,INSERT,,,INSERT INTO archive.pay SELECT * FROM hr.pay,<not logged>"
+            ),
+            &format!("{at}4,1,READ,SELECT,,,SELECT now(),<not logged>"),
+            &format!("{at}5,1,READ,SELECT,,,<not logged>,<not logged>"),
+            &format!("{at}6,1,READ,SELECT,,,SELEKT * FROM hr.salaries,<not logged>"),
+            &format!("{at}7,1,DDL,CREATE TABLE,,,CREATE TABLE x (y int),<not logged>"),
+        ]);
+        let ts = "2026-11-26 22:04:42.297 UTC";
+        let write = |table: &str| {
+            Item::Event(AccessEvent::classified(
+                parse_time_text(ts, &LocalZone::UTC).unwrap(),
+                "alice".to_string(),
+                table.to_string(),
+                false,
+            ))
+        };
+        let Ok(first) = &got[0].1 else {
+            panic!("{got:?}")
+        };
+        let notice = notice_of(first).expect("how the tables are found is said");
+        assert!(notice.contains("pgaudit.log_relation"), "{notice}");
+        assert_eq!(first[1..], [read(ts, "alice", "hr.salaries")]);
+        assert_eq!(
+            got[1].1,
+            Ok(vec![
+                read(ts, "alice", "hr.people"),
+                read(ts, "alice", "public.orders")
+            ])
+        );
+        assert_eq!(
+            got[2].1,
+            Ok(vec![read(ts, "alice", "hr.pay"), write("archive.pay")])
+        );
+        assert_eq!(got[3].1, Ok(vec![Item::NotAccess(NotAccess::NoRelation)]));
+        // Said once; a statement not logged or not SQL is unattributable, naming the setting.
+        for (i, why) in [(4, "no statement logged"), (5, "cannot be parsed")] {
+            let Ok(items) = &got[i].1 else {
+                panic!("{got:?}")
+            };
+            let [Item::Skipped(error)] = items.as_slice() else {
+                panic!("{items:?}")
+            };
+            assert_eq!(error.kind(), crate::format::UNATTRIBUTABLE);
+            let message = error.to_string();
+            assert!(message.contains(why) && message.contains("pgaudit.log_relation = on"));
+        }
+        assert_eq!(got[6].1, Ok(vec![Item::NotAccess(NotAccess::NoRelation)]));
     }
 
     #[test]

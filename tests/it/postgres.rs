@@ -610,3 +610,68 @@ fn a_grant_to_public_is_the_cause_and_the_early_warning_on_a_real_postgres() {
         assert_eq!(warnings, 2, "{alerts:#?}");
     }
 }
+
+#[test]
+fn pgaudit_at_its_default_log_relation_off_still_gives_the_window_from_each_statement() {
+    // pgaudit.log_relation is off by default: READ lines name no table. The tables come from
+    // each line's statement; the window is the one log_relation = on would give.
+    let env = TestEnv::new();
+    let pg = Postgres::start_with(&env.path("pg"), "UTC", "pgaudit.log_relation = off\n");
+    let engineers = ["eng1", "eng2", "eng3", "eng4"];
+    let mut setup = String::from(
+        "CREATE EXTENSION pgaudit; CREATE SCHEMA hr; GRANT USAGE ON SCHEMA hr TO PUBLIC;\n\
+         CREATE TABLE hr.salaries (id int, amount int); CREATE TABLE hr.people (id int, name text);\n\
+         GRANT SELECT ON hr.salaries, hr.people TO PUBLIC;\n",
+    );
+    for role in engineers {
+        setup.push_str(&format!("CREATE ROLE {role} LOGIN;\n"));
+    }
+    pg.sql("postgres", &setup, false);
+    for role in engineers {
+        pg.sql(role, "SELECT count(*) FROM hr.salaries", false);
+    }
+    pg.sql(
+        "eng1",
+        "WITH s AS (SELECT * FROM hr.salaries) SELECT p.name FROM s JOIN hr.people p USING (id)",
+        false,
+    );
+    env.write("any.toml", "[detect]\nlearn = \"0s\"\nmin_principals = 1\n");
+    let log = env.path("pg/log/postgresql.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("READ,SELECT,,,SELECT count(*) FROM hr.salaries"),
+        "the server logs no relation:\n{text}"
+    );
+    for format in ["pgaudit", "auto"] {
+        let run = env.run(&[
+            "replay",
+            "--strict",
+            "--config",
+            "any.toml",
+            "--format",
+            format,
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("pgaudit.log_relation is off")
+                && run.stderr.contains(" 0 malformed"),
+            "{}",
+            run.stderr
+        );
+        let alerts = run.alerts();
+        // Each window's last alert names everyone it saw.
+        let window = |table: &str| {
+            (alerts.iter().rev())
+                .find(|a| a["window_start"].is_string() && a["table"] == table)
+                .map(roles)
+                .unwrap_or_else(|| panic!("no window on {table}: {alerts:#?}"))
+        };
+        assert_eq!(window("hr.salaries"), engineers);
+        assert_eq!(window("hr.people"), ["eng1"]);
+        assert!(
+            !alerts.iter().any(|a| a["table"] == "public.s"),
+            "{alerts:#?}"
+        );
+    }
+}
