@@ -150,6 +150,10 @@ impl ChangeAction {
 /// privilege `MEMBER` on object `analysts` to grantee `bob`.
 pub const MEMBER: &str = "MEMBER";
 
+/// The object of a permission change that contains every table: a grant not tied to one (an
+/// IAM policy attached to a role lets it read every bucket).
+pub const EVERY_TABLE: &str = "*";
+
 /// One permission change as a log recorded it: `actor` granted (or revoked) `privilege` on
 /// `object` — a table, or a container of tables (schema, dataset, bucket, catalog) — to
 /// `grantee` (a user, a role or group, or everyone: `PUBLIC`, `allUsers`, `*`). Ordered by

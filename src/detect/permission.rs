@@ -288,12 +288,17 @@ fn standing<'a>(
     standing
 }
 
-/// `table` and the containers of it, most specific first: `db.hr.salaries`, `db.hr`, `db`
-/// (names split at `.` and `/`).
+pub use crate::event::EVERY_TABLE;
+
+/// `table` and the containers of it, most specific first: `db.hr.salaries`, `db.hr`, `db`,
+/// then [`EVERY_TABLE`] (names split at `.` and `/`).
 pub fn containers(table: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(table);
+    let mut every = table != EVERY_TABLE;
     std::iter::from_fn(move || {
-        let current = rest?;
+        let Some(current) = rest else {
+            return std::mem::take(&mut every).then_some(EVERY_TABLE);
+        };
         rest = current
             .rfind(['.', '/'])
             .map(|at| &current[..at])
@@ -370,10 +375,15 @@ mod tests {
     #[test]
     fn containers_go_from_the_table_outwards() {
         let all: Vec<&str> = containers("db.hr.salaries").collect();
-        assert_eq!(all, ["db.hr.salaries", "db.hr", "db"]);
+        assert_eq!(all, ["db.hr.salaries", "db.hr", "db", "*"]);
         let all: Vec<&str> = containers("bucket/exports/2026").collect();
-        assert_eq!(all, ["bucket/exports/2026", "bucket/exports", "bucket"]);
+        assert_eq!(
+            all,
+            ["bucket/exports/2026", "bucket/exports", "bucket", "*"]
+        );
+        assert_eq!(containers("*").collect::<Vec<_>>(), ["*"]);
         assert!(contains("db.hr", "db.hr.salaries"));
+        assert!(contains(EVERY_TABLE, "db.hr.salaries"));
         assert!(!contains("db.h", "db.hr.salaries"));
     }
 

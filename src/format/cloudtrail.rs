@@ -35,12 +35,18 @@
 //! revoked (the record holds the new policy only); `DeleteBucketPublicAccessBlock` grants nothing
 //! by itself; statements with `NotPrincipal` or `NotAction` are skipped, conditions ignored.
 //!
+//! IAM calls that let a user, role or group read S3 (`AttachRolePolicy` of
+//! `AmazonS3ReadOnlyAccess`, an inline policy allowing `s3:GetObject`, a user added to a group)
+//! are permission changes too: see [`iam`].
+//!
 //! The principal, from `userIdentity` (`principal = ...` in `[input.cloudtrail]`):
 //! - `session` (default): for an assumed role, the role (session issuer ARN) and the session
 //!   name — `arn:aws:iam::123:role/Analyst/alice` — so that people sharing a role stay apart;
 //!   for anything else the identity ARN;
 //! - `role`: the session issuer ARN alone (one principal per role);
 //! - `arn`: `userIdentity.arn` as logged (`arn:aws:sts::123:assumed-role/Analyst/alice`).
+
+mod iam;
 
 use super::ParseError;
 use super::vendor::json::{at, required, string, time};
@@ -278,8 +284,10 @@ fn record_fast(r: &Record, options: &Options) -> Option<Item> {
     }
     let name = text(r.eventName).unwrap_or("");
     let source = text(r.eventSource);
-    if source == Some("s3.amazonaws.com") && is_permission_call(name) {
-        return None;
+    match source {
+        Some("s3.amazonaws.com") if is_permission_call(name) => return None,
+        Some("iam.amazonaws.com") if iam::is_permission_call(name) => return None,
+        _ => {}
     }
     let data_event = match text(r.eventCategory) {
         Some(category) => category == "Data",
@@ -404,8 +412,14 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
         return Ok(());
     }
     let name = string(r, &["eventName"]).unwrap_or("");
-    if string(r, &["eventSource"]) == Some("s3.amazonaws.com") && is_permission_call(name) {
-        return permission_changes(r, ts, name, options, out);
+    match string(r, &["eventSource"]) {
+        Some("s3.amazonaws.com") if is_permission_call(name) => {
+            return permission_changes(r, ts, name, options, out);
+        }
+        Some("iam.amazonaws.com") if iam::is_permission_call(name) => {
+            return iam::permission_changes(r, ts, name, principal(r, options)?, out);
+        }
+        _ => {}
     }
     if !is_data_event(r) {
         out.push(Item::NotAccess(NotAccess::Management));

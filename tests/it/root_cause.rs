@@ -156,6 +156,59 @@ fn each_vendors_permission_changes_name_the_cause_of_the_window_they_open() {
     }
 }
 
+#[test]
+fn an_iam_policy_attached_to_a_role_is_the_cause_of_the_window_its_sessions_open() {
+    // The same story as VENDORS', read given through IAM: AmazonS3ReadOnlyAccess attached to
+    // role Support (every bucket), its sessions read, the policy detached.
+    let env = TestEnv::new();
+    env.write(
+        "perm.toml",
+        "[detect]\nlearn = \"1d\"\nmin_principals = 3\n",
+    );
+    let path = repo("tests/data/permissions/cloudtrail-iam.jsonl");
+    let run = env.run(&["replay", "--config", "perm.toml", path.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(" 0 malformed") && run.stderr.contains("3 permission changes"));
+    let alerts = run.alerts();
+    let summary: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| (a["status"].as_str().unwrap(), a["table"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("open", "acme-hr/current"),
+            ("closed", "acme-hr/current"),
+            ("update", "acme-hr/current"),
+            ("open", "acme-logs/current"),
+            ("closed", "acme-logs/current"),
+        ],
+        "a grant to one role is no grant alert; the new hire's inline policy raises nothing"
+    );
+    for alert in &alerts[..3] {
+        let cause = &alert["cause"];
+        assert_eq!(cause["object"], "*", "{alert}");
+        assert_eq!(cause["grantee"], "arn:aws:iam::111122223333:role/Support");
+        assert_eq!(cause["privilege"], "s3:GetObject");
+        assert!(
+            cause["statement"]
+                .as_str()
+                .unwrap()
+                .contains("AmazonS3ReadOnlyAccess"),
+            "{cause}"
+        );
+        assert_eq!(alert["exposed_from"], "2026-03-11T10:00:00.000Z");
+    }
+    assert_eq!(alerts[2]["exposed_until"], "2026-03-11T11:00:00.000Z");
+    for alert in &alerts[3..] {
+        assert_eq!(
+            alert.get("cause"),
+            None,
+            "the role's grant covers no user: {alert}"
+        );
+    }
+}
+
 /// The grant alert of an input, if any.
 fn grants(alerts: &[Value]) -> Vec<&Value> {
     alerts.iter().filter(|a| a["status"] == "grant").collect()

@@ -89,6 +89,38 @@ def cloudtrail(t, kind, who, table):
     return record
 
 
+def cloudtrail_iam(t, kind, who, table):
+    """The same story where read is given through IAM, not a bucket policy: the four newcomers
+    are sessions of role Support, to which AmazonS3ReadOnlyAccess is attached at 10:00 and
+    detached at 11:00; the new hire's read comes from an inline user policy."""
+    if kind == "read":
+        record = cloudtrail(t, kind, who, table)
+        if who in NEW:
+            record["userIdentity"] = {
+                "type": "AssumedRole", "principalId": f"AROASUPPORT:{who}",
+                "arn": f"arn:aws:sts::111122223333:assumed-role/Support/{who}", "accountId": "111122223333",
+                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROASUPPORT",
+                                                     "arn": "arn:aws:iam::111122223333:role/Support",
+                                                     "accountId": "111122223333", "userName": "Support"}}}
+        return record
+    record = cloudtrail(t, "grant", who, table)
+    for key in ("resources", "requestParameters"):
+        record.pop(key)
+    record.update({"eventSource": "iam.amazonaws.com", "awsRegion": "us-east-1", "responseElements": None})
+    if kind == "hire_grant":
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+             "Resource": ["arn:aws:s3:::acme-fin", "arn:aws:s3:::acme-fin/*"]}]}
+        record.update({"eventName": "PutUserPolicy",
+                       "requestParameters": {"userName": "newhire", "policyName": "fin-read",
+                                             "policyDocument": json.dumps(policy)}})
+        return record
+    record.update({"eventName": "AttachRolePolicy" if kind == "grant" else "DetachRolePolicy",
+                   "requestParameters": {"roleName": "Support",
+                                         "policyArn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}})
+    return record
+
+
 def gcp(t, kind, who, table):
     dataset = {"sensitive": "hr", "logs": "logs", "other": "fin"}[table]
     name = {"sensitive": "salaries", "logs": "events", "other": "ledger"}[table]
@@ -184,7 +216,7 @@ def databricks(t, kind, who, table):
 def main():
     events = story()
     for vendor, shape in [("cloudtrail", cloudtrail), ("gcp-audit", gcp), ("snowflake", snowflake),
-                          ("databricks", databricks)]:
+                          ("databricks", databricks), ("cloudtrail-iam", cloudtrail_iam)]:
         # hash() of strings is salted per process: ids from a fixed counter instead.
         lines = []
         for i, (t, kind, who, table) in enumerate(events):
