@@ -579,34 +579,42 @@ fn strings(value: Option<&Value>) -> Vec<&str> {
     }
 }
 
-/// (principal, read action) of each `Allow` statement of a bucket policy that lets read.
-fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
+/// The S3 actions that read an object's content.
+const READ_ACTIONS: [&str; 5] = [
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:Get*",
+    "s3:*",
+    "*",
+];
+
+/// Each `Allow` statement of an IAM policy (bucket or identity) with the first of its actions
+/// that reads S3; statements with `NotAction` are skipped.
+fn allowed_reads(policy: &Value) -> Vec<(&Value, &str)> {
     let statements = match policy.get("Statement") {
         Some(Value::Array(list)) => list.iter().collect(),
         Some(one @ Value::Object(_)) => vec![one],
         _ => Vec::new(),
     };
+    statements
+        .into_iter()
+        .filter(|s| string(s, &["Effect"]) == Some("Allow") && s.get("NotAction").is_none())
+        .filter_map(|s| {
+            let action = strings(s.get("Action"))
+                .into_iter()
+                .find(|a| READ_ACTIONS.iter().any(|r| r.eq_ignore_ascii_case(a)))?;
+            Some((s, action))
+        })
+        .collect()
+}
+
+/// (principal, read action) of each `Allow` statement of a bucket policy that lets read.
+fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for statement in statements {
-        if string(statement, &["Effect"]) != Some("Allow")
-            || statement.get("NotPrincipal").is_some()
-            || statement.get("NotAction").is_some()
-        {
+    for (statement, action) in allowed_reads(policy) {
+        if statement.get("NotPrincipal").is_some() {
             continue;
         }
-        let reads = [
-            "s3:GetObject",
-            "s3:GetObjectVersion",
-            "s3:Get*",
-            "s3:*",
-            "*",
-        ];
-        let Some(action) = strings(statement.get("Action"))
-            .into_iter()
-            .find(|a| reads.iter().any(|r| r.eq_ignore_ascii_case(a)))
-        else {
-            continue;
-        };
         let principals = match statement.get("Principal") {
             Some(Value::String(p)) => vec![p.as_str()],
             Some(Value::Object(kinds)) => kinds.values().flat_map(|v| strings(Some(v))).collect(),

@@ -21,7 +21,7 @@
 //! `…:role/NAME` (covering its sessions), `…:group/NAME`, the account being the record's
 //! `recipientAccountId` (else the caller's).
 
-use super::{ParseError, Value, at, string, strings};
+use super::{ParseError, Value, allowed_reads, at, string, strings};
 use crate::event::{ChangeAction, EVERY_TABLE, MEMBER, PermissionChange};
 use crate::format::vendor::{Item, NotAccess};
 
@@ -76,33 +76,10 @@ fn managed_policy_read(policy_arn: &str) -> Option<&'static str> {
     }
 }
 
-/// The S3 actions that read an object's content.
-const READ_ACTIONS: [&str; 5] = [
-    "s3:GetObject",
-    "s3:GetObjectVersion",
-    "s3:Get*",
-    "s3:*",
-    "*",
-];
-
 /// (object, read action) of each `Allow` statement of an identity policy that reads S3.
 fn inline_policy_reads(policy: &Value) -> Vec<(String, String)> {
-    let statements = match policy.get("Statement") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(one @ Value::Object(_)) => vec![one],
-        _ => Vec::new(),
-    };
     let mut out = Vec::new();
-    for statement in statements {
-        if string(statement, &["Effect"]) != Some("Allow") || statement.get("NotAction").is_some() {
-            continue;
-        }
-        let Some(action) = strings(statement.get("Action"))
-            .into_iter()
-            .find(|a| READ_ACTIONS.iter().any(|r| r.eq_ignore_ascii_case(a)))
-        else {
-            continue;
-        };
+    for (statement, action) in allowed_reads(policy) {
         for resource in strings(statement.get("Resource")) {
             let object = match resource.strip_prefix("arn:aws:s3:::") {
                 _ if resource == "*" => EVERY_TABLE,
