@@ -102,6 +102,7 @@ pub struct InputSection {
     pub pgaudit: crate::format::pgaudit::Options,
     pub snowflake: crate::format::snowflake::Options,
     pub databricks: crate::format::databricks::Options,
+    pub gcs_usage: crate::format::gcs_usage::UsageOptions,
     /// `[input.kafka]`: read Kafka topics instead of files (`watch`).
     pub kafka: Option<kafka::KafkaSection>,
 }
@@ -456,6 +457,7 @@ impl Config {
                         pgaudit: i.pgaudit.clone(),
                         snowflake: i.snowflake.clone(),
                         databricks: i.databricks.clone(),
+                        gcs_usage: i.gcs_usage.clone(),
                         envelope: i.envelope,
                         record_field: match &i.record_field {
                             Some(field) if field.is_empty() || field.contains('.') => {

@@ -202,6 +202,12 @@ pub const READ_PRIVILEGES: &[&str] = &[
     "roles/viewer",
     "roles/editor",
     "roles/owner",
+    "roles/storage.objectViewer",
+    "roles/storage.objectUser",
+    "roles/storage.objectAdmin",
+    "roles/storage.admin",
+    "roles/storage.legacyObjectReader",
+    "roles/storage.legacyObjectOwner",
 ];
 
 /// Whether `privilege` lets its grantee read.

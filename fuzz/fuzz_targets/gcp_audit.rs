@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         if let Some(fast) = gcp::parse_fast(line) {
             let entry: serde_json::Value =
                 serde_json::from_slice(line).expect("the fast path took valid JSON");
-            assert_eq!(Ok(fast), gcp::parse(&entry), "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(Ok(fast), gcp::parse(&entry, Default::default()), "{:?}", String::from_utf8_lossy(line));
         }
     }
     reader.flush(&mut out);

@@ -10,6 +10,12 @@
 //! (`{projectId, datasetId, tableId}`) are reads. BigQuery writes a query job in both shapes;
 //! [`job_id`] names the job in either, so that the reader counts it once.
 //!
+//! Cloud Storage: a data access entry of `storage.googleapis.com` (`storage.objects.get`, a read
+//! of `projects/_/buckets/B/objects/O`) is an access of the object's dataset, named as S3's are
+//! (see `storage_access`); a bucket's IAM change (`storage.setIamPermissions`, its
+//! `policyDelta` on `projects/_/buckets/B`) is a grant or revoke on the bucket — `allUsers
+//! roles/storage.objectViewer` is a grant to everyone.
+//!
 //! Permission changes: an IAM policy change (`SetIamPolicy` on a table or dataset, in the
 //! admin activity log) lists what changed as `serviceData.policyDelta.bindingDeltas`
 //! (`{action: ADD|REMOVE, role, member}`); a dataset's access change as
@@ -21,7 +27,7 @@ use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
 use super::walk::Json;
-use crate::event::{AccessEvent, ChangeAction, PermissionChange};
+use crate::event::{AccessEvent, Anonymous, ChangeAction, PermissionChange};
 use serde_json::Value;
 
 /// `projects/P/datasets/D/tables/T` (possibly followed by `/...`) -> `P.D.T`.
@@ -153,7 +159,7 @@ pub fn parse_fast(line: &[u8]) -> Option<Vec<Item>> {
     ))])
 }
 
-pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
+pub fn parse(entry: &Value, anonymous: Anonymous) -> Result<Vec<Item>, ParseError> {
     let Some(payload) = entry.get("protoPayload") else {
         return Ok(vec![Item::NotAccess(NotAccess::OtherCall)]);
     };
@@ -163,6 +169,9 @@ pub fn parse(entry: &Value) -> Result<Vec<Item>, ParseError> {
         .and_then(Value::as_array);
     if let Some(deltas) = deltas {
         return permission_changes(payload, ts, deltas);
+    }
+    if string(payload, &["serviceName"]) == Some("storage.googleapis.com") {
+        return storage_access(payload, ts, anonymous);
     }
     let event = |table: String, read: bool| -> Result<Item, ParseError> {
         let principal = required(payload, &["authenticationInfo.principalEmail"])?;
@@ -252,10 +261,76 @@ fn permission_changes(
     Ok(items)
 }
 
-/// A table (`P.D.T`), a dataset (`P.D`) or a project (`P`) from a resource name.
+/// A Cloud Storage data access (`serviceName` `storage.googleapis.com`, data access log):
+/// `storage.objects.get` reads the object's table; `storage.objects.list` is a non-read access
+/// of the bucket (names, not content); object writes (`create`, `update`, `patch`, `delete`,
+/// `compose`, `rewrite`) are non-read accesses of the object's table. Tables are named as S3's:
+/// the bucket and the key up to its first `key=value` partition or file name. The principal
+/// is `principalEmail`; an entry without one is anonymous, by `requestMetadata.callerIp`.
+fn storage_access(
+    payload: &Value,
+    ts: crate::time::Ts,
+    anonymous: Anonymous,
+) -> Result<Vec<Item>, ParseError> {
+    let code = at(payload, "status.code").and_then(Value::as_i64);
+    if code.is_some_and(|c| c != 0) {
+        return Ok(vec![Item::NotAccess(NotAccess::Failed)]);
+    }
+    let method = string(payload, &["methodName"]).unwrap_or("");
+    let read = match method {
+        "storage.objects.get" => true,
+        "storage.objects.list"
+        | "storage.objects.create"
+        | "storage.objects.update"
+        | "storage.objects.patch"
+        | "storage.objects.delete"
+        | "storage.objects.compose"
+        | "storage.objects.rewrite" => false,
+        _ if method.starts_with("storage.buckets.") => {
+            return Ok(vec![Item::NotAccess(NotAccess::Metadata)]);
+        }
+        _ => return Ok(vec![Item::NotAccess(NotAccess::OtherCall)]),
+    };
+    let resource = required(payload, &["resourceName"])?;
+    let Some((bucket, object)) = storage_object(resource) else {
+        return Err(ParseError::Unattributable {
+            message: format!("{method} of {resource:?}, which names no bucket"),
+        });
+    };
+    let object = if method == "storage.objects.list" {
+        None
+    } else {
+        object
+    };
+    let table =
+        super::cloudtrail::name_of(bucket, object, super::cloudtrail::ResourceChoice::Dataset);
+    let principal = match string(payload, &["authenticationInfo.principalEmail"]) {
+        Some(email) => email.to_string(),
+        None => anonymous.principal(string(payload, &["requestMetadata.callerIp"])),
+    };
+    Ok(vec![Item::Event(AccessEvent::classified(
+        ts, principal, table, read,
+    ))])
+}
+
+/// `projects/_/buckets/B/objects/O` -> (`B`, `O`); `projects/_/buckets/B` -> (`B`, none).
+fn storage_object(resource: &str) -> Option<(&str, Option<&str>)> {
+    let rest = resource.strip_prefix("projects/_/buckets/")?;
+    let (bucket, object) = match rest.split_once("/objects/") {
+        Some((bucket, object)) => (bucket, Some(object).filter(|o| !o.is_empty())),
+        None => (rest.trim_end_matches('/'), None),
+    };
+    (!bucket.is_empty() && !bucket.contains('/')).then_some((bucket, object))
+}
+
+/// A table (`P.D.T`), a dataset (`P.D`), a project (`P`) or a Cloud Storage bucket (`B`, from
+/// `projects/_/buckets/B`) from a resource name.
 fn object_name(resource: &str) -> Option<String> {
     if let Some(table) = table_name(resource) {
         return Some(table);
+    }
+    if let Some((bucket, None)) = storage_object(resource) {
+        return Some(bucket.to_string());
     }
     let parts: Vec<&str> = resource.split('/').collect();
     match parts.as_slice() {
@@ -323,7 +398,7 @@ mod fast_path_tests {
         let line = r#"{"protoPayload":{"authenticationInfo":{"principalEmail":"ann@acme.example"},"serviceName":"bigquery.googleapis.com","methodName":"google.cloud.bigquery.v2.TableDataService.List","resourceName":"projects/acme/datasets/hr/tables/t1","metadata":{"@type":"type.googleapis.com/google.cloud.audit.BigQueryAuditMetadata","tableDataRead":{"reason":"JOB"}}},"timestamp":"2026-03-18T10:00:01.123456Z","logName":"projects/acme/logs/cloudaudit.googleapis.com%2Fdata_access"}"#;
         let fast = parse_fast(line.as_bytes()).expect("the fast path takes it");
         let value: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(Ok(fast), parse(&value));
+        assert_eq!(Ok(fast), parse(&value, Anonymous::default()));
         let change = line.replace("tableDataRead", "tableDataChange");
         assert!(parse_fast(change.as_bytes()).is_none());
     }

@@ -5,10 +5,12 @@
 mod canonical;
 pub mod cloudtrail;
 pub mod columns;
+mod csv;
 pub mod databricks;
 pub mod decode;
 pub mod envelope;
 pub mod gcp;
+pub mod gcs_usage;
 pub mod grant_sql;
 pub mod jsonl;
 pub mod pgaudit;
@@ -36,11 +38,12 @@ pub enum Format {
     Snowflake,
     Databricks,
     S3Access,
+    GcsUsage,
 }
 
 impl Format {
     /// Every format, in the order `--help` lists them.
-    pub const ALL: [Format; 9] = [
+    pub const ALL: [Format; 10] = [
         Format::Auto,
         Format::Jsonl,
         Format::Parquet,
@@ -50,6 +53,7 @@ impl Format {
         Format::Snowflake,
         Format::Databricks,
         Format::S3Access,
+        Format::GcsUsage,
     ];
 
     /// The name users write (`--format`, `[input] format`).
@@ -64,6 +68,7 @@ impl Format {
             Format::Snowflake => "snowflake",
             Format::Databricks => "databricks",
             Format::S3Access => "s3-access",
+            Format::GcsUsage => "gcs-usage",
         }
     }
 
@@ -73,7 +78,7 @@ impl Format {
             Format::Auto => {
                 "Parquet where a file starts with `PAR1`; otherwise recognised from the first line \
                  (CloudTrail, GCP audit, Snowflake, Databricks, pgaudit, S3 server access logs, \
-                 else canonical JSON lines)"
+                 GCS usage logs, else canonical JSON lines)"
             }
             Format::Jsonl => {
                 "One JSON object per line: `{\"ts\": ..., \"principal\": ..., \"table\": ..., \"action\": ...}`"
@@ -91,6 +96,9 @@ impl Format {
             Format::S3Access => {
                 "Amazon S3 server access logs (one request per line, as S3 writes them)"
             }
+            Format::GcsUsage => {
+                "Google Cloud Storage usage logs (the hourly CSV files of a log bucket)"
+            }
         }
     }
 
@@ -104,6 +112,7 @@ impl Format {
                 | Format::Snowflake
                 | Format::Databricks
                 | Format::S3Access
+                | Format::GcsUsage
         )
     }
 }

@@ -8,7 +8,9 @@
 //! messages continue on further lines (stderr: TAB-indented; csvlog: quoted newlines). It also
 //! recognises the format of an input from its first line when the format is `auto`.
 
-use super::{Format, ParseError, cloudtrail, databricks, gcp, pgaudit, s3_access, snowflake};
+use super::{
+    Format, ParseError, cloudtrail, databricks, gcp, gcs_usage, pgaudit, s3_access, snowflake,
+};
 use crate::event::AccessEvent;
 use serde::Deserialize;
 
@@ -30,7 +32,7 @@ pub enum Item {
 }
 
 /// Per-format settings: `[input.cloudtrail]`, `[input.pgaudit]`, `[input.snowflake]`,
-/// `[input.databricks]`.
+/// `[input.databricks]`, `[input.gcs_usage]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VendorOptions {
@@ -38,6 +40,7 @@ pub struct VendorOptions {
     pub pgaudit: pgaudit::Options,
     pub snowflake: snowflake::Options,
     pub databricks: databricks::Options,
+    pub gcs_usage: gcs_usage::UsageOptions,
     /// `[input] envelope`: the shipper's wrapping around records ([`super::envelope`]).
     #[serde(skip)]
     pub envelope: super::envelope::EnvelopeChoice,
@@ -70,6 +73,8 @@ pub enum NotAccess {
     OtherPermission,
     /// A log shipper's own message (a CloudWatch Logs `CONTROL_MESSAGE`), no record.
     ShipperControl,
+    /// A CSV file's header row.
+    Header,
 }
 
 impl NotAccess {
@@ -86,6 +91,7 @@ impl NotAccess {
             NotAccess::Repeat => "jobs logged twice",
             NotAccess::OtherPermission => "other permission changes",
             NotAccess::ShipperControl => "shipper control messages",
+            NotAccess::Header => "header rows",
         }
     }
 }
@@ -253,17 +259,18 @@ impl RecordReader {
         }
         let parsed = serde_json::from_slice::<serde_json::Value>(bytes);
         let result = match parsed {
-            Ok(entry) if entry.is_object() => gcp::parse(&entry).map(|items| {
-                // Only an entry that gives reads counts the job (a job logged RUNNING first
-                // must still be read when DONE).
-                let reads = items.iter().any(|i| matches!(i, Item::Event(_)));
-                match gcp::job_id(&entry) {
-                    Some(id) if reads && self.jobs.repeat(&id) => {
-                        vec![Item::NotAccess(NotAccess::Repeat)]
+            Ok(entry) if entry.is_object() => gcp::parse(&entry, self.options.cloudtrail.anonymous)
+                .map(|items| {
+                    // Only an entry that gives reads counts the job (a job logged RUNNING first
+                    // must still be read when DONE).
+                    let reads = items.iter().any(|i| matches!(i, Item::Event(_)));
+                    match gcp::job_id(&entry) {
+                        Some(id) if reads && self.jobs.repeat(&id) => {
+                            vec![Item::NotAccess(NotAccess::Repeat)]
+                        }
+                        _ => items,
                     }
-                    _ => items,
-                }
-            }),
+                }),
             _ => parse_json_record(Format::GcpAudit, &self.options, bytes),
         };
         out.push((line_no, result));
@@ -323,9 +330,11 @@ impl RecordReader {
         }
         match self.format {
             // Not GCP audit: its two shapes of one job are told apart in order (`gcp_line`).
-            Format::Cloudtrail | Format::Snowflake | Format::Databricks | Format::S3Access => {
-                Some(self.format)
-            }
+            Format::Cloudtrail
+            | Format::Snowflake
+            | Format::Databricks
+            | Format::S3Access
+            | Format::GcsUsage => Some(self.format),
             _ => None,
         }
     }
@@ -386,6 +395,9 @@ pub fn sniff(line: &[u8]) -> Format {
         if s3_access::looks_like(trimmed) {
             return Format::S3Access;
         }
+        if gcs_usage::looks_like(trimmed) {
+            return Format::GcsUsage;
+        }
         return Format::Jsonl;
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(trimmed) else {
@@ -428,6 +440,7 @@ pub fn parse_record_line(
     }
     let record = match format {
         Format::S3Access => s3_access::parse(bytes, &options.cloudtrail),
+        Format::GcsUsage => gcs_usage::parse(bytes, &options.cloudtrail, &options.gcs_usage),
         _ => parse_json_record(format, options, bytes),
     };
     out.push((line_no, record));
@@ -492,7 +505,7 @@ fn parse_json_value(
     }
     match format {
         Format::Cloudtrail => cloudtrail::parse(value, &options.cloudtrail),
-        Format::GcpAudit => gcp::parse(value),
+        Format::GcpAudit => gcp::parse(value, options.cloudtrail.anonymous),
         Format::Snowflake => snowflake::parse(value, &options.snowflake),
         Format::Databricks => databricks::parse(value, &options.databricks),
         other => unreachable!("{other:?} is not a JSON vendor format"),

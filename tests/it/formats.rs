@@ -150,6 +150,16 @@ const FIXTURES: &[(Format, &str, &str)] = &[
         "s3_access/access.log",
         "s3_access/events.expected.jsonl",
     ),
+    (
+        Format::GcsUsage,
+        "gcs_usage/usage.csv",
+        "gcs_usage/events.expected.jsonl",
+    ),
+    (
+        Format::GcpAudit,
+        "gcp-audit/storage/records.jsonl",
+        "gcp-audit/storage/records.expected.jsonl",
+    ),
 ];
 
 #[test]
@@ -173,6 +183,7 @@ fn every_malformed_line_is_reported_never_a_panic() {
         "databricks",
         "pgaudit",
         "s3_access",
+        "gcs_usage",
     ] {
         let format = match folder {
             "cloudtrail" => Format::Cloudtrail,
@@ -180,6 +191,7 @@ fn every_malformed_line_is_reported_never_a_panic() {
             "snowflake" => Format::Snowflake,
             "databricks" => Format::Databricks,
             "s3_access" => Format::S3Access,
+            "gcs_usage" => Format::GcsUsage,
             _ => Format::Pgaudit,
         };
         let corpus = text(&data(&format!("{folder}/malformed.txt")));

@@ -703,7 +703,7 @@ proptest! {
         use exposure::format::gcp;
         if let Some(fast) = gcp::parse_fast(entry.as_bytes()) {
             let value: serde_json::Value = serde_json::from_str(&entry).unwrap();
-            prop_assert_eq!(Ok(fast), gcp::parse(&value), "{}", entry);
+            prop_assert_eq!(Ok(fast), gcp::parse(&value, Default::default()), "{}", entry);
         }
     }
 }

@@ -356,3 +356,117 @@ fn watch_takes_records_out_of_shipper_envelopes_as_replay_does() {
     }
     stops_with_the_alerts_of_replay(watcher, &want);
 }
+
+const GCS: &str = "tests/data/formats/gcs_usage";
+const GCS_AUDIT: &str = "tests/data/formats/gcp-audit/storage/records.jsonl";
+
+/// The usage log files of the Cloud Storage story, in delivery (time) order.
+fn gcs_usage_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(repo(&format!("{GCS}/logs")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_gcs_bucket_granted_to_all_users_and_read_from_the_internet_is_a_window_with_its_cause() {
+    // Usage logs (every request, by address) and the audit log (who signed in, the IAM change):
+    // the grant alert at the change, then one window of the twelve new addresses caused by it.
+    let env = TestEnv::new();
+    let config = repo(&format!("{GCS}/exposure.toml"));
+    let config = config.to_str().unwrap();
+    let want = std::fs::read_to_string(repo(&format!("{GCS}/expected.jsonl"))).unwrap();
+    let audit = repo(GCS_AUDIT);
+    let logs = repo(&format!("{GCS}/logs"));
+    let run = env.run(&[
+        "replay",
+        "--config",
+        config,
+        audit.to_str().unwrap(),
+        logs.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(" 0 malformed") && run.stderr.contains("4 header rows"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, want);
+    let alerts = run.alerts();
+    let [grant, open, closed] = alerts.as_slice() else {
+        panic!("{alerts:#?}")
+    };
+    assert_eq!(grant["status"], "grant");
+    assert_eq!(grant["change"]["grantee"], "allUsers");
+    assert_eq!(grant["change"]["privilege"], "roles/storage.objectViewer");
+    assert_eq!(grant["table"], "acme-exports");
+    assert_eq!(open["cause"]["grantee"], "allUsers");
+    assert_eq!(closed["table"], "acme-exports/salaries");
+    assert_eq!(closed["novel_principals"], 12);
+    assert_eq!(closed["exposed_until"], "2026-03-18T10:44:30.123Z");
+    assert!(
+        (closed["principals"].as_array().unwrap().iter())
+            .all(|p| p["principal"].as_str().unwrap().starts_with("address@")),
+        "{closed}"
+    );
+    // The usage files in reverse order, and named: the same.
+    let mut files = gcs_usage_files();
+    files.reverse();
+    let mut args = vec!["replay", "--config", config, audit.to_str().unwrap()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let reversed = env.run(&args);
+    assert_eq!(reversed.stdout, want, "{}", reversed.stderr);
+    let usage_only = |format: &str| {
+        let run = env.run(&[
+            "replay",
+            "--config",
+            config,
+            "--format",
+            format,
+            logs.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    assert_eq!(usage_only("gcs-usage"), usage_only("auto"));
+
+    // A bucket only the public reads: each request anonymous, a window at the first.
+    env.write(
+        "public.toml",
+        "[detect]\nlearn = \"1h\"\n[input.gcs_usage]\nrequester = \"anonymous\"\n",
+    );
+    let public = env.run(&["replay", "--config", "public.toml", logs.to_str().unwrap()]);
+    let alerts = public.alerts();
+    let first = alerts
+        .iter()
+        .find(|a| a["status"] == "open")
+        .expect("a window");
+    assert_eq!(first["window_start"], "2026-03-18T08:10:00.000Z");
+    assert_eq!(first["severity"], "critical");
+    assert_eq!(first["principals"][0]["principal"], "anonymous@10.20.0.5");
+}
+
+#[test]
+fn watch_reads_gcs_usage_files_as_they_arrive_as_replay_does() {
+    // One file an hour, each appearing whole after its hour, as Cloud Storage delivers them.
+    let env = TestEnv::new();
+    env.write("watch.toml", "[detect]\nlearn = \"1h\"\n");
+    let logs = repo(&format!("{GCS}/logs"));
+    let replay = env.run(&["replay", "--config", "watch.toml", logs.to_str().unwrap()]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    assert!(
+        replay.stdout.contains("\"status\":\"closed\""),
+        "{}",
+        replay.stdout
+    );
+    std::fs::create_dir_all(env.path("usage")).unwrap();
+    let watcher = Watcher::start(&env, &["--from-beginning", "usage/*"]);
+    for file in gcs_usage_files() {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        watcher.append_and_wait(&env.path(&format!("usage/{name}")), text);
+    }
+    stops_with_the_alerts_of_replay(watcher, &replay.stdout);
+}
