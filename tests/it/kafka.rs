@@ -10,7 +10,7 @@
 //! besides the alerts that every read was taken exactly once.
 
 use crate::TestEnv;
-use crate::util::{Lcg, eventually};
+use crate::util::{Lcg, eventually, repo};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -1166,4 +1166,57 @@ fn cloudtrail_shipped_by_logstash_through_kafka_gives_the_alerts_of_the_trail() 
     assert_eq!(instance.metric("malformed_total"), Some(0.0));
     instance.stop();
     assert_same_alerts("logstash through kafka", &delivered(&files), &want);
+}
+
+#[test]
+fn s3_access_and_gcs_usage_logs_through_kafka_give_the_alerts_of_replay() {
+    // Each text format's lines, one a message (as a shipper forwards a log bucket's files),
+    // read by an instance named with the format and by one that recognises it.
+    let _serial = serial();
+    // (A short lateness: the five empty raw partitions stop holding time back soon.)
+    let cases = [
+        (
+            "s3-access",
+            "tests/data/formats/s3_access/access.log",
+            "[detect]\nlateness = \"2s\"\n",
+        ),
+        (
+            "gcs-usage",
+            "tests/data/formats/gcs_usage/usage.csv",
+            "[detect]\nlearn = \"1h\"\nlateness = \"2s\"\n",
+        ),
+    ];
+    for (format, file, config) in cases {
+        let env = TestEnv::new();
+        let broker = Broker::start();
+        broker.create_topic("access-logs", RAW_PARTITIONS);
+        let text = std::fs::read_to_string(repo(file)).unwrap();
+        let lines: Vec<(i32, Vec<u8>)> = text.lines().map(|l| (0, l.as_bytes().to_vec())).collect();
+        broker.produce("access-logs", &lines);
+        env.write("detect.toml", config);
+        let replayed = env.run(&[
+            "replay",
+            "--config",
+            "detect.toml",
+            repo(file).to_str().unwrap(),
+        ]);
+        assert_eq!(replayed.code, 0, "{format}: {}", replayed.stderr);
+        let want: BTreeSet<String> = replayed.stdout.lines().map(str::to_string).collect();
+        assert!(
+            want.len() >= 2,
+            "{format}: a window opened and closed: {want:?}"
+        );
+        for (group, as_given) in [("named", format), ("recognised", "auto")] {
+            let instance = Instance::start_plain(&env, &broker, group, group, as_given, config);
+            let files = [instance.alerts.clone()];
+            wait_for_all(&files, &want, &[], Duration::from_secs(120));
+            assert_eq!(
+                instance.metric("malformed_total"),
+                Some(0.0),
+                "{format} {group}"
+            );
+            instance.stop();
+            assert_same_alerts(&format!("{format} {group}"), &delivered(&files), &want);
+        }
+    }
 }
