@@ -183,6 +183,11 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// The alerts of the run being explained (JSON lines): the explanation is refused when
+    /// these settings and logs do not make the table's windows as the alerts say.
+    #[arg(long, value_name = "FILE", conflicts_with = "state_dir")]
+    pub alerts: Option<PathBuf>,
+
     /// The logs to replay up to --at.
     #[arg(value_name = "PATH", required_unless_present = "state_dir")]
     pub paths: Vec<String>,

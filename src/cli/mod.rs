@@ -190,6 +190,15 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
                 TimeFilter::default(),
                 &mut problems,
             )?;
+            if let Some(path) = &args.alerts {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let alerts = crate::incident::read_alerts(&text, &path.display().to_string())?;
+                let windows: Vec<_> = (alerts.windows.into_iter())
+                    .filter(|w| w[0].table == question.table)
+                    .collect();
+                crate::incident::verify_settings(&config, &inputs, &windows)?;
+            }
             let snapshot = crate::incident::state_at(&config, &inputs, &question.table, at)?;
             let history = match &question.principal {
                 Some(principal) => Some(crate::explain::reads_of(

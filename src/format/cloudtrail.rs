@@ -37,7 +37,7 @@
 //!
 //! IAM calls that let a user, role or group read S3 (`AttachRolePolicy` of
 //! `AmazonS3ReadOnlyAccess`, an inline policy allowing `s3:GetObject`, a user added to a group)
-//! are permission changes too: see [`iam`].
+//! are permission changes too: see `cloudtrail/iam.rs`.
 //!
 //! The principal, from `userIdentity` (`principal = ...` in `[input.cloudtrail]`):
 //! - `session` (default): for an assumed role, the role (session issuer ARN) and the session

@@ -16,7 +16,7 @@ use crate::detect::policy::compile_glob_set;
 use crate::detect::{Alert, AlertStatus, Thresholds};
 use crate::report::Problems;
 use crate::source::Input;
-use crate::time::{MICROS_PER_SEC, Micros, TimeFilter, Ts};
+use crate::time::{MICROS_PER_SEC, Micros, TimeFilter, Ts, format_ts};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One exposure window, everything the report shows about it.
@@ -215,6 +215,7 @@ pub fn build(
         );
     }
     let mut baselines = baselines_at_open(config, inputs, by_table.keys().copied())?;
+    check_settings(config, &windows, &baselines)?;
     let mut incidents = Vec::with_capacity(windows.len());
     for (history, timeline) in windows.into_iter().zip(timelines) {
         let policy = config.detector.policies.resolve(&history[0].table);
@@ -230,6 +231,100 @@ pub fn build(
         });
     }
     Ok(incidents)
+}
+
+/// Alerts that the given settings do not reproduce: the report (or `explain --alerts`) was run
+/// with other settings than the run that made them, and a page would contradict its alerts.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "these settings and logs do not make the alerts' windows: a report or an explanation made \
+     with them would contradict the alerts:\n{details}\n\
+     give the configuration and flags of the run that made the alerts (--config, --learn, \
+     --min-principals …) and the logs it read, from the start of its learning; these settings: \
+     {settings}"
+)]
+pub struct SettingsDiffer {
+    /// One line a window that differs.
+    pub details: String,
+    /// The settings given, as `learn 7d, span 1h, …`.
+    pub settings: String,
+}
+
+/// How the values that shape a table's windows read (`learn 7d, forget_after 30d, …`).
+pub fn settings_summary(config: &Config, table: &str) -> String {
+    let policy = config.detector.policies.resolve(table);
+    let t = &policy.thresholds;
+    let mut out = format!(
+        "learn {}, forget_after {}, span {}, close_after {}, min_principals {}",
+        t.learn, t.forget_after, t.span, t.quiet, t.min_principals
+    );
+    if let Some(rule) = &policy.rule {
+        out.push_str(&format!(" ([[tables]] match = {rule:?})"));
+    }
+    if !policy.allow.is_empty() {
+        out.push_str(", allow patterns");
+    }
+    out
+}
+
+/// Refuses alerts these settings do not make: each window must open, at its `window_start`,
+/// with as many normal readers as its first alert says (`baseline_principals`). Both depend on
+/// every setting that shapes a window (learn, forget_after, span, close_after, min_principals,
+/// allow patterns, `[[tables]]` rules), so a report made with other settings is refused rather
+/// than drawn with a baseline that contradicts its alert.
+fn check_settings(
+    config: &Config,
+    windows: &[Vec<Alert>],
+    baselines: &HashMap<String, BaselineAt>,
+) -> Result<(), SettingsDiffer> {
+    const SHOWN: usize = 5;
+    let mut differ = Vec::new();
+    for history in windows {
+        let first = &history[0];
+        let at = format_ts(first.window_start);
+        let line = match baselines.get(&first.id) {
+            None => format!(
+                "  {} on {} (opened {at}): not a window with these settings",
+                first.id, first.table
+            ),
+            Some(known) if known.readers.len() != first.baseline_principals => format!(
+                "  {} on {} (opened {at}): the alert counts {} normal readers when it opened, \
+                 these settings {}",
+                first.id,
+                first.table,
+                first.baseline_principals,
+                known.readers.len()
+            ),
+            Some(_) => continue,
+        };
+        differ.push((line, first.table.clone()));
+    }
+    let Some((_, table)) = differ.first() else {
+        return Ok(());
+    };
+    let settings = settings_summary(config, table);
+    let mut details: Vec<String> = differ.iter().take(SHOWN).map(|(l, _)| l.clone()).collect();
+    if differ.len() > SHOWN {
+        details.push(format!("  … and {} more windows", differ.len() - SHOWN));
+    }
+    Err(SettingsDiffer {
+        details: details.join("\n"),
+        settings,
+    })
+}
+
+/// Checks that these settings make `windows` as their alerts say ([`SettingsDiffer`]
+/// otherwise): one replay of their tables.
+pub fn verify_settings(
+    config: &Config,
+    inputs: &[Input],
+    windows: &[Vec<Alert>],
+) -> anyhow::Result<()> {
+    let tables: std::collections::BTreeSet<&str> =
+        windows.iter().map(|w| w[0].table.as_str()).collect();
+    let baselines = baselines_at_open(config, inputs, tables.into_iter())?;
+    check_settings(config, windows, &baselines)?;
+    Ok(())
 }
 
 /// Each window's baseline as it opened, by window id: one replay of `tables` alone (tables are

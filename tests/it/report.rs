@@ -341,3 +341,115 @@ fn names_with_bidi_overrides_and_pipes_are_shown_as_they_are() {
         "the browser shows the mark"
     );
 }
+
+#[test]
+fn a_report_or_explanation_with_other_settings_than_the_run_is_refused_never_contradicting() {
+    // Alerts of a run made with `--learn 20s`: a report with the defaults (learn 7d) would say
+    // "0 baseline readers" beside an alert that counts some. It is refused, saying what to give.
+    let env = TestEnv::new();
+    let incident = repo("sample-logs/incident.jsonl");
+    let permissions = repo("sample-logs/permissions.jsonl");
+    let logs = [incident.to_str().unwrap(), permissions.to_str().unwrap()];
+    let run = env.run(&[&["replay", "--learn", "20s", "--out", "a.jsonl"][..], &logs].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let refused = env.run(
+        &[
+            &["report", "--alerts", "a.jsonl", "--out", "rep"][..],
+            &logs,
+        ]
+        .concat(),
+    );
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    for said in [
+        "these settings and logs do not make the alerts' windows",
+        "not a window with these settings",
+        "--learn",
+        "these settings: learn 7d, forget_after 30d, span 1h, close_after 30m, min_principals 3",
+    ] {
+        assert!(
+            refused.stderr.contains(said),
+            "{said:?}: {}",
+            refused.stderr
+        );
+    }
+    assert!(!env.path("rep/index.html").exists(), "no page is written");
+    // With the run's settings: the pages, each baseline as its alert counts it.
+    let same = env.run(
+        &[
+            &[
+                "report", "--learn", "20s", "--alerts", "a.jsonl", "--out", "rep",
+            ][..],
+            &logs,
+        ]
+        .concat(),
+    );
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert!(env.path("rep/index.html").exists());
+
+    // Windows that both settings make, with other baselines: four readers learned on the
+    // first day are forgotten after a day under `--forget-after 1d`, not under the default.
+    let mut lines = String::new();
+    for (i, who) in ["a", "b", "c", "d"].iter().enumerate() {
+        lines.push_str(&format!(
+            "{{\"ts\":\"2026-03-01T0{i}:00:00Z\",\"principal\":\"{who}\",\"table\":\"t\"}}\n"
+        ));
+    }
+    for (i, who) in ["x", "y", "z"].iter().enumerate() {
+        lines.push_str(&format!(
+            "{{\"ts\":\"2026-03-03T10:0{i}:00Z\",\"principal\":\"{who}\",\"table\":\"t\"}}\n"
+        ));
+    }
+    env.write("t.jsonl", lines);
+    let run = env.run(&[
+        "replay",
+        "--learn",
+        "1d",
+        "--forget-after",
+        "1d",
+        "--out",
+        "b.jsonl",
+        "t.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.is_empty()
+            && std::fs::read_to_string(env.path("b.jsonl"))
+                .unwrap()
+                .contains("\"baseline_principals\":0")
+    );
+    let refused = env.run(&[
+        "report", "--learn", "1d", "--alerts", "b.jsonl", "--out", "rep2", "t.jsonl",
+    ]);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("the alert counts 0 normal readers when it opened, these settings 4"),
+        "{}",
+        refused.stderr
+    );
+
+    // explain --alerts: the same check for the table explained.
+    let args = [
+        "explain",
+        "--table",
+        "warehouse.users.pii",
+        "--at",
+        "2026-03-04T09:00:00Z",
+    ];
+    let explained = env.run(&[&args[..], &["--alerts", "a.jsonl"], &logs].concat());
+    assert_ne!(explained.code, 0, "{}", explained.stderr);
+    assert!(
+        explained.stderr.contains("warehouse.users.pii (opened"),
+        "{}",
+        explained.stderr
+    );
+    let explained =
+        env.run(&[&args[..], &["--learn", "20s", "--alerts", "a.jsonl"], &logs].concat());
+    assert_eq!(explained.code, 0, "{}", explained.stderr);
+    assert!(
+        explained.stdout.contains("learn 20s"),
+        "{}",
+        explained.stdout
+    );
+}
