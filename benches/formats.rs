@@ -37,6 +37,10 @@ fn lines(format: Format) -> Vec<String> {
                     r#"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be b{} [18/Mar/2026:10:{:02}:{:02} +0000] 192.0.2.{} arn:aws:sts::123456789012:assumed-role/Analyst/{who} 3E57427F3EXAMPLE REST.GET.OBJECT k/dt%3D2026-03-18/{i}.csv "GET /b/k/dt%3D2026-03-18/{i}.csv HTTP/1.1" 200 - 2662992 3462992 70 10 "-" "aws-cli/2.15.0" - s9lzHYrFp76ZVxRcpX9+5cjAnEH2ROuNkd2BHfIa6UkFVdtjf5mKR3/eTPFvsiP/XV/VLi31234= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b.s3.us-east-1.amazonaws.com TLSv1.2 - -"#,
                     i % 20, (i / 60) % 60, i % 60, i % 250
                 ),
+                Format::GcsUsage => format!(
+                    r#""{}","192.0.2.{}","1","","GET","/b{}/k/dt%3D2026-03-18/{i}.csv","200","0","2662992","23000","storage.googleapis.com","","curl/8.5.0","ADPycdt{i}","GET_Object","b{}","k/dt=2026-03-18/{i}.csv""#,
+                    1_773_828_000_000_000i64 + i as i64 * 1000, i % 250, i % 20, i % 20
+                ),
                 other => unreachable!("{other:?}"),
             }
         })
@@ -53,6 +57,7 @@ fn parse(c: &mut Criterion) {
         ("snowflake", Format::Snowflake),
         ("databricks", Format::Databricks),
         ("s3-access", Format::S3Access),
+        ("gcs-usage", Format::GcsUsage),
     ] {
         let input = lines(format);
         group.bench_function(name, |b| {
