@@ -12,6 +12,7 @@
 //! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure
 //!    decoding, raw lines to events through the one pipeline, [`format::Decoder`], and
 //!    Parquet record batches to detector ids ([`format::columns`]). Neither uses the other.
+//!    [`impact`]: what an exposure cost, from reads handed to it (pure, over `detect`'s types).
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet, object
 //!    storage), framed into records by the one [`source::frame::Framer`]; [`intake`]: a live
 //!    source's time rules (an injected clock, quarantine, each input's watermark, the
@@ -34,6 +35,7 @@
 //! - `watermark`: `time`
 //! - `detect`: `event`, `intern`, `time`
 //! - `format`: `event`, `intern`, `time`
+//! - `impact`: `detect`, `time`
 //! - `source`: `format`, `time`
 //! - `intake`: `format`, `time`, `watermark`
 //! - `ocsf`: `detect`, `time`
@@ -53,8 +55,9 @@
 //!   `source`, `text`, `time`
 //! - `explain`: `approvals`, `config`, `detect`, `incident`, `live`, `report`, `source`,
 //!   `state`, `text`, `time`
-//! - `cli`: `approvals`, `archive`, `config`, `detect`, `explain`, `format`, `incident`,
-//!   `kafka`, `live`, `ocsf`, `output`, `replay`, `report`, `sink`, `source`, `state`, `time`
+//! - `cli`: `approvals`, `archive`, `config`, `detect`, `event`, `explain`, `format`,
+//!   `impact`, `incident`, `kafka`, `live`, `ocsf`, `output`, `replay`, `report`, `sink`,
+//!   `source`, `state`, `time`
 
 pub mod approvals;
 pub mod archive;
@@ -64,6 +67,7 @@ pub mod detect;
 pub mod event;
 pub mod explain;
 pub mod format;
+pub mod impact;
 pub mod incident;
 pub mod intake;
 pub mod intern;

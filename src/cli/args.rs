@@ -87,6 +87,16 @@ pub enum Command {
         exposure report --alerts alerts.jsonl --out ticket/ --output markdown archive/")]
     Report(ReportArgs),
 
+    /// What each exposure cost: for every read grant that caused a window or raised an early
+    /// warning, who could read through it, who did (every principal not normal for a table it
+    /// opened who read it while it stood, per table, with the volume the log records), who
+    /// still read after its revoke, and a verdict (`exposed, not accessed` when nobody new
+    /// read). JSON lines (`exposure.impact/v1`) or CSV, one row per principal and table.
+    #[command(after_help = "Examples:\n  \
+        exposure impact sample-logs/incident.jsonl sample-logs/permissions.jsonl\n  \
+        exposure impact --output csv --out notify.csv archive/")]
+    Impact(ImpactArgs),
+
     /// Review and change what is normal on the tables of a state dir: `show` the approvals,
     /// the audit log and the baselines; `allow` principals on tables (until a time or for
     /// good); `forget` principals (out of the baseline, approvals withdrawn). Every change is
@@ -200,6 +210,40 @@ pub enum ReportFormat {
     Html,
     /// `report.md` (every window) and one file per window.
     Markdown,
+}
+
+/// What `exposure impact` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImpactFormat {
+    /// One `exposure.impact/v1` object per exposure.
+    Jsonl,
+    /// One row per exposure, principal and table: the notification list.
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ImpactArgs {
+    #[command(flatten)]
+    pub detect: DetectFlags,
+
+    /// Write to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// What to write.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ImpactFormat::Jsonl)]
+    pub output: ImpactFormat,
+
+    /// Show at most N skipped lines (the rest are counted).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_reports: usize,
+
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+
+    /// The logs (with their permission changes): files, folders, globs, object-store URLs.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! configuration error.
 
 pub mod args;
+mod impact;
 pub mod plan;
 
 pub use args::*;
@@ -30,9 +31,47 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SinkTest(args) => run_sink_test(args),
         Command::Merge(args) => run_merge(args),
         Command::Report(args) => run_report(args),
+        Command::Impact(args) => run_impact(args),
         Command::Baseline(args) => run_baseline(args),
         Command::Explain(args) => run_explain(args),
     }
+}
+
+fn run_impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
+    let config = args.detect.config(None, None)?;
+    let mut problems = args.verbosity.problems(args.max_reports);
+    let inputs = inputs_of(
+        &args.paths,
+        config.input.format,
+        TimeFilter::default(),
+        &mut problems,
+    )?;
+    let impacts = impact::assess(&config, &inputs, &mut problems)?;
+    problems.finish();
+    let mut text = String::new();
+    match args.output {
+        ImpactFormat::Jsonl => {
+            for impact in &impacts {
+                text.push_str(&serde_json::to_string(impact)?);
+                text.push('\n');
+            }
+        }
+        ImpactFormat::Csv => text = impact::csv(&impacts),
+    }
+    match &args.out {
+        Some(path) => crate::output::write_whole(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let _ = io::stdout().lock().write_all(text.as_bytes());
+        }
+    }
+    let accessed = impacts.iter().filter(|i| i.did_read_count > 0).count();
+    let still = impacts.iter().filter(|i| i.after_revoke_count > 0).count();
+    eprintln!(
+        "exposure: {} exposures, {accessed} accessed, {still} still read after the revoke",
+        impacts.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {

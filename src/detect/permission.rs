@@ -167,6 +167,34 @@ impl PermissionLedger {
         history
     }
 
+    /// The revoke that ended `grant`: the first revoke of its pair (or of every table of a
+    /// container of its object) after it, if the logs show one.
+    pub fn revoke_after(&self, grant: &PermissionChange) -> Option<&PermissionChange> {
+        self.history(&grant.object, &grant.grantee, None)
+            .into_iter()
+            .find(|c| c.action == ChangeAction::Revoke && c.ts >= grant.ts && *c > grant)
+    }
+
+    /// The members of `role` at `at`, directly or through roles, sorted (roles among them
+    /// included).
+    pub fn members_of(&self, role: &str, at: Ts) -> BTreeSet<String> {
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut queue: Vec<String> = vec![role.to_string()];
+        while let Some(current) = queue.pop() {
+            let Some(members) = self.members.get(&current) else {
+                continue;
+            };
+            for (member, changes) in members {
+                if standing(changes.iter().take_while(|c| c.ts <= at)).is_some()
+                    && found.insert(member.clone())
+                {
+                    queue.push(member.clone());
+                }
+            }
+        }
+        found
+    }
+
     /// Whether `principal` is a member of `role` at `at`, directly or through roles it is a
     /// member of.
     pub fn is_member(&self, role: &str, principal: &str, at: Ts) -> bool {

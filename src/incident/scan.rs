@@ -1,7 +1,8 @@
-//! The reads of a few tables, straight from the inputs (JSON lines in any configured format, or
-//! Parquet, on disk or in a store): what a report draws its timeline from. No detection here:
-//! every read the decoders give is handed on with its time, table and principal, in input
-//! order. Bad lines and unreadable inputs are counted and reported as replay reports them.
+//! The reads (and permission changes) straight from the inputs (JSON lines in any configured
+//! format, or Parquet, on disk or in a store): what a report draws its timeline from and what
+//! `exposure impact` counts. No detection here: every read the decoders give is handed on with
+//! its time, table, principal and the volume its log records, in input order. Bad lines and
+//! unreadable inputs are counted and reported as replay reports them.
 
 use crate::config::Config;
 use crate::event::{AccessEvent, PermissionChange, ReadActions};
@@ -14,6 +15,17 @@ use crate::source::lines::decode_all;
 use crate::source::parquet::ParquetInput;
 use crate::time::{TimeFilter, Ts};
 
+/// One read, as its log gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    pub ts: Ts,
+    pub table: &'a str,
+    pub principal: &'a str,
+    /// Rows and bytes read, where the log records them.
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
+}
+
 /// Calls `read(ts, table, principal)` for every read in `inputs` that `filter` keeps.
 pub fn reads(
     config: &Config,
@@ -21,6 +33,26 @@ pub fn reads(
     filter: &TimeFilter,
     problems: &mut Problems,
     read: &mut dyn FnMut(Ts, &str, &str),
+) {
+    scan(
+        config,
+        inputs,
+        filter,
+        problems,
+        &mut |seen: &Seen<'_>| read(seen.ts, seen.table, seen.principal),
+        &mut |_| {},
+    );
+}
+
+/// Calls `read` for every read in `inputs` that `filter` keeps, and `change` for every
+/// permission change (whatever its time).
+pub fn scan(
+    config: &Config,
+    inputs: &[Input],
+    filter: &TimeFilter,
+    problems: &mut Problems,
+    read: &mut dyn FnMut(&Seen<'_>),
+    change: &mut dyn FnMut(&PermissionChange),
 ) {
     for input in inputs {
         let name = input.display_name();
@@ -33,7 +65,7 @@ pub fn reads(
                     continue;
                 }
             };
-            if let Err(e) = parquet_reads(config, &file, filter, read) {
+            if let Err(e) = parquet_reads(config, &file, filter, read, change) {
                 problems.unreadable(&name, "read error, rest of input skipped", &e);
             }
             continue;
@@ -49,6 +81,7 @@ pub fn reads(
         let mut sink = Reads {
             filter,
             read: &mut *read,
+            change: &mut *change,
             problems: &mut *problems,
             input: &name,
         };
@@ -67,7 +100,8 @@ pub fn reads(
 
 struct Reads<'a> {
     filter: &'a TimeFilter,
-    read: &'a mut dyn FnMut(Ts, &str, &str),
+    read: &'a mut dyn FnMut(&Seen<'_>),
+    change: &'a mut dyn FnMut(&PermissionChange),
     problems: &'a mut Problems,
     input: &'a str,
 }
@@ -75,11 +109,19 @@ struct Reads<'a> {
 impl DecodeSink for Reads<'_> {
     fn event(&mut self, _line: u64, event: &AccessEvent<'_>, read: bool) {
         if read && self.filter.keeps(event.ts) {
-            (self.read)(event.ts, &event.table, &event.principal);
+            (self.read)(&Seen {
+                ts: event.ts,
+                table: &event.table,
+                principal: &event.principal,
+                rows: event.rows,
+                bytes: event.bytes,
+            });
         }
     }
 
-    fn permission(&mut self, _line: u64, _change: &PermissionChange) {}
+    fn permission(&mut self, _line: u64, change: &PermissionChange) {
+        (self.change)(change);
+    }
 
     fn not_access(&mut self, _line: u64, why: crate::format::vendor::NotAccess) {
         self.problems.not_access(why, 1);
@@ -115,7 +157,8 @@ fn parquet_reads(
     config: &Config,
     file: &ParquetInput,
     filter: &TimeFilter,
-    read: &mut dyn FnMut(Ts, &str, &str),
+    read: &mut dyn FnMut(&Seen<'_>),
+    change: &mut dyn FnMut(&PermissionChange),
 ) -> Result<(), String> {
     let mut names = ScanNames {
         tables: Interner::default(),
@@ -142,14 +185,18 @@ fn parquet_reads(
             )?;
             for &DecodedRow { ts, read: ids } in &rows {
                 if let Some((table, principal)) = ids {
-                    read(
+                    read(&Seen {
                         ts,
-                        names.tables.name(table),
-                        names.principals.name(principal),
-                    );
+                        table: names.tables.name(table),
+                        principal: names.principals.name(principal),
+                        rows: None,
+                        bytes: None,
+                    });
                 }
             }
-            changes.clear();
+            for (_, permission) in changes.drain(..) {
+                change(&permission);
+            }
             bad.clear();
         }
     }

@@ -6,6 +6,7 @@ mod config_example;
 mod evidence;
 mod formats;
 mod golden;
+mod impact;
 mod kafka;
 mod layering;
 mod malformed;

@@ -1,0 +1,247 @@
+//! `exposure impact`: the detector and the inputs asked what each exposure cost. One replay
+//! finds the exposures (the causes of windows, the early warnings) and the permission ledger;
+//! for each exposure, the detector's state when it began says who was normal for each table;
+//! one pass over the inputs hands every read to the pure [`crate::impact`] core.
+
+use crate::config::Config;
+use crate::detect::permission::{PermissionLedger, contains, names};
+use crate::detect::snapshot::{DetectorSnapshot, decide_read};
+use crate::detect::{ChangeRecord, Decides};
+use crate::event::{ChangeAction, PermissionChange};
+use crate::impact::{CouldRead, Exposure, Gathered, Impact, Judge, population};
+use crate::incident::scan::Seen;
+use crate::report::Problems;
+use crate::source::Input;
+use crate::time::{TimeFilter, Ts};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Every exposure of `inputs` and what it cost, in the order of their changes.
+pub fn assess(
+    config: &Config,
+    inputs: &[Input],
+    problems: &mut Problems,
+) -> anyhow::Result<Vec<Impact>> {
+    // The run's alerts and its permission ledger.
+    let options = crate::replay::ReplayOptions {
+        keep_state: true,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+        ..Default::default()
+    };
+    let mut alerts = Vec::new();
+    let mut outcome = crate::replay::replay(config, inputs, &options, &mut alerts, problems)?;
+    drop(outcome.state.take());
+    // Every permission change the logs hold (the detector's own ledger forgets reverted
+    // grants once no window can need them; impact needs their revokes).
+    let mut ledger = PermissionLedger::default();
+    let everything = TimeFilter::default();
+    let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
+    crate::incident::scan::scan(
+        config,
+        inputs,
+        &everything,
+        &mut quiet,
+        &mut |_| {},
+        &mut |c| {
+            ledger.insert(c.clone());
+        },
+    );
+    let alerts = crate::incident::read_alerts(&String::from_utf8_lossy(&alerts), "the replay")?;
+    let mut exposures = exposures(&alerts, &ledger);
+    exposures.sort_by(|a, b| (a.change.ts, &a.change.object).cmp(&(b.change.ts, &b.change.object)));
+    if exposures.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Who was normal where, when each exposure began.
+    let mut judges = Vec::with_capacity(exposures.len());
+    for exposure in &exposures {
+        let from = exposure.change.ts;
+        let filter = TimeFilter {
+            since: None,
+            until: Some(from),
+        };
+        let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
+        let (_, before) = crate::live::learn_history(config, inputs, filter, &mut quiet)?;
+        judges.push(Judged {
+            config,
+            ledger: &ledger,
+            change: exposure.change.clone(),
+            before,
+        });
+    }
+    // Every read from the earliest population period on.
+    let learn = config.detector.policies.default.thresholds.learn.micros();
+    let since = exposures[0].change.ts.saturating_sub(learn);
+    let mut gathered: Vec<Gathered> = exposures.into_iter().map(Gathered::new).collect();
+    let mut seen: Vec<BTreeSet<String>> = vec![BTreeSet::new(); gathered.len()];
+    let filter = TimeFilter {
+        since: Some(since),
+        until: None,
+    };
+    let mut read = |r: &Seen<'_>| {
+        for (i, g) in gathered.iter_mut().enumerate() {
+            let from = g.exposure().change.ts;
+            let until = g.exposure().revoked_at.unwrap_or(Ts::MAX);
+            if r.ts >= from.saturating_sub(learn) && r.ts < until {
+                seen[i].insert(r.principal.to_string());
+            }
+            g.read(&judges[i], r.ts, r.table, r.principal, (r.rows, r.bytes));
+        }
+    };
+    crate::incident::scan::scan(config, inputs, &filter, problems, &mut read, &mut |_| {});
+    let mut out = Vec::with_capacity(gathered.len());
+    for ((g, judge), seen) in gathered.into_iter().zip(&judges).zip(&seen) {
+        let could = judge.could_read(seen);
+        out.push(g.finish(could));
+    }
+    Ok(out)
+}
+
+/// The exposures the alerts show: each window's cause (its windows together), and each early
+/// warning's change; each with its revoke from the ledger.
+fn exposures(alerts: &crate::incident::AlertsRead, ledger: &PermissionLedger) -> Vec<Exposure> {
+    let mut by_change: BTreeMap<String, Exposure> = BTreeMap::new();
+    let mut add = |change: &ChangeRecord, window: Option<&str>| {
+        let id = crate::impact::change_id(change);
+        let exposure = by_change.entry(id).or_insert_with(|| Exposure {
+            change: change.clone(),
+            revoked_at: ledger.revoke_after(&grant_of(change)).map(|r| r.ts),
+            windows: Vec::new(),
+        });
+        if let Some(window) = window
+            && !exposure.windows.iter().any(|w| w == window)
+        {
+            exposure.windows.push(window.to_string());
+        }
+    };
+    for history in &alerts.windows {
+        if let Some(cause) = history.iter().rev().find_map(|a| a.cause.as_ref()) {
+            add(cause, Some(&history[0].id));
+        }
+    }
+    for grant in &alerts.grants {
+        if let Some(change) = &grant.change {
+            add(change, None);
+        }
+    }
+    by_change.into_values().collect()
+}
+
+fn grant_of(change: &ChangeRecord) -> PermissionChange {
+    PermissionChange {
+        ts: change.ts,
+        action: ChangeAction::Grant,
+        object: change.object.clone(),
+        grantee: change.grantee.clone(),
+        privilege: change.privilege.clone(),
+        actor: change.actor.clone(),
+        statement: change.statement.clone(),
+    }
+}
+
+/// One exposure's facts: the detector's state just before it began, and the ledger.
+struct Judged<'a> {
+    config: &'a Config,
+    ledger: &'a PermissionLedger,
+    change: ChangeRecord,
+    before: DetectorSnapshot,
+}
+
+impl Judged<'_> {
+    /// Who could read through the change: everyone (the population the logs show over the
+    /// baseline period up to the revoke, `seen`), a role's members the ledger knows (and the
+    /// principals it names that read), or the one principal.
+    fn could_read(&self, seen: &BTreeSet<String>) -> CouldRead {
+        let grantee = &self.change.grantee;
+        if self.config.detector.permissions.is_broad(grantee) {
+            return population(seen);
+        }
+        let mut principals = self.ledger.members_of(grantee, self.change.ts);
+        principals.extend(seen.iter().filter(|p| names(grantee, p)).cloned());
+        if principals.is_empty() {
+            principals.insert(grantee.clone());
+        }
+        let kind = if principals.len() == 1 && principals.contains(grantee) {
+            "principal"
+        } else {
+            "members"
+        };
+        CouldRead {
+            kind,
+            count: principals.len(),
+            principals: principals.into_iter().collect(),
+        }
+    }
+}
+
+impl Judge for Judged<'_> {
+    fn opened(&self, table: &str) -> bool {
+        contains(&self.change.object, table)
+    }
+
+    fn normal(&self, table: &str, principal: &str) -> bool {
+        let snapshot = (self.before.tables)
+            .binary_search_by(|t| t.table.as_str().cmp(table))
+            .ok()
+            .map(|i| &self.before.tables[i]);
+        let policy = self.config.detector.policies.resolve(table);
+        match decide_read(snapshot, &policy, principal, self.change.ts) {
+            Decides::Baseline | Decides::Allowed | Decides::Approved => true,
+            // Still learning: normal if it read while the table learned.
+            Decides::Learning => {
+                snapshot.is_some_and(|t| t.baseline.iter().any(|(p, _)| p == principal))
+            }
+            Decides::Window | Decides::Novel | Decides::Public => false,
+        }
+    }
+
+    fn covers(&self, principal: &str) -> bool {
+        let grantee = &self.change.grantee;
+        self.config.detector.permissions.is_broad(grantee)
+            || names(grantee, principal)
+            || self.ledger.is_member(grantee, principal, self.change.ts)
+    }
+}
+
+/// The notification list: one row per exposure, principal and table (reads while the grant
+/// stood, then after its revoke).
+pub fn csv(impacts: &[Impact]) -> String {
+    let mut out = String::from(
+        "exposure,object,grantee,exposed_from,exposed_until,principal,table,reads,first_read,last_read,rows,bytes,after_revoke\n",
+    );
+    let field = |text: &str| {
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_string()
+        }
+    };
+    for impact in impacts {
+        let until = impact
+            .exposed_until
+            .map(crate::time::format_ts)
+            .unwrap_or_default();
+        for (after, list) in [(false, &impact.did_read), (true, &impact.after_revoke)] {
+            for principal in list {
+                for t in &principal.tables {
+                    out.push_str(&format!(
+                        "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                        impact.id,
+                        field(&impact.change.object),
+                        field(&impact.change.grantee),
+                        crate::time::format_ts(impact.exposed_from),
+                        until,
+                        field(&principal.principal),
+                        field(&t.table),
+                        t.reads,
+                        crate::time::format_ts(t.first_read),
+                        crate::time::format_ts(t.last_read),
+                        t.rows.map(|r| r.to_string()).unwrap_or_default(),
+                        t.bytes.map(|b| b.to_string()).unwrap_or_default(),
+                        after,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,356 @@
+//! What an exposure cost: for each permission change that opened one, who could read through
+//! it, who did (every principal not normal for a table it opened who read the table while it
+//! stood, with what and how much), who still read after the revoke, and a verdict — the
+//! evidence behind "no data was mishandled". Pure: the exposures, the normality of each
+//! principal and the coverage of each grantee come from the caller (`exposure impact` asks the
+//! detector); reads are handed in one by one, in any order.
+
+use crate::time::{Ts, format_ts};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The schema every impact record carries.
+pub const IMPACT_SCHEMA: &str = "exposure.impact/v1";
+
+/// One exposure: a read grant (the cause of windows, or an early warning) and how long it
+/// stood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    /// The change, as alerts name it.
+    pub change: crate::detect::ChangeRecord,
+    /// When the grant's revoke was made, if the logs show one.
+    pub revoked_at: Option<Ts>,
+    /// The ids of the windows it caused (none: an early warning nobody's reads formed into a
+    /// window).
+    pub windows: Vec<String>,
+}
+
+/// What one principal read of one table, and how much.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TableReads {
+    pub table: String,
+    pub reads: u64,
+    #[serde(serialize_with = "ts_text")]
+    pub first_read: Ts,
+    #[serde(serialize_with = "ts_text")]
+    pub last_read: Ts,
+    /// Rows the log says were read, summed, where it says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+    /// Bytes the log says were read, summed, where it says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+}
+
+/// One principal's reads through an exposure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrincipalReads {
+    pub principal: String,
+    pub reads: u64,
+    /// By table name.
+    pub tables: Vec<TableReads>,
+}
+
+/// Who could read through the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CouldRead {
+    /// `everyone`, `members` (a role or group and its members the logs show), or `principal`.
+    pub kind: &'static str,
+    pub count: usize,
+    /// The principals, sorted (everyone: the population the logs show, not listed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
+}
+
+/// The impact of one exposure (`exposure.impact/v1`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Impact {
+    pub schema: &'static str,
+    /// The change's own id: the same for the same change, whatever the run.
+    pub id: String,
+    pub change: crate::detect::ChangeRecord,
+    #[serde(serialize_with = "ts_text")]
+    pub exposed_from: Ts,
+    #[serde(
+        serialize_with = "ts_text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exposed_until: Option<Ts>,
+    pub windows: Vec<String>,
+    pub could_read: CouldRead,
+    /// How many principals read through the exposure.
+    pub did_read_count: usize,
+    pub did_read: Vec<PrincipalReads>,
+    /// Reads after the revoke by the principals the change covered who were not normal.
+    pub after_revoke_count: usize,
+    pub after_revoke: Vec<PrincipalReads>,
+    /// `exposed, not accessed` | `accessed` | `accessed, still read after the revoke`.
+    pub verdict: &'static str,
+}
+
+fn ts_text<S: serde::Serializer>(ts: &Ts, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&format_ts(*ts))
+}
+
+fn ts_text_opt<S: serde::Serializer>(ts: &Option<Ts>, ser: S) -> Result<S::Ok, S::Error> {
+    match ts {
+        Some(ts) => ser.serialize_str(&format_ts(*ts)),
+        None => ser.serialize_none(),
+    }
+}
+
+/// What the caller knows for one exposure: whether a principal was normal for a table when
+/// the exposure began, and whether the change covered a principal.
+pub trait Judge {
+    /// Whether `table` is one the change opened (its object, or a table in it).
+    fn opened(&self, table: &str) -> bool;
+    /// Whether `principal` was normal for `table` when the exposure began.
+    fn normal(&self, table: &str, principal: &str) -> bool;
+    /// Whether the change let `principal` read.
+    fn covers(&self, principal: &str) -> bool;
+}
+
+/// Reads of one exposure's tables, gathered while the inputs are read.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    exposure: Exposure,
+    /// (principal, table) → reads while the grant stood.
+    during: BTreeMap<(String, String), TableReads>,
+    /// (principal, table) → reads after its revoke.
+    after: BTreeMap<(String, String), TableReads>,
+}
+
+impl Gathered {
+    pub fn new(exposure: Exposure) -> Gathered {
+        Gathered {
+            exposure,
+            during: BTreeMap::new(),
+            after: BTreeMap::new(),
+        }
+    }
+
+    pub fn exposure(&self) -> &Exposure {
+        &self.exposure
+    }
+
+    /// One read, at `ts`, with the volume its log records.
+    pub fn read(
+        &mut self,
+        judge: &dyn Judge,
+        ts: Ts,
+        table: &str,
+        principal: &str,
+        volume: (Option<i64>, Option<i64>),
+    ) {
+        let from = self.exposure.change.ts;
+        if ts < from || !judge.opened(table) || !judge.covers(principal) {
+            return;
+        }
+        if judge.normal(table, principal) {
+            return;
+        }
+        let after = self.exposure.revoked_at.is_some_and(|until| ts >= until);
+        let map = if after {
+            &mut self.after
+        } else {
+            &mut self.during
+        };
+        let entry = map
+            .entry((principal.to_string(), table.to_string()))
+            .or_insert_with(|| TableReads {
+                table: table.to_string(),
+                reads: 0,
+                first_read: ts,
+                last_read: ts,
+                rows: None,
+                bytes: None,
+            });
+        entry.reads += 1;
+        entry.first_read = entry.first_read.min(ts);
+        entry.last_read = entry.last_read.max(ts);
+        let add = |sum: &mut Option<i64>, more: Option<i64>| {
+            if let Some(more) = more {
+                *sum = Some(sum.unwrap_or(0).saturating_add(more));
+            }
+        };
+        add(&mut entry.rows, volume.0);
+        add(&mut entry.bytes, volume.1);
+    }
+
+    /// The impact, with who could read (`could_read`, from the caller).
+    pub fn finish(self, could_read: CouldRead) -> Impact {
+        let did_read = by_principal(self.during);
+        let after_revoke = by_principal(self.after);
+        let verdict = match (did_read.is_empty(), after_revoke.is_empty()) {
+            (true, true) => "exposed, not accessed",
+            (_, false) => "accessed, still read after the revoke",
+            (false, true) => "accessed",
+        };
+        let change = self.exposure.change;
+        Impact {
+            schema: IMPACT_SCHEMA,
+            id: change_id(&change),
+            exposed_from: change.ts,
+            exposed_until: self.exposure.revoked_at,
+            windows: self.exposure.windows,
+            could_read,
+            did_read_count: did_read.len(),
+            did_read,
+            after_revoke_count: after_revoke.len(),
+            after_revoke,
+            verdict,
+            change,
+        }
+    }
+}
+
+/// Per principal, its tables (sorted by principal, then table).
+fn by_principal(reads: BTreeMap<(String, String), TableReads>) -> Vec<PrincipalReads> {
+    let mut out: Vec<PrincipalReads> = Vec::new();
+    for ((principal, _), table) in reads {
+        match out.last_mut() {
+            Some(last) if last.principal == principal => {
+                last.reads += table.reads;
+                last.tables.push(table);
+            }
+            _ => out.push(PrincipalReads {
+                principal,
+                reads: table.reads,
+                tables: vec![table],
+            }),
+        }
+    }
+    out
+}
+
+/// `imp-` and a hash of the change: the same change gives the same id in every run.
+pub fn change_id(change: &crate::detect::ChangeRecord) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [
+        format_ts(change.ts).as_str(),
+        &change.object,
+        &change.grantee,
+        &change.privilege,
+        &change.actor,
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("imp-{hex}")
+}
+
+/// The principals a set of reads shows, for `could_read` of a grant to everyone.
+pub fn population(principals: &BTreeSet<String>) -> CouldRead {
+    CouldRead {
+        kind: "everyone",
+        count: principals.len(),
+        principals: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::ChangeRecord;
+
+    const MIN: Ts = 60_000_000;
+
+    struct Facts {
+        normal: Vec<&'static str>,
+        covered: Option<Vec<&'static str>>,
+    }
+
+    impl Judge for Facts {
+        fn opened(&self, table: &str) -> bool {
+            table.starts_with("hr.")
+        }
+        fn normal(&self, _table: &str, principal: &str) -> bool {
+            self.normal.contains(&principal)
+        }
+        fn covers(&self, principal: &str) -> bool {
+            self.covered.as_ref().is_none_or(|c| c.contains(&principal))
+        }
+    }
+
+    fn exposure(revoked_at: Option<Ts>) -> Exposure {
+        Exposure {
+            change: ChangeRecord {
+                ts: 100 * MIN,
+                actor: "admin".into(),
+                object: "hr".into(),
+                grantee: "PUBLIC".into(),
+                privilege: "SELECT".into(),
+                statement: None,
+            },
+            revoked_at,
+            windows: vec!["exp-1".into()],
+        }
+    }
+
+    #[test]
+    fn reads_by_newcomers_while_it_stood_are_the_impact_and_after_the_revoke_are_named() {
+        let facts = Facts {
+            normal: vec!["ann"],
+            covered: None,
+        };
+        let mut gathered = Gathered::new(exposure(Some(160 * MIN)));
+        let reads = [
+            (90, "hr.salaries", "eve", (None, None)), // before: not through it
+            (105, "hr.salaries", "ann", (None, None)), // normal
+            (110, "hr.salaries", "eve", (Some(10), None)),
+            (120, "hr.people", "eve", (Some(5), Some(800))),
+            (130, "hr.salaries", "eve", (Some(2), None)),
+            (140, "sales.orders", "eve", (None, None)), // another table
+            (150, "hr.salaries", "bob", (None, None)),  // one reader, below any threshold
+            (170, "hr.salaries", "bob", (None, None)),  // after the revoke
+        ];
+        for (at, table, who, volume) in reads {
+            gathered.read(&facts, at * MIN, table, who, volume);
+        }
+        let impact = gathered.finish(population(&BTreeSet::new()));
+        assert_eq!(impact.verdict, "accessed, still read after the revoke");
+        assert_eq!(impact.did_read_count, 2);
+        let eve = &impact.did_read[1];
+        assert_eq!((eve.principal.as_str(), eve.reads), ("eve", 3));
+        assert_eq!(eve.tables[0].table, "hr.people");
+        assert_eq!(eve.tables[0].bytes, Some(800));
+        let salaries = &eve.tables[1];
+        assert_eq!((salaries.reads, salaries.rows), (2, Some(12)));
+        assert_eq!(
+            (salaries.first_read, salaries.last_read),
+            (110 * MIN, 130 * MIN)
+        );
+        assert_eq!(impact.after_revoke_count, 1);
+        assert_eq!(impact.after_revoke[0].principal, "bob");
+        assert_eq!(impact.id, change_id(&exposure(None).change));
+        let json = serde_json::to_string(&impact).unwrap();
+        assert!(
+            json.starts_with(r#"{"schema":"exposure.impact/v1","id":"imp-"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn an_exposure_nobody_new_used_is_exposed_not_accessed() {
+        let facts = Facts {
+            normal: vec!["ann"],
+            covered: Some(vec!["ann", "carl"]),
+        };
+        let mut gathered = Gathered::new(exposure(None));
+        gathered.read(&facts, 110 * MIN, "hr.salaries", "ann", (None, None));
+        // Not covered by the change: read through something else.
+        gathered.read(&facts, 120 * MIN, "hr.salaries", "zed", (None, None));
+        let impact = gathered.finish(CouldRead {
+            kind: "members",
+            count: 2,
+            principals: vec!["ann".into(), "carl".into()],
+        });
+        assert_eq!(impact.verdict, "exposed, not accessed");
+        assert!(impact.did_read.is_empty() && impact.after_revoke.is_empty());
+        let json = serde_json::to_string(&impact).unwrap();
+        assert!(!json.contains("exposed_until"), "{json}");
+    }
+}

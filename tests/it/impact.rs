@@ -1,0 +1,172 @@
+//! `exposure impact`: what each exposure cost. The seed scenario (the sample): one exposure, the
+//! grant of read on `warehouse.users` to PUBLIC, read by the window's 40 principals and by
+//! nobody after its revoke; two principals reading on after the revoke are named; a grant to
+//! everyone read by one newcomer (below `min_principals`: no window) is in impact and nowhere
+//! else; a grant nobody new used is "exposed, not accessed".
+
+use super::{TestEnv, repo};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn principals(list: &Value) -> BTreeSet<String> {
+    (list.as_array().unwrap().iter())
+        .map(|p| p["principal"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_sample_exposure_was_read_by_the_windows_forty_principals_and_by_nobody_after_the_revoke() {
+    let env = TestEnv::new();
+    let incident = repo("sample-logs/incident.jsonl");
+    let permissions = repo("sample-logs/permissions.jsonl");
+    let logs = [incident.to_str().unwrap(), permissions.to_str().unwrap()];
+    let run = env.run(&[&["impact"][..], &logs].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let impacts = lines(&run.stdout);
+    let [impact] = impacts.as_slice() else {
+        panic!("{impacts:#?}")
+    };
+    assert_eq!(impact["schema"], "exposure.impact/v1");
+    assert_eq!(impact["change"]["object"], "warehouse.users");
+    assert_eq!(impact["change"]["grantee"], "PUBLIC");
+    assert_eq!(impact["exposed_from"], "2026-03-16T13:57:02.301Z");
+    assert_eq!(impact["exposed_until"], "2026-03-16T16:04:00.000Z");
+    assert_eq!(impact["could_read"]["kind"], "everyone");
+    assert_eq!(impact["did_read_count"], 40);
+    assert_eq!(impact["after_revoke_count"], 0);
+    assert_eq!(impact["verdict"], "accessed");
+    // The same 40 as the window's alert.
+    let alerts = lines(&env.run(&[&["replay"][..], &logs].concat()).stdout);
+    let closed = alerts.iter().find(|a| a["status"] == "closed").unwrap();
+    assert_eq!(
+        principals(&impact["did_read"]),
+        principals(&closed["principals"])
+    );
+    assert_eq!(impact["windows"], serde_json::json!([closed["id"]]));
+    // Each reader's reads add up to what the window counted.
+    let reads: u64 = (impact["did_read"].as_array().unwrap().iter())
+        .map(|p| p["reads"].as_u64().unwrap())
+        .sum();
+    assert!(reads >= closed["reads"].as_u64().unwrap(), "{reads}");
+
+    // Two of them read on after the revoke: named, and the verdict says so.
+    let mut after = std::fs::read_to_string(&incident).unwrap();
+    let two: Vec<String> = principals(&impact["did_read"])
+        .into_iter()
+        .take(2)
+        .collect();
+    for (i, who) in two.iter().enumerate() {
+        after.push_str(&format!(
+            "{{\"ts\":\"2026-03-16T16:3{i}:00.000Z\",\"principal\":\"{who}\",\"table\":\"warehouse.users.pii\",\"action\":\"SELECT\"}}\n"
+        ));
+    }
+    env.write("after.jsonl", after);
+    let run = env.run(&["impact", "after.jsonl", logs[1]]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let impact = &lines(&run.stdout)[0];
+    assert_eq!(impact["after_revoke_count"], 2);
+    assert_eq!(
+        principals(&impact["after_revoke"]),
+        two.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(impact["verdict"], "accessed, still read after the revoke");
+
+    // CSV for the notification list: a row per principal and table.
+    let run = env.run(
+        &[
+            &["impact", "--output", "csv", "--out", "notify.csv"][..],
+            &logs,
+        ]
+        .concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let csv = std::fs::read_to_string(env.path("notify.csv")).unwrap();
+    let mut rows = csv.lines();
+    assert!(
+        rows.next()
+            .unwrap()
+            .starts_with("exposure,object,grantee,exposed_from")
+    );
+    let rows: Vec<&str> = rows.collect();
+    assert!(rows.len() >= 40, "{csv}");
+    assert!(rows.iter().all(|r| r.ends_with(",false")), "{csv}");
+}
+
+#[test]
+fn one_reader_below_the_threshold_is_in_impact_and_an_unused_grant_is_exposed_not_accessed() {
+    let env = TestEnv::new();
+    let mut log = String::new();
+    let read = |log: &mut String, at: &str, who: &str, table: &str, rows: u32| {
+        log.push_str(&format!(
+            "{{\"ts\":\"{at}\",\"principal\":\"{who}\",\"table\":\"{table}\",\"action\":\"SELECT\",\"rows\":{rows}}}\n"
+        ));
+    };
+    let change = |log: &mut String, at: &str, action: &str, object: &str| {
+        log.push_str(&format!(
+            "{{\"ts\":\"{at}\",\"principal\":\"dba\",\"table\":\"{object}\",\"action\":\"{action}\",\"grantee\":\"PUBLIC\",\"privilege\":\"SELECT\"}}\n"
+        ));
+    };
+    for who in ["ann", "bob", "cat"] {
+        read(&mut log, "2026-03-01T09:00:00Z", who, "hr.salaries", 10);
+        read(&mut log, "2026-03-01T09:00:00Z", who, "fin.ledger", 10);
+    }
+    change(&mut log, "2026-03-03T10:00:00Z", "GRANT", "hr");
+    read(&mut log, "2026-03-03T10:05:00Z", "ann", "hr.salaries", 10);
+    read(
+        &mut log,
+        "2026-03-03T10:10:00Z",
+        "xavier",
+        "hr.salaries",
+        500,
+    );
+    read(
+        &mut log,
+        "2026-03-03T10:20:00Z",
+        "xavier",
+        "hr.salaries",
+        700,
+    );
+    change(&mut log, "2026-03-03T11:00:00Z", "REVOKE", "hr");
+    change(&mut log, "2026-03-03T12:00:00Z", "GRANT", "fin");
+    read(&mut log, "2026-03-03T12:30:00Z", "bob", "fin.ledger", 10);
+    read(&mut log, "2026-03-04T09:00:00Z", "cat", "fin.ledger", 10);
+    env.write("log.jsonl", log);
+    env.write("c.toml", "[detect]\nlearn = \"1d\"\n");
+    let replay = env.run(&["replay", "--config", "c.toml", "log.jsonl"]);
+    let alerts = lines(&replay.stdout);
+    assert!(
+        alerts.iter().all(|a| a["status"] == "grant"),
+        "one newcomer opens no window: {alerts:#?}"
+    );
+    let run = env.run(&["impact", "--config", "c.toml", "log.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let impacts = lines(&run.stdout);
+    let [hr, fin] = impacts.as_slice() else {
+        panic!("{impacts:#?}")
+    };
+    assert_eq!(hr["change"]["object"], "hr");
+    assert_eq!(hr["did_read_count"], 1);
+    let xavier = &hr["did_read"][0];
+    assert_eq!(xavier["principal"], "xavier");
+    assert_eq!(xavier["reads"], 2);
+    assert_eq!(xavier["tables"][0]["rows"], 1200);
+    assert_eq!(
+        xavier["tables"][0]["first_read"],
+        "2026-03-03T10:10:00.000Z"
+    );
+    assert_eq!(hr["windows"], serde_json::json!([]));
+    assert_eq!(hr["verdict"], "accessed");
+    assert_eq!(fin["change"]["object"], "fin");
+    assert_eq!(fin["verdict"], "exposed, not accessed");
+    assert_eq!(fin.get("exposed_until"), None, "never revoked");
+    assert_eq!(
+        fin["could_read"]["count"], 4,
+        "everyone the logs show: {fin}"
+    );
+}
