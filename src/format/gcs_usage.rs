@@ -25,7 +25,7 @@
 //!   are reads; a listing (`GET_Bucket`, `storage.objects.list`) is an access of the bucket, not
 //!   a read; other object operations (`PUT_Object`, `POST_Object`, `DELETE_Object`…) are other
 //!   accesses; bucket and ACL operations are metadata. A request whose `sc_status` is 400 or
-//!   above read nothing.
+//!   above read nothing. A read's `sc_bytes` is its volume (`bytes`, for `exposure impact`).
 
 use super::ParseError;
 use super::cloudtrail::{Options, name_of};
@@ -153,12 +153,11 @@ pub fn parse(
         Requester::Address if address.is_empty() => "address".to_string(),
         Requester::Address => format!("address@{address}"),
     };
-    Ok(vec![Item::Event(AccessEvent::classified(
-        ts,
-        principal,
-        table,
-        access == Access::Read,
-    ))])
+    let mut event = AccessEvent::classified(ts, principal, table, access == Access::Read);
+    if access == Access::Read {
+        event.bytes = field("sc_bytes").parse().ok();
+    }
+    Ok(vec![Item::Event(event)])
 }
 
 /// What a request did to data.
@@ -222,6 +221,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(e.ts, 1_710_756_307_123_456);
+        assert_eq!(e.bytes, Some(1024));
         let got = items(
             &row("HEAD_Object", "200", "x%2Fy.csv"),
             &UsageOptions::default(),

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Only the first ten fields (through the HTTP status) are needed; every later one is optional,
-//! as in older logs, and fields AWS appends in the future are ignored.
+//! as in older logs, and fields AWS appends in the future are ignored. A read's BYTES-SENT, when
+//! there, is its volume (`bytes`, for `exposure impact`).
 //!
 //! - **Who**: the requester, an IAM ARN or a canonical user id, named like CloudTrail's
 //!   principals (`[input.cloudtrail] principal`: an assumed role's session is
@@ -103,9 +104,13 @@ pub fn parse(line: &[u8], options: &Options) -> Result<Vec<Item>, ParseError> {
         "-" => options.anonymous.principal(Some(remote_ip)),
         arn => principal_of(arn, options.principal),
     };
-    Ok(vec![Item::Event(AccessEvent::classified(
-        ts, principal, table, read,
-    ))])
+    let mut event = AccessEvent::classified(ts, principal, table, read);
+    // ERROR-CODE, then BYTES-SENT (`-` when none): the volume of a read.
+    let _error_code = fields.next();
+    if read && let Some(Ok(sent)) = fields.next() {
+        event.bytes = sent.parse().ok();
+    }
+    Ok(vec![Item::Event(event)])
 }
 
 /// Whether `operation` reads data: `Some(true)` a read, `Some(false)` another access, `None`
@@ -294,9 +299,14 @@ mod tests {
         let (_, principal, table, read) = event(&line);
         assert_eq!(principal, "arn:aws:iam::123456789012:role/Analyst/alice");
         assert_eq!((table.as_str(), read), ("lake/customers", true));
+        // BYTES-SENT is the read's volume.
+        let items = parse(line.as_bytes(), &Options::default()).unwrap();
+        assert!(matches!(&items[0], Item::Event(e) if e.bytes == Some(2_662_992)));
         // Only the fields through the status are needed.
         let short = get(role, "salaries/2026.csv", "206", "");
         assert_eq!(event(&short).2, "lake/salaries");
+        let items = parse(short.as_bytes(), &Options::default()).unwrap();
+        assert!(matches!(&items[0], Item::Event(e) if e.bytes.is_none()));
         // An unauthenticated request is a public read, by its address.
         let public = get(
             "-",

@@ -170,3 +170,39 @@ fn one_reader_below_the_threshold_is_in_impact_and_an_unused_grant_is_exposed_no
         "everyone the logs show: {fin}"
     );
 }
+
+#[test]
+fn a_public_gcs_bucket_s_impact_names_every_address_with_the_bytes_it_took() {
+    // The Cloud Storage story: the audit log's allUsers grant and revoke, the usage logs' reads
+    // (tests/data/formats/gcs_usage/README.md).
+    let env = TestEnv::new();
+    let config = repo("tests/data/formats/gcs_usage/exposure.toml");
+    let audit = repo("tests/data/formats/gcp-audit/storage/records.jsonl");
+    let logs = repo("tests/data/formats/gcs_usage/logs");
+    let run = env.run(&[
+        "impact",
+        "--config",
+        config.to_str().unwrap(),
+        audit.to_str().unwrap(),
+        logs.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let impacts = lines(&run.stdout);
+    let [impact] = impacts.as_slice() else {
+        panic!("{impacts:#?}")
+    };
+    assert_eq!(impact["change"]["grantee"], "allUsers");
+    assert_eq!(impact["exposed_until"], "2026-03-18T10:44:30.123Z");
+    assert_eq!(impact["did_read_count"], 12);
+    assert_eq!(impact["after_revoke_count"], 0);
+    for reader in impact["did_read"].as_array().unwrap() {
+        assert!(
+            reader["principal"]
+                .as_str()
+                .unwrap()
+                .starts_with("address@")
+        );
+        assert_eq!(reader["tables"][0]["table"], "acme-exports/salaries");
+        assert_eq!(reader["tables"][0]["bytes"], 48213, "sc_bytes: {reader}");
+    }
+}
