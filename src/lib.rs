@@ -51,13 +51,12 @@
 //!   `sink`, `source`, `state`, `time`
 //! - `kafka`: `config`, `detect`, `event`, `format`, `intake`, `live`, `source`, `state`,
 //!   `time`, `watermark`
-//! - `incident`: `config`, `detect`, `event`, `format`, `intern`, `live`, `replay`, `report`,
-//!   `source`, `text`, `time`
+//! - `incident`: `config`, `detect`, `event`, `format`, `impact`, `intern`, `live`, `replay`,
+//!   `report`, `source`, `text`, `time`
 //! - `explain`: `approvals`, `config`, `detect`, `incident`, `live`, `report`, `source`,
 //!   `state`, `text`, `time`
-//! - `cli`: `approvals`, `archive`, `config`, `detect`, `event`, `explain`, `format`,
-//!   `impact`, `incident`, `kafka`, `live`, `ocsf`, `output`, `replay`, `report`, `sink`,
-//!   `source`, `state`, `time`
+//! - `cli`: `approvals`, `archive`, `config`, `detect`, `explain`, `format`, `incident`,
+//!   `kafka`, `live`, `ocsf`, `output`, `replay`, `report`, `sink`, `source`, `state`, `time`
 
 pub mod approvals;
 pub mod archive;

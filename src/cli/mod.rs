@@ -4,7 +4,6 @@
 //! configuration error.
 
 pub mod args;
-mod impact;
 pub mod plan;
 
 pub use args::*;
@@ -46,7 +45,7 @@ fn run_impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
         TimeFilter::default(),
         &mut problems,
     )?;
-    let impacts = impact::assess(&config, &inputs, &mut problems)?;
+    let impacts = crate::incident::impact::assess(&config, &inputs, &mut problems)?;
     problems.finish();
     let mut text = String::new();
     match args.output {
@@ -56,7 +55,7 @@ fn run_impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
                 text.push('\n');
             }
         }
-        ImpactFormat::Csv => text = impact::csv(&impacts),
+        ImpactFormat::Csv => text = crate::incident::impact::csv(&impacts),
     }
     match &args.out {
         Some(path) => crate::output::write_whole(path, text.as_bytes())

@@ -155,6 +155,9 @@ pub fn window_page(incident: &Incident) -> String {
             },
         );
     }
+    if let Some(impact) = &incident.impact {
+        body.push_str(&impact_section(impact));
+    }
     body.push_str("<h2>Timeline</h2>");
     body.push_str(&timeline_svg(incident));
     let _ = write!(
@@ -248,6 +251,44 @@ pub fn window_page(incident: &Incident) -> String {
         if incident.allowed { "yes" } else { "none" },
     );
     page(&format!("Exposure of {}", last.table), &body, true)
+}
+
+/// What the cause's exposure cost (`exposure impact`): who could read, who did, who still
+/// read after the revoke, on every table the change opened.
+fn impact_section(impact: &crate::impact::Impact) -> String {
+    let reads: u64 = impact.did_read.iter().map(|p| p.reads).sum();
+    let bytes: Option<i64> = (impact.did_read.iter())
+        .flat_map(|p| p.tables.iter().filter_map(|t| t.bytes))
+        .reduce(|a, b| a.saturating_add(b));
+    let tables: std::collections::BTreeSet<&str> = (impact.did_read.iter())
+        .flat_map(|p| p.tables.iter().map(|t| t.table.as_str()))
+        .collect();
+    let after: Vec<String> = (impact.after_revoke.iter())
+        .map(|p| escape(&p.principal))
+        .collect();
+    format!(
+        "<h2>Impact</h2><table id=\"impact\"><tbody>\
+         <tr><td>verdict</td><td><b>{}</b></td></tr>\
+         <tr><td>could read</td><td>{} ({})</td></tr>\
+         <tr><td>did read</td><td>{} principals, {} reads of {} table{}{}</td></tr>\
+         <tr><td>after the revoke</td><td>{}</td></tr></tbody></table>\
+         <p class=\"sub\">Every table the change opened, this window's and the others: \
+         <code>exposure impact</code> lists each principal (impact <code>{}</code>).</p>",
+        escape(impact.verdict),
+        impact.could_read.count,
+        escape(impact.could_read.kind),
+        impact.did_read_count,
+        reads,
+        tables.len(),
+        if tables.len() == 1 { "" } else { "s" },
+        bytes.map(|b| format!(", {b} bytes")).unwrap_or_default(),
+        if after.is_empty() {
+            "nobody".to_string()
+        } else {
+            format!("{} principals: {}", after.len(), after.join(", "))
+        },
+        escape(&impact.id),
+    )
 }
 
 /// The timeline: stacked bars per step (unusual principals over everyone else), the window

@@ -78,6 +78,26 @@ pub fn window(incident: &Incident) -> String {
             None => out.push_str("- **Reverted:** not in the logs\n"),
         }
     }
+    if let Some(impact) = &incident.impact {
+        let after: Vec<String> = impact
+            .after_revoke
+            .iter()
+            .map(|p| code(&p.principal))
+            .collect();
+        let _ = writeln!(
+            out,
+            "- **Impact:** {}: could read {} ({}), did read {}, after the revoke {}",
+            impact.verdict,
+            impact.could_read.count,
+            impact.could_read.kind,
+            impact.did_read_count,
+            if after.is_empty() {
+                "nobody".to_string()
+            } else {
+                after.join(", ")
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "\n| Principal | First read | Last read | Reads |\n| --- | --- | --- | ---: |"

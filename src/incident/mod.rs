@@ -8,6 +8,7 @@
 //! ([`markdown`]). Building is here; drawing is in the renderers; reading logs is in [`scan`].
 
 pub mod html;
+pub mod impact;
 pub mod markdown;
 pub mod scan;
 
@@ -36,6 +37,8 @@ pub struct Incident {
     pub rule: Option<String>,
     /// Allow patterns of the table's policy, as configured.
     pub allowed: bool,
+    /// What the exposure of the window's cause cost (`exposure impact`), when it has a cause.
+    pub impact: Option<crate::impact::Impact>,
 }
 
 impl Incident {
@@ -228,7 +231,22 @@ pub fn build(
             thresholds: policy.thresholds,
             rule: policy.rule.clone(),
             allowed: !policy.allow.is_empty(),
+            impact: None,
         });
+    }
+    if incidents
+        .iter()
+        .any(|i| i.history.iter().any(|a| a.cause.is_some()))
+    {
+        // Problems with the inputs were reported by the timeline's pass already.
+        let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
+        for impact in impact::assess(config, inputs, &mut quiet)? {
+            for incident in incidents.iter_mut() {
+                if impact.windows.contains(&incident.history[0].id) {
+                    incident.impact = Some(impact.clone());
+                }
+            }
+        }
     }
     Ok(incidents)
 }

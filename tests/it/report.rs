@@ -132,6 +132,23 @@ fn the_sample_incident_report_renders_in_a_headless_browser() {
         .unwrap();
     let normal = open["baseline_principals"].as_u64().unwrap() as usize;
     assert_eq!(baseline.matches("<tr>").count(), normal + 1, "{baseline}");
+    // The impact of the cause: everyone could read, the window's 40 did, nobody after the
+    // revoke (`exposure impact`, tests/it/impact.rs).
+    let impact = dom
+        .split("id=\"impact\"")
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap();
+    for said in [
+        "<b>accessed</b>",
+        "(everyone)",
+        "<td>40 principals, ",
+        "<td>after the revoke</td><td>nobody</td>",
+    ] {
+        assert!(impact.contains(said), "{said} in {impact}");
+    }
     // The alert history: open, then closed.
     let history = dom
         .split("id=\"history\"")
@@ -233,6 +250,10 @@ fn markdown_for_a_ticket_says_the_window_the_cause_and_every_principal() {
         "- **Cause:** `dev.platform@corp.example` granted `SELECT` on `warehouse.users` to `PUBLIC`"
     ));
     assert!(text.contains("- **Reverted:** 2026-03-16T16:04:00.000Z"));
+    assert!(
+        text.contains("- **Impact:** accessed: could read 103 (everyone), did read 40, after the revoke nobody"),
+        "{text}"
+    );
     for p in closed["principals"].as_array().unwrap() {
         assert!(text.contains(&format!("| `{}` |", p["principal"].as_str().unwrap())));
     }

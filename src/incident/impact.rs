@@ -3,13 +3,13 @@
 //! for each exposure, the detector's state when it began says who was normal for each table;
 //! one pass over the inputs hands every read to the pure [`crate::impact`] core.
 
+use super::scan::Seen;
 use crate::config::Config;
 use crate::detect::permission::{PermissionLedger, contains, names};
 use crate::detect::snapshot::{DetectorSnapshot, decide_read};
 use crate::detect::{ChangeRecord, Decides};
 use crate::event::{ChangeAction, PermissionChange};
 use crate::impact::{CouldRead, Exposure, Gathered, Impact, Judge, population};
-use crate::incident::scan::Seen;
 use crate::report::Problems;
 use crate::source::Input;
 use crate::time::{TimeFilter, Ts};
@@ -35,7 +35,7 @@ pub fn assess(
     let mut ledger = PermissionLedger::default();
     let everything = TimeFilter::default();
     let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-    crate::incident::scan::scan(
+    super::scan::scan(
         config,
         inputs,
         &everything,
@@ -45,7 +45,7 @@ pub fn assess(
             ledger.insert(c.clone());
         },
     );
-    let alerts = crate::incident::read_alerts(&String::from_utf8_lossy(&alerts), "the replay")?;
+    let alerts = super::read_alerts(&String::from_utf8_lossy(&alerts), "the replay")?;
     let mut exposures = exposures(&alerts, &ledger);
     exposures.sort_by(|a, b| (a.change.ts, &a.change.object).cmp(&(b.change.ts, &b.change.object)));
     if exposures.is_empty() {
@@ -87,7 +87,7 @@ pub fn assess(
             g.read(&judges[i], r.ts, r.table, r.principal, (r.rows, r.bytes));
         }
     };
-    crate::incident::scan::scan(config, inputs, &filter, problems, &mut read, &mut |_| {});
+    super::scan::scan(config, inputs, &filter, problems, &mut read, &mut |_| {});
     let mut out = Vec::with_capacity(gathered.len());
     for ((g, judge), seen) in gathered.into_iter().zip(&judges).zip(&seen) {
         let could = judge.could_read(seen);
@@ -98,7 +98,7 @@ pub fn assess(
 
 /// The exposures the alerts show: each window's cause (its windows together), and each early
 /// warning's change; each with its revoke from the ledger.
-fn exposures(alerts: &crate::incident::AlertsRead, ledger: &PermissionLedger) -> Vec<Exposure> {
+fn exposures(alerts: &super::AlertsRead, ledger: &PermissionLedger) -> Vec<Exposure> {
     let mut by_change: BTreeMap<String, Exposure> = BTreeMap::new();
     let mut add = |change: &ChangeRecord, window: Option<&str>| {
         let id = crate::impact::change_id(change);
