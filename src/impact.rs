@@ -16,9 +16,13 @@ pub const IMPACT_SCHEMA: &str = "exposure.impact/v1";
 /// stood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exposure {
-    /// The change, as alerts name it.
-    pub change: crate::detect::ChangeRecord,
-    /// When the grant's revoke was made, if the logs show one.
+    /// The change, as alerts name it (`None`: an interval the user named).
+    pub change: Option<crate::detect::ChangeRecord>,
+    /// The tables of an interval the user named (`--table` globs, as written).
+    pub named: Option<String>,
+    /// When it began: the change's time, or the named interval's start.
+    pub from: Ts,
+    /// When the grant's revoke was made, if the logs show one (or the named interval's end).
     pub revoked_at: Option<Ts>,
     /// The ids of the windows it caused (none: an early warning nobody's reads formed into a
     /// window).
@@ -66,9 +70,14 @@ pub struct CouldRead {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Impact {
     pub schema: &'static str,
-    /// The change's own id: the same for the same change, whatever the run.
+    /// The change's own id: the same for the same change, whatever the run (an interval's:
+    /// from its tables and bounds).
     pub id: String,
-    pub change: crate::detect::ChangeRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<crate::detect::ChangeRecord>,
+    /// An interval the user named: its tables (`--table` globs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables: Option<String>,
     #[serde(serialize_with = "ts_text")]
     pub exposed_from: Ts,
     #[serde(
@@ -142,7 +151,7 @@ impl Gathered {
         principal: &str,
         volume: (Option<i64>, Option<i64>),
     ) {
-        let from = self.exposure.change.ts;
+        let from = self.exposure.from;
         if ts < from || !judge.opened(table) || !judge.covers(principal) {
             return;
         }
@@ -186,20 +195,29 @@ impl Gathered {
             (_, false) => "accessed, still read after the revoke",
             (false, true) => "accessed",
         };
-        let change = self.exposure.change;
+        let exposure = self.exposure;
+        let id = match (&exposure.change, &exposure.named) {
+            (Some(change), _) => change_id(change),
+            (None, named) => interval_id(
+                named.as_deref().unwrap_or(""),
+                exposure.from,
+                exposure.revoked_at,
+            ),
+        };
         Impact {
             schema: IMPACT_SCHEMA,
-            id: change_id(&change),
-            exposed_from: change.ts,
-            exposed_until: self.exposure.revoked_at,
-            windows: self.exposure.windows,
+            id,
+            exposed_from: exposure.from,
+            exposed_until: exposure.revoked_at,
+            windows: exposure.windows,
             could_read,
             did_read_count: did_read.len(),
             did_read,
             after_revoke_count: after_revoke.len(),
             after_revoke,
             verdict,
-            change,
+            change: exposure.change,
+            tables: exposure.named,
         }
     }
 }
@@ -242,6 +260,15 @@ pub fn change_id(change: &crate::detect::ChangeRecord) -> String {
     format!("imp-{hex}")
 }
 
+/// `imp-` and a hash of a named interval: its tables and bounds.
+pub fn interval_id(tables: &str, from: Ts, until: Option<Ts>) -> String {
+    use sha2::{Digest, Sha256};
+    let until = until.map(format_ts).unwrap_or_default();
+    let digest = Sha256::digest(format!("{tables}\0{}\0{until}", format_ts(from)).as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("imp-{hex}")
+}
+
 /// The principals a set of reads shows, for `could_read` of a grant to everyone.
 pub fn population(principals: &BTreeSet<String>) -> CouldRead {
     CouldRead {
@@ -277,14 +304,16 @@ mod tests {
 
     fn exposure(revoked_at: Option<Ts>) -> Exposure {
         Exposure {
-            change: ChangeRecord {
+            from: 100 * MIN,
+            named: None,
+            change: Some(ChangeRecord {
                 ts: 100 * MIN,
                 actor: "admin".into(),
                 object: "hr".into(),
                 grantee: "PUBLIC".into(),
                 privilege: "SELECT".into(),
                 statement: None,
-            },
+            }),
             revoked_at,
             windows: vec!["exp-1".into()],
         }
@@ -325,7 +354,10 @@ mod tests {
         );
         assert_eq!(impact.after_revoke_count, 1);
         assert_eq!(impact.after_revoke[0].principal, "bob");
-        assert_eq!(impact.id, change_id(&exposure(None).change));
+        assert_eq!(
+            impact.id,
+            change_id(exposure(None).change.as_ref().unwrap())
+        );
         let json = serde_json::to_string(&impact).unwrap();
         assert!(
             json.starts_with(r#"{"schema":"exposure.impact/v1","id":"imp-"#),

@@ -234,6 +234,19 @@ pub struct ImpactArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ImpactFormat::Jsonl)]
     pub output: ImpactFormat,
 
+    /// Only the exposure whose impact id (`imp-…`) this is.
+    #[arg(long, value_name = "ID", conflicts_with = "from")]
+    pub change: Option<String>,
+
+    /// An interval to assess instead of the run's exposures: from TIME (with `--table GLOB`),
+    /// every principal not normal for a matching table then who read it until `--until`.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time)]
+    pub from: Option<Ts>,
+
+    /// The end of the `--from` interval (default: the end of the logs).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, requires = "from")]
+    pub until: Option<Ts>,
+
     /// Show at most N skipped lines (the rest are counted).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_reports: usize,

@@ -45,7 +45,23 @@ fn run_impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
         TimeFilter::default(),
         &mut problems,
     )?;
-    let impacts = crate::incident::impact::assess(&config, &inputs, &mut problems)?;
+    use crate::incident::impact::Asked;
+    let asked = match (&args.change, args.from) {
+        (_, Some(_)) if args.detect.tables.is_empty() => {
+            return Err(ConfigError::Usage(
+                "--from names an interval of some tables: give them with --table GLOB".into(),
+            )
+            .into());
+        }
+        (_, Some(from)) => Asked::Named {
+            tables: args.detect.tables.clone(),
+            from,
+            until: args.until,
+        },
+        (Some(id), None) => Asked::Change(id.clone()),
+        (None, None) => Asked::All,
+    };
+    let impacts = crate::incident::impact::assess(&config, &inputs, &asked, &mut problems)?;
     problems.finish();
     let mut text = String::new();
     match args.output {

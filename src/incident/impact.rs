@@ -15,49 +15,90 @@ use crate::source::Input;
 use crate::time::{TimeFilter, Ts};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Every exposure of `inputs` and what it cost, in the order of their changes.
+/// Which exposures `exposure impact` assesses.
+#[derive(Debug, Clone)]
+pub enum Asked {
+    /// Every read grant the run's alerts name.
+    All,
+    /// The one whose impact id (`imp-…`) this is.
+    Change(String),
+    /// An interval the user names: every principal not normal for a table matching one of
+    /// `tables` at `from` who read it from `from` to `until`.
+    Named {
+        tables: Vec<String>,
+        from: Ts,
+        until: Option<Ts>,
+    },
+}
+
+/// The exposures `asked` for in `inputs` and what each cost, in the order they began.
 pub fn assess(
     config: &Config,
     inputs: &[Input],
+    asked: &Asked,
     problems: &mut Problems,
 ) -> anyhow::Result<Vec<Impact>> {
-    // The run's alerts and its permission ledger.
-    let options = crate::replay::ReplayOptions {
-        keep_state: true,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
-        ..Default::default()
-    };
-    let mut alerts = Vec::new();
-    let mut outcome = crate::replay::replay(config, inputs, &options, &mut alerts, problems)?;
-    drop(outcome.state.take());
     // Every permission change the logs hold (the detector's own ledger forgets reverted
     // grants once no window can need them; impact needs their revokes).
     let mut ledger = PermissionLedger::default();
-    let everything = TimeFilter::default();
     let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
     super::scan::scan(
         config,
         inputs,
-        &everything,
+        &TimeFilter::default(),
         &mut quiet,
         &mut |_| {},
         &mut |c| {
             ledger.insert(c.clone());
         },
     );
-    let alerts = super::read_alerts(&String::from_utf8_lossy(&alerts), "the replay")?;
-    let mut exposures = exposures(&alerts, &ledger);
-    exposures.sort_by(|a, b| (a.change.ts, &a.change.object).cmp(&(b.change.ts, &b.change.object)));
+    let (mut exposures, named) = match asked {
+        Asked::Named {
+            tables,
+            from,
+            until,
+        } => {
+            let exposure = Exposure {
+                change: None,
+                named: Some(tables.join(",")),
+                from: *from,
+                revoked_at: *until,
+                windows: Vec::new(),
+            };
+            let globs = crate::detect::policy::compile_glob_set(tables)?;
+            (vec![exposure], Some(globs))
+        }
+        Asked::All | Asked::Change(_) => {
+            // The run's alerts name the exposures.
+            let options = crate::replay::ReplayOptions {
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+                ..Default::default()
+            };
+            let mut alerts = Vec::new();
+            crate::replay::replay(config, inputs, &options, &mut alerts, problems)?;
+            let alerts = super::read_alerts(&String::from_utf8_lossy(&alerts), "the replay")?;
+            let mut exposures = exposures(&alerts, &ledger);
+            if let Asked::Change(id) = asked {
+                exposures.retain(|e| {
+                    e.change.as_ref().map(crate::impact::change_id) == Some(id.clone())
+                });
+            }
+            (exposures, None)
+        }
+    };
+    exposures.sort_by(|a, b| {
+        let object = |e: &Exposure| e.change.as_ref().map(|c| c.object.clone());
+        (a.from, object(a)).cmp(&(b.from, object(b)))
+    });
     if exposures.is_empty() {
         return Ok(Vec::new());
     }
     // Who was normal where, when each exposure began.
     let mut judges = Vec::with_capacity(exposures.len());
     for exposure in &exposures {
-        let from = exposure.change.ts;
         let filter = TimeFilter {
             since: None,
-            until: Some(from),
+            until: Some(exposure.from),
         };
         let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
         let (_, before) = crate::live::learn_history(config, inputs, filter, &mut quiet)?;
@@ -65,12 +106,14 @@ pub fn assess(
             config,
             ledger: &ledger,
             change: exposure.change.clone(),
+            named: named.clone(),
+            from: exposure.from,
             before,
         });
     }
     // Every read from the earliest population period on.
     let learn = config.detector.policies.default.thresholds.learn.micros();
-    let since = exposures[0].change.ts.saturating_sub(learn);
+    let since = exposures[0].from.saturating_sub(learn);
     let mut gathered: Vec<Gathered> = exposures.into_iter().map(Gathered::new).collect();
     let mut seen: Vec<BTreeSet<String>> = vec![BTreeSet::new(); gathered.len()];
     let filter = TimeFilter {
@@ -79,7 +122,7 @@ pub fn assess(
     };
     let mut read = |r: &Seen<'_>| {
         for (i, g) in gathered.iter_mut().enumerate() {
-            let from = g.exposure().change.ts;
+            let from = g.exposure().from;
             let until = g.exposure().revoked_at.unwrap_or(Ts::MAX);
             if r.ts >= from.saturating_sub(learn) && r.ts < until {
                 seen[i].insert(r.principal.to_string());
@@ -103,7 +146,9 @@ fn exposures(alerts: &super::AlertsRead, ledger: &PermissionLedger) -> Vec<Expos
     let mut add = |change: &ChangeRecord, window: Option<&str>| {
         let id = crate::impact::change_id(change);
         let exposure = by_change.entry(id).or_insert_with(|| Exposure {
-            change: change.clone(),
+            change: Some(change.clone()),
+            named: None,
+            from: change.ts,
             revoked_at: ledger.revoke_after(&grant_of(change)).map(|r| r.ts),
             windows: Vec::new(),
         });
@@ -142,7 +187,10 @@ fn grant_of(change: &ChangeRecord) -> PermissionChange {
 struct Judged<'a> {
     config: &'a Config,
     ledger: &'a PermissionLedger,
-    change: ChangeRecord,
+    /// The grant (`None`: an interval the user named, of the tables `named` matches).
+    change: Option<ChangeRecord>,
+    named: Option<globset::GlobSet>,
+    from: Ts,
     before: DetectorSnapshot,
 }
 
@@ -151,11 +199,14 @@ impl Judged<'_> {
     /// baseline period up to the revoke, `seen`), a role's members the ledger knows (and the
     /// principals it names that read), or the one principal.
     fn could_read(&self, seen: &BTreeSet<String>) -> CouldRead {
-        let grantee = &self.change.grantee;
+        let Some(change) = &self.change else {
+            return population(seen);
+        };
+        let grantee = &change.grantee;
         if self.config.detector.permissions.is_broad(grantee) {
             return population(seen);
         }
-        let mut principals = self.ledger.members_of(grantee, self.change.ts);
+        let mut principals = self.ledger.members_of(grantee, change.ts);
         principals.extend(seen.iter().filter(|p| names(grantee, p)).cloned());
         if principals.is_empty() {
             principals.insert(grantee.clone());
@@ -175,7 +226,11 @@ impl Judged<'_> {
 
 impl Judge for Judged<'_> {
     fn opened(&self, table: &str) -> bool {
-        contains(&self.change.object, table)
+        match (&self.change, &self.named) {
+            (Some(change), _) => contains(&change.object, table),
+            (None, Some(globs)) => globs.is_match(table),
+            (None, None) => false,
+        }
     }
 
     fn normal(&self, table: &str, principal: &str) -> bool {
@@ -184,7 +239,7 @@ impl Judge for Judged<'_> {
             .ok()
             .map(|i| &self.before.tables[i]);
         let policy = self.config.detector.policies.resolve(table);
-        match decide_read(snapshot, &policy, principal, self.change.ts) {
+        match decide_read(snapshot, &policy, principal, self.from) {
             Decides::Baseline | Decides::Allowed | Decides::Approved => true,
             // Still learning: normal if it read while the table learned.
             Decides::Learning => {
@@ -195,10 +250,13 @@ impl Judge for Judged<'_> {
     }
 
     fn covers(&self, principal: &str) -> bool {
-        let grantee = &self.change.grantee;
+        let Some(change) = &self.change else {
+            return true;
+        };
+        let grantee = &change.grantee;
         self.config.detector.permissions.is_broad(grantee)
             || names(grantee, principal)
-            || self.ledger.is_member(grantee, principal, self.change.ts)
+            || self.ledger.is_member(grantee, principal, change.ts)
     }
 }
 
@@ -216,6 +274,10 @@ pub fn csv(impacts: &[Impact]) -> String {
         }
     };
     for impact in impacts {
+        let (object, grantee) = match (&impact.change, &impact.tables) {
+            (Some(change), _) => (change.object.as_str(), change.grantee.as_str()),
+            (None, tables) => (tables.as_deref().unwrap_or(""), ""),
+        };
         let until = impact
             .exposed_until
             .map(crate::time::format_ts)
@@ -226,8 +288,8 @@ pub fn csv(impacts: &[Impact]) -> String {
                     out.push_str(&format!(
                         "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                         impact.id,
-                        field(&impact.change.object),
-                        field(&impact.change.grantee),
+                        field(object),
+                        field(grantee),
                         crate::time::format_ts(impact.exposed_from),
                         until,
                         field(&principal.principal),

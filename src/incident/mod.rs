@@ -240,7 +240,7 @@ pub fn build(
     {
         // Problems with the inputs were reported by the timeline's pass already.
         let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-        for impact in impact::assess(config, inputs, &mut quiet)? {
+        for impact in impact::assess(config, inputs, &impact::Asked::All, &mut quiet)? {
             for incident in incidents.iter_mut() {
                 if impact.windows.contains(&incident.history[0].id) {
                     incident.impact = Some(impact.clone());

@@ -169,6 +169,45 @@ fn one_reader_below_the_threshold_is_in_impact_and_an_unused_grant_is_exposed_no
         fin["could_read"]["count"], 4,
         "everyone the logs show: {fin}"
     );
+
+    // One exposure by its id.
+    let id = hr["id"].as_str().unwrap();
+    let one = env.run(&["impact", "--config", "c.toml", "--change", id, "log.jsonl"]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(lines(&one.stdout), std::slice::from_ref(hr));
+    // An interval the user names: who, not normal then, read the tables in it.
+    let named = env.run(&[
+        "impact",
+        "--config",
+        "c.toml",
+        "--table",
+        "hr.*",
+        "--from",
+        "2026-03-03T10:00:00Z",
+        "--until",
+        "2026-03-03T10:15:00Z",
+        "log.jsonl",
+    ]);
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    let named = lines(&named.stdout);
+    let [interval] = named.as_slice() else {
+        panic!("{named:#?}")
+    };
+    assert_eq!(interval.get("change"), None);
+    assert_eq!(interval["tables"], "hr.*");
+    assert_eq!(interval["exposed_until"], "2026-03-03T10:15:00.000Z");
+    assert_eq!(interval["did_read"][0]["principal"], "xavier");
+    assert_eq!(
+        interval["did_read"][0]["reads"], 1,
+        "the read at 10:10 only"
+    );
+    assert_eq!(
+        interval["after_revoke"][0]["reads"], 1,
+        "10:20 is after the interval"
+    );
+    let usage = env.run(&["impact", "--from", "2026-03-03T10:00:00Z", "log.jsonl"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+    assert!(usage.stderr.contains("--table GLOB"), "{}", usage.stderr);
 }
 
 #[test]
