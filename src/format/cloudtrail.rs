@@ -134,6 +134,8 @@ struct Record<'a> {
     requestParameters: Option<Parameters<'a>>,
     userIdentity: Option<Identity<'a>>,
     sourceIPAddress: Option<&'a str>,
+    /// `additionalEventData.bytesTransferredOut`: what an S3 read sent.
+    bytes_out: Option<i64>,
 }
 
 #[derive(Default)]
@@ -172,6 +174,7 @@ impl<'a> Record<'a> {
             "requestParameters",
             "userIdentity",
             "sourceIPAddress",
+            "additionalEventData",
         ];
         let mut r = Record::default();
         json.named(KEYS, |json, key| {
@@ -201,6 +204,12 @@ impl<'a> Record<'a> {
                         ("Key", &mut p.Key),
                     ])?;
                     r.requestParameters = present.then_some(p);
+                }
+                "additionalEventData" => {
+                    json.named_or_null(&["bytesTransferredOut"], |json, _| {
+                        r.bytes_out = json.whole_or_null()?;
+                        Some(())
+                    })?;
                 }
                 _ => r.userIdentity = Identity::read(json)?,
             }
@@ -309,11 +318,9 @@ fn record_fast(r: &Record, options: &Options) -> Option<Item> {
     let identity = r.userIdentity.as_ref()?;
     if is_anonymous_account(identity.accountId) {
         let principal = options.anonymous.principal(r.sourceIPAddress);
-        return Some(Item::Event(AccessEvent::classified(
-            ts,
-            principal,
-            table,
-            is_read(name, r.readOnly),
+        return Some(Item::Event(with_volume(
+            AccessEvent::classified(ts, principal, table, is_read(name, r.readOnly)),
+            r.bytes_out,
         )));
     }
     let arn = text(identity.arn);
@@ -336,12 +343,29 @@ fn record_fast(r: &Record, options: &Options) -> Option<Item> {
             .or_else(|| text(identity.userName))?
             .to_string(),
     };
-    Some(Item::Event(AccessEvent::classified(
-        ts,
-        principal,
-        table,
-        is_read(name, r.readOnly),
+    Some(Item::Event(with_volume(
+        AccessEvent::classified(ts, principal, table, is_read(name, r.readOnly)),
+        r.bytes_out,
     )))
+}
+
+/// A read's volume: the bytes it sent (`additionalEventData.bytesTransferredOut`).
+fn with_volume(mut event: AccessEvent<'static>, bytes_out: Option<i64>) -> AccessEvent<'static> {
+    if event.is_read == Some(true) {
+        event.bytes = bytes_out;
+    }
+    event
+}
+
+/// `additionalEventData.bytesTransferredOut` as the fast path reads it: a whole non-negative
+/// number (written `3462992` or `3462992.0`).
+fn bytes_out(r: &Value) -> Option<i64> {
+    let value = at(r, "additionalEventData.bytesTransferredOut")?;
+    if let Some(n) = value.as_u64() {
+        return i64::try_from(n).ok();
+    }
+    let f = value.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < 1e15).then_some(f as i64)
 }
 
 /// Whether call `name` with `readOnly` read data: a listing shows names, not content.
@@ -446,8 +470,9 @@ fn record(r: &Value, options: &Options, out: &mut Vec<Item>) -> Result<(), Parse
         )));
     }
     let read = is_read(name, r.get("readOnly").and_then(Value::as_bool));
-    out.push(Item::Event(AccessEvent::classified(
-        ts, principal, table, read,
+    out.push(Item::Event(with_volume(
+        AccessEvent::classified(ts, principal, table, read),
+        bytes_out(r),
     )));
     Ok(())
 }
@@ -845,6 +870,46 @@ mod fast_path_tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_reads_bytes_transferred_out_is_its_volume_on_both_paths() {
+        let options = Options::default();
+        let with = |value: &str| {
+            GET.replace(
+                r#""eventCategory":"Data"}"#,
+                &format!(
+                    r#""eventCategory":"Data","additionalEventData":{{"bytesTransferredIn":0.0,"bytesTransferredOut":{value},"x-amz-id-2":"x"}}}}"#
+                ),
+            )
+        };
+        let bytes = |items: &[Item]| match items {
+            [Item::Event(e)] => e.bytes,
+            other => panic!("{other:?}"),
+        };
+        for (value, want) in [
+            ("3462992.0", Some(3_462_992)),
+            ("512", Some(512)),
+            ("null", None),
+        ] {
+            let line = with(value);
+            agree(&line, &options);
+            assert_eq!(bytes(&parse_fast(line.as_bytes(), &options).unwrap()), want);
+        }
+        // A fraction or an exponent is the Value path's: it reads a whole one, not a fraction.
+        for (value, want) in [("1.5", None), ("1e3", Some(1000))] {
+            let line = with(value);
+            assert!(parse_fast(line.as_bytes(), &options).is_none(), "{line}");
+            let value: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(bytes(&parse(&value, &options).unwrap()), want);
+        }
+        // A listing reads nothing: no volume.
+        let listing = with("100").replace("GetObject", "ListObjects");
+        agree(&listing, &options);
+        assert_eq!(
+            bytes(&parse_fast(listing.as_bytes(), &options).unwrap()),
+            None
+        );
     }
 
     #[test]

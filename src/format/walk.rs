@@ -183,6 +183,37 @@ impl<'a> Json<'a> {
         Some(Some(value))
     }
 
+    /// A whole non-negative number (`3462992` or `3462992.0`, as CloudTrail writes byte
+    /// counts) of at most 15 digits (exact as a float too), or `null`; `None` for anything else
+    /// (a fraction, an exponent, a sign: the `Value` path's to read).
+    pub(crate) fn whole_or_null(&mut self) -> Option<Option<i64>> {
+        if self.null() {
+            return Some(None);
+        }
+        let bytes = &self.text.as_bytes()[self.at..];
+        let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 15 || (digits > 1 && bytes[0] == b'0') {
+            return None;
+        }
+        let mut end = digits;
+        if bytes.get(end) == Some(&b'.') {
+            let zeros = bytes[end + 1..].iter().take_while(|b| **b == b'0').count();
+            if zeros == 0 {
+                return None;
+            }
+            end += 1 + zeros;
+        }
+        if matches!(bytes.get(end), Some(b) if b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        let value = bytes[..digits]
+            .iter()
+            .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
+        self.at += end;
+        Some(Some(value))
+    }
+
     /// An object whose members named in `names` (at most 32) are each given to `member`, with
     /// the name, to read its value; other members are skipped. `None` if `member` gives up or a
     /// named member comes twice (the `Value` path takes the last: the line is left to it).
