@@ -243,8 +243,7 @@ fn by_principal(reads: BTreeMap<(String, String), TableReads>) -> Vec<PrincipalR
 
 /// `imp-` and a hash of the change: the same change gives the same id in every run.
 pub fn change_id(change: &crate::detect::ChangeRecord) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
+    let mut text = String::new();
     for part in [
         format_ts(change.ts).as_str(),
         &change.object,
@@ -252,21 +251,24 @@ pub fn change_id(change: &crate::detect::ChangeRecord) -> String {
         &change.privilege,
         &change.actor,
     ] {
-        hash.update(part.as_bytes());
-        hash.update([0]);
+        text.push_str(part);
+        text.push('\0');
     }
-    let digest = hash.finalize();
+    impact_id(&text)
+}
+
+/// `imp-` and the first 16 bytes of the SHA-256 of `text`, in hex.
+fn impact_id(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("imp-{hex}")
 }
 
 /// `imp-` and a hash of a named interval: its tables and bounds.
 pub fn interval_id(tables: &str, from: Ts, until: Option<Ts>) -> String {
-    use sha2::{Digest, Sha256};
     let until = until.map(format_ts).unwrap_or_default();
-    let digest = Sha256::digest(format!("{tables}\0{}\0{until}", format_ts(from)).as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("imp-{hex}")
+    impact_id(&format!("{tables}\0{}\0{until}", format_ts(from)))
 }
 
 /// The principals a set of reads shows, for `could_read` of a grant to everyone.

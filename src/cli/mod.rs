@@ -92,10 +92,8 @@ fn run_impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
 fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     use crate::incident;
     let config = args.detect.config(None, None)?;
-    let text = std::fs::read_to_string(&args.alerts)
-        .with_context(|| format!("cannot read {}", args.alerts.display()))?;
     let source = args.alerts.display().to_string();
-    let alerts = incident::read_alerts(&text, &source)?;
+    let alerts = incident::read_alerts_file(&args.alerts)?;
     let mut problems = args.verbosity.problems(args.max_reports);
     let inputs = inputs_of(
         &args.paths,
@@ -245,9 +243,7 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
                 &mut problems,
             )?;
             if let Some(path) = &args.alerts {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let alerts = crate::incident::read_alerts(&text, &path.display().to_string())?;
+                let alerts = crate::incident::read_alerts_file(path)?;
                 let windows: Vec<_> = (alerts.windows.into_iter())
                     .filter(|w| w[0].table == question.table)
                     .collect();

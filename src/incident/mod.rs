@@ -118,6 +118,14 @@ pub struct AlertsRead {
     pub grants: Vec<Alert>,
 }
 
+/// Reads the alerts file `path` ([`read_alerts`]).
+pub fn read_alerts_file(path: &std::path::Path) -> anyhow::Result<AlertsRead> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    read_alerts(&text, &path.display().to_string())
+}
+
 /// Reads `exposure.alert/v1` lines; a line that is not one is an error naming its line.
 pub fn read_alerts(text: &str, name: &str) -> anyhow::Result<AlertsRead> {
     let mut read = AlertsRead::default();
