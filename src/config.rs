@@ -434,6 +434,7 @@ impl Config {
                 },
                 shard: None,
                 record_baselines: false,
+                record_grant_states: false,
             },
             input: InputSettings {
                 format: input_format,

@@ -187,9 +187,19 @@ impl Gathered {
     }
 
     /// The impact, with who could read (`could_read`, from the caller).
+    ///
+    /// After the revoke, a change to everyone (or a named interval) counts the principals who
+    /// read through it and kept reading: any newcomer later is another exposure's business,
+    /// not evidence that this one stayed open. A change to a role or a principal counts every
+    /// principal it covered.
     pub fn finish(self, could_read: CouldRead) -> Impact {
+        let mut after = self.after;
+        if could_read.kind == "everyone" {
+            let through: BTreeSet<&str> = self.during.keys().map(|(p, _)| p.as_str()).collect();
+            after.retain(|(principal, _), _| through.contains(principal.as_str()));
+        }
         let did_read = by_principal(self.during);
-        let after_revoke = by_principal(self.after);
+        let after_revoke = by_principal(after);
         let verdict = match (did_read.is_empty(), after_revoke.is_empty()) {
             (true, true) => "exposed, not accessed",
             (_, false) => "accessed, still read after the revoke",
@@ -337,6 +347,7 @@ mod tests {
             (140, "sales.orders", "eve", (None, None)), // another table
             (150, "hr.salaries", "bob", (None, None)),  // one reader, below any threshold
             (170, "hr.salaries", "bob", (None, None)),  // after the revoke
+            (180, "hr.salaries", "zed", (None, None)),  // a newcomer only after it
         ];
         for (at, table, who, volume) in reads {
             gathered.read(&facts, at * MIN, table, who, volume);
@@ -354,7 +365,8 @@ mod tests {
             (salaries.first_read, salaries.last_read),
             (110 * MIN, 130 * MIN)
         );
-        assert_eq!(impact.after_revoke_count, 1);
+        // A grant to everyone: after the revoke, those who read through it and kept on.
+        assert_eq!(impact.after_revoke_count, 1, "{:?}", impact.after_revoke);
         assert_eq!(impact.after_revoke[0].principal, "bob");
         assert_eq!(
             impact.id,

@@ -44,6 +44,11 @@ pub struct Shape {
     pub principals: u64,
     /// How many distinct principals read each table (a window of the principal space).
     pub readers_per_table: u64,
+    /// Incidents: grants of SELECT on a schema to PUBLIC, evenly spread, each revoked two
+    /// hours later; while one stands, one read in ten of its schema's tables is by anyone
+    /// (novel readers: windows with that grant as their cause). 0: none (the default; the
+    /// benches' data stays what it was).
+    pub grants: u64,
     pub seed: u64,
 }
 
@@ -54,6 +59,7 @@ impl Shape {
             tables: 200,
             principals: 20_000,
             readers_per_table: 1_000,
+            grants: 0,
             seed: 42,
         }
     }
@@ -68,12 +74,43 @@ pub fn write_jsonl(shape: Shape, out: &mut dyn Write) -> std::io::Result<()> {
     let step = (SPAN_MS as f64 / shape.events as f64).max(0.001);
     let readers_per_table = shape.readers_per_table.clamp(1, shape.principals);
     let mut line = String::with_capacity(160);
+    // (start, end, schema) of each incident, after the first day (learning).
+    let incidents: Vec<(i64, i64, u64)> = (0..shape.grants)
+        .map(|k| {
+            let start =
+                START_MS + 86_400_000 + (k as i64 * (SPAN_MS - 86_400_000)) / shape.grants as i64;
+            (start, start + 2 * 3_600_000, k % 17)
+        })
+        .collect();
+    let mut next_change = 0;
     for i in 0..shape.events {
         let jitter = rng.below(4_000) as i64;
         let ts = START_MS + (i as f64 * step) as i64 + jitter;
         let table = rng.below(shape.tables);
+        while let Some(&(start, end, schema)) = incidents.get(next_change / 2)
+            && ts >= if next_change % 2 == 0 { start } else { end }
+        {
+            use std::fmt::Write as _;
+            let (at, action) = if next_change % 2 == 0 {
+                (start, "GRANT")
+            } else {
+                (end, "REVOKE")
+            };
+            let at = chrono::DateTime::from_timestamp_millis(at).expect("in range");
+            line.clear();
+            let _ = writeln!(
+                line,
+                r#"{{"ts":"{}","principal":"dba@corp.example","table":"warehouse.schema{schema:02}","action":"{action}","grantee":"PUBLIC","privilege":"SELECT"}}"#,
+                at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            );
+            out.write_all(line.as_bytes())?;
+            next_change += 1;
+        }
+        let exposed = incidents
+            .iter()
+            .any(|&(start, end, schema)| ts >= start && ts < end && table % 17 == schema);
         // Mostly the table's own readers (a window of the principal space), sometimes anyone.
-        let principal = if rng.below(1000) == 0 {
+        let principal = if rng.below(1000) == 0 || (exposed && rng.below(10) == 0) {
             rng.below(shape.principals)
         } else {
             (table * 97 + rng.below(readers_per_table)) % shape.principals

@@ -207,6 +207,7 @@ impl Detector {
     /// Drops baseline entries past `forget_after`: they are no longer normal, so dropping them
     /// changes no result and keeps state bounded on a long run.
     pub(super) fn prune(&mut self, now: Ts) {
+        self.keep_all_grant_states(now);
         for state in &mut self.tables {
             let forget = state.policy.thresholds.forget_after.micros();
             state.baseline.retain(|last| now - last <= forget);

@@ -25,6 +25,7 @@ mod by_id;
 mod chunk_order;
 mod chunked;
 mod clock;
+pub mod grant_states;
 pub mod permission;
 pub mod policy;
 pub mod reorder;
@@ -37,6 +38,7 @@ pub use alert::{
     ALERT_SCHEMA, Alert, AlertStatus, ChangeRecord, ClosedBy, PrincipalActivity, Severity,
 };
 pub use by_id::ById;
+pub use grant_states::GrantStates;
 pub use permission::PermissionSettings;
 pub use policy::{Policies, TablePolicy, TableRule, Thresholds};
 pub use reorder::{BufferedRead, ReorderBuffer};
@@ -81,6 +83,9 @@ pub struct DetectorSettings {
     /// Keep each window's baseline as it opens ([`Detector::take_baselines`]; `exposure
     /// report`).
     pub record_baselines: bool,
+    /// Keep every permission change and each table's state as read grants on it are made
+    /// ([`Detector::take_grant_states`]; `exposure impact`).
+    pub record_grant_states: bool,
 }
 
 impl Default for DetectorSettings {
@@ -95,6 +100,7 @@ impl Default for DetectorSettings {
             permissions: PermissionSettings::default(),
             shard: None,
             record_baselines: false,
+            record_grant_states: false,
         }
     }
 }
@@ -165,6 +171,10 @@ pub struct Detector {
     root_cause: RootCause,
     /// With `record_baselines`: each window's baseline as it opened.
     baselines: Vec<BaselineAtOpen>,
+    /// With `record_grant_states`: the changes and the tables' states as grants were made.
+    grant_recorder: Option<Box<grant_states::Recorder>>,
+    /// Per table, the earliest grant whose state of it is still to be kept (`Ts::MAX`: none).
+    next_grant_state: Vec<Ts>,
 }
 
 /// A table's baseline as one of its windows opened (`record_baselines`).
@@ -181,6 +191,7 @@ pub struct BaselineAtOpen {
 impl Detector {
     pub fn new(settings: DetectorSettings) -> Detector {
         let reorder = ReorderBuffer::new(settings.lateness.micros());
+        let grant_recorder = settings.record_grant_states.then(Box::default);
         Detector {
             settings,
             tables: Vec::new(),
@@ -201,6 +212,8 @@ impl Detector {
             held_alerts: Default::default(),
             root_cause: RootCause::default(),
             baselines: Vec::new(),
+            grant_recorder,
+            next_grant_state: Vec::new(),
         }
     }
 
@@ -268,6 +281,10 @@ impl Detector {
             pending: Vec::new(),
             window: None,
         });
+        self.next_grant_state.push(Ts::MAX);
+        if self.grant_recorder.is_some() {
+            self.mark_new_table(id);
+        }
     }
 
     /// The baselines kept as windows opened (with `record_baselines`), by window id.

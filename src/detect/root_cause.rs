@@ -76,6 +76,9 @@ impl Detector {
         if matches!(outcome, Observed::Late { .. }) {
             return outcome;
         }
+        if self.grant_recorder.is_some() {
+            self.record_grant_state(change);
+        }
         if self.root_cause.ledger.insert(change.clone()) && !change.is_membership() {
             self.root_cause.unreleased.insert(change.clone());
         }

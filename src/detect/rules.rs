@@ -252,6 +252,9 @@ impl Detector {
         principal: PrincipalId,
         alerts: &mut Vec<Alert>,
     ) {
+        if ts >= self.next_grant_state[table.at()] {
+            self.keep_grant_states(table, ts);
+        }
         let emit_updates = self.settings.emit_updates;
         let state = &mut self.tables[table.at()];
         let thresholds = state.policy.thresholds;

@@ -80,9 +80,9 @@ impl super::ReadFacts for SnapshotRead<'_> {
             .map(|p| p.last_read);
         let baseline = table
             .baseline
-            .iter()
-            .find(|(p, _)| p == self.principal)
-            .map(|(_, last)| *last);
+            .binary_search_by(|(p, _)| p.as_str().cmp(self.principal))
+            .ok()
+            .map(|at| table.baseline[at].1);
         graduated.max(baseline)
     }
 
@@ -151,54 +151,10 @@ impl Detector {
     /// The detector's state as plain data. Deterministic: the same state gives the same
     /// snapshot, whatever order names were interned in.
     pub fn snapshot(&self) -> DetectorSnapshot {
-        let principal = |id| self.principal_names.name(id).to_string();
         let mut tables: Vec<TableSnapshot> = self
             .tables
             .iter()
-            .map(|state| {
-                let mut baseline: Vec<(String, Ts)> = state
-                    .baseline
-                    .entries()
-                    .map(|(id, last)| (principal(id), last))
-                    .collect();
-                baseline.sort();
-                TableSnapshot {
-                    table: state.name.to_string(),
-                    learn_until: state.learn_until,
-                    baseline,
-                    pending: state
-                        .pending
-                        .iter()
-                        .map(|p| PendingSnapshot {
-                            principal: principal(p.principal),
-                            first_novel: p.first_novel,
-                            last_read: p.last_read,
-                            reads: p.reads,
-                        })
-                        .collect(),
-                    window: state.window.as_ref().map(|w| {
-                        let mut principals: Vec<ActivitySnapshot> = w
-                            .principals
-                            .iter()
-                            .map(|(&id, a)| ActivitySnapshot {
-                                principal: principal(id),
-                                first_read: a.first_read,
-                                last_read: a.last_read,
-                                reads: a.reads,
-                            })
-                            .collect();
-                        principals.sort_by(|a, b| a.principal.cmp(&b.principal));
-                        WindowSnapshot {
-                            start: w.start,
-                            end: w.end,
-                            reads: w.reads,
-                            baseline_principals: w.baseline_principals,
-                            alerted_principals: w.alerted_principals,
-                            principals,
-                        }
-                    }),
-                }
-            })
+            .map(|state| self.table_snapshot(state))
             // A table seen once and holding nothing is not worth keeping.
             .filter(|t| t.learn_until.is_some() || t.window.is_some() || !t.pending.is_empty())
             .collect();
@@ -210,7 +166,7 @@ impl Detector {
             .map(|read| BufferedSnapshot {
                 ts: read.ts,
                 table: self.table_names.name(read.table).to_string(),
-                principal: principal(read.principal),
+                principal: self.principal_names.name(read.principal).to_string(),
             })
             .collect();
         buffered.sort();
@@ -223,6 +179,53 @@ impl Detector {
             tables,
             buffered,
             permissions: self.root_cause.snapshot(),
+        }
+    }
+
+    /// One table's state as plain data.
+    pub(super) fn table_snapshot(&self, state: &TableState) -> TableSnapshot {
+        let principal = |id| self.principal_names.name(id).to_string();
+        let mut baseline: Vec<(String, Ts)> = state
+            .baseline
+            .entries()
+            .map(|(id, last)| (principal(id), last))
+            .collect();
+        baseline.sort();
+        TableSnapshot {
+            table: state.name.to_string(),
+            learn_until: state.learn_until,
+            baseline,
+            pending: state
+                .pending
+                .iter()
+                .map(|p| PendingSnapshot {
+                    principal: principal(p.principal),
+                    first_novel: p.first_novel,
+                    last_read: p.last_read,
+                    reads: p.reads,
+                })
+                .collect(),
+            window: state.window.as_ref().map(|w| {
+                let mut principals: Vec<ActivitySnapshot> = w
+                    .principals
+                    .iter()
+                    .map(|(&id, a)| ActivitySnapshot {
+                        principal: principal(id),
+                        first_read: a.first_read,
+                        last_read: a.last_read,
+                        reads: a.reads,
+                    })
+                    .collect();
+                principals.sort_by(|a, b| a.principal.cmp(&b.principal));
+                WindowSnapshot {
+                    start: w.start,
+                    end: w.end,
+                    reads: w.reads,
+                    baseline_principals: w.baseline_principals,
+                    alerted_principals: w.alerted_principals,
+                    principals,
+                }
+            }),
         }
     }
 

@@ -1,18 +1,19 @@
 //! `exposure impact`: the detector and the inputs asked what each exposure cost. One replay
-//! finds the exposures (the causes of windows, the early warnings) and the permission ledger;
-//! for each exposure, the detector's state when it began says who was normal for each table;
-//! one pass over the inputs hands every read to the pure [`crate::impact`] core.
+//! finds the exposures (the causes of windows, the early warnings), every permission change,
+//! and the state of each table as each grant was made (who was normal there then); one pass
+//! over the inputs hands every read to the pure [`crate::impact`] core.
 
 use super::scan::Seen;
 use crate::config::Config;
 use crate::detect::permission::{PermissionLedger, contains, names};
-use crate::detect::snapshot::{DetectorSnapshot, decide_read};
+use crate::detect::snapshot::{TableSnapshot, decide_read};
 use crate::detect::{ChangeRecord, Decides};
 use crate::event::{ChangeAction, PermissionChange};
 use crate::impact::{CouldRead, Exposure, Gathered, Impact, Judge, population};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::time::{TimeFilter, Ts};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Which exposures `exposure impact` assesses.
@@ -38,26 +39,22 @@ pub fn assess(
     asked: &Asked,
     problems: &mut Problems,
 ) -> anyhow::Result<Vec<Impact>> {
-    // Every permission change the logs hold (the detector's own ledger forgets reverted
-    // grants once no window can need them; impact needs their revokes).
     let mut ledger = PermissionLedger::default();
-    let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-    super::scan::scan(
-        config,
-        inputs,
-        &TimeFilter::default(),
-        &mut quiet,
-        &mut |_| {},
-        &mut |c| {
-            ledger.insert(c.clone());
-        },
-    );
-    let (mut exposures, named) = match asked {
+    // Per exposure, the state of the tables it opened as it began.
+    let mut states: Vec<Vec<TableSnapshot>> = Vec::new();
+    let (exposures, named) = match asked {
         Asked::Named {
             tables,
             from,
             until,
         } => {
+            // Who was normal as the interval began: the detector's state then.
+            let filter = TimeFilter {
+                since: None,
+                until: Some(*from),
+            };
+            let (_, before) = crate::live::learn_history(config, inputs, filter, problems)?;
+            states.push(before.tables);
             let exposure = Exposure {
                 change: None,
                 named: Some(tables.join(",")),
@@ -69,13 +66,22 @@ pub fn assess(
             (vec![exposure], Some(globs))
         }
         Asked::All | Asked::Change(_) => {
-            // The run's alerts name the exposures.
+            // One replay: the run's alerts name the exposures; the detector keeps every
+            // permission change (its own ledger forgets reverted grants once no window can
+            // need them; impact needs their revokes) and each table's state as each grant
+            // was made.
+            let mut config = config.clone();
+            config.detector.record_grant_states = true;
             let options = crate::replay::ReplayOptions {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
                 ..Default::default()
             };
             let mut alerts = Vec::new();
-            crate::replay::replay(config, inputs, &options, &mut alerts, problems)?;
+            let outcome = crate::replay::replay(&config, inputs, &options, &mut alerts, problems)?;
+            let recorded = outcome.grant_states.unwrap_or_default();
+            for change in &recorded.changes {
+                ledger.insert(change.clone());
+            }
             let alerts = super::read_alerts(&String::from_utf8_lossy(&alerts), "the replay")?;
             let mut exposures = exposures(&alerts, &ledger);
             if let Asked::Change(id) = asked {
@@ -83,58 +89,103 @@ pub fn assess(
                     e.change.as_ref().map(crate::impact::change_id) == Some(id.clone())
                 });
             }
+            exposures.sort_by(|a, b| {
+                let object = |e: &Exposure| e.change.as_ref().map(|c| c.object.clone());
+                (a.from, object(a)).cmp(&(b.from, object(b)))
+            });
+            for exposure in &exposures {
+                let change = exposure
+                    .change
+                    .as_ref()
+                    .expect("an alert's exposure has a change");
+                states.push(recorded.at(change.ts, &change.object).to_vec());
+            }
             (exposures, None)
         }
     };
-    exposures.sort_by(|a, b| {
-        let object = |e: &Exposure| e.change.as_ref().map(|c| c.object.clone());
-        (a.from, object(a)).cmp(&(b.from, object(b)))
-    });
     if exposures.is_empty() {
         return Ok(Vec::new());
     }
-    // Who was normal where, when each exposure began.
-    let mut judges = Vec::with_capacity(exposures.len());
-    for exposure in &exposures {
-        let filter = TimeFilter {
-            since: None,
-            until: Some(exposure.from),
-        };
-        let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-        let (_, before) = crate::live::learn_history(config, inputs, filter, &mut quiet)?;
-        judges.push(Judged {
+    let judges: Vec<Judged> = exposures
+        .iter()
+        .zip(states)
+        .map(|(exposure, tables)| Judged {
             config,
             ledger: &ledger,
             change: exposure.change.clone(),
             named: named.clone(),
             from: exposure.from,
-            before,
-        });
-    }
-    // Every read from the earliest population period on.
+            tables,
+        })
+        .collect();
+    // Every read from the earliest population period on. Per read: its principal's id (for
+    // the population each exposure saw) and the exposures that opened its table, each looked
+    // up once.
     let learn = config.detector.policies.default.thresholds.learn.micros();
-    let since = exposures[0].from.saturating_sub(learn);
+    let periods: Vec<(Ts, Ts)> = exposures
+        .iter()
+        .map(|e| {
+            let until = e.revoked_at.unwrap_or(Ts::MAX);
+            (e.from.saturating_sub(learn), until)
+        })
+        .collect();
+    let since = periods.iter().map(|p| p.0).min().unwrap_or(Ts::MIN);
     let mut gathered: Vec<Gathered> = exposures.into_iter().map(Gathered::new).collect();
-    let mut seen: Vec<BTreeSet<String>> = vec![BTreeSet::new(); gathered.len()];
+    let mut principals: FxHashMap<Box<str>, usize> = FxHashMap::default();
+    let mut seen: Vec<Vec<u64>> = vec![Vec::new(); gathered.len()];
+    let mut opened_by: FxHashMap<Box<str>, Box<[usize]>> = FxHashMap::default();
     let filter = TimeFilter {
         since: Some(since),
         until: None,
     };
     let mut read = |r: &Seen<'_>| {
-        for (i, g) in gathered.iter_mut().enumerate() {
-            let from = g.exposure().from;
-            let until = g.exposure().revoked_at.unwrap_or(Ts::MAX);
-            if r.ts >= from.saturating_sub(learn) && r.ts < until {
-                seen[i].insert(r.principal.to_string());
+        let id = match principals.get(r.principal) {
+            Some(&id) => id,
+            None => {
+                let id = principals.len();
+                principals.insert(Box::from(r.principal), id);
+                id
             }
-            g.read(&judges[i], r.ts, r.table, r.principal, (r.rows, r.bytes));
+        };
+        for (seen, &(start, end)) in seen.iter_mut().zip(&periods) {
+            if r.ts >= start && r.ts < end {
+                if seen.len() <= id / 64 {
+                    seen.resize(id / 64 + 1, 0);
+                }
+                seen[id / 64] |= 1 << (id % 64);
+            }
+        }
+        if !opened_by.contains_key(r.table) {
+            let opened = (0..judges.len())
+                .filter(|&i| judges[i].opened(r.table))
+                .collect();
+            opened_by.insert(Box::from(r.table), opened);
+        }
+        for &i in opened_by[r.table].iter() {
+            gathered[i].read(&judges[i], r.ts, r.table, r.principal, (r.rows, r.bytes));
         }
     };
-    super::scan::scan(config, inputs, &filter, problems, &mut read, &mut |_| {});
+    // The replay (or the history read) reported what was wrong with the inputs: once is enough.
+    let mut reported = Problems::new(Box::new(std::io::sink()), 0);
+    super::scan::scan(
+        config,
+        inputs,
+        &filter,
+        &mut reported,
+        &mut read,
+        &mut |_| {},
+    );
+    let mut by_id: Vec<&str> = vec![""; principals.len()];
+    for (name, &id) in &principals {
+        by_id[id] = name;
+    }
     let mut out = Vec::with_capacity(gathered.len());
     for ((g, judge), seen) in gathered.into_iter().zip(&judges).zip(&seen) {
-        let could = judge.could_read(seen);
-        out.push(g.finish(could));
+        let population: BTreeSet<String> = (0..seen.len() * 64)
+            .filter(|&id| seen[id / 64] & (1 << (id % 64)) != 0)
+            .map(|id| by_id[id].to_string())
+            .collect();
+        out.push(g.finish(judge.could_read(&population)));
     }
     Ok(out)
 }
@@ -191,7 +242,8 @@ struct Judged<'a> {
     change: Option<ChangeRecord>,
     named: Option<globset::GlobSet>,
     from: Ts,
-    before: DetectorSnapshot,
+    /// The state of the tables it opened as it began, sorted by table.
+    tables: Vec<TableSnapshot>,
 }
 
 impl Judged<'_> {
@@ -234,17 +286,19 @@ impl Judge for Judged<'_> {
     }
 
     fn normal(&self, table: &str, principal: &str) -> bool {
-        let snapshot = (self.before.tables)
+        let snapshot = (self.tables)
             .binary_search_by(|t| t.table.as_str().cmp(table))
             .ok()
-            .map(|i| &self.before.tables[i]);
+            .map(|i| &self.tables[i]);
         let policy = self.config.detector.policies.resolve(table);
         match decide_read(snapshot, &policy, principal, self.from) {
             Decides::Baseline | Decides::Allowed | Decides::Approved => true,
             // Still learning: normal if it read while the table learned.
-            Decides::Learning => {
-                snapshot.is_some_and(|t| t.baseline.iter().any(|(p, _)| p == principal))
-            }
+            Decides::Learning => snapshot.is_some_and(|t| {
+                (t.baseline)
+                    .binary_search_by(|(p, _)| p.as_str().cmp(principal))
+                    .is_ok()
+            }),
             Decides::Window | Decides::Novel | Decides::Public => false,
         }
     }

@@ -130,6 +130,10 @@ pub struct ReplayOutcome {
     /// With `record_baselines` in the detector's settings: each window's baseline as it
     /// opened, by window id (see [`crate::detect::Detector::take_baselines`]).
     pub baselines: Vec<crate::detect::BaselineAtOpen>,
+    /// With `record_grant_states` in the detector's settings: every permission change and
+    /// the tables' states as read grants were made (see
+    /// [`crate::detect::Detector::take_grant_states`]).
+    pub grant_states: Option<crate::detect::GrantStates>,
 }
 
 /// Replays `inputs` (JSON lines, vendor logs, Parquet, or a mix) through a detector built
@@ -211,6 +215,7 @@ fn finish(
     out.flush().map_err(ReplayError::Output)?;
     let stats = detector.stats();
     let baselines = detector.take_baselines();
+    let grant_states = detector.take_grant_states();
     Ok(ReplayOutcome {
         summary: Summary {
             inputs,
@@ -239,6 +244,7 @@ fn finish(
         out_of_order: None,
         quarantined: Vec::new(),
         baselines,
+        grant_states,
     })
 }
 
