@@ -44,19 +44,28 @@ fn run_steps(settings: DetectorSettings, steps: &[Step]) -> Vec<Alert> {
     let mut detector = Detector::new(settings);
     let mut alerts = Vec::new();
     feed(&mut detector, &learning(), &mut alerts);
+    take_steps(&mut detector, steps, &mut alerts);
+    detector.finish(&mut alerts);
+    alerts
+}
+
+/// Observes `steps` in the order given.
+fn take_steps<'a>(
+    detector: &mut Detector,
+    steps: impl IntoIterator<Item = &'a Step>,
+    alerts: &mut Vec<Alert>,
+) {
     for step in steps {
         match step {
             Step::Read(minute, table, principal) => {
                 let event = AccessEvent::new(m(*minute), principal, table, None);
-                detector.observe(&event, &mut alerts);
+                detector.observe(&event, alerts);
             }
             Step::Change(change) => {
-                detector.observe_change(change, &mut alerts);
+                detector.observe_change(change, alerts);
             }
         }
     }
-    detector.finish(&mut alerts);
-    alerts
 }
 
 /// "status table cause-object cause-grantee from-until" (`-` without a cause, nothing after
@@ -205,19 +214,7 @@ fn arrival_order_and_chunks_never_change_the_cause() {
     detector.apply_in_chunks(2);
     let mut alerts = Vec::new();
     feed(&mut detector, &learning(), &mut alerts);
-    for step in &late {
-        match step {
-            Step::Read(minute, table, principal) => {
-                detector.observe(
-                    &AccessEvent::new(m(*minute), principal, table, None),
-                    &mut alerts,
-                );
-            }
-            Step::Change(change) => {
-                detector.observe_change(change, &mut alerts);
-            }
-        }
-    }
+    take_steps(&mut detector, &late, &mut alerts);
     detector.finish(&mut alerts);
     assert_eq!(alerts, run_steps(chunked, &late));
     // The schema-wide grant kept the table readable after the table's grant was revoked:
@@ -311,17 +308,7 @@ fn grant_states_keep_each_table_as_the_grant_was_made() {
         }
         let mut alerts = Vec::new();
         feed(&mut detector, &learning(), &mut alerts);
-        for &i in order {
-            match &steps[i] {
-                Step::Read(minute, table, principal) => {
-                    let event = AccessEvent::new(m(*minute), principal, table, None);
-                    detector.observe(&event, &mut alerts);
-                }
-                Step::Change(change) => {
-                    detector.observe_change(change, &mut alerts);
-                }
-            }
-        }
+        take_steps(&mut detector, order.iter().map(|&i| &steps[i]), &mut alerts);
         detector.finish(&mut alerts);
         detector.take_grant_states().expect("recorded")
     };
