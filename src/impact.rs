@@ -44,6 +44,10 @@ pub struct TableReads {
     /// Bytes the log says were read, summed, where it says so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<i64>,
+    /// After the revoke: a grant that still let the principal read the table at its last
+    /// read, if the logs show one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub still_granted: Option<crate::detect::ChangeRecord>,
 }
 
 /// One principal's reads through an exposure.
@@ -117,6 +121,15 @@ pub trait Judge {
     fn normal(&self, table: &str, principal: &str) -> bool;
     /// Whether the change let `principal` read.
     fn covers(&self, principal: &str) -> bool;
+    /// A grant other than the change that lets `principal` read `table` at `at`, if known.
+    fn still_granted(
+        &self,
+        _table: &str,
+        _principal: &str,
+        _at: Ts,
+    ) -> Option<crate::detect::ChangeRecord> {
+        None
+    }
 }
 
 /// Reads of one exposure's tables, gathered while the inputs are read.
@@ -173,7 +186,11 @@ impl Gathered {
                 last_read: ts,
                 rows: None,
                 bytes: None,
+                still_granted: None,
             });
+        if after && ts >= entry.last_read {
+            entry.still_granted = judge.still_granted(table, principal, ts);
+        }
         entry.reads += 1;
         entry.first_read = entry.first_read.min(ts);
         entry.last_read = entry.last_read.max(ts);

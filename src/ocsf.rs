@@ -50,7 +50,7 @@ fn millis(ts: Ts) -> i64 {
 /// The OCSF Detection Finding of `alert`.
 pub fn detection_finding(alert: &Alert) -> Value {
     let (activity_id, activity) = match alert.status {
-        AlertStatus::Open | AlertStatus::Grant => (1, "Create"),
+        AlertStatus::Open | AlertStatus::Grant | AlertStatus::StillReadable => (1, "Create"),
         AlertStatus::Update => (2, "Update"),
         AlertStatus::Closed => (3, "Close"),
     };
@@ -254,6 +254,34 @@ fn message(alert: &Alert) -> String {
             ),
             None => format!("Read granted broadly on {}", alert.table),
         },
+        AlertStatus::StillReadable => {
+            let who = alert
+                .principals
+                .first()
+                .map_or("", |p| p.principal.as_str());
+            let revoked = match &alert.change {
+                Some(change) => format!(
+                    " after {} on {} to {} was revoked",
+                    change.privilege, change.object, change.grantee
+                ),
+                None => String::new(),
+            };
+            let standing = match &alert.standing {
+                Some(grant) => format!(
+                    "; still granted: {} on {} to {} since {}",
+                    grant.privilege,
+                    grant.object,
+                    grant.grantee,
+                    format_ts(grant.ts)
+                ),
+                None => String::new(),
+            };
+            format!(
+                "{who} read {} at {}{revoked}{standing}",
+                alert.table,
+                format_ts(alert.as_of)
+            )
+        }
     }
 }
 
@@ -326,6 +354,7 @@ mod tests {
             exposed_until: None,
             change: None,
             tables: Vec::new(),
+            standing: None,
         }
     }
 

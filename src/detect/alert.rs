@@ -24,6 +24,11 @@ pub enum AlertStatus {
     /// A change granted read on a table (or a container of it) to everyone or a large group:
     /// sent at once, before anyone reads.
     Grant,
+    /// After a read grant was revoked, a principal it covered (for a grant to everyone: one
+    /// who read through it), not normal for the table, read it again: the revoke did not close
+    /// it (another grant, a role, a cached credential).
+    #[serde(rename = "still_readable")]
+    StillReadable,
 }
 
 /// Why a window closed.
@@ -158,6 +163,10 @@ pub struct Alert {
     /// A `grant` alert on a container: the tables in it the run knows, by name.
     #[serde(default)]
     pub tables: Vec<String>,
+    /// A `still_readable` alert: a grant that still lets the principal read, if the logs show
+    /// one.
+    #[serde(default)]
+    pub standing: Option<ChangeRecord>,
 }
 
 impl Serialize for Alert {
@@ -168,7 +177,7 @@ impl Serialize for Alert {
                 ser.serialize_str(&format_ts(self.0))
             }
         }
-        let window = self.status != AlertStatus::Grant;
+        let window = self.is_window();
         let mut out = ser.serialize_struct("Alert", 20)?;
         out.serialize_field("schema", &self.schema)?;
         out.serialize_field("id", &self.id)?;
@@ -185,6 +194,8 @@ impl Serialize for Alert {
             out.serialize_field("novel_principals", &self.novel_principals)?;
             out.serialize_field("reads", &self.reads)?;
             out.serialize_field("baseline_principals", &self.baseline_principals)?;
+        } else if self.status == AlertStatus::StillReadable {
+            out.serialize_field("principals", &self.principals)?;
         }
         out.serialize_field("severity", &self.severity)?;
         out.serialize_field("as_of", &Time(self.as_of))?;
@@ -206,6 +217,9 @@ impl Serialize for Alert {
         if !self.tables.is_empty() {
             out.serialize_field("tables", &self.tables)?;
         }
+        if let Some(standing) = &self.standing {
+            out.serialize_field("standing", standing)?;
+        }
         out.end()
     }
 }
@@ -222,6 +236,7 @@ impl Alert {
             AlertStatus::Update => format!("{}:update:{}", self.id, self.novel_principals),
             AlertStatus::Closed => format!("{}:closed", self.id),
             AlertStatus::Grant => format!("{}:grant", self.id),
+            AlertStatus::StillReadable => format!("{}:still_readable", self.id),
         }
     }
 
@@ -231,13 +246,13 @@ impl Alert {
         match self.status {
             AlertStatus::Closed => true,
             AlertStatus::Update => self.closed_by.is_some(),
-            AlertStatus::Open | AlertStatus::Grant => false,
+            AlertStatus::Open | AlertStatus::Grant | AlertStatus::StillReadable => false,
         }
     }
 
     /// Whether this alert describes a window (not a `grant`).
     pub fn is_window(&self) -> bool {
-        self.status != AlertStatus::Grant
+        !matches!(self.status, AlertStatus::Grant | AlertStatus::StillReadable)
     }
 
     pub fn to_json(&self) -> String {
@@ -262,6 +277,12 @@ pub fn window_id(table: &str, window_start: Ts) -> String {
 
 /// The id of the `grant` alert of `change` on `table`: `grant-` and 32 hex digits, from the
 /// table, the change's time, grantee and privilege.
+/// `still-` and a hash of (table, principal, the revoked grant): one `still_readable` alert per
+/// principal, table and grant, the same in every run.
+pub fn still_readable_id(table: &str, principal: &str, grant: &PermissionChange) -> String {
+    grant_id(&format!("{table}\0{principal}"), grant).replacen("grant-", "still-", 1)
+}
+
 pub fn grant_id(table: &str, change: &PermissionChange) -> String {
     let mut hash = Sha256::new();
     for part in [table, &change.grantee, &change.privilege, &change.object] {
@@ -355,6 +376,7 @@ mod tests {
             exposed_until: None,
             change: None,
             tables: Vec::new(),
+            standing: None,
         };
         let json = alert.to_json();
         assert!(

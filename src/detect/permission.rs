@@ -61,6 +61,16 @@ pub fn is_everyone(grantee: &str) -> bool {
     EVERYONE.iter().any(|e| e.eq_ignore_ascii_case(grantee))
 }
 
+/// See [`PermissionLedger::read_after_revoke`].
+#[derive(Debug, Default)]
+pub struct AfterRevoke<'a> {
+    /// (grant, the revoke that ended it), in no particular order.
+    pub revoked: Vec<(&'a PermissionChange, &'a PermissionChange)>,
+    /// The grants covering the principal that stand at that time (the most specific object
+    /// first, then by grantee).
+    pub standing: Vec<&'a PermissionChange>,
+}
+
 /// The changes of one (object, grantee) pair, in order.
 type PairChanges = BTreeSet<PermissionChange>;
 
@@ -173,6 +183,65 @@ impl PermissionLedger {
         self.history(&grant.object, &grant.grantee, None)
             .into_iter()
             .find(|c| c.action == ChangeAction::Revoke && c.ts >= grant.ts && *c > grant)
+    }
+
+    /// What the ledger says of a read of `table` by `principal` at `at`, for revert
+    /// verification: the read grants covering them whose revoke came at or before `at` (each
+    /// with that revoke), and the grants covering them that still stand then.
+    /// A grant covers a principal when it is to everyone or a broad group (`settings`), names
+    /// it, or is to a role it is a member of at `at`.
+    pub fn read_after_revoke(
+        &self,
+        table: &str,
+        principal: &str,
+        at: Ts,
+        settings: &PermissionSettings,
+    ) -> AfterRevoke<'_> {
+        let mut found = AfterRevoke::default();
+        for object in containers(table) {
+            let Some(pairs) = self.by_object.get(object) else {
+                continue;
+            };
+            for (grantee, changes) in pairs {
+                let covers = settings.is_broad(grantee)
+                    || names(grantee, principal)
+                    || self.is_member(grantee, principal, at);
+                if !covers {
+                    continue;
+                }
+                let history = self.history(object, grantee, Some(changes));
+                let until_now: Vec<&PermissionChange> =
+                    history.into_iter().take_while(|c| c.ts <= at).collect();
+                if let Some(grant) = standing(until_now.iter().copied()) {
+                    found.standing.push(grant);
+                    continue;
+                }
+                // Not standing: the last grant and the revoke that ended it.
+                let Some(revoke_at) = until_now
+                    .iter()
+                    .rposition(|c| c.action == ChangeAction::Revoke)
+                else {
+                    continue;
+                };
+                let revoke = until_now[revoke_at];
+                if let Some(grant) = standing(until_now[..revoke_at].iter().copied()) {
+                    found.revoked.push((grant, revoke));
+                }
+            }
+        }
+        found
+    }
+
+    /// Whether the ledger still holds `change`.
+    pub fn holds(&self, change: &PermissionChange) -> bool {
+        let map = if change.is_membership() {
+            &self.members
+        } else {
+            &self.by_object
+        };
+        map.get(&change.object)
+            .and_then(|pairs| pairs.get(&change.grantee))
+            .is_some_and(|changes| changes.contains(change))
     }
 
     /// The members of `role` at `at`, directly or through roles, sorted (roles among them

@@ -29,7 +29,15 @@ pub(super) struct RootCause {
     pub(super) unreleased: BTreeSet<PermissionChange>,
     /// `closed` alerts of windows whose cause had not been reverted when they closed.
     pub(super) awaiting_revert: Vec<Alert>,
+    /// (grant to everyone or a broad group, table, principal): a principal not normal for the
+    /// table read it while the grant stood — read *through* it.
+    pub(super) through: BTreeSet<ReadThrough>,
+    /// The same triples, once a read after the grant's revoke raised `still_readable`.
+    pub(super) still_readable: BTreeSet<ReadThrough>,
 }
+
+/// (grant, table, principal).
+pub type ReadThrough = (PermissionChange, String, String);
 
 /// The detector's permission state as plain data, for checkpoints and `learn`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,6 +48,12 @@ pub struct RootCauseSnapshot {
     /// Changes not yet released, sorted.
     pub unreleased: Vec<PermissionChange>,
     pub awaiting_revert: Vec<Alert>,
+    /// Who read through broad grants, and who was alerted on after their
+    /// revoke.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub through: Vec<ReadThrough>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_readable: Vec<ReadThrough>,
 }
 
 impl RootCause {
@@ -48,6 +62,8 @@ impl RootCause {
             changes: self.ledger.snapshot().changes,
             unreleased: self.unreleased.iter().cloned().collect(),
             awaiting_revert: self.awaiting_revert.clone(),
+            through: self.through.iter().cloned().collect(),
+            still_readable: self.still_readable.iter().cloned().collect(),
         }
     }
 
@@ -59,6 +75,8 @@ impl RootCause {
             ledger: PermissionLedger::restore(&changes),
             unreleased: snapshot.unreleased.iter().cloned().collect(),
             awaiting_revert: snapshot.awaiting_revert.clone(),
+            through: snapshot.through.iter().cloned().collect(),
+            still_readable: snapshot.still_readable.iter().cloned().collect(),
         }
     }
 }
@@ -185,6 +203,7 @@ impl Detector {
             exposed_until: None,
             change: Some(ChangeRecord::from(change)),
             tables,
+            standing: None,
         });
     }
 
@@ -252,6 +271,88 @@ impl Detector {
             .cause(facts, settings.cause_horizon, settings, known)
     }
 
+    /// Revert verification (docs/detection.md, "Still readable"): a read by a principal not
+    /// normal for the table, at `ts`. While a read grant to everyone or a broad group covering
+    /// it stands, the principal reads *through* it; after a read grant covering it was revoked
+    /// (within the cause horizon), the read says the revoke did not close the table to it —
+    /// for a broad grant, when it had read through that grant — and raises `still_readable`
+    /// once per (grant, table, principal), naming a grant that still stands if the logs show
+    /// one.
+    #[cold]
+    pub(super) fn verify_revert(
+        &mut self,
+        table: crate::intern::TableId,
+        principal: crate::intern::PrincipalId,
+        ts: Ts,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let name = std::sync::Arc::clone(&self.tables[table.at()].name);
+        let who = self.principal_names.name(principal).to_string();
+        let settings = &self.settings.permissions;
+        let horizon = settings.cause_horizon.micros();
+        let found = self
+            .root_cause
+            .ledger
+            .read_after_revoke(&name, &who, ts, settings);
+        for grant in &found.standing {
+            if settings.is_broad(&grant.grantee) {
+                let through = ((*grant).clone(), name.to_string(), who.clone());
+                self.root_cause.through.insert(through);
+            }
+        }
+        let mut raised = Vec::new();
+        for (grant, revoke) in &found.revoked {
+            if ts - revoke.ts > horizon {
+                continue;
+            }
+            let key = ((*grant).clone(), name.to_string(), who.clone());
+            if settings.is_broad(&grant.grantee) && !self.root_cause.through.contains(&key) {
+                continue;
+            }
+            if self.root_cause.still_readable.contains(&key) {
+                continue;
+            }
+            self.root_cause.still_readable.insert(key);
+            let severity = if super::permission::is_everyone(&grant.grantee) {
+                Severity::Critical
+            } else {
+                Severity::High
+            };
+            raised.push(Alert {
+                schema: ALERT_SCHEMA.to_string(),
+                id: alert::still_readable_id(&name, &who, grant),
+                status: AlertStatus::StillReadable,
+                table: name.to_string(),
+                window_start: ts,
+                window_end: ts,
+                duration_s: 0.0,
+                principals: vec![alert::PrincipalActivity {
+                    principal: who.clone(),
+                    first_read: ts,
+                    last_read: ts,
+                    reads: 1,
+                }],
+                principals_truncated: 0,
+                novel_principals: 1,
+                reads: 1,
+                baseline_principals: 0,
+                severity,
+                as_of: ts,
+                closed_by: None,
+                cause: None,
+                exposed_from: Some(grant.ts),
+                exposed_until: Some(revoke.ts),
+                change: Some(ChangeRecord::from(*grant)),
+                tables: Vec::new(),
+                standing: found.standing.first().map(|g| ChangeRecord::from(*g)),
+            });
+        }
+        raised.sort_by(|a, b| a.id.cmp(&b.id));
+        for alert in raised {
+            self.push_alert(alert, alerts);
+        }
+    }
+
     /// A closed window whose cause stands still waits for its revert.
     pub(super) fn await_revert(&mut self, closed: &Alert) {
         if closed.cause.is_none() || closed.exposed_until.is_some() {
@@ -286,5 +387,13 @@ impl Detector {
             .saturating_sub(horizon)
             .saturating_sub(self.settings.lateness.micros());
         self.root_cause.ledger.prune(cutoff);
+        let RootCause {
+            ledger,
+            through,
+            still_readable,
+            ..
+        } = &mut self.root_cause;
+        through.retain(|(grant, _, _)| ledger.holds(grant));
+        still_readable.retain(|(grant, _, _)| ledger.holds(grant));
     }
 }

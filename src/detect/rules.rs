@@ -293,6 +293,10 @@ impl Detector {
             Decides::Approved => return,
             Decides::Window | Decides::Novel | Decides::Public => {}
         }
+        if !self.root_cause.ledger.is_empty() {
+            self.verify_revert(table, principal, ts, alerts);
+        }
+        let state = &mut self.tables[table.at()];
 
         // 3-5. A novel read: extends the open window, or makes the principal pending.
         if let Some(window) = &mut state.window {
@@ -507,6 +511,7 @@ impl Detector {
             cause: cause.as_ref().map(|c| ChangeRecord::from(&c.grant)),
             change: None,
             tables: Vec::new(),
+            standing: None,
         }
     }
 }

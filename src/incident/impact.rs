@@ -303,6 +303,14 @@ impl Judge for Judged<'_> {
         }
     }
 
+    fn still_granted(&self, table: &str, principal: &str, at: Ts) -> Option<ChangeRecord> {
+        let settings = &self.config.detector.permissions;
+        let found = self
+            .ledger
+            .read_after_revoke(table, principal, at, settings);
+        found.standing.first().map(|g| ChangeRecord::from(*g))
+    }
+
     fn covers(&self, principal: &str) -> bool {
         let Some(change) = &self.change else {
             return true;

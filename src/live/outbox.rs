@@ -490,6 +490,7 @@ mod tests {
             exposed_until: None,
             change: None,
             tables: Vec::new(),
+            standing: None,
         }
     }
 

@@ -238,7 +238,8 @@ pub fn check_set(shards: &[(ShardHeader, ShardAlerts)]) -> Result<(), ShardError
 fn phase(alert: &Alert) -> u8 {
     match alert.status {
         AlertStatus::Closed => 0,
-        AlertStatus::Open => 1,
+        // Raised by a read, with the instant's updates.
+        AlertStatus::Open | AlertStatus::StillReadable => 1,
         // An update raised by a revoke (it carries `exposed_until`) comes with the changes.
         AlertStatus::Update if alert.exposed_until.is_none() => 1,
         AlertStatus::Update | AlertStatus::Grant => 2,

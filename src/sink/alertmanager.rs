@@ -100,10 +100,10 @@ impl AlertmanagerSink {
     /// The Alertmanager alert for `alert`, as of `now` (µs).
     pub fn postable(&self, alert: &Alert, now: i64) -> serde_json::Value {
         let mut labels = self.labels.clone();
-        let name = if alert.is_window() {
-            "ExposureWindow"
-        } else {
-            "ExposureGrant"
+        let name = match alert.status {
+            AlertStatus::Grant => "ExposureGrant",
+            AlertStatus::StillReadable => "ExposureStillReadable",
+            _ => "ExposureWindow",
         };
         labels.insert("alertname".into(), name.into());
         labels.insert("table".into(), alert.table.clone());
@@ -222,7 +222,7 @@ fn is_label_name(name: &str) -> bool {
 /// of the wall clock (a producer's clock skew) are brought back to `now`. The annotations
 /// `window_start` and `window_end` always carry the event times unchanged.
 ///
-/// A `grant` alert fires once, from the change's time, for four re-send intervals (it is not
+/// A `grant` (or `still_readable`) alert fires once, from the change's (the read's) time, for four re-send intervals (it is not
 /// re-sent: the change is a moment, not a state); the `update` of a closed window (its cause
 /// reverted) is sent resolved, like its `closed` alert.
 pub fn alertmanager_times(alert: &Alert, now: i64, resend_every: Duration) -> (i64, i64) {
@@ -232,7 +232,7 @@ pub fn alertmanager_times(alert: &Alert, now: i64, resend_every: Duration) -> (i
         return (alert.window_start.min(ends_at), ends_at);
     }
     match alert.status {
-        AlertStatus::Grant => (alert.as_of.min(now), now + 4 * resend),
+        AlertStatus::Grant | AlertStatus::StillReadable => (alert.as_of.min(now), now + 4 * resend),
         // Firing: valid for a few re-send intervals, so that a stopped exposure resolves on
         // its own instead of firing forever.
         _ => (alert.window_start.min(now), now + 4 * resend),
@@ -258,7 +258,8 @@ impl Sink for AlertmanagerSink {
             }
             self.post(vec![self.postable(&sent, now)]).await?;
             match alert.status {
-                AlertStatus::Grant => {}
+                // A moment, not a state: sent once, never re-sent.
+                AlertStatus::Grant | AlertStatus::StillReadable => {}
                 _ if !alert.window_ended() => {
                     self.state.firing.insert(alert.id.clone(), (sent, now));
                 }

@@ -620,6 +620,7 @@ pub fn test_alerts() -> [Alert; 2] {
         exposed_until: None,
         change: None,
         tables: Vec::new(),
+        standing: None,
     };
     let closed = Alert {
         status: AlertStatus::Closed,
@@ -636,6 +637,26 @@ pub fn summary(alert: &Alert) -> String {
     } else {
         ""
     };
+    if alert.status == crate::detect::AlertStatus::StillReadable {
+        let who = alert
+            .principals
+            .first()
+            .map_or("", |p| p.principal.as_str());
+        let mut text = format!(
+            "{test}Still readable: {who} read {} at {} after the revoke of {}",
+            alert.table,
+            crate::time::format_ts(alert.as_of),
+            alert
+                .change
+                .as_ref()
+                .map(describe_change)
+                .unwrap_or_default(),
+        );
+        if let Some(standing) = &alert.standing {
+            text.push_str(&format!("; still granted: {}", describe_change(standing)));
+        }
+        return text;
+    }
     if let Some(change) = &alert.change {
         return format!(
             "{test}Read granted on {} to {}: {}",
@@ -673,7 +694,11 @@ pub fn add_root_cause(
     map: &mut serde_json::Map<String, serde_json::Value>,
     change: impl Fn(&crate::detect::ChangeRecord) -> serde_json::Value,
 ) {
-    for (key, record) in [("cause", &alert.cause), ("change", &alert.change)] {
+    for (key, record) in [
+        ("cause", &alert.cause),
+        ("change", &alert.change),
+        ("standing", &alert.standing),
+    ] {
         if let Some(record) = record {
             map.insert(key.into(), change(record));
         }

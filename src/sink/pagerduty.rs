@@ -3,7 +3,7 @@
 
 use super::Secret;
 use super::{DeliveryError, Sink, SinkFuture};
-use crate::detect::{Alert, Severity};
+use crate::detect::{Alert, AlertStatus, Severity};
 use serde_json::json;
 
 pub fn default_url() -> String {
@@ -52,6 +52,8 @@ pub fn event(alert: &Alert, routing_key: &str, source: &str) -> serde_json::Valu
             "reads": alert.reads,
             "principals": principals,
         })
+    } else if alert.status == AlertStatus::StillReadable {
+        json!({ "table": alert.table, "status": alert.status, "principals": principals })
     } else {
         json!({ "table": alert.table, "status": alert.status, "tables": alert.tables })
     };
@@ -74,7 +76,11 @@ pub fn event(alert: &Alert, routing_key: &str, source: &str) -> serde_json::Valu
             "severity": severity(alert.severity),
             "timestamp": crate::time::format_ts(alert.as_of),
             "component": alert.table,
-            "class": if alert.is_window() { "exposure_window" } else { "exposure_grant" },
+            "class": match alert.status {
+                AlertStatus::Grant => "exposure_grant",
+                AlertStatus::StillReadable => "exposure_still_readable",
+                _ => "exposure_window",
+            },
             "custom_details": details,
         },
     })

@@ -71,6 +71,28 @@ pub fn message(alert: &Alert) -> Value {
             ),
             grant_body(alert, change),
         ),
+        (AlertStatus::StillReadable, Some(change)) => {
+            let who = alert
+                .principals
+                .first()
+                .map_or("", |p| p.principal.as_str());
+            let mut body = format!(
+                "*Read* at {} *after the revoke of* {}",
+                format_ts(alert.as_of),
+                describe(change)
+            );
+            if let Some(standing) = &alert.standing {
+                body.push_str(&format!("\n*Still granted* {}", describe(standing)));
+            }
+            (
+                format!(
+                    ":rotating_light: `{table}` still readable to {} ({})",
+                    escape(who),
+                    severity(alert.severity)
+                ),
+                body,
+            )
+        }
         _ => (window_headline(alert, &table), window_body(alert)),
     };
     if let Some(cause) = &alert.cause {

@@ -245,3 +245,55 @@ fn a_public_gcs_bucket_s_impact_names_every_address_with_the_bytes_it_took() {
         assert_eq!(reader["tables"][0]["bytes"], 48213, "sc_bytes: {reader}");
     }
 }
+
+/// The seed scenario's variant (tests/data/still-readable): during the exposure an agent
+/// grants `warehouse.users.pii` to a support role and puts two of the forty in it; the revoke
+/// of the PUBLIC grant does not close the table to them. Impact names both with the grant
+/// still standing; replay (and so watch) raises one `still_readable` per principal naming it.
+#[test]
+fn two_readers_kept_reading_through_a_role_grant_after_the_revoke() {
+    let env = TestEnv::new();
+    let inputs = [
+        repo("sample-logs/incident.jsonl"),
+        repo("sample-logs/permissions.jsonl"),
+        repo("tests/data/still-readable/permissions.jsonl"),
+        repo("tests/data/still-readable/after.jsonl"),
+    ];
+    let inputs: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+    let run = env.run(&[&["impact"][..], &inputs].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let impact = &lines(&run.stdout)[0];
+    assert_eq!(impact["change"]["grantee"], "PUBLIC");
+    assert_eq!(impact["did_read_count"], 40);
+    assert_eq!(impact["after_revoke_count"], 2);
+    let two = ["amira.ueda@corp.example", "ben.adams@corp.example"];
+    assert_eq!(
+        principals(&impact["after_revoke"]),
+        two.map(String::from).into()
+    );
+    for reader in impact["after_revoke"].as_array().unwrap() {
+        let granted = &reader["tables"][0]["still_granted"];
+        assert_eq!(granted["grantee"], "support_escalations", "{reader}");
+        assert_eq!(granted["object"], "warehouse.users.pii");
+    }
+    assert_eq!(impact["verdict"], "accessed, still read after the revoke");
+
+    let run = env.run(&[&["replay"][..], &inputs].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let still: Vec<Value> = lines(&run.stdout)
+        .into_iter()
+        .filter(|a| a["status"] == "still_readable")
+        .collect();
+    let named: Vec<&str> = (still.iter())
+        .map(|a| a["principals"][0]["principal"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, two, "once each, in time order");
+    for alert in &still {
+        assert_eq!(alert["standing"]["grantee"], "support_escalations");
+        assert_eq!(alert["change"]["grantee"], "PUBLIC");
+        assert_eq!(alert["exposed_until"], "2026-03-16T16:04:00.000Z");
+    }
+    // Without the two reads after the revoke: no such alert.
+    let run = env.run(&[&["replay"][..], &inputs[..3]].concat());
+    assert!(!run.stdout.contains("still_readable"), "{}", run.stdout);
+}

@@ -1115,6 +1115,57 @@ fn alertmanager_firing_alerts_are_re_sent_and_resolutions_repeated() {
     assert!(ends[first_resolved..].iter().all(|(_, e)| e == window_end));
 }
 
+/// A watch of `app.log` delivering to a real Alertmanager, a local PagerDuty stand-in and
+/// stdout.
+struct Paged {
+    // Dropped first: the watcher, then its receivers.
+    watcher: Watcher,
+    log: std::path::PathBuf,
+    am: Alertmanager,
+    pagerduty: ScriptedServer,
+    _receiver: ScriptedServer,
+    _env: TestEnv,
+}
+
+impl Paged {
+    fn start() -> Paged {
+        let receiver = ScriptedServer::start(&[]);
+        let am = Alertmanager::start(&receiver.url());
+        let pagerduty = ScriptedServer::start(&[]);
+        let env = TestEnv::new();
+        env.write(
+            "watch.toml",
+            config_with(&format!(
+                "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\n[[sinks]]\nkind = \"pagerduty\"\nurl = \"{}\"\nrouting_key_env = \"TEST_PD_KEY\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n",
+                am.url,
+                pagerduty.url()
+            )),
+        );
+        let log = env.write("app.log", "");
+        let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_PD_KEY", ROUTING_KEY)]);
+        Paged {
+            watcher,
+            log,
+            am,
+            pagerduty,
+            _receiver: receiver,
+            _env: env,
+        }
+    }
+}
+
+/// The alert Alertmanager lists under `alertname`, once it does.
+fn listed_as(am: &Alertmanager, alertname: &str) -> Value {
+    eventually(Duration::from_secs(10), || {
+        let alerts = alertmanager_alerts(am);
+        alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == alertname)
+            .cloned()
+            .ok_or(format!("no {alertname}: {alerts:?}"))
+    })
+}
+
 /// A canonical permission change on `pay`, dated now.
 fn change_line(action: &str) -> String {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -1125,31 +1176,18 @@ fn change_line(action: &str) -> String {
 
 #[test]
 fn grant_alerts_and_reverts_reach_a_real_alertmanager_and_pagerduty() {
-    let receiver = ScriptedServer::start(&[]);
-    let am = Alertmanager::start(&receiver.url());
-    let pagerduty = ScriptedServer::start(&[]);
-    let env = TestEnv::new();
-    env.write(
-        "watch.toml",
-        config_with(&format!(
-            "[[sinks]]\nkind = \"alertmanager\"\nurl = \"{}\"\n[[sinks]]\nkind = \"pagerduty\"\nurl = \"{}\"\nrouting_key_env = \"TEST_PD_KEY\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"-\"\n",
-            am.url,
-            pagerduty.url()
-        )),
-    );
-    let log = env.write("app.log", "");
-    let watcher = Watcher::start_env(&env, &["app.log"], &[("TEST_PD_KEY", ROUTING_KEY)]);
+    let Paged {
+        watcher,
+        log,
+        am,
+        pagerduty,
+        _receiver,
+        _env,
+    } = Paged::start();
     append(&log, change_line("GRANT"));
     let grant = watcher.wait_for("grant", Duration::from_secs(10), |a| a["status"] == "grant");
     // Shown by Alertmanager as its own alert, before anyone read.
-    let listed = eventually(Duration::from_secs(10), || {
-        let alerts = alertmanager_alerts(&am);
-        alerts
-            .iter()
-            .find(|a| a["labels"]["alertname"] == "ExposureGrant")
-            .cloned()
-            .ok_or(format!("no ExposureGrant: {alerts:?}"))
-    });
+    let listed = listed_as(&am, "ExposureGrant");
     assert_eq!(listed["labels"]["table"], "pay");
     assert_eq!(listed["labels"]["severity"], "critical");
     assert_eq!(listed["labels"]["window_id"], grant["id"]);
@@ -1360,4 +1398,64 @@ fn a_wide_window_fits_its_receiver_and_the_jsonl_output_keeps_every_principal() 
     assert_eq!(whole["principals"].as_array().unwrap().len(), 150);
     assert!(whole.get("principals_truncated").is_none());
     drop(watcher);
+}
+
+/// Revert verification live: read granted on `pay` to PUBLIC, eve reads through it, the grant
+/// is revoked, eve reads again — `still_readable`, paged through a real Alertmanager and
+/// PagerDuty (a local stand-in), once however often she reads.
+#[test]
+fn a_read_after_the_revoke_pages_still_readable_through_alertmanager_and_pagerduty() {
+    let Paged {
+        watcher,
+        log,
+        am,
+        pagerduty,
+        _receiver,
+        _env,
+    } = Paged::start();
+    watcher.append_and_wait(&log, read_line("svc-etl", "pay"));
+    watcher.append_and_wait(&log, change_line("GRANT"));
+    watcher.append_and_wait(&log, read_line("eve", "pay"));
+    watcher.append_and_wait(&log, change_line("REVOKE"));
+    std::thread::sleep(Duration::from_millis(20));
+    append(
+        &log,
+        [read_line("eve", "pay"), read_line("eve", "pay")].concat(),
+    );
+    let still = watcher.wait_for("still_readable", Duration::from_secs(10), |a| {
+        a["status"] == "still_readable"
+    });
+    assert_eq!(still["table"], "pay");
+    assert_eq!(still["principals"][0]["principal"], "eve");
+    assert_eq!(still["change"]["grantee"], "PUBLIC");
+    assert!(still["exposed_until"].is_string(), "{still}");
+    assert!(still.get("standing").is_none(), "no other grant: {still}");
+    let listed = listed_as(&am, "ExposureStillReadable");
+    assert_eq!(listed["labels"]["window_id"], still["id"]);
+    assert_eq!(listed["labels"]["table"], "pay");
+    let paged = eventually(Duration::from_secs(10), || {
+        let got = pagerduty.received();
+        got.iter()
+            .find(|r| r.body["payload"]["class"] == "exposure_still_readable")
+            .cloned()
+            .ok_or(format!("not paged: {got:#?}"))
+    });
+    assert_valid_pagerduty_event(&paged.body);
+    assert_eq!(paged.body["event_action"], "trigger");
+    assert_eq!(paged.body["dedup_key"], still["id"]);
+    let summary = paged.body["payload"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Still readable: eve read pay"),
+        "{summary}"
+    );
+    // Once per principal, table and grant.
+    std::thread::sleep(Duration::from_secs(1));
+    let count = watcher
+        .alerts()
+        .iter()
+        .filter(|a| a["status"] == "still_readable")
+        .count();
+    assert_eq!(count, 1);
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
 }
