@@ -33,6 +33,8 @@ pub enum ConfigError {
     /// Flags that do not go together, or one missing.
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Grants(#[from] crate::grants::GrantsError),
 }
 
 impl From<crate::sink::SinkConfigError> for ConfigError {
@@ -272,6 +274,10 @@ pub struct DetectOverrides {
     pub report_from: Option<Ts>,
     /// `--table`: only these tables (globs) are watched.
     pub only_tables: Vec<String>,
+    /// `--grants`: grant snapshots that seed the permission ledger, and `--grants-at`, when
+    /// they were taken (default: before the logs begin).
+    pub grants: Vec<String>,
+    pub grants_at: Option<Ts>,
 }
 
 /// How to read input.
@@ -431,6 +437,7 @@ impl Config {
                         .cause_horizon
                         .unwrap_or(crate::detect::permission::DEFAULT_CAUSE_HORIZON),
                     broad_grantees: d.broad_grantees.clone(),
+                    seed: seed(flags)?.into(),
                 },
                 shard: None,
                 record_baselines: false,
@@ -531,6 +538,17 @@ impl Config {
         };
         Config::build(file, flags, format)
     }
+}
+
+/// The permission changes of the `--grants` snapshots, taken at `--grants-at` (default: the
+/// Unix epoch, before any log: standing since before the logs begin).
+fn seed(flags: &DetectOverrides) -> Result<Vec<crate::event::PermissionChange>, ConfigError> {
+    let taken = flags.grants_at.unwrap_or(0);
+    let mut seed = Vec::new();
+    for spec in &flags.grants {
+        seed.extend(crate::grants::read(spec, taken)?);
+    }
+    Ok(seed)
 }
 
 /// `[input.fields]` maps the fields of canonical JSON lines and Parquet columns: a vendor

@@ -18,7 +18,8 @@
 //!    source's time rules (an injected clock, quarantine, each input's watermark, the
 //!    wall-clock floor, bad-record accounting); [`ocsf`]: alerts as OCSF Detection Findings;
 //!    [`sink`]: where alerts go; [`report`]: stderr; [`approvals`]: the analysts' audit log
-//!    of baseline changes in a state dir.
+//!    of baseline changes in a state dir; [`grants`]: grant snapshots (who *can* read, as the
+//!    systems export it) as permission changes.
 //! 4. [`config`]: what the user wrote, validated once, handed down as specs and decoders.
 //! 5. [`replay`], then [`archive`] and [`live`] (built on replay), [`kafka`] (`watch` over
 //!    Kafka, built on `live`'s service), [`incident`] (`exposure report`, built on replay and
@@ -41,8 +42,10 @@
 //! - `ocsf`: `detect`, `time`
 //! - `sink`: `detect`, `ocsf`, `state`, `time`
 //! - `report`: `format`, `source`, `time`
+//! - `grants`: `event`, `format`, `time`
 //! - `approvals`: `detect`, `state`, `text`, `time`
-//! - `config`: `detect`, `event`, `format`, `report`, `sink`, `source`, `state`, `time`
+//! - `config`: `detect`, `event`, `format`, `grants`, `report`, `sink`, `source`, `state`,
+//!   `time`
 //! - `replay`: `config`, `detect`, `event`, `format`, `intern`, `report`, `source`, `time`,
 //!   `watermark`
 //! - `archive`: `config`, `event`, `format`, `intern`, `output`, `replay`, `report`, `source`,
@@ -66,6 +69,7 @@ pub mod detect;
 pub mod event;
 pub mod explain;
 pub mod format;
+pub mod grants;
 pub mod impact;
 pub mod incident;
 pub mod intake;

@@ -552,6 +552,17 @@ pub struct DetectFlags {
     /// rule them out are not read.
     #[arg(long = "table", value_name = "GLOB", help_heading = "Selection")]
     pub tables: Vec<String>,
+
+    /// A grant snapshot: who can read, as PostgreSQL, Snowflake, S3 or an IAM policy exports
+    /// it (`RESOURCE=FILE` for an IAM policy; repeatable; docs/inputs.md "Grant snapshots").
+    /// Seeds the permission ledger.
+    #[arg(long, value_name = "FILE", help_heading = "Permissions")]
+    pub grants: Vec<String>,
+
+    /// When the --grants snapshots were taken (rows with their own time keep it) [default:
+    /// before the logs begin].
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Permissions")]
+    pub grants_at: Option<Ts>,
 }
 
 /// Flags of the commands that write alerts (`replay`, `watch`).
@@ -669,6 +680,8 @@ impl DetectFlags {
             updates: alerts.is_some_and(|a| a.updates),
             report_from,
             only_tables: self.tables.clone(),
+            grants: self.grants.clone(),
+            grants_at: self.grants_at,
         };
         Config::load(self.config.as_deref(), &overrides, self.format)
     }

@@ -192,7 +192,8 @@ impl Detector {
     pub fn new(settings: DetectorSettings) -> Detector {
         let reorder = ReorderBuffer::new(settings.lateness.micros());
         let grant_recorder = settings.record_grant_states.then(Box::default);
-        Detector {
+        let seed = std::sync::Arc::clone(&settings.permissions.seed);
+        let mut detector = Detector {
             settings,
             tables: Vec::new(),
             table_names: Interner::default(),
@@ -214,6 +215,19 @@ impl Detector {
             baselines: Vec::new(),
             grant_recorder,
             next_grant_state: Vec::new(),
+        };
+        detector.seed_permissions(&seed);
+        detector
+    }
+
+    /// Puts the grants and memberships of `--grants` snapshots in the ledger: standing from
+    /// their time on, raising nothing by themselves (they are what stood, not news).
+    pub(super) fn seed_permissions(&mut self, seed: &[crate::event::PermissionChange]) {
+        for change in seed {
+            if self.grant_recorder.is_some() {
+                self.record_grant_state(change);
+            }
+            self.root_cause.ledger.insert(change.clone());
         }
     }
 

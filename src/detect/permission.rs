@@ -38,6 +38,9 @@ pub struct PermissionSettings {
     /// Grantees that count as broad besides [`EVERYONE`] (large groups): a read grant to one
     /// raises a `grant` alert at once.
     pub broad_grantees: Vec<String>,
+    /// Grants and memberships standing before the logs say anything (`--grants` snapshots):
+    /// in the ledger from the start, raising nothing by themselves.
+    pub seed: std::sync::Arc<[PermissionChange]>,
 }
 
 impl Default for PermissionSettings {
@@ -45,6 +48,7 @@ impl Default for PermissionSettings {
         PermissionSettings {
             cause_horizon: DEFAULT_CAUSE_HORIZON,
             broad_grantees: Vec::new(),
+            seed: std::sync::Arc::new([]),
         }
     }
 }

@@ -296,6 +296,8 @@ impl Detector {
         detector.next_prune = snapshot.next_prune;
         detector.stats = snapshot.stats;
         detector.root_cause = RootCause::restore(&snapshot.permissions);
+        let seed = std::sync::Arc::clone(&detector.settings.permissions.seed);
+        detector.seed_permissions(&seed);
         detector
     }
 }

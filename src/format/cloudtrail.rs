@@ -634,7 +634,7 @@ fn allowed_reads(policy: &Value) -> Vec<(&Value, &str)> {
 }
 
 /// (principal, read action) of each `Allow` statement of a bucket policy that lets read.
-fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
+pub(crate) fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (statement, action) in allowed_reads(policy) {
         if statement.get("NotPrincipal").is_some() {

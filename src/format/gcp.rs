@@ -325,7 +325,7 @@ fn storage_object(resource: &str) -> Option<(&str, Option<&str>)> {
 
 /// A table (`P.D.T`), a dataset (`P.D`), a project (`P`) or a Cloud Storage bucket (`B`, from
 /// `projects/_/buckets/B`) from a resource name.
-fn object_name(resource: &str) -> Option<String> {
+pub(crate) fn object_name(resource: &str) -> Option<String> {
     if let Some(table) = table_name(resource) {
         return Some(table);
     }
@@ -341,7 +341,7 @@ fn object_name(resource: &str) -> Option<String> {
 }
 
 /// An IAM member as principals are named: `user:alice@x` is `alice@x`.
-fn member_name(member: &str) -> &str {
+pub(crate) fn member_name(member: &str) -> &str {
     for prefix in ["user:", "group:", "serviceAccount:"] {
         if let Some(name) = member.strip_prefix(prefix) {
             return name;

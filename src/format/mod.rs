@@ -5,7 +5,7 @@
 mod canonical;
 pub mod cloudtrail;
 pub mod columns;
-mod csv;
+pub(crate) mod csv;
 pub mod databricks;
 pub mod decode;
 pub mod envelope;

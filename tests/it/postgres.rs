@@ -675,3 +675,132 @@ fn pgaudit_at_its_default_log_relation_off_still_gives_the_window_from_each_stat
         );
     }
 }
+
+/// Runs `sql` as postgres with `psql --csv` (a header line, then RFC 4180 rows): how
+/// docs/inputs.md exports a grant snapshot.
+fn export_csv(pg: &Postgres, sql: &str) -> String {
+    let out = Command::new(format!("{BIN}/psql"))
+        .args([
+            "-h",
+            pg.dir.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
+        .args(["-v", "ON_ERROR_STOP=1", "--csv", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Grant snapshots on a real PostgreSQL 15: the role `support` and its six members existed
+/// before the logs begin, known only from the snapshot that docs/inputs.md's queries export.
+/// When the logs show `GRANT SELECT ON salaries TO support` and three members read, the window
+/// has that grant as its cause (without the snapshot the logs cannot say the three are in the
+/// role, so no cause), and `impact` says the six members could read, three did.
+#[test]
+fn a_grant_snapshot_from_a_real_postgres_names_the_members_a_role_grant_let_in() {
+    let env = TestEnv::new();
+    let pg_dir = env.path("pg");
+    let pg = Postgres::start_with(&pg_dir, "UTC", "pgaudit.log = 'read, role'\n");
+    let normal = ["analyst1", "analyst2", "analyst3"];
+    let members = ["eng1", "eng2", "eng3", "eng4", "eng5", "eng6"];
+    let mut setup = String::from(
+        "CREATE EXTENSION pgaudit; CREATE TABLE salaries (name text, amount int); \
+         INSERT INTO salaries VALUES ('a', 1); CREATE ROLE support NOLOGIN;",
+    );
+    for role in normal.iter().chain(&members) {
+        setup.push_str(&format!("CREATE ROLE {role} LOGIN;"));
+    }
+    for role in normal {
+        setup.push_str(&format!("GRANT SELECT ON salaries TO {role};"));
+    }
+    setup.push_str(&format!("GRANT support TO {};", members.join(", ")));
+    pg.sql("postgres", &setup, false);
+    // The snapshot, with docs/inputs.md's two queries.
+    let grants = export_csv(
+        &pg,
+        "SELECT grantee, table_schema, table_name, privilege_type \
+         FROM information_schema.role_table_grants \
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+    );
+    assert!(
+        grants.contains("analyst1,public,salaries,SELECT"),
+        "{grants}"
+    );
+    env.write("grants.csv", &grants);
+    let memberships = export_csv(
+        &pg,
+        "SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members am \
+         JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member",
+    );
+    assert!(memberships.contains("support,eng6"), "{memberships}");
+    env.write("members.csv", &memberships);
+    let taken = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    // The logs we have begin here.
+    let log = pg_dir.join("log/postgresql.log");
+    let before = std::fs::metadata(&log).unwrap().len() as usize;
+    for role in normal {
+        pg.sql(role, "SELECT count(*) FROM salaries", false);
+    }
+    std::thread::sleep(Duration::from_millis(4500));
+    pg.sql("analyst1", "SELECT count(*) FROM salaries", false);
+    pg.sql("postgres", "GRANT SELECT ON salaries TO support", false);
+    for role in &members[..3] {
+        pg.sql(role, "SELECT * FROM salaries", false);
+    }
+    let logs = eventually(Duration::from_secs(10), || {
+        let text = std::fs::read(&log).unwrap();
+        let text = String::from_utf8_lossy(&text[before..]).into_owned();
+        (text.matches("SELECT * FROM salaries").count() >= 3)
+            .then_some(text)
+            .ok_or_else(|| "the reads are not logged yet".to_string())
+    });
+    assert!(
+        !logs.contains("GRANT support"),
+        "the memberships are before the logs"
+    );
+    env.write("pg.log", &logs);
+    env.write("watch.toml", CONFIG);
+    let snapshot = [
+        "--grants",
+        "grants.csv",
+        "--grants",
+        "members.csv",
+        "--grants-at",
+        &taken,
+    ];
+    let args = ["--config", "watch.toml", "--format", "pgaudit", "pg.log"];
+    let closed = |alerts: Vec<Value>| {
+        alerts
+            .into_iter()
+            .find(|a| a["status"] == "closed")
+            .expect("a window")
+    };
+    let run = env.run(&[&["replay"][..], &args, &snapshot].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let window = closed(run.alerts());
+    assert_eq!(roles(&window), ["eng1", "eng2", "eng3"]);
+    assert_eq!(window["cause"]["grantee"], "support", "{window}");
+    assert_eq!(window["cause"]["object"], "public.salaries");
+    // Without the snapshot the logs cannot tie eng1-3 to the role.
+    let run = env.run(&[&["replay"][..], &args].concat());
+    assert!(closed(run.alerts()).get("cause").is_none());
+
+    let run = env.run(&[&["impact"][..], &args, &snapshot].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let impact: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(impact["could_read"]["kind"], "members");
+    assert_eq!(impact["could_read"]["count"], 6, "{impact}");
+    assert_eq!(
+        impact["could_read"]["principals"],
+        serde_json::json!(members)
+    );
+    assert_eq!(impact["did_read_count"], 3);
+}
