@@ -60,7 +60,16 @@ pub struct ConfigFile {
     pub detect: DetectSection,
     pub input: InputSection,
     pub tables: Vec<TableSection>,
+    pub classify: Vec<ClassifySection>,
     pub sinks: Vec<crate::sink::SinkSection>,
+}
+
+/// One `[[classify]]` rule: how sensitive the data of the tables its globs match is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifySection {
+    pub tables: Vec<String>,
+    pub level: crate::detect::policy::Sensitivity,
 }
 
 /// `[detect]`
@@ -426,6 +435,7 @@ impl Config {
                         .map(|p| literal_prefix(p).to_string())
                         .collect(),
                     approvals: Vec::new(),
+                    classify: classify_rules(&file.classify)?,
                 },
                 read_actions: ReadActions::new(read_actions),
                 lateness,
@@ -538,6 +548,30 @@ impl Config {
         };
         Config::build(file, flags, format)
     }
+}
+
+/// The `[[classify]]` rules, their globs compiled (a bad one named by its key).
+fn classify_rules(
+    sections: &[ClassifySection],
+) -> Result<Vec<crate::detect::policy::ClassifyRule>, ConfigError> {
+    sections
+        .iter()
+        .enumerate()
+        .map(|(i, section)| {
+            if section.tables.is_empty() {
+                return Err(invalid(
+                    format!("classify[{i}].tables"),
+                    "name at least one glob",
+                ));
+            }
+            let tables = compile_glob_set(&section.tables)
+                .map_err(|e| invalid(format!("classify[{i}].tables"), e.to_string()))?;
+            Ok(crate::detect::policy::ClassifyRule {
+                tables,
+                level: section.level,
+            })
+        })
+        .collect()
 }
 
 /// The permission changes of the `--grants` snapshots, taken at `--grants-at` (default: the

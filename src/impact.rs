@@ -5,6 +5,8 @@
 //! principal and the coverage of each grantee come from the caller (`exposure impact` asks the
 //! detector); reads are handed in one by one, in any order.
 
+use crate::detect::Severity;
+use crate::detect::policy::Sensitivity;
 use crate::time::{Ts, format_ts};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +101,42 @@ pub struct Impact {
     pub after_revoke: Vec<PrincipalReads>,
     /// `exposed, not accessed` | `accessed` | `accessed, still read after the revoke`.
     pub verdict: &'static str,
+    /// With `[[classify]]`: the most sensitive of the object granted on and the tables read
+    /// through it, and how bad the verdict is on that data (see [`Impact::weigh`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Sensitivity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+}
+
+impl Impact {
+    /// The tables this impact is about: the object granted on, and every table read through
+    /// it (during and after).
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        let object = self.change.as_ref().map(|c| c.object.as_str());
+        let read = (self.did_read.iter().chain(&self.after_revoke))
+            .flat_map(|p| p.tables.iter().map(|t| t.table.as_str()));
+        object.into_iter().chain(read)
+    }
+
+    /// Weighs the verdict by the sensitivity of the data (docs/impact.md): nobody new read —
+    /// `medium`; read — `critical` on restricted data, `high` on confidential, `medium`
+    /// otherwise; still read after the revoke — one step up.
+    pub fn weigh(&mut self, sensitivity: Sensitivity) {
+        let accessed = match sensitivity {
+            _ if self.did_read.is_empty() && self.after_revoke.is_empty() => Severity::Medium,
+            Sensitivity::Restricted => Severity::Critical,
+            Sensitivity::Confidential => Severity::High,
+            Sensitivity::Internal | Sensitivity::Public => Severity::Medium,
+        };
+        let severity = match (self.after_revoke.is_empty(), accessed) {
+            (true, severity) => severity,
+            (false, Severity::Medium) => Severity::High,
+            (false, _) => Severity::Critical,
+        };
+        self.sensitivity = Some(sensitivity);
+        self.severity = Some(severity);
+    }
 }
 
 fn ts_text<S: serde::Serializer>(ts: &Ts, ser: S) -> Result<S::Ok, S::Error> {
@@ -245,6 +283,8 @@ impl Gathered {
             verdict,
             change: exposure.change,
             tables: exposure.named,
+            sensitivity: None,
+            severity: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   reads in `data`) and a User Name observable; the permission change that caused the window
 //!   is one more evidence, named `cause`.
 
+use crate::detect::policy::Sensitivity;
 use crate::detect::{Alert, AlertStatus, ChangeRecord, ClosedBy, Severity};
 use crate::time::{Ts, format_ts};
 use serde_json::{Map, Value, json};
@@ -65,6 +66,8 @@ pub fn detection_finding(alert: &Alert) -> Value {
         Severity::Critical => (5, "Critical"),
     };
     let (start, end) = match (&alert.change, alert.is_window()) {
+        // A read after the revoke: its moment.
+        _ if alert.status == AlertStatus::StillReadable => (alert.as_of, alert.as_of),
         (Some(change), false) => (change.ts, change.ts),
         _ => (alert.window_start, alert.window_end),
     };
@@ -97,7 +100,20 @@ pub fn detection_finding(alert: &Alert) -> Value {
             evidences.push(change_evidence(name, change));
         }
     }
-    let mut resources = vec![json!({"name": alert.table, "uid": alert.table, "type": "table"})];
+    let mut table = json!({"name": alert.table, "uid": alert.table, "type": "table"});
+    if let Some(sensitivity) = alert.sensitivity {
+        // OCSF's `data_classification.confidentiality_id`: 1 Not Confidential, 2 Confidential,
+        // 5 Private, 6 Restricted.
+        let (id, caption) = match sensitivity {
+            Sensitivity::Public => (1, "Not Confidential"),
+            Sensitivity::Internal => (5, "Private"),
+            Sensitivity::Confidential => (2, "Confidential"),
+            Sensitivity::Restricted => (6, "Restricted"),
+        };
+        table["data_classifications"] =
+            json!([{"confidentiality_id": id, "confidentiality": caption}]);
+    }
+    let mut resources = vec![table];
     resources.extend(
         alert
             .tables
@@ -347,6 +363,7 @@ mod tests {
             reads: 7,
             baseline_principals: 12,
             severity: Severity::Critical,
+            sensitivity: None,
             as_of: 1_773_662_400_123_000,
             closed_by: (status == AlertStatus::Closed).then_some(ClosedBy::Quiet),
             cause: None,

@@ -51,6 +51,29 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The severity, weighed by the sensitivity of the data (docs/detection.md, "Severity"): a
+    /// window on `restricted` data one step up and on `confidential` at least `high`; a grant
+    /// or a read after a revoke on `restricted` data `critical` and on `confidential` at least
+    /// `high`; anything on `public` data one step down; `internal` as it is.
+    pub fn weighed(self, sensitivity: super::policy::Sensitivity, window: bool) -> Severity {
+        use super::policy::Sensitivity::*;
+        let up = match self {
+            Severity::Medium => Severity::High,
+            _ => Severity::Critical,
+        };
+        let down = match self {
+            Severity::Critical => Severity::High,
+            _ => Severity::Medium,
+        };
+        match (sensitivity, window) {
+            (Restricted, true) => up,
+            (Restricted, false) => Severity::Critical,
+            (Confidential, _) => self.max(Severity::High),
+            (Internal, _) => self,
+            (Public, _) => down,
+        }
+    }
+
     /// `critical`: the novel principals are at least `2 × min_principals` and at least as many as
     /// the baseline (readership at least doubled); `high`: one of the two; `medium`: neither.
     /// (A window with an anonymous reader is `critical` whatever its size.)
@@ -142,6 +165,10 @@ pub struct Alert {
     #[serde(default)]
     pub baseline_principals: usize,
     pub severity: Severity,
+    /// How sensitive the table's data is, when `[[classify]]` says (a `grant` on a container:
+    /// the most sensitive of it and its tables).
+    #[serde(default)]
+    pub sensitivity: Option<super::policy::Sensitivity>,
     /// The event time this alert describes the window at (a `grant` alert: the change's time).
     #[serde(with = "rfc3339_ms")]
     pub as_of: Ts,
@@ -198,6 +225,9 @@ impl Serialize for Alert {
             out.serialize_field("principals", &self.principals)?;
         }
         out.serialize_field("severity", &self.severity)?;
+        if let Some(sensitivity) = &self.sensitivity {
+            out.serialize_field("sensitivity", sensitivity)?;
+        }
         out.serialize_field("as_of", &Time(self.as_of))?;
         if let (true, Some(closed_by)) = (window, &self.closed_by) {
             out.serialize_field("closed_by", closed_by)?;
@@ -331,6 +361,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sensitivity_weighs_severity_as_the_table_in_docs_says() {
+        use crate::detect::policy::Sensitivity::*;
+        let (m, h, c) = (Severity::Medium, Severity::High, Severity::Critical);
+        let window = |s: Severity, level| s.weighed(level, true);
+        assert_eq!([window(m, Restricted), window(h, Restricted)], [h, c]);
+        assert_eq!([window(m, Confidential), window(c, Confidential)], [h, c]);
+        assert_eq!([window(m, Internal), window(h, Internal)], [m, h]);
+        assert_eq!([window(c, Public), window(m, Public)], [h, m]);
+        let grant = |s: Severity, level| s.weighed(level, false);
+        assert_eq!([grant(h, Restricted), grant(h, Confidential)], [c, h]);
+        assert_eq!([grant(c, Public), grant(h, Internal)], [h, h]);
+    }
+
+    #[test]
     fn severity_rule() {
         assert_eq!(Severity::rate(40, 12, 3), Severity::Critical);
         assert_eq!(Severity::rate(6, 12, 3), Severity::High);
@@ -369,6 +413,7 @@ mod tests {
             reads: 2,
             baseline_principals: 4,
             severity: Severity::Medium,
+            sensitivity: None,
             as_of: 1_773_842_591_512_000,
             closed_by: Some(ClosedBy::Quiet),
             cause: None,

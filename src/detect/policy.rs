@@ -85,6 +85,25 @@ pub struct TableRule {
     pub policy: Arc<TablePolicy>,
 }
 
+/// How sensitive a table's data is (`[[classify]]`), least first.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    Public,
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+/// One `[[classify]]` rule: the tables its globs match hold data of `level`.
+#[derive(Debug, Clone)]
+pub struct ClassifyRule {
+    pub tables: GlobSet,
+    pub level: Sensitivity,
+}
+
 /// All table policies: the rules in order, then the default.
 #[derive(Debug, Clone)]
 pub struct Policies {
@@ -96,6 +115,8 @@ pub struct Policies {
     pub only_prefixes: Vec<String>,
     /// Analysts' approvals, in the order they were made.
     pub approvals: Vec<Arc<Approval>>,
+    /// `[[classify]]` rules.
+    pub classify: Vec<ClassifyRule>,
 }
 
 impl Default for Policies {
@@ -112,11 +133,22 @@ impl Default for Policies {
             only: None,
             only_prefixes: Vec::new(),
             approvals: Vec::new(),
+            classify: Vec::new(),
         }
     }
 }
 
 impl Policies {
+    /// The sensitivity of `table`: the highest level of the `[[classify]]` rules that match it
+    /// (`None`: unclassified).
+    pub fn sensitivity(&self, table: &str) -> Option<Sensitivity> {
+        self.classify
+            .iter()
+            .filter(|rule| rule.tables.is_match(table))
+            .map(|rule| rule.level)
+            .max()
+    }
+
     /// The policy for `table`: the first rule whose pattern matches, else the default.
     pub fn resolve(&self, table: &str) -> Arc<TablePolicy> {
         if self.only.as_ref().is_some_and(|only| !only.is_match(table)) {

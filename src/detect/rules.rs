@@ -397,6 +397,23 @@ impl Detector {
         });
     }
 
+    /// Weighs an alert by the sensitivity of its data (`[[classify]]`): once, as it is made
+    /// (the `update` of a closed window repeats its `closed` alert, already weighed).
+    fn classify(&self, alert: &mut Alert) {
+        let policies = &self.settings.policies;
+        if policies.classify.is_empty() || alert.sensitivity.is_some() {
+            return;
+        }
+        let sensitivity = std::iter::once(alert.table.as_str())
+            .chain(alert.tables.iter().map(String::as_str))
+            .filter_map(|table| policies.sensitivity(table))
+            .max();
+        if let Some(sensitivity) = sensitivity {
+            alert.sensitivity = Some(sensitivity);
+            alert.severity = alert.severity.weighed(sensitivity, alert.is_window());
+        }
+    }
+
     /// Rule 6: closes a window. Its principals do not join the baseline (rule 7: no poisoning).
     pub(super) fn close_window(
         &mut self,
@@ -414,7 +431,8 @@ impl Detector {
     /// Emits `alert`, unless `report_from` says its window is not reported: a window's alerts
     /// dated before `report_from` are held until one of it is dated at or after it (the window
     /// was still open then: all of them go out, in order), or dropped when it closes before.
-    pub(super) fn push_alert(&mut self, alert: Alert, alerts: &mut Vec<Alert>) {
+    pub(super) fn push_alert(&mut self, mut alert: Alert, alerts: &mut Vec<Alert>) {
+        self.classify(&mut alert);
         let table = alert.table.as_str();
         if let Some(from) = self.settings.report_from {
             if !alert.is_window()
@@ -504,6 +522,7 @@ impl Detector {
                     state.policy.thresholds.min_principals,
                 )
             },
+            sensitivity: None,
             as_of,
             closed_by,
             exposed_from: cause.as_ref().map(|c| c.grant.ts),

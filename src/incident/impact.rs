@@ -185,7 +185,16 @@ pub fn assess(
             .filter(|&id| seen[id / 64] & (1 << (id % 64)) != 0)
             .map(|id| by_id[id].to_string())
             .collect();
-        out.push(g.finish(judge.could_read(&population)));
+        let mut impact = g.finish(judge.could_read(&population));
+        let policies = &config.detector.policies;
+        if let Some(sensitivity) = impact
+            .tables()
+            .filter_map(|t| policies.sensitivity(t))
+            .max()
+        {
+            impact.weigh(sensitivity);
+        }
+        out.push(impact);
     }
     Ok(out)
 }

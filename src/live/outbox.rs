@@ -483,6 +483,7 @@ mod tests {
             reads: 3,
             baseline_principals: 1,
             severity: Severity::High,
+            sensitivity: None,
             as_of: 0,
             closed_by: None,
             cause: None,

@@ -107,6 +107,10 @@ impl AlertmanagerSink {
         };
         labels.insert("alertname".into(), name.into());
         labels.insert("table".into(), alert.table.clone());
+        if let Some(sensitivity) = alert.sensitivity {
+            let level = serde_json::to_value(sensitivity).expect("an enum");
+            labels.insert("sensitivity".into(), level.as_str().unwrap_or("").into());
+        }
         labels.insert("window_id".into(), alert.id.clone());
         if alert.id.starts_with("exp-test-") {
             labels.insert("test".into(), "true".into());

@@ -613,6 +613,7 @@ pub fn test_alerts() -> [Alert; 2] {
         reads: 1,
         baseline_principals: 0,
         severity: Severity::Medium,
+        sensitivity: None,
         as_of: now,
         closed_by: None,
         cause: None,
@@ -702,6 +703,9 @@ pub fn add_root_cause(
         if let Some(record) = record {
             map.insert(key.into(), change(record));
         }
+    }
+    if let Some(sensitivity) = alert.sensitivity {
+        map.insert("sensitivity".into(), serde_json::json!(sensitivity));
     }
     for (key, time) in [
         ("exposed_from", alert.exposed_from),

@@ -293,6 +293,21 @@ fn two_readers_kept_reading_through_a_role_grant_after_the_revoke() {
         assert_eq!(alert["change"]["grantee"], "PUBLIC");
         assert_eq!(alert["exposed_until"], "2026-03-16T16:04:00.000Z");
     }
+    // Classified: the impact is weighed by its data.
+    env.write(
+        "classify.toml",
+        "[[classify]]\ntables = [\"warehouse.users.*\"]\nlevel = \"confidential\"\n",
+    );
+    let run = env.run(&[&["impact", "--config", "classify.toml"][..], &inputs].concat());
+    let impact = &lines(&run.stdout)[0];
+    assert_eq!(impact["sensitivity"], "confidential");
+    assert_eq!(
+        impact["severity"], "critical",
+        "read, and still after the revoke"
+    );
+    let run = env.run(&[&["impact", "--config", "classify.toml"][..], &inputs[..3]].concat());
+    let impact = &lines(&run.stdout)[0];
+    assert_eq!(impact["severity"], "high", "read while it stood");
     // Without the two reads after the revoke: no such alert.
     let run = env.run(&[&["replay"][..], &inputs[..3]].concat());
     assert!(!run.stdout.contains("still_readable"), "{}", run.stdout);

@@ -195,7 +195,7 @@ fn agrees(alert: &Value, finding: &Value) {
     };
     let status = alert["status"].as_str().unwrap();
     let type_uid = match status {
-        "open" | "grant" => 200401,
+        "open" | "grant" | "still_readable" => 200401,
         "update" => 200402,
         "closed" => 200403,
         other => panic!("status {other}"),
@@ -213,6 +213,16 @@ fn agrees(alert: &Value, finding: &Value) {
     assert_eq!(finding["resources"][0]["name"], alert["table"]);
     let raw: Value = serde_json::from_str(finding["raw_data"].as_str().unwrap()).unwrap();
     assert_eq!(&raw, alert);
+    let classification = &finding["resources"][0]["data_classifications"][0];
+    match alert["sensitivity"].as_str() {
+        Some("restricted") => assert_eq!(classification["confidentiality_id"], 6),
+        Some(other) => assert!(classification.is_object(), "{other}: {finding}"),
+        None => assert!(classification.is_null()),
+    }
+    if status == "still_readable" {
+        assert_eq!(finding["start_time"], ms("as_of"));
+        return;
+    }
     if status == "grant" {
         assert_eq!(finding["start_time"], {
             let change = &alert["change"]["ts"];
@@ -270,6 +280,31 @@ fn every_alert_of_the_sample_fixtures_and_generated_data_is_a_valid_detection_fi
         &["replay", "--no-progress", sample, grants.to_str().unwrap()],
     );
     assert!(with_cause.iter().any(|a| a.get("cause").is_some()));
+    // Classified data, and a read after the revoke (tests/data/still-readable).
+    env.write(
+        "classify.toml",
+        "[[classify]]\ntables = [\"warehouse.users.*\"]\nlevel = \"restricted\"\n",
+    );
+    let still = [
+        repo("tests/data/still-readable/permissions.jsonl"),
+        repo("tests/data/still-readable/after.jsonl"),
+    ];
+    let classified = both(
+        &env,
+        &schema,
+        &[
+            "replay",
+            "--no-progress",
+            "--config",
+            "classify.toml",
+            sample,
+            grants.to_str().unwrap(),
+            still[0].to_str().unwrap(),
+            still[1].to_str().unwrap(),
+        ],
+    );
+    assert!(classified.iter().all(|a| a["sensitivity"] == "restricted"));
+    assert!(classified.iter().any(|a| a["status"] == "still_readable"));
 
     env.write(
         "perm.toml",
