@@ -36,6 +36,9 @@ pub struct Columns {
     pub grantee: Option<usize>,
     pub privilege: Option<usize>,
     pub statement: Option<usize>,
+    /// Rows and bytes read, when asked for and in the file (`exposure impact`).
+    pub rows: Option<usize>,
+    pub bytes: Option<usize>,
 }
 
 /// The type string columns are read as: a dictionary of strings.
@@ -114,6 +117,8 @@ pub trait Names {
 pub struct DecodedRow {
     pub ts: Ts,
     pub read: Option<(TableId, PrincipalId)>,
+    /// Its row in the batch.
+    pub row: u32,
 }
 
 /// Decodes the record batches of one file into rows of ids, each name interned once per
@@ -321,7 +326,11 @@ impl BatchDecoder {
                 match change {
                     Ok(change) => {
                         changes.push((decoded.len(), change));
-                        decoded.push(DecodedRow { ts, read: None });
+                        decoded.push(DecodedRow {
+                            ts,
+                            read: None,
+                            row: row as u32,
+                        });
                     }
                     Err((column, problem)) => bad.push(BadRow {
                         row,
@@ -382,7 +391,11 @@ impl BatchDecoder {
             } else {
                 None
             };
-            decoded.push(DecodedRow { ts, read });
+            decoded.push(DecodedRow {
+                ts,
+                read,
+                row: row as u32,
+            });
         }
         Ok(filtered)
     }
@@ -528,6 +541,8 @@ mod tests {
             grantee: None,
             privilege: None,
             statement: None,
+            rows: None,
+            bytes: None,
         };
         let mut decoder = BatchDecoder::new(
             columns,

@@ -14,6 +14,10 @@ use crate::source::Input;
 use crate::source::lines::decode_all;
 use crate::source::parquet::ParquetInput;
 use crate::time::{TimeFilter, Ts};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, Int64Array};
+use arrow_schema::DataType;
 
 /// One read, as its log gives it.
 #[derive(Debug, Clone, Copy)]
@@ -57,8 +61,8 @@ pub fn scan(
     for input in inputs {
         let name = input.display_name();
         if let Some(source) = input.parquet_source() {
-            let file = match ParquetInput::open(source, &config.input.fields, config.input.ts_unit)
-            {
+            let fields = &config.input.fields;
+            let file = match ParquetInput::open_with_volumes(source, fields, config.input.ts_unit) {
                 Ok(file) => file,
                 Err(e) => {
                     problems.unreadable(&name, "skipped", &e);
@@ -183,14 +187,29 @@ fn parquet_reads(
                 &mut changes,
                 &mut bad,
             )?;
-            for &DecodedRow { ts, read: ids } in &rows {
+            let volume = |column: Option<usize>| -> Result<Option<Int64Array>, String> {
+                let Some(column) = column else {
+                    return Ok(None);
+                };
+                let cast = arrow_cast::cast(batch.column(column), &DataType::Int64)
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(cast.as_primitive::<Int64Type>().clone()))
+            };
+            let (row_counts, byte_counts) = file.volume_columns();
+            let (row_counts, byte_counts) = (volume(row_counts)?, volume(byte_counts)?);
+            let at = |array: &Option<Int64Array>, row: u32| {
+                let array = array.as_ref()?;
+                let row = row as usize;
+                (row < array.len() && array.is_valid(row)).then(|| array.value(row))
+            };
+            for &DecodedRow { ts, read: ids, row } in &rows {
                 if let Some((table, principal)) = ids {
                     read(&Seen {
                         ts,
                         table: names.tables.name(table),
                         principal: names.principals.name(principal),
-                        rows: None,
-                        bytes: None,
+                        rows: at(&row_counts, row),
+                        bytes: at(&byte_counts, row),
                     });
                 }
             }

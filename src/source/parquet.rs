@@ -102,6 +102,25 @@ impl ParquetInput {
         fields: &FieldPaths,
         epoch_unit: EpochUnit,
     ) -> Result<ParquetInput, ParquetInputError> {
+        ParquetInput::open_reading(source, fields, epoch_unit, false)
+    }
+
+    /// The same, reading the `rows` and `bytes` columns too where the file has them as
+    /// integers (what `exposure impact` sums; detection needs neither).
+    pub fn open_with_volumes(
+        source: ParquetSource,
+        fields: &FieldPaths,
+        epoch_unit: EpochUnit,
+    ) -> Result<ParquetInput, ParquetInputError> {
+        ParquetInput::open_reading(source, fields, epoch_unit, true)
+    }
+
+    fn open_reading(
+        source: ParquetSource,
+        fields: &FieldPaths,
+        epoch_unit: EpochUnit,
+        volumes: bool,
+    ) -> Result<ParquetInput, ParquetInputError> {
         let shown = source.name();
         let unreadable = |message: String| ParquetInputError::Unreadable {
             path: shown.clone(),
@@ -145,6 +164,16 @@ impl ParquetInput {
         let grantee = find(&fields.grantee, false)?;
         let privilege = find(&fields.privilege, false)?;
         let statement = find(&fields.statement, false)?;
+        let volume = |name: &str| -> Result<Option<usize>, SchemaError> {
+            let integer = |i: &usize| {
+                matches!(
+                    schema.field(*i).data_type(),
+                    DataType::Int64 | DataType::Int32 | DataType::UInt32 | DataType::UInt64
+                )
+            };
+            Ok(find(name, false)?.filter(|i| volumes && integer(i)))
+        };
+        let (rows, bytes) = (volume(&fields.rows)?, volume(&fields.bytes)?);
 
         let wrong = |index: usize, expected: &str| SchemaError {
             path: shown.clone(),
@@ -201,7 +230,7 @@ impl ParquetInput {
         let metadata = ArrowReaderMetadata::try_new(Arc::clone(plain.metadata()), options)
             .map_err(|e| unreadable(e.to_string()))?;
 
-        let mut roots: Vec<usize> = [Some(ts), Some(principal), Some(table)]
+        let mut roots: Vec<usize> = [Some(ts), Some(principal), Some(table), rows, bytes]
             .into_iter()
             .chain(optional)
             .flatten()
@@ -216,6 +245,8 @@ impl ParquetInput {
             grantee: grantee.map(position),
             privilege: privilege.map(position),
             statement: statement.map(position),
+            rows: rows.map(position),
+            bytes: bytes.map(position),
         };
         let projection = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
 
@@ -323,6 +354,12 @@ impl ParquetInput {
     }
 
     /// A decoder for this file's batches.
+    /// Where the `rows` and `bytes` columns are in its batches (with
+    /// [`ParquetInput::open_with_volumes`], when the file has them).
+    pub fn volume_columns(&self) -> (Option<usize>, Option<usize>) {
+        (self.columns.rows, self.columns.bytes)
+    }
+
     pub fn decoder(&self) -> BatchDecoder {
         BatchDecoder::new(self.columns, self.ts_kind, self.epoch_unit)
     }

@@ -253,13 +253,8 @@ fn a_public_gcs_bucket_s_impact_names_every_address_with_the_bytes_it_took() {
 #[test]
 fn two_readers_kept_reading_through_a_role_grant_after_the_revoke() {
     let env = TestEnv::new();
-    let inputs = [
-        repo("sample-logs/incident.jsonl"),
-        repo("sample-logs/permissions.jsonl"),
-        repo("tests/data/still-readable/permissions.jsonl"),
-        repo("tests/data/still-readable/after.jsonl"),
-    ];
-    let inputs: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+    let inputs = still_readable_inputs();
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let run = env.run(&[&["impact"][..], &inputs].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
     let impact = &lines(&run.stdout)[0];
@@ -311,4 +306,36 @@ fn two_readers_kept_reading_through_a_role_grant_after_the_revoke() {
     // Without the two reads after the revoke: no such alert.
     let run = env.run(&[&["replay"][..], &inputs[..3]].concat());
     assert!(!run.stdout.contains("still_readable"), "{}", run.stdout);
+}
+
+/// The same impact from a Parquet archive of the same logs as from the JSON lines, volumes
+/// included (the archive keeps `rows`; impact reads that column).
+#[test]
+fn impact_from_a_parquet_archive_is_byte_identical_to_impact_from_the_json_lines() {
+    let env = TestEnv::new();
+    let inputs = still_readable_inputs();
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let from_lines = env.run(&[&["impact"][..], &inputs].concat());
+    assert_eq!(from_lines.code, 0, "{}", from_lines.stderr);
+    assert!(
+        from_lines.stdout.contains("\"rows\":"),
+        "volumes to compare"
+    );
+    let archived = env.run(&[&["archive", "-q", "--out", "archive"][..], &inputs].concat());
+    assert_eq!(archived.code, 0, "{}", archived.stderr);
+    let from_parquet = env.run(&["impact", "archive"]);
+    assert_eq!(from_parquet.code, 0, "{}", from_parquet.stderr);
+    assert_eq!(from_parquet.stdout, from_lines.stdout);
+}
+
+/// The sample and its still-readable variant (tests/data/still-readable), in that order.
+fn still_readable_inputs() -> Vec<String> {
+    [
+        "sample-logs/incident.jsonl",
+        "sample-logs/permissions.jsonl",
+        "tests/data/still-readable/permissions.jsonl",
+        "tests/data/still-readable/after.jsonl",
+    ]
+    .map(|p| repo(p).to_string_lossy().into_owned())
+    .to_vec()
 }
