@@ -202,11 +202,29 @@ impl Gathered {
         principal: &str,
         volume: (Option<i64>, Option<i64>),
     ) {
-        let from = self.exposure.from;
-        if ts < from || !judge.opened(table) || !judge.covers(principal) {
-            return;
+        if Gathered::counts(judge, table, principal) {
+            self.record(judge, ts, table, principal, volume);
         }
-        if judge.normal(table, principal) {
+    }
+
+    /// Whether reads of `table` by `principal` are this exposure's business: a table it
+    /// opened, a principal it covered and who was not normal for the table as it began. The
+    /// same for every read of the pair: a caller may remember it.
+    pub fn counts(judge: &dyn Judge, table: &str, principal: &str) -> bool {
+        judge.opened(table) && judge.covers(principal) && !judge.normal(table, principal)
+    }
+
+    /// One read of a pair that [`Gathered::counts`], at `ts` (before the exposure began: not
+    /// through it, left out).
+    pub fn record(
+        &mut self,
+        judge: &dyn Judge,
+        ts: Ts,
+        table: &str,
+        principal: &str,
+        volume: (Option<i64>, Option<i64>),
+    ) {
+        if ts < self.exposure.from {
             return;
         }
         let after = self.exposure.revoked_at.is_some_and(|until| ts >= until);

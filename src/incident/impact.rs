@@ -133,7 +133,9 @@ pub fn assess(
     let mut gathered: Vec<Gathered> = exposures.into_iter().map(Gathered::new).collect();
     let mut principals: FxHashMap<Box<str>, usize> = FxHashMap::default();
     let mut seen: Vec<Vec<u64>> = vec![Vec::new(); gathered.len()];
-    let mut opened_by: FxHashMap<Box<str>, Box<[usize]>> = FxHashMap::default();
+    let mut opened_by: FxHashMap<Box<str>, (usize, Box<[usize]>)> = FxHashMap::default();
+    let mut counted: Vec<FxHashMap<(usize, usize), bool>> =
+        vec![FxHashMap::default(); gathered.len()];
     let filter = TimeFilter {
         since: Some(since),
         until: None,
@@ -159,10 +161,21 @@ pub fn assess(
             let opened = (0..judges.len())
                 .filter(|&i| judges[i].opened(r.table))
                 .collect();
-            opened_by.insert(Box::from(r.table), opened);
+            let table = opened_by.len();
+            opened_by.insert(Box::from(r.table), (table, opened));
         }
-        for &i in opened_by[r.table].iter() {
-            gathered[i].read(&judges[i], r.ts, r.table, r.principal, (r.rows, r.bytes));
+        let (table, opened) = &opened_by[r.table];
+        for &i in opened.iter() {
+            if r.ts < gathered[i].exposure().from {
+                continue;
+            }
+            // Whether the pair counts is the same for every read of it: asked once.
+            let counts = *counted[i]
+                .entry((*table, id))
+                .or_insert_with(|| Gathered::counts(&judges[i], r.table, r.principal));
+            if counts {
+                gathered[i].record(&judges[i], r.ts, r.table, r.principal, (r.rows, r.bytes));
+            }
         }
     };
     // The replay (or the history read) reported what was wrong with the inputs: once is enough.
