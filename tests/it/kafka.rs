@@ -1220,3 +1220,55 @@ fn s3_access_and_gcs_usage_logs_through_kafka_give_the_alerts_of_replay() {
         }
     }
 }
+
+#[test]
+fn reads_after_a_revoke_through_kafka_give_the_still_readable_alerts_of_replay() {
+    // The seed scenario's variant (tests/data/still-readable): the sample, its permission
+    // changes and the role grant that kept two readers in, merged in time order as a shipper
+    // forwards them; the instance pages `still_readable` exactly as replay does.
+    let _serial = serial();
+    let env = TestEnv::new();
+    let broker = Broker::start();
+    broker.create_topic("access-logs", RAW_PARTITIONS);
+    let micros = |ts: &serde_json::Value| match ts {
+        serde_json::Value::Number(ms) => ms.as_i64().unwrap() * 1000,
+        text => chrono::DateTime::parse_from_rfc3339(text.as_str().unwrap())
+            .unwrap()
+            .timestamp_micros(),
+    };
+    let mut records: Vec<(i64, String)> = Vec::new();
+    for file in [
+        "sample-logs/incident.jsonl",
+        "sample-logs/permissions.jsonl",
+        "tests/data/still-readable/permissions.jsonl",
+        "tests/data/still-readable/after.jsonl",
+    ] {
+        for line in std::fs::read_to_string(repo(file)).unwrap().lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            records.push((micros(&value["ts"]), line.to_string()));
+        }
+    }
+    records.sort_by_key(|(ts, _)| *ts);
+    let merged: String = records.iter().map(|(_, l)| format!("{l}\n")).collect();
+    env.write("merged.jsonl", &merged);
+    let messages: Vec<(i32, Vec<u8>)> = records
+        .iter()
+        .map(|(_, l)| (0, l.as_bytes().to_vec()))
+        .collect();
+    broker.produce("access-logs", &messages);
+    let detect = "[detect]\nlateness = \"2s\"\n";
+    env.write("detect.toml", detect);
+    let replayed = env.run(&["replay", "--config", "detect.toml", "merged.jsonl"]);
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    let want: BTreeSet<String> = replayed.stdout.lines().map(str::to_string).collect();
+    let still = want
+        .iter()
+        .filter(|a| a.contains("\"still_readable\""))
+        .count();
+    assert_eq!(still, 2, "{want:?}");
+    let instance = Instance::start_plain(&env, &broker, "still", "still", "jsonl", detect);
+    let files = [instance.alerts.clone()];
+    wait_for_all(&files, &want, &[], Duration::from_secs(120));
+    instance.stop();
+    assert_same_alerts("still readable through kafka", &delivered(&files), &want);
+}
