@@ -6,7 +6,7 @@
 //! and the table was not read since, before anything is pruned); tables are independent, so
 //! this is exact in chunked application too. Not a rule: nothing here changes an alert.
 
-use super::permission::contains;
+use super::permission::{containers, contains};
 use super::snapshot::TableSnapshot;
 use super::{Detector, TableId};
 use crate::event::{ChangeAction, PermissionChange, grants_read};
@@ -42,6 +42,8 @@ pub(super) struct Recorder {
     states: GrantStates,
     /// The read grants seen: (time, object), each once.
     grants: Vec<(Ts, String)>,
+    /// The same, by object: the indexes of its grants in `grants`.
+    by_object: rustc_hash::FxHashMap<String, Vec<usize>>,
     /// Per table (by id), the grants whose state is still to be kept.
     due: Vec<Vec<usize>>,
 }
@@ -61,12 +63,13 @@ impl Detector {
         {
             return;
         }
-        let key = (change.ts, change.object.clone());
-        if recorder.grants.contains(&key) {
+        let on_object = recorder.by_object.entry(change.object.clone()).or_default();
+        if on_object.iter().any(|&g| recorder.grants[g].0 == change.ts) {
             return;
         }
         let grant = recorder.grants.len();
-        recorder.grants.push(key);
+        on_object.push(grant);
+        recorder.grants.push((change.ts, change.object.clone()));
         for (at, state) in self.tables.iter().enumerate() {
             if contains(&change.object, &state.name) {
                 recorder.due.resize_with(self.tables.len(), Vec::new);
@@ -84,10 +87,12 @@ impl Detector {
         };
         let name = &self.tables[table.at()].name;
         recorder.due.resize_with(self.tables.len(), Vec::new);
-        for (grant, (at, object)) in recorder.grants.iter().enumerate() {
-            if contains(object, name) {
+        // The grants on the table or on what holds it, looked up by object.
+        for object in containers(name) {
+            for &grant in recorder.by_object.get(object).into_iter().flatten() {
+                let at = recorder.grants[grant].0;
                 recorder.due[table.at()].push(grant);
-                self.next_grant_state[table.at()] = self.next_grant_state[table.at()].min(*at);
+                self.next_grant_state[table.at()] = self.next_grant_state[table.at()].min(at);
             }
         }
     }

@@ -18,6 +18,11 @@ use std::collections::BTreeSet;
 /// Closed windows kept waiting for the revert of their cause, at most (the oldest go first).
 const MAX_AWAITING_REVERT: usize = 10_000;
 
+/// (broad grant, table, principal) triples remembered as read through a grant, at most: a
+/// bucket public for months is read by countless addresses; past this, newcomers are not
+/// remembered (and a read after the revoke by one of them raises nothing).
+const MAX_READ_THROUGH: usize = 100_000;
+
 /// A `grant` alert on a container lists at most this many of its tables.
 const MAX_LISTED_TABLES: usize = 100;
 
@@ -298,7 +303,9 @@ impl Detector {
         for grant in &found.standing {
             if settings.is_broad(&grant.grantee) {
                 let through = ((*grant).clone(), name.to_string(), who.clone());
-                self.root_cause.through.insert(through);
+                if self.root_cause.through.len() < MAX_READ_THROUGH {
+                    self.root_cause.through.insert(through);
+                }
             }
         }
         let mut raised = Vec::new();
