@@ -12,21 +12,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::incident::impact::{Asked, assess};
 use exposure::report::Problems;
-use exposure::source::Input;
 use std::hint::black_box;
-use std::io::Write;
 
 fn bench(c: &mut Criterion) {
     let events = synth::env_u64("EXPOSURE_IMPACT_EVENTS", 1_000_000);
     let mut shape = synth::Shape::new(events);
     shape.grants = 10;
     let data = synth::jsonl(shape);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("events.jsonl");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(&data))
-        .expect("write bench input");
-    let inputs = [Input::File(path)];
+    let (_dir, input) = synth::temp_input(&data);
+    let inputs = [input];
     let config = Config::build(ConfigFile::default(), &DetectOverrides::default(), None)
         .expect("defaults are valid");
     // What is measured is real work: ten exposures, each read by hundreds of newcomers.

@@ -13,10 +13,8 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::detect::Detector;
 use exposure::format::Line;
-use exposure::source::Input;
 use exposure::source::lines::LineReader;
 use std::hint::black_box;
-use std::io::Write;
 
 /// The line cap of a canonical JSON-lines input, as `replay` applies it.
 fn line_cap() -> exposure::format::decode::LineCap {
@@ -149,12 +147,8 @@ fn bench(c: &mut Criterion) {
         )
     });
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("events.jsonl");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(&data))
-        .expect("write bench input");
-    let inputs = [Input::File(path)];
+    let (_dir, input) = synth::temp_input(&data);
+    let inputs = [input];
     for threads in [1, 2] {
         group.bench_function(format!("replay_end_to_end_{threads}_thread"), |b| {
             b.iter(|| black_box(synth::replay_once(&config, &inputs, threads)))

@@ -136,6 +136,15 @@ pub fn write_jsonl(shape: Shape, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `data` written to a file in a temporary dir (kept alive by the returned handle), as an
+/// input: what the end-to-end benches replay.
+pub fn temp_input(data: &[u8]) -> (tempfile::TempDir, exposure::source::Input) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, data).expect("write bench input");
+    (dir, exposure::source::Input::File(path))
+}
+
 /// The generated log in memory.
 pub fn jsonl(shape: Shape) -> Vec<u8> {
     let mut buf = Vec::with_capacity(shape.events as usize * 130);
