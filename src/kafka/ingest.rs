@@ -454,12 +454,17 @@ impl Stage {
         let mut figures = self.metrics.sources.lock().expect("not poisoned");
         for (topic, by_partition) in &self.sources {
             for (partition, source) in by_partition {
-                let offset = source.next_offset.or_else(|| {
-                    match positions.find_partition(topic, *partition)?.offset() {
-                        Offset::Offset(next) => Some(next),
-                        _ => None,
-                    }
-                });
+                // A partition taken over at its end has no position (nothing consumed since
+                // it was assigned): at its end it stands where the partition ends.
+                let offset = source
+                    .next_offset
+                    .or_else(
+                        || match positions.find_partition(topic, *partition)?.offset() {
+                            Offset::Offset(next) => Some(next),
+                            _ => None,
+                        },
+                    )
+                    .or_else(|| source.end.filter(|_| source.at_end));
                 let high = source.end;
                 figures.insert(
                     source.name.clone(),

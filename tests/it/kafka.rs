@@ -618,6 +618,16 @@ fn wait_for_all(
 /// Nothing lost (every expected alert delivered), nothing wrong (every delivered alert
 /// expected, byte for byte), repeats only of the same alert.
 fn assert_same_alerts(what: &str, delivered: &[String], expected: &BTreeSet<String>) {
+    if let Err(why) = same_alerts(what, delivered, expected) {
+        panic!("{why}");
+    }
+}
+
+fn same_alerts(
+    what: &str,
+    delivered: &[String],
+    expected: &BTreeSet<String>,
+) -> Result<(), String> {
     let got: BTreeSet<String> = delivered.iter().cloned().collect();
     let missing: Vec<&String> = expected.difference(&got).collect();
     let wrong: Vec<&String> = got.difference(expected).collect();
@@ -628,15 +638,17 @@ fn assert_same_alerts(what: &str, delivered: &[String], expected: &BTreeSet<Stri
             .map(|a| a.chars().take(300).collect())
             .collect()
     };
-    assert!(
-        missing.is_empty() && wrong.is_empty(),
+    if missing.is_empty() && wrong.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
         "{what}: {} of {} alerts missing, {} not expected\nmissing: {:#?}\nnot expected: {:#?}",
         missing.len(),
         expected.len(),
         wrong.len(),
         short(&missing),
         short(&wrong),
-    );
+    ))
 }
 
 struct Fixture {
@@ -761,11 +773,36 @@ fn check(
     running: &[&Instance],
 ) {
     let got = wait_for_all(files, expected, running, Duration::from_secs(300));
-    let set: BTreeSet<String> = got.iter().cloned().collect();
-    if &set != expected {
-        eprintln!("{}", warnings(logs));
+    let Err(why) = same_alerts(what, &got, expected) else {
+        return;
+    };
+    eprintln!("{}", warnings(logs));
+    // CI shows the end of a failure's output: there go where each instance stands and its
+    // last words.
+    let mut diagnosis = String::new();
+    for instance in running {
+        let metrics = instance.metrics_text();
+        let figures: Vec<&str> = (metrics.lines())
+            .filter(|l| {
+                l.starts_with("exposure_kafka_source_")
+                    || l.starts_with("exposure_kafka_partition_")
+                    || l.starts_with("exposure_sink_pending")
+                    || l.starts_with("exposure_events_read_total")
+            })
+            .collect();
+        diagnosis.push_str(&format!(
+            "\n{} stands at:\n{}",
+            instance.name,
+            figures.join("\n")
+        ));
     }
-    assert_same_alerts(what, &got, expected);
+    for log in logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(12)..];
+        diagnosis.push_str(&format!("\n{} ends:\n{}", log.display(), tail.join("\n")));
+    }
+    panic!("{why}\n{diagnosis}");
 }
 
 #[test]

@@ -53,10 +53,19 @@ impl Default for TestEnv {
 }
 
 impl TestEnv {
+    /// A fresh temporary directory; kept after the test (and named on stderr) when
+    /// `EXPOSURE_KEEP_TEST_DIRS` is set, to read a failed run's logs and states.
     pub fn new() -> TestEnv {
-        TestEnv {
-            dir: tempfile::tempdir().expect("temp dir"),
+        let keep = std::env::var_os("EXPOSURE_KEEP_TEST_DIRS").is_some();
+        let dir = tempfile::Builder::new()
+            .prefix("exposure-test-")
+            .disable_cleanup(keep)
+            .tempdir()
+            .expect("temp dir");
+        if keep {
+            eprintln!("test directory kept: {}", dir.path().display());
         }
+        TestEnv { dir }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
