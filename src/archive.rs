@@ -33,7 +33,7 @@ use crate::source::manifest::{
     ProgressHeader,
 };
 use crate::time::{MICROS_PER_SEC, Ts, format_ts};
-use arrow_array::builder::{Int64Builder, StringDictionaryBuilder};
+use arrow_array::builder::{Int64Builder, ListBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -141,8 +141,43 @@ struct Row {
     action: Option<u32>,
     rows: Option<i64>,
     bytes: Option<i64>,
+    /// The columns the read names, as a set of [`ColumnSets`] (`None`: none named).
+    columns: Option<u32>,
     /// A permission change's own columns (`None` for an access event).
     change: Option<ChangeColumns>,
+}
+
+/// The lists of column names reads name, each kept once (its names interned with the others):
+/// a table's usual queries name the same columns again and again.
+#[derive(Debug, Default)]
+struct ColumnSets {
+    ids: std::collections::HashMap<Box<[u32]>, u32>,
+    sets: Vec<Box<[u32]>>,
+}
+
+impl ColumnSets {
+    fn intern(
+        &mut self,
+        names: &mut Interner,
+        columns: &[std::borrow::Cow<'_, str>],
+    ) -> Option<u32> {
+        if columns.is_empty() {
+            return None;
+        }
+        let set: Box<[u32]> = columns.iter().map(|c| names.intern(c)).collect();
+        if let Some(&id) = self.ids.get(&set) {
+            return Some(id);
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(set.clone());
+        self.ids.insert(set, id);
+        Some(id)
+    }
+
+    fn names<'n>(&self, names: &'n Interner, id: Option<u32>) -> Option<Vec<&'n str>> {
+        let set = &self.sets[id? as usize];
+        Some(set.iter().map(|&n| names.name(n)).collect())
+    }
 }
 
 /// The names of a permission change's own columns, interned.
@@ -170,6 +205,11 @@ pub fn archive_schema() -> SchemaRef {
         Field::new("grantee", dict(), true),
         Field::new("privilege", dict(), true),
         Field::new("statement", dict(), true),
+        Field::new(
+            "columns",
+            DataType::List(Arc::new(Field::new("item", dict(), true))),
+            true,
+        ),
     ]))
 }
 
@@ -211,6 +251,7 @@ pub fn archive_with(
     let writer = DayWriter {
         out_dir: out_dir.to_path_buf(),
         names: Interner::default(),
+        column_sets: ColumnSets::default(),
         days: BTreeMap::new(),
         written_days: std::collections::BTreeSet::new(),
         files: Vec::new(),
@@ -483,6 +524,7 @@ impl DecodeSink for Archiving<'_> {
             action: event.archived_action().map(|a| names.intern(a)),
             rows: event.rows,
             bytes: event.bytes,
+            columns: self.writer.column_sets.intern(names, &event.columns),
             change: None,
         };
         if let Err(error) = self.writer.add(row, &mut self.newest, self.lateness) {
@@ -503,6 +545,7 @@ impl DecodeSink for Archiving<'_> {
             action: Some(names.intern(change.action.as_str())),
             rows: None,
             bytes: None,
+            columns: None,
             change: Some(ChangeColumns {
                 grantee: names.intern(&change.grantee),
                 privilege: names.intern(&change.privilege),
@@ -536,6 +579,7 @@ impl DecodeSink for Archiving<'_> {
 struct DayWriter {
     out_dir: PathBuf,
     names: Interner,
+    column_sets: ColumnSets,
     /// Buffered rows by day number (days since the epoch).
     days: BTreeMap<i64, Vec<Row>>,
     written_days: std::collections::BTreeSet<i64>,
@@ -587,6 +631,10 @@ impl DayWriter {
                     action(a).cmp(&action(b))
                 })
                 .then_with(|| (a.rows, a.bytes).cmp(&(b.rows, b.bytes)))
+                .then_with(|| {
+                    let columns = |r: &Row| self.column_sets.names(names, r.columns);
+                    columns(a).cmp(&columns(b))
+                })
                 .then_with(|| {
                     let change = |r: &Row| {
                         r.change.map(|c| {
@@ -687,6 +735,23 @@ impl DayWriter {
         file.sync_all().map_err(|e| e.to_string())
     }
 
+    /// The `columns` of `rows`: a list of names, or null.
+    fn column_lists(&self, rows: &[Row]) -> arrow_array::ListArray {
+        let mut builder = ListBuilder::new(StringDictionaryBuilder::<Int32Type>::new());
+        for row in rows {
+            match self.column_sets.names(&self.names, row.columns) {
+                Some(columns) => {
+                    for column in columns {
+                        builder.values().append_value(column);
+                    }
+                    builder.append(true);
+                }
+                None => builder.append(false),
+            }
+        }
+        builder.finish()
+    }
+
     fn batch(&self, schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch, String> {
         let ts = TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.ts))
             .with_timezone("UTC");
@@ -719,6 +784,7 @@ impl DayWriter {
             strings(&|r| r.change.map(|c| c.grantee)),
             strings(&|r| r.change.map(|c| c.privilege)),
             strings(&|r| r.change.and_then(|c| c.statement)),
+            Arc::new(self.column_lists(rows)),
         ];
         RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
     }

@@ -64,11 +64,14 @@ pub struct ConfigFile {
     pub sinks: Vec<crate::sink::SinkSection>,
 }
 
-/// One `[[classify]]` rule: how sensitive the data of the tables its globs match is.
+/// One `[[classify]]` rule: how sensitive the data of the tables its globs match is (in the
+/// columns its column globs match, when it has some).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifySection {
     pub tables: Vec<String>,
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
     pub level: crate::detect::policy::Sensitivity,
 }
 
@@ -566,12 +569,39 @@ fn classify_rules(
             }
             let tables = compile_glob_set(&section.tables)
                 .map_err(|e| invalid(format!("classify[{i}].tables"), e.to_string()))?;
+            let columns = match &section.columns {
+                None => None,
+                Some(globs) if globs.is_empty() => {
+                    return Err(invalid(
+                        format!("classify[{i}].columns"),
+                        "name at least one glob, or leave the key out (the whole table)",
+                    ));
+                }
+                Some(globs) => Some(
+                    column_globs(globs)
+                        .map_err(|e| invalid(format!("classify[{i}].columns"), e))?,
+                ),
+            };
             Ok(crate::detect::policy::ClassifyRule {
                 tables,
+                columns,
                 level: section.level,
             })
         })
         .collect()
+}
+
+/// Column globs, matched case-insensitively (Snowflake stores `SSN`, BigQuery `ssn`).
+pub(crate) fn column_globs(globs: &[String]) -> Result<globset::GlobSet, String> {
+    let mut set = globset::GlobSetBuilder::new();
+    for glob in globs {
+        let glob = globset::GlobBuilder::new(glob)
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        set.add(glob);
+    }
+    set.build().map_err(|e| e.to_string())
 }
 
 /// The permission changes of the `--grants` snapshots, taken at `--grants-at` (default: the
@@ -606,6 +636,7 @@ fn unused_field_mapping(
         ("grantee", &fields.grantee, &default.grantee),
         ("privilege", &fields.privilege, &default.privilege),
         ("statement", &fields.statement, &default.statement),
+        ("columns", &fields.columns, &default.columns),
     ];
     match mapped.iter().find(|(_, set, default)| set != default) {
         Some((key, _, _)) => Err(invalid(
@@ -668,6 +699,7 @@ fn check_thresholds(section: &str, t: &Thresholds) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::policy::Sensitivity;
 
     fn build(text: &str) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -675,6 +707,58 @@ mod tests {
             message: e.to_string(),
         })?;
         Config::build(file, &DetectOverrides::default(), None)
+    }
+
+    #[test]
+    fn a_column_rule_weighs_reads_of_its_columns_and_its_whole_table() {
+        let config = build(
+            r#"
+            [[classify]]
+            tables = ["hr.*"]
+            level = "internal"
+
+            [[classify]]
+            tables = ["hr.people"]
+            columns = ["ssn", "*_email"]
+            level = "restricted"
+            "#,
+        )
+        .unwrap();
+        let policies = &config.detector.policies;
+        let read = |table: &str, columns: &[&str]| {
+            policies.sensitivity_of_read(table, columns.iter().copied())
+        };
+        // A grant or a window on the table lays every column open.
+        assert_eq!(
+            policies.sensitivity("hr.people"),
+            Some(Sensitivity::Restricted)
+        );
+        assert_eq!(read("hr.people", &[]), Some(Sensitivity::Restricted));
+        // A read names its columns: only those count, matched in any case.
+        assert_eq!(
+            read("hr.people", &["name", "dept"]),
+            Some(Sensitivity::Internal)
+        );
+        assert_eq!(
+            read("hr.people", &["NAME", "SSN"]),
+            Some(Sensitivity::Restricted)
+        );
+        assert_eq!(
+            read("hr.people", &["Work_Email"]),
+            Some(Sensitivity::Restricted)
+        );
+        assert_eq!(read("hr.salaries", &["ssn"]), Some(Sensitivity::Internal));
+        assert_eq!(read("fin.ledger", &["ssn"]), None);
+
+        let empty =
+            build("[[classify]]\ntables = [\"hr.*\"]\ncolumns = []\nlevel = \"restricted\"\n");
+        assert!(
+            empty
+                .unwrap_err()
+                .to_string()
+                .contains("classify[0].columns"),
+            "the key is named"
+        );
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub struct AccessEvent<'a> {
     /// Extras some logs carry; `None` when absent or not a count.
     pub rows: Option<i64>,
     pub bytes: Option<i64>,
+    /// The columns the read touched, where the log names them (Snowflake ACCESS_HISTORY's
+    /// `columns`, BigQuery's `tableDataRead.fields`, a canonical `columns` array), in the
+    /// log's order; empty when it does not. Detection never looks at them: `exposure impact`
+    /// reports them, because "was user data read" is a question about columns.
+    pub columns: Vec<Cow<'a, str>>,
 }
 
 impl<'a> AccessEvent<'a> {
@@ -37,6 +42,7 @@ impl<'a> AccessEvent<'a> {
             is_read: None,
             rows: None,
             bytes: None,
+            columns: Vec::new(),
         }
     }
 
@@ -55,6 +61,7 @@ impl<'a> AccessEvent<'a> {
             is_read: Some(read),
             rows: None,
             bytes: None,
+            columns: Vec::new(),
         }
     }
 

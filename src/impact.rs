@@ -46,6 +46,13 @@ pub struct TableReads {
     /// Bytes the log says were read, summed, where it says so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<i64>,
+    /// The columns read, where the log names them (sorted; every read's together).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub columns: BTreeSet<String>,
+    /// With `[[classify]]`: how sensitive what was read is — the columns read, where the log
+    /// names them, else the table (see `Policies::sensitivity_of_read`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Sensitivity>,
     /// After the revoke: a grant that still let the principal read the table at its last
     /// read, if the logs show one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,16 +126,29 @@ impl Impact {
         object.into_iter().chain(read)
     }
 
-    /// Weighs the verdict by the sensitivity of the data (docs/impact.md): nobody new read —
-    /// `medium`; read — `critical` on restricted data, `high` on confidential, `medium`
-    /// otherwise; still read after the revoke — one step up.
-    pub fn weigh(&mut self, sensitivity: Sensitivity) {
-        let accessed = match sensitivity {
-            _ if self.did_read.is_empty() && self.after_revoke.is_empty() => Severity::Medium,
-            Sensitivity::Restricted => Severity::Critical,
-            Sensitivity::Confidential => Severity::High,
-            Sensitivity::Internal | Sensitivity::Public => Severity::Medium,
+    /// Every table read through the exposure (during and after), with its sensitivity.
+    pub fn table_reads_mut(&mut self) -> impl Iterator<Item = &mut TableReads> {
+        (self.did_read.iter_mut().chain(&mut self.after_revoke)).flat_map(|p| &mut p.tables)
+    }
+
+    /// Weighs the verdict by the sensitivity of the data (docs/impact.md): `exposed` is what
+    /// the change laid open (the object granted on and the tables read through it), which
+    /// the record carries; the severity follows what was *read* — each table read's
+    /// [`TableReads::sensitivity`] (the columns read, where the log names them), or `exposed`
+    /// where none is set. Nobody new read — `medium`; read — `critical` on restricted data,
+    /// `high` on confidential, `medium` otherwise; still read after the revoke — one step up.
+    pub fn weigh(&mut self, exposed: Sensitivity) {
+        let read = (self.did_read.iter().chain(&self.after_revoke))
+            .flat_map(|p| &p.tables)
+            .map(|t| t.sensitivity.unwrap_or(exposed))
+            .max();
+        let accessed = match read {
+            None => Severity::Medium,
+            Some(Sensitivity::Restricted) => Severity::Critical,
+            Some(Sensitivity::Confidential) => Severity::High,
+            Some(Sensitivity::Internal | Sensitivity::Public) => Severity::Medium,
         };
+        let sensitivity = exposed;
         let severity = match (self.after_revoke.is_empty(), accessed) {
             (true, severity) => severity,
             (false, Severity::Medium) => Severity::High,
@@ -170,6 +190,14 @@ pub trait Judge {
     }
 }
 
+/// What one read took, as its log records it: rows, bytes, the columns it names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Volume<'a> {
+    pub rows: Option<i64>,
+    pub bytes: Option<i64>,
+    pub columns: &'a [std::borrow::Cow<'a, str>],
+}
+
 /// Reads of one exposure's tables, gathered while the inputs are read.
 #[derive(Debug, Clone)]
 pub struct Gathered {
@@ -200,7 +228,7 @@ impl Gathered {
         ts: Ts,
         table: &str,
         principal: &str,
-        volume: (Option<i64>, Option<i64>),
+        volume: Volume<'_>,
     ) {
         if Gathered::counts(judge, table, principal) {
             self.record(judge, ts, table, principal, volume);
@@ -222,7 +250,7 @@ impl Gathered {
         ts: Ts,
         table: &str,
         principal: &str,
-        volume: (Option<i64>, Option<i64>),
+        volume: Volume<'_>,
     ) {
         if ts < self.exposure.from {
             return;
@@ -242,6 +270,8 @@ impl Gathered {
                 last_read: ts,
                 rows: None,
                 bytes: None,
+                columns: BTreeSet::new(),
+                sensitivity: None,
                 still_granted: None,
             });
         if after && ts >= entry.last_read {
@@ -255,8 +285,13 @@ impl Gathered {
                 *sum = Some(sum.unwrap_or(0).saturating_add(more));
             }
         };
-        add(&mut entry.rows, volume.0);
-        add(&mut entry.bytes, volume.1);
+        add(&mut entry.rows, volume.rows);
+        add(&mut entry.bytes, volume.bytes);
+        for column in volume.columns {
+            if !entry.columns.contains(column.as_ref()) {
+                entry.columns.insert(column.to_string());
+            }
+        }
     }
 
     /// The impact, with who could read (`could_read`, from the caller).
@@ -369,6 +404,7 @@ pub fn population(principals: &BTreeSet<String>) -> CouldRead {
 mod tests {
     use super::*;
     use crate::detect::ChangeRecord;
+    use std::borrow::Cow;
 
     const MIN: Ts = 60_000_000;
 
@@ -413,29 +449,46 @@ mod tests {
             covered: None,
         };
         let mut gathered = Gathered::new(exposure(Some(160 * MIN)));
+        let (ssn, name) = (Cow::from("ssn"), Cow::from("name"));
+        let columns = [ssn.clone(), name];
+        let read = |rows, bytes| Volume {
+            rows,
+            bytes,
+            columns: &[],
+        };
         let reads = [
-            (90, "hr.salaries", "eve", (None, None)), // before: not through it
-            (105, "hr.salaries", "ann", (None, None)), // normal
-            (110, "hr.salaries", "eve", (Some(10), None)),
-            (120, "hr.people", "eve", (Some(5), Some(800))),
-            (130, "hr.salaries", "eve", (Some(2), None)),
-            (140, "sales.orders", "eve", (None, None)), // another table
-            (150, "hr.salaries", "bob", (None, None)),  // one reader, below any threshold
-            (170, "hr.salaries", "bob", (None, None)),  // after the revoke
-            (180, "hr.salaries", "zed", (None, None)),  // a newcomer only after it
+            (90, "hr.salaries", "eve", read(None, None)), // before: not through it
+            (105, "hr.salaries", "ann", read(None, None)), // normal
+            (110, "hr.salaries", "eve", read(Some(10), None)),
+            (120, "hr.people", "eve", read(Some(5), Some(800))),
+            (130, "hr.salaries", "eve", read(Some(2), None)),
+            (140, "sales.orders", "eve", read(None, None)), // another table
+            (150, "hr.salaries", "bob", read(None, None)),  // one reader, below any threshold
+            (170, "hr.salaries", "bob", read(None, None)),  // after the revoke
+            (180, "hr.salaries", "zed", read(None, None)),  // a newcomer only after it
         ];
         for (at, table, who, volume) in reads {
             gathered.read(&facts, at * MIN, table, who, volume);
+        }
+        // The columns of every read of a pair, together.
+        for columns in [&columns[..], std::slice::from_ref(&ssn)] {
+            let volume = Volume {
+                columns,
+                ..Volume::default()
+            };
+            gathered.read(&facts, 115 * MIN, "hr.salaries", "eve", volume);
         }
         let impact = gathered.finish(population(&BTreeSet::new()));
         assert_eq!(impact.verdict, "accessed, still read after the revoke");
         assert_eq!(impact.did_read_count, 2);
         let eve = &impact.did_read[1];
-        assert_eq!((eve.principal.as_str(), eve.reads), ("eve", 3));
+        assert_eq!((eve.principal.as_str(), eve.reads), ("eve", 5));
         assert_eq!(eve.tables[0].table, "hr.people");
         assert_eq!(eve.tables[0].bytes, Some(800));
         let salaries = &eve.tables[1];
-        assert_eq!((salaries.reads, salaries.rows), (2, Some(12)));
+        assert_eq!((salaries.reads, salaries.rows), (4, Some(12)));
+        assert_eq!(salaries.columns.iter().collect::<Vec<_>>(), ["name", "ssn"]);
+        assert!(eve.tables[0].columns.is_empty());
         assert_eq!(
             (salaries.first_read, salaries.last_read),
             (110 * MIN, 130 * MIN)
@@ -461,9 +514,9 @@ mod tests {
             covered: Some(vec!["ann", "carl"]),
         };
         let mut gathered = Gathered::new(exposure(None));
-        gathered.read(&facts, 110 * MIN, "hr.salaries", "ann", (None, None));
+        gathered.read(&facts, 110 * MIN, "hr.salaries", "ann", Volume::default());
         // Not covered by the change: read through something else.
-        gathered.read(&facts, 120 * MIN, "hr.salaries", "zed", (None, None));
+        gathered.read(&facts, 120 * MIN, "hr.salaries", "zed", Volume::default());
         let impact = gathered.finish(CouldRead {
             kind: "members",
             count: 2,

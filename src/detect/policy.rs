@@ -97,10 +97,24 @@ pub enum Sensitivity {
     Restricted,
 }
 
-/// One `[[classify]]` rule: the tables its globs match hold data of `level`.
+impl Sensitivity {
+    /// As configured and serialized: `public`, `internal`, `confidential`, `restricted`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sensitivity::Public => "public",
+            Sensitivity::Internal => "internal",
+            Sensitivity::Confidential => "confidential",
+            Sensitivity::Restricted => "restricted",
+        }
+    }
+}
+
+/// One `[[classify]]` rule: the tables its globs match hold data of `level` — in the columns
+/// `columns` matches (case-insensitively), when it has column globs.
 #[derive(Debug, Clone)]
 pub struct ClassifyRule {
     pub tables: GlobSet,
+    pub columns: Option<GlobSet>,
     pub level: Sensitivity,
 }
 
@@ -145,6 +159,29 @@ impl Policies {
         self.classify
             .iter()
             .filter(|rule| rule.tables.is_match(table))
+            .map(|rule| rule.level)
+            .max()
+    }
+
+    /// The sensitivity of a read of `columns` of `table` (none named: the table's, as
+    /// [`Policies::sensitivity`]): the highest level of the rules that match the table and
+    /// either have no column globs or match a column read. A read of a table's harmless
+    /// columns is not a read of its restricted ones.
+    pub fn sensitivity_of_read<'c>(
+        &self,
+        table: &str,
+        columns: impl Iterator<Item = &'c str> + Clone,
+    ) -> Option<Sensitivity> {
+        if columns.clone().next().is_none() {
+            return self.sensitivity(table);
+        }
+        self.classify
+            .iter()
+            .filter(|rule| rule.tables.is_match(table))
+            .filter(|rule| match &rule.columns {
+                None => true,
+                Some(globs) => columns.clone().any(|c| globs.is_match(c)),
+            })
             .map(|rule| rule.level)
             .max()
     }

@@ -107,6 +107,7 @@ pub fn access(text: &str) -> Option<AccessEvent<'_>> {
         is_read: None,
         rows: count(rows),
         bytes: count(count_bytes),
+        columns: Vec::new(),
     })
 }
 

@@ -39,6 +39,8 @@ pub struct Columns {
     /// Rows and bytes read, when asked for and in the file (`exposure impact`).
     pub rows: Option<usize>,
     pub bytes: Option<usize>,
+    /// The names of the columns read (a list of strings), when asked for and in the file.
+    pub column_names: Option<usize>,
 }
 
 /// The type string columns are read as: a dictionary of strings.
@@ -543,6 +545,7 @@ mod tests {
             statement: None,
             rows: None,
             bytes: None,
+            column_names: None,
         };
         let mut decoder = BatchDecoder::new(
             columns,

@@ -558,6 +558,7 @@ mod tests {
             is_read: None,
             rows: None,
             bytes: None,
+            columns: Vec::new(),
         })
         .unwrap_err();
         assert_eq!(

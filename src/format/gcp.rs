@@ -83,6 +83,8 @@ struct DataRead<'a> {
     /// Which of `metadata`'s `tableDataRead`, `tableDataChange`, `jobChange`, `datasetChange`
     /// are there (by bit, in that order).
     metadata_keys: u32,
+    /// `tableDataRead.fields`: the columns read.
+    fields: Vec<&'a str>,
 }
 
 impl<'a> DataRead<'a> {
@@ -120,9 +122,23 @@ impl<'a> DataRead<'a> {
                     "datasetChange",
                 ];
                 let mut present = 0;
+                let fields = &mut self.fields;
                 self.metadata = json.named_or_null(&keys, |json, key| {
                     present |= 1 << keys.iter().position(|k| *k == key)?;
-                    json.skip()
+                    if key != "tableDataRead" {
+                        return json.skip();
+                    }
+                    // `fields`: `null` or an array of strings (or `null`s); anything else, and
+                    // a `tableDataRead` that is not an object, is the `Value` path's.
+                    json.named(&["fields"], |json, _| {
+                        if json.null() {
+                            return Some(());
+                        }
+                        json.array(|json| {
+                            fields.extend(json.text_or_null()?);
+                            Some(())
+                        })
+                    })
                 })?;
                 self.metadata_keys = present;
             }
@@ -151,12 +167,13 @@ pub fn parse_fast(line: &[u8]) -> Option<Vec<Item>> {
             .ok()?;
     let table = table_name(entry.resource_name?)?;
     let principal = entry.principal_email.filter(|p| !p.is_empty())?;
-    Some(vec![Item::Event(AccessEvent::classified(
-        ts,
-        principal.to_string(),
-        table,
-        true,
-    ))])
+    let mut event = AccessEvent::classified(ts, principal.to_string(), table, true);
+    event.columns = entry
+        .fields
+        .iter()
+        .map(|f| (*f).to_string().into())
+        .collect();
+    Some(vec![Item::Event(event)])
 }
 
 pub fn parse(entry: &Value, anonymous: Anonymous) -> Result<Vec<Item>, ParseError> {
@@ -189,10 +206,18 @@ pub fn parse(entry: &Value, anonymous: Anonymous) -> Result<Vec<Item>, ParseErro
         return Ok(vec![Item::NotAccess(NotAccess::OtherCall)]);
     };
     let resource = string(payload, &["resourceName"]).and_then(table_name);
-    if metadata.get("tableDataRead").is_some() {
+    if let Some(read) = metadata.get("tableDataRead") {
         let table =
             resource.ok_or_else(|| super::vendor::json::missing("protoPayload.resourceName"))?;
-        return Ok(vec![event(table, true)?]);
+        let mut item = event(table, true)?;
+        if let Item::Event(event) = &mut item {
+            event.columns = (read.get("fields").and_then(Value::as_array))
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(|f| f.to_string().into()))
+                .collect();
+        }
+        return Ok(vec![item]);
     }
     if metadata.get("tableDataChange").is_some() {
         let table =
@@ -209,6 +234,11 @@ pub fn parse(entry: &Value, anonymous: Anonymous) -> Result<Vec<Item>, ParseErro
                 if let Some(name) = t.as_str().and_then(table_name) {
                     items.push(event(name, true)?);
                 }
+            }
+            // The bytes a query scanned are the job's, not a table's: they are a table's
+            // volume only when the job read that one table.
+            if let [Item::Event(event)] = items.as_mut_slice() {
+                event.bytes = at(job, "jobStats.queryStats.totalProcessedBytes").and_then(count);
             }
             if !items.is_empty() {
                 return Ok(items);
@@ -351,6 +381,15 @@ pub(crate) fn member_name(member: &str) -> &str {
 }
 
 /// Why a job gave no read.
+/// A non-negative count, as a number or (proto3 JSON's int64) as its decimal text.
+fn count(value: &Value) -> Option<i64> {
+    match value {
+        Value::String(text) => text.parse().ok(),
+        other => other.as_i64(),
+    }
+    .filter(|n| *n >= 0)
+}
+
 fn job_outcome(done: bool, failed: bool) -> NotAccess {
     match (done, failed) {
         (_, true) => NotAccess::Failed,
@@ -401,5 +440,43 @@ mod fast_path_tests {
         assert_eq!(Ok(fast), parse(&value, Anonymous::default()));
         let change = line.replace("tableDataRead", "tableDataChange");
         assert!(parse_fast(change.as_bytes()).is_none());
+        // The fields it read, on either path.
+        let fields = line.replace(
+            r#"{"reason":"JOB"}"#,
+            r#"{"fields":["name","ssn"],"reason":"JOB"}"#,
+        );
+        let fast = parse_fast(fields.as_bytes()).expect("the fast path takes it");
+        let value: Value = serde_json::from_str(&fields).unwrap();
+        assert_eq!(Ok(fast.clone()), parse(&value, Anonymous::default()));
+        let [Item::Event(read)] = fast.as_slice() else {
+            panic!("{fast:?}")
+        };
+        assert_eq!(read.columns, ["name", "ssn"]);
+    }
+
+    #[test]
+    fn a_query_of_one_table_gives_it_the_bytes_the_job_processed() {
+        let job = |tables: &str| {
+            format!(
+                r#"{{"protoPayload":{{"authenticationInfo":{{"principalEmail":"ann@acme.example"}},"resourceName":"projects/acme/jobs/j1","metadata":{{"jobChange":{{"job":{{"jobStatus":{{"jobState":"DONE"}},"jobStats":{{"queryStats":{{"totalProcessedBytes":"1048576","referencedTables":[{tables}]}}}}}}}}}}}},"timestamp":"2026-03-18T10:00:01Z"}}"#
+            )
+        };
+        let bytes = |line: String| -> Vec<Option<i64>> {
+            let value: Value = serde_json::from_str(&line).unwrap();
+            (parse(&value, Anonymous::default()).unwrap().iter())
+                .map(|item| match item {
+                    Item::Event(e) => e.bytes,
+                    _ => panic!("{item:?}"),
+                })
+                .collect()
+        };
+        let one = r#""projects/acme/datasets/hr/tables/t1""#;
+        assert_eq!(bytes(job(one)), [Some(1_048_576)]);
+        let two = format!(r#"{one},"projects/acme/datasets/hr/tables/t2""#);
+        assert_eq!(
+            bytes(job(&two)),
+            [None, None],
+            "the job's bytes are no one table's"
+        );
     }
 }

@@ -34,6 +34,9 @@ pub struct FieldPaths {
     pub privilege: String,
     /// The statement of a permission change, as logged (optional).
     pub statement: String,
+    /// Optional array of the column names the read touched (kept by `exposure archive`,
+    /// reported by `exposure impact`; never required).
+    pub columns: String,
 }
 
 impl Default for FieldPaths {
@@ -48,6 +51,7 @@ impl Default for FieldPaths {
             grantee: "grantee".into(),
             privilege: "privilege".into(),
             statement: "statement".into(),
+            columns: "columns".into(),
         }
     }
 }
@@ -61,7 +65,8 @@ const BYTES: usize = 5;
 const GRANTEE: usize = 6;
 const PRIVILEGE: usize = 7;
 const STATEMENT: usize = 8;
-const SLOTS: usize = 9;
+const COLUMNS: usize = 9;
+const SLOTS: usize = 10;
 
 /// What one canonical line holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +159,7 @@ impl JsonLinesParser {
             fields.grantee.clone(),
             fields.privilege.clone(),
             fields.statement.clone(),
+            fields.columns.clone(),
         ];
         let mut root = Node {
             children: Vec::new(),
@@ -236,6 +242,7 @@ impl JsonLinesParser {
             grantee,
             privilege,
             statement,
+            columns,
         ] = slots;
         if let Some(grantee) = grantee.filter(|g| !matches!(g, Value::Null)) {
             return self
@@ -254,6 +261,7 @@ impl JsonLinesParser {
             is_read: None,
             rows: rows.and_then(Value::count),
             bytes: bytes.and_then(Value::count),
+            columns: columns.map(Value::names).unwrap_or_default(),
         })))
     }
 
@@ -318,6 +326,7 @@ impl JsonLinesParser {
             is_read: None,
             rows: fields.rows.flatten(),
             bytes: fields.bytes.flatten(),
+            columns: fields.columns,
         })
     }
 
@@ -335,6 +344,7 @@ impl JsonLinesParser {
                 "grantee" => Some(GRANTEE),
                 "privilege" => Some(PRIVILEGE),
                 "statement" => Some(STATEMENT),
+                "columns" => Some(COLUMNS),
                 _ => None,
             }
         } else {
@@ -421,6 +431,8 @@ struct FlatFields<'a> {
     action: Option<Option<Cow<'a, str>>>,
     rows: Option<Option<i64>>,
     bytes: Option<Option<i64>>,
+    /// Column names (an array of strings, or `null`).
+    columns: Vec<Cow<'a, str>>,
     /// A permission-change field was present.
     permission: bool,
 }
@@ -457,6 +469,11 @@ impl<'de> Visitor<'de> for FlatVisitor<'_> {
                 }
                 Some(ROWS) => fields.rows = Some(map.next_value::<Value<'de>>()?.count()),
                 Some(BYTES) => fields.bytes = Some(map.next_value::<Value<'de>>()?.count()),
+                // Anything but an array of strings or `null` is the general pass's.
+                Some(COLUMNS) => {
+                    let names = map.next_value::<Option<Vec<Text<'de>>>>()?;
+                    fields.columns = names.unwrap_or_default().into_iter().map(|t| t.0).collect();
+                }
                 Some(_) => {
                     fields.permission = true;
                     map.next_value::<IgnoredAny>()?;
@@ -517,10 +534,20 @@ enum Value<'a> {
     Bool(bool),
     Null,
     Object,
-    Array,
+    /// Its string elements (others are not names: dropped).
+    Array(Vec<Cow<'a, str>>),
 }
 
-impl Value<'_> {
+impl<'a> Value<'a> {
+    /// Column names: an array's strings (anything else names none; extras of the wrong type
+    /// are dropped, not errors).
+    fn names(self) -> Vec<Cow<'a, str>> {
+        match self {
+            Value::Array(names) => names,
+            _ => Vec::new(),
+        }
+    }
+
     /// A non-negative count, if this is one (extras of the wrong type are dropped, not errors).
     fn count(self) -> Option<i64> {
         match self {
@@ -539,7 +566,7 @@ impl Value<'_> {
             Value::Bool(v) => format!("boolean {v}"),
             Value::Null => "null".into(),
             Value::Object => "an object".into(),
-            Value::Array => "an array".into(),
+            Value::Array(_) => "an array".into(),
         }
     }
 }
@@ -584,8 +611,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Object)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Value::Array)
+        let mut names = Vec::new();
+        while let Some(element) = seq.next_element::<Value<'de>>()? {
+            if let Value::Str(name) = element {
+                names.push(name);
+            }
+        }
+        Ok(Value::Array(names))
     }
 }
 

@@ -78,6 +78,8 @@ enum Column<'a> {
 struct AccessedObject<'a> {
     objectDomain: Option<&'a str>,
     objectName: Option<&'a str>,
+    /// The `columnName` of each of its `columns`.
+    columns: Vec<&'a str>,
 }
 
 impl<'a> AccessRow<'a> {
@@ -130,16 +132,44 @@ impl<'a> Column<'a> {
         json.array(|json| {
             let mut object = AccessedObject::default();
             // An element is an object: `null` is the `Value` path's.
-            let is_object = json.text_members([
-                ("objectDomain", &mut object.objectDomain),
-                ("objectName", &mut object.objectName),
-            ])?;
-            is_object.then_some(())?;
+            json.named(
+                &["objectDomain", "objectName", "columns"],
+                |json, key| match key {
+                    "objectDomain" => {
+                        object.objectDomain = json.text_or_null()?;
+                        Some(())
+                    }
+                    "objectName" => {
+                        object.objectName = json.text_or_null()?;
+                        Some(())
+                    }
+                    _ => {
+                        object.columns = column_names(json)?;
+                        Some(())
+                    }
+                },
+            )?;
             objects.push(object);
             Some(())
         })?;
         Some(Column::Objects(objects))
     }
+}
+
+/// An object's `columns`: `null`, or an array of objects (or `null`s) whose `columnName` is
+/// a string or `null`; `None` for any other shape (the `Value` path's).
+fn column_names<'a>(json: &mut Json<'a>) -> Option<Vec<&'a str>> {
+    let mut names = Vec::new();
+    if json.null() {
+        return Some(names);
+    }
+    json.array(|json| {
+        let mut name = None;
+        json.text_members([("columnName", &mut name)])?;
+        names.extend(name);
+        Some(())
+    })?;
+    Some(names)
 }
 
 /// The fast path of an `ACCESS_HISTORY` row in its usual shape (typed, borrowed; no
@@ -171,22 +201,26 @@ pub fn parse_fast(line: &[u8], options: &Options) -> Option<Vec<Item>> {
         for object in &objects {
             let domain = object.objectDomain.unwrap_or("");
             let name = object.objectName.unwrap_or("");
-            items.extend(table_read(ts, user, domain, name));
+            items.extend(table_read(ts, user, domain, name, &object.columns));
         }
     }
     Some(or_no_relation(items))
 }
 
-/// The read of an accessed object, if it is a table or view with a name.
-fn table_read(ts: crate::time::Ts, user: &str, domain: &str, name: &str) -> Option<Item> {
+/// The read of an accessed object, if it is a table or view with a name, with the columns
+/// the row says were read of it.
+fn table_read(
+    ts: crate::time::Ts,
+    user: &str,
+    domain: &str,
+    name: &str,
+    columns: &[&str],
+) -> Option<Item> {
     let table_domain = TABLE_DOMAINS.iter().any(|d| d.eq_ignore_ascii_case(domain));
     (table_domain && !name.is_empty()).then(|| {
-        Item::Event(AccessEvent::classified(
-            ts,
-            user.to_string(),
-            name.to_string(),
-            true,
-        ))
+        let mut event = AccessEvent::classified(ts, user.to_string(), name.to_string(), true);
+        event.columns = columns.iter().map(|c| (*c).to_string().into()).collect();
+        Item::Event(event)
     })
 }
 
@@ -238,7 +272,12 @@ pub fn parse(row: &Value, options: &Options) -> Result<Vec<Item>, ParseError> {
             .get("objectName")
             .and_then(Value::as_str)
             .unwrap_or("");
-        items.extend(table_read(ts, user, domain, name));
+        let columns: Vec<&str> = (object.get("columns").and_then(Value::as_array))
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("columnName").and_then(Value::as_str))
+            .collect();
+        items.extend(table_read(ts, user, domain, name, &columns));
     }
     Ok(or_no_relation(items))
 }
@@ -299,6 +338,20 @@ mod fast_path_tests {
             let value: Value = serde_json::from_str(row).unwrap();
             assert_eq!(Ok(fast), parse(&value, &options), "{row}");
         }
+    }
+
+    #[test]
+    fn the_columns_read_of_each_object_come_with_its_read() {
+        let row = r#"{"QUERY_START_TIME":"2026-03-18 10:00:00.000 +0000","USER_NAME":"ANN","BASE_OBJECTS_ACCESSED":[{"objectDomain":"Table","objectName":"HR.PUBLIC.T1","columns":[{"columnId":1,"columnName":"SSN"},{"columnId":2,"columnName":"NAME"}]},{"objectDomain":"Table","objectName":"HR.PUBLIC.T2"}]}"#;
+        let fast = parse_fast(row.as_bytes(), &Options::default()).expect("taken");
+        let columns: Vec<Vec<String>> = fast
+            .iter()
+            .map(|item| match item {
+                Item::Event(e) => e.columns.iter().map(|c| c.to_string()).collect(),
+                _ => panic!("{item:?}"),
+            })
+            .collect();
+        assert_eq!(columns, [vec!["SSN", "NAME"], vec![]]);
     }
 
     #[test]

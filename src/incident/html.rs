@@ -266,12 +266,18 @@ fn impact_section(impact: &crate::impact::Impact) -> String {
     let after: Vec<String> = (impact.after_revoke.iter())
         .map(|p| escape(&p.principal))
         .collect();
+    let columns = columns_read(impact);
+    let columns = if columns.is_empty() {
+        String::new()
+    } else {
+        format!("<tr><td>columns read</td><td>{columns}</td></tr>")
+    };
     format!(
         "<h2>Impact</h2><table id=\"impact\"><tbody>\
          <tr><td>verdict</td><td><b>{}</b></td></tr>\
          <tr><td>could read</td><td>{} ({})</td></tr>\
          <tr><td>did read</td><td>{} principals, {} reads of {} table{}{}</td></tr>\
-         <tr><td>after the revoke</td><td>{}</td></tr></tbody></table>\
+         {columns}<tr><td>after the revoke</td><td>{}</td></tr></tbody></table>\
          <p class=\"sub\">Every table the change opened, this window's and the others: \
          <code>exposure impact</code> lists each principal (impact <code>{}</code>).</p>",
         escape(impact.verdict),
@@ -289,6 +295,27 @@ fn impact_section(impact: &crate::impact::Impact) -> String {
         },
         escape(&impact.id),
     )
+}
+
+/// The columns read through the exposure, where the logs name them: per table,
+/// `table: a, b` (escaped), tables by name.
+fn columns_read(impact: &crate::impact::Impact) -> String {
+    let mut by_table: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for read in impact.did_read.iter().flat_map(|p| &p.tables) {
+        if !read.columns.is_empty() {
+            (by_table.entry(&read.table).or_default())
+                .extend(read.columns.iter().map(String::as_str));
+        }
+    }
+    let tables: Vec<String> = by_table
+        .iter()
+        .map(|(table, columns)| {
+            let columns: Vec<String> = columns.iter().map(|c| escape(c)).collect();
+            format!("<code>{}</code>: {}", escape(table), columns.join(", "))
+        })
+        .collect();
+    tables.join("; ")
 }
 
 /// The timeline: stacked bars per step (unusual principals over everyone else), the window

@@ -9,7 +9,7 @@ use crate::detect::permission::{PermissionLedger, contains, names};
 use crate::detect::snapshot::{TableSnapshot, decide_read};
 use crate::detect::{ChangeRecord, Decides};
 use crate::event::{ChangeAction, PermissionChange};
-use crate::impact::{CouldRead, Exposure, Gathered, Impact, Judge, population};
+use crate::impact::{CouldRead, Exposure, Gathered, Impact, Judge, Volume, population};
 use crate::report::Problems;
 use crate::source::Input;
 use crate::time::{TimeFilter, Ts};
@@ -174,7 +174,12 @@ pub fn assess(
                 .entry((*table, id))
                 .or_insert_with(|| Gathered::counts(&judges[i], r.table, r.principal));
             if counts {
-                gathered[i].record(&judges[i], r.ts, r.table, r.principal, (r.rows, r.bytes));
+                let volume = Volume {
+                    rows: r.rows,
+                    bytes: r.bytes,
+                    columns: r.columns,
+                };
+                gathered[i].record(&judges[i], r.ts, r.table, r.principal, volume);
             }
         }
     };
@@ -200,12 +205,16 @@ pub fn assess(
             .collect();
         let mut impact = g.finish(judge.could_read(&population));
         let policies = &config.detector.policies;
-        if let Some(sensitivity) = impact
+        if let Some(exposed) = impact
             .tables()
             .filter_map(|t| policies.sensitivity(t))
             .max()
         {
-            impact.weigh(sensitivity);
+            for read in impact.table_reads_mut() {
+                let columns = read.columns.iter().map(String::as_str);
+                read.sensitivity = policies.sensitivity_of_read(&read.table, columns);
+            }
+            impact.weigh(exposed);
         }
         out.push(impact);
     }
@@ -348,7 +357,7 @@ impl Judge for Judged<'_> {
 /// stood, then after its revoke).
 pub fn csv(impacts: &[Impact]) -> String {
     let mut out = String::from(
-        "exposure,object,grantee,exposed_from,exposed_until,principal,table,reads,first_read,last_read,rows,bytes,after_revoke\n",
+        "exposure,object,grantee,exposed_from,exposed_until,principal,table,reads,first_read,last_read,rows,bytes,after_revoke,columns,sensitivity\n",
     );
     let field = |text: &str| {
         if text.contains([',', '"', '\n', '\r']) {
@@ -369,8 +378,10 @@ pub fn csv(impacts: &[Impact]) -> String {
         for (after, list) in [(false, &impact.did_read), (true, &impact.after_revoke)] {
             for principal in list {
                 for t in &principal.tables {
+                    let columns: Vec<&str> = t.columns.iter().map(String::as_str).collect();
+                    let sensitivity = t.sensitivity.map(|s| s.name()).unwrap_or_default();
                     out.push_str(&format!(
-                        "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                         impact.id,
                         field(object),
                         field(grantee),
@@ -384,6 +395,8 @@ pub fn csv(impacts: &[Impact]) -> String {
                         t.rows.map(|r| r.to_string()).unwrap_or_default(),
                         t.bytes.map(|b| b.to_string()).unwrap_or_default(),
                         after,
+                        field(&columns.join(";")),
+                        sensitivity,
                     ));
                 }
             }

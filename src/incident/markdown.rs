@@ -97,6 +97,14 @@ pub fn window(incident: &Incident) -> String {
                 after.join(", ")
             }
         );
+        let mut columns: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for read in impact.did_read.iter().flat_map(|p| &p.tables) {
+            columns.extend(read.columns.iter().map(|c| format!("{}.{c}", read.table)));
+        }
+        if !columns.is_empty() {
+            let columns: Vec<String> = columns.iter().map(|c| code(c)).collect();
+            let _ = writeln!(out, "- **Columns read:** {}", columns.join(", "));
+        }
     }
     let _ = writeln!(
         out,

@@ -18,6 +18,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, Int64Array};
 use arrow_schema::DataType;
+use std::borrow::Cow;
 
 /// One read, as its log gives it.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +29,8 @@ pub struct Seen<'a> {
     /// Rows and bytes read, where the log records them.
     pub rows: Option<i64>,
     pub bytes: Option<i64>,
+    /// The columns read, where the log names them.
+    pub columns: &'a [Cow<'a, str>],
 }
 
 /// Calls `read(ts, table, principal)` for every read in `inputs` that `filter` keeps.
@@ -119,6 +122,7 @@ impl DecodeSink for Reads<'_> {
                 principal: &event.principal,
                 rows: event.rows,
                 bytes: event.bytes,
+                columns: &event.columns,
             });
         }
     }
@@ -202,14 +206,34 @@ fn parquet_reads(
                 let row = row as usize;
                 (row < array.len() && array.is_valid(row)).then(|| array.value(row))
             };
+            let lists = match file.column_names_column() {
+                Some(column) => {
+                    let item = arrow_schema::Field::new_list_field(DataType::Utf8, true);
+                    let list = DataType::List(std::sync::Arc::new(item));
+                    let cast =
+                        arrow_cast::cast(batch.column(column), &list).map_err(|e| e.to_string())?;
+                    Some(cast.as_list::<i32>().clone())
+                }
+                None => None,
+            };
+            let mut columns: Vec<Cow<'_, str>> = Vec::new();
             for &DecodedRow { ts, read: ids, row } in &rows {
                 if let Some((table, principal)) = ids {
+                    columns.clear();
+                    let row = row as usize;
+                    if let Some(lists) = lists.as_ref().filter(|l| row < l.len() && l.is_valid(row))
+                    {
+                        let listed = lists.value(row);
+                        let listed = listed.as_string::<i32>().iter().flatten();
+                        columns.extend(listed.map(|n| Cow::Owned(n.to_string())));
+                    }
                     read(&Seen {
                         ts,
                         table: names.tables.name(table),
                         principal: names.principals.name(principal),
-                        rows: at(&row_counts, row),
-                        bytes: at(&byte_counts, row),
+                        rows: at(&row_counts, row as u32),
+                        bytes: at(&byte_counts, row as u32),
+                        columns: &columns,
                     });
                 }
             }

@@ -106,7 +106,8 @@ impl ParquetInput {
     }
 
     /// The same, reading the `rows` and `bytes` columns too where the file has them as
-    /// integers (what `exposure impact` sums; detection needs neither).
+    /// integers (what `exposure impact` sums; detection needs neither), and `columns` where
+    /// it is a list of strings.
     pub fn open_with_volumes(
         source: ParquetSource,
         fields: &FieldPaths,
@@ -174,6 +175,11 @@ impl ParquetInput {
             Ok(find(name, false)?.filter(|i| volumes && integer(i)))
         };
         let (rows, bytes) = (volume(&fields.rows)?, volume(&fields.bytes)?);
+        let list_of_strings = |i: &usize| match schema.field(*i).data_type() {
+            DataType::List(item) | DataType::LargeList(item) => string_like(item.data_type()),
+            _ => false,
+        };
+        let column_names = find(&fields.columns, false)?.filter(|i| volumes && list_of_strings(i));
 
         let wrong = |index: usize, expected: &str| SchemaError {
             path: shown.clone(),
@@ -232,6 +238,8 @@ impl ParquetInput {
 
         let mut roots: Vec<usize> = [Some(ts), Some(principal), Some(table), rows, bytes]
             .into_iter()
+            .chain([column_names])
+            .into_iter()
             .chain(optional)
             .flatten()
             .collect();
@@ -247,6 +255,7 @@ impl ParquetInput {
             statement: statement.map(position),
             rows: rows.map(position),
             bytes: bytes.map(position),
+            column_names: column_names.map(position),
         };
         let projection = ProjectionMask::roots(metadata.parquet_schema(), roots.iter().copied());
 
@@ -358,6 +367,12 @@ impl ParquetInput {
     /// [`ParquetInput::open_with_volumes`], when the file has them).
     pub fn volume_columns(&self) -> (Option<usize>, Option<usize>) {
         (self.columns.rows, self.columns.bytes)
+    }
+
+    /// Where the list of the columns each read named is in its batches (with
+    /// [`ParquetInput::open_with_volumes`], when the file has one).
+    pub fn column_names_column(&self) -> Option<usize> {
+        self.columns.column_names
     }
 
     pub fn decoder(&self) -> BatchDecoder {

@@ -39,9 +39,13 @@ fn read_all(format: Format, input: &str) -> (Vec<Value>, Vec<String>) {
     }
     impl DecodeSink for Collected {
         fn event(&mut self, _line: u64, e: &AccessEvent<'_>, read: bool) {
-            self.items.push(json!({
+            let mut item = json!({
                 "ts": format_ts(e.ts), "principal": e.principal, "table": e.table, "read": read,
-            }));
+            });
+            if !e.columns.is_empty() {
+                item["columns"] = json!(e.columns);
+            }
+            self.items.push(item);
         }
         fn permission(&mut self, _line: u64, c: &exposure::event::PermissionChange) {
             self.items.push(json!({

@@ -95,7 +95,10 @@ fn the_sample_exposure_was_read_by_the_windows_forty_principals_and_by_nobody_af
     );
     let rows: Vec<&str> = rows.collect();
     assert!(rows.len() >= 40, "{csv}");
-    assert!(rows.iter().all(|r| r.ends_with(",false")), "{csv}");
+    assert!(
+        rows.iter().all(|r| r.ends_with(",false,,")),
+        "after_revoke false, no columns or sensitivity named: {csv}"
+    );
 }
 
 #[test]
@@ -338,4 +341,164 @@ fn still_readable_inputs() -> Vec<String> {
     ]
     .map(|p| repo(p).to_string_lossy().into_owned())
     .to_vec()
+}
+
+/// A Snowflake day: four analysts read `PROD.HR.PEOPLE` for days; `GRANT SELECT ON ALL TABLES
+/// IN SCHEMA PROD.HR TO ROLE PUBLIC`; newcomers read it — `nina` its harmless columns, `omar`
+/// (`read_ssn`) its `SSN` too; the grant is revoked.
+fn snowflake_people(read_ssn: bool) -> String {
+    let mut log = String::new();
+    let access = |log: &mut String, at: &str, who: &str, columns: &[&str]| {
+        let columns: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{{\"columnId\":1,\"columnName\":\"{c}\"}}"))
+            .collect();
+        log.push_str(&format!(
+            "{{\"QUERY_ID\":\"q\",\"QUERY_START_TIME\":\"{at}\",\"USER_NAME\":\"{who}\",\"BASE_OBJECTS_ACCESSED\":[{{\"objectDomain\":\"Table\",\"objectId\":7,\"objectName\":\"PROD.HR.PEOPLE\",\"columns\":[{}]}}]}}\n",
+            columns.join(",")
+        ));
+    };
+    let change = |log: &mut String, at: &str, verb: &str| {
+        let (kind, text) = match verb {
+            "GRANT" => (
+                "GRANT",
+                "grant select on all tables in schema prod.hr to role public",
+            ),
+            _ => (
+                "REVOKE",
+                "revoke select on all tables in schema prod.hr from role public",
+            ),
+        };
+        log.push_str(&format!(
+            "{{\"QUERY_ID\":\"g\",\"QUERY_TEXT\":\"{text}\",\"DATABASE_NAME\":\"PROD\",\"SCHEMA_NAME\":\"HR\",\"QUERY_TYPE\":\"{kind}\",\"USER_NAME\":\"SECADMIN\",\"EXECUTION_STATUS\":\"SUCCESS\",\"START_TIME\":\"{at}\",\"END_TIME\":\"{at}\"}}\n"
+        ));
+    };
+    for day in 1..=3 {
+        for who in ["ANN", "BEA", "CAL", "DAN"] {
+            access(
+                &mut log,
+                &format!("2026-03-0{day} 09:00:00.000 +0000"),
+                who,
+                &["NAME", "SSN"],
+            );
+        }
+    }
+    change(&mut log, "2026-03-04 10:00:00.000 +0000", "GRANT");
+    access(
+        &mut log,
+        "2026-03-04 10:05:00.000 +0000",
+        "NINA",
+        &["NAME", "DEPT"],
+    );
+    access(&mut log, "2026-03-04 10:06:00.000 +0000", "NINA", &["NAME"]);
+    let omar: &[&str] = if read_ssn {
+        &["NAME", "SSN"]
+    } else {
+        &["DEPT"]
+    };
+    access(&mut log, "2026-03-04 10:07:00.000 +0000", "OMAR", omar);
+    change(&mut log, "2026-03-04 11:00:00.000 +0000", "REVOKE");
+    log
+}
+
+const PEOPLE_CLASSIFIED: &str = r#"[input]
+format = "snowflake"
+
+[detect]
+learn = "1d"
+
+[[classify]]
+tables = ["PROD.HR.*"]
+level = "internal"
+
+[[classify]]
+tables = ["PROD.HR.PEOPLE"]
+columns = ["ssn", "*_email"]
+level = "restricted"
+"#;
+
+#[test]
+fn the_columns_read_are_named_and_weigh_the_verdict_from_snowflake_and_its_archive() {
+    let env = TestEnv::new();
+    env.write("c.toml", PEOPLE_CLASSIFIED);
+    env.write("ssn.jsonl", snowflake_people(true));
+    env.write("harmless.jsonl", snowflake_people(false));
+    let run = env.run(&["impact", "--config", "c.toml", "ssn.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let impacts = lines(&run.stdout);
+    let [impact] = impacts.as_slice() else {
+        panic!("{impacts:#?}")
+    };
+    assert_eq!(impact["did_read_count"], 2, "{impact:#}");
+    let reads = |who: &str| {
+        let principal = (impact["did_read"].as_array().unwrap().iter())
+            .find(|p| p["principal"] == who)
+            .unwrap_or_else(|| panic!("{who}: {impact:#}"));
+        principal["tables"][0].clone()
+    };
+    let (nina, omar) = (reads("NINA"), reads("OMAR"));
+    assert_eq!(
+        nina["columns"],
+        serde_json::json!(["DEPT", "NAME"]),
+        "every read's, together"
+    );
+    assert_eq!(nina["sensitivity"], "internal", "no restricted column read");
+    assert_eq!(omar["columns"], serde_json::json!(["NAME", "SSN"]));
+    assert_eq!(omar["sensitivity"], "restricted");
+    assert_eq!(
+        impact["sensitivity"], "restricted",
+        "what the grant laid open"
+    );
+    assert_eq!(impact["severity"], "critical", "the SSN column was read");
+
+    // Nobody new read a restricted column: the same exposure, a lesser severity.
+    let harmless = env.run(&["impact", "--config", "c.toml", "harmless.jsonl"]);
+    assert_eq!(harmless.code, 0, "{}", harmless.stderr);
+    let harmless = lines(&harmless.stdout);
+    assert_eq!(harmless[0]["sensitivity"], "restricted");
+    assert_eq!(harmless[0]["severity"], "medium", "{:#}", harmless[0]);
+
+    // The notification list carries them.
+    let csv = env.run(&[
+        "impact",
+        "--config",
+        "c.toml",
+        "--output",
+        "csv",
+        "ssn.jsonl",
+    ]);
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    assert!(
+        csv.stdout
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",columns,sensitivity")
+    );
+    assert!(
+        csv.stdout
+            .lines()
+            .any(|l| l.contains(",OMAR,PROD.HR.PEOPLE,") && l.ends_with(",NAME;SSN,restricted")),
+        "{}",
+        csv.stdout
+    );
+
+    // The archive keeps the columns: impact from it is impact from the logs.
+    let archived = env.run(&[
+        "archive",
+        "-q",
+        "--config",
+        "c.toml",
+        "--out",
+        "archive",
+        "ssn.jsonl",
+    ]);
+    assert_eq!(archived.code, 0, "{}", archived.stderr);
+    env.write(
+        "archive.toml",
+        PEOPLE_CLASSIFIED.replace("format = \"snowflake\"", "format = \"auto\""),
+    );
+    let from_parquet = env.run(&["impact", "--config", "archive.toml", "archive"]);
+    assert_eq!(from_parquet.code, 0, "{}", from_parquet.stderr);
+    assert_eq!(from_parquet.stdout, run.stdout);
 }

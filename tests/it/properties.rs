@@ -659,7 +659,18 @@ fn gcp_entry() -> impl Strategy<Value = String> {
     let metadata = prop::collection::vec(
         (
             metadata_key,
-            prop_oneof![Just("{}"), Just("null"), Just("{\"reason\":\"JOB\"}")],
+            prop_oneof![
+                Just("{}"),
+                Just("null"),
+                Just("{\"reason\":\"JOB\"}"),
+                Just("{\"fields\":[\"name\",\"salary\"],\"reason\":\"JOB\"}"),
+                Just("{\"fields\":[]}"),
+                Just("{\"fields\":null}"),
+                Just("{\"fields\":[null,\"a\"]}"),
+                Just("{\"fields\":[1]}"),
+                Just("{\"fields\":\"a\"}"),
+                Just("{\"fields\":[\"a\"],\"fields\":[\"b\"]}"),
+            ],
         ),
         0..3,
     )
@@ -823,13 +834,21 @@ fn snowflake_row() -> impl Strategy<Value = String> {
                     Just("\"\""), Just("null"), Just("3"),
                 ],
                 prop_oneof![Just("\"HR.PUBLIC.T1\""), Just("\"\""), Just("null"), Just("\"DB.S.\\\"Q\\\"\"")],
+                // The columns read: names, `null`s, odd shapes (the `Value` path's).
+                prop_oneof![
+                    4 => Just("[{\"columnId\":1,\"columnName\":\"A\"},{\"columnName\":\"SSN\"}]"),
+                    1 => Just("[]"), 1 => Just("null"), 1 => Just("[null]"),
+                    1 => Just("[{\"columnName\":null}]"), 1 => Just("[{\"columnName\":7}]"),
+                    1 => Just("[\"A\"]"), 1 => Just("\"A\""),
+                    1 => Just("[{\"columnName\":\"A\",\"columnName\":\"B\"}]"),
+                ],
             ),
             0..4,
         )
         .prop_map(|objects| {
             let objects: Vec<String> = objects
                 .iter()
-                .map(|(d, n)| format!("{{\"objectDomain\":{d},\"objectName\":{n},\"columns\":[{{\"columnName\":\"A\"}}]}}"))
+                .map(|(d, n, c)| format!("{{\"objectDomain\":{d},\"objectName\":{n},\"columns\":{c}}}"))
                 .collect();
             format!("[{}]", objects.join(","))
         }),

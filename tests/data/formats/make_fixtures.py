@@ -70,7 +70,7 @@ w('gcp-audit/data_access.jsonl', [
     entry("2026-03-18T10:00:03Z", "carol@acme.example", other, resource="projects/acme/datasets/hr"),
 ])
 w('gcp-audit/expected.jsonl', [
-    {"ts": "2026-03-18T10:00:00.123Z", "principal": "alice@acme.example", "table": "acme.hr.salaries", "read": True},
+    {"ts": "2026-03-18T10:00:00.123Z", "principal": "alice@acme.example", "table": "acme.hr.salaries", "read": True, "columns": ["name", "salary"]},
     {"ts": "2026-03-18T10:00:01.000Z", "principal": "etl@acme.iam.gserviceaccount.com", "table": "acme.hr.salaries", "read": False},
     {"ts": "2026-03-18T10:00:02.000Z", "principal": "bob@acme.example", "table": "acme.hr.salaries", "read": True},
     {"ts": "2026-03-18T10:00:02.000Z", "principal": "bob@acme.example", "table": "acme.hr.people", "read": True},
@@ -90,8 +90,8 @@ w('snowflake/access_history.jsonl', [
     {"QUERY_ID": "01b2-0003", "QUERY_START_TIME": "2026-03-18 10:00:06.000 +0000", "USER_NAME": "CAROL", "BASE_OBJECTS_ACCESSED": [{"objectDomain": "Stage", "objectName": "HR.PUBLIC.EXPORT_STAGE"}], "OBJECTS_MODIFIED": []},
 ])
 w('snowflake/expected.jsonl', [
-    {"ts": "2026-03-18T10:00:00.000Z", "principal": "ALICE", "table": "HR.PUBLIC.SALARIES", "read": True},
-    {"ts": "2026-03-18T10:00:00.000Z", "principal": "ALICE", "table": "HR.PUBLIC.PEOPLE", "read": True},
+    {"ts": "2026-03-18T10:00:00.000Z", "principal": "ALICE", "table": "HR.PUBLIC.SALARIES", "read": True, "columns": ["SALARY"]},
+    {"ts": "2026-03-18T10:00:00.000Z", "principal": "ALICE", "table": "HR.PUBLIC.PEOPLE", "read": True, "columns": ["SALARY"]},
     {"ts": "2026-03-18T17:00:05.250Z", "principal": "BOB", "table": "HR.PUBLIC.SALARIES", "read": True},
     "not_access"])
 
