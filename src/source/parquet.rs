@@ -236,9 +236,8 @@ impl ParquetInput {
         let metadata = ArrowReaderMetadata::try_new(Arc::clone(plain.metadata()), options)
             .map_err(|e| unreadable(e.to_string()))?;
 
-        let mut roots: Vec<usize> = [Some(ts), Some(principal), Some(table), rows, bytes]
-            .into_iter()
-            .chain([column_names])
+        let read = [Some(ts), Some(principal), Some(table), rows, bytes, column_names];
+        let mut roots: Vec<usize> = read
             .into_iter()
             .chain(optional)
             .flatten()
