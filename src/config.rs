@@ -35,6 +35,8 @@ pub enum ConfigError {
     Usage(String),
     #[error(transparent)]
     Grants(#[from] crate::grants::GrantsError),
+    #[error(transparent)]
+    Tags(#[from] crate::tags::TagsError),
 }
 
 impl From<crate::sink::SinkConfigError> for ConfigError {
@@ -61,6 +63,8 @@ pub struct ConfigFile {
     pub input: InputSection,
     pub tables: Vec<TableSection>,
     pub classify: Vec<ClassifySection>,
+    /// `[tags]`: what the `--tags` files' tags mean.
+    pub tags: crate::tags::TagLevels,
     pub sinks: Vec<crate::sink::SinkSection>,
 }
 
@@ -290,6 +294,8 @@ pub struct DetectOverrides {
     /// they were taken (default: before the logs begin).
     pub grants: Vec<String>,
     pub grants_at: Option<Ts>,
+    /// `--tags`: vendor sensitivity tag exports, rated by `[tags]`.
+    pub tags: Vec<String>,
 }
 
 /// How to read input.
@@ -438,7 +444,13 @@ impl Config {
                         .map(|p| literal_prefix(p).to_string())
                         .collect(),
                     approvals: Vec::new(),
-                    classify: classify_rules(&file.classify)?,
+                    classify: {
+                        let mut rules = classify_rules(&file.classify)?;
+                        for path in &flags.tags {
+                            rules.extend(crate::tags::read(path, &file.tags)?);
+                        }
+                        rules
+                    },
                 },
                 read_actions: ReadActions::new(read_actions),
                 lateness,
@@ -578,7 +590,7 @@ fn classify_rules(
                     ));
                 }
                 Some(globs) => Some(
-                    column_globs(globs)
+                    crate::detect::policy::compile_column_globs(globs)
                         .map_err(|e| invalid(format!("classify[{i}].columns"), e))?,
                 ),
             };
@@ -589,19 +601,6 @@ fn classify_rules(
             })
         })
         .collect()
-}
-
-/// Column globs, matched case-insensitively (Snowflake stores `SSN`, BigQuery `ssn`).
-pub(crate) fn column_globs(globs: &[String]) -> Result<globset::GlobSet, String> {
-    let mut set = globset::GlobSetBuilder::new();
-    for glob in globs {
-        let glob = globset::GlobBuilder::new(glob)
-            .case_insensitive(true)
-            .build()
-            .map_err(|e| e.to_string())?;
-        set.add(glob);
-    }
-    set.build().map_err(|e| e.to_string())
 }
 
 /// The permission changes of the `--grants` snapshots, taken at `--grants-at` (default: the

@@ -19,7 +19,8 @@
 //!    wall-clock floor, bad-record accounting); [`ocsf`]: alerts as OCSF Detection Findings;
 //!    [`sink`]: where alerts go; [`report`]: stderr; [`approvals`]: the analysts' audit log
 //!    of baseline changes in a state dir; [`grants`]: grant snapshots (who *can* read, as the
-//!    systems export it) as permission changes.
+//!    systems export it) as permission changes; [`tags`]: vendor sensitivity tags as
+//!    `[[classify]]` rules.
 //! 4. [`config`]: what the user wrote, validated once, handed down as specs and decoders.
 //! 5. [`replay`], then [`archive`] and [`live`] (built on replay), [`kafka`] (`watch` over
 //!    Kafka, built on `live`'s service), [`incident`] (`exposure report`, built on replay and
@@ -43,9 +44,10 @@
 //! - `sink`: `detect`, `ocsf`, `state`, `time`
 //! - `report`: `format`, `source`, `time`
 //! - `grants`: `event`, `format`, `time`
+//! - `tags`: `detect`, `format`
 //! - `approvals`: `detect`, `state`, `text`, `time`
 //! - `config`: `detect`, `event`, `format`, `grants`, `report`, `sink`, `source`, `state`,
-//!   `time`
+//!   `tags`, `time`
 //! - `replay`: `config`, `detect`, `event`, `format`, `intern`, `report`, `source`, `time`,
 //!   `watermark`
 //! - `archive`: `config`, `event`, `format`, `intern`, `output`, `replay`, `report`, `source`,
@@ -83,6 +85,7 @@ pub mod report;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod tags;
 pub mod text;
 pub mod time;
 pub mod watermark;

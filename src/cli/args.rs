@@ -563,6 +563,12 @@ pub struct DetectFlags {
     /// before the logs begin].
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Permissions")]
     pub grants_at: Option<Ts>,
+
+    /// Sensitivity tags as the warehouse exports them: Snowflake TAG_REFERENCES (CSV or JSON
+    /// lines) or BigQuery table resources with policy tags (repeatable; the config's `[tags]`
+    /// says which tag means which level; docs/inputs.md "Sensitivity tags").
+    #[arg(long, value_name = "FILE", help_heading = "Sensitivity")]
+    pub tags: Vec<String>,
 }
 
 /// Flags of the commands that write alerts (`replay`, `watch`).
@@ -682,6 +688,7 @@ impl DetectFlags {
             only_tables: self.tables.clone(),
             grants: self.grants.clone(),
             grants_at: self.grants_at,
+            tags: self.tags.clone(),
         };
         Config::load(self.config.as_deref(), &overrides, self.format)
     }

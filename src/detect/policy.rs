@@ -231,6 +231,19 @@ pub fn compile_glob(pattern: &str) -> Result<Glob, globset::Error> {
     GlobBuilder::new(pattern).literal_separator(false).build()
 }
 
+/// Column globs, matched case-insensitively (Snowflake stores `SSN`, BigQuery `ssn`).
+pub fn compile_column_globs(globs: &[String]) -> Result<globset::GlobSet, String> {
+    let mut set = globset::GlobSetBuilder::new();
+    for glob in globs {
+        let glob = globset::GlobBuilder::new(glob)
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        set.add(glob);
+    }
+    set.build().map_err(|e| e.to_string())
+}
+
 /// Compiles a list of name patterns into one set.
 pub fn compile_glob_set(patterns: &[String]) -> Result<GlobSet, globset::Error> {
     let mut builder = GlobSetBuilder::new();

@@ -236,12 +236,15 @@ impl ParquetInput {
         let metadata = ArrowReaderMetadata::try_new(Arc::clone(plain.metadata()), options)
             .map_err(|e| unreadable(e.to_string()))?;
 
-        let read = [Some(ts), Some(principal), Some(table), rows, bytes, column_names];
-        let mut roots: Vec<usize> = read
-            .into_iter()
-            .chain(optional)
-            .flatten()
-            .collect();
+        let read = [
+            Some(ts),
+            Some(principal),
+            Some(table),
+            rows,
+            bytes,
+            column_names,
+        ];
+        let mut roots: Vec<usize> = read.into_iter().chain(optional).flatten().collect();
         roots.sort_unstable();
         let position = |i: usize| roots.iter().position(|r| *r == i).expect("projected");
         let columns = Columns {

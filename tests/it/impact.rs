@@ -502,3 +502,70 @@ fn the_columns_read_are_named_and_weigh_the_verdict_from_snowflake_and_its_archi
     assert_eq!(from_parquet.code, 0, "{}", from_parquet.stderr);
     assert_eq!(from_parquet.stdout, run.stdout);
 }
+
+#[test]
+fn snowflake_tag_references_rate_the_impact_as_the_same_classify_rules_do() {
+    let env = TestEnv::new();
+    env.write("ssn.jsonl", snowflake_people(true));
+    env.write("classified.toml", PEOPLE_CLASSIFIED);
+    // What the warehouse holds: its classification's privacy tag on SSN, a governance tag on
+    // the schema; [tags] says what they mean.
+    env.write(
+        "tags.csv",
+        "TAG_DATABASE,TAG_SCHEMA,TAG_ID,TAG_NAME,TAG_VALUE,OBJECT_DATABASE,OBJECT_SCHEMA,OBJECT_ID,OBJECT_NAME,OBJECT_DELETED,DOMAIN,COLUMN_ID,COLUMN_NAME,APPLY_METHOD\n\
+         SNOWFLAKE,CORE,1,PRIVACY_CATEGORY,IDENTIFIER,PROD,HR,7,PEOPLE,,COLUMN,3,SSN,CLASSIFIED\n\
+         GOV,TAGS,2,SENSITIVITY,internal,PROD,,9,HR,,SCHEMA,,,MANUAL\n",
+    );
+    env.write(
+        "tagged.toml",
+        "[input]\nformat = \"snowflake\"\n\n[detect]\nlearn = \"1d\"\n\n[tags]\n\"PRIVACY_CATEGORY=IDENTIFIER\" = \"restricted\"\nSENSITIVITY = \"value\"\n",
+    );
+    let classified = env.run(&["impact", "--config", "classified.toml", "ssn.jsonl"]);
+    assert_eq!(classified.code, 0, "{}", classified.stderr);
+    let tagged = env.run(&[
+        "impact",
+        "--config",
+        "tagged.toml",
+        "--tags",
+        "tags.csv",
+        "ssn.jsonl",
+    ]);
+    assert_eq!(tagged.code, 0, "{}", tagged.stderr);
+    assert!(
+        tagged.stdout.contains("\"severity\":\"critical\""),
+        "{}",
+        tagged.stdout
+    );
+    assert_eq!(tagged.stdout, classified.stdout);
+    // The alerts carry it as well.
+    let replay = env.run(&[
+        "replay",
+        "--config",
+        "tagged.toml",
+        "--tags",
+        "tags.csv",
+        "ssn.jsonl",
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let alerts = lines(&replay.stdout);
+    assert!(
+        !alerts.is_empty() && alerts.iter().all(|a| a["sensitivity"] == "restricted"),
+        "{}",
+        replay.stdout
+    );
+    // A tag file that rates nothing is refused, naming the file, the line and the tags.
+    let unmapped = env.run(&[
+        "impact",
+        "--config",
+        "classified.toml",
+        "--tags",
+        "tags.csv",
+        "ssn.jsonl",
+    ]);
+    assert_eq!(unmapped.code, 2, "{}", unmapped.stderr);
+    assert!(
+        unmapped.stderr.contains("tags.csv:1") && unmapped.stderr.contains("PRIVACY_CATEGORY"),
+        "{}",
+        unmapped.stderr
+    );
+}
