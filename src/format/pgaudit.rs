@@ -758,6 +758,9 @@ impl Parser {
             });
         }
         let (statement_id, command, query) = (&fields[1], &fields[4], &fields[7]);
+        // PostgreSQL tags a membership `GRANT role TO member` as `GRANT ROLE` (its statement
+        // begins `GRANT` all the same).
+        let command = command.strip_suffix(" ROLE").unwrap_or(command);
         let statement = self.statement_of(context.session, statement_id, command, query);
         if !(command == "GRANT" || command == "REVOKE") {
             return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
@@ -914,6 +917,10 @@ mod tests {
             "2026-11-26 22:04:43.000 UTC [11179] dba@shop LOG:  AUDIT: SESSION,3,1,ROLE,REVOKE,TABLE,,REVOKE SELECT ON hr.salaries FROM PUBLIC,<not logged>",
             "2026-11-26 22:04:44.000 UTC [11179] dba@shop LOG:  AUDIT: SESSION,4,1,ROLE,ALTER ROLE,,,ALTER ROLE bob PASSWORD <REDACTED>,<not logged>",
             "2026-11-26 22:04:45.000 UTC [11179] dba@shop LOG:  AUDIT: SESSION,5,1,ROLE,GRANT,,,GRANT analysts TO bob,<not logged>",
+            // As PostgreSQL 15 tags memberships, one of two statements of one query.
+            "2026-11-26 22:04:46.000 UTC [11180] dba@shop LOG:  AUDIT: SESSION,1,1,ROLE,GRANT,TABLE,,\"GRANT SELECT ON hr.pay TO support; GRANT support TO eve, fay\",<not logged>",
+            "2026-11-26 22:04:46.000 UTC [11180] dba@shop LOG:  AUDIT: SESSION,2,1,ROLE,GRANT ROLE,,,\"GRANT SELECT ON hr.pay TO support; GRANT support TO eve, fay\",<not logged>",
+            "2026-11-26 22:04:47.000 UTC [11180] dba@shop LOG:  AUDIT: SESSION,3,1,ROLE,REVOKE ROLE,,,REVOKE support FROM fay,<not logged>",
         ]);
         assert_eq!(
             got,
@@ -923,6 +930,10 @@ mod tests {
                 "REVOKE SELECT hr.salaries PUBLIC by dba",
                 "other permission changes",
                 "GRANT MEMBER analysts bob by dba",
+                "GRANT SELECT hr.pay support by dba",
+                "GRANT MEMBER support eve by dba",
+                "GRANT MEMBER support fay by dba",
+                "REVOKE MEMBER support fay by dba",
             ]
         );
     }

@@ -804,3 +804,173 @@ fn a_grant_snapshot_from_a_real_postgres_names_the_members_a_role_grant_let_in()
     );
     assert_eq!(impact["did_read_count"], 3);
 }
+
+/// The incident this project exists for, on a real PostgreSQL 15: a schema of user data
+/// granted to `PUBLIC`, forty engineers who never read it reading it, the revoke — and two of
+/// them, let in meanwhile through a support role, reading on after it. `watch` pages for the
+/// two; `impact` over the log names the forty with their reads, everyone as who could read,
+/// nobody after the revoke until the two read, then exactly them, naming the role's grant.
+#[test]
+fn the_seed_incident_on_a_real_postgres_impact_names_the_forty_and_watch_pages_for_the_two() {
+    let env = TestEnv::new();
+    let pg_dir = env.path("pg");
+    let pg = Postgres::start_with(&pg_dir, "UTC", "pgaudit.log = 'read, role'\n");
+    let analysts = ["analyst1", "analyst2", "analyst3"];
+    let engineers: Vec<String> = (1..=40).map(|i| format!("eng{i:02}")).collect();
+    let bystanders: Vec<String> = (1..=7).map(|i| format!("ops{i}")).collect();
+    let mut setup = String::from(
+        "CREATE EXTENSION pgaudit; CREATE SCHEMA users; CREATE SCHEMA ops;\n\
+         GRANT USAGE ON SCHEMA users, ops TO PUBLIC;\n\
+         CREATE TABLE users.pii (email text, ssn text); CREATE TABLE users.payment_methods (card text);\n\
+         CREATE TABLE ops.metrics (x int); GRANT SELECT ON ops.metrics TO PUBLIC;\n\
+         CREATE ROLE support_escalations;\n",
+    );
+    for role in analysts
+        .iter()
+        .map(|s| s.to_string())
+        .chain(engineers.clone())
+        .chain(bystanders.clone())
+    {
+        setup.push_str(&format!("CREATE ROLE {role} LOGIN;\n"));
+    }
+    for role in analysts {
+        setup.push_str(&format!(
+            "GRANT SELECT ON users.pii, users.payment_methods TO {role};\n"
+        ));
+    }
+    pg.sql("postgres", &setup, false);
+    let log = pg_dir.join("log/postgresql.log");
+    env.write("watch.toml", CONFIG);
+    let watcher = Watcher::start(
+        &env,
+        &[
+            "--format",
+            "pgaudit",
+            "--from-beginning",
+            log.to_str().unwrap(),
+        ],
+    );
+    let learning = now();
+    for role in analysts {
+        pg.sql(role, "SELECT count(*) FROM users.pii", false);
+        pg.sql(role, "SELECT count(*) FROM users.payment_methods", false);
+    }
+    for role in &bystanders {
+        pg.sql(role, "SELECT count(*) FROM ops.metrics", false);
+    }
+    wait_until_learned(&watcher, learning);
+
+    // The agent's fix, and the forty.
+    let grant = "GRANT SELECT ON ALL TABLES IN SCHEMA users TO PUBLIC";
+    pg.sql("postgres", grant, false);
+    // Everyone else goes on with their day (the population `could_read` counts is who read
+    // anything from `learn` before the grant on).
+    for role in analysts {
+        pg.sql(role, "SELECT count(*) FROM users.pii", false);
+    }
+    for role in &bystanders {
+        pg.sql(role, "SELECT count(*) FROM ops.metrics", false);
+    }
+    for (i, role) in engineers.iter().enumerate() {
+        let table = if i % 4 == 0 {
+            "users.payment_methods"
+        } else {
+            "users.pii"
+        };
+        pg.sql(role, &format!("SELECT * FROM {table}"), false);
+    }
+    // Meanwhile two of them are given a support role that reads users.pii.
+    pg.sql(
+        "postgres",
+        "GRANT SELECT ON users.pii TO support_escalations; GRANT support_escalations TO eng01, eng02",
+        false,
+    );
+    pg.sql("eng01", "SELECT * FROM users.pii", false);
+    watcher.wait_for("the window", Duration::from_secs(15), |a| {
+        a["status"] == "open" && a["table"] == "users.pii"
+    });
+    pg.sql(
+        "postgres",
+        "REVOKE SELECT ON ALL TABLES IN SCHEMA users FROM PUBLIC",
+        false,
+    );
+    // Nobody reads after the revoke yet: the log as it stands is the first variant.
+    let revoked = env.path("revoked.log");
+    eventually(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log).unwrap();
+        text.contains("FROM PUBLIC")
+            .then(|| std::fs::write(&revoked, text).unwrap())
+            .ok_or_else(|| "the revoke not logged yet".to_string())
+    });
+    for role in ["eng01", "eng02"] {
+        pg.sql(role, "SELECT email FROM users.pii", false);
+    }
+    let paged: Vec<Value> = ["eng01", "eng02"]
+        .iter()
+        .map(|who| {
+            watcher.wait_for(
+                &format!("still_readable for {who}"),
+                Duration::from_secs(15),
+                |a| a["status"] == "still_readable" && a["principals"][0]["principal"] == *who,
+            )
+        })
+        .collect();
+    drop(watcher);
+    for alert in &paged {
+        assert_eq!(alert["table"], "users.pii");
+        assert_eq!(alert["change"]["grantee"], "PUBLIC", "{alert}");
+        assert_eq!(
+            alert["standing"]["grantee"], "support_escalations",
+            "{alert}"
+        );
+    }
+
+    let impact = |file: &Path| -> Value {
+        let run = env.run(&[
+            "impact",
+            "--config",
+            "watch.toml",
+            "--format",
+            "pgaudit",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let impacts = run.alerts();
+        // (The set-up's grant on ops.metrics to PUBLIC is an exposure of its own.)
+        let public: Vec<&Value> = (impacts.iter())
+            .filter(|i| i["change"]["grantee"] == "PUBLIC" && i["change"]["object"] == "users")
+            .collect();
+        let [public] = public.as_slice() else {
+            panic!("{impacts:#?}")
+        };
+        (*public).clone()
+    };
+    let before = impact(&revoked);
+    assert_eq!(before["change"]["object"], "users");
+    assert_eq!(before["change"]["statement"], grant);
+    assert_eq!(before["did_read_count"], 40, "{before:#}");
+    let readers: Vec<&str> = (before["did_read"].as_array().unwrap().iter())
+        .map(|p| p["principal"].as_str().unwrap())
+        .collect();
+    assert_eq!(readers, engineers, "the forty, and nobody normal");
+    let eng01 = &before["did_read"][0];
+    assert_eq!(eng01["reads"], 2, "{eng01}");
+    assert_eq!(before["could_read"]["kind"], "everyone");
+    assert_eq!(
+        before["could_read"]["count"],
+        analysts.len() + engineers.len() + bystanders.len(),
+        "everyone the logs show"
+    );
+    assert_eq!(before["after_revoke_count"], 0);
+    assert_eq!(before["verdict"], "accessed");
+
+    let after = impact(&log);
+    assert_eq!(after["did_read"], before["did_read"]);
+    assert_eq!(after["after_revoke_count"], 2, "{after:#}");
+    for reader in after["after_revoke"].as_array().unwrap() {
+        let granted = &reader["tables"][0]["still_granted"];
+        assert_eq!(granted["grantee"], "support_escalations", "{reader}");
+        assert_eq!(granted["object"], "users.pii");
+    }
+    assert_eq!(after["verdict"], "accessed, still read after the revoke");
+}
