@@ -174,6 +174,20 @@ impl Drop for Postgres {
     }
 }
 
+/// `exposure watch --format pgaudit` with `watch.toml`, following the server's `log` from its
+/// beginning.
+fn watch_pgaudit(env: &TestEnv, log: &Path) -> Watcher {
+    Watcher::start(
+        env,
+        &[
+            "--format",
+            "pgaudit",
+            "--from-beginning",
+            log.to_str().unwrap(),
+        ],
+    )
+}
+
 fn now() -> SystemTime {
     SystemTime::now()
 }
@@ -259,15 +273,7 @@ fn a_grant_to_many_roles_on_a_real_postgres_is_one_window_live_and_in_replay() {
 
     env.write("watch.toml", CONFIG);
     let log = pg_dir.join("log/postgresql.log");
-    let watcher = Watcher::start(
-        &env,
-        &[
-            "--format",
-            "pgaudit",
-            "--from-beginning",
-            log.to_str().unwrap(),
-        ],
-    );
+    let watcher = watch_pgaudit(&env, &log);
 
     // Their normal job: the analysts read the table during learning and after.
     let learning = now();
@@ -505,15 +511,7 @@ fn a_grant_to_public_is_the_cause_and_the_early_warning_on_a_real_postgres() {
         format!("{CONFIG}broad_grantees = [\"hr_readers\"]\n"),
     );
     let log = pg_dir.join("log/postgresql.log");
-    let watcher = Watcher::start(
-        &env,
-        &[
-            "--format",
-            "pgaudit",
-            "--from-beginning",
-            log.to_str().unwrap(),
-        ],
-    );
+    let watcher = watch_pgaudit(&env, &log);
     let learning = now();
     for role in normal {
         pg.sql(role, "SELECT count(*) FROM hr.salaries", false);
@@ -841,15 +839,7 @@ fn the_seed_incident_on_a_real_postgres_impact_names_the_forty_and_watch_pages_f
     pg.sql("postgres", &setup, false);
     let log = pg_dir.join("log/postgresql.log");
     env.write("watch.toml", CONFIG);
-    let watcher = Watcher::start(
-        &env,
-        &[
-            "--format",
-            "pgaudit",
-            "--from-beginning",
-            log.to_str().unwrap(),
-        ],
-    );
+    let watcher = watch_pgaudit(&env, &log);
     let learning = now();
     for role in analysts {
         pg.sql(role, "SELECT count(*) FROM users.pii", false);
