@@ -551,6 +551,21 @@ impl Config {
         .expect("the vendor settings were checked when the configuration was built")
     }
 
+    /// The same configuration reading a state dir's evidence (`--keep-reads`): canonical JSON
+    /// lines with the default field names, times in epoch microseconds, no envelope.
+    pub fn reading_evidence(&self) -> Config {
+        let mut config = self.clone();
+        let input = &mut config.input;
+        input.format = crate::format::Format::Jsonl;
+        input.fields = FieldPaths::default();
+        input.ts_unit = crate::time::EpochUnit::Us;
+        input.jsonl = JsonLinesParser::new(&input.fields, input.ts_unit)
+            .expect("the default field paths are valid");
+        input.vendor.envelope = Default::default();
+        input.vendor.record_field = None;
+        config
+    }
+
     /// Loads `path` (if given) and builds the configuration.
     pub fn load(
         path: Option<&Path>,

@@ -254,8 +254,14 @@ pub struct ImpactArgs {
     #[command(flatten)]
     pub verbosity: Verbosity,
 
+    /// A state dir that keeps evidence (`watch --keep-reads`, `learn --keep-reads`): its
+    /// events are the logs, read with the configuration's detection settings (it may be in
+    /// use by a running `watch`).
+    #[arg(long, value_name = "DIR", conflicts_with = "paths")]
+    pub state_dir: Option<PathBuf>,
+
     /// The logs (with their permission changes): files, folders, globs, object-store URLs.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "state_dir", value_name = "PATH")]
     pub paths: Vec<String>,
 }
 
@@ -397,6 +403,12 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "20ms")]
     pub poll_every: Span,
 
+    /// Keep every event taken as evidence in the state dir (JSON lines in DIR/evidence/, one
+    /// file per day, kept once across restarts), so that `exposure impact --state-dir DIR`
+    /// says what an exposure cost when the logs are gone (docs/impact.md). Not over Kafka.
+    #[arg(long)]
+    pub keep_reads: bool,
+
     /// How event time moves: `per-source` trusts each input (file, stdin) to be written in time
     /// order and alerts at once; `lateness` waits `--lateness` for out-of-order events, as
     /// replay does (use it when one file interleaves several unsynchronised writers).
@@ -432,6 +444,11 @@ pub struct LearnArgs {
     /// Replace a checkpoint already in the state dir (or the state a Kafka group has).
     #[arg(long)]
     pub force: bool,
+
+    /// Keep the history as the state dir's evidence, for `exposure impact --state-dir` (JSON
+    /// lines in DIR/evidence/; `watch --keep-reads` goes on with it; docs/impact.md).
+    #[arg(long)]
+    pub keep_reads: bool,
 
     /// Only learn from events before TIME (RFC 3339, a date, or an epoch number).
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse_cli_time, help_heading = "Selection")]

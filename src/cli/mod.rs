@@ -37,10 +37,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn run_impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
-    let config = args.detect.config(None, None)?;
+    let mut config = args.detect.config(None, None)?;
     let mut problems = args.verbosity.problems(args.max_reports);
+    let paths = match &args.state_dir {
+        Some(dir) => {
+            let dir = crate::state::StateDir::new(dir);
+            dir.check_existing()
+                .with_context(|| format!("cannot read the state dir {}", dir.root().display()))?;
+            let files = crate::live::evidence::files(&dir)?;
+            if files.is_empty() {
+                return Err(ConfigError::Usage(format!(
+                    "{} keeps no evidence: run `watch` (and `learn`) with --keep-reads",
+                    dir.root().display()
+                ))
+                .into());
+            }
+            config = config.reading_evidence();
+            files
+                .iter()
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect()
+        }
+        None => args.paths.clone(),
+    };
     let inputs = inputs_of(
-        &args.paths,
+        &paths,
         config.input.format,
         TimeFilter::default(),
         &mut problems,
@@ -383,8 +404,15 @@ fn run_learn(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let (config, inputs, filter) = (&plan.config, &plan.inputs, plan.filter);
     let (learned, told) = match plan.into {
         plan::LearnInto::StateDir(dir) => {
-            let learned =
-                crate::live::learn(config, inputs, &dir, plan.force, filter, &mut problems);
+            let learned = crate::live::learn(
+                config,
+                inputs,
+                &dir,
+                plan.force,
+                plan.keep_reads,
+                filter,
+                &mut problems,
+            );
             problems.finish();
             let told = format!(
                 "baseline learned into {}; start `exposure watch --state-dir {}`",

@@ -137,6 +137,7 @@ impl WatchPlan {
             per_source_order: args.watermark == WatermarkMode::PerSource,
             drain_timeout: std::time::Duration::from_secs(2),
             outbox_max_bytes: args.outbox_max_bytes as u64,
+            keep_reads: args.keep_reads,
         };
         Ok(WatchPlan {
             config,
@@ -177,6 +178,8 @@ pub struct LearnPlan {
     pub into: LearnInto,
     /// `--force`: a state dir that holds a state is replaced.
     pub force: bool,
+    /// `--keep-reads`: the history is kept as the state dir's evidence.
+    pub keep_reads: bool,
     pub quiet: bool,
 }
 
@@ -199,6 +202,14 @@ impl LearnPlan {
                               give no --state-dir"
                         .into(),
                 }
+                .into());
+            }
+            (Some(_), None) if args.keep_reads => {
+                return Err(ConfigError::Usage(
+                    "--keep-reads keeps evidence in a state dir; a Kafka group's state topic \
+                     keeps none"
+                        .into(),
+                )
                 .into());
             }
             (Some(kafka), None) => {
@@ -225,6 +236,7 @@ impl LearnPlan {
             filter,
             into,
             force: args.force,
+            keep_reads: args.keep_reads,
             quiet: args.verbosity.quiet,
         })
     }

@@ -35,6 +35,9 @@ pub struct Checkpoint {
     /// taken (a `forget` is applied once).
     #[serde(default)]
     pub baseline_changes: usize,
+    /// Where the evidence the state dir keeps (`--keep-reads`) ended when this was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<super::evidence::Mark>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,7 @@ impl Checkpoint {
             files,
             emitted,
             baseline_changes: 0,
+            evidence: None,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Engine {
     wall_floor: WallFloor,
     reports: Reports,
     sources: std::collections::HashMap<String, InputClock>,
+    /// The evidence kept (`--keep-reads`): every event observed.
+    evidence: Option<super::evidence::Evidence>,
 }
 
 /// What one event is, for [`Engine::observe`]: an access (`Some((table, principal))` when it
@@ -115,12 +117,18 @@ struct Observing<'e> {
 
 impl DecodeSink for Observing<'_> {
     fn event(&mut self, line: u64, event: &AccessEvent<'_>, read: bool) {
+        if let Some(evidence) = &mut self.engine.evidence {
+            evidence.access(event);
+        }
         let read = read.then_some((&*event.table, &*event.principal));
         self.engine
             .observe(self.input, line, event.ts, Seen::Access(read));
     }
 
     fn permission(&mut self, line: u64, change: &PermissionChange) {
+        if let Some(evidence) = &mut self.engine.evidence {
+            evidence.change(change);
+        }
         self.engine
             .observe(self.input, line, change.ts, Seen::Change(change));
     }
@@ -170,7 +178,13 @@ impl Engine {
             dirty: false,
             wall_floor: WallFloor::default(),
             sources: std::collections::HashMap::new(),
+            evidence: None,
         }
+    }
+
+    /// Keeps every event observed in `evidence` (synced and marked at each checkpoint).
+    pub fn keep_evidence(&mut self, evidence: super::evidence::Evidence) {
+        self.evidence = Some(evidence);
     }
 
     /// Reload the configuration when `reload` says so.
@@ -626,6 +640,10 @@ impl Engine {
         let files = follower.map(Follower::cursors).unwrap_or_default();
         let mut checkpoint = Checkpoint::new("watch", snapshot, files, emitted);
         checkpoint.baseline_changes = self.baseline_changes;
+        if let Some(evidence) = &mut self.evidence {
+            let today = super::evidence::day(self.options.clock.wall());
+            checkpoint.evidence = Some(evidence.sync(&today)?);
+        }
         checkpoint.save(&self.options.state_dir)?;
         self.journal.after_checkpoint()?;
         self.metrics

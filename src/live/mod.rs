@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod deliver;
 pub mod engine;
+pub mod evidence;
 pub mod journal;
 pub mod metrics;
 pub mod outbox;
@@ -50,6 +51,8 @@ pub struct WatchOptions {
     /// The outbox journal's bound on disk; beyond it the oldest undelivered alerts are given
     /// up to the dead-letter files (see [`outbox::Outbox::overflow`]).
     pub outbox_max_bytes: u64,
+    /// Keep every event taken as evidence in the state dir ([`evidence`]).
+    pub keep_reads: bool,
 }
 
 /// Loads the configuration again (SIGHUP): the same file and flags as at the start.
@@ -82,6 +85,7 @@ pub fn watch(
         }
     }
     let metrics = Arc::new(Metrics::default());
+    let evidence = open_evidence(&options.state_dir, checkpoint.as_ref(), options.keep_reads)?;
 
     let file_paths: Vec<String> = options
         .paths
@@ -141,10 +145,52 @@ pub fn watch(
                 engine_options,
             );
             engine.reload_with(reload);
+            if let Some(evidence) = evidence {
+                engine.keep_evidence(evidence);
+            }
             drop(checkpoint);
             engine.run(follower, stdin, stop, ready)
         },
     )
+}
+
+/// The evidence `watch --keep-reads` goes on with: after the checkpoint's mark, or afresh with
+/// a fresh state. Evidence a run without `--keep-reads` went on past is refused (it would have
+/// a gap); without `--keep-reads`, a state dir that keeps evidence is warned about.
+fn open_evidence(
+    state_dir: &StateDir,
+    checkpoint: Option<&Checkpoint>,
+    keep: bool,
+) -> anyhow::Result<Option<evidence::Evidence>> {
+    let mark = checkpoint.and_then(|c| c.evidence.as_ref());
+    if !keep {
+        if mark.is_some() {
+            tracing::warn!(
+                state_dir = %state_dir.root().display(),
+                "this state dir keeps evidence (--keep-reads); without it, the evidence stops here"
+            );
+        }
+        return Ok(None);
+    }
+    let held = evidence::files(state_dir)?;
+    if checkpoint.is_some() && mark.is_none() && !held.is_empty() {
+        anyhow::bail!(
+            "{} holds evidence that stops where a run without --keep-reads went on: move it \
+             away to keep evidence afresh",
+            evidence::dir(state_dir).display()
+        );
+    }
+    let today = evidence::day(crate::intake::system_clock().wall());
+    let evidence = evidence::Evidence::open(state_dir, mark, &today).with_context(|| {
+        format!(
+            "cannot keep evidence in {}",
+            evidence::dir(state_dir).display()
+        )
+    })?;
+    if let Some(mark) = mark {
+        tracing::info!(file = %mark.file, bytes = mark.length, "keeping evidence from the checkpoint's mark");
+    }
+    Ok(Some(evidence))
 }
 
 /// What surrounds detection in a long-running service: the outbox journal detection writes its
@@ -393,6 +439,7 @@ pub fn learn(
     inputs: &[crate::source::Input],
     state_dir: &StateDir,
     force: bool,
+    keep_reads: bool,
     filter: crate::time::TimeFilter,
     problems: &mut crate::report::Problems,
 ) -> anyhow::Result<Learned> {
@@ -404,14 +451,23 @@ pub fn learn(
         );
     }
     let (learned, snapshot) = learn_history(config, inputs, filter, problems)?;
-    Checkpoint::new("learn", snapshot, Vec::new(), Vec::new())
-        .save(state_dir)
-        .with_context(|| {
-            format!(
-                "cannot write the checkpoint in {}",
-                state_dir.root().display()
-            )
-        })?;
+    let mut checkpoint = Checkpoint::new("learn", snapshot, Vec::new(), Vec::new());
+    // A fresh state, and fresh evidence of what it learned from (or none).
+    let held = evidence::files(state_dir)?;
+    if keep_reads || !held.is_empty() {
+        let today = evidence::day(crate::intake::system_clock().wall());
+        let mut kept = evidence::Evidence::open(state_dir, None, &today)?;
+        if keep_reads {
+            evidence::keep_inputs(config, inputs, &filter, &mut kept)?;
+            checkpoint.evidence = Some(kept.sync(&today)?);
+        }
+    }
+    checkpoint.save(state_dir).with_context(|| {
+        format!(
+            "cannot write the checkpoint in {}",
+            state_dir.root().display()
+        )
+    })?;
     Ok(learned)
 }
 

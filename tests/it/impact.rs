@@ -569,3 +569,119 @@ fn snowflake_tag_references_rate_the_impact_as_the_same_classify_rules_do() {
         unmapped.stderr
     );
 }
+
+/// Events of `lines` (canonical JSON lines) before `at` (epoch ms), and the others, each in
+/// their order.
+fn split_at(lines: &[String], at: i64) -> (Vec<String>, Vec<String>) {
+    lines.iter().cloned().partition(|line| {
+        let value: Value = serde_json::from_str(line).unwrap();
+        let ms = match &value["ts"] {
+            Value::Number(n) => n.as_i64().unwrap(),
+            Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis(),
+            other => panic!("{other}"),
+        };
+        ms < at
+    })
+}
+
+#[test]
+fn impact_from_the_evidence_a_learned_and_killed_watch_kept_is_impact_from_the_logs() {
+    let env = TestEnv::new();
+    let mut all = Vec::new();
+    for input in still_readable_inputs() {
+        all.extend(
+            std::fs::read_to_string(input)
+                .unwrap()
+                .lines()
+                .map(str::to_string),
+        );
+    }
+    // History until the incident's day, learned; then the day as a live log.
+    let day = chrono::DateTime::parse_from_rfc3339("2026-03-16T00:00:00Z").unwrap();
+    let (history, live) = split_at(&all, day.timestamp_millis());
+    let text = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    env.write("history.jsonl", text(&history));
+    env.write("watch.toml", "");
+    let learned = env.run(&[
+        "learn",
+        "--config",
+        "watch.toml",
+        "--keep-reads",
+        "--state-dir",
+        "state",
+        "history.jsonl",
+    ]);
+    assert_eq!(learned.code, 0, "{}", learned.stderr);
+
+    let kept = || -> usize {
+        let dir = env.path("state/evidence");
+        let mut lines = 0;
+        for file in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            lines += text.lines().count();
+        }
+        lines
+    };
+    assert_eq!(kept(), history.len(), "learn kept the history");
+
+    // The live log in two parts, the watch killed after the first before any checkpoint:
+    // what it kept of the first part is cut on restart, and read again.
+    // (Most of it: more than the evidence's write buffer, so that some reaches the disk.)
+    let (first, second) = live.split_at(live.len() * 9 / 10);
+    env.write("live.jsonl", text(first));
+    let args = ["--keep-reads", "--from-beginning", "live.jsonl"];
+    let never = [&args[..], &["--checkpoint-every", "1h"]].concat();
+    let watcher = super::util::Watcher::start(&env, &never);
+    watcher.wait_lines(first.len() as u64);
+    watcher.kill9();
+    let on_disk = kept();
+    assert!(
+        on_disk > history.len(),
+        "{on_disk} events on disk: some to cut"
+    );
+    super::util::append(&env.path("live.jsonl"), text(second));
+    let watcher = super::util::Watcher::start(&env, &args);
+    // Every event kept exactly once.
+    super::util::eventually(std::time::Duration::from_secs(30), || {
+        let n = kept();
+        (n >= all.len())
+            .then_some(())
+            .ok_or_else(|| format!("{n} of {} events kept", all.len()))
+    });
+    let (code, _) = watcher.stop();
+    assert_eq!(code, 0);
+    assert_eq!(kept(), all.len(), "nothing kept twice");
+
+    let from_state = env.run(&["impact", "--config", "watch.toml", "--state-dir", "state"]);
+    assert_eq!(from_state.code, 0, "{}", from_state.stderr);
+    let from_logs = env.run(&[
+        "impact",
+        "--config",
+        "watch.toml",
+        "history.jsonl",
+        "live.jsonl",
+    ]);
+    assert_eq!(from_logs.code, 0, "{}", from_logs.stderr);
+    assert!(
+        from_logs.stdout.contains("\"after_revoke_count\":2"),
+        "{}",
+        from_logs.stdout
+    );
+    assert_eq!(from_state.stdout, from_logs.stdout);
+
+    // A state dir without evidence says so.
+    let learned = env.run(&[
+        "learn",
+        "--config",
+        "watch.toml",
+        "--state-dir",
+        "bare",
+        "history.jsonl",
+    ]);
+    assert_eq!(learned.code, 0, "{}", learned.stderr);
+    let none = env.run(&["impact", "--state-dir", "bare"]);
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(none.stderr.contains("keeps no evidence"), "{}", none.stderr);
+}
