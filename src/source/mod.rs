@@ -9,6 +9,7 @@ pub mod object;
 pub mod parquet;
 pub mod rows;
 pub mod tail;
+pub mod topic;
 
 use crate::format::Format;
 use crate::time::TimeFilter;
@@ -34,6 +35,8 @@ pub enum Input {
     Object(Arc<object::ObjectInput>),
     /// A Parquet object in object storage, read by ranges.
     ParquetObject(Arc<object::ObjectInput>),
+    /// A Kafka topic partition, its records as lines ([`topic`]).
+    Topic(Arc<topic::TopicPartition>),
 }
 
 /// An input argument that names nothing usable: exit code 2.
@@ -61,7 +64,7 @@ pub enum InputError {
     Mixed { parquet: String, jsonl: String },
     #[error("{url}: not a valid URL: {message}")]
     BadUrl { url: String, message: String },
-    #[error("{url}: unknown scheme `{scheme}` (s3://, gs://, az://, file://)")]
+    #[error("{url}: unknown scheme `{scheme}` (s3://, gs://, az://, file://, kafka://)")]
     UnknownScheme { url: String, scheme: String },
     /// The store could not be listed (no such bucket, access denied, no credentials): like a
     /// missing path, reported and the other inputs read.
@@ -109,6 +112,19 @@ pub fn expand_inputs(
                 return Err(InputError::ParquetFromStdin);
             }
             inputs.push(Input::Stdin);
+            continue;
+        }
+        if topic::is_url(arg) {
+            if format == Format::Parquet {
+                return Err(InputError::NotParquet(arg.clone()));
+            }
+            match topic::expand(arg) {
+                Ok(partitions) => {
+                    inputs.extend(partitions.into_iter().map(|p| Input::Topic(Arc::new(p))))
+                }
+                Err(error @ InputError::Store { .. }) => not_found.push(error),
+                Err(error) => return Err(error),
+            }
             continue;
         }
         if object::is_url(arg) {
@@ -367,6 +383,7 @@ impl Input {
                 path.display().to_string()
             }
             Input::Object(object) | Input::ParquetObject(object) => object.url.clone(),
+            Input::Topic(partition) => partition.url.clone(),
         }
     }
 
@@ -414,6 +431,10 @@ impl Input {
             Input::Object(object) | Input::ParquetObject(object) => {
                 decompressed(BufReader::with_capacity(1 << 16, counted(object.stream()?)))
             }
+            Input::Topic(partition) => Ok(Box::new(BufReader::with_capacity(
+                1 << 16,
+                counted(topic::stream(partition)?),
+            ))),
         }
     }
 
@@ -421,7 +442,7 @@ impl Input {
     /// [`Input::open_counted`] (not for stdin, nor for a vendor's Parquet export).
     pub fn size(&self) -> Option<u64> {
         match self {
-            Input::Stdin | Input::ParquetRows(_) | Input::Parquet(_) => None,
+            Input::Stdin | Input::ParquetRows(_) | Input::Parquet(_) | Input::Topic(_) => None,
             Input::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
             Input::Object(object) | Input::ParquetObject(object) => Some(object.size),
         }

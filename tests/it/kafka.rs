@@ -1309,3 +1309,50 @@ fn reads_after_a_revoke_through_kafka_give_the_still_readable_alerts_of_replay()
     instance.stop();
     assert_same_alerts("still readable through kafka", &delivered(&files), &want);
 }
+
+/// A topic read as logs (`kafka://…`): the sample and its still-readable variant, one source
+/// per partition as a company's shippers would write them, give `replay` and `impact` exactly
+/// what the files give.
+#[test]
+fn replay_and_impact_read_a_topic_as_the_files_it_was_fed() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let broker = Broker::start();
+    let files = [
+        "sample-logs/incident.jsonl",
+        "sample-logs/permissions.jsonl",
+        "tests/data/still-readable/permissions.jsonl",
+        "tests/data/still-readable/after.jsonl",
+    ]
+    .map(|p| repo(p).to_string_lossy().into_owned());
+    broker.create_topic("audit", files.len() as i32);
+    for (partition, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file).unwrap();
+        let records: Vec<(i32, Vec<u8>)> = text
+            .lines()
+            .map(|l| (partition as i32, l.as_bytes().to_vec()))
+            .collect();
+        broker.produce("audit", &records);
+    }
+    let topic = format!("kafka://{}/audit", broker.addr);
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    for command in ["replay", "impact"] {
+        let from_files = env.run(&[&[command][..], &files].concat());
+        assert_eq!(from_files.code, 0, "{}", from_files.stderr);
+        let from_topic = env.run(&[command, &topic]);
+        assert_eq!(from_topic.code, 0, "{command}: {}", from_topic.stderr);
+        assert!(!from_files.stdout.is_empty());
+        assert_eq!(
+            from_topic.stdout, from_files.stdout,
+            "{command}: {}",
+            from_topic.stderr
+        );
+    }
+    // One partition by its number; a topic that is not there is named.
+    let one = env.run(&["replay", &format!("{topic}/1")]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert!(one.stderr.contains("6 events"), "{}", one.stderr);
+    let missing = env.run(&["replay", &format!("kafka://{}/nothing", broker.addr)]);
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("/nothing"), "{}", missing.stderr);
+}
