@@ -740,7 +740,7 @@ mod tests {
         let error = expand("ftp://host/logs/").err().unwrap();
         assert_eq!(
             error.to_string(),
-            "ftp://host/logs/: unknown scheme `ftp` (s3://, gs://, az://, file://)"
+            "ftp://host/logs/: unknown scheme `ftp` (s3://, gs://, az://, file://, kafka://)"
         );
     }
 
