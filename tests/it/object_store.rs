@@ -361,7 +361,7 @@ fn a_wrong_url_or_missing_credentials_say_what_and_where() {
 
     exposure(&env, &server, &["replay", "ftp://host/logs/"]).expect(
         2,
-        "ftp://host/logs/: unknown scheme `ftp` (s3://, gs://, az://, file://)",
+        "ftp://host/logs/: unknown scheme `ftp` (s3://, gs://, az://, file://, kafka://)",
     );
     exposure(&env, &server, &["replay", "s3://no-such-bucket/logs/"]).expect(
         1,
