@@ -59,6 +59,29 @@ pub struct TableReads {
     pub still_granted: Option<crate::detect::ChangeRecord>,
 }
 
+impl TableReads {
+    /// Adds the reads of `other`, of the same principal and table. `still_granted` is the one
+    /// found at the latest read (the same at the same instant: it depends on the time alone).
+    fn merge(&mut self, other: TableReads) {
+        if other.last_read > self.last_read {
+            self.still_granted = other.still_granted;
+        }
+        self.reads += other.reads;
+        self.first_read = self.first_read.min(other.first_read);
+        self.last_read = self.last_read.max(other.last_read);
+        add_count(&mut self.rows, other.rows);
+        add_count(&mut self.bytes, other.bytes);
+        self.columns.extend(other.columns);
+    }
+}
+
+/// Adds a count the log records to a sum (none recorded: the sum stays as it is).
+fn add_count(sum: &mut Option<i64>, more: Option<i64>) {
+    if let Some(more) = more {
+        *sum = Some(sum.unwrap_or(0).saturating_add(more));
+    }
+}
+
 /// One principal's reads through an exposure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PrincipalReads {
@@ -280,16 +303,32 @@ impl Gathered {
         entry.reads += 1;
         entry.first_read = entry.first_read.min(ts);
         entry.last_read = entry.last_read.max(ts);
-        let add = |sum: &mut Option<i64>, more: Option<i64>| {
-            if let Some(more) = more {
-                *sum = Some(sum.unwrap_or(0).saturating_add(more));
-            }
-        };
-        add(&mut entry.rows, volume.rows);
-        add(&mut entry.bytes, volume.bytes);
+        add_count(&mut entry.rows, volume.rows);
+        add_count(&mut entry.bytes, volume.bytes);
         for column in volume.columns {
             if !entry.columns.contains(column.as_ref()) {
                 entry.columns.insert(column.to_string());
+            }
+        }
+    }
+
+    /// Takes in what another gatherer of the same exposure gathered from other reads (another
+    /// thread's share of the inputs): the result is the one of gathering all the reads in any
+    /// order.
+    pub fn merge(&mut self, other: Gathered) {
+        for (mine, theirs) in [
+            (&mut self.during, other.during),
+            (&mut self.after, other.after),
+        ] {
+            for (pair, reads) in theirs {
+                match mine.entry(pair) {
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(reads);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut slot) => {
+                        slot.get_mut().merge(reads)
+                    }
+                }
             }
         }
     }

@@ -130,69 +130,35 @@ pub fn assess(
         })
         .collect();
     let since = periods.iter().map(|p| p.0).min().unwrap_or(Ts::MIN);
-    let mut gathered: Vec<Gathered> = exposures.into_iter().map(Gathered::new).collect();
-    let mut principals: FxHashMap<Box<str>, usize> = FxHashMap::default();
-    let mut seen: Vec<Vec<u64>> = vec![Vec::new(); gathered.len()];
-    let mut opened_by: FxHashMap<Box<str>, (usize, Box<[usize]>)> = FxHashMap::default();
-    let mut counted: Vec<FxHashMap<(usize, usize), bool>> =
-        vec![FxHashMap::default(); gathered.len()];
     let filter = TimeFilter {
         since: Some(since),
         until: None,
     };
-    let mut read = |r: &Seen<'_>| {
-        let id = match principals.get(r.principal) {
-            Some(&id) => id,
-            None => {
-                let id = principals.len();
-                principals.insert(Box::from(r.principal), id);
-                id
-            }
-        };
-        for (seen, &(start, end)) in seen.iter_mut().zip(&periods) {
-            if r.ts >= start && r.ts < end {
-                if seen.len() <= id / 64 {
-                    seen.resize(id / 64 + 1, 0);
-                }
-                seen[id / 64] |= 1 << (id % 64);
-            }
-        }
-        if !opened_by.contains_key(r.table) {
-            let opened = (0..judges.len())
-                .filter(|&i| judges[i].opened(r.table))
-                .collect();
-            let table = opened_by.len();
-            opened_by.insert(Box::from(r.table), (table, opened));
-        }
-        let (table, opened) = &opened_by[r.table];
-        for &i in opened.iter() {
-            if r.ts < gathered[i].exposure().from {
-                continue;
-            }
-            // Whether the pair counts is the same for every read of it: asked once.
-            let counts = *counted[i]
-                .entry((*table, id))
-                .or_insert_with(|| Gathered::counts(&judges[i], r.table, r.principal));
-            if counts {
-                let volume = Volume {
-                    rows: r.rows,
-                    bytes: r.bytes,
-                    columns: r.columns,
-                };
-                gathered[i].record(&judges[i], r.ts, r.table, r.principal, volume);
-            }
-        }
-    };
-    // The replay (or the history read) reported what was wrong with the inputs: once is enough.
-    let mut reported = Problems::new(Box::new(std::io::sink()), 0);
-    super::scan::scan(
+    // On both cores, each with its own tally; merged after (what is gathered does not depend
+    // on the order reads come in). The replay (or the history read) reported what was wrong
+    // with the inputs: once is enough.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    let tallies = super::scan::scan_parallel(
         config,
         inputs,
         &filter,
-        &mut reported,
-        &mut read,
-        &mut |_| {},
+        threads,
+        || Tally::new(&exposures, &judges, &periods),
+        Tally::read,
     );
+    let mut tallies = tallies.into_iter();
+    let mut tally = tallies
+        .next()
+        .unwrap_or_else(|| Tally::new(&exposures, &judges, &periods));
+    for other in tallies {
+        tally.merge(other);
+    }
+    let Tally {
+        principals,
+        seen,
+        gathered,
+        ..
+    } = tally;
     let mut by_id: Vec<&str> = vec![""; principals.len()];
     for (name, &id) in &principals {
         by_id[id] = name;
@@ -219,6 +185,107 @@ pub fn assess(
         out.push(impact);
     }
     Ok(out)
+}
+
+/// What one thread gathered of the reads it was handed: the principals it met (an id each),
+/// per exposure the principals of its population period (a bit per id) and the reads through
+/// it, and, looked up once, the exposures that opened each table and whether each (table,
+/// principal) pair counts for each exposure.
+struct Tally<'j> {
+    judges: &'j [Judged<'j>],
+    periods: &'j [(Ts, Ts)],
+    principals: FxHashMap<Box<str>, usize>,
+    seen: Vec<Vec<u64>>,
+    /// Table → (its id here, the exposures that opened it).
+    opened_by: FxHashMap<Box<str>, (usize, Box<[usize]>)>,
+    counted: Vec<FxHashMap<(usize, usize), bool>>,
+    gathered: Vec<Gathered>,
+}
+
+impl<'j> Tally<'j> {
+    fn new(exposures: &[Exposure], judges: &'j [Judged<'j>], periods: &'j [(Ts, Ts)]) -> Self {
+        Tally {
+            judges,
+            periods,
+            principals: FxHashMap::default(),
+            seen: vec![Vec::new(); exposures.len()],
+            opened_by: FxHashMap::default(),
+            counted: vec![FxHashMap::default(); exposures.len()],
+            gathered: exposures.iter().cloned().map(Gathered::new).collect(),
+        }
+    }
+
+    fn principal_id(&mut self, principal: &str) -> usize {
+        match self.principals.get(principal) {
+            Some(&id) => id,
+            None => {
+                let id = self.principals.len();
+                self.principals.insert(Box::from(principal), id);
+                id
+            }
+        }
+    }
+
+    fn see(&mut self, exposure: usize, id: usize) {
+        let seen = &mut self.seen[exposure];
+        if seen.len() <= id / 64 {
+            seen.resize(id / 64 + 1, 0);
+        }
+        seen[id / 64] |= 1 << (id % 64);
+    }
+
+    fn read(&mut self, r: &Seen<'_>) {
+        let id = self.principal_id(r.principal);
+        for (exposure, &(start, end)) in self.periods.iter().enumerate() {
+            if r.ts >= start && r.ts < end {
+                self.see(exposure, id);
+            }
+        }
+        if !self.opened_by.contains_key(r.table) {
+            let opened = (0..self.judges.len())
+                .filter(|&i| self.judges[i].opened(r.table))
+                .collect();
+            let table = self.opened_by.len();
+            self.opened_by.insert(Box::from(r.table), (table, opened));
+        }
+        let (table, opened) = &self.opened_by[r.table];
+        for &i in opened.iter() {
+            if r.ts < self.gathered[i].exposure().from {
+                continue;
+            }
+            // Whether the pair counts is the same for every read of it: asked once.
+            let judge = &self.judges[i];
+            let counts = *self.counted[i]
+                .entry((*table, id))
+                .or_insert_with(|| Gathered::counts(judge, r.table, r.principal));
+            if counts {
+                let volume = Volume {
+                    rows: r.rows,
+                    bytes: r.bytes,
+                    columns: r.columns,
+                };
+                self.gathered[i].record(judge, r.ts, r.table, r.principal, volume);
+            }
+        }
+    }
+
+    /// Takes in what another thread gathered.
+    fn merge(&mut self, other: Tally<'_>) {
+        let mut ids = vec![0; other.principals.len()];
+        for (name, &id) in &other.principals {
+            ids[id] = self.principal_id(name);
+        }
+        for (exposure, bits) in other.seen.iter().enumerate() {
+            for (word, &set) in bits.iter().enumerate() {
+                for bit in (0..64).filter(|b| set & (1 << b) != 0) {
+                    self.see(exposure, ids[word * 64 + bit]);
+                }
+            }
+        }
+        for (mine, theirs) in self.gathered.iter_mut().zip(other.gathered) {
+            mine.merge(theirs);
+        }
+    }
 }
 
 /// The exposures the alerts show: each window's cause (its windows together), and each early

@@ -105,6 +105,203 @@ pub fn scan(
     }
 }
 
+/// [`scan`] on up to `threads` threads, each with its own tally (from `tally`), which `read`
+/// is given the reads the thread decodes; the tallies come back in no particular order, for
+/// the caller to merge — what it gathers must not depend on the order reads come in. Inputs
+/// are shared out whole; a large plain file of canonical JSON lines is also cut into byte
+/// ranges at line breaks, one per thread (a record never spans lines there). What is wrong
+/// with the inputs is not reported: the caller's first pass did.
+pub fn scan_parallel<T: Send>(
+    config: &Config,
+    inputs: &[Input],
+    filter: &TimeFilter,
+    threads: usize,
+    tally: impl Fn() -> T + Sync,
+    read: impl Fn(&mut T, &Seen<'_>) + Sync,
+) -> Vec<T> {
+    scan_split(config, inputs, filter, threads, SPLIT_ABOVE, tally, read)
+}
+
+/// [`scan_parallel`], cutting files from `split_above` bytes.
+fn scan_split<T: Send>(
+    config: &Config,
+    inputs: &[Input],
+    filter: &TimeFilter,
+    threads: usize,
+    split_above: u64,
+    tally: impl Fn() -> T + Sync,
+    read: impl Fn(&mut T, &Seen<'_>) + Sync,
+) -> Vec<T> {
+    let threads = threads.max(1);
+    let mut work: Vec<Work> = Vec::new();
+    for (index, input) in inputs.iter().enumerate() {
+        match splittable(config, input, split_above) {
+            Some(size) if threads > 1 => {
+                let step = size.div_ceil(threads as u64);
+                for k in 0..threads as u64 {
+                    let (start, end) = (k * step, ((k + 1) * step).min(size));
+                    if start < end {
+                        work.push(Work::Range { index, start, end });
+                    }
+                }
+            }
+            _ => work.push(Work::Whole(index)),
+        }
+    }
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(work));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (queue, tally, read) = (&queue, &tally, &read);
+                scope.spawn(move || {
+                    let mut mine = tally();
+                    let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
+                    let mut each = |seen: &Seen<'_>| read(&mut mine, seen);
+                    loop {
+                        let next = queue.lock().expect("not poisoned").pop_front();
+                        let Some(work) = next else { break };
+                        match work {
+                            Work::Whole(index) => scan(
+                                config,
+                                &inputs[index..=index],
+                                filter,
+                                &mut quiet,
+                                &mut each,
+                                &mut |_| {},
+                            ),
+                            Work::Range { index, start, end } => {
+                                let Input::File(path) = &inputs[index] else {
+                                    continue;
+                                };
+                                let Ok(reader) = range_of(path, start, end) else {
+                                    continue;
+                                };
+                                let mut decoder = config.decoder();
+                                let mut sink = Reads {
+                                    filter,
+                                    read: &mut each,
+                                    change: &mut |_| {},
+                                    problems: &mut quiet,
+                                    input: "",
+                                };
+                                decode_all(reader, &mut decoder, &mut sink, |_| false, |_, _| {});
+                            }
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a scanning thread does not panic"))
+            .collect()
+    })
+}
+
+/// A share of the inputs for one thread.
+enum Work {
+    Whole(usize),
+    /// The lines of a plain file that begin in `start..end`.
+    Range {
+        index: usize,
+        start: u64,
+        end: u64,
+    },
+}
+
+/// Files below this are read whole by one thread.
+const SPLIT_ABOVE: u64 = 64 << 20;
+
+/// The size of `input` if it is a large plain (not gzip) local file whose first line is a
+/// canonical JSON-lines record without an envelope, read in the canonical format: one record
+/// a line, so that cutting it at line breaks cuts no record.
+fn splittable(config: &Config, input: &Input, split_above: u64) -> Option<u64> {
+    use crate::format::Format;
+    use std::io::{BufRead, Read};
+    let Input::File(path) = input else {
+        return None;
+    };
+    let size = std::fs::metadata(path).ok()?.len();
+    if size < split_above || !matches!(config.input.format, Format::Jsonl | Format::Auto) {
+        return None;
+    }
+    let mut first = Vec::new();
+    std::io::BufReader::new(std::fs::File::open(path).ok()?)
+        .take(1 << 20)
+        .read_until(b'\n', &mut first)
+        .ok()?;
+    let plain = !first.starts_with(&[0x1f, 0x8b]);
+    let canonical = crate::format::vendor::sniff(&first) == Format::Jsonl
+        && crate::format::envelope::Envelope::of(
+            config.input.vendor.envelope,
+            config.input.vendor.record_field.as_deref(),
+            &first,
+        )
+        .is_none();
+    (plain && canonical).then_some(size)
+}
+
+/// The bytes of the lines of `path` that begin in `start..end`: from the first line break at
+/// or after `start - 1` (the line under way there is the previous range's), through the line
+/// break that ends the line under way at `end`.
+fn range_of(path: &std::path::Path, start: u64, end: u64) -> std::io::Result<impl std::io::Read> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let mut file = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+    let mut at = start;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start - 1))?;
+        let mut skipped = Vec::new();
+        file.read_until(b'\n', &mut skipped)?;
+        at = start - 1 + skipped.len() as u64;
+    }
+    Ok(UntilLineEnd {
+        inner: file,
+        left: end.saturating_sub(at),
+        done: at >= end,
+    })
+}
+
+/// A reader that gives `left` bytes, then the rest of the line under way (none when they end
+/// with a line break), then ends.
+struct UntilLineEnd<R> {
+    inner: R,
+    left: u64,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> std::io::Read for UntilLineEnd<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.done || out.is_empty() {
+            return Ok(0);
+        }
+        let available = self.inner.fill_buf()?;
+        if available.is_empty() {
+            return Ok(0);
+        }
+        let n = if self.left > 0 {
+            let n = available.len().min(out.len()).min(self.left as usize);
+            self.left -= n as u64;
+            // The range ends at a line's end: the next line is the next range's.
+            self.done = self.left == 0 && available[n - 1] == b'\n';
+            n
+        } else {
+            // Past the range: through the line break that ends the line under way.
+            let n = available.len().min(out.len());
+            match available[..n].iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.done = true;
+                    i + 1
+                }
+                None => n,
+            }
+        };
+        out[..n].copy_from_slice(&available[..n]);
+        self.inner.consume(n);
+        Ok(n)
+    }
+}
+
 struct Reads<'a> {
     filter: &'a TimeFilter,
     read: &'a mut dyn FnMut(&Seen<'_>),
@@ -244,4 +441,77 @@ fn parquet_reads(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_file_cut_for_two_threads_gives_the_reads_of_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reads.jsonl");
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!(
+                "{{\"ts\":\"2026-03-18T10:{:02}:{:02}.000Z\",\"principal\":\"p{}\",\"table\":\"t{}\",\"rows\":{i}}}\n",
+                (i / 60) % 60,
+                i % 60,
+                i % 97,
+                i % 7
+            ));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::load(None, &Default::default(), None).unwrap();
+        let inputs = [Input::File(path)];
+        let filter = TimeFilter::default();
+        let collect = |tally: &mut Vec<(Ts, String, String, Option<i64>)>, r: &Seen<'_>| {
+            tally.push((r.ts, r.table.into(), r.principal.into(), r.rows));
+        };
+        let mut one = scan_split(&config, &inputs, &filter, 1, 0, Vec::new, collect);
+        let mut cut: Vec<_> = scan_split(&config, &inputs, &filter, 2, 1, Vec::new, collect)
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut one = one.pop().unwrap();
+        assert_eq!(one.len(), 5000);
+        one.sort();
+        cut.sort();
+        assert_eq!(cut, one);
+    }
+
+    #[test]
+    fn byte_ranges_cut_at_line_breaks_give_every_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.jsonl");
+        let text: String = (0..200)
+            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 17)))
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        let size = text.len() as u64;
+        // Every cut, into two and into several ranges, including at and beside line breaks.
+        for parts in [2u64, 3, 7, 64] {
+            for shift in 0..5u64 {
+                let step = size.div_ceil(parts) + shift;
+                let mut whole = String::new();
+                let mut start = 0;
+                while start < size {
+                    let end = (start + step).min(size);
+                    let mut got = String::new();
+                    range_of(&path, start, end)
+                        .unwrap()
+                        .read_to_string(&mut got)
+                        .unwrap();
+                    assert!(
+                        got.is_empty() || got.ends_with('\n'),
+                        "{start}..{end}: {got:?}"
+                    );
+                    whole.push_str(&got);
+                    start = end;
+                }
+                assert_eq!(whole, text, "{parts} parts, shift {shift}");
+            }
+        }
+    }
 }
