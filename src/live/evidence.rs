@@ -109,6 +109,8 @@ impl Evidence {
                 fs::remove_file(&file)?;
             }
         }
+        // A mark whose file was moved away (to keep less): the evidence goes on from here.
+        let mark = mark.filter(|m| dir.join(&m.file).exists());
         let (day, length) = match mark.and_then(|m| day_of(Path::new(&m.file)).map(|d| (d, m))) {
             Some((day, mark)) => {
                 let path = dir.join(&mark.file);
@@ -348,6 +350,18 @@ mod tests {
         assert_eq!(read(&state).len(), 3);
         // A restart at the first mark drops the later day's file too.
         Evidence::open(&state, Some(&mark), "2026-03-20").unwrap();
+        assert_eq!(read(&state).len(), 1);
+        // The mark's file moved away (the older days are kept elsewhere): on from here.
+        fs::remove_file(dir.path().join("evidence/events-2026-03-18.jsonl")).unwrap();
+        let mut evidence = Evidence::open(&state, Some(&mark), "2026-03-20").unwrap();
+        evidence.access(&AccessEvent::new(
+            1_774_000_000_000_000,
+            "cat",
+            "hr.t",
+            None,
+        ));
+        let next = evidence.sync("2026-03-20").unwrap();
+        assert_eq!(next.file, "events-2026-03-20.jsonl");
         assert_eq!(read(&state).len(), 1);
         // No checkpoint: the detector starts afresh, and the evidence with it.
         Evidence::open(&state, None, "2026-03-20").unwrap();
