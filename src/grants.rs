@@ -16,7 +16,7 @@
 //! and a logged change on the same thing are one pair.
 
 use crate::event::{ChangeAction, MEMBER, PermissionChange};
-use crate::format::csv::split_csv;
+use crate::format::csv::{Headed, headed};
 use crate::time::Ts;
 use serde_json::Value;
 use std::path::Path;
@@ -111,15 +111,8 @@ impl Snapshot<'_> {
     }
 
     fn csv(&self, text: &str) -> Result<Vec<PermissionChange>, GrantsError> {
-        let mut lines = text.lines().enumerate();
-        let Some((_, header)) = lines.find(|(_, l)| !l.trim().is_empty()) else {
-            return Err(self.invalid(1, "empty: no header line"));
-        };
-        let columns: Vec<String> = split_csv(header, 64)
-            .map_err(|e| self.invalid(1, e))?
-            .iter()
-            .map(|c| c.trim().to_ascii_lowercase())
-            .collect();
+        let table = headed(text).map_err(|(line, e)| self.invalid(line, e))?;
+        let columns = &table.columns;
         let has = |names: &[&str]| names.iter().all(|n| columns.iter().any(|c| c == n));
         let shape = if has(&["grantee", "table_schema", "table_name", "privilege_type"]) {
             Shape::PostgresTableGrants
@@ -140,14 +133,10 @@ impl Snapshot<'_> {
             ));
         };
         let mut out = Vec::new();
-        for (at, line) in lines {
-            let number = at as u64 + 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let fields = split_csv(line, columns.len()).map_err(|e| self.invalid(number, e))?;
+        for &(number, line) in &table.records {
+            let fields = table.fields(line).map_err(|e| self.invalid(number, e))?;
             let row = Row {
-                columns: &columns,
+                table: &table,
                 fields,
             };
             let required = |name: &str| -> Result<String, GrantsError> {
@@ -326,18 +315,14 @@ impl Snapshot<'_> {
 
 /// One CSV row, its fields found by column name.
 struct Row<'a> {
-    columns: &'a [String],
+    table: &'a Headed<'a>,
     fields: Vec<std::borrow::Cow<'a, str>>,
 }
 
 impl Row<'_> {
     /// The field of column `name` (lowercase), trimmed; "" when absent.
     fn field(&self, name: &str) -> &str {
-        self.columns
-            .iter()
-            .position(|c| c == name)
-            .and_then(|i| self.fields.get(i))
-            .map_or("", |f| f.trim())
+        self.table.field(&self.fields, name)
     }
 }
 

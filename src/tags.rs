@@ -15,7 +15,7 @@
 //! `project.dataset.table`), so a tag and a read meet.
 
 use crate::detect::policy::{ClassifyRule, Sensitivity};
-use crate::format::csv::split_csv;
+use crate::format::csv::headed;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -164,15 +164,8 @@ fn rule(tag: &Tagged, level: Sensitivity) -> Result<ClassifyRule, String> {
 
 /// Snowflake TAG_REFERENCES as CSV, its header naming the columns.
 fn csv(text: &str) -> Result<Vec<Tagged>, (u64, String)> {
-    let mut lines = text.lines().enumerate();
-    let Some((_, header)) = lines.find(|(_, l)| !l.trim().is_empty()) else {
-        return Err((1, "empty: no header line".into()));
-    };
-    let columns: Vec<String> = split_csv(header, 64)
-        .map_err(|e| (1, e))?
-        .iter()
-        .map(|c| c.trim().to_ascii_lowercase())
-        .collect();
+    let table = headed(text)?;
+    let columns = &table.columns;
     for needed in ["tag_name", "object_name", "domain"] {
         if !columns.iter().any(|c| c == needed) {
             return Err((
@@ -185,17 +178,9 @@ fn csv(text: &str) -> Result<Vec<Tagged>, (u64, String)> {
         }
     }
     let mut out = Vec::new();
-    for (at, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let number = at as u64 + 1;
-        let fields = split_csv(line, columns.len()).map_err(|e| (number, e))?;
-        let field = |name: &str| -> String {
-            (columns.iter().position(|c| c == name))
-                .and_then(|i| fields.get(i))
-                .map_or(String::new(), |f| f.trim().to_string())
-        };
+    for &(number, line) in &table.records {
+        let fields = table.fields(line).map_err(|e| (number, e))?;
+        let field = |name: &str| table.field(&fields, name).to_string();
         out.extend(snowflake_tag(&field).map_err(|m| (number, m))?);
     }
     Ok(out)
