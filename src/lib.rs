@@ -12,7 +12,9 @@
 //! 2. [`detect`]: the pure detection core (no I/O, no clock); [`format`](mod@format): pure
 //!    decoding, raw lines to events through the one pipeline, [`format::Decoder`], and
 //!    Parquet record batches to detector ids ([`format::columns`]). Neither uses the other.
-//!    [`impact`]: what an exposure cost, from reads handed to it (pure, over `detect`'s types).
+//!    [`impact`]: what an exposure cost, from reads handed to it (pure, over `detect`'s types);
+//!    [`check`]: what a proposed permission change would open, judged against a detector's
+//!    state (pure; proposals read by `format`'s parsers of logged changes).
 //! 3. [`source`]: where bytes come from (files, gzip, stdin, followed files, Parquet, object
 //!    storage), framed into records by the one [`source::frame::Framer`]; [`intake`]: a live
 //!    source's time rules (an injected clock, quarantine, each input's watermark, the
@@ -38,6 +40,7 @@
 //! - `detect`: `event`, `intern`, `time`
 //! - `format`: `event`, `intern`, `time`
 //! - `impact`: `detect`, `time`
+//! - `check`: `detect`, `event`, `format`, `impact`, `time`
 //! - `source`: `format`, `time`
 //! - `intake`: `format`, `time`, `watermark`
 //! - `ocsf`: `detect`, `time`
@@ -65,6 +68,7 @@
 
 pub mod approvals;
 pub mod archive;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod detect;

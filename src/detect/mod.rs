@@ -175,6 +175,9 @@ pub struct Detector {
     grant_recorder: Option<Box<grant_states::Recorder>>,
     /// Per table, the earliest grant whose state of it is still to be kept (`Ts::MAX`: none).
     next_grant_state: Vec<Ts>,
+    /// The population: by principal id, its last read of any watched table (`Ts::MIN`: none
+    /// within the default `forget_after`). Who "everyone" is, for `exposure check`.
+    population: Vec<Ts>,
 }
 
 /// A table's baseline as one of its windows opened (`record_baselines`).
@@ -215,6 +218,7 @@ impl Detector {
             baselines: Vec::new(),
             grant_recorder,
             next_grant_state: Vec::new(),
+            population: Vec::new(),
         };
         detector.seed_permissions(&seed);
         detector
@@ -480,8 +484,9 @@ impl Detector {
         }
         self.reorder.note(ts);
         match incoming {
-            Incoming::Read(..) => {
+            Incoming::Read(_, principal) => {
                 self.stats.reads += 1;
+                self.note_population(principal, ts);
                 Observed::Read
             }
             Incoming::NotRead => {
@@ -498,6 +503,17 @@ impl Detector {
                 Observed::Change
             }
         }
+    }
+
+    /// Notes that `principal` read a watched table at `ts` (see `population`).
+    #[inline]
+    fn note_population(&mut self, principal: PrincipalId, ts: Ts) {
+        let at = principal.at();
+        if at >= self.population.len() {
+            self.population.resize(at + 1, Ts::MIN);
+        }
+        let last = &mut self.population[at];
+        *last = (*last).max(ts);
     }
 
     #[inline]

@@ -339,6 +339,53 @@ impl PermissionLedger {
         ledger
     }
 
+    /// The read grants standing at `at` on `table` or a container of it (a revoke of every
+    /// table of a container counted), most specific object first, then by grantee.
+    pub fn standing_on(&self, table: &str, at: Ts) -> Vec<&PermissionChange> {
+        let mut out = Vec::new();
+        for object in containers(table) {
+            let Some(pairs) = self.by_object.get(object) else {
+                continue;
+            };
+            for (grantee, changes) in pairs {
+                let history = self.history(object, grantee, Some(changes));
+                if let Some(grant) = standing(history.into_iter().take_while(|c| c.ts <= at)) {
+                    out.push(grant);
+                }
+            }
+        }
+        out
+    }
+
+    /// The read grants standing at `at` to `grantee` (on any object), sorted.
+    pub fn standing_to(&self, grantee: &str, at: Ts) -> Vec<&PermissionChange> {
+        let mut out: Vec<&PermissionChange> = Vec::new();
+        for (object, pairs) in &self.by_object {
+            if let Some(changes) = pairs.get(grantee) {
+                let history = self.history(object, grantee, Some(changes));
+                if let Some(grant) = standing(history.into_iter().take_while(|c| c.ts <= at)) {
+                    out.push(grant);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether the ledger knows `name` as a role with members.
+    pub fn is_role(&self, name: &str) -> bool {
+        self.members.contains_key(name)
+    }
+
+    /// The roles `principal` is a member of at `at`, directly or through roles, sorted.
+    pub fn roles_of(&self, principal: &str, at: Ts) -> BTreeSet<String> {
+        self.members
+            .keys()
+            .filter(|role| self.is_member(role, principal, at))
+            .cloned()
+            .collect()
+    }
+
     /// The grants standing now, for reports: (object, grantee, privilege, since).
     pub fn standing_grants(&self) -> Vec<&PermissionChange> {
         let mut out: Vec<&PermissionChange> = self

@@ -37,6 +37,11 @@ pub struct DetectorSnapshot {
     /// waiting for the revert of their cause.
     #[serde(default, skip_serializing_if = "is_empty")]
     pub permissions: RootCauseSnapshot,
+    /// The population: every principal (not anonymous) that read a watched table within the
+    /// default `forget_after`, with its last read, sorted by principal. Who "everyone" is, for
+    /// `exposure check`; absent from states written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub population: Vec<(String, Ts)>,
 }
 
 /// Which rule would decide a read of `table` (its state in a snapshot; `None`: never read) by
@@ -179,7 +184,23 @@ impl Detector {
             tables,
             buffered,
             permissions: self.root_cause.snapshot(),
+            population: self.population_snapshot(),
         }
+    }
+
+    /// The population as plain data (see [`DetectorSnapshot::population`]).
+    fn population_snapshot(&self) -> Vec<(String, Ts)> {
+        let mut population: Vec<(String, Ts)> = (self.population.iter().enumerate())
+            .filter(|(_, last)| **last != Ts::MIN)
+            .map(|(at, last)| {
+                let id = <crate::intern::PrincipalId as crate::intern::DenseId>::from_index(at as u32);
+                (self.principal_names.name(id), *last)
+            })
+            .filter(|(name, _)| !crate::event::is_anonymous(name))
+            .map(|(name, last)| (name.to_string(), last))
+            .collect();
+        population.sort();
+        population
     }
 
     /// One table's state as plain data.
@@ -296,6 +317,10 @@ impl Detector {
         detector.next_prune = snapshot.next_prune;
         detector.stats = snapshot.stats;
         detector.root_cause = RootCause::restore(&snapshot.permissions);
+        for (principal, last) in &snapshot.population {
+            let id = detector.principal_names.intern(principal);
+            detector.note_population(id, *last);
+        }
         let seed = std::sync::Arc::clone(&detector.settings.permissions.seed);
         detector.seed_permissions(&seed);
         detector

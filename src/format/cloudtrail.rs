@@ -535,13 +535,8 @@ fn permission_changes(
                 Some(policy) => policy.clone(),
                 None => Value::Null,
             };
-            let mut everyone = false;
-            for (principal, action) in policy_read_grants(&policy) {
-                everyone |= principal == "*";
-                change(ChangeAction::Grant, bucket, &principal, &action);
-            }
-            if !everyone {
-                change(ChangeAction::Revoke, bucket, "*", "s3:GetObject");
+            for (action, grantee, privilege) in bucket_policy_changes(&policy) {
+                change(action, bucket, &grantee, &privilege);
             }
         }
         "DeleteBucketPolicy" => change(ChangeAction::Revoke, bucket, "*", "s3:GetObject"),
@@ -550,14 +545,9 @@ fn permission_changes(
                 ("PutObjectAcl", Some(key)) => name_of(bucket, Some(key), options.resource),
                 _ => bucket.to_string(),
             };
-            let granted = acl_read_grants(r);
-            for (_, group) in ACL_GROUPS {
-                match granted.iter().find(|(g, _)| *g == group) {
-                    Some((_, permission)) => {
-                        change(ChangeAction::Grant, &object, group, permission)
-                    }
-                    None => change(ChangeAction::Revoke, &object, group, "READ"),
-                }
+            let parameters = r.get("requestParameters").unwrap_or(&Value::Null);
+            for (action, group, permission) in acl_changes(parameters) {
+                change(action, &object, group, &permission);
             }
         }
         "PutBucketPublicAccessBlock" | "PutPublicAccessBlock" => {
@@ -633,6 +623,41 @@ fn allowed_reads(policy: &Value) -> Vec<(&Value, &str)> {
         .collect()
 }
 
+/// What putting bucket policy `policy` changes, as (action, grantee, privilege): a grant to
+/// each principal an `Allow` statement lets read, and — a policy replaces the one before —
+/// a revoke from everyone (`*`) unless the policy itself lets everyone read. Shared by the
+/// logged `PutBucketPolicy` and the policy `exposure check` is asked about.
+pub(crate) fn bucket_policy_changes(policy: &Value) -> Vec<(ChangeAction, String, String)> {
+    let mut out = Vec::new();
+    let mut everyone = false;
+    for (principal, action) in policy_read_grants(policy) {
+        everyone |= principal == "*";
+        let entry = (ChangeAction::Grant, principal, action);
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    if !everyone {
+        out.push((ChangeAction::Revoke, "*".into(), "s3:GetObject".into()));
+    }
+    out
+}
+
+/// What putting an ACL changes for everyone and every authenticated user, as (action, group,
+/// permission): a grant where it lets them read, a revoke where it does not (an ACL replaces
+/// the one before). `parameters` holds the ACL as CloudTrail logs a `PutBucketAcl`'s
+/// `requestParameters` (`x-amz-acl`, `AccessControlPolicy.AccessControlList.Grant`).
+pub(crate) fn acl_changes(parameters: &Value) -> Vec<(ChangeAction, &'static str, String)> {
+    let granted = acl_read_grants(parameters);
+    ACL_GROUPS
+        .iter()
+        .map(|(_, group)| match granted.iter().find(|(g, _)| g == group) {
+            Some((_, permission)) => (ChangeAction::Grant, *group, permission.clone()),
+            None => (ChangeAction::Revoke, *group, "READ".to_string()),
+        })
+        .collect()
+}
+
 /// (principal, read action) of each `Allow` statement of a bucket policy that lets read.
 pub(crate) fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -655,9 +680,9 @@ pub(crate) fn policy_read_grants(policy: &Value) -> Vec<(String, String)> {
 /// (group, permission) of each `READ` or `FULL_CONTROL` grant of an ACL call to everyone or
 /// every authenticated user: the ACL's grants, or its canned `x-amz-acl` (a header: logged as
 /// a string, or as a list of its values).
-fn acl_read_grants(r: &Value) -> Vec<(&'static str, String)> {
+fn acl_read_grants(parameters: &Value) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let canned = match at(r, "requestParameters.x-amz-acl") {
+    let canned = match at(parameters, "x-amz-acl") {
         Some(Value::Array(values)) => values.iter().find_map(Value::as_str),
         Some(value) => value.as_str(),
         None => None,
@@ -667,10 +692,7 @@ fn acl_read_grants(r: &Value) -> Vec<(&'static str, String)> {
         Some("authenticated-read") => out.push(("allAuthenticatedUsers", "READ".to_string())),
         _ => {}
     }
-    let grants = at(
-        r,
-        "requestParameters.AccessControlPolicy.AccessControlList.Grant",
-    );
+    let grants = at(parameters, "AccessControlPolicy.AccessControlList.Grant");
     let grants: Vec<&Value> = match grants {
         Some(Value::Array(list)) => list.iter().collect(),
         Some(one @ Value::Object(_)) => vec![one],

@@ -278,10 +278,7 @@ fn permission_changes(
         });
     };
     let kind = string(params, &["securable_type"]).unwrap_or("table");
-    if !["table", "view", "schema", "catalog", "metastore"]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(kind))
-    {
+    if !is_table_securable(kind) {
         return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
     }
     let changes = match params.get("changes") {
@@ -290,7 +287,40 @@ fn permission_changes(
         None => Value::Null,
     };
     let actor = required(entry, &["userIdentity.email", "user_identity.email"])?;
-    let mut items = Vec::new();
+    let mut items: Vec<Item> = permission_list_changes(&changes)
+        .into_iter()
+        .map(|(action, grantee, privilege)| {
+            Item::Permission(PermissionChange {
+                ts,
+                action,
+                object: object.to_string(),
+                grantee,
+                privilege,
+                actor: actor.to_string(),
+                statement: None,
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        items.push(Item::NotAccess(NotAccess::OtherPermission));
+    }
+    Ok(items)
+}
+
+/// Whether a Unity Catalog securable type holds tables (a table or view, or a container of
+/// them).
+pub(crate) fn is_table_securable(kind: &str) -> bool {
+    ["table", "view", "schema", "catalog", "metastore"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(kind))
+}
+
+/// The changes of an `updatePermissions` list (`[{principal, add: [..], remove: [..]}]`, the
+/// body of Unity Catalog's `PATCH /permissions`), as (action, grantee, privilege): removes
+/// first, then adds, per principal. Shared by logged changes and those `exposure check` is
+/// asked about.
+pub(crate) fn permission_list_changes(changes: &Value) -> Vec<(ChangeAction, String, String)> {
+    let mut out = Vec::new();
     for change in changes.as_array().map(Vec::as_slice).unwrap_or_default() {
         let Some(principal) = string(change, &["principal"]) else {
             continue;
@@ -301,25 +331,13 @@ fn permission_changes(
         ] {
             let privileges = change.get(key).and_then(Value::as_array);
             for privilege in privileges.map(Vec::as_slice).unwrap_or_default() {
-                let Some(privilege) = privilege.as_str() else {
-                    continue;
-                };
-                items.push(Item::Permission(PermissionChange {
-                    ts,
-                    action,
-                    object: object.to_string(),
-                    grantee: principal.to_string(),
-                    privilege: privilege.to_string(),
-                    actor: actor.to_string(),
-                    statement: None,
-                }));
+                if let Some(privilege) = privilege.as_str() {
+                    out.push((action, principal.to_string(), privilege.to_string()));
+                }
             }
         }
     }
-    if items.is_empty() {
-        items.push(Item::NotAccess(NotAccess::OtherPermission));
-    }
-    Ok(items)
+    out
 }
 
 #[cfg(test)]

@@ -264,7 +264,31 @@ fn permission_changes(
         return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
     };
     let actor = required(payload, &["authenticationInfo.principalEmail"])?;
-    let mut items = Vec::new();
+    let mut items: Vec<Item> = binding_delta_changes(deltas)
+        .into_iter()
+        .map(|(action, grantee, privilege)| {
+            Item::Permission(PermissionChange {
+                ts,
+                action,
+                object: object.clone(),
+                grantee,
+                privilege,
+                actor: actor.to_string(),
+                statement: None,
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        items.push(Item::NotAccess(NotAccess::OtherPermission));
+    }
+    Ok(items)
+}
+
+/// The changes of IAM binding deltas (`{action: ADD|REMOVE, role, member}`), as (action,
+/// grantee, role): the member's `user:`/`group:`/`serviceAccount:` prefix taken off. Shared by
+/// logged policy changes and the deltas `exposure check` is asked about.
+pub(crate) fn binding_delta_changes(deltas: &[Value]) -> Vec<(ChangeAction, String, String)> {
+    let mut out = Vec::new();
     for delta in deltas {
         let action = match string(delta, &["action"]) {
             Some("ADD") => ChangeAction::Grant,
@@ -275,20 +299,28 @@ fn permission_changes(
         else {
             continue;
         };
-        items.push(Item::Permission(PermissionChange {
-            ts,
-            action,
-            object: object.clone(),
-            grantee: member_name(member).to_string(),
-            privilege: role.to_string(),
-            actor: actor.to_string(),
-            statement: None,
-        }));
+        out.push((action, member_name(member).to_string(), role.to_string()));
     }
-    if items.is_empty() {
-        items.push(Item::NotAccess(NotAccess::OtherPermission));
+    out
+}
+
+/// The binding deltas that setting IAM policy `policy` (`{bindings: [{role, members}]}`)
+/// adds: one `ADD` per member of each binding (what a policy takes away is what stood and is
+/// not in it: the caller's to compare).
+pub(crate) fn policy_bindings_as_deltas(policy: &Value) -> Vec<Value> {
+    let bindings = policy.get("bindings").and_then(Value::as_array);
+    let mut out = Vec::new();
+    for binding in bindings.map(Vec::as_slice).unwrap_or_default() {
+        let Some(role) = string(binding, &["role"]) else {
+            continue;
+        };
+        for member in binding.get("members").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(member) = member.as_str() {
+                out.push(serde_json::json!({"action": "ADD", "role": role, "member": member}));
+            }
+        }
     }
-    Ok(items)
+    out
 }
 
 /// A Cloud Storage data access (`serviceName` `storage.googleapis.com`, data access log):

@@ -149,9 +149,13 @@ fn tokens(sql: &str) -> Vec<(usize, Token)> {
                 out.push((start, token));
             }
             b if b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 => {
+                // `@` and `-` inside a word too: a grantee written unquoted as its e-mail
+                // (`new.hire@corp.example`, `svc-etl`) is read as one name, as meant.
                 while i < bytes.len()
                     && (bytes[i].is_ascii_alphanumeric()
-                        || matches!(bytes[i], b'_' | b'$')
+                        || matches!(bytes[i], b'_' | b'$' | b'@')
+                        || (bytes[i] == b'-'
+                            && bytes.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric()))
                         || bytes[i] >= 0x80)
                 {
                     i += 1;
@@ -201,12 +205,159 @@ pub fn starts_with_command(sql: &str, command: &str) -> bool {
 
 /// The permission changes of one `GRANT` or `REVOKE` statement; `None` when it is not one
 /// that changes read access to tables (or role membership) as far as this grammar tells.
+/// A grant on the future tables of a schema (Snowflake's `ON FUTURE TABLES IN SCHEMA s`) is a
+/// grant on the schema; `ALTER DEFAULT PRIVILEGES` is `None` here: it changes no table that
+/// exists (see [`parse_statement`]).
 pub fn parse_grant(sql: &str, context: &GrantContext<'_>) -> Option<Vec<PermissionChange>> {
+    parse_statement(sql, context)
+        .filter(|parsed| !parsed.default_privileges)
+        .map(|parsed| parsed.changes)
+}
+
+/// The statement that undoes `sql` (a `GRANT` or `REVOKE`, perhaps after `ALTER DEFAULT
+/// PRIVILEGES …`): its first `GRANT` made `REVOKE` and the `TO` after it `FROM` (or the
+/// reverse), options after the grantees (`WITH GRANT OPTION`, `CASCADE`) left out. `None`
+/// when it is not one.
+pub fn undo_statement(sql: &str) -> Option<String> {
+    let sql = sql.trim().trim_end_matches(';').trim_end();
+    let tokens = tokens(sql);
+    let verb = tokens
+        .iter()
+        .position(|(_, t)| t.is_keyword("GRANT") || t.is_keyword("REVOKE"))?;
+    let granting = tokens[verb].1.is_keyword("GRANT");
+    let (to, from) = if granting { ("TO", "FROM") } else { ("FROM", "TO") };
+    let target = verb + tokens[verb..].iter().position(|(_, t)| t.is_keyword(to))?;
+    let end = tokens[target..]
+        .iter()
+        .position(|(_, t)| {
+            ["WITH", "GRANTED", "CASCADE", "RESTRICT", "COPY"]
+                .iter()
+                .any(|k| t.is_keyword(k))
+        })
+        .map(|at| tokens[target + at].0)
+        .unwrap_or(sql.len());
+    let (verb_at, target_at) = (tokens[verb].0, tokens[target].0);
+    let mut out = String::with_capacity(sql.len() + 2);
+    out.push_str(&sql[..verb_at]);
+    out.push_str(if granting { "REVOKE" } else { "GRANT" });
+    out.push_str(&sql[verb_at + if granting { 5 } else { 6 }..target_at]);
+    out.push_str(from);
+    out.push_str(sql[target_at + to.len()..end].trim_end());
+    Some(out)
+}
+
+/// One statement read: its changes, and what they reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedGrant {
+    pub changes: Vec<PermissionChange>,
+    /// The objects are containers whose *future* tables the changes reach (`ON FUTURE TABLES
+    /// IN SCHEMA s`, `ALTER DEFAULT PRIVILEGES`), not the tables in them now.
+    pub future_only: bool,
+    /// An `ALTER DEFAULT PRIVILEGES` statement (its object: the schemas of `IN SCHEMA`, or
+    /// `*`, every schema, without one).
+    pub default_privileges: bool,
+}
+
+/// [`parse_grant`], saying also whether the statement reaches future tables only, and
+/// reading `ALTER DEFAULT PRIVILEGES [FOR ROLE r] [IN SCHEMA s, …] GRANT|REVOKE … ON TABLES
+/// TO|FROM …` (PostgreSQL): what `exposure check` asks of a proposed statement.
+pub fn parse_statement(sql: &str, context: &GrantContext<'_>) -> Option<ParsedGrant> {
     let tokens: Vec<Token> = tokens(sql).into_iter().map(|(_, t)| t).collect();
     let mut at = Cursor {
         tokens: &tokens,
         i: 0,
     };
+    if at.keywords(&["ALTER", "DEFAULT", "PRIVILEGES"]) {
+        return default_privileges(sql, &tokens, at.i, context);
+    }
+    let future_only = tokens.windows(2).any(|w| {
+        w[0].is_keyword("FUTURE") && (w[1].is_keyword("TABLES") || w[1].is_keyword("VIEWS"))
+    });
+    grant_or_revoke(sql, &tokens, context).map(|changes| ParsedGrant {
+        changes,
+        future_only,
+        default_privileges: false,
+    })
+}
+
+/// `ALTER DEFAULT PRIVILEGES …` from the token after `PRIVILEGES` (see [`parse_statement`]):
+/// the grant or revoke that follows, on the schemas named (`*`: every schema).
+fn default_privileges(
+    sql: &str,
+    tokens: &[Token],
+    from: usize,
+    context: &GrantContext<'_>,
+) -> Option<ParsedGrant> {
+    let mut at = Cursor { tokens, i: from };
+    if at.keywords(&["FOR", "ROLE"]) || at.keywords(&["FOR", "USER"]) {
+        loop {
+            at.name(context)?;
+            if !at.comma() {
+                break;
+            }
+        }
+    }
+    let mut schemas = Vec::new();
+    if at.keywords(&["IN", "SCHEMA"]) {
+        loop {
+            let name = at.name(context)?.join(".");
+            schemas.push(match context.object_prefix {
+                Some(prefix) => format!("{prefix}.{name}"),
+                None => name,
+            });
+            if !at.comma() {
+                break;
+            }
+        }
+    }
+    if schemas.is_empty() {
+        schemas.push("*".to_string());
+    }
+    // The rest is a GRANT or REVOKE on TABLES: read as one on the first schema, then put on
+    // each.
+    let rest = &tokens[at.i..];
+    let on = rest.iter().position(|t| t.is_keyword("ON"))?;
+    if !rest.get(on + 1)?.is_keyword("TABLES") {
+        return None;
+    }
+    let mut rewritten: Vec<Token> = rest[..=on].to_vec();
+    rewritten.push(Token::Word {
+        text: "SCHEMA".into(),
+        quoted: false,
+    });
+    rewritten.push(Token::Word {
+        text: "schema".into(),
+        quoted: true,
+    });
+    rewritten.extend_from_slice(&rest[on + 2..]);
+    let plain = GrantContext {
+        object_prefix: None,
+        ..*context
+    };
+    let template = grant_or_revoke(sql, &rewritten, &plain)?;
+    let changes = schemas
+        .iter()
+        .flat_map(|schema| {
+            template.iter().map(|c| PermissionChange {
+                object: schema.clone(),
+                ..c.clone()
+            })
+        })
+        .collect();
+    Some(ParsedGrant {
+        changes,
+        future_only: true,
+        default_privileges: true,
+    })
+}
+
+/// A `GRANT` or `REVOKE` statement's changes, from its tokens.
+fn grant_or_revoke(
+    sql: &str,
+    tokens: &[Token],
+    context: &GrantContext<'_>,
+) -> Option<Vec<PermissionChange>> {
+    let mut at = Cursor { tokens, i: 0 };
     let action = if at.keyword("GRANT") {
         ChangeAction::Grant
     } else if at.keyword("REVOKE") {
@@ -342,6 +493,32 @@ impl Cursor<'_> {
         found
     }
 
+    /// Whether the next token is the kind of object `keyword` (`TABLE t`, `WAREHOUSE w`):
+    /// the keyword followed by a name, not the first part of a name (`warehouse.users.pii`,
+    /// `table` alone).
+    fn is_kind(&self, keyword: &str) -> bool {
+        self.peek().is_some_and(|t| t.is_keyword(keyword))
+            && matches!(self.tokens.get(self.i + 1), Some(Token::Word { .. }))
+    }
+
+    /// Steps over the kind of object `keyword` (see [`Cursor::is_kind`]), if it is next.
+    fn kind(&mut self, keyword: &str) -> bool {
+        let found = self.is_kind(keyword);
+        if found {
+            self.i += 1;
+        }
+        found
+    }
+
+    /// Steps over a comma, if one is next.
+    fn comma(&mut self) -> bool {
+        let found = self.peek() == Some(&Token::Comma);
+        if found {
+            self.i += 1;
+        }
+        found
+    }
+
     fn keywords(&mut self, keywords: &[&str]) -> bool {
         let found = keywords
             .iter()
@@ -400,13 +577,13 @@ impl Cursor<'_> {
             || self.keywords(&["FUTURE", "TABLES", "IN", "SCHEMA"])
             || self.keywords(&["FUTURE", "VIEWS", "IN", "SCHEMA"])
             || self.keywords(&["FUTURE", "TABLES", "IN", "DATABASE"])
-            || self.keyword("SCHEMA")
-            || self.keyword("CATALOG")
-            || self.keyword("DATABASE")
+            || self.kind("SCHEMA")
+            || self.kind("CATALOG")
+            || self.kind("DATABASE")
         {
             Some(true)
-        } else if self.keyword("TABLE")
-            || self.keyword("VIEW")
+        } else if self.kind("TABLE")
+            || self.kind("VIEW")
             || self.keywords(&["MATERIALIZED", "VIEW"])
             || self.keywords(&["FOREIGN", "TABLE"])
         {
@@ -436,7 +613,7 @@ impl Cursor<'_> {
             "MODEL",
         ]
         .iter()
-        .any(|k| self.peek().is_some_and(|t| t.is_keyword(k)))
+        .any(|k| self.is_kind(k))
         {
             None
         } else {
@@ -625,6 +802,22 @@ mod tests {
             (c[0].object.as_str(), c[0].grantee.as_str()),
             ("PROD.HR", "ANALYST")
         );
+    }
+
+    #[test]
+    fn a_name_that_starts_like_a_kind_of_object_is_a_name() {
+        assert_eq!(
+            changes("GRANT SELECT ON warehouse.users.pii TO new.hire@corp.example").unwrap(),
+            ["GRANT SELECT warehouse.users.pii new.hire@corp.example"]
+        );
+        assert_eq!(
+            changes("GRANT SELECT ON TABLE schema.t, sequence TO svc-etl").unwrap(),
+            [
+                "GRANT SELECT schema.t svc-etl",
+                "GRANT SELECT public.sequence svc-etl"
+            ]
+        );
+        assert_eq!(changes("GRANT USAGE ON WAREHOUSE wh TO analyst"), None);
     }
 
     #[test]

@@ -374,8 +374,8 @@ fn as_shard(mut settings: DetectorSettings, partition: i32, partitions: i32) -> 
 /// into the states of `partitions` partitions, as if the history had gone through the
 /// repartition topic: each table (its baseline, pending principals, open window, buffered
 /// reads, windows awaiting the revert of their cause) goes to the partition it routes to;
-/// the permission ledger and the clock go to every partition (every partition hears every
-/// change), and so does each table's first read (its `learn_until` alone: what a partition
+/// the permission ledger, the population and the clock go to every partition (every partition
+/// hears every change), and so does each table's first read (its `learn_until` alone: what a partition
 /// knows of another's table). Counters start at zero: they count what each partition takes
 /// from Kafka.
 pub fn split(whole: &DetectorSnapshot, partitions: i32) -> Vec<DetectorSnapshot> {
@@ -392,6 +392,7 @@ pub fn split(whole: &DetectorSnapshot, partitions: i32) -> Vec<DetectorSnapshot>
                 awaiting_revert: Vec::new(),
                 ..whole.permissions.clone()
             },
+            population: whole.population.clone(),
         })
         .collect();
     let at = |table: &str| partition_of(table, partitions) as usize;
