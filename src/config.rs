@@ -66,6 +66,8 @@ pub struct ConfigFile {
     /// `[tags]`: what the `--tags` files' tags mean.
     pub tags: crate::tags::TagLevels,
     pub sinks: Vec<crate::sink::SinkSection>,
+    /// `[check]`: how `exposure check` and the endpoint judge a proposed change.
+    pub check: crate::check::CheckPolicy,
 }
 
 /// One `[[classify]]` rule: how sensitive the data of the tables its globs match is (in the
@@ -321,6 +323,8 @@ pub struct Config {
     pub sinks: Vec<crate::sink::SinkSection>,
     /// `[input.kafka]`, validated.
     pub kafka: Option<kafka::KafkaSettings>,
+    /// `[check]`.
+    pub check: crate::check::CheckPolicy,
 }
 
 impl Config {
@@ -515,7 +519,27 @@ impl Config {
                 ),
                 None => None,
             },
+            check: {
+                let check = &file.check;
+                if check.max_request_bytes == 0 || check.max_concurrent == 0 {
+                    return Err(invalid(
+                        "check",
+                        "max_request_bytes and max_concurrent must be at least 1",
+                    ));
+                }
+                check.clone()
+            },
         })
+    }
+
+    /// What `exposure check` judges by: the table policies (sensitivity), who counts as
+    /// everyone, the `[check]` policy.
+    pub fn check_rules(&self) -> crate::check::Rules<'_> {
+        crate::check::Rules {
+            policies: &self.detector.policies,
+            permissions: &self.detector.permissions,
+            check: &self.check,
+        }
     }
 
     /// How long a line of an input may be (the configured cap, raised for CloudTrail

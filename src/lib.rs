@@ -49,8 +49,8 @@
 //! - `grants`: `event`, `format`, `time`
 //! - `tags`: `detect`, `format`
 //! - `approvals`: `detect`, `state`, `text`, `time`
-//! - `config`: `detect`, `event`, `format`, `grants`, `report`, `sink`, `source`, `state`,
-//!   `tags`, `time`
+//! - `config`: `check`, `detect`, `event`, `format`, `grants`, `report`, `sink`, `source`,
+//!   `state`, `tags`, `time`
 //! - `replay`: `config`, `detect`, `event`, `format`, `intern`, `report`, `source`, `time`,
 //!   `watermark`
 //! - `archive`: `config`, `event`, `format`, `intern`, `output`, `replay`, `report`, `source`,
@@ -63,7 +63,7 @@
 //!   `report`, `source`, `text`, `time`
 //! - `explain`: `approvals`, `config`, `detect`, `incident`, `live`, `report`, `source`,
 //!   `state`, `text`, `time`
-//! - `cli`: `approvals`, `archive`, `config`, `detect`, `explain`, `format`, `incident`,
+//! - `cli`: `approvals`, `archive`, `check`, `config`, `detect`, `explain`, `format`, `incident`,
 //!   `kafka`, `live`, `ocsf`, `output`, `replay`, `report`, `sink`, `source`, `state`, `time`
 
 pub mod approvals;

@@ -115,7 +115,11 @@ impl Knowledge {
     /// From a detector's state; `seed` holds the `--grants` snapshots' grants (the ledger of a
     /// state holds them already when it was learned with them; repeats are one).
     pub fn from_snapshot(snapshot: &DetectorSnapshot, seed: &[PermissionChange]) -> Knowledge {
-        let mut names: Vec<&str> = snapshot.population.iter().map(|(p, _)| p.as_str()).collect();
+        let mut names: Vec<&str> = snapshot
+            .population
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect();
         for table in &snapshot.tables {
             names.extend(table.baseline.iter().map(|(p, _)| p.as_str()));
             names.extend(table.pending.iter().map(|p| p.principal.as_str()));
@@ -286,9 +290,16 @@ impl CheckReport {
         let mut out = format!("{}: {}\n", self.verdict.name(), self.reason);
         for c in &self.changes {
             let what = c.statement.clone().unwrap_or_else(|| {
-                format!("{} {} ON {} TO {}", c.action, c.privilege, c.object, c.grantee)
+                format!(
+                    "{} {} ON {} TO {}",
+                    c.action, c.privilege, c.object, c.grantee
+                )
             });
-            out.push_str(&format!("\n{:<5} {}\n", c.verdict.name().to_uppercase(), what));
+            out.push_str(&format!(
+                "\n{:<5} {}\n",
+                c.verdict.name().to_uppercase(),
+                what
+            ));
             out.push_str(&format!("      {}\n", c.reason));
             let covers = &c.grantee_covers;
             let who = match covers.kind {
@@ -775,7 +786,12 @@ impl<'k> Judge<'k> {
         f.changes_access = stands;
         if !change.is_membership() {
             for table in self.knowledge.tables_in(&change.object) {
-                let lost = self.losses(table, covered, change);
+                // Nothing standing, nothing lost.
+                let lost = if stands {
+                    self.losses(table, covered, change)
+                } else {
+                    Vec::new()
+                };
                 let mut finding = self.judge_table(&table.name, Some(table), false, None);
                 finding.would_lose_read = Some(lost.len());
                 if !matches!(covered, Covered::Everyone) {
@@ -801,7 +817,12 @@ impl<'k> Judge<'k> {
 
     /// The change's verdict and reason from its tables'.
     fn conclude(&self, change: &PermissionChange, everyone: bool, f: &mut ChangeFinding) {
-        f.verdict = f.tables.iter().map(|t| t.verdict).max().unwrap_or(Verdict::Allow);
+        f.verdict = f
+            .tables
+            .iter()
+            .map(|t| t.verdict)
+            .max()
+            .unwrap_or(Verdict::Allow);
         let who = describe_grantee(&change.grantee, &self.covered_hint(everyone));
         if !f.changes_access {
             f.reason = match &f.already_granted {
@@ -839,7 +860,12 @@ impl<'k> Judge<'k> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let gained: usize = f.tables.iter().filter_map(|t| t.would_gain_read).max().unwrap_or(0);
+        let gained: usize = f
+            .tables
+            .iter()
+            .filter_map(|t| t.would_gain_read)
+            .max()
+            .unwrap_or(0);
         f.reason = match (f.verdict, decisive.first().and_then(|t| t.rule)) {
             (Verdict::Allow, _) => format!(
                 "{who} would gain read of {} table{} none of them sensitive by [check] ({} principal{} at most)",

@@ -84,7 +84,9 @@ impl std::str::FromStr for Dialect {
         match text {
             "postgres" | "postgresql" => Ok(Dialect::Postgres),
             "snowflake" => Ok(Dialect::Snowflake),
-            other => Err(format!("unknown SQL dialect {other:?} (postgres, snowflake)")),
+            other => Err(format!(
+                "unknown SQL dialect {other:?} (postgres, snowflake)"
+            )),
         }
     }
 }
@@ -256,7 +258,15 @@ fn sql(text: &str, options: &ProposalOptions) -> Result<Vec<Proposed>, ProposalE
             ));
         };
         let undo = grant_sql::undo_statement(statement);
+        // `REVOKE … ON ALL TABLES IN SCHEMA s` is recorded on `s` and on `s.*` (for the
+        // ledger's history); one change to judge.
+        let objects: Vec<String> = parsed.changes.iter().map(|c| c.object.clone()).collect();
         for change in parsed.changes {
+            if let Some(container) = change.object.strip_suffix(".*")
+                && objects.iter().any(|o| o == container)
+            {
+                continue;
+            }
             out.push(Proposed {
                 change,
                 future_only: parsed.future_only,
@@ -282,7 +292,9 @@ fn canonical(text: &str, options: &ProposalOptions) -> Result<Vec<Proposed>, Pro
         let mut value: Value =
             serde_json::from_str(line).map_err(|e| invalid(where_(), format!("not JSON: {e}")))?;
         if let Some(object) = value.as_object_mut() {
-            object.entry("ts").or_insert(Value::from(crate::time::format_ts(options.ts)));
+            object
+                .entry("ts")
+                .or_insert(Value::from(crate::time::format_ts(options.ts)));
             object
                 .entry("principal")
                 .or_insert(Value::from(options.actor.clone()));
@@ -399,12 +411,22 @@ fn s3_acl(document: &Value, options: &ProposalOptions) -> Result<Vec<Proposed>, 
             "an ACL does not name its bucket: give it with --object BUCKET",
         ));
     };
-    let bucket = bucket.trim_start_matches("s3://").trim_end_matches('/').to_string();
+    let bucket = bucket
+        .trim_start_matches("s3://")
+        .trim_end_matches('/')
+        .to_string();
     let statement = Some(format!("PutBucketAcl on {bucket}"));
     Ok(cloudtrail::acl_changes(&acl_request(document))
         .into_iter()
         .map(|(action, group, permission)| Proposed {
-            change: change(options, action, &bucket, group, &permission, statement.clone()),
+            change: change(
+                options,
+                action,
+                &bucket,
+                group,
+                &permission,
+                statement.clone(),
+            ),
             future_only: false,
             implied: action == ChangeAction::Revoke,
             undo: Some(format!(
@@ -508,7 +530,14 @@ fn unity_catalog(
                 "add"
             };
             Proposed {
-                change: change(options, action, object, &grantee, &privilege, statement.clone()),
+                change: change(
+                    options,
+                    action,
+                    object,
+                    &grantee,
+                    &privilege,
+                    statement.clone(),
+                ),
                 future_only: false,
                 implied: false,
                 undo: Some(
@@ -559,10 +588,11 @@ mod tests {
         assert_eq!(proposed[0].change.object, "warehouse_users");
         assert_eq!(
             proposed[0].undo.as_deref(),
-            Some("ALTER DEFAULT PRIVILEGES FOR ROLE etl IN SCHEMA warehouse_users REVOKE SELECT ON TABLES FROM PUBLIC")
+            Some(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE etl IN SCHEMA warehouse_users REVOKE SELECT ON TABLES FROM PUBLIC"
+            )
         );
-        let everywhere =
-            read_sql("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO analysts");
+        let everywhere = read_sql("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO analysts");
         assert_eq!(everywhere[0].change.object, "*");
         // Snowflake's future grants too.
         let options = ProposalOptions {
@@ -580,8 +610,11 @@ mod tests {
 
     #[test]
     fn a_grant_it_cannot_read_is_an_error_naming_the_statement() {
-        let error = read("SELECT 1; GRANT EXECUTE ON FUNCTION f() TO x", &ProposalOptions::default())
-            .unwrap_err();
+        let error = read(
+            "SELECT 1; GRANT EXECUTE ON FUNCTION f() TO x",
+            &ProposalOptions::default(),
+        )
+        .unwrap_err();
         assert!(error.to_string().starts_with("statement 2: "), "{error}");
         let error = read("CREATE TABLE t (a int)", &ProposalOptions::default()).unwrap_err();
         assert!(matches!(error, ProposalError::Empty(_)), "{error}");
@@ -593,7 +626,10 @@ mod tests {
         let proposed = read(policy, &ProposalOptions::default()).unwrap();
         assert_eq!(proposed.len(), 1);
         assert_eq!(
-            (proposed[0].change.object.as_str(), proposed[0].change.grantee.as_str()),
+            (
+                proposed[0].change.object.as_str(),
+                proposed[0].change.grantee.as_str()
+            ),
             ("acme-exports", "*")
         );
         let acl = r#"{"Grants":[{"Grantee":{"Type":"Group","URI":"http://acs.amazonaws.com/groups/global/AllUsers"},"Permission":"READ"}]}"#;

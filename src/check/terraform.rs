@@ -62,7 +62,14 @@ pub fn read(plan: &Value, options: &ProposalOptions) -> Result<Vec<Proposed>, Pr
         ] {
             for (object, grantee, privilege, future_only) in list {
                 out.push(Proposed {
-                    change: change(options, action, object, grantee, privilege, statement.clone()),
+                    change: change(
+                        options,
+                        action,
+                        object,
+                        grantee,
+                        privilege,
+                        statement.clone(),
+                    ),
                     future_only: *future_only,
                     implied: false,
                     undo: undo.clone(),
@@ -97,12 +104,14 @@ fn block<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
 /// A JSON document held as a string attribute (`policy`, `policy_data`).
 fn document(value: &Value, key: &str, address: &str) -> Result<Option<Value>, ProposalError> {
     match value.get(key) {
-        Some(Value::String(text)) => serde_json::from_str(text).map(Some).map_err(|e| {
-            ProposalError::Invalid {
-                what: format!("{address}.{key}"),
-                message: format!("not JSON: {e}"),
-            }
-        }),
+        Some(Value::String(text)) => {
+            serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| ProposalError::Invalid {
+                    what: format!("{address}.{key}"),
+                    message: format!("not JSON: {e}"),
+                })
+        }
         Some(Value::Null) | None => Ok(None),
         Some(other) => Ok(Some(other.clone())),
     }
@@ -143,7 +152,12 @@ fn granted(kind: &str, v: &Value, address: &str) -> Result<Vec<Granted>, Proposa
             let bucket = text(v, "bucket").unwrap_or_default();
             let mut grants = Vec::new();
             if let Some(policy) = block(v, "access_control_policy") {
-                for grant in policy.get("grant").and_then(Value::as_array).into_iter().flatten() {
+                for grant in policy
+                    .get("grant")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let Some(grantee) = block(grant, "grantee") else {
                         continue;
                     };
@@ -180,7 +194,9 @@ fn granted(kind: &str, v: &Value, address: &str) -> Result<Vec<Granted>, Proposa
             iam_values(v, &object, address, &mut push)?;
         }
         "snowflake_grant_privileges_to_account_role" => {
-            let role = text(v, "account_role_name").map(snowflake_name).unwrap_or_default();
+            let role = text(v, "account_role_name")
+                .map(snowflake_name)
+                .unwrap_or_default();
             let mut privileges = strings(v.get("privileges"));
             if v.get("all_privileges").and_then(Value::as_bool) == Some(true) {
                 privileges.push("ALL");
@@ -220,7 +236,12 @@ fn granted(kind: &str, v: &Value, address: &str) -> Result<Vec<Granted>, Proposa
                 .iter()
                 .find_map(|k| text(v, k))
                 .unwrap_or_default();
-            for grant in v.get("grant").and_then(Value::as_array).into_iter().flatten() {
+            for grant in v
+                .get("grant")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let Some(principal) = text(grant, "principal") else {
                     continue;
                 };
@@ -329,8 +350,14 @@ mod tests {
 
     #[test]
     fn a_plan_without_resource_changes_is_refused() {
-        let error = read(&serde_json::json!({"planned_values": {}}), &ProposalOptions::default())
-            .unwrap_err();
-        assert!(error.to_string().contains("terraform show -json"), "{error}");
+        let error = read(
+            &serde_json::json!({"planned_values": {}}),
+            &ProposalOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("terraform show -json"),
+            "{error}"
+        );
     }
 }

@@ -39,7 +39,10 @@ fn knowledge() -> Knowledge {
         tables: vec![
             table("db.users.pii", &["a", "b"]),
             table("db.users.cards", &["c"]),
-            table("db.public.docs", &people.iter().map(String::as_str).collect::<Vec<_>>()),
+            table(
+                "db.public.docs",
+                &people.iter().map(String::as_str).collect::<Vec<_>>(),
+            ),
         ],
         buffered: Vec::new(),
         permissions: RootCauseSnapshot {
@@ -111,7 +114,11 @@ fn a_grant_to_one_newcomer_is_warned_and_to_a_reader_changes_nothing() {
     let report = ask("GRANT SELECT ON db.users.pii TO pii_readers");
     assert_eq!(report.verdict, Verdict::Allow);
     assert!(report.changes[0].already_granted.is_some());
-    assert!(report.reason.starts_with("changes nothing"), "{}", report.reason);
+    assert!(
+        report.reason.starts_with("changes nothing"),
+        "{}",
+        report.reason
+    );
 }
 
 #[test]
@@ -145,9 +152,8 @@ fn everyone_already_reading_a_public_table_gains_nothing_and_unknown_tables_are_
     let report = ask("GRANT SELECT ON db.users.new_table TO PUBLIC");
     assert!(!report.changes[0].tables[0].known);
     assert_eq!(report.verdict, Verdict::Deny);
-    let report = ask(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA db.users GRANT SELECT ON TABLES TO PUBLIC",
-    );
+    let report =
+        ask("ALTER DEFAULT PRIVILEGES IN SCHEMA db.users GRANT SELECT ON TABLES TO PUBLIC");
     assert_eq!(report.changes[0].reaches, "future tables");
     assert_eq!(report.verdict, Verdict::Deny);
     let report = ask("GRANT INSERT ON db.users.pii TO PUBLIC");
@@ -180,8 +186,14 @@ fn classification_and_thresholds_decide() {
     .unwrap();
     let report = check(&knowledge(), &proposal, rules);
     let cards = &report.changes[0].tables[0];
-    assert_eq!((cards.sensitivity, cards.classified), (Sensitivity::Internal, true));
+    assert_eq!(
+        (cards.sensitivity, cards.classified),
+        (Sensitivity::Internal, true)
+    );
     assert_eq!(cards.verdict, Verdict::Allow);
     let pii = &report.changes[0].tables[1];
-    assert_eq!((pii.verdict, pii.rule), (Verdict::Deny, Some("deny_everyone")));
+    assert_eq!(
+        (pii.verdict, pii.rule),
+        (Verdict::Deny, Some("deny_everyone"))
+    );
 }

@@ -119,6 +119,77 @@ pub enum Command {
             --principal quinn.khan@corp.example sample-logs/incident.jsonl\n  \
         exposure explain --table warehouse.users.pii --state-dir state")]
     Explain(ExplainArgs),
+
+    /// Before a permission change is applied: which tables it would open (containers
+    /// expanded to the tables known in them), who would gain read beyond each table's
+    /// baseline, whether it widens what already stands, how to undo it, and a verdict from
+    /// the config's `[check]` policy. Exit code 0 allow, 1 deny, 3 warn, 2 no answer (bad
+    /// input). The change: SQL (PostgreSQL or Snowflake `GRANT`, `REVOKE`, `ALTER DEFAULT
+    /// PRIVILEGES`; other statements of a migration passed over), an S3 bucket policy or ACL,
+    /// a Google Cloud IAM policy or binding deltas, a Unity Catalog permissions change, a
+    /// canonical JSON change, or `terraform show -json` of a plan.
+    #[command(after_help = "Examples:
+          exposure check --state-dir /var/lib/exposure \
+                  --sql 'GRANT SELECT ON ALL TABLES IN SCHEMA warehouse.users TO PUBLIC'
+          exposure check --sql 'GRANT SELECT ON warehouse.users.pii TO new.hire@corp.example' \
+                  sample-logs/incident.jsonl sample-logs/permissions.jsonl
+          terraform show -json plan.out | exposure check --state-dir state --change - --json
+          exposure check --state-dir state --change policy.json --object acme-exports")]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub detect: DetectFlags,
+
+    /// The proposed change as SQL text.
+    #[arg(
+        long,
+        value_name = "SQL",
+        conflicts_with = "change",
+        required_unless_present = "change"
+    )]
+    pub sql: Option<String>,
+
+    /// The proposed change in FILE (`-`: stdin): SQL, a policy or ACL, IAM JSON, a Unity
+    /// Catalog change, canonical JSON lines, a Terraform plan's JSON.
+    #[arg(long, value_name = "FILE")]
+    pub change: Option<PathBuf>,
+
+    /// What the change is [default: told from its text].
+    #[arg(long, value_name = "KIND", value_parser = ["auto", "sql", "s3-policy", "s3-acl", "gcp-iam", "databricks", "canonical", "terraform"], default_value = "auto")]
+    pub kind: String,
+
+    /// Whose SQL: how unquoted names fold, which schema unqualified tables are in.
+    #[arg(long, value_name = "DIALECT", value_parser = ["postgres", "snowflake"], default_value = "postgres")]
+    pub dialect: String,
+
+    /// The object a document is put on when it does not name it: an S3 bucket, a BigQuery
+    /// dataset (`P.D`, `projects/P/datasets/D`), a Cloud Storage bucket (`gs://B`), a Unity
+    /// Catalog securable.
+    #[arg(long, value_name = "NAME")]
+    pub object: Option<String>,
+
+    /// The schema unqualified SQL table names are in [default: public for PostgreSQL].
+    #[arg(long, value_name = "SCHEMA")]
+    pub schema: Option<String>,
+
+    /// Put before every SQL object name (when the logs' table names carry the database).
+    #[arg(long, value_name = "DATABASE")]
+    pub database: Option<String>,
+
+    /// Write the answer as one JSON object (`exposure.check/v1`).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Judge against this `watch` (or `learn`) state dir (it may be in use).
+    #[arg(long, value_name = "DIR", conflicts_with = "paths")]
+    pub state_dir: Option<PathBuf>,
+
+    /// History to learn the baselines from instead (logs with their permission changes).
+    #[arg(required_unless_present = "state_dir", value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]

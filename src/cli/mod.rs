@@ -33,7 +33,83 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Impact(args) => run_impact(args),
         Command::Baseline(args) => run_baseline(args),
         Command::Explain(args) => run_explain(args),
+        Command::Check(args) => run_check(args).context(CheckUnanswered),
     }
+}
+
+/// `exposure check` could not answer (bad input, an unreadable state): exit code 2, never
+/// the 0, 1 or 3 of a verdict.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer")]
+pub struct CheckUnanswered;
+
+fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    use crate::check::proposal::{self, ProposalOptions};
+    let config = args.detect.config(None, None)?;
+    let text = match (&args.sql, &args.change) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            io::Read::read_to_string(&mut io::stdin().lock(), &mut text)
+                .context("cannot read the change from stdin")?;
+            text
+        }
+        (None, Some(path)) => {
+            let bytes = crate::state::read_regular(path, 64 << 20)
+                .with_context(|| format!("cannot read the change {}", path.display()))?;
+            String::from_utf8(bytes)
+                .with_context(|| format!("{} is not UTF-8 text", path.display()))?
+        }
+        (None, None) => unreachable!("clap requires --sql or --change"),
+    };
+    let snapshot = match &args.state_dir {
+        Some(dir) => {
+            let state_dir = crate::state::StateDir::new(dir);
+            state_dir
+                .check_existing()
+                .with_context(|| format!("cannot read the state dir {}", dir.display()))?;
+            crate::live::checkpoint::Checkpoint::load(&state_dir)?
+                .with_context(|| format!("{} holds no checkpoint", dir.display()))?
+                .detector
+        }
+        None => {
+            let mut problems = Problems::new(Box::new(io::stderr()), 10);
+            let inputs = inputs_of(
+                &args.paths,
+                config.input.format,
+                TimeFilter::default(),
+                &mut problems,
+            )?;
+            let learned =
+                crate::live::learn_history(&config, &inputs, TimeFilter::default(), &mut problems);
+            problems.finish();
+            learned?.1
+        }
+    };
+    let knowledge =
+        crate::check::Knowledge::from_snapshot(&snapshot, &config.detector.permissions.seed);
+    let options = ProposalOptions {
+        kind: args.kind.parse().map_err(ConfigError::Usage)?,
+        dialect: args.dialect.parse().map_err(ConfigError::Usage)?,
+        object: args.object.clone(),
+        schema: args.schema.clone(),
+        database: args.database.clone(),
+        ts: snapshot.now.or(snapshot.newest).unwrap_or(0),
+        ..Default::default()
+    };
+    let proposal = proposal::read(&text, &options)?;
+    let report = crate::check::check(&knowledge, &proposal, config.check_rules());
+    let out = if args.json {
+        serde_json::to_string(&report)? + "\n"
+    } else {
+        report.text()
+    };
+    let mut stdout = io::stdout().lock();
+    // Ignoring a closed stdout: the exit code carries the verdict.
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush());
+    Ok(ExitCode::from(report.verdict.exit_code()))
 }
 
 fn run_impact(args: ImpactArgs) -> anyhow::Result<ExitCode> {
@@ -768,6 +844,7 @@ fn inputs_of(
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let usage = |e: &(dyn std::error::Error + 'static)| {
         e.is::<ConfigError>()
+            || e.is::<CheckUnanswered>()
             || e.is::<crate::sink::SinkConfigError>()
             || e.is::<crate::live::checkpoint::CheckpointError>()
             || e.is::<InputError>()

@@ -212,7 +212,13 @@ impl Detector {
             let forget = state.policy.thresholds.forget_after.micros();
             state.baseline.retain(|last| now - last <= forget);
         }
-        let forget = self.settings.policies.default.thresholds.forget_after.micros();
+        let forget = self
+            .settings
+            .policies
+            .default
+            .thresholds
+            .forget_after
+            .micros();
         for last in &mut self.population {
             if *last != Ts::MIN && now - *last > forget {
                 *last = Ts::MIN;

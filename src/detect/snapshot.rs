@@ -193,7 +193,8 @@ impl Detector {
         let mut population: Vec<(String, Ts)> = (self.population.iter().enumerate())
             .filter(|(_, last)| **last != Ts::MIN)
             .map(|(at, last)| {
-                let id = <crate::intern::PrincipalId as crate::intern::DenseId>::from_index(at as u32);
+                let id =
+                    <crate::intern::PrincipalId as crate::intern::DenseId>::from_index(at as u32);
                 (self.principal_names.name(id), *last)
             })
             .filter(|(name, _)| !crate::event::is_anonymous(name))

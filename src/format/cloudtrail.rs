@@ -651,10 +651,12 @@ pub(crate) fn acl_changes(parameters: &Value) -> Vec<(ChangeAction, &'static str
     let granted = acl_read_grants(parameters);
     ACL_GROUPS
         .iter()
-        .map(|(_, group)| match granted.iter().find(|(g, _)| g == group) {
-            Some((_, permission)) => (ChangeAction::Grant, *group, permission.clone()),
-            None => (ChangeAction::Revoke, *group, "READ".to_string()),
-        })
+        .map(
+            |(_, group)| match granted.iter().find(|(g, _)| g == group) {
+                Some((_, permission)) => (ChangeAction::Grant, *group, permission.clone()),
+                None => (ChangeAction::Revoke, *group, "READ".to_string()),
+            },
+        )
         .collect()
 }
 

@@ -314,7 +314,12 @@ pub(crate) fn policy_bindings_as_deltas(policy: &Value) -> Vec<Value> {
         let Some(role) = string(binding, &["role"]) else {
             continue;
         };
-        for member in binding.get("members").and_then(Value::as_array).into_iter().flatten() {
+        for member in binding
+            .get("members")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(member) = member.as_str() {
                 out.push(serde_json::json!({"action": "ADD", "role": role, "member": member}));
             }

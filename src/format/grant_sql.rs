@@ -225,7 +225,11 @@ pub fn undo_statement(sql: &str) -> Option<String> {
         .iter()
         .position(|(_, t)| t.is_keyword("GRANT") || t.is_keyword("REVOKE"))?;
     let granting = tokens[verb].1.is_keyword("GRANT");
-    let (to, from) = if granting { ("TO", "FROM") } else { ("FROM", "TO") };
+    let (to, from) = if granting {
+        ("TO", "FROM")
+    } else {
+        ("FROM", "TO")
+    };
     let target = verb + tokens[verb..].iter().position(|(_, t)| t.is_keyword(to))?;
     let end = tokens[target..]
         .iter()
