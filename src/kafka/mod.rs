@@ -55,6 +55,15 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         sources = sources.len(), partitions = settings.partitions,
         "reading Kafka"
     );
+    if config.check.endpoint {
+        anyhow::bail!(crate::config::ConfigError::Invalid {
+            key: "check.endpoint".into(),
+            message: "the check endpoint answers from one detector's state: it is served by \
+                      `watch` over files, not over Kafka (each instance holds some partitions); \
+                      run `exposure check --state-dir` on a learned state instead"
+                .into(),
+        });
+    }
     let metrics = Arc::new(Metrics::default());
     let service = Service::start(
         &config,
@@ -64,6 +73,7 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
     )?;
     service.run(
         options.metrics_addr,
+        None,
         options.drain_timeout,
         move |journal, stop, ready| {
             let ingest_stop = Arc::new(AtomicBool::new(false));

@@ -68,6 +68,8 @@ pub struct Engine {
     sources: std::collections::HashMap<String, InputClock>,
     /// The evidence kept (`--keep-reads`): every event observed.
     evidence: Option<super::evidence::Evidence>,
+    /// `[check] endpoint`: where each checkpoint's state is published for `POST /v1/check`.
+    check_endpoint: Option<Arc<super::server::CheckEndpoint>>,
 }
 
 /// What one event is, for [`Engine::observe`]: an access (`Some((table, principal))` when it
@@ -179,7 +181,31 @@ impl Engine {
             wall_floor: WallFloor::default(),
             sources: std::collections::HashMap::new(),
             evidence: None,
+            check_endpoint: None,
         }
+    }
+
+    /// Publishes the state to `endpoint` at each checkpoint (and now), for `POST /v1/check`.
+    pub fn answer_checks(&mut self, endpoint: Arc<super::server::CheckEndpoint>) {
+        self.publish_check(&endpoint, &self.detector.snapshot());
+        self.check_endpoint = Some(endpoint);
+    }
+
+    /// Puts what `snapshot` knows, and the rules in force, in place for the check endpoint.
+    fn publish_check(
+        &self,
+        endpoint: &super::server::CheckEndpoint,
+        snapshot: &crate::detect::DetectorSnapshot,
+    ) {
+        let settings = self.detector.settings();
+        endpoint.publish(super::server::Judging {
+            knowledge: crate::check::Knowledge::from_snapshot(
+                snapshot,
+                &settings.permissions.seed,
+            ),
+            policies: settings.policies.clone(),
+            permissions: settings.permissions.clone(),
+        });
     }
 
     /// Keeps every event observed in `evidence` (synced and marked at each checkpoint).
@@ -627,6 +653,9 @@ impl Engine {
 
     fn checkpoint(&mut self, follower: Option<&Follower>) -> io::Result<()> {
         let snapshot = self.detector.snapshot();
+        if let Some(endpoint) = &self.check_endpoint {
+            self.publish_check(endpoint, &snapshot);
+        }
         let open: HashSet<String> = snapshot
             .tables
             .iter()

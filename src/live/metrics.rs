@@ -1,19 +1,17 @@
-//! Prometheus text metrics for `exposure watch`: counters the detection loop and the sinks bump
-//! (lock-free atomics), rendered on `GET /metrics` by a small HTTP/1.1 server on the address
-//! given with `--metrics-addr`; `GET /ready` answers 200 once the inputs are positioned and
-//! checkpointed (503 before), for a readiness probe. The server defends itself: at most
-//! [`MAX_CONNECTIONS`] at once, each given [`HEAD_TIMEOUT`] to send its request and
-//! [`EXCHANGE_TIMEOUT`] in all, accept errors backed off.
+//! The metrics of `exposure watch`: counters the detection loop and the sinks bump (lock-free
+//! atomics), rendered as OpenMetrics text by the `prometheus-client` crate on each scrape of
+//! `GET /metrics` (served by [`super::server`]): the figures are read once into plain values,
+//! then encoded by a [`Collector`].
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 /// Per-sink delivery counters.
 #[derive(Debug, Default)]
@@ -110,16 +108,19 @@ impl Metrics {
         counters
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition (`# EOF` last).
     pub fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("exposure");
+        registry.register_collector(Box::new(self.figures()));
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}\nexposure_{name} {value}"
-            );
-        };
-        let counts: [(&str, &str, &str, &AtomicU64); 16] = [
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Every figure as it stands now.
+    fn figures(&self) -> Figures {
+        let counts: [(&'static str, &'static str, &'static str, &AtomicU64); 16] = [
             (
                 "events_read_total",
                 "counter",
@@ -217,300 +218,266 @@ impl Metrics {
                 &self.config_reload_failures,
             ),
         ];
-        for (name, kind, help, count) in counts {
-            metric(name, kind, help, count.load(Relaxed).to_string());
-        }
+        let mut families: Vec<Family> = counts
+            .iter()
+            .map(|(name, kind, help, count)| {
+                Family::one(name, *kind == "counter", help, Sample::Count(count.load(Relaxed)))
+            })
+            .collect();
         // Seconds from a time (µs since the epoch; 0: not yet) to now.
         let now = now_us();
         let since = |at: i64| {
             if at == 0 {
-                "NaN".to_string()
+                f64::NAN
             } else {
-                format!("{:.3}", (now - at) as f64 / 1e6)
+                (now - at) as f64 / 1e6
             }
         };
-        metric(
-            "seconds_behind",
-            "gauge",
-            "Wall clock minus the newest event time.",
-            since(self.newest_event_us.load(Relaxed)),
-        );
         let watermark = self.watermark_us.load(Relaxed);
-        metric(
-            "watermark_seconds",
-            "gauge",
-            "Event time up to which every event is applied (the watermark), in seconds since the epoch.",
-            if watermark == 0 {
-                "NaN".to_string()
-            } else {
-                format!("{:.6}", watermark as f64 / 1e6)
-            },
-        );
-        metric(
-            "checkpoint_age_seconds",
-            "gauge",
-            "Seconds since the last checkpoint was written.",
-            since(self.checkpoint_at_us.load(Relaxed)),
-        );
+        families.extend([
+            Family::one(
+                "seconds_behind",
+                false,
+                "Wall clock minus the newest event time.",
+                Sample::Level(since(self.newest_event_us.load(Relaxed))),
+            ),
+            Family::one(
+                "watermark_seconds",
+                false,
+                "Event time up to which every event is applied (the watermark), in seconds since the epoch.",
+                Sample::Level(if watermark == 0 {
+                    f64::NAN
+                } else {
+                    watermark as f64 / 1e6
+                }),
+            ),
+            Family::one(
+                "checkpoint_age_seconds",
+                false,
+                "Seconds since the last checkpoint was written.",
+                Sample::Level(since(self.checkpoint_at_us.load(Relaxed))),
+            ),
+        ]);
         let sinks = self.sinks.lock().expect("not poisoned");
         let journaled = self.journaled.load(Relaxed);
-        let pending = |s: &SinkMetrics| journaled.saturating_sub(s.acked.load(Relaxed)).to_string();
         let rows: Vec<(String, &SinkMetrics)> =
             sinks.iter().map(|(n, m)| (n.clone(), &**m)).collect();
-        render_labelled(
-            &mut out,
-            "sink",
-            &rows,
-            &[
-                (
-                    "sink_delivered_total",
-                    "counter",
-                    "Alert events a sink acknowledged.",
-                    &(|s: &SinkMetrics| s.delivered.load(Relaxed).to_string())
-                        as &dyn Fn(&SinkMetrics) -> String,
-                ),
-                (
-                    "sink_retries_total",
-                    "counter",
-                    "Failed delivery attempts that will be retried.",
-                    &|s| s.retries.load(Relaxed).to_string(),
-                ),
-                (
-                    "sink_dead_lettered_total",
-                    "counter",
-                    "Alert events a sink rejected for good (moved to the dead-letter file).",
-                    &|s| s.dead_lettered.load(Relaxed).to_string(),
-                ),
-                (
-                    "sink_pending",
-                    "gauge",
-                    "Alert events in the outbox not yet acknowledged by a sink.",
-                    &pending,
-                ),
-            ],
-        );
+        let sink_families: [LabelledFamily<SinkMetrics>; 4] = [
+            (
+                "sink_delivered_total",
+                "Alert events a sink acknowledged.",
+                &|s| Sample::Count(s.delivered.load(Relaxed)),
+            ),
+            (
+                "sink_retries_total",
+                "Failed delivery attempts that will be retried.",
+                &|s| Sample::Count(s.retries.load(Relaxed)),
+            ),
+            (
+                "sink_dead_lettered_total",
+                "Alert events a sink rejected for good (moved to the dead-letter file).",
+                &|s| Sample::Count(s.dead_lettered.load(Relaxed)),
+            ),
+            (
+                "sink_pending",
+                "Alert events in the outbox not yet acknowledged by a sink.",
+                &|s| Sample::Count(journaled.saturating_sub(s.acked.load(Relaxed))),
+            ),
+        ];
+        labelled(&mut families, "sink", &rows, &sink_families);
         drop(sinks);
-        self.render_partitions(&mut out, now);
-        self.render_sources(&mut out);
-        out
-    }
-
-    fn render_sources(&self, out: &mut String) {
-        let sources = self.sources.lock().expect("not poisoned");
-        if sources.is_empty() {
-            return;
-        }
-        let rows: Vec<(String, &SourceMetrics)> =
-            sources.iter().map(|(n, f)| (n.clone(), f)).collect();
-        render_labelled(
-            out,
-            "source",
-            &rows,
-            &[
-                (
-                    "kafka_source_offset",
-                    "gauge",
-                    "The next offset the ingest reads of a raw topic partition it owns.",
-                    &(|s: &SourceMetrics| s.offset.to_string())
-                        as &dyn Fn(&SourceMetrics) -> String,
-                ),
-                (
-                    "kafka_source_lag",
-                    "gauge",
-                    "Records of an owned raw topic partition not yet read (NaN before the consumer \
-                 has seen its end).",
-                    &|s| s.lag.map_or_else(|| "NaN".to_string(), |l| l.to_string()),
-                ),
-                (
-                    "kafka_source_quiet_seconds",
-                    "gauge",
-                    "Seconds since the ingest last read a record of an owned raw topic partition.",
-                    &|s| format!("{:.3}", s.quiet_seconds),
-                ),
-            ],
-        );
-    }
-
-    fn render_partitions(&self, out: &mut String, now: i64) {
         let partitions = self.partitions.lock().expect("not poisoned");
-        if partitions.is_empty() {
-            return;
-        }
-        let rows: Vec<(String, &PartitionMetrics)> =
-            partitions.iter().map(|(p, f)| (p.to_string(), f)).collect();
-        render_labelled(
-            out,
-            "partition",
-            &rows,
-            &[
+        if !partitions.is_empty() {
+            let rows: Vec<(String, &PartitionMetrics)> =
+                partitions.iter().map(|(p, f)| (p.to_string(), f)).collect();
+            let partition_families: [LabelledFamily<PartitionMetrics>; 6] = [
                 (
                     "kafka_partition_lag",
-                    "gauge",
                     "Records of an owned repartition partition not yet read.",
-                    &(|p: &PartitionMetrics| p.lag.to_string())
-                        as &dyn Fn(&PartitionMetrics) -> String,
+                    &|p| Sample::Level(p.lag as f64),
                 ),
                 (
                     "kafka_partition_events_total",
-                    "counter",
                     "Events a partition took (rate() gives events/s).",
-                    &|p| p.events.to_string(),
+                    &|p| Sample::Count(p.events),
                 ),
                 (
                     "kafka_partition_repeats_total",
-                    "counter",
                     "Events sent twice by a restarted ingest, dropped.",
-                    &|p| p.repeats.to_string(),
+                    &|p| Sample::Count(p.repeats),
                 ),
                 (
                     "kafka_partition_state_bytes",
-                    "gauge",
                     "Size of the partition's last checkpoint.",
-                    &|p| p.state_bytes.to_string(),
+                    &|p| Sample::Count(p.state_bytes),
                 ),
                 (
                     "kafka_partition_checkpoint_age_seconds",
-                    "gauge",
                     "Seconds since the partition's last checkpoint.",
-                    &|p| {
-                        if p.checkpoint_at_us == 0 {
-                            "NaN".to_string()
-                        } else {
-                            format!("{:.3}", (now - p.checkpoint_at_us) as f64 / 1e6)
-                        }
-                    },
+                    &|p| Sample::Level(since(p.checkpoint_at_us)),
                 ),
                 (
                     "kafka_partition_seconds_behind",
-                    "gauge",
                     "Wall clock minus the partition's watermark.",
-                    &|p| match p.watermark_us {
-                        Some(w) => format!("{:.3}", (now - w) as f64 / 1e6),
-                        None => "NaN".to_string(),
-                    },
+                    &|p| Sample::Level(p.watermark_us.map_or(f64::NAN, since)),
                 ),
-            ],
-        );
+            ];
+            labelled(&mut families, "partition", &rows, &partition_families);
+        }
+        drop(partitions);
+        let sources = self.sources.lock().expect("not poisoned");
+        if !sources.is_empty() {
+            let rows: Vec<(String, &SourceMetrics)> =
+                sources.iter().map(|(n, f)| (n.clone(), f)).collect();
+            let source_families: [LabelledFamily<SourceMetrics>; 3] = [
+                (
+                    "kafka_source_offset",
+                    "The next offset the ingest reads of a raw topic partition it owns.",
+                    &|s| Sample::Level(s.offset as f64),
+                ),
+                (
+                    "kafka_source_lag",
+                    "Records of an owned raw topic partition not yet read (NaN before the consumer has seen its end).",
+                    &|s| Sample::Level(s.lag.map_or(f64::NAN, |l| l as f64)),
+                ),
+                (
+                    "kafka_source_quiet_seconds",
+                    "Seconds since the ingest last read a record of an owned raw topic partition.",
+                    &|s| Sample::Level(s.quiet_seconds),
+                ),
+            ];
+            labelled(&mut families, "source", &rows, &source_families);
+        }
+        Figures(families)
     }
 }
 
-/// One metric family: its name (after `exposure_`), type, help, and a row's sample value.
-type Family<'a, T> = (&'a str, &'a str, &'a str, &'a dyn Fn(&T) -> String);
+/// One sample's value: a count (counters, integral gauges) or a level (gauges that may be
+/// `NaN`: "not yet").
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sample {
+    Count(u64),
+    Level(f64),
+}
 
-/// Writes each family's HELP and TYPE, then a sample per row labelled `label="row key"`
-/// (escaped as the text format asks).
-fn render_labelled<T>(
-    out: &mut String,
-    label: &str,
+/// One metric family as read at a scrape: its name after `exposure_` (a counter's without the
+/// `_total` the encoding adds), whether it is a counter, its help, and its samples, each with
+/// its label value (`None`: unlabelled).
+#[derive(Debug)]
+struct Family {
+    name: &'static str,
+    counter: bool,
+    help: &'static str,
+    label: &'static str,
+    samples: Vec<(Option<String>, Sample)>,
+}
+
+impl Family {
+    /// An unlabelled family of one sample; a name ending in `_total` is a counter's.
+    fn one(name: &'static str, counter: bool, help: &'static str, sample: Sample) -> Family {
+        Family {
+            name: name.strip_suffix("_total").unwrap_or(name),
+            counter,
+            help,
+            label: "",
+            samples: vec![(None, sample)],
+        }
+    }
+}
+
+/// A labelled family: its full name (`_total`: a counter), help, and each row's sample.
+type LabelledFamily<'a, T> = (&'static str, &'static str, &'a dyn Fn(&T) -> Sample);
+
+/// Adds one family per entry of `of`, with a sample per row labelled `label="row key"`.
+fn labelled<T>(
+    families: &mut Vec<Family>,
+    label: &'static str,
     rows: &[(String, &T)],
-    families: &[Family<'_, T>],
+    of: &[LabelledFamily<'_, T>],
 ) {
-    for (name, kind, help, get) in families {
-        let _ = writeln!(
-            out,
-            "# HELP exposure_{name} {help}\n# TYPE exposure_{name} {kind}"
-        );
-        for (key, figures) in rows {
-            let _ = writeln!(
-                out,
-                "exposure_{name}{{{label}=\"{}\"}} {}",
-                key.replace('\\', "\\\\").replace('"', "\\\""),
-                get(figures)
-            );
+    for (name, help, get) in of {
+        let counter = name.ends_with("_total");
+        families.push(Family {
+            name: name.strip_suffix("_total").unwrap_or(name),
+            counter,
+            help,
+            label,
+            samples: rows
+                .iter()
+                .map(|(key, figures)| (Some(key.clone()), get(figures)))
+                .collect(),
+        });
+    }
+}
+
+/// The figures of one scrape, encoded by `prometheus-client`.
+#[derive(Debug)]
+struct Figures(Vec<Family>);
+
+impl Sample {
+    fn encode(
+        self,
+        counter: bool,
+        encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> std::fmt::Result {
+        match (self, counter) {
+            (Sample::Count(n), true) => ConstCounter::new(n).encode(encoder),
+            (Sample::Level(x), true) => ConstCounter::new(x).encode(encoder),
+            (Sample::Count(n), false) => ConstGauge::new(n).encode(encoder),
+            (Sample::Level(x), false) => ConstGauge::new(x).encode(encoder),
         }
     }
 }
 
-/// At most this many connections are held at once; further ones wait in the kernel's backlog,
-/// so a flood of connections can hold neither file descriptors nor CPU that detection and
-/// delivery need. Far more than scrapers: idle connections (load balancers' probes, a port
-/// scan, a client that connects and sends nothing) must not keep a scrape waiting.
-pub const MAX_CONNECTIONS: usize = 256;
-
-/// A connection gets this long to send its request head: one that sends nothing is closed
-/// quickly, so idle connections free their slots well within a scraper's timeout.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A connection gets this long, in all, to send its request and take the answer.
-pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Accept errors (out of file descriptors, most often) are retried after a pause doubling from
-/// this up to [`ACCEPT_BACKOFF_MAX`], instead of spinning.
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// Serves `metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = Duration::ZERO;
-    loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                backoff = Duration::ZERO;
-                let metrics = Arc::clone(&metrics);
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(stream, &metrics)).await;
-                });
-            }
-            Err(e) => {
-                if backoff.is_zero() {
-                    tracing::warn!(error = %e, "metrics: cannot accept a connection; backing off");
+impl Collector for Figures {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        for family in &self.0 {
+            let kind = if family.counter {
+                MetricType::Counter
+            } else {
+                MetricType::Gauge
+            };
+            let mut metric = encoder.encode_descriptor(family.name, family.help, None, kind)?;
+            for (key, sample) in &family.samples {
+                match key {
+                    None => sample.encode(family.counter, metric.encode_family(&NO_LABELS)?)?,
+                    Some(key) => {
+                        let labels = [(family.label, key.as_str())];
+                        sample.encode(family.counter, metric.encode_family(&labels)?)?;
+                    }
                 }
-                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
-                tokio::time::sleep(backoff).await;
             }
         }
+        Ok(())
     }
 }
 
-/// Reads one request head (bounded; a body is ignored) and answers it.
-async fn answer(mut stream: TcpStream, metrics: &Metrics) {
-    let mut request = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let head = async {
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
-            match stream.read(&mut buf).await {
-                Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
-                _ => return false,
-            }
-        }
-        true
-    };
-    if !matches!(tokio::time::timeout(HEAD_TIMEOUT, head).await, Ok(true)) {
-        return;
-    }
-    let head = String::from_utf8_lossy(&request);
-    let target = head.split_whitespace().nth(1).unwrap_or("");
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (head.starts_with("GET "), path) {
-        (true, "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-        (true, "/ready") if metrics.ready.load(Relaxed) => {
-            ("200 OK", "text/plain", "ready\n".to_string())
-        }
-        (true, "/ready") => (
-            "503 Service Unavailable",
-            "text/plain",
-            "starting\n".to_string(),
-        ),
-        _ => (
-            "404 Not Found",
-            "text/plain",
-            "try /metrics or /ready\n".to_string(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
+/// The label set of an unlabelled sample.
+const NO_LABELS: [(&str, &str); 0] = [];
 
-/// Binds `addr` for [`serve`].
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_render_as_openmetrics_with_the_names_scrapers_use() {
+        let metrics = Metrics::default();
+        metrics.intake.events_read.store(7, Relaxed);
+        metrics.open_windows.store(2, Relaxed);
+        let sink = metrics.sink("pager \"x\"", 0);
+        sink.delivered.store(3, Relaxed);
+        metrics.journaled.store(5, Relaxed);
+        let text = metrics.render();
+        for line in [
+            "# TYPE exposure_events_read counter",
+            "exposure_events_read_total 7",
+            "exposure_open_windows 2",
+            "exposure_seconds_behind NaN",
+            "exposure_sink_delivered_total{sink=\"pager \\\"x\\\"\"} 3",
+            "exposure_sink_pending{sink=\"pager \\\"x\\\"\"} 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
 }

@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod journal;
 pub mod metrics;
 pub mod outbox;
+pub mod server;
 #[cfg(test)]
 mod tests;
 
@@ -133,8 +134,20 @@ pub fn watch(
         service.reload_on_hangup(Arc::clone(&requested));
         engine::Reload { requested, load }
     });
+    // The check endpoint, when configured: on the metrics listener, loopback by default.
+    let check = config
+        .check
+        .endpoint
+        .then(|| Arc::new(server::CheckEndpoint::new(config.check.clone())));
+    let listen = match (options.metrics_addr, &check) {
+        (Some(addr), _) => Some(addr),
+        (None, Some(_)) => Some(server::DEFAULT_ADDR.parse().expect("a socket address")),
+        (None, None) => None,
+    };
+    let published = check.clone();
     service.run(
-        options.metrics_addr,
+        listen,
+        check,
         options.drain_timeout,
         move |journal, stop, ready| {
             let mut engine = Engine::new(
@@ -145,6 +158,9 @@ pub fn watch(
                 engine_options,
             );
             engine.reload_with(reload);
+            if let Some(endpoint) = published {
+                engine.answer_checks(endpoint);
+            }
             if let Some(evidence) = evidence {
                 engine.keep_evidence(evidence);
             }
@@ -277,6 +293,7 @@ impl Service {
     pub fn run<D>(
         self,
         metrics_addr: Option<SocketAddr>,
+        check: Option<Arc<server::CheckEndpoint>>,
         drain_timeout: Duration,
         detect: D,
     ) -> anyhow::Result<()>
@@ -299,12 +316,16 @@ impl Service {
             .context("cannot start the async runtime")?;
         let result = runtime.block_on(async move {
             if let Some(addr) = metrics_addr {
-                let listener = metrics::bind(addr)
+                let listener = server::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr} for metrics"))?;
                 let addr = listener.local_addr().unwrap_or(addr);
-                tracing::info!(%addr, "serving metrics on /metrics and /ready");
-                tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
+                if check.is_some() {
+                    tracing::info!(%addr, "serving /metrics, /ready and POST /v1/check");
+                } else {
+                    tracing::info!(%addr, "serving metrics on /metrics and /ready");
+                }
+                tokio::spawn(server::serve(listener, Arc::clone(&metrics), check));
             }
             let tasks: Vec<_> = deliveries
                 .into_iter()
