@@ -229,7 +229,7 @@ pub struct TableFinding {
     /// lets them in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub would_lose_read: Option<usize>,
-    /// Who, sorted (not listed when the grantee is everyone).
+    /// Who, sorted: at most [`MAX_LISTED`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<String>,
     pub verdict: Verdict,
@@ -329,7 +329,16 @@ impl CheckReport {
                     t.rule.map(|r| format!(" ({r})")).unwrap_or_default()
                 ));
                 if !t.principals.is_empty() {
-                    out.push_str(&format!("        {}\n", t.principals.join(", ")));
+                    let shown = t.principals.len().min(12);
+                    let count = t.would_gain_read.or(t.would_lose_read).unwrap_or(0);
+                    let more = match count.saturating_sub(shown) {
+                        0 => String::new(),
+                        n => format!(" and {n} more"),
+                    };
+                    out.push_str(&format!(
+                        "        {}{more}\n",
+                        t.principals[..shown].join(", ")
+                    ));
                 }
             }
             if c.tables.iter().any(|t| !t.classified) {
@@ -400,6 +409,9 @@ struct Judge<'k> {
     /// Per grantee: the principals it stands for, and their ids in the population.
     members: BTreeMap<String, (BTreeSet<String>, Vec<u32>)>,
 }
+
+/// At most this many principals are listed per table (all are counted).
+pub const MAX_LISTED: usize = 100;
 
 /// Every answer takes the ledger as it stands after every change it knows.
 const LATEST: Ts = Ts::MAX;
@@ -543,7 +555,16 @@ impl<'k> Judge<'k> {
             return (0, Vec::new());
         };
         match covered {
-            Covered::Everyone => (self.knowledge.population.len() - able, Vec::new()),
+            Covered::Everyone => {
+                // Listed up to a bound, in name order: the scan stops there.
+                let generation = self.generation;
+                let listed: Vec<String> = (self.marks.iter().zip(&self.knowledge.population))
+                    .filter(|(mark, _)| **mark != generation)
+                    .take(MAX_LISTED)
+                    .map(|(_, name)| name.clone())
+                    .collect();
+                (self.knowledge.population.len() - able, listed)
+            }
             Covered::Named(set) => {
                 let gaining: Vec<String> =
                     set.iter().filter(|p| !self.marked(p)).cloned().collect();
@@ -794,9 +815,7 @@ impl<'k> Judge<'k> {
                 };
                 let mut finding = self.judge_table(&table.name, Some(table), false, None);
                 finding.would_lose_read = Some(lost.len());
-                if !matches!(covered, Covered::Everyone) {
-                    finding.principals = lost;
-                }
+                finding.principals = lost.into_iter().take(MAX_LISTED).collect();
                 f.tables.push(finding);
             }
         }

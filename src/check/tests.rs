@@ -163,12 +163,14 @@ fn everyone_already_reading_a_public_table_gains_nothing_and_unknown_tables_are_
 
 #[test]
 fn classification_and_thresholds_decide() {
-    let mut policies = Policies::default();
-    policies.classify = vec![crate::detect::policy::ClassifyRule {
-        tables: crate::detect::policy::compile_glob_set(&["db.users.cards".into()]).unwrap(),
-        columns: None,
-        level: Sensitivity::Internal,
-    }];
+    let policies = Policies {
+        classify: vec![crate::detect::policy::ClassifyRule {
+            tables: crate::detect::policy::compile_glob_set(&["db.users.cards".into()]).unwrap(),
+            columns: None,
+            level: Sensitivity::Internal,
+        }],
+        ..Policies::default()
+    };
     let permissions = PermissionSettings::default();
     let policy = CheckPolicy {
         deny_new_readers: 5,

@@ -844,7 +844,6 @@ fn inputs_of(
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let usage = |e: &(dyn std::error::Error + 'static)| {
         e.is::<ConfigError>()
-            || e.is::<CheckUnanswered>()
             || e.is::<crate::sink::SinkConfigError>()
             || e.is::<crate::live::checkpoint::CheckpointError>()
             || e.is::<InputError>()
@@ -854,7 +853,7 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
                 Some(ReplayError::Schema(_))
             )
     };
-    if error.chain().any(usage) {
+    if error.chain().any(usage) || error.downcast_ref::<CheckUnanswered>().is_some() {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)

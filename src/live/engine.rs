@@ -199,10 +199,7 @@ impl Engine {
     ) {
         let settings = self.detector.settings();
         endpoint.publish(super::server::Judging {
-            knowledge: crate::check::Knowledge::from_snapshot(
-                snapshot,
-                &settings.permissions.seed,
-            ),
+            knowledge: crate::check::Knowledge::from_snapshot(snapshot, &settings.permissions.seed),
             policies: settings.policies.clone(),
             permissions: settings.permissions.clone(),
         });

@@ -221,7 +221,12 @@ impl Metrics {
         let mut families: Vec<Family> = counts
             .iter()
             .map(|(name, kind, help, count)| {
-                Family::one(name, *kind == "counter", help, Sample::Count(count.load(Relaxed)))
+                Family::one(
+                    name,
+                    *kind == "counter",
+                    help,
+                    Sample::Count(count.load(Relaxed)),
+                )
             })
             .collect();
         // Seconds from a time (µs since the epoch; 0: not yet) to now.
@@ -294,7 +299,7 @@ impl Metrics {
                 (
                     "kafka_partition_lag",
                     "Records of an owned repartition partition not yet read.",
-                    &|p| Sample::Level(p.lag as f64),
+                    &|p| Sample::Int(p.lag),
                 ),
                 (
                     "kafka_partition_events_total",
@@ -333,12 +338,12 @@ impl Metrics {
                 (
                     "kafka_source_offset",
                     "The next offset the ingest reads of a raw topic partition it owns.",
-                    &|s| Sample::Level(s.offset as f64),
+                    &|s| Sample::Int(s.offset),
                 ),
                 (
                     "kafka_source_lag",
                     "Records of an owned raw topic partition not yet read (NaN before the consumer has seen its end).",
-                    &|s| Sample::Level(s.lag.map_or(f64::NAN, |l| l as f64)),
+                    &|s| s.lag.map_or(Sample::Level(f64::NAN), Sample::Int),
                 ),
                 (
                     "kafka_source_quiet_seconds",
@@ -357,6 +362,8 @@ impl Metrics {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Sample {
     Count(u64),
+    /// An integral gauge that may be negative (an offset, a lag).
+    Int(i64),
     Level(f64),
 }
 
@@ -424,6 +431,8 @@ impl Sample {
             (Sample::Count(n), true) => ConstCounter::new(n).encode(encoder),
             (Sample::Level(x), true) => ConstCounter::new(x).encode(encoder),
             (Sample::Count(n), false) => ConstGauge::new(n).encode(encoder),
+            (Sample::Int(n), true) => ConstCounter::new(n.max(0) as u64).encode(encoder),
+            (Sample::Int(n), false) => ConstGauge::new(n).encode(encoder),
             (Sample::Level(x), false) => ConstGauge::new(x).encode(encoder),
         }
     }
@@ -467,6 +476,19 @@ mod tests {
         let sink = metrics.sink("pager \"x\"", 0);
         sink.delivered.store(3, Relaxed);
         metrics.journaled.store(5, Relaxed);
+        metrics
+            .partitions
+            .lock()
+            .unwrap()
+            .insert(3, PartitionMetrics::default());
+        let mut sources = metrics.sources.lock().unwrap();
+        sources.insert("raw/0".into(), SourceMetrics::default());
+        let twelve = SourceMetrics {
+            lag: Some(12),
+            ..Default::default()
+        };
+        sources.insert("raw/1".into(), twelve);
+        drop(sources);
         let text = metrics.render();
         for line in [
             "# TYPE exposure_events_read counter",
@@ -475,6 +497,9 @@ mod tests {
             "exposure_seconds_behind NaN",
             "exposure_sink_delivered_total{sink=\"pager \\\"x\\\"\"} 3",
             "exposure_sink_pending{sink=\"pager \\\"x\\\"\"} 5",
+            "exposure_kafka_partition_lag{partition=\"3\"} 0",
+            "exposure_kafka_source_lag{source=\"raw/0\"} NaN",
+            "exposure_kafka_source_lag{source=\"raw/1\"} 12",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }

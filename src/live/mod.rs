@@ -321,7 +321,7 @@ impl Service {
                     .with_context(|| format!("cannot listen on {addr} for metrics"))?;
                 let addr = listener.local_addr().unwrap_or(addr);
                 if check.is_some() {
-                    tracing::info!(%addr, "serving /metrics, /ready and POST /v1/check");
+                    tracing::info!(%addr, "serving metrics on /metrics and /ready, and checks on POST /v1/check");
                 } else {
                     tracing::info!(%addr, "serving metrics on /metrics and /ready");
                 }

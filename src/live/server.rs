@@ -100,6 +100,12 @@ fn router(metrics: Arc<Metrics>, check: Option<Arc<CheckEndpoint>>) -> Router {
         router = router.route("/v1/check", post(serve_check));
     }
     router
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET /metrics and /ready; POST /v1/check",
+            )
+        })
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

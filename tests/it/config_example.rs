@@ -31,4 +31,5 @@ fn the_example_shows_the_defaults_of_detect_and_input() {
     assert_eq!(mine.detector.lateness, theirs.detector.lateness);
     assert_eq!(mine.input.max_line_bytes, theirs.input.max_line_bytes);
     assert_eq!(mine.input.fields, theirs.input.fields);
+    assert_eq!(mine.check, theirs.check);
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real `exposure` binary, run in temp dirs through [`TestEnv`].
 
 mod baseline;
+mod check;
 mod cli;
 mod config_example;
 mod evidence;

@@ -964,3 +964,133 @@ fn the_seed_incident_on_a_real_postgres_impact_names_the_forty_and_watch_pages_f
     }
     assert_eq!(after["verdict"], "accessed, still read after the revoke");
 }
+
+/// `exposure check` on a real PostgreSQL 15: against what the logs and a grant snapshot say,
+/// who the check predicts would gain read by each proposed change is exactly whom
+/// `has_table_privilege` lets read after the change is applied and not before (each applied
+/// in a transaction rolled back, so each is judged against the same state).
+#[test]
+fn the_check_predicts_who_gains_read_exactly_as_postgres_grants_it() {
+    let env = TestEnv::new();
+    let pg_dir = env.path("pg");
+    let pg = Postgres::start_with(&pg_dir, "UTC", "pgaudit.log = 'read, role'\n");
+    let analysts = ["an1", "an2", "an3"];
+    let support = ["sup1", "sup2"];
+    let engineers = ["eng1", "eng2", "eng3", "eng4", "eng5", "eng6"];
+    let people: Vec<&str> = analysts
+        .iter()
+        .chain(&support)
+        .chain(&engineers)
+        .copied()
+        .collect();
+    let mut setup = String::from(
+        "CREATE EXTENSION pgaudit; CREATE SCHEMA users; CREATE SCHEMA hr; \
+         CREATE TABLE users.pii (name text); CREATE TABLE users.payment_methods (card text); \
+         CREATE TABLE hr.salaries (amount int); CREATE ROLE support NOLOGIN; \
+         GRANT USAGE ON SCHEMA users, hr TO PUBLIC; \
+         GRANT SELECT ON users.payment_methods TO support;",
+    );
+    for role in &people {
+        setup.push_str(&format!("CREATE ROLE {role} LOGIN;"));
+    }
+    for role in analysts {
+        setup.push_str(&format!("GRANT SELECT ON users.pii TO {role};"));
+    }
+    for role in engineers {
+        setup.push_str(&format!("GRANT SELECT ON hr.salaries TO {role};"));
+    }
+    setup.push_str(&format!("GRANT support TO {};", support.join(", ")));
+    pg.sql("postgres", &setup, false);
+    let grants = export_csv(
+        &pg,
+        "SELECT grantee, table_schema, table_name, privilege_type \
+         FROM information_schema.role_table_grants \
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+    );
+    env.write("grants.csv", &grants);
+    let memberships = export_csv(
+        &pg,
+        "SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members am \
+         JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member",
+    );
+    env.write("members.csv", &memberships);
+    let taken = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let log = pg_dir.join("log/postgresql.log");
+    let before = std::fs::metadata(&log).unwrap().len() as usize;
+    for role in analysts {
+        pg.sql(role, "SELECT count(*) FROM users.pii", false);
+    }
+    for role in support {
+        pg.sql(role, "SELECT count(*) FROM users.payment_methods", false);
+    }
+    for role in engineers {
+        pg.sql(role, "SELECT count(*) FROM hr.salaries", false);
+    }
+    let logs = eventually(Duration::from_secs(10), || {
+        let text = std::fs::read(&log).unwrap();
+        let text = String::from_utf8_lossy(&text[before..]).into_owned();
+        (text.matches("hr.salaries").count() >= engineers.len())
+            .then_some(text)
+            .ok_or_else(|| "the reads are not logged yet".to_string())
+    });
+    env.write("pg.log", &logs);
+
+    // Who may read `table`, of the people, as PostgreSQL says after `change` (none: now).
+    let may_read = |table: &str, change: Option<&str>| -> Vec<String> {
+        let query: Vec<String> = people
+            .iter()
+            .map(|p| format!("SELECT '{p}' WHERE has_table_privilege('{p}', '{table}', 'SELECT');"))
+            .collect();
+        let sql = match change {
+            Some(change) => format!("BEGIN; {change}; {} ROLLBACK;", query.join(" ")),
+            None => query.join(" "),
+        };
+        let out = pg.query("postgres", &sql, false);
+        let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    for change in [
+        "GRANT SELECT ON ALL TABLES IN SCHEMA users TO PUBLIC",
+        "GRANT SELECT ON users.pii TO support",
+        "GRANT support TO eng1, an1",
+        "GRANT SELECT ON TABLE users.pii, hr.salaries TO sup1, eng2",
+    ] {
+        let run = env.run(&[
+            "check",
+            "--json",
+            "--format",
+            "pgaudit",
+            "--grants",
+            "grants.csv",
+            "--grants",
+            "members.csv",
+            "--grants-at",
+            &taken,
+            "--sql",
+            change,
+            "pg.log",
+        ]);
+        assert!(run.code != 2, "{}", run.stderr);
+        let answer: Value = serde_json::from_str(&run.stdout).unwrap();
+        let mut predicted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for finding in answer["changes"].as_array().unwrap() {
+            for table in finding["tables"].as_array().unwrap() {
+                let who = table["principals"].as_array().cloned().unwrap_or_default();
+                let gained = predicted
+                    .entry(table["table"].as_str().unwrap().to_string())
+                    .or_default();
+                gained.extend(who.iter().map(|p| p.as_str().unwrap().to_string()));
+                gained.sort();
+                gained.dedup();
+            }
+        }
+        for table in ["users.pii", "users.payment_methods", "hr.salaries"] {
+            let (was, is) = (may_read(table, None), may_read(table, Some(change)));
+            let gained: Vec<String> = is.into_iter().filter(|p| !was.contains(p)).collect();
+            let mut said = predicted.get(table).cloned().unwrap_or_default();
+            said.retain(|p| people.contains(&p.as_str()));
+            assert_eq!(said, gained, "{change}: who gains {table}\n{answer}");
+        }
+    }
+}
