@@ -55,8 +55,8 @@
 //!   `watermark`
 //! - `archive`: `config`, `event`, `format`, `intern`, `output`, `replay`, `report`, `source`,
 //!   `time`
-//! - `live`: `approvals`, `config`, `detect`, `event`, `format`, `intake`, `replay`, `report`,
-//!   `sink`, `source`, `state`, `time`
+//! - `live`: `approvals`, `check`, `config`, `detect`, `event`, `format`, `intake`, `replay`,
+//!   `report`, `sink`, `source`, `state`, `time`
 //! - `kafka`: `config`, `detect`, `event`, `format`, `intake`, `live`, `source`, `state`,
 //!   `time`, `watermark`
 //! - `incident`: `config`, `detect`, `event`, `format`, `impact`, `intern`, `live`, `replay`,
