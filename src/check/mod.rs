@@ -101,6 +101,9 @@ pub struct Knowledge {
     /// Every principal the state names (the population, baseline readers, pending and window
     /// principals), sorted; a principal's id is its index.
     population: Vec<String>,
+    /// A principal's id by name (one probe, where a binary search over the names would miss
+    /// the cache at every step).
+    ids: rustc_hash::FxHashMap<String, u32>,
     ledger: PermissionLedger,
 }
 
@@ -131,7 +134,10 @@ impl Knowledge {
         names.sort_unstable();
         names.dedup();
         let population: Vec<String> = names.into_iter().map(str::to_string).collect();
-        let id = |name: &str| population.binary_search_by(|p| p.as_str().cmp(name)).ok();
+        let ids: rustc_hash::FxHashMap<String, u32> = (population.iter().enumerate())
+            .map(|(at, name)| (name.clone(), at as u32))
+            .collect();
+        let id = |name: &str| ids.get(name).map(|id| *id as usize);
         let mut tables: Vec<KnownTable> = snapshot
             .tables
             .iter()
@@ -151,6 +157,7 @@ impl Knowledge {
             as_of: snapshot.now.or(snapshot.newest),
             tables,
             population,
+            ids,
             ledger: ledger_of(&snapshot.permissions, seed),
         }
     }
@@ -166,10 +173,7 @@ impl Knowledge {
     }
 
     fn principal_id(&self, name: &str) -> Option<u32> {
-        (self.population)
-            .binary_search_by(|p| p.as_str().cmp(name))
-            .ok()
-            .map(|i| i as u32)
+        self.ids.get(name).copied()
     }
 
     /// The known tables `object` is or contains, sorted by name.
@@ -229,7 +233,7 @@ pub struct TableFinding {
     /// lets them in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub would_lose_read: Option<usize>,
-    /// Who, sorted: at most [`MAX_LISTED`].
+    /// Who, sorted (a grant to everyone: only when at most [`MAX_LISTED`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<String>,
     pub verdict: Verdict,
@@ -410,7 +414,8 @@ struct Judge<'k> {
     members: BTreeMap<String, (BTreeSet<String>, Vec<u32>)>,
 }
 
-/// At most this many principals are listed per table (all are counted).
+/// Those gaining read through a grant to everyone are listed when at most this many (all are
+/// counted); a role's members always are.
 pub const MAX_LISTED: usize = 100;
 
 /// Every answer takes the ledger as it stands after every change it knows.
@@ -556,14 +561,19 @@ impl<'k> Judge<'k> {
         };
         match covered {
             Covered::Everyone => {
-                // Listed up to a bound, in name order: the scan stops there.
+                // Listed when they are few (a part of everyone, in name order, would say
+                // nothing the count does not).
+                let gaining = self.knowledge.population.len() - able;
                 let generation = self.generation;
-                let listed: Vec<String> = (self.marks.iter().zip(&self.knowledge.population))
-                    .filter(|(mark, _)| **mark != generation)
-                    .take(MAX_LISTED)
-                    .map(|(_, name)| name.clone())
-                    .collect();
-                (self.knowledge.population.len() - able, listed)
+                let listed: Vec<String> = if gaining <= MAX_LISTED {
+                    (self.marks.iter().zip(&self.knowledge.population))
+                        .filter(|(mark, _)| **mark != generation)
+                        .map(|(_, name)| name.clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                (gaining, listed)
             }
             Covered::Named(set) => {
                 let gaining: Vec<String> =
@@ -815,7 +825,9 @@ impl<'k> Judge<'k> {
                 };
                 let mut finding = self.judge_table(&table.name, Some(table), false, None);
                 finding.would_lose_read = Some(lost.len());
-                finding.principals = lost.into_iter().take(MAX_LISTED).collect();
+                if lost.len() <= MAX_LISTED || !matches!(covered, Covered::Everyone) {
+                    finding.principals = lost;
+                }
                 f.tables.push(finding);
             }
         }
@@ -865,9 +877,16 @@ impl<'k> Judge<'k> {
             .iter()
             .filter(|t| t.verdict == f.verdict && t.would_gain_read.unwrap_or(0) > 0)
             .collect();
+        // The reason is one line: the first tables named, the rest counted.
         let list = |tables: &[&TableFinding]| {
+            const NAMED: usize = 5;
+            let more = match tables.len().saturating_sub(NAMED) {
+                0 => String::new(),
+                n => format!(" and {n} more table{}", if n == 1 { "" } else { "s" }),
+            };
             tables
                 .iter()
+                .take(NAMED)
                 .map(|t| {
                     format!(
                         "{} ({}, +{})",
@@ -878,6 +897,7 @@ impl<'k> Judge<'k> {
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
+                + &more
         };
         let gained: usize = f
             .tables
