@@ -789,7 +789,7 @@ impl<'k> Judge<'k> {
         f.verdict = if deny { Verdict::Deny } else { Verdict::Allow };
         f.reason = format!(
             "{} would read every table made in {} from now on (it holds {} {} table{} now){}",
-            describe_grantee(&change.grantee, covered),
+            describe_grantee(&change.grantee, everyone),
             change.object,
             held.len(),
             level.name(),
@@ -854,7 +854,7 @@ impl<'k> Judge<'k> {
             .map(|t| t.verdict)
             .max()
             .unwrap_or(Verdict::Allow);
-        let who = describe_grantee(&change.grantee, &self.covered_hint(everyone));
+        let who = describe_grantee(&change.grantee, everyone);
         if !f.changes_access {
             f.reason = match &f.already_granted {
                 Some(_) => format!(
@@ -924,21 +924,14 @@ impl<'k> Judge<'k> {
             (_, None) => String::new(),
         };
     }
-
-    fn covered_hint(&self, everyone: bool) -> Covered {
-        if everyone {
-            Covered::Everyone
-        } else {
-            Covered::Named(BTreeSet::new())
-        }
-    }
 }
 
 /// The grantee in a reason: `everyone (PUBLIC)` or its name.
-fn describe_grantee(grantee: &str, covered: &Covered) -> String {
-    match covered {
-        Covered::Everyone => format!("everyone ({grantee})"),
-        Covered::Named(_) => grantee.to_string(),
+fn describe_grantee(grantee: &str, everyone: bool) -> String {
+    if everyone {
+        format!("everyone ({grantee})")
+    } else {
+        grantee.to_string()
     }
 }
 

@@ -627,7 +627,7 @@ fn allowed_reads(policy: &Value) -> Vec<(&Value, &str)> {
 /// each principal an `Allow` statement lets read, and — a policy replaces the one before —
 /// a revoke from everyone (`*`) unless the policy itself lets everyone read. Shared by the
 /// logged `PutBucketPolicy` and the policy `exposure check` is asked about.
-pub(crate) fn bucket_policy_changes(policy: &Value) -> Vec<(ChangeAction, String, String)> {
+pub(crate) fn bucket_policy_changes(policy: &Value) -> Vec<super::vendor::Granted> {
     let mut out = Vec::new();
     let mut everyone = false;
     for (principal, action) in policy_read_grants(policy) {

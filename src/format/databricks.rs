@@ -21,7 +21,7 @@ use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
 use super::walk::Json;
-use crate::event::{AccessEvent, ChangeAction, PermissionChange};
+use crate::event::{AccessEvent, ChangeAction};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -287,24 +287,12 @@ fn permission_changes(
         None => Value::Null,
     };
     let actor = required(entry, &["userIdentity.email", "user_identity.email"])?;
-    let mut items: Vec<Item> = permission_list_changes(&changes)
-        .into_iter()
-        .map(|(action, grantee, privilege)| {
-            Item::Permission(PermissionChange {
-                ts,
-                action,
-                object: object.to_string(),
-                grantee,
-                privilege,
-                actor: actor.to_string(),
-                statement: None,
-            })
-        })
-        .collect();
-    if items.is_empty() {
-        items.push(Item::NotAccess(NotAccess::OtherPermission));
-    }
-    Ok(items)
+    Ok(super::vendor::permission_items(
+        permission_list_changes(&changes),
+        ts,
+        object,
+        actor,
+    ))
 }
 
 /// Whether a Unity Catalog securable type holds tables (a table or view, or a container of
@@ -319,7 +307,7 @@ pub(crate) fn is_table_securable(kind: &str) -> bool {
 /// body of Unity Catalog's `PATCH /permissions`), as (action, grantee, privilege): removes
 /// first, then adds, per principal. Shared by logged changes and those `exposure check` is
 /// asked about.
-pub(crate) fn permission_list_changes(changes: &Value) -> Vec<(ChangeAction, String, String)> {
+pub(crate) fn permission_list_changes(changes: &Value) -> Vec<super::vendor::Granted> {
     let mut out = Vec::new();
     for change in changes.as_array().map(Vec::as_slice).unwrap_or_default() {
         let Some(principal) = string(change, &["principal"]) else {

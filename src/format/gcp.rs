@@ -27,7 +27,7 @@ use super::ParseError;
 use super::vendor::json::{at, required, string, time};
 use super::vendor::{Item, NotAccess};
 use super::walk::Json;
-use crate::event::{AccessEvent, Anonymous, ChangeAction, PermissionChange};
+use crate::event::{AccessEvent, Anonymous, ChangeAction};
 use serde_json::Value;
 
 /// `projects/P/datasets/D/tables/T` (possibly followed by `/...`) -> `P.D.T`.
@@ -264,30 +264,18 @@ fn permission_changes(
         return Ok(vec![Item::NotAccess(NotAccess::OtherPermission)]);
     };
     let actor = required(payload, &["authenticationInfo.principalEmail"])?;
-    let mut items: Vec<Item> = binding_delta_changes(deltas)
-        .into_iter()
-        .map(|(action, grantee, privilege)| {
-            Item::Permission(PermissionChange {
-                ts,
-                action,
-                object: object.clone(),
-                grantee,
-                privilege,
-                actor: actor.to_string(),
-                statement: None,
-            })
-        })
-        .collect();
-    if items.is_empty() {
-        items.push(Item::NotAccess(NotAccess::OtherPermission));
-    }
-    Ok(items)
+    Ok(super::vendor::permission_items(
+        binding_delta_changes(deltas),
+        ts,
+        &object,
+        actor,
+    ))
 }
 
 /// The changes of IAM binding deltas (`{action: ADD|REMOVE, role, member}`), as (action,
 /// grantee, role): the member's `user:`/`group:`/`serviceAccount:` prefix taken off. Shared by
 /// logged policy changes and the deltas `exposure check` is asked about.
-pub(crate) fn binding_delta_changes(deltas: &[Value]) -> Vec<(ChangeAction, String, String)> {
+pub(crate) fn binding_delta_changes(deltas: &[Value]) -> Vec<super::vendor::Granted> {
     let mut out = Vec::new();
     for delta in deltas {
         let action = match string(delta, &["action"]) {

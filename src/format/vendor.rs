@@ -31,6 +31,37 @@ pub enum Item {
     Skipped(ParseError),
 }
 
+/// A change read from a request, before it is placed: (action, grantee, privilege).
+pub(crate) type Granted = (crate::event::ChangeAction, String, String);
+
+/// The items of the changes one permission request made on `object` (by `actor`, at `ts`);
+/// a request that changed nothing about reading is `OtherPermission`.
+pub(crate) fn permission_items(
+    changes: Vec<Granted>,
+    ts: crate::time::Ts,
+    object: &str,
+    actor: &str,
+) -> Vec<Item> {
+    let mut items: Vec<Item> = changes
+        .into_iter()
+        .map(|(action, grantee, privilege)| {
+            Item::Permission(crate::event::PermissionChange {
+                ts,
+                action,
+                object: object.to_string(),
+                grantee,
+                privilege,
+                actor: actor.to_string(),
+                statement: None,
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        items.push(Item::NotAccess(NotAccess::OtherPermission));
+    }
+    items
+}
+
 /// Per-format settings: `[input.cloudtrail]`, `[input.pgaudit]`, `[input.snowflake]`,
 /// `[input.databricks]`, `[input.gcs_usage]`.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -676,6 +676,14 @@ fn pgaudit_at_its_default_log_relation_off_still_gives_the_window_from_each_stat
 
 /// Runs `sql` as postgres with `psql --csv` (a header line, then RFC 4180 rows): how
 /// docs/inputs.md exports a grant snapshot.
+/// docs/inputs.md's two queries of a grant snapshot: who holds which privilege on which table,
+/// and who is a member of which role.
+const GRANTS_QUERY: &str = "SELECT grantee, table_schema, table_name, privilege_type \
+     FROM information_schema.role_table_grants \
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema')";
+const MEMBERS_QUERY: &str = "SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members am \
+     JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member";
+
 fn export_csv(pg: &Postgres, sql: &str) -> String {
     let out = Command::new(format!("{BIN}/psql"))
         .args([
@@ -722,22 +730,13 @@ fn a_grant_snapshot_from_a_real_postgres_names_the_members_a_role_grant_let_in()
     setup.push_str(&format!("GRANT support TO {};", members.join(", ")));
     pg.sql("postgres", &setup, false);
     // The snapshot, with docs/inputs.md's two queries.
-    let grants = export_csv(
-        &pg,
-        "SELECT grantee, table_schema, table_name, privilege_type \
-         FROM information_schema.role_table_grants \
-         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-    );
+    let grants = export_csv(&pg, GRANTS_QUERY);
     assert!(
         grants.contains("analyst1,public,salaries,SELECT"),
         "{grants}"
     );
     env.write("grants.csv", &grants);
-    let memberships = export_csv(
-        &pg,
-        "SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members am \
-         JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member",
-    );
+    let memberships = export_csv(&pg, MEMBERS_QUERY);
     assert!(memberships.contains("support,eng6"), "{memberships}");
     env.write("members.csv", &memberships);
     let taken = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -1001,18 +1000,9 @@ fn the_check_predicts_who_gains_read_exactly_as_postgres_grants_it() {
     }
     setup.push_str(&format!("GRANT support TO {};", support.join(", ")));
     pg.sql("postgres", &setup, false);
-    let grants = export_csv(
-        &pg,
-        "SELECT grantee, table_schema, table_name, privilege_type \
-         FROM information_schema.role_table_grants \
-         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-    );
+    let grants = export_csv(&pg, GRANTS_QUERY);
     env.write("grants.csv", &grants);
-    let memberships = export_csv(
-        &pg,
-        "SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members am \
-         JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member",
-    );
+    let memberships = export_csv(&pg, MEMBERS_QUERY);
     env.write("members.csv", &memberships);
     let taken = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let log = pg_dir.join("log/postgresql.log");
