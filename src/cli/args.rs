@@ -136,6 +136,60 @@ pub enum Command {
           terraform show -json plan.out | exposure check --state-dir state --change - --json
           exposure check --state-dir state --change policy.json --object acme-exports")]
     Check(CheckArgs),
+
+    /// Validate a configuration file without starting anything: every key, the globs, the
+    /// sinks' secrets (each environment variable set, each file readable), the Kafka client
+    /// settings (as librdkafka reads them). Exit code 0 valid, 2 not (every problem named by
+    /// its key). Run by the systemd unit before `watch` starts.
+    #[command(after_help = "Examples:\n  \
+        exposure config check /etc/exposure/exposure.toml\n  \
+        exposure config check --quiet exposure.toml && systemctl reload exposure")]
+    Config(ConfigArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(after_help = "Examples:\n  \
+        exposure completions bash > /etc/bash_completion.d/exposure\n  \
+        exposure completions zsh > \"${fpath[1]}/_exposure\"\n  \
+        exposure completions fish > ~/.config/fish/completions/exposure.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff) of exposure or of one subcommand, or write every page
+    /// (`exposure.1`, `exposure-replay.1`, …) into a directory.
+    #[command(after_help = "Examples:\n  \
+        exposure man | man -l -\n  \
+        exposure man replay | man -l -\n  \
+        exposure man --out /usr/local/share/man/man1")]
+    Man {
+        /// The subcommand whose page to print (`baseline allow` for a nested one).
+        #[arg(value_name = "SUBCOMMAND", conflicts_with = "out")]
+        subcommand: Vec<String>,
+        /// Write every page into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE: print what it sets up and exit 0, or every problem found and exit 2.
+    Check {
+        /// The configuration file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print nothing when the file is valid.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -163,6 +163,37 @@ impl KafkaSettings {
         )
     }
 
+    /// The `client` settings librdkafka refuses (an unknown name, a bad value) and the files
+    /// they name that cannot be read (`ssl.ca.location`, `sasl.kerberos.keytab`, …), each with
+    /// its key under `input.kafka.`: what `exposure config check` reports, without connecting
+    /// anywhere. A value never appears in a message (it may be a password).
+    pub fn refused_client_settings(&self) -> Vec<(String, String)> {
+        let mut refused = Vec::new();
+        for (key, value) in &self.client {
+            let mut alone = ClientConfig::new();
+            alone.set(key, value);
+            let at = format!("client.{key}");
+            if let Err(rdkafka::error::KafkaError::ClientConfig(_, description, _, _)) =
+                alone.create_native_config()
+            {
+                let description = if value.is_empty() {
+                    description
+                } else {
+                    description.replace(value.as_str(), "…")
+                };
+                refused.push((at, description));
+                continue;
+            }
+            // `ssl.ca.location = "probe"`: librdkafka looks in the usual places itself.
+            let names_a_file =
+                (key.ends_with(".location") && value != "probe") || key == "sasl.kerberos.keytab";
+            if names_a_file && let Err(e) = std::fs::File::open(value) {
+                refused.push((at, format!("cannot read {value}: {e}")));
+            }
+        }
+        refused
+    }
+
     fn config_with(&self, defaults: &[(&str, &str)], client: Scope) -> ClientConfig {
         let mut config = ClientConfig::new();
         config

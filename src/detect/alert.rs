@@ -31,6 +31,19 @@ pub enum AlertStatus {
     StillReadable,
 }
 
+impl AlertStatus {
+    /// The name as alerts write it (`open`, …, `still_readable`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Update => "update",
+            AlertStatus::Closed => "closed",
+            AlertStatus::Grant => "grant",
+            AlertStatus::StillReadable => "still_readable",
+        }
+    }
+}
+
 /// Why a window closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +64,15 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The name as alerts write it (`medium`, `high`, `critical`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
     /// The severity, weighed by the sensitivity of the data (docs/detection.md, "Severity"): a
     /// window on `restricted` data one step up and on `confidential` at least `high`; a grant
     /// or a read after a revoke on `restricted` data `critical` and on `confidential` at least

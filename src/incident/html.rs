@@ -88,11 +88,7 @@ fn page(title: &str, body: &str, script: bool) -> String {
 }
 
 fn severity_badge(severity: Severity) -> String {
-    let name = match severity {
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    };
+    let name = severity.name();
     format!("<span class=\"badge {name}\">{name}</span>")
 }
 

@@ -65,6 +65,10 @@ pub fn watch(config: Config, options: WatchOptions) -> anyhow::Result<()> {
         });
     }
     let metrics = Arc::new(Metrics::default());
+    metrics.outbox_max_bytes.store(
+        options.outbox_max_bytes,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let service = Service::start(
         &config,
         &options.state_dir,

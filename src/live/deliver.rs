@@ -85,6 +85,7 @@ impl Delivery {
     /// Delivers one record with retries; false if told to stop before it got through.
     async fn deliver_one(&mut self, record: &Record, stop: &mut watch::Receiver<bool>) -> bool {
         let mut attempt = 0;
+        let first_attempt = std::time::Instant::now();
         loop {
             if record.seq <= self.given_up.load(Relaxed) {
                 tracing::debug!(
@@ -99,6 +100,7 @@ impl Delivery {
             match self.sink.deliver(&record.alert).await {
                 Ok(()) => {
                     self.metrics.delivered.fetch_add(1, Relaxed);
+                    self.metrics.delivery.observe(first_attempt.elapsed());
                     self.acknowledge(record.seq);
                     return true;
                 }

@@ -71,6 +71,13 @@ impl AlertJournal {
                         .outbox_bytes
                         .store(self.outbox.bytes(), Relaxed);
                     self.metrics.alerts_emitted.fetch_add(1, Relaxed);
+                    *self
+                        .metrics
+                        .alerts
+                        .lock()
+                        .expect("not poisoned")
+                        .entry((alert.status.name(), alert.severity.name()))
+                        .or_default() += 1;
                     tracing::info!(
                         id = %alert.id, status = ?alert.status, table = %alert.table,
                         window_start = %format_ts(alert.window_start),

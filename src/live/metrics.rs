@@ -4,7 +4,7 @@
 //! then encoded by a [`Collector`].
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -22,7 +22,56 @@ pub struct SinkMetrics {
     /// The highest outbox sequence number the sink acknowledged (its pending count is
     /// [`Metrics::journaled`] minus this, computed when rendered so it is true at any moment).
     pub acked: AtomicU64,
+    /// Seconds from a delivery's first attempt to the sink's acknowledgement, retries
+    /// included.
+    pub delivery: LatencyHistogram,
 }
+
+/// The upper bounds (seconds) of [`LatencyHistogram`]'s buckets; `+Inf` follows.
+pub const DELIVERY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A histogram of durations over [`DELIVERY_BUCKETS`], lock-free.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Observations per bucket (not cumulative), the last one `+Inf`.
+    buckets: [AtomicU64; DELIVERY_BUCKETS.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, took: std::time::Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = DELIVERY_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(DELIVERY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.sum_us
+            .fetch_add(took.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn sample(&self) -> Sample {
+        let buckets = DELIVERY_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&self.buckets)
+            .map(|(bound, n)| (bound, n.load(Relaxed)))
+            .collect();
+        Sample::Histogram {
+            sum: self.sum_us.load(Relaxed) as f64 / 1e6,
+            count: self.count.load(Relaxed),
+            buckets,
+        }
+    }
+}
+
+/// The alerts written to the outbox, by status and severity.
+pub type AlertCounts = std::collections::BTreeMap<(&'static str, &'static str), u64>;
 
 /// Everything `/metrics` reports.
 #[derive(Debug, Default)]
@@ -31,10 +80,15 @@ pub struct Metrics {
     pub intake: crate::intake::IntakeCounts,
     pub open_windows: AtomicU64,
     pub alerts_emitted: AtomicU64,
+    /// [`Metrics::alerts_emitted`] by status and severity.
+    pub alerts: Mutex<AlertCounts>,
     /// The highest sequence number written to the outbox (updated on every append).
     pub journaled: AtomicU64,
     /// The outbox journal's size on disk.
     pub outbox_bytes: AtomicU64,
+    /// The outbox's bound (`--outbox-max-bytes`): beyond it, undelivered alerts are
+    /// dead-lettered.
+    pub outbox_max_bytes: AtomicU64,
     pub files_followed: AtomicU64,
     /// 1 while part of a record is held (a line without its newline yet, a multi-line record
     /// not complete): event time waits for it.
@@ -120,7 +174,7 @@ impl Metrics {
 
     /// Every figure as it stands now.
     fn figures(&self) -> Figures {
-        let counts: [(&'static str, &'static str, &'static str, &AtomicU64); 16] = [
+        let counts: [(&'static str, &'static str, &'static str, &AtomicU64); 17] = [
             (
                 "events_read_total",
                 "counter",
@@ -188,6 +242,12 @@ impl Metrics {
                 &self.outbox_bytes,
             ),
             (
+                "outbox_max_bytes",
+                "gauge",
+                "The outbox's bound (--outbox-max-bytes): beyond it, the oldest undelivered alerts are dead-lettered.",
+                &self.outbox_max_bytes,
+            ),
+            (
                 "files_followed",
                 "gauge",
                 "Files followed now.",
@@ -229,6 +289,23 @@ impl Metrics {
                 )
             })
             .collect();
+        let alerts = self.alerts.lock().expect("not poisoned");
+        families.push(Family {
+            name: "alerts",
+            counter: true,
+            help: "Alert events written to the outbox, by status and severity.",
+            labels: &["status", "severity"],
+            samples: alerts
+                .iter()
+                .map(|(&(status, severity), &n)| {
+                    (
+                        vec![status.to_string(), severity.to_string()],
+                        Sample::Count(n),
+                    )
+                })
+                .collect(),
+        });
+        drop(alerts);
         // Seconds from a time (µs since the epoch; 0: not yet) to now.
         let now = now_us();
         let since = |at: i64| {
@@ -267,7 +344,7 @@ impl Metrics {
         let journaled = self.journaled.load(Relaxed);
         let rows: Vec<(String, &SinkMetrics)> =
             sinks.iter().map(|(n, m)| (n.clone(), &**m)).collect();
-        let sink_families: [LabelledFamily<SinkMetrics>; 4] = [
+        let sink_families: [LabelledFamily<SinkMetrics>; 5] = [
             (
                 "sink_delivered_total",
                 "Alert events a sink acknowledged.",
@@ -288,8 +365,13 @@ impl Metrics {
                 "Alert events in the outbox not yet acknowledged by a sink.",
                 &|s| Sample::Count(journaled.saturating_sub(s.acked.load(Relaxed))),
             ),
+            (
+                "sink_delivery_seconds",
+                "Seconds from an alert event's first delivery attempt to the sink's acknowledgement, retries included.",
+                &|s| s.delivery.sample(),
+            ),
         ];
-        labelled(&mut families, "sink", &rows, &sink_families);
+        labelled(&mut families, &["sink"], &rows, &sink_families);
         drop(sinks);
         let partitions = self.partitions.lock().expect("not poisoned");
         if !partitions.is_empty() {
@@ -327,7 +409,7 @@ impl Metrics {
                     &|p| Sample::Level(p.watermark_us.map_or(f64::NAN, since)),
                 ),
             ];
-            labelled(&mut families, "partition", &rows, &partition_families);
+            labelled(&mut families, &["partition"], &rows, &partition_families);
         }
         drop(partitions);
         let sources = self.sources.lock().expect("not poisoned");
@@ -351,7 +433,7 @@ impl Metrics {
                     &|s| Sample::Level(s.quiet_seconds),
                 ),
             ];
-            labelled(&mut families, "source", &rows, &source_families);
+            labelled(&mut families, &["source"], &rows, &source_families);
         }
         Figures(families)
     }
@@ -359,24 +441,30 @@ impl Metrics {
 
 /// One sample's value: a count (counters, integral gauges) or a level (gauges that may be
 /// `NaN`: "not yet").
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Sample {
     Count(u64),
     /// An integral gauge that may be negative (an offset, a lag).
     Int(i64),
     Level(f64),
+    /// Observations per bucket (upper bound, count; not cumulative, `+Inf` last).
+    Histogram {
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    },
 }
 
 /// One metric family as read at a scrape: its name after `exposure_` (a counter's without the
-/// `_total` the encoding adds), whether it is a counter, its help, and its samples, each with
-/// its label value (`None`: unlabelled).
+/// `_total` the encoding adds), whether it is a counter, its help, its label names and its
+/// samples, each with its label values (none: unlabelled).
 #[derive(Debug)]
 struct Family {
     name: &'static str,
     counter: bool,
     help: &'static str,
-    label: &'static str,
-    samples: Vec<(Option<String>, Sample)>,
+    labels: &'static [&'static str],
+    samples: Vec<(Vec<String>, Sample)>,
 }
 
 impl Family {
@@ -386,8 +474,8 @@ impl Family {
             name: name.strip_suffix("_total").unwrap_or(name),
             counter,
             help,
-            label: "",
-            samples: vec![(None, sample)],
+            labels: &[],
+            samples: vec![(Vec::new(), sample)],
         }
     }
 }
@@ -398,7 +486,7 @@ type LabelledFamily<'a, T> = (&'static str, &'static str, &'a dyn Fn(&T) -> Samp
 /// Adds one family per entry of `of`, with a sample per row labelled `label="row key"`.
 fn labelled<T>(
     families: &mut Vec<Family>,
-    label: &'static str,
+    label: &'static [&'static str; 1],
     rows: &[(String, &T)],
     of: &[LabelledFamily<'_, T>],
 ) {
@@ -408,10 +496,10 @@ fn labelled<T>(
             name: name.strip_suffix("_total").unwrap_or(name),
             counter,
             help,
-            label,
+            labels: label,
             samples: rows
                 .iter()
-                .map(|(key, figures)| (Some(key.clone()), get(figures)))
+                .map(|(key, figures)| (vec![key.clone()], get(figures)))
                 .collect(),
         });
     }
@@ -423,17 +511,33 @@ struct Figures(Vec<Family>);
 
 impl Sample {
     fn encode(
-        self,
+        &self,
         counter: bool,
-        encoder: prometheus_client::encoding::MetricEncoder<'_>,
+        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
     ) -> std::fmt::Result {
         match (self, counter) {
-            (Sample::Count(n), true) => ConstCounter::new(n).encode(encoder),
-            (Sample::Level(x), true) => ConstCounter::new(x).encode(encoder),
-            (Sample::Count(n), false) => ConstGauge::new(n).encode(encoder),
-            (Sample::Int(n), true) => ConstCounter::new(n.max(0) as u64).encode(encoder),
-            (Sample::Int(n), false) => ConstGauge::new(n).encode(encoder),
-            (Sample::Level(x), false) => ConstGauge::new(x).encode(encoder),
+            (&Sample::Count(n), true) => ConstCounter::new(n).encode(encoder),
+            (&Sample::Level(x), true) => ConstCounter::new(x).encode(encoder),
+            (&Sample::Count(n), false) => ConstGauge::new(n).encode(encoder),
+            (&Sample::Int(n), true) => ConstCounter::new(n.max(0) as u64).encode(encoder),
+            (&Sample::Int(n), false) => ConstGauge::new(n).encode(encoder),
+            (&Sample::Level(x), false) => ConstGauge::new(x).encode(encoder),
+            (
+                Sample::Histogram {
+                    sum,
+                    count,
+                    buckets,
+                },
+                _,
+            ) => encoder.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None),
+        }
+    }
+
+    fn kind(&self, counter: bool) -> MetricType {
+        match self {
+            Sample::Histogram { .. } => MetricType::Histogram,
+            _ if counter => MetricType::Counter,
+            _ => MetricType::Gauge,
         }
     }
 }
@@ -441,28 +545,24 @@ impl Sample {
 impl Collector for Figures {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
         for family in &self.0 {
-            let kind = if family.counter {
-                MetricType::Counter
-            } else {
-                MetricType::Gauge
-            };
+            let kind = family
+                .samples
+                .first()
+                .map_or(MetricType::Gauge, |(_, s)| s.kind(family.counter));
             let mut metric = encoder.encode_descriptor(family.name, family.help, None, kind)?;
-            for (key, sample) in &family.samples {
-                match key {
-                    None => sample.encode(family.counter, metric.encode_family(&NO_LABELS)?)?,
-                    Some(key) => {
-                        let labels = [(family.label, key.as_str())];
-                        sample.encode(family.counter, metric.encode_family(&labels)?)?;
-                    }
-                }
+            for (values, sample) in &family.samples {
+                let labels: Vec<(&str, &str)> = family
+                    .labels
+                    .iter()
+                    .copied()
+                    .zip(values.iter().map(String::as_str))
+                    .collect();
+                sample.encode(family.counter, metric.encode_family(&labels)?)?;
             }
         }
         Ok(())
     }
 }
-
-/// The label set of an unlabelled sample.
-const NO_LABELS: [(&str, &str); 0] = [];
 
 #[cfg(test)]
 mod tests {
@@ -475,7 +575,15 @@ mod tests {
         metrics.open_windows.store(2, Relaxed);
         let sink = metrics.sink("pager \"x\"", 0);
         sink.delivered.store(3, Relaxed);
+        sink.delivery.observe(std::time::Duration::from_millis(30));
+        sink.delivery.observe(std::time::Duration::from_secs(45));
         metrics.journaled.store(5, Relaxed);
+        metrics.outbox_max_bytes.store(1 << 30, Relaxed);
+        metrics
+            .alerts
+            .lock()
+            .unwrap()
+            .insert(("open", "critical"), 2);
         metrics
             .partitions
             .lock()
@@ -500,6 +608,16 @@ mod tests {
             "exposure_kafka_partition_lag{partition=\"3\"} 0",
             "exposure_kafka_source_lag{source=\"raw/0\"} NaN",
             "exposure_kafka_source_lag{source=\"raw/1\"} 12",
+            "exposure_outbox_max_bytes 1073741824",
+            "# TYPE exposure_alerts counter",
+            "exposure_alerts_total{status=\"open\",severity=\"critical\"} 2",
+            "# TYPE exposure_sink_delivery_seconds histogram",
+            "exposure_sink_delivery_seconds_count{sink=\"pager \\\"x\\\"\"} 2",
+            "exposure_sink_delivery_seconds_sum{sink=\"pager \\\"x\\\"\"} 45.03",
+            "exposure_sink_delivery_seconds_bucket{le=\"0.025\",sink=\"pager \\\"x\\\"\"} 0",
+            "exposure_sink_delivery_seconds_bucket{le=\"0.05\",sink=\"pager \\\"x\\\"\"} 1",
+            "exposure_sink_delivery_seconds_bucket{le=\"30.0\",sink=\"pager \\\"x\\\"\"} 1",
+            "exposure_sink_delivery_seconds_bucket{le=\"+Inf\",sink=\"pager \\\"x\\\"\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }

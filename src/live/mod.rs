@@ -86,6 +86,10 @@ pub fn watch(
         }
     }
     let metrics = Arc::new(Metrics::default());
+    metrics.outbox_max_bytes.store(
+        options.outbox_max_bytes,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let evidence = open_evidence(&options.state_dir, checkpoint.as_ref(), options.keep_reads)?;
 
     let file_paths: Vec<String> = options

@@ -63,11 +63,7 @@ struct Resending {
 }
 
 fn severity(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "critical",
-        Severity::High => "high",
-        Severity::Medium => "medium",
-    }
+    severity.name()
 }
 
 impl AlertmanagerSink {

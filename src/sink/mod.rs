@@ -211,7 +211,7 @@ pub struct BuiltSink {
 }
 
 impl SinkSection {
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             SinkSection::Alertmanager { .. } => "alertmanager",
             SinkSection::Pagerduty { .. } => "pagerduty",
@@ -438,9 +438,32 @@ pub fn build(
     sections: &[SinkSection],
     state_dir: &StateDir,
 ) -> Result<Vec<BuiltSink>, SinkConfigError> {
+    build_each(sections, state_dir)?.into_iter().collect()
+}
+
+/// Builds each sink of `sections` on its own (reading its secrets, making its client), so
+/// that `exposure config check` names every sink's problem at once; `Err` only for
+/// problems of the list itself (two sinks with one name).
+pub fn build_each(
+    sections: &[SinkSection],
+    state_dir: &StateDir,
+) -> Result<Vec<Result<BuiltSink, SinkConfigError>>, SinkConfigError> {
     let names = sink_names(sections)?;
-    let mut sinks = Vec::new();
-    for (i, (section, name)) in sections.iter().zip(names).enumerate() {
+    Ok(sections
+        .iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (section, name))| build_one(i, section, name, state_dir))
+        .collect())
+}
+
+fn build_one(
+    i: usize,
+    section: &SinkSection,
+    name: String,
+    state_dir: &StateDir,
+) -> Result<BuiltSink, SinkConfigError> {
+    {
         let key = |k: &str| format!("sinks[{i}].{k}");
         let settings = section.http();
         let built = match section {
@@ -573,9 +596,8 @@ pub fn build(
             },
             None => built,
         };
-        sinks.push(built);
+        Ok(built)
     }
-    Ok(sinks)
 }
 
 /// This machine's name, for `source` fields.

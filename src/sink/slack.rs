@@ -48,11 +48,7 @@ fn escape(text: &str) -> String {
 }
 
 fn severity(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "critical",
-        Severity::High => "high",
-        Severity::Medium => "medium",
-    }
+    severity.name()
 }
 
 fn describe(change: &ChangeRecord) -> String {

@@ -844,6 +844,20 @@ fn one_instance_gives_the_alerts_of_replay_to_every_sink_and_counts_bad_records(
             assert!(text.contains(&name), "{name} in {text}");
         }
     }
+    // The Grafana dashboard's and the alert rules' Kafka figures are exported over Kafka.
+    let exported: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for name in crate::operate::dashboard_and_rule_metrics() {
+        if name.starts_with("exposure_kafka_") {
+            assert!(
+                exported.contains(name.as_str()),
+                "{name} not exported over Kafka:\n{text}"
+            );
+        }
+    }
     let to_kafka = eventually(Duration::from_secs(30), || {
         let records = f.broker.read_all("exposure-alerts");
         (records.len() >= f.expected.len())

@@ -13,6 +13,7 @@ mod layering;
 mod malformed;
 mod object_store;
 mod ocsf;
+mod operate;
 mod overlap;
 mod parallel;
 mod parquet;
