@@ -75,13 +75,13 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<ExitCode> {
 fn run_config_check(file: &Path, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(Some(file), &DetectOverrides::default(), None)?;
     let mut problems = Vec::new();
-    // Sinks keep files in the state dir only once they deliver: building them touches none.
+    // Sinks keep files in the state dir only once they deliver: checking them touches none.
     let nowhere = crate::state::StateDir::new(file.with_extension("config-check-unused"));
-    let sinks = crate::sink::build_each(&config.sinks, &nowhere)?;
+    let sinks = crate::sink::check_each(&config.sinks, &nowhere)?;
     let mut names = Vec::new();
-    for (section, built) in config.sinks.iter().zip(&sinks) {
-        match built {
-            Ok(built) => names.push(format!("{} ({})", built.sink.name(), section.kind())),
+    for (section, checked) in config.sinks.iter().zip(sinks) {
+        match checked {
+            Ok(name) => names.push(format!("{name} ({})", section.kind())),
             Err(e) => problems.push(e.to_string()),
         }
     }

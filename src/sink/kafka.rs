@@ -33,17 +33,9 @@ impl KafkaSink {
         timeout: Duration,
         format: AlertFormat,
     ) -> Result<KafkaSink, String> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", timeout.as_millis().to_string())
-            .set("log_level", "4");
-        for (key, value) in client {
-            config.set(key, value);
-        }
-        let producer = config.create().map_err(|e| e.to_string())?;
+        let producer = client_config(brokers, client, timeout)
+            .create()
+            .map_err(|e| e.to_string())?;
         Ok(KafkaSink {
             name,
             topic,
@@ -52,6 +44,46 @@ impl KafkaSink {
             format,
         })
     }
+}
+
+/// The producer's configuration: idempotent, every replica acknowledging, `client` on top.
+fn client_config(
+    brokers: &str,
+    client: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", timeout.as_millis().to_string())
+        .set("log_level", "4");
+    for (key, value) in client {
+        config.set(key, value);
+    }
+    config
+}
+
+/// What creating the producer would refuse in its settings, without creating it (which
+/// would connect to the brokers): `exposure config check`.
+pub fn check_settings(
+    brokers: &str,
+    client: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<(), String> {
+    client_config(brokers, client, timeout)
+        .create_native_config()
+        .map(drop)
+        .map_err(|e| match e {
+            // The value may be a password: the description without it.
+            rdkafka::error::KafkaError::ClientConfig(_, description, _, value)
+                if !value.is_empty() =>
+            {
+                description.replace(&value, "…")
+            }
+            e => e.to_string(),
+        })
 }
 
 impl Sink for KafkaSink {

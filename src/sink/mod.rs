@@ -438,22 +438,40 @@ pub fn build(
     sections: &[SinkSection],
     state_dir: &StateDir,
 ) -> Result<Vec<BuiltSink>, SinkConfigError> {
-    build_each(sections, state_dir)?.into_iter().collect()
+    let names = sink_names(sections)?;
+    sections
+        .iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (section, name))| build_one(i, section, name, state_dir))
+        .collect()
 }
 
-/// Builds each sink of `sections` on its own (reading its secrets, making its client), so
-/// that `exposure config check` names every sink's problem at once; `Err` only for
-/// problems of the list itself (two sinks with one name).
-pub fn build_each(
+/// Checks each sink of `sections` as [`build`] would build it — secrets read, URLs and
+/// clients made — except that a Kafka sink's producer is not created (that would connect to
+/// its brokers): librdkafka reads its settings only. Gives each sink's name, or its problem,
+/// so that `exposure config check` names every sink's problem at once; `Err` only for a
+/// problem of the list itself (two sinks with one name).
+pub fn check_each(
     sections: &[SinkSection],
     state_dir: &StateDir,
-) -> Result<Vec<Result<BuiltSink, SinkConfigError>>, SinkConfigError> {
+) -> Result<Vec<Result<String, SinkConfigError>>, SinkConfigError> {
     let names = sink_names(sections)?;
     Ok(sections
         .iter()
         .zip(names)
         .enumerate()
-        .map(|(i, (section, name))| build_one(i, section, name, state_dir))
+        .map(|(i, (section, name))| match section {
+            SinkSection::Kafka {
+                brokers, client, ..
+            } => kafka::check_settings(brokers, client, section.http().timeout())
+                .map(|()| name)
+                .map_err(|message| SinkConfigError {
+                    key: format!("sinks[{i}].client"),
+                    message,
+                }),
+            _ => build_one(i, section, name, state_dir).map(|built| built.sink.name().to_string()),
+        })
         .collect())
 }
 
@@ -463,141 +481,139 @@ fn build_one(
     name: String,
     state_dir: &StateDir,
 ) -> Result<BuiltSink, SinkConfigError> {
-    {
-        let key = |k: &str| format!("sinks[{i}].{k}");
-        let settings = section.http();
-        let built = match section {
-            SinkSection::Alertmanager {
-                url,
-                labels,
-                resend_every,
-                resolved_for,
-                ..
-            } => BuiltSink {
-                sink: Box::new(alertmanager::AlertmanagerSink::new(
+    let key = |k: &str| format!("sinks[{i}].{k}");
+    let settings = section.http();
+    let built = match section {
+        SinkSection::Alertmanager {
+            url,
+            labels,
+            resend_every,
+            resolved_for,
+            ..
+        } => BuiltSink {
+            sink: Box::new(alertmanager::AlertmanagerSink::new(
+                name.clone(),
+                check_url(&key("url"), url)?,
+                http::client(settings.timeout())?,
+                alertmanager::check_labels(&key("labels"), labels)?,
+                resend_every.map_or(Duration::from_secs(60), Span::to_std),
+                resolved_for.map_or(Duration::from_secs(300), Span::to_std),
+                state_dir.sink_firing(&name),
+            )),
+            backoff: settings.backoff(),
+        },
+        SinkSection::Pagerduty {
+            url,
+            routing_key_env,
+            routing_key_file,
+            source,
+            ..
+        } => {
+            let routing_key = match (routing_key_env, routing_key_file) {
+                (Some(var), _) => secret_from_env(&key("routing_key_env"), var)?,
+                (None, Some(path)) => secret_from_file(&key("routing_key_file"), path)?,
+                (None, None) => {
+                    return Err(SinkConfigError {
+                        key: key("routing_key_env"),
+                        message: "give routing_key_env or routing_key_file".into(),
+                    });
+                }
+            };
+            BuiltSink {
+                sink: Box::new(pagerduty::PagerDutySink::new(
                     name.clone(),
                     check_url(&key("url"), url)?,
                     http::client(settings.timeout())?,
-                    alertmanager::check_labels(&key("labels"), labels)?,
-                    resend_every.map_or(Duration::from_secs(60), Span::to_std),
-                    resolved_for.map_or(Duration::from_secs(300), Span::to_std),
-                    state_dir.sink_firing(&name),
+                    routing_key,
+                    source.clone().unwrap_or_else(hostname),
                 )),
                 backoff: settings.backoff(),
-            },
-            SinkSection::Pagerduty {
-                url,
-                routing_key_env,
-                routing_key_file,
-                source,
-                ..
-            } => {
-                let routing_key = match (routing_key_env, routing_key_file) {
-                    (Some(var), _) => secret_from_env(&key("routing_key_env"), var)?,
-                    (None, Some(path)) => secret_from_file(&key("routing_key_file"), path)?,
-                    (None, None) => {
-                        return Err(SinkConfigError {
-                            key: key("routing_key_env"),
-                            message: "give routing_key_env or routing_key_file".into(),
-                        });
-                    }
-                };
-                BuiltSink {
-                    sink: Box::new(pagerduty::PagerDutySink::new(
-                        name.clone(),
-                        check_url(&key("url"), url)?,
-                        http::client(settings.timeout())?,
-                        routing_key,
-                        source.clone().unwrap_or_else(hostname),
-                    )),
-                    backoff: settings.backoff(),
-                }
             }
-            SinkSection::Webhook {
-                url,
-                headers_env,
-                format,
-                ..
-            } => {
-                let mut headers = Vec::new();
-                for (header, var) in headers_env {
-                    let value = secret_from_env(&key(&format!("headers_env.{header}")), var)?;
-                    headers.push((header.clone(), value));
-                }
-                BuiltSink {
-                    sink: Box::new(webhook::WebhookSink::new(
-                        name.clone(),
-                        check_url(&key("url"), url)?,
-                        http::client(settings.timeout())?,
-                        headers,
-                        *format,
-                    )),
-                    backoff: settings.backoff(),
-                }
+        }
+        SinkSection::Webhook {
+            url,
+            headers_env,
+            format,
+            ..
+        } => {
+            let mut headers = Vec::new();
+            for (header, var) in headers_env {
+                let value = secret_from_env(&key(&format!("headers_env.{header}")), var)?;
+                headers.push((header.clone(), value));
             }
-            SinkSection::Slack {
-                url_env, url_file, ..
-            } => {
-                let url = match (url_env, url_file) {
-                    (Some(var), _) => secret_from_env(&key("url_env"), var)?,
-                    (None, Some(path)) => secret_from_file(&key("url_file"), path)?,
-                    (None, None) => {
-                        return Err(SinkConfigError {
-                            key: key("url_env"),
-                            message: "give url_env or url_file".into(),
-                        });
-                    }
-                };
-                let url = check_url(&key("url_env"), url.expose())?;
-                BuiltSink {
-                    sink: Box::new(slack::SlackSink::new(
-                        name.clone(),
-                        url,
-                        http::client(settings.timeout())?,
-                    )),
-                    backoff: settings.backoff(),
-                }
-            }
-            SinkSection::Kafka {
-                brokers,
-                topic,
-                client,
-                format,
-                ..
-            } => BuiltSink {
-                sink: Box::new(
-                    kafka::KafkaSink::new(
-                        name.clone(),
-                        brokers,
-                        topic.clone(),
-                        client,
-                        settings.timeout(),
-                        *format,
-                    )
-                    .map_err(|message| SinkConfigError {
-                        key: key("client"),
-                        message,
-                    })?,
-                ),
+            BuiltSink {
+                sink: Box::new(webhook::WebhookSink::new(
+                    name.clone(),
+                    check_url(&key("url"), url)?,
+                    http::client(settings.timeout())?,
+                    headers,
+                    *format,
+                )),
                 backoff: settings.backoff(),
-            },
-            SinkSection::Jsonl { path, format, .. } => BuiltSink {
-                sink: Box::new(jsonl::JsonlSink::new(name.clone(), path, *format)),
-                backoff: Backoff::default(),
-            },
-        };
-        let built = match section.max_principals() {
-            Some(max) => BuiltSink {
-                sink: Box::new(bound::Bounded {
-                    inner: built.sink,
-                    max,
-                }),
-                backoff: built.backoff,
-            },
-            None => built,
-        };
-        Ok(built)
-    }
+            }
+        }
+        SinkSection::Slack {
+            url_env, url_file, ..
+        } => {
+            let url = match (url_env, url_file) {
+                (Some(var), _) => secret_from_env(&key("url_env"), var)?,
+                (None, Some(path)) => secret_from_file(&key("url_file"), path)?,
+                (None, None) => {
+                    return Err(SinkConfigError {
+                        key: key("url_env"),
+                        message: "give url_env or url_file".into(),
+                    });
+                }
+            };
+            let url = check_url(&key("url_env"), url.expose())?;
+            BuiltSink {
+                sink: Box::new(slack::SlackSink::new(
+                    name.clone(),
+                    url,
+                    http::client(settings.timeout())?,
+                )),
+                backoff: settings.backoff(),
+            }
+        }
+        SinkSection::Kafka {
+            brokers,
+            topic,
+            client,
+            format,
+            ..
+        } => BuiltSink {
+            sink: Box::new(
+                kafka::KafkaSink::new(
+                    name.clone(),
+                    brokers,
+                    topic.clone(),
+                    client,
+                    settings.timeout(),
+                    *format,
+                )
+                .map_err(|message| SinkConfigError {
+                    key: key("client"),
+                    message,
+                })?,
+            ),
+            backoff: settings.backoff(),
+        },
+        SinkSection::Jsonl { path, format, .. } => BuiltSink {
+            sink: Box::new(jsonl::JsonlSink::new(name.clone(), path, *format)),
+            backoff: Backoff::default(),
+        },
+    };
+    let built = match section.max_principals() {
+        Some(max) => BuiltSink {
+            sink: Box::new(bound::Bounded {
+                inner: built.sink,
+                max,
+            }),
+            backoff: built.backoff,
+        },
+        None => built,
+    };
+    Ok(built)
 }
 
 /// This machine's name, for `source` fields.

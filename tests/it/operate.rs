@@ -190,7 +190,9 @@ fn config_check_names_every_problem_and_exits_2() {
         "kafka.toml",
         "[input.kafka]\nbrokers = \"127.0.0.1:9092\"\ntopics = [\"raw\"]\ngroup = \"g\"\n\
          [input.kafka.client]\n\"no.such.setting\" = \"1\"\n\"compression.codec\" = \"hunter2\"\n\
-         \"ssl.ca.location\" = \"/nonexistent/ca.pem\"\n\"sasl.password\" = \"hunter3\"\n",
+         \"ssl.ca.location\" = \"/nonexistent/ca.pem\"\n\"sasl.password\" = \"hunter3\"\n\
+         [[sinks]]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"alerts\"\n\
+         client = { \"acks\" = \"hunter4\" }\n",
     );
     let kafka = env.run(&["config", "check", "kafka.toml"]);
     kafka.expect(
@@ -202,6 +204,8 @@ fn config_check_names_every_problem_and_exits_2() {
         2,
         "`input.kafka.client.ssl.ca.location`: cannot read /nonexistent/ca.pem",
     );
+    // The Kafka sink's producer is judged by librdkafka without being created (no connection).
+    kafka.expect(2, "`sinks[0].client`: Invalid value for configuration property");
     assert!(!kafka.stderr.contains("hunter"), "{}", kafka.stderr);
     assert!(!kafka.stderr.contains("sasl.password"), "{}", kafka.stderr);
 
