@@ -205,7 +205,10 @@ fn config_check_names_every_problem_and_exits_2() {
         "`input.kafka.client.ssl.ca.location`: cannot read /nonexistent/ca.pem",
     );
     // The Kafka sink's producer is judged by librdkafka without being created (no connection).
-    kafka.expect(2, "`sinks[0].client`: Invalid value for configuration property");
+    kafka.expect(
+        2,
+        "`sinks[0].client`: Invalid value for configuration property",
+    );
     assert!(!kafka.stderr.contains("hunter"), "{}", kafka.stderr);
     assert!(!kafka.stderr.contains("sasl.password"), "{}", kafka.stderr);
 
