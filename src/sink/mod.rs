@@ -418,6 +418,23 @@ fn secret_from_env(key: &str, var: &str) -> Result<Secret, SinkConfigError> {
     }
 }
 
+/// A secret named by an `*_env` key (first) or a `*_file` key, each with its full key; neither
+/// given is `missing`, reported at the env key.
+fn secret_from(
+    (env_key, env): (&str, &Option<String>),
+    (file_key, file): (&str, &Option<PathBuf>),
+    missing: &str,
+) -> Result<Secret, SinkConfigError> {
+    match (env, file) {
+        (Some(var), _) => secret_from_env(env_key, var),
+        (None, Some(path)) => secret_from_file(file_key, path),
+        (None, None) => Err(SinkConfigError {
+            key: env_key.into(),
+            message: missing.into(),
+        }),
+    }
+}
+
 fn secret_from_file(key: &str, path: &Path) -> Result<Secret, SinkConfigError> {
     match std::fs::read_to_string(path) {
         Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
@@ -509,16 +526,11 @@ fn build_one(
             source,
             ..
         } => {
-            let routing_key = match (routing_key_env, routing_key_file) {
-                (Some(var), _) => secret_from_env(&key("routing_key_env"), var)?,
-                (None, Some(path)) => secret_from_file(&key("routing_key_file"), path)?,
-                (None, None) => {
-                    return Err(SinkConfigError {
-                        key: key("routing_key_env"),
-                        message: "give routing_key_env or routing_key_file".into(),
-                    });
-                }
-            };
+            let routing_key = secret_from(
+                (&key("routing_key_env"), routing_key_env),
+                (&key("routing_key_file"), routing_key_file),
+                "give routing_key_env or routing_key_file",
+            )?;
             BuiltSink {
                 sink: Box::new(pagerduty::PagerDutySink::new(
                     name.clone(),
@@ -555,16 +567,11 @@ fn build_one(
         SinkSection::Slack {
             url_env, url_file, ..
         } => {
-            let url = match (url_env, url_file) {
-                (Some(var), _) => secret_from_env(&key("url_env"), var)?,
-                (None, Some(path)) => secret_from_file(&key("url_file"), path)?,
-                (None, None) => {
-                    return Err(SinkConfigError {
-                        key: key("url_env"),
-                        message: "give url_env or url_file".into(),
-                    });
-                }
-            };
+            let url = secret_from(
+                (&key("url_env"), url_env),
+                (&key("url_file"), url_file),
+                "give url_env or url_file",
+            )?;
             let url = check_url(&key("url_env"), url.expose())?;
             BuiltSink {
                 sink: Box::new(slack::SlackSink::new(
