@@ -5,7 +5,7 @@
 use super::Detector;
 use super::alert::{Alert, ClosedBy};
 use super::reorder::BufferedRead;
-use crate::intern::{DenseId, TableId};
+use crate::intern::{DenseId, PrincipalId, TableId};
 use crate::time::{MICROS_PER_SEC, Micros, Ts};
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -208,9 +208,11 @@ impl Detector {
     /// changes no result and keeps state bounded on a long run.
     pub(super) fn prune(&mut self, now: Ts) {
         self.keep_all_grant_states(now);
-        for state in &mut self.tables {
+        for (at, state) in self.tables.iter_mut().enumerate() {
             let forget = state.policy.thresholds.forget_after.micros();
-            state.baseline.retain(|last| now - last <= forget);
+            if state.baseline.retain(|last| now - last <= forget) > 0 {
+                self.changes.table(TableId::from_index(at as u32));
+            }
         }
         let forget = self
             .settings
@@ -219,9 +221,10 @@ impl Detector {
             .thresholds
             .forget_after
             .micros();
-        for last in &mut self.population {
+        for (at, last) in self.population.iter_mut().enumerate() {
             if *last != Ts::MIN && now - *last > forget {
                 *last = Ts::MIN;
+                self.changes.principal(PrincipalId::from_index(at as u32));
             }
         }
         self.prune_permissions(now);

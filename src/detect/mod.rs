@@ -22,6 +22,7 @@
 pub mod alert;
 pub mod baseline;
 mod by_id;
+pub mod changes;
 mod chunk_order;
 mod chunked;
 mod clock;
@@ -38,6 +39,7 @@ pub use alert::{
     ALERT_SCHEMA, Alert, AlertStatus, ChangeRecord, ClosedBy, PrincipalActivity, Severity,
 };
 pub use by_id::ById;
+pub use changes::{DetectorChanges, FoldedChanges, TableChange};
 pub use grant_states::GrantStates;
 pub use permission::PermissionSettings;
 pub use policy::{Policies, TablePolicy, TableRule, Thresholds};
@@ -52,7 +54,7 @@ use root_cause::RootCause;
 use rules::TableState;
 
 use crate::event::{AccessEvent, ReadActions};
-use crate::intern::{Interner, PrincipalId, TableId};
+use crate::intern::{DenseId, Interner, PrincipalId, TableId};
 use crate::time::{Micros, Span, Ts};
 use baseline::Baseline;
 use std::cmp::Reverse;
@@ -178,6 +180,8 @@ pub struct Detector {
     /// The population: by principal id, its last read of any watched table (`Ts::MIN`: none
     /// within the default `forget_after`). Who "everyone" is, for `exposure check`.
     population: Vec<Ts>,
+    /// What changed since changes were last taken (incremental checkpoints).
+    changes: changes::ChangeMarks,
 }
 
 /// A table's baseline as one of its windows opened (`record_baselines`).
@@ -219,6 +223,7 @@ impl Detector {
             grant_recorder,
             next_grant_state: Vec::new(),
             population: Vec::new(),
+            changes: Default::default(),
         };
         detector.seed_permissions(&seed);
         detector
@@ -291,11 +296,15 @@ impl Detector {
         let policy = self.settings.policies.resolve(name);
         let other_shards = self.settings.shard.is_some_and(|shard| !shard.owns(name));
         self.ignored.push(policy.ignore || other_shards);
+        let mut baseline = Baseline::default();
+        if self.changes.tracking() {
+            baseline.track_removals();
+        }
         self.tables.push(TableState {
             name: Arc::from(self.table_names.name(id)),
             policy,
             learn_until: None,
-            baseline: Baseline::default(),
+            baseline,
             pending: Vec::new(),
             window: None,
         });
@@ -325,10 +334,14 @@ impl Detector {
             self.ignored[at] = policy.ignore || other_shards;
             if !policy.approved.is_empty() {
                 let names = &self.principal_names;
+                let before = state.pending.len();
                 state.pending.retain(|p| {
                     let name = names.name(p.principal);
                     !policy.is_allowed(name) && policy.approval(name, now).is_none()
                 });
+                if state.pending.len() != before {
+                    self.changes.table(TableId::from_index(at as u32));
+                }
             }
             state.policy = policy;
         }
@@ -343,15 +356,18 @@ impl Detector {
         principal: &globset::GlobMatcher,
     ) -> usize {
         let names = &self.principal_names;
-        self.tables
-            .iter_mut()
-            .filter(|state| table.is_match(&*state.name))
-            .map(|state| {
-                state
-                    .baseline
-                    .remove_where(|id| principal.is_match(names.name(id)))
-            })
-            .sum()
+        let mut removed = 0;
+        for (at, state) in self.tables.iter_mut().enumerate() {
+            if !table.is_match(&*state.name) {
+                continue;
+            }
+            let n = (state.baseline).remove_where(|id| principal.is_match(names.name(id)));
+            if n > 0 {
+                self.changes.table(TableId::from_index(at as u32));
+                removed += n;
+            }
+        }
+        removed
     }
 
     /// A read of another shard's table, admitted: not detected on, but the table's first read
@@ -366,7 +382,11 @@ impl Detector {
             return;
         }
         let until = ts.saturating_add(state.policy.thresholds.learn.micros());
-        state.learn_until = Some(state.learn_until.map_or(until, |u| u.min(until)));
+        let learn_until = Some(state.learn_until.map_or(until, |u| u.min(until)));
+        if state.learn_until != learn_until {
+            state.learn_until = learn_until;
+            self.changes.table(table);
+        }
     }
 
     /// A read of `table` at `ts` that another detector takes (a Kafka partition's detector is
@@ -513,7 +533,10 @@ impl Detector {
             self.population.resize(at + 1, Ts::MIN);
         }
         let last = &mut self.population[at];
-        *last = (*last).max(ts);
+        if ts > *last {
+            *last = ts;
+            self.changes.principal(principal);
+        }
     }
 
     #[inline]

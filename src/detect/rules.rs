@@ -227,6 +227,7 @@ impl Detector {
         for table in std::mem::take(&mut self.opened_now) {
             if let Some(window) = &mut self.tables[table.at()].window {
                 window.alerted_principals = window.principals.len();
+                self.changes.table(table);
             }
             let alert = self.alert(table, AlertStatus::Open, ts, None);
             self.push_alert(alert, alerts);
@@ -255,6 +256,7 @@ impl Detector {
         if ts >= self.next_grant_state[table.at()] {
             self.keep_grant_states(table, ts);
         }
+        self.changes.table(table);
         let emit_updates = self.settings.emit_updates;
         let state = &mut self.tables[table.at()];
         let thresholds = state.policy.thresholds;
@@ -424,6 +426,7 @@ impl Detector {
     ) {
         let alert = self.alert(table, AlertStatus::Closed, as_of, Some(closed_by));
         self.tables[table.at()].window = None;
+        self.changes.table(table);
         self.await_revert(&alert);
         self.push_alert(alert, alerts);
     }

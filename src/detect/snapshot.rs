@@ -161,9 +161,19 @@ impl Detector {
             .iter()
             .map(|state| self.table_snapshot(state))
             // A table seen once and holding nothing is not worth keeping.
-            .filter(|t| t.learn_until.is_some() || t.window.is_some() || !t.pending.is_empty())
+            .filter(super::changes::holds_something)
             .collect();
         tables.sort_by(|a, b| a.table.cmp(&b.table));
+        DetectorSnapshot {
+            tables,
+            population: self.population_snapshot(),
+            ..self.snapshot_without_tables()
+        }
+    }
+
+    /// The snapshot's parts that are not per table or per principal: time, counters, the
+    /// reorder buffer, the permission state.
+    pub(super) fn snapshot_without_tables(&self) -> DetectorSnapshot {
         // Deferred reads (chunked application) are restored into the reorder buffer: applied one
         // by one from there, they give the same alerts.
         let mut buffered: Vec<BufferedSnapshot> = self
@@ -181,10 +191,10 @@ impl Detector {
             newest: self.reorder.newest(),
             floor: self.reorder.floor(),
             stats: self.stats,
-            tables,
+            tables: Vec::new(),
             buffered,
             permissions: self.root_cause.snapshot(),
-            population: self.population_snapshot(),
+            population: Vec::new(),
         }
     }
 
@@ -257,10 +267,10 @@ impl Detector {
         let mut detector = Detector::new(settings);
         for table in &snapshot.tables {
             let id = detector.table_id(&table.table);
-            let mut baseline = Baseline::default();
-            for (principal, last) in &table.baseline {
-                baseline.record(detector.principal_names.intern(principal), *last);
-            }
+            let names = &mut detector.principal_names;
+            let baseline = Baseline::restored(
+                (table.baseline.iter()).map(|(principal, last)| (names.intern(principal), *last)),
+            );
             let pending = table
                 .pending
                 .iter()

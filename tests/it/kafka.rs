@@ -772,10 +772,12 @@ fn check(
     expected: &BTreeSet<String>,
     running: &[&Instance],
 ) {
+    let started = std::time::Instant::now();
     let got = wait_for_all(files, expected, running, Duration::from_secs(300));
     let Err(why) = same_alerts(what, &got, expected) else {
         return;
     };
+    let waited = started.elapsed();
     eprintln!("{}", warnings(logs));
     // CI shows the end of a failure's output: there go where each instance stands and its
     // last words.
@@ -802,7 +804,8 @@ fn check(
         let tail = &lines[lines.len().saturating_sub(12)..];
         diagnosis.push_str(&format!("\n{} ends:\n{}", log.display(), tail.join("\n")));
     }
-    panic!("{why}\n{diagnosis}");
+    // The verdict last: CI keeps the end of a failure's output.
+    panic!("{diagnosis}\n\nafter waiting {waited:.1?}: {why}");
 }
 
 #[test]

@@ -314,6 +314,65 @@ proptest! {
     }
 }
 
+/// Alerts when the detector is checkpointed incrementally at `stops` — the changes since the
+/// last stop written (through JSON), folded onto the last full snapshot, which is compacted at
+/// some stops — and restored from base and changes at others, as `watch` does.
+fn alerts_json_with_incremental_checkpoints(
+    events: &[Ev],
+    stops: &[(usize, u8)],
+    chunk: Option<usize>,
+) -> String {
+    use exposure::detect::{DetectorChanges, DetectorSnapshot, FoldedChanges};
+    let mut detector = Detector::new(settings());
+    if let Some(chunk) = chunk {
+        detector.apply_in_chunks(chunk);
+    }
+    detector.track_changes();
+    let mut base: DetectorSnapshot = detector.snapshot();
+    let mut log: Vec<String> = Vec::new();
+    let mut alerts: Vec<Alert> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        for (_, what) in stops.iter().filter(|(s, _)| s % events.len() == i) {
+            log.push(serde_json::to_string(&detector.take_changes()).unwrap());
+            let mut folded = FoldedChanges::default();
+            for line in &log {
+                folded.fold(serde_json::from_str::<DetectorChanges>(line).unwrap());
+            }
+            let state = folded.apply(base.clone());
+            assert_eq!(state, detector.snapshot(), "folded at event {i}");
+            if what % 3 == 0 {
+                // Compaction: the folded state becomes the base.
+                base = state.clone();
+                log.clear();
+            }
+            if what % 2 == 0 {
+                // A restart: from base and changes.
+                detector = Detector::restore(settings(), &state);
+                detector.track_changes();
+            }
+        }
+        e.observe(&mut detector, &mut alerts);
+    }
+    finished_json(detector, alerts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_checkpoints_fold_to_the_snapshot_and_never_change_alerts(
+        (events, delays) in scenario(),
+        stops in prop::collection::vec((any::<usize>(), any::<u8>()), 1..12),
+        chunk in prop::option::of(1usize..40),
+    ) {
+        let shuffled = delivered(&events, &delays, |i| i as u64);
+        prop_assert_eq!(
+            alerts_json_with_incremental_checkpoints(&shuffled, &stops, chunk),
+            alerts_json(&events)
+        );
+    }
+}
+
 /// Alerts when reads are applied in chunks of `chunk` reads, table by table, as replay of line
 /// inputs does (`Detector::apply_in_chunks`); with `keep` set, the detector leaves chunked
 /// application after that many events and goes on one read at a time.
