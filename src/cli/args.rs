@@ -515,9 +515,16 @@ pub struct WatchArgs {
     #[arg(long)]
     pub refuse_symlinks: bool,
 
-    /// How often the checkpoint is written when something changed.
+    /// How often the checkpoint is written when something changed: what changed since the
+    /// last one is appended to its change log.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub checkpoint_every: Span,
+
+    /// Compact the checkpoint (fold its change logs into a new full snapshot, on a thread of
+    /// its own) once the logs pass this size and half the snapshot's (e.g. 64M; bytes
+    /// without a unit).
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    pub compact_after: usize,
 
     /// The outbox's bound on disk (e.g. 512M, 1G, bytes without a unit): beyond it, the
     /// oldest alerts a sink that is down has not delivered go to its dead-letter file.

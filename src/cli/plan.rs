@@ -132,6 +132,10 @@ impl WatchPlan {
             from_beginning: args.from_beginning,
             refuse_symlinks: args.refuse_symlinks,
             checkpoint_every: args.checkpoint_every.to_std(),
+            compact: crate::live::checkpoint::CompactWhen {
+                at_least: args.compact_after as u64,
+                ..Default::default()
+            },
             poll_every: args.poll_every.to_std(),
             metrics_addr: args.metrics_addr,
             per_source_order: args.watermark == WatermarkMode::PerSource,

@@ -258,6 +258,17 @@ impl Detector {
         self.tables.iter().filter(|t| t.window.is_some()).count()
     }
 
+    /// The ids (as alerts give them) of the windows open now.
+    pub fn open_window_ids(&self) -> Vec<String> {
+        (self.tables.iter())
+            .filter_map(|t| {
+                t.window
+                    .as_ref()
+                    .map(|w| alert::window_id(&t.name, w.start))
+            })
+            .collect()
+    }
+
     /// Reads waiting in the reorder buffer.
     pub fn buffered(&self) -> usize {
         self.reorder.len() + self.deferred.as_ref().map_or(0, |d| d.reads.len())

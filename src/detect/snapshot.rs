@@ -152,6 +152,23 @@ pub struct BufferedSnapshot {
     pub principal: String,
 }
 
+impl DetectorSnapshot {
+    /// A copy of everything but the tables and the population (what is small).
+    pub fn clone_without_tables(&self) -> DetectorSnapshot {
+        DetectorSnapshot {
+            now: self.now,
+            next_prune: self.next_prune,
+            newest: self.newest,
+            floor: self.floor,
+            stats: self.stats,
+            tables: Vec::new(),
+            buffered: self.buffered.clone(),
+            permissions: self.permissions.clone(),
+            population: Vec::new(),
+        }
+    }
+}
+
 impl Detector {
     /// The detector's state as plain data. Deterministic: the same state gives the same
     /// snapshot, whatever order names were interned in.

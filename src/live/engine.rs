@@ -4,11 +4,11 @@
 //! the outbox, and writes checkpoints. Everything it does is synchronous and in one place, so a
 //! checkpoint always pairs a detector state with exactly the input offsets that produced it.
 
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{ChangeRecord, Checkpoint, CheckpointLog, CompactWhen, Progress};
 use super::journal::AlertJournal;
 use super::metrics::Metrics;
 use crate::config::Config;
-use crate::detect::{Alert, Detector, Observed, alert};
+use crate::detect::{Alert, Detector, Observed};
 use crate::event::{AccessEvent, PermissionChange};
 use crate::format::{DecodeSink, Decoder, Line, ParseError};
 use crate::intake::{InputClock, Reports, SharedClock, WallFloor, ahead_of_wall};
@@ -35,6 +35,8 @@ pub struct EngineOptions {
     pub per_source_order: bool,
     /// Where time is read (the system's clocks, but in tests).
     pub clock: SharedClock,
+    /// When the checkpoint's change logs are compacted into a new base.
+    pub compact: CompactWhen,
 }
 
 /// Reloading the configuration on request (SIGHUP).
@@ -70,6 +72,8 @@ pub struct Engine {
     evidence: Option<super::evidence::Evidence>,
     /// `[check] endpoint`: where each checkpoint's state is published for `POST /v1/check`.
     check_endpoint: Option<Arc<super::server::CheckEndpoint>>,
+    /// Where checkpoints are written: change records after a base.
+    checkpoints: CheckpointLog,
 }
 
 /// What one event is, for [`Engine::observe`]: an access (`Some((table, principal))` when it
@@ -156,10 +160,11 @@ impl Engine {
         metrics: Arc<Metrics>,
         options: EngineOptions,
     ) -> Engine {
-        let detector = match checkpoint {
+        let mut detector = match checkpoint {
             Some(c) => Detector::restore(config.detector.clone(), &c.detector),
             None => Detector::new(config.detector.clone()),
         };
+        detector.track_changes();
         if let Some(c) = checkpoint {
             journal.remember(c.emitted.iter().cloned());
         }
@@ -175,14 +180,20 @@ impl Engine {
             journal,
             metrics,
             reports: Reports::new(options.clock.clone()),
-            options,
             last_checkpoint: now,
             dirty: false,
             wall_floor: WallFloor::default(),
             sources: std::collections::HashMap::new(),
             evidence: None,
             check_endpoint: None,
+            checkpoints: CheckpointLog::new(&options.state_dir, options.compact),
+            options,
         }
+    }
+
+    /// Goes on writing checkpoints after the ones `log` found in the state dir.
+    pub fn write_checkpoints_to(&mut self, log: CheckpointLog) {
+        self.checkpoints = log;
     }
 
     /// Publishes the state to `endpoint` at each checkpoint (and now), for `POST /v1/check`.
@@ -351,6 +362,7 @@ impl Engine {
             }
         }
         self.checkpoint(inputs.follower.as_ref())?;
+        self.checkpoints.wait_for_compaction();
         tracing::info!(
             events = self.metrics.intake.events_read.load(Relaxed),
             alerts = self.metrics.alerts_emitted.load(Relaxed),
@@ -648,29 +660,56 @@ impl Engine {
         }
     }
 
+    /// Writes a checkpoint: what changed since the last one, appended to the change log (or
+    /// the whole state, the first time).
     fn checkpoint(&mut self, follower: Option<&Follower>) -> io::Result<()> {
-        let snapshot = self.detector.snapshot();
         if let Some(endpoint) = &self.check_endpoint {
-            self.publish_check(endpoint, &snapshot);
+            self.publish_check(endpoint, &self.detector.snapshot());
         }
-        let open: HashSet<String> = snapshot
-            .tables
-            .iter()
-            .filter_map(|t| {
-                t.window
-                    .as_ref()
-                    .map(|w| alert::window_id(&t.table, w.start))
-            })
-            .collect();
+        let open: HashSet<String> = self.detector.open_window_ids().into_iter().collect();
         let emitted = self.journal.emitted_keys_of(&open);
         let files = follower.map(Follower::cursors).unwrap_or_default();
-        let mut checkpoint = Checkpoint::new("watch", snapshot, files, emitted);
-        checkpoint.baseline_changes = self.baseline_changes;
-        if let Some(evidence) = &mut self.evidence {
-            let today = super::evidence::day(self.options.clock.wall());
-            checkpoint.evidence = Some(evidence.sync(&today)?);
-        }
-        checkpoint.save(&self.options.state_dir)?;
+        let evidence = match &mut self.evidence {
+            Some(evidence) => {
+                let today = super::evidence::day(self.options.clock.wall());
+                Some(evidence.sync(&today)?)
+            }
+            None => None,
+        };
+        let started = Instant::now();
+        let bytes = if self.checkpoints.needs_base() {
+            let snapshot = self.detector.snapshot();
+            // Everything is in the base: nothing is left to write as a change.
+            self.detector.take_changes();
+            let mut checkpoint = Checkpoint::new("watch", snapshot, files, emitted);
+            checkpoint.baseline_changes = self.baseline_changes;
+            checkpoint.evidence = evidence;
+            checkpoint.save(&self.options.state_dir)?;
+            self.checkpoints.saved_whole()?;
+            0
+        } else {
+            let record = ChangeRecord {
+                progress: Progress {
+                    written_at: crate::state::envelope::stamp::<Checkpoint>().written_at,
+                    written_by: "watch".into(),
+                    files,
+                    emitted,
+                    baseline_changes: self.baseline_changes,
+                    evidence,
+                },
+                detector: self.detector.take_changes(),
+            };
+            self.checkpoints.append(&record)?
+        };
+        self.metrics.checkpoint_bytes.store(bytes, Relaxed);
+        self.metrics
+            .checkpoint_compactions
+            .store(self.checkpoints.compactions, Relaxed);
+        tracing::debug!(
+            bytes,
+            took_us = started.elapsed().as_micros() as u64,
+            "checkpoint written"
+        );
         self.journal.after_checkpoint()?;
         self.metrics
             .checkpoint_at_us

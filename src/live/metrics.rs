@@ -104,6 +104,10 @@ pub struct Metrics {
     pub watermark_us: AtomicI64,
     /// When the last checkpoint was written (µs since the epoch; 0 before the first).
     pub checkpoint_at_us: AtomicI64,
+    /// Bytes the last checkpoint appended to the change log (0 when it was written whole).
+    pub checkpoint_bytes: AtomicU64,
+    /// Compactions of the checkpoint's change logs into a new base.
+    pub checkpoint_compactions: AtomicU64,
     pub sinks: Mutex<Vec<(String, Arc<SinkMetrics>)>>,
     /// Set once the first poll is done and checkpointed (`GET /ready` answers 200 from then).
     pub ready: AtomicBool,
@@ -338,6 +342,18 @@ impl Metrics {
                 false,
                 "Seconds since the last checkpoint was written.",
                 Sample::Level(since(self.checkpoint_at_us.load(Relaxed))),
+            ),
+            Family::one(
+                "checkpoint_last_bytes",
+                false,
+                "Bytes the last checkpoint appended to the change log (what changed since the one before; 0 when written whole).",
+                Sample::Level(self.checkpoint_bytes.load(Relaxed) as f64),
+            ),
+            Family::one(
+                "checkpoint_compactions_total",
+                true,
+                "Compactions of the checkpoint's change logs into a new base.",
+                Sample::Count(self.checkpoint_compactions.load(Relaxed)),
             ),
         ]);
         let sinks = self.sinks.lock().expect("not poisoned");

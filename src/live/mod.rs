@@ -43,6 +43,8 @@ pub struct WatchOptions {
     /// See [`FollowOptions::refuse_symlinks`].
     pub refuse_symlinks: bool,
     pub checkpoint_every: Duration,
+    /// When the checkpoint's change logs are compacted.
+    pub compact: checkpoint::CompactWhen,
     pub poll_every: Duration,
     pub metrics_addr: Option<SocketAddr>,
     /// See [`engine::EngineOptions::per_source_order`].
@@ -74,7 +76,23 @@ pub fn watch(
         });
     }
     let _lock = options.state_dir.lock()?;
-    let checkpoint = Checkpoint::load(&options.state_dir)?;
+    let loaded = Checkpoint::load_laid_out(&options.state_dir)?;
+    let checkpoints = checkpoint::CheckpointLog::resume(
+        &options.state_dir,
+        loaded.as_ref().map(|l| &l.layout),
+        options.compact,
+    )?;
+    if loaded
+        .as_ref()
+        .is_some_and(|l| l.layout == checkpoint::Layout::WholeFile)
+    {
+        tracing::info!(
+            state_dir = %options.state_dir.root().display(),
+            "the checkpoint is in the single-file layout of an earlier release: read, and \
+             rewritten as a base and change log at the first checkpoint"
+        );
+    }
+    let checkpoint = loaded.map(|l| l.checkpoint);
     match &checkpoint {
         Some(c) => tracing::info!(
             state_dir = %options.state_dir.root().display(), written_at = %c.written_at,
@@ -123,6 +141,7 @@ pub fn watch(
     let engine_options = EngineOptions {
         state_dir: options.state_dir.clone(),
         checkpoint_every: options.checkpoint_every,
+        compact: options.compact,
         poll_every: options.poll_every,
         per_source_order: options.per_source_order,
         clock: crate::intake::system_clock(),
@@ -162,6 +181,7 @@ pub fn watch(
                 engine_options,
             );
             engine.reload_with(reload);
+            engine.write_checkpoints_to(checkpoints);
             if let Some(endpoint) = published {
                 engine.answer_checks(endpoint);
             }

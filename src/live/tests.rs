@@ -66,6 +66,7 @@ impl Rig {
         let options = EngineOptions {
             state_dir,
             checkpoint_every: Duration::from_secs(3600),
+            compact: Default::default(),
             poll_every: Duration::ZERO,
             per_source_order,
             clock: clock.clone(),

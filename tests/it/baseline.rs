@@ -245,9 +245,7 @@ fn forget_takes_a_learned_reader_out_of_a_running_watchs_baseline() {
     // Applied once: a restart does not forget bob again (he is in the window, not the baseline).
     let (code, _) = watcher.stop();
     assert_eq!(code, 0);
-    let checkpoint: Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap())
-            .unwrap();
+    let checkpoint = crate::util::checkpoint(&env.path("state")).unwrap();
     assert_eq!(checkpoint["baseline_changes"], 1);
 }
 

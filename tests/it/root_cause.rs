@@ -272,7 +272,9 @@ fn learn_hands_the_permission_state_to_watch() {
         "history.jsonl",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let state = std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap();
+    let state = crate::util::checkpoint(&env.path("state"))
+        .unwrap()
+        .to_string();
     assert!(
         state.contains("\"grantee\":\"PUBLIC\""),
         "the state keeps what is granted: {state}"

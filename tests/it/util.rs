@@ -110,6 +110,14 @@ impl TestEnv {
 }
 
 /// The repository root (for sample-logs/ and tests/data/).
+/// The checkpoint in state dir `state` as JSON (whole: its base and change logs folded), as
+/// `watch` would restore it; `None` when there is none yet or it cannot be read right now.
+pub fn checkpoint(state: &Path) -> Option<Value> {
+    let dir = exposure::state::StateDir::new(state);
+    let checkpoint = exposure::live::checkpoint::Checkpoint::load(&dir).ok()??;
+    serde_json::to_value(checkpoint).ok()
+}
+
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }

@@ -322,10 +322,7 @@ fn busy_history(events: usize) -> String {
 }
 
 fn checkpointed_offset(state: &Path) -> u64 {
-    let Ok(text) = std::fs::read_to_string(state.join("checkpoint.json")) else {
-        return 0;
-    };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+    let Some(v) = crate::util::checkpoint(state) else {
         return 0;
     };
     v["files"][0]["offset"].as_u64().unwrap_or(0)
@@ -333,14 +330,15 @@ fn checkpointed_offset(state: &Path) -> u64 {
 
 /// Runs watchers (restarting after each `kill -9` in `kills`) until the whole file is read
 /// and checkpointed; returns every alert line any of them printed.
-fn watch_to_the_end(env: &TestEnv, file: &Path, kills: &[u64]) -> Vec<String> {
+fn watch_to_the_end(env: &TestEnv, file: &Path, kills: &[u64], extra: &[&str]) -> Vec<String> {
     let size = std::fs::metadata(file).unwrap().len();
     let mut lines = Vec::new();
+    let args = [&["--from-beginning", "history.jsonl"], extra].concat();
     for &after_ms in kills {
-        let watcher = Watcher::start(env, &["--from-beginning", "history.jsonl"]);
+        let watcher = Watcher::start(env, &args);
         lines.extend(watcher.kill9_after(Duration::from_millis(after_ms)));
     }
-    let watcher = Watcher::start(env, &["--from-beginning", "history.jsonl"]);
+    let watcher = Watcher::start(env, &args);
     eventually(Duration::from_secs(60), || {
         let offset = checkpointed_offset(&env.path("state"));
         (offset >= size)
@@ -360,7 +358,7 @@ fn kill_9_at_random_points_loses_and_duplicates_no_alert() {
     let reference_env = TestEnv::new();
     reference_env.write("watch.toml", &config);
     let file = reference_env.write("history.jsonl", &history);
-    let reference = watch_to_the_end(&reference_env, &file, &[]);
+    let reference = watch_to_the_end(&reference_env, &file, &[], &[]);
     let reference: BTreeSet<String> = reference.into_iter().collect();
     assert!(
         reference.iter().filter(|l| l.contains("\"open\"")).count() == 3,
@@ -389,7 +387,24 @@ fn kill_9_at_random_points_loses_and_duplicates_no_alert() {
     let env = TestEnv::new();
     env.write("watch.toml", &config);
     let file = env.write("history.jsonl", &history);
-    let lines = watch_to_the_end(&env, &file, &kills);
+    // Checkpoints as often as they come, each starting a compaction if none runs: kills land
+    // in appends to the change log and in compactions alike.
+    let compacting = ["--checkpoint-every", "20ms", "--compact-after", "1"];
+    let lines = watch_to_the_end(&env, &file, &kills, &compacting);
+    let compacted = std::fs::read_dir(env.path("state/checkpoint"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("base-")?
+                .strip_suffix(".jsonl")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    // The first base is written whole; each next one by a compaction.
+    assert!(compacted >= 3, "only {compacted} bases written");
     let got: BTreeSet<String> = lines.iter().cloned().collect();
     assert_eq!(
         got, reference,
@@ -443,9 +458,7 @@ fn watch_after_learn_alerts_on_nothing_of_the_history() {
         "{}",
         run.stderr
     );
-    let checkpoint: Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap())
-            .unwrap();
+    let checkpoint = crate::util::checkpoint(&env.path("state")).unwrap();
     assert_eq!(
         checkpoint["detector"]["buffered"],
         serde_json::json!([]),
@@ -530,7 +543,9 @@ fn an_event_from_the_future_is_quarantined_and_detection_goes_on() {
     assert_eq!(watcher.metric("late_total"), Some(0.0));
     let (code, _) = watcher.stop();
     assert_eq!(code, 0);
-    let checkpoint = std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap();
+    let checkpoint = crate::util::checkpoint(&env.path("state"))
+        .unwrap()
+        .to_string();
     assert!(
         !checkpoint.contains("4070908800"),
         "2099 never reaches the state"
