@@ -258,6 +258,14 @@ impl Detector {
         self.tables.iter().filter(|t| t.window.is_some()).count()
     }
 
+    /// The baselines' (table, principal) pairs, and the bytes their maps hold (the figure
+    /// `docs/performance.md` gives per pair).
+    pub fn baseline_memory(&self) -> (usize, usize) {
+        (self.tables.iter()).fold((0, 0), |(pairs, bytes), t| {
+            (pairs + t.baseline.len(), bytes + t.baseline.heap_bytes())
+        })
+    }
+
     /// The ids (as alerts give them) of the windows open now.
     pub fn open_window_ids(&self) -> Vec<String> {
         (self.tables.iter())
