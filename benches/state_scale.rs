@@ -154,7 +154,7 @@ fn main() {
             ts += 1;
         }
         ts += 1_000_000;
-        detector.advance(ts - 400_000_000, &mut sink);
+        detector.advance(ts, &mut sink);
         let started = Instant::now();
         let record = record(&mut detector, round);
         let bytes = log.append(&record).unwrap();

@@ -135,7 +135,7 @@ impl Detector {
             removed.sort();
             removed.dedup();
             written.sort();
-            let whole = self.table_snapshot(&self.tables[id.at()]);
+            let whole = self.table_snapshot_but_baseline(&self.tables[id.at()]);
             tables.push(TableChange {
                 table: whole.table,
                 learn_until: whole.learn_until,

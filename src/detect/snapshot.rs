@@ -241,9 +241,18 @@ impl Detector {
             .collect();
         baseline.sort();
         TableSnapshot {
+            baseline,
+            ..self.table_snapshot_but_baseline(state)
+        }
+    }
+
+    /// One table's state as plain data, its baseline left empty (what is small).
+    pub(super) fn table_snapshot_but_baseline(&self, state: &TableState) -> TableSnapshot {
+        let principal = |id| self.principal_names.name(id).to_string();
+        TableSnapshot {
             table: state.name.to_string(),
             learn_until: state.learn_until,
-            baseline,
+            baseline: Vec::new(),
             pending: state
                 .pending
                 .iter()
