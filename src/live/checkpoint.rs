@@ -404,28 +404,28 @@ fn read_log(path: &Path) -> io::Result<LogRecords> {
         if n == 0 {
             return Ok(out);
         }
-        let complete = line.last() == Some(&b'\n');
+        if line.last() != Some(&b'\n') {
+            // Written in part when the process died: the checkpoint before it stands.
+            out.torn = Some(n as u64);
+            return Ok(out);
+        }
         match serde_json::from_slice::<ChangeRecord>(&line) {
-            Ok(record) if complete => {
+            Ok(record) => {
                 out.records.push(record);
                 out.whole += n as u64;
-            }
-            Err(_) | Ok(_) if !complete => {
-                out.torn = Some(n as u64);
-                return Ok(out);
             }
             Err(e) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
                         "{}: change record at byte {} is corrupt ({e}); move the state dir's \
-                         checkpoint away to start afresh",
+                         checkpoint.json and checkpoint/ away to start afresh (the baseline \
+                         would be learned again)",
                         path.display(),
                         out.whole
                     ),
                 ));
             }
-            Ok(_) => unreachable!("complete records are taken above"),
         }
     }
 }

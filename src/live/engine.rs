@@ -684,6 +684,8 @@ impl Engine {
             let mut checkpoint = Checkpoint::new("watch", snapshot, files, emitted);
             checkpoint.baseline_changes = self.baseline_changes;
             checkpoint.evidence = evidence;
+            // (No compaction runs before the first base; waiting keeps it so whatever comes.)
+            self.checkpoints.wait_for_compaction();
             checkpoint.save(&self.options.state_dir)?;
             self.checkpoints.saved_whole()?;
             0

@@ -525,6 +525,54 @@ fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the
 }
 
 #[test]
+fn a_single_file_checkpoint_of_an_earlier_release_is_resumed_and_rewritten_as_a_base() {
+    let env = TestEnv::new();
+    let cut = "2026-03-16T15:00:00Z";
+    env.write("history.jsonl", sample_split_at(cut, true));
+    env.write("live.jsonl", sample_split_at(cut, false));
+    let whole = env.run(&[
+        "replay",
+        super::util::repo("sample-logs/incident.jsonl")
+            .to_str()
+            .unwrap(),
+    ]);
+    let replayed: Vec<&str> = whole.stdout.lines().collect();
+    let run = env.run(&["learn", "--state-dir", "state", "history.jsonl"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The state as a release before incremental checkpoints left it: the whole of it in
+    // checkpoint.json, version 1.
+    let state = exposure::state::StateDir::new(env.path("state"));
+    let learned = exposure::live::checkpoint::Checkpoint::load(&state)
+        .unwrap()
+        .unwrap();
+    assert_eq!(learned.version, 1, "the whole-file layout's version");
+    std::fs::remove_dir_all(env.path("state/checkpoint")).unwrap();
+    env.write(
+        "state/checkpoint.json",
+        serde_json::to_string(&learned).unwrap(),
+    );
+
+    env.write("watch.toml", "[detect]\n");
+    let watcher = Watcher::start(
+        &env,
+        &["--from-beginning", "--watermark", "lateness", "live.jsonl"],
+    );
+    watcher.wait_for("closed", WAIT, is("closed"));
+    let (code, lines) = watcher.stop();
+    assert_eq!(code, 0);
+    assert_eq!(lines, [replayed[1]], "the close of replay, byte for byte");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["version"], 2, "{manifest}");
+    let generation = manifest["generation"].as_u64().unwrap();
+    assert!(
+        env.path(&format!("state/checkpoint/base-{generation}.jsonl"))
+            .exists()
+    );
+}
+
+#[test]
 fn an_event_from_the_future_is_quarantined_and_detection_goes_on() {
     let env = TestEnv::new();
     let log = env.write("app.log", read_line("svc-etl", "pay"));
