@@ -483,10 +483,9 @@ fn watch_after_learn_alerts_on_nothing_of_the_history() {
     assert!(lines.is_empty(), "no alert of the history: {lines:?}");
 }
 
-#[test]
-fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the_history_on() {
-    let env = TestEnv::new();
-    // The cut falls inside the sample's window: its `open` is history, its `closed` is not.
+/// Writes the sample as `history.jsonl` and `live.jsonl`, cut inside its window (its `open` is
+/// history, its `closed` is not); gives the alerts of replaying it whole.
+fn sample_as_history_and_live(env: &TestEnv) -> Vec<String> {
     let cut = "2026-03-16T15:00:00Z";
     env.write("history.jsonl", sample_split_at(cut, true));
     env.write("live.jsonl", sample_split_at(cut, false));
@@ -496,7 +495,13 @@ fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the
             .to_str()
             .unwrap(),
     ]);
-    let replayed: Vec<&str> = whole.stdout.lines().collect();
+    whole.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the_history_on() {
+    let env = TestEnv::new();
+    let replayed = sample_as_history_and_live(&env);
     assert_eq!(replayed.len(), 2);
 
     let run = env.run(&["learn", "--state-dir", "state", "history.jsonl"]);
@@ -519,7 +524,7 @@ fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the
     assert_eq!(code, 0);
     assert_eq!(
         lines,
-        [replayed[1]],
+        [replayed[1].clone()],
         "only the close, byte for byte: {closed}"
     );
 }
@@ -527,16 +532,7 @@ fn learn_then_watch_gives_the_alerts_of_replaying_everything_from_the_end_of_the
 #[test]
 fn a_single_file_checkpoint_of_an_earlier_release_is_resumed_and_rewritten_as_a_base() {
     let env = TestEnv::new();
-    let cut = "2026-03-16T15:00:00Z";
-    env.write("history.jsonl", sample_split_at(cut, true));
-    env.write("live.jsonl", sample_split_at(cut, false));
-    let whole = env.run(&[
-        "replay",
-        super::util::repo("sample-logs/incident.jsonl")
-            .to_str()
-            .unwrap(),
-    ]);
-    let replayed: Vec<&str> = whole.stdout.lines().collect();
+    let replayed = sample_as_history_and_live(&env);
     let run = env.run(&["learn", "--state-dir", "state", "history.jsonl"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The state as a release before incremental checkpoints left it: the whole of it in
@@ -560,7 +556,11 @@ fn a_single_file_checkpoint_of_an_earlier_release_is_resumed_and_rewritten_as_a_
     watcher.wait_for("closed", WAIT, is("closed"));
     let (code, lines) = watcher.stop();
     assert_eq!(code, 0);
-    assert_eq!(lines, [replayed[1]], "the close of replay, byte for byte");
+    assert_eq!(
+        lines,
+        [replayed[1].clone()],
+        "the close of replay, byte for byte"
+    );
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(env.path("state/checkpoint.json")).unwrap())
             .unwrap();
