@@ -246,6 +246,19 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
         .map_err(|e| at(path, e))
 }
 
+/// Creates (or empties) `path` to write, readable by this user only (0600); a symlink is not
+/// followed. Errors do not name the file: the caller does.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Opens a state file for reading: not through a symlink, and only a regular file (a fifo or
 /// a device is refused, and opening one does not block). Errors do not name the file: the
 /// caller does.
@@ -372,13 +385,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temp = dir.join(format!(".{name}.tmp"));
     let write = || -> io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)?;
+        let mut file = create_private(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()
     };

@@ -29,11 +29,10 @@ use crate::detect::snapshot::TableSnapshot;
 use crate::detect::{DetectorChanges, DetectorSnapshot, FoldedChanges};
 use crate::source::tail::FileCursor;
 use crate::state::envelope::{self, EnvelopeError, Enveloped, Stamp, stamp};
-use crate::state::{StateDir, at, create_private_subdir, write_atomically};
+use crate::state::{StateDir, at, create_private, create_private_subdir, write_atomically};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufWriter, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The layout of the single-file checkpoint of earlier releases (read, never written).
@@ -600,14 +599,7 @@ fn write_manifest(state_dir: &StateDir, generation: u64) -> io::Result<()> {
 fn create_base(state_dir: &StateDir, generation: u64) -> io::Result<(PathBuf, BufWriter<File>)> {
     create_private_subdir(&folder(state_dir))?;
     let temp = folder(state_dir).join(format!(".base-{generation}.jsonl.tmp"));
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temp)
-        .map_err(|e| at(&temp, e))?;
+    let file = create_private(&temp).map_err(|e| at(&temp, e))?;
     Ok((temp, BufWriter::with_capacity(1 << 20, file)))
 }
 
@@ -693,15 +685,7 @@ fn compact(state_dir: &StateDir, from: u64, to: u64) -> io::Result<u64> {
     // Tables are written to a body file as they are folded; the header, which counts them
     // and carries the population, goes first once they are all known.
     let body_path = folder(state_dir).join(format!(".base-{to}.body.tmp"));
-    let body_file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&body_path)
-        .map_err(|e| at(&body_path, e))?;
+    let body_file = create_private(&body_path).map_err(|e| at(&body_path, e))?;
     let mut body = BufWriter::with_capacity(1 << 20, body_file);
     let mut count = 0usize;
     let mut whole = read_base(

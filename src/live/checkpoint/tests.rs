@@ -43,6 +43,31 @@ fn watch_record(detector: &mut Detector, n: usize) -> ChangeRecord {
     }
 }
 
+const NEVER: CompactWhen = CompactWhen {
+    at_least: u64::MAX,
+    base_share_percent: 0,
+};
+const ALWAYS: CompactWhen = CompactWhen {
+    at_least: 1,
+    base_share_percent: 0,
+};
+
+/// A state dir holding `detector`'s state as a base, and the writer going on from it.
+fn saved(
+    detector: &mut Detector,
+    when: CompactWhen,
+) -> (tempfile::TempDir, StateDir, CheckpointLog) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::new(dir.path());
+    Checkpoint::new("watch", detector.snapshot(), Vec::new(), Vec::new())
+        .save(&state)
+        .unwrap();
+    detector.take_changes();
+    let mut log = CheckpointLog::new(&state, when);
+    log.saved_whole().unwrap();
+    (dir, state, log)
+}
+
 fn files_in(state: &StateDir) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(folder(state))
         .unwrap()
@@ -114,18 +139,8 @@ fn a_single_file_checkpoint_of_an_earlier_release_is_read_and_replaced_by_a_base
 
 #[test]
 fn change_records_fold_onto_the_base_and_a_record_cut_short_is_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = StateDir::new(dir.path());
     let mut detector = detector();
-    let whole = Checkpoint::new("watch", detector.snapshot(), Vec::new(), Vec::new());
-    whole.save(&state).unwrap();
-    detector.take_changes();
-    let never = CompactWhen {
-        at_least: u64::MAX,
-        base_share_percent: 0,
-    };
-    let mut log = CheckpointLog::new(&state, never);
-    log.saved_whole().unwrap();
+    let (_dir, state, mut log) = saved(&mut detector, NEVER);
     let mut sizes = Vec::new();
     for n in 0..4 {
         read(&mut detector, (40 + n) * HOUR, "db.t1", &format!("user{n}"));
@@ -165,7 +180,7 @@ fn change_records_fold_onto_the_base_and_a_record_cut_short_is_dropped() {
         Detector::restore(DetectorSettings::default(), &laid_out.checkpoint.detector);
     detector.track_changes();
     read(&mut detector, 50 * HOUR, "db.t2", "user5");
-    let mut log = CheckpointLog::resume(&state, Some(&laid_out.layout), never).unwrap();
+    let mut log = CheckpointLog::resume(&state, Some(&laid_out.layout), NEVER).unwrap();
     log.append(&watch_record(&mut detector, 10)).unwrap();
     assert_eq!(
         Checkpoint::load(&state).unwrap().unwrap().detector,
@@ -174,20 +189,9 @@ fn change_records_fold_onto_the_base_and_a_record_cut_short_is_dropped() {
 }
 
 #[test]
-fn compaction_folds_the_logs_into_a_new_base_and_a_cut_short_one_is_done_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = StateDir::new(dir.path());
+fn compaction_folds_the_logs_into_a_new_base_while_appends_go_on() {
     let mut detector = detector();
-    Checkpoint::new("watch", detector.snapshot(), Vec::new(), Vec::new())
-        .save(&state)
-        .unwrap();
-    detector.take_changes();
-    let always = CompactWhen {
-        at_least: 1,
-        base_share_percent: 0,
-    };
-    let mut log = CheckpointLog::new(&state, always);
-    log.saved_whole().unwrap();
+    let (_dir, state, mut log) = saved(&mut detector, ALWAYS);
     read(&mut detector, 40 * HOUR, "db.t1", "user1");
     log.append(&watch_record(&mut detector, 1)).unwrap();
     // Appends go on while the compaction runs.
@@ -208,19 +212,8 @@ fn compaction_folds_the_logs_into_a_new_base_and_a_cut_short_one_is_done_again()
 
 #[test]
 fn a_compaction_cut_short_by_a_crash_leaves_a_state_that_restores_and_is_compacted_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = StateDir::new(dir.path());
     let mut detector = detector();
-    Checkpoint::new("watch", detector.snapshot(), Vec::new(), Vec::new())
-        .save(&state)
-        .unwrap();
-    detector.take_changes();
-    let never = CompactWhen {
-        at_least: u64::MAX,
-        base_share_percent: 0,
-    };
-    let mut log = CheckpointLog::new(&state, never);
-    log.saved_whole().unwrap();
+    let (_dir, state, mut log) = saved(&mut detector, NEVER);
     read(&mut detector, 40 * HOUR, "db.t1", "user1");
     log.append(&watch_record(&mut detector, 1)).unwrap();
     // As a compaction leaves it when killed before its commit: the records after the
@@ -243,7 +236,7 @@ fn a_compaction_cut_short_by_a_crash_leaves_a_state_that_restores_and_is_compact
     };
     assert_eq!((generation, last_log), (1, 2));
     // Going on: the compaction is done again, and appends go to the newest log meanwhile.
-    let mut log = CheckpointLog::resume(&state, Some(&laid_out.layout), never).unwrap();
+    let mut log = CheckpointLog::resume(&state, Some(&laid_out.layout), NEVER).unwrap();
     read(&mut detector, 42 * HOUR, "db.t3", "user3");
     log.append(&watch_record(&mut detector, 3)).unwrap();
     log.wait_for_compaction();
