@@ -1032,10 +1032,18 @@ fn an_instance_killed_before_its_first_checkpoint_loses_nothing() {
         &f.expected,
         &[&b],
     );
+    // A loaded machine can make the group rebalance before the kill (a session timing out):
+    // then `a` wrote the states of the partitions it gave up, as it must, and `b` restores
+    // them. Otherwise nothing was ever written and `b` starts afresh.
+    let a_log_text = std::fs::read_to_string(&a_log).unwrap_or_default();
+    let expected_start = if a_log_text.contains("detect: partitions revoked") {
+        "restored the partition's state"
+    } else {
+        "no state: the partition starts afresh"
+    };
     assert!(
-        b.log_text()
-            .contains("no state: the partition starts afresh"),
-        "{}",
+        b.log_text().contains(expected_start),
+        "{expected_start}:\n{}",
         b.log_text()
     );
     assert_every_read_taken_once(&[&b], f.reads);
