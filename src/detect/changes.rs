@@ -10,7 +10,7 @@
 
 use super::snapshot::{BufferedSnapshot, PendingSnapshot, TableSnapshot, WindowSnapshot};
 use super::{Detector, DetectorSnapshot, DetectorStats, RootCauseSnapshot};
-use crate::intern::{PrincipalId, TableId};
+use crate::intern::{DenseId, PrincipalId, TableId};
 use crate::time::Ts;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,10 +20,47 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default)]
 pub(super) struct ChangeMarks {
     tracking: bool,
-    table_marked: Vec<bool>,
-    tables: Vec<TableId>,
-    principal_marked: Vec<bool>,
-    principals: Vec<PrincipalId>,
+    tables: Marked<TableId>,
+    principals: Marked<PrincipalId>,
+}
+
+/// Ids marked, each once, in the order first marked.
+#[derive(Debug, Clone)]
+struct Marked<I> {
+    marked: Vec<bool>,
+    ids: Vec<I>,
+}
+
+impl<I> Default for Marked<I> {
+    fn default() -> Self {
+        Marked {
+            marked: Vec::new(),
+            ids: Vec::new(),
+        }
+    }
+}
+
+impl<I: DenseId> Marked<I> {
+    #[inline]
+    fn mark(&mut self, id: I) {
+        let at = id.index() as usize;
+        if at >= self.marked.len() {
+            self.marked.resize(at + 1, false);
+        }
+        if !self.marked[at] {
+            self.marked[at] = true;
+            self.ids.push(id);
+        }
+    }
+
+    /// The ids marked, the marks cleared.
+    fn take(&mut self) -> Vec<I> {
+        let ids = std::mem::take(&mut self.ids);
+        for id in &ids {
+            self.marked[id.index() as usize] = false;
+        }
+        ids
+    }
 }
 
 impl ChangeMarks {
@@ -34,30 +71,16 @@ impl ChangeMarks {
     /// Table `id` changed.
     #[inline]
     pub(super) fn table(&mut self, id: TableId) {
-        if !self.tracking {
-            return;
-        }
-        if id.at() >= self.table_marked.len() {
-            self.table_marked.resize(id.at() + 1, false);
-        }
-        if !self.table_marked[id.at()] {
-            self.table_marked[id.at()] = true;
-            self.tables.push(id);
+        if self.tracking {
+            self.tables.mark(id);
         }
     }
 
     /// Principal `id`'s entry in the population changed.
     #[inline]
     pub(super) fn principal(&mut self, id: PrincipalId) {
-        if !self.tracking {
-            return;
-        }
-        if id.at() >= self.principal_marked.len() {
-            self.principal_marked.resize(id.at() + 1, false);
-        }
-        if !self.principal_marked[id.at()] {
-            self.principal_marked[id.at()] = true;
-            self.principals.push(id);
+        if self.tracking {
+            self.principals.mark(id);
         }
     }
 }
@@ -108,21 +131,31 @@ impl Detector {
         self.changes.tracking = true;
         for state in &mut self.tables {
             state.baseline.track_removals();
+        }
+        self.forget_changes();
+    }
+
+    /// Takes the state as it is to be persisted (a whole checkpoint was written): clears
+    /// every change mark without naming anything.
+    pub fn forget_changes(&mut self) {
+        self.changes.tables.take();
+        self.changes.principals.take();
+        // Every table's slots: they mark themselves whether or not changes are tracked.
+        for state in &mut self.tables {
             state.baseline.take_changes(|_, _| {});
         }
     }
 
     /// Whether anything changed since changes were last taken.
     pub fn has_changes(&self) -> bool {
-        !self.changes.tables.is_empty() || !self.changes.principals.is_empty()
+        !self.changes.tables.ids.is_empty() || !self.changes.principals.ids.is_empty()
     }
 
     /// What changed since the last call (or since [`Detector::track_changes`]).
     pub fn take_changes(&mut self) -> DetectorChanges {
-        let changed = std::mem::take(&mut self.changes.tables);
+        let changed = self.changes.tables.take();
         let mut tables = Vec::with_capacity(changed.len());
         for id in changed {
-            self.changes.table_marked[id.at()] = false;
             let state = &mut self.tables[id.at()];
             let mut written = Vec::new();
             let names = &self.principal_names;
@@ -146,11 +179,9 @@ impl Detector {
             });
         }
         tables.sort_by(|a, b| a.table.cmp(&b.table));
-        let marks = &mut self.changes;
-        let mut population: Vec<(String, Option<Ts>)> = (std::mem::take(&mut marks.principals))
+        let mut population: Vec<(String, Option<Ts>)> = (self.changes.principals.take())
             .into_iter()
             .map(|id| {
-                marks.principal_marked[id.at()] = false;
                 let last = self.population.get(id.at()).copied().unwrap_or(Ts::MIN);
                 (self.principal_names.name(id), last)
             })

@@ -680,7 +680,7 @@ impl Engine {
         let bytes = if self.checkpoints.needs_base() {
             let snapshot = self.detector.snapshot();
             // Everything is in the base: nothing is left to write as a change.
-            self.detector.take_changes();
+            self.detector.forget_changes();
             let mut checkpoint = Checkpoint::new("watch", snapshot, files, emitted);
             checkpoint.baseline_changes = self.baseline_changes;
             checkpoint.evidence = evidence;
