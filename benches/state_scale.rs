@@ -3,11 +3,16 @@
 //! checkpoint after 0.1 % of the pairs changed (time and bytes), a compaction, a restore from
 //! base and change log — and the baseline's bytes per pair and the process's peak memory.
 //!
+//! With `EXPOSURE_STATE_KAFKA` naming a tansu broker binary, the same state is then a Kafka
+//! partition's: written whole to a state topic as changelog records, checkpointed after 0.1 %
+//! changed, and restored by a new owner (what a rebalance costs), on a tansu started here.
+//!
 //! A bench binary, not a timed test: run it alone, in release mode.
 //!
 //! ```text
 //! cargo bench --bench state_scale                       # 10^7 pairs, 10^5 tables
 //! EXPOSURE_STATE_PAIRS=1000000 cargo bench --bench state_scale
+//! EXPOSURE_STATE_KAFKA=$(command -v tansu) cargo bench --bench state_scale
 //! ```
 //!
 //! Figures in docs/performance.md ("State at scale").
@@ -143,7 +148,8 @@ fn main() {
     let changed = pairs / 1000;
     let mut times = Vec::new();
     let mut sizes = Vec::new();
-    for round in 0..5 {
+    // 0.1 % of the pairs read again, later: their last normal read moves.
+    let mut touch = |detector: &mut Detector| {
         for _ in 0..changed {
             // A pair held already: table t's k-th reader.
             let t = rng.next() as usize % tables;
@@ -155,6 +161,9 @@ fn main() {
         }
         ts += 1_000_000;
         detector.advance(ts, &mut sink);
+    };
+    for round in 0..5 {
+        touch(&mut detector);
         let started = Instant::now();
         let record = record(&mut detector, round);
         let bytes = log.append(&record).unwrap();
@@ -202,4 +211,131 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     println!("peak RSS {:.0} MiB", peak_rss_mib());
+    if let Ok(tansu) = std::env::var("EXPOSURE_STATE_KAFKA") {
+        kafka::partition(&tansu, &mut detector, &mut touch);
+    }
+}
+
+/// The state as one Kafka partition's, on a tansu broker started here.
+mod kafka {
+    use super::*;
+    use exposure::config::kafka::{KafkaSection, KafkaSettings};
+    use exposure::kafka::changelog::{self, Changelog};
+    use exposure::kafka::detect::{read_partition, send_writes, state_producer, state_reader};
+    use exposure::kafka::partition::{PartitionDetector, PartitionState};
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    const TOPIC: &str = "bench-state";
+
+    pub fn partition(tansu: &str, detector: &mut Detector, touch: &mut dyn FnMut(&mut Detector)) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut broker = Command::new(tansu)
+            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let addr = format!("127.0.0.1:{port}");
+        while std::net::TcpStream::connect(&addr).is_err() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let section: KafkaSection = toml::from_str(&format!(
+            "brokers = \"{addr}\"\ntopics = [\"raw\"]\ngroup = \"bench\"\npartitions = 1\n"
+        ))
+        .unwrap();
+        let settings =
+            KafkaSettings::from_section(&section, exposure::time::Span::from_secs(60)).unwrap();
+        let admin: AdminClient<DefaultClientContext> = settings.client_config().create().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let topic =
+            NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+        for result in runtime
+            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            .unwrap()
+        {
+            result.unwrap();
+        }
+        let producer = state_producer(&settings).unwrap();
+        let rest = |d| PartitionState::learned(0, 1, 0, d);
+        let limit = settings.state_record_bytes;
+
+        let mut changelog = Changelog::fresh(Vec::new());
+        let started = Instant::now();
+        let write = changelog.write(detector, rest, limit);
+        let (records, largest) = (write.records.len() + 1, write.largest_record());
+        let writes = [(0, write)];
+        let sizes = send_writes(&producer, TOPIC, &writes).unwrap();
+        let [(_, write)] = writes;
+        changelog.committed(write);
+        println!(
+            "kafka: whole state written as {records} records ({:.0} MiB, the largest {largest} bytes, limit {limit}): {:.2} s",
+            sizes[0].1 as f64 / (1 << 20) as f64,
+            started.elapsed().as_secs_f64()
+        );
+
+        let mut times = Vec::new();
+        let mut sizes = Vec::new();
+        let mut counts = Vec::new();
+        for _ in 0..5 {
+            touch(detector);
+            let started = Instant::now();
+            let write = changelog.write(detector, rest, limit);
+            counts.push(write.records.len() + 1);
+            let writes = [(0, write)];
+            sizes.push(send_writes(&producer, TOPIC, &writes).unwrap()[0].1);
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+            let [(_, write)] = writes;
+            changelog.committed(write);
+        }
+        let handover_ms = times[times.len() - 1];
+        times.sort_by(f64::total_cmp);
+        println!(
+            "kafka: checkpoint after 0.1 % of pairs changed, written and acknowledged: median {:.0} ms (min {:.0}, max {:.0}), {:.1} MB in {} records",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+            sizes[sizes.len() / 2] as f64 / 1e6,
+            counts[counts.len() / 2]
+        );
+
+        // A new owner takes the partition: reads its changelog, restores the detector.
+        let reader = state_reader(&settings).unwrap();
+        let started = Instant::now();
+        let (log, bytes) = read_partition(&reader, TOPIC, 0).unwrap();
+        let read_s = started.elapsed().as_secs_f64();
+        let count = log.len();
+        let restored = changelog::restore(0, 1, log).unwrap();
+        let fold_s = started.elapsed().as_secs_f64() - read_s;
+        let state = restored.state.unwrap();
+        let owner = PartitionDetector::restore(&state, DetectorSettings::default());
+        let restore_s = started.elapsed().as_secs_f64();
+        assert_eq!(
+            owner.detector().baseline_memory().0,
+            detector.baseline_memory().0
+        );
+        println!(
+            "kafka: partition restore {restore_s:.2} s ({read_s:.2} s reading {count} records, {:.0} MiB, from tansu; {fold_s:.2} s folding; {:.2} s building the detector)",
+            bytes as f64 / (1 << 20) as f64,
+            restore_s - read_s - fold_s
+        );
+        println!(
+            "kafka: rebalance (the giving owner's last checkpoint, then the taking owner's restore): {:.2} s",
+            handover_ms / 1e3 + restore_s
+        );
+        println!("peak RSS {:.0} MiB", peak_rss_mib());
+        let _ = broker.kill();
+        let _ = broker.wait();
+    }
 }

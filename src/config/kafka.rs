@@ -32,6 +32,10 @@ pub struct KafkaSection {
     /// How long a source not heard of holds time back (default: `lateness`, at least 60s —
     /// longer than the group takes to hand a dead instance's partitions to another).
     pub silence: Option<Span>,
+    /// The most bytes (key and value) of one record of the state topic (default 1000000,
+    /// under Kafka's default message size): a partition's state is cut into records no
+    /// larger (docs/kafka.md).
+    pub state_record_bytes: Option<u64>,
     /// librdkafka settings passed through as is (TLS, SASL, timeouts), e.g.
     /// `"security.protocol" = "SASL_SSL"`.
     #[serde(default)]
@@ -50,8 +54,14 @@ pub struct KafkaSettings {
     /// See [`KafkaSection::silence`]; resolved against `lateness` by [`KafkaSettings::silence`].
     silence: Option<Span>,
     lateness: Duration,
+    pub state_record_bytes: usize,
     pub client: BTreeMap<String, String>,
 }
+
+/// `state_record_bytes` by default: under Kafka's default message size (1 MB).
+pub const DEFAULT_STATE_RECORD_BYTES: u64 = 1_000_000;
+/// The largest `state_record_bytes`: half the state topic's and producer's message size.
+pub const MAX_STATE_RECORD_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Client settings exposure sets itself: given in `client`, they are refused.
 const MANAGED: &[&str] = &[
@@ -95,6 +105,15 @@ impl KafkaSettings {
         if !(1..=10_000).contains(&partitions) {
             return bad("partitions", "must be between 1 and 10000");
         }
+        let state_record_bytes = section
+            .state_record_bytes
+            .unwrap_or(DEFAULT_STATE_RECORD_BYTES);
+        if !(4096..=MAX_STATE_RECORD_BYTES).contains(&state_record_bytes) {
+            return bad(
+                "state_record_bytes",
+                "must be between 4096 and 33554432 (and under the state topic's max.message.bytes)",
+            );
+        }
         if let Some(key) = section
             .client
             .keys()
@@ -114,6 +133,7 @@ impl KafkaSettings {
             dead_letter_topic: section.dead_letter_topic.clone(),
             silence: section.silence,
             lateness: lateness.to_std(),
+            state_record_bytes: state_record_bytes as usize,
             client: section.client.clone(),
         })
     }

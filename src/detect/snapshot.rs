@@ -217,6 +217,12 @@ impl Detector {
 
     /// The population as plain data (see [`DetectorSnapshot::population`]).
     fn population_snapshot(&self) -> Vec<(String, Ts)> {
+        self.population_where(|_| true)
+    }
+
+    /// The entries of the population whose principal `keep` accepts, sorted: a part of
+    /// [`DetectorSnapshot::population`].
+    pub fn population_where(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, Ts)> {
         let mut population: Vec<(String, Ts)> = (self.population.iter().enumerate())
             .filter(|(_, last)| **last != Ts::MIN)
             .map(|(at, last)| {
@@ -224,11 +230,19 @@ impl Detector {
                     <crate::intern::PrincipalId as crate::intern::DenseId>::from_index(at as u32);
                 (self.principal_names.name(id), *last)
             })
-            .filter(|(name, _)| !crate::event::is_anonymous(name))
+            .filter(|(name, _)| !crate::event::is_anonymous(name) && keep(name))
             .map(|(name, last)| (name.to_string(), last))
             .collect();
         population.sort();
         population
+    }
+
+    /// Table `name`'s state as plain data, when the detector knows it and it holds something
+    /// (as [`Detector::snapshot`] lists it).
+    pub fn table_snapshot_of(&self, name: &str) -> Option<TableSnapshot> {
+        let id = self.table_names.get(name)?;
+        let state = self.tables.get(id.at())?;
+        Some(self.table_snapshot(state)).filter(super::changes::holds_something)
     }
 
     /// One table's state as plain data.

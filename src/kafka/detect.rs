@@ -1,11 +1,13 @@
 //! The detect stage: consumes the repartition topic in the group `GROUP-detect`, one
 //! [`PartitionDetector`] per assigned partition. When the group assigns it a partition it
-//! restores that partition's last state from the state topic and reads on from the offset
-//! the state covers; when it gives one up (rebalance, clean stop) it writes the state first.
-//! States are written every `--checkpoint-every` too, and the group offsets committed only
-//! once the state they belong to is acknowledged. Alerts go to this instance's journal.
+//! restores that partition's last state from the state topic (its changelog records, see
+//! [`changelog`](super::changelog)) and reads on from the offset the state covers; when it
+//! gives one up (rebalance, clean stop) it writes what changed first. Checkpoints are written
+//! every `--checkpoint-every` too, and the group offsets committed only once the state they
+//! belong to is acknowledged. Alerts go to this instance's journal.
 
-use super::partition::{PartitionDetector, PartitionState};
+use super::changelog::{self, StateRecord, StateWrite};
+use super::partition::PartitionDetector;
 use super::record::Record;
 use super::{KafkaSettings, poll_cycle};
 use crate::config::Config;
@@ -13,13 +15,12 @@ use crate::detect::Alert;
 use crate::intake::Reports;
 use crate::live::journal::AlertJournal;
 use crate::live::metrics::Metrics;
-use crate::state::envelope;
 use crate::time::Span;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::io;
@@ -142,14 +143,7 @@ pub fn run(
     run: Run<'_>,
 ) -> io::Result<()> {
     let producer = state_producer(settings)?;
-    let reader: BaseConsumer = settings
-        .consumer_config()
-        .set("group.id", format!("{}-restore", settings.group))
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "134217728")
-        .set("max.partition.fetch.bytes", "134217728")
-        .create()
-        .map_err(kafka_error("cannot create the state reader"))?;
+    let reader = state_reader(settings)?;
     let stage = Stage {
         config: config.clone(),
         settings: settings.clone(),
@@ -239,8 +233,8 @@ pub fn run(
     Ok(())
 }
 
-/// The producer of partition states (large, compressed, never duplicated).
-pub(super) fn state_producer(settings: &KafkaSettings) -> io::Result<BaseProducer> {
+/// The producer of partition states (compressed, never duplicated, in order).
+pub fn state_producer(settings: &KafkaSettings) -> io::Result<BaseProducer> {
     settings
         .producer_config()
         .set("enable.idempotence", "true")
@@ -250,26 +244,150 @@ pub(super) fn state_producer(settings: &KafkaSettings) -> io::Result<BaseProduce
         .map_err(kafka_error("cannot create the state producer"))
 }
 
-/// Queues `state` for the state topic (partition = its partition, key = its number); returns
-/// its size. The caller flushes the producer before counting on it.
-pub(super) fn send_state(
+/// Queues `write`'s records (not its head) for partition `partition` of the state topic;
+/// returns their bytes. A full queue is waited on. The caller flushes the producer before
+/// counting on them.
+fn send_records(
     producer: &BaseProducer,
     state_topic: &str,
-    state: &PartitionState,
+    partition: i32,
+    records: &[StateRecord],
 ) -> io::Result<u64> {
-    let bytes = serde_json::to_vec(state).expect("a state serializes");
-    let key = state.partition.to_string();
-    let record = BaseRecord::to(state_topic)
-        .partition(state.partition)
-        .key(&key)
-        .payload(&bytes);
-    producer.send(record).map_err(|(e, _)| {
-        io::Error::other(format!(
-            "cannot write the state of partition {}: {e}",
-            state.partition
-        ))
-    })?;
-    Ok(bytes.len() as u64)
+    let mut bytes = 0;
+    for record in records {
+        loop {
+            let mut sent = BaseRecord::to(state_topic)
+                .partition(partition)
+                .key(&record.key);
+            if let Some(value) = &record.value {
+                sent = sent.payload(value);
+            }
+            match producer.send::<String, Vec<u8>>(sent) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(100));
+                }
+                Err((e, _)) => {
+                    return Err(io::Error::other(format!(
+                        "cannot write the state of partition {partition}: {e}"
+                    )));
+                }
+            }
+        }
+        bytes += record.bytes() as u64;
+    }
+    Ok(bytes)
+}
+
+/// Sends the records of each of `writes` (partition, checkpoint), waits for them, then sends
+/// their heads and waits for those: a head is only ever written after every record it
+/// covers. Returns the bytes written per partition.
+pub fn send_writes(
+    producer: &BaseProducer,
+    state_topic: &str,
+    writes: &[(i32, StateWrite)],
+) -> io::Result<Vec<(i32, u64)>> {
+    let acknowledged = |what: &'static str| {
+        producer
+            .flush(Duration::from_secs(60))
+            .map_err(kafka_error(what))
+    };
+    let mut sizes = Vec::with_capacity(writes.len());
+    for (partition, write) in writes {
+        send_records(producer, state_topic, *partition, &write.records)?;
+        sizes.push((*partition, write.bytes()));
+    }
+    acknowledged("the broker did not acknowledge the partition states in time")?;
+    for (partition, write) in writes {
+        send_records(
+            producer,
+            state_topic,
+            *partition,
+            std::slice::from_ref(&write.head),
+        )?;
+    }
+    acknowledged("the broker did not acknowledge the partition states' heads in time")?;
+    Ok(sizes)
+}
+
+/// A partition's records of the state topic, as [`changelog::restore`] takes them.
+pub type StateLog = Vec<(i64, String, Option<Vec<u8>>)>;
+
+/// Every record of `partition` of `state_topic`, in offset order, and their bytes, read with
+/// `reader` (a consumer with `enable.partition.eof`, assigned nothing). A broker slow to serve
+/// them is waited for (with a warning every [`STATE_PATIENCE`]) up to [`STATE_DEADLINE`],
+/// inside the group's rebalance limit: giving up sooner would leave the partition to yet
+/// another rebalance.
+pub fn read_partition(
+    reader: &BaseConsumer,
+    state_topic: &str,
+    partition: i32,
+) -> io::Result<(StateLog, u64)> {
+    let (low, high) = reader
+        .fetch_watermarks(state_topic, partition, STATE_PATIENCE)
+        .map_err(kafka_error("cannot look up the state topic"))?;
+    let mut records = Vec::new();
+    let mut bytes = 0u64;
+    if high <= low {
+        return Ok((records, bytes));
+    }
+    let newest = high - 1;
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(state_topic, partition, Offset::Offset(low))
+        .map_err(kafka_error("bad offset"))?;
+    reader
+        .assign(&at)
+        .map_err(kafka_error("cannot read the state topic"))?;
+    let started = Instant::now();
+    let mut warned = Duration::ZERO;
+    let result = loop {
+        let waited = started.elapsed();
+        if waited >= STATE_DEADLINE {
+            break Err(io::Error::other(format!(
+                "the state of partition {partition} (offsets {low} to {newest}) did not arrive \
+                 within {STATE_DEADLINE:?} ({} records read)",
+                records.len()
+            )));
+        }
+        if waited >= warned + STATE_PATIENCE {
+            warned = waited;
+            tracing::warn!(
+                partition, offset = newest, read = records.len(),
+                waited = %Span(waited.as_micros() as i64),
+                "still waiting for the partition's state from the broker"
+            );
+        }
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default());
+                let value = message.payload().map(<[u8]>::to_vec);
+                bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+                records.push((message.offset(), key.into_owned(), value));
+                // A broker whose end offset lags may serve more than asked for.
+                if message.offset() >= newest {
+                    break Ok(());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) if !records.is_empty() => break Ok(()),
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "reading the state topic"),
+        }
+    };
+    let _ = reader.unassign();
+    result.map(|()| (records, bytes))
+}
+
+/// A consumer to read state topic partitions with ([`read_partition`]).
+pub fn state_reader(settings: &KafkaSettings) -> io::Result<BaseConsumer> {
+    settings
+        .consumer_config()
+        .set("group.id", format!("{}-restore", settings.group))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.max.bytes", "134217728")
+        .set("max.partition.fetch.bytes", "134217728")
+        .create()
+        .map_err(kafka_error("cannot create the state reader"))
 }
 
 fn kafka_error(what: &'static str) -> impl Fn(KafkaError) -> io::Error {
@@ -323,8 +441,8 @@ impl Stage {
     /// returns the offset to read it from.
     fn take_over(&mut self, partition: i32) -> io::Result<i64> {
         let detector = match self.parked.remove(&partition) {
-            Some(detector) => detector,
-            None => self.restore(partition)?,
+            Some(detector) if !detector.uncertain() => detector,
+            _ => self.restore(partition)?,
         };
         let next = detector.next_offset();
         self.owned.insert(partition, detector);
@@ -333,87 +451,38 @@ impl Stage {
 
     fn restore(&mut self, partition: i32) -> io::Result<PartitionDetector> {
         let settings = self.config.detector.clone();
-        let Some(state) = self.read_state(partition)? else {
+        let started = Instant::now();
+        let (records, bytes) = read_partition(&self.reader, &self.state_topic, partition)?;
+        let count = records.len();
+        let restored = changelog::restore(partition, self.settings.partitions, records)
+            .map_err(io::Error::other)?;
+        let Some(state) = restored.state else {
             tracing::info!(partition, "no state: the partition starts afresh");
             let mut detector =
-                PartitionDetector::new(partition, self.settings.partitions, settings);
+                PartitionDetector::new(partition, self.settings.partitions, settings)
+                    .with_changelog(restored.changelog);
             detector.expect(self.sources.iter().cloned());
             return Ok(detector);
         };
-        if state.partitions != self.settings.partitions || state.partition != partition {
-            return Err(io::Error::other(format!(
-                "the state of partition {partition} was written for partition {} of {}: \
-                 input.kafka.partitions changed after the topics were made",
-                state.partition, state.partitions
-            )));
-        }
-        let mut detector = PartitionDetector::restore(&state, settings);
+        let mut detector =
+            PartitionDetector::restore(&state, settings).with_changelog(restored.changelog);
         detector.expect(self.sources.iter().cloned());
         self.journal.remember(state.emitted.iter().cloned());
         tracing::info!(
             partition, next_offset = state.next_offset, written_at = %state.written_at,
-            tables = state.detector.tables.len(),
+            tables = state.detector.tables.len(), records = count, bytes,
+            took = %Span(started.elapsed().as_micros() as i64),
+            migrated = restored.migrated,
             "restored the partition's state"
         );
-        Ok(detector)
-    }
-
-    /// The newest state of `partition` in the state topic. A broker slow to serve it is
-    /// waited for (with a warning every [`STATE_PATIENCE`]) up to [`STATE_DEADLINE`], inside
-    /// the group's rebalance limit: giving up sooner would leave the partition to yet another
-    /// rebalance.
-    fn read_state(&mut self, partition: i32) -> io::Result<Option<PartitionState>> {
-        let (low, high) = self
-            .reader
-            .fetch_watermarks(&self.state_topic, partition, STATE_PATIENCE)
-            .map_err(kafka_error("cannot look up the state topic"))?;
-        if high <= low {
-            return Ok(None);
+        if restored.migrated {
+            tracing::warn!(
+                partition,
+                "the partition's state was one record of an earlier release: it is written \
+                 as changelog records at the next checkpoint, and that record deleted after"
+            );
         }
-        let newest = high - 1;
-        let mut at = TopicPartitionList::new();
-        at.add_partition_offset(&self.state_topic, partition, Offset::Offset(newest))
-            .map_err(kafka_error("bad offset"))?;
-        self.reader
-            .assign(&at)
-            .map_err(kafka_error("cannot read the state topic"))?;
-        let started = Instant::now();
-        let mut warned = Duration::ZERO;
-        let result = loop {
-            let waited = started.elapsed();
-            if waited >= STATE_DEADLINE {
-                break Err(io::Error::other(format!(
-                    "the state of partition {partition} (offset {newest}) did not arrive within \
-                     {STATE_DEADLINE:?}"
-                )));
-            }
-            if waited >= warned + STATE_PATIENCE {
-                warned = waited;
-                tracing::warn!(
-                    partition, offset = newest, waited = %Span(waited.as_micros() as i64),
-                    "still waiting for the partition's state from the broker"
-                );
-            }
-            match self.reader.poll(Duration::from_millis(200)) {
-                // A broker whose end offset lags may serve a newer state than asked for.
-                Some(Ok(message)) if message.offset() >= newest => {
-                    let payload = message.payload().unwrap_or_default();
-                    break envelope::open::<PartitionState>(payload)
-                        .map(Some)
-                        .map_err(|e| {
-                            io::Error::other(format!(
-                                "the state of partition {partition} (state topic offset {}) \
-                                 cannot be used: {e}",
-                                message.offset()
-                            ))
-                        });
-                }
-                Some(Ok(_)) | None | Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "reading the state topic"),
-            }
-        };
-        let _ = self.reader.unassign();
-        result
+        Ok(detector)
     }
 
     /// Writes the state of the owned partitions (`only`: of these) to the state topic, waits
@@ -425,26 +494,40 @@ impl Stage {
     ) -> io::Result<()> {
         self.journal()?;
         let mut offsets = TopicPartitionList::new();
-        let mut sizes = Vec::new();
-        for (partition, detector) in &self.owned {
+        let mut writes = Vec::new();
+        let record_bytes = self.settings.state_record_bytes;
+        let journal = &self.journal;
+        for (partition, detector) in &mut self.owned {
             if only.is_some_and(|only| !only.contains(partition)) {
                 continue;
             }
-            let journal = &self.journal;
-            let state = detector.state(|open| journal.emitted_keys_of(open));
-            let bytes = send_state(&self.producer, &self.state_topic, &state)?;
-            sizes.push((*partition, bytes));
+            let write = detector.write_state(|open| journal.emitted_keys_of(open), record_bytes);
+            writes.push((*partition, write));
             let _ = offsets.add_partition_offset(
                 &self.repartition,
                 *partition,
                 Offset::Offset(detector.next_offset()),
             );
         }
-        self.producer
-            .flush(Duration::from_secs(60))
-            .map_err(kafka_error(
-                "the broker did not acknowledge the partition states in time",
-            ))?;
+        let sizes = match send_writes(&self.producer, &self.state_topic, &writes) {
+            Ok(sizes) => sizes,
+            Err(e) => {
+                // What reached the broker is unknown: only a restore from it goes on safely.
+                self.producer
+                    .purge(PurgeConfig::default().queue().inflight());
+                for (partition, _) in &writes {
+                    if let Some(detector) = self.owned.get_mut(partition) {
+                        detector.failed();
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for (partition, write) in writes {
+            if let Some(detector) = self.owned.get_mut(&partition) {
+                detector.committed(write);
+            }
+        }
         if offsets.count() > 0 {
             // The offsets only matter for lag: each state holds the offset it resumes from.
             if let Err(e) = consumer.commit(&offsets, rdkafka::consumer::CommitMode::Sync) {

@@ -8,11 +8,11 @@
 //! has state is refused unless `--force`, so hours of replay are not spent to be refused.
 
 use super::KafkaSettings;
+use super::changelog::Changelog;
 use super::partition::{PartitionState, split};
 use crate::detect::snapshot::DetectorSnapshot;
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::Producer;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,20 +85,30 @@ impl Handover {
         let settings = &self.settings;
         let state_topic = settings.state_topic();
         let producer = super::detect::state_producer(settings)?;
-        let mut bytes_written = 0u64;
         let parts = split(whole, settings.partitions);
-        for (partition, detector) in (0..settings.partitions).zip(parts) {
+        let mut writes = Vec::with_capacity(parts.len());
+        for (partition, mut detector) in (0..settings.partitions).zip(parts) {
+            let tables = std::mem::take(&mut detector.tables);
+            let population = std::mem::take(&mut detector.population);
             let state = PartitionState::learned(
                 partition,
                 settings.partitions,
                 self.next_offsets[partition as usize],
                 detector,
             );
-            bytes_written += super::detect::send_state(&producer, &state_topic, &state)?;
+            // A new lineage: whatever the topic held (--force) is not read again, and is
+            // deleted by each partition's first checkpoint.
+            let write = Changelog::fresh(Vec::new()).write_whole(
+                state,
+                tables,
+                population,
+                settings.state_record_bytes,
+            );
+            writes.push((partition, write));
         }
-        producer
-            .flush(Duration::from_secs(60))
-            .context("the broker did not acknowledge the learned states in time")?;
+        let sizes = super::detect::send_writes(&producer, &state_topic, &writes)
+            .context("cannot hand the learned states to the group")?;
+        let bytes_written = sizes.iter().map(|(_, bytes)| bytes).sum();
         Ok(HandedOver {
             group: settings.group.clone(),
             state_topic,

@@ -17,6 +17,7 @@
 //!
 //! docs/kafka.md is the reference for deploying it.
 
+pub mod changelog;
 pub mod detect;
 pub mod ingest;
 pub mod learn;

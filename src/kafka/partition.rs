@@ -10,6 +10,7 @@
 //! the ingest instances delivered them in. When no source holds time back, time goes on with
 //! the wall clock from the newest event, minus `lateness`, as `watch` over files does.
 
+use super::changelog::{Changelog, StateWrite};
 use super::record::{EventBatch, Item, Position, SourceProgress, partition_of};
 use crate::detect::snapshot::DetectorSnapshot;
 use crate::detect::{Alert, Detector, DetectorSettings, Observed, RootCauseSnapshot};
@@ -19,7 +20,9 @@ use crate::time::Ts;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-pub const STATE_VERSION: u32 = 1;
+/// The layout of a partition's state: 2 is [`changelog`](super::changelog)'s records (1 was
+/// one record holding the whole state, read for a migration).
+pub const STATE_VERSION: u32 = 2;
 
 impl Enveloped for PartitionState {
     const FORMAT: &'static str = "exposure.kafka-partition";
@@ -109,6 +112,8 @@ pub struct PartitionDetector {
     wall_floor: WallFloor,
     clock: SharedClock,
     counts: PartitionCounts,
+    /// What the state topic holds of this partition.
+    changelog: Changelog,
 }
 
 /// What a record did, for the caller to log.
@@ -122,6 +127,7 @@ impl PartitionDetector {
     pub fn new(partition: i32, partitions: i32, settings: DetectorSettings) -> PartitionDetector {
         let mut detector = Detector::new(as_shard(settings, partition, partitions));
         detector.use_external_watermark();
+        detector.track_changes();
         PartitionDetector {
             partition,
             partitions,
@@ -131,6 +137,7 @@ impl PartitionDetector {
             wall_floor: WallFloor::default(),
             clock: crate::intake::system_clock(),
             counts: PartitionCounts::default(),
+            changelog: Changelog::fresh(Vec::new()),
         }
     }
 
@@ -139,6 +146,7 @@ impl PartitionDetector {
         let settings = as_shard(settings, state.partition, state.partitions);
         let mut detector = Detector::restore(settings, &state.detector);
         detector.use_external_watermark();
+        detector.track_changes();
         let clock = crate::intake::system_clock();
         let now = clock.now();
         let sources = state
@@ -170,7 +178,49 @@ impl PartitionDetector {
                 repeats: state.repeats,
                 late: 0,
             },
+            changelog: Changelog::fresh(Vec::new()),
         }
+    }
+
+    /// Writes its checkpoints on from what `changelog` knows of the state topic (a fresh
+    /// detector: a new lineage; a restored one: where its records are).
+    pub fn with_changelog(mut self, changelog: Changelog) -> PartitionDetector {
+        self.changelog = changelog;
+        self
+    }
+
+    /// The next checkpoint, as records of the state topic: what changed since the last one
+    /// committed (everything, the first time of a lineage), each at most `record_bytes`;
+    /// `emitted` as for [`PartitionDetector::state`]. Sent, it is [`committed`] or [`failed`].
+    ///
+    /// [`committed`]: PartitionDetector::committed
+    /// [`failed`]: PartitionDetector::failed
+    pub fn write_state(
+        &mut self,
+        emitted: impl FnOnce(&std::collections::HashSet<String>) -> Vec<String>,
+        record_bytes: usize,
+    ) -> StateWrite {
+        let open = self.detector.open_window_ids().into_iter().collect();
+        let emitted = emitted(&open);
+        let around = self.around(emitted);
+        self.changelog
+            .write(&mut self.detector, around, record_bytes)
+    }
+
+    /// `write`'s records and head are acknowledged.
+    pub fn committed(&mut self, write: StateWrite) {
+        self.changelog.committed(write);
+    }
+
+    /// A checkpoint was sent and not acknowledged: the state topic may hold more than this
+    /// detector knows; only a restore from it goes on safely.
+    pub fn failed(&mut self) {
+        self.changelog.failed();
+    }
+
+    /// Whether a checkpoint failed (see [`PartitionDetector::failed`]).
+    pub fn uncertain(&self) -> bool {
+        self.changelog.uncertain()
     }
 
     /// Reads time from `clock` (the system's clocks unless told otherwise).
@@ -327,34 +377,45 @@ impl PartitionDetector {
                     .map(|w| crate::detect::alert::window_id(&t.table, w.start))
             })
             .collect();
+        self.around(emitted(&open))(detector)
+    }
+
+    /// This partition's state around a detector's: its sources, offset, counters and the
+    /// alerts `emitted`.
+    fn around(
+        &self,
+        emitted: Vec<String>,
+    ) -> impl FnOnce(DetectorSnapshot) -> PartitionState + use<> {
         let Stamp {
             format,
             version,
             written_at,
         } = stamp::<PartitionState>();
-        PartitionState {
+        let sources = (self.sources.iter())
+            .map(|(name, s)| SourceState {
+                source: name.clone(),
+                watermark: s.watermark,
+                newest: s.newest,
+                disorder: s.disorder,
+                idle: s.idle,
+                applied: s.applied,
+            })
+            .collect();
+        let (partition, partitions, next_offset) =
+            (self.partition, self.partitions, self.next_offset);
+        let (events, repeats) = (self.counts.events, self.counts.repeats);
+        move |detector| PartitionState {
             format,
             version,
             written_at,
-            partition: self.partition,
-            partitions: self.partitions,
-            next_offset: self.next_offset,
+            partition,
+            partitions,
+            next_offset,
             detector,
-            sources: self
-                .sources
-                .iter()
-                .map(|(name, s)| SourceState {
-                    source: name.clone(),
-                    watermark: s.watermark,
-                    newest: s.newest,
-                    disorder: s.disorder,
-                    idle: s.idle,
-                    applied: s.applied,
-                })
-                .collect(),
-            emitted: emitted(&open),
-            events: self.counts.events,
-            repeats: self.counts.repeats,
+            sources,
+            emitted,
+            events,
+            repeats,
         }
     }
 }
@@ -875,14 +936,14 @@ mod tests {
         assert_eq!(opened, state);
         let newer = String::from_utf8(bytes)
             .unwrap()
-            .replace("\"version\":1", "\"version\":2");
+            .replace("\"version\":2", "\"version\":3");
         let error = crate::state::envelope::open::<PartitionState>(newer.as_bytes())
             .unwrap_err()
             .to_string();
         assert_eq!(
             error,
-            "it is \"exposure.kafka-partition\" version 2, this exposure reads \
-             exposure.kafka-partition version 1"
+            "it is \"exposure.kafka-partition\" version 3, this exposure reads \
+             exposure.kafka-partition version 2"
         );
     }
 

@@ -47,6 +47,12 @@ pub enum EnvelopeError {
 
 /// Opens a `T` from `bytes`: its envelope first, then the rest.
 pub fn open<T: Enveloped>(bytes: &[u8]) -> Result<T, EnvelopeError> {
+    open_version(bytes, T::VERSION)
+}
+
+/// Opens a `T` written in layout `version` of its format (an earlier layout the same type
+/// still reads, for a migration).
+pub fn open_version<T: Enveloped>(bytes: &[u8], version: u32) -> Result<T, EnvelopeError> {
     #[derive(Deserialize)]
     struct Envelope {
         format: Option<String>,
@@ -56,7 +62,7 @@ pub fn open<T: Enveloped>(bytes: &[u8]) -> Result<T, EnvelopeError> {
         serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Corrupt(e.to_string()))?;
     let version_ok = matches!(
         &envelope.version,
-        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(T::VERSION))
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(version))
     );
     if envelope.format.as_deref() != Some(T::FORMAT) || !version_ok {
         return Err(EnvelopeError::Version {

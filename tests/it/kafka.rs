@@ -156,8 +156,52 @@ impl Broker {
         producer.flush(Duration::from_secs(120)).unwrap();
     }
 
+    /// Produces `(partition, payload)` records keyed by their partition's number, and waits.
+    pub fn produce_keyed(&self, topic: &str, records: &[(i32, Vec<u8>)]) {
+        let producer: ThreadedProducer<DefaultProducerContext> = self.client().create().unwrap();
+        for (partition, payload) in records {
+            let key = partition.to_string();
+            let record = BaseRecord::to(topic)
+                .partition(*partition)
+                .key(&key)
+                .payload(payload);
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+    }
+
     /// Every record of `topic`: (key, payload, headers).
     pub fn read_all(&self, topic: &str) -> Vec<(Option<String>, String, BTreeMap<String, String>)> {
+        self.read(topic)
+            .into_iter()
+            .map(|(_, _, key, payload, headers)| {
+                let payload = String::from_utf8_lossy(&payload.unwrap_or_default()).into_owned();
+                (key, payload, headers)
+            })
+            .collect()
+    }
+
+    /// Every record of `topic` as (partition, offset, key, value; `None`: a tombstone).
+    pub fn read_log(&self, topic: &str) -> Vec<LogRecord> {
+        self.read(topic)
+            .into_iter()
+            .map(|(partition, offset, key, value, _)| {
+                (partition, offset, key.unwrap_or_default(), value)
+            })
+            .collect()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read(
+        &self,
+        topic: &str,
+    ) -> Vec<(
+        i32,
+        i64,
+        Option<String>,
+        Option<Vec<u8>>,
+        BTreeMap<String, String>,
+    )> {
         let consumer: BaseConsumer = self
             .client()
             .set("group.id", format!("reader-{}", std::process::id()))
@@ -206,10 +250,12 @@ impl Broker {
                 })
                 .unwrap_or_default();
             records.push((
+                message.partition(),
+                message.offset(),
                 message
                     .key()
                     .map(|k| String::from_utf8_lossy(k).into_owned()),
-                String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+                message.payload().map(<[u8]>::to_vec),
                 headers,
             ));
             if ends.get(&message.partition()) == Some(&(message.offset() + 1)) {
@@ -219,6 +265,9 @@ impl Broker {
         records
     }
 }
+
+/// A record of a topic: (partition, offset, key, value; `None`: a tombstone).
+pub type LogRecord = (i32, i64, String, Option<Vec<u8>>);
 
 impl Drop for Broker {
     fn drop(&mut self) {
@@ -1059,12 +1108,40 @@ fn group_config(broker: &Broker, group: &str) -> String {
     format!("{DETECT}\n{}", kafka_section(broker, group, "jsonl"))
 }
 
+/// Every test's partition states are cut into records of at most this many bytes (the
+/// default is 1 000 000): states of hundreds of records, tables over several buckets.
+const STATE_RECORD_BYTES: usize = 4096;
+
 /// `[input.kafka]` of group `group` reading topic `access-logs` in `format`.
 fn kafka_section(broker: &Broker, group: &str, format: &str) -> String {
     format!(
-        "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"{format}\"\npartitions = 6\nreplication_factor = 1\n",
+        "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"{format}\"\npartitions = 6\nreplication_factor = 1\nstate_record_bytes = {STATE_RECORD_BYTES}\n",
         broker.addr
     )
+}
+
+/// Each partition of group `group`'s state topic: its records, and the state they restore
+/// to (read as an instance reads them).
+fn group_states(
+    broker: &Broker,
+    group: &str,
+) -> Vec<(Vec<LogRecord>, exposure::kafka::changelog::Restored)> {
+    let log = broker.read_log(&format!("{group}-state"));
+    (0..REPARTITIONS as i32)
+        .map(|partition| {
+            let records: Vec<LogRecord> =
+                log.iter().filter(|r| r.0 == partition).cloned().collect();
+            let restored = exposure::kafka::changelog::restore(
+                partition,
+                REPARTITIONS as i32,
+                records
+                    .iter()
+                    .map(|(_, offset, key, value)| (*offset, key.clone(), value.clone())),
+            )
+            .unwrap();
+            (records, restored)
+        })
+        .collect()
 }
 
 #[test]
@@ -1096,6 +1173,38 @@ fn learn_hands_a_group_the_baseline_of_history_files() {
     learn(&[]).expect(1, "group learned already has state");
     learn(&["--force"]).expect(0, "the earlier state of 6 replaced");
     learn(&["--state-dir", "s"]).expect(2, "give no --state-dir");
+    // The learned states, in bounded records; every table in one partition's state.
+    let learned = group_states(&broker, "learned");
+    let mut tables = BTreeSet::new();
+    for (records, restored) in &learned {
+        for (_, offset, key, value) in records {
+            let bytes = key.len() + value.as_ref().map_or(0, Vec::len);
+            assert!(
+                bytes <= STATE_RECORD_BYTES,
+                "{key} at {offset}: {bytes} bytes"
+            );
+        }
+        let state = restored.state.as_ref().unwrap();
+        tables.extend(
+            (state.detector.tables.iter())
+                .filter(|t| !t.baseline.is_empty())
+                .map(|t| t.table.clone()),
+        );
+    }
+    assert_eq!(tables.len(), TABLES as usize);
+
+    // Group `migrated` has the same states as an earlier release wrote them: one record per
+    // partition, keyed by its number.
+    broker.create_topic("migrated-state", REPARTITIONS as i32);
+    broker.create_topic("migrated-repartition", REPARTITIONS as i32);
+    let earlier: Vec<(i32, Vec<u8>)> = (learned.into_iter().enumerate())
+        .map(|(partition, (_, restored))| {
+            let mut state = restored.state.unwrap();
+            state.version = 1;
+            (partition as i32, serde_json::to_vec(&state).unwrap())
+        })
+        .collect();
+    broker.produce_keyed("migrated-state", &earlier);
 
     let records: Vec<(i32, Vec<u8>)> = live
         .into_iter()
@@ -1103,6 +1212,7 @@ fn learn_hands_a_group_the_baseline_of_history_files() {
         .collect();
     broker.produce("access-logs", &records);
     let one = Instance::start(&env, &broker, "learned", "one", "");
+    let two = Instance::start(&env, &broker, "migrated", "two", "");
     check(
         "learned",
         std::slice::from_ref(&one.alerts),
@@ -1110,7 +1220,32 @@ fn learn_hands_a_group_the_baseline_of_history_files() {
         &expected,
         &[&one],
     );
+    check(
+        "migrated from an earlier release's states",
+        std::slice::from_ref(&two.alerts),
+        &[two.log.as_path()],
+        &expected,
+        &[&two],
+    );
+    assert_eq!(
+        two.log_text()
+            .matches("the partition's state was one record of an earlier release")
+            .count(),
+        REPARTITIONS
+    );
     one.stop();
+    two.stop();
+    // The earlier release's records are deleted once replaced; the states are changelogs.
+    for (partition, (records, restored)) in group_states(&broker, "migrated").iter().enumerate() {
+        let newest_v1 = records.iter().rev().find(|r| r.2 == partition.to_string());
+        assert_eq!(
+            newest_v1.map(|r| r.3.is_none()),
+            Some(true),
+            "partition {partition}"
+        );
+        assert!(!restored.migrated && restored.state.is_some());
+        assert!(records.iter().any(|r| r.2 == "head"));
+    }
 }
 
 #[test]
