@@ -295,8 +295,8 @@ impl Changelog {
                 .collect();
             let entries =
                 detector.population_where(|name| dirty.contains(&table_slot(name, buckets)));
-            // A bucket grown past a record: the population spread over more buckets.
-            if estimate(&entries) > writer.record_bytes * dirty.len() {
+            // Buckets grown to twice their size: the population spread over more buckets.
+            if estimate(&entries) > 2 * writer.bucket_bytes() * dirty.len() {
                 writer.population(detector.population_where(|_| true), None);
             } else {
                 writer.population(entries, Some(&dirty));
