@@ -1,7 +1,7 @@
 //! The detect stage: consumes the repartition topic in the group `GROUP-detect`, one
 //! [`PartitionDetector`] per assigned partition. When the group assigns it a partition it
 //! restores that partition's last state from the state topic (its changelog records, see
-//! [`changelog`](super::changelog)) and reads on from the offset the state covers; when it
+//! [`changelog`]) and reads on from the offset the state covers; when it
 //! gives one up (rebalance, clean stop) it writes what changed first. Checkpoints are written
 //! every `--checkpoint-every` too, and the group offsets committed only once the state they
 //! belong to is acknowledged. Alerts go to this instance's journal.
@@ -315,7 +315,7 @@ pub type StateLog = Vec<(i64, String, Option<Vec<u8>>)>;
 
 /// Every record of `partition` of `state_topic`, in offset order, and their bytes, read with
 /// `reader` (a consumer with `enable.partition.eof`, assigned nothing). A broker slow to serve
-/// them is waited for (with a warning every [`STATE_PATIENCE`]) up to [`STATE_DEADLINE`],
+/// them is waited for (with a warning every 30 s) up to 4 minutes,
 /// inside the group's rebalance limit: giving up sooner would leave the partition to yet
 /// another rebalance.
 pub fn read_partition(
