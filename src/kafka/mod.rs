@@ -161,10 +161,15 @@ pub(crate) fn prepare_topics(settings: &KafkaSettings) -> anyhow::Result<Vec<Str
                 TopicReplication::Fixed(settings.replication_factor),
             );
             if *name == settings.state_topic() {
-                // Only the newest state of each partition (its key) matters.
+                // Only the newest value of each key matters. A restore reads the partition from
+                // its start, and compaction never touches the active segment: roll segments
+                // hourly or at 64 MiB so that what a restore reads stays near the state's size.
                 topic
                     .set("cleanup.policy", "compact")
                     .set("max.message.bytes", "67108864")
+                    .set("segment.ms", "3600000")
+                    .set("segment.bytes", "67108864")
+                    .set("min.cleanable.dirty.ratio", "0.5")
             } else {
                 topic
             }

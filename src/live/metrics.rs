@@ -411,7 +411,7 @@ impl Metrics {
                 ),
                 (
                     "kafka_partition_state_bytes",
-                    "Size of the partition's last checkpoint.",
+                    "Bytes the partition's last checkpoint wrote to the state topic (what changed).",
                     &|p| Sample::Count(p.state_bytes),
                 ),
                 (
