@@ -465,3 +465,51 @@ fn keys_are_read_back_whatever_the_table_names_hold() {
     assert_eq!(parse_key("head"), None);
     assert_eq!(parse_key("rest@2#0"), None);
 }
+
+#[test]
+fn a_damaged_record_is_named_and_a_foreign_one_set_aside() {
+    let mut detector = tracked();
+    workload(&mut detector, &mut Steps(9), 0, 30);
+    let mut changelog = Changelog::fresh(Vec::new());
+    let mut topic = Topic::default();
+    let write = changelog.write(&mut detector, rest, 4096);
+    topic.send(&write);
+    changelog.committed(write);
+    // A record with no header, or a key of no part: not this state's, deleted next time.
+    let mut foreign = topic.clone();
+    foreign.append(&StateRecord {
+        key: "table/0/db.x@1#0".into(),
+        value: Some(b"not a piece".to_vec()),
+    });
+    foreign.append(&StateRecord {
+        key: "something else".into(),
+        value: Some(b"{}".to_vec()),
+    });
+    let restored = foreign.restore();
+    assert_eq!(restored.state.unwrap().detector, detector.snapshot());
+    assert!(
+        restored
+            .changelog
+            .tombstones
+            .contains(&"something else".to_string())
+    );
+    assert!(
+        restored
+            .changelog
+            .tombstones
+            .contains(&"table/0/db.x@1#0".to_string())
+    );
+    // A piece of the state in force whose bytes are damaged: the restore says which part.
+    let mut damaged = topic.clone();
+    let (at, _) = (damaged.log.iter().enumerate())
+        .find(|(_, (_, key, _))| key.starts_with("table/0/db.schema.table_7@"))
+        .unwrap();
+    let value = damaged.log[at].2.as_mut().unwrap();
+    let body = value.iter().position(|b| *b == b'\n').unwrap() + 1;
+    value.truncate(body + 5);
+    let error = restore(0, 1, damaged.log).unwrap_err();
+    assert!(
+        error.contains("partition 0") && error.contains("table db.schema.table_7 is damaged"),
+        "{error}"
+    );
+}
