@@ -13,7 +13,8 @@ use super::envelope::{Envelope, EnvelopeChoice, Inner};
 use super::jsonl::Canonical;
 use super::jsonl::JsonLinesParser;
 use super::vendor::{
-    Item, NotAccess, RecordReader, RecordResult, VendorOptions, opens_document, parse_record_line,
+    Item, NotAccess, RecordReader, RecordResult, VendorOptions, gathers_documents, opens_document,
+    parse_record_line,
 };
 use super::{Format, ParseError};
 use crate::event::{AccessEvent, PermissionChange, ReadActions};
@@ -287,7 +288,9 @@ impl Decoder {
         match (self.records.format(), line) {
             (Format::Auto | Format::Jsonl, _) => Some(Format::Jsonl),
             // The first line of a pretty-printed document: it and the rest are framed here.
-            (_, Line::Text(bytes)) if opens_document(bytes) => None,
+            (format, Line::Text(bytes)) if gathers_documents(format) && opens_document(bytes) => {
+                None
+            }
             _ => self.records.record_per_line(),
         }
     }

@@ -210,6 +210,14 @@ impl JsonDepth {
     }
 }
 
+/// Whether `format`'s records may come as a pretty-printed JSON document over many lines: the
+/// JSON vendor formats (and a format not recognised yet). Canonical lines are one per line, and
+/// so are the S3 and Cloud Storage access logs (text rows): a line `{` of theirs is a bad row,
+/// not the start of a document.
+pub fn gathers_documents(format: Format) -> bool {
+    !matches!(format, Format::Jsonl | Format::S3Access | Format::GcsUsage)
+}
+
 /// Whether a line of a JSON vendor format opens a pretty-printed document that goes on over the
 /// next lines: `{` or `[` alone, or a short opening such as `{"Records": [`. (A record cut
 /// short is not taken for one: it would swallow the lines after it.)
@@ -269,7 +277,8 @@ impl RecordReader {
             Format::Pgaudit => self.pgaudit_line(line_no, bytes, out),
             Format::Auto if bytes.iter().all(u8::is_ascii_whitespace) => {}
             format
-                if self.pending.is_some() || (format != Format::Jsonl && opens_document(bytes)) =>
+                if self.pending.is_some()
+                    || (gathers_documents(format) && opens_document(bytes)) =>
             {
                 self.document_line(format, line_no, bytes, out)
             }
@@ -722,6 +731,30 @@ mod tests {
             Format::Pgaudit
         );
         assert_eq!(sniff(b"garbage"), Format::Jsonl);
+    }
+
+    /// Access-log rows are one per line: a row that looks like the start of a JSON document is
+    /// a bad row, reported on its own line, never a document swallowing the rows after it
+    /// (found by the `gcs_usage` fuzz target).
+    #[test]
+    fn a_text_row_opening_like_a_document_is_one_bad_row() {
+        for format in [Format::S3Access, Format::GcsUsage] {
+            let options = VendorOptions::default();
+            let mut reader = RecordReader::new(format, &options).unwrap();
+            for (n, line) in [&b"{"[..], b"[", b"{\"Records\": ["]
+                .into_iter()
+                .enumerate()
+            {
+                let (mut read, mut alone) = (Vec::new(), Vec::new());
+                reader.line(n as u64 + 1, line, &mut read);
+                parse_record_line(format, &options, n as u64 + 1, line, &mut alone);
+                assert_eq!(read, alone, "{format:?}");
+                assert!(matches!(read[..], [(_, Err(_))]), "{format:?}: {read:?}");
+            }
+            let mut rest = Vec::new();
+            reader.flush(&mut rest);
+            assert!(rest.is_empty());
+        }
     }
 
     #[test]
