@@ -28,7 +28,8 @@ pub struct Broker {
     child: Child,
     pub addr: String,
     /// The SQLite store's directory, when it has one.
-    _dir: Option<tempfile::TempDir>,
+    /// The SQLite engine's directory (`None`: the in-memory engine).
+    dir: Option<tempfile::TempDir>,
 }
 
 /// Where a test broker keeps its records.
@@ -101,11 +102,7 @@ impl Broker {
                 .map(drop)
                 .map_err(|e| e.to_string())
         });
-        Broker {
-            child,
-            addr,
-            _dir: dir,
-        }
+        Broker { child, addr, dir }
     }
 
     fn client(&self) -> ClientConfig {
@@ -1108,15 +1105,23 @@ fn group_config(broker: &Broker, group: &str) -> String {
     format!("{DETECT}\n{}", kafka_section(broker, group, "jsonl"))
 }
 
-/// Every test's partition states are cut into records of at most this many bytes (the
-/// default is 1 000 000): states of hundreds of records, tables over several buckets.
+/// Partition states are cut into records of at most this many bytes on the in-memory broker
+/// (the default is 1 000 000): states of hundreds of records, tables over several buckets.
 const STATE_RECORD_BYTES: usize = 4096;
+/// And on tansu's SQLite engine, which stores a row per record and, under CI's load, stalled
+/// fetches for minutes when every 500 ms checkpoint wrote hundreds of 4 KiB records.
+const STATE_RECORD_BYTES_SQLITE: usize = 65536;
 
 /// `[input.kafka]` of group `group` reading topic `access-logs` in `format`.
 fn kafka_section(broker: &Broker, group: &str, format: &str) -> String {
     format!(
-        "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"{format}\"\npartitions = 6\nreplication_factor = 1\nstate_record_bytes = {STATE_RECORD_BYTES}\n",
-        broker.addr
+        "[input.kafka]\nbrokers = \"{}\"\ntopics = [\"access-logs\"]\ngroup = \"{group}\"\nformat = \"{format}\"\npartitions = 6\nreplication_factor = 1\nstate_record_bytes = {}\n",
+        broker.addr,
+        if broker.dir.is_some() {
+            STATE_RECORD_BYTES_SQLITE
+        } else {
+            STATE_RECORD_BYTES
+        }
     )
 }
 
