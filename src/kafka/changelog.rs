@@ -20,7 +20,7 @@
 //! record of each key, and the slot in force was not written). Records of a checkpoint that
 //! never committed are deleted (tombstones) by the next owner's first checkpoint, before its
 //! head moves past their generation; so are the records of removed tables, once their removal
-//! is committed, and the one record of an earlier release's state ([`V1_KEY`]) once its first
+//! is committed, and the one record of an earlier release's state ([`v1_key`]) once its first
 //! head is.
 //!
 //! **Lineage.** A state begun afresh (a new partition, `exposure learn`, a migration) has a
@@ -41,8 +41,7 @@ const BUCKET_BYTES: usize = 64 * 1024;
 pub const HEAD_KEY: &str = "head";
 
 /// The key of the one record an earlier release (layout 1) kept a partition's state in.
-#[allow(non_snake_case)]
-pub fn V1_KEY(partition: i32) -> String {
+pub fn v1_key(partition: i32) -> String {
     partition.to_string()
 }
 
@@ -628,7 +627,7 @@ pub fn restore(
         };
     }
     let head = newest.remove(HEAD_KEY);
-    let v1 = newest.remove(&V1_KEY(partition));
+    let v1 = newest.remove(&v1_key(partition));
     let Some((head_offset, head)) = head else {
         // Without a head, no part was ever committed: every other record is deleted.
         let stale: Vec<String> = sorted_keys(&newest);
@@ -645,7 +644,7 @@ pub fn restore(
         check_partition(partition, partitions, state.partition, state.partitions)?;
         let mut changelog = Changelog::fresh(stale);
         // The earlier release's record goes once the first head is there.
-        changelog.after_commit.push(V1_KEY(partition));
+        changelog.after_commit.push(v1_key(partition));
         return Ok(Restored {
             state: Some(state),
             changelog,
@@ -675,7 +674,7 @@ pub fn restore(
                  stop every instance of the earlier release; the group runs one release at a time"
             ));
         }
-        changelog.tombstones.push(V1_KEY(partition));
+        changelog.tombstones.push(v1_key(partition));
     }
     // Each slot's pieces of this lineage, up to the head's generation.
     let mut slots: BTreeMap<(Part, u8), Pieces> = BTreeMap::new();
