@@ -7,6 +7,7 @@
 use super::alert::{Alert, AlertStatus};
 use super::chunk_order;
 use super::clock::PREFETCH_DISTANCE;
+use super::normal_reads::NormalScratch;
 use super::reorder::BufferedRead;
 use super::{Detector, Incoming, Observed};
 use crate::intern::{PrincipalId, TableId};
@@ -14,6 +15,9 @@ use crate::time::Ts;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct ChunkScratch {
+    /// The reads left once the normal ones are absorbed (see [`super::normal_reads`]).
+    pub(super) rest: Vec<BufferedRead>,
+    pub(super) normal: NormalScratch,
     pub(super) by_table: Vec<BufferedRead>,
     pub(super) order: chunk_order::OrderScratch,
     /// Alerts with the (time, kind) they sort by.
@@ -105,35 +109,39 @@ impl Detector {
         );
         let mut scratch = std::mem::take(&mut self.chunk_scratch);
         let ChunkScratch {
+            rest,
+            normal,
             by_table,
             order,
             tagged,
             alerts: emitted,
         } = &mut scratch;
-        // Grouped by table, tables in name order (the order reads of one instant are applied
-        // in), time order within each table.
+        // The commonest read, a normal principal's, needs no order: applied first.
+        self.absorb_normal_reads(reads, rest, normal);
+        // The rest grouped by table, tables in name order (the order reads of one instant are
+        // applied in), time order within each table.
         let names = &self.table_names;
         let by_name =
             |tables: &mut Vec<TableId>| tables.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
-        chunk_order::order_chunk(reads, self.tables.len(), by_name, order, by_table);
-        let reads = &mut by_table[..];
+        chunk_order::order_chunk(rest, self.tables.len(), by_name, order, by_table);
+        let ordered = &mut by_table[..];
         let mut start = 0;
-        while start < reads.len() {
-            let table = reads[start].table;
+        while start < ordered.len() {
+            let table = ordered[start].table;
             let mut end = start + 1;
-            while end < reads.len() && reads[end].table == table {
+            while end < ordered.len() && ordered[end].table == table {
                 end += 1;
             }
             let mut i = start;
             while i < end {
-                let ts = reads[i].ts;
+                let ts = ordered[i].ts;
                 let mut group_end = i + 1;
-                while group_end < end && reads[group_end].ts == ts {
+                while group_end < end && ordered[group_end].ts == ts {
                     group_end += 1;
                 }
                 if group_end - i > 1 {
                     let principals = &self.principal_names;
-                    reads[i..group_end].sort_by(|a, b| {
+                    ordered[i..group_end].sort_by(|a, b| {
                         principals
                             .name(a.principal)
                             .cmp(principals.name(b.principal))
@@ -147,10 +155,10 @@ impl Detector {
                 let baseline = &self.tables[table.at()].baseline;
                 let ahead =
                     (i + PREFETCH_DISTANCE).min(end)..(group_end + PREFETCH_DISTANCE).min(end);
-                for read in &reads[ahead] {
+                for read in &ordered[ahead] {
                     baseline.prefetch(read.principal);
                 }
-                for read in &reads[i..group_end] {
+                for read in &ordered[i..group_end] {
                     self.apply_read(read.ts, read.table, read.principal, emitted);
                 }
                 if !emitted.is_empty() {
@@ -164,6 +172,7 @@ impl Detector {
             }
             start = end;
         }
+        self.after_normal_reads(normal);
         // Then time moves to the end of the chunk: closes due by then, on every table, in
         // deadline order (the timers of windows opened or extended above are in the heap).
         let last = reads.iter().map(|r| r.ts).max();

@@ -27,6 +27,7 @@ mod chunk_order;
 mod chunked;
 mod clock;
 pub mod grant_states;
+mod normal_reads;
 pub mod permission;
 pub mod policy;
 pub mod reorder;

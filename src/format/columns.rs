@@ -114,6 +114,47 @@ pub trait Names {
     fn is_read_action(&mut self, action: Option<&str>) -> bool;
 }
 
+/// Where [`BatchDecoder::decode`] hands the rows it decodes, in row order, with the names
+/// they are given ids by.
+pub trait Rows: Names {
+    /// A usable row that is not a permission change.
+    fn row(&mut self, row: DecodedRow);
+    /// A permission change (its row has no read).
+    fn change(&mut self, row: DecodedRow, change: PermissionChange);
+}
+
+/// Rows collected into vectors, each change also in `changes` with its index in `rows`.
+pub struct Collect<'a, N> {
+    pub names: &'a mut N,
+    pub rows: &'a mut Vec<DecodedRow>,
+    pub changes: &'a mut Vec<(usize, PermissionChange)>,
+}
+
+impl<N: Names> Names for Collect<'_, N> {
+    fn table_id(&mut self, name: &str) -> TableId {
+        self.names.table_id(name)
+    }
+
+    fn principal_id(&mut self, name: &str) -> PrincipalId {
+        self.names.principal_id(name)
+    }
+
+    fn is_read_action(&mut self, action: Option<&str>) -> bool {
+        self.names.is_read_action(action)
+    }
+}
+
+impl<N: Names> Rows for Collect<'_, N> {
+    fn row(&mut self, row: DecodedRow) {
+        self.rows.push(row);
+    }
+
+    fn change(&mut self, row: DecodedRow, change: PermissionChange) {
+        self.changes.push((self.rows.len(), change));
+        self.rows.push(row);
+    }
+}
+
 /// One usable row: its time and, for a read, its (table, principal) ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodedRow {
@@ -231,17 +272,14 @@ impl BatchDecoder {
         }
     }
 
-    /// Appends the rows of `batch` that `filter` keeps to `decoded`, in row order; rows that
-    /// cannot be used go to `bad`. A row with a grantee is a permission change: it is in
-    /// `decoded` as a row with no read, and in `changes` with its index there. Returns how many
-    /// rows the filter left out.
+    /// Hands the rows of `batch` that `filter` keeps to `names` ([`Rows`]), in row order; rows
+    /// that cannot be used go to `bad`. A row with a grantee is a permission change
+    /// ([`Rows::change`]). Returns how many rows the filter left out.
     pub fn decode(
         &mut self,
         batch: &RecordBatch,
-        names: &mut impl Names,
+        names: &mut impl Rows,
         filter: &TimeFilter,
-        decoded: &mut Vec<DecodedRow>,
-        changes: &mut Vec<(usize, PermissionChange)>,
         bad: &mut Vec<BadRow>,
     ) -> Result<u64, String> {
         let rows = batch.num_rows();
@@ -290,7 +328,6 @@ impl BatchDecoder {
             || table_keys.null_count() > 0
             || actions.as_ref().is_some_and(|a| a.keys().null_count() > 0);
         let mut filtered = 0;
-        decoded.reserve(rows);
         for row in 0..rows {
             let Some(ts) = self.ts[row] else { continue };
             if !filter.keeps(ts) {
@@ -327,12 +364,12 @@ impl BatchDecoder {
                 })();
                 match change {
                     Ok(change) => {
-                        changes.push((decoded.len(), change));
-                        decoded.push(DecodedRow {
+                        let at = DecodedRow {
                             ts,
                             read: None,
                             row: row as u32,
-                        });
+                        };
+                        names.change(at, change);
                     }
                     Err((column, problem)) => bad.push(BadRow {
                         row,
@@ -393,7 +430,7 @@ impl BatchDecoder {
             } else {
                 None
             };
-            decoded.push(DecodedRow {
+            names.row(DecodedRow {
                 ts,
                 read,
                 row: row as u32,
@@ -557,10 +594,12 @@ mod tests {
         decoder
             .decode(
                 &batch,
-                &mut names,
+                &mut Collect {
+                    names: &mut names,
+                    rows: &mut decoded,
+                    changes: &mut changes,
+                },
                 &TimeFilter::default(),
-                &mut decoded,
-                &mut changes,
                 &mut bad,
             )
             .unwrap();

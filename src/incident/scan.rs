@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::event::{AccessEvent, PermissionChange, ReadActions};
-use crate::format::columns::{DecodedRow, Names};
+use crate::format::columns::{Collect, DecodedRow, Names};
 use crate::format::{DecodeSink, ParseError};
 use crate::intern::{Interner, PrincipalId, TableId};
 use crate::report::Problems;
@@ -380,14 +380,12 @@ fn parquet_reads(
         for batch in batches {
             let batch = batch.map_err(|e| e.to_string())?;
             rows.clear();
-            decoder.decode(
-                &batch,
-                &mut names,
-                filter,
-                &mut rows,
-                &mut changes,
-                &mut bad,
-            )?;
+            let mut collect = Collect {
+                names: &mut names,
+                rows: &mut rows,
+                changes: &mut changes,
+            };
+            decoder.decode(&batch, &mut collect, filter, &mut bad)?;
             let volume = |column: Option<usize>| -> Result<Option<Int64Array>, String> {
                 let Some(column) = column else {
                     return Ok(None);

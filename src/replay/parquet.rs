@@ -14,7 +14,7 @@ use super::{ReplayError, ReplayOptions, ReplayOutcome, finish, write_alerts};
 use crate::config::Config;
 use crate::detect::{Alert, BufferedRead, ById, Detector};
 use crate::event::PermissionChange;
-use crate::format::columns::{BadRow, BatchDecoder, DecodedRow, Names};
+use crate::format::columns::{BadRow, BatchDecoder, DecodedRow, Names, Rows};
 use crate::intern::{PrincipalId, TableId};
 use crate::report::Problems;
 use crate::source::Input;
@@ -123,8 +123,6 @@ pub fn replay_parquet(
             .then(|| progress_bar(plan.iter().map(|s| s.rows).sum())),
         in_order_step: None,
         chunk: Vec::new(),
-        rows: Vec::new(),
-        changes: Vec::new(),
     };
     if ordered {
         detecting.detector.use_external_watermark();
@@ -257,26 +255,49 @@ struct Detecting {
     in_order_step: Option<(usize, bool)>,
     /// The reads of an in-order row group, applied when it is complete.
     chunk: Vec<BufferedRead>,
-    /// The rows of the batch at hand.
-    rows: Vec<DecodedRow>,
-    /// The permission changes among them, with their index in `rows`.
-    changes: Vec<(usize, PermissionChange)>,
 }
 
-/// The detector names tables and principals, and decides reads, for the Parquet decoder.
-impl Names for ById<'_> {
+/// Where a batch's rows go as they are decoded: straight to the detector, or, for a row group
+/// in order, its reads to the chunk applied when the row group is complete.
+struct Feed<'a> {
+    detector: ById<'a>,
+    in_order: bool,
+    chunk: &'a mut Vec<BufferedRead>,
+    alerts: &'a mut Vec<Alert>,
+    /// Rows handed over.
+    rows: u64,
+}
+
+impl Names for Feed<'_> {
     #[inline]
     fn table_id(&mut self, name: &str) -> TableId {
-        self.table(name)
+        self.detector.table(name)
     }
 
     #[inline]
     fn principal_id(&mut self, name: &str) -> PrincipalId {
-        self.principal(name)
+        self.detector.principal(name)
     }
 
     fn is_read_action(&mut self, action: Option<&str>) -> bool {
-        ById::is_read_action(self, action)
+        self.detector.is_read_action(action)
+    }
+}
+
+impl Rows for Feed<'_> {
+    #[inline]
+    fn row(&mut self, row: DecodedRow) {
+        self.rows += 1;
+        if self.in_order {
+            self.detector.collect_in_order(row.ts, row.read, self.chunk);
+        } else {
+            self.detector.observe(row.ts, row.read, self.alerts);
+        }
+    }
+
+    fn change(&mut self, _row: DecodedRow, change: PermissionChange) {
+        self.rows += 1;
+        self.detector.observe_change(&change, self.alerts);
     }
 }
 
@@ -313,35 +334,28 @@ impl Detecting {
                 let step = &context.plan[step];
                 let name = &context.names[step.file];
                 self.bad.clear();
-                self.rows.clear();
-                self.changes.clear();
+                // With `in_order`, no later input overlaps these rows: their reads are
+                // collected for `ById::apply_chunk` instead of entering the reorder buffer.
+                let mut feed = Feed {
+                    detector: self.detector.by_id(),
+                    in_order,
+                    chunk: &mut self.chunk,
+                    alerts: &mut self.alerts,
+                    rows: 0,
+                };
                 let filtered = self.decoders[step.file].decode(
                     &batch,
-                    &mut self.detector.by_id(),
+                    &mut feed,
                     &context.filter,
-                    &mut self.rows,
-                    &mut self.changes,
                     &mut self.bad,
                 );
+                let rows = feed.rows;
                 let filtered = match filtered {
                     Ok(filtered) => filtered,
                     Err(error) => {
                         return self.failed(context, step, error, problems);
                     }
                 };
-                // With `in_order`, no later input overlaps these rows: their reads are
-                // collected for `ById::apply_chunk` instead of entering the reorder buffer.
-                let mut detector = self.detector.by_id();
-                let mut changes = self.changes.iter().peekable();
-                for (at, row) in self.rows.iter().enumerate() {
-                    if let Some((_, change)) = changes.next_if(|(c, _)| *c == at) {
-                        detector.observe_change(change, &mut self.alerts);
-                    } else if in_order {
-                        detector.collect_in_order(row.ts, row.read, &mut self.chunk);
-                    } else {
-                        detector.observe(row.ts, row.read, &mut self.alerts);
-                    }
-                }
                 for bad in &self.bad {
                     problems.bad_row(
                         name,
@@ -351,7 +365,7 @@ impl Detecting {
                         &bad.problem,
                     );
                 }
-                self.events += self.rows.len() as u64;
+                self.events += rows;
                 self.filtered += filtered;
                 if let Some(bar) = &self.progress {
                     bar.inc(batch.num_rows() as u64);

@@ -76,6 +76,28 @@ impl Ev {
         };
     }
 
+    /// As a Parquet row group in order hands it over: a read into `chunk` (by ids), a change
+    /// observed.
+    fn collect(
+        &self,
+        by_id: &mut exposure::detect::ById<'_>,
+        chunk: &mut Vec<exposure::detect::BufferedRead>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        if let Some(change) = self.change() {
+            by_id.observe_change(&change, alerts);
+            return;
+        }
+        let read = by_id.is_read_action(Some(if self.read { "SELECT" } else { "INSERT" }));
+        let ids = read.then(|| {
+            (
+                by_id.table(TABLES[self.table]),
+                by_id.principal(PRINCIPALS[self.principal]),
+            )
+        });
+        by_id.collect_in_order(self.ts, ids, chunk);
+    }
+
     fn access(&self) -> AccessEvent<'static> {
         AccessEvent::new(
             self.ts,
@@ -221,6 +243,20 @@ fn the_scenarios_do_open_windows() {
     );
 }
 
+/// Where sorted `events` are cut into chunks: at the `cuts` (modulo the length) where the time
+/// changes, and at the end.
+fn chunk_ends(events: &[Ev], cuts: &[usize]) -> Vec<usize> {
+    let mut ends: Vec<usize> = cuts
+        .iter()
+        .map(|c| c % (events.len() + 1))
+        .filter(|&c| c > 0 && c < events.len() && events[c - 1].ts < events[c].ts)
+        .collect();
+    ends.sort();
+    ends.dedup();
+    ends.push(events.len());
+    ends
+}
+
 /// Alerts when sorted events are cut into chunks (at instants where the time changes) and each
 /// chunk is applied table by table, as Parquet replay does for sorted row groups.
 fn alerts_json_in_chunks(events: &[Ev], cuts: &[usize]) -> String {
@@ -228,31 +264,13 @@ fn alerts_json_in_chunks(events: &[Ev], cuts: &[usize]) -> String {
     let mut detector = Detector::new(settings());
     detector.use_external_watermark();
     let mut alerts: Vec<Alert> = Vec::new();
-    let mut bounds: Vec<usize> = cuts
-        .iter()
-        .map(|c| c % (events.len() + 1))
-        .filter(|&c| c > 0 && c < events.len() && events[c - 1].ts < events[c].ts)
-        .collect();
-    bounds.sort();
-    bounds.dedup();
-    bounds.push(events.len());
+    let bounds = chunk_ends(events, cuts);
     let mut start = 0;
     for end in bounds {
         let mut chunk: Vec<BufferedRead> = Vec::new();
         let mut by_id = detector.by_id();
         for e in &events[start..end] {
-            if let Some(change) = e.change() {
-                by_id.observe_change(&change, &mut alerts);
-                continue;
-            }
-            let read = by_id.is_read_action(Some(if e.read { "SELECT" } else { "INSERT" }));
-            let ids = read.then(|| {
-                (
-                    by_id.table(TABLES[e.table]),
-                    by_id.principal(PRINCIPALS[e.principal]),
-                )
-            });
-            by_id.collect_in_order(e.ts, ids, &mut chunk);
+            e.collect(&mut by_id, &mut chunk, &mut alerts);
         }
         let next = events.get(end).map(|e| e.ts);
         by_id.apply_chunk(&chunk, next, &mut alerts);
@@ -273,6 +291,102 @@ proptest! {
         cuts in prop::collection::vec(any::<usize>(), 0..6),
     ) {
         prop_assert_eq!(alerts_json_in_chunks(&events, &cuts), alerts_json(&events));
+    }
+}
+
+/// After each chunk of `alerts_json_in_chunks`, the state of the detector applying chunks (the
+/// normal reads absorbed first, see src/detect/normal_reads.rs) is the state of one applying
+/// the same events one by one up to the same time: every baseline time, pending principal and
+/// window, not only the alerts. `forget_after` is long against the chunks, so that most reads are
+/// absorbed, and short for one table, so that its reads never are.
+fn chunked_and_one_by_one_states(
+    events: &[Ev],
+    cuts: &[usize],
+    mut seed: u64,
+) -> Result<(), TestCaseError> {
+    use exposure::detect::{BufferedRead, TableRule};
+    let mut settings = settings();
+    let default = Arc::make_mut(&mut settings.policies.default);
+    default.thresholds.forget_after = Span(900 * MIN);
+    let mut short = (*settings.policies.default).clone();
+    short.rule = Some("hr.*".into());
+    short.thresholds.forget_after = Span(40 * MIN);
+    settings.policies.rules = vec![TableRule {
+        matcher: globset::Glob::new("hr.*").unwrap().compile_matcher(),
+        policy: Arc::new(short),
+    }];
+    let mut chunked = Detector::new(settings.clone());
+    let mut one_by_one = Detector::new(settings);
+    chunked.use_external_watermark();
+    one_by_one.use_external_watermark();
+    let (mut alerts, mut reference) = (Vec::new(), Vec::new());
+    let bounds = chunk_ends(events, cuts);
+    let mut start = 0;
+    for end in bounds {
+        let mut chunk: Vec<BufferedRead> = Vec::new();
+        let mut by_id = chunked.by_id();
+        for e in &events[start..end] {
+            e.observe(&mut one_by_one, &mut reference);
+            e.collect(&mut by_id, &mut chunk, &mut alerts);
+        }
+        // A chunk is complete, not sorted: applied in any order.
+        for i in (1..chunk.len()).rev() {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            chunk.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let next = events.get(end).map(|e| e.ts);
+        by_id.apply_chunk(&chunk, next, &mut alerts);
+        if let Some(next) = next {
+            chunked.advance(next, &mut alerts);
+            one_by_one.advance(next, &mut reference);
+            prop_assert_eq!(
+                deciding(chunked.snapshot()),
+                deciding(one_by_one.snapshot()),
+                "after event {}",
+                end
+            );
+        }
+        start = end;
+    }
+    prop_assert_eq!(
+        finished_json(chunked, alerts),
+        finished_json(one_by_one, reference)
+    );
+    Ok(())
+}
+
+/// What of a state can still decide anything: chunked application prunes forgotten principals
+/// on its own schedule (when the next pruning is due, and the entries already past
+/// `forget_after` of `chunked_and_one_by_one_states`' tables, are left out), and keeps windows
+/// awaiting a revert in the order tables are applied in (sorted by window here).
+fn deciding(mut state: exposure::detect::DetectorSnapshot) -> exposure::detect::DetectorSnapshot {
+    let now = state.now.unwrap_or(i64::MIN);
+    state.next_prune = 0;
+    for table in &mut state.tables {
+        let forget = if table.table.starts_with("hr.") {
+            40 * MIN
+        } else {
+            900 * MIN
+        };
+        table.baseline.retain(|(_, last)| now - last <= forget);
+    }
+    state
+        .permissions
+        .awaiting_revert
+        .sort_by(|a, b| a.id.cmp(&b.id));
+    state
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn chunked_state_is_one_by_one_state(
+        (events, _) in scenario(),
+        cuts in prop::collection::vec(any::<usize>(), 0..6),
+        seed in any::<u64>(),
+    ) {
+        chunked_and_one_by_one_states(&events, &cuts, seed)?;
     }
 }
 
