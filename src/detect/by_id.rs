@@ -89,4 +89,12 @@ impl ById<'_> {
     ) {
         self.0.apply_chunk(reads, until, alerts)
     }
+
+    /// Applying reads in chunks ([`Detector::apply_in_chunks`]): applies the reads waiting that
+    /// are final (before the watermark) now, however few, as a chunk. For a source that has
+    /// just raised the watermark past a batch of reads it knows complete (a Parquet row group
+    /// that overlaps the next).
+    pub fn apply_final(&mut self, alerts: &mut Vec<Alert>) {
+        self.0.flush_deferred(alerts)
+    }
 }

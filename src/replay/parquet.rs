@@ -127,6 +127,9 @@ pub fn replay_parquet(
     if ordered {
         detecting.detector.use_external_watermark();
     }
+    // Row groups that overlap the next (rows in no particular order, as most writers but
+    // `exposure archive` leave them) are applied in chunks too, once the watermark passes them.
+    detecting.detector.apply_in_chunks(super::CHUNK_READS);
 
     let decode = |deliver: &mut dyn FnMut(Decoded) -> bool| {
         // Row groups in a store are fetched `READ_AHEAD` ahead of the one decoded.
@@ -398,6 +401,7 @@ impl Detecting {
             && let Some(next) = next
         {
             self.detector.advance(next, &mut self.alerts);
+            self.detector.by_id().apply_final(&mut self.alerts);
         }
     }
 
