@@ -65,6 +65,20 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// The shapes issue 45 measures, by name: `200t` (the default) and `100kt` — 10^5 tables,
+    /// 10^6 principals, 100 readers per table: state far larger than the caches.
+    pub fn measured(events: u64) -> [(&'static str, Shape); 2] {
+        let wide = Shape {
+            tables: 100_000,
+            principals: 1_000_000,
+            readers_per_table: 100,
+            ..Shape::new(events)
+        };
+        [("200t", Shape::new(events)), ("100kt", wide)]
+    }
+}
+
 const START_MS: i64 = 1_772_582_400_000; // 2026-03-04T00:00:00Z
 const SPAN_MS: i64 = 14 * 86_400_000;
 
@@ -169,4 +183,124 @@ pub fn replay_once(
     let mut problems = Problems::new(Box::new(std::io::sink()), 0);
     let outcome = replay(config, inputs, &options, &mut out, &mut problems).expect("replay");
     (outcome.summary.events, out.len())
+}
+
+/// The reads of an archive as the detector's ids, row group by row group in replay order,
+/// each with the first time of the next (what the watermark moves to): detection alone, fed
+/// what Parquet replay feeds it, without decoding (`benches/detect.rs`,
+/// `examples/detect_only.rs`).
+pub struct PreInterned {
+    /// A detector that has every name interned and has seen nothing.
+    pub template: exposure::detect::Detector,
+    pub chunks: Vec<Chunk>,
+    pub events: u64,
+}
+
+/// A read's (table, principal) ids.
+pub type Ids = (exposure::intern::TableId, exposure::intern::PrincipalId);
+
+/// One row group's rows (time, and for a read its ids), and the next row group's first time.
+pub struct Chunk {
+    pub rows: Vec<(i64, Option<Ids>)>,
+    pub next: Option<i64>,
+}
+
+impl PreInterned {
+    /// Decodes every row group of the sorted archive at `lake` with `config`'s detector.
+    pub fn from_archive(config: &exposure::config::Config, lake: &std::path::Path) -> PreInterned {
+        use exposure::format::columns::Collect;
+        use exposure::source::parquet::ParquetInput;
+        let mut template = exposure::detect::Detector::new(config.detector.clone());
+        let inputs = exposure::source::expand_inputs(
+            &[lake.display().to_string()],
+            exposure::format::Format::Parquet,
+            Default::default(),
+        )
+        .expect("inputs")
+        .inputs;
+        // (first time, rows) of every row group, then put in replay order.
+        let mut groups = Vec::new();
+        for input in &inputs {
+            let source = input.parquet_source().expect("a Parquet input");
+            let file = ParquetInput::open(source, &config.input.fields, config.input.ts_unit)
+                .expect("open");
+            let mut decoder = file.decoder();
+            for span in &file.row_groups {
+                let (mut rows, mut changes, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+                let batches = file
+                    .read_row_group(span.index, exposure::replay::parquet::BATCH_ROWS)
+                    .expect("readable");
+                for batch in batches {
+                    let batch = batch.expect("decodes");
+                    let mut names = template.by_id();
+                    let mut collect = Collect {
+                        names: &mut IdNames(&mut names),
+                        rows: &mut rows,
+                        changes: &mut changes,
+                    };
+                    decoder
+                        .decode(&batch, &mut collect, &Default::default(), &mut bad)
+                        .expect("decodes");
+                }
+                assert!(changes.is_empty() && bad.is_empty(), "reads only");
+                let rows: Vec<_> = rows.iter().map(|r| (r.ts, r.read)).collect();
+                groups.push((span.min_ts.expect("statistics"), rows));
+            }
+        }
+        groups.sort_by_key(|(min, _)| *min);
+        let firsts: Vec<i64> = groups.iter().map(|(min, _)| *min).collect();
+        let chunks: Vec<Chunk> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(k, (_, rows))| Chunk {
+                rows,
+                next: firsts.get(k + 1).copied(),
+            })
+            .collect();
+        let events = chunks.iter().map(|c| c.rows.len() as u64).sum();
+        PreInterned {
+            template,
+            chunks,
+            events,
+        }
+    }
+
+    /// Detection alone on a copy of the template (made beforehand): collect each row group,
+    /// apply it as a chunk, move the watermark, finish. Returns the alerts.
+    #[inline(never)]
+    pub fn detect_once(&self, mut detector: exposure::detect::Detector) -> usize {
+        let mut alerts = Vec::new();
+        let mut chunk = Vec::new();
+        detector.use_external_watermark();
+        for Chunk { rows, next } in &self.chunks {
+            let mut by_id = detector.by_id();
+            chunk.clear();
+            for &(ts, read) in rows {
+                by_id.collect_in_order(ts, read, &mut chunk);
+            }
+            by_id.apply_chunk(&chunk, *next, &mut alerts);
+            if let Some(next) = next {
+                detector.advance(*next, &mut alerts);
+            }
+        }
+        detector.finish(&mut alerts);
+        alerts.len()
+    }
+}
+
+/// The detector's names, for the decoder.
+struct IdNames<'a, 'd>(&'a mut exposure::detect::ById<'d>);
+
+impl exposure::format::columns::Names for IdNames<'_, '_> {
+    fn table_id(&mut self, name: &str) -> exposure::intern::TableId {
+        self.0.table(name)
+    }
+
+    fn principal_id(&mut self, name: &str) -> exposure::intern::PrincipalId {
+        self.0.principal(name)
+    }
+
+    fn is_read_action(&mut self, action: Option<&str>) -> bool {
+        self.0.is_read_action(action)
+    }
 }

@@ -20,6 +20,7 @@ pub(super) struct ChunkScratch {
     pub(super) normal: NormalScratch,
     pub(super) by_table: Vec<BufferedRead>,
     pub(super) order: chunk_order::OrderScratch,
+    pub(super) ranks: chunk_order::TableRanks,
     /// Alerts with the (time, kind) they sort by.
     pub(super) tagged: Vec<(Ts, u8, Alert)>,
     pub(super) alerts: Vec<Alert>,
@@ -113,6 +114,7 @@ impl Detector {
             normal,
             by_table,
             order,
+            ranks,
             tagged,
             alerts: emitted,
         } = &mut scratch;
@@ -120,9 +122,8 @@ impl Detector {
         self.absorb_normal_reads(reads, rest, normal);
         // The rest grouped by table, tables in name order (the order reads of one instant are
         // applied in), time order within each table.
-        let names = &self.table_names;
-        let by_name =
-            |tables: &mut Vec<TableId>| tables.sort_by(|a, b| names.name(*a).cmp(names.name(*b)));
+        ranks.update(&self.table_names);
+        let by_name = |tables: &mut Vec<TableId>| tables.sort_unstable_by_key(|t| ranks.of(*t));
         chunk_order::order_chunk(rest, self.tables.len(), by_name, order, by_table);
         let ordered = &mut by_table[..];
         let mut start = 0;
