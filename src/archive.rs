@@ -624,10 +624,13 @@ impl DayWriter {
         // Time first, then names, so that the file's content never depends on arrival order.
         rows.sort_unstable_by(|a, b| {
             a.ts.cmp(&b.ts)
-                .then_with(|| names.name(a.table).cmp(names.name(b.table)))
-                .then_with(|| names.name(a.principal).cmp(names.name(b.principal)))
+                .then_with(|| names.name_bytes(a.table).cmp(names.name_bytes(b.table)))
                 .then_with(|| {
-                    let action = |r: &Row| r.action.map(|id| names.name(id));
+                    let (a, b) = (a.principal, b.principal);
+                    names.name_bytes(a).cmp(names.name_bytes(b))
+                })
+                .then_with(|| {
+                    let action = |r: &Row| r.action.map(|id| names.name_bytes(id));
                     action(a).cmp(&action(b))
                 })
                 .then_with(|| (a.rows, a.bytes).cmp(&(b.rows, b.bytes)))

@@ -32,7 +32,7 @@ impl TableRanks {
         if known == names.len() {
             return;
         }
-        let by_name = |a: &TableId, b: &TableId| names.name(*a).cmp(names.name(*b));
+        let by_name = |a: &TableId, b: &TableId| names.name_bytes(*a).cmp(names.name_bytes(*b));
         let mut added: Vec<TableId> = (known..names.len())
             .map(|at| TableId::from_index(at as u32))
             .collect();

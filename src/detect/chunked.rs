@@ -144,8 +144,8 @@ impl Detector {
                     let principals = &self.principal_names;
                     ordered[i..group_end].sort_by(|a, b| {
                         principals
-                            .name(a.principal)
-                            .cmp(principals.name(b.principal))
+                            .name_bytes(a.principal)
+                            .cmp(principals.name_bytes(b.principal))
                     });
                 }
                 if self.tables[table.at()].window.is_some() {

@@ -140,12 +140,12 @@ impl Detector {
             let (tables, principals) = (&self.table_names, &self.principal_names);
             group.sort_unstable_by(|a, b| {
                 tables
-                    .name(a.table)
-                    .cmp(tables.name(b.table))
+                    .name_bytes(a.table)
+                    .cmp(tables.name_bytes(b.table))
                     .then_with(|| {
                         principals
-                            .name(a.principal)
-                            .cmp(principals.name(b.principal))
+                            .name_bytes(a.principal)
+                            .cmp(principals.name_bytes(b.principal))
                     })
             });
         }
