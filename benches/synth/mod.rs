@@ -232,9 +232,8 @@ impl PreInterned {
                     .expect("readable");
                 for batch in batches {
                     let batch = batch.expect("decodes");
-                    let mut names = template.by_id();
                     let mut collect = Collect {
-                        names: &mut IdNames(&mut names),
+                        names: &mut template.by_id(),
                         rows: &mut rows,
                         changes: &mut changes,
                     };
@@ -285,22 +284,5 @@ impl PreInterned {
         }
         detector.finish(&mut alerts);
         alerts.len()
-    }
-}
-
-/// The detector's names, for the decoder.
-struct IdNames<'a, 'd>(&'a mut exposure::detect::ById<'d>);
-
-impl exposure::format::columns::Names for IdNames<'_, '_> {
-    fn table_id(&mut self, name: &str) -> exposure::intern::TableId {
-        self.0.table(name)
-    }
-
-    fn principal_id(&mut self, name: &str) -> exposure::intern::PrincipalId {
-        self.0.principal(name)
-    }
-
-    fn is_read_action(&mut self, action: Option<&str>) -> bool {
-        self.0.is_read_action(action)
     }
 }

@@ -1,7 +1,7 @@
 //! An optimisation, not a rule: the commonest read — a normal principal reading a table it
 //! reads every day — is applied **before** a chunk is ordered, by one probe of its table's
 //! baseline and one time stored, and only the other reads are ordered and applied one by one
-//! ([`super::chunked`]). On a typical archive that is nineteen reads in twenty.
+//! ([`super::chunked`]). Past a table's learning, that is most of its reads.
 //!
 //! Why that gives exactly what applying the chunk in time order gives. Take a chunk whose
 //! reads are complete (nothing earlier can arrive later), a (table, principal) pair with reads

@@ -271,19 +271,36 @@ struct Feed<'a> {
     rows: u64,
 }
 
-impl Names for Feed<'_> {
+/// The detector names tables and principals, and decides reads, for the Parquet decoder.
+impl Names for ById<'_> {
     #[inline]
     fn table_id(&mut self, name: &str) -> TableId {
-        self.detector.table(name)
+        self.table(name)
     }
 
     #[inline]
     fn principal_id(&mut self, name: &str) -> PrincipalId {
-        self.detector.principal(name)
+        self.principal(name)
     }
 
     fn is_read_action(&mut self, action: Option<&str>) -> bool {
-        self.detector.is_read_action(action)
+        ById::is_read_action(self, action)
+    }
+}
+
+impl Names for Feed<'_> {
+    #[inline]
+    fn table_id(&mut self, name: &str) -> TableId {
+        self.detector.table_id(name)
+    }
+
+    #[inline]
+    fn principal_id(&mut self, name: &str) -> PrincipalId {
+        self.detector.principal_id(name)
+    }
+
+    fn is_read_action(&mut self, action: Option<&str>) -> bool {
+        Names::is_read_action(&mut self.detector, action)
     }
 }
 
@@ -391,7 +408,8 @@ impl Detecting {
     /// up to the next row group's first time.
     fn row_group_done(&mut self, step: usize, context: &Context<'_>) {
         let next = context.plan.get(step + 1).and_then(|s| s.min_ts);
-        if self.in_order(step, context) {
+        let in_order = self.in_order(step, context);
+        if in_order {
             self.detector
                 .by_id()
                 .apply_chunk(&self.chunk, next, &mut self.alerts);
@@ -401,7 +419,10 @@ impl Detecting {
             && let Some(next) = next
         {
             self.detector.advance(next, &mut self.alerts);
-            self.detector.by_id().apply_final(&mut self.alerts);
+            // A row group read in order was applied above, up to `next`.
+            if !in_order {
+                self.detector.by_id().apply_final(&mut self.alerts);
+            }
         }
     }
 
