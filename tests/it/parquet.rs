@@ -54,6 +54,13 @@ fn disordered_log() -> String {
     events.into_iter().map(|(_, l)| l + "\n").collect()
 }
 
+/// `replay --learn 1d --threads THREADS INPUTS…`.
+fn replay_learning_a_day(env: &TestEnv, threads: &str, inputs: &[&std::path::Path]) -> crate::Run {
+    let mut args = vec!["replay", "--learn", "1d", "--threads", threads];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    env.run(&args)
+}
+
 #[test]
 fn archive_then_replay_equals_replay_of_the_json_lines() {
     let env = TestEnv::new();
@@ -71,14 +78,7 @@ fn archive_then_replay_equals_replay_of_the_json_lines() {
         assert_eq!(archived.code, 0, "{}", archived.stderr);
         assert!(archived.stderr.contains("archived"), "{}", archived.stderr);
         for threads in ["1", "2"] {
-            let replayed = env.run(&[
-                "replay",
-                "--learn",
-                "1d",
-                "--threads",
-                threads,
-                out.to_str().unwrap(),
-            ]);
+            let replayed = replay_learning_a_day(&env, threads, &[&out]);
             assert_eq!(replayed.code, 0, "{}", replayed.stderr);
             assert_eq!(replayed.stdout, json.stdout, "{input} --threads {threads}");
         }
@@ -120,15 +120,7 @@ fn an_archive_and_json_lines_replay_together_as_one_log() {
     assert_eq!(expected.code, 0, "{}", expected.stderr);
     assert!(expected.alerts().len() >= 4, "{}", expected.stdout);
     for threads in ["1", "2"] {
-        let mixed = env.run(&[
-            "replay",
-            "--learn",
-            "1d",
-            "--threads",
-            threads,
-            archive.to_str().unwrap(),
-            recent.to_str().unwrap(),
-        ]);
+        let mixed = replay_learning_a_day(&env, threads, &[&archive, &recent]);
         assert_eq!(mixed.code, 0, "{}", mixed.stderr);
         assert_eq!(mixed.stdout, expected.stdout, "--threads {threads}");
         assert!(mixed.stderr.contains("20000 events"), "{}", mixed.stderr);
@@ -360,4 +352,94 @@ fn formats_are_recognised_by_their_bytes() {
     let auto = env.run(&["replay", renamed.to_str().unwrap()]);
     assert_eq!(auto.code, 0, "{}", auto.stderr);
     assert_eq!(auto.stdout, env.run(&["replay", &sample()]).stdout);
+}
+
+/// Exports as other tools write them (DuckDB, Spark, pyarrow): rows in arrival order, so each
+/// row group overlaps the next by the input's disorder; several files per day and region; time
+/// as a UTC timestamp and names as plain strings. Replay applies such row groups in chunks once
+/// the next one's first time passes them, and gives exactly the alerts of the JSON lines.
+#[test]
+fn exports_in_arrival_order_with_overlapping_row_groups_replay_like_the_json_lines() {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    let env = TestEnv::new();
+    let log = disordered_log();
+    // (day, region) -> rows in arrival order.
+    let mut parts: BTreeMap<(i64, &str), Vec<serde_json::Value>> = BTreeMap::new();
+    for line in log.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ms = row["ts"].as_i64().unwrap();
+        let region = if row["principal"].as_str().unwrap().len().is_multiple_of(2) {
+            "eu"
+        } else {
+            "us"
+        };
+        parts
+            .entry((ms.div_euclid(86_400_000), region))
+            .or_default()
+            .push(row);
+    }
+    let out = env.path("export");
+    let mut files = 0;
+    let mut overlapping = 0;
+    for ((day, region), rows) in &parts {
+        // Each day and region in three files, each in row groups of 700 rows.
+        for (part, rows) in rows.chunks(rows.len().div_ceil(3)).enumerate() {
+            let text = |key: &str| -> ArrayRef {
+                let values: Vec<&str> = rows.iter().map(|r| r[key].as_str().unwrap()).collect();
+                Arc::new(StringArray::from(values))
+            };
+            let ts: Vec<i64> = rows
+                .iter()
+                .map(|r| r["ts"].as_i64().unwrap() * 1000)
+                .collect();
+            let columns: Vec<(&str, ArrayRef)> = vec![
+                (
+                    "ts",
+                    Arc::new(TimestampMicrosecondArray::from(ts.clone()).with_timezone("UTC")),
+                ),
+                ("principal", text("principal")),
+                ("table", text("table")),
+                ("action", text("action")),
+            ];
+            let batch = RecordBatch::try_from_iter(columns).unwrap();
+            let dir = out.join(format!("region={region}/day={day}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_max_row_group_row_count(Some(700))
+                .build();
+            let file = std::fs::File::create(dir.join(format!("part-{part}.parquet"))).unwrap();
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+            writer.write(&batch).unwrap();
+            writer.close().unwrap();
+            files += 1;
+            // A row group overlaps the next when its latest time is after the next's earliest.
+            let groups: Vec<&[i64]> = ts.chunks(700).collect();
+            overlapping += groups
+                .windows(2)
+                .filter(|w| w[0].iter().max() > w[1].iter().min())
+                .count();
+        }
+    }
+    assert!(files >= 20, "{files} files");
+    assert!(
+        overlapping >= 10,
+        "only {overlapping} row groups overlap the next"
+    );
+    let whole = env.write("whole.jsonl", &log);
+    let expected = env.run(&["replay", "--learn", "1d", whole.to_str().unwrap()]);
+    assert_eq!(expected.code, 0, "{}", expected.stderr);
+    assert!(expected.alerts().len() >= 4, "{}", expected.stdout);
+    for threads in ["1", "2"] {
+        let replayed = replay_learning_a_day(&env, threads, &[&out]);
+        assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+        assert_eq!(replayed.stdout, expected.stdout, "--threads {threads}");
+        assert!(
+            replayed.stderr.contains("20000 events"),
+            "{}",
+            replayed.stderr
+        );
+    }
 }
