@@ -92,9 +92,7 @@ pub fn parse(
     options: &Options,
     usage: &UsageOptions,
 ) -> Result<Vec<Item>, ParseError> {
-    let line = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
-        column: e.valid_up_to() + 1,
-    })?;
+    let line = super::utf8_text(line)?;
     let line = line.trim_end_matches(['\r', '\n']);
     if line.starts_with("\"time_micros\"") {
         return Ok(vec![Item::NotAccess(NotAccess::Header)]);

@@ -397,9 +397,7 @@ impl JsonLinesParser {
 /// The line as text, if it holds an object (`None` if blank); an error naming the column
 /// otherwise.
 fn object_text(line: &[u8]) -> Result<Option<&str>, ParseError> {
-    let text = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
-        column: e.valid_up_to() + 1,
-    })?;
+    let text = super::utf8_text(line)?;
     let start = text.len() - text.trim_ascii_start().len();
     match text.as_bytes().get(start) {
         None => Ok(None),

@@ -162,6 +162,19 @@ pub enum ParseError {
     Record { message: String, column: usize },
 }
 
+/// A line (or record) as text, or [`ParseError::Utf8`] naming the column where it stops being
+/// UTF-8. SIMD validation first, as nearly every line is valid; std's, only to find where a bad
+/// one breaks.
+#[inline]
+pub(crate) fn utf8_text(bytes: &[u8]) -> Result<&str, ParseError> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes).map_err(|e| ParseError::Utf8 {
+            column: e.valid_up_to() + 1,
+        }),
+    }
+}
+
 impl ParseError {
     /// The 1-based column (byte) where the problem is, when known.
     pub fn column(&self) -> Option<usize> {
@@ -199,6 +212,31 @@ mod tests {
         for format in Format::ALL {
             let parsed: Format = serde_json::from_value(format.name().into()).unwrap();
             assert_eq!(parsed, format);
+        }
+    }
+
+    #[test]
+    fn utf8_text_names_the_column_where_a_line_stops_being_utf8() {
+        let line = "{\"principal\":\"josé\",\"table\":\"t\"}"
+            .as_bytes()
+            .to_vec();
+        assert_eq!(utf8_text(&line).ok(), std::str::from_utf8(&line).ok());
+        // A stray continuation byte, a truncated sequence, an overlong form, a surrogate: each
+        // at every position, reported at the first byte std's validation refuses.
+        for bad in [&[0x80u8][..], &[0xc3], &[0xc0, 0xaf], &[0xed, 0xa0, 0x80]] {
+            for at in 0..=line.len() {
+                if std::str::from_utf8(&line[..at]).is_err() {
+                    continue; // not a character boundary
+                }
+                let mut broken = line[..at].to_vec();
+                broken.extend_from_slice(bad);
+                broken.extend_from_slice(&line[at..]);
+                let want = std::str::from_utf8(&broken).unwrap_err().valid_up_to() + 1;
+                match utf8_text(&broken) {
+                    Err(ParseError::Utf8 { column }) => assert_eq!(column, want, "{at} {bad:?}"),
+                    other => panic!("{at} {bad:?}: {other:?}"),
+                }
+            }
         }
     }
 }

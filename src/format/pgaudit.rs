@@ -317,9 +317,7 @@ impl Parser {
 
     /// Parses one whole record.
     pub fn parse_record(&mut self, text: &[u8]) -> Result<Vec<Item>, ParseError> {
-        let text = std::str::from_utf8(text).map_err(|e| ParseError::Utf8 {
-            column: e.valid_up_to() + 1,
-        })?;
+        let text = super::utf8_text(text)?;
         if is_csv(text.as_bytes()) {
             self.parse_csvlog(text)
         } else if text.trim_start().starts_with('{') {

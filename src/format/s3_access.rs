@@ -48,9 +48,7 @@ pub fn looks_like(line: &[u8]) -> bool {
 
 /// Parses one log line.
 pub fn parse(line: &[u8], options: &Options) -> Result<Vec<Item>, ParseError> {
-    let line = std::str::from_utf8(line).map_err(|e| ParseError::Utf8 {
-        column: e.valid_up_to() + 1,
-    })?;
+    let line = super::utf8_text(line)?;
     let mut fields = Fields::new(line);
     let mut field = |name: &'static str| -> Result<&str, ParseError> {
         match fields.next() {
