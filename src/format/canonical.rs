@@ -145,11 +145,9 @@ pub(super) fn string(text: &str, at: usize) -> Option<(&str, usize)> {
 #[inline]
 fn special(bytes: &[u8]) -> Option<usize> {
     use super::decode::{bytes_below, bytes_equal, first_byte_where};
-    first_byte_where(
-        bytes,
-        |w| (bytes_equal(w, b'"') | bytes_equal(w, b'\\') | bytes_below(w, 0x20)) != 0,
-        |b| b == b'"' || b == b'\\' || b < 0x20,
-    )
+    first_byte_where(bytes, |w| {
+        bytes_equal(w, b'"') | bytes_equal(w, b'\\') | bytes_below(w, 0x20)
+    })
 }
 
 /// A string or an integer (JSON's grammar: no leading zero, no fraction, no exponent) that

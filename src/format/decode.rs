@@ -416,7 +416,8 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// High bit set in some byte where `word` has a byte below `n` (n <= 0x80): the classic
-/// "has a byte less than" test, which never misses one.
+/// "has a byte less than" test, which never misses one, and flags nothing below the first one
+/// (bytes not below `n` borrow nothing, and a borrow only moves up).
 #[inline]
 pub(super) fn bytes_below(word: u64, n: u8) -> u64 {
     word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH
@@ -428,40 +429,69 @@ pub(super) fn bytes_equal(word: u64, b: u8) -> u64 {
     bytes_below(word ^ (ONES * u64::from(b)), 1)
 }
 
-/// The first byte of `bytes` that `is` holds for: eight bytes at a time while `word_may_hold`
-/// (which must never miss one such byte of a word) says none is there, then byte by byte.
+/// The first byte of `bytes` that `flags` marks, eight bytes at a time. `flags` sets the high
+/// bit of the bytes of a word that may match, exactly up to the first one that does: no flag
+/// below it, and none at all in a word without one. [`bytes_below`] and [`bytes_equal`] (a
+/// borrow only ever moves up a word, never down) and any `|` of them are such. So the lowest
+/// flag is the answer, and a short tail is read as a word padded past its end, whose flags
+/// there are cut off.
 #[inline]
-pub(super) fn first_byte_where(
-    bytes: &[u8],
-    word_may_hold: impl Fn(u64) -> bool,
-    is: impl Fn(u8) -> bool,
-) -> Option<usize> {
+pub(super) fn first_byte_where(bytes: &[u8], flags: impl Fn(u64) -> u64) -> Option<usize> {
+    let first = |mask: u64| (mask.trailing_zeros() / 8) as usize;
+    let mut words = bytes.chunks_exact(8);
     let mut at = 0;
-    while at + 8 <= bytes.len() {
-        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
-        if word_may_hold(word) {
-            break;
+    for word in &mut words {
+        let mask = flags(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        if mask != 0 {
+            return Some(at + first(mask));
         }
         at += 8;
     }
-    bytes[at..].iter().position(|&b| is(b)).map(|i| at + i)
+    let tail = words.remainder();
+    if tail.is_empty() {
+        return None;
+    }
+    let mut padded = [0u8; 8];
+    padded[..tail.len()].copy_from_slice(tail);
+    let mask = flags(u64::from_le_bytes(padded)) & ((1u64 << (8 * tail.len())) - 1);
+    (mask != 0).then(|| at + first(mask))
 }
 
 /// The first control character (below 0x20, or DEL) of `bytes`. Every name of every event
 /// goes through here.
 #[inline]
 fn first_control(bytes: &[u8]) -> Option<usize> {
-    first_byte_where(
-        bytes,
-        |w| (bytes_below(w, 0x20) | bytes_equal(w, 0x7f)) != 0,
-        |b| b < 0x20 || b == 0x7f,
-    )
+    first_byte_where(bytes, |w| bytes_below(w, 0x20) | bytes_equal(w, 0x7f))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::time::EpochUnit;
+
+    proptest::proptest! {
+        /// The word-at-a-time searches find what a byte-by-byte search finds, at any length
+        /// (tails included), among bytes dense in what they look for.
+        #[test]
+        fn word_at_a_time_searches_are_byte_by_byte_searches(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![0u8, 0x1f, 0x20, b'"', b'\\', 0x7e, 0x7f, 0x80, 0xff]),
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(vec![b'a', b'z', b'.']),
+                ],
+                0..40,
+            ),
+        ) {
+            let control = bytes.iter().position(|&b| b < 0x20 || b == 0x7f);
+            proptest::prop_assert_eq!(first_control(&bytes), control);
+            let special = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let found = first_byte_where(&bytes, |w| {
+                bytes_equal(w, b'"') | bytes_equal(w, b'\\') | bytes_below(w, 0x20)
+            });
+            proptest::prop_assert_eq!(found, special);
+        }
+    }
 
     #[test]
     fn the_word_at_a_time_search_finds_every_control_character() {
