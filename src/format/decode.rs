@@ -433,8 +433,8 @@ pub(super) fn bytes_equal(word: u64, b: u8) -> u64 {
 /// bit of the bytes of a word that may match, exactly up to the first one that does: no flag
 /// below it, and none at all in a word without one. [`bytes_below`] and [`bytes_equal`] (a
 /// borrow only ever moves up a word, never down) and any `|` of them are such. So the lowest
-/// flag is the answer, and a short tail is read as a word padded past its end, whose flags
-/// there are cut off.
+/// flag is the answer; a tail is read as the last eight bytes, or, in fewer than eight, as a
+/// word padded past its end whose flags there are cut off.
 #[inline]
 pub(super) fn first_byte_where(bytes: &[u8], flags: impl Fn(u64) -> u64) -> Option<usize> {
     let first = |mask: u64| (mask.trailing_zeros() / 8) as usize;
@@ -451,10 +451,15 @@ pub(super) fn first_byte_where(bytes: &[u8], flags: impl Fn(u64) -> u64) -> Opti
     if tail.is_empty() {
         return None;
     }
-    let mut padded = [0u8; 8];
-    padded[..tail.len()].copy_from_slice(tail);
-    let mask = flags(u64::from_le_bytes(padded)) & ((1u64 << (8 * tail.len())) - 1);
-    (mask != 0).then(|| at + first(mask))
+    if let Some(last) = bytes.last_chunk::<8>() {
+        // The last eight bytes: those before the tail hold no match (searched above), so they
+        // carry no flag, and the lowest flag is the tail's first match.
+        let mask = flags(u64::from_le_bytes(*last));
+        return (mask != 0).then(|| bytes.len() - 8 + first(mask));
+    }
+    let padded = (tail.iter().enumerate()).fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)));
+    let mask = flags(padded) & ((1u64 << (8 * tail.len())) - 1);
+    (mask != 0).then(|| first(mask))
 }
 
 /// The first control character (below 0x20, or DEL) of `bytes`. Every name of every event
