@@ -2,7 +2,7 @@
 //! validates bodies and scripts failures, a real Prometheus Alertmanager, and `kill -9` while a
 //! sink is down.
 
-use super::util::{CONFIG, Watcher, append, eventually, http_get, read_line, run_for};
+use super::util::{CONFIG, DownPort, Watcher, append, eventually, http_get, read_line, run_for};
 use super::{Run, TestEnv};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -165,12 +165,9 @@ fn config_with(sinks: &str) -> String {
 
 /// A test env whose one sink is a webhook on a port nothing listens on yet (retrying every
 /// 100-300 ms), and that port.
-fn env_with_a_webhook_down() -> (TestEnv, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+fn env_with_a_webhook_down() -> (TestEnv, DownPort) {
+    let down = DownPort::new();
+    let port = down.port;
     let env = TestEnv::new();
     env.write(
         "watch.toml",
@@ -178,7 +175,7 @@ fn env_with_a_webhook_down() -> (TestEnv, u16) {
             "[[sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretry_initial = \"100ms\"\nretry_max = \"300ms\"\n"
         )),
     );
-    (env, port)
+    (env, down)
 }
 
 /// Watches `app.log` in `env` (whose webhook is down), opens a window on `pay`, and waits
@@ -349,7 +346,7 @@ fn a_sink_down_across_a_kill_9_gets_everything_once_in_order_when_back() {
     let watcher = window_journaled_while_the_webhook_is_down(&env);
     watcher.kill9();
     let watcher = Watcher::start(&env, &["app.log"]);
-    let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
+    let server = ScriptedServer::start_on(port.comes_up(), &[]);
     let got = server.wait_for(2, Duration::from_secs(15));
     // Everything acknowledged: nothing is left that could be sent again.
     eventually(Duration::from_secs(15), || {
@@ -469,7 +466,7 @@ fn an_ack_file_claiming_more_than_was_journaled_is_moved_aside_and_nothing_is_sk
     assert_eq!(code, 0);
     // Garbled by hand or by a disk: claims everything up to 50 was delivered.
     std::fs::write(env.path("state/sinks/webhook.ack"), "{\"seq\":50}").unwrap();
-    let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
+    let server = ScriptedServer::start_on(port.comes_up(), &[]);
     let watcher = Watcher::start(&env, &["app.log"]);
     let got = server.wait_for(2, Duration::from_secs(15));
     assert_eq!(got[0].body["status"], "open");
@@ -522,7 +519,7 @@ fn over_its_bound_the_outbox_gives_the_oldest_alerts_to_the_dead_letter_file_and
                 dead().len()
             ))
     });
-    let server = ScriptedServer::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), &[]);
+    let server = ScriptedServer::start_on(port.comes_up(), &[]);
     let key = |a: &Value| format!("{}:{}", a["id"], a["status"]);
     let dead_keys: Vec<String> = dead()
         .iter()

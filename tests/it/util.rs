@@ -468,3 +468,29 @@ impl Lcg {
         self.next() % n
     }
 }
+
+/// A port on 127.0.0.1 that refuses connections, and that no other test can take until it
+/// [`DownPort::comes_up`]: a socket bound to it, not listening. (A port found free and let go
+/// can be bound by another test running meanwhile, whose server then answers what was meant to
+/// find nothing there.)
+pub struct DownPort {
+    socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl DownPort {
+    pub fn new() -> DownPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any_port.into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        DownPort { socket, port }
+    }
+
+    /// The endpoint comes back: the same socket starts listening (the port never free between).
+    pub fn comes_up(self) -> std::net::TcpListener {
+        self.socket.listen(128).unwrap();
+        self.socket.into()
+    }
+}
