@@ -10,10 +10,7 @@
 mod synth;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use exposure::archive::archive;
 use exposure::config::{Config, ConfigFile, DetectOverrides};
-use exposure::report::Problems;
-use exposure::source::Input;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
@@ -27,10 +24,8 @@ fn bench(c: &mut Criterion) {
             continue;
         }
         let json = dir.path().join(format!("{name}.jsonl"));
-        std::fs::write(&json, synth::jsonl(shape)).expect("write events");
         let lake = dir.path().join(name);
-        let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-        archive(&config, &[Input::File(json)], &lake, false, &mut quiet).expect("archive");
+        synth::write_archive(&config, shape, &json, &lake);
         let reads = synth::PreInterned::from_archive(&config, &lake);
         let mut group = c.benchmark_group("detect");
         group.throughput(Throughput::Elements(reads.events));

@@ -18,10 +18,7 @@
 #[path = "synth/mod.rs"]
 mod synth;
 
-use exposure::archive::archive;
 use exposure::config::{Config, ConfigFile, DetectOverrides};
-use exposure::report::Problems;
-use exposure::source::Input;
 use object_store::ObjectStoreExt;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -188,17 +185,13 @@ fn main() {
     let runs = synth::env_u64("EXPOSURE_S3_RUNS", 3) as usize;
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("events.jsonl");
-    std::fs::write(&json, synth::jsonl(synth::Shape::new(events))).unwrap();
     let config = Config::build(ConfigFile::default(), &DetectOverrides::default(), None).unwrap();
-    let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-    archive(
+    synth::write_archive(
         &config,
-        &[Input::File(json.clone())],
+        synth::Shape::new(events),
+        &json,
         &dir.path().join("archive"),
-        false,
-        &mut quiet,
-    )
-    .unwrap();
+    );
     std::fs::remove_file(&json).unwrap();
     let server = start_server();
     let bytes = upload(&server, &dir.path().join("archive"));

@@ -21,13 +21,11 @@
 mod synth;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use exposure::archive::archive;
 use exposure::config::{Config, ConfigFile, DetectOverrides};
 use exposure::format::Format;
 use exposure::format::jsonl::FieldPaths;
-use exposure::report::Problems;
+use exposure::source::expand_inputs;
 use exposure::source::parquet::ParquetInput;
-use exposure::source::{Input, expand_inputs};
 use exposure::time::EpochUnit;
 use std::hint::black_box;
 use std::path::Path;
@@ -88,17 +86,8 @@ fn bench(c: &mut Criterion) {
     let mut ratios = Vec::new();
     for (shape_name, shape) in shapes(events) {
         let json = dir.path().join(format!("{shape_name}.jsonl"));
-        std::fs::write(&json, synth::jsonl(shape)).expect("write events");
         let lake = dir.path().join(format!("{shape_name}-archive"));
-        let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-        archive(
-            &config,
-            &[Input::File(json.clone())],
-            &lake,
-            false,
-            &mut quiet,
-        )
-        .expect("archive");
+        synth::write_archive(&config, shape, &json, &lake);
         let duck = dir.path().join(format!("{shape_name}-duckdb"));
         let mut kinds = vec![("archive", lake)];
         match write_with_duckdb(&json, &duck) {

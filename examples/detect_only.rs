@@ -10,10 +10,7 @@
 #[path = "../benches/synth/mod.rs"]
 mod synth;
 
-use exposure::archive::archive;
 use exposure::config::{Config, ConfigFile, DetectOverrides};
-use exposure::report::Problems;
-use exposure::source::Input;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -33,10 +30,8 @@ fn main() {
         .expect("defaults are valid");
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("events.jsonl");
-    std::fs::write(&json, synth::jsonl(shape)).expect("write events");
     let lake = dir.path().join("lake");
-    let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
-    archive(&config, &[Input::File(json)], &lake, false, &mut quiet).expect("archive");
+    synth::write_archive(&config, shape, &json, &lake);
     let reads = synth::PreInterned::from_archive(&config, &lake);
     let detector = reads.template.clone();
     let started = std::time::Instant::now();

@@ -185,6 +185,21 @@ pub fn replay_once(
     (outcome.summary.events, out.len())
 }
 
+/// Writes `shape`'s events to `json` and converts them with `exposure archive` into `lake`: the
+/// archive the Parquet benches read (`json` stays, for other writers).
+pub fn write_archive(
+    config: &exposure::config::Config,
+    shape: Shape,
+    json: &std::path::Path,
+    lake: &std::path::Path,
+) {
+    use exposure::report::Problems;
+    std::fs::write(json, jsonl(shape)).expect("write events");
+    let mut quiet = Problems::new(Box::new(std::io::sink()), 0);
+    let inputs = [exposure::source::Input::File(json.to_path_buf())];
+    exposure::archive::archive(config, &inputs, lake, false, &mut quiet).expect("archive");
+}
+
 /// The reads of an archive as the detector's ids, row group by row group in replay order,
 /// each with the first time of the next (what the watermark moves to): detection alone, fed
 /// what Parquet replay feeds it, without decoding (`benches/detect.rs`,
