@@ -66,13 +66,19 @@ con.execute("""COPY (SELECT ts, principal, "table", action FROM read_json('{json
     Ok(())
 }
 
-/// The mean time of benchmark `id` in this run, from criterion's estimates.
-fn mean_ns(id: &str) -> Option<f64> {
+/// The mean time of benchmark `id` in this run (estimates written since `started`), from
+/// criterion's estimates; `None` for one this run did not measure (`--test`, a filter), whose
+/// estimates are an earlier run's, perhaps over another number of events.
+fn mean_ns(id: &str, started: std::time::SystemTime) -> Option<f64> {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let path = Path::new(&target)
         .join("criterion")
         .join(id)
         .join("new/estimates.json");
+    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if written < started {
+        return None;
+    }
     let estimates: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     estimates["mean"]["point_estimate"].as_f64()
@@ -84,6 +90,7 @@ fn bench(c: &mut Criterion) {
     let events = synth::env_u64("EXPOSURE_EVENTS", 2_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut ratios = Vec::new();
+    let started = std::time::SystemTime::now();
     for (shape_name, shape) in shapes(events) {
         let json = dir.path().join(format!("{shape_name}.jsonl"));
         let lake = dir.path().join(format!("{shape_name}-archive"));
@@ -98,9 +105,9 @@ fn bench(c: &mut Criterion) {
         for (kind, path) in kinds {
             let group_name = format!("parquet-{shape_name}-{kind}");
             measure(c, &config, &group_name, &path, events);
-            let replay_1 = mean_ns(&format!("{group_name}/replay_1_thread"));
-            let replay_2 = mean_ns(&format!("{group_name}/replay_2_thread"));
-            let decode = mean_ns(&format!("{group_name}/decode_only_1_thread"));
+            let replay_1 = mean_ns(&format!("{group_name}/replay_1_thread"), started);
+            let replay_2 = mean_ns(&format!("{group_name}/replay_2_thread"), started);
+            let decode = mean_ns(&format!("{group_name}/decode_only_1_thread"), started);
             if let (Some(r1), Some(r2), Some(d)) = (replay_1, replay_2, decode) {
                 ratios.push(format!(
                     "{group_name}: replay 1 thread {:.1} M/s = {:.0} % of decode-only {:.1} M/s; \
